@@ -1,0 +1,46 @@
+"""Request dependencies: the engine, the settings, and the CPU-work limiter.
+
+Everything a route needs comes through here, so tests can swap the settings
+or the engine without touching globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Depends, Request
+
+from server.engine.collection import Collection
+from server.engine.engine import Engine
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_collection(name: str, engine: EngineDep) -> Collection:
+    return engine.get(name)
+
+
+CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+
+async def run_cpu(request: Request, func: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (numpy, faiss, SQLite) off the event loop, bounded in concurrency."""
+    limiter: anyio.CapacityLimiter = request.app.state.cpu_limiter
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)

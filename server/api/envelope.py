@@ -1,0 +1,36 @@
+"""Qdrant's response envelope, serialised with orjson.
+
+``{"result": ..., "status": "ok", "time": seconds}`` on success and
+``{"result": null, "status": {"error": "..."}, "time": seconds}`` on failure.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+class OrjsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=_OPTIONS)
+
+
+def elapsed(request: Request) -> float:
+    started: float | None = getattr(request.state, "started", None)
+    return 0.0 if started is None else time.perf_counter() - started
+
+
+def ok(request: Request, result: Any) -> OrjsonResponse:
+    return OrjsonResponse({"result": result, "status": "ok", "time": elapsed(request)})
+
+
+def error_body(message: str, seconds: float) -> dict[str, Any]:
+    return {"result": None, "status": {"error": message}, "time": seconds}

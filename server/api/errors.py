@@ -1,0 +1,63 @@
+"""The ONE table from exceptions to HTTP responses.
+
+Domain errors carry their own status; request-shape errors from FastAPI become
+400 (unparseable JSON) or 422 (well-formed JSON of the wrong shape), each with
+a message naming the field. Anything unexpected is logged and answered 500
+without leaking internals; tests make sure no request reaches that branch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.api.envelope import OrjsonResponse, elapsed, error_body
+from server.errors import QuiverError
+
+log = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(QuiverError, _domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _respond(request: Request, status: int, message: str) -> OrjsonResponse:
+    return OrjsonResponse(error_body(message, elapsed(request)), status_code=status)
+
+
+async def _domain_error(request: Request, exc: QuiverError) -> OrjsonResponse:
+    return _respond(request, exc.status_code, exc.message)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
+        return _respond(request, 400, f"Format error in JSON body: {reason}")
+    return _respond(request, 422, "Validation error in request: " + _describe(errors))
+
+
+def _describe(errors: Any) -> str:
+    parts = []
+    for error in list(errors)[:5]:
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        parts.append(f"{loc or 'body'}: {error.get('msg', 'invalid')}")
+    more = len(errors) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+    return _respond(request, exc.status_code, str(exc.detail))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return _respond(request, 500, f"Service internal error: {type(exc).__name__}")

@@ -1,0 +1,87 @@
+"""Pure-ASGI middleware: request timing, API key, early body-size check, JSON content type.
+
+Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds no per-request
+task. A declared ``Content-Length`` over the limit is refused here before any
+byte is read; a streamed (chunked) body is cut off by FastAPI's own
+``max_body_size`` limiter, which ``main.py`` also sets.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from server.api.envelope import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+
+
+class QuiverMiddleware:
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body: int) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        scope.setdefault("state", {})["started"] = started
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
+            await _reject(
+                send, 401, "Must provide a valid API key in the 'api-key' header", started
+            )
+            return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _reject(send, 413, self._too_large(), started)
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            scope["headers"] = _as_json(scope.get("headers", []))
+        await self.app(scope, receive, send)
+
+    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
+        assert self.api_key is not None
+        expected = self.api_key.encode()
+        given = headers.get(b"api-key")
+        if given is None:
+            bearer = headers.get(b"authorization", b"")
+            given = bearer[7:] if bearer.lower().startswith(b"bearer ") else None
+        return given is not None and hmac.compare_digest(given, expected)
+
+    def _too_large(self) -> str:
+        return f"Request body exceeds the limit of {self.max_body} bytes"
+
+
+def _as_json(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Qdrant's API is JSON only: treat every body as JSON (curl -d sends a form type)."""
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    kept.append((b"content-type", b"application/json"))
+    return kept
+
+
+async def _reject(send: Send, status: int, message: str, started: float) -> None:
+    body = orjson.dumps(error_body(message, time.perf_counter() - started))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,51 @@
+"""Service routes: version (for qdrant-client's compatibility check) and health."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.api.envelope import OrjsonResponse, ok
+
+router = APIRouter(tags=["service"])
+
+QDRANT_API_VERSION = "1.19.0"
+"""The Qdrant release whose REST API Quiver speaks; qdrant-client compares its own
+version with this one (major equal, minor within one)."""
+
+
+def quiver_version() -> str:
+    try:
+        return version("quiver")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@router.get("/")
+async def root() -> Response:
+    return OrjsonResponse(
+        {
+            "title": "quiver - vector search engine (Qdrant-compatible API)",
+            "version": QDRANT_API_VERSION,
+            "quiver_version": quiver_version(),
+        }
+    )
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return OrjsonResponse("healthz check passed")
+
+
+@router.get("/livez")
+async def livez() -> Response:
+    return OrjsonResponse("healthz check passed")
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    if getattr(request.app.state, "engine", None) is None:
+        return OrjsonResponse({"status": {"error": "engine not open"}}, status_code=503)
+    return ok(request, "all shards are ready")

@@ -1,0 +1,201 @@
+"""Point writes and reads: upsert, retrieve, delete, payload operations, scroll, count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.api.deps import CollectionDep, SettingsDep, run_cpu
+from server.api.envelope import ok
+from server.api.routes.common import (
+    check_limit,
+    payload_selector,
+    point_ids,
+    selection,
+    update_result,
+    vector_selector,
+)
+from server.api.schemas import (
+    CountRequest,
+    DeletePayload,
+    PointRequest,
+    PointsBatch,
+    PointsList,
+    PointsSelector,
+    ScrollRequest,
+    SetPayload,
+)
+from server.engine.filters import parse_filter
+from server.engine.point_ids import parse_point_id
+from server.errors import BadRequest, UnsupportedFeature
+
+router = APIRouter(tags=["points"])
+
+
+@router.put("/collections/{name}/points")
+async def upsert_points(
+    request: Request,
+    body: PointsList | PointsBatch,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    ids, vectors, payloads = _columns(body, settings)
+    update_filter = parse_filter(body.update_filter)
+    op_id = await run_cpu(
+        request,
+        lambda: collection.upsert(
+            ids,
+            vectors,
+            payloads,
+            update_mode=body.update_mode or "upsert",
+            update_filter=update_filter,
+        ),
+    )
+    return update_result(request, op_id, wait)
+
+
+@router.get("/collections/{name}/points/{point_id}")
+async def get_point(request: Request, point_id: str, collection: CollectionDep) -> Response:
+    parsed = parse_point_id(int(point_id) if point_id.isdigit() else point_id)
+    return ok(request, await run_cpu(request, collection.get_point, parsed))
+
+
+@router.post("/collections/{name}/points")
+async def retrieve_points(
+    request: Request, body: PointRequest, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    ids = point_ids(body.ids, settings)
+    with_payload = payload_selector(body.with_payload, True)
+    with_vector = vector_selector(body.with_vector, False)
+    records = await run_cpu(request, collection.retrieve, ids, with_payload, with_vector)
+    return ok(request, records)
+
+
+@router.post("/collections/{name}/points/delete")
+async def delete_points(
+    request: Request,
+    body: PointsSelector,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    chosen = selection(body.points, body.filter, settings)
+    return update_result(request, await run_cpu(request, collection.delete, chosen), wait)
+
+
+@router.post("/collections/{name}/points/payload")
+async def set_payload(
+    request: Request,
+    body: SetPayload,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    chosen = selection(body.points, body.filter, settings)
+    op_id = await run_cpu(request, collection.set_payload, body.payload, chosen, body.key)
+    return update_result(request, op_id, wait)
+
+
+@router.put("/collections/{name}/points/payload")
+async def overwrite_payload(
+    request: Request,
+    body: SetPayload,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    if body.key is not None:
+        raise BadRequest("Wrong input: `key` is not allowed when overwriting a payload")
+    chosen = selection(body.points, body.filter, settings)
+    op_id = await run_cpu(request, collection.overwrite_payload, body.payload, chosen)
+    return update_result(request, op_id, wait)
+
+
+@router.post("/collections/{name}/points/payload/delete")
+async def delete_payload(
+    request: Request,
+    body: DeletePayload,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    chosen = selection(body.points, body.filter, settings)
+    op_id = await run_cpu(request, collection.delete_payload, body.keys, chosen)
+    return update_result(request, op_id, wait)
+
+
+@router.post("/collections/{name}/points/payload/clear")
+async def clear_payload(
+    request: Request,
+    body: PointsSelector,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    chosen = selection(body.points, body.filter, settings)
+    return update_result(request, await run_cpu(request, collection.clear_payload, chosen), wait)
+
+
+@router.post("/collections/{name}/points/scroll")
+async def scroll_points(
+    request: Request, body: ScrollRequest, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    if body.order_by is not None:
+        raise UnsupportedFeature("scroll `order_by`")
+    limit = check_limit("limit", 10 if body.limit is None else body.limit, settings)
+    offset = None if body.offset is None else parse_point_id(body.offset)
+    flt = parse_filter(body.filter)
+    with_payload = payload_selector(body.with_payload, True)
+    with_vector = vector_selector(body.with_vector, False)
+    records, next_offset = await run_cpu(
+        request, collection.scroll, flt, limit, offset, with_payload, with_vector
+    )
+    return ok(request, {"points": records, "next_page_offset": next_offset})
+
+
+@router.post("/collections/{name}/points/count")
+async def count_points(
+    request: Request, collection: CollectionDep, body: CountRequest | None = None
+) -> Response:
+    flt = parse_filter(body.filter if body is not None else None)
+    return ok(request, {"count": await run_cpu(request, collection.count, flt)})
+
+
+def _columns(
+    body: PointsList | PointsBatch, settings: SettingsDep
+) -> tuple[list[Any], list[Any], list[dict[str, Any] | None]]:
+    """Both upsert forms as three parallel lists, validated for size and ids."""
+    if isinstance(body, PointsList):
+        raw_ids: list[Any] = [p.id for p in body.points]
+        vectors: list[Any] = [p.vector for p in body.points]
+        payloads = [p.payload for p in body.points]
+    else:
+        batch = body.batch
+        raw_ids = batch.ids
+        vectors = _batch_vectors(batch.vectors, len(raw_ids))
+        payloads = list(batch.payloads) if batch.payloads is not None else [None] * len(raw_ids)
+        if len(payloads) != len(raw_ids):
+            raise BadRequest(
+                f"Wrong input: batch has {len(raw_ids)} ids but {len(payloads)} payloads"
+            )
+    ids = point_ids(raw_ids, settings)
+    return ids, vectors, payloads
+
+
+def _batch_vectors(raw: list[list[float]] | dict[str, list[Any]], count: int) -> list[Any]:
+    if isinstance(raw, list):
+        if len(raw) != count:
+            raise BadRequest(f"Wrong input: batch has {count} ids but {len(raw)} vectors")
+        return list(raw)
+    per_point: list[dict[str, Any]] = [{} for _ in range(count)]
+    for name, column in raw.items():
+        if len(column) != count:
+            raise BadRequest(
+                f"Wrong input: batch has {count} ids but {len(column)} vectors named {name!r}"
+            )
+        for i, vector in enumerate(column):
+            per_point[i][name] = vector
+    return per_point

@@ -1,0 +1,188 @@
+"""Search: the universal ``/points/query`` and the legacy ``/points/search``, single and batch.
+
+Each request is turned into a ``SearchSpec`` (validated vector, filter, limits)
+before any search runs, so a bad request in a batch fails the whole batch
+cleanly; the batch then goes to the collection in one call, which answers
+unfiltered queries together in one native kernel call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.api.deps import CollectionDep, SettingsDep, run_cpu
+from server.api.envelope import ok
+from server.api.routes.common import check_limit, payload_selector, vector_selector
+from server.api.schemas import (
+    QueryRequest,
+    QueryRequestBatch,
+    SearchRequest,
+    SearchRequestBatch,
+)
+from server.engine.collection import Collection, SearchSpec
+from server.engine.filters import parse_filter
+from server.engine.point_ids import PointId, parse_point_id
+from server.errors import BadRequest, UnsupportedFeature
+from server.settings import Settings
+
+router = APIRouter(tags=["search"])
+
+_OTHER_QUERY_KINDS = (
+    "recommend", "discover", "context", "fusion", "rrf", "formula", "order_by", "sample",
+    "relevance_feedback",
+)  # fmt: skip
+
+
+@router.post("/collections/{name}/points/query")
+async def query_points(
+    request: Request, body: QueryRequest, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    answers = await run_cpu(request, _run_queries, collection, [body], settings)
+    return ok(request, {"points": answers[0]})
+
+
+@router.post("/collections/{name}/points/query/batch")
+async def query_points_batch(
+    request: Request, body: QueryRequestBatch, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    _check_batch(len(body.searches), settings)
+    answers = await run_cpu(request, _run_queries, collection, body.searches, settings)
+    return ok(request, [{"points": points} for points in answers])
+
+
+@router.post("/collections/{name}/points/search")
+async def search_points(
+    request: Request, body: SearchRequest, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    specs = [_search_spec(body, collection, settings)]
+    return ok(request, (await run_cpu(request, collection.search, specs))[0])
+
+
+@router.post("/collections/{name}/points/search/batch")
+async def search_points_batch(
+    request: Request, body: SearchRequestBatch, collection: CollectionDep, settings: SettingsDep
+) -> Response:
+    _check_batch(len(body.searches), settings)
+    specs = [_search_spec(s, collection, settings) for s in body.searches]
+    return ok(request, await run_cpu(request, collection.search, specs))
+
+
+def _run_queries(
+    collection: Collection, requests: list[QueryRequest], settings: Settings
+) -> list[list[dict[str, Any]]]:
+    """Resolve every request first (ids -> vectors), then search them all at once."""
+    answers: list[list[dict[str, Any]] | None] = [None] * len(requests)
+    specs: list[SearchSpec] = []
+    positions: list[int] = []
+    for i, request in enumerate(requests):
+        spec = _query_spec(request, collection, settings)
+        if spec is None:
+            answers[i] = _points_without_query(request, collection, settings)
+        else:
+            specs.append(spec)
+            positions.append(i)
+    for i, points in zip(positions, collection.search(specs), strict=True):
+        answers[i] = points
+    return [points or [] for points in answers]
+
+
+def _query_spec(
+    request: QueryRequest, collection: Collection, settings: Settings
+) -> SearchSpec | None:
+    if request.prefetch:
+        raise UnsupportedFeature("`prefetch`")
+    if request.lookup_from is not None:
+        raise UnsupportedFeature("`lookup_from`")
+    query = request.query
+    if isinstance(query, dict):
+        query = _nearest_of(query)
+    if query is None:
+        return None
+    exclude: list[PointId] = []
+    if isinstance(query, int | str) and not isinstance(query, bool):
+        point_id = parse_point_id(query)
+        vector = collection.query_vector_of(point_id, request.using or "")
+        name = collection.prepare_query(vector.tolist(), request.using)[0]
+        exclude.append(point_id)
+    elif isinstance(query, list):
+        if query and isinstance(query[0], list):
+            raise UnsupportedFeature("multi-vector queries")
+        name, vector = collection.prepare_query(query, request.using)
+    else:
+        raise BadRequest(f"Wrong input: cannot read `query` of type {type(query).__name__}")
+    return SearchSpec(
+        using=name,
+        vector=vector,
+        limit=check_limit("limit", 10 if request.limit is None else request.limit, settings),
+        offset=check_limit("offset", request.offset or 0, settings),
+        filter=parse_filter(request.filter),
+        score_threshold=request.score_threshold,
+        with_payload=payload_selector(request.with_payload, False),
+        with_vector=vector_selector(request.with_vector, False),
+        exclude_ids=exclude,
+    )
+
+
+def _nearest_of(query: dict[str, Any]) -> Any:
+    if "nearest" in query:
+        if query.get("mmr") is not None:
+            raise UnsupportedFeature("MMR (`mmr`) queries")
+        nearest = query["nearest"]
+        if isinstance(nearest, dict):
+            raise UnsupportedFeature("sparse vector queries")
+        return nearest
+    if "indices" in query and "values" in query:
+        raise UnsupportedFeature("sparse vector queries")
+    for kind in _OTHER_QUERY_KINDS:
+        if kind in query:
+            raise UnsupportedFeature(f"`{kind}` queries")
+    raise BadRequest(f"Wrong input: unknown query object with keys {sorted(query)}")
+
+
+def _points_without_query(
+    request: QueryRequest, collection: Collection, settings: Settings
+) -> list[dict[str, Any]]:
+    """A query with no ``query`` pages through points in id order, as Qdrant does."""
+    limit = check_limit("limit", 10 if request.limit is None else request.limit, settings)
+    offset = check_limit("offset", request.offset or 0, settings)
+    records, _ = collection.scroll(
+        parse_filter(request.filter),
+        limit + offset,
+        None,
+        payload_selector(request.with_payload, False),
+        vector_selector(request.with_vector, False),
+    )
+    return [record | {"version": 0, "score": 1.0} for record in records[offset:]]
+
+
+def _search_spec(request: SearchRequest, collection: Collection, settings: Settings) -> SearchSpec:
+    raw: Any = request.vector
+    using: str | None = None
+    if isinstance(raw, dict):
+        using, raw = raw.get("name"), raw.get("vector")
+        if isinstance(raw, dict):
+            raise UnsupportedFeature("sparse vector search")
+        if not isinstance(using, str) or not isinstance(raw, list):
+            raise BadRequest('Wrong input: a named vector is {"name": str, "vector": [numbers]}')
+    name, vector = collection.prepare_query(raw, using)
+    return SearchSpec(
+        using=name,
+        vector=vector,
+        limit=check_limit("limit", request.limit, settings),
+        offset=check_limit("offset", request.offset or 0, settings),
+        filter=parse_filter(request.filter),
+        score_threshold=request.score_threshold,
+        with_payload=payload_selector(request.with_payload, False),
+        with_vector=vector_selector(request.with_vector, False),
+    )
+
+
+def _check_batch(count: int, settings: Settings) -> None:
+    if count > settings.max_search_batch:
+        raise BadRequest(
+            f"Wrong input: {count} searches in one batch exceeds the limit of "
+            f"{settings.max_search_batch}"
+        )

@@ -1,0 +1,215 @@
+"""Wire models: request bodies in Qdrant's shapes (field names exactly as its OpenAPI).
+
+Only shapes live here; meaning (ids, vectors, filters) is checked by the engine.
+Filters and ``with_payload`` stay raw JSON and are parsed by the engine's own
+parsers, which give messages that name the offending path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from index.metrics import Distance
+
+ExtendedPointId = StrictInt | StrictStr
+RawFilter = dict[str, Any] | None
+RawWithPayload = bool | list[str] | dict[str, Any] | None
+RawWithVector = bool | list[str] | None
+
+
+class Wire(BaseModel):
+    """Unknown fields are rejected so a typo gets a clear error instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class VectorParamsIn(Wire):
+    size: int = Field(ge=1)
+    distance: Distance
+    hnsw_config: dict[str, Any] | None = None
+    quantization_config: dict[str, Any] | None = None
+    on_disk: bool | None = None
+    datatype: Literal["float32", "float16", "uint8"] | None = None
+    multivector_config: dict[str, Any] | None = None
+    memory: Any = None
+
+
+class HnswConfigDiff(Wire):
+    m: int | None = Field(default=None, ge=0)
+    ef_construct: int | None = Field(default=None, ge=4)
+    full_scan_threshold: int | None = Field(default=None, ge=10)
+    max_indexing_threads: int | None = Field(default=None, ge=0)
+    on_disk: bool | None = None
+    payload_m: int | None = Field(default=None, ge=0)
+    inline_storage: bool | None = None
+    memory: Any = None
+
+
+class OptimizersConfigDiff(Wire):
+    deleted_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    vacuum_min_vector_number: int | None = Field(default=None, ge=100)
+    default_segment_number: int | None = Field(default=None, ge=0)
+    max_segment_size: int | None = Field(default=None, ge=1)
+    memmap_threshold: int | None = None
+    indexing_threshold: int | None = Field(default=None, ge=0)
+    flush_interval_sec: int | None = Field(default=None, ge=0)
+    max_optimization_threads: int | Literal["auto"] | None = None
+    prevent_unoptimized: bool | None = None
+
+
+class WalConfigDiff(Wire):
+    wal_capacity_mb: int | None = Field(default=None, ge=1)
+    wal_segments_ahead: int | None = Field(default=None, ge=0)
+    wal_retain_closed: int | None = None
+
+
+class CreateCollection(Wire):
+    vectors: VectorParamsIn | dict[str, VectorParamsIn] | None = None
+    shard_number: int | None = Field(default=None, ge=1)
+    sharding_method: Any = None
+    replication_factor: int | None = Field(default=None, ge=1)
+    write_consistency_factor: int | None = Field(default=None, ge=1)
+    on_disk_payload: bool | None = None
+    payload: Any = None
+    id_tracker: Any = None
+    hnsw_config: HnswConfigDiff | None = None
+    wal_config: WalConfigDiff | None = None
+    optimizers_config: OptimizersConfigDiff | None = None
+    quantization_config: dict[str, Any] | None = None
+    sparse_vectors: dict[str, Any] | None = None
+    strict_mode_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    init_from: Any = None
+
+
+class UpdateCollection(Wire):
+    vectors: dict[str, Any] | None = None
+    optimizers_config: OptimizersConfigDiff | None = None
+    params: dict[str, Any] | None = None
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: dict[str, Any] | None = None
+    sparse_vectors: dict[str, Any] | None = None
+    strict_mode_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class PointStruct(Wire):
+    id: ExtendedPointId
+    vector: list[float] | dict[str, Any]
+    payload: dict[str, Any] | None = None
+
+
+class PointsList(Wire):
+    points: list[PointStruct]
+    shard_key: Any = None
+    update_filter: RawFilter = None
+    update_mode: Literal["upsert", "insert_only", "update_only"] | None = None
+
+
+class Batch(Wire):
+    ids: list[ExtendedPointId]
+    vectors: list[list[float]] | dict[str, list[Any]]
+    payloads: list[dict[str, Any] | None] | None = None
+
+
+class PointsBatch(Wire):
+    batch: Batch
+    shard_key: Any = None
+    update_filter: RawFilter = None
+    update_mode: Literal["upsert", "insert_only", "update_only"] | None = None
+
+
+class PointRequest(Wire):
+    ids: list[ExtendedPointId]
+    with_payload: RawWithPayload = None
+    with_vector: RawWithVector = None
+    shard_key: Any = None
+    consistency: Any = None
+
+
+class PointsSelector(Wire):
+    points: list[ExtendedPointId] | None = None
+    filter: RawFilter = None
+    shard_key: Any = None
+
+
+class SetPayload(Wire):
+    payload: dict[str, Any]
+    points: list[ExtendedPointId] | None = None
+    filter: RawFilter = None
+    key: str | None = None
+    shard_key: Any = None
+
+
+class DeletePayload(Wire):
+    keys: list[str]
+    points: list[ExtendedPointId] | None = None
+    filter: RawFilter = None
+    shard_key: Any = None
+
+
+class ScrollRequest(Wire):
+    offset: ExtendedPointId | None = None
+    limit: int | None = Field(default=None, ge=0)
+    filter: RawFilter = None
+    with_payload: RawWithPayload = None
+    with_vector: RawWithVector = None
+    order_by: Any = None
+    shard_key: Any = None
+
+
+class CountRequest(Wire):
+    filter: RawFilter = None
+    exact: bool | None = None
+    shard_key: Any = None
+
+
+class SearchParams(Wire):
+    hnsw_ef: int | None = Field(default=None, ge=0)
+    exact: bool | None = None
+    quantization: dict[str, Any] | None = None
+    indexed_only: bool | None = None
+    acorn: dict[str, Any] | None = None
+    idf: Any = None
+
+
+class QueryRequest(Wire):
+    query: Any = None
+    using: str | None = None
+    prefetch: Any = None
+    filter: RawFilter = None
+    params: SearchParams | None = None
+    score_threshold: float | None = None
+    limit: int | None = Field(default=None, ge=0)
+    offset: int | None = Field(default=None, ge=0)
+    with_payload: RawWithPayload = None
+    with_vector: RawWithVector = None
+    lookup_from: Any = None
+    shard_key: Any = None
+
+
+class QueryRequestBatch(Wire):
+    searches: list[QueryRequest]
+
+
+class SearchRequest(Wire):
+    vector: list[float] | dict[str, Any]
+    filter: RawFilter = None
+    params: SearchParams | None = None
+    limit: int = Field(ge=0)
+    offset: int | None = Field(default=None, ge=0)
+    with_payload: RawWithPayload = None
+    with_vector: RawWithVector = None
+    score_threshold: float | None = None
+    shard_key: Any = None
+
+
+class SearchRequestBatch(Wire):
+    searches: list[SearchRequest]
+
+
+class CreateFieldIndex(Wire):
+    field_name: str = Field(min_length=1)
+    field_schema: str | dict[str, Any] | None = None

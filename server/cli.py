@@ -1,0 +1,47 @@
+"""The ``quiver`` command: ``quiver serve --host H --port P --data-dir D``.
+
+Flags override ``QUIVER_*`` environment variables, which override defaults.
+One uvicorn worker: the process owns the data folder and its in-memory index.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import uvicorn
+
+from server.logs import configure_logging
+from server.main import create_app
+from server.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="quiver", description="Quiver vector search server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="bind address (QUIVER_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (QUIVER_PORT, default 6333)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="data folder (QUIVER_DATA_DIR, default ./data)"
+    )
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

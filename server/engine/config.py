@@ -1,0 +1,104 @@
+"""A collection's configuration: what was asked at create time, with Qdrant's defaults.
+
+Stored as JSON inside the collection's database (see ``storage/point_store.py``)
+and reported back, in Qdrant's shape, by ``GET /collections/{name}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from index.metrics import Distance
+
+DEFAULT_VECTOR = ""
+"""Name of the single unnamed vector (Qdrant's ``vector: [...]`` form)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VectorParams(_Frozen):
+    size: int = Field(ge=1)
+    distance: Distance
+    hnsw_config: dict[str, Any] | None = None
+    quantization_config: dict[str, Any] | None = None
+    on_disk: bool | None = None
+    datatype: str | None = None
+
+
+class HnswConfig(_Frozen):
+    """Graph parameters; used by the HNSW backend (exact search ignores them)."""
+
+    m: int = 16
+    ef_construct: int = 100
+    full_scan_threshold: int = 10_000
+    max_indexing_threads: int = 0
+    on_disk: bool = False
+    payload_m: int | None = None
+
+
+class OptimizersConfig(_Frozen):
+    deleted_threshold: float = 0.2
+    vacuum_min_vector_number: int = 1000
+    default_segment_number: int = 0
+    max_segment_size: int | None = None
+    memmap_threshold: int | None = None
+    indexing_threshold: int = 20_000
+    flush_interval_sec: int = 5
+    max_optimization_threads: int | None = None
+
+
+class WalConfig(_Frozen):
+    wal_capacity_mb: int = 32
+    wal_segments_ahead: int = 0
+
+
+class CollectionConfig(_Frozen):
+    """Everything that defines a collection, in the form persisted on disk."""
+
+    vectors: dict[str, VectorParams]
+    named_vectors: bool
+    hnsw_config: HnswConfig = HnswConfig()
+    optimizers_config: OptimizersConfig = OptimizersConfig()
+    wal_config: WalConfig = WalConfig()
+    quantization_config: dict[str, Any] | None = None
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    on_disk_payload: bool = True
+    strict_mode_config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    payload_schema: dict[str, dict[str, Any]] = {}
+
+    def vector(self, name: str | None) -> VectorParams | None:
+        return self.vectors.get(name or DEFAULT_VECTOR)
+
+    def with_updates(self, **changes: Any) -> CollectionConfig:
+        return self.model_validate(self.model_dump() | changes)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``config`` object of Qdrant's ``CollectionInfo``."""
+        dump = self.model_dump(mode="json")
+        vectors = {name: _drop_nones(v) for name, v in dump["vectors"].items()}
+        return {
+            "params": {
+                "vectors": vectors if self.named_vectors else vectors[DEFAULT_VECTOR],
+                "shard_number": self.shard_number,
+                "replication_factor": self.replication_factor,
+                "write_consistency_factor": self.write_consistency_factor,
+                "on_disk_payload": self.on_disk_payload,
+            },
+            "hnsw_config": dump["hnsw_config"],
+            "optimizer_config": dump["optimizers_config"],
+            "wal_config": dump["wal_config"],
+            "quantization_config": self.quantization_config,
+            "strict_mode_config": self.strict_mode_config or {"enabled": False},
+            "metadata": self.metadata,
+        }
+
+
+def _drop_nones(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

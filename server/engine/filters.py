@@ -1,0 +1,902 @@
+"""Qdrant's filter grammar: parsed and validated once, evaluated many times.
+
+``parse_filter`` turns the JSON a client sends into an immutable tree of dataclasses
+(one per condition kind, each carrying its key and operands) so that a planner or a
+payload index can inspect it; ``Filter.matches`` tests one point and ``Filter.mask``
+tests one segment's rows at once. Evaluation scans payloads for now; a payload index
+can later answer a ``FieldCondition`` from bitmaps without changing this interface.
+
+Semantics follow Qdrant and were checked against ``qdrant-client``'s local mode:
+
+* ``must`` = AND, ``must_not`` = NOT ANY, ``should`` = OR where an empty ``should`` is
+  no constraint, ``min_should`` = at least ``min_count`` of its conditions.
+* A key that selects an array satisfies match/range/geo if any element does; a missing
+  key or a null never satisfies them (``except`` included).
+* Exact match keeps bool, integer, float and string apart (``true`` is not ``1``, and
+  a float payload value never equals an integer operand).
+* Inside ``nested`` each array element is tested alone; ``has_id``/``has_vector`` never
+  hold there because an element is not a point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, NoReturn, Protocol, TypeGuard
+
+import numpy as np
+import numpy.typing as npt
+
+from server.engine.payload import JsonPath, parse_json_path
+from server.engine.point_ids import PointId, parse_point_id
+from server.errors import InvalidFilter, InvalidPointId, UnsupportedFeature
+
+BoolArray = npt.NDArray[np.bool_]
+RowArray = npt.NDArray[np.intp]
+EARTH_RADIUS_M = 6371008.8  # IUGG mean Earth radius, the one Qdrant uses
+
+
+class FilterSource(Protocol):
+    """The rows a filter is evaluated against (one segment's live points)."""
+
+    @property
+    def ids(self) -> Sequence[PointId]: ...
+
+    @property
+    def payloads(self) -> Sequence[dict[str, Any]]: ...
+
+    def vector_present(self, name: str) -> npt.NDArray[np.bool_]: ...
+
+
+def _no_vectors(name: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One thing a condition is tested on: a point, or an element inside ``nested``."""
+
+    point_id: PointId | None
+    payload: dict[str, Any]
+    has_vector: Callable[[str], bool]
+
+
+class _Scan:
+    """One ``Filter.mask`` call: the source plus per-call caches."""
+
+    def __init__(self, source: FilterSource) -> None:
+        self.source = source
+        self.payloads = source.payloads
+        self._vectors: dict[str, BoolArray] = {}
+
+    def vector_present(self, name: str) -> BoolArray:
+        if name not in self._vectors:
+            self._vectors[name] = np.asarray(self.source.vector_present(name), dtype=bool)
+        return self._vectors[name]
+
+
+# --- conditions ----------------------------------------------------------------------
+
+
+class Condition:
+    """A node of the filter tree; subclasses say how to test a row and a batch of rows."""
+
+    __slots__ = ()
+
+    def holds(self, row: _Row) -> bool:
+        raise NotImplementedError
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        """Evaluate only ``rows`` (indices into the source), so AND/OR can short-circuit."""
+        raise NotImplementedError
+
+
+class _PayloadCondition(Condition):
+    """A condition that reads only the payload, never the id or vectors."""
+
+    __slots__ = ()
+
+    def holds(self, row: _Row) -> bool:
+        return self.test_payload(row.payload)
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        payloads, test = scan.payloads, self.test_payload
+        return np.fromiter((test(payloads[i]) for i in rows.tolist()), dtype=bool, count=len(rows))
+
+
+class ValueTest:
+    """The operand of a field condition, tested against one (flattened) payload value."""
+
+    __slots__ = ()
+
+    def check(self, value: Any) -> bool:
+        raise NotImplementedError
+
+
+def _same_kind_equal(value: Any, operand: str | int | bool) -> bool:
+    """Qdrant's exact match: bool, int, float and str never equal one another."""
+    if isinstance(operand, bool) or isinstance(value, bool):
+        return value is operand
+    if isinstance(operand, int):
+        return isinstance(value, int) and value == operand
+    return isinstance(value, str) and value == operand
+
+
+@dataclass(frozen=True)
+class MatchValue(ValueTest):
+    value: str | int | bool
+
+    def check(self, value: Any) -> bool:
+        return _same_kind_equal(value, self.value)
+
+
+def _in_variants(value: Any, variants: frozenset[str] | frozenset[int]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    return value in variants
+
+
+@dataclass(frozen=True)
+class MatchAny(ValueTest):
+    """Operands are all strings or all integers, as Qdrant requires."""
+
+    any: frozenset[str] | frozenset[int]
+
+    def check(self, value: Any) -> bool:
+        return _in_variants(value, self.any)
+
+
+@dataclass(frozen=True)
+class MatchExcept(ValueTest):
+    except_: frozenset[str] | frozenset[int]
+
+    def check(self, value: Any) -> bool:
+        # null is absence, not a value that differs from every operand
+        return value is not None and not _in_variants(value, self.except_)
+
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _tokens(text: str) -> list[str]:
+    """Qdrant's default word tokenizer for fields without a text index."""
+    return [token.lower() for token in _TOKEN.findall(text)]
+
+
+@dataclass(frozen=True)
+class MatchText(ValueTest):
+    """Every query word must be a word of the value; an empty query matches nothing."""
+
+    text: str
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        words, wanted = set(_tokens(value)), _tokens(self.text)
+        return bool(wanted) and all(token in words for token in wanted)
+
+
+@dataclass(frozen=True)
+class MatchTextAny(ValueTest):
+    text_any: str
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        words = set(_tokens(value))
+        return any(token in words for token in _tokens(self.text_any))
+
+
+@dataclass(frozen=True)
+class MatchPhrase(ValueTest):
+    """The query words must appear consecutively, in order."""
+
+    phrase: str
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        words, wanted = _tokens(value), _tokens(self.phrase)
+        size = len(wanted)
+        return size > 0 and any(
+            words[start : start + size] == wanted for start in range(len(words) - size + 1)
+        )
+
+
+@dataclass(frozen=True)
+class MatchPrefix(ValueTest):
+    prefix: str
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, str) and value.startswith(self.prefix)
+
+
+@dataclass(frozen=True)
+class MatchSubstring(ValueTest):
+    substring: str
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, str) and self.substring in value
+
+
+@dataclass(frozen=True)
+class Range(ValueTest):
+    """Numeric bounds; booleans are not numbers here."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    def check(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return _within(value, self.gt, self.gte, self.lt, self.lte)
+
+
+def _within(value: Any, gt: Any, gte: Any, lt: Any, lte: Any) -> bool:
+    return (
+        (gt is None or value > gt)
+        and (gte is None or value >= gte)
+        and (lt is None or value < lt)
+        and (lte is None or value <= lte)
+    )
+
+
+_DATETIME = re.compile(
+    r"\s*(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?"
+    r"(?P<tz> ?[Zz]| UTC| ?[+-]\d{2}(?::?\d{2})?)?)?)?"
+)
+
+
+@lru_cache(maxsize=65536)
+def parse_datetime(text: str) -> datetime | None:
+    """Parse the datetime spellings Qdrant accepts (RFC 3339 and relatives); naive = UTC.
+
+    Cached because a datetime range re-reads the same payload strings on every scan.
+    """
+    found = _DATETIME.fullmatch(text)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second, fraction = found.groups()[:7]
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micros,
+            tzinfo=_zone(found.group("tz")),
+        )
+    except ValueError:  # month 13, February 30th, hour 24...
+        return None
+
+
+def _zone(text: str | None) -> timezone:
+    text = (text or "").strip()
+    if text in ("", "Z", "z", "UTC"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return timezone(sign * offset)
+
+
+@dataclass(frozen=True)
+class DatetimeRange(ValueTest):
+    """Bounds on payload strings that parse as datetimes."""
+
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        moment = parse_datetime(value)
+        return moment is not None and _within(moment, self.gt, self.gte, self.lt, self.lte)
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    lon: float
+    lat: float
+
+
+def _as_geo_point(value: Any) -> GeoPoint | None:
+    """A payload value is a geo point when it is an object with finite numeric lat/lon."""
+    if not isinstance(value, dict):
+        return None
+    lon, lat = value.get("lon"), value.get("lat")
+    if _is_finite_number(lon) and _is_finite_number(lat):
+        return GeoPoint(float(lon), float(lat))
+    return None
+
+
+def _is_finite_number(value: Any) -> TypeGuard[float]:
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def haversine_m(a: GeoPoint, b: GeoPoint) -> float:
+    """Great-circle distance in metres."""
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    half_dlat = (lat2 - lat1) / 2
+    half_dlon = math.radians(b.lon - a.lon) / 2
+    h = math.sin(half_dlat) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(half_dlon) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+
+
+@dataclass(frozen=True)
+class GeoRadius(ValueTest):
+    center: GeoPoint
+    radius: float
+
+    def check(self, value: Any) -> bool:
+        point = _as_geo_point(value)
+        return point is not None and haversine_m(point, self.center) < self.radius
+
+
+@dataclass(frozen=True)
+class GeoBoundingBox(ValueTest):
+    """Edges excluded; a box whose left edge is east of its right crosses the antimeridian."""
+
+    top_left: GeoPoint
+    bottom_right: GeoPoint
+
+    def check(self, value: Any) -> bool:
+        point = _as_geo_point(value)
+        if point is None or not self.bottom_right.lat < point.lat < self.top_left.lat:
+            return False
+        west, east = self.top_left.lon, self.bottom_right.lon
+        if west > east:
+            return point.lon > west or point.lon < east
+        return west < point.lon < east
+
+
+def _ring_side(point: GeoPoint, ring: tuple[GeoPoint, ...]) -> int:
+    """+1 inside the ring, 0 on its boundary, -1 outside (even-odd ray casting)."""
+    inside = False
+    for start, end in zip(ring, ring[1:] + ring[:1], strict=True):
+        cross = (end.lon - start.lon) * (point.lat - start.lat) - (end.lat - start.lat) * (
+            point.lon - start.lon
+        )
+        if (
+            cross == 0
+            and min(start.lon, end.lon) <= point.lon <= max(start.lon, end.lon)
+            and min(start.lat, end.lat) <= point.lat <= max(start.lat, end.lat)
+        ):
+            return 0
+        if (start.lat > point.lat) != (end.lat > point.lat):
+            lon_at = start.lon + (point.lat - start.lat) * (end.lon - start.lon) / (
+                end.lat - start.lat
+            )
+            if point.lon < lon_at:
+                inside = not inside
+    return 1 if inside else -1
+
+
+@dataclass(frozen=True)
+class GeoPolygon(ValueTest):
+    """Inside the exterior ring and outside every interior ring; boundaries excluded."""
+
+    exterior: tuple[GeoPoint, ...]
+    interiors: tuple[tuple[GeoPoint, ...], ...] = ()
+
+    def check(self, value: Any) -> bool:
+        point = _as_geo_point(value)
+        if point is None or _ring_side(point, self.exterior) <= 0:
+            return False
+        return all(_ring_side(point, hole) < 0 for hole in self.interiors)
+
+
+@dataclass(frozen=True)
+class FieldCondition(_PayloadCondition):
+    """``key`` satisfies ``test`` when any value it selects (arrays flattened) does."""
+
+    key: str
+    path: JsonPath
+    test: ValueTest
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        check = self.test.check
+        return any(check(value) for value in self.path.values(payload))
+
+
+@dataclass(frozen=True)
+class ValuesCount(_PayloadCondition):
+    """Number of values at ``key``: an array counts its elements, null or missing is 0."""
+
+    key: str
+    path: JsonPath
+    gt: int | None = None
+    gte: int | None = None
+    lt: int | None = None
+    lte: int | None = None
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        values = self.path.values(payload, flatten=False) or [None]
+        return any(_within(_count(value), self.gt, self.gte, self.lt, self.lte) for value in values)
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    return len(value) if isinstance(value, list) else 1
+
+
+@dataclass(frozen=True)
+class IsEmpty(_PayloadCondition):
+    """Missing, null, or an empty array (every value the key selects)."""
+
+    key: str
+    path: JsonPath
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        return all(
+            value is None or value == [] for value in self.path.values(payload, flatten=False)
+        )
+
+
+@dataclass(frozen=True)
+class IsNull(_PayloadCondition):
+    """Some selected value is null, or an array holding a null (missing is not null)."""
+
+    key: str
+    path: JsonPath
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        return any(
+            value is None or (isinstance(value, list) and any(item is None for item in value))
+            for value in self.path.values(payload, flatten=False)
+        )
+
+
+@dataclass(frozen=True)
+class HasId(Condition):
+    ids: frozenset[PointId]
+
+    def holds(self, row: _Row) -> bool:
+        return row.point_id in self.ids
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        ids, wanted = scan.source.ids, self.ids
+        return np.fromiter((ids[i] in wanted for i in rows.tolist()), dtype=bool, count=len(rows))
+
+
+@dataclass(frozen=True)
+class HasVector(Condition):
+    """The point stores vector ``name`` ("" is the unnamed default vector)."""
+
+    name: str
+
+    def holds(self, row: _Row) -> bool:
+        return row.has_vector(self.name)
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        return scan.vector_present(self.name)[rows]
+
+
+@dataclass(frozen=True)
+class Nested(_PayloadCondition):
+    """``filter`` must hold for one object element of the array at ``key``."""
+
+    key: str
+    path: JsonPath
+    filter: Filter
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        return any(
+            self.filter.holds(_Row(None, element, _no_vectors))
+            for value in self.path.values(payload, flatten=False)
+            if isinstance(value, list)
+            for element in value
+            if isinstance(element, dict)
+        )
+
+
+@dataclass(frozen=True)
+class MinShould:
+    conditions: tuple[Condition, ...]
+    min_count: int
+
+
+def _cost(condition: Condition) -> int:
+    """Cheap conditions first so an AND skips payload scans for rows they reject."""
+    return 0 if isinstance(condition, HasId | HasVector) else 1
+
+
+@dataclass(frozen=True)
+class Filter(Condition):
+    """A parsed filter (also usable as a condition inside another filter)."""
+
+    must: tuple[Condition, ...] = ()
+    should: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+    min_should: MinShould | None = None
+
+    @property
+    def is_trivial(self) -> bool:
+        """True when the filter constrains nothing (matches every point)."""
+        return not (self.must or self.should or self.must_not or self.min_should)
+
+    def matches(
+        self, point_id: PointId, payload: dict[str, Any], has_vector: Callable[[str], bool]
+    ) -> bool:
+        return self.holds(_Row(point_id, payload, has_vector))
+
+    def mask(self, source: FilterSource) -> BoolArray:
+        rows: RowArray = np.arange(len(source.ids), dtype=np.intp)
+        return self.mask_rows(_Scan(source), rows)
+
+    def holds(self, row: _Row) -> bool:
+        if not all(condition.holds(row) for condition in self.must):
+            return False
+        if any(condition.holds(row) for condition in self.must_not):
+            return False
+        if self.should and not any(condition.holds(row) for condition in self.should):
+            return False
+        if self.min_should is None:
+            return True
+        hits = sum(condition.holds(row) for condition in self.min_should.conditions)
+        return hits >= self.min_should.min_count
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        alive = np.ones(len(rows), dtype=bool)
+        for condition in sorted(self.must, key=_cost):
+            live = np.flatnonzero(alive)
+            if not live.size:
+                return alive
+            alive[live] = condition.mask_rows(scan, rows[live])
+        for condition in sorted(self.must_not, key=_cost):
+            live = np.flatnonzero(alive)
+            if not live.size:
+                return alive
+            alive[live] = ~condition.mask_rows(scan, rows[live])
+        live = np.flatnonzero(alive)
+        if self.should and live.size:
+            alive[live] = _any_mask(self.should, scan, rows[live])
+            live = np.flatnonzero(alive)
+        if self.min_should is not None and live.size:
+            hits = _count_mask(self.min_should.conditions, scan, rows[live])
+            alive[live] = hits >= self.min_should.min_count
+        return alive
+
+
+def _any_mask(conditions: Sequence[Condition], scan: _Scan, rows: RowArray) -> BoolArray:
+    hit = np.zeros(len(rows), dtype=bool)
+    for condition in sorted(conditions, key=_cost):
+        pending = np.flatnonzero(~hit)
+        if not pending.size:
+            break
+        hit[pending] = condition.mask_rows(scan, rows[pending])
+    return hit
+
+
+def _count_mask(
+    conditions: Sequence[Condition], scan: _Scan, rows: RowArray
+) -> npt.NDArray[np.int64]:
+    counts = np.zeros(len(rows), dtype=np.int64)
+    for condition in conditions:
+        counts += condition.mask_rows(scan, rows)
+    return counts
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def parse_filter(raw: Any) -> Filter | None:
+    """Parse a wire filter. None / a filter with no conditions -> None (match all).
+
+    Malformed input raises ``InvalidFilter`` naming the path of the problem, e.g.
+    ``must[0].range.gt: expected a number ..., got "abc"``.
+    """
+    if raw is None:
+        return None
+    parsed = _parse_filter(raw, "")
+    return None if parsed.is_trivial else parsed
+
+
+_FILTER_KEYS = ("must", "should", "must_not", "min_should")
+_FIELD_TESTS = (
+    "match",
+    "range",
+    "geo_radius",
+    "geo_bounding_box",
+    "geo_polygon",
+    "values_count",
+    "is_empty",
+    "is_null",
+)
+_OTHER_CONDITIONS = ("is_empty", "is_null", "has_id", "has_vector", "nested", "slice")
+_CONDITION_KEYS = frozenset(("key", *_FIELD_TESTS, *_OTHER_CONDITIONS, *_FILTER_KEYS))
+_MATCH_KINDS = ("value", "any", "except", "text", "text_any", "phrase", "prefix", "substring")
+_BOUNDS = ("gt", "gte", "lt", "lte")
+
+
+def _fail(where: str, problem: str) -> NoReturn:
+    raise InvalidFilter(f"{where}: {problem}" if where else problem)
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _at(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _fields(raw: Any, where: str, allowed: Sequence[str], what: str) -> dict[str, Any]:
+    """The object's non-null fields; unknown names are an error, nulls mean absent."""
+    if not isinstance(raw, dict):
+        _fail(where, f"expected {what} object, got {_show(raw)}")
+    unknown = [name for name in raw if name not in allowed]
+    if unknown:
+        _fail(
+            where,
+            f"unknown field {_show(unknown[0])} in {what}; expected one of {', '.join(allowed)}",
+        )
+    return {name: value for name, value in raw.items() if value is not None}
+
+
+def _parse_filter(raw: Any, where: str) -> Filter:
+    present = _fields(raw, where, _FILTER_KEYS, "a filter")
+    min_should = None
+    if "min_should" in present:
+        min_should = _parse_min_should(present["min_should"], _at(where, "min_should"))
+    return Filter(
+        must=_parse_clause(present.get("must"), _at(where, "must")),
+        should=_parse_clause(present.get("should"), _at(where, "should")),
+        must_not=_parse_clause(present.get("must_not"), _at(where, "must_not")),
+        min_should=min_should,
+    )
+
+
+def _parse_clause(raw: Any, where: str) -> tuple[Condition, ...]:
+    """A clause is a list of conditions or, as Qdrant also accepts, a single one."""
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        return (_parse_condition(raw, where),)
+    if isinstance(raw, list):
+        return tuple(_parse_condition(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    _fail(where, f"expected a condition or a list of conditions, got {_show(raw)}")
+
+
+def _parse_min_should(raw: Any, where: str) -> MinShould:
+    present = _fields(raw, where, ("conditions", "min_count"), "a min_should")
+    conditions, min_count = present.get("conditions"), present.get("min_count")
+    if not isinstance(conditions, list):
+        _fail(_at(where, "conditions"), f"expected a list of conditions, got {_show(conditions)}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        _fail(_at(where, "min_count"), f"expected an integer >= 1, got {_show(min_count)}")
+    parsed = _parse_clause(conditions, _at(where, "conditions"))
+    return MinShould(parsed, min_count)
+
+
+def _parse_condition(raw: Any, where: str) -> Condition:
+    present = _fields(raw, where, sorted(_CONDITION_KEYS), "a condition")
+    if "key" in present:
+        return _parse_field_condition(present, where)
+    kinds = [name for name in _OTHER_CONDITIONS if name in present]
+    if len(kinds) > 1 or (kinds and len(present) > 1):
+        _fail(where, f"one condition per object, got {', '.join(sorted(present))}")
+    if not kinds:  # only filter clauses (or nothing): a nested filter, as in Qdrant
+        return _parse_filter(present, where)
+    kind = kinds[0]
+    value, inner = present[kind], _at(where, kind)
+    if kind == "slice":
+        raise UnsupportedFeature("the 'slice' filter condition")
+    if kind in ("is_empty", "is_null"):
+        key = _fields(value, inner, ("key",), f"an {kind}").get("key")
+        path = _parse_key(key, _at(inner, "key"))
+        return IsEmpty(path.text, path) if kind == "is_empty" else IsNull(path.text, path)
+    if kind == "has_id":
+        return _parse_has_id(value, inner)
+    if kind == "has_vector":
+        if not isinstance(value, str):
+            _fail(inner, f"expected a vector name, got {_show(value)}")
+        return HasVector(value)
+    return _parse_nested(value, inner)
+
+
+def _parse_key(raw: Any, where: str) -> JsonPath:
+    if not isinstance(raw, str):
+        _fail(where, f"expected a payload key, got {_show(raw)}")
+    try:
+        return parse_json_path(raw)
+    except ValueError as exc:
+        _fail(where, str(exc))
+
+
+def _parse_has_id(raw: Any, where: str) -> HasId:
+    if not isinstance(raw, list):
+        _fail(where, f"expected a list of point ids, got {_show(raw)}")
+    ids: set[PointId] = set()
+    for i, item in enumerate(raw):
+        try:
+            ids.add(parse_point_id(item))
+        except InvalidPointId as exc:
+            _fail(f"{where}[{i}]", exc.message)
+    return HasId(frozenset(ids))
+
+
+def _parse_nested(raw: Any, where: str) -> Nested:
+    present = _fields(raw, where, ("key", "filter"), "a nested")
+    key = present.get("key")
+    if isinstance(key, str) and len(key) > 2 and key.endswith("[]"):
+        key = key[:-2]  # `items[]` and `items` name the same array here
+    path = _parse_key(key, _at(where, "key"))
+    if "filter" not in present:
+        _fail(_at(where, "filter"), "a nested condition needs a filter")
+    return Nested(str(raw["key"]), path, _parse_filter(present["filter"], _at(where, "filter")))
+
+
+def _parse_field_condition(present: dict[str, Any], where: str) -> Condition:
+    extra = [name for name in present if name != "key" and name not in _FIELD_TESTS]
+    if extra:
+        _fail(where, f"{_show(extra[0])} cannot be combined with a field condition's key")
+    path = _parse_key(present["key"], _at(where, "key"))
+    tests = [name for name in _FIELD_TESTS if name in present]
+    if len(tests) != 1:
+        wanted = f"exactly one of {', '.join(_FIELD_TESTS)}"
+        _fail(where, f"field condition needs {wanted}, got {', '.join(tests) or 'none'}")
+    kind, value, inner = tests[0], present[tests[0]], _at(where, tests[0])
+    if kind in ("is_empty", "is_null"):
+        if not isinstance(value, bool):
+            _fail(inner, f"expected true or false, got {_show(value)}")
+        node: Condition = (
+            IsEmpty(path.text, path) if kind == "is_empty" else IsNull(path.text, path)
+        )
+        return node if value else Filter(must_not=(node,))
+    if kind == "values_count":
+        bounds = _fields(value, inner, _BOUNDS, "a values_count")
+        for name, bound in bounds.items():
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+                _fail(_at(inner, name), f"expected a non-negative integer, got {_show(bound)}")
+        return ValuesCount(path.text, path, **bounds)
+    return FieldCondition(path.text, path, _VALUE_PARSERS[kind](value, inner))
+
+
+def _parse_match(raw: Any, where: str) -> ValueTest:
+    present = _fields(raw, where, _MATCH_KINDS, "a match")
+    if len(present) != 1:
+        _fail(
+            where,
+            f"match needs exactly one of {', '.join(_MATCH_KINDS)}, "
+            f"got {', '.join(present) or 'none'}",
+        )
+    kind, value = next(iter(present.items()))
+    inner = _at(where, kind)
+    if kind == "value":
+        if not isinstance(value, str | int):  # bool is an int
+            _fail(inner, f"expected a string, integer or boolean, got {_show(value)}")
+        return MatchValue(value)
+    if kind in ("any", "except"):
+        variants = _parse_variants(value, inner)
+        return MatchAny(variants) if kind == "any" else MatchExcept(variants)
+    if not isinstance(value, str):
+        _fail(inner, f"expected a string, got {_show(value)}")
+    text_tests: dict[str, Callable[[str], ValueTest]] = {
+        "text": MatchText,
+        "text_any": MatchTextAny,
+        "phrase": MatchPhrase,
+        "prefix": MatchPrefix,
+        "substring": MatchSubstring,
+    }
+    return text_tests[kind](value)
+
+
+def _parse_variants(raw: Any, where: str) -> frozenset[str] | frozenset[int]:
+    problem = f"expected a list of strings or a list of integers, got {_show(raw)}"
+    if not isinstance(raw, list):
+        _fail(where, problem)
+    if all(isinstance(item, str) for item in raw):
+        return frozenset(raw)
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in raw):
+        return frozenset(raw)
+    _fail(where, problem)
+
+
+def _parse_range(raw: Any, where: str) -> ValueTest:
+    """Numbers make a numeric range, RFC 3339 strings a datetime range; never both."""
+    bounds = _fields(raw, where, _BOUNDS, "a range")
+    if any(isinstance(bound, str) for bound in bounds.values()):
+        moments: dict[str, datetime] = {}
+        for name, bound in bounds.items():
+            moment = parse_datetime(bound) if isinstance(bound, str) else None
+            if moment is None:
+                _fail(
+                    _at(where, name),
+                    f"expected an RFC 3339 datetime like the other bounds, got {_show(bound)}",
+                )
+            moments[name] = moment
+        return DatetimeRange(**moments)
+    for name, bound in bounds.items():
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            _fail(
+                _at(where, name), f"expected a number or an RFC 3339 datetime, got {_show(bound)}"
+            )
+    return Range(**bounds)
+
+
+def _parse_geo_point(raw: Any, where: str) -> GeoPoint:
+    present = _fields(raw, where, ("lon", "lat"), "a geo point")
+    for name, limit in (("lon", 180), ("lat", 90)):
+        value = present.get(name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not -limit <= value <= limit
+        ):
+            _fail(
+                _at(where, name),
+                f"expected a number between -{limit} and {limit}, got {_show(value)}",
+            )
+    return GeoPoint(float(present["lon"]), float(present["lat"]))
+
+
+def _parse_geo_radius(raw: Any, where: str) -> ValueTest:
+    present = _fields(raw, where, ("center", "radius"), "a geo_radius")
+    radius = present.get("radius")
+    if isinstance(radius, bool) or not isinstance(radius, int | float):
+        _fail(_at(where, "radius"), f"expected a number of metres, got {_show(radius)}")
+    return GeoRadius(_parse_geo_point(present.get("center"), _at(where, "center")), float(radius))
+
+
+def _parse_geo_box(raw: Any, where: str) -> ValueTest:
+    present = _fields(raw, where, ("top_left", "bottom_right"), "a geo_bounding_box")
+    return GeoBoundingBox(
+        _parse_geo_point(present.get("top_left"), _at(where, "top_left")),
+        _parse_geo_point(present.get("bottom_right"), _at(where, "bottom_right")),
+    )
+
+
+def _parse_ring(raw: Any, where: str) -> tuple[GeoPoint, ...]:
+    points = _fields(raw, where, ("points",), "a geo line string").get("points")
+    if not isinstance(points, list):
+        _fail(_at(where, "points"), f"expected a list of geo points, got {_show(points)}")
+    ring = tuple(_parse_geo_point(p, f"{where}.points[{i}]") for i, p in enumerate(points))
+    if len(ring) < 4:
+        _fail(_at(where, "points"), f"a polygon ring needs at least 4 points, got {len(ring)}")
+    if ring[0] != ring[-1]:
+        _fail(_at(where, "points"), "a polygon ring must be closed (first point == last point)")
+    return ring
+
+
+def _parse_geo_polygon(raw: Any, where: str) -> ValueTest:
+    present = _fields(raw, where, ("exterior", "interiors"), "a geo_polygon")
+    exterior = _parse_ring(present.get("exterior"), _at(where, "exterior"))
+    interiors = present.get("interiors", [])
+    if not isinstance(interiors, list):
+        _fail(_at(where, "interiors"), f"expected a list of rings, got {_show(interiors)}")
+    holes = tuple(_parse_ring(ring, f"{where}.interiors[{i}]") for i, ring in enumerate(interiors))
+    return GeoPolygon(exterior, holes)
+
+
+_VALUE_PARSERS: dict[str, Callable[[Any, str], ValueTest]] = {
+    "match": _parse_match,
+    "range": _parse_range,
+    "geo_radius": _parse_geo_radius,
+    "geo_bounding_box": _parse_geo_box,
+    "geo_polygon": _parse_geo_polygon,
+}

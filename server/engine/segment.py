@@ -1,0 +1,226 @@
+"""The in-memory appendable segment: live points in dense, row-aligned arrays.
+
+Rows are kept compact (a delete moves the last row into the hole), so an
+unfiltered exact search is one native call over a contiguous matrix with no
+tombstone check. Every named vector has its own float32 matrix whose rows line
+up with ``ids`` and ``payloads``; a point without some named vector has that
+row zeroed and its ``present`` flag cleared.
+
+The segment is not thread-safe: ``Collection`` holds the lock around it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from index.flat import exact_search
+from index.metrics import Distance
+from server.engine.point_ids import PointId
+
+_INITIAL_CAPACITY = 1024
+
+
+@dataclass(slots=True)
+class PointBatch:
+    """Validated points with unique ids, vectors already prepared for each metric.
+
+    ``vectors[name]`` is a ``(len(ids), dim)`` float32 matrix and ``present[name]``
+    says which rows actually carry that named vector.
+    """
+
+    ids: list[PointId]
+    vectors: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]
+    payloads: list[dict[str, Any]]
+
+
+class VectorColumn:
+    """One named vector of every row, as a growable dense float32 matrix.
+
+    Rows past the live count are kept zeroed and not ``present``.
+    """
+
+    def __init__(self, dim: int, distance: Distance) -> None:
+        self.dim = dim
+        self.distance = distance
+        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
+        self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+
+    def reserve(self, rows: int) -> None:
+        if rows <= self.data.shape[0]:
+            return
+        capacity = max(rows, 2 * self.data.shape[0])
+        data = np.zeros((capacity, self.dim), dtype=np.float32)
+        data[: self.data.shape[0]] = self.data
+        self.data, self.present = data, _grown(self.present, capacity)
+
+    def move(self, src: int, dst: int) -> None:
+        """Row ``src`` overwrites row ``dst``; ``src`` is then cleared."""
+        self.data[dst] = self.data[src]
+        self.present[dst] = self.present[src]
+        self.clear(src)
+
+    def clear(self, row: int) -> None:
+        self.data[row] = 0.0
+        self.present[row] = False
+
+
+class Segment:
+    """Live points of one collection, searched exactly."""
+
+    def __init__(self, vector_params: dict[str, tuple[int, Distance]]) -> None:
+        self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
+        self._ids: list[PointId] = []
+        self._payloads: list[dict[str, Any]] = []
+        self._versions: list[int] = []
+        self._row_of: dict[PointId, int] = {}
+        self._sort_kind = np.zeros(_INITIAL_CAPACITY, dtype=np.uint8)
+        self._sort_hi = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+        self._sort_lo = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+
+    # -- FilterSource ----------------------------------------------------
+
+    @property
+    def ids(self) -> Sequence[PointId]:
+        return self._ids
+
+    @property
+    def payloads(self) -> Sequence[dict[str, Any]]:
+        return self._payloads
+
+    def vector_present(self, name: str) -> np.ndarray:
+        column = self.columns.get(name)
+        if column is None:
+            return np.zeros(len(self._ids), dtype=bool)
+        return column.present[: len(self._ids)].copy()
+
+    # -- reads -----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def row_of(self, point_id: PointId) -> int | None:
+        return self._row_of.get(point_id)
+
+    def payload(self, row: int) -> dict[str, Any]:
+        return self._payloads[row]
+
+    def version(self, row: int) -> int:
+        return self._versions[row]
+
+    def vectors(self, row: int) -> dict[str, np.ndarray]:
+        return {
+            name: col.data[row].copy() for name, col in self.columns.items() if col.present[row]
+        }
+
+    def has_vector(self, row: int, name: str) -> bool:
+        column = self.columns.get(name)
+        return column is not None and bool(column.present[row])
+
+    def rows_in_id_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` sorted by point id (integers first, then UUIDs), as scroll pages them."""
+        order = np.lexsort((self._sort_lo[rows], self._sort_hi[rows], self._sort_kind[rows]))
+        ordered: np.ndarray = rows[order]
+        return ordered
+
+    def rows_from(self, rows: np.ndarray, start: PointId) -> np.ndarray:
+        """The subset of ``rows`` whose id sorts at or after ``start``."""
+        kind, hi, lo = _sort_key(start)
+        k, h, low = self._sort_kind[rows], self._sort_hi[rows], self._sort_lo[rows]
+        after = (k > kind) | ((k == kind) & ((h > hi) | ((h == hi) & (low >= lo))))
+        kept: np.ndarray = rows[after]
+        return kept
+
+    def search(
+        self, name: str, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` rows for each query among rows where ``mask`` holds."""
+        column = self.columns[name]
+        n = len(self._ids)
+        rows: np.ndarray | None = None
+        present = column.present[:n]
+        if mask is not None or not present.all():
+            rows = np.flatnonzero(present if mask is None else mask & present)
+        return exact_search(column.data[:n], queries, k, column.distance, rows)
+
+    # -- writes ----------------------------------------------------------
+
+    def upsert(self, batch: PointBatch, version: int) -> None:
+        """Insert or wholly replace each point of ``batch``."""
+        self._reserve(len(self._ids) + len(batch.ids))
+        rows = np.empty(len(batch.ids), dtype=np.int64)
+        for i, point_id in enumerate(batch.ids):
+            row = self._row_of.get(point_id)
+            if row is None:
+                row = self._append_row(point_id)
+            rows[i] = row
+            self._payloads[row] = batch.payloads[i]
+            self._versions[row] = version
+        for name, column in self.columns.items():
+            column.data[rows] = batch.vectors[name]
+            column.present[rows] = batch.present[name]
+
+    def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
+        self._payloads[row] = payload
+        self._versions[row] = version
+
+    def delete(self, point_id: PointId) -> bool:
+        row = self._row_of.pop(point_id, None)
+        if row is None:
+            return False
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._payloads[row] = self._payloads[last]
+            self._versions[row] = self._versions[last]
+            self._row_of[moved] = row
+            for array in (self._sort_kind, self._sort_hi, self._sort_lo):
+                array[row] = array[last]
+            for column in self.columns.values():
+                column.move(last, row)
+        else:
+            for column in self.columns.values():
+                column.clear(row)
+        self._ids.pop()
+        self._payloads.pop()
+        self._versions.pop()
+        return True
+
+    # -- internals -------------------------------------------------------
+
+    def _reserve(self, rows: int) -> None:
+        for column in self.columns.values():
+            column.reserve(rows)
+        if rows > self._sort_kind.shape[0]:
+            capacity = max(rows, 2 * self._sort_kind.shape[0])
+            self._sort_kind = _grown(self._sort_kind, capacity)
+            self._sort_hi = _grown(self._sort_hi, capacity)
+            self._sort_lo = _grown(self._sort_lo, capacity)
+
+    def _append_row(self, point_id: PointId) -> int:
+        row = len(self._ids)
+        self._ids.append(point_id)
+        self._payloads.append({})
+        self._versions.append(0)
+        self._row_of[point_id] = row
+        self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = _sort_key(point_id)
+        return row
+
+
+def _sort_key(point_id: PointId) -> tuple[int, int, int]:
+    if isinstance(point_id, int):
+        return 0, 0, point_id
+    value = uuid.UUID(point_id).int
+    return 1, value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.zeros(capacity, dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown

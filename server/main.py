@@ -1,0 +1,58 @@
+"""``create_app(settings)``: the FastAPI application and its lifespan.
+
+The lifespan opens the engine (reloading every collection from disk) before
+the first request and closes it after the last, so a SIGTERM drains requests,
+then closes the databases cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from server.api.errors import install_error_handlers
+from server.api.middleware import QuiverMiddleware
+from server.api.routes import admin, collections, points, query
+from server.engine.engine import Engine
+from server.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = await anyio.to_thread.run_sync(Engine, settings.data_dir)
+        app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
+        log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+            app.state.engine = None
+            log.info("quiver stopped")
+
+    app = FastAPI(
+        title="Quiver",
+        summary="Vector similarity search with Qdrant's REST API",
+        version=admin.quiver_version(),
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    install_error_handlers(app)
+    for module in (admin, collections, points, query):
+        app.include_router(module.router)
+    app.add_middleware(
+        QuiverMiddleware,
+        api_key=settings.api_key,
+        max_body=settings.max_request_bytes,
+    )
+    return app

@@ -1,0 +1,221 @@
+"""The system of record for one collection: a SQLite database in WAL mode.
+
+Durability policy (also in docs/adr/0001-storage.md): every write request is
+one SQLite transaction, committed with ``synchronous=FULL`` before the server
+answers, so the WAL is fsynced on every commit. A request that was answered
+survives ``kill -9`` and power loss; a batch is all-or-nothing because it is
+one transaction. The in-memory search structures are rebuilt from this file
+on start, so they never need to be durable themselves.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    meta(key PRIMARY KEY, value)         format_version, config (JSON), last_op_id
+    points(pid PRIMARY KEY, version, payload)    payload: JSON bytes
+    vectors(pid, name, data)             data: little-endian float32 bytes
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.errors import StorageError
+
+FORMAT_VERSION = 1
+DB_FILE = "points.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS points (
+    pid TEXT PRIMARY KEY, version INTEGER NOT NULL, payload BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vectors (
+    pid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (pid, name)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """One point as persisted; ``vectors`` maps vector name to float32 bytes."""
+
+    pid: str
+    payload: bytes
+    vectors: dict[str, bytes]
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one request changes; committed as a single transaction."""
+
+    put_points: list[StoredPoint] = field(default_factory=list)
+    put_payloads: list[tuple[str, bytes]] = field(default_factory=list)
+    delete_pids: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.put_points or self.put_payloads or self.delete_pids)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPoint:
+    pid: str
+    version: int
+    payload: bytes
+    vectors: dict[str, bytes]
+
+
+class PointStore:
+    """Single-writer access to one collection's database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                path / DB_FILE, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"Cannot open collection storage at {path}: {exc}") from exc
+
+    @classmethod
+    def create(cls, path: Path, config: dict[str, Any]) -> PointStore:
+        store = cls(path)
+        with store._transaction() as db:
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("format_version", str(FORMAT_VERSION)),
+                    ("config", orjson.dumps(config).decode()),
+                    ("last_op_id", "0"),
+                ],
+            )
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> PointStore:
+        store = cls(path)
+        version = store._meta("format_version")
+        if version != str(FORMAT_VERSION):
+            store.close()
+            raise StorageError(
+                f"{path}: unknown storage format version {version!r}, "
+                f"this Quiver reads version {FORMAT_VERSION}"
+            )
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def config(self) -> dict[str, Any]:
+        raw = self._meta("config")
+        if raw is None:
+            raise StorageError(f"{self.path}: collection config missing")
+        config: dict[str, Any] = orjson.loads(raw)
+        return config
+
+    def last_op_id(self) -> int:
+        return int(self._meta("last_op_id") or 0)
+
+    def write_config(self, config: dict[str, Any]) -> int:
+        """Replace the stored config; a numbered operation like any other write."""
+        with self._transaction() as db:
+            op_id = self._next_op_id(db)
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'config'", (orjson.dumps(config).decode(),)
+            )
+        return op_id
+
+    def commit(self, batch: WriteBatch) -> int:
+        """Apply ``batch`` atomically and durably; return its operation id."""
+        with self._transaction() as db:
+            op_id = self._next_op_id(db)
+            self._delete(db, batch.delete_pids)
+            self._put_points(db, batch.put_points, op_id)
+            db.executemany(
+                "UPDATE points SET payload = ?, version = ? WHERE pid = ?",
+                [(payload, op_id, pid) for pid, payload in batch.put_payloads],
+            )
+        return op_id
+
+    def load_all(self) -> Iterator[LoadedPoint]:
+        """Every stored point, for rebuilding the in-memory state at start."""
+        with self._lock:
+            vectors: dict[str, dict[str, bytes]] = {}
+            for pid, name, data in self._db.execute("SELECT pid, name, data FROM vectors"):
+                vectors.setdefault(pid, {})[name] = data
+            rows = self._db.execute("SELECT pid, version, payload FROM points").fetchall()
+        for pid, version, payload in rows:
+            yield LoadedPoint(pid, version, payload, vectors.get(pid, {}))
+
+    # -- internals -------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _next_op_id(db: sqlite3.Connection) -> int:
+        op_id = int(db.execute("SELECT value FROM meta WHERE key='last_op_id'").fetchone()[0]) + 1
+        db.execute("UPDATE meta SET value = ? WHERE key = 'last_op_id'", (str(op_id),))
+        return op_id
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, pids: Sequence[str]) -> None:
+        rows = [(pid,) for pid in pids]
+        db.executemany("DELETE FROM points WHERE pid = ?", rows)
+        db.executemany("DELETE FROM vectors WHERE pid = ?", rows)
+
+    @staticmethod
+    def _put_points(db: sqlite3.Connection, points: Sequence[StoredPoint], op_id: int) -> None:
+        db.executemany("DELETE FROM vectors WHERE pid = ?", [(p.pid,) for p in points])
+        db.executemany(
+            "INSERT OR REPLACE INTO points(pid, version, payload) VALUES (?, ?, ?)",
+            [(p.pid, op_id, p.payload) for p in points],
+        )
+        db.executemany(
+            "INSERT INTO vectors(pid, name, data) VALUES (?, ?, ?)",
+            [(p.pid, name, data) for p in points for name, data in p.vectors.items()],
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+
+    def __init__(self, store: PointStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._store._lock.acquire()
+        try:
+            self._store._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._store._lock.release()
+            raise StorageError(f"Cannot start a write: {exc}") from exc
+        return self._store._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        db = self._store._db
+        try:
+            if exc_type is None:
+                db.execute("COMMIT")
+            else:
+                db.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            db.execute("ROLLBACK")
+            raise StorageError(f"Write failed and was rolled back: {err}") from err
+        finally:
+            self._store._lock.release()
