@@ -43,7 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Vector similarity search with Qdrant's REST API",
         version=admin.quiver_version(),
         lifespan=lifespan,
-        max_body_size=settings.max_request_bytes,
     )
     app.state.settings = settings
     app.state.engine = None

@@ -37,6 +37,9 @@ async def _domain_error(request: Request, exc: QuiverError) -> OrjsonResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
+    limit = getattr(request.state, "body_too_large", None)
+    if limit is not None:
+        return _respond(request, 413, f"Request body exceeds the limit of {limit} bytes")
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         detail = next(e for e in errors if e.get("type") == "json_invalid")

@@ -1,9 +1,8 @@
-"""Pure-ASGI middleware: request timing, API key, early body-size check, JSON content type.
+"""Pure-ASGI middleware: request timing, API key, body size limit, JSON content type.
 
 Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds no per-request
-task. A declared ``Content-Length`` over the limit is refused here before any
-byte is read; a streamed (chunked) body is cut off by FastAPI's own
-``max_body_size`` limiter, which ``main.py`` also sets.
+task. A declared ``Content-Length`` over the limit is refused before any byte
+is read; a streamed (chunked) body is cut off as soon as it passes the limit.
 """
 
 from __future__ import annotations
@@ -50,7 +49,24 @@ class QuiverMiddleware:
             return
         if scope["method"] in ("POST", "PUT", "PATCH"):
             scope["headers"] = _as_json(scope.get("headers", []))
-        await self.app(scope, receive, send)
+        await self.app(scope, self._limited(scope, receive), send)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """Cut a streamed body off at the limit, leaving unparseable JSON and a flag that
+        ``api/errors.py`` turns into a 413, so no route ever sees a partial body."""
+        seen = 0
+
+        async def guarded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    scope["state"]["body_too_large"] = self.max_body
+                    return {"type": "http.request", "body": b"\x00", "more_body": False}
+            return message
+
+        return guarded
 
     def _authorised(self, headers: dict[bytes, bytes]) -> bool:
         assert self.api_key is not None

@@ -35,9 +35,7 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
         with np.errstate(over="ignore"):  # too-large numbers become inf, rejected below
             matrix = np.asarray(rows, dtype=np.float32)
     except (ValueError, TypeError):
-        raise InvalidVector(
-            f"Wrong input: {what}: every vector must be a flat list of {params.size} numbers"
-        ) from None
+        raise _describe_ragged(rows, params, what) from None
     if matrix.ndim != 2 or matrix.shape[1] != params.size:
         got = matrix.shape[-1] if matrix.ndim >= 1 and matrix.size else 0
         if matrix.ndim == 3:
@@ -55,6 +53,19 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
     if params.distance is Distance.COSINE:
         return normalize_rows(matrix)
     return np.ascontiguousarray(matrix)
+
+
+def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVector:
+    """Name the first vector that is not a flat list of ``params.size`` numbers."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or not all(isinstance(x, int | float) for x in row):
+            return InvalidVector(f"Wrong input: {what} #{i} is not a flat list of numbers")
+        if len(row) != params.size:
+            return InvalidVector(
+                "Wrong input: Vector dimension error: "
+                f"expected dim: {params.size}, got {len(row)} ({what} #{i})"
+            )
+    return InvalidVector(f"Wrong input: {what}: expected flat lists of {params.size} numbers")
 
 
 def point_vectors(

@@ -1,0 +1,150 @@
+"""Search: universal query and legacy search, single and batch, with every option."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api
+
+
+def hits(api: Api, collection: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = api.result(
+        "POST", f"/collections/{collection}/points/query", body
+    )["points"]
+    return points
+
+
+def test_query_returns_nearest_by_dot_product(api: Api, collection: str) -> None:
+    points = hits(api, collection, {"query": [1, 0, 0, 0], "limit": 3})
+    assert [p["id"] for p in points] == [10, 9, 8]
+    assert [p["score"] for p in points] == [10.0, 9.0, 8.0]
+    assert points[0]["payload"] is None and points[0]["vector"] is None
+
+
+def test_nearest_object_form_equals_plain_vector(api: Api, collection: str) -> None:
+    plain = hits(api, collection, {"query": [1, 0, 0, 0], "limit": 4})
+    wrapped = hits(api, collection, {"query": {"nearest": [1, 0, 0, 0]}, "limit": 4})
+    assert plain == wrapped
+
+
+def test_query_with_filter_offset_and_payload(api: Api, collection: str) -> None:
+    body = {
+        "query": [1, 0, 0, 0],
+        "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]},
+        "limit": 2,
+        "offset": 1,
+        "with_payload": {"include": ["n"]},
+    }
+    points = hits(api, collection, body)
+    assert [(p["id"], p["payload"]) for p in points] == [(7, {"n": 7}), (5, {"n": 5})]
+
+
+def test_score_threshold_cuts_results(api: Api, collection: str) -> None:
+    points = hits(api, collection, {"query": [1, 0, 0, 0], "limit": 10, "score_threshold": 7.5})
+    assert [p["id"] for p in points] == [10, 9, 8]
+
+
+def test_query_by_point_id_excludes_that_point(api: Api, collection: str) -> None:
+    points = hits(api, collection, {"query": 10, "limit": 2})
+    assert [p["id"] for p in points] == [9, 8]
+
+
+def test_query_without_vector_pages_in_id_order(api: Api, collection: str) -> None:
+    points = hits(api, collection, {"limit": 3, "offset": 1})
+    assert [p["id"] for p in points] == [2, 3, 4]
+
+
+def test_filter_matching_nothing_returns_nothing(api: Api, collection: str) -> None:
+    flt = {"must": [{"key": "city", "match": {"value": "Paris"}}]}
+    assert hits(api, collection, {"query": [1, 0, 0, 0], "filter": flt}) == []
+
+
+def test_filter_matching_fewer_than_limit_returns_all_of_them(api: Api, collection: str) -> None:
+    flt = {"must": [{"key": "n", "range": {"lte": 2}}]}
+    points = hits(api, collection, {"query": [1, 0, 0, 0], "filter": flt, "limit": 10})
+    assert [p["id"] for p in points] == [2, 1]
+
+
+def test_deleted_points_are_never_returned(api: Api, collection: str) -> None:
+    api.result("POST", f"/collections/{collection}/points/delete", {"points": [10, 9]})
+    points = hits(api, collection, {"query": [1, 0, 0, 0], "limit": 10})
+    assert [p["id"] for p in points] == [8, 7, 6, 5, 4, 3, 2, 1]
+
+
+def test_query_batch_answers_each_search(api: Api, collection: str) -> None:
+    body = {
+        "searches": [
+            {"query": [1, 0, 0, 0], "limit": 1},
+            {"query": [-1, 0, 0, 0], "limit": 1},
+            {
+                "query": [1, 0, 0, 0],
+                "limit": 1,
+                "filter": {"must": [{"key": "n", "range": {"lt": 5}}]},
+            },
+        ]
+    }
+    answers = api.result("POST", f"/collections/{collection}/points/query/batch", body)
+    assert [[p["id"] for p in a["points"]] for a in answers] == [[10], [1], [4]]
+
+
+def test_legacy_search_and_search_batch(api: Api, collection: str) -> None:
+    single = api.result(
+        "POST", f"/collections/{collection}/points/search", {"vector": [1, 0, 0, 0], "limit": 2}
+    )
+    assert [p["id"] for p in single] == [10, 9]
+    batch = api.result(
+        "POST",
+        f"/collections/{collection}/points/search/batch",
+        {"searches": [{"vector": [1, 0, 0, 0], "limit": 1}, {"vector": [-1, 0, 0, 0], "limit": 1}]},
+    )
+    assert [[p["id"] for p in a] for a in batch] == [[10], [1]]
+
+
+@pytest.mark.parametrize(
+    ("distance", "query", "expected_ids", "expected_scores"),
+    [
+        ("Euclid", [0.0, 1.5], [1, 2], [0.5, 2.5]),
+        ("Manhattan", [1.0, 1.5], [1, 2], [1.5, 3.5]),
+        ("Cosine", [1.0, 0.0], [3, 2], [1.0, 0.0]),
+        ("Dot", [0.0, 1.0], [2, 1], [4.0, 2.0]),
+    ],
+)
+def test_each_distance_scores_like_qdrant(
+    api: Api,
+    distance: str,
+    query: list[float],
+    expected_ids: list[int],
+    expected_scores: list[float],
+) -> None:
+    api.result("PUT", "/collections/m", {"vectors": {"size": 2, "distance": distance}})
+    points = [{"id": 1, "vector": [0, 2]}, {"id": 2, "vector": [0, 4]}, {"id": 3, "vector": [5, 0]}]
+    api.result("PUT", "/collections/m/points?wait=true", {"points": points})
+    found = hits(api, "m", {"query": query, "limit": 2})
+    assert [p["id"] for p in found] == expected_ids
+    assert [p["score"] for p in found] == pytest.approx(expected_scores, abs=1e-6)
+
+
+def test_named_vector_query_with_using(api: Api) -> None:
+    body = {"vectors": {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 2, "distance": "Dot"}}}
+    api.result("PUT", "/collections/n", body)
+    points = [
+        {"id": 1, "vector": {"a": [1, 0], "b": [0, 1]}},
+        {"id": 2, "vector": {"a": [0, 1], "b": [1, 0]}},
+    ]
+    api.result("PUT", "/collections/n/points?wait=true", {"points": points})
+    assert [p["id"] for p in hits(api, "n", {"query": [1, 0], "using": "a", "limit": 1})] == [1]
+    assert [p["id"] for p in hits(api, "n", {"query": [1, 0], "using": "b", "limit": 1})] == [2]
+    legacy = api.result(
+        "POST",
+        "/collections/n/points/search",
+        {"vector": {"name": "b", "vector": [1, 0]}, "limit": 1},
+    )
+    assert [p["id"] for p in legacy] == [2]
+
+
+def test_cosine_vectors_are_stored_normalised(api: Api) -> None:
+    api.result("PUT", "/collections/c", {"vectors": {"size": 2, "distance": "Cosine"}})
+    api.result("PUT", "/collections/c/points?wait=true", {"points": [{"id": 1, "vector": [3, 4]}]})
+    assert api.result("GET", "/collections/c/points/1")["vector"] == pytest.approx([0.6, 0.8])
