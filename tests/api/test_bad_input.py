@@ -19,20 +19,31 @@ def state(api: Api) -> Any:
 
 BAD_UPSERTS: list[tuple[str, Any, str]] = [
     ("wrong dimension", {"points": [{"id": 100, "vector": [1, 2, 3]}]}, "dimension"),
-    ("wrong dimension late in batch",
-     {"points": [{"id": 100, "vector": [1, 2, 3, 4]}, {"id": 101, "vector": [1, 2]}]}, "dim"),
+    (
+        "wrong dimension late in batch",
+        {"points": [{"id": 100, "vector": [1, 2, 3, 4]}, {"id": 101, "vector": [1, 2]}]},
+        "dim",
+    ),
     ("too large for float32", {"points": [{"id": 100, "vector": [1, 2, 3, 1e39]}]}, "infinity"),
     ("negative id", {"points": [{"id": -1, "vector": [1, 2, 3, 4]}]}, "point id"),
     ("id above u64", {"points": [{"id": 2**64, "vector": [1, 2, 3, 4]}]}, "point id"),
     ("non-uuid string id", {"points": [{"id": "abc", "vector": [1, 2, 3, 4]}]}, "point id"),
     ("float id", {"points": [{"id": 1.5, "vector": [1, 2, 3, 4]}]}, "id"),
-    ("unknown vector name", {"points": [{"id": 100, "vector": {"x": [1, 2, 3, 4]}}]}, "vector name"),
+    (
+        "unknown vector name",
+        {"points": [{"id": 100, "vector": {"x": [1, 2, 3, 4]}}]},
+        "vector name",
+    ),
     ("vector not numbers", {"points": [{"id": 100, "vector": ["a", 2, 3, 4]}]}, "vector"),
     ("missing vector", {"points": [{"id": 100}]}, "vector"),
     ("batch length mismatch", {"batch": {"ids": [100, 101], "vectors": [[1, 2, 3, 4]]}}, "vectors"),
-    ("payload not an object", {"points": [{"id": 100, "vector": [1, 2, 3, 4], "payload": [1]}]}, "payload"),
+    (
+        "payload not an object",
+        {"points": [{"id": 100, "vector": [1, 2, 3, 4], "payload": [1]}]},
+        "payload",
+    ),
     ("unknown field", {"points": [], "pointz": []}, "pointz"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "body", "needle"), BAD_UPSERTS, ids=[c[0] for c in BAD_UPSERTS])
@@ -103,7 +114,7 @@ def test_malformed_filter_is_rejected_everywhere(api: Api, collection: str, flt:
 def test_collection_names_that_could_escape_are_rejected(api: Api, name: str) -> None:
     from urllib.parse import quote
 
-    status, answer = api.put(
+    status, _ = api.put(
         f"/collections/{quote(name, safe='')}", {"vectors": {"size": 2, "distance": "Dot"}}
     )
     assert 400 <= status < 500
