@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from index.metrics import Distance
 
-ExtendedPointId = StrictInt | StrictStr
+ExtendedPointId = StrictInt | StrictStr | StrictFloat
+"""Floats are accepted at the wire level only so the engine can reject them with
+a message about point ids rather than a generic type error."""
 RawFilter = dict[str, Any] | None
 RawWithPayload = bool | list[str] | dict[str, Any] | None
 RawWithVector = bool | list[str] | None

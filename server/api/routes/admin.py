@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api.envelope import OrjsonResponse, ok
+from server.api.routing import OrjsonRoute
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], route_class=OrjsonRoute)
 
 QDRANT_API_VERSION = "1.19.0"
 """The Qdrant release whose REST API Quiver speaks; qdrant-client compares its own

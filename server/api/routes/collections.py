@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import update_result
+from server.api.routing import OrjsonRoute
 from server.api.schemas import (
     CreateCollection,
     CreateFieldIndex,
@@ -23,7 +24,7 @@ from server.engine.engine import validate_collection_name
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
-router = APIRouter(tags=["collections"])
+router = APIRouter(tags=["collections"], route_class=OrjsonRoute)
 
 PAYLOAD_INDEX_TYPES = frozenset(
     {"keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"}

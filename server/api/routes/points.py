@@ -17,6 +17,7 @@ from server.api.routes.common import (
     update_result,
     vector_selector,
 )
+from server.api.routing import OrjsonRoute
 from server.api.schemas import (
     CountRequest,
     DeletePayload,
@@ -31,7 +32,7 @@ from server.engine.filters import parse_filter
 from server.engine.point_ids import parse_point_id
 from server.errors import BadRequest, UnsupportedFeature
 
-router = APIRouter(tags=["points"])
+router = APIRouter(tags=["points"], route_class=OrjsonRoute)
 
 
 @router.put("/collections/{name}/points")

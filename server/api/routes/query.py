@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import check_limit, payload_selector, vector_selector
+from server.api.routing import OrjsonRoute
 from server.api.schemas import (
     QueryRequest,
     QueryRequestBatch,
@@ -28,7 +29,7 @@ from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=OrjsonRoute)
 
 _OTHER_QUERY_KINDS = (
     "recommend", "discover", "context", "fusion", "rrf", "formula", "order_by", "sample",
