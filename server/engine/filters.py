@@ -21,24 +21,39 @@ Semantics follow Qdrant and were checked against ``qdrant-client``'s local mode:
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
-from typing import Any, NoReturn, Protocol, TypeGuard
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from server.engine.field_matchers import (
+    DatetimeRange,
+    GeoBoundingBox,
+    GeoPoint,
+    GeoPolygon,
+    GeoRadius,
+    MatchAny,
+    MatchExcept,
+    MatchPhrase,
+    MatchPrefix,
+    MatchSubstring,
+    MatchText,
+    MatchTextAny,
+    MatchValue,
+    Range,
+    ValueTest,
+    _within,
+    parse_datetime,
+)
 from server.engine.payload import JsonPath, parse_json_path
 from server.engine.point_ids import PointId, parse_point_id
 from server.errors import InvalidFilter, InvalidPointId, UnsupportedFeature
 
 BoolArray = npt.NDArray[np.bool_]
 RowArray = npt.NDArray[np.intp]
-EARTH_RADIUS_M = 6371008.8  # IUGG mean Earth radius, the one Qdrant uses
+_MISSING = object()
 
 
 class FilterSource(Protocol):
@@ -71,6 +86,7 @@ class _Scan:
 
     def __init__(self, source: FilterSource) -> None:
         self.source = source
+        self.ids = source.ids
         self.payloads = source.payloads
         self._vectors: dict[str, BoolArray] = {}
 
@@ -112,299 +128,6 @@ class _PayloadCondition(Condition):
         return np.fromiter((test(payloads[i]) for i in rows.tolist()), dtype=bool, count=len(rows))
 
 
-class ValueTest:
-    """The operand of a field condition, tested against one (flattened) payload value."""
-
-    __slots__ = ()
-
-    def check(self, value: Any) -> bool:
-        raise NotImplementedError
-
-
-def _same_kind_equal(value: Any, operand: str | int | bool) -> bool:
-    """Qdrant's exact match: bool, int, float and str never equal one another."""
-    if isinstance(operand, bool) or isinstance(value, bool):
-        return value is operand
-    if isinstance(operand, int):
-        return isinstance(value, int) and value == operand
-    return isinstance(value, str) and value == operand
-
-
-@dataclass(frozen=True)
-class MatchValue(ValueTest):
-    value: str | int | bool
-
-    def check(self, value: Any) -> bool:
-        return _same_kind_equal(value, self.value)
-
-
-def _in_variants(value: Any, variants: frozenset[str] | frozenset[int]) -> bool:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return False
-    return value in variants
-
-
-@dataclass(frozen=True)
-class MatchAny(ValueTest):
-    """Operands are all strings or all integers, as Qdrant requires."""
-
-    any: frozenset[str] | frozenset[int]
-
-    def check(self, value: Any) -> bool:
-        return _in_variants(value, self.any)
-
-
-@dataclass(frozen=True)
-class MatchExcept(ValueTest):
-    except_: frozenset[str] | frozenset[int]
-
-    def check(self, value: Any) -> bool:
-        # null is absence, not a value that differs from every operand
-        return value is not None and not _in_variants(value, self.except_)
-
-
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def _tokens(text: str) -> list[str]:
-    """Qdrant's default word tokenizer for fields without a text index."""
-    return [token.lower() for token in _TOKEN.findall(text)]
-
-
-@dataclass(frozen=True)
-class MatchText(ValueTest):
-    """Every query word must be a word of the value; an empty query matches nothing."""
-
-    text: str
-
-    def check(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        words, wanted = set(_tokens(value)), _tokens(self.text)
-        return bool(wanted) and all(token in words for token in wanted)
-
-
-@dataclass(frozen=True)
-class MatchTextAny(ValueTest):
-    text_any: str
-
-    def check(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        words = set(_tokens(value))
-        return any(token in words for token in _tokens(self.text_any))
-
-
-@dataclass(frozen=True)
-class MatchPhrase(ValueTest):
-    """The query words must appear consecutively, in order."""
-
-    phrase: str
-
-    def check(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        words, wanted = _tokens(value), _tokens(self.phrase)
-        size = len(wanted)
-        return size > 0 and any(
-            words[start : start + size] == wanted for start in range(len(words) - size + 1)
-        )
-
-
-@dataclass(frozen=True)
-class MatchPrefix(ValueTest):
-    prefix: str
-
-    def check(self, value: Any) -> bool:
-        return isinstance(value, str) and value.startswith(self.prefix)
-
-
-@dataclass(frozen=True)
-class MatchSubstring(ValueTest):
-    substring: str
-
-    def check(self, value: Any) -> bool:
-        return isinstance(value, str) and self.substring in value
-
-
-@dataclass(frozen=True)
-class Range(ValueTest):
-    """Numeric bounds; booleans are not numbers here."""
-
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-
-    def check(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        return _within(value, self.gt, self.gte, self.lt, self.lte)
-
-
-def _within(value: Any, gt: Any, gte: Any, lt: Any, lte: Any) -> bool:
-    return (
-        (gt is None or value > gt)
-        and (gte is None or value >= gte)
-        and (lt is None or value < lt)
-        and (lte is None or value <= lte)
-    )
-
-
-_DATETIME = re.compile(
-    r"\s*(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?"
-    r"(?P<tz> ?[Zz]| UTC| ?[+-]\d{2}(?::?\d{2})?)?)?)?"
-)
-
-
-@lru_cache(maxsize=65536)
-def parse_datetime(text: str) -> datetime | None:
-    """Parse the datetime spellings Qdrant accepts (RFC 3339 and relatives); naive = UTC.
-
-    Cached because a datetime range re-reads the same payload strings on every scan.
-    """
-    found = _DATETIME.fullmatch(text)
-    if found is None:
-        return None
-    year, month, day, hour, minute, second, fraction = found.groups()[:7]
-    micros = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        return datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            micros,
-            tzinfo=_zone(found.group("tz")),
-        )
-    except ValueError:  # month 13, February 30th, hour 24...
-        return None
-
-
-def _zone(text: str | None) -> timezone:
-    text = (text or "").strip()
-    if text in ("", "Z", "z", "UTC"):
-        return UTC
-    sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-    return timezone(sign * offset)
-
-
-@dataclass(frozen=True)
-class DatetimeRange(ValueTest):
-    """Bounds on payload strings that parse as datetimes."""
-
-    gt: datetime | None = None
-    gte: datetime | None = None
-    lt: datetime | None = None
-    lte: datetime | None = None
-
-    def check(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        moment = parse_datetime(value)
-        return moment is not None and _within(moment, self.gt, self.gte, self.lt, self.lte)
-
-
-@dataclass(frozen=True)
-class GeoPoint:
-    lon: float
-    lat: float
-
-
-def _as_geo_point(value: Any) -> GeoPoint | None:
-    """A payload value is a geo point when it is an object with finite numeric lat/lon."""
-    if not isinstance(value, dict):
-        return None
-    lon, lat = value.get("lon"), value.get("lat")
-    if _is_finite_number(lon) and _is_finite_number(lat):
-        return GeoPoint(float(lon), float(lat))
-    return None
-
-
-def _is_finite_number(value: Any) -> TypeGuard[float]:
-    try:
-        return type(value) in (int, float) and math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def haversine_m(a: GeoPoint, b: GeoPoint) -> float:
-    """Great-circle distance in metres."""
-    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
-    half_dlat = (lat2 - lat1) / 2
-    half_dlon = math.radians(b.lon - a.lon) / 2
-    h = math.sin(half_dlat) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(half_dlon) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
-
-
-@dataclass(frozen=True)
-class GeoRadius(ValueTest):
-    center: GeoPoint
-    radius: float
-
-    def check(self, value: Any) -> bool:
-        point = _as_geo_point(value)
-        return point is not None and haversine_m(point, self.center) < self.radius
-
-
-@dataclass(frozen=True)
-class GeoBoundingBox(ValueTest):
-    """Edges excluded; a box whose left edge is east of its right crosses the antimeridian."""
-
-    top_left: GeoPoint
-    bottom_right: GeoPoint
-
-    def check(self, value: Any) -> bool:
-        point = _as_geo_point(value)
-        if point is None or not self.bottom_right.lat < point.lat < self.top_left.lat:
-            return False
-        west, east = self.top_left.lon, self.bottom_right.lon
-        if west > east:
-            return point.lon > west or point.lon < east
-        return west < point.lon < east
-
-
-def _ring_side(point: GeoPoint, ring: tuple[GeoPoint, ...]) -> int:
-    """+1 inside the ring, 0 on its boundary, -1 outside (even-odd ray casting)."""
-    inside = False
-    for start, end in zip(ring, ring[1:] + ring[:1], strict=True):
-        cross = (end.lon - start.lon) * (point.lat - start.lat) - (end.lat - start.lat) * (
-            point.lon - start.lon
-        )
-        if (
-            cross == 0
-            and min(start.lon, end.lon) <= point.lon <= max(start.lon, end.lon)
-            and min(start.lat, end.lat) <= point.lat <= max(start.lat, end.lat)
-        ):
-            return 0
-        if (start.lat > point.lat) != (end.lat > point.lat):
-            lon_at = start.lon + (point.lat - start.lat) * (end.lon - start.lon) / (
-                end.lat - start.lat
-            )
-            if point.lon < lon_at:
-                inside = not inside
-    return 1 if inside else -1
-
-
-@dataclass(frozen=True)
-class GeoPolygon(ValueTest):
-    """Inside the exterior ring and outside every interior ring; boundaries excluded."""
-
-    exterior: tuple[GeoPoint, ...]
-    interiors: tuple[tuple[GeoPoint, ...], ...] = ()
-
-    def check(self, value: Any) -> bool:
-        point = _as_geo_point(value)
-        if point is None or _ring_side(point, self.exterior) <= 0:
-            return False
-        return all(_ring_side(point, hole) < 0 for hole in self.interiors)
-
-
 @dataclass(frozen=True)
 class FieldCondition(_PayloadCondition):
     """``key`` satisfies ``test`` when any value it selects (arrays flattened) does."""
@@ -415,7 +138,13 @@ class FieldCondition(_PayloadCondition):
 
     def test_payload(self, payload: dict[str, Any]) -> bool:
         check = self.test.check
-        return any(check(value) for value in self.path.values(payload))
+        top_key = self.path.items[0]
+        if len(self.path.items) == 1 and isinstance(top_key, str):  # hot path: no list built
+            value = payload.get(top_key, _MISSING)
+            if isinstance(value, list):
+                return any(map(check, value))
+            return value is not _MISSING and check(value)
+        return any(map(check, self.path.values(payload)))
 
 
 @dataclass(frozen=True)
@@ -475,7 +204,7 @@ class HasId(Condition):
         return row.point_id in self.ids
 
     def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
-        ids, wanted = scan.source.ids, self.ids
+        ids, wanted = scan.ids, self.ids
         return np.fromiter((ids[i] in wanted for i in rows.tolist()), dtype=bool, count=len(rows))
 
 
@@ -820,22 +549,16 @@ def _parse_variants(raw: Any, where: str) -> frozenset[str] | frozenset[int]:
 def _parse_range(raw: Any, where: str) -> ValueTest:
     """Numbers make a numeric range, RFC 3339 strings a datetime range; never both."""
     bounds = _fields(raw, where, _BOUNDS, "a range")
-    if any(isinstance(bound, str) for bound in bounds.values()):
-        moments: dict[str, datetime] = {}
-        for name, bound in bounds.items():
-            moment = parse_datetime(bound) if isinstance(bound, str) else None
-            if moment is None:
-                _fail(
-                    _at(where, name),
-                    f"expected an RFC 3339 datetime like the other bounds, got {_show(bound)}",
-                )
-            moments[name] = moment
-        return DatetimeRange(**moments)
+    is_datetime = bool(bounds) and all(isinstance(bound, str) for bound in bounds.values())
     for name, bound in bounds.items():
-        if isinstance(bound, bool) or not isinstance(bound, int | float):
-            _fail(
-                _at(where, name), f"expected a number or an RFC 3339 datetime, got {_show(bound)}"
-            )
+        if isinstance(bound, str) and not is_datetime:
+            _fail(_at(where, name), f"expected a number like the other bounds, got {_show(bound)}")
+        numeric = isinstance(bound, int | float) and not isinstance(bound, bool)
+        if not numeric and (not isinstance(bound, str) or parse_datetime(bound) is None):
+            problem = f"expected a number or an RFC 3339 datetime, got {_show(bound)}"
+            _fail(_at(where, name), problem)
+    if is_datetime:
+        return DatetimeRange(**{name: parse_datetime(bound) for name, bound in bounds.items()})
     return Range(**bounds)
 
 
