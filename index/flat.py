@@ -8,10 +8,17 @@ faiss convention, batch first: ``ids (nq, k)`` padded with -1 and ``scores
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
 import faiss
 import numpy as np
 
+from index.base import IndexStats, SearchParams
 from index.metrics import Distance, faiss_to_score
+from index.serialization import pack, unpack
+
+_INITIAL_CAPACITY = 1024
 
 
 def exact_search(
@@ -45,3 +52,76 @@ def exact_search(
     ids[:, :kk] = found
     scores[:, :kk] = faiss_to_score(raw, distance)
     return ids, scores
+
+
+@dataclass(frozen=True, slots=True)
+class FlatParams:
+    """The exact backend has no knobs: every query scans every allowed row."""
+
+
+class FlatIndex:
+    """Exact search over a growable float32 matrix; the reference every other backend
+    is measured against, and the right choice below a few thousand points."""
+
+    kind: ClassVar[str] = "flat"
+
+    def __init__(self, dim: int, distance: Distance, params: FlatParams | None = None) -> None:
+        self.dim = dim
+        self.distance = distance
+        self._data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
+        self._count = 0
+        self._deleted = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+
+    def add(self, vectors: np.ndarray) -> None:
+        needed = self._count + vectors.shape[0]
+        if needed > self._data.shape[0]:
+            capacity = max(needed, 2 * self._data.shape[0])
+            data = np.zeros((capacity, self.dim), dtype=np.float32)
+            data[: self._count] = self._data[: self._count]
+            deleted = np.zeros(capacity, dtype=bool)
+            deleted[: self._count] = self._deleted[: self._count]
+            self._data, self._deleted = data, deleted
+        self._data[self._count : needed] = vectors
+        self._count = needed
+
+    def delete(self, rows: np.ndarray) -> None:
+        self._deleted[rows] = True
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        deleted = self._deleted[: self._count]
+        rows: np.ndarray | None = None
+        if allowed is not None:
+            rows = np.flatnonzero(allowed & ~deleted)
+        elif deleted.any():
+            rows = np.flatnonzero(~deleted)
+        return exact_search(self.vectors(), queries, k, self.distance, rows)
+
+    def vectors(self) -> np.ndarray:
+        view = self._data[: self._count]
+        view.flags.writeable = False
+        return view
+
+    def to_bytes(self) -> bytes:
+        header = {"kind": self.kind, "dim": self.dim, "distance": self.distance.value}
+        deleted = np.packbits(self._deleted[: self._count]).tobytes()
+        return pack(header | {"count": self._count}, [self.vectors().tobytes(), deleted])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        header, (vectors, deleted) = unpack(data)
+        index = cls(header["dim"], Distance(header["distance"]))
+        count = header["count"]
+        index.add(np.frombuffer(vectors, dtype=np.float32).reshape(count, index.dim))
+        bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[:count]
+        index._deleted[:count] = bits.astype(bool)
+        return index
+
+    def stats(self) -> IndexStats:
+        return IndexStats(count=self._count, memory_bytes=self._data.nbytes + self._deleted.nbytes)

@@ -1,0 +1,130 @@
+"""HNSW graph search on faiss's ``IndexHNSWFlat``.
+
+Chosen over hnswlib (docs/adr/0002-hnsw-backend.md) because faiss checks a filter
+through an ``IDSelectorBitmap`` inside its C++ search loop, while hnswlib calls a
+Python function for every visited node. Deleted rows are tombstones: they stay in
+the graph as waypoints (so connectivity is kept) and are masked out of results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Self
+
+import faiss
+import numpy as np
+
+from index.base import IndexStats, SearchParams
+from index.flat import exact_search
+from index.metrics import Distance, faiss_to_score
+from index.serialization import pack, unpack
+
+_FAISS: Any = faiss
+
+
+@dataclass(frozen=True, slots=True)
+class HnswParams:
+    """Graph knobs, with Qdrant's defaults.
+
+    m: links per node (8-64); more links raise recall and memory (~8·m bytes a vector).
+    ef_construct: beam width while building (64-512); higher builds slower, better graphs.
+    ef_search: default beam width at query time when a request gives no ``hnsw_ef``;
+      raised to at least ``k``.
+    """
+
+    m: int = 16
+    ef_construct: int = 100
+    ef_search: int = 64
+
+
+class HnswIndex:
+    kind: ClassVar[str] = "hnsw"
+
+    def __init__(self, dim: int, distance: Distance, params: HnswParams | None = None) -> None:
+        self.dim = dim
+        self.distance = distance
+        self.params = params or HnswParams()
+        # typed Any: faiss's bundled stubs miss much of the SWIG surface used here
+        self._index: Any = faiss.IndexHNSWFlat(dim, max(self.params.m, 2), distance.faiss_metric)
+        self._index.hnsw.efConstruction = self.params.ef_construct
+        self._deleted = np.zeros(0, dtype=bool)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, vectors: np.ndarray) -> None:
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
+
+    def delete(self, rows: np.ndarray) -> None:
+        self._deleted[rows] = True
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        params = params or SearchParams()
+        mask = self._live_mask(allowed)
+        if params.exact:
+            rows = None if mask is None else np.flatnonzero(mask)
+            return exact_search(self.vectors(), queries, k, self.distance, rows)
+        nq = queries.shape[0]
+        ids = np.full((nq, k), -1, dtype=np.int64)
+        scores = np.full((nq, k), self.distance.worst_score, dtype=np.float32)
+        if self.count == 0 or k == 0:
+            return ids, scores
+        ef = max(params.ef or self.params.ef_search, k)
+        bits = None if mask is None else np.packbits(mask, bitorder="little")
+        selector = (
+            None if bits is None else faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bits))
+        )
+        search_params = _FAISS.SearchParametersHNSW(efSearch=ef, sel=selector)
+        raw, found = self._index.search(
+            np.ascontiguousarray(queries, dtype=np.float32), k, params=search_params
+        )
+        del bits  # the selector points into it: keep it alive until search returns
+        ids[:] = found
+        scores[:] = np.where(found >= 0, faiss_to_score(raw, self.distance), scores)
+        return ids, scores
+
+    def vectors(self) -> np.ndarray:
+        storage: Any = faiss.downcast_index(self._index.storage)
+        view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
+        matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
+        matrix.flags.writeable = False
+        return matrix
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "kind": self.kind,
+            "dim": self.dim,
+            "distance": self.distance.value,
+            "params": asdict(self.params),
+            "count": self.count,
+        }
+        graph = faiss.serialize_index(self._index).tobytes()
+        return pack(header, [graph, np.packbits(self._deleted).tobytes()])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        header, (graph, deleted) = unpack(data)
+        index = cls(header["dim"], Distance(header["distance"]), HnswParams(**header["params"]))
+        index._index = faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))
+        bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
+        index._deleted = bits.astype(bool)
+        return index
+
+    def stats(self) -> IndexStats:
+        links = int(self._index.hnsw.neighbors.size()) * 4
+        vectors = self.count * self.dim * 4
+        return IndexStats(count=self.count, memory_bytes=links + vectors + self._deleted.nbytes)
+
+    def _live_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        if allowed is None:
+            return ~self._deleted if self._deleted.any() else None
+        return allowed & ~self._deleted

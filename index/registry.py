@@ -1,0 +1,43 @@
+"""The backends users can name in the API (``"index": {"type": ...}``), and how
+to build or reload each one. A test asserts this registry equals the documented list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from index.base import VectorIndex
+from index.flat import FlatIndex, FlatParams
+from index.hnsw_faiss import HnswIndex, HnswParams
+from index.metrics import Distance
+from index.serialization import IndexFormatError, unpack
+
+BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
+    "flat": (FlatIndex, FlatParams),
+    "hnsw": (HnswIndex, HnswParams),
+}
+"""Backend name -> (index class, params dataclass)."""
+
+
+def backend_names() -> list[str]:
+    return sorted(BACKENDS)
+
+
+def create_index(
+    kind: str, dim: int, distance: Distance, params: Mapping[str, Any] | None = None
+) -> VectorIndex:
+    """A new, empty index of ``kind``; unknown keys in ``params`` are a ValueError."""
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown index type {kind!r}; expected one of {backend_names()}")
+    index_class, params_class = BACKENDS[kind]
+    index: VectorIndex = index_class(dim, distance, params_class(**(params or {})))
+    return index
+
+
+def index_from_bytes(data: bytes) -> VectorIndex:
+    header, _ = unpack(data)
+    kind = header.get("kind")
+    if kind not in BACKENDS:
+        raise IndexFormatError(f"unknown index type {kind!r} in serialised index")
+    index: VectorIndex = BACKENDS[kind][0].from_bytes(data)
+    return index

@@ -1,0 +1,121 @@
+"""Every backend behind the one interface: exactness, recall, filters, tombstones, round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.base import SearchParams, VectorIndex
+from index.flat import exact_search
+from index.metrics import Distance, normalize_rows
+from index.registry import backend_names, create_index, index_from_bytes
+from index.serialization import IndexFormatError
+
+DOCUMENTED_BACKENDS = ["flat", "hnsw"]  # README "Index backends" table
+
+
+def dataset(n: int = 3000, dim: int = 24, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dim)).astype(np.float32), rng.normal(size=(50, dim)).astype(
+        np.float32
+    )
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f[f >= 0]) & set(t[t >= 0])) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def test_registry_matches_documented_backends() -> None:
+    assert backend_names() == DOCUMENTED_BACKENDS
+
+
+def test_unknown_backend_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown index type"):
+        create_index("annoy", 4, Distance.DOT)
+
+
+@pytest.mark.parametrize("distance", list(Distance))
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_recall_at_10_vs_exact(kind: str, distance: Distance) -> None:
+    xb, xq = dataset()
+    if distance is Distance.COSINE:
+        xb, xq = normalize_rows(xb), normalize_rows(xq)
+    index = create_index(kind, xb.shape[1], distance)
+    index.add(xb)
+    truth, _ = exact_search(xb, xq, 10, distance)
+    found, scores = index.search(xq, 10, params=SearchParams(ef=128))
+    assert recall(found, truth) >= 0.95
+    order = -scores if distance.higher_is_better else scores
+    assert (np.diff(order, axis=1) >= -1e-5).all()
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_allowed_mask_is_honoured(kind: str) -> None:
+    xb, xq = dataset()
+    index = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index.add(xb)
+    allowed = np.zeros(len(xb), dtype=bool)
+    allowed[::7] = True
+    found, _ = index.search(xq, 10, allowed=allowed, params=SearchParams(ef=256))
+    assert allowed[found[found >= 0]].all()
+    truth, _ = exact_search(xb, xq, 10, Distance.EUCLID, rows=np.flatnonzero(allowed))
+    assert recall(found, truth) >= 0.9
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_deleted_rows_are_never_returned(kind: str) -> None:
+    xb, _ = dataset(n=500)
+    index = create_index(kind, xb.shape[1], Distance.DOT)
+    index.add(xb)
+    deleted = np.arange(0, 500, 2)
+    index.delete(deleted)
+    found, _ = index.search(xb[:20], 10, params=SearchParams(ef=64))
+    assert not np.isin(found, deleted).any()
+    exact, _ = index.search(xb[:20], 10, params=SearchParams(exact=True))
+    assert not np.isin(exact, deleted).any()
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_fewer_allowed_than_k_pads_with_minus_one(kind: str) -> None:
+    xb, xq = dataset(n=200)
+    index = create_index(kind, xb.shape[1], Distance.COSINE)
+    index.add(normalize_rows(xb))
+    allowed = np.zeros(200, dtype=bool)
+    allowed[[3, 50]] = True
+    found, scores = index.search(normalize_rows(xq[:1]), 5, allowed=allowed)
+    assert sorted(found[0][:2].tolist()) == [3, 50]
+    assert found[0][2:].tolist() == [-1, -1, -1]
+    assert np.isneginf(scores[0][2:]).all()
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_round_trip_through_bytes_keeps_results_and_tombstones(kind: str) -> None:
+    xb, xq = dataset(n=800)
+    index: VectorIndex = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index.add(xb)
+    index.delete(np.array([1, 2, 3]))
+    restored = index_from_bytes(index.to_bytes())
+    before = index.search(xq, 10)
+    after = restored.search(xq, 10)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_allclose(before[1], after[1])
+    np.testing.assert_array_equal(restored.vectors(), xb)
+    assert restored.stats().count == 800
+
+
+def test_corrupt_bytes_are_refused() -> None:
+    index = create_index("flat", 4, Distance.DOT)
+    data = index.to_bytes()
+    with pytest.raises(IndexFormatError, match="magic"):
+        index_from_bytes(b"XXXX" + data[4:])
+    with pytest.raises(IndexFormatError, match="version"):
+        index_from_bytes(data[:4] + (99).to_bytes(4, "little") + data[8:])
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_memory_stats_cover_the_vectors(kind: str) -> None:
+    xb, _ = dataset(n=1000)
+    index = create_index(kind, xb.shape[1], Distance.DOT)
+    index.add(xb)
+    assert index.stats().memory_bytes >= xb.nbytes
