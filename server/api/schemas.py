@@ -67,6 +67,13 @@ class WalConfigDiff(Wire):
     wal_retain_closed: int | None = None
 
 
+class IndexConfigIn(Wire):
+    """Quiver extension: the backend for sealed segments and the build insertion order."""
+
+    type: Literal["flat", "hnsw"] | None = None
+    insertion_order: Literal["none", "lid_desc", "lid_asc"] | None = None
+
+
 class CreateCollection(Wire):
     vectors: VectorParamsIn | dict[str, VectorParamsIn] | None = None
     shard_number: int | None = Field(default=None, ge=1)
@@ -84,9 +91,11 @@ class CreateCollection(Wire):
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     init_from: Any = None
+    index: IndexConfigIn | None = None
 
 
 class UpdateCollection(Wire):
+    index: IndexConfigIn | None = None
     vectors: dict[str, Any] | None = None
     optimizers_config: OptimizersConfigDiff | None = None
     params: dict[str, Any] | None = None

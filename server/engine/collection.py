@@ -1,13 +1,17 @@
-"""One collection: durable point store + in-memory segment, behind one lock.
+"""One collection: durable point store + in-memory segments, behind one lock.
 
 Write path: validate everything, commit one SQLite transaction (durable), then
-apply the same change to the in-memory segment. A crash between the two is
-harmless because the segment is rebuilt from the store on start.
+apply the same change to the segments; when the appendable segment reaches
+``indexing_threshold`` it is sealed and the build worker indexes it in the
+background. Reads fan out over all segments. A crash between commit and apply
+is harmless because the segments are rebuilt from the store on start (reusing
+index files whose points are unchanged).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,19 +21,27 @@ from typing import Any
 import numpy as np
 import orjson
 
+from index.base import SearchParams, VectorIndex
+from index.flat import FlatIndex
+from index.registry import index_from_bytes
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
 from server.engine.rwlock import ReadWriteLock
-from server.engine.segment import PointBatch, Segment
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment import AppendableSegment, PointBatch, SealedParts
+from server.engine.segment_set import AnySegment, Hit, SegmentSet
 from server.engine.vectors import point_vectors, prepare_matrix, vector_name
-from server.errors import BadRequest, InvalidVector, PointNotFound
-from server.storage.point_store import PointStore, StoredPoint, WriteBatch
+from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
+from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
+from server.storage.segment_store import SegmentManifest, SegmentStore
 
 log = logging.getLogger(__name__)
 
 VectorSelector = bool | list[str]
+StatusProvider = Callable[[], tuple[str, Any]]
 
 
 @dataclass(slots=True)
@@ -54,6 +66,7 @@ class SearchSpec:
     with_payload: PayloadSelector = field(default_factory=lambda: PayloadSelector.of("none"))
     with_vector: VectorSelector = False
     exclude_ids: list[PointId] = field(default_factory=list)
+    params: SearchParams = field(default_factory=SearchParams)
 
 
 class Collection:
@@ -65,7 +78,14 @@ class Collection:
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
-        self._segment = self._new_segment(config)
+        self._segments = SegmentSet(self._new_appendable())
+        self._segment_store = SegmentStore(path / "segments")
+        self._next_segment_id = self._segment_store.max_segment_id() + 1
+        self._id_lock = threading.Lock()
+        self._closed = False
+        self.on_change: Callable[[Collection], None] = lambda _c: None
+        """Called after writes that may make background work due (set by the engine)."""
+        self.status: StatusProvider = lambda: ("green", "ok")
 
     @classmethod
     def create(cls, name: str, path: Path, config: CollectionConfig) -> Collection:
@@ -82,11 +102,17 @@ class Collection:
 
     def close(self) -> None:
         with self._lock.write():
-            self._store.close()
+            if not self._closed:
+                self._closed = True
+                self._store.close()
 
     @property
     def config(self) -> CollectionConfig:
         return self._config
+
+    @property
+    def store(self) -> PointStore:
+        return self._store
 
     # -- writes ----------------------------------------------------------
 
@@ -104,7 +130,7 @@ class Collection:
         ids = [ids[i] for i in keep]
         matrices, present = point_vectors([vectors[i] for i in keep], self._config)
         payload_list = [payloads[i] or {} for i in keep]
-        with self._lock.write():
+        with self._writing():
             chosen = self._select_for_update(ids, update_mode, update_filter)
             if len(chosen) < len(ids):
                 ids = [ids[i] for i in chosen]
@@ -113,15 +139,22 @@ class Collection:
                 payload_list = [payload_list[i] for i in chosen]
             batch = PointBatch(ids, matrices, present, payload_list)
             op_id = self._store.commit(WriteBatch(put_points=_stored(batch)))
-            self._segment.upsert(batch, op_id)
+            for point_id in ids:
+                found = self._segments.locate(point_id)
+                if found is not None and found[0] is not self._segments.appendable:
+                    found[0].delete(point_id)
+            self._segments.appendable.upsert(batch, op_id)
+            self._maybe_seal()
+        self.on_change(self)
         return op_id
 
     def delete(self, selection: PointsSelection) -> int:
-        with self._lock.write():
+        with self._writing():
             ids = self._resolve(selection, must_exist=False)
             op_id = self._store.commit(WriteBatch(delete_pids=[point_id_to_text(i) for i in ids]))
             for point_id in ids:
-                self._segment.delete(point_id)
+                self._segments.delete(point_id)
+        self.on_change(self)
         return op_id
 
     def set_payload(
@@ -139,25 +172,27 @@ class Collection:
         return self._rewrite_payloads(selection, lambda _old: {})
 
     def update_config(self, config: CollectionConfig) -> int:
-        with self._lock.write():
+        with self._writing():
             op_id = self._store.write_config(config.model_dump(mode="json"))
             self._config = config
+            self._maybe_seal()
+        self.on_change(self)
         return op_id
 
     # -- reads -----------------------------------------------------------
 
     def count(self, flt: Filter | None) -> int:
         with self._lock.read():
-            if flt is None:
-                return len(self._segment)
-            return int(flt.mask(self._segment).sum())
+            return self._segments.count(flt)
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
     ) -> list[dict[str, Any]]:
         with self._lock.read():
-            rows = [r for r in (self._segment.row_of(i) for i in ids) if r is not None]
-            return [self._record(row, with_payload, with_vector) for row in rows]
+            found = [self._segments.locate(i) for i in ids]
+            return [
+                self._record(s, row, with_payload, with_vector) for s, row in filter(None, found)
+            ]
 
     def get_point(self, point_id: PointId) -> dict[str, Any]:
         records = self.retrieve([point_id], PayloadSelector.of("all"), True)
@@ -174,25 +209,22 @@ class Collection:
         with_vector: VectorSelector,
     ) -> tuple[list[dict[str, Any]], PointId | None]:
         with self._lock.read():
-            segment = self._segment
-            rows = np.arange(len(segment)) if flt is None else np.flatnonzero(flt.mask(segment))
-            if offset is not None:
-                rows = segment.rows_from(rows, offset)
-            rows = segment.rows_in_id_order(rows)[: limit + 1]
-            records = [self._record(int(r), with_payload, with_vector) for r in rows[:limit]]
-            next_offset = segment.ids[int(rows[limit])] if len(rows) > limit else None
+            picked = self._segments.scroll(flt, limit, offset)
+            records = [self._record(s, r, with_payload, with_vector) for s, r in picked[:limit]]
+            next_offset = picked[limit][0].ids[picked[limit][1]] if len(picked) > limit else None
         return records, next_offset
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
         """The stored vector of a point, for queries that name a point instead of a vector."""
         name = vector_name(self._config, using)
         with self._lock.read():
-            row = self._segment.row_of(point_id)
-            if row is None:
+            found = self._segments.locate(point_id)
+            if found is None:
                 raise PointNotFound(point_id)
-            if not self._segment.has_vector(row, name):
+            segment, row = found
+            if not segment.has_vector(row, name):
                 raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
-            return self._segment.vectors(row)[name]
+            return segment.vectors(row)[name]
 
     def prepare_query(self, raw: Any, using: str | None) -> tuple[str, np.ndarray]:
         name = vector_name(self._config, using)
@@ -200,15 +232,16 @@ class Collection:
         return name, prepare_matrix([raw], params, "query vector")[0]
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
-        """Answer a batch of searches; unfiltered ones sharing a vector go in one native call."""
+        """Answer a batch of searches; unfiltered ones that share a vector name and
+        search params go to each segment in one native call."""
         results: list[list[dict[str, Any]]] = [[] for _ in specs]
         with self._lock.read():
-            groups: dict[str, list[int]] = {}
+            groups: dict[tuple[str, SearchParams], list[int]] = {}
             for i, spec in enumerate(specs):
                 if spec.filter is None and not spec.exclude_ids:
-                    groups.setdefault(spec.using, []).append(i)
+                    groups.setdefault((spec.using, spec.params), []).append(i)
                 else:
-                    results[i] = self._search_group([spec], self._mask_for(spec))[0]
+                    results[i] = self._search_group([spec], self._masks_for(spec))[0]
             for members in groups.values():
                 answers = self._search_group([specs[i] for i in members], None)
                 for i, answer in zip(members, answers, strict=True):
@@ -216,81 +249,200 @@ class Collection:
         return results
 
     def info(self) -> dict[str, Any]:
+        status, optimizer_status = self.status()
         with self._lock.read():
-            count = len(self._segment)
             config = self._config
+            count = len(self._segments)
+            indexed = sum(len(s) for s in self._segments.sealed.values() if s.spec is not None)
+            segments = len(self._segments.sealed) + 1
+            schema_counts = {
+                key: self._segments.count(_has_value(key)) for key in config.payload_schema
+            }
         return {
-            "status": "green",
-            "optimizer_status": "ok",
-            "indexed_vectors_count": 0,
+            "status": status,
+            "optimizer_status": optimizer_status,
+            "indexed_vectors_count": indexed * len(config.vectors),
             "points_count": count,
-            "segments_count": 1,
+            "segments_count": segments,
             "config": config.to_wire(),
             "payload_schema": {
-                name: {"data_type": schema.get("type", "keyword"), "points": count}
+                name: {"data_type": schema.get("type", "keyword"), "points": schema_counts[name]}
                 | ({"params": schema} if len(schema) > 1 else {})
                 for name, schema in config.payload_schema.items()
             },
         }
 
-    # -- internals -------------------------------------------------------
-
-    def _search_group(
-        self, specs: Sequence[SearchSpec], mask: np.ndarray | None
-    ) -> list[list[dict[str, Any]]]:
-        k = max(spec.limit + spec.offset for spec in specs)
-        queries = np.stack([spec.vector for spec in specs])
-        rows, scores = self._segment.search(specs[0].using, queries, k, mask)
-        distance = self._config.vectors[specs[0].using].distance
-        out: list[list[dict[str, Any]]] = []
-        for spec, row_ids, row_scores in zip(specs, rows, scores, strict=True):
-            hits = []
-            for row, score in zip(
-                row_ids[spec.offset : spec.offset + spec.limit],
-                row_scores[spec.offset : spec.offset + spec.limit],
-                strict=True,
-            ):
-                if row < 0:
-                    break
-                if spec.score_threshold is not None and not (
-                    score >= spec.score_threshold
-                    if distance.higher_is_better
-                    else score <= spec.score_threshold
-                ):
-                    break
-                hits.append(self._scored(int(row), float(score), spec))
-            out.append(hits)
+    def segments_info(self) -> list[dict[str, Any]]:
+        with self._lock.read():
+            out = [
+                {
+                    "segment_id": sid,
+                    "kind": "sealed",
+                    "points": len(s),
+                    "rows": s.row_count(),
+                    "index": None if s.spec is None else s.spec["type"],
+                    "memory_bytes": sum(i.stats().memory_bytes for i in s.indexes.values()),
+                }
+                for sid, s in self._segments.sealed.items()
+            ]
+            out.append(
+                {"segment_id": None, "kind": "appendable", "points": len(self._segments.appendable)}
+            )
         return out
 
-    def _mask_for(self, spec: SearchSpec) -> np.ndarray:
-        n = len(self._segment)
-        mask = np.ones(n, dtype=bool) if spec.filter is None else spec.filter.mask(self._segment)
-        for point_id in spec.exclude_ids:
-            row = self._segment.row_of(point_id)
-            if row is not None:
-                mask[row] = False
-        return mask
+    # -- background work (called by the build worker) -----------------------
 
-    def _scored(self, row: int, score: float, spec: SearchSpec) -> dict[str, Any]:
-        record = self._record(row, spec.with_payload, spec.with_vector)
-        record["version"] = self._segment.version(row)
-        record["score"] = score
+    def due_tasks(self, busy: set[int]) -> list[Task]:
+        with self._lock.read():
+            if self._closed:
+                return []
+            return due_tasks(self._config, self._segments.sealed, busy)
+
+    def run_task(
+        self,
+        task: Task,
+        progress: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> int | None:
+        """Rebuild the task's segments into one new indexed segment and swap it in.
+
+        Returns the new segment id, or None when the segments are gone (deleted
+        collection, or already replaced). The build runs without the lock; only the
+        final swap takes the write lock, briefly."""
+        with self._lock.read():
+            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
+                return None
+            job = snapshot(task, self._config, self._segments.sealed)
+        indexes = build(job, progress, cancelled)
+        segment_id = self._allocate_segment_id()
+        manifest = SegmentManifest(
+            segment_id=segment_id,
+            point_ids=[point_id_to_text(i) for i in job.ids],
+            indexes={name: None for name in indexes},
+            spec=job.spec,
+            replaces=list(task.segment_ids),
+        )
+        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+        with self._lock.write():
+            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
+                self._segment_store.remove([segment_id])
+                return None
+            self._swap_in(segment_id, job, indexes)
+        self._segment_store.remove(list(task.segment_ids))
+        log.info(
+            "segment built",
+            extra={"collection": self.name, "task": task.kind, "segment": segment_id,
+                   "replaces": list(task.segment_ids), "points": len(job.ids)},
+        )  # fmt: skip
+        return segment_id
+
+    # -- internals -------------------------------------------------------
+
+    def _writing(self) -> Any:
+        """The write lock, refusing writes to a collection that was deleted meanwhile."""
+        return _WriteGuard(self)
+
+    def _allocate_segment_id(self) -> int:
+        with self._id_lock:
+            segment_id = self._next_segment_id
+            self._next_segment_id += 1
+            return segment_id
+
+    def _maybe_seal(self) -> None:
+        """Seal the appendable segment once it holds ``indexing_threshold`` points
+        (0 disables indexing, as in Qdrant). Called under the write lock."""
+        threshold = self._config.optimizers_config.indexing_threshold
+        appendable = self._segments.appendable
+        if threshold <= 0 or len(appendable) < threshold:
+            return
+        parts = appendable.freeze()
+        segment_id = self._allocate_segment_id()
+        manifest = SegmentManifest(
+            segment_id=segment_id,
+            point_ids=[point_id_to_text(i) for i in parts.ids],
+            indexes={name: None for name in parts.indexes},
+        )
+        self._segment_store.write(manifest, {})
+        self._segments.sealed[segment_id] = SealedSegment(segment_id, parts)
+        self._segments.appendable = self._new_appendable()
+
+    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, VectorIndex]) -> None:
+        """Replace the job's source segments with the new one, carrying over every change
+        made while it was built: deletes become tombstones, payloads are taken now."""
+        payloads: list[dict[str, Any]] = []
+        versions: list[int] = []
+        live: list[np.ndarray] = []
+        for source_id, rows in job.sources:
+            source = self._segments.sealed.pop(source_id)
+            live.append(source.live_mask()[rows])
+            payloads.extend(source.payload(r) for r in rows.tolist())
+            versions.extend(source.version(r) for r in rows.tolist())
+        alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
+        if job.permutation is not None:
+            order = job.permutation.tolist()
+            alive = alive[job.permutation]
+            payloads = [payloads[i] for i in order]
+            versions = [versions[i] for i in order]
+        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
+        self._segments.sealed[segment_id] = SealedSegment(segment_id, parts, alive, job.spec)
+
+    def _search_group(
+        self, specs: Sequence[SearchSpec], masks: dict[int, np.ndarray] | None
+    ) -> list[list[dict[str, Any]]]:
+        first = specs[0]
+        k = max(spec.limit + spec.offset for spec in specs)
+        queries = np.stack([spec.vector for spec in specs])
+        distance = self._config.vectors[first.using].distance
+        full_scan_kb = self._config.hnsw_config.full_scan_threshold
+        hits = self._segments.search(
+            first.using, queries, k, distance, first.params, masks, full_scan_kb
+        )
+        out: list[list[dict[str, Any]]] = []
+        for spec, found in zip(specs, hits, strict=True):
+            page = found[spec.offset : spec.offset + spec.limit]
+            if spec.score_threshold is not None:
+                page = [
+                    h for h in page if _passes(h, spec.score_threshold, distance.higher_is_better)
+                ]
+            out.append([self._scored(hit, spec) for hit in page])
+        return out
+
+    def _masks_for(self, spec: SearchSpec) -> dict[int, np.ndarray]:
+        masks: dict[int, np.ndarray] = {}
+        for segment in self._segments:
+            mask = segment.live_mask().copy()
+            if spec.filter is not None:
+                mask &= spec.filter.mask(segment)
+            masks[id(segment)] = mask
+        for point_id in spec.exclude_ids:
+            found = self._segments.locate(point_id)
+            if found is not None:
+                masks[id(found[0])][found[1]] = False
+        return masks
+
+    def _scored(self, hit: Hit, spec: SearchSpec) -> dict[str, Any]:
+        record = self._record(hit.segment, hit.row, spec.with_payload, spec.with_vector)
+        record["version"] = hit.segment.version(hit.row)
+        record["score"] = hit.score
         return record
 
     def _record(
-        self, row: int, with_payload: PayloadSelector, with_vector: VectorSelector
+        self,
+        segment: AnySegment,
+        row: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
     ) -> dict[str, Any]:
-        segment = self._segment
         return {
             "id": segment.ids[row],
             "payload": with_payload.apply(segment.payload(row)),
-            "vector": self._vector_output(row, with_vector),
+            "vector": self._vector_output(segment, row, with_vector),
         }
 
-    def _vector_output(self, row: int, with_vector: VectorSelector) -> Any:
+    def _vector_output(self, segment: AnySegment, row: int, with_vector: VectorSelector) -> Any:
         if with_vector is False:
             return None
-        vectors = self._segment.vectors(row)
+        vectors = segment.vectors(row)
         if not self._config.named_vectors:
             vector = next(iter(vectors.values()), None)
             return None if vector is None else vector.tolist()
@@ -298,50 +450,49 @@ class Collection:
         return {name: vectors[name].tolist() for name in names if name in vectors}
 
     def _resolve(self, selection: PointsSelection, *, must_exist: bool) -> list[PointId]:
-        segment = self._segment
         if selection.ids is None:
-            if selection.filter is None:
-                return list(segment.ids)
-            rows = np.flatnonzero(selection.filter.mask(segment))
-            return [segment.ids[int(r)] for r in rows]
+            return [
+                segment.ids[int(row)]
+                for segment in self._segments
+                for row in self._segments.matching_rows(segment, selection.filter)
+            ]
         ids = list(dict.fromkeys(selection.ids))
         if must_exist:
             for point_id in ids:
-                if segment.row_of(point_id) is None:
+                if self._segments.locate(point_id) is None:
                     raise PointNotFound(point_id)
             return ids
-        return [i for i in ids if segment.row_of(i) is not None]
+        return [i for i in ids if self._segments.locate(i) is not None]
 
     def _rewrite_payloads(
         self, selection: PointsSelection, change: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> int:
-        with self._lock.write():
+        with self._writing():
             ids = self._resolve(selection, must_exist=selection.ids is not None)
-            rows = [self._segment.row_of(i) for i in ids]
-            new = [change(self._segment.payload(r)) for r in rows if r is not None]
+            located = [self._segments.locate(i) for i in ids]
+            new = [change(seg.payload(row)) for seg, row in filter(None, located)]
             encoded = [
                 (point_id_to_text(i), _encode_payload(p)) for i, p in zip(ids, new, strict=True)
             ]
             op_id = self._store.commit(WriteBatch(put_payloads=encoded))
-            for row, payload in zip(rows, new, strict=True):
-                if row is not None:
-                    self._segment.set_payload(row, payload, op_id)
+            for (segment, row), payload in zip(filter(None, located), new, strict=True):
+                segment.set_payload(row, payload, op_id)
         return op_id
 
     def _select_for_update(
         self, ids: Sequence[PointId], update_mode: str, update_filter: Filter | None
     ) -> list[int]:
         """Indices of ``ids`` this upsert writes, per ``update_mode`` / ``update_filter``."""
-        segment = self._segment
         chosen = []
         for i, point_id in enumerate(ids):
-            row = segment.row_of(point_id)
-            if row is None:
+            found = self._segments.locate(point_id)
+            if found is None:
                 if update_mode != "update_only":
                     chosen.append(i)
                 continue
             if update_mode == "insert_only":
                 continue
+            segment, row = found
             if update_filter is not None and not update_filter.matches(
                 point_id, segment.payload(row), partial(segment.has_vector, row)
             ):
@@ -350,30 +501,106 @@ class Collection:
         return chosen
 
     def _reload(self) -> None:
-        loaded = list(self._store.load_all())
-        if not loaded:
-            return
-        ids = [point_id_from_text(p.pid) for p in loaded]
-        matrices: dict[str, np.ndarray] = {}
-        present: dict[str, np.ndarray] = {}
-        for name, params in self._config.vectors.items():
-            matrix = np.zeros((len(loaded), params.size), dtype=np.float32)
-            mask = np.zeros(len(loaded), dtype=bool)
-            for i, point in enumerate(loaded):
-                data = point.vectors.get(name)
-                if data is not None:
-                    matrix[i] = np.frombuffer(data, dtype=np.float32)
-                    mask[i] = True
-            matrices[name], present[name] = matrix, mask
-        payloads = [orjson.loads(p.payload) for p in loaded]
-        self._segment.upsert(PointBatch(ids, matrices, present, payloads), 0)
-        for i, point in enumerate(loaded):
-            self._segment.set_payload(i, payloads[i], point.version)
-        log.info("collection loaded", extra={"collection": self.name, "points": len(ids)})
+        """Rebuild the segments from the point store, reusing saved segments whose
+        points are unchanged (same vectors) and putting every other point in the
+        appendable segment."""
+        points = {p.pid: p for p in self._store.load_all()}
+        claimed: set[str] = set()
+        for loaded in self._segment_store.load_all():
+            segment = self._restore_segment(loaded.manifest, loaded.blobs, points, claimed)
+            self._segments.sealed[segment.segment_id] = segment
+        rest = [p for pid, p in points.items() if pid not in claimed]
+        if rest:
+            batch = _batch_from_loaded([p.pid for p in rest], rest, self._config)
+            self._segments.appendable.upsert(batch, 0)
+            for i, point in enumerate(rest):
+                self._segments.appendable.set_payload(i, batch.payloads[i], point.version)
+        self._maybe_seal()
+        log.info(
+            "collection loaded",
+            extra={"collection": self.name, "points": len(points),
+                   "segments": len(self._segments.sealed)},
+        )  # fmt: skip
 
-    @staticmethod
-    def _new_segment(config: CollectionConfig) -> Segment:
-        return Segment({name: (p.size, p.distance) for name, p in config.vectors.items()})
+    def _restore_segment(
+        self,
+        manifest: SegmentManifest,
+        blobs: dict[str, bytes | None],
+        points: dict[str, LoadedPoint],
+        claimed: set[str],
+    ) -> SealedSegment:
+        stored = [points.get(pid) for pid in manifest.point_ids]
+        batch = _batch_from_loaded(manifest.point_ids, stored, self._config)
+        indexes: dict[str, VectorIndex] = {}
+        spec = manifest.spec
+        alive = np.array([p is not None and p.pid not in claimed for p in stored], dtype=bool)
+        for name, params in self._config.vectors.items():
+            blob = blobs.get(name)
+            index: VectorIndex
+            if blob is None:
+                index = FlatIndex(params.size, params.distance)
+                index.add(batch.vectors[name])
+                spec = None
+            else:
+                index = index_from_bytes(blob)
+            same = (index.vectors() == batch.vectors[name]).all(axis=1)
+            alive &= same | ~batch.present[name]
+            indexes[name] = index
+        claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
+        versions = [0 if p is None else p.version for p in stored]
+        parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
+        return SealedSegment(manifest.segment_id, parts, alive, spec)
+
+    def _new_appendable(self) -> AppendableSegment:
+        return AppendableSegment(
+            {name: (p.size, p.distance) for name, p in self._config.vectors.items()}
+        )
+
+
+class _WriteGuard:
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+        self._lock = collection._lock.write()
+
+    def __enter__(self) -> None:
+        self._lock.__enter__()
+        if self._collection._closed:
+            self._lock.__exit__(None, None, None)
+            raise CollectionNotFound(self._collection.name)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(None, None, None)
+
+
+def _has_value(key: str) -> Filter:
+    from server.engine.filters import parse_filter
+
+    flt = parse_filter({"must_not": [{"is_empty": {"key": key}}]})
+    assert flt is not None
+    return flt
+
+
+def _passes(hit: Hit, threshold: float, higher_is_better: bool) -> bool:
+    return hit.score >= threshold if higher_is_better else hit.score <= threshold
+
+
+def _batch_from_loaded(
+    pids: Sequence[str], stored: Sequence[LoadedPoint | None], config: CollectionConfig
+) -> PointBatch:
+    """Stored points -> a batch (missing points, None, become empty zero rows)."""
+    count = len(stored)
+    vectors = {n: np.zeros((count, p.size), dtype=np.float32) for n, p in config.vectors.items()}
+    present = {n: np.zeros(count, dtype=bool) for n in config.vectors}
+    for i, point in enumerate(stored):
+        if point is None:
+            continue
+        for name, data in point.vectors.items():
+            if name in vectors:
+                vectors[name][i] = np.frombuffer(data, dtype=np.float32)
+                present[name][i] = True
+    ids = [point_id_from_text(pid) for pid in pids]
+    payloads = [orjson.loads(p.payload) if p is not None else {} for p in stored]
+    return PointBatch(ids, vectors, present, payloads)
 
 
 def _last_occurrences(ids: Sequence[PointId]) -> list[int]:
@@ -401,7 +628,6 @@ def _stored(batch: PointBatch) -> list[StoredPoint]:
             for name in batch.vectors
             if batch.present[name][i]
         }
-        points.append(
-            StoredPoint(point_id_to_text(point_id), _encode_payload(batch.payloads[i]), vectors)
-        )
+        payload = _encode_payload(batch.payloads[i])
+        points.append(StoredPoint(point_id_to_text(point_id), payload, vectors))
     return points

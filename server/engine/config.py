@@ -6,7 +6,7 @@ and reported back, in Qdrant's shape, by ``GET /collections/{name}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,14 @@ class OptimizersConfig(_Frozen):
     max_optimization_threads: int | None = None
 
 
+class IndexConfig(_Frozen):
+    """Quiver extension (``"index"`` on create / PATCH): which backend serves sealed
+    segments, and in which order a build inserts vectors (see ADR 0003)."""
+
+    type: Literal["flat", "hnsw"] = "hnsw"
+    insertion_order: Literal["none", "lid_desc", "lid_asc"] = "none"
+
+
 class WalConfig(_Frozen):
     wal_capacity_mb: int = 32
     wal_segments_ahead: int = 0
@@ -72,9 +80,24 @@ class CollectionConfig(_Frozen):
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     payload_schema: dict[str, dict[str, Any]] = {}
+    index: IndexConfig = IndexConfig()
 
     def vector(self, name: str | None) -> VectorParams | None:
         return self.vectors.get(name or DEFAULT_VECTOR)
+
+    def index_spec(self) -> dict[str, Any]:
+        """What a sealed segment's index must be built with; a change means a rebuild.
+
+        ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
+        kind = self.index.type if self.hnsw_config.m > 0 else "flat"
+        params: dict[str, Any] = {}
+        if kind == "hnsw":
+            params = {
+                "m": self.hnsw_config.m,
+                "ef_construct": self.hnsw_config.ef_construct,
+                "ef_search": self.hnsw_config.ef_construct,
+            }
+        return {"type": kind, "params": params, "insertion_order": self.index.insertion_order}
 
     def with_updates(self, **changes: Any) -> CollectionConfig:
         return self.model_validate(self.model_dump() | changes)
@@ -97,6 +120,7 @@ class CollectionConfig(_Frozen):
             "quantization_config": self.quantization_config,
             "strict_mode_config": self.strict_mode_config or {"enabled": False},
             "metadata": self.metadata,
+            "index": dump["index"],
         }
 
 

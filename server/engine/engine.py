@@ -20,9 +20,11 @@ import threading
 import uuid
 from pathlib import Path
 
+from server.engine.build_worker import BuildWorker
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.errors import CollectionAlreadyExists, CollectionNotFound, InvalidCollectionName
+from server.storage.segment_store import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,18 @@ class Engine:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        self.worker = BuildWorker()
         self._clean_leftovers()
         for path in sorted(self.root.iterdir()):
             if path.is_dir() and not path.name.startswith("."):
                 self._collections[path.name] = Collection.open(path.name, path)
+        self.worker.start()
+        for collection in self._collections.values():
+            self.worker.attach(collection)
         log.info("engine opened", extra={"collections": len(self._collections)})
 
     def close(self) -> None:
+        self.worker.stop()
         with self._lock:
             for collection in self._collections.values():
                 collection.close()
@@ -86,21 +93,23 @@ class Engine:
                 collection.close()
                 final = self.root / name
                 os.replace(temp, final)
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
             except BaseException:
                 shutil.rmtree(temp, ignore_errors=True)
                 raise
             self._collections[name] = Collection.open(name, final)
+        self.worker.attach(self._collections[name])
 
     def delete(self, name: str) -> bool:
         with self._lock:
             collection = self._collections.pop(name, None)
             if collection is None:
                 return False
+            self.worker.detach(name)
             collection.close()
             trash = self.root / f".trash-{uuid.uuid4().hex}"
             os.replace(collection.path, trash)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
@@ -108,12 +117,3 @@ class Engine:
         for path in self.root.iterdir():
             if path.name.startswith((".tmp-", ".trash-")):
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable: fsync the folder that holds the entry."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,12 +1,15 @@
-"""The in-memory appendable segment: live points in dense, row-aligned arrays.
+"""Segments: where a collection's points live in memory.
 
-Rows are kept compact (a delete moves the last row into the hole), so an
-unfiltered exact search is one native call over a contiguous matrix with no
-tombstone check. Every named vector has its own float32 matrix whose rows line
-up with ``ids`` and ``payloads``; a point without some named vector has that
-row zeroed and its ``present`` flag cleared.
+Every segment keeps rows of point ids, payloads and versions plus each point id's
+sort key (for scroll order), and exposes them to filters (``FilterSource``). Two kinds:
 
-The segment is not thread-safe: ``Collection`` holds the lock around it.
+* ``AppendableSegment`` takes new points. Rows stay compact (a delete moves the
+  last row into the hole) and search is exact, one native call over a contiguous
+  matrix.
+* ``SealedSegment`` (``sealed_segment.py``) is immutable in its rows: deletes and
+  overwrites become tombstones, and each named vector is served by an index backend.
+
+Segments are not thread-safe: ``Collection`` holds its lock around them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from index.flat import exact_search
+from index.base import SearchParams, VectorIndex
+from index.flat import FlatIndex, exact_search
 from index.metrics import Distance
 from server.engine.point_ids import PointId
 
@@ -37,6 +41,74 @@ class PointBatch:
     vectors: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
+
+
+def sort_key(point_id: PointId) -> tuple[int, int, int]:
+    """(kind, high 64 bits, low 64 bits): integers sort before UUIDs, as in Qdrant."""
+    if isinstance(point_id, int):
+        return 0, 0, point_id
+    value = uuid.UUID(point_id).int
+    return 1, value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
+class SegmentRows:
+    """Row bookkeeping shared by both segment kinds."""
+
+    def __init__(self) -> None:
+        self._ids: list[PointId] = []
+        self._payloads: list[dict[str, Any]] = []
+        self._versions: list[int] = []
+        self._row_of: dict[PointId, int] = {}
+        self._sort_kind = np.zeros(_INITIAL_CAPACITY, dtype=np.uint8)
+        self._sort_hi = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+        self._sort_lo = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+
+    # FilterSource: rows include tombstoned ones in a sealed segment; callers AND
+    # the mask with ``live_mask()``.
+    @property
+    def ids(self) -> Sequence[PointId]:
+        return self._ids
+
+    @property
+    def payloads(self) -> Sequence[dict[str, Any]]:
+        return self._payloads
+
+    def row_count(self) -> int:
+        return len(self._ids)
+
+    def row_of(self, point_id: PointId) -> int | None:
+        """The live row holding ``point_id``, if this segment has it."""
+        return self._row_of.get(point_id)
+
+    def payload(self, row: int) -> dict[str, Any]:
+        return self._payloads[row]
+
+    def version(self, row: int) -> int:
+        return self._versions[row]
+
+    def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
+        self._payloads[row] = payload
+        self._versions[row] = version
+
+    def sort_keys(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._sort_kind[rows], self._sort_hi[rows], self._sort_lo[rows]
+
+    def _grow_sort_keys(self, rows: int) -> None:
+        if rows > self._sort_kind.shape[0]:
+            capacity = max(rows, 2 * self._sort_kind.shape[0])
+            self._sort_kind = _grown(self._sort_kind, capacity)
+            self._sort_hi = _grown(self._sort_hi, capacity)
+            self._sort_lo = _grown(self._sort_lo, capacity)
+
+    def _append_row(self, point_id: PointId, payload: dict[str, Any], version: int) -> int:
+        row = len(self._ids)
+        self._grow_sort_keys(row + 1)
+        self._ids.append(point_id)
+        self._payloads.append(payload)
+        self._versions.append(version)
+        self._row_of[point_id] = row
+        self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = sort_key(point_id)
+        return row
 
 
 class VectorColumn:
@@ -70,48 +142,24 @@ class VectorColumn:
         self.present[row] = False
 
 
-class Segment:
-    """Live points of one collection, searched exactly."""
+class AppendableSegment(SegmentRows):
+    """New points land here and are searched exactly until the segment is sealed."""
 
     def __init__(self, vector_params: dict[str, tuple[int, Distance]]) -> None:
+        super().__init__()
         self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
-        self._ids: list[PointId] = []
-        self._payloads: list[dict[str, Any]] = []
-        self._versions: list[int] = []
-        self._row_of: dict[PointId, int] = {}
-        self._sort_kind = np.zeros(_INITIAL_CAPACITY, dtype=np.uint8)
-        self._sort_hi = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
-        self._sort_lo = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
 
-    # -- FilterSource ----------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ids)
 
-    @property
-    def ids(self) -> Sequence[PointId]:
-        return self._ids
-
-    @property
-    def payloads(self) -> Sequence[dict[str, Any]]:
-        return self._payloads
+    def live_mask(self) -> np.ndarray:
+        return np.ones(len(self._ids), dtype=bool)
 
     def vector_present(self, name: str) -> np.ndarray:
         column = self.columns.get(name)
         if column is None:
             return np.zeros(len(self._ids), dtype=bool)
         return column.present[: len(self._ids)].copy()
-
-    # -- reads -----------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def row_of(self, point_id: PointId) -> int | None:
-        return self._row_of.get(point_id)
-
-    def payload(self, row: int) -> dict[str, Any]:
-        return self._payloads[row]
-
-    def version(self, row: int) -> int:
-        return self._versions[row]
 
     def vectors(self, row: int) -> dict[str, np.ndarray]:
         return {
@@ -122,22 +170,14 @@ class Segment:
         column = self.columns.get(name)
         return column is not None and bool(column.present[row])
 
-    def rows_in_id_order(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` sorted by point id (integers first, then UUIDs), as scroll pages them."""
-        order = np.lexsort((self._sort_lo[rows], self._sort_hi[rows], self._sort_kind[rows]))
-        ordered: np.ndarray = rows[order]
-        return ordered
-
-    def rows_from(self, rows: np.ndarray, start: PointId) -> np.ndarray:
-        """The subset of ``rows`` whose id sorts at or after ``start``."""
-        kind, hi, lo = _sort_key(start)
-        k, h, low = self._sort_kind[rows], self._sort_hi[rows], self._sort_lo[rows]
-        after = (k > kind) | ((k == kind) & ((h > hi) | ((h == hi) & (low >= lo))))
-        kept: np.ndarray = rows[after]
-        return kept
-
     def search(
-        self, name: str, queries: np.ndarray, k: int, mask: np.ndarray | None
+        self,
+        name: str,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        params: SearchParams | None = None,
+        full_scan_kb: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` rows for each query among rows where ``mask`` holds."""
         column = self.columns[name]
@@ -148,26 +188,21 @@ class Segment:
             rows = np.flatnonzero(present if mask is None else mask & present)
         return exact_search(column.data[:n], queries, k, column.distance, rows)
 
-    # -- writes ----------------------------------------------------------
-
     def upsert(self, batch: PointBatch, version: int) -> None:
         """Insert or wholly replace each point of ``batch``."""
-        self._reserve(len(self._ids) + len(batch.ids))
+        for column in self.columns.values():
+            column.reserve(len(self._ids) + len(batch.ids))
         rows = np.empty(len(batch.ids), dtype=np.int64)
         for i, point_id in enumerate(batch.ids):
             row = self._row_of.get(point_id)
             if row is None:
-                row = self._append_row(point_id)
+                row = self._append_row(point_id, batch.payloads[i], version)
+            else:
+                self.set_payload(row, batch.payloads[i], version)
             rows[i] = row
-            self._payloads[row] = batch.payloads[i]
-            self._versions[row] = version
         for name, column in self.columns.items():
             column.data[rows] = batch.vectors[name]
             column.present[rows] = batch.present[name]
-
-    def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
-        self._payloads[row] = payload
-        self._versions[row] = version
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)
@@ -192,32 +227,29 @@ class Segment:
         self._versions.pop()
         return True
 
-    # -- internals -------------------------------------------------------
-
-    def _reserve(self, rows: int) -> None:
-        for column in self.columns.values():
-            column.reserve(rows)
-        if rows > self._sort_kind.shape[0]:
-            capacity = max(rows, 2 * self._sort_kind.shape[0])
-            self._sort_kind = _grown(self._sort_kind, capacity)
-            self._sort_hi = _grown(self._sort_hi, capacity)
-            self._sort_lo = _grown(self._sort_lo, capacity)
-
-    def _append_row(self, point_id: PointId) -> int:
-        row = len(self._ids)
-        self._ids.append(point_id)
-        self._payloads.append({})
-        self._versions.append(0)
-        self._row_of[point_id] = row
-        self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = _sort_key(point_id)
-        return row
+    def freeze(self) -> SealedParts:
+        """Hand every row over for sealing, each named vector as an exact index."""
+        n = len(self._ids)
+        indexes: dict[str, VectorIndex] = {}
+        for name, col in self.columns.items():
+            flat = FlatIndex(col.dim, col.distance)
+            flat.add(col.data[:n])
+            indexes[name] = flat
+        present = {name: col.present[:n].copy() for name, col in self.columns.items()}
+        return SealedParts(
+            list(self._ids), list(self._payloads), list(self._versions), indexes, present
+        )
 
 
-def _sort_key(point_id: PointId) -> tuple[int, int, int]:
-    if isinstance(point_id, int):
-        return 0, 0, point_id
-    value = uuid.UUID(point_id).int
-    return 1, value >> 64, value & 0xFFFFFFFFFFFFFFFF
+@dataclass(slots=True)
+class SealedParts:
+    """Everything a sealed segment is made of, rows aligned across all fields."""
+
+    ids: list[PointId]
+    payloads: list[dict[str, Any]]
+    versions: list[int]
+    indexes: dict[str, VectorIndex]
+    present: dict[str, np.ndarray]
 
 
 def _grown(array: np.ndarray, capacity: int) -> np.ndarray:

@@ -12,6 +12,7 @@ Layout (``FORMAT_VERSION`` 1)::
     meta(key PRIMARY KEY, value)         format_version, config (JSON), last_op_id
     points(pid PRIMARY KEY, version, payload)    payload: JSON bytes
     vectors(pid, name, data)             data: little-endian float32 bytes
+    jobs(id PRIMARY KEY, body)           background job records (JSON)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS points (
     pid TEXT PRIMARY KEY, version INTEGER NOT NULL, payload BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vectors (
     pid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (pid, name)
 ) WITHOUT ROWID;
@@ -156,6 +158,18 @@ class PointStore:
             rows = self._db.execute("SELECT pid, version, payload FROM points").fetchall()
         for pid, version, payload in rows:
             yield LoadedPoint(pid, version, payload, vectors.get(pid, {}))
+
+    def save_job(self, job_id: str, body: dict[str, Any]) -> None:
+        """Background-job records (history and crash recovery), outside the op-id sequence."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs(id, body) VALUES (?, ?)", (job_id, orjson.dumps(body))
+            )
+
+    def load_jobs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM jobs").fetchall()
+        return [orjson.loads(body) for (body,) in rows]
 
     # -- internals -------------------------------------------------------
 

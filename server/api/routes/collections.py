@@ -15,11 +15,18 @@ from server.api.schemas import (
     CreateCollection,
     CreateFieldIndex,
     HnswConfigDiff,
+    IndexConfigIn,
     OptimizersConfigDiff,
     UpdateCollection,
     VectorParamsIn,
 )
-from server.engine.config import DEFAULT_VECTOR, CollectionConfig, HnswConfig, OptimizersConfig
+from server.engine.config import (
+    DEFAULT_VECTOR,
+    CollectionConfig,
+    HnswConfig,
+    IndexConfig,
+    OptimizersConfig,
+)
 from server.engine.engine import validate_collection_name
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
@@ -58,7 +65,7 @@ async def collection_exists(request: Request, name: str, engine: EngineDep) -> R
 
 @router.patch("/collections/{name}")
 async def update_collection(
-    request: Request, body: UpdateCollection, collection: CollectionDep
+    request: Request, body: UpdateCollection, collection: CollectionDep, engine: EngineDep
 ) -> Response:
     for field in ("vectors", "quantization_config", "sparse_vectors"):
         if getattr(body, field):
@@ -75,7 +82,10 @@ async def update_collection(
         changes["metadata"] = (config.metadata or {}) | body.metadata
     if body.strict_mode_config is not None:
         changes["strict_mode_config"] = body.strict_mode_config
+    if body.index is not None:
+        changes["index"] = _index_config(config.index, body.index)
     await run_cpu(request, collection.update_config, config.with_updates(**changes))
+    engine.worker.config_changed(collection)
     return ok(request, True)
 
 
@@ -148,6 +158,8 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         changes["metadata"] = body.metadata
     if body.strict_mode_config is not None:
         changes["strict_mode_config"] = body.strict_mode_config
+    if body.index is not None:
+        changes["index"] = _index_config(IndexConfig(), body.index)
     return config.with_updates(**changes) if changes else config
 
 
@@ -185,6 +197,10 @@ def _collection_params(params: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BadRequest(f"Wrong input: unknown collection params: {', '.join(sorted(unknown))}")
     return {k: v for k, v in params.items() if k != "read_fan_out_factor" and v is not None}
+
+
+def _index_config(current: IndexConfig, diff: IndexConfigIn) -> dict[str, Any]:
+    return current.model_dump() | diff.model_dump(exclude_none=True)
 
 
 def _field_schema(raw: str | dict[str, Any] | None) -> dict[str, Any]:

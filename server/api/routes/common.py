@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from index.base import SearchParams as IndexSearchParams
 from server.api.envelope import ok
+from server.api.schemas import SearchParams
 from server.engine.collection import PointsSelection, VectorSelector
 from server.engine.filters import parse_filter
 from server.engine.payload import PayloadSelector, parse_with_payload
@@ -53,6 +55,14 @@ def vector_selector(raw: Any, default: bool) -> VectorSelector:
     if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
         return list(raw)
     raise BadRequest("Wrong input: `with_vector` must be a bool or a list of vector names")
+
+
+def search_params(raw: SearchParams | None) -> IndexSearchParams:
+    """Qdrant's ``params``: ``hnsw_ef`` (beam width) and ``exact`` (bypass the index).
+    ``quantization`` knobs are ignored on collections without quantization, as in Qdrant."""
+    if raw is None:
+        return IndexSearchParams()
+    return IndexSearchParams(ef=raw.hnsw_ef or None, exact=bool(raw.exact))
 
 
 def check_limit(name: str, value: int, settings: Settings) -> int:

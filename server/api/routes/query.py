@@ -15,7 +15,12 @@ from fastapi.responses import Response
 
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
-from server.api.routes.common import check_limit, payload_selector, vector_selector
+from server.api.routes.common import (
+    check_limit,
+    payload_selector,
+    search_params,
+    vector_selector,
+)
 from server.api.routing import OrjsonRoute
 from server.api.schemas import (
     QueryRequest,
@@ -124,6 +129,7 @@ def _query_spec(
         with_payload=payload_selector(request.with_payload, False),
         with_vector=vector_selector(request.with_vector, False),
         exclude_ids=exclude,
+        params=search_params(request.params),
     )
 
 
@@ -178,6 +184,7 @@ def _search_spec(request: SearchRequest, collection: Collection, settings: Setti
         score_threshold=request.score_threshold,
         with_payload=payload_selector(request.with_payload, False),
         with_vector=vector_selector(request.with_vector, False),
+        params=search_params(request.params),
     )
 
 

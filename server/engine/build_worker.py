@@ -1,0 +1,267 @@
+"""The background build worker: runs optimisation jobs off the request path.
+
+One worker thread (faiss parallelises each build with OpenMP and releases the
+GIL, so queries keep being answered). Jobs are recorded in the collection's
+database on every state change; after a crash, what a job was doing is derived
+again from the segments on disk (a sealed segment without a current index is
+due for one), so the work is redone and the old record is marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.engine.collection import Collection
+from server.engine.optimizer import Cancelled, Task
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+_SAVE_EVERY_S = 2.0
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    collection: str
+    kind: str
+    segment_ids: list[int]
+    state: str = "queued"
+    points_done: int = 0
+    points_total: int = 0
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    result_segment: int | None = None
+    redo_of: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    saved_at: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        if self.state == "done":
+            return 1.0
+        return 0.0 if self.points_total == 0 else self.points_done / self.points_total
+
+    def eta_seconds(self) -> float | None:
+        if self.state != "running" or self.started is None or self.points_done == 0:
+            return None
+        elapsed = time.time() - self.started
+        return elapsed * (self.points_total - self.points_done) / self.points_done
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "kind": self.kind,
+            "segment_ids": self.segment_ids,
+            "state": self.state,
+            "progress": round(self.progress, 4),
+            "points_done": self.points_done,
+            "points_total": self.points_total,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "eta_seconds": self.eta_seconds(),
+            "error": self.error,
+            "result_segment": self.result_segment,
+            "redo_of": self.redo_of,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> Job:
+        fields = {k: raw[k] for k in raw if k not in ("progress", "eta_seconds")}
+        return cls(**fields)
+
+
+class BuildWorker:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[Collection, Job]] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._busy: dict[str, set[int]] = {}
+        self._held_back: dict[str, set[int]] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="quiver-build", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    # -- registration --------------------------------------------------------
+
+    def attach(self, collection: Collection) -> None:
+        """Load the collection's job history, mark unfinished jobs interrupted, and
+        queue whatever work its segments need now."""
+        interrupted: dict[int, str] = {}
+        for raw in collection.store.load_jobs():
+            job = Job.from_wire(raw)
+            if job.state in ACTIVE:
+                job.state = "interrupted"
+                job.finished = time.time()
+                collection.store.save_job(job.id, job.to_wire())
+                for segment_id in job.segment_ids:
+                    interrupted[segment_id] = job.id
+            with self._cond:
+                self._jobs[job.id] = job
+        collection.on_change = self.poke
+        collection.status = lambda: self.status(collection.name)
+        self.poke(collection, redo=interrupted)
+
+    def detach(self, name: str) -> None:
+        """Cancel a deleted collection's jobs and forget them."""
+        with self._cond:
+            for job in list(self._jobs.values()):
+                if job.collection == name:
+                    job.cancel.set()
+                    if job.state != "running":
+                        del self._jobs[job.id]
+            self._queue = deque((c, j) for c, j in self._queue if c.name != name)
+            self._busy.pop(name, None)
+            self._held_back.pop(name, None)
+
+    def poke(self, collection: Collection, redo: dict[int, str] | None = None) -> None:
+        """Queue the tasks the collection needs now (cheap; called after writes)."""
+        with self._cond:
+            if self._stopping:
+                return
+            busy = self._busy.setdefault(collection.name, set())
+            held = self._held_back.get(collection.name, set())
+            tasks = collection.due_tasks(busy | held)
+            for task in tasks:
+                self._enqueue(collection, task, redo or {})
+
+    def config_changed(self, collection: Collection) -> None:
+        """A new index config: cancelled work may be retried, and due work queued."""
+        with self._cond:
+            self._held_back.pop(collection.name, None)
+        self.poke(collection)
+
+    def _enqueue(self, collection: Collection, task: Task, redo: dict[int, str]) -> None:
+        job = Job(
+            id=uuid.uuid4().hex[:16],
+            collection=collection.name,
+            kind=task.kind,
+            segment_ids=list(task.segment_ids),
+            redo_of=next((redo[s] for s in task.segment_ids if s in redo), None),
+        )
+        self._busy[collection.name].update(task.segment_ids)
+        self._jobs[job.id] = job
+        self._queue.append((collection, job))
+        self._save(collection, job)
+        self._cond.notify_all()
+
+    # -- queries ---------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self._cond:
+            return self._jobs.get(job_id)
+
+    def jobs_for(self, name: str) -> list[Job]:
+        with self._cond:
+            return sorted(
+                (j for j in self._jobs.values() if j.collection == name), key=lambda j: j.created
+            )
+
+    def cancel(self, job_id: str) -> Job | None:
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in ACTIVE:
+                return job
+            job.cancel.set()
+            if job.state == "queued":
+                self._finish_cancelled(job)
+            return job
+
+    def status(self, name: str) -> tuple[str, Any]:
+        """Qdrant's collection status: yellow while optimising, red after a failed job,
+        grey when work is due but held back (cancelled), green otherwise."""
+        jobs = self.jobs_for(name)
+        if any(j.state in ACTIVE for j in jobs):
+            return "yellow", "ok"
+        finished = [j for j in jobs if j.state in ("done", "failed")]
+        if finished and finished[-1].state == "failed":
+            return "red", {"error": finished[-1].error}
+        if self._held_back.get(name):
+            return "grey", "ok"
+        return "green", "ok"
+
+    def wait_idle(self, name: str, timeout: float) -> bool:
+        """Block until the collection has no queued or running job (used by tests, bench)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(j.state in ACTIVE for j in self._jobs.values() if j.collection == name):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    # -- the worker thread ------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                collection, job = self._queue.popleft()
+                if job.state != "queued":
+                    continue
+                job.state, job.started = "running", time.time()
+            self._save(collection, job)
+            self._execute(collection, job)
+            self.poke(collection)
+
+    def _execute(self, collection: Collection, job: Job) -> None:
+        task = Task(job.kind, tuple(job.segment_ids))
+
+        def progress(done: int, total: int) -> None:
+            job.points_done, job.points_total = done, total
+            if time.time() - job.saved_at > _SAVE_EVERY_S:
+                self._save(collection, job)
+
+        try:
+            job.result_segment = collection.run_task(task, progress, job.cancel.is_set)
+            state, error = "done", None
+        except Cancelled:
+            state, error = "cancelled", None
+        except Exception as exc:  # a failed build must not kill the worker
+            log.exception("build failed", extra={"job": job.id, "collection": job.collection})
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+        with self._cond:
+            job.state, job.error, job.finished = state, error, time.time()
+            self._busy.get(job.collection, set()).difference_update(job.segment_ids)
+            if state == "cancelled":
+                self._held_back.setdefault(job.collection, set()).update(job.segment_ids)
+            self._cond.notify_all()
+        self._save(collection, job)
+
+    def _finish_cancelled(self, job: Job) -> None:
+        job.state, job.finished = "cancelled", time.time()
+        self._busy.get(job.collection, set()).difference_update(job.segment_ids)
+        self._held_back.setdefault(job.collection, set()).update(job.segment_ids)
+        self._cond.notify_all()
+
+    @staticmethod
+    def _save(collection: Collection, job: Job) -> None:
+        job.saved_at = time.time()
+        try:
+            collection.store.save_job(job.id, job.to_wire())
+        except Exception:  # the collection may be closing; the record is best effort
+            log.debug("job record not saved", extra={"job": job.id})

@@ -1,0 +1,156 @@
+"""What background work a collection needs, and how a segment is (re)built.
+
+Every optimisation is the same operation: take the live rows of one or more
+sealed segments, build the configured index over them (optionally in a chosen
+insertion order), and swap the result in as one new segment. Only the reason
+differs, and it names the job:
+
+* ``index``   a freshly sealed segment is still searched exactly;
+* ``rebuild`` the index configuration changed (PATCH hnsw_config / index);
+* ``vacuum``  more than ``deleted_threshold`` of a segment's rows are tombstones;
+* ``merge``   more sealed segments than ``default_segment_number`` (or the CPU count).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from index.base import VectorIndex
+from index.insertion_order import insertion_permutation
+from index.metrics import Distance
+from index.registry import create_index
+from server.engine.config import CollectionConfig
+from server.engine.point_ids import PointId
+from server.engine.sealed_segment import SealedSegment
+
+BUILD_CHUNK = 10_000
+MAX_MERGED_SEGMENT = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    kind: str
+    segment_ids: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class RebuildInput:
+    """A consistent snapshot of the rows a task rebuilds, taken under the read lock."""
+
+    task: Task
+    spec: dict[str, Any]
+    vector_params: dict[str, tuple[int, Distance]]
+    sources: list[tuple[int, np.ndarray]]
+    """(segment id, rows of that segment) in the order the new segment lists them."""
+    ids: list[PointId]
+    vectors: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]
+    permutation: np.ndarray | None = field(default=None)
+
+
+class Cancelled(Exception):
+    """Raised inside a build when its job is cancelled."""
+
+
+def due_tasks(
+    config: CollectionConfig, sealed: dict[int, SealedSegment], busy: set[int]
+) -> list[Task]:
+    """Tasks worth running now, never touching a segment another task holds."""
+    spec = config.index_spec()
+    tasks: list[Task] = []
+    taken = set(busy)
+    for segment_id, segment in sealed.items():
+        if segment_id in taken:
+            continue
+        if segment.spec != spec:
+            kind = "index" if segment.spec is None else "rebuild"
+            tasks.append(Task(kind, (segment_id,)))
+            taken.add(segment_id)
+        elif _needs_vacuum(config, segment):
+            tasks.append(Task("vacuum", (segment_id,)))
+            taken.add(segment_id)
+    free = [sid for sid in sealed if sid not in taken and sealed[sid].spec == spec]
+    target = config.optimizers_config.default_segment_number or (os.cpu_count() or 2)
+    if len(free) >= 2 and len(sealed) > target:
+        smallest = sorted(free, key=lambda sid: len(sealed[sid]))[:2]
+        limit = config.optimizers_config.max_segment_size or MAX_MERGED_SEGMENT
+        if sum(len(sealed[sid]) for sid in smallest) <= limit:
+            tasks.append(Task("merge", tuple(sorted(smallest))))
+    return tasks
+
+
+def _needs_vacuum(config: CollectionConfig, segment: SealedSegment) -> bool:
+    optimizers = config.optimizers_config
+    return (
+        segment.row_count() >= optimizers.vacuum_min_vector_number
+        and segment.deleted_fraction() > optimizers.deleted_threshold
+    )
+
+
+def snapshot(
+    task: Task, config: CollectionConfig, sealed: dict[int, SealedSegment]
+) -> RebuildInput:
+    """Copy the live rows of the task's segments (call under the collection's read lock)."""
+    sources: list[tuple[int, np.ndarray]] = []
+    ids: list[PointId] = []
+    vectors: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
+    present: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
+    for segment_id in task.segment_ids:
+        segment = sealed[segment_id]
+        rows = np.flatnonzero(segment.live_mask())
+        sources.append((segment_id, rows))
+        ids.extend(segment.ids[r] for r in rows.tolist())
+        for name in config.vectors:
+            vectors[name].append(segment.indexes[name].vectors()[rows])
+            present[name].append(segment.vector_present(name)[rows])
+    return RebuildInput(
+        task=task,
+        spec=config.index_spec(),
+        vector_params={n: (p.size, p.distance) for n, p in config.vectors.items()},
+        sources=sources,
+        ids=ids,
+        vectors={n: np.concatenate(v) for n, v in vectors.items()},
+        present={n: np.concatenate(p) for n, p in present.items()},
+    )
+
+
+def build(
+    job: RebuildInput,
+    progress: Callable[[int, int], None],
+    cancelled: Callable[[], bool],
+) -> dict[str, VectorIndex]:
+    """Build one index per named vector, in chunks so progress shows and cancel works.
+
+    If the spec asks for an insertion order, ``job`` is permuted in place first so
+    that rows, ids and vectors stay aligned in the new segment."""
+    spec = job.spec
+    first = next(iter(job.vector_params))
+    order = insertion_permutation(
+        job.vectors[first], job.vector_params[first][1], spec["insertion_order"]
+    )
+    if order is not None:
+        job.permutation = order
+        job.ids = [job.ids[i] for i in order.tolist()]
+        job.vectors = {n: v[order] for n, v in job.vectors.items()}
+        job.present = {n: p[order] for n, p in job.present.items()}
+    total = len(job.ids) * len(job.vector_params)
+    done = 0
+    indexes: dict[str, VectorIndex] = {}
+    for name, (dim, distance) in job.vector_params.items():
+        index = create_index(spec["type"], dim, distance, spec["params"])
+        matrix = job.vectors[name]
+        for start in range(0, len(matrix), BUILD_CHUNK):
+            if cancelled():
+                raise Cancelled()
+            chunk = matrix[start : start + BUILD_CHUNK]
+            index.add(chunk)
+            done += len(chunk)
+            progress(done, total)
+        indexes[name] = index
+    progress(total, total)
+    return indexes

@@ -1,0 +1,123 @@
+"""A sealed segment: fixed rows, tombstones, and one index backend per named vector.
+
+Rows never move once sealed, so a background build can read a sealed segment's
+vectors without holding the collection lock; deletes and overwrites only flip
+the ``live`` flag (and tell the index, which masks the row in native code).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from index.base import SearchParams, VectorIndex
+from server.engine.point_ids import PointId
+from server.engine.segment import SealedParts, SegmentRows
+
+
+class SealedSegment(SegmentRows):
+    def __init__(
+        self,
+        segment_id: int,
+        parts: SealedParts,
+        live: np.ndarray | None = None,
+        spec: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.segment_id = segment_id
+        self.spec = spec
+        """The index spec its indexes were built with; None while still exact (flat)."""
+        self.indexes: dict[str, VectorIndex] = dict(parts.indexes)
+        self.present = parts.present
+        count = len(parts.ids)
+        self._live = np.ones(count, dtype=bool) if live is None else live.copy()
+        for point_id, payload, version in zip(
+            parts.ids, parts.payloads, parts.versions, strict=True
+        ):
+            self._append_row(point_id, payload, version)
+        dead = np.flatnonzero(~self._live)
+        for row in dead.tolist():
+            # only live rows are findable; a dead row's id may live in another segment
+            if self._row_of.get(self._ids[row]) == row:
+                del self._row_of[self._ids[row]]
+        if len(dead):
+            for index in self.indexes.values():
+                index.delete(dead)
+        self._live_count = int(self._live.sum())
+
+    def __len__(self) -> int:
+        return self._live_count
+
+    def live_mask(self) -> np.ndarray:
+        return self._live
+
+    def deleted_fraction(self) -> float:
+        total = len(self._ids)
+        return 0.0 if total == 0 else 1.0 - self._live_count / total
+
+    def vector_present(self, name: str) -> np.ndarray:
+        present = self.present.get(name)
+        return np.zeros(len(self._ids), dtype=bool) if present is None else present
+
+    def vectors(self, row: int) -> dict[str, np.ndarray]:
+        return {
+            name: index.vectors()[row].copy()
+            for name, index in self.indexes.items()
+            if self.present[name][row]
+        }
+
+    def has_vector(self, row: int, name: str) -> bool:
+        present = self.present.get(name)
+        return present is not None and bool(present[row])
+
+    def search(
+        self,
+        name: str,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        params: SearchParams | None = None,
+        full_scan_kb: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Search one named vector. Like Qdrant's ``full_scan_threshold`` (in kilobytes
+        of vectors), a candidate set smaller than ``full_scan_kb`` is scanned exactly:
+        cheaper than walking a graph, and never loses recall."""
+        present = self.present[name]
+        candidates = len(self) if mask is None else int(np.count_nonzero(mask))
+        index = self.indexes[name]
+        if candidates * index.dim * 4 < full_scan_kb * 1024:
+            params = SearchParams(ef=None if params is None else params.ef, exact=True)
+        allowed = mask
+        if not present.all():
+            allowed = present if mask is None else mask & present
+        return index.search(queries, k, params=params, allowed=allowed)
+
+    def delete(self, point_id: PointId) -> bool:
+        row = self._row_of.pop(point_id, None)
+        if row is None:
+            return False
+        self._live[row] = False
+        self._live_count -= 1
+        rows = np.array([row])
+        for index in self.indexes.values():
+            index.delete(rows)
+        return True
+
+    def replace_index(self, name: str, index: VectorIndex) -> None:
+        """Swap in a freshly built index over the same rows, carrying the tombstones over."""
+        dead = np.flatnonzero(~self._live)
+        if len(dead):
+            index.delete(dead)
+        self.indexes[name] = index
+
+    def parts(self, rows: np.ndarray) -> SealedParts:
+        """A copy of ``rows`` (payloads shared, read-only) for building a new segment."""
+        picked = rows.tolist()
+        return SealedParts(
+            ids=[self._ids[r] for r in picked],
+            payloads=[self._payloads[r] for r in picked],
+            versions=[self._versions[r] for r in picked],
+            indexes={},
+            present={name: mask[rows].copy() for name, mask in self.present.items()},
+        )

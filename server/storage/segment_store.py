@@ -1,0 +1,194 @@
+"""Sealed segments on disk: a manifest per segment plus one file per built index.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    <collection>/segments/<segment_id>/manifest.json   ids, index files + sha256, replaces
+    <collection>/segments/<segment_id>/<n>.index       serialised index (index/serialization.py)
+    <collection>/segments/.tmp-*                       being written; removed at start
+
+A segment is written whole into a temporary folder, fsynced, and renamed into
+place, so a half-built index is never visible. A manifest that ``replaces``
+older segments (vacuum, merge) makes them obsolete the moment it exists, even if
+the process dies before deleting them. The SQLite point store stays the source
+of truth: a segment only says which points it holds and caches their index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    kind: str
+    file: str
+    sha256: str
+
+
+@dataclass(slots=True)
+class SegmentManifest:
+    segment_id: int
+    point_ids: list[str]
+    indexes: dict[str, IndexFile | None]
+    spec: dict[str, Any] | None = None
+    """The index spec the files were built with; None for a sealed, not yet indexed segment."""
+    replaces: list[int] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        indexes = {
+            name: None if f is None else {"kind": f.kind, "file": f.file, "sha256": f.sha256}
+            for name, f in self.indexes.items()
+        }
+        return orjson.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "segment_id": self.segment_id,
+                "point_ids": self.point_ids,
+                "indexes": indexes,
+                "spec": self.spec,
+                "replaces": self.replaces,
+                "created": self.created,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes, where: Path) -> SegmentManifest:
+        raw: dict[str, Any] = orjson.loads(data)
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise StorageError(
+                f"{where}: unknown segment format version {raw.get('format_version')!r}, "
+                f"this Quiver reads version {FORMAT_VERSION}"
+            )
+        return cls(
+            segment_id=int(raw["segment_id"]),
+            point_ids=list(raw["point_ids"]),
+            indexes={
+                name: None if f is None else IndexFile(f["kind"], f["file"], f["sha256"])
+                for name, f in raw["indexes"].items()
+            },
+            spec=raw.get("spec"),
+            replaces=list(raw.get("replaces", [])),
+            created=float(raw.get("created", 0.0)),
+        )
+
+
+@dataclass(slots=True)
+class LoadedSegment:
+    manifest: SegmentManifest
+    blobs: dict[str, bytes | None]
+    """Index bytes per vector name; None where unbuilt, missing or corrupt."""
+
+
+class SegmentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.root.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def write(self, manifest: SegmentManifest, blobs: dict[str, bytes]) -> SegmentManifest:
+        """Write a new segment atomically; ``manifest.indexes`` is filled in from ``blobs``."""
+        temp = self.root / f".tmp-{uuid.uuid4().hex}"
+        temp.mkdir()
+        try:
+            for position, (name, blob) in enumerate(sorted(blobs.items())):
+                file_name = f"{position}.index"
+                _write_synced(temp / file_name, blob)
+                kind = str((manifest.spec or {}).get("type", "flat"))
+                manifest.indexes[name] = IndexFile(kind, file_name, _sha256(blob))
+            _write_synced(temp / MANIFEST, manifest.to_json())
+            final = self._dir(manifest.segment_id)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(temp, final)
+            fsync_dir(self.root)
+        except OSError as exc:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise StorageError(f"Cannot write segment {manifest.segment_id}: {exc}") from exc
+        return manifest
+
+    def remove(self, segment_ids: list[int]) -> None:
+        for segment_id in segment_ids:
+            shutil.rmtree(self._dir(segment_id), ignore_errors=True)
+        fsync_dir(self.root)
+
+    def load_all(self) -> list[LoadedSegment]:
+        """Every current segment, oldest first; obsolete (replaced) ones are deleted."""
+        manifests: dict[int, SegmentManifest] = {}
+        for folder in sorted(self.root.iterdir()):
+            if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
+                continue
+            manifest = SegmentManifest.from_json((folder / MANIFEST).read_bytes(), folder)
+            manifests[manifest.segment_id] = manifest
+        obsolete = {old for m in manifests.values() for old in m.replaces if old in manifests}
+        if obsolete:
+            log.info("removing replaced segments", extra={"segments": sorted(obsolete)})
+            self.remove(sorted(obsolete))
+        return [
+            LoadedSegment(m, self._read_blobs(m))
+            for sid, m in sorted(manifests.items())
+            if sid not in obsolete
+        ]
+
+    def max_segment_id(self) -> int:
+        ids = [int(p.name) for p in self.root.iterdir() if p.name.isdigit()]
+        return max(ids, default=0)
+
+    def _read_blobs(self, manifest: SegmentManifest) -> dict[str, bytes | None]:
+        blobs: dict[str, bytes | None] = {}
+        folder = self._dir(manifest.segment_id)
+        for name, entry in manifest.indexes.items():
+            if entry is None:
+                blobs[name] = None
+                continue
+            path = folder / entry.file
+            data = path.read_bytes() if path.is_file() else None
+            if data is None or _sha256(data) != entry.sha256:
+                log.warning(
+                    "index file missing or corrupt; it will be rebuilt from stored points",
+                    extra={"segment": manifest.segment_id, "file": str(path)},
+                )
+                data = None
+            blobs[name] = data
+        return blobs
+
+    def _dir(self, segment_id: int) -> Path:
+        return self.root / f"{segment_id:08d}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the entry."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,234 @@
+"""Sealed segments, background index builds, vacuum, merge, restart without rebuild."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.api.conftest import Api, make_client
+
+DIM = 16
+
+
+def wait_green(api: Api, name: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info: dict[str, Any] = api.result("GET", f"/collections/{name}")
+        if info["status"] == "green":
+            return info
+        time.sleep(0.05)
+    raise AssertionError(f"collection {name} not green after {timeout}s: {info}")
+
+
+def create(api: Api, name: str, threshold: int = 300, **extra: Any) -> None:
+    body = {
+        "vectors": {"size": DIM, "distance": "Euclid"},
+        "optimizers_config": {"indexing_threshold": threshold, "default_segment_number": 2},
+    } | extra
+    api.result("PUT", f"/collections/{name}", body)
+
+
+def upsert(api: Api, name: str, vectors: np.ndarray, start: int = 0) -> None:
+    points = [
+        {"id": start + i, "vector": v.tolist(), "payload": {"i": start + i}}
+        for i, v in enumerate(vectors)
+    ]
+    for chunk in range(0, len(points), 250):
+        api.result(
+            "PUT", f"/collections/{name}/points?wait=true", {"points": points[chunk : chunk + 250]}
+        )
+
+
+def search_ids(api: Api, name: str, query: np.ndarray, limit: int = 10, **extra: Any) -> list[int]:
+    body = {"query": query.tolist(), "limit": limit} | extra
+    return [
+        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
+    ]
+
+
+def data(n: int, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def test_segments_are_sealed_indexed_and_searched_with_high_recall(api: Api) -> None:
+    create(api, "ix")
+    xb = data(2000)
+    upsert(api, "ix", xb)
+    info = wait_green(api, "ix")
+    segments = api.result("GET", "/collections/ix/segments")
+    sealed = [s for s in segments if s["kind"] == "sealed"]
+    assert sealed and all(s["index"] == "hnsw" for s in sealed)
+    assert info["indexed_vectors_count"] == sum(s["points"] for s in sealed)
+    assert info["points_count"] == 2000
+    jobs = api.result("GET", "/collections/ix/jobs")
+    assert {j["kind"] for j in jobs} >= {"index"}
+    assert all(j["state"] == "done" and j["progress"] == 1.0 for j in jobs)
+    queries = data(30, seed=9)
+    hits = 0
+    for q in queries:
+        exact = search_ids(api, "ix", q, params={"exact": True})
+        approx = search_ids(api, "ix", q)
+        hits += len(set(exact) & set(approx))
+    assert hits / (10 * len(queries)) >= 0.95
+
+
+def test_deleted_and_overwritten_points_in_sealed_segments(api: Api) -> None:
+    create(api, "del")
+    xb = data(1000)
+    upsert(api, "del", xb)
+    wait_green(api, "del")
+    api.result(
+        "POST", "/collections/del/points/delete?wait=true", {"points": list(range(0, 1000, 2))}
+    )
+    moved = np.full((1, DIM), 100.0, dtype=np.float32)
+    upsert(api, "del", moved, start=1)
+    for q in data(10, seed=5):
+        found = search_ids(api, "del", q, limit=20)
+        assert all(i % 2 == 1 for i in found)
+        assert len(found) == 20
+    assert search_ids(api, "del", moved[0], limit=1) == [1]
+    assert api.result("POST", "/collections/del/points/count", {})["count"] == 500
+
+
+def test_vacuum_compacts_segment_past_deleted_threshold(api: Api) -> None:
+    optimizers = {
+        "indexing_threshold": 1000,
+        "deleted_threshold": 0.2,
+        "vacuum_min_vector_number": 100,
+        "default_segment_number": 2,
+    }
+    create(api, "vac", optimizers_config=optimizers)
+    upsert(api, "vac", data(1000))
+    wait_green(api, "vac")
+    api.result("POST", "/collections/vac/points/delete?wait=true", {"points": list(range(300))})
+    wait_green(api, "vac")
+    kinds = [j["kind"] for j in api.result("GET", "/collections/vac/jobs")]
+    assert "vacuum" in kinds
+    sealed = [s for s in api.result("GET", "/collections/vac/segments") if s["kind"] == "sealed"]
+    assert [(s["points"], s["rows"]) for s in sealed] == [(700, 700)]
+
+
+def test_small_segments_are_merged_down_to_the_target(api: Api) -> None:
+    create(api, "mrg", threshold=200)
+    upsert(api, "mrg", data(1000))
+    wait_green(api, "mrg")
+    sealed = [s for s in api.result("GET", "/collections/mrg/segments") if s["kind"] == "sealed"]
+    assert len(sealed) <= 2
+    assert sum(s["points"] for s in sealed) == 1000
+    assert "merge" in {j["kind"] for j in api.result("GET", "/collections/mrg/jobs")}
+
+
+def test_restart_reuses_saved_indexes_without_rebuilding(tmp_path: Path) -> None:
+    xb = data(1200)
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "keep")
+        upsert(api, "keep", xb)
+        wait_green(api, "keep")
+        before = [search_ids(api, "keep", q) for q in xb[:5]]
+        jobs_before = len(api.result("GET", "/collections/keep/jobs"))
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        info = wait_green(api, "keep")
+        assert info["points_count"] == 1200
+        assert len(api.result("GET", "/collections/keep/jobs")) == jobs_before
+        assert [search_ids(api, "keep", q) for q in xb[:5]] == before
+
+
+def test_corrupt_index_file_is_rebuilt_from_stored_points(tmp_path: Path) -> None:
+    xb = data(600)
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "bad", threshold=600)
+        upsert(api, "bad", xb)
+        wait_green(api, "bad")
+    index_files = list((tmp_path / "collections" / "bad" / "segments").glob("*/*.index"))
+    assert index_files
+    for path in index_files:
+        path.write_bytes(b"garbage")
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        info = wait_green(api, "bad")
+        assert info["points_count"] == 600
+        assert any(j["kind"] == "index" for j in api.result("GET", "/collections/bad/jobs")[-1:])
+        assert search_ids(api, "bad", xb[7], limit=1) == [7]
+
+
+def test_patch_hnsw_config_rebuilds_in_background(api: Api) -> None:
+    create(api, "pt", threshold=500)
+    upsert(api, "pt", data(1000))
+    wait_green(api, "pt")
+    api.result("PATCH", "/collections/pt", {"hnsw_config": {"m": 8}})
+    wait_green(api, "pt")
+    kinds = [j["kind"] for j in api.result("GET", "/collections/pt/jobs")]
+    assert "rebuild" in kinds
+    api.result("PATCH", "/collections/pt", {"index": {"type": "flat"}})
+    wait_green(api, "pt")
+    sealed = [s for s in api.result("GET", "/collections/pt/segments") if s["kind"] == "sealed"]
+    assert sealed and all(s["index"] == "flat" for s in sealed)
+    assert api.result("GET", "/collections/pt")["config"]["index"]["type"] == "flat"
+
+
+def test_cancelled_job_holds_work_back_until_config_changes(api: Api) -> None:
+    create(
+        api,
+        "cx",
+        threshold=300,
+        optimizers_config={"indexing_threshold": 300, "default_segment_number": 50},
+    )
+    upsert(api, "cx", data(1500))
+    jobs = api.result("GET", "/collections/cx/jobs")
+    queued = [j for j in jobs if j["state"] == "queued"]
+    if not queued:
+        pytest.fail(f"expected queued jobs behind the running one, got {jobs}")
+    cancelled = api.result("POST", f"/jobs/{queued[-1]['id']}/cancel")
+    assert cancelled["state"] == "cancelled"
+    deadline = time.monotonic() + 60
+    while (
+        api.result("GET", "/collections/cx")["status"] == "yellow" and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert api.result("GET", "/collections/cx")["status"] == "grey"
+    api.result("PATCH", "/collections/cx", {"hnsw_config": {"ef_construct": 64}})
+    wait_green(api, "cx")
+    assert api.result("GET", f"/jobs/{queued[-1]['id']}")["state"] == "cancelled"
+    assert api.get("/jobs/nope")[0] == 404
+
+
+def test_queries_during_rebuilds_never_fail_or_come_up_short(api: Api) -> None:
+    create(api, "live", threshold=400)
+    upsert(api, "live", data(1200))
+    wait_green(api, "live")
+    errors: list[Any] = []
+    stop = threading.Event()
+
+    def query_loop() -> None:
+        queries = data(20, seed=11)
+        while not stop.is_set():
+            for q in queries:
+                status, answer = api.post(
+                    "/collections/live/points/query", {"query": q.tolist(), "limit": 10}
+                )
+                if status != 200 or len(answer["result"]["points"]) != 10:
+                    errors.append((status, answer))
+
+    thread = threading.Thread(target=query_loop)
+    thread.start()
+    try:
+        api.result("PATCH", "/collections/live", {"hnsw_config": {"m": 12}})
+        upsert(api, "live", data(300, seed=4), start=5000)
+        api.result(
+            "POST", "/collections/live/points/delete?wait=true", {"points": list(range(0, 600))}
+        )
+        wait_green(api, "live")
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    new_point = data(300, seed=4)[17]
+    assert search_ids(api, "live", new_point, limit=1) == [5017]
