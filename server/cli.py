@@ -7,6 +7,9 @@ One uvicorn worker: the process owns the data folder and its in-memory index.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_json)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -41,6 +44,18 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    _GracefulServer(config).run()
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its clean shutdown, so the process would end *by*
+    the signal (status -15); orchestrators expect a graceful stop to exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
 if __name__ == "__main__":

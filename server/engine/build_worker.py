@@ -226,7 +226,6 @@ class BuildWorker:
                 job.state, job.started = "running", time.time()
             self._save(collection, job)
             self._execute(collection, job)
-            self.poke(collection)
 
     def _execute(self, collection: Collection, job: Job) -> None:
         task = Task(job.kind, tuple(job.segment_ids))
@@ -245,10 +244,13 @@ class BuildWorker:
             log.exception("build failed", extra={"job": job.id, "collection": job.collection})
             state, error = "failed", f"{type(exc).__name__}: {exc}"
         with self._cond:
-            job.state, job.error, job.finished = state, error, time.time()
             self._busy.get(job.collection, set()).difference_update(job.segment_ids)
             if state == "cancelled":
                 self._held_back.setdefault(job.collection, set()).update(job.segment_ids)
+            # queue what this job made due *before* it reads as finished, so the
+            # collection never flickers green between two jobs
+            self.poke(collection)
+            job.state, job.error, job.finished = state, error, time.time()
             self._cond.notify_all()
         self._save(collection, job)
 

@@ -23,7 +23,7 @@ import numpy as np
 from index.base import VectorIndex
 from index.insertion_order import insertion_permutation
 from index.metrics import Distance
-from index.registry import create_index
+from index.registry import create_index, index_from_bytes
 from server.engine.config import CollectionConfig
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
@@ -51,6 +51,10 @@ class RebuildInput:
     vectors: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
     permutation: np.ndarray | None = field(default=None)
+    base: dict[str, VectorIndex] | None = field(default=None)
+    """For a merge: the largest source's built indexes, extended instead of rebuilt.
+    Its rows (tombstones included) come first in ``ids`` / ``vectors``."""
+    base_rows: int = 0
 
 
 class Cancelled(Exception):
@@ -95,28 +99,48 @@ def _needs_vacuum(config: CollectionConfig, segment: SealedSegment) -> bool:
 def snapshot(
     task: Task, config: CollectionConfig, sealed: dict[int, SealedSegment]
 ) -> RebuildInput:
-    """Copy the live rows of the task's segments (call under the collection's read lock)."""
+    """Copy the rows a task rebuilds (call under the collection's read lock).
+
+    A merge keeps the largest source's graph when it was built with the current spec
+    and no insertion order is asked for: faiss HNSW grows by insertion, so merging
+    costs the smaller segments' points instead of rebuilding everything."""
+    spec = config.index_spec()
+    base_id = _merge_base(task, spec, sealed)
+    order = sorted(task.segment_ids, key=lambda sid: sid != base_id)
     sources: list[tuple[int, np.ndarray]] = []
     ids: list[PointId] = []
     vectors: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
     present: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
-    for segment_id in task.segment_ids:
+    for segment_id in order:
         segment = sealed[segment_id]
-        rows = np.flatnonzero(segment.live_mask())
+        if segment_id == base_id:
+            rows = np.arange(segment.row_count())
+        else:
+            rows = np.flatnonzero(segment.live_mask())
         sources.append((segment_id, rows))
         ids.extend(segment.ids[r] for r in rows.tolist())
         for name in config.vectors:
             vectors[name].append(segment.indexes[name].vectors()[rows])
             present[name].append(segment.vector_present(name)[rows])
+    base = None if base_id is None else dict(sealed[base_id].indexes)
     return RebuildInput(
         task=task,
-        spec=config.index_spec(),
+        spec=spec,
         vector_params={n: (p.size, p.distance) for n, p in config.vectors.items()},
         sources=sources,
         ids=ids,
         vectors={n: np.concatenate(v) for n, v in vectors.items()},
         present={n: np.concatenate(p) for n, p in present.items()},
+        base=base,
+        base_rows=0 if base_id is None else sealed[base_id].row_count(),
     )
+
+
+def _merge_base(task: Task, spec: dict[str, Any], sealed: dict[int, SealedSegment]) -> int | None:
+    if task.kind != "merge" or spec["type"] != "hnsw" or spec["insertion_order"] != "none":
+        return None
+    built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
+    return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
 
 
 def build(
@@ -138,12 +162,15 @@ def build(
         job.ids = [job.ids[i] for i in order.tolist()]
         job.vectors = {n: v[order] for n, v in job.vectors.items()}
         job.present = {n: p[order] for n, p in job.present.items()}
-    total = len(job.ids) * len(job.vector_params)
+    total = (len(job.ids) - job.base_rows) * len(job.vector_params)
     done = 0
     indexes: dict[str, VectorIndex] = {}
     for name, (dim, distance) in job.vector_params.items():
-        index = create_index(spec["type"], dim, distance, spec["params"])
-        matrix = job.vectors[name]
+        if job.base is not None:
+            index = index_from_bytes(job.base[name].to_bytes())
+        else:
+            index = create_index(spec["type"], dim, distance, spec["params"])
+        matrix = job.vectors[name][job.base_rows :]
         for start in range(0, len(matrix), BUILD_CHUNK):
             if cancelled():
                 raise Cancelled()

@@ -36,11 +36,15 @@ class SealedSegment(SegmentRows):
             parts.ids, parts.payloads, parts.versions, strict=True
         ):
             self._append_row(point_id, payload, version)
+        # Only live rows are findable. A merged segment may list an id twice (a
+        # tombstoned copy and a live one); if two copies are live, the later wins.
+        self._row_of = {}
+        for row in np.flatnonzero(self._live).tolist():
+            earlier = self._row_of.get(self._ids[row])
+            if earlier is not None:
+                self._live[earlier] = False
+            self._row_of[self._ids[row]] = row
         dead = np.flatnonzero(~self._live)
-        for row in dead.tolist():
-            # only live rows are findable; a dead row's id may live in another segment
-            if self._row_of.get(self._ids[row]) == row:
-                del self._row_of[self._ids[row]]
         if len(dead):
             for index in self.indexes.values():
                 index.delete(dead)
