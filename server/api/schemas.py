@@ -199,6 +199,10 @@ class QueryRequest(Wire):
     with_vector: RawWithVector = None
     lookup_from: Any = None
     shard_key: Any = None
+    explain: bool | None = None
+    """Quiver extension: return the plan chosen per segment beside the points."""
+    strategy: Literal["exact", "graph", "post_filter"] | None = None
+    """Quiver extension: force one search strategy instead of the planner's choice."""
 
 
 class QueryRequestBatch(Wire):

@@ -28,11 +28,12 @@ from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
+from server.engine.planner import PlannerConfig, Strategy
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
-from server.engine.segment_set import AnySegment, Hit, SegmentSet
+from server.engine.segment_set import AnySegment, Hit, SegmentSearch, SegmentSet
 from server.engine.vectors import point_vectors, prepare_matrix, vector_name
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
@@ -67,6 +68,10 @@ class SearchSpec:
     with_vector: VectorSelector = False
     exclude_ids: list[PointId] = field(default_factory=list)
     params: SearchParams = field(default_factory=SearchParams)
+    force: Strategy | None = None
+    """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
+    explain: list[dict[str, Any]] | None = None
+    """Quiver extension: when a list, the plan chosen for each segment is appended."""
 
 
 class Collection:
@@ -86,6 +91,7 @@ class Collection:
         self.on_change: Callable[[Collection], None] = lambda _c: None
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
+        self.planner = PlannerConfig()
 
     @classmethod
     def create(cls, name: str, path: Path, config: CollectionConfig) -> Collection:
@@ -238,7 +244,7 @@ class Collection:
         with self._lock.read():
             groups: dict[tuple[str, SearchParams], list[int]] = {}
             for i, spec in enumerate(specs):
-                if spec.filter is None and not spec.exclude_ids:
+                if spec.filter is None and not spec.exclude_ids and spec.explain is None:
                     groups.setdefault((spec.using, spec.params), []).append(i)
                 else:
                     results[i] = self._search_group([spec], self._masks_for(spec))[0]
@@ -390,21 +396,30 @@ class Collection:
         self, specs: Sequence[SearchSpec], masks: dict[int, np.ndarray] | None
     ) -> list[list[dict[str, Any]]]:
         first = specs[0]
-        k = max(spec.limit + spec.offset for spec in specs)
-        queries = np.stack([spec.vector for spec in specs])
-        distance = self._config.vectors[first.using].distance
-        full_scan_kb = self._config.hnsw_config.full_scan_threshold
-        hits = self._segments.search(
-            first.using, queries, k, distance, first.params, masks, full_scan_kb
+        params = self._config.vectors[first.using]
+        spec = self._config.index_spec()
+        request = SegmentSearch(
+            name=first.using,
+            queries=np.stack([s.vector for s in specs]),
+            k=max(s.limit + s.offset for s in specs),
+            distance=params.distance,
+            dim=params.size,
+            params=first.params,
+            default_ef=int(spec["params"].get("ef_search", 64)),
+            full_scan_kb=self._config.hnsw_config.full_scan_threshold,
+            planner=self.planner,
+            masks=masks,
+            force=first.force,
+            explain=first.explain,
         )
+        hits = self._segments.search(request)
         out: list[list[dict[str, Any]]] = []
-        for spec, found in zip(specs, hits, strict=True):
-            page = found[spec.offset : spec.offset + spec.limit]
-            if spec.score_threshold is not None:
-                page = [
-                    h for h in page if _passes(h, spec.score_threshold, distance.higher_is_better)
-                ]
-            out.append([self._scored(hit, spec) for hit in page])
+        higher = params.distance.higher_is_better
+        for search, found in zip(specs, hits, strict=True):
+            page = found[search.offset : search.offset + search.limit]
+            if search.score_threshold is not None:
+                page = [h for h in page if _passes(h, search.score_threshold, higher)]
+            out.append([self._scored(hit, search) for hit in page])
         return out
 
     def _masks_for(self, spec: SearchSpec) -> dict[int, np.ndarray]:

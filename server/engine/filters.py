@@ -273,6 +273,10 @@ class Filter(Condition):
         rows: RowArray = np.arange(len(source.ids), dtype=np.intp)
         return self.mask_rows(_Scan(source), rows)
 
+    def mask_of(self, source: FilterSource, rows: RowArray) -> BoolArray:
+        """Evaluate only ``rows`` (e.g. the candidates a payload index left), one bool each."""
+        return self.mask_rows(_Scan(source), np.asarray(rows, dtype=np.intp))
+
     def holds(self, row: _Row) -> bool:
         if not all(condition.holds(row) for condition in self.must):
             return False

@@ -75,6 +75,9 @@ class SealedSegment(SegmentRows):
         present = self.present.get(name)
         return present is not None and bool(present[row])
 
+    def has_graph(self, name: str) -> bool:
+        return self.spec is not None and self.spec["type"] != "flat" and name in self.indexes
+
     def search(
         self,
         name: str,
@@ -82,20 +85,12 @@ class SealedSegment(SegmentRows):
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
-        full_scan_kb: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Search one named vector. Like Qdrant's ``full_scan_threshold`` (in kilobytes
-        of vectors), a candidate set smaller than ``full_scan_kb`` is scanned exactly:
-        cheaper than walking a graph, and never loses recall."""
         present = self.present[name]
-        candidates = len(self) if mask is None else int(np.count_nonzero(mask))
-        index = self.indexes[name]
-        if candidates * index.dim * 4 < full_scan_kb * 1024:
-            params = SearchParams(ef=None if params is None else params.ef, exact=True)
         allowed = mask
         if not present.all():
             allowed = present if mask is None else mask & present
-        return index.search(queries, k, params=params, allowed=allowed)
+        return self.indexes[name].search(queries, k, params=params, allowed=allowed)
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)

@@ -155,6 +155,9 @@ class AppendableSegment(SegmentRows):
     def live_mask(self) -> np.ndarray:
         return np.ones(len(self._ids), dtype=bool)
 
+    def has_graph(self, name: str) -> bool:
+        return False
+
     def vector_present(self, name: str) -> np.ndarray:
         column = self.columns.get(name)
         if column is None:
@@ -177,7 +180,6 @@ class AppendableSegment(SegmentRows):
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
-        full_scan_kb: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` rows for each query among rows where ``mask`` holds."""
         column = self.columns[name]

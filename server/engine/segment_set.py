@@ -8,19 +8,43 @@ guards it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from index.base import SearchParams
 from index.metrics import Distance
 from server.engine.filters import Filter
+from server.engine.planner import Plan, PlannerConfig, Strategy, choose_plan, force
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, sort_key
 
 AnySegment = AppendableSegment | SealedSegment
+
+
+@dataclass(slots=True)
+class SegmentSearch:
+    """One batch of queries against one named vector, with what the planner needs."""
+
+    name: str
+    queries: np.ndarray
+    k: int
+    distance: Distance
+    dim: int
+    params: SearchParams
+    default_ef: int
+    full_scan_kb: int
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    masks: dict[int, np.ndarray] | None = None
+    """``id(segment)`` -> allowed live rows (a filter); None searches all live rows."""
+    estimates: dict[int, int] | None = None
+    """``id(segment)`` -> candidate count the payload index gave before the re-check."""
+    force: Strategy | None = None
+    explain: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,51 +110,102 @@ class SegmentSet:
         picked = order[: limit + 1]
         return [(segments[int(owner[i])], int(row[i])) for i in picked]
 
-    def search(
-        self,
-        name: str,
-        queries: np.ndarray,
-        k: int,
-        distance: Distance,
-        params: SearchParams,
-        masks: dict[int, np.ndarray] | None = None,
-        full_scan_kb: int = 0,
-    ) -> list[list[Hit]]:
-        """Top-``k`` over every segment for each query, merged by score.
-
-        ``masks`` maps ``id(segment)`` to an allowed-rows mask (a filter); segments
-        without one search all their live rows.
-        """
+    def search(self, request: SegmentSearch) -> list[list[Hit]]:
+        """Top-``k`` over every segment for each query, merged by score; each segment
+        answers with the strategy the planner picks for its candidate count."""
         segments = list(self)
         all_rows, all_scores, owners = [], [], []
         for position, segment in enumerate(segments):
             if len(segment) == 0:
                 continue
-            mask = None if masks is None else masks.get(id(segment))
-            if masks is not None and mask is not None and not mask.any():
+            rows, scores = self._search_segment(segment, request)
+            if rows is None or scores is None:
                 continue
-            rows, scores = segment.search(name, queries, k, mask, params, full_scan_kb)
             all_rows.append(rows)
             all_scores.append(scores)
             owners.append(np.full(rows.shape, position))
+        nq = len(request.queries)
         if not all_rows:
-            return [[] for _ in range(len(queries))]
+            return [[] for _ in range(nq)]
         rows = np.concatenate(all_rows, axis=1)
         scores = np.concatenate(all_scores, axis=1)
         owner = np.concatenate(owners, axis=1)
-        key = -scores if distance.higher_is_better else scores
-        order = np.argsort(key, axis=1, kind="stable")[:, :k]
-        hits: list[list[Hit]] = []
-        for q in range(len(queries)):
-            chosen = order[q]
-            hits.append(
-                [
-                    Hit(segments[int(owner[q, i])], int(rows[q, i]), float(scores[q, i]))
-                    for i in chosen
-                    if rows[q, i] >= 0
-                ]
-            )
-        return hits
+        key = -scores if request.distance.higher_is_better else scores
+        order = np.argsort(key, axis=1, kind="stable")[:, : request.k]
+        return [
+            [
+                Hit(segments[int(owner[q, i])], int(rows[q, i]), float(scores[q, i]))
+                for i in order[q]
+                if rows[q, i] >= 0
+            ]
+            for q in range(nq)
+        ]
+
+    def _search_segment(
+        self, segment: AnySegment, request: SegmentSearch
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        started = time.perf_counter()
+        mask = None if request.masks is None else request.masks.get(id(segment))
+        size = len(segment)
+        plan = choose_plan(
+            segment_size=size,
+            candidates=size if mask is None else int(np.count_nonzero(mask)),
+            estimated=None if request.estimates is None else request.estimates.get(id(segment)),
+            k=request.k,
+            dim=request.dim,
+            has_graph=segment.has_graph(request.name),
+            exact=request.params.exact,
+            ef=request.params.ef or request.default_ef,
+            full_scan_kb=request.full_scan_kb,
+            config=request.planner,
+        )
+        if request.force is not None and plan.strategy != "none":
+            ef = request.params.ef or request.default_ef
+            plan = force(plan, request.force, size, request.k, ef, request.planner)
+        rows, scores = self._execute(segment, request, plan, mask)
+        plan.time_ms = (time.perf_counter() - started) * 1000
+        if request.explain is not None:
+            seg_id = segment.segment_id if isinstance(segment, SealedSegment) else None
+            request.explain.append({"segment": seg_id} | plan.to_wire())
+        return rows, scores
+
+    @staticmethod
+    def _execute(
+        segment: AnySegment, request: SegmentSearch, plan: Plan, mask: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        name, queries, k = request.name, request.queries, request.k
+        if plan.strategy == "none":
+            return None, None
+        if plan.strategy == "exact":
+            return segment.search(name, queries, k, mask, SearchParams(exact=True))
+        if plan.strategy == "graph":
+            return segment.search(name, queries, k, mask, SearchParams(ef=plan.ef))
+        assert mask is not None
+        return _post_filter(segment, request, plan, mask)
+
+
+def _post_filter(
+    segment: AnySegment, request: SegmentSearch, plan: Plan, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unfiltered search for more than ``k``, keep candidates, grow until ``k`` are found."""
+    k, wanted, ef = request.k, plan.k, plan.ef or plan.k
+    size = len(segment)
+    while True:
+        rows, scores = segment.search(
+            request.name, request.queries, wanted, None, SearchParams(ef=max(ef, wanted))
+        )
+        keep = (rows >= 0) & mask[np.maximum(rows, 0)]
+        if (keep.sum(axis=1) >= k).all() or wanted >= size:
+            break
+        wanted, plan.rounds = min(size, wanted * 2), plan.rounds + 1
+    plan.k = wanted
+    out_rows = np.full((len(rows), k), -1, dtype=np.int64)
+    out_scores = np.full((len(rows), k), request.distance.worst_score, dtype=np.float32)
+    for q in range(len(rows)):
+        kept = np.flatnonzero(keep[q])[:k]
+        out_rows[q, : len(kept)] = rows[q, kept]
+        out_scores[q, : len(kept)] = scores[q, kept]
+    return out_rows, out_scores
 
 
 def _at_or_after(kind: np.ndarray, hi: np.ndarray, lo: np.ndarray, start: PointId) -> np.ndarray:

@@ -47,7 +47,7 @@ async def query_points(
     request: Request, body: QueryRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
     answers = await run_cpu(request, _run_queries, collection, [body], settings)
-    return ok(request, {"points": answers[0]})
+    return ok(request, answers[0])
 
 
 @router.post("/collections/{name}/points/query/batch")
@@ -56,7 +56,7 @@ async def query_points_batch(
 ) -> Response:
     _check_batch(len(body.searches), settings)
     answers = await run_cpu(request, _run_queries, collection, body.searches, settings)
-    return ok(request, [{"points": points} for points in answers])
+    return ok(request, answers)
 
 
 @router.post("/collections/{name}/points/search")
@@ -78,21 +78,24 @@ async def search_points_batch(
 
 def _run_queries(
     collection: Collection, requests: list[QueryRequest], settings: Settings
-) -> list[list[dict[str, Any]]]:
-    """Resolve every request first (ids -> vectors), then search them all at once."""
-    answers: list[list[dict[str, Any]] | None] = [None] * len(requests)
+) -> list[dict[str, Any]]:
+    """Resolve every request first (ids -> vectors), then search them all at once.
+    Each answer is Qdrant's ``QueryResponse``, plus ``explain`` when it was asked for."""
+    answers: list[dict[str, Any]] = [{} for _ in requests]
     specs: list[SearchSpec] = []
     positions: list[int] = []
     for i, request in enumerate(requests):
         spec = _query_spec(request, collection, settings)
         if spec is None:
-            answers[i] = _points_without_query(request, collection, settings)
+            answers[i] = {"points": _points_without_query(request, collection, settings)}
         else:
             specs.append(spec)
             positions.append(i)
-    for i, points in zip(positions, collection.search(specs), strict=True):
-        answers[i] = points
-    return [points or [] for points in answers]
+    for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
+        answers[i] = {"points": points}
+        if spec.explain is not None:
+            answers[i]["explain"] = spec.explain
+    return answers
 
 
 def _query_spec(
@@ -130,6 +133,8 @@ def _query_spec(
         with_vector=vector_selector(request.with_vector, False),
         exclude_ids=exclude,
         params=search_params(request.params),
+        force=request.strategy,
+        explain=[] if request.explain else None,
     )
 
 

@@ -1,0 +1,102 @@
+"""The filter-aware query planner: how one segment answers one (filtered) search.
+
+The payload indexes give the exact number of candidates before any vector is
+touched, so the choice is a few comparisons (docs/adr/0004-query-planner.md):
+
+1. no candidates                       -> ``none``: answer nothing, touch nothing;
+2. exact asked, no graph, or few
+   candidates (under ``full_scan_threshold`` KB of vectors, or <= k) -> ``exact`` over
+   the candidate rows: cheaper than a graph walk and never loses recall;
+3. the filter passes most points (selectivity >= ``post_filter_min_selectivity``)
+                                       -> ``post_filter``: unfiltered graph search for
+   k / selectivity x ``oversampling`` results, checked against the candidates, grown
+   until ``limit`` are found;
+4. otherwise                           -> ``graph``: HNSW traversal with the candidate
+   bitmap checked in native code, ``ef`` raised by 1 / sqrt(selectivity) (capped),
+   because each kept result costs ~1 / selectivity visited nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Strategy = Literal["none", "exact", "graph", "post_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """Thresholds of the cost model; see the ADR for how they were measured."""
+
+    post_filter_min_selectivity: float = 0.5
+    oversampling: float = 1.5
+    max_ef_boost: float = 8.0
+    max_ef: int = 4096
+
+
+@dataclass(slots=True)
+class Plan:
+    strategy: Strategy
+    segment_size: int
+    candidates: int
+    k: int
+    ef: int | None
+    reason: str
+    estimated: int | None = None
+    rounds: int = 1
+    time_ms: float = 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_plan(
+    *,
+    segment_size: int,
+    candidates: int,
+    estimated: int | None,
+    k: int,
+    dim: int,
+    has_graph: bool,
+    exact: bool,
+    ef: int,
+    full_scan_kb: int,
+    config: PlannerConfig = PlannerConfig(),
+) -> Plan:
+    """Pick the strategy for one segment (``candidates`` = live rows passing the filter)."""
+
+    def plan(strategy: Strategy, k_used: int, ef_used: int | None, reason: str) -> Plan:
+        return Plan(strategy, segment_size, candidates, k_used, ef_used, reason, estimated)
+
+    if candidates == 0:
+        return plan("none", 0, None, "no point passes the filter")
+    if exact or not has_graph:
+        return plan("exact", k, None, "exact requested" if exact else "segment has no graph")
+    if candidates <= k or candidates * dim * 4 < full_scan_kb * 1024:
+        return plan("exact", k, None, f"{candidates} candidates under full_scan_threshold")
+    selectivity = candidates / max(segment_size, 1)
+    base_ef = max(ef, k)
+    if selectivity >= 1.0:
+        return plan("graph", k, base_ef, "no filter")
+    if selectivity >= config.post_filter_min_selectivity:
+        k_used = min(segment_size, math.ceil(k / selectivity * config.oversampling))
+        return plan("post_filter", k_used, max(base_ef, k_used), f"selectivity {selectivity:.3f}")
+    boost = min(config.max_ef_boost, 1.0 / math.sqrt(selectivity))
+    ef_used = min(config.max_ef, math.ceil(base_ef * boost))
+    return plan("graph", k, ef_used, f"selectivity {selectivity:.4f}")
+
+
+def force(
+    plan: Plan, strategy: Strategy, segment_size: int, k: int, ef: int, config: PlannerConfig
+) -> Plan:
+    """Override the planner (benchmarks and tests compare each strategy alone)."""
+    if strategy == "post_filter":
+        selectivity = max(plan.candidates / max(segment_size, 1), 1e-9)
+        k_used = min(segment_size, math.ceil(k / selectivity * config.oversampling))
+        return Plan(
+            strategy, segment_size, plan.candidates, k_used, max(ef, k_used), "forced",
+            plan.estimated,
+        )  # fmt: skip
+    ef_used = None if strategy == "exact" else max(plan.ef or 0, ef, k)
+    return Plan(strategy, segment_size, plan.candidates, k, ef_used, "forced", plan.estimated)
