@@ -82,9 +82,15 @@ def choose_plan(
     if selectivity >= config.post_filter_min_selectivity:
         k_used = min(segment_size, math.ceil(k / selectivity * config.oversampling))
         return plan("post_filter", k_used, max(base_ef, k_used), f"selectivity {selectivity:.3f}")
-    boost = min(config.max_ef_boost, 1.0 / math.sqrt(selectivity))
-    ef_used = min(config.max_ef, math.ceil(base_ef * boost))
-    return plan("graph", k, ef_used, f"selectivity {selectivity:.4f}")
+    return plan(
+        "graph", k, graph_ef(base_ef, selectivity, config), f"selectivity {selectivity:.4f}"
+    )
+
+
+def graph_ef(base_ef: int, selectivity: float, config: PlannerConfig) -> int:
+    """Beam width for a filtered graph walk: wider as fewer nodes pass the filter."""
+    boost = min(config.max_ef_boost, 1.0 / math.sqrt(max(selectivity, 1e-12)))
+    return min(config.max_ef, math.ceil(base_ef * boost))
 
 
 def force(
@@ -98,5 +104,6 @@ def force(
             strategy, segment_size, plan.candidates, k_used, max(ef, k_used), "forced",
             plan.estimated,
         )  # fmt: skip
-    ef_used = None if strategy == "exact" else max(plan.ef or 0, ef, k)
+    selectivity = plan.candidates / max(segment_size, 1)
+    ef_used = None if strategy == "exact" else graph_ef(max(ef, k), selectivity, config)
     return Plan(strategy, segment_size, plan.candidates, k, ef_used, "forced", plan.estimated)

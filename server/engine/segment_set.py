@@ -179,9 +179,30 @@ class SegmentSet:
         if plan.strategy == "exact":
             return segment.search(name, queries, k, mask, SearchParams(exact=True))
         if plan.strategy == "graph":
-            return segment.search(name, queries, k, mask, SearchParams(ef=plan.ef))
+            rows, scores = segment.search(name, queries, k, mask, SearchParams(ef=plan.ef))
+            return _exact_where_short(segment, request, plan, mask, rows, scores)
         assert mask is not None
         return _post_filter(segment, request, plan, mask)
+
+
+def _exact_where_short(
+    segment: AnySegment,
+    request: SegmentSearch,
+    plan: Plan,
+    mask: np.ndarray | None,
+    rows: np.ndarray,
+    scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A filtered graph walk can strand itself when few nodes pass; any query that came
+    back with fewer than min(k, candidates) results is answered exactly instead."""
+    short = (rows >= 0).sum(axis=1) < min(request.k, plan.candidates)
+    if short.any():
+        exact_rows, exact_scores = segment.search(
+            request.name, request.queries[short], request.k, mask, SearchParams(exact=True)
+        )
+        rows[short], scores[short] = exact_rows, exact_scores
+        plan.reason += f"; exact fallback for {int(short.sum())} queries"
+    return rows, scores
 
 
 def _post_filter(

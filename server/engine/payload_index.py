@@ -1,0 +1,874 @@
+"""Payload indexes: exact per-segment indexes over the payload fields a user indexed.
+
+A segment keeps one ``FieldIndex`` per indexed field (Qdrant's ``field_schema`` types)
+over its rows (a row is a position in the segment)::
+
+    keyword, uuid, bool         inverted: value -> BitMap of rows
+    integer, float, datetime    (value, row) pairs kept sorted for searchsorted ranges
+
+Values are read exactly as filters read them (``JsonPath.values``, arrays flattened one
+level), so a row appears under each of its values. A value of the wrong type for the
+index (a number in a keyword field) is not indexed; the row is remembered as holding
+an *other* value so that no answer ever forgets it. Each index also remembers which
+rows are not empty and which hold a null, so ``is_empty`` / ``is_null`` are exact.
+
+``PayloadIndexes.candidates`` turns a parsed ``Filter`` into a superset of its matching
+rows. Every condition is evaluated to *bounds*: rows that certainly match and rows
+that may match. AND/OR combine bounds and NOT swaps them (``must_not x`` certainly
+excludes only rows where ``x`` certainly holds), so the answer stays a superset with
+any mix of indexed and unindexed conditions; the caller re-checks the full filter on
+the candidates only.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from pyroaring import BitMap
+
+from server.engine.field_matchers import (
+    DatetimeRange,
+    GeoBoundingBox,
+    GeoPolygon,
+    GeoRadius,
+    MatchAny,
+    MatchExcept,
+    MatchPhrase,
+    MatchPrefix,
+    MatchSubstring,
+    MatchText,
+    MatchTextAny,
+    MatchValue,
+    Range,
+    ValueTest,
+    parse_datetime,
+)
+from server.engine.filters import Condition, FieldCondition, Filter, IsEmpty, IsNull, MinShould
+from server.engine.payload import JsonPath, PathItem, parse_json_path
+from server.errors import BadRequest, UnsupportedFeature
+
+FIELD_TYPES = ("keyword", "integer", "float", "bool", "datetime", "uuid")
+
+# tests that never hold on a number / on a string, whatever their operands
+_NEVER_ON_NUMBERS = (
+    DatetimeRange,
+    MatchText,
+    MatchTextAny,
+    MatchPhrase,
+    MatchPrefix,
+    MatchSubstring,
+    GeoRadius,
+    GeoBoundingBox,
+    GeoPolygon,
+)
+_NEVER_ON_STRINGS = (Range, GeoRadius, GeoBoundingBox, GeoPolygon)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_FLOAT_EXACT_INT = 1 << 53  # integers up to this magnitude survive float64 exactly
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ROW_LIMIT = 1 << 32  # a BitMap holds 32-bit rows
+_PENDING_SCAN = 256  # unsorted numeric pairs scanned linearly before a re-sort
+_COMPACT_AT = 1024  # dead numeric pairs tolerated before compaction
+_U32 = "I" if array.array("I").itemsize == 4 else "L"
+
+Bounds = tuple[BitMap, BitMap]  # (rows that certainly match, rows that may match)
+Interval = tuple[int | float | None, bool, int | float | None, bool]  # lo, lo_incl, hi, hi_incl
+
+
+def _union(maps: Sequence[BitMap]) -> BitMap:
+    if not maps:
+        return BitMap()
+    return maps[0].copy() if len(maps) == 1 else BitMap.union(*maps)
+
+
+def _bitmap(rows: npt.NDArray[np.int64]) -> BitMap:
+    buffer = array.array(_U32)
+    buffer.frombytes(np.ascontiguousarray(rows, dtype=np.uint32).tobytes())
+    return BitMap(buffer)
+
+
+def _exact(rows: BitMap) -> Bounds:
+    return rows, rows.copy()
+
+
+def _nothing() -> Bounds:
+    return BitMap(), BitMap()
+
+
+@dataclass(slots=True)
+class _RowValues:
+    """What one payload holds at an index's path."""
+
+    keys: list[Any]  # indexable values, converted to the index's key type
+    other: bool  # a non-null value the index cannot hold
+    altered: bool  # a key differs from its spelling in the payload (uuid only)
+    not_empty: bool  # ``is_empty`` is false
+    null: bool  # ``is_null`` is true
+
+
+def _flatten(path: JsonPath, payload: dict[str, Any]) -> tuple[list[Any], bool, bool]:
+    """Non-null values as filters see them (arrays flattened once), plus empty/null flags."""
+    flat: list[Any] = []
+    not_empty = null = False
+    for value in path.values(payload, flatten=False):
+        if isinstance(value, list):
+            not_empty = not_empty or bool(value)
+            null = null or any(item is None for item in value)
+            flat.extend(item for item in value if item is not None)
+        elif value is None:
+            null = True
+        else:
+            not_empty = True
+            flat.append(value)
+    return flat, not_empty, null
+
+
+class FieldIndex(Protocol):
+    """One indexed field of one segment. A row holds at most one payload: remove (or
+    move away) a row's payload before adding another at that row."""
+
+    field: str
+    type: str
+    path: JsonPath
+
+    def add(self, row: int, payload: dict[str, Any]) -> None: ...
+    def remove(self, row: int, payload: dict[str, Any]) -> None: ...
+    def move(self, src_row: int, dst_row: int, payload: dict[str, Any]) -> None: ...
+    def build(self, payloads: Sequence[dict[str, Any]]) -> None: ...
+    def match(self, test: ValueTest) -> Bounds:
+        """Rows where some *indexed* value certainly / possibly passes ``test``."""
+        ...
+
+    def rows_with_value(self) -> BitMap: ...
+    def rows_with_other_values(self) -> BitMap: ...
+    def rows_not_empty(self) -> BitMap: ...
+    def rows_with_null(self) -> BitMap: ...
+    def entries(self) -> list[tuple[Any, int]]:
+        """Every (key, row) pair, sorted: for persistence and tests."""
+        ...
+
+    def memory_bytes(self) -> int: ...
+    def points(self) -> int: ...
+
+
+class _FieldIndexBase:
+    """Row bookkeeping shared by both index shapes; subclasses store the keys."""
+
+    type: ClassVar[str]
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.path = parse_json_path(field)
+        self._present = BitMap()
+        self._other = BitMap()
+        self._altered = BitMap()
+        self._not_empty = BitMap()
+        self._null = BitMap()
+
+    # -- what subclasses provide ------------------------------------------------------
+
+    def _key(self, value: Any) -> Any:
+        """The key stored for a non-null payload value, or None if it is not indexable."""
+        raise NotImplementedError
+
+    def _insert(self, row: int, keys: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _delete(self, row: int, keys: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+        """Replace every stored key with ``keys`` (``rows`` ascending)."""
+        raise NotImplementedError
+
+    def _keys_bytes(self) -> int:
+        raise NotImplementedError
+
+    # -- shared -----------------------------------------------------------------------
+
+    def _convert(self, values: list[Any]) -> tuple[list[Any], bool, bool]:
+        keys = [self._key(value) for value in values]
+        indexed = [key for key in keys if key is not None]
+        return indexed, len(indexed) < len(keys), False
+
+    def _read(self, payload: dict[str, Any]) -> _RowValues:
+        flat, not_empty, null = _flatten(self.path, payload)
+        keys, other, altered = self._convert(flat)
+        return _RowValues(keys, other, altered, not_empty, null)
+
+    def _flags(self, values: _RowValues) -> tuple[tuple[bool, BitMap], ...]:
+        return (
+            (bool(values.keys), self._present),
+            (values.other, self._other),
+            (values.altered, self._altered),
+            (values.not_empty, self._not_empty),
+            (values.null, self._null),
+        )
+
+    def add(self, row: int, payload: dict[str, Any]) -> None:
+        values = self._read(payload)
+        if values.keys:
+            self._insert(row, values.keys)
+        for flag, rows in self._flags(values):
+            if flag:
+                rows.add(row)
+
+    def remove(self, row: int, payload: dict[str, Any]) -> None:
+        values = self._read(payload)
+        self._delete(row, values.keys)
+        for _, rows in self._flags(values):
+            rows.discard(row)
+
+    def move(self, src_row: int, dst_row: int, payload: dict[str, Any]) -> None:
+        """The payload at ``src_row`` now lives at ``dst_row`` (which holds none)."""
+        values = self._read(payload)
+        self._relabel(src_row, dst_row, values.keys)
+        for _, rows in self._flags(values):
+            if src_row in rows:
+                rows.discard(src_row)
+                rows.add(dst_row)
+
+    def build(self, payloads: Sequence[dict[str, Any]]) -> None:
+        """Index ``payloads`` (row i = payloads[i]) from scratch, in bulk."""
+        key_rows: list[int] = []
+        keys: list[Any] = []
+        flagged: tuple[list[int], ...] = ([], [], [], [], [])
+        for row, payload in enumerate(payloads):
+            values = self._read(payload)
+            key_rows.extend([row] * len(values.keys))
+            keys.extend(values.keys)
+            for (flag, _), rows in zip(self._flags(values), flagged, strict=True):
+                if flag:
+                    rows.append(row)
+        self._bulk(key_rows, keys)
+        self._present, self._other, self._altered, self._not_empty, self._null = (
+            BitMap(rows) for rows in flagged
+        )
+
+    def rows_with_value(self) -> BitMap:
+        return self._present.copy()
+
+    def rows_with_other_values(self) -> BitMap:
+        return self._other.copy()
+
+    def rows_not_empty(self) -> BitMap:
+        return self._not_empty.copy()
+
+    def rows_with_null(self) -> BitMap:
+        return self._null.copy()
+
+    def points(self) -> int:
+        return len(self._present)
+
+    def memory_bytes(self) -> int:
+        flags = (self._present, self._other, self._altered, self._not_empty, self._null)
+        return sys.getsizeof(self) + sum(map(sys.getsizeof, flags)) + self._keys_bytes()
+
+    def _maybe(self) -> Bounds:
+        """No knowledge beyond 'some indexed value might pass'."""
+        return BitMap(), self._present.copy()
+
+
+# --- inverted indexes: keyword, uuid, bool ---------------------------------------------
+
+
+class _InvertedIndex(_FieldIndexBase):
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self._postings: dict[Any, BitMap] = {}
+
+    def _insert(self, row: int, keys: list[Any]) -> None:
+        for key in keys:
+            rows = self._postings.get(key)
+            if rows is None:
+                self._postings[key] = rows = BitMap()
+            rows.add(row)
+
+    def _delete(self, row: int, keys: list[Any]) -> None:
+        for key in keys:
+            rows = self._postings.get(key)
+            if rows is not None:
+                rows.discard(row)
+                if not rows:
+                    del self._postings[key]
+
+    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
+        for key in keys:
+            rows = self._postings.get(key)
+            if rows is not None and src_row in rows:
+                rows.discard(src_row)
+                rows.add(dst_row)
+
+    def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+        grouped: dict[Any, list[int]] = {}
+        for row, key in zip(rows, keys, strict=True):
+            grouped.setdefault(key, []).append(row)
+        self._postings = {key: BitMap(key_rows) for key, key_rows in grouped.items()}
+
+    def _keys_bytes(self) -> int:
+        postings = self._postings
+        return sys.getsizeof(postings) + sum(
+            sys.getsizeof(key) + sys.getsizeof(rows) for key, rows in postings.items()
+        )
+
+    def entries(self) -> list[tuple[Any, int]]:
+        return sorted((key, row) for key, rows in self._postings.items() for row in rows)
+
+    def _rows_of(self, keys: Iterable[Any]) -> BitMap:
+        postings = self._postings
+        return _union([postings[key] for key in set(keys) if key in postings])
+
+    def _rows_where(self, check: Callable[[Any], bool]) -> BitMap:
+        """Union over the vocabulary: exact for any test when keys are the raw values."""
+        return _union([rows for key, rows in self._postings.items() if check(key)])
+
+
+class KeywordIndex(_InvertedIndex):
+    type = "keyword"
+
+    def _key(self, value: Any) -> Any:
+        return value if isinstance(value, str) else None
+
+    def match(self, test: ValueTest) -> Bounds:
+        if isinstance(test, MatchValue):
+            operand = test.value
+            return _exact(self._rows_of([operand] if isinstance(operand, str) else []))
+        if isinstance(test, MatchAny):
+            return _exact(self._rows_of(v for v in test.any if isinstance(v, str)))
+        return _exact(self._rows_where(test.check))
+
+
+class BoolIndex(_InvertedIndex):
+    type = "bool"
+
+    def _key(self, value: Any) -> Any:
+        return value if isinstance(value, bool) else None
+
+    def match(self, test: ValueTest) -> Bounds:
+        return _exact(self._rows_where(test.check))  # two keys at most
+
+
+def _canonical_uuid(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+class UuidIndex(_InvertedIndex):
+    """Keys are canonical UUIDs; rows spelling one otherwise are ``altered``, because
+    filters compare the spelling, so only unaltered rows give certain answers."""
+
+    type = "uuid"
+
+    def _key(self, value: Any) -> Any:
+        return _canonical_uuid(value)
+
+    def _convert(self, values: list[Any]) -> tuple[list[Any], bool, bool]:
+        keys, other, _ = super()._convert(values)
+        altered = any(isinstance(v, str) and v not in self._postings for v in values) and any(
+            _canonical_uuid(v) not in (None, v) for v in values
+        )
+        return keys, other, altered
+
+    def match(self, test: ValueTest) -> Bounds:
+        if isinstance(test, MatchValue | MatchAny):
+            operands = [test.value] if isinstance(test, MatchValue) else list(test.any)
+            canonical = {op: _canonical_uuid(op) for op in operands}
+            possible = self._rows_of(key for key in canonical.values() if key is not None)
+            certain = self._rows_of(key for op, key in canonical.items() if key == op)
+            return certain - self._altered, possible
+        rows = self._rows_where(test.check)
+        return rows - self._altered, rows | self._altered
+
+
+# --- sorted indexes: integer, float, datetime ------------------------------------------
+
+
+class _SortedIndex(_FieldIndexBase):
+    """(value, row) pairs in growable arrays ("slots"), answered with searchsorted.
+
+    Adds append slots, which stay unsorted (scanned linearly) until there are enough of
+    them to re-sort; removes only clear ``alive``; a move rewrites the slots' row. Each
+    row's slots form a linked list (``head`` -> ``next``), so none of these needs the
+    sorted order, and a rebuild is one vectorised argsort.
+    """
+
+    dtype: ClassVar[type[np.generic]]
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self._reset(np.empty(0, dtype=self.dtype), np.empty(0, dtype=np.int64))
+
+    def _reset(self, values: npt.NDArray[Any], rows: npt.NDArray[np.int64]) -> None:
+        """Store ``values``/``rows`` as slots, each row's slots adjacent."""
+        size = len(values)
+        self._values = values
+        self._rows = rows
+        self._alive = np.ones(size, dtype=bool)
+        self._next = np.arange(1, size + 1, dtype=np.int64)
+        self._next[np.flatnonzero(rows[1:] != rows[:-1])] = -1
+        if size:
+            self._next[-1] = -1
+        self._head = np.full(int(rows.max()) + 1 if size else 0, -1, dtype=np.int64)
+        firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if size else rows
+        self._head[rows[firsts]] = firsts
+        self._size, self._dead = size, 0
+        self._order = np.empty(0, dtype=np.int64)  # slots < _sorted_upto, by value
+        self._order_values = np.empty(0, dtype=self.dtype)
+        self._sorted_upto = 0
+
+    def _reserve(self, slots: int, row: int) -> None:
+        if slots > len(self._values):
+            capacity = max(slots, 2 * len(self._values), 64)
+            for name in ("_values", "_rows", "_alive", "_next"):
+                old = getattr(self, name)
+                grown = np.zeros(capacity, dtype=old.dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+        if row >= len(self._head):
+            head = np.full(max(row + 1, 2 * len(self._head), 64), -1, dtype=np.int64)
+            head[: len(self._head)] = self._head
+            self._head = head
+
+    def _insert(self, row: int, keys: list[Any]) -> None:
+        start, count = self._size, len(keys)
+        self._reserve(start + count, row)
+        end = start + count
+        self._values[start:end] = keys
+        self._rows[start:end] = row
+        self._alive[start:end] = True
+        self._next[start : end - 1] = np.arange(start + 1, end)
+        self._next[end - 1] = self._head[row]
+        self._head[row] = start
+        self._size = end
+
+    def _slots_of(self, row: int) -> list[int]:
+        slots = []
+        slot = int(self._head[row]) if row < len(self._head) else -1
+        while slot >= 0:
+            slots.append(slot)
+            slot = int(self._next[slot])
+        return slots
+
+    def _delete(self, row: int, keys: list[Any]) -> None:
+        slots = self._slots_of(row)
+        if not slots:
+            return
+        self._alive[slots] = False
+        self._head[row] = -1
+        self._dead += len(slots)
+        if self._dead > _COMPACT_AT and 2 * self._dead > self._size:
+            self._compact()
+
+    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
+        slots = self._slots_of(src_row)
+        if not slots:
+            return
+        self._reserve(self._size, dst_row)
+        self._rows[slots] = dst_row
+        self._head[dst_row] = slots[0]
+        self._head[src_row] = -1
+
+    def _compact(self) -> None:
+        live = np.flatnonzero(self._alive[: self._size])
+        rows = self._rows[live]
+        by_row = np.argsort(rows, kind="stable")
+        self._reset(self._values[live][by_row], rows[by_row])
+
+    def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+        self._reset(np.array(keys, dtype=self.dtype), np.array(rows, dtype=np.int64))
+
+    def _keys_bytes(self) -> int:
+        arrays = (self._values, self._rows, self._alive, self._next, self._head, self._order)
+        return sum(a.nbytes for a in arrays) + self._order_values.nbytes
+
+    def entries(self) -> list[tuple[Any, int]]:
+        live = np.flatnonzero(self._alive[: self._size])
+        return sorted(zip(self._values[live].tolist(), self._rows[live].tolist(), strict=True))
+
+    def _sorted(self) -> None:
+        """Re-sort once the unsorted tail outgrows a cheap linear scan."""
+        if self._size - self._sorted_upto <= _PENDING_SCAN + self._sorted_upto // 8:
+            return
+        live = np.flatnonzero(self._alive[: self._size])
+        self._order = live[np.argsort(self._values[live], kind="stable")]
+        self._order_values = self._values[self._order]
+        self._sorted_upto = self._size
+
+    def _select(self, interval: Interval | None) -> BitMap:
+        """Rows with a value inside ``interval`` (None: the empty interval)."""
+        if interval is None:
+            return BitMap()
+        lo, lo_inclusive, hi, hi_inclusive = interval
+        self._sorted()
+        ordered = self._order_values
+        start = 0 if lo is None else ordered.searchsorted(lo, "left" if lo_inclusive else "right")
+        stop = len(ordered)
+        if hi is not None:
+            stop = ordered.searchsorted(hi, "right" if hi_inclusive else "left")
+        tail = self._values[self._sorted_upto : self._size]
+        keep = np.ones(len(tail), dtype=bool)
+        if lo is not None:
+            keep &= tail >= lo if lo_inclusive else tail > lo
+        if hi is not None:
+            keep &= tail <= hi if hi_inclusive else tail < hi
+        slots = np.concatenate([self._order[start:stop], self._sorted_upto + np.flatnonzero(keep)])
+        return _bitmap(self._rows[slots[self._alive[slots]]])
+
+    def _equal(self, keys: Iterable[int | float]) -> BitMap:
+        return _union([self._select((key, True, key, True)) for key in set(keys)])
+
+    def _not_in(self, keys: Iterable[int | float]) -> BitMap:
+        """Rows with some value outside ``keys`` (exact: every live slot is checked)."""
+        values = self._values[: self._size]
+        outside = ~np.isin(values, np.array(list(keys), dtype=self.dtype))
+        return _bitmap(self._rows[: self._size][outside & self._alive[: self._size]])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_interval(test: Range) -> Interval | None:
+    """The integers satisfying ``test`` as an inclusive int64 interval (None if empty)."""
+    lo, hi = _INT64_MIN, _INT64_MAX
+    for bound, strict, lower in (
+        (test.gt, True, True),
+        (test.gte, False, True),
+        (test.lt, True, False),
+        (test.lte, False, False),
+    ):
+        if bound is None:
+            continue
+        if math.isnan(bound):
+            return None
+        if math.isinf(bound):
+            if (bound > 0) == lower:
+                return None
+            continue
+        if lower:
+            lo = max(lo, math.floor(bound) + 1 if strict else math.ceil(bound))
+        else:
+            hi = min(hi, math.ceil(bound) - 1 if strict else math.floor(bound))
+    return (lo, True, hi, True) if lo <= hi else None
+
+
+class IntegerIndex(_SortedIndex):
+    """Integers (not bools) that fit int64; answers match and range exactly."""
+
+    type = "integer"
+    dtype = np.int64
+
+    def _key(self, value: Any) -> Any:
+        return value if _is_int(value) and _INT64_MIN <= value <= _INT64_MAX else None
+
+    def match(self, test: ValueTest) -> Bounds:
+        if isinstance(test, MatchValue):
+            return _exact(self._equal([test.value] if self._key(test.value) is not None else []))
+        if isinstance(test, MatchAny | MatchExcept):
+            variants = test.any if isinstance(test, MatchAny) else test.except_
+            keys = [v for v in variants if self._key(v) is not None]
+            return _exact(self._equal(keys) if isinstance(test, MatchAny) else self._not_in(keys))
+        if isinstance(test, Range):
+            return _exact(self._select(_int_interval(test)))
+        if isinstance(test, _NEVER_ON_NUMBERS):
+            return _nothing()
+        return self._maybe()
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as the float64 equal to it, if there is one."""
+    if isinstance(value, float):
+        return value
+    if _is_int(value) and abs(value) <= _FLOAT_EXACT_INT:
+        return float(value)
+    return None
+
+
+class FloatIndex(_SortedIndex):
+    """Every number (int or float, not bool) that float64 holds exactly; NaN is not.
+
+    Ints and floats share one key space here, so equality answers (``match`` on an
+    integer) are only possible ones: filters keep ``1`` and ``1.0`` apart.
+    """
+
+    type = "float"
+    dtype = np.float64
+
+    def _key(self, value: Any) -> Any:
+        key = _as_float(value)
+        return None if key is None or math.isnan(key) else key
+
+    def match(self, test: ValueTest) -> Bounds:
+        if isinstance(test, MatchValue | MatchAny):
+            operands = [test.value] if isinstance(test, MatchValue) else list(test.any)
+            keys = [_as_float(op) for op in operands if _is_int(op)]
+            return BitMap(), self._equal(key for key in keys if key is not None)
+        if isinstance(test, MatchExcept):
+            if not all(_is_int(v) for v in test.except_):  # strings: every number passes
+                return _exact(self._present.copy())
+            keys = [_as_float(v) for v in test.except_]
+            return self._not_in(key for key in keys if key is not None), self._present.copy()
+        if isinstance(test, Range):
+            return self._range(test)
+        if isinstance(test, _NEVER_ON_NUMBERS):
+            return _nothing()
+        return self._maybe()
+
+    def _range(self, test: Range) -> Bounds:
+        bounds = {name: getattr(test, name) for name in ("gt", "gte", "lt", "lte")}
+        present = {name: bound for name, bound in bounds.items() if bound is not None}
+        floats = {name: _as_float(bound) for name, bound in present.items()}
+        if any(value is None for value in floats.values()):
+            return self._maybe()  # an integer bound float64 cannot hold exactly
+        if any(math.isnan(value) for value in floats.values() if value is not None):
+            return _nothing()
+        lo_name = max(
+            (name for name in ("gt", "gte") if name in floats),
+            key=lambda name: (floats[name], name == "gt"),
+            default=None,
+        )
+        hi_name = min(
+            (name for name in ("lt", "lte") if name in floats),
+            key=lambda name: (floats[name], name == "lte"),
+            default=None,
+        )
+        interval: Interval = (
+            None if lo_name is None else floats[lo_name],
+            lo_name == "gte",
+            None if hi_name is None else floats[hi_name],
+            hi_name == "lte",
+        )
+        return _exact(self._select(interval))
+
+
+def _micros(text: Any) -> int | None:
+    """A datetime string as microseconds since the epoch (exact, unlike a float)."""
+    if not isinstance(text, str):
+        return None
+    moment = parse_datetime(text)
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+class DatetimeIndex(_SortedIndex):
+    """Strings that parse as datetimes, keyed by their instant in int64 microseconds."""
+
+    type = "datetime"
+    dtype = np.int64
+
+    def _key(self, value: Any) -> Any:
+        return _micros(value)
+
+    def match(self, test: ValueTest) -> Bounds:
+        if isinstance(test, DatetimeRange):
+            return _exact(self._select(self._interval(test)))
+        if isinstance(test, MatchValue | MatchAny):
+            # equal instants may be spelled differently, so these rows are only possible
+            operands = [test.value] if isinstance(test, MatchValue) else list(test.any)
+            keys = [_micros(op) for op in operands]
+            return BitMap(), self._equal(key for key in keys if key is not None)
+        if isinstance(test, MatchExcept):
+            if all(_is_int(v) for v in test.except_) and test.except_:
+                return _exact(self._present.copy())  # no string is in a list of ints
+            return self._maybe()
+        if isinstance(test, _NEVER_ON_STRINGS):
+            return _nothing()
+        return self._maybe()
+
+    @staticmethod
+    def _interval(test: DatetimeRange) -> Interval | None:
+        lo, hi = _INT64_MIN, _INT64_MAX
+        if test.gt is not None:
+            lo = max(lo, (test.gt - _EPOCH) // _MICROSECOND + 1)
+        if test.gte is not None:
+            lo = max(lo, (test.gte - _EPOCH) // _MICROSECOND)
+        if test.lt is not None:
+            hi = min(hi, (test.lt - _EPOCH) // _MICROSECOND - 1)
+        if test.lte is not None:
+            hi = min(hi, (test.lte - _EPOCH) // _MICROSECOND)
+        return (lo, True, hi, True) if lo <= hi else None
+
+
+_INDEX_CLASSES: dict[str, Callable[[str], FieldIndex]] = {
+    "keyword": KeywordIndex,
+    "integer": IntegerIndex,
+    "float": FloatIndex,
+    "bool": BoolIndex,
+    "datetime": DatetimeIndex,
+    "uuid": UuidIndex,
+}
+
+
+def make_field_index(field: str, schema_type: str) -> FieldIndex:
+    """An empty index of ``schema_type`` (one of ``FIELD_TYPES``) over ``field``."""
+    factory = _INDEX_CLASSES.get(schema_type)
+    if factory is None:
+        raise UnsupportedFeature(f"a {schema_type!r} payload index")
+    try:
+        return factory(field)
+    except ValueError as exc:
+        raise BadRequest(f"Wrong input: bad payload index field {field!r}: {exc}") from None
+
+
+# --- one segment's indexes and the filter evaluation ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowBounds:
+    """What the indexes know about a filter: ``certain`` rows match for sure, every
+    matching row is in ``possible`` (None: every row may match)."""
+
+    certain: BitMap
+    possible: BitMap | None
+
+
+class PayloadIndexes:
+    """All indexed fields of one segment.
+
+    ``schema`` maps field -> type; types Quiver cannot index yet (Qdrant's ``geo``,
+    ``text``) are skipped, which only means filters on those fields scan payloads.
+    """
+
+    def __init__(self, schema: Mapping[str, str]) -> None:
+        self._fields: dict[str, FieldIndex] = {}
+        for field, schema_type in schema.items():
+            if schema_type in FIELD_TYPES:
+                self._fields[field] = make_field_index(field, schema_type)
+        self._by_path: dict[tuple[PathItem, ...], FieldIndex] = {
+            index.path.items: index for index in self._fields.values()
+        }
+
+    @property
+    def fields(self) -> Mapping[str, FieldIndex]:
+        return self._fields
+
+    def add(self, row: int, payload: dict[str, Any]) -> None:
+        for index in self._fields.values():
+            index.add(row, payload)
+
+    def remove(self, row: int, payload: dict[str, Any]) -> None:
+        for index in self._fields.values():
+            index.remove(row, payload)
+
+    def move(self, src_row: int, dst_row: int, payload: dict[str, Any]) -> None:
+        """The appendable segment's swap-remove: ``payload`` moves from src to dst."""
+        for index in self._fields.values():
+            index.move(src_row, dst_row, payload)
+
+    def build(self, payloads: Sequence[dict[str, Any]]) -> None:
+        for index in self._fields.values():
+            index.build(payloads)
+
+    def candidates(self, flt: Filter, row_count: int) -> BitMap | None:
+        """A superset of the rows matching ``flt``, from indexed conditions only;
+        None when the indexes do not constrain it (the caller scans every row)."""
+        return self.bounds(flt, row_count).possible
+
+    def bounds(self, flt: Filter, row_count: int) -> RowBounds:
+        return _Evaluator(self._by_path, row_count).filter(flt)
+
+    def memory_bytes(self) -> int:
+        return sum(index.memory_bytes() for index in self._fields.values())
+
+    def points(self, field: str) -> int:
+        return self._fields[field].points()
+
+
+class _Evaluator:
+    """One ``bounds`` call: conditions -> RowBounds over rows [0, row_count)."""
+
+    def __init__(self, by_path: Mapping[tuple[PathItem, ...], FieldIndex], row_count: int):
+        self._by_path = by_path
+        self._row_count = row_count
+
+    @cached_property
+    def _every_row(self) -> BitMap:
+        rows = BitMap()
+        rows.add_range(0, self._row_count)
+        return rows
+
+    def filter(self, flt: Filter) -> RowBounds:
+        parts = [self._condition(c) for c in flt.must]
+        parts += [self._negate(self._condition(c)) for c in flt.must_not]
+        if flt.should:
+            parts.append(self._any([self._condition(c) for c in flt.should]))
+        if flt.min_should is not None:
+            parts.append(self._min_should(flt.min_should))
+        bounds = self._all(parts)
+        if bounds.possible is None:
+            return bounds
+        return RowBounds(bounds.certain & self._every_row, bounds.possible & self._every_row)
+
+    def _condition(self, condition: Condition) -> RowBounds:
+        if isinstance(condition, Filter):
+            return self.filter(condition)
+        if isinstance(condition, FieldCondition | IsEmpty | IsNull):
+            index = self._by_path.get(condition.path.items)
+            if index is not None:
+                return self._field(index, condition)
+        return RowBounds(BitMap(), None)  # has_id, nested, values_count, unindexed keys
+
+    def _field(self, index: FieldIndex, condition: FieldCondition | IsEmpty | IsNull) -> RowBounds:
+        if isinstance(condition, IsEmpty):
+            empty = self._every_row - index.rows_not_empty()
+            return RowBounds(empty, empty.copy())
+        if isinstance(condition, IsNull):
+            null = index.rows_with_null()
+            return RowBounds(null, null.copy())
+        certain, possible = index.match(condition.test)
+        # values the index could not hold may pass the test; nulls never do
+        return RowBounds(certain, possible | index.rows_with_other_values())
+
+    def _negate(self, bounds: RowBounds) -> RowBounds:
+        certain = BitMap() if bounds.possible is None else self._every_row - bounds.possible
+        possible = self._every_row - bounds.certain if bounds.certain else None
+        return RowBounds(certain, possible)
+
+    def _all(self, parts: list[RowBounds]) -> RowBounds:
+        if not parts:
+            return RowBounds(self._every_row.copy(), None)
+        certain = BitMap.intersection(*(part.certain for part in parts))
+        known = [part.possible for part in parts if part.possible is not None]
+        return RowBounds(certain, BitMap.intersection(*known) if known else None)
+
+    def _any(self, parts: list[RowBounds]) -> RowBounds:
+        certain = _union([part.certain for part in parts])
+        known = [part.possible for part in parts if part.possible is not None]
+        return RowBounds(certain, _union(known) if len(known) == len(parts) else None)
+
+    def _min_should(self, min_should: MinShould) -> RowBounds:
+        parts = [self._condition(c) for c in min_should.conditions]
+        count = min_should.min_count
+        known = [part.possible for part in parts if part.possible is not None]
+        needed = count - (len(parts) - len(known))  # unknown parts may all hold
+        possible = None if needed <= 0 else _at_least(known, needed)
+        return RowBounds(_at_least([part.certain for part in parts], count), possible)
+
+
+def _at_least(maps: list[BitMap], count: int) -> BitMap:
+    """Rows present in at least ``count`` (>= 1) of ``maps``."""
+    if count > len(maps):
+        return BitMap()
+    if count == 1:
+        return _union(maps)
+    if count == len(maps):
+        return BitMap.intersection(*maps)
+    rows = np.concatenate([np.asarray(m.to_array(), dtype=np.int64) for m in maps])
+    values, hits = np.unique(rows, return_counts=True)
+    return _bitmap(values[hits >= count])
