@@ -180,6 +180,8 @@ class Collection:
     def update_config(self, config: CollectionConfig) -> int:
         with self._writing():
             op_id = self._store.write_config(config.model_dump(mode="json"))
+            if config.payload_schema != self._config.payload_schema:
+                self._segments.set_schema(config.payload_schema)
             self._config = config
             self._maybe_seal()
         self.on_change(self)
@@ -247,7 +249,8 @@ class Collection:
                 if spec.filter is None and not spec.exclude_ids and spec.explain is None:
                     groups.setdefault((spec.using, spec.params), []).append(i)
                 else:
-                    results[i] = self._search_group([spec], self._masks_for(spec))[0]
+                    masks, estimates = self._masks_for(spec)
+                    results[i] = self._search_group([spec], masks, estimates)[0]
             for members in groups.values():
                 answers = self._search_group([specs[i] for i in members], None)
                 for i, answer in zip(members, answers, strict=True):
@@ -369,7 +372,9 @@ class Collection:
             indexes={name: None for name in parts.indexes},
         )
         self._segment_store.write(manifest, {})
-        self._segments.sealed[segment_id] = SealedSegment(segment_id, parts)
+        self._segments.sealed[segment_id] = SealedSegment(
+            segment_id, parts, payload_indexes=appendable.payload_indexes
+        )
         self._segments.appendable = self._new_appendable()
 
     def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, VectorIndex]) -> None:
@@ -390,10 +395,15 @@ class Collection:
             payloads = [payloads[i] for i in order]
             versions = [versions[i] for i in order]
         parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
-        self._segments.sealed[segment_id] = SealedSegment(segment_id, parts, alive, job.spec)
+        self._segments.sealed[segment_id] = SealedSegment(
+            segment_id, parts, alive, job.spec, schema=self._config.payload_schema
+        )
 
     def _search_group(
-        self, specs: Sequence[SearchSpec], masks: dict[int, np.ndarray] | None
+        self,
+        specs: Sequence[SearchSpec],
+        masks: dict[int, np.ndarray] | None,
+        estimates: dict[int, int] | None = None,
     ) -> list[list[dict[str, Any]]]:
         first = specs[0]
         params = self._config.vectors[first.using]
@@ -409,6 +419,7 @@ class Collection:
             full_scan_kb=self._config.hnsw_config.full_scan_threshold,
             planner=self.planner,
             masks=masks,
+            estimates=estimates,
             force=first.force,
             explain=first.explain,
         )
@@ -422,18 +433,25 @@ class Collection:
             out.append([self._scored(hit, search) for hit in page])
         return out
 
-    def _masks_for(self, spec: SearchSpec) -> dict[int, np.ndarray]:
+    def _masks_for(self, spec: SearchSpec) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+        """Per segment: the live rows passing the filter (and not excluded), and the
+        candidate count the payload indexes estimated before the exact re-check."""
         masks: dict[int, np.ndarray] = {}
+        estimates: dict[int, int] = {}
         for segment in self._segments:
-            mask = segment.live_mask().copy()
-            if spec.filter is not None:
-                mask &= spec.filter.mask(segment)
+            live = segment.live_mask()
+            if spec.filter is None:
+                masks[id(segment)] = live.copy()
+                continue
+            mask, estimated = segment.filter_mask(spec.filter, live)
             masks[id(segment)] = mask
+            if estimated is not None:
+                estimates[id(segment)] = estimated
         for point_id in spec.exclude_ids:
             found = self._segments.locate(point_id)
             if found is not None:
                 masks[id(found[0])][found[1]] = False
-        return masks
+        return masks, estimates
 
     def _scored(self, hit: Hit, spec: SearchSpec) -> dict[str, Any]:
         record = self._record(hit.segment, hit.row, spec.with_payload, spec.with_vector)
@@ -564,11 +582,13 @@ class Collection:
         claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
         versions = [0 if p is None else p.version for p in stored]
         parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
-        return SealedSegment(manifest.segment_id, parts, alive, spec)
+        schema = self._config.payload_schema
+        return SealedSegment(manifest.segment_id, parts, alive, spec, schema=schema)
 
     def _new_appendable(self) -> AppendableSegment:
         return AppendableSegment(
-            {name: (p.size, p.distance) for name, p in self._config.vectors.items()}
+            {name: (p.size, p.distance) for name, p in self._config.vectors.items()},
+            self._config.payload_schema,
         )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -59,24 +59,15 @@ from server.errors import BadRequest, UnsupportedFeature
 
 FIELD_TYPES = ("keyword", "integer", "float", "bool", "datetime", "uuid")
 
-# tests that never hold on a number / on a string, whatever their operands
-_NEVER_ON_NUMBERS = (
-    DatetimeRange,
-    MatchText,
-    MatchTextAny,
-    MatchPhrase,
-    MatchPrefix,
-    MatchSubstring,
-    GeoRadius,
-    GeoBoundingBox,
-    GeoPolygon,
-)
-_NEVER_ON_STRINGS = (Range, GeoRadius, GeoBoundingBox, GeoPolygon)
+# tests that only a string / only an object (a geo point) can pass
+_STRING_TESTS = (DatetimeRange, MatchText, MatchTextAny, MatchPhrase, MatchPrefix, MatchSubstring)
+_GEO_TESTS = (GeoRadius, GeoBoundingBox, GeoPolygon)
+_NEVER_ON_NUMBERS = (*_STRING_TESTS, *_GEO_TESTS)
+_NEVER_ON_STRINGS = (Range, *_GEO_TESTS)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _FLOAT_EXACT_INT = 1 << 53  # integers up to this magnitude survive float64 exactly
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ROW_LIMIT = 1 << 32  # a BitMap holds 32-bit rows
 _PENDING_SCAN = 256  # unsorted numeric pairs scanned linearly before a re-sort
 _COMPACT_AT = 1024  # dead numeric pairs tolerated before compaction
 _U32 = "I" if array.array("I").itemsize == 4 else "L"
@@ -97,6 +88,14 @@ def _bitmap(rows: npt.NDArray[np.int64]) -> BitMap:
     return BitMap(buffer)
 
 
+def rows_mask(rows: BitMap, row_count: int) -> npt.NDArray[np.bool_]:
+    """``rows`` as a boolean mask over a segment's ``row_count`` rows."""
+    mask = np.zeros(row_count, dtype=bool)
+    found = np.asarray(rows.to_array(), dtype=np.int64)
+    mask[found[found < row_count]] = True
+    return mask
+
+
 def _exact(rows: BitMap) -> Bounds:
     return rows, rows.copy()
 
@@ -105,19 +104,36 @@ def _nothing() -> Bounds:
     return BitMap(), BitMap()
 
 
-@dataclass(slots=True)
-class _RowValues:
-    """What one payload holds at an index's path."""
-
-    keys: list[Any]  # indexable values, converted to the index's key type
-    other: bool  # a non-null value the index cannot hold
-    altered: bool  # a key differs from its spelling in the payload (uuid only)
-    not_empty: bool  # ``is_empty`` is false
-    null: bool  # ``is_null`` is true
+def _kind(value: Any) -> str:
+    """The JSON kind filters tell apart: bool, int, float, str, or object (dict/list)."""
+    for kind in (bool, int, float, str):  # bool first: a bool is an int
+        if isinstance(value, kind):
+            return kind.__name__
+    return "object"
 
 
-def _flatten(path: JsonPath, payload: dict[str, Any]) -> tuple[list[Any], bool, bool]:
-    """Non-null values as filters see them (arrays flattened once), plus empty/null flags."""
+_KINDS = ("bool", "int", "float", "str", "object")
+_FLAGS = ("value", "altered", "not_empty", "null", *(f"other_{kind}" for kind in _KINDS))
+
+
+def _kinds_passing(test: ValueTest) -> tuple[str, ...]:
+    """The kinds of payload value that can pass ``test`` (all of them when unsure)."""
+    if isinstance(test, MatchValue):
+        return (_kind(test.value),)
+    if isinstance(test, MatchAny):
+        return tuple({_kind(variant) for variant in test.any})
+    if isinstance(test, Range):
+        return ("int", "float")
+    if isinstance(test, _STRING_TESTS):
+        return ("str",)
+    if isinstance(test, _GEO_TESTS):
+        return ("object",)
+    return _KINDS
+
+
+def _flatten(path: JsonPath, payload: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    """Non-null values as filters see them (arrays flattened once), plus the flags
+    ``not_empty`` (``is_empty`` is false) and ``null`` (``is_null`` is true)."""
     flat: list[Any] = []
     not_empty = null = False
     for value in path.values(payload, flatten=False):
@@ -130,12 +146,15 @@ def _flatten(path: JsonPath, payload: dict[str, Any]) -> tuple[list[Any], bool, 
         else:
             not_empty = True
             flat.append(value)
-    return flat, not_empty, null
+    return flat, ["not_empty"] * not_empty + ["null"] * null
 
 
 class FieldIndex(Protocol):
-    """One indexed field of one segment. A row holds at most one payload: remove (or
-    move away) a row's payload before adding another at that row."""
+    """One indexed field of one segment.
+
+    A row holds at most one payload: ``remove`` (or ``move`` away) a row's payload,
+    passing the payload that was added, before adding another at that row.
+    """
 
     field: str
     type: str
@@ -150,7 +169,10 @@ class FieldIndex(Protocol):
         ...
 
     def rows_with_value(self) -> BitMap: ...
-    def rows_with_other_values(self) -> BitMap: ...
+    def rows_with_other_values(self, kinds: Iterable[str] = _KINDS) -> BitMap:
+        """Rows holding a non-null value of one of ``kinds`` that the index cannot hold."""
+        ...
+
     def rows_not_empty(self) -> BitMap: ...
     def rows_with_null(self) -> BitMap: ...
     def entries(self) -> list[tuple[Any, int]]:
@@ -162,18 +184,19 @@ class FieldIndex(Protocol):
 
 
 class _FieldIndexBase:
-    """Row bookkeeping shared by both index shapes; subclasses store the keys."""
+    """Row bookkeeping shared by both index shapes; subclasses store the keys.
 
-    type: ClassVar[str]
+    ``_flagged[name]`` holds the rows where flag ``name`` (one of ``_FLAGS``) is set:
+    ``value`` (some value indexed), ``altered`` (a key differs from its spelling in
+    the payload: uuid only), ``not_empty``, ``null`` and ``other_<kind>``.
+    """
+
+    type: str
 
     def __init__(self, field: str) -> None:
         self.field = field
         self.path = parse_json_path(field)
-        self._present = BitMap()
-        self._other = BitMap()
-        self._altered = BitMap()
-        self._not_empty = BitMap()
-        self._null = BitMap()
+        self._flagged = {name: BitMap() for name in _FLAGS}
 
     # -- what subclasses provide ------------------------------------------------------
 
@@ -199,44 +222,42 @@ class _FieldIndexBase:
 
     # -- shared -----------------------------------------------------------------------
 
-    def _convert(self, values: list[Any]) -> tuple[list[Any], bool, bool]:
-        keys = [self._key(value) for value in values]
-        indexed = [key for key in keys if key is not None]
-        return indexed, len(indexed) < len(keys), False
+    def _convert(self, values: list[Any]) -> tuple[list[Any], list[str]]:
+        """Keys for the indexable values, flags for the rest."""
+        keys, flags = [], []
+        for value in values:
+            key = self._key(value)
+            if key is None:
+                flags.append(f"other_{_kind(value)}")
+            else:
+                keys.append(key)
+        return keys, flags
 
-    def _read(self, payload: dict[str, Any]) -> _RowValues:
-        flat, not_empty, null = _flatten(self.path, payload)
-        keys, other, altered = self._convert(flat)
-        return _RowValues(keys, other, altered, not_empty, null)
-
-    def _flags(self, values: _RowValues) -> tuple[tuple[bool, BitMap], ...]:
-        return (
-            (bool(values.keys), self._present),
-            (values.other, self._other),
-            (values.altered, self._altered),
-            (values.not_empty, self._not_empty),
-            (values.null, self._null),
-        )
+    def _read(self, payload: dict[str, Any]) -> tuple[list[Any], set[str]]:
+        flat, flags = _flatten(self.path, payload)
+        keys, more = self._convert(flat)
+        return keys, {*flags, *more, *(["value"] if keys else [])}
 
     def add(self, row: int, payload: dict[str, Any]) -> None:
-        values = self._read(payload)
-        if values.keys:
-            self._insert(row, values.keys)
-        for flag, rows in self._flags(values):
-            if flag:
-                rows.add(row)
+        keys, flags = self._read(payload)
+        if keys:
+            self._insert(row, keys)
+        for name in flags:
+            self._flagged[name].add(row)
 
     def remove(self, row: int, payload: dict[str, Any]) -> None:
-        values = self._read(payload)
-        self._delete(row, values.keys)
-        for _, rows in self._flags(values):
+        keys, _ = self._read(payload)
+        self._delete(row, keys)
+        for rows in self._flagged.values():
             rows.discard(row)
 
     def move(self, src_row: int, dst_row: int, payload: dict[str, Any]) -> None:
         """The payload at ``src_row`` now lives at ``dst_row`` (which holds none)."""
-        values = self._read(payload)
-        self._relabel(src_row, dst_row, values.keys)
-        for _, rows in self._flags(values):
+        if src_row == dst_row:
+            return
+        keys, _ = self._read(payload)
+        self._relabel(src_row, dst_row, keys)
+        for rows in self._flagged.values():
             if src_row in rows:
                 rows.discard(src_row)
                 rows.add(dst_row)
@@ -244,42 +265,39 @@ class _FieldIndexBase:
     def build(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Index ``payloads`` (row i = payloads[i]) from scratch, in bulk."""
         key_rows: list[int] = []
-        keys: list[Any] = []
-        flagged: tuple[list[int], ...] = ([], [], [], [], [])
+        all_keys: list[Any] = []
+        flagged: dict[str, list[int]] = {name: [] for name in _FLAGS}
         for row, payload in enumerate(payloads):
-            values = self._read(payload)
-            key_rows.extend([row] * len(values.keys))
-            keys.extend(values.keys)
-            for (flag, _), rows in zip(self._flags(values), flagged, strict=True):
-                if flag:
-                    rows.append(row)
-        self._bulk(key_rows, keys)
-        self._present, self._other, self._altered, self._not_empty, self._null = (
-            BitMap(rows) for rows in flagged
-        )
+            keys, flags = self._read(payload)
+            key_rows.extend([row] * len(keys))
+            all_keys.extend(keys)
+            for name in flags:
+                flagged[name].append(row)
+        self._bulk(key_rows, all_keys)
+        self._flagged = {name: BitMap(rows) for name, rows in flagged.items()}
 
     def rows_with_value(self) -> BitMap:
-        return self._present.copy()
+        return self._flagged["value"].copy()
 
-    def rows_with_other_values(self) -> BitMap:
-        return self._other.copy()
+    def rows_with_other_values(self, kinds: Iterable[str] = _KINDS) -> BitMap:
+        return _union([self._flagged[f"other_{kind}"] for kind in kinds])
 
     def rows_not_empty(self) -> BitMap:
-        return self._not_empty.copy()
+        return self._flagged["not_empty"].copy()
 
     def rows_with_null(self) -> BitMap:
-        return self._null.copy()
+        return self._flagged["null"].copy()
 
     def points(self) -> int:
-        return len(self._present)
+        return len(self._flagged["value"])
 
     def memory_bytes(self) -> int:
-        flags = (self._present, self._other, self._altered, self._not_empty, self._null)
-        return sys.getsizeof(self) + sum(map(sys.getsizeof, flags)) + self._keys_bytes()
+        flags = sum(map(sys.getsizeof, self._flagged.values()))
+        return sys.getsizeof(self) + flags + self._keys_bytes()
 
     def _maybe(self) -> Bounds:
         """No knowledge beyond 'some indexed value might pass'."""
-        return BitMap(), self._present.copy()
+        return BitMap(), self.rows_with_value()
 
 
 # --- inverted indexes: keyword, uuid, bool ---------------------------------------------
@@ -379,12 +397,18 @@ class UuidIndex(_InvertedIndex):
     def _key(self, value: Any) -> Any:
         return _canonical_uuid(value)
 
-    def _convert(self, values: list[Any]) -> tuple[list[Any], bool, bool]:
-        keys, other, _ = super()._convert(values)
-        altered = any(isinstance(v, str) and v not in self._postings for v in values) and any(
-            _canonical_uuid(v) not in (None, v) for v in values
-        )
-        return keys, other, altered
+    def _convert(self, values: list[Any]) -> tuple[list[Any], list[str]]:
+        keys: list[Any] = []
+        flags: list[str] = []
+        for value in values:
+            key = _canonical_uuid(value)
+            if key is None:
+                flags.append(f"other_{_kind(value)}")
+            else:
+                keys.append(key)
+                if key != value:
+                    flags.append("altered")
+        return keys, flags
 
     def match(self, test: ValueTest) -> Bounds:
         if isinstance(test, MatchValue | MatchAny):
@@ -392,12 +416,19 @@ class UuidIndex(_InvertedIndex):
             canonical = {op: _canonical_uuid(op) for op in operands}
             possible = self._rows_of(key for key in canonical.values() if key is not None)
             certain = self._rows_of(key for op, key in canonical.items() if key == op)
-            return certain - self._altered, possible
+            return certain - self._flagged["altered"], possible
         rows = self._rows_where(test.check)
-        return rows - self._altered, rows | self._altered
+        altered = self._flagged["altered"]
+        return rows - altered, rows | altered
 
 
 # --- sorted indexes: integer, float, datetime ------------------------------------------
+
+
+class _SortedView(NamedTuple):
+    order: npt.NDArray[np.int64]  # live slots below ``upto``, by value
+    values: npt.NDArray[Any]  # their values, for searchsorted
+    upto: int  # slots from here on are unsorted
 
 
 class _SortedIndex(_FieldIndexBase):
@@ -429,9 +460,8 @@ class _SortedIndex(_FieldIndexBase):
         firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if size else rows
         self._head[rows[firsts]] = firsts
         self._size, self._dead = size, 0
-        self._order = np.empty(0, dtype=np.int64)  # slots < _sorted_upto, by value
-        self._order_values = np.empty(0, dtype=self.dtype)
-        self._sorted_upto = 0
+        self._view = _SortedView(np.empty(0, dtype=np.int64), np.empty(0, dtype=self.dtype), 0)
+        self._sorted_view()
 
     def _reserve(self, slots: int, row: int) -> None:
         if slots > len(self._values):
@@ -449,6 +479,11 @@ class _SortedIndex(_FieldIndexBase):
     def _insert(self, row: int, keys: list[Any]) -> None:
         start, count = self._size, len(keys)
         self._reserve(start + count, row)
+        if count == 1:  # the usual case; scalar stores are much cheaper than slices
+            self._values[start], self._rows[start], self._alive[start] = keys[0], row, True
+            self._next[start], self._head[row] = self._head[row], start
+            self._size += 1
+            return
         end = start + count
         self._values[start:end] = keys
         self._rows[start:end] = row
@@ -495,40 +530,46 @@ class _SortedIndex(_FieldIndexBase):
         self._reset(np.array(keys, dtype=self.dtype), np.array(rows, dtype=np.int64))
 
     def _keys_bytes(self) -> int:
-        arrays = (self._values, self._rows, self._alive, self._next, self._head, self._order)
-        return sum(a.nbytes for a in arrays) + self._order_values.nbytes
+        arrays = (self._values, self._rows, self._alive, self._next, self._head, *self._view[:2])
+        return sum(a.nbytes for a in arrays)
 
     def entries(self) -> list[tuple[Any, int]]:
         live = np.flatnonzero(self._alive[: self._size])
         return sorted(zip(self._values[live].tolist(), self._rows[live].tolist(), strict=True))
 
-    def _sorted(self) -> None:
-        """Re-sort once the unsorted tail outgrows a cheap linear scan."""
-        if self._size - self._sorted_upto <= _PENDING_SCAN + self._sorted_upto // 8:
-            return
+    def _sorted_view(self) -> _SortedView:
+        """Re-sort once the unsorted tail outgrows a cheap linear scan.
+
+        Queries run under a shared read lock, so the new view is published in one
+        assignment: a concurrent query sees the old view or the new one, both valid.
+        """
+        view = self._view
+        if self._size - view.upto <= _PENDING_SCAN + view.upto // 8:
+            return view
         live = np.flatnonzero(self._alive[: self._size])
-        self._order = live[np.argsort(self._values[live], kind="stable")]
-        self._order_values = self._values[self._order]
-        self._sorted_upto = self._size
+        order = live[np.argsort(self._values[live], kind="stable")]
+        self._view = view = _SortedView(order, self._values[order], self._size)
+        return view
 
     def _select(self, interval: Interval | None) -> BitMap:
         """Rows with a value inside ``interval`` (None: the empty interval)."""
         if interval is None:
             return BitMap()
         lo, lo_inclusive, hi, hi_inclusive = interval
-        self._sorted()
-        ordered = self._order_values
-        start = 0 if lo is None else ordered.searchsorted(lo, "left" if lo_inclusive else "right")
+        order, ordered, upto = self._sorted_view()
+        start = (
+            0 if lo is None else int(ordered.searchsorted(lo, "left" if lo_inclusive else "right"))
+        )
         stop = len(ordered)
         if hi is not None:
-            stop = ordered.searchsorted(hi, "right" if hi_inclusive else "left")
-        tail = self._values[self._sorted_upto : self._size]
+            stop = int(ordered.searchsorted(hi, "right" if hi_inclusive else "left"))
+        tail = self._values[upto : self._size]
         keep = np.ones(len(tail), dtype=bool)
         if lo is not None:
             keep &= tail >= lo if lo_inclusive else tail > lo
         if hi is not None:
             keep &= tail <= hi if hi_inclusive else tail < hi
-        slots = np.concatenate([self._order[start:stop], self._sorted_upto + np.flatnonzero(keep)])
+        slots = np.concatenate([order[start:stop], upto + np.flatnonzero(keep)])
         return _bitmap(self._rows[slots[self._alive[slots]]])
 
     def _equal(self, keys: Iterable[int | float]) -> BitMap:
@@ -541,8 +582,12 @@ class _SortedIndex(_FieldIndexBase):
         return _bitmap(self._rows[: self._size][outside & self._alive[: self._size]])
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int64(value: Any) -> int | None:
+    return value if _is_int(value) and _INT64_MIN <= value <= _INT64_MAX else None
 
 
 def _int_interval(test: Range) -> Interval | None:
@@ -556,9 +601,9 @@ def _int_interval(test: Range) -> Interval | None:
     ):
         if bound is None:
             continue
-        if math.isnan(bound):
+        if isinstance(bound, float) and math.isnan(bound):
             return None
-        if math.isinf(bound):
+        if isinstance(bound, float) and math.isinf(bound):
             if (bound > 0) == lower:
                 return None
             continue
@@ -576,14 +621,15 @@ class IntegerIndex(_SortedIndex):
     dtype = np.int64
 
     def _key(self, value: Any) -> Any:
-        return value if _is_int(value) and _INT64_MIN <= value <= _INT64_MAX else None
+        return _int64(value)
 
     def match(self, test: ValueTest) -> Bounds:
         if isinstance(test, MatchValue):
-            return _exact(self._equal([test.value] if self._key(test.value) is not None else []))
+            key = _int64(test.value)
+            return _exact(self._equal([] if key is None else [key]))
         if isinstance(test, MatchAny | MatchExcept):
             variants = test.any if isinstance(test, MatchAny) else test.except_
-            keys = [v for v in variants if self._key(v) is not None]
+            keys = [key for key in map(_int64, variants) if key is not None]
             return _exact(self._equal(keys) if isinstance(test, MatchAny) else self._not_in(keys))
         if isinstance(test, Range):
             return _exact(self._select(_int_interval(test)))
@@ -622,9 +668,9 @@ class FloatIndex(_SortedIndex):
             return BitMap(), self._equal(key for key in keys if key is not None)
         if isinstance(test, MatchExcept):
             if not all(_is_int(v) for v in test.except_):  # strings: every number passes
-                return _exact(self._present.copy())
+                return _exact(self.rows_with_value())
             keys = [_as_float(v) for v in test.except_]
-            return self._not_in(key for key in keys if key is not None), self._present.copy()
+            return self._not_in(key for key in keys if key is not None), self.rows_with_value()
         if isinstance(test, Range):
             return self._range(test)
         if isinstance(test, _NEVER_ON_NUMBERS):
@@ -632,28 +678,30 @@ class FloatIndex(_SortedIndex):
         return self._maybe()
 
     def _range(self, test: Range) -> Bounds:
-        bounds = {name: getattr(test, name) for name in ("gt", "gte", "lt", "lte")}
-        present = {name: bound for name, bound in bounds.items() if bound is not None}
-        floats = {name: _as_float(bound) for name, bound in present.items()}
-        if any(value is None for value in floats.values()):
-            return self._maybe()  # an integer bound float64 cannot hold exactly
-        if any(math.isnan(value) for value in floats.values() if value is not None):
-            return _nothing()
-        lo_name = max(
-            (name for name in ("gt", "gte") if name in floats),
-            key=lambda name: (floats[name], name == "gt"),
-            default=None,
-        )
-        hi_name = min(
-            (name for name in ("lt", "lte") if name in floats),
-            key=lambda name: (floats[name], name == "lte"),
-            default=None,
-        )
+        lo: tuple[float, bool] | None = None  # (bound, exclusive): the tightest lower one
+        hi: tuple[float, bool] | None = None  # (bound, inclusive): the tightest upper one
+        for bound, inclusive, lower in (
+            (test.gt, False, True),
+            (test.gte, True, True),
+            (test.lt, False, False),
+            (test.lte, True, False),
+        ):
+            if bound is None:
+                continue
+            value = _as_float(bound)
+            if value is None:
+                return self._maybe()  # an integer bound float64 cannot hold exactly
+            if math.isnan(value):
+                return _nothing()
+            if lower:
+                lo = max(lo or (value, not inclusive), (value, not inclusive))
+            else:
+                hi = min(hi or (value, inclusive), (value, inclusive))
         interval: Interval = (
-            None if lo_name is None else floats[lo_name],
-            lo_name == "gte",
-            None if hi_name is None else floats[hi_name],
-            hi_name == "lte",
+            None if lo is None else lo[0],
+            lo is not None and not lo[1],
+            None if hi is None else hi[0],
+            hi is not None and hi[1],
         )
         return _exact(self._select(interval))
 
@@ -684,8 +732,8 @@ class DatetimeIndex(_SortedIndex):
             keys = [_micros(op) for op in operands]
             return BitMap(), self._equal(key for key in keys if key is not None)
         if isinstance(test, MatchExcept):
-            if all(_is_int(v) for v in test.except_) and test.except_:
-                return _exact(self._present.copy())  # no string is in a list of ints
+            if not any(isinstance(v, str) for v in test.except_):
+                return _exact(self.rows_with_value())  # every string passes
             return self._maybe()
         if isinstance(test, _NEVER_ON_STRINGS):
             return _nothing()
@@ -741,14 +789,16 @@ class RowBounds:
 class PayloadIndexes:
     """All indexed fields of one segment.
 
-    ``schema`` maps field -> type; types Quiver cannot index yet (Qdrant's ``geo``,
-    ``text``) are skipped, which only means filters on those fields scan payloads.
+    ``schema`` maps field -> type, or to a wire ``field_schema`` object with a
+    ``type``; types Quiver cannot index yet (Qdrant's ``geo``, ``text``) are skipped,
+    which only means filters on those fields scan payloads.
     """
 
-    def __init__(self, schema: Mapping[str, str]) -> None:
+    def __init__(self, schema: Mapping[str, str | Mapping[str, Any]]) -> None:
         self._fields: dict[str, FieldIndex] = {}
-        for field, schema_type in schema.items():
-            if schema_type in FIELD_TYPES:
+        for field, spec in schema.items():
+            schema_type = spec if isinstance(spec, str) else spec.get("type")
+            if isinstance(schema_type, str) and schema_type in FIELD_TYPES:
                 self._fields[field] = make_field_index(field, schema_type)
         self._by_path: dict[tuple[PathItem, ...], FieldIndex] = {
             index.path.items: index for index in self._fields.values()
@@ -781,6 +831,7 @@ class PayloadIndexes:
         return self.bounds(flt, row_count).possible
 
     def bounds(self, flt: Filter, row_count: int) -> RowBounds:
+        """``candidates`` plus the rows that surely match (those need no re-check)."""
         return _Evaluator(self._by_path, row_count).filter(flt)
 
     def memory_bytes(self) -> int:
@@ -793,7 +844,7 @@ class PayloadIndexes:
 class _Evaluator:
     """One ``bounds`` call: conditions -> RowBounds over rows [0, row_count)."""
 
-    def __init__(self, by_path: Mapping[tuple[PathItem, ...], FieldIndex], row_count: int):
+    def __init__(self, by_path: Mapping[tuple[PathItem, ...], FieldIndex], row_count: int) -> None:
         self._by_path = by_path
         self._row_count = row_count
 
@@ -811,9 +862,10 @@ class _Evaluator:
         if flt.min_should is not None:
             parts.append(self._min_should(flt.min_should))
         bounds = self._all(parts)
+        certain = bounds.certain & self._every_row
         if bounds.possible is None:
-            return bounds
-        return RowBounds(bounds.certain & self._every_row, bounds.possible & self._every_row)
+            return RowBounds(certain, None)
+        return RowBounds(certain, bounds.possible & self._every_row)
 
     def _condition(self, condition: Condition) -> RowBounds:
         if isinstance(condition, Filter):
@@ -833,7 +885,8 @@ class _Evaluator:
             return RowBounds(null, null.copy())
         certain, possible = index.match(condition.test)
         # values the index could not hold may pass the test; nulls never do
-        return RowBounds(certain, possible | index.rows_with_other_values())
+        others = index.rows_with_other_values(_kinds_passing(condition.test))
+        return RowBounds(certain, possible | others)
 
     def _negate(self, bounds: RowBounds) -> RowBounds:
         certain = BitMap() if bounds.possible is None else self._every_row - bounds.possible

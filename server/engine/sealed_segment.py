@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams, VectorIndex
+from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
-from server.engine.segment import SealedParts, SegmentRows
+from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
 
 
 class SealedSegment(SegmentRows):
@@ -23,7 +24,11 @@ class SealedSegment(SegmentRows):
         parts: SealedParts,
         live: np.ndarray | None = None,
         spec: dict[str, Any] | None = None,
+        schema: PayloadSchema | None = None,
+        payload_indexes: PayloadIndexes | None = None,
     ) -> None:
+        """``payload_indexes``, when given, already index exactly these rows (sealing
+        hands over the appendable segment's); otherwise they are built from ``schema``."""
         super().__init__()
         self.segment_id = segment_id
         self.spec = spec
@@ -35,7 +40,11 @@ class SealedSegment(SegmentRows):
         for point_id, payload, version in zip(
             parts.ids, parts.payloads, parts.versions, strict=True
         ):
-            self._append_row(point_id, payload, version)
+            self._append_row(point_id, payload, version, index=False)
+        if payload_indexes is not None:
+            self.payload_indexes = payload_indexes
+        elif schema:
+            self.set_schema(schema)
         # Only live rows are findable. A merged segment may list an id twice (a
         # tombstoned copy and a live one); if two copies are live, the later wins.
         self._row_of = {}

@@ -15,7 +15,7 @@ Segments are not thread-safe: ``Collection`` holds its lock around them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,11 @@ import numpy as np
 from index.base import SearchParams, VectorIndex
 from index.flat import FlatIndex, exact_search
 from index.metrics import Distance
+from server.engine.filters import Filter
+from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
+
+PayloadSchema = Mapping[str, str | Mapping[str, Any]]
 
 _INITIAL_CAPACITY = 1024
 
@@ -52,9 +56,10 @@ def sort_key(point_id: PointId) -> tuple[int, int, int]:
 
 
 class SegmentRows:
-    """Row bookkeeping shared by both segment kinds."""
+    """Row bookkeeping shared by both segment kinds, including the payload indexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: PayloadSchema | None = None) -> None:
+        self.payload_indexes = PayloadIndexes(schema or {})
         self._ids: list[PointId] = []
         self._payloads: list[dict[str, Any]] = []
         self._versions: list[int] = []
@@ -87,8 +92,42 @@ class SegmentRows:
         return self._versions[row]
 
     def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
+        self.payload_indexes.remove(row, self._payloads[row])
+        self.payload_indexes.add(row, payload)
         self._payloads[row] = payload
         self._versions[row] = version
+
+    def vector_present(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def set_schema(self, schema: PayloadSchema) -> None:
+        """Index exactly the fields of ``schema`` (built from the current payloads)."""
+        indexes = PayloadIndexes(schema)
+        indexes.build(self._payloads)
+        self.payload_indexes = indexes
+
+    def filter_mask(self, flt: Filter, live: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """Live rows matching ``flt``, and the candidate count the indexes estimated.
+
+        Indexed conditions give bitmaps: rows certain to match skip the payload scan,
+        and only the possible-but-uncertain rows are checked against the full filter."""
+        count = len(self._ids)
+        bounds = self.payload_indexes.bounds(flt, count)
+        if bounds.possible is None and not bounds.certain:
+            return flt.mask(self) & live, None
+        if bounds.possible is None:
+            possible = np.arange(count)
+        else:
+            possible = np.asarray(bounds.possible.to_array(), dtype=np.int64)
+        estimated = len(possible)
+        possible = possible[live[possible]]
+        certain = rows_mask(bounds.certain, count)[possible]
+        mask = np.zeros(count, dtype=bool)
+        mask[possible[certain]] = True
+        check = possible[~certain]
+        if check.size:
+            mask[check[flt.mask_of(self, check)]] = True
+        return mask, estimated
 
     def sort_keys(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._sort_kind[rows], self._sort_hi[rows], self._sort_lo[rows]
@@ -100,7 +139,9 @@ class SegmentRows:
             self._sort_hi = _grown(self._sort_hi, capacity)
             self._sort_lo = _grown(self._sort_lo, capacity)
 
-    def _append_row(self, point_id: PointId, payload: dict[str, Any], version: int) -> int:
+    def _append_row(
+        self, point_id: PointId, payload: dict[str, Any], version: int, *, index: bool = True
+    ) -> int:
         row = len(self._ids)
         self._grow_sort_keys(row + 1)
         self._ids.append(point_id)
@@ -108,6 +149,8 @@ class SegmentRows:
         self._versions.append(version)
         self._row_of[point_id] = row
         self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = sort_key(point_id)
+        if index:
+            self.payload_indexes.add(row, payload)
         return row
 
 
@@ -145,8 +188,10 @@ class VectorColumn:
 class AppendableSegment(SegmentRows):
     """New points land here and are searched exactly until the segment is sealed."""
 
-    def __init__(self, vector_params: dict[str, tuple[int, Distance]]) -> None:
-        super().__init__()
+    def __init__(
+        self, vector_params: dict[str, tuple[int, Distance]], schema: PayloadSchema | None = None
+    ) -> None:
+        super().__init__(schema)
         self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
 
     def __len__(self) -> int:
@@ -211,7 +256,9 @@ class AppendableSegment(SegmentRows):
         if row is None:
             return False
         last = len(self._ids) - 1
+        self.payload_indexes.remove(row, self._payloads[row])
         if row != last:
+            self.payload_indexes.move(last, row, self._payloads[last])
             moved = self._ids[last]
             self._ids[row] = moved
             self._payloads[row] = self._payloads[last]

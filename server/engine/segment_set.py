@@ -21,7 +21,7 @@ from server.engine.filters import Filter
 from server.engine.planner import Plan, PlannerConfig, Strategy, choose_plan, force
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
-from server.engine.segment import AppendableSegment, sort_key
+from server.engine.segment import AppendableSegment, PayloadSchema, sort_key
 
 AnySegment = AppendableSegment | SealedSegment
 
@@ -81,7 +81,11 @@ class SegmentSet:
         live = segment.live_mask()
         if flt is None:
             return np.flatnonzero(live)
-        return np.flatnonzero(flt.mask(segment) & live)
+        return np.flatnonzero(segment.filter_mask(flt, live)[0])
+
+    def set_schema(self, schema: PayloadSchema) -> None:
+        for segment in self:
+            segment.set_schema(schema)
 
     def count(self, flt: Filter | None) -> int:
         if flt is None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_client
 from tests.api.test_indexing import wait_green
 
 DIM = 16
 N = 4000
 
 
-@pytest.fixture
-def indexed(api: Api) -> tuple[Api, np.ndarray]:
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, np.ndarray]]:
+    """One indexed collection shared by the read-only tests (building it is the slow part)."""
+    with make_client(tmp_path_factory.mktemp("planner")) as client:
+        yield _build(Api(client))
+
+
+def _build(api: Api) -> tuple[Api, np.ndarray]:
     body = {
         "vectors": {"size": DIM, "distance": "Cosine"},
         "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10},
@@ -90,6 +97,7 @@ def test_explain_reports_the_plan_per_segment(indexed: tuple[Api, np.ndarray]) -
     sealed = [p for p in plans if p["segment"] is not None]
     assert len(sealed) == 1
     assert sealed[0]["candidates"] == 40
+    assert sealed[0]["estimated"] == 40  # from the integer payload index, before any scan
     assert sealed[0]["strategy"] == "exact"
     assert sealed[0]["time_ms"] >= 0
     broad = api.result(
@@ -116,3 +124,57 @@ def test_filter_matching_nothing_is_answered_without_search(
     answer = api.result("POST", "/collections/f/points/query", body)
     assert answer["points"] == []
     assert {p["strategy"] for p in answer["explain"]} <= {"none"}
+
+
+def test_indexed_and_scanned_filters_agree_after_random_writes(api: Api) -> None:
+    """Field ``a`` is indexed, its twin ``b`` is not: every filter must count the same."""
+    body = {
+        "vectors": {"size": 2, "distance": "Dot"},
+        "optimizers_config": {"indexing_threshold": 150, "default_segment_number": 1},
+    }
+    api.result("PUT", "/collections/twin", body)
+    for field, schema in (("a", "integer"), ("k", "keyword")):
+        api.result("PUT", "/collections/twin/index", {"field_name": field, "field_schema": schema})
+    rng = np.random.default_rng(8)
+    base = "/collections/twin/points"
+    for step in range(30):
+        ids = rng.integers(0, 400, size=40).tolist()
+        values = rng.integers(0, 20, size=40).tolist()
+        points = [
+            {
+                "id": i,
+                "vector": [1.0, 0.0],
+                "payload": {"a": v, "b": v, "k": f"v{v % 5}", "j": f"v{v % 5}"},
+            }
+            for i, v in zip(ids, values, strict=True)
+        ]
+        api.result("PUT", f"{base}?wait=true", {"points": points})
+        if step % 3 == 0:
+            api.result("POST", f"{base}/delete", {"points": rng.integers(0, 400, size=15).tolist()})
+        if step % 4 == 1:
+            edit = {"payload": {"a": 99, "b": 99}, "points": []}
+            existing = [
+                p["id"] for p in api.result("POST", f"{base}/scroll", {"limit": 5})["points"]
+            ]
+            api.result("POST", f"{base}/payload", edit | {"points": existing})
+    wait_green(api, "twin")
+    for lo, hi in [(0, 5), (3, 17), (99, 100), (19, 20)]:
+        counts = [
+            api.result(
+                "POST",
+                f"{base}/count",
+                {"filter": {"must": [{"key": key, "range": {"gte": lo, "lt": hi}}]}},
+            )
+            for key in ("a", "b")
+        ]
+        assert counts[0] == counts[1]
+    for word in ("v0", "v3"):
+        counts = [
+            api.result(
+                "POST",
+                f"{base}/count",
+                {"filter": {"must_not": [{"key": key, "match": {"value": word}}]}},
+            )
+            for key in ("k", "j")
+        ]
+        assert counts[0] == counts[1]
