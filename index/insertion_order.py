@@ -19,6 +19,9 @@ ordering needs).
 A caveat for faiss: ``IndexHNSWFlat.add`` inserts one call's rows level by level and shuffles
 the rows of each level (a fixed-seed "get rid of dataset order bias" step), so an order is only
 honoured between ``add`` calls. Add in chunks small against the whole set for it to matter.
+
+Measured on GloVe-50 (``bench/insertion_order.py``): ``lid_desc`` gains under half a recall
+point, ``lid_asc`` loses up to one, and the same CPU time spent on efConstruction gains more.
 """
 
 from __future__ import annotations
