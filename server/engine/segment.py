@@ -24,7 +24,7 @@ import numpy as np
 from index.base import SearchParams, VectorIndex
 from index.flat import FlatIndex, exact_search
 from index.metrics import Distance
-from server.engine.filters import Filter
+from server.engine.filters import Filter, HasId
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
 
@@ -100,6 +100,15 @@ class SegmentRows:
     def vector_present(self, name: str) -> np.ndarray:
         raise NotImplementedError
 
+    def _has_id_rows(self, flt: Filter) -> np.ndarray | None:
+        """A top-level ``must: has_id`` bounds the rows through the id map, so its cost
+        follows the number of ids listed, not the segment size."""
+        for condition in flt.must:
+            if isinstance(condition, HasId):
+                rows = {self._row_of[i] for i in condition.ids if i in self._row_of}
+                return np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
+        return None
+
     def set_schema(self, schema: PayloadSchema) -> None:
         """Index exactly the fields of ``schema`` (built from the current payloads)."""
         indexes = PayloadIndexes(schema)
@@ -113,12 +122,15 @@ class SegmentRows:
         and only the possible-but-uncertain rows are checked against the full filter."""
         count = len(self._ids)
         bounds = self.payload_indexes.bounds(flt, count)
-        if bounds.possible is None and not bounds.certain:
+        by_id = self._has_id_rows(flt)
+        if bounds.possible is None and not bounds.certain and by_id is None:
             return flt.mask(self) & live, None
         if bounds.possible is None:
             possible = np.arange(count)
         else:
             possible = np.asarray(bounds.possible.to_array(), dtype=np.int64)
+        if by_id is not None:
+            possible = np.intersect1d(possible, by_id, assume_unique=True)
         estimated = len(possible)
         possible = possible[live[possible]]
         certain = rows_mask(bounds.certain, count)[possible]
