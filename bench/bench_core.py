@@ -518,7 +518,7 @@ def git_commit() -> str:
         commit = git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no commit)"
-    return commit + ("-dirty" if git("status", "--porcelain") else "")
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def markdown_report(results: dict[str, Any]) -> str:
