@@ -240,19 +240,25 @@ class Collection:
         return name, prepare_matrix([raw], params, "query vector")[0]
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
-        """Answer a batch of searches; unfiltered ones that share a vector name and
-        search params go to each segment in one native call."""
+        """Answer a batch of searches. Searches that share a vector name, params and
+        filter are answered together: the filter is compiled once and each segment gets
+        one native call for the whole group (BLAS for exact, OpenMP for graphs)."""
         results: list[list[dict[str, Any]]] = [[] for _ in specs]
         with self._lock.read():
-            groups: dict[tuple[str, SearchParams], list[int]] = {}
+            groups: dict[tuple[Any, ...], list[int]] = {}
             for i, spec in enumerate(specs):
-                if spec.filter is None and not spec.exclude_ids and spec.explain is None:
-                    groups.setdefault((spec.using, spec.params), []).append(i)
-                else:
+                if spec.exclude_ids or spec.explain is not None:
                     masks, estimates = self._masks_for(spec)
                     results[i] = self._search_group([spec], masks, estimates)[0]
+                    continue
+                key = (spec.using, spec.params, spec.filter, spec.force)
+                groups.setdefault(key, []).append(i)
             for members in groups.values():
-                answers = self._search_group([specs[i] for i in members], None)
+                group = [specs[i] for i in members]
+                if group[0].filter is None:
+                    answers = self._search_group(group, None)
+                else:
+                    answers = self._search_group(group, *self._masks_for(group[0]))
                 for i, answer in zip(members, answers, strict=True):
                     results[i] = answer
         return results
@@ -407,7 +413,6 @@ class Collection:
     ) -> list[list[dict[str, Any]]]:
         first = specs[0]
         params = self._config.vectors[first.using]
-        spec = self._config.index_spec()
         request = SegmentSearch(
             name=first.using,
             queries=np.stack([s.vector for s in specs]),
@@ -415,7 +420,7 @@ class Collection:
             distance=params.distance,
             dim=params.size,
             params=first.params,
-            default_ef=int(spec["params"].get("ef_search", 64)),
+            default_ef=self._config.default_ef(),
             full_scan_kb=self._config.hnsw_config.full_scan_threshold,
             planner=self.planner,
             masks=masks,
