@@ -180,12 +180,15 @@ class SegmentSet:
         name, queries, k = request.name, request.queries, request.k
         if plan.strategy == "none":
             return None, None
+        if mask is not None and plan.candidates == len(segment):
+            mask = None  # the filter passes every live row: skip the bitmap check entirely
         if plan.strategy == "exact":
             return segment.search(name, queries, k, mask, SearchParams(exact=True))
         if plan.strategy == "graph":
             rows, scores = segment.search(name, queries, k, mask, SearchParams(ef=plan.ef))
             return _exact_where_short(segment, request, plan, mask, rows, scores)
-        assert mask is not None
+        if mask is None:
+            return segment.search(name, queries, k, None, SearchParams(ef=plan.ef))
         return _post_filter(segment, request, plan, mask)
 
 
