@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tests.api.conftest import Api, make_client
 
@@ -175,17 +174,17 @@ def test_patch_hnsw_config_rebuilds_in_background(api: Api) -> None:
 
 
 def test_cancelled_job_holds_work_back_until_config_changes(api: Api) -> None:
-    create(
-        api,
-        "cx",
-        threshold=300,
-        optimizers_config={"indexing_threshold": 300, "default_segment_number": 50},
-    )
-    upsert(api, "cx", data(1500))
+    optimizers = {"indexing_threshold": 1000, "default_segment_number": 50}
+    create(api, "cx", optimizers_config=optimizers, index={"type": "flat"})
+    upsert(api, "cx", data(5000))
+    wait_green(api, "cx")
+    # switching five segments to a slow-to-build graph queues five rebuilds at once;
+    # the worker runs one at a time, so the last is still queued when we look
+    slow = {"index": {"type": "hnsw"}, "hnsw_config": {"m": 48, "ef_construct": 500}}
+    api.result("PATCH", "/collections/cx", slow)
     jobs = api.result("GET", "/collections/cx/jobs")
     queued = [j for j in jobs if j["state"] == "queued"]
-    if not queued:
-        pytest.fail(f"expected queued jobs behind the running one, got {jobs}")
+    assert queued, jobs
     job_id = queued[-1]["id"]
     assert api.result("POST", f"/jobs/{job_id}/cancel")["state"] in ("cancelled", "running")
     deadline = time.monotonic() + 60
@@ -198,9 +197,9 @@ def test_cancelled_job_holds_work_back_until_config_changes(api: Api) -> None:
     ):
         time.sleep(0.05)
     assert api.result("GET", "/collections/cx")["status"] == "grey"
-    api.result("PATCH", "/collections/cx", {"hnsw_config": {"ef_construct": 64}})
+    api.result("PATCH", "/collections/cx", {"hnsw_config": {"m": 8, "ef_construct": 64}})
     wait_green(api, "cx")
-    assert api.result("GET", f"/jobs/{queued[-1]['id']}")["state"] == "cancelled"
+    assert api.result("GET", f"/jobs/{job_id}")["state"] == "cancelled"
     assert api.get("/jobs/nope")[0] == 404
 
 
