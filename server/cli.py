@@ -6,6 +6,13 @@ One uvicorn worker: the process owns the data folder and its in-memory index.
 
 from __future__ import annotations
 
+import os
+
+# Before faiss (and its OpenMP runtime) loads: idle OpenMP threads sleep instead of
+# spinning. On 2 cores the spinning stole the CPU from the event loop and the next
+# request; batch search over HTTP measured 2,900 -> 4,150 queries/s with PASSIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import contextlib
 import signal
