@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = await anyio.to_thread.run_sync(Engine, settings.data_dir)
+        app.state.engine = await anyio.to_thread.run_sync(
+            Engine, settings.data_dir, settings.idle_seal_s
+        )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
         log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
         try:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )
+    idle_seal_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Idle seconds before a large exact-search tail is indexed (0: never).",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
 

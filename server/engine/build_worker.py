@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 _SAVE_EVERY_S = 2.0
+_IDLE_CHECK_S = 1.0
 
 
 @dataclass(slots=True)
@@ -96,7 +97,11 @@ def _lower_priority() -> None:
 
 
 class BuildWorker:
-    def __init__(self) -> None:
+    def __init__(self, idle_seal_s: float = 0.0) -> None:
+        """``idle_seal_s`` > 0: while it has nothing queued, the worker checks every
+        second for collections quiet that long and lets them seal their exact tail."""
+        self._idle_seal_s = idle_seal_s
+        self._collections: dict[str, Collection] = {}
         self._cond = threading.Condition()
         self._queue: deque[tuple[Collection, Job]] = deque()
         self._jobs: dict[str, Job] = {}
@@ -134,11 +139,14 @@ class BuildWorker:
                 self._jobs[job.id] = job
         collection.on_change = self.poke
         collection.status = lambda: self.status(collection.name)
+        with self._cond:
+            self._collections[collection.name] = collection
         self.poke(collection, redo=interrupted)
 
     def detach(self, name: str) -> None:
         """Cancel a deleted collection's jobs and forget them."""
         with self._cond:
+            self._collections.pop(name, None)
             for job in list(self._jobs.values()):
                 if job.collection == name:
                     job.cancel.set()
@@ -232,7 +240,9 @@ class BuildWorker:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
-                    self._cond.wait()
+                    if self._cond.wait(_IDLE_CHECK_S if self._idle_seal_s else None):
+                        continue
+                    self._seal_idle()
                 if self._stopping:
                     return
                 collection, job = self._queue.popleft()
@@ -241,6 +251,12 @@ class BuildWorker:
                 job.state, job.started = "running", time.time()
             self._save(collection, job)
             self._execute(collection, job)
+
+    def _seal_idle(self) -> None:
+        """Called with the condition held and nothing queued; sealing queues an index job."""
+        for collection in list(self._collections.values()):
+            if collection.seal_if_idle(self._idle_seal_s):
+                self.poke(collection)
 
     def _execute(self, collection: Collection, job: Job) -> None:
         task = Task(job.kind, tuple(job.segment_ids))

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from server.engine.point_ids import PointId, point_id_from_text, point_id_to_tex
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
-from server.engine.segment_set import AnySegment, Hit, SegmentSearch, SegmentSet
+from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.vectors import point_vectors, prepare_matrix, vector_name
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
@@ -88,6 +90,7 @@ class Collection:
         self._next_segment_id = self._segment_store.max_segment_id() + 1
         self._id_lock = threading.Lock()
         self._closed = False
+        self._last_write = time.monotonic()
         self.on_change: Callable[[Collection], None] = lambda _c: None
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
@@ -236,8 +239,14 @@ class Collection:
 
     def prepare_query(self, raw: Any, using: str | None) -> tuple[str, np.ndarray]:
         name = vector_name(self._config, using)
-        params = self._config.vectors[name]
-        return name, prepare_matrix([raw], params, "query vector")[0]
+        return name, self.prepare_queries(name, [raw])[0]
+
+    def vector_name(self, using: str | None) -> str:
+        return vector_name(self._config, using)
+
+    def prepare_queries(self, name: str, raws: list[Any]) -> np.ndarray:
+        """Validate and prepare many query vectors for ``name`` in one numpy pass."""
+        return prepare_matrix(raws, self._config.vectors[name], "query vector")
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
         """Answer a batch of searches. Searches that share a vector name, params and
@@ -363,13 +372,33 @@ class Collection:
             self._next_segment_id += 1
             return segment_id
 
+    def seal_if_idle(self, idle_s: float) -> bool:
+        """Seal the exact-search tail of a collection that is already indexed when no
+        write came for ``idle_s`` seconds and the tail holds at least a quarter of
+        ``indexing_threshold`` points. Every query scans that tail in full (10k GloVe
+        vectors cost ~20% of an HNSW batch over 390k); once sealed, the index and merge
+        jobs fold it into the graph. Smaller collections stay exact, as in Qdrant."""
+        threshold = self._config.optimizers_config.indexing_threshold
+        if threshold <= 0 or time.monotonic() - self._last_write < idle_s:
+            return False
+        with self._lock.write():
+            tail = len(self._segments.appendable)
+            if self._closed or not self._segments.sealed or tail < max(1, threshold // 4):
+                return False
+            self._seal_appendable()
+        log.info("idle tail sealed", extra={"collection": self.name, "points": tail})
+        return True
+
     def _maybe_seal(self) -> None:
         """Seal the appendable segment once it holds ``indexing_threshold`` points
         (0 disables indexing, as in Qdrant). Called under the write lock."""
         threshold = self._config.optimizers_config.indexing_threshold
-        appendable = self._segments.appendable
-        if threshold <= 0 or len(appendable) < threshold:
+        if threshold <= 0 or len(self._segments.appendable) < threshold:
             return
+        self._seal_appendable()
+
+    def _seal_appendable(self) -> None:
+        appendable = self._segments.appendable
         parts = appendable.freeze()
         segment_id = self._allocate_segment_id()
         manifest = SegmentManifest(
@@ -428,14 +457,33 @@ class Collection:
             force=first.force,
             explain=first.explain,
         )
-        hits = self._segments.search(request)
+        ranked = self._segments.search(request)
+        keep = _page_mask(ranked, specs, params.distance.higher_is_better)
+        queries, ranks = np.nonzero(keep)
+        owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
+        ids, versions = _gather_rows(ranked.segments, owner, rows)
+        scores = ranked.scores[queries, ranks].tolist()
+        bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
         out: list[list[dict[str, Any]]] = []
-        higher = params.distance.higher_is_better
-        for search, found in zip(specs, hits, strict=True):
-            page = found[search.offset : search.offset + search.limit]
-            if search.score_threshold is not None:
-                page = [h for h in page if _passes(h, search.score_threshold, higher)]
-            out.append([self._scored(hit, search) for hit in page])
+        for q, spec in enumerate(specs):
+            page = range(bounds[q], bounds[q + 1])
+            if spec.with_payload.mode == "none" and spec.with_vector is False:
+                out.append(
+                    [
+                        {"id": ids[i], "version": versions[i], "score": scores[i],
+                         "payload": None, "vector": None}
+                        for i in page
+                    ]
+                )  # fmt: skip
+                continue
+            out.append(
+                [
+                    {"id": ids[i], "version": versions[i], "score": scores[i]}
+                    | self._record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
+                                   spec.with_vector)
+                    for i in page
+                ]
+            )  # fmt: skip
         return out
 
     def _masks_for(self, spec: SearchSpec) -> tuple[dict[int, np.ndarray], dict[int, int]]:
@@ -457,12 +505,6 @@ class Collection:
             if found is not None:
                 masks[id(found[0])][found[1]] = False
         return masks, estimates
-
-    def _scored(self, hit: Hit, spec: SearchSpec) -> dict[str, Any]:
-        record = self._record(hit.segment, hit.row, spec.with_payload, spec.with_vector)
-        record["version"] = hit.segment.version(hit.row)
-        record["score"] = hit.score
-        return record
 
     def _record(
         self,
@@ -609,6 +651,7 @@ class _WriteGuard:
             raise CollectionNotFound(self._collection.name)
 
     def __exit__(self, *exc: object) -> None:
+        self._collection._last_write = time.monotonic()
         self._lock.__exit__(None, None, None)
 
 
@@ -620,8 +663,42 @@ def _has_value(key: str) -> Filter:
     return flt
 
 
-def _passes(hit: Hit, threshold: float, higher_is_better: bool) -> bool:
-    return hit.score >= threshold if higher_is_better else hit.score <= threshold
+def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bool) -> np.ndarray:
+    """Which ranked hits each search returns: found, within its offset/limit page, and
+    past its score threshold."""
+    k = ranked.rows.shape[1]
+    rank = np.arange(k)
+    offsets = np.array([s.offset for s in specs])[:, None]
+    limits = np.array([s.limit for s in specs])[:, None]
+    keep: np.ndarray = (ranked.rows >= 0) & (rank >= offsets) & (rank < offsets + limits)
+    thresholds = [s.score_threshold for s in specs]
+    if any(t is not None for t in thresholds):
+        bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
+        with np.errstate(invalid="ignore"):
+            passes = ranked.scores >= bound if higher_is_better else ranked.scores <= bound
+        keep &= passes | np.isnan(bound)
+    return keep
+
+
+def _gather_rows(
+    segments: list[AnySegment], owner: np.ndarray, rows: np.ndarray
+) -> tuple[list[PointId], list[int]]:
+    """Point ids and versions of hits, gathered per segment in C (``itemgetter``)."""
+    ids = np.empty(len(rows), dtype=object)
+    versions = np.zeros(len(rows), dtype=np.int64)
+    for position, segment in enumerate(segments):
+        where = np.flatnonzero(owner == position)
+        if len(where) == 0:
+            continue
+        picked = rows[where].tolist()
+        if len(picked) == 1:
+            ids[where[0]] = segment.ids[picked[0]]
+            versions[where[0]] = segment.versions[picked[0]]
+            continue
+        fetch = itemgetter(*picked)
+        ids[where] = fetch(segment.ids)
+        versions[where] = fetch(segment.versions)
+    return ids.tolist(), versions.tolist()
 
 
 def _batch_from_loaded(

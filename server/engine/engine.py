@@ -44,12 +44,12 @@ def validate_collection_name(name: str) -> str:
 class Engine:
     """Owns the data folder; one process per folder."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, idle_seal_s: float = 0.0) -> None:
         self.root = data_dir / "collections"
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
-        self.worker = BuildWorker()
+        self.worker = BuildWorker(idle_seal_s)
         self._clean_leftovers()
         for path in sorted(self.root.iterdir()):
             if path.is_dir() and not path.name.startswith("."):

@@ -78,6 +78,10 @@ class SegmentRows:
     def payloads(self) -> Sequence[dict[str, Any]]:
         return self._payloads
 
+    @property
+    def versions(self) -> Sequence[int]:
+        return self._versions
+
     def row_count(self) -> int:
         return len(self._ids)
 

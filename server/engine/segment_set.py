@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,10 +49,16 @@ class SegmentSearch:
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    segment: AnySegment
-    row: int
-    score: float
+class Ranked:
+    """Merged top-k of a batch, as arrays: ``rows[q, i]`` of ``segments[owner[q, i]]``
+    scored ``scores[q, i]``, best first; ``rows`` is -1 past the last hit. Arrays, not an
+    object per hit: building ~1,000 small objects per batch of 100 cost ~15% of an HNSW
+    batch's time."""
+
+    segments: list[AnySegment]
+    owner: np.ndarray
+    rows: np.ndarray
+    scores: np.ndarray
 
 
 class SegmentSet:
@@ -114,7 +121,7 @@ class SegmentSet:
         picked = order[: limit + 1]
         return [(segments[int(owner[i])], int(row[i])) for i in picked]
 
-    def search(self, request: SegmentSearch) -> list[list[Hit]]:
+    def search(self, request: SegmentSearch) -> Ranked:
         """Top-``k`` over every segment for each query, merged by score; each segment
         answers with the strategy the planner picks for its candidate count."""
         segments = list(self)
@@ -128,22 +135,19 @@ class SegmentSet:
             all_rows.append(rows)
             all_scores.append(scores)
             owners.append(np.full(rows.shape, position))
-        nq = len(request.queries)
+        nq, k = len(request.queries), request.k
         if not all_rows:
-            return [[] for _ in range(nq)]
+            empty = np.full((nq, k), -1, dtype=np.int64)
+            return Ranked(segments, empty, empty, np.zeros((nq, k), dtype=np.float32))
+        if len(all_rows) == 1:
+            return Ranked(segments, owners[0], all_rows[0], all_scores[0])
         rows = np.concatenate(all_rows, axis=1)
         scores = np.concatenate(all_scores, axis=1)
         owner = np.concatenate(owners, axis=1)
-        key = -scores if request.distance.higher_is_better else scores
-        order = np.argsort(key, axis=1, kind="stable")[:, : request.k]
-        return [
-            [
-                Hit(segments[int(owner[q, i])], int(rows[q, i]), float(scores[q, i]))
-                for i in order[q]
-                if rows[q, i] >= 0
-            ]
-            for q in range(nq)
-        ]
+        key = np.where(rows >= 0, -scores if request.distance.higher_is_better else scores, np.inf)
+        order = np.argsort(key, axis=1, kind="stable")[:, :k]
+        pick = partial(np.take_along_axis, indices=order, axis=1)
+        return Ranked(segments, pick(owner), pick(rows), pick(scores))
 
     def _search_segment(
         self, segment: AnySegment, request: SegmentSearch

@@ -235,3 +235,38 @@ def test_queries_during_rebuilds_never_fail_or_come_up_short(api: Api) -> None:
     assert errors == []
     new_point = data(300, seed=4)[17]
     assert search_ids(api, "live", new_point, limit=1) == [5017]
+
+
+def test_idle_tail_of_an_indexed_collection_is_sealed_and_indexed(tmp_path: Path) -> None:
+    with make_client(tmp_path, idle_seal_s=0.3) as client:
+        api = Api(client)
+        create(api, "tail", threshold=200)
+        create(api, "small", threshold=200)
+        upsert(api, "tail", data(250))  # one request: sealed whole
+        upsert(api, "tail", data(100, seed=4), start=250)  # a tail over 200 / 4
+        upsert(api, "small", data(60))  # never reached the threshold: stays exact
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            segments = api.result("GET", "/collections/tail/segments")
+            info = wait_green(api, "tail")
+            if info["indexed_vectors_count"] == 350:
+                break
+            time.sleep(0.1)
+        assert info["indexed_vectors_count"] == 350, segments
+        assert sum(s["points"] for s in segments if s["kind"] == "appendable") == 0
+        assert api.result("GET", "/collections/small")["indexed_vectors_count"] == 0
+        query = data(1, seed=5)[0]
+        assert search_ids(api, "tail", query) == search_ids(
+            api, "tail", query, params={"exact": True}
+        )
+
+
+def test_tail_below_a_quarter_threshold_is_left_exact(tmp_path: Path) -> None:
+    with make_client(tmp_path, idle_seal_s=0.2) as client:
+        api = Api(client)
+        create(api, "tail", threshold=200)
+        upsert(api, "tail", data(250))  # one request: sealed whole
+        upsert(api, "tail", data(30, seed=4), start=250)  # a tail under 200 / 4
+        wait_green(api, "tail")
+        time.sleep(1.5)
+        assert wait_green(api, "tail")["indexed_vectors_count"] == 250

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -35,6 +36,9 @@ from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
+
+_PENDING = np.empty(0, dtype=np.float32)
+"""Placeholder for a query vector validated later with the rest of its batch."""
 
 _OTHER_QUERY_KINDS = (
     "recommend", "discover", "context", "fusion", "rrf", "formula", "order_by", "sample",
@@ -84,13 +88,18 @@ def _run_queries(
     answers: list[dict[str, Any]] = [{} for _ in requests]
     specs: list[SearchSpec] = []
     positions: list[int] = []
+    deferred: dict[str, list[tuple[SearchSpec, list[Any]]]] = {}
     for i, request in enumerate(requests):
-        spec = _query_spec(request, collection, settings)
+        spec = _query_spec(request, collection, settings, deferred)
         if spec is None:
             answers[i] = {"points": _points_without_query(request, collection, settings)}
         else:
             specs.append(spec)
             positions.append(i)
+    for name, waiting in deferred.items():
+        matrix = collection.prepare_queries(name, [raw for _, raw in waiting])
+        for (spec, _), vector in zip(waiting, matrix, strict=True):
+            spec.vector = vector
     for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
         answers[i] = {"points": points}
         if spec.explain is not None:
@@ -99,8 +108,13 @@ def _run_queries(
 
 
 def _query_spec(
-    request: QueryRequest, collection: Collection, settings: Settings
+    request: QueryRequest,
+    collection: Collection,
+    settings: Settings,
+    deferred: dict[str, list[tuple[SearchSpec, list[Any]]]],
 ) -> SearchSpec | None:
+    """The request as a ``SearchSpec``; a literal query vector is left in ``deferred``
+    so that a batch validates and normalises all its vectors in one numpy call."""
     if request.prefetch:
         raise UnsupportedFeature("`prefetch`")
     if request.lookup_from is not None:
@@ -111,6 +125,7 @@ def _query_spec(
     if query is None:
         return None
     exclude: list[PointId] = []
+    raw: list[Any] | None = None
     if isinstance(query, int | str) and not isinstance(query, bool):
         point_id = parse_point_id(query)
         vector = collection.query_vector_of(point_id, request.using or "")
@@ -119,10 +134,10 @@ def _query_spec(
     elif isinstance(query, list):
         if query and isinstance(query[0], list):
             raise UnsupportedFeature("multi-vector queries")
-        name, vector = collection.prepare_query(query, request.using)
+        name, vector, raw = collection.vector_name(request.using), _PENDING, query
     else:
         raise BadRequest(f"Wrong input: cannot read `query` of type {type(query).__name__}")
-    return SearchSpec(
+    spec = SearchSpec(
         using=name,
         vector=vector,
         limit=check_limit("limit", 10 if request.limit is None else request.limit, settings),
@@ -136,6 +151,9 @@ def _query_spec(
         force=request.strategy,
         explain=[] if request.explain else None,
     )
+    if raw is not None:
+        deferred.setdefault(name, []).append((spec, raw))
+    return spec
 
 
 def _nearest_of(query: dict[str, Any]) -> Any:
