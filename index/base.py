@@ -13,7 +13,7 @@ Serialisation is to and from ``bytes`` so that ``index/`` knows nothing of files
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -23,16 +23,28 @@ from index.metrics import Distance
 @dataclass(frozen=True, slots=True)
 class SearchParams:
     """Per-query knobs. ``ef``: HNSW beam width (None = backend default);
-    ``exact``: bypass the approximate structure and scan every allowed row."""
+    ``exact``: bypass the approximate structure and scan every allowed row.
+
+    Two-stage backends (quantized codes, LeanVec) also read Qdrant's ``quantization``
+    knobs: ``ignore`` answers from the full vectors only, ``rescore`` (default on)
+    re-ranks candidates with the full vectors, ``oversampling`` fetches
+    ``ceil(k * oversampling)`` candidates; ``rerank_factor`` is LeanVec's name for it.
+    Other backends ignore them, as Qdrant does on collections without quantization."""
 
     ef: int | None = None
     exact: bool = False
+    ignore_quantization: bool = False
+    rescore: bool | None = None
+    oversampling: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class IndexStats:
+    """``memory_bytes`` in RAM; ``parts`` splits it (e.g. graph / codes / originals)."""
+
     count: int
     memory_bytes: int
+    parts: dict[str, int] | None = None
 
 
 class VectorIndex(Protocol):
@@ -71,3 +83,18 @@ class VectorIndex(Protocol):
     def from_bytes(cls, data: bytes) -> Self: ...
 
     def stats(self) -> IndexStats: ...
+
+
+@runtime_checkable
+class TrainableIndex(Protocol):
+    """A backend that learns from a sample before its first ``add`` (codebooks,
+    projections). Builds call ``train`` once with up to ``TRAINING_SAMPLE`` rows and,
+    for query-aware methods, a sample of queries; a clone made for a merge is trained."""
+
+    @property
+    def is_trained(self) -> bool: ...
+
+    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None: ...
+
+
+TRAINING_SAMPLE = 100_000

@@ -124,4 +124,5 @@ class FlatIndex:
         return index
 
     def stats(self) -> IndexStats:
-        return IndexStats(count=self._count, memory_bytes=self._data.nbytes + self._deleted.nbytes)
+        parts = {"vectors": self._data.nbytes, "tombstones": self._deleted.nbytes}
+        return IndexStats(count=self._count, memory_bytes=sum(parts.values()), parts=parts)

@@ -18,6 +18,7 @@ from index.base import IndexStats, SearchParams
 from index.flat import exact_search
 from index.metrics import Distance, faiss_to_score
 from index.serialization import pack, unpack
+from index.two_stage import hnsw_graph_bytes
 
 _FAISS: Any = faiss
 
@@ -120,9 +121,12 @@ class HnswIndex:
         return index
 
     def stats(self) -> IndexStats:
-        links = int(self._index.hnsw.neighbors.size()) * 4
-        vectors = self.count * self.dim * 4
-        return IndexStats(count=self.count, memory_bytes=links + vectors + self._deleted.nbytes)
+        parts = {
+            "graph": hnsw_graph_bytes(self._index.hnsw),
+            "vectors": self.count * self.dim * 4,
+            "tombstones": self._deleted.nbytes,
+        }
+        return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
 
     def _live_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
         if allowed is None:

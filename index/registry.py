@@ -10,11 +10,13 @@ from index.base import VectorIndex
 from index.flat import FlatIndex, FlatParams
 from index.hnsw_faiss import HnswIndex, HnswParams
 from index.metrics import Distance
+from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import IndexFormatError, unpack
 
 BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
     "hnsw": (HnswIndex, HnswParams),
+    **{cls.kind: (cls, QuantizedParams) for cls in QUANTIZED_BACKENDS.values()},
 }
 """Backend name -> (index class, params dataclass)."""
 

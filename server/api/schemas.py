@@ -100,7 +100,7 @@ class UpdateCollection(Wire):
     optimizers_config: OptimizersConfigDiff | None = None
     params: dict[str, Any] | None = None
     hnsw_config: HnswConfigDiff | None = None
-    quantization_config: dict[str, Any] | None = None
+    quantization_config: dict[str, Any] | Literal["Disabled"] | None = None
     sparse_vectors: dict[str, Any] | None = None
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -177,10 +177,18 @@ class CountRequest(Wire):
     shard_key: Any = None
 
 
+class QuantizationSearchParams(Wire):
+    """Qdrant's per-query quantization knobs (ignored on collections without it)."""
+
+    ignore: bool | None = None
+    rescore: bool | None = None
+    oversampling: float | None = Field(default=None, ge=1.0)
+
+
 class SearchParams(Wire):
     hnsw_ef: int | None = Field(default=None, ge=0)
     exact: bool | None = None
-    quantization: dict[str, Any] | None = None
+    quantization: QuantizationSearchParams | None = None
     indexed_only: bool | None = None
     acorn: dict[str, Any] | None = None
     idf: Any = None

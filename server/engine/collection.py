@@ -282,6 +282,7 @@ class Collection:
             schema_counts = {
                 key: self._segments.count(_has_value(key)) for key in config.payload_schema
             }
+            memory = self._memory_by_vector()
         return {
             "status": status,
             "optimizer_status": optimizer_status,
@@ -294,7 +295,28 @@ class Collection:
                 | ({"params": schema} if len(schema) > 1 else {})
                 for name, schema in config.payload_schema.items()
             },
+            "vectors_memory": memory,
         }
+
+    def _memory_by_vector(self) -> dict[str, Any]:
+        """Quiver extension: RAM of the sealed segments' indexes per vector name, split
+        into parts (graph links, searched vectors or codes, originals kept for
+        re-ranking), in total and per indexed vector."""
+        out: dict[str, Any] = {}
+        for name in self._config.vectors:
+            totals: dict[str, int] = {}
+            points = 0
+            for segment in self._segments.sealed.values():
+                index = segment.indexes.get(name)
+                if index is None:
+                    continue
+                stats = index.stats()
+                points += stats.count
+                for part, size in (stats.parts or {"index": stats.memory_bytes}).items():
+                    totals[part] = totals.get(part, 0) + size
+            per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
+            out[name] = {"points": points, "bytes": totals, "bytes_per_vector": per_vector}
+        return out
 
     def segments_info(self) -> list[dict[str, Any]]:
         with self._lock.read():

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.metrics import Distance
+from server.engine.quantization_config import backend_kind, quantization_params
 
 DEFAULT_MIN_EF = 128
 
@@ -91,10 +92,13 @@ class CollectionConfig(_Frozen):
         """What a sealed segment's index must be built with; a change means a rebuild.
 
         ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
-        kind = self.index.type if self.hnsw_config.m > 0 else "flat"
+        kind: str = self.index.type if self.hnsw_config.m > 0 else "flat"
         params: dict[str, Any] = {}
         if kind == "hnsw":
             params = {"m": self.hnsw_config.m, "ef_construct": self.hnsw_config.ef_construct}
+            if self.quantization_config is not None:
+                method, fields = quantization_params(self.quantization_config)
+                kind, params = backend_kind(method), params | fields
         return {"type": kind, "params": params, "insertion_order": self.index.insertion_order}
 
     def default_ef(self) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from index.base import VectorIndex
+from index.base import TRAINING_SAMPLE, TrainableIndex, VectorIndex
 from index.insertion_order import insertion_permutation
 from index.metrics import Distance
 from index.registry import create_index, index_from_bytes
@@ -57,6 +57,8 @@ class RebuildInput:
     """For a merge: the largest source's built indexes, extended instead of rebuilt.
     Its rows (tombstones included) come first in ``ids`` / ``vectors``."""
     base_rows: int = 0
+    training_queries: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
 
 
 class Cancelled(Exception):
@@ -138,8 +140,17 @@ def snapshot(
     )
 
 
+def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Up to ``TRAINING_SAMPLE`` rows, drawn without replacement with a fixed seed so a
+    rebuild of the same rows learns the same codes."""
+    if len(matrix) <= TRAINING_SAMPLE:
+        return matrix
+    rows = np.random.default_rng(seed).choice(len(matrix), TRAINING_SAMPLE, replace=False)
+    return matrix[np.sort(rows)]
+
+
 def _merge_base(task: Task, spec: dict[str, Any], sealed: dict[int, SealedSegment]) -> int | None:
-    if task.kind != "merge" or spec["type"] != "hnsw" or spec["insertion_order"] != "none":
+    if task.kind != "merge" or spec["type"] == "flat" or spec["insertion_order"] != "none":
         return None
     built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
     return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
@@ -173,6 +184,8 @@ def build(
         else:
             index = create_index(spec["type"], dim, distance, spec["params"])
         matrix = job.vectors[name][job.base_rows :]
+        if isinstance(index, TrainableIndex) and not index.is_trained and len(matrix):
+            index.train(training_sample(matrix), job.training_queries.get(name))
         for start in range(0, len(matrix), BUILD_CHUNK):
             if cancelled():
                 raise Cancelled()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -187,12 +187,14 @@ class SegmentSet:
         if mask is not None and plan.candidates == len(segment):
             mask = None  # the filter passes every live row: skip the bitmap check entirely
         if plan.strategy == "exact":
-            return segment.search(name, queries, k, mask, SearchParams(exact=True))
+            return segment.search(name, queries, k, mask, replace(request.params, exact=True))
         if plan.strategy == "graph":
-            rows, scores = segment.search(name, queries, k, mask, SearchParams(ef=plan.ef))
+            rows, scores = segment.search(
+                name, queries, k, mask, replace(request.params, ef=plan.ef)
+            )
             return _exact_where_short(segment, request, plan, mask, rows, scores)
         if mask is None:
-            return segment.search(name, queries, k, None, SearchParams(ef=plan.ef))
+            return segment.search(name, queries, k, None, replace(request.params, ef=plan.ef))
         return _post_filter(segment, request, plan, mask)
 
 
@@ -209,7 +211,11 @@ def _exact_where_short(
     short = (rows >= 0).sum(axis=1) < min(request.k, plan.candidates)
     if short.any():
         exact_rows, exact_scores = segment.search(
-            request.name, request.queries[short], request.k, mask, SearchParams(exact=True)
+            request.name,
+            request.queries[short],
+            request.k,
+            mask,
+            replace(request.params, exact=True),
         )
         rows[short], scores[short] = exact_rows, exact_scores
         plan.reason += f"; exact fallback for {int(short.sum())} queries"
@@ -224,7 +230,7 @@ def _post_filter(
     size = len(segment)
     while True:
         rows, scores = segment.search(
-            request.name, request.queries, wanted, None, SearchParams(ef=max(ef, wanted))
+            request.name, request.queries, wanted, None, replace(request.params, ef=max(ef, wanted))
         )
         keep = (rows >= 0) & mask[np.maximum(rows, 0)]
         if (keep.sum(axis=1) >= k).all() or wanted >= size:

@@ -28,6 +28,7 @@ from server.engine.config import (
     OptimizersConfig,
 )
 from server.engine.engine import validate_collection_name
+from server.engine.quantization_config import check_for_vectors
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
@@ -67,11 +68,13 @@ async def collection_exists(request: Request, name: str, engine: EngineDep) -> R
 async def update_collection(
     request: Request, body: UpdateCollection, collection: CollectionDep, engine: EngineDep
 ) -> Response:
-    for field in ("vectors", "quantization_config", "sparse_vectors"):
+    for field in ("vectors", "sparse_vectors"):
         if getattr(body, field):
             raise UnsupportedFeature(f"changing `{field}` of an existing collection")
     config = collection.config
     changes: dict[str, Any] = {}
+    if body.quantization_config is not None:
+        changes["quantization_config"] = _quantization(body.quantization_config, config)
     if body.hnsw_config is not None:
         changes["hnsw_config"] = _merged(config.hnsw_config, body.hnsw_config)
     if body.optimizers_config is not None:
@@ -123,8 +126,6 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         )
     if body.sparse_vectors:
         raise UnsupportedFeature("sparse vectors")
-    if body.quantization_config is not None:
-        raise UnsupportedFeature("quantization_config")
     if body.init_from is not None:
         raise UnsupportedFeature("init_from")
     named = isinstance(body.vectors, dict)
@@ -160,6 +161,8 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         changes["strict_mode_config"] = body.strict_mode_config
     if body.index is not None:
         changes["index"] = _index_config(IndexConfig(), body.index)
+    if body.quantization_config is not None:
+        changes["quantization_config"] = _quantization(body.quantization_config, config)
     return config.with_updates(**changes) if changes else config
 
 
@@ -173,7 +176,9 @@ def _check_vector_params(name: str, params: VectorParamsIn, settings: Settings) 
     if params.multivector_config is not None:
         raise UnsupportedFeature("multivector_config")
     if params.quantization_config is not None:
-        raise UnsupportedFeature("quantization_config")
+        raise UnsupportedFeature(
+            "per-vector `quantization_config` (set `quantization_config` on the collection)"
+        )
     if params.datatype not in (None, "float32"):
         raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
 
@@ -197,6 +202,16 @@ def _collection_params(params: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BadRequest(f"Wrong input: unknown collection params: {', '.join(sorted(unknown))}")
     return {k: v for k, v in params.items() if k != "read_fan_out_factor" and v is not None}
+
+
+def _quantization(raw: dict[str, Any] | str, config: CollectionConfig) -> dict[str, Any] | None:
+    """A new ``quantization_config``: Qdrant's object, or ``"Disabled"`` to remove it."""
+    if raw == "Disabled":
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest('Wrong input: `quantization_config` must be an object or "Disabled"')
+    check_for_vectors(raw, [params.distance for params in config.vectors.values()])
+    return raw
 
 
 def _index_config(current: IndexConfig, diff: IndexConfigIn) -> dict[str, Any]:

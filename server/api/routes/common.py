@@ -58,11 +58,24 @@ def vector_selector(raw: Any, default: bool) -> VectorSelector:
 
 
 def search_params(raw: SearchParams | None) -> IndexSearchParams:
-    """Qdrant's ``params``: ``hnsw_ef`` (beam width) and ``exact`` (bypass the index).
-    ``quantization`` knobs are ignored on collections without quantization, as in Qdrant."""
+    """Qdrant's ``params``: ``hnsw_ef`` (beam width), ``exact`` (bypass the index) and
+    ``quantization`` (ignore / rescore / oversampling), which backends without
+    compressed codes ignore, as Qdrant does on collections without quantization."""
     if raw is None:
-        return IndexSearchParams()
-    return IndexSearchParams(ef=raw.hnsw_ef or None, exact=bool(raw.exact))
+        return _DEFAULT_PARAMS
+    quantization = raw.quantization
+    if quantization is None:
+        return IndexSearchParams(ef=raw.hnsw_ef or None, exact=bool(raw.exact))
+    return IndexSearchParams(
+        ef=raw.hnsw_ef or None,
+        exact=bool(raw.exact),
+        ignore_quantization=bool(quantization.ignore),
+        rescore=quantization.rescore,
+        oversampling=quantization.oversampling,
+    )
+
+
+_DEFAULT_PARAMS = IndexSearchParams()
 
 
 def check_limit(name: str, value: int, settings: Settings) -> int:
