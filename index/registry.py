@@ -1,5 +1,8 @@
-"""The backends users can name in the API (``"index": {"type": ...}``), and how
-to build or reload each one. A test asserts this registry equals the documented list."""
+"""The backends a segment can be built with, and how to build or reload each one.
+
+Users pick them through ``"index": {"type": "flat" | "hnsw" | "leanvec"}`` and, for
+the quantized HNSW kinds, ``quantization_config``. A test asserts this registry
+equals the documented list."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from index.base import VectorIndex
 from index.flat import FlatIndex, FlatParams
 from index.hnsw_faiss import HnswIndex, HnswParams
+from index.leanvec_index import LeanVecIndex, LeanVecParams
 from index.metrics import Distance
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import IndexFormatError, unpack
@@ -17,6 +21,7 @@ BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
     "hnsw": (HnswIndex, HnswParams),
     **{cls.kind: (cls, QuantizedParams) for cls in QUANTIZED_BACKENDS.values()},
+    "leanvec": (LeanVecIndex, LeanVecParams),
 }
 """Backend name -> (index class, params dataclass)."""
 

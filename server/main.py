@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from server.api.errors import install_error_handlers
 from server.api.middleware import QuiverMiddleware
-from server.api.routes import admin, collections, jobs, points, query
+from server.api.routes import admin, collections, jobs, leanvec, points, query
 from server.engine.engine import Engine
 from server.settings import Settings, get_settings
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     install_error_handlers(app)
-    for module in (admin, collections, points, query, jobs):
+    for module in (admin, collections, points, query, jobs, leanvec):
         app.include_router(module.router)
     app.add_middleware(
         QuiverMiddleware,

@@ -68,10 +68,16 @@ class WalConfigDiff(Wire):
 
 
 class IndexConfigIn(Wire):
-    """Quiver extension: the backend for sealed segments and the build insertion order."""
+    """Quiver extension: the backend for sealed segments, the build insertion order,
+    and the LeanVec backend's knobs."""
 
-    type: Literal["flat", "hnsw"] | None = None
+    type: Literal["flat", "hnsw", "leanvec"] | None = None
     insertion_order: Literal["none", "lid_desc", "lid_asc"] | None = None
+    dims: int | None = Field(default=None, ge=1)
+    variant: Literal["id", "ood"] | None = None
+    primary_bits: Literal[8, 4] | None = None
+    secondary: Literal["float32", "float16", "int8"] | None = None
+    rerank_factor: float | None = Field(default=None, ge=1.0)
 
 
 class CreateCollection(Wire):
@@ -189,6 +195,8 @@ class SearchParams(Wire):
     hnsw_ef: int | None = Field(default=None, ge=0)
     exact: bool | None = None
     quantization: QuantizationSearchParams | None = None
+    rerank_factor: float | None = Field(default=None, ge=1.0)
+    """Quiver extension (LeanVec's name for oversampling): candidates per result."""
     indexed_only: bool | None = None
     acorn: dict[str, Any] | None = None
     idf: Any = None

@@ -36,6 +36,7 @@ from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
+from server.engine.training_queries import QuerySamples
 from server.engine.vectors import point_vectors, prepare_matrix, vector_name
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
@@ -89,6 +90,7 @@ class Collection:
         self._segment_store = SegmentStore(path / "segments")
         self._next_segment_id = self._segment_store.max_segment_id() + 1
         self._id_lock = threading.Lock()
+        self.query_samples = QuerySamples(store, {n: p.size for n, p in config.vectors.items()})
         self._closed = False
         self._last_write = time.monotonic()
         self.on_change: Callable[[Collection], None] = lambda _c: None
@@ -113,6 +115,7 @@ class Collection:
         with self._lock.write():
             if not self._closed:
                 self._closed = True
+                self.query_samples.flush()
                 self._store.close()
 
     @property
@@ -270,7 +273,29 @@ class Collection:
                     answers = self._search_group(group, *self._masks_for(group[0]))
                 for i, answer in zip(members, answers, strict=True):
                     results[i] = answer
+        if self._learns_from_queries():
+            for spec in specs:
+                self.query_samples.offer(spec.using, spec.vector[None, :])
         return results
+
+    def _learns_from_queries(self) -> bool:
+        index = self._config.index
+        return index.type == "leanvec" and index.variant == "ood"
+
+    def add_training_queries(
+        self, using: str | None, raw: list[Any], replace: bool, retrain: bool
+    ) -> dict[str, Any]:
+        """Store a sample of queries for LeanVec OOD training; with ``retrain``, start a
+        background retrain of every segment by bumping the training generation."""
+        name = vector_name(self._config, using)
+        queries = prepare_matrix(raw, self._config.vectors[name], "training query")
+        kept = self.query_samples.add_given(name, queries, replace)
+        retraining = retrain and self._learns_from_queries()
+        if retraining:
+            index = self._config.index
+            bumped = index.model_copy(update={"training_generation": index.training_generation + 1})
+            self.update_config(self._config.with_updates(index=bumped.model_dump()))
+        return {"vector": name, "training_queries": kept, "retraining": retraining}
 
     def info(self) -> dict[str, Any]:
         status, optimizer_status = self.status()
@@ -359,6 +384,11 @@ class Collection:
             if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
                 return None
             job = snapshot(task, self._config, self._segments.sealed)
+            if self._learns_from_queries():
+                for name in self._config.vectors:
+                    sample = self.query_samples.for_training(name)
+                    if sample is not None:
+                        job.training_queries[name] = sample
         indexes = build(job, progress, cancelled)
         segment_id = self._allocate_segment_id()
         manifest = SegmentManifest(

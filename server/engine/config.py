@@ -56,10 +56,28 @@ class OptimizersConfig(_Frozen):
 
 class IndexConfig(_Frozen):
     """Quiver extension (``"index"`` on create / PATCH): which backend serves sealed
-    segments, and in which order a build inserts vectors (see ADR 0003)."""
+    segments, in which order a build inserts vectors (see ADR 0003), and LeanVec's
+    knobs (``index/leanvec_index.py``; ignored by the other backends)."""
 
-    type: Literal["flat", "hnsw"] = "hnsw"
+    type: Literal["flat", "hnsw", "leanvec"] = "hnsw"
     insertion_order: Literal["none", "lid_desc", "lid_asc"] = "none"
+    dims: int | None = None
+    variant: Literal["id", "ood"] = "id"
+    primary_bits: Literal[8, 4] = 8
+    secondary: Literal["float32", "float16", "int8"] = "float32"
+    rerank_factor: float = 4.0
+    training_generation: int = 0
+    """Bumped when new LeanVec training queries should be learned: a spec change, so
+    every segment is retrained and rebuilt in the background."""
+
+    def leanvec_params(self) -> dict[str, Any]:
+        return {
+            "dims": self.dims,
+            "variant": self.variant,
+            "primary_bits": self.primary_bits,
+            "secondary": self.secondary,
+            "rerank_factor": self.rerank_factor,
+        }
 
 
 class WalConfig(_Frozen):
@@ -94,12 +112,20 @@ class CollectionConfig(_Frozen):
         ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
         kind: str = self.index.type if self.hnsw_config.m > 0 else "flat"
         params: dict[str, Any] = {}
-        if kind == "hnsw":
+        if kind != "flat":
             params = {"m": self.hnsw_config.m, "ef_construct": self.hnsw_config.ef_construct}
-            if self.quantization_config is not None:
-                method, fields = quantization_params(self.quantization_config)
-                kind, params = backend_kind(method), params | fields
-        return {"type": kind, "params": params, "insertion_order": self.index.insertion_order}
+        if kind == "hnsw" and self.quantization_config is not None:
+            method, fields = quantization_params(self.quantization_config)
+            kind, params = backend_kind(method), params | fields
+        spec: dict[str, Any] = {
+            "type": kind,
+            "params": params,
+            "insertion_order": self.index.insertion_order,
+        }
+        if kind == "leanvec":
+            spec["params"] = params | self.index.leanvec_params()
+            spec["training"] = self.index.training_generation
+        return spec
 
     def default_ef(self) -> int:
         """Search beam width when a query gives no ``hnsw_ef``. Qdrant uses ef_construct;

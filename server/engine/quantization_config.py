@@ -14,8 +14,9 @@ is always one of these.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from index.leanvec_index import LeanVecParams, check_params
 from index.metrics import Distance
 from index.quantization import (
     COMPRESSIONS,
@@ -25,6 +26,9 @@ from index.quantization import (
     check_supported,
 )
 from server.errors import BadRequest, UnsupportedFeature
+
+if TYPE_CHECKING:
+    from server.engine.config import CollectionConfig
 
 _KNOWN: dict[str, set[str]] = {
     "scalar": {"type", "quantile", "always_ram"},
@@ -64,6 +68,24 @@ def check_for_vectors(raw: dict[str, Any], distances: list[Distance]) -> None:
             check_supported(method, distance, QuantizedParams(**fields))
         except ValueError as exc:
             raise BadRequest(f"Wrong input: quantization_config: {exc}") from None
+
+
+def check_backend(config: CollectionConfig) -> None:
+    """Refuse an index configuration the chosen backend cannot serve, naming why."""
+    if config.index.type != "leanvec":
+        return
+    if config.quantization_config is not None:
+        raise BadRequest(
+            "Wrong input: `index.type` leanvec quantizes on its own; "
+            'remove `quantization_config` (PATCH it to "Disabled") to use it'
+        )
+    params = LeanVecParams(**config.index.leanvec_params())
+    for name, vector in config.vectors.items():
+        try:
+            check_params(vector.size, vector.distance, params)
+        except ValueError as exc:
+            label = f" (vector {name!r})" if name else ""
+            raise BadRequest(f"Wrong input: index{label}: {exc}") from None
 
 
 def backend_kind(method: QuantizationMethod) -> str:

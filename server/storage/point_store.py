@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS points (
     pid TEXT PRIMARY KEY, version INTEGER NOT NULL, payload BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS training_queries (
+    name TEXT NOT NULL, source TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (name, source)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vectors (
     pid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (pid, name)
 ) WITHOUT ROWID;
@@ -170,6 +173,22 @@ class PointStore:
         with self._lock:
             rows = self._db.execute("SELECT body FROM jobs").fetchall()
         return [orjson.loads(body) for (body,) in rows]
+
+    def save_training_queries(self, name: str, source: str, matrix: bytes) -> None:
+        """Query samples a query-aware index learns from (LeanVec OOD): ``source`` is
+        "given" (uploaded) or "seen" (a reservoir of served queries); float32 rows."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO training_queries(name, source, data) VALUES (?, ?, ?)",
+                (name, source, matrix),
+            )
+
+    def load_training_queries(self, name: str, source: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM training_queries WHERE name = ? AND source = ?", (name, source)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- internals -------------------------------------------------------
 

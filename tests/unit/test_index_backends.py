@@ -18,15 +18,25 @@ DOCUMENTED_BACKENDS = [  # README "Index backends" table
     "hnsw_pq",
     "hnsw_rabitq",
     "hnsw_sq8",
+    "leanvec",
 ]
 QUANTIZED = {"hnsw_binary", "hnsw_pq", "hnsw_rabitq", "hnsw_sq8"}
 
 
 def supports(kind: str, distance: Distance) -> bool:
     """Quantized codes serve Cosine, Dot, Euclid; faiss's RaBitQ is L2-only (no Dot)."""
-    if kind in QUANTIZED and distance is Distance.MANHATTAN:
+    if (kind in QUANTIZED or kind == "leanvec") and distance is Distance.MANHATTAN:
         return False
     return not (kind == "hnsw_rabitq" and distance is Distance.DOT)
+
+
+PARAMS = {"leanvec": {"dims": 24}}
+"""LeanVec keeps all 24 dims on this iid data (nothing to project away); its recall at
+reduced dims is tested on structured data in test_leanvec_index.py."""
+
+
+def make(kind: str, dim: int, distance: Distance) -> VectorIndex:
+    return create_index(kind, dim, distance, PARAMS.get(kind))
 
 
 SUPPORTED = [(k, d) for k in DOCUMENTED_BACKENDS for d in Distance if supports(k, d)]
@@ -57,7 +67,7 @@ def test_unknown_backend_is_a_value_error() -> None:
 @pytest.mark.parametrize(("kind", "distance"), UNSUPPORTED)
 def test_unsupported_metric_is_refused_at_creation(kind: str, distance: Distance) -> None:
     with pytest.raises(ValueError, match="not"):
-        create_index(kind, 8, distance)
+        make(kind, 8, distance)
 
 
 @pytest.mark.parametrize(("kind", "distance"), SUPPORTED)
@@ -65,7 +75,7 @@ def test_recall_at_10_vs_exact(kind: str, distance: Distance) -> None:
     xb, xq = dataset()
     if distance is Distance.COSINE:
         xb, xq = normalize_rows(xb), normalize_rows(xq)
-    index = create_index(kind, xb.shape[1], distance)
+    index = make(kind, xb.shape[1], distance)
     index.add(xb)
     truth, _ = exact_search(xb, xq, 10, distance)
     found, scores = index.search(xq, 10, params=SearchParams(ef=128))
@@ -77,7 +87,7 @@ def test_recall_at_10_vs_exact(kind: str, distance: Distance) -> None:
 @pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
 def test_allowed_mask_is_honoured(kind: str) -> None:
     xb, xq = dataset()
-    index = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index = make(kind, xb.shape[1], Distance.EUCLID)
     index.add(xb)
     allowed = np.zeros(len(xb), dtype=bool)
     allowed[::7] = True
@@ -90,7 +100,7 @@ def test_allowed_mask_is_honoured(kind: str) -> None:
 @pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
 def test_deleted_rows_are_never_returned(kind: str) -> None:
     xb, _ = dataset(n=500)
-    index = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index = make(kind, xb.shape[1], Distance.EUCLID)
     index.add(xb)
     deleted = np.arange(0, 500, 2)
     index.delete(deleted)
@@ -103,7 +113,7 @@ def test_deleted_rows_are_never_returned(kind: str) -> None:
 @pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
 def test_fewer_allowed_than_k_pads_with_minus_one(kind: str) -> None:
     xb, xq = dataset(n=200)
-    index = create_index(kind, xb.shape[1], Distance.COSINE)
+    index = make(kind, xb.shape[1], Distance.COSINE)
     index.add(normalize_rows(xb))
     allowed = np.zeros(200, dtype=bool)
     allowed[[3, 50]] = True
@@ -116,7 +126,7 @@ def test_fewer_allowed_than_k_pads_with_minus_one(kind: str) -> None:
 @pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
 def test_round_trip_through_bytes_keeps_results_and_tombstones(kind: str) -> None:
     xb, xq = dataset(n=800)
-    index: VectorIndex = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index = make(kind, xb.shape[1], Distance.EUCLID)
     index.add(xb)
     index.delete(np.array([1, 2, 3]))
     restored = index_from_bytes(index.to_bytes())
@@ -140,7 +150,7 @@ def test_corrupt_bytes_are_refused() -> None:
 @pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
 def test_memory_stats_cover_the_vectors(kind: str) -> None:
     xb, _ = dataset(n=1000)
-    index = create_index(kind, xb.shape[1], Distance.EUCLID)
+    index = make(kind, xb.shape[1], Distance.EUCLID)
     index.add(xb)
     stats = index.stats()
     assert stats.memory_bytes >= xb.nbytes

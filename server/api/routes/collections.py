@@ -28,7 +28,7 @@ from server.engine.config import (
     OptimizersConfig,
 )
 from server.engine.engine import validate_collection_name
-from server.engine.quantization_config import check_for_vectors
+from server.engine.quantization_config import check_backend, check_for_vectors
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
@@ -87,7 +87,9 @@ async def update_collection(
         changes["strict_mode_config"] = body.strict_mode_config
     if body.index is not None:
         changes["index"] = _index_config(config.index, body.index)
-    await run_cpu(request, collection.update_config, config.with_updates(**changes))
+    updated = config.with_updates(**changes)
+    check_backend(updated)
+    await run_cpu(request, collection.update_config, updated)
     engine.worker.config_changed(collection)
     return ok(request, True)
 
@@ -163,7 +165,9 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         changes["index"] = _index_config(IndexConfig(), body.index)
     if body.quantization_config is not None:
         changes["quantization_config"] = _quantization(body.quantization_config, config)
-    return config.with_updates(**changes) if changes else config
+    updated = config.with_updates(**changes) if changes else config
+    check_backend(updated)
+    return updated
 
 
 def _check_vector_params(name: str, params: VectorParamsIn, settings: Settings) -> None:

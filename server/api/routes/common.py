@@ -65,13 +65,15 @@ def search_params(raw: SearchParams | None) -> IndexSearchParams:
         return _DEFAULT_PARAMS
     quantization = raw.quantization
     if quantization is None:
-        return IndexSearchParams(ef=raw.hnsw_ef or None, exact=bool(raw.exact))
+        return IndexSearchParams(
+            ef=raw.hnsw_ef or None, exact=bool(raw.exact), oversampling=raw.rerank_factor
+        )
     return IndexSearchParams(
         ef=raw.hnsw_ef or None,
         exact=bool(raw.exact),
         ignore_quantization=bool(quantization.ignore),
         rescore=quantization.rescore,
-        oversampling=quantization.oversampling,
+        oversampling=raw.rerank_factor or quantization.oversampling,
     )
 
 

@@ -1,0 +1,145 @@
+"""LeanVec over HTTP: index config, training queries, background retrain, query knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.api.conftest import Api, make_client
+from tests.api.test_indexing import wait_green
+from tests.unit.test_leanvec import out_of_distribution
+from tests.unit.test_quantization import embeddings
+
+
+def create(
+    api: Api, name: str, index: dict[str, Any], size: int = 384, distance: str = "Cosine"
+) -> None:
+    api.result(
+        "PUT",
+        f"/collections/{name}",
+        {
+            "vectors": {"size": size, "distance": distance},
+            "optimizers_config": {"indexing_threshold": 1000},
+            "index": index,
+        },
+    )
+
+
+def upsert(api: Api, name: str, vectors: np.ndarray) -> None:
+    for start in range(0, len(vectors), 1000):
+        points = [
+            {"id": start + i, "vector": v.tolist()}
+            for i, v in enumerate(vectors[start : start + 1000])
+        ]
+        api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
+
+
+def ids(api: Api, name: str, query: np.ndarray, **extra: Any) -> list[int]:
+    body = {"query": query.tolist(), "limit": 10} | extra
+    return [
+        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
+    ]
+
+
+def sealed(api: Api, name: str) -> list[dict[str, Any]]:
+    return [s for s in api.result("GET", f"/collections/{name}/segments") if s["kind"] == "sealed"]
+
+
+def test_leanvec_collection_reaches_high_recall_and_reports_its_storage(api: Api) -> None:
+    xb, xq = embeddings(3000), embeddings(20, seed=12)
+    create(api, "lv", {"type": "leanvec", "dims": 96, "secondary": "float16", "rerank_factor": 4})
+    upsert(api, "lv", xb)
+    info = wait_green(api, "lv")
+    assert {s["index"] for s in sealed(api, "lv")} == {"leanvec"}
+    per_vector = info["vectors_memory"][""]["bytes_per_vector"]
+    assert per_vector["codes"] == 96  # 8-bit primary: 1/16 of float32's 1,536 bytes
+    assert per_vector["originals"] == 384 * 2
+    hits = 0
+    for q in xq:
+        exact = ids(api, "lv", q, params={"exact": True})
+        hits += len(set(exact) & set(ids(api, "lv", q)))
+        assert len(ids(api, "lv", q, params={"rerank_factor": 1, "hnsw_ef": 32})) == 10
+    assert hits / (10 * len(xq)) >= 0.9
+
+
+def test_training_queries_retrain_an_ood_collection_in_the_background(api: Api) -> None:
+    data, train, held_out = out_of_distribution()
+    create(api, "ood", {"type": "leanvec", "dims": 16, "variant": "ood"}, size=64, distance="Dot")
+    upsert(api, "ood", data)
+    wait_green(api, "ood")
+    before = api.result("GET", "/collections/ood/jobs")
+    answer = api.result(
+        "POST", "/collections/ood/leanvec/training-queries", {"vectors": train.tolist()}
+    )
+    assert answer == {"vector": "", "training_queries": 1000, "retraining": True}
+    wait_green(api, "ood")
+    after = api.result("GET", "/collections/ood/jobs")
+    rebuilt = [j for j in after if j not in before and j["kind"] == "rebuild"]
+    assert rebuilt and all(j["state"] == "done" for j in rebuilt)
+    counts = api.result("GET", "/collections/ood/leanvec/training-queries")
+    assert counts[""]["given"] == 1000
+    for q in held_out[:5]:
+        assert len(ids(api, "ood", q)) == 10
+    assert api.result("GET", "/collections/ood/leanvec/training-queries")[""]["seen"] >= 5
+
+
+def test_served_queries_are_sampled_and_survive_a_restart(tmp_path: Path) -> None:
+    data, _, held_out = out_of_distribution()
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(
+            api, "seen", {"type": "leanvec", "dims": 16, "variant": "ood"}, size=64, distance="Dot"
+        )
+        upsert(api, "seen", data[:500])
+        body = {"searches": [{"query": q.tolist(), "limit": 3} for q in held_out[:70]]}
+        api.result("POST", "/collections/seen/points/query/batch", body)
+    with make_client(tmp_path) as client:
+        counts = Api(client).result("GET", "/collections/seen/leanvec/training-queries")
+        assert counts[""] == {"given": 0, "seen": 70}
+
+
+@pytest.mark.parametrize(
+    ("create_body", "message"),
+    [
+        ({"index": {"type": "leanvec", "dims": 500}}, "dims"),
+        ({"index": {"type": "leanvec", "variant": "ood"}, "distance": "Euclid"}, "ood"),
+        (
+            {"index": {"type": "leanvec"}, "quantization_config": {"binary": {}}},
+            "quantization_config",
+        ),
+        ({"index": {"type": "leanvec", "primary_bits": 6}}, "primary_bits"),
+    ],
+)
+def test_bad_leanvec_configs_are_refused(
+    api: Api, create_body: dict[str, Any], message: str
+) -> None:
+    body = {
+        "vectors": {"size": 384, "distance": create_body.pop("distance", "Cosine")}
+    } | create_body
+    status, answer = api.put("/collections/bad", body)
+    assert status in (400, 422), answer
+    assert message in str(answer["status"]["error"])
+    assert api.result("GET", "/collections/bad/exists") == {"exists": False}
+
+
+def test_bad_training_queries_change_nothing(api: Api) -> None:
+    create(api, "t", {"type": "leanvec", "variant": "ood"}, size=4, distance="Dot")
+    for vectors in ([[1.0, 2.0]], [[1.0, float("nan"), 0.0, 0.0]]):
+        status, answer = api.call(
+            "POST", "/collections/t/leanvec/training-queries", content=_json({"vectors": vectors})
+        )
+        assert status == 400, answer
+    assert api.result("GET", "/collections/t/leanvec/training-queries")[""] == {
+        "given": 0,
+        "seen": 0,
+    }
+    assert api.result("GET", "/collections/t")["config"]["index"]["training_generation"] == 0
+
+
+def _json(body: Any) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
