@@ -18,6 +18,7 @@ from typing import ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from index.metrics import Distance
+from index.serialization import Buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class VectorIndex(Protocol):
     def to_bytes(self) -> bytes: ...
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self: ...
+    def from_bytes(cls, data: Buffer) -> Self: ...
 
     def stats(self) -> IndexStats: ...
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.metrics import Distance, faiss_to_score
-from index.serialization import pack, unpack
+from index.serialization import Buffer, pack, unpack
 
 _INITIAL_CAPACITY = 1024
 
@@ -114,7 +114,7 @@ class FlatIndex:
         return pack(header | {"count": self._count}, [self.vectors().tobytes(), deleted])
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
+    def from_bytes(cls, data: Buffer) -> Self:
         header, (vectors, deleted) = unpack(data)
         index = cls(header["dim"], Distance(header["distance"]))
         count = header["count"]

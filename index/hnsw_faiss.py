@@ -17,7 +17,7 @@ import numpy as np
 from index.base import IndexStats, SearchParams
 from index.flat import exact_search
 from index.metrics import Distance, faiss_to_score
-from index.serialization import pack, unpack
+from index.serialization import Buffer, pack, unpack
 from index.two_stage import hnsw_graph_bytes
 
 _FAISS: Any = faiss
@@ -112,7 +112,7 @@ class HnswIndex:
         return pack(header, [graph, np.packbits(self._deleted).tobytes()])
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
+    def from_bytes(cls, data: Buffer) -> Self:
         header, (graph, deleted) = unpack(data)
         index = cls(header["dim"], Distance(header["distance"]), HnswParams(**header["params"]))
         index._index = faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))

@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from index.serialization import IndexFormatError, pack, unpack
+from index.serialization import Buffer, IndexFormatError, pack, unpack
 
 Variant = Literal["id", "ood"]
 
@@ -129,7 +129,7 @@ class LeanVecModel:
         return pack(header, [array.astype("<f4").tobytes() for array in arrays])
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LeanVecModel:
+    def from_bytes(cls, data: Buffer) -> LeanVecModel:
         """Read ``to_bytes`` output; anything else raises ``IndexFormatError``."""
         header, blobs = _unpack_checked(data)
         try:
@@ -419,7 +419,7 @@ def _model(
     )
 
 
-def _unpack_checked(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+def _unpack_checked(data: Buffer) -> tuple[dict[str, Any], list[Buffer]]:
     try:
         header, blobs = unpack(data)
     except IndexFormatError:
@@ -444,7 +444,7 @@ def _parse_variant(value: object) -> Variant:
 
 
 def _read_arrays(
-    blobs: list[bytes], variant: Variant, dim_in: int, dim_out: int
+    blobs: list[Buffer], variant: Variant, dim_in: int, dim_out: int
 ) -> list[np.ndarray]:
     """``[mean, query_map]`` plus ``data_map`` for "ood" (the "id" maps are one array)."""
     shapes = [(dim_in,), (dim_in, dim_out)] + [(dim_in, dim_out)] * (variant == "ood")
@@ -453,7 +453,7 @@ def _read_arrays(
     return [_array_from(blob, shape) for blob, shape in zip(blobs, shapes, strict=True)]
 
 
-def _array_from(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+def _array_from(blob: Buffer, shape: tuple[int, ...]) -> np.ndarray:
     expected = int(np.prod(shape)) * 4
     if len(blob) != expected:
         raise IndexFormatError(f"LeanVec array of shape {shape} needs {expected} bytes")

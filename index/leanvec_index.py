@@ -30,6 +30,7 @@ import numpy as np
 from index.leanvec import LeanVecModel, Variant, train_id, train_ood
 from index.metrics import Distance
 from index.rerank import SECONDARY_FORMATS, SecondaryFormat
+from index.serialization import Buffer
 from index.two_stage import TwoStageIndex
 
 _FAISS: Any = faiss
@@ -130,7 +131,7 @@ class LeanVecIndex(TwoStageIndex):
             return {"model": False}, []
         return {"model": True}, [self.model.to_bytes()]
 
-    def _load_extra_state(self, header: dict[str, Any], blobs: list[bytes]) -> None:
+    def _load_extra_state(self, header: dict[str, Any], blobs: list[Buffer]) -> None:
         self.model = LeanVecModel.from_bytes(blobs[0]) if header.get("model") else None
 
     def _extra_model_bytes(self) -> int:

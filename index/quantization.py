@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 
 from index.metrics import Distance
+from index.serialization import Buffer
 from index.two_stage import TwoStageIndex
 
 _FAISS: Any = faiss
@@ -176,7 +177,7 @@ class _Centred(_QuantizedHnsw):
     def _extra_state(self) -> tuple[dict[str, Any], list[bytes]]:
         return {"mean": True}, [self._mean.tobytes()]
 
-    def _load_extra_state(self, header: dict[str, Any], blobs: list[bytes]) -> None:
+    def _load_extra_state(self, header: dict[str, Any], blobs: list[Buffer]) -> None:
         self._mean = np.frombuffer(blobs[0], dtype=np.float32).copy()
 
     def _extra_model_bytes(self) -> int:

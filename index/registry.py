@@ -15,7 +15,7 @@ from index.hnsw_faiss import HnswIndex, HnswParams
 from index.leanvec_index import LeanVecIndex, LeanVecParams
 from index.metrics import Distance
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
-from index.serialization import IndexFormatError, unpack
+from index.serialization import Buffer, IndexFormatError, unpack
 
 BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
@@ -41,7 +41,7 @@ def create_index(
     return index
 
 
-def index_from_bytes(data: bytes) -> VectorIndex:
+def index_from_bytes(data: Buffer) -> VectorIndex:
     header, _ = unpack(data)
     kind = header.get("kind")
     if kind not in BACKENDS:

@@ -16,11 +16,13 @@ product per block of queries; no Python loop runs per candidate.
 
 from __future__ import annotations
 
+import mmap
 from typing import Literal
 
 import numpy as np
 
 from index.metrics import Distance
+from index.serialization import Buffer
 
 SecondaryFormat = Literal["float32", "float16", "int8"]
 SECONDARY_FORMATS: tuple[SecondaryFormat, ...] = ("float32", "float16", "int8")
@@ -47,6 +49,9 @@ class SecondaryVectors:
         self._data = np.zeros((0, dim), dtype=_DTYPES[fmt])
         self._scales = np.zeros(0, dtype=np.float32)
         self._count = 0
+        self.mapped = False
+        """True while the rows are read in place from a memory-mapped segment file
+        (page cache, evictable) rather than held in process memory."""
 
     def __len__(self) -> int:
         return self._count
@@ -65,6 +70,7 @@ class SecondaryVectors:
             grown = np.zeros(capacity, dtype=np.float32)
             grown[: self._count] = self._scales[: self._count]
             self._data, self._scales = data, grown
+            self.mapped = False
         self._data[self._count : needed] = encoded
         self._scales[self._count : needed] = scales
         self._count = needed
@@ -90,14 +96,24 @@ class SecondaryVectors:
 
     @classmethod
     def from_blobs(
-        cls, dim: int, fmt: SecondaryFormat, count: int, blobs: list[bytes]
+        cls, dim: int, fmt: SecondaryFormat, count: int, blobs: list[Buffer]
     ) -> SecondaryVectors:
+        """Rows read in place, without a copy: from a memory-mapped file they stay in the
+        page cache; the first ``append`` copies them into process memory."""
         store = cls(dim, fmt)
-        data = np.frombuffer(blobs[0], dtype=_DTYPES[fmt]).reshape(count, dim)
-        store._data = data.copy()
-        store._scales = np.frombuffer(blobs[1], dtype=np.float32).copy()
+        store._data = np.frombuffer(blobs[0], dtype=_DTYPES[fmt]).reshape(count, dim)
+        store._scales = np.frombuffer(blobs[1], dtype=np.float32)
         store._count = count
+        store.mapped = isinstance(blobs[0], memoryview) and isinstance(blobs[0].obj, mmap.mmap)
         return store
+
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        """Per row: does ``vectors`` encode to exactly what is stored? (Lossy formats
+        cannot compare decoded floats with the originals.)"""
+        encoded, scales = self._encode(np.ascontiguousarray(vectors, dtype=np.float32))
+        stored = self._data[: self._count]
+        same: np.ndarray = (encoded == stored).all(axis=1) & (scales == self._scales[: self._count])
+        return same
 
     def _scale_bytes(self) -> int:
         return 4 if self.format == "int8" else 0

@@ -26,7 +26,13 @@ def pack(header: dict[str, Any], blobs: list[bytes]) -> bytes:
     return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(encoded)), encoded, *blobs])
 
 
-def unpack(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+Buffer = bytes | memoryview
+"""What an index is read from: bytes, or a view of a memory-mapped segment file."""
+
+
+def unpack(data: Buffer) -> tuple[dict[str, Any], list[Buffer]]:
+    """Header and blobs; from a ``memoryview`` (a memory-mapped file) the blobs are
+    zero-copy views of it."""
     if len(data) < _PREFIX.size:
         raise IndexFormatError("index data is truncated")
     magic, version, header_len = _PREFIX.unpack_from(data)
@@ -37,7 +43,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
             f"unknown index format version {version}; this Quiver reads {FORMAT_VERSION}"
         )
     start = _PREFIX.size
-    header: dict[str, Any] = json.loads(data[start : start + header_len])
+    header: dict[str, Any] = json.loads(bytes(data[start : start + header_len]))
     offset = start + header_len
     blobs = []
     for size in header.pop("blob_sizes"):

@@ -27,7 +27,7 @@ from index.base import IndexStats, SearchParams
 from index.flat import exact_search
 from index.metrics import Distance
 from index.rerank import SecondaryFormat, SecondaryVectors, rerank
-from index.serialization import IndexFormatError, pack, unpack
+from index.serialization import Buffer, IndexFormatError, pack, unpack
 
 _FAISS: Any = faiss
 
@@ -85,7 +85,7 @@ class TwoStageIndex(ABC):
         """Learned state beside the faiss index (a mean, a projection), for ``to_bytes``."""
         return {}, []
 
-    def _load_extra_state(self, header: dict[str, Any], blobs: list[bytes]) -> None:
+    def _load_extra_state(self, header: dict[str, Any], blobs: list[Buffer]) -> None:
         return None
 
     def _float_graph(self) -> tuple[int, int, int] | None:
@@ -159,6 +159,10 @@ class TwoStageIndex(ABC):
     def vectors(self) -> np.ndarray:
         return self._secondary.matrix()
 
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        """Which rows hold exactly these vectors, as stored (see ``SecondaryVectors``)."""
+        return self._secondary.same_rows(vectors)
+
     def stats(self) -> IndexStats:
         self._sync_graph()
         codes = 0 if self._primary is None else self.count * self._code_bytes()
@@ -167,7 +171,8 @@ class TwoStageIndex(ABC):
             "codes": codes,
             "graph": graph,
             "model": self._model_bytes,
-            "originals": self._secondary.nbytes,
+            "originals": 0 if self._secondary.mapped else self._secondary.nbytes,
+            "originals_mapped": self._secondary.nbytes if self._secondary.mapped else 0,
             "tombstones": self._deleted.nbytes,
         }
         return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
@@ -191,7 +196,7 @@ class TwoStageIndex(ABC):
         return pack(header, blobs + extra_blobs)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
+    def from_bytes(cls, data: Buffer) -> Self:
         header, blobs = unpack(data)
         if header.get("kind") != cls.kind:
             raise IndexFormatError(f"expected a {cls.kind} index, got {header.get('kind')!r}")
@@ -243,7 +248,7 @@ class TwoStageIndex(ABC):
             return bytes(_FAISS.serialize_index_binary(self._primary).tobytes())
         return bytes(_FAISS.serialize_index(self._primary).tobytes())
 
-    def _deserialize_primary(self, blob: bytes) -> Any:
+    def _deserialize_primary(self, blob: Buffer) -> Any:
         raw = np.frombuffer(blob, dtype=np.uint8)
         if self._binary_primary():
             return _FAISS.deserialize_index_binary(raw)

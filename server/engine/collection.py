@@ -26,6 +26,7 @@ import orjson
 from index.base import SearchParams, VectorIndex
 from index.flat import FlatIndex
 from index.registry import index_from_bytes
+from index.two_stage import TwoStageIndex
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
@@ -399,6 +400,7 @@ class Collection:
             replaces=list(task.segment_ids),
         )
         self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+        indexes = self._mapped(manifest, indexes)
         with self._lock.write():
             if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
                 self._segment_store.remove([segment_id])
@@ -463,6 +465,19 @@ class Collection:
             segment_id, parts, payload_indexes=appendable.payload_indexes
         )
         self._segments.appendable = self._new_appendable()
+
+    def _mapped(
+        self, manifest: SegmentManifest, indexes: dict[str, VectorIndex]
+    ) -> dict[str, VectorIndex]:
+        """Two-stage indexes reopened from the file just written, so their full vectors
+        are read from the memory-mapped file instead of held in process memory."""
+        out = dict(indexes)
+        for name, index in indexes.items():
+            if isinstance(index, TwoStageIndex):
+                view = self._segment_store.read_index(manifest, name)
+                if view is not None:
+                    out[name] = index_from_bytes(view)
+        return out
 
     def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, VectorIndex]) -> None:
         """Replace the job's source segments with the new one, carrying over every change
@@ -657,7 +672,7 @@ class Collection:
     def _restore_segment(
         self,
         manifest: SegmentManifest,
-        blobs: dict[str, bytes | None],
+        blobs: dict[str, memoryview | None],
         points: dict[str, LoadedPoint],
         claimed: set[str],
     ) -> SealedSegment:
@@ -675,7 +690,7 @@ class Collection:
                 spec = None
             else:
                 index = index_from_bytes(blob)
-            same = (index.vectors() == batch.vectors[name]).all(axis=1)
+            same = _holds(index, batch.vectors[name])
             alive &= same | ~batch.present[name]
             indexes[name] = index
         claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
@@ -751,6 +766,15 @@ def _gather_rows(
         ids[where] = fetch(segment.ids)
         versions[where] = fetch(segment.versions)
     return ids.tolist(), versions.tolist()
+
+
+def _holds(index: VectorIndex, vectors: np.ndarray) -> np.ndarray:
+    """Per row: does the index still hold exactly this stored vector? Compressed
+    secondaries (float16, int8) compare encodings, not lossy decoded floats."""
+    if isinstance(index, TwoStageIndex):
+        return index.same_rows(vectors)
+    same: np.ndarray = (index.vectors() == vectors).all(axis=1)
+    return same
 
 
 def _batch_from_loaded(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 import shutil
 import time
@@ -93,8 +94,8 @@ class SegmentManifest:
 @dataclass(slots=True)
 class LoadedSegment:
     manifest: SegmentManifest
-    blobs: dict[str, bytes | None]
-    """Index bytes per vector name; None where unbuilt, missing or corrupt."""
+    blobs: dict[str, memoryview | None]
+    """Index bytes per vector name, memory-mapped; None where unbuilt, missing or corrupt."""
 
 
 class SegmentStore:
@@ -152,16 +153,22 @@ class SegmentStore:
         ids = [int(p.name) for p in self.root.iterdir() if p.name.isdigit()]
         return max(ids, default=0)
 
-    def _read_blobs(self, manifest: SegmentManifest) -> dict[str, bytes | None]:
-        blobs: dict[str, bytes | None] = {}
-        folder = self._dir(manifest.segment_id)
+    def read_index(self, manifest: SegmentManifest, name: str) -> memoryview | None:
+        """One index file, memory-mapped and checked against its checksum."""
+        entry = manifest.indexes.get(name)
+        if entry is None:
+            return None
+        return self._map_checked(self._dir(manifest.segment_id) / entry.file, entry.sha256)
+
+    def _read_blobs(self, manifest: SegmentManifest) -> dict[str, memoryview | None]:
+        blobs: dict[str, memoryview | None] = {}
         for name, entry in manifest.indexes.items():
             if entry is None:
                 blobs[name] = None
                 continue
-            path = folder / entry.file
-            data = path.read_bytes() if path.is_file() else None
-            if data is None or _sha256(data) != entry.sha256:
+            path = self._dir(manifest.segment_id) / entry.file
+            data = self._map_checked(path, entry.sha256)
+            if data is None:
                 log.warning(
                     "index file missing or corrupt; it will be rebuilt from stored points",
                     extra={"segment": manifest.segment_id, "file": str(path)},
@@ -170,11 +177,23 @@ class SegmentStore:
             blobs[name] = data
         return blobs
 
+    @staticmethod
+    def _map_checked(path: Path, sha256: str) -> memoryview | None:
+        """The file read-only memory-mapped: indexes copy what they keep in RAM, and
+        re-ranking vectors stay in the page cache (see index/rerank.py)."""
+        try:
+            with open(path, "rb") as handle:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # missing, unreadable, or empty (cannot be mapped)
+            return None
+        view = memoryview(mapped)
+        return view if _sha256(view) == sha256 else None
+
     def _dir(self, segment_id: int) -> Path:
         return self.root / f"{segment_id:08d}"
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

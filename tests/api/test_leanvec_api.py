@@ -56,13 +56,30 @@ def test_leanvec_collection_reaches_high_recall_and_reports_its_storage(api: Api
     assert {s["index"] for s in sealed(api, "lv")} == {"leanvec"}
     per_vector = info["vectors_memory"][""]["bytes_per_vector"]
     assert per_vector["codes"] == 96  # 8-bit primary: 1/16 of float32's 1,536 bytes
-    assert per_vector["originals"] == 384 * 2
+    assert per_vector["originals_mapped"] == 384 * 2 and per_vector["originals"] == 0
     hits = 0
     for q in xq:
         exact = ids(api, "lv", q, params={"exact": True})
         hits += len(set(exact) & set(ids(api, "lv", q)))
         assert len(ids(api, "lv", q, params={"rerank_factor": 1, "hnsw_ef": 32})) == 10
     assert hits / (10 * len(xq)) >= 0.9
+
+
+def test_compressed_secondaries_survive_a_restart_without_rebuild(tmp_path: Path) -> None:
+    xb, xq = embeddings(2000), embeddings(5, seed=12)
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "int8", {"type": "leanvec", "secondary": "int8"})
+        upsert(api, "int8", xb)
+        wait_green(api, "int8")
+        before = [ids(api, "int8", q) for q in xq]
+        jobs = len(api.result("GET", "/collections/int8/jobs"))
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        info = wait_green(api, "int8")
+        assert info["indexed_vectors_count"] == 2000  # no point fell back to the exact tail
+        assert len(api.result("GET", "/collections/int8/jobs")) == jobs
+        assert [ids(api, "int8", q) for q in xq] == before
 
 
 def test_training_queries_retrain_an_ood_collection_in_the_background(api: Api) -> None:
