@@ -159,6 +159,15 @@ class TwoStageIndex(ABC):
     def vectors(self) -> np.ndarray:
         return self._secondary.matrix()
 
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Some rows decoded, without decoding the whole matrix."""
+        return self._secondary.gather(rows)
+
+    @property
+    def lossless(self) -> bool:
+        """Whether ``vectors()`` returns the rows exactly as added (float32 secondary)."""
+        return self._secondary.format == "float32"
+
     def same_rows(self, vectors: np.ndarray) -> np.ndarray:
         """Which rows hold exactly these vectors, as stored (see ``SecondaryVectors``)."""
         return self._secondary.same_rows(vectors)

@@ -239,7 +239,7 @@ class Collection:
             segment, row = found
             if not segment.has_vector(row, name):
                 raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
-            return segment.vectors(row)[name]
+            return self._exact_vectors(segment, row)[name]
 
     def prepare_query(self, raw: Any, using: str | None) -> tuple[str, np.ndarray]:
         name = vector_name(self._config, using)
@@ -385,6 +385,7 @@ class Collection:
             if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
                 return None
             job = snapshot(task, self._config, self._segments.sealed)
+            self._exact_job_vectors(job, task)
             if self._learns_from_queries():
                 for name in self._config.vectors:
                     sample = self.query_samples.for_training(name)
@@ -465,6 +466,21 @@ class Collection:
             segment_id, parts, payload_indexes=appendable.payload_indexes
         )
         self._segments.appendable = self._new_appendable()
+
+    def _exact_job_vectors(self, job: RebuildInput, task: Task) -> None:
+        """A rebuild from compressed secondaries would compound their rounding (and
+        keep it after switching to a float index): take the stored vectors instead."""
+        for name in job.vectors:
+            if not any(self._segments.sealed[s].lossy(name) for s in task.segment_ids):
+                continue
+            pids = [point_id_to_text(i) for i in job.ids]
+            stored = self._store.vectors_of(pids, name)
+            matrix = job.vectors[name].copy()
+            for row, pid in enumerate(pids):
+                data = stored.get(pid)
+                if data is not None:
+                    matrix[row] = np.frombuffer(data, dtype=np.float32)
+            job.vectors[name] = matrix
 
     def _mapped(
         self, manifest: SegmentManifest, indexes: dict[str, VectorIndex]
@@ -589,12 +605,24 @@ class Collection:
     def _vector_output(self, segment: AnySegment, row: int, with_vector: VectorSelector) -> Any:
         if with_vector is False:
             return None
-        vectors = segment.vectors(row)
+        vectors = self._exact_vectors(segment, row)
         if not self._config.named_vectors:
             vector = next(iter(vectors.values()), None)
             return None if vector is None else vector.tolist()
         names = vectors.keys() if with_vector is True else with_vector
         return {name: vectors[name].tolist() for name in names if name in vectors}
+
+    def _exact_vectors(self, segment: AnySegment, row: int) -> dict[str, np.ndarray]:
+        """A row's vectors as written: compressed secondaries (float16 / int8 LeanVec)
+        are replaced by the exact copy in the point store."""
+        vectors = segment.vectors(row)
+        if isinstance(segment, SealedSegment):
+            pid = point_id_to_text(segment.ids[row])
+            for name in [n for n in vectors if segment.lossy(n)]:
+                stored = self._store.vectors_of([pid], name).get(pid)
+                if stored is not None:
+                    vectors[name] = np.frombuffer(stored, dtype=np.float32).copy()
+        return vectors
 
     def _resolve(self, selection: PointsSelection, *, must_exist: bool) -> list[PointId]:
         if selection.ids is None:

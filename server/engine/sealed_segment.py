@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams, VectorIndex
+from index.two_stage import TwoStageIndex
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
@@ -74,11 +75,19 @@ class SealedSegment(SegmentRows):
         return np.zeros(len(self._ids), dtype=bool) if present is None else present
 
     def vectors(self, row: int) -> dict[str, np.ndarray]:
+        """One row's vectors as the indexes hold them (decoded for compressed secondaries;
+        ``Collection`` substitutes the exact stored ones where ``lossy`` says so)."""
         return {
-            name: index.vectors()[row].copy()
+            name: index.row_vectors(np.array([row]))[0]
+            if isinstance(index, TwoStageIndex)
+            else index.vectors()[row].copy()
             for name, index in self.indexes.items()
             if self.present[name][row]
         }
+
+    def lossy(self, name: str) -> bool:
+        index = self.indexes.get(name)
+        return isinstance(index, TwoStageIndex) and not index.lossless
 
     def has_vector(self, row: int, name: str) -> bool:
         present = self.present.get(name)

@@ -162,6 +162,17 @@ class PointStore:
         for pid, version, payload in rows:
             yield LoadedPoint(pid, version, payload, vectors.get(pid, {}))
 
+    def vectors_of(self, pids: Sequence[str], name: str) -> dict[str, bytes]:
+        """The stored (exact) vectors of ``pids`` under ``name``; absent ones are missing."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for start in range(0, len(pids), 500):
+                chunk = list(pids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT pid, data FROM vectors WHERE name = ? AND pid IN ({marks})"
+                found.update(self._db.execute(query, [name, *chunk]).fetchall())
+        return found
+
     def save_job(self, job_id: str, body: dict[str, Any]) -> None:
         """Background-job records (history and crash recovery), outside the op-id sequence."""
         with self._transaction() as db:

@@ -160,3 +160,23 @@ def _json(body: Any) -> bytes:
     import json
 
     return json.dumps(body).encode()
+
+
+def test_compressed_secondaries_return_and_rebuild_from_the_exact_vectors(api: Api) -> None:
+    xb = embeddings(1500)
+    create(api, "exact", {"type": "leanvec", "secondary": "int8"})
+    upsert(api, "exact", xb)
+    wait_green(api, "exact")
+    got = api.result("POST", "/collections/exact/points", {"ids": [7], "with_vector": True})
+    # the server re-normalises (Cosine): equal to float32 rounding; int8 would be off ~1e-3
+    np.testing.assert_allclose(np.array(got[0]["vector"]), xb[7], atol=1e-6)
+    api.result("PATCH", "/collections/exact", {"index": {"type": "hnsw"}})
+    wait_green(api, "exact")
+    assert {s["index"] for s in sealed(api, "exact")} == {"hnsw"}
+    hits = api.result(
+        "POST", "/collections/exact/points/query",
+        {"query": xb[3].tolist(), "limit": 1, "with_vector": True},
+    )["points"]  # fmt: skip
+    assert hits[0]["id"] == 3
+    np.testing.assert_allclose(np.array(hits[0]["vector"]), xb[3], atol=1e-6)
+    assert hits[0]["score"] == pytest.approx(float(xb[3] @ xb[3]), abs=1e-6)
