@@ -2,23 +2,25 @@
 
 Each method keeps an HNSW graph over compact codes, walks it in C++ with the codes'
 own distance, and re-ranks ``ceil(k * oversampling)`` candidates with the original
-float32 vectors (``index/two_stage.py``):
+float32 vectors (``index/two_stage.py``; the graph itself is grown from the float
+vectors, see ``_float_graph``):
 
-=========  ======================================  ==========================  ==========
-method     faiss primary                           code bytes / vector         oversampling
-=========  ======================================  ==========================  ==========
-scalar     ``IndexHNSWSQ`` (8-bit, per dimension)  ``d``            (1/4)      2
-product    ``IndexHNSWPQ`` (8-bit sub-codes)       ``4d / compression``        4
-binary     ``IndexBinaryHNSW`` (sign bits)         ``ceil(d / 8)``  (1/32)     see below
-rabitq     ``IndexHNSWRaBitQ`` (1 bit + factors)   ``ceil(d / 8) + 8``         4
-=========  ======================================  ==========================  ==========
+=======  =====================================  ========================  ======================
+method   faiss primary                          code bytes / vector       default oversampling
+=======  =====================================  ========================  ======================
+scalar   ``IndexHNSWSQ`` (8-bit per dimension)  ``d`` (1/4 of float32)    2
+product  ``IndexHNSWPQ`` (8-bit sub-codes)      ``4d / compression``      compression (x16: 16)
+binary   ``IndexBinaryHNSW`` (sign bits)        ``ceil(d / 8)``           max(4, 4096 / d)
+rabitq   ``IndexHNSWRaBitQ``                    <= 1/8 of float32         4-8, by bits (below)
+=======  =====================================  ========================  ======================
 
-The default oversampling is the smallest that reached recall@10 >= 0.95 after
-re-ranking on GloVe-50 and the 384-d MiniLM set (``bench/bench_quantization.py``).
-Binary codes of low-dimensional vectors are coarse (50 bits cannot tell GloVe's
-neighbours apart), so binary oversamples ``max(4, 1536 / d)``: 4 at 384 dims, 31 at 50.
-Binary codes the vectors minus the training mean (RaBitQ centres on its own): sign
-bits of uncentred embeddings, which crowd into a few orthants, carry little information.
+The defaults are the smallest oversampling that reached recall@10 >= 0.95 after
+re-ranking on the test set (``bench/reference/quantization.json``) and on GloVe-50 in
+development runs; ``bench/bench_quantization.py`` measures them on real data. Binary
+codes of low-dimensional vectors are coarse (50 sign bits cannot tell GloVe's
+neighbours apart), hence an oversampling that grows as the dimension shrinks. Binary
+codes the vector minus the training mean (RaBitQ centres on its own): sign bits of
+uncentred embeddings, which crowd into a few orthants, carry little information.
 """
 
 from __future__ import annotations

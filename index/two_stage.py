@@ -94,7 +94,7 @@ class TwoStageIndex(ABC):
 
         Coarse codes make poor graphs: on GloVe-50, HNSW built over 16x product codes
         reached recall@10 0.48 after re-ranking 160 candidates, the same codes on a
-        graph built from the floats 0.92."""
+        graph built from the floats 0.97 (docs/adr/0005-quantization.md)."""
         return None
 
     # -- VectorIndex / TrainableIndex ------------------------------------------
