@@ -11,7 +11,8 @@ method   faiss primary                          code bytes / vector       defaul
 scalar   ``IndexHNSWSQ`` (8-bit per dimension)  ``d`` (1/4 of float32)    2
 product  ``IndexHNSWPQ`` (8-bit sub-codes)      ``4d / compression``      compression (x16: 16)
 binary   ``IndexBinaryHNSW`` (sign bits)        ``ceil(d / 8)``           max(4, 4096 / d)
-rabitq   ``IndexHNSWRaBitQ``                    <= 1/8 of float32         4-8, by bits (below)
+rabitq   ``IndexHNSWRaBitQ``                    <= 1/8 of float32         4 (>= 3 bits), 8 (2),
+                                                                          max(8, 3200 / d) (1)
 =======  =====================================  ========================  ======================
 
 The defaults are the smallest oversampling that reached recall@10 >= 0.95 after
