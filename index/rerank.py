@@ -17,8 +17,9 @@ product per block of queries; no Python loop runs per candidate.
 from __future__ import annotations
 
 import mmap
-from typing import Literal
+from typing import Any, Literal
 
+import faiss
 import numpy as np
 
 from index.metrics import Distance
@@ -26,6 +27,8 @@ from index.serialization import Buffer
 
 SecondaryFormat = Literal["float32", "float16", "int8"]
 SECONDARY_FORMATS: tuple[SecondaryFormat, ...] = ("float32", "float16", "int8")
+
+_FAISS: Any = faiss
 
 _QUERY_BLOCK = 256
 """Queries re-ranked per matrix product: bounds the gathered block to
@@ -83,6 +86,10 @@ class SecondaryVectors:
             decoded *= self._scales[rows][..., None]
         return decoded
 
+    def raw_rows(self) -> np.ndarray:
+        """The stored rows as they are (C-contiguous, possibly a read-only file view)."""
+        return self._data[: self._count]
+
     def matrix(self) -> np.ndarray:
         """Every row as float32: a read-only view for float32, a decoded copy otherwise."""
         if self.format == "float32":
@@ -130,6 +137,30 @@ class SecondaryVectors:
         return codes, scales
 
 
+def _faiss_scores(
+    store: SecondaryVectors, queries: np.ndarray, rows: np.ndarray, distance: Distance
+) -> np.ndarray | None:
+    """Scores of ``rows (nq, c)`` computed in faiss, reading the stored float32 rows in
+    place (no gathered copy): ``fvec_inner_products_by_idx`` / ``fvec_L2sqr_by_idx``.
+    None where faiss has no kernel (float16 / int8 storage, Manhattan)."""
+    if store.format != "float32" or distance is Distance.MANHATTAN or len(store) == 0:
+        return None
+    data = store.raw_rows()
+    xq = np.ascontiguousarray(queries, dtype=np.float32)
+    ids = np.ascontiguousarray(rows, dtype=np.int64)
+    out = np.empty(ids.shape, dtype=np.float32)
+    kernel = (
+        _FAISS.fvec_inner_products_by_idx if distance.higher_is_better else _FAISS.fvec_L2sqr_by_idx
+    )
+    kernel(
+        _FAISS.swig_ptr(out), _FAISS.swig_ptr(xq), _FAISS.swig_ptr(data), _FAISS.swig_ptr(ids),
+        store.dim, ids.shape[0], ids.shape[1],
+    )  # fmt: skip
+    if distance is Distance.EUCLID:
+        np.sqrt(np.maximum(out, 0.0), out=out)
+    return out
+
+
 def exact_scores(vectors: np.ndarray, queries: np.ndarray, distance: Distance) -> np.ndarray:
     """Scores of ``vectors (nq, c, d)`` against ``queries (nq, d)`` in Qdrant's units."""
     if distance.higher_is_better:
@@ -161,7 +192,10 @@ def rerank(
         block = slice(start, start + _QUERY_BLOCK)
         found = candidates[block]
         valid = found >= 0
-        exact = exact_scores(store.gather(np.maximum(found, 0)), queries[block], distance)
+        safe = np.maximum(found, 0)
+        exact = _faiss_scores(store, queries[block], safe, distance)
+        if exact is None:
+            exact = exact_scores(store.gather(safe), queries[block], distance)
         key = np.where(valid, -exact if distance.higher_is_better else exact, np.inf)
         order = np.argsort(key, axis=1, kind="stable")[:, :k]
         width = order.shape[1]
