@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+EMBED_STAMP := $(VENV)/.installed-embed
+TEXT_DATA := bench/data/text/meta.json
 HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
-.PHONY: serve test lint typecheck check bench bench-core bench-hnsw bench-planner clean
+.PHONY: serve test lint typecheck check bench bench-core bench-hnsw bench-planner \
+	bench-quantization bench-leanvec clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +22,17 @@ $(STAMP): pyproject.toml
 $(BENCH_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
+
+# torch comes from the local CPU wheel (pinned 2.13.0 in the `embed` extra): install it
+# first so nothing asks the registry for a CUDA build.
+$(EMBED_STAMP): $(BENCH_STAMP)
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e '.[dev,bench,embed]'
+	touch $(EMBED_STAMP)
+
+# The 384-d Debian MiniLM set: ~22 min of embedding on 2 cores, cached in bench/data/.
+$(TEXT_DATA): | $(EMBED_STAMP)
+	$(VENV)/bin/python bench/text_embeddings.py build --base 56000 --queries 2000
 
 serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
@@ -34,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-bench: bench-core bench-hnsw bench-planner
+bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec
 
 bench-core: $(BENCH_STAMP)
 	$(VENV)/bin/python bench/bench_core.py
@@ -44,6 +58,12 @@ bench-hnsw: $(BENCH_STAMP)
 
 bench-planner: $(BENCH_STAMP)
 	$(VENV)/bin/python bench/bench_planner.py
+
+bench-quantization: $(BENCH_STAMP) $(TEXT_DATA)
+	$(VENV)/bin/python bench/bench_quantization.py
+
+bench-leanvec: $(BENCH_STAMP) $(TEXT_DATA)
+	$(VENV)/bin/python bench/bench_leanvec.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
