@@ -85,6 +85,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 from bench_core import cpu_busy_fraction, log, machine_info
+from common import save_results
 from text_embeddings import TextDataset, load_debian, synthetic, training_synopses
 
 from index.base import TRAINING_SAMPLE, SearchParams
@@ -1025,12 +1026,7 @@ def notes_for(results: dict[str, Any]) -> list[str]:
 
 
 def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    paths = [results_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")]
-    paths[0].write_text(json.dumps(results, indent=2) + "\n")
-    paths[1].write_text(markdown_report(results))
-    plot(results, paths[2])
-    return paths
+    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main

@@ -27,7 +27,6 @@ two-panel chart, to `bench/results/planner_glove50.{md,json,png}`
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -58,6 +57,7 @@ from bench_hnsw import (
     segments,
     wait_green,
 )
+from common import save_results
 from server_process import QuiverServer, ServerError, headers
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -804,12 +804,7 @@ def notes_for(results: dict[str, Any]) -> list[str]:
 
 
 def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    paths = [results_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")]
-    paths[0].write_text(json.dumps(results, indent=2) + "\n")
-    paths[1].write_text(markdown_report(results))
-    plot(results, paths[2])
-    return paths
+    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main

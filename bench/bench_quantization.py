@@ -46,7 +46,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import functools
-import json
 import math
 import sys
 import time
@@ -86,6 +85,7 @@ from bench_hnsw import (
     record_batch,
     wait_green,
 )
+from common import save_results
 from server_process import QuiverServer, ServerError, headers
 
 from index.quantization import QuantizationMethod, default_oversampling, rabitq_bits_within
@@ -919,12 +919,7 @@ def notes_for(results: dict[str, Any]) -> list[str]:
 
 
 def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    paths = [results_dir / f"{stem}.{ext}" for ext in ("json", "md", "png")]
-    paths[0].write_text(json.dumps(results, indent=2) + "\n")
-    paths[1].write_text(markdown_report(results))
-    plot(results, paths[2])
-    return paths
+    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main
