@@ -18,9 +18,38 @@ from index.base import IndexStats, SearchParams
 from index.flat import exact_search
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
-from index.two_stage import hnsw_graph_bytes
 
 _FAISS: Any = faiss
+
+
+def hnsw_graph_bytes(hnsw: Any) -> int:
+    """Links (int32), per-node levels (int32) and link offsets (size_t) of a faiss HNSW."""
+    return (
+        int(hnsw.neighbors.size()) * 4 + int(hnsw.levels.size()) * 4 + int(hnsw.offsets.size()) * 8
+    )
+
+
+def live_mask(deleted: np.ndarray, allowed: np.ndarray | None) -> np.ndarray | None:
+    """The rows a search may return: allowed and not tombstoned; None = every row."""
+    if allowed is None:
+        return None if not deleted.any() else np.logical_not(deleted)
+    both: np.ndarray = allowed & ~deleted
+    return both
+
+
+def search_hnsw(
+    index: Any, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Any faiss HNSW index (float, code or binary) searched with beam ``ef``, the mask
+    checked in C++ through an ``IDSelectorBitmap``; faiss's raw distances and ids."""
+    bits, selector = None, None
+    if mask is not None:
+        bits = np.packbits(mask, bitorder="little")
+        selector = _FAISS.IDSelectorBitmap(len(mask), _FAISS.swig_ptr(bits))
+    search_params = _FAISS.SearchParametersHNSW(efSearch=ef, sel=selector)
+    raw, found = index.search(queries, k, params=search_params)
+    del bits  # the selector points into it: keep it alive until search returns
+    return np.asarray(raw), np.asarray(found, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +99,7 @@ class HnswIndex:
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         params = params or SearchParams()
-        mask = self._live_mask(allowed)
+        mask = live_mask(self._deleted, allowed)
         if params.exact:
             rows = None if mask is None else np.flatnonzero(mask)
             return exact_search(self.vectors(), queries, k, self.distance, rows)
@@ -80,15 +109,8 @@ class HnswIndex:
         if self.count == 0 or k == 0:
             return ids, scores
         ef = max(params.ef or self.params.ef_search, k)
-        bits = None if mask is None else np.packbits(mask, bitorder="little")
-        selector = (
-            None if bits is None else faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bits))
-        )
-        search_params = _FAISS.SearchParametersHNSW(efSearch=ef, sel=selector)
-        raw, found = self._index.search(
-            np.ascontiguousarray(queries, dtype=np.float32), k, params=search_params
-        )
-        del bits  # the selector points into it: keep it alive until search returns
+        xq = np.ascontiguousarray(queries, dtype=np.float32)
+        raw, found = search_hnsw(self._index, xq, k, ef, mask)
         ids[:] = found
         scores[:] = np.where(found >= 0, faiss_to_score(raw, self.distance), scores)
         return ids, scores
@@ -127,8 +149,3 @@ class HnswIndex:
             "tombstones": self._deleted.nbytes,
         }
         return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
-
-    def _live_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        if allowed is None:
-            return ~self._deleted if self._deleted.any() else None
-        return allowed & ~self._deleted

@@ -25,18 +25,12 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.flat import exact_search
+from index.hnsw_faiss import hnsw_graph_bytes, live_mask, search_hnsw
 from index.metrics import Distance
 from index.rerank import SecondaryFormat, SecondaryVectors, rerank
 from index.serialization import Buffer, IndexFormatError, pack, unpack
 
 _FAISS: Any = faiss
-
-
-def hnsw_graph_bytes(hnsw: Any) -> int:
-    """Links (int32), per-node levels (int32) and link offsets (size_t) of a faiss HNSW."""
-    return (
-        int(hnsw.neighbors.size()) * 4 + int(hnsw.levels.size()) * 4 + int(hnsw.offsets.size()) * 8
-    )
 
 
 class TwoStageIndex(ABC):
@@ -140,7 +134,7 @@ class TwoStageIndex(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         params = params or SearchParams()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        mask = self._live_mask(allowed)
+        mask = live_mask(self._deleted, allowed)
         self._sync_graph()
         if params.exact or params.ignore_quantization or self._primary is None:
             rows = None if mask is None else np.flatnonzero(mask)
@@ -276,17 +270,8 @@ class TwoStageIndex(ABC):
     def _search_primary(
         self, queries: np.ndarray, wanted: int, ef: int | None, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        bits = None if mask is None else np.packbits(mask, bitorder="little")
-        selector = (
-            None if bits is None else _FAISS.IDSelectorBitmap(self.count, _FAISS.swig_ptr(bits))
-        )
         beam = max(ef or self._default_ef(), wanted)
-        search_params = _FAISS.SearchParametersHNSW(efSearch=beam, sel=selector)
-        raw, found = self._primary.search(
-            self._encode_queries(queries), wanted, params=search_params
-        )
-        del bits  # the selector points into it: keep it alive until search returns
-        return np.asarray(raw), np.asarray(found, dtype=np.int64)
+        return search_hnsw(self._primary, self._encode_queries(queries), wanted, beam, mask)
 
     def _unscored(
         self, raw: np.ndarray, found: np.ndarray, queries: np.ndarray, k: int
@@ -297,8 +282,3 @@ class TwoStageIndex(ABC):
         ids[:, : found.shape[1]] = found
         padded[:, : found.shape[1]] = scores
         return ids, padded
-
-    def _live_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        if allowed is None:
-            return ~self._deleted if self._deleted.any() else None
-        return allowed & ~self._deleted
