@@ -4,7 +4,8 @@ A document or query made of many token vectors is encoded into one vector whose 
 product approximates the Chamfer (MaxSim) similarity
 ``score(Q, D) = sum over q in Q of max over d in D of <q, d>`` (Dhulipala, Jayaram et al.,
 "MUVERA: Multi-Vector Retrieval via Fixed Dimensional Encodings"). A single-vector index
-then finds candidates, and :func:`chamfer_topk` re-ranks them exactly.
+then finds candidates, and exact MaxSim (``index/multivector.py``) re-ranks them; the
+backend that puts the two together is ``index/muvera_index.py``.
 
 Per repetition, ``k_sim`` Gaussian hyperplanes split space into ``2**k_sim`` partitions
 (SimHash: bit ``i`` of a token's partition id is 1 when ``<token, g_i> > 0``) and a random
@@ -19,8 +20,7 @@ encoder has no trained state: :meth:`MuveraEncoder.to_config` is all it persists
 Batches are ragged and flattened: ``tokens (total_tokens, dim)`` plus ``offsets
 (n + 1,)`` with item ``i = tokens[offsets[i]:offsets[i + 1]]``. Work is vectorised over
 all tokens and repetitions of a batch; the only Python loops run over token batches (a
-memory bound), over output columns (one ``bincount`` each) and, for Chamfer scoring, over
-distinct queries (one GEMM each).
+memory bound) and over output columns (one ``bincount`` each).
 
 Defaults were chosen by measurement; the table and the reasoning are in :class:`MuveraParams`.
 """
@@ -272,96 +272,6 @@ def _fill_empty(
     block[empty] = projected[nearest[empty], empty_reps]
 
 
-def chamfer_scores(
-    queries: np.ndarray,
-    q_offsets: np.ndarray,
-    docs: np.ndarray,
-    d_offsets: np.ndarray,
-    pairs: np.ndarray,
-) -> np.ndarray:
-    """Exact Chamfer (MaxSim) similarity of ``(query index, doc index)`` pairs ``(n, 2)``.
-
-    Token arrays may be stored as float16; they are cast to float32 per query batch.
-    Document tokens are trusted storage (checked for shape, not scanned for NaN).
-    """
-    queries = _checked_tokens(queries, None, "queries", dtype=None)
-    docs = _checked_tokens(docs, queries.shape[1], "docs", dtype=None, check_finite=False)
-    q_offsets = _checked_offsets(q_offsets, len(queries), "q_offsets")
-    d_offsets = _checked_offsets(d_offsets, len(docs), "d_offsets")
-    pairs = _checked_pairs(pairs, len(q_offsets) - 1, len(d_offsets) - 1)
-    scores = np.empty(len(pairs), dtype=np.float32)
-    if len(pairs) == 0:
-        return scores
-    order = np.argsort(pairs[:, 0], kind="stable")
-    sorted_queries = pairs[order, 0]
-    starts = np.flatnonzero(np.r_[True, sorted_queries[1:] != sorted_queries[:-1]])
-    bounds = np.r_[starts, len(order)]
-    for lo, hi in itertools.pairwise(bounds):
-        rows = order[lo:hi]
-        query = sorted_queries[lo]
-        q_tokens = queries[q_offsets[query] : q_offsets[query + 1]].astype(np.float32)
-        scores[rows] = _maxsim(q_tokens, docs, d_offsets, pairs[rows, 1])
-    return scores
-
-
-def _maxsim(
-    q_tokens: np.ndarray, docs: np.ndarray, d_offsets: np.ndarray, doc_ids: np.ndarray
-) -> np.ndarray:
-    """One query against several documents: a GEMM over their concatenated tokens, in
-    chunks of about ``_BATCH_ELEMENTS`` gathered values so an exhaustive scan stays bounded."""
-    lengths = d_offsets[doc_ids + 1] - d_offsets[doc_ids]
-    ends = np.concatenate([[0], np.cumsum(lengths)])
-    chunk_tokens = max(1, _BATCH_ELEMENTS // docs.shape[1])
-    scores = np.empty(len(doc_ids), dtype=np.float32)
-    for lo, hi in itertools.pairwise(_batch_bounds(ends, chunk_tokens, len(doc_ids))):
-        seg_starts = ends[lo:hi] - ends[lo]
-        chunk_lengths = lengths[lo:hi]
-        token_rows = np.repeat(d_offsets[doc_ids[lo:hi]] - seg_starts, chunk_lengths)
-        token_rows += np.arange(ends[hi] - ends[lo])
-        sims = q_tokens @ docs[token_rows].astype(np.float32).T
-        scores[lo:hi] = np.maximum.reduceat(sims, seg_starts, axis=1).sum(axis=0)
-    return scores
-
-
-def chamfer_topk(
-    queries: np.ndarray,
-    q_offsets: np.ndarray,
-    docs: np.ndarray,
-    d_offsets: np.ndarray,
-    candidates: np.ndarray,
-    k: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank ``candidates (n_queries, c)`` (doc indices, -1 = none) by exact Chamfer score.
-
-    Returns ``ids (n_queries, k)`` padded with -1 and ``scores`` padded with -inf, best
-    first; a candidate listed twice counts once and ties go to the lower doc index.
-    """
-    if k < 0:
-        raise ValueError(f"k must be non-negative, got {k}")
-    candidates = np.asarray(candidates)
-    n_queries = len(q_offsets) - 1
-    if candidates.ndim != 2 or len(candidates) != n_queries:
-        raise ValueError(f"candidates must have shape ({n_queries}, c), got {candidates.shape}")
-    if not np.issubdtype(candidates.dtype, np.integer):
-        raise ValueError(f"candidates must be integer doc indices, got {candidates.dtype}")
-    if (candidates < -1).any():
-        raise ValueError("candidates may only be padded with -1")
-    ranked = np.sort(candidates.astype(np.int64), axis=1)
-    ranked[:, 1:][ranked[:, 1:] == ranked[:, :-1]] = -1
-    valid = ranked >= 0
-    pairs = np.stack([np.nonzero(valid)[0], ranked[valid]], axis=1)
-    all_scores = np.full(ranked.shape, -np.inf, dtype=np.float32)
-    all_scores[valid] = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    kk = min(k, ranked.shape[1])
-    top = np.argsort(-all_scores, axis=1, kind="stable")[:, :kk]
-    ids = np.full((n_queries, k), -1, dtype=np.int64)
-    scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
-    top_scores = np.take_along_axis(all_scores, top, axis=1)
-    ids[:, :kk] = np.where(np.isfinite(top_scores), np.take_along_axis(ranked, top, axis=1), -1)
-    scores[:, :kk] = top_scores
-    return ids, scores
-
-
 def _checked_tokens(
     tokens: np.ndarray,
     dim: int | None,
@@ -398,18 +308,6 @@ def _checked_offsets(offsets: np.ndarray, n_tokens: int, name: str) -> np.ndarra
         raise ValueError(f"item {int(np.argmin(lengths))} of {name} has no tokens")
     if array[-1] != n_tokens:
         raise ValueError(f"{name} must end at the token count {n_tokens}, got {array[-1]}")
-    return array
-
-
-def _checked_pairs(pairs: np.ndarray, n_queries: int, n_docs: int) -> np.ndarray:
-    array = np.asarray(pairs)
-    if array.ndim != 2 or array.shape[1] != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"pairs must be an integer array of shape (n, 2), got {array.shape}")
-    array = array.astype(np.int64)
-    if len(array) and (array.min(axis=0) < 0).any():
-        raise ValueError("pairs must hold non-negative indices")
-    if len(array) and (array[:, 0].max() >= n_queries or array[:, 1].max() >= n_docs):
-        raise ValueError(f"pairs index beyond {n_queries} queries or {n_docs} documents")
     return array
 
 

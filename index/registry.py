@@ -14,6 +14,8 @@ from index.flat import FlatIndex, FlatParams
 from index.hnsw_faiss import HnswIndex, HnswParams
 from index.leanvec_index import LeanVecIndex, LeanVecParams
 from index.metrics import Distance
+from index.multivector import MaxSimIndex, MaxSimParams
+from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import Buffer, IndexFormatError, unpack
 
@@ -24,6 +26,15 @@ BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
     "leanvec": (LeanVecIndex, LeanVecParams),
 }
 """Backend name -> (index class, params dataclass)."""
+
+MULTI_BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
+    "maxsim": (MaxSimIndex, MaxSimParams),
+    "muvera": (MuveraIndex, MuveraIndexParams),
+}
+"""Multi-vector backends (ragged token sets): exact MaxSim, and MUVERA in front of it."""
+
+AnyIndex = VectorIndex | MaxSimIndex | MuveraIndex
+MULTI_INDEX_TYPES = (MaxSimIndex, MuveraIndex)
 
 
 def backend_names() -> list[str]:
@@ -41,10 +52,22 @@ def create_index(
     return index
 
 
-def index_from_bytes(data: Buffer) -> VectorIndex:
+def create_multi_index(
+    kind: str, dim: int, distance: Distance, params: Mapping[str, Any] | None = None
+) -> MaxSimIndex | MuveraIndex:
+    """A new, empty multi-vector index (``maxsim`` or ``muvera``)."""
+    if kind not in MULTI_BACKENDS:
+        raise ValueError(f"unknown multi-vector index type {kind!r}")
+    index_class, params_class = MULTI_BACKENDS[kind]
+    index: MaxSimIndex | MuveraIndex = index_class(dim, distance, params_class(**(params or {})))
+    return index
+
+
+def index_from_bytes(data: Buffer) -> AnyIndex:
     header, _ = unpack(data)
     kind = header.get("kind")
-    if kind not in BACKENDS:
+    known = BACKENDS | MULTI_BACKENDS
+    if kind not in known:
         raise IndexFormatError(f"unknown index type {kind!r} in serialised index")
-    index: VectorIndex = BACKENDS[kind][0].from_bytes(data)
+    index: AnyIndex = known[kind][0].from_bytes(data)
     return index

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 import index.muvera as muvera
-from index.muvera import MuveraEncoder, MuveraParams, chamfer_scores, chamfer_topk
+from index.multivector import Ragged, exact_maxsim, maxsim_pairs, top_of
+from index.muvera import MuveraEncoder, MuveraParams
 from index.serialization import IndexFormatError
 
 DIM = 8
@@ -181,15 +183,22 @@ def test_unknown_config_format_is_refused() -> None:
 
 
 def test_fde_inner_product_tracks_chamfer_similarity() -> None:
+    """Rank correlation of FDE inner products with exact Chamfer over every (query, doc)
+    pair, and per query over the documents. The issue asked for Spearman >= 0.9; on this
+    set the default encoder measures 0.75 over all pairs and 0.85 per query, and 4x larger
+    encodings (d_proj 64, 40 repetitions) only reach 0.79 / 0.89: averaging the tokens of a
+    partition caps the approximation, which is why candidates are always re-ranked."""
     docs, d_offsets, queries, q_offsets = clustered_set(n_docs=200, n_queries=20)
     encoder = MuveraEncoder(docs.shape[1], MuveraParams())
     fde_scores = (
         encoder.encode_queries(queries, q_offsets) @ encoder.encode_documents(docs, d_offsets).T
     )
-    pairs = np.stack(np.meshgrid(np.arange(20), np.arange(200), indexing="ij"), -1).reshape(-1, 2)
-    exact = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    pearson = np.corrcoef(fde_scores.ravel(), exact)[0, 1]
-    assert pearson > 0.75  # measured 0.85
+    every_doc = np.tile(np.arange(200), (20, 1))
+    exact = maxsim_pairs(Ragged(queries, q_offsets), Ragged(docs, d_offsets), every_doc)
+    overall = spearmanr(fde_scores.ravel(), exact.ravel()).statistic
+    per_query = np.mean([spearmanr(fde_scores[q], exact[q]).statistic for q in range(20)])
+    assert overall > 0.7  # measured 0.748
+    assert per_query > 0.8  # measured 0.847
 
 
 def test_fde_candidates_reranked_by_chamfer_recall_exact_top10() -> None:
@@ -199,73 +208,12 @@ def test_fde_candidates_reranked_by_chamfer_recall_exact_top10() -> None:
         encoder.encode_queries(queries, q_offsets) @ encoder.encode_documents(docs, d_offsets).T
     )
     candidates = np.argsort(-fde_scores, axis=1)[:, :40]
-    every_doc = np.tile(np.arange(400), (30, 1))
-    exact_ids, _ = chamfer_topk(queries, q_offsets, docs, d_offsets, every_doc, 10)
-    found_ids, _ = chamfer_topk(queries, q_offsets, docs, d_offsets, candidates, 10)
+    query_sets, doc_sets = Ragged(queries, q_offsets), Ragged(docs, d_offsets)
+    exact_ids, _ = exact_maxsim(query_sets, doc_sets, 10)
+    found_ids, _ = top_of(candidates, maxsim_pairs(query_sets, doc_sets, candidates), 10)
     hits = [len(set(a) & set(b)) for a, b in zip(exact_ids, found_ids, strict=True)]
     recall = sum(hits) / exact_ids.size
     assert recall >= 0.9  # measured 0.99
-
-
-def test_chamfer_scores_equal_brute_force() -> None:
-    rng = np.random.default_rng(0)
-    queries, q_offsets = ragged([rng.standard_normal((n, DIM)) for n in (1, 4, 2)])
-    docs, d_offsets = ragged([rng.standard_normal((n, DIM)) for n in (3, 1, 5, 2)])
-    pairs = np.array([[2, 0], [0, 3], [1, 2], [0, 0], [2, 2], [1, 1]])
-    expected = [
-        reference_chamfer(
-            queries[q_offsets[q] : q_offsets[q + 1]], docs[d_offsets[d] : d_offsets[d + 1]]
-        )
-        for q, d in pairs
-    ]
-    actual = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    assert np.float32 == actual.dtype
-    np.testing.assert_allclose(actual, expected, rtol=1e-5)
-
-
-def test_chamfer_scores_do_not_depend_on_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
-    docs, d_offsets, queries, q_offsets = clustered_set(n_docs=30, n_queries=3)
-    pairs = np.stack(np.meshgrid(np.arange(3), np.arange(30), indexing="ij"), -1).reshape(-1, 2)
-    whole = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    monkeypatch.setattr(muvera, "_BATCH_ELEMENTS", 40 * docs.shape[1])  # ~2 docs per GEMM
-    chunked = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
-
-
-def test_chamfer_scores_accept_float16_tokens() -> None:
-    rng = np.random.default_rng(1)
-    queries, q_offsets = ragged([rng.standard_normal((3, DIM))])
-    docs, d_offsets = ragged([rng.standard_normal((n, DIM)) for n in (2, 4)])
-    pairs = np.array([[0, 0], [0, 1]])
-    half = chamfer_scores(
-        queries.astype(np.float16), q_offsets, docs.astype(np.float16), d_offsets, pairs
-    )
-    full = chamfer_scores(queries, q_offsets, docs, d_offsets, pairs)
-    assert np.float32 == half.dtype
-    np.testing.assert_allclose(half, full, rtol=1e-2, atol=1e-2)
-
-
-def test_chamfer_topk_ignores_padding_and_duplicates() -> None:
-    rng = np.random.default_rng(2)
-    queries, q_offsets = ragged([rng.standard_normal((n, DIM)) for n in (2, 3)])
-    docs, d_offsets = ragged([rng.standard_normal((n, DIM)) for n in (3, 1, 5, 2)])
-    candidates = np.array([[3, -1, 1, 3], [-1, -1, -1, -1]])
-    ids, scores = chamfer_topk(queries, q_offsets, docs, d_offsets, candidates, k=3)
-    expected = {
-        d: reference_chamfer(queries[:2], docs[d_offsets[d] : d_offsets[d + 1]]) for d in (1, 3)
-    }
-    best_first = sorted(expected, key=lambda d: -expected[d])
-    assert [[*best_first, -1], [-1, -1, -1]] == ids.tolist()
-    np.testing.assert_allclose(scores[0, :2], [expected[d] for d in best_first], rtol=1e-5)
-    assert np.isneginf(scores[0, 2]) and np.isneginf(scores[1]).all()
-
-
-def test_chamfer_topk_with_only_padding_returns_empty_results() -> None:
-    tokens, offsets = ragged(tiny_items(0))
-    ids, scores = chamfer_topk(tokens, offsets, tokens, offsets, np.full((3, 2), -1), k=4)
-    expected = np.full((3, 4), -1)
-    assert expected.tolist() == ids.tolist()
-    assert np.isneginf(scores).all()
 
 
 @pytest.mark.parametrize(
@@ -290,30 +238,6 @@ def test_bad_encoder_input_is_rejected(
         encoder.encode_documents(tokens, np.asarray(offsets))
     with pytest.raises(ValueError, match=message):
         encoder.encode_queries(tokens, np.asarray(offsets))
-
-
-@pytest.mark.parametrize(
-    ("pairs", "message"),
-    [
-        (np.array([[0, 5]]), "beyond"),
-        (np.array([[-1, 0]]), "non-negative"),
-        (np.array([0, 1]), r"shape \(n, 2\)"),
-    ],
-)
-def test_bad_chamfer_pairs_are_rejected(pairs: np.ndarray, message: str) -> None:
-    tokens, offsets = ragged(tiny_items(0))
-    with pytest.raises(ValueError, match=message):
-        chamfer_scores(tokens, offsets, tokens, offsets, pairs)
-
-
-def test_chamfer_rejects_mismatched_dimensions_and_bad_candidates() -> None:
-    tokens, offsets = ragged(tiny_items(0))
-    with pytest.raises(ValueError, match="dimension 8"):
-        chamfer_scores(tokens, offsets, tokens[:, :4], offsets, np.array([[0, 0]]))
-    with pytest.raises(ValueError, match="padded with -1"):
-        chamfer_topk(tokens, offsets, tokens, offsets, np.full((3, 2), -2), 1)
-    with pytest.raises(ValueError, match=r"shape \(3, c\)"):
-        chamfer_topk(tokens, offsets, tokens, offsets, np.zeros((2, 2), np.int64), 1)
 
 
 @pytest.mark.parametrize(
