@@ -71,13 +71,29 @@ class IndexConfigIn(Wire):
     """Quiver extension: the backend for sealed segments, the build insertion order,
     and the LeanVec backend's knobs."""
 
-    type: Literal["flat", "hnsw", "leanvec"] | None = None
+    type: Literal["flat", "hnsw", "leanvec", "muvera"] | None = None
     insertion_order: Literal["none", "lid_desc", "lid_asc"] | None = None
     dims: int | None = Field(default=None, ge=1)
     variant: Literal["id", "ood"] | None = None
     primary_bits: Literal[8, 4] | None = None
     secondary: Literal["float32", "float16", "int8"] | None = None
     rerank_factor: float | None = Field(default=None, ge=1.0)
+    k_sim: int | None = Field(default=None, ge=0, le=10)
+    d_proj: int | None = Field(default=None, ge=0)
+    repetitions: int | None = Field(default=None, ge=1, le=64)
+    fill_empty: bool | None = None
+    final_dim: int | None = Field(default=None, ge=1)
+    seed: int | None = Field(default=None, ge=0)
+    candidates_factor: float | None = Field(default=None, ge=1.0)
+    inner: Literal["hnsw_sq8", "hnsw", "flat"] | None = None
+
+
+class MultiVectorIn(Wire):
+    """Quiver extension: ingest rules for the collection's multi-vectors."""
+
+    max_vectors_per_point: int | None = Field(default=None, ge=1)
+    pool_factor: float | None = Field(default=None, ge=1.0)
+    max_tokens_per_doc: int | None = Field(default=None, ge=1)
 
 
 class CreateCollection(Wire):
@@ -98,10 +114,12 @@ class CreateCollection(Wire):
     metadata: dict[str, Any] | None = None
     init_from: Any = None
     index: IndexConfigIn | None = None
+    multivector: MultiVectorIn | None = None
 
 
 class UpdateCollection(Wire):
     index: IndexConfigIn | None = None
+    multivector: MultiVectorIn | None = None
     vectors: dict[str, Any] | None = None
     optimizers_config: OptimizersConfigDiff | None = None
     params: dict[str, Any] | None = None
@@ -114,7 +132,7 @@ class UpdateCollection(Wire):
 
 class PointStruct(Wire):
     id: ExtendedPointId
-    vector: list[float] | dict[str, Any]
+    vector: list[float] | list[list[float]] | dict[str, Any]
     payload: dict[str, Any] | None = None
 
 
@@ -127,7 +145,7 @@ class PointsList(Wire):
 
 class Batch(Wire):
     ids: list[ExtendedPointId]
-    vectors: list[list[float]] | dict[str, list[Any]]
+    vectors: list[list[float]] | list[list[list[float]]] | dict[str, list[Any]]
     payloads: list[dict[str, Any] | None] | None = None
 
 

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from index.base import SearchParams, VectorIndex
+from index.base import SearchParams
 from index.flat import FlatIndex
-from index.registry import index_from_bytes
+from index.multivector import MaxSimIndex, Ragged
+from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
 from index.two_stage import TwoStageIndex
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
@@ -38,12 +39,16 @@ from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.training_queries import QuerySamples
-from server.engine.vectors import point_vectors, prepare_matrix, vector_name
+from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
 log = logging.getLogger(__name__)
+
+TOKENS_FOR_PLANNING = 64
+"""Vectors per multi-vector point the planner assumes when it weighs an exact scan
+(ColBERT-style documents hold tens to hundreds of tokens)."""
 
 VectorSelector = bool | list[str]
 StatusProvider = Callable[[], tuple[str, Any]]
@@ -64,6 +69,7 @@ class SearchSpec:
 
     using: str
     vector: np.ndarray
+    """``(dim,)``, or ``(n_vectors, dim)`` for a multi-vector name."""
     limit: int = 10
     offset: int = 0
     filter: Filter | None = None
@@ -141,16 +147,15 @@ class Collection:
         """Insert or replace points atomically; returns the operation id."""
         keep = _last_occurrences(ids)
         ids = [ids[i] for i in keep]
-        matrices, present = point_vectors([vectors[i] for i in keep], self._config)
+        prepared = point_vectors([vectors[i] for i in keep], self._config)
         payload_list = [payloads[i] or {} for i in keep]
         with self._writing():
             chosen = self._select_for_update(ids, update_mode, update_filter)
             if len(chosen) < len(ids):
                 ids = [ids[i] for i in chosen]
-                matrices = {n: m[chosen] for n, m in matrices.items()}
-                present = {n: p[chosen] for n, p in present.items()}
+                prepared = prepared.take(np.array(chosen, dtype=np.int64))
                 payload_list = [payload_list[i] for i in chosen]
-            batch = PointBatch(ids, matrices, present, payload_list)
+            batch = PointBatch(ids, prepared.dense, prepared.present, payload_list, prepared.tokens)
             op_id = self._store.commit(WriteBatch(put_points=_stored(batch)))
             for point_id in ids:
                 found = self._segments.locate(point_id)
@@ -248,9 +253,13 @@ class Collection:
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
 
-    def prepare_queries(self, name: str, raws: list[Any]) -> np.ndarray:
-        """Validate and prepare many query vectors for ``name`` in one numpy pass."""
-        return prepare_matrix(raws, self._config.vectors[name], "query vector")
+    def prepare_queries(self, name: str, raws: list[Any]) -> np.ndarray | list[np.ndarray]:
+        """Validate and prepare many query vectors for ``name`` in one numpy pass (a
+        list of ``(n_vectors, dim)`` arrays for a multi-vector name)."""
+        params = self._config.vectors[name]
+        if params.is_multi:
+            return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
+        return prepare_matrix(raws, params, "query vector")
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
         """Answer a batch of searches. Searches that share a vector name, params and
@@ -276,7 +285,8 @@ class Collection:
                     results[i] = answer
         if self._learns_from_queries():
             for spec in specs:
-                self.query_samples.offer(spec.using, spec.vector[None, :])
+                if not self._config.vectors[spec.using].is_multi:
+                    self.query_samples.offer(spec.using, spec.vector[None, :])
         return results
 
     def _learns_from_queries(self) -> bool:
@@ -289,6 +299,11 @@ class Collection:
         """Store a sample of queries for LeanVec OOD training; with ``retrain``, start a
         background retrain of every segment by bumping the training generation."""
         name = vector_name(self._config, using)
+        if self._config.vectors[name].is_multi:
+            raise BadRequest(
+                f"Wrong input: vector {name!r} is a multi-vector; LeanVec training queries "
+                "are for dense vectors"
+            )
         queries = prepare_matrix(raw, self._config.vectors[name], "training query")
         kept = self.query_samples.add_given(name, queries, replace)
         retraining = retrain and self._learns_from_queries()
@@ -470,11 +485,20 @@ class Collection:
     def _exact_job_vectors(self, job: RebuildInput, task: Task) -> None:
         """A rebuild from compressed secondaries would compound their rounding (and
         keep it after switching to a float index): take the stored vectors instead."""
-        for name in job.vectors:
+        for name in [*job.vectors, *job.tokens]:
             if not any(self._segments.sealed[s].lossy(name) for s in task.segment_ids):
                 continue
             pids = [point_id_to_text(i) for i in job.ids]
             stored = self._store.vectors_of(pids, name)
+            if name in job.tokens:
+                sets = job.tokens[name]
+                dim = self._config.vectors[name].size
+                exact = [
+                    sets.item(row) if pid not in stored else _decoded(stored[pid], dim)
+                    for row, pid in enumerate(pids)
+                ]
+                job.tokens[name] = Ragged.from_arrays(exact, dim)
+                continue
             matrix = job.vectors[name].copy()
             for row, pid in enumerate(pids):
                 data = stored.get(pid)
@@ -483,8 +507,8 @@ class Collection:
             job.vectors[name] = matrix
 
     def _mapped(
-        self, manifest: SegmentManifest, indexes: dict[str, VectorIndex]
-    ) -> dict[str, VectorIndex]:
+        self, manifest: SegmentManifest, indexes: dict[str, AnyIndex]
+    ) -> dict[str, AnyIndex]:
         """Two-stage indexes reopened from the file just written, so their full vectors
         are read from the memory-mapped file instead of held in process memory."""
         out = dict(indexes)
@@ -495,7 +519,7 @@ class Collection:
                     out[name] = index_from_bytes(view)
         return out
 
-    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, VectorIndex]) -> None:
+    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
         """Replace the job's source segments with the new one, carrying over every change
         made while it was built: deletes become tombstones, payloads are taken now."""
         payloads: list[dict[str, Any]] = []
@@ -525,12 +549,17 @@ class Collection:
     ) -> list[list[dict[str, Any]]]:
         first = specs[0]
         params = self._config.vectors[first.using]
+        queries: np.ndarray | Ragged
+        if params.is_multi:
+            queries = Ragged.from_arrays([s.vector for s in specs], params.size)
+        else:
+            queries = np.stack([s.vector for s in specs])
         request = SegmentSearch(
             name=first.using,
-            queries=np.stack([s.vector for s in specs]),
+            queries=queries,
             k=max(s.limit + s.offset for s in specs),
             distance=params.distance,
-            dim=params.size,
+            dim=params.size * (TOKENS_FOR_PLANNING if params.is_multi else 1),
             params=first.params,
             default_ef=self._config.default_ef(),
             full_scan_kb=self._config.hnsw_config.full_scan_threshold,
@@ -621,7 +650,9 @@ class Collection:
             for name in [n for n in vectors if segment.lossy(n)]:
                 stored = self._store.vectors_of([pid], name).get(pid)
                 if stored is not None:
-                    vectors[name] = np.frombuffer(stored, dtype=np.float32).copy()
+                    vectors[name] = _decoded(stored, self._config.vectors[name].size)
+                    if not self._config.vectors[name].is_multi:
+                        vectors[name] = vectors[name][0]
         return vectors
 
     def _resolve(self, selection: PointsSelection, *, must_exist: bool) -> list[PointId]:
@@ -706,19 +737,23 @@ class Collection:
     ) -> SealedSegment:
         stored = [points.get(pid) for pid in manifest.point_ids]
         batch = _batch_from_loaded(manifest.point_ids, stored, self._config)
-        indexes: dict[str, VectorIndex] = {}
+        indexes: dict[str, AnyIndex] = {}
         spec = manifest.spec
         alive = np.array([p is not None and p.pid not in claimed for p in stored], dtype=bool)
         for name, params in self._config.vectors.items():
             blob = blobs.get(name)
-            index: VectorIndex
-            if blob is None:
+            index: AnyIndex
+            if blob is not None:
+                index = index_from_bytes(blob)
+            elif params.is_multi:
+                index = MaxSimIndex(params.size, params.distance)
+                index.add(batch.tokens[name])
+                spec = None
+            else:
                 index = FlatIndex(params.size, params.distance)
                 index.add(batch.vectors[name])
                 spec = None
-            else:
-                index = index_from_bytes(blob)
-            same = _holds(index, batch.vectors[name])
+            same = _holds(index, batch, name)
             alive &= same | ~batch.present[name]
             indexes[name] = index
         claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
@@ -728,9 +763,11 @@ class Collection:
         return SealedSegment(manifest.segment_id, parts, alive, spec, schema=schema)
 
     def _new_appendable(self) -> AppendableSegment:
+        vectors = self._config.vectors
         return AppendableSegment(
-            {name: (p.size, p.distance) for name, p in self._config.vectors.items()},
+            {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
             self._config.payload_schema,
+            {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
         )
 
 
@@ -796,13 +833,20 @@ def _gather_rows(
     return ids.tolist(), versions.tolist()
 
 
-def _holds(index: VectorIndex, vectors: np.ndarray) -> np.ndarray:
+def _holds(index: AnyIndex, batch: PointBatch, name: str) -> np.ndarray:
     """Per row: does the index still hold exactly this stored vector? Compressed
     secondaries (float16, int8) compare encodings, not lossy decoded floats."""
+    if isinstance(index, MULTI_INDEX_TYPES):
+        return index.same_rows(batch.tokens[name])
     if isinstance(index, TwoStageIndex):
-        return index.same_rows(vectors)
-    same: np.ndarray = (index.vectors() == vectors).all(axis=1)
+        return index.same_rows(batch.vectors[name])
+    same: np.ndarray = (index.vectors() == batch.vectors[name]).all(axis=1)
     return same
+
+
+def _decoded(data: bytes, dim: int) -> np.ndarray:
+    """Stored float32 bytes as ``(n, dim)`` rows (one row for a dense vector)."""
+    return np.frombuffer(data, dtype=np.float32).reshape(-1, dim).copy()
 
 
 def _batch_from_loaded(
@@ -810,7 +854,13 @@ def _batch_from_loaded(
 ) -> PointBatch:
     """Stored points -> a batch (missing points, None, become empty zero rows)."""
     count = len(stored)
-    vectors = {n: np.zeros((count, p.size), dtype=np.float32) for n, p in config.vectors.items()}
+    dense = {n: p for n, p in config.vectors.items() if not p.is_multi}
+    vectors = {n: np.zeros((count, p.size), dtype=np.float32) for n, p in dense.items()}
+    sets: dict[str, list[np.ndarray]] = {
+        n: [np.zeros((0, p.size), dtype=np.float32)] * count
+        for n, p in config.vectors.items()
+        if p.is_multi
+    }
     present = {n: np.zeros(count, dtype=bool) for n in config.vectors}
     for i, point in enumerate(stored):
         if point is None:
@@ -819,9 +869,15 @@ def _batch_from_loaded(
             if name in vectors:
                 vectors[name][i] = np.frombuffer(data, dtype=np.float32)
                 present[name][i] = True
+            elif name in sets:
+                sets[name][i] = np.frombuffer(data, dtype=np.float32).reshape(
+                    -1, config.vectors[name].size
+                )
+                present[name][i] = True
     ids = [point_id_from_text(pid) for pid in pids]
     payloads = [orjson.loads(p.payload) if p is not None else {} for p in stored]
-    return PointBatch(ids, vectors, present, payloads)
+    tokens = {n: Ragged.from_arrays(s, config.vectors[n].size) for n, s in sets.items()}
+    return PointBatch(ids, vectors, present, payloads, tokens)
 
 
 def _last_occurrences(ids: Sequence[PointId]) -> list[int]:
@@ -849,6 +905,9 @@ def _stored(batch: PointBatch) -> list[StoredPoint]:
             for name in batch.vectors
             if batch.present[name][i]
         }
+        for name, sets in batch.tokens.items():
+            if batch.present[name][i]:
+                vectors[name] = sets.item(i).tobytes()
         payload = _encode_payload(batch.payloads[i])
         points.append(StoredPoint(point_id_to_text(point_id), payload, vectors))
     return points

@@ -30,6 +30,13 @@ class VectorParams(_Frozen):
     quantization_config: dict[str, Any] | None = None
     on_disk: bool | None = None
     datatype: str | None = None
+    multivector_config: dict[str, Any] | None = None
+    """Qdrant's ``{"comparator": "max_sim"}``: each point holds a set of vectors of
+    ``size`` dimensions, scored by MaxSim (``index/multivector.py``)."""
+
+    @property
+    def is_multi(self) -> bool:
+        return self.multivector_config is not None
 
 
 class HnswConfig(_Frozen):
@@ -56,10 +63,16 @@ class OptimizersConfig(_Frozen):
 
 class IndexConfig(_Frozen):
     """Quiver extension (``"index"`` on create / PATCH): which backend serves sealed
-    segments, in which order a build inserts vectors (see ADR 0003), and LeanVec's
-    knobs (``index/leanvec_index.py``; ignored by the other backends)."""
+    segments, in which order a build inserts vectors (see ADR 0003), LeanVec's knobs
+    (``index/leanvec_index.py``) and MUVERA's (``index/muvera_index.py``); each backend
+    ignores the others' knobs.
 
-    type: Literal["flat", "hnsw", "leanvec"] = "hnsw"
+    ``muvera`` serves multi-vectors through Fixed Dimensional Encodings in an ``inner``
+    single-vector index (dense vectors of the same collection use that inner backend);
+    ``secondary`` is also the storage of the token sets MUVERA re-ranks with. With any
+    other type, multi-vectors are searched by exact MaxSim."""
+
+    type: Literal["flat", "hnsw", "leanvec", "muvera"] = "hnsw"
     insertion_order: Literal["none", "lid_desc", "lid_asc"] = "none"
     dims: int | None = None
     variant: Literal["id", "ood"] = "id"
@@ -69,6 +82,26 @@ class IndexConfig(_Frozen):
     training_generation: int = 0
     """Bumped when new LeanVec training queries should be learned: a spec change, so
     every segment is retrained and rebuilt in the background."""
+    k_sim: int = 4
+    d_proj: int | None = 16
+    repetitions: int = 20
+    fill_empty: bool = True
+    final_dim: int | None = None
+    seed: int = 42
+    candidates_factor: float = 40.0
+    inner: Literal["hnsw_sq8", "hnsw", "flat"] = "hnsw_sq8"
+
+    def muvera_params(self) -> dict[str, Any]:
+        return {
+            "k_sim": self.k_sim,
+            "d_proj": self.d_proj,
+            "repetitions": self.repetitions,
+            "fill_empty": self.fill_empty,
+            "final_dim": self.final_dim,
+            "seed": self.seed,
+            "candidates_factor": self.candidates_factor,
+            "inner": self.inner,
+        }
 
     def leanvec_params(self) -> dict[str, Any]:
         return {
@@ -78,6 +111,21 @@ class IndexConfig(_Frozen):
             "secondary": self.secondary,
             "rerank_factor": self.rerank_factor,
         }
+
+
+class MultiVectorConfig(_Frozen):
+    """Quiver extension (``"multivector"`` on create / PATCH): ingest rules for every
+    multi-vector of the collection. Changes apply to points written afterwards.
+
+    max_vectors_per_point: a point or query with more vectors is refused (400).
+    pool_factor / max_tokens_per_doc: optional token pooling at ingest
+      (``index/pooling.py``): each point's vectors are clustered and replaced by the
+      cluster means, keeping ``ceil(n / pool_factor)`` of them, at most
+      ``max_tokens_per_doc``. Queries are never pooled."""
+
+    max_vectors_per_point: int = Field(default=2048, ge=1)
+    pool_factor: float | None = Field(default=None, ge=1.0)
+    max_tokens_per_doc: int | None = Field(default=None, ge=1)
 
 
 class WalConfig(_Frozen):
@@ -102,6 +150,7 @@ class CollectionConfig(_Frozen):
     metadata: dict[str, Any] | None = None
     payload_schema: dict[str, dict[str, Any]] = {}
     index: IndexConfig = IndexConfig()
+    multivector: MultiVectorConfig = MultiVectorConfig()
 
     def vector(self, name: str | None) -> VectorParams | None:
         return self.vectors.get(name or DEFAULT_VECTOR)
@@ -125,6 +174,9 @@ class CollectionConfig(_Frozen):
         if kind == "leanvec":
             spec["params"] = params | self.index.leanvec_params()
             spec["training"] = self.index.training_generation
+        if kind == "muvera":
+            spec["params"] = params | self.index.muvera_params()
+            spec["params"]["storage"] = self.index.secondary
         return spec
 
     def default_ef(self) -> int:
@@ -155,6 +207,7 @@ class CollectionConfig(_Frozen):
             "strict_mode_config": self.strict_mode_config or {"enabled": False},
             "metadata": self.metadata,
             "index": dump["index"],
+            "multivector": dump["multivector"],
         }
 
 

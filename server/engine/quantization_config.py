@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from index.leanvec_index import LeanVecParams, check_params
 from index.metrics import Distance
+from index.muvera_index import MuveraIndexParams
 from index.quantization import (
     COMPRESSIONS,
     QUANTIZED_BACKENDS,
@@ -70,8 +71,13 @@ def check_for_vectors(raw: dict[str, Any], distances: list[Distance]) -> None:
             raise BadRequest(f"Wrong input: quantization_config: {exc}") from None
 
 
+MAX_FDE_DIM = 65_536
+
+
 def check_backend(config: CollectionConfig) -> None:
     """Refuse an index configuration the chosen backend cannot serve, naming why."""
+    if config.index.type == "muvera":
+        _check_muvera(config)
     if config.index.type != "leanvec":
         return
     if config.quantization_config is not None:
@@ -86,6 +92,36 @@ def check_backend(config: CollectionConfig) -> None:
         except ValueError as exc:
             label = f" (vector {name!r})" if name else ""
             raise BadRequest(f"Wrong input: index{label}: {exc}") from None
+
+
+def _check_muvera(config: CollectionConfig) -> None:
+    if config.quantization_config is not None:
+        raise BadRequest(
+            "Wrong input: `index.type` muvera searches its own encodings; remove "
+            '`quantization_config` (PATCH it to "Disabled") to use it'
+        )
+    if config.index.secondary not in ("float32", "float16"):
+        raise BadRequest(
+            "Wrong input: `index.secondary` (the stored token vectors MUVERA re-ranks with) "
+            f'must be "float32" or "float16" for muvera, got {config.index.secondary!r}'
+        )
+    try:
+        params = MuveraIndexParams(**config.index.muvera_params())
+    except ValueError as exc:
+        raise BadRequest(f"Wrong input: index: {exc}") from None
+    for name, vector in config.vectors.items():
+        if not vector.is_multi:
+            continue
+        encoder_dim = params.final_dim or (
+            params.repetitions * 2**params.k_sim * (params.d_proj or vector.size)
+        )
+        if encoder_dim > MAX_FDE_DIM:
+            label = f"vector {name!r}" if name else "the vector"
+            raise BadRequest(
+                f"Wrong input: index: MUVERA encodings of {label} would have {encoder_dim} "
+                f"dimensions (repetitions x 2^k_sim x d_proj), more than {MAX_FDE_DIM}; "
+                "lower them or set final_dim"
+            )
 
 
 def backend_kind(method: QuantizationMethod) -> str:

@@ -11,7 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from index.base import SearchParams, VectorIndex
+from index.base import SearchParams
+from index.flat import FlatIndex
+from index.multivector import Ragged
+from index.muvera_index import MuveraIndex
+from index.registry import MULTI_INDEX_TYPES, AnyIndex
 from index.two_stage import TwoStageIndex
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
@@ -34,7 +38,7 @@ class SealedSegment(SegmentRows):
         self.segment_id = segment_id
         self.spec = spec
         """The index spec its indexes were built with; None while still exact (flat)."""
-        self.indexes: dict[str, VectorIndex] = dict(parts.indexes)
+        self.indexes: dict[str, AnyIndex] = dict(parts.indexes)
         self.present = parts.present
         count = len(parts.ids)
         self._live = np.ones(count, dtype=bool) if live is None else live.copy()
@@ -77,29 +81,38 @@ class SealedSegment(SegmentRows):
     def vectors(self, row: int) -> dict[str, np.ndarray]:
         """One row's vectors as the indexes hold them (decoded for compressed secondaries;
         ``Collection`` substitutes the exact stored ones where ``lossy`` says so)."""
-        return {
-            name: index.row_vectors(np.array([row]))[0]
-            if isinstance(index, TwoStageIndex)
-            else index.vectors()[row].copy()
-            for name, index in self.indexes.items()
-            if self.present[name][row]
-        }
+        out: dict[str, np.ndarray] = {}
+        for name, index in self.indexes.items():
+            if not self.present[name][row]:
+                continue
+            if isinstance(index, MULTI_INDEX_TYPES):
+                out[name] = index.items(np.array([row])).item(0)
+            elif isinstance(index, TwoStageIndex):
+                out[name] = index.row_vectors(np.array([row]))[0]
+            else:
+                out[name] = index.vectors()[row].copy()
+        return out
 
     def lossy(self, name: str) -> bool:
         index = self.indexes.get(name)
-        return isinstance(index, TwoStageIndex) and not index.lossless
+        return isinstance(index, (TwoStageIndex, *MULTI_INDEX_TYPES)) and not index.lossless
 
     def has_vector(self, row: int, name: str) -> bool:
         present = self.present.get(name)
         return present is not None and bool(present[row])
 
     def has_graph(self, name: str) -> bool:
-        return self.spec is not None and self.spec["type"] != "flat" and name in self.indexes
+        """Whether an approximate structure can answer (the planner's "graph" paths):
+        any built non-flat index, or MUVERA's encodings for a multi-vector."""
+        index = self.indexes.get(name)
+        if isinstance(index, MULTI_INDEX_TYPES):
+            return isinstance(index, MuveraIndex)
+        return self.spec is not None and index is not None and not isinstance(index, FlatIndex)
 
     def search(
         self,
         name: str,
-        queries: np.ndarray,
+        queries: np.ndarray | Ragged,
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
@@ -108,7 +121,12 @@ class SealedSegment(SegmentRows):
         allowed = mask
         if not present.all():
             allowed = present if mask is None else mask & present
-        return self.indexes[name].search(queries, k, params=params, allowed=allowed)
+        index = self.indexes[name]
+        if isinstance(index, MULTI_INDEX_TYPES):
+            assert isinstance(queries, Ragged)
+            return index.search(queries, k, params=params, allowed=allowed)
+        assert isinstance(queries, np.ndarray)
+        return index.search(queries, k, params=params, allowed=allowed)
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)
@@ -121,7 +139,7 @@ class SealedSegment(SegmentRows):
             index.delete(rows)
         return True
 
-    def replace_index(self, name: str, index: VectorIndex) -> None:
+    def replace_index(self, name: str, index: AnyIndex) -> None:
         """Swap in a freshly built index over the same rows, carrying the tombstones over."""
         dead = np.flatnonzero(~self._live)
         if len(dead):

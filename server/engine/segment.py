@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from index.base import SearchParams, VectorIndex
+from index.base import SearchParams
 from index.flat import FlatIndex, exact_search
 from index.metrics import Distance
+from index.multivector import MaxSimIndex, Ragged, exact_maxsim, token_rows
+from index.registry import AnyIndex
 from server.engine.filters import Filter, HasId
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
@@ -37,14 +39,16 @@ _INITIAL_CAPACITY = 1024
 class PointBatch:
     """Validated points with unique ids, vectors already prepared for each metric.
 
-    ``vectors[name]`` is a ``(len(ids), dim)`` float32 matrix and ``present[name]``
-    says which rows actually carry that named vector.
+    ``vectors[name]`` is a ``(len(ids), dim)`` float32 matrix for a dense name,
+    ``tokens[name]`` a ragged set per point for a multi-vector name (empty where
+    absent), and ``present[name]`` says which rows actually carry that named vector.
     """
 
     ids: list[PointId]
     vectors: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
+    tokens: dict[str, Ragged] = field(default_factory=dict)
 
 
 def sort_key(point_id: PointId) -> tuple[int, int, int]:
@@ -201,14 +205,86 @@ class VectorColumn:
         self.present[row] = False
 
 
+class TokenColumn:
+    """One multi-vector name of every row: a growable token buffer plus each row's
+    (start, length). Overwrites append and deletes move rows, leaving the buffer out of
+    row order; :meth:`view` repacks it (one gather) before the next search."""
+
+    def __init__(self, dim: int, distance: Distance) -> None:
+        self.dim = dim
+        self.distance = distance
+        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
+        self.starts = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
+        self.lengths = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
+        self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self.used = 0
+        self.packed = True
+
+    def reserve(self, rows: int) -> None:
+        if rows > self.starts.shape[0]:
+            capacity = max(rows, 2 * self.starts.shape[0])
+            self.starts, self.lengths = (
+                _grown(self.starts, capacity),
+                _grown(self.lengths, capacity),
+            )
+            self.present = _grown(self.present, capacity)
+
+    def write(self, rows: np.ndarray, sets: Ragged, present: np.ndarray, count: int) -> None:
+        """Store ``sets`` at ``rows``; rows below ``count`` existed before (overwrites)."""
+        need = self.used + len(sets.tokens)
+        if need > self.data.shape[0]:
+            data = np.zeros((max(need, 2 * self.data.shape[0]), self.dim), dtype=np.float32)
+            data[: self.used] = self.data[: self.used]
+            self.data = data
+        self.data[self.used : need] = sets.tokens
+        self.starts[rows] = sets.offsets[:-1] + self.used
+        self.lengths[rows] = sets.lengths
+        self.present[rows] = present
+        self.used = need
+        self.packed &= bool((rows >= count).all()) and bool((np.diff(rows) == 1).all())
+
+    def move(self, src: int, dst: int) -> None:
+        self.starts[dst], self.lengths[dst] = self.starts[src], self.lengths[src]
+        self.present[dst] = self.present[src]
+        self.clear(src)
+
+    def clear(self, row: int) -> None:
+        self.lengths[row] = 0
+        self.present[row] = False
+        self.packed = False
+
+    def view(self, count: int) -> Ragged:
+        """Rows ``0 .. count-1`` as a contiguous ragged set (repacked if needed)."""
+        lengths = self.lengths[:count]
+        if not self.packed:
+            gathered = self.data[token_rows(self.starts[:count], lengths)]
+            self.data[: len(gathered)] = gathered
+            self.used = len(gathered)
+            self.starts[:count] = np.cumsum(lengths) - lengths
+            self.packed = True
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return Ragged(self.data[: offsets[-1]], offsets)
+
+    def row(self, row: int) -> np.ndarray:
+        start = self.starts[row]
+        return self.data[start : start + self.lengths[row]].copy()
+
+
 class AppendableSegment(SegmentRows):
     """New points land here and are searched exactly until the segment is sealed."""
 
     def __init__(
-        self, vector_params: dict[str, tuple[int, Distance]], schema: PayloadSchema | None = None
+        self,
+        vector_params: dict[str, tuple[int, Distance]],
+        schema: PayloadSchema | None = None,
+        multi_params: dict[str, tuple[int, Distance]] | None = None,
     ) -> None:
         super().__init__(schema)
         self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
+        self.token_columns = {
+            name: TokenColumn(d, dist) for name, (d, dist) in (multi_params or {}).items()
+        }
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -219,42 +295,57 @@ class AppendableSegment(SegmentRows):
     def has_graph(self, name: str) -> bool:
         return False
 
+    def _all_columns(self) -> list[VectorColumn | TokenColumn]:
+        return [*self.columns.values(), *self.token_columns.values()]
+
+    def _column(self, name: str) -> VectorColumn | TokenColumn | None:
+        return self.columns.get(name) or self.token_columns.get(name)
+
     def vector_present(self, name: str) -> np.ndarray:
-        column = self.columns.get(name)
+        column = self._column(name)
         if column is None:
             return np.zeros(len(self._ids), dtype=bool)
         return column.present[: len(self._ids)].copy()
 
     def vectors(self, row: int) -> dict[str, np.ndarray]:
-        return {
-            name: col.data[row].copy() for name, col in self.columns.items() if col.present[row]
-        }
+        out = {name: col.data[row].copy() for name, col in self.columns.items() if col.present[row]}
+        for name, tokens in self.token_columns.items():
+            if tokens.present[row]:
+                out[name] = tokens.row(row)
+        return out
 
     def has_vector(self, row: int, name: str) -> bool:
-        column = self.columns.get(name)
+        column = self._column(name)
         return column is not None and bool(column.present[row])
 
     def search(
         self,
         name: str,
-        queries: np.ndarray,
+        queries: np.ndarray | Ragged,
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` rows for each query among rows where ``mask`` holds."""
-        column = self.columns[name]
+        """Exact top-``k`` rows for each query among rows where ``mask`` holds (MaxSim
+        for a multi-vector name)."""
         n = len(self._ids)
-        rows: np.ndarray | None = None
+        column = self._column(name)
+        assert column is not None
         present = column.present[:n]
+        rows: np.ndarray | None = None
         if mask is not None or not present.all():
             rows = np.flatnonzero(present if mask is None else mask & present)
+        if isinstance(column, TokenColumn):
+            assert isinstance(queries, Ragged)
+            return exact_maxsim(queries, column.view(n), k, rows)
+        assert isinstance(queries, np.ndarray)
         return exact_search(column.data[:n], queries, k, column.distance, rows)
 
     def upsert(self, batch: PointBatch, version: int) -> None:
         """Insert or wholly replace each point of ``batch``."""
-        for column in self.columns.values():
-            column.reserve(len(self._ids) + len(batch.ids))
+        before = len(self._ids)
+        for column in self._all_columns():
+            column.reserve(before + len(batch.ids))
         rows = np.empty(len(batch.ids), dtype=np.int64)
         for i, point_id in enumerate(batch.ids):
             row = self._row_of.get(point_id)
@@ -266,6 +357,8 @@ class AppendableSegment(SegmentRows):
         for name, column in self.columns.items():
             column.data[rows] = batch.vectors[name]
             column.present[rows] = batch.present[name]
+        for name, tokens in self.token_columns.items():
+            tokens.write(rows, batch.tokens[name], batch.present[name], before)
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)
@@ -282,10 +375,10 @@ class AppendableSegment(SegmentRows):
             self._row_of[moved] = row
             for array in (self._sort_kind, self._sort_hi, self._sort_lo):
                 array[row] = array[last]
-            for column in self.columns.values():
+            for column in self._all_columns():
                 column.move(last, row)
         else:
-            for column in self.columns.values():
+            for column in self._all_columns():
                 column.clear(row)
         self._ids.pop()
         self._payloads.pop()
@@ -295,12 +388,17 @@ class AppendableSegment(SegmentRows):
     def freeze(self) -> SealedParts:
         """Hand every row over for sealing, each named vector as an exact index."""
         n = len(self._ids)
-        indexes: dict[str, VectorIndex] = {}
+        indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
             flat = FlatIndex(col.dim, col.distance)
             flat.add(col.data[:n])
             indexes[name] = flat
+        for name, tokens in self.token_columns.items():
+            exact = MaxSimIndex(tokens.dim, tokens.distance)
+            exact.add(tokens.view(n))
+            indexes[name] = exact
         present = {name: col.present[:n].copy() for name, col in self.columns.items()}
+        present |= {name: col.present[:n].copy() for name, col in self.token_columns.items()}
         return SealedParts(
             list(self._ids), list(self._payloads), list(self._versions), indexes, present
         )
@@ -313,7 +411,7 @@ class SealedParts:
     ids: list[PointId]
     payloads: list[dict[str, Any]]
     versions: list[int]
-    indexes: dict[str, VectorIndex]
+    indexes: dict[str, AnyIndex]
     present: dict[str, np.ndarray]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from index.base import SearchParams
 from index.metrics import Distance
+from index.multivector import Ragged
 from server.engine.filters import Filter
 from server.engine.planner import Plan, PlannerConfig, Strategy, choose_plan, force
 from server.engine.point_ids import PointId
@@ -32,7 +33,8 @@ class SegmentSearch:
     """One batch of queries against one named vector, with what the planner needs."""
 
     name: str
-    queries: np.ndarray
+    queries: np.ndarray | Ragged
+    """``(nq, dim)``, or ragged token sets for a multi-vector name."""
     k: int
     distance: Distance
     dim: int

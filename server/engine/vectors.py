@@ -7,13 +7,38 @@ storage or an index, so a bad vector is rejected before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from index.metrics import Distance, normalize_rows
-from server.engine.config import DEFAULT_VECTOR, CollectionConfig, VectorParams
+from index.multivector import Ragged
+from index.pooling import pool_tokens
+from server.engine.config import (
+    DEFAULT_VECTOR,
+    CollectionConfig,
+    MultiVectorConfig,
+    VectorParams,
+)
 from server.errors import InvalidVector, UnsupportedFeature
+
+
+@dataclass(frozen=True, slots=True)
+class PointVectors:
+    """The vectors of a batch of points: a ``(n, dim)`` matrix per dense name, a ragged
+    set per multi-vector name, and which points carry each name."""
+
+    dense: dict[str, np.ndarray]
+    tokens: dict[str, Ragged]
+    present: dict[str, np.ndarray]
+
+    def take(self, rows: np.ndarray) -> PointVectors:
+        return PointVectors(
+            {n: m[rows] for n, m in self.dense.items()},
+            {n: t.take(rows) for n, t in self.tokens.items()},
+            {n: p[rows] for n, p in self.present.items()},
+        )
 
 
 def vector_name(config: CollectionConfig, name: str | None) -> str:
@@ -39,7 +64,10 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape[1] != params.size:
         got = matrix.shape[-1] if matrix.ndim >= 1 and matrix.size else 0
         if matrix.ndim == 3:
-            raise UnsupportedFeature(f"{what}: multi-vectors on a dense vector")
+            raise InvalidVector(
+                f"Wrong input: {what}: a list of vectors (multi-vector) given for a dense "
+                "vector; create the vector with `multivector_config` to store sets"
+            )
         raise InvalidVector(
             f"Wrong input: Vector dimension error: expected dim: {params.size}, got {got} ({what})"
         )
@@ -68,10 +96,30 @@ def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVecto
     return InvalidVector(f"Wrong input: {what}: expected flat lists of {params.size} numbers")
 
 
-def point_vectors(
-    raw: Sequence[Any], config: CollectionConfig
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The ``vector`` field of each point -> per-name matrices and presence masks."""
+def prepare_sets(
+    raws: Sequence[Any], params: VectorParams, limits: MultiVectorConfig, what: str
+) -> list[np.ndarray]:
+    """Multi-vector inputs (each a list of vectors) -> validated float32 ``(n_i, dim)``
+    arrays, rows normalised when the metric is Cosine."""
+    out = []
+    for i, raw in enumerate(raws):
+        label = f"{what} #{i}" if len(raws) > 1 else what
+        if not isinstance(raw, list) or not raw or not isinstance(raw[0], list):
+            raise InvalidVector(
+                f"Wrong input: {label}: a multi-vector is a non-empty list of vectors "
+                f"(lists of {params.size} numbers)"
+            )
+        if len(raw) > limits.max_vectors_per_point:
+            raise InvalidVector(
+                f"Wrong input: {label} has {len(raw)} vectors, more than the collection's "
+                f"limit of {limits.max_vectors_per_point} (`multivector.max_vectors_per_point`)"
+            )
+        out.append(prepare_matrix(raw, params, label))
+    return out
+
+
+def point_vectors(raw: Sequence[Any], config: CollectionConfig) -> PointVectors:
+    """The ``vector`` field of each point -> per-name matrices or token sets, presence."""
     count = len(raw)
     by_name: dict[str, list[Any]] = {name: [] for name in config.vectors}
     present = {name: np.zeros(count, dtype=bool) for name in config.vectors}
@@ -83,13 +131,38 @@ def point_vectors(
             present[name][i] = True
             by_name[name].append(value)
     matrices: dict[str, np.ndarray] = {}
+    sets: dict[str, Ragged] = {}
     for name, params in config.vectors.items():
+        label = f"vector {name!r}" if name else "vector"
+        if params.is_multi:
+            sets[name] = _point_sets(by_name[name], present[name], params, config, label)
+            continue
         matrix = np.zeros((count, params.size), dtype=np.float32)
         if by_name[name]:
-            label = f"vector {name!r}" if name else "vector"
             matrix[present[name]] = prepare_matrix(by_name[name], params, label)
         matrices[name] = matrix
-    return matrices, present
+    return PointVectors(matrices, sets, present)
+
+
+def _point_sets(
+    raws: list[Any],
+    present: np.ndarray,
+    params: VectorParams,
+    config: CollectionConfig,
+    label: str,
+) -> Ragged:
+    """Every point's set for one multi-vector name (empty where absent), pooled as the
+    collection asks."""
+    limits = config.multivector
+    prepared = iter(prepare_sets(raws, params, limits, label))
+    items = [next(prepared) if has else np.zeros((0, params.size), np.float32) for has in present]
+    ragged = Ragged.from_arrays(items, params.size)
+    if limits.pool_factor is None and limits.max_tokens_per_doc is None:
+        return ragged
+    pooled = pool_tokens(ragged, limits.pool_factor, limits.max_tokens_per_doc)
+    if params.distance is Distance.COSINE:
+        return Ragged(normalize_rows(pooled.tokens), pooled.offsets)
+    return pooled
 
 
 def _as_named(vector: Any, config: CollectionConfig, index: int) -> dict[str, Any]:

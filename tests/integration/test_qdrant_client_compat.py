@@ -936,3 +936,67 @@ def test_deleted_collection_is_gone(pair: Pair, scratch: str) -> None:
     assert pair.both(lambda c: c.collection_exists(scratch)) == (False, False)
     _create_plain(pair, scratch, models.Distance.DOT)  # the fixture deletes it again
     assert pair.both(lambda c: c.count(scratch, exact=True).count) == (0, 0)
+
+
+# -- multi-vectors ---------------------------------------------------------------------------
+
+MULTI_DIM = 6
+
+
+def _token_set(rng: np.random.Generator) -> list[list[float]]:
+    return rng.standard_normal((int(rng.integers(1, 7)), MULTI_DIM)).round(4).tolist()
+
+
+@pytest.fixture(scope="module")
+def multi(pair: Pair) -> Iterator[str]:
+    """Named vectors: a ColBERT-style multi-vector (Cosine, MaxSim) beside a dense one;
+    a few points carry only the dense vector."""
+    name = _unique("multi")
+    config = {
+        "colbert": models.VectorParams(
+            size=MULTI_DIM,
+            distance=models.Distance.COSINE,
+            multivector_config=models.MultiVectorConfig(
+                comparator=models.MultiVectorComparator.MAX_SIM
+            ),
+        ),
+        "dense": models.VectorParams(size=3, distance=models.Distance.DOT),
+    }
+    pair.run(lambda c: c.create_collection(name, vectors_config=config))
+    rng = np.random.default_rng(SEED + 7)
+    points = []
+    for i in range(120):
+        vector: dict[str, Any] = {"dense": rng.standard_normal(3).round(4).tolist()}
+        if i % 10 != 9:
+            vector["colbert"] = _token_set(rng)
+        points.append(models.PointStruct(id=i, vector=vector, payload={"even": i % 2 == 0}))
+    pair.run(lambda c: c.upsert(name, points, wait=True))
+    yield name
+    pair.run(lambda c: c.delete_collection(name))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_multi_vector_query_matches_local_mode(pair: Pair, multi: str, seed: int) -> None:
+    query = _token_set(np.random.default_rng(seed))
+    even = models.Filter(
+        must=[models.FieldCondition(key="even", match=models.MatchValue(value=True))]
+    )
+    for flt in (None, even):
+        remote, local = pair.both(
+            lambda c, f=flt: (
+                c.query_points(
+                    multi, query=query, using="colbert", query_filter=f, limit=15, with_payload=True
+                ).points
+            )
+        )
+        assert_points_equal(remote, local, f"multi-vector query filter={flt is not None}")
+
+
+def test_multi_vectors_are_retrieved_like_local_mode(pair: Pair, multi: str) -> None:
+    ids = [*range(0, 120, 7), 9, 19]  # 9, 19 and 119 carry no multi-vector
+    remote, local = pair.both(lambda c: c.retrieve(multi, ids, with_vectors=True))
+    assert_points_equal(_by_id(remote), _by_id(local), "retrieve multi")
+    config = pair.remote.get_collection(multi).config.params.vectors
+    assert isinstance(config, dict)
+    assert config["colbert"].multivector_config is not None
+    assert config["colbert"].multivector_config.comparator == models.MultiVectorComparator.MAX_SIM

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from index.metrics import Distance
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import update_result
@@ -87,6 +88,10 @@ async def update_collection(
         changes["strict_mode_config"] = body.strict_mode_config
     if body.index is not None:
         changes["index"] = _index_config(config.index, body.index)
+    if body.multivector is not None:
+        changes["multivector"] = config.multivector.model_dump() | body.multivector.model_dump(
+            exclude_none=True
+        )
     updated = config.with_updates(**changes)
     check_backend(updated)
     await run_cpu(request, collection.update_config, updated)
@@ -137,10 +142,7 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
     for name, params in vectors.items():
         _check_vector_params(name, params, settings)
     config = CollectionConfig(
-        vectors={
-            name: params.model_dump(exclude={"multivector_config", "memory"})
-            for name, params in vectors.items()
-        },
+        vectors={name: params.model_dump(exclude={"memory"}) for name, params in vectors.items()},
         named_vectors=named,
     )
     changes: dict[str, Any] = {}
@@ -163,6 +165,8 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         changes["strict_mode_config"] = body.strict_mode_config
     if body.index is not None:
         changes["index"] = _index_config(IndexConfig(), body.index)
+    if body.multivector is not None:
+        changes["multivector"] = body.multivector.model_dump(exclude_none=True)
     if body.quantization_config is not None:
         changes["quantization_config"] = _quantization(body.quantization_config, config)
     updated = config.with_updates(**changes) if changes else config
@@ -178,13 +182,30 @@ def _check_vector_params(name: str, params: VectorParamsIn, settings: Settings) 
             f"the limit of {settings.max_vector_size}"
         )
     if params.multivector_config is not None:
-        raise UnsupportedFeature("multivector_config")
+        _check_multivector(label, params)
     if params.quantization_config is not None:
         raise UnsupportedFeature(
             "per-vector `quantization_config` (set `quantization_config` on the collection)"
         )
     if params.datatype not in (None, "float32"):
         raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
+
+
+def _check_multivector(label: str, params: VectorParamsIn) -> None:
+    """Qdrant's ``multivector_config``: MaxSim is the only comparator it defines; Quiver
+    computes it from inner products, so the vector must use Cosine or Dot."""
+    assert params.multivector_config is not None
+    comparator = params.multivector_config.get("comparator")
+    if set(params.multivector_config) != {"comparator"} or comparator != "max_sim":
+        raise BadRequest(
+            f'Wrong input: {label}: `multivector_config` must be {{"comparator": "max_sim"}}, '
+            f"got {params.multivector_config}"
+        )
+    if params.distance not in (Distance.COSINE, Distance.DOT):
+        raise UnsupportedFeature(
+            f"{label}: multi-vectors with the {params.distance.value} distance "
+            "(MaxSim is offered for Cosine and Dot)"
+        )
 
 
 def _merged(

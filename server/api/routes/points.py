@@ -186,7 +186,9 @@ def _columns(
     return ids, vectors, payloads
 
 
-def _batch_vectors(raw: list[list[float]] | dict[str, list[Any]], count: int) -> list[Any]:
+def _batch_vectors(
+    raw: list[list[float]] | list[list[list[float]]] | dict[str, list[Any]], count: int
+) -> list[Any]:
     if isinstance(raw, list):
         if len(raw) != count:
             raise BadRequest(f"Wrong input: batch has {count} ids but {len(raw)} vectors")

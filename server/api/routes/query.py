@@ -132,8 +132,6 @@ def _query_spec(
         name = collection.prepare_query(vector.tolist(), request.using)[0]
         exclude.append(point_id)
     elif isinstance(query, list):
-        if query and isinstance(query[0], list):
-            raise UnsupportedFeature("multi-vector queries")
         name, vector, raw = collection.vector_name(request.using), _PENDING, query
     else:
         raise BadRequest(f"Wrong input: cannot read `query` of type {type(query).__name__}")
