@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 EMBED_STAMP := $(VENV)/.installed-embed
 TEXT_DATA := bench/data/text/meta.json
+TOKEN_DATA := bench/data/tokens/meta.json
 HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
 .PHONY: serve test lint typecheck check bench bench-core bench-hnsw bench-planner \
-	bench-quantization bench-leanvec clean
+	bench-quantization bench-leanvec bench-muvera clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ $(EMBED_STAMP): $(BENCH_STAMP)
 $(TEXT_DATA): | $(EMBED_STAMP)
 	$(VENV)/bin/python bench/text_embeddings.py build --base 56000 --queries 2000
 
+# MiniLM token vectors of 20k of those descriptions: ~7 min of embedding on one core.
+$(TOKEN_DATA): $(TEXT_DATA) | $(EMBED_STAMP)
+	$(VENV)/bin/python bench/token_embeddings.py build --docs 20000 --queries 1000
+
 serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
@@ -48,7 +53,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec
+bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera
 
 bench-core: $(BENCH_STAMP)
 	$(VENV)/bin/python bench/bench_core.py
@@ -64,6 +69,9 @@ bench-quantization: $(BENCH_STAMP) $(TEXT_DATA)
 
 bench-leanvec: $(BENCH_STAMP) $(TEXT_DATA)
 	$(VENV)/bin/python bench/bench_leanvec.py
+
+bench-muvera: $(BENCH_STAMP) $(TOKEN_DATA)
+	$(VENV)/bin/python bench/bench_muvera.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -224,7 +224,8 @@ class MuveraIndex:
             return self.tokens.search(queries, k, allowed=ok)
         fde = self.encoder.encode_queries(queries.tokens, queries.offsets)
         inner_params = replace(params, ef=None if params.ef is None else max(params.ef, wanted))
-        candidates, _ = self.inner.search(fde, wanted, params=inner_params, allowed=ok)
+        mask = None if ok.all() else ok  # no bitmap when every row may be returned
+        candidates, _ = self.inner.search(fde, wanted, params=inner_params, allowed=mask)
         return self.tokens.rescore(queries, candidates, k)
 
     def items(self, rows: np.ndarray | None = None) -> Ragged:

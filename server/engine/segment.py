@@ -14,6 +14,7 @@ Segments are not thread-safe: ``Collection`` holds its lock around them.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,6 +220,7 @@ class TokenColumn:
         self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self.used = 0
         self.packed = True
+        self._repack = threading.Lock()
 
     def reserve(self, rows: int) -> None:
         if rows > self.starts.shape[0]:
@@ -254,21 +256,29 @@ class TokenColumn:
         self.packed = False
 
     def view(self, count: int) -> Ragged:
-        """Rows ``0 .. count-1`` as a contiguous ragged set (repacked if needed)."""
-        lengths = self.lengths[:count]
-        if not self.packed:
-            gathered = self.data[token_rows(self.starts[:count], lengths)]
-            self.data[: len(gathered)] = gathered
-            self.used = len(gathered)
-            self.starts[:count] = np.cumsum(lengths) - lengths
-            self.packed = True
+        """Rows ``0 .. count-1`` as a contiguous ragged set (repacked if needed).
+
+        Searches call this under the collection's *read* lock, so two may race: the
+        repack builds new arrays and swaps them in under a lock, and a search still
+        holding the old buffer keeps reading a consistent copy."""
+        with self._repack:
+            if not self.packed:
+                lengths = self.lengths[:count]
+                gathered = self.data[token_rows(self.starts[:count], lengths)]
+                data = np.zeros_like(self.data)
+                data[: len(gathered)] = gathered
+                starts = self.starts.copy()
+                starts[:count] = np.cumsum(lengths) - lengths
+                self.data, self.starts, self.used, self.packed = data, starts, len(gathered), True
+            data, lengths = self.data, self.lengths[:count]
         offsets = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        return Ragged(self.data[: offsets[-1]], offsets)
+        return Ragged(data[: offsets[-1]], offsets)
 
     def row(self, row: int) -> np.ndarray:
-        start = self.starts[row]
-        return self.data[start : start + self.lengths[row]].copy()
+        with self._repack:
+            start, data = self.starts[row], self.data
+        return data[start : start + self.lengths[row]].copy()
 
 
 class AppendableSegment(SegmentRows):
