@@ -10,15 +10,21 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidPointId
     │   ├── InvalidVector            (wrong dimension, NaN / infinity, unknown name)
     │   ├── InvalidCollectionName
+    │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
     ├── Unauthorized (401)
     ├── NotFound (404)
     │   ├── CollectionNotFound
-    │   └── PointNotFound
+    │   ├── PointNotFound
+    │   └── SnapshotNotFound
     ├── Conflict (409)
     │   └── CollectionAlreadyExists
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
     └── StorageError (500)           (disk full, corrupt or unknown on-disk version)
+
+An error may carry a ``result`` (a bulk load's report of what was committed before it
+failed); it is sent in the envelope's ``result`` field.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class QuiverError(Exception):
     """Base of every error Quiver reports to a client."""
 
     status_code = 500
+    result: object = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -59,6 +66,11 @@ class InvalidCollectionName(BadRequest):
         super().__init__(f"Bad collection name {name!r}: {reason}")
 
 
+class InvalidSnapshot(BadRequest):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Bad snapshot: {detail}")
+
+
 class UnsupportedFeature(BadRequest):
     def __init__(self, feature: str) -> None:
         super().__init__(f"Not supported by Quiver yet: {feature}")
@@ -85,6 +97,12 @@ class PointNotFound(NotFound):
         super().__init__(f"Not found: No point with id {point_id} found")
 
 
+class SnapshotNotFound(NotFound):
+    def __init__(self, snapshot: str, collection: str | None = None) -> None:
+        where = f" of collection `{collection}`" if collection else ""
+        super().__init__(f"Not found: Snapshot `{snapshot}`{where} doesn't exist!")
+
+
 class Conflict(QuiverError):
     status_code = 409
 
@@ -99,6 +117,22 @@ class PayloadTooLarge(QuiverError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"Request body exceeds the limit of {limit} bytes")
+
+
+class UnsupportedMediaType(QuiverError):
+    status_code = 415
+
+    def __init__(self, got: str, expected: list[str]) -> None:
+        super().__init__(f"Unsupported content type {got!r}; send one of: {', '.join(expected)}")
+
+
+class BulkLoadFailed(BadRequest):
+    """The stream broke off (malformed, truncated, wrong schema); ``result`` reports the
+    rows committed before it."""
+
+    def __init__(self, reason: str, report: object) -> None:
+        super().__init__(f"Bulk load stopped: {reason}")
+        self.result = report
 
 
 class StorageError(QuiverError):

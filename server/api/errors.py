@@ -33,7 +33,8 @@ def _respond(request: Request, status: int, message: str) -> OrjsonResponse:
 
 
 async def _domain_error(request: Request, exc: QuiverError) -> OrjsonResponse:
-    return _respond(request, exc.status_code, exc.message)
+    body = error_body(exc.message, elapsed(request)) | {"result": exc.result}
+    return OrjsonResponse(body, status_code=exc.status_code)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:

@@ -23,6 +23,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+STREAMING_SUFFIXES = ("/points/bulk", "/snapshots/upload")
+"""Routes that consume their body as a stream, in bounded chunks, whatever its size (bulk
+loads, snapshot uploads): no body limit, and their own content type is kept."""
 
 
 class QuiverMiddleware:
@@ -42,6 +45,9 @@ class QuiverMiddleware:
             await _reject(
                 send, 401, "Must provide a valid API key in the 'api-key' header", started
             )
+            return
+        if scope["path"].endswith(STREAMING_SUFFIXES):
+            await self.app(scope, receive, send)
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:

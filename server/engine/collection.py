@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
@@ -39,7 +40,13 @@ from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.training_queries import QuerySamples
-from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
+from server.engine.vectors import (
+    PointVectors,
+    point_vectors,
+    prepare_matrix,
+    prepare_sets,
+    vector_name,
+)
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
 from server.storage.segment_store import SegmentManifest, SegmentStore
@@ -99,6 +106,7 @@ class Collection:
         self._id_lock = threading.Lock()
         self.query_samples = QuerySamples(store, {n: p.size for n, p in config.vectors.items()})
         self._closed = False
+        self._bulk_loads = 0
         self._last_write = time.monotonic()
         self.on_change: Callable[[Collection], None] = lambda _c: None
         """Called after writes that may make background work due (set by the engine)."""
@@ -149,6 +157,73 @@ class Collection:
         ids = [ids[i] for i in keep]
         prepared = point_vectors([vectors[i] for i in keep], self._config)
         payload_list = [payloads[i] or {} for i in keep]
+        return self._upsert_prepared(ids, prepared, payload_list, update_mode, update_filter)
+
+    def bulk_upsert(
+        self,
+        ids: Sequence[PointId],
+        matrices: dict[str, np.ndarray],
+        payloads: Sequence[dict[str, Any]],
+    ) -> int:
+        """Upsert dense vectors given as whole matrices (one per vector name, every row
+        present): validated and prepared in one numpy pass, no per-point parsing. Rows
+        must already be finite; a bulk loader rejects the others first."""
+        keep = _last_occurrences(ids)
+        rows = np.asarray(keep, dtype=np.int64)
+        dense: dict[str, np.ndarray] = {}
+        for name, matrix in matrices.items():
+            params = self._config.vectors[vector_name(self._config, name)]
+            if params.is_multi:
+                raise InvalidVector(f"Wrong input: bulk matrices are for dense vectors ({name!r})")
+            dense[name] = prepare_matrix(
+                matrix[rows] if len(keep) < len(ids) else matrix,
+                params,
+                f"vector {name!r}" if name else "vector",
+            )
+        count = len(keep)
+        present = {n: np.full(count, n in dense) for n in self._config.vectors}
+        for name, params in self._config.vectors.items():
+            if name not in dense and not params.is_multi:
+                dense[name] = np.zeros((count, params.size), dtype=np.float32)
+        tokens = {
+            n: Ragged.from_arrays([np.zeros((0, p.size), np.float32)] * count, p.size)
+            for n, p in self._config.vectors.items()
+            if p.is_multi
+        }
+        prepared = PointVectors(dense, tokens, present)
+        return self._upsert_prepared(
+            [ids[i] for i in keep], prepared, [payloads[i] for i in keep], "upsert", None
+        )
+
+    @contextmanager
+    def bulk_loading(self) -> Iterator[None]:
+        """While a bulk load runs, new points stay in the appendable segment (no sealing
+        at ``indexing_threshold``) and no index job starts; at the end the tail is sealed
+        once, so the build worker builds one index over everything instead of one per
+        20,000 points plus merges."""
+        with self._id_lock:
+            self._bulk_loads += 1
+        try:
+            yield
+        finally:
+            with self._id_lock:
+                self._bulk_loads -= 1
+                last = self._bulk_loads == 0
+            if last and not self._closed:
+                with suppress(CollectionNotFound), self._writing():
+                    threshold = self._config.optimizers_config.indexing_threshold
+                    if threshold > 0 and len(self._segments.appendable) >= threshold:
+                        self._seal_appendable()
+                self.on_change(self)
+
+    def _upsert_prepared(
+        self,
+        ids: list[PointId],
+        prepared: PointVectors,
+        payload_list: list[dict[str, Any]],
+        update_mode: str,
+        update_filter: Filter | None,
+    ) -> int:
         with self._writing():
             chosen = self._select_for_update(ids, update_mode, update_filter)
             if len(chosen) < len(ids):
@@ -163,7 +238,8 @@ class Collection:
                     found[0].delete(point_id)
             self._segments.appendable.upsert(batch, op_id)
             self._maybe_seal()
-        self.on_change(self)
+        if not self._bulk_loads:
+            self.on_change(self)
         return op_id
 
     def delete(self, selection: PointsSelection) -> int:
@@ -252,6 +328,10 @@ class Collection:
 
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
+
+    def check_vectors(self, raws: list[Any]) -> None:
+        """Validate points' ``vector`` fields as an upsert would, writing nothing."""
+        point_vectors(raws, self._config)
 
     def prepare_queries(self, name: str, raws: list[Any]) -> np.ndarray | list[np.ndarray]:
         """Validate and prepare many query vectors for ``name`` in one numpy pass (a
@@ -381,7 +461,7 @@ class Collection:
 
     def due_tasks(self, busy: set[int]) -> list[Task]:
         with self._lock.read():
-            if self._closed:
+            if self._closed or self._bulk_loads:
                 return []
             return due_tasks(self._config, self._segments.sealed, busy)
 
@@ -449,7 +529,7 @@ class Collection:
         vectors cost ~20% of an HNSW batch over 390k); once sealed, the index and merge
         jobs fold it into the graph. Smaller collections stay exact, as in Qdrant."""
         threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0 or time.monotonic() - self._last_write < idle_s:
+        if threshold <= 0 or self._bulk_loads or time.monotonic() - self._last_write < idle_s:
             return False
         with self._lock.write():
             tail = len(self._segments.appendable)
@@ -463,7 +543,7 @@ class Collection:
         """Seal the appendable segment once it holds ``indexing_threshold`` points
         (0 disables indexing, as in Qdrant). Called under the write lock."""
         threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0 or len(self._segments.appendable) < threshold:
+        if threshold <= 0 or self._bulk_loads or len(self._segments.appendable) < threshold:
             return
         self._seal_appendable()
 

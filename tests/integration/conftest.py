@@ -62,6 +62,12 @@ class QuiverProcess:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the server is not running")
+        return self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
