@@ -48,7 +48,7 @@ from server.engine.vectors import (
     vector_name,
 )
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
-from server.storage.point_store import LoadedPoint, PointStore, StoredPoint, WriteBatch
+from server.storage.point_store import LoadedPoint, PointRows, PointStore, WriteBatch
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
 log = logging.getLogger(__name__)
@@ -231,9 +231,10 @@ class Collection:
                 prepared = prepared.take(np.array(chosen, dtype=np.int64))
                 payload_list = [payload_list[i] for i in chosen]
             batch = PointBatch(ids, prepared.dense, prepared.present, payload_list, prepared.tokens)
-            op_id = self._store.commit(WriteBatch(put_points=_stored(batch)))
-            for point_id in ids:
-                found = self._segments.locate(point_id)
+            located = [self._segments.locate(point_id) for point_id in ids]
+            known = [found is not None for found in located]
+            op_id = self._store.commit(WriteBatch(put_points=_stored(batch, known)))
+            for point_id, found in zip(ids, located, strict=True):
                 if found is not None and found[0] is not self._segments.appendable:
                     found[0].delete(point_id)
             self._segments.appendable.upsert(batch, op_id)
@@ -769,6 +770,8 @@ class Collection:
         self, ids: Sequence[PointId], update_mode: str, update_filter: Filter | None
     ) -> list[int]:
         """Indices of ``ids`` this upsert writes, per ``update_mode`` / ``update_filter``."""
+        if update_mode == "upsert" and update_filter is None:
+            return list(range(len(ids)))
         chosen = []
         for i, point_id in enumerate(ids):
             found = self._segments.locate(point_id)
@@ -977,17 +980,16 @@ def _encode_payload(payload: dict[str, Any]) -> bytes:
         raise BadRequest(f"Payload cannot be stored as JSON: {exc}") from exc
 
 
-def _stored(batch: PointBatch) -> list[StoredPoint]:
-    points = []
-    for i, point_id in enumerate(batch.ids):
-        vectors = {
-            name: batch.vectors[name][i].tobytes()
-            for name in batch.vectors
-            if batch.present[name][i]
-        }
-        for name, sets in batch.tokens.items():
-            if batch.present[name][i]:
-                vectors[name] = sets.item(i).tobytes()
-        payload = _encode_payload(batch.payloads[i])
-        points.append(StoredPoint(point_id_to_text(point_id), payload, vectors))
-    return points
+def _stored(batch: PointBatch, known: Sequence[bool]) -> PointRows:
+    """The rows to write; ``known[i]``: the point exists already (its old vectors go)."""
+    pids = [point_id_to_text(i) for i in batch.ids]
+    rows = PointRows(pids, [_encode_payload(p) for p in batch.payloads])
+    rows.replaced = [pid for pid, old in zip(pids, known, strict=True) if old]
+    for name, matrix in batch.vectors.items():
+        present = batch.present[name]
+        picked = range(len(pids)) if present.all() else np.flatnonzero(present).tolist()
+        rows.vectors.extend((pids[i], name, matrix[i].tobytes()) for i in picked)
+    for name, sets in batch.tokens.items():
+        for i in np.flatnonzero(batch.present[name]).tolist():
+            rows.vectors.append((pids[i], name, sets.item(i).tobytes()))
+    return rows

@@ -42,22 +42,20 @@ class SealedSegment(SegmentRows):
         self.present = parts.present
         count = len(parts.ids)
         self._live = np.ones(count, dtype=bool) if live is None else live.copy()
-        for point_id, payload, version in zip(
-            parts.ids, parts.payloads, parts.versions, strict=True
-        ):
-            self._append_row(point_id, payload, version, index=False)
+        self._append_rows(parts.ids, parts.payloads, parts.versions, index=False)
         if payload_indexes is not None:
             self.payload_indexes = payload_indexes
         elif schema:
             self.set_schema(schema)
         # Only live rows are findable. A merged segment may list an id twice (a
         # tombstoned copy and a live one); if two copies are live, the later wins.
-        self._row_of = {}
-        for row in np.flatnonzero(self._live).tolist():
-            earlier = self._row_of.get(self._ids[row])
-            if earlier is not None:
-                self._live[earlier] = False
-            self._row_of[self._ids[row]] = row
+        if not (self._live.all() and len(self._row_of) == count):  # else: as appended
+            self._row_of = {}
+            for row in np.flatnonzero(self._live).tolist():
+                earlier = self._row_of.get(self._ids[row])
+                if earlier is not None:
+                    self._live[earlier] = False
+                self._row_of[self._ids[row]] = row
         dead = np.flatnonzero(~self._live)
         if len(dead):
             for index in self.indexes.values():

@@ -52,6 +52,20 @@ class PointBatch:
     tokens: dict[str, Ragged] = field(default_factory=dict)
 
 
+def sort_keys_of(ids: Sequence[PointId]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``sort_key`` of many ids as three arrays; integer ids (the common bulk case) in
+    one numpy conversion."""
+    if all(type(i) is int for i in ids):
+        n = len(ids)
+        lo = np.array(ids, dtype=np.uint64)
+        return np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.uint64), lo
+    keys = [sort_key(i) for i in ids]
+    kind = np.array([k[0] for k in keys], dtype=np.uint8)
+    hi = np.array([k[1] for k in keys], dtype=np.uint64)
+    lo = np.array([k[2] for k in keys], dtype=np.uint64)
+    return kind, hi, lo
+
+
 def sort_key(point_id: PointId) -> tuple[int, int, int]:
     """(kind, high 64 bits, low 64 bits): integers sort before UUIDs, as in Qdrant."""
     if isinstance(point_id, int):
@@ -159,6 +173,29 @@ class SegmentRows:
             self._sort_kind = _grown(self._sort_kind, capacity)
             self._sort_hi = _grown(self._sort_hi, capacity)
             self._sort_lo = _grown(self._sort_lo, capacity)
+
+    def _append_rows(
+        self,
+        ids: Sequence[PointId],
+        payloads: Sequence[dict[str, Any]],
+        versions: Sequence[int],
+        *,
+        index: bool = True,
+    ) -> None:
+        """Append many new rows at once (ids not yet in this segment)."""
+        start, n = len(self._ids), len(ids)
+        self._grow_sort_keys(start + n)
+        self._ids.extend(ids)
+        self._payloads.extend(payloads)
+        self._versions.extend(versions)
+        self._row_of.update(zip(ids, range(start, start + n), strict=True))
+        kind, hi, lo = sort_keys_of(ids)
+        self._sort_kind[start : start + n] = kind
+        self._sort_hi[start : start + n] = hi
+        self._sort_lo[start : start + n] = lo
+        if index and self.payload_indexes.fields:
+            for offset, payload in enumerate(payloads):
+                self.payload_indexes.add(start + offset, payload)
 
     def _append_row(
         self, point_id: PointId, payload: dict[str, Any], version: int, *, index: bool = True
@@ -357,13 +394,23 @@ class AppendableSegment(SegmentRows):
         for column in self._all_columns():
             column.reserve(before + len(batch.ids))
         rows = np.empty(len(batch.ids), dtype=np.int64)
+        fresh: list[int] = []
         for i, point_id in enumerate(batch.ids):
             row = self._row_of.get(point_id)
             if row is None:
-                row = self._append_row(point_id, batch.payloads[i], version)
+                fresh.append(i)
             else:
                 self.set_payload(row, batch.payloads[i], version)
-            rows[i] = row
+                rows[i] = row
+        if fresh:
+            new_ids = [batch.ids[i] for i in fresh]
+            if len(new_ids) == len(batch.ids):
+                new_payloads = batch.payloads
+            else:
+                new_payloads = [batch.payloads[i] for i in fresh]
+            start = len(self._ids)
+            self._append_rows(new_ids, new_payloads, [version] * len(fresh))
+            rows[fresh] = np.arange(start, start + len(fresh))
         for name, column in self.columns.items():
             column.data[rows] = batch.vectors[name]
             column.present[rows] = batch.present[name]

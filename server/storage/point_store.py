@@ -17,6 +17,7 @@ Layout (``FORMAT_VERSION`` 1)::
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,25 +47,29 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPoint:
-    """One point as persisted; ``vectors`` maps vector name to float32 bytes."""
+@dataclass(slots=True)
+class PointRows:
+    """Points to write, column by column (no object per point: bulk loads write
+    hundreds of thousands). ``vectors`` holds (pid, name, float32 bytes) rows;
+    ``replaced`` the pids that may exist already, whose old vector rows are removed
+    first (a load of new ids does no deletes)."""
 
-    pid: str
-    payload: bytes
-    vectors: dict[str, bytes]
+    pids: list[str] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    vectors: list[tuple[str, str, bytes]] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class WriteBatch:
     """Everything one request changes; committed as a single transaction."""
 
-    put_points: list[StoredPoint] = field(default_factory=list)
+    put_points: PointRows = field(default_factory=PointRows)
     put_payloads: list[tuple[str, bytes]] = field(default_factory=list)
     delete_pids: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.put_points or self.put_payloads or self.delete_pids)
+        return not (self.put_points.pids or self.put_payloads or self.delete_pids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,15 +226,14 @@ class PointStore:
         db.executemany("DELETE FROM vectors WHERE pid = ?", rows)
 
     @staticmethod
-    def _put_points(db: sqlite3.Connection, points: Sequence[StoredPoint], op_id: int) -> None:
-        db.executemany("DELETE FROM vectors WHERE pid = ?", [(p.pid,) for p in points])
+    def _put_points(db: sqlite3.Connection, points: PointRows, op_id: int) -> None:
+        db.executemany("DELETE FROM vectors WHERE pid = ?", zip(points.replaced))
         db.executemany(
             "INSERT OR REPLACE INTO points(pid, version, payload) VALUES (?, ?, ?)",
-            [(p.pid, op_id, p.payload) for p in points],
+            zip(points.pids, itertools.repeat(op_id), points.payloads),
         )
         db.executemany(
-            "INSERT INTO vectors(pid, name, data) VALUES (?, ?, ?)",
-            [(p.pid, name, data) for p in points for name, data in p.vectors.items()],
+            "INSERT OR REPLACE INTO vectors(pid, name, data) VALUES (?, ?, ?)", points.vectors
         )
 
     def _transaction(self) -> _Transaction:
