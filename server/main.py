@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from index.native_threads import single_threaded_numpy_blas
 from server.api.errors import install_error_handlers
 from server.api.middleware import QuiverMiddleware
-from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query
+from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.engine.engine import Engine
 from server.settings import Settings, get_settings
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     install_error_handlers(app)
-    for module in (admin, collections, points, bulk, query, jobs, leanvec):
+    for module in (admin, collections, points, bulk, query, jobs, leanvec, snapshots):
         app.include_router(module.router)
     app.add_middleware(
         QuiverMiddleware,

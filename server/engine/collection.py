@@ -50,6 +50,7 @@ from server.engine.vectors import (
 from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNotFound
 from server.storage.point_store import LoadedPoint, PointRows, PointStore, WriteBatch
 from server.storage.segment_store import SegmentManifest, SegmentStore
+from server.storage.snapshots import SnapshotDescription, write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -852,6 +853,16 @@ class Collection:
             self._config.payload_schema,
             {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
         )
+
+    # -- snapshots -------------------------------------------------------
+
+    def write_snapshot(self, folder: Path) -> SnapshotDescription:
+        """Archive this collection into ``folder`` while reads and writes go on: no lock
+        is held (``storage/snapshots.py``: the point store is copied in one read
+        transaction, segment files are immutable)."""
+        if self._closed:
+            raise CollectionNotFound(self.name)
+        return write_snapshot(folder, self.name, self._store, self._segment_store)
 
 
 class _WriteGuard:

@@ -5,9 +5,12 @@ Folder layout::
     <data_dir>/collections/<name>/points.sqlite   one folder per collection
     <data_dir>/collections/.tmp-*                 half-created, removed at start
     <data_dir>/collections/.trash-*               half-deleted, removed at start
+    <data_dir>/snapshots/<name>/*.snapshot        snapshot archives (storage/snapshots.py)
 
 A collection appears atomically: it is built in a temporary folder and renamed
 into place; deletion renames it away first, so a crash never leaves half of one.
+Recovering a snapshot unpacks and verifies it in a temporary folder, opens it there,
+then swaps it in for the collection of that name (if any) under the engine lock.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -23,12 +27,23 @@ from pathlib import Path
 from server.engine.build_worker import BuildWorker
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
-from server.errors import CollectionAlreadyExists, CollectionNotFound, InvalidCollectionName
+from server.errors import (
+    CollectionAlreadyExists,
+    CollectionNotFound,
+    InvalidCollectionName,
+    InvalidSnapshot,
+    QuiverError,
+    SnapshotNotFound,
+)
+from server.storage import snapshots
 from server.storage.segment_store import fsync_dir
+from server.storage.snapshots import SnapshotDescription
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
+OLD_JOBS_WAIT_S = 30.0
+"""How long a recovery waits for a cancelled build of the collection it replaces."""
 
 
 def validate_collection_name(name: str) -> str:
@@ -47,6 +62,7 @@ class Engine:
     def __init__(self, data_dir: Path, idle_seal_s: float = 0.0) -> None:
         self.root = data_dir / "collections"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.snapshots_root = data_dir / "snapshots"
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
         self.worker = BuildWorker(idle_seal_s)
@@ -113,7 +129,115 @@ class Engine:
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
+    # -- snapshots -------------------------------------------------------
+
+    def create_snapshot(self, name: str) -> SnapshotDescription:
+        return self.get(name).write_snapshot(self._snapshot_folder(name))
+
+    def list_snapshots(self, name: str) -> list[SnapshotDescription]:
+        self.get(name)
+        return snapshots.list_snapshots(self._snapshot_folder(name))
+
+    def snapshot_path(self, name: str, snapshot: str) -> Path:
+        """The archive of collection ``name`` called ``snapshot``; 404 if either is unknown."""
+        self.get(name)
+        path = self._snapshot_folder(name) / snapshots.validate_snapshot_name(snapshot)
+        if not path.is_file():
+            raise SnapshotNotFound(snapshot, name)
+        return path
+
+    def delete_snapshot(self, name: str, snapshot: str) -> bool:
+        snapshots.delete_snapshot(self.snapshot_path(name, snapshot))
+        return True
+
+    def snapshot_location(self, name: str, location: str) -> Path:
+        """The archive a recover request's ``location`` names (see ``resolve_location``)."""
+        return snapshots.resolve_location(location, self.snapshots_root, name)
+
+    def upload_path(self) -> Path:
+        """A fresh temporary file for an uploaded archive (removed at start if left)."""
+        self.snapshots_root.mkdir(parents=True, exist_ok=True)
+        return self.snapshots_root / f".tmp-upload-{uuid.uuid4().hex}{snapshots.SUFFIX}"
+
+    def recover(self, name: str, archive: Path, checksum: str | None = None) -> None:
+        """Create collection ``name`` from a snapshot archive, or replace the existing one.
+
+        The archive is unpacked, verified and opened in a temporary folder first, so a
+        bad archive changes nothing; only then is the old collection closed and swapped
+        out under the engine lock. The config stored in the snapshot is kept."""
+        validate_collection_name(name)
+        temp = self.root / f".tmp-{uuid.uuid4().hex}"
+        try:
+            snapshots.extract_snapshot(archive, temp, checksum)
+            _check_opens(name, temp)
+            with self._lock:
+                self._swap_in(name, temp)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        log.info("snapshot recovered", extra={"collection": name, "archive": archive.name})
+
+    def _swap_in(self, name: str, temp: Path) -> None:
+        """Called with the engine lock held: the old collection (if any) goes to the
+        trash, the unpacked one takes its place; on failure the old one is put back."""
+        final = self.root / name
+        old = self._collections.pop(name, None)
+        trash = self.root / f".trash-{uuid.uuid4().hex}"
+        try:
+            if old is not None:
+                self.worker.detach(name)
+                old.close()
+            self._forget_jobs(name)
+            if old is not None:
+                os.replace(final, trash)
+            os.replace(temp, final)
+            fsync_dir(self.root)
+            collection = Collection.open(name, final)
+        except BaseException:
+            self._put_back(name, old is not None, temp, trash)
+            raise
+        self._collections[name] = collection
+        self.worker.attach(collection)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _put_back(self, name: str, had_old: bool, temp: Path, trash: Path) -> None:
+        """Undo a failed swap: the new folder goes back to ``temp`` (to be removed) and
+        the old collection, if there was one, is reopened where it was."""
+        final = self.root / name
+        if final.exists() and (not had_old or trash.exists()):
+            os.replace(final, temp)
+        if trash.exists():
+            os.replace(trash, final)
+        if had_old:
+            reopened = Collection.open(name, final)
+            self._collections[name] = reopened
+            self.worker.attach(reopened)
+
+    def _forget_jobs(self, name: str) -> None:
+        """Let a cancelled build of the replaced collection end (it finds the collection
+        closed and discards its segment) before its folder moves, then drop its job
+        records, so the new collection's status and work start from its own segments.
+        A build that ignores its cancel past the wait could still write a segment into
+        the new folder; the segment would be re-checked against the points on open."""
+        if not self.worker.wait_idle(name, OLD_JOBS_WAIT_S):
+            log.warning("old build still running during recovery", extra={"collection": name})
+        self.worker.detach(name)
+
+    def _snapshot_folder(self, name: str) -> Path:
+        return self.snapshots_root / name
+
     def _clean_leftovers(self) -> None:
         for path in self.root.iterdir():
             if path.name.startswith((".tmp-", ".trash-")):
                 shutil.rmtree(path, ignore_errors=True)
+        snapshots.remove_leftovers(self.snapshots_root)
+
+
+def _check_opens(name: str, folder: Path) -> None:
+    """Open an unpacked snapshot as a collection (store version, config, segments) and
+    close it again; an archive whose checksums match but whose content does not open
+    is still a bad snapshot, not a server fault."""
+    try:
+        Collection.open(name, folder).close()
+    except (QuiverError, ValueError, KeyError, TypeError, sqlite3.Error) as exc:
+        detail = exc.message if isinstance(exc, QuiverError) else str(exc)
+        raise InvalidSnapshot(f"its collection cannot be opened: {detail}") from exc

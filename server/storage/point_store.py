@@ -206,6 +206,28 @@ class PointStore:
             ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def backup_to(self, target: Path) -> None:
+        """Write a point-in-time copy of the database to ``target``, one self-contained
+        file, while writes continue: SQLite's online backup reads through a read-only
+        connection of its own in a single step, one read transaction, which WAL mode
+        serves without blocking the writer (this store's lock is not taken). Job
+        records are left out: they are this collection's history, not its data."""
+        source_uri = (self.path / DB_FILE).resolve().as_uri() + "?mode=ro"
+        try:
+            source = sqlite3.connect(source_uri, uri=True)
+            try:
+                copy = sqlite3.connect(target, isolation_level=None)
+                try:
+                    source.backup(copy)
+                    copy.execute("PRAGMA journal_mode=DELETE")
+                    copy.execute("DELETE FROM jobs")
+                finally:
+                    copy.close()
+            finally:
+                source.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"Cannot copy collection storage at {self.path}: {exc}") from exc
+
     # -- internals -------------------------------------------------------
 
     def _meta(self, key: str) -> str | None:
