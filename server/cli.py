@@ -1,7 +1,11 @@
-"""The ``quiver`` command: ``quiver serve --host H --port P --data-dir D``.
+"""The ``quiver`` command: ``quiver serve --host H --port P --data-dir D`` runs the server;
+``import``, ``export``, ``snapshot``, ``collections`` and ``bench`` talk to a running one
+(``server/client/commands.py``).
 
 Flags override ``QUIVER_*`` environment variables, which override defaults.
 One uvicorn worker: the process owns the data folder and its in-memory index.
+The server's modules (and faiss) are imported only by ``serve``, so the client commands
+start quickly.
 """
 
 from __future__ import annotations
@@ -16,26 +20,40 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 
-from server.logs import configure_logging
-from server.main import create_app
-from server.settings import Settings
+from server.client.commands import add_client_commands, run
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="quiver", description="Quiver vector search server")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP server")
+    parser = argparse.ArgumentParser(
+        prog="quiver", description="Quiver vector search: the server and a client for it"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="run the HTTP server", description="Run the Quiver HTTP server."
+    )
     serve.add_argument("--host", help="bind address (QUIVER_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (QUIVER_PORT, default 6333)")
     serve.add_argument(
         "--data-dir", type=Path, help="data folder (QUIVER_DATA_DIR, default ./data)"
     )
+    add_client_commands(commands)
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        sys.exit(run(args))
+    _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from server.logs import configure_logging
+    from server.main import create_app
+    from server.settings import Settings
+
     overrides = {
         key: value
         for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
