@@ -12,7 +12,7 @@ PORT ?= 6333
 DATA_DIR ?= ./data
 
 .PHONY: serve test lint typecheck check bench bench-core bench-hnsw bench-planner \
-	bench-quantization bench-leanvec bench-muvera clean
+	bench-quantization bench-leanvec bench-muvera bench-bulk clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera
+bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera \
+	bench-bulk
 
 bench-core: $(BENCH_STAMP)
 	$(VENV)/bin/python bench/bench_core.py
@@ -72,6 +73,9 @@ bench-leanvec: $(BENCH_STAMP) $(TEXT_DATA)
 
 bench-muvera: $(BENCH_STAMP) $(TOKEN_DATA)
 	$(VENV)/bin/python bench/bench_muvera.py
+
+bench-bulk: $(BENCH_STAMP) $(TEXT_DATA)
+	$(VENV)/bin/python bench/bench_bulk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

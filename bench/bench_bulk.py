@@ -16,7 +16,7 @@ library: faiss `IndexHNSWFlat` (M 16, efConstruction 100, the server's settings)
 in-process over the same vectors, plus Quiver's own `HnswIndex` built in chunks the way
 the build worker does.
 
-    python bench/bench_bulk.py            # ~6 min on 2 cores
+    python bench/bench_bulk.py            # ~4 min on 2 cores
     python bench/bench_bulk.py --quick    # 50,000 GloVe vectors only
 """
 
