@@ -163,7 +163,7 @@ class BuildWorker:
                 return
             busy = self._busy.setdefault(collection.name, set())
             held = self._held_back.get(collection.name, set())
-            tasks = collection.due_tasks(busy | held)
+            tasks = collection.due_tasks(busy, held)
             for task in tasks:
                 self._enqueue(collection, task, redo or {})
 

@@ -76,19 +76,34 @@ class Cancelled(Exception):
 
 
 def due_tasks(
-    config: CollectionConfig, sealed: dict[int, SealedSegment], busy: set[int]
+    config: CollectionConfig,
+    sealed: dict[int, SealedSegment],
+    busy: set[int],
+    held: frozenset[int] | set[int] = frozenset(),
 ) -> list[Task]:
-    """Tasks worth running now, never touching a segment another task holds."""
+    """Tasks worth running now, never touching a segment a running task holds (``busy``)
+    or one held back after a cancel (``held``)."""
     spec = config.index_spec()
     tasks: list[Task] = []
-    taken = set(busy)
+    taken = set(busy) | set(held)
+    working = set(busy)
     for segment_id, segment in sealed.items():
         if segment_id in taken:
             continue
+        if segment.spec is None and _folds_into_a_graph(config, sealed, spec):
+            base = _free_base(config, sealed, spec, taken, len(segment))
+            if base is not None:
+                tasks.append(Task("merge", tuple(sorted((base, segment_id)))))
+                taken.update((base, segment_id))
+                working.update((base, segment_id))
+                continue
+            if working & set(sealed):
+                continue  # a graph is being built or extended: fold this one in after it
         if segment.spec != spec:
             kind = "index" if segment.spec is None else "rebuild"
             tasks.append(Task(kind, (segment_id,)))
             taken.add(segment_id)
+            working.add(segment_id)
         elif _needs_vacuum(config, segment):
             tasks.append(Task("vacuum", (segment_id,)))
             taken.add(segment_id)
@@ -100,6 +115,37 @@ def due_tasks(
         if sum(len(sealed[sid]) for sid in smallest) <= limit:
             tasks.append(Task("merge", tuple(sorted(smallest))))
     return tasks
+
+
+def _folds_into_a_graph(
+    config: CollectionConfig, sealed: dict[int, SealedSegment], spec: dict[str, Any]
+) -> bool:
+    """Should a freshly sealed segment be merged straight into the collection's graph
+    instead of getting a graph of its own first? Yes when merges extend a graph (not
+    flat, no insertion order) and the collection will merge it anyway (more segments
+    than the target). Indexing it alone and then merging inserted its points twice: the
+    HNSW benchmark spent 58 s in 20 index and 19 merge jobs for a 24 s faiss build."""
+    if spec["type"] == "flat" or spec["insertion_order"] != "none":
+        return False
+    target = config.optimizers_config.default_segment_number or 1
+    return len(sealed) > target
+
+
+def _free_base(
+    config: CollectionConfig,
+    sealed: dict[int, SealedSegment],
+    spec: dict[str, Any],
+    taken: set[int],
+    extra: int,
+) -> int | None:
+    """The largest built segment that no task holds and that may grow by ``extra``."""
+    limit = config.optimizers_config.max_segment_size or MAX_MERGED_SEGMENT
+    built = [
+        sid
+        for sid, s in sealed.items()
+        if s.spec == spec and sid not in taken and len(s) + extra <= limit
+    ]
+    return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
 
 
 def _needs_vacuum(config: CollectionConfig, segment: SealedSegment) -> bool:

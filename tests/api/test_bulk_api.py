@@ -132,7 +132,7 @@ def test_arrow_stream_loads_vectors_ids_and_payload_columns(api: Api) -> None:
     segments = api.result("GET", "/collections/bulk/segments")
     assert info["points_count"] == 3000
     sealed = [s for s in segments if s["kind"] == "sealed"]
-    assert len(sealed) == 1 and sealed[0]["points"] == 3000  # one build at the end
+    assert len(sealed) == 1 and sealed[0]["points"] == 3000  # folded into one graph
     point = api.result("GET", "/collections/bulk/points/1234")
     assert point["payload"] == {"n": 1234, "city": "c1"}
     assert point["vector"] == pytest.approx(vectors[1234].tolist())

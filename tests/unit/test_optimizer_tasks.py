@@ -1,0 +1,66 @@
+"""Which background tasks the optimizer schedules for a collection's sealed segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from index.flat import FlatIndex
+from index.metrics import Distance
+from server.engine.config import CollectionConfig
+from server.engine.optimizer import Task, due_tasks
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment import SealedParts
+
+DIM = 2
+
+
+def config(**optimizers: Any) -> CollectionConfig:
+    return CollectionConfig.model_validate(
+        {
+            "vectors": {"": {"size": DIM, "distance": "Dot"}},
+            "named_vectors": False,
+            "optimizers_config": optimizers,
+        }
+    )
+
+
+def segment(segment_id: int, rows: int, spec: dict[str, Any] | None) -> SealedSegment:
+    index = FlatIndex(DIM, Distance.DOT)
+    index.add(np.ones((rows, DIM), dtype=np.float32))
+    ids = list(range(segment_id * 1000, segment_id * 1000 + rows))
+    parts = SealedParts(ids, [{}] * rows, [1] * rows, {"": index}, {"": np.ones(rows, bool)})
+    return SealedSegment(segment_id, parts, spec=spec)
+
+
+def test_a_fresh_segment_is_folded_into_the_built_graph_not_indexed_alone() -> None:
+    cfg = config()
+    spec = cfg.index_spec()
+    sealed = {1: segment(1, 50, spec), 2: segment(2, 10, None)}
+    assert due_tasks(cfg, sealed, set()) == [Task("merge", (1, 2))]
+
+
+def test_fresh_segments_wait_while_the_graph_is_being_built() -> None:
+    cfg = config()
+    sealed = {1: segment(1, 50, None), 2: segment(2, 10, None), 3: segment(3, 10, None)}
+    assert due_tasks(cfg, sealed, set()) == [Task("index", (1,))]  # the first graph only
+    assert due_tasks(cfg, sealed, {1}) == []  # the rest fold into it once it is built
+
+
+def test_held_back_segments_do_not_block_the_others() -> None:
+    cfg = config()
+    sealed = {1: segment(1, 50, None), 2: segment(2, 10, None)}
+    assert due_tasks(cfg, sealed, set(), held={1}) == [Task("index", (2,))]
+
+
+def test_without_merging_each_segment_gets_its_own_graph() -> None:
+    cfg = config(default_segment_number=3)
+    sealed = {1: segment(1, 50, cfg.index_spec()), 2: segment(2, 10, None)}
+    assert due_tasks(cfg, sealed, set()) == [Task("index", (2,))]
+
+
+def test_a_graph_at_the_size_limit_is_not_grown() -> None:
+    cfg = config(max_segment_size=55)
+    sealed = {1: segment(1, 50, cfg.index_spec()), 2: segment(2, 10, None)}
+    assert due_tasks(cfg, sealed, set()) == [Task("index", (2,))]
