@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from index.native_threads import single_threaded_numpy_blas
 from server.api.errors import install_error_handlers
+from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.engine.engine import Engine
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Engine, settings.data_dir, settings.idle_seal_s
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
+        app.state.engine.worker.on_finished.append(metrics.observe_job)
         log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = None
+    metrics = Metrics(app.state)
+    app.state.metrics = metrics
     install_error_handlers(app)
     for module in (admin, collections, points, bulk, query, jobs, leanvec, snapshots):
         app.include_router(module.router)
@@ -57,5 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         QuiverMiddleware,
         api_key=settings.api_key,
         max_body=settings.max_request_bytes,
+        metrics=metrics,
     )
     return app

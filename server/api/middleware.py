@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from server.api.envelope import error_body
+from server.api.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,10 +30,13 @@ loads, snapshot uploads): no body limit, and their own content type is kept."""
 
 
 class QuiverMiddleware:
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_key: str | None, max_body: int, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body = max_body
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +44,26 @@ class QuiverMiddleware:
             return
         started = time.perf_counter()
         scope.setdefault("state", {})["started"] = started
+        if self.metrics is None:
+            await self._handle(scope, receive, send, started)
+            return
+        status = 500
+
+        async def recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, recording, started)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe_request(
+                route, scope["method"], status, time.perf_counter() - started
+            )
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
             await _reject(

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,8 @@ class BuildWorker:
         self._held_back: dict[str, set[int]] = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="quiver-build", daemon=True)
+        self.on_finished: list[Callable[[Job], None]] = []
+        """Called with every job that ran to an end (metrics); must not raise."""
 
     def start(self) -> None:
         self._thread.start()
@@ -284,6 +287,8 @@ class BuildWorker:
             job.state, job.error, job.finished = state, error, time.time()
             self._cond.notify_all()
         self._save(collection, job)
+        for listener in self.on_finished:
+            listener(job)
 
     def _finish_cancelled(self, job: Job) -> None:
         job.state, job.finished = "cancelled", time.time()

@@ -19,10 +19,31 @@ touched, so the choice is a few comparisons (docs/adr/0004-query-planner.md):
 from __future__ import annotations
 
 import math
+import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Strategy = Literal["none", "exact", "graph", "post_filter"]
+
+
+class PlanCounts:
+    """How often each strategy was chosen, process-wide (exported by ``GET /metrics``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, strategy: str) -> None:
+        with self._lock:
+            self._counts[strategy] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+PLAN_COUNTS = PlanCounts()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,14 @@ from index.base import SearchParams
 from index.metrics import Distance
 from index.multivector import Ragged
 from server.engine.filters import Filter
-from server.engine.planner import Plan, PlannerConfig, Strategy, choose_plan, force
+from server.engine.planner import (
+    PLAN_COUNTS,
+    Plan,
+    PlannerConfig,
+    Strategy,
+    choose_plan,
+    force,
+)
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PayloadSchema, sort_key
@@ -173,6 +180,7 @@ class SegmentSet:
             ef = request.params.ef or request.default_ef
             plan = force(plan, request.force, size, request.k, ef, request.planner)
         rows, scores = self._execute(segment, request, plan, mask)
+        PLAN_COUNTS.add(plan.strategy)
         plan.time_ms = (time.perf_counter() - started) * 1000
         if request.explain is not None:
             seg_id = segment.segment_id if isinstance(segment, SealedSegment) else None

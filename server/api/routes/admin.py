@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.envelope import OrjsonResponse, ok
 from server.api.routing import OrjsonRoute
@@ -33,6 +34,13 @@ async def root() -> Response:
             "quiver_version": quiver_version(),
         }
     )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (``server/api/metrics.py``); needs the API key when set."""
+    body = generate_latest(request.app.state.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz")
