@@ -17,7 +17,7 @@ DATA_DIR ?= ./data
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,cluster]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
