@@ -1,0 +1,210 @@
+"""Sharded collections on a local Ray against one node: the cost of the fan-out.
+
+Same data (GloVe-50, the first `--points` base vectors, Cosine, HNSW defaults) loaded into
+one in-process collection (an `Engine`, as the server holds it) and into sharded
+collections of 2 and 4 shards on a local Ray (`server/cluster/`, one actor per shard, all
+on this 2-core machine). Measured through the Python API — cluster mode is not wired
+into the HTTP server yet — so the numbers are the fan-out's own cost:
+
+* ingest: points/s of 1,000-point upserts until acknowledged, then seconds until every
+  shard finished indexing;
+* queries: recall@10 against the exact ground truth, single-query p50 latency, and
+  queries/s in batches of 100;
+* memory: resident memory of the processes holding the data (this process's growth for
+  one node; the shard actors' processes for Ray).
+
+The fan-out overhead is reported as a ratio to one node (the issue's bar: batch queries
+lose at most 10%).
+
+    python bench/bench_cluster.py                 # ~3 min
+    python bench/bench_cluster.py --points 20000  # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import glove
+import numpy as np
+from bench_core import cpu_busy_fraction, log, machine_info
+from common import save_results
+
+from server.engine.collection import SearchSpec
+from server.engine.config import CollectionConfig
+from server.engine.engine import Engine
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BATCH = 1000
+QUERY_BATCH = 100
+K = 10
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def config(shards: int) -> CollectionConfig:
+    return CollectionConfig.model_validate(
+        {
+            "vectors": {"": {"size": 50, "distance": "Cosine"}},
+            "named_vectors": False,
+            "shard_number": shards,
+        }
+    )
+
+
+def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
+            queries: np.ndarray, truth: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    before = memory()
+    started = time.perf_counter()
+    for s in range(0, len(vectors), BATCH):
+        rows = range(s, min(s + BATCH, len(vectors)))
+        target.upsert(list(rows), [vectors[i].tolist() for i in rows], [{"row": i} for i in rows])
+    ingest_s = time.perf_counter() - started
+    wait_indexed()
+    indexed_s = time.perf_counter() - started
+    specs = [SearchSpec(using="", vector=q.astype(np.float32), limit=K) for q in queries]
+    latencies, found = [], []
+    for spec in specs[:300]:
+        t0 = time.perf_counter()
+        found.append([p["id"] for p in target.search([spec])[0]])
+        latencies.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    batched = []
+    for s in range(0, len(specs), QUERY_BATCH):
+        batched.extend(target.search(specs[s : s + QUERY_BATCH]))
+    batch_s = time.perf_counter() - t0
+    ids = [[p["id"] for p in answer] for answer in batched]
+    recall = np.mean([len(set(a) & set(t[:K])) / K for a, t in zip(ids, truth, strict=True)])
+    return {
+        "ingest_points_per_s": round(len(vectors) / ingest_s),
+        "indexed_s": round(indexed_s, 2),
+        "single_p50_ms": round(float(np.median(latencies)) * 1000, 3),
+        "batch_queries_per_s": round(len(specs) / batch_s),
+        "recall_at_10": round(float(recall), 4),
+        "memory_mb": round((memory() - before) / 2**20, 1),
+    }
+
+
+def single_node(
+    root: Path, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray
+) -> dict[str, Any]:
+    import os
+
+    engine = Engine(root / "single")
+    engine.create("c", config(1))
+    try:
+        return measure(
+            engine.get("c"), lambda: engine.worker.wait_idle("c", 1800),
+            lambda: rss_bytes(os.getpid()), vectors, queries, truth,
+        )  # fmt: skip
+    finally:
+        engine.close()
+
+
+def on_ray(root: Path, shards: int, vectors: np.ndarray, queries: np.ndarray,
+           truth: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    import ray
+
+    from server.cluster.ray_shards import RayShardGroup
+    from server.cluster.shards import ShardedCollection
+
+    group = RayShardGroup(root / f"ray{shards}", "c", config(shards))
+    collection = ShardedCollection("c", config(shards), group)
+    pids = ray.get([actor.pid.remote() for actor in group.actors])
+    try:
+        return measure(
+            collection,
+            lambda: ray.get([actor.wait_idle.remote(1800) for actor in group.actors]),
+            lambda: sum(rss_bytes(pid) for pid in set(pids)),
+            vectors, queries, truth,
+        )  # fmt: skip
+    finally:
+        collection.close()
+
+
+def markdown(results: dict[str, Any]) -> str:
+    base = results["rows"][0]
+    lines = [
+        "# Sharded collections on a local Ray vs one node "
+        f"(GloVe-50, {results['points']:,} points)",
+        "", "Python API, same process tree, 2 cores. Command: `python bench/bench_cluster.py`.", "",
+        "| setup | ingest points/s | indexed s | recall@10 | single p50 ms | batch q/s "
+        "| batch vs one node | data RSS MB |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]  # fmt: skip
+    for row in results["rows"]:
+        ratio = row["batch_queries_per_s"] / base["batch_queries_per_s"]
+        lines.append(
+            f"| {row['setup']} | {row['ingest_points_per_s']:,} | {row['indexed_s']} | "
+            f"{row['recall_at_10']:.3f} | {row['single_p50_ms']} | "
+            f"{row['batch_queries_per_s']:,} | {ratio:.2f} | {row['memory_mb']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rows = results["rows"]
+    ax.bar([r["setup"] for r in rows], [r["batch_queries_per_s"] for r in rows])
+    ax.set_ylabel("batch queries/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    import ray
+
+    from server.cluster.ray_shards import connect
+
+    busy = cpu_busy_fraction()
+    data = glove.load(args.points)
+    vectors, queries = data.base, data.queries[:1000]
+    truth = data.ground_truth[:1000]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        log("one node")
+        rows.append({"setup": "one node"} | single_node(root, vectors, queries, truth))
+        log(f"  {rows[-1]}")
+        connect("local")
+        try:
+            for shards in (2, 4):
+                log(f"{shards} shards on Ray")
+                rows.append(
+                    {"setup": f"{shards} shards"} | on_ray(root, shards, vectors, queries, truth)
+                )
+                log(f"  {rows[-1]}")
+        finally:
+            ray.shutdown()
+    results = {
+        "machine": machine_info(),
+        "cpu_busy_before": busy,
+        "points": args.points,
+        "rows": rows,
+    }
+    for path in save_results(results, args.results_dir, "cluster", markdown, plot):
+        log(f"wrote {path}")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
