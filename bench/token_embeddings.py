@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import logging
 import sys
@@ -46,6 +45,8 @@ from text_embeddings import (
     load_model,
     load_texts,
 )
+
+from index.multivector import Ragged, exact_maxsim
 
 logger = logging.getLogger("token_embeddings")
 
@@ -155,35 +156,6 @@ def _reduced(tokens: npt.NDArray[np.float16], projection: npt.NDArray[np.float32
     return out
 
 
-def exact_maxsim_top_k(
-    doc_tokens: np.ndarray, doc_offsets: np.ndarray, query_tokens: np.ndarray,
-    query_offsets: np.ndarray, k: int, query_batch: int = 64, doc_chunk: int = 65_536,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:  # fmt: skip
-    """Brute-force MaxSim top-k of each query over every document (best first): per batch
-    of queries, one GEMM per chunk of whole documents, a per-document max
-    (``maximum.reduceat``) and a per-query sum (``add.reduceat``)."""
-    n_docs, n_queries = len(doc_offsets) - 1, len(query_offsets) - 1
-    bounds = [0]
-    while bounds[-1] < n_docs:  # document ranges of about doc_chunk tokens
-        stop = int(np.searchsorted(doc_offsets, doc_offsets[bounds[-1]] + doc_chunk, "right")) - 1
-        bounds.append(min(n_docs, max(stop, bounds[-1] + 1)))
-    ids = np.empty((n_queries, k), dtype=np.int64)
-    scores = np.empty((n_queries, k), dtype=np.float32)
-    for q0 in range(0, n_queries, query_batch):
-        q1 = min(n_queries, q0 + query_batch)
-        q_tok = query_tokens[query_offsets[q0] : query_offsets[q1]].astype(np.float32)
-        q_starts = query_offsets[q0:q1] - query_offsets[q0]
-        total = np.empty((q1 - q0, n_docs), dtype=np.float32)
-        for d0, d1 in itertools.pairwise(bounds):
-            lo = doc_offsets[d0]
-            sims = q_tok @ doc_tokens[lo : doc_offsets[d1]].astype(np.float32).T
-            best = np.maximum.reduceat(sims, doc_offsets[d0:d1] - lo, axis=1)
-            total[:, d0:d1] = np.add.reduceat(best, q_starts, axis=0)
-        top = np.argsort(-total, axis=1, kind="stable")[:, :k]
-        ids[q0:q1], scores[q0:q1] = top, np.take_along_axis(total, top, axis=1)
-    return ids, scores
-
-
 def build(n_docs: int, n_queries: int, data_dir: Path = DATA_DIR) -> dict[str, Any]:
     started = time.perf_counter()
     texts = load_texts(TEXT_DIR)
@@ -197,8 +169,8 @@ def build(n_docs: int, n_queries: int, data_dir: Path = DATA_DIR) -> dict[str, A
     projection = _projection(d_raw, TOKEN_DIM)
     doc_tokens, query_tokens = _reduced(d_raw, projection), _reduced(q_raw, projection)
     logger.info("ground truth: exact MaxSim of %d queries over %d docs", n_queries, n_docs)
-    gt_ids, gt_scores = exact_maxsim_top_k(
-        doc_tokens, d_offsets, query_tokens, q_offsets, GROUND_TRUTH_K
+    gt_ids, gt_scores = exact_maxsim(
+        Ragged(query_tokens, q_offsets), Ragged(doc_tokens, d_offsets), GROUND_TRUTH_K
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     arrays = {
