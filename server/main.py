@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import FastAPI
@@ -32,7 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numpy_blas()  # see index/native_threads.py
         app.state.engine = await anyio.to_thread.run_sync(
-            Engine, settings.data_dir, settings.idle_seal_s
+            partial(
+                Engine,
+                settings.data_dir,
+                settings.idle_seal_s,
+                ray_address=settings.ray_address,
+                ray_shard_cpus=settings.ray_shard_cpus,
+            )
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
         app.state.engine.worker.on_finished.append(metrics.observe_job)

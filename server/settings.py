@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Idle seconds before a large exact-search tail is indexed (0: never).",
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="Cluster mode: the Ray cluster that runs the shards of collections "
+        "created with `shard_number` > 1 (`ray://host:10001`, or `local` for a Ray on this "
+        "machine). Unset: shards run inside the server process.",
+    )
+    ray_shard_cpus: float = Field(
+        default=0.5,
+        gt=0,
+        description="Cluster mode: CPUs Ray reserves for each shard actor (a fraction "
+        "lets several shards share a core).",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from server.engine.collection import Collection
+from server.cluster.shards import AnyCollection
 from server.engine.engine import Engine
 from server.settings import Settings
 
@@ -33,11 +33,11 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_collection(name: str, engine: EngineDep) -> Collection:
+def get_collection(name: str, engine: EngineDep) -> AnyCollection:
     return engine.get(name)
 
 
-CollectionDep = Annotated[Collection, Depends(get_collection)]
+CollectionDep = Annotated[AnyCollection, Depends(get_collection)]
 
 
 async def run_cpu(request: Request, func: Callable[..., T], *args: Any) -> T:

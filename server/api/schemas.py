@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from index.metrics import Distance
 
+MAX_SHARDS = 64
+"""Largest ``shard_number``: each shard is a whole engine (a Ray actor in cluster mode)."""
+
 ExtendedPointId = StrictInt | StrictStr | StrictFloat
 """Floats are accepted at the wire level only so the engine can reject them with
 a message about point ids rather than a generic type error."""
@@ -98,7 +101,7 @@ class MultiVectorIn(Wire):
 
 class CreateCollection(Wire):
     vectors: VectorParamsIn | dict[str, VectorParamsIn] | None = None
-    shard_number: int | None = Field(default=None, ge=1)
+    shard_number: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
     sharding_method: Any = None
     replication_factor: int | None = Field(default=None, ge=1)
     write_consistency_factor: int | None = Field(default=None, ge=1)

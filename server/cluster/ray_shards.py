@@ -47,30 +47,23 @@ class RayShardGroup:
     """One restartable actor per shard; calls to several shards run in parallel."""
 
     def __init__(
-        self, data_dir: Path, name: str, config: CollectionConfig, *, cpus: float = SHARD_CPUS
+        self, base: Path, name: str, config: CollectionConfig, *, cpus: float = SHARD_CPUS
     ) -> None:
         actor_class = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=cpus)(ShardServer)
         dump = config.model_dump(mode="json")
         self.actors: list[Any] = [
-            actor_class.remote(str(shard_folder(data_dir, name, i)), name, dump)
+            actor_class.remote(str(shard_folder(base, i)), name, dump)
             for i in range(config.shard_number)
         ]
-        _get([actor.jobs.remote() for actor in self.actors])  # wait until every shard opened
+        _get([actor.pid.remote() for actor in self.actors])  # wait until every shard opened
 
     @property
     def shard_count(self) -> int:
         return len(self.actors)
 
     def call(self, calls: Mapping[int, ShardCall]) -> dict[int, Any]:
-        refs = {
-            shard: self.actors[shard].call.remote(c.method, c.args, c.kwargs)
-            for shard, c in calls.items()
-        }
+        refs = {shard: self.actors[shard].call.remote(c) for shard, c in calls.items()}
         return dict(zip(refs, _get(list(refs.values())), strict=True))
-
-    def jobs(self) -> list[list[dict[str, Any]]]:
-        jobs: list[list[dict[str, Any]]] = _get([actor.jobs.remote() for actor in self.actors])
-        return jobs
 
     def wait_idle(self, timeout: float) -> bool:
         return all(_get([actor.wait_idle.remote(timeout) for actor in self.actors]))

@@ -9,9 +9,11 @@ merged here. A ``ShardGroup`` carries the calls: ``LocalShardGroup`` runs them i
 this process (tests, no Ray), ``server/cluster/ray_shards.py`` runs each shard as a
 Ray actor.
 
-Folder layout of one shard::
+Folder layout (``key`` is a fresh id per created collection, so a collection created
+again under an old name never finds the old shards' data)::
 
-    <data_dir>/shards/<name>/<i>/collections/<name>/points.sqlite
+    <data_dir>/collections/<name>/sharded.json             config and key (engine.py)
+    <data_dir>/shards/<key>/<i>/collections/<name>/...     shard i, a plain engine folder
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from server.engine.collection import PointsSelection, SearchSpec, VectorSelector
+from server.engine.collection import Collection, PointsSelection, SearchSpec, VectorSelector
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
 from server.engine.filters import Filter
@@ -40,11 +44,13 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ShardCall:
-    """One ``Collection`` method call to run on one shard."""
+    """One method call to run on one shard: a ``Collection`` method of the shard's
+    collection, or (``target="server"``) a ``ShardServer`` method such as its jobs."""
 
     method: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    target: Literal["collection", "server"] = "collection"
 
 
 class ShardGroup(Protocol):
@@ -58,15 +64,14 @@ class ShardGroup(Protocol):
         every result by shard number; a shard's domain error is raised unchanged."""
         ...
 
-    def jobs(self) -> list[list[dict[str, Any]]]:
-        """Each shard's build jobs in the jobs API's wire form."""
+    def close(self) -> None:
+        """Close every shard's engine and let the shards go (their data stays)."""
         ...
 
-    def close(self) -> None: ...
 
-
-def shard_folder(data_dir: Path, name: str, shard: int) -> Path:
-    return data_dir / "shards" / name / str(shard)
+def shard_folder(base: Path, shard: int) -> Path:
+    """Shard ``shard``'s engine folder under the collection's shard folder ``base``."""
+    return base / str(shard)
 
 
 def shard_of(point_id: PointId, shard_count: int) -> int:
@@ -110,15 +115,44 @@ class ShardServer:
 
     def __init__(self, folder: str, name: str, config: dict[str, Any]) -> None:
         self.name = name
-        self.engine = Engine(Path(folder))
+        self.folder = Path(folder)
+        self._closed = False
+        self.engine = Engine(self.folder, split_shards=False)
         if not self.engine.exists(name):
             self.engine.create(name, CollectionConfig.model_validate(config))
 
-    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return getattr(self.engine.get(self.name), method)(*args, **kwargs)
+    def call(self, call: ShardCall) -> Any:
+        target = self if call.target == "server" else self._collection()
+        return getattr(target, call.method)(*call.args, **call.kwargs)
+
+    def update_config(self, config: CollectionConfig) -> int:
+        """A config change, and the rebuilds it needs queued, as the HTTP route does."""
+        collection = self._collection()
+        op_id = collection.update_config(config)
+        self.engine.worker.config_changed(collection)
+        return op_id
+
+    def config(self) -> CollectionConfig:
+        return self._collection().config
+
+    def _collection(self) -> Collection:
+        collection = self.engine.get(self.name)
+        assert isinstance(collection, Collection)  # split_shards=False: never sharded
+        return collection
 
     def jobs(self) -> list[dict[str, Any]]:
         return [job.to_wire() for job in self.engine.worker.jobs_for(self.name)]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        job = self.engine.worker.get(job_id)
+        return None if job is None else job.to_wire()
+
+    def cancel_job(self, job_id: str) -> dict[str, Any] | None:
+        job = self.engine.worker.cancel(job_id)
+        return None if job is None else job.to_wire()
+
+    def training_query_counts(self, names: list[str]) -> dict[str, Any]:
+        return self._collection().training_query_counts(names)
 
     def wait_idle(self, timeout: float) -> bool:
         return self.engine.worker.wait_idle(self.name, timeout)
@@ -128,17 +162,23 @@ class ShardServer:
         return os.getpid()
 
     def close(self) -> None:
-        self.engine.close()
+        if not self._closed:
+            self._closed = True
+            self.engine.close()
+
+    def destroy(self) -> None:
+        """Close the engine and remove this shard's folder (the collection was deleted)."""
+        self.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class LocalShardGroup:
     """All shards in this process, called one after another (no Ray)."""
 
-    def __init__(self, data_dir: Path, name: str, config: CollectionConfig) -> None:
+    def __init__(self, base: Path, name: str, config: CollectionConfig) -> None:
         dump = config.model_dump(mode="json")
         self.servers = [
-            ShardServer(str(shard_folder(data_dir, name, i)), name, dump)
-            for i in range(config.shard_number)
+            ShardServer(str(shard_folder(base, i)), name, dump) for i in range(config.shard_number)
         ]
 
     @property
@@ -146,10 +186,7 @@ class LocalShardGroup:
         return len(self.servers)
 
     def call(self, calls: Mapping[int, ShardCall]) -> dict[int, Any]:
-        return {i: self.servers[i].call(c.method, c.args, c.kwargs) for i, c in calls.items()}
-
-    def jobs(self) -> list[list[dict[str, Any]]]:
-        return [server.jobs() for server in self.servers]
+        return {i: self.servers[i].call(c) for i, c in calls.items()}
 
     def close(self) -> None:
         for server in self.servers:
@@ -157,9 +194,8 @@ class LocalShardGroup:
 
 
 class ShardedCollection:
-    """Most of ``Collection``'s public methods (not yet: ``info``, ``segments_info``,
-    snapshots, training queries), answered by fanning out over a ``ShardGroup``.
-    Cross-shard writes
+    """``Collection``'s public methods that the HTTP API uses, answered by fanning out
+    over a ``ShardGroup`` (snapshots are refused by the engine). Cross-shard writes
     are not atomic: input is validated here first so a bad batch fails everywhere,
     but a shard that fails mid-write leaves the others written (as in Qdrant). The
     returned operation id is the largest of the shards' ids."""
@@ -168,6 +204,8 @@ class ShardedCollection:
         self.name = name
         self._config = config
         self.group = group
+        self.on_config: Callable[[CollectionConfig], None] = lambda config: None
+        """Persists a changed config (the engine writes its marker file)."""
 
     @property
     def config(self) -> CollectionConfig:
@@ -175,6 +213,14 @@ class ShardedCollection:
 
     def close(self) -> None:
         self.group.close()
+
+    def drop(self) -> None:
+        """Delete every shard's data (each shard removes its own folder, on its own
+        node), then let the shards go."""
+        try:
+            self._everywhere(ShardCall("destroy", target="server"))
+        finally:
+            self.group.close()
 
     # -- writes ----------------------------------------------------------
 
@@ -205,22 +251,86 @@ class ShardedCollection:
     def set_payload(
         self, values: dict[str, Any], selection: PointsSelection, key: str | None
     ) -> int:
-        return self._write(selection, lambda s: ShardCall("set_payload", (values, s, key)))
+        return self._write_payload(selection, lambda s: ShardCall("set_payload", (values, s, key)))
 
     def overwrite_payload(self, values: dict[str, Any], selection: PointsSelection) -> int:
-        return self._write(selection, lambda s: ShardCall("overwrite_payload", (values, s)))
+        return self._write_payload(selection, lambda s: ShardCall("overwrite_payload", (values, s)))
 
     def delete_payload(self, keys: list[str], selection: PointsSelection) -> int:
-        return self._write(selection, lambda s: ShardCall("delete_payload", (keys, s)))
+        return self._write_payload(selection, lambda s: ShardCall("delete_payload", (keys, s)))
 
     def clear_payload(self, selection: PointsSelection) -> int:
-        return self._write(selection, lambda s: ShardCall("clear_payload", (s,)))
+        return self._write_payload(selection, lambda s: ShardCall("clear_payload", (s,)))
+
+    def _write_payload(
+        self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall]
+    ) -> int:
+        """Payload writes by id need every id to exist (404 otherwise, as on one node);
+        checked on all shards first so a missing id changes nothing anywhere."""
+        if selection.ids is not None:
+            unique = list(dict.fromkeys(selection.ids))
+            found = {r["id"] for r in self.retrieve(unique, PayloadSelector.of("none"), False)}
+            missing = next((i for i in unique if i not in found), None)
+            if missing is not None:
+                raise PointNotFound(missing)
+        return self._write(selection, make)
+
+    def bulk_upsert(
+        self,
+        ids: Sequence[PointId],
+        matrices: dict[str, np.ndarray],
+        payloads: Sequence[dict[str, Any]],
+    ) -> int:
+        """Each shard gets its rows of every matrix (one numpy take per shard)."""
+        calls = {}
+        for shard, rows in group_by_shard(ids, self.group.shard_count).items():
+            take = np.asarray(rows, dtype=np.int64)
+            calls[shard] = ShardCall(
+                "bulk_upsert",
+                (
+                    [ids[i] for i in rows],
+                    {name: matrix[take] for name, matrix in matrices.items()},
+                    [payloads[i] for i in rows],
+                ),
+            )
+        return int(max(self.group.call(calls).values(), default=0))
+
+    @contextmanager
+    def bulk_loading(self) -> Iterator[None]:
+        """Shards index at their usual threshold during a bulk load: a held-open
+        context cannot span remote calls (``Collection.bulk_loading`` says why it
+        helps a single node)."""
+        yield
 
     def update_config(self, config: CollectionConfig) -> int:
-        """Config changes (payload indexes included) apply to every shard."""
-        op_id = self._everywhere(ShardCall("update_config", (config,)))
-        self._config = config
+        """Config changes (payload indexes included) apply to every shard, each queueing
+        the rebuilds it needs in its own build worker."""
+        op_id = self._everywhere(ShardCall("update_config", (config,), target="server"))
+        self._set_config(config)
         return int(max(op_id.values()))
+
+    def _set_config(self, config: CollectionConfig) -> None:
+        self.on_config(config)
+        self._config = config
+
+    def add_training_queries(
+        self, using: str | None, raw: list[Any], replace: bool, retrain: bool
+    ) -> dict[str, Any]:
+        """Every shard trains its own LeanVec on its own points, so each gets the sample."""
+        answers = self._everywhere(
+            ShardCall("add_training_queries", (using, raw, replace, retrain))
+        )
+        if retrain:
+            self._set_config(self.group.call({0: ShardCall("config", target="server")})[0])
+        result: dict[str, Any] = answers[0]
+        return result
+
+    def training_query_counts(self, names: list[str]) -> dict[str, Any]:
+        """Shard 0's counts: given samples are the same on every shard."""
+        counts: dict[str, Any] = self.group.call(
+            {0: ShardCall("training_query_counts", (names,), target="server")}
+        )[0]
+        return counts
 
     def _write(
         self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall]
@@ -314,23 +424,93 @@ class ShardedCollection:
             for q, spec in enumerate(specs)
         ]
 
+    # -- status and background work ------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Qdrant's collection info summed over the shards; the worst shard's status is
+        the collection's. Quiver extension: ``shards``, each shard's own status and count."""
+        infos = self._everywhere(ShardCall("info"))
+        ordered = [infos[i] for i in range(self.group.shard_count)]
+        worst = max(ordered, key=lambda info: STATUS_RANK.get(info["status"], 0))
+        schema = {
+            key: value | {"points": sum(i["payload_schema"][key]["points"] for i in ordered)}
+            for key, value in ordered[0]["payload_schema"].items()
+        }
+        return {
+            "status": worst["status"],
+            "optimizer_status": worst["optimizer_status"],
+            "indexed_vectors_count": sum(i["indexed_vectors_count"] for i in ordered),
+            "points_count": sum(i["points_count"] for i in ordered),
+            "segments_count": sum(i["segments_count"] for i in ordered),
+            "config": self._config.to_wire(),
+            "payload_schema": schema,
+            "vectors_memory": _summed_memory([i["vectors_memory"] for i in ordered]),
+            "shards": [
+                {"shard": n, "status": i["status"], "points_count": i["points_count"]}
+                for n, i in enumerate(ordered)
+            ],
+        }
+
+    def segments_info(self) -> list[dict[str, Any]]:
+        answers = self._everywhere(ShardCall("segments_info"))
+        return [seg | {"shard": n} for n in sorted(answers) for seg in answers[n]]
+
     def jobs(self) -> list[dict[str, Any]]:
         """Build jobs of every shard, each tagged with its ``shard`` number."""
-        return [
-            job | {"shard": shard} for shard, jobs in enumerate(self.group.jobs()) for job in jobs
-        ]
+        answers = self._everywhere(ShardCall("jobs", target="server"))
+        return [job | {"shard": n} for n in sorted(answers) for job in answers[n]]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """The job with this id on whichever shard runs it (ids are random, unique)."""
+        return self._first_job(ShardCall("job", (job_id,), target="server"))
+
+    def cancel_job(self, job_id: str) -> dict[str, Any] | None:
+        return self._first_job(ShardCall("cancel_job", (job_id,), target="server"))
+
+    def _first_job(self, call: ShardCall) -> dict[str, Any] | None:
+        answers = self._everywhere(call)
+        return next(
+            (answers[n] | {"shard": n} for n in sorted(answers) if answers[n] is not None), None
+        )
+
+
+STATUS_RANK = {"green": 0, "grey": 1, "yellow": 2, "red": 3}
+"""Which shard status speaks for the collection: the worst one."""
+
+
+def _summed_memory(per_shard: list[dict[str, Any]]) -> dict[str, Any]:
+    """Index memory per vector name added over shards, per-vector bytes recomputed."""
+    out: dict[str, Any] = {}
+    for name in per_shard[0]:
+        points = sum(m[name]["points"] for m in per_shard)
+        totals: dict[str, int] = {}
+        for memory in per_shard:
+            for part, size in memory[name]["bytes"].items():
+                totals[part] = totals.get(part, 0) + size
+        per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
+        out[name] = {"points": points, "bytes": totals, "bytes_per_vector": per_vector}
+    return out
 
 
 def open_sharded_collection(
-    data_dir: Path, name: str, config: CollectionConfig, ray_address: str | None
+    base: Path,
+    name: str,
+    config: CollectionConfig,
+    ray_address: str | None,
+    shard_cpus: float = 0.5,
 ) -> ShardedCollection:
-    """The factory the engine uses for ``shard_number > 1``: shards in this process
-    when ``ray_address`` is None, else Ray actors (``"local"``: a loopback Ray on
-    this machine). Ray is imported only here, so the single-node path never needs it.
-    Created on first open, reopened from the shard folders afterwards."""
+    """The factory the engine uses for ``shard_number > 1``, shards under folder
+    ``base``: in this process when ``ray_address`` is None, else Ray actors
+    (``"local"``: a loopback Ray on this machine). Ray is imported only here, so the
+    single-node path never needs it. Created on first open, reopened from the shard
+    folders afterwards."""
     if ray_address is None:
-        return ShardedCollection(name, config, LocalShardGroup(data_dir, name, config))
+        return ShardedCollection(name, config, LocalShardGroup(base, name, config))
     from server.cluster.ray_shards import RayShardGroup, connect
 
     connect(ray_address)
-    return ShardedCollection(name, config, RayShardGroup(data_dir, name, config))
+    return ShardedCollection(name, config, RayShardGroup(base, name, config, cpus=shard_cpus))
+
+
+AnyCollection = Collection | ShardedCollection
+"""What the HTTP API serves: a single-node collection or a sharded one."""

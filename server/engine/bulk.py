@@ -25,17 +25,19 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.ipc
 
-from server.engine.collection import Collection
 from server.engine.config import DEFAULT_VECTOR
 from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, BulkLoadFailed, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from server.cluster.shards import AnyCollection
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 ARROW_TYPES = ("application/vnd.apache.arrow.stream",)
@@ -97,7 +99,7 @@ def format_of(content_type: str) -> str:
     raise UnsupportedMediaType(kind or "(none)", [*NDJSON_TYPES[:1], *ARROW_TYPES])
 
 
-def load(collection: Collection, kind: str, body: ChunkReader, chunk_rows: int) -> BulkReport:
+def load(collection: AnyCollection, kind: str, body: ChunkReader, chunk_rows: int) -> BulkReport:
     """Consume the whole body; indexing waits until the end (``Collection.bulk_loading``)."""
     report = BulkReport()
     with collection.bulk_loading():
@@ -121,7 +123,7 @@ class _Row:
 
 
 def _load_ndjson(
-    collection: Collection, stream: Iterator[bytes], chunk_rows: int, report: BulkReport
+    collection: AnyCollection, stream: Iterator[bytes], chunk_rows: int, report: BulkReport
 ) -> None:
     pending: list[_Row] = []
     for row, line in enumerate(stream):
@@ -162,7 +164,7 @@ def _parse_line(line: bytes, row: int, report: BulkReport) -> _Row | None:
     return _Row(row, point_id, point["vector"], payload)
 
 
-def _commit_rows(collection: Collection, rows: list[_Row], report: BulkReport) -> None:
+def _commit_rows(collection: AnyCollection, rows: list[_Row], report: BulkReport) -> None:
     """One transaction for the chunk; if any vector is bad, find it (rows are checked
     one by one only then) and commit the others."""
     if not rows:
@@ -198,7 +200,9 @@ def _commit_rows(collection: Collection, rows: list[_Row], report: BulkReport) -
 # -- Arrow IPC -------------------------------------------------------------------------------
 
 
-def _load_arrow(collection: Collection, stream: Any, chunk_rows: int, report: BulkReport) -> None:
+def _load_arrow(
+    collection: AnyCollection, stream: Any, chunk_rows: int, report: BulkReport
+) -> None:
     try:
         reader = pyarrow.ipc.open_stream(stream)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -228,7 +232,7 @@ def _batches(reader: Any, report: BulkReport) -> Iterator[pa.RecordBatch]:
 
 
 def _vector_columns(
-    schema: pa.Schema, collection: Collection, report: BulkReport
+    schema: pa.Schema, collection: AnyCollection, report: BulkReport
 ) -> dict[str, str]:
     """Column name -> vector name, checked against the collection before any row."""
     names = set(schema.names)
@@ -254,7 +258,7 @@ def _vector_columns(
 
 
 def _commit_arrow(
-    collection: Collection,
+    collection: AnyCollection,
     batch: pa.RecordBatch,
     vector_columns: dict[str, str],
     first_row: int,

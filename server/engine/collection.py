@@ -398,6 +398,10 @@ class Collection:
             self.update_config(self._config.with_updates(index=bumped.model_dump()))
         return {"vector": name, "training_queries": kept, "retraining": retraining}
 
+    def training_query_counts(self, names: list[str]) -> dict[str, Any]:
+        """How many uploaded ("given") and served ("seen") queries each vector has."""
+        return {name: self.query_samples.counts(name) for name in names}
+
     def info(self) -> dict[str, Any]:
         status, optimizer_status = self.status()
         with self._lock.read():

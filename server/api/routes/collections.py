@@ -57,7 +57,7 @@ async def create_collection(
 
 @router.get("/collections/{name}")
 async def get_collection_info(request: Request, collection: CollectionDep) -> Response:
-    return ok(request, collection.info())
+    return ok(request, await run_cpu(request, collection.info))
 
 
 @router.get("/collections/{name}/exists")
@@ -95,7 +95,7 @@ async def update_collection(
     updated = config.with_updates(**changes)
     check_backend(updated)
     await run_cpu(request, collection.update_config, updated)
-    engine.worker.config_changed(collection)
+    engine.config_changed(collection)
     return ok(request, True)
 
 
@@ -145,6 +145,8 @@ def _config_from_request(body: CreateCollection, settings: Settings) -> Collecti
         vectors={name: params.model_dump(exclude={"memory"}) for name, params in vectors.items()},
         named_vectors=named,
     )
+    if body.sharding_method not in (None, "auto"):
+        raise UnsupportedFeature(f"sharding_method {body.sharding_method!r} (only 'auto')")
     changes: dict[str, Any] = {}
     if body.hnsw_config is not None:
         changes["hnsw_config"] = _merged(HnswConfig(), body.hnsw_config)

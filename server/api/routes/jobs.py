@@ -26,7 +26,7 @@ class JobNotFound(NotFound):
 async def collection_jobs(
     request: Request, collection: CollectionDep, engine: EngineDep
 ) -> Response:
-    return ok(request, [job.to_wire() for job in engine.worker.jobs_for(collection.name)])
+    return ok(request, await run_cpu(request, engine.jobs_for, collection.name))
 
 
 @router.get("/collections/{name}/segments")
@@ -36,15 +36,15 @@ async def collection_segments(request: Request, collection: CollectionDep) -> Re
 
 @router.get("/jobs/{job_id}")
 async def get_job(request: Request, job_id: str, engine: EngineDep) -> Response:
-    job = engine.worker.get(job_id)
+    job = await run_cpu(request, engine.job, job_id)
     if job is None:
         raise JobNotFound(job_id)
-    return ok(request, job.to_wire())
+    return ok(request, job)
 
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel_job(request: Request, job_id: str, engine: EngineDep) -> Response:
-    job = engine.worker.cancel(job_id)
+    job = await run_cpu(request, engine.job, job_id, True)
     if job is None:
         raise JobNotFound(job_id)
-    return ok(request, job.to_wire())
+    return ok(request, job)

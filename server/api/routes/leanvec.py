@@ -50,5 +50,5 @@ async def add_training_queries(
 @router.get("/collections/{name}/leanvec/training-queries")
 async def training_query_counts(request: Request, collection: CollectionDep) -> Response:
     """How many uploaded ("given") and served ("seen") queries each vector has."""
-    names = collection.config.vectors
-    return ok(request, {name: collection.query_samples.counts(name) for name in names})
+    names = list(collection.config.vectors)
+    return ok(request, await run_cpu(request, collection.training_query_counts, names))

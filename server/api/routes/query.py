@@ -29,7 +29,8 @@ from server.api.schemas import (
     SearchRequest,
     SearchRequestBatch,
 )
-from server.engine.collection import Collection, SearchSpec
+from server.cluster.shards import AnyCollection
+from server.engine.collection import SearchSpec
 from server.engine.filters import parse_filter
 from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, UnsupportedFeature
@@ -81,7 +82,7 @@ async def search_points_batch(
 
 
 def _run_queries(
-    collection: Collection, requests: list[QueryRequest], settings: Settings
+    collection: AnyCollection, requests: list[QueryRequest], settings: Settings
 ) -> list[dict[str, Any]]:
     """Resolve every request first (ids -> vectors), then search them all at once.
     Each answer is Qdrant's ``QueryResponse``, plus ``explain`` when it was asked for."""
@@ -109,7 +110,7 @@ def _run_queries(
 
 def _query_spec(
     request: QueryRequest,
-    collection: Collection,
+    collection: AnyCollection,
     settings: Settings,
     deferred: dict[str, list[tuple[SearchSpec, list[Any]]]],
 ) -> SearchSpec | None:
@@ -171,7 +172,7 @@ def _nearest_of(query: dict[str, Any]) -> Any:
 
 
 def _points_without_query(
-    request: QueryRequest, collection: Collection, settings: Settings
+    request: QueryRequest, collection: AnyCollection, settings: Settings
 ) -> list[dict[str, Any]]:
     """A query with no ``query`` pages through points in id order, as Qdrant does."""
     limit = check_limit("limit", 10 if request.limit is None else request.limit, settings)
@@ -186,7 +187,9 @@ def _points_without_query(
     return [record | {"version": 0, "score": 1.0} for record in records[offset:]]
 
 
-def _search_spec(request: SearchRequest, collection: Collection, settings: Settings) -> SearchSpec:
+def _search_spec(
+    request: SearchRequest, collection: AnyCollection, settings: Settings
+) -> SearchSpec:
     raw: Any = request.vector
     using: str | None = None
     if isinstance(raw, dict):
