@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,46 @@ class ShardCall:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     target: Literal["collection", "server"] = "collection"
+
+
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(SearchSpec) if f.name != "vector")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBatch:
+    """A batch of dense searches in wire form: the query vectors as one matrix and each
+    distinct set of the other parameters once. Pickling a hundred ``SearchSpec`` objects
+    cost more than a shard's graph search of them (bench/bench_cluster.py); a batch
+    from one request shares its parameters, so it packs into one spec and a matrix."""
+
+    templates: list[SearchSpec]
+    template_of: list[int]
+    vectors: np.ndarray
+
+    @classmethod
+    def pack(cls, specs: Sequence[SearchSpec]) -> SearchBatch | None:
+        """None when the vectors do not stack (multi-vectors, mixed dimensions)."""
+        if not specs or any(s.vector.ndim != 1 for s in specs):
+            return None
+        if len({s.vector.shape[0] for s in specs}) != 1:
+            return None
+        templates: list[SearchSpec] = []
+        template_of: list[int] = []
+        for spec in specs:
+            last = templates[-1] if templates else None
+            if last is None or any(
+                getattr(spec, f) is not getattr(last, f) and getattr(spec, f) != getattr(last, f)
+                for f in _SPEC_FIELDS
+            ):
+                templates.append(dataclasses.replace(spec, vector=spec.vector[:0]))
+            template_of.append(len(templates) - 1)
+        return cls(templates, template_of, np.stack([s.vector for s in specs]))
+
+    def unpack(self) -> list[SearchSpec]:
+        return [
+            dataclasses.replace(self.templates[t], vector=self.vectors[i])
+            for i, t in enumerate(self.template_of)
+        ]
 
 
 class ShardGroup(Protocol):
@@ -117,13 +158,27 @@ class ShardServer:
         self.name = name
         self.folder = Path(folder)
         self._closed = False
+        self._busy_s = 0.0
         self.engine = Engine(self.folder, split_shards=False)
         if not self.engine.exists(name):
             self.engine.create(name, CollectionConfig.model_validate(config))
 
     def call(self, call: ShardCall) -> Any:
         target = self if call.target == "server" else self._collection()
-        return getattr(target, call.method)(*call.args, **call.kwargs)
+        started = time.thread_time()
+        try:
+            return getattr(target, call.method)(*call.args, **call.kwargs)
+        finally:
+            self._busy_s += time.thread_time() - started
+
+    def search_batch(self, batch: SearchBatch) -> list[list[Record]]:
+        return self._collection().search(batch.unpack())
+
+    def busy_seconds(self) -> float:
+        """CPU time spent inside calls so far (the calling thread's; an actor's faiss runs
+        on that one thread): the shard's own work, without the transport or waiting for
+        a core (bench/bench_cluster.py splits the fan-out's cost with it)."""
+        return self._busy_s
 
     def update_config(self, config: CollectionConfig) -> int:
         """A config change, and the rebuilds it needs queued, as the HTTP route does."""
@@ -413,7 +468,13 @@ class ShardedCollection:
         wide = [
             dataclasses.replace(s, limit=s.offset + s.limit, offset=0, explain=None) for s in specs
         ]
-        answers = list(self._everywhere(ShardCall("search", (wide,))).values())
+        packed = SearchBatch.pack(wide)
+        call = (
+            ShardCall("search", (wide,))
+            if packed is None
+            else ShardCall("search_batch", (packed,), target="server")
+        )
+        answers = list(self._everywhere(call).values())
         return [
             merge_hits(
                 [answer[q] for answer in answers],
