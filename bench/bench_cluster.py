@@ -208,8 +208,6 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    import ray
-
     from server.cluster.ray_shards import connect
 
     busy = cpu_busy_fraction()
@@ -222,7 +220,9 @@ def main() -> None:
         log("one node")
         rows.append({"setup": "one node"} | single_node(root, vectors, queries, truth))
         log(f"  {rows[-1]}")
-        connect("local")
+        connect("local")  # before Ray is imported: it keeps a local Ray on loopback
+        import ray
+
         try:
             for shards in (2, 4):
                 log(f"{shards} shards on Ray")

@@ -6,6 +6,9 @@ skipped when Ray (the ``cluster`` extra) is not installed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -78,6 +81,7 @@ def local_ray() -> Iterator[Any]:
     from server.cluster.ray_shards import connect
 
     connect("local", num_cpus=2)
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     yield ray
     ray.shutdown()
 
@@ -284,3 +288,20 @@ def test_build_jobs_run_in_shards_and_are_listed_with_their_shard(
         assert sharded.count(None) == len(ids)
     finally:
         sharded.close()
+
+
+def test_a_local_ray_refuses_to_start_off_loopback() -> None:
+    """Ray imported before ``connect("local")`` would resolve 127.0.0.1 to the machine's
+    outward address: connect refuses instead of starting it there."""
+    pytest.importorskip("ray", reason="cluster mode needs Ray: pip install '.[cluster]'")
+    code = (
+        "import ray\n"
+        "from server.cluster.ray_shards import connect\n"
+        "try:\n    connect('local', 1)\nexcept RuntimeError as e:\n    print('refused:', e)\n"
+        "else:\n    print('started on', ray.nodes()[0]['NodeManagerAddress'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "refused: Ray was imported before a local Ray was started" in result.stdout

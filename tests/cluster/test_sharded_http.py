@@ -43,6 +43,7 @@ def server_settings(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     from server.cluster.ray_shards import connect
 
     connect("local", num_cpus=2)
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     yield {"ray_address": "local", "ray_shard_cpus": 0.25}
     ray.shutdown()
 
