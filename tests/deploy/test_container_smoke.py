@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.deploy.test_deploy_files import COMPOSE, COMPOSE_CI, DOCKERFILE, REPO_ROOT
@@ -42,7 +43,9 @@ CACHE = Path(os.environ.get("QUIVER_CONTAINER_CACHE", "/tmp/quiver-container-cac
 SOCKET = CACHE / "docker.sock"
 BASE_IMAGE = "quiver-smoke-base:bookworm"
 IMAGE = "quiver:smoke"
+CLUSTER_IMAGE = "quiver-cluster:smoke"
 PROJECT = "quiver-smoke"
+CLUSTER_PROJECT = "quiver-smoke-cluster"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DAEMON_START_S = 60
 HEALTHY_WAIT_S = 120
@@ -141,19 +144,29 @@ def docker_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def image(docker_env: dict[str, str]) -> str:
     """The Quiver image, built FROM a debootstrapped Debian base."""
+    return _build(docker_env, IMAGE)
+
+
+@pytest.fixture(scope="module")
+def cluster_image(docker_env: dict[str, str]) -> str:
+    """The same image with the ``cluster`` extra (Ray), for the compose ``cluster`` profile."""
+    return _build(docker_env, CLUSTER_IMAGE, "cluster")
+
+
+def _build(docker_env: dict[str, str], tag: str, extras: str = "") -> str:
     docker_inspect = ["docker", "image", "inspect", BASE_IMAGE]
     if subprocess.run(docker_inspect, capture_output=True, env=docker_env).returncode != 0:
         _import_base_image(docker_env)
     _run(
         [
             "docker", "build", "--network", "host",
-            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-            "-f", str(DOCKERFILE), "-t", IMAGE, str(REPO_ROOT),
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"QUIVER_EXTRAS={extras}",
+            "-f", str(DOCKERFILE), "-t", tag, str(REPO_ROOT),
         ],
         timeout=1200,
         env=docker_env,
     )  # fmt: skip
-    return IMAGE
+    return tag
 
 
 def _import_base_image(docker_env: dict[str, str]) -> None:
@@ -215,6 +228,79 @@ def quiver_url(docker_env: dict[str, str], image: str) -> Iterator[str]:
     finally:
         subprocess.run([*compose, "logs", "--no-color"], env=env, timeout=60)
         subprocess.run([*compose, "down", "-v"], capture_output=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster_compose(
+    docker_env: dict[str, str], image: str, cluster_image: str
+) -> Iterator[tuple[list[str], dict[str, str], str]]:
+    """`compose --profile cluster up` with the CI override: a Ray head, one worker and
+    quiver-cluster in cluster mode; `compose down -v` afterwards."""
+    port = free_port()
+    env = {
+        **docker_env,
+        "QUIVER_IMAGE": image,
+        "QUIVER_CLUSTER_IMAGE": cluster_image,
+        "QUIVER_CI_PORT": str(free_port()),
+        "QUIVER_CI_CLUSTER_PORT": str(port),
+    }
+    compose = [
+        *_compose_command(), "-p", CLUSTER_PROJECT, "-f", str(COMPOSE), "-f", str(COMPOSE_CI),
+        "--profile", "cluster",
+    ]  # fmt: skip
+    try:
+        _run(
+            [*compose, "up", "-d", "--no-build", "--wait", "--wait-timeout", str(HEALTHY_WAIT_S)],
+            timeout=HEALTHY_WAIT_S + 60,
+            env=env,
+        )
+        yield compose, env, f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run([*compose, "logs", "--no-color"], env=env, timeout=60)
+        subprocess.run([*compose, "down", "-v"], capture_output=True, env=env, timeout=180)
+
+
+def _wait_healthy(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        assert time.monotonic() < deadline, f"{url} not healthy after {timeout} s"
+        time.sleep(1)
+
+
+def test_cluster_profile_shards_a_collection_over_ray_and_keeps_it_over_a_restart(
+    cluster_compose: tuple[list[str], dict[str, str], str],
+) -> None:
+    compose, env, url = cluster_compose
+    points = [
+        {"id": i, "vector": [1.0, float(i), 0.0, 0.5], "payload": {"i": i, "odd": i % 2 == 1}}
+        for i in range(1, 201)
+    ]
+    query = {"query": [1.0, 7.0, 0.0, 0.5], "limit": 3, "filter": {"must": [
+        {"key": "odd", "match": {"value": True}}]}}  # fmt: skip
+    with httpx.Client(base_url=url, timeout=120) as client:
+        body = {"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2}
+        created = client.put("/collections/smoke", json=body)
+        assert created.status_code == 200, created.text
+        upserted = client.put("/collections/smoke/points?wait=true", json={"points": points})
+        assert upserted.status_code == 200, upserted.text
+        info = client.get("/collections/smoke").json()["result"]
+        assert info["points_count"] == 200
+        assert [s["points_count"] > 0 for s in info["shards"]] == [True, True]
+        found = client.post("/collections/smoke/points/query", json=query).json()["result"]
+    vectors = np.array([p["vector"] for p in points])
+    cosine = vectors @ np.array(query["query"]) / np.linalg.norm(vectors, axis=1)
+    nearest_odd = [int(i) + 1 for i in np.argsort(-cosine) if (i + 1) % 2 == 1][:3]
+    assert [p["id"] for p in found["points"]] == nearest_odd
+    _run([*compose, "restart", "quiver-cluster"], timeout=120, env=env)
+    _wait_healthy(url, HEALTHY_WAIT_S)
+    with httpx.Client(base_url=url, timeout=120) as client:
+        count = client.post("/collections/smoke/points/count", json={}).json()["result"]
+        assert count == {"count": 200}
+        again = client.post("/collections/smoke/points/query", json=query).json()["result"]
+        assert again["points"] == found["points"]
 
 
 def test_compose_creates_no_bridge_network(docker_env: dict[str, str], quiver_url: str) -> None:
