@@ -50,8 +50,14 @@ def api(tmp_path: Path) -> Iterator[Api]:
 
 @pytest.fixture
 def collection(api: Api) -> str:
-    """A 4-d Dot collection with ten points whose payloads cover common shapes."""
-    api.result("PUT", "/collections/items", {"vectors": {"size": 4, "distance": "Dot"}})
+    return create_items(api)
+
+
+def create_items(api: Api, **options: Any) -> str:
+    """A 4-d Dot collection ``items`` (created with ``options``, e.g. ``shard_number``)
+    holding ten points whose payloads cover common shapes."""
+    body = {"vectors": {"size": 4, "distance": "Dot"}} | options
+    api.result("PUT", "/collections/items", body)
     points = [
         {
             "id": i,

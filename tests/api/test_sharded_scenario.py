@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api import test_bad_input, test_collections, test_points, test_query
-from tests.api.conftest import Api
+from tests.api.conftest import Api, create_items
 
 SHARDS = 3
 
@@ -39,18 +39,7 @@ globals().update(REPLAYED)
 @pytest.fixture
 def collection(api: Api) -> str:
     """``tests/api/conftest.py``'s ten points, in three shards."""
-    body = {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": SHARDS}
-    api.result("PUT", "/collections/items", body)
-    points = [
-        {
-            "id": i,
-            "vector": [float(i), 1.0, 0.0, -1.0],
-            "payload": {"n": i, "city": "Berlin" if i % 2 else "London", "tags": [f"t{i % 3}"]},
-        }
-        for i in range(1, 11)
-    ]
-    api.result("PUT", "/collections/items/points?wait=true", {"points": points})
-    return "items"
+    return create_items(api, shard_number=SHARDS)
 
 
 def test_the_scenario_is_replayed() -> None:

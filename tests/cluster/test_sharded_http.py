@@ -19,16 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api, make_client
-
-SHARDS = 3
-DIM = 8
-COLORS = ["red", "green", "blue"]
-FILTERS: list[dict[str, Any] | None] = [
-    None,
-    {"must": [{"key": "color", "match": {"value": "red"}}]},
-    {"must": [{"key": "n", "range": {"gte": 10, "lt": 30}}]},
-    {"must_not": [{"key": "color", "match": {"any": ["green"]}}]},
-]
+from tests.cluster.test_ray_shards import COLORS, DIM, FILTERS, SHARDS
 
 
 @pytest.fixture(

@@ -212,11 +212,7 @@ def quiver_url(docker_env: dict[str, str], image: str) -> Iterator[str]:
         *_compose_command(), "-p", PROJECT, "-f", str(COMPOSE), "-f", str(COMPOSE_CI),
     ]  # fmt: skip
     try:
-        _run(
-            [*compose, "up", "-d", "--no-build", "--wait", "--wait-timeout", str(HEALTHY_WAIT_S)],
-            timeout=HEALTHY_WAIT_S + 60,
-            env=env,
-        )
+        _compose_up(compose, env)
         yield f"http://127.0.0.1:{port}"
         _run([*compose, "stop", "quiver"], timeout=60, env=env)
         state = _run(
@@ -249,15 +245,19 @@ def cluster_compose(
         "--profile", "cluster",
     ]  # fmt: skip
     try:
-        _run(
-            [*compose, "up", "-d", "--no-build", "--wait", "--wait-timeout", str(HEALTHY_WAIT_S)],
-            timeout=HEALTHY_WAIT_S + 60,
-            env=env,
-        )
+        _compose_up(compose, env)
         yield compose, env, f"http://127.0.0.1:{port}"
     finally:
         subprocess.run([*compose, "logs", "--no-color"], env=env, timeout=60)
         subprocess.run([*compose, "down", "-v"], capture_output=True, env=env, timeout=180)
+
+
+def _compose_up(compose: list[str], env: dict[str, str]) -> None:
+    _run(
+        [*compose, "up", "-d", "--no-build", "--wait", "--wait-timeout", str(HEALTHY_WAIT_S)],
+        timeout=HEALTHY_WAIT_S + 60,
+        env=env,
+    )
 
 
 def _wait_healthy(url: str, timeout: float) -> None:
