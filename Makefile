@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
-.PHONY: serve test lint typecheck check bench bench-core bench-hnsw bench-planner \
+.PHONY: serve test test-containers lint typecheck check bench bench-core bench-hnsw bench-planner \
 	bench-quantization bench-leanvec bench-muvera bench-bulk clean
 
 $(STAMP): pyproject.toml
@@ -46,6 +46,12 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check server index tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
+
+# The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold
+# cache; it skips, saying why, where no Docker daemon can be started. .ci/run runs it as its
+# own step after `make test`.
+test-containers: $(STAMP)
+	QUIVER_CONTAINER_TESTS=1 $(VENV)/bin/pytest -q -rs -m container tests/deploy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server index tests bench
