@@ -36,6 +36,19 @@ unconstrained low-rank optimum): orthonormal, so feasible, and equal to the PCA 
 queries follow the database. The PCA basis itself is a stationary point in
 ``A`` and stalls the first step; see ``_initial_maps`` for the measurements.
 
+**Solvers.** That Frank-Wolfe is the paper's method (``solver="frank_wolfe"``). The
+default, ``solver="closed_form"``, skips the iterations: dropping the norm bound, the
+minimiser of ``||Cq^1/2 (I - A B^T) Cx^1/2||_F`` over rank-``d`` products is the
+truncated SVD of ``S = Cq^1/2 Cx^1/2`` pulled back, ``A B^T = Cq^-1/2 U_d Sigma_d V_d^T
+Cx^-1/2`` (a ridge of ``ridge * max eigenvalue`` keeps the inverse roots finite). ``B``
+is then made orthonormal (a QR factor, ``A`` absorbing the rest), so the database side
+is a plain projection, as PCA's is. Measured on the Debian MiniLM set (56k descriptions,
+16k synopsis training queries, held-out synopses): the error on held-out queries was
+0.05168 at d=96 and 0.00737 at d=192, against Frank-Wolfe's 0.05207 / 0.00746 (tol 1e-4,
+21 / 48 iterations) and PCA's 0.05723 / 0.00856, in 0.05 s instead of 0.5 / 1.6 s; with
+64-4,000 training queries it also generalised better (Frank-Wolfe at 64 queries: 0.24,
+worse than PCA; closed form 0.079).
+
 ``lvq_encode`` / ``lvq_decode`` implement the paper's per-vector scalar
 quantisation (LVQ): B-bit codes plus a per-vector step and offset. They exist to
 compare reconstruction error in benchmarks; the server quantises with faiss.
@@ -52,6 +65,11 @@ import numpy as np
 from index.serialization import Buffer, IndexFormatError, pack, unpack
 
 Variant = Literal["id", "ood"]
+Solver = Literal["closed_form", "frank_wolfe"]
+DEFAULT_RIDGE = 1e-2
+"""Closed-form solver: added to the second moments' eigenvalues, relative to the largest.
+Held-out error on the Debian set was flat for 1e-3..1e-2 with 16k queries and best at
+1e-2 with 200-1,600 (where 1e-3 over-fitted the query moment)."""
 
 _KIND = "leanvec"
 _VERSION = 1
@@ -176,6 +194,8 @@ def train_ood(
     dim_out: int,
     *,
     sample: int = 100_000,
+    solver: Solver = "closed_form",
+    ridge: float = DEFAULT_RIDGE,
     max_iters: int = 300,
     tol: float = 1e-3,
     seed: int = 0,
@@ -183,15 +203,21 @@ def train_ood(
 ) -> LeanVecModel:
     """LeanVec-OOD: separate query and database maps fitted to a query sample.
 
-    Alternating Frank-Wolfe with exact line search on the second moments (see
-    the module docstring). ``progress(iteration, relative_loss)`` is called after
-    every iteration; the loss it reports never increases (up to rounding).
+    ``closed_form`` (default) or the paper's alternating Frank-Wolfe with exact line
+    search (see the module docstring). For Frank-Wolfe, ``progress(iteration,
+    relative_loss)`` is called after every iteration; the loss it reports never
+    increases (up to rounding). ``max_iters``, ``tol`` and ``progress`` are
+    Frank-Wolfe's, ``ridge`` the closed form's.
     """
     rows = _as_rows("data", data)
     query_rows = _as_rows("queries", queries, rows.shape[1])
     _check_dims(rows.shape[1], dim_out, sample)
     if max_iters < 0 or not tol >= 0.0:
         raise ValueError(f"max_iters must be >= 0 and tol >= 0; got {max_iters}, {tol}")
+    if solver not in ("closed_form", "frank_wolfe"):
+        raise ValueError(f"solver must be 'closed_form' or 'frank_wolfe'; got {solver!r}")
+    if not ridge > 0.0:
+        raise ValueError(f"ridge must be > 0; got {ridge}")
     rng = np.random.default_rng(seed)
     mean = rows.mean(axis=0, dtype=np.float64)
     moments = _Moments(
@@ -200,7 +226,11 @@ def train_ood(
     )
     if moments.energy <= 0.0:
         raise ValueError("the queries are orthogonal to every centred data vector: nothing to fit")
-    query_map, data_map, loss, iterations = _fit(moments, dim_out, max_iters, tol, progress)
+    if solver == "closed_form":
+        query_map, data_map = _closed_form(moments, dim_out, ridge)
+        loss, iterations = _relative_loss(moments, query_map, data_map), 0
+    else:
+        query_map, data_map, loss, iterations = _fit(moments, dim_out, max_iters, tol, progress)
     return _model("ood", mean, query_map, data_map, loss, iterations)
 
 
@@ -279,6 +309,27 @@ def _fit(
         if abs(previous - loss) <= tol * previous:
             break
     return query_map, data_map, loss, iterations
+
+
+def _closed_form(moments: _Moments, dim_out: int, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The unconstrained optimum (module docstring), with ``B`` orthonormal."""
+    query_root, query_inverse_root = _psd_roots(moments.query, ridge)
+    data_root, data_inverse_root = _psd_roots(moments.data, ridge)
+    left, singular, right_t = np.linalg.svd(query_root @ data_root)
+    scale = np.sqrt(singular[:dim_out])
+    query_map = query_inverse_root @ left[:, :dim_out] * scale
+    data_basis, triangle = np.linalg.qr(data_inverse_root @ right_t[:dim_out].T * scale)
+    return query_map @ triangle.T, data_basis
+
+
+def _psd_roots(moment: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(C + r I)^1/2`` and its inverse, ``r = ridge * largest eigenvalue``."""
+    values, vectors = np.linalg.eigh(moment)
+    values = np.maximum(values, 0.0)
+    values = values + ridge * max(float(values.max()), np.finfo(np.float64).tiny)
+    root = (vectors * np.sqrt(values)) @ vectors.T
+    inverse_root = (vectors / np.sqrt(values)) @ vectors.T
+    return root, inverse_root
 
 
 def _initial_maps(moments: _Moments, dim_out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal, Self
 import faiss
 import numpy as np
 
-from index.leanvec import LeanVecModel, Variant, train_id, train_ood
+from index.leanvec import LeanVecModel, Solver, Variant, train_id, train_ood
 from index.metrics import Distance
 from index.rerank import SECONDARY_FORMATS, SecondaryFormat
 from index.serialization import Buffer
@@ -36,7 +36,8 @@ from index.two_stage import TwoStageIndex
 _FAISS: Any = faiss
 
 OOD_TOLERANCE = 1e-4
-"""Frank-Wolfe stops when the loss changes by less than this (relative). The paper's
+"""(``ood_solver="frank_wolfe"``) Frank-Wolfe stops when the loss changes by less than
+this (relative). The paper's
 ~1e-3 stopped early on the Debian MiniLM set: held-out error 7.0% below PCA's at d=96
 and 9.3% at 192 with 8,000 training synopses; 1e-4 gave 8.3% and 11.7% (29 and 54
 iterations, under a second each)."""
@@ -57,6 +58,9 @@ class LeanVecParams:
     primary_bits: 8 or 4 bits per primary dimension (faiss scalar quantizer).
     secondary: how full vectors are kept for re-ranking: float32, float16 or int8.
     rerank_factor: candidates per result re-ranked with the secondary vectors.
+    ood_solver: how "ood" fits its maps: "closed_form" (default: the unconstrained
+      optimum, faster and lower held-out error, see index/leanvec.py) or the paper's
+      "frank_wolfe".
     m, ef_construct, ef_search: the graph, as for HNSW.
     """
 
@@ -65,6 +69,7 @@ class LeanVecParams:
     primary_bits: Literal[8, 4] = 8
     secondary: SecondaryFormat = "float32"
     rerank_factor: float = 4.0
+    ood_solver: Solver = "closed_form"
     m: int = 16
     ef_construct: int = 100
     ef_search: int = 128
@@ -101,7 +106,9 @@ class LeanVecIndex(TwoStageIndex):
         usable = queries is not None and len(queries) >= MIN_TRAINING_QUERIES
         if self.params.variant == "ood" and usable:
             assert queries is not None
-            self.model = train_ood(vectors, queries, self.dims, tol=OOD_TOLERANCE)
+            self.model = train_ood(
+                vectors, queries, self.dims, solver=self.params.ood_solver, tol=OOD_TOLERANCE
+            )
         else:
             self.model = train_id(vectors, self.dims)
         kind = (
@@ -165,3 +172,5 @@ def check_params(dim: int, distance: Distance, params: LeanVecParams) -> None:
         raise ValueError("leanvec rerank_factor must be >= 1")
     if params.variant not in ("id", "ood"):
         raise ValueError("leanvec variant must be 'id' or 'ood'")
+    if params.ood_solver not in ("closed_form", "frank_wolfe"):
+        raise ValueError("leanvec ood_solver must be 'closed_form' or 'frank_wolfe'")

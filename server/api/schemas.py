@@ -81,6 +81,7 @@ class IndexConfigIn(Wire):
     primary_bits: Literal[8, 4] | None = None
     secondary: Literal["float32", "float16", "int8"] | None = None
     rerank_factor: float | None = Field(default=None, ge=1.0)
+    ood_solver: Literal["closed_form", "frank_wolfe"] | None = None
     k_sim: int | None = Field(default=None, ge=0, le=10)
     d_proj: int | None = Field(default=None, ge=0)
     repetitions: int | None = Field(default=None, ge=1, le=64)

@@ -79,6 +79,7 @@ class IndexConfig(_Frozen):
     primary_bits: Literal[8, 4] = 8
     secondary: Literal["float32", "float16", "int8"] = "float32"
     rerank_factor: float = 4.0
+    ood_solver: Literal["closed_form", "frank_wolfe"] = "closed_form"
     training_generation: int = 0
     """Bumped when new LeanVec training queries should be learned: a spec change, so
     every segment is retrained and rebuilt in the background."""
@@ -110,6 +111,7 @@ class IndexConfig(_Frozen):
             "primary_bits": self.primary_bits,
             "secondary": self.secondary,
             "rerank_factor": self.rerank_factor,
+            "ood_solver": self.ood_solver,
         }
 
 

@@ -82,9 +82,14 @@ def test_compressed_secondaries_survive_a_restart_without_rebuild(tmp_path: Path
         assert [ids(api, "int8", q) for q in xq] == before
 
 
-def test_training_queries_retrain_an_ood_collection_in_the_background(api: Api) -> None:
+@pytest.mark.parametrize("solver", ["closed_form", "frank_wolfe"])
+def test_training_queries_retrain_an_ood_collection_in_the_background(
+    api: Api, solver: str
+) -> None:
     data, train, held_out = out_of_distribution()
-    create(api, "ood", {"type": "leanvec", "dims": 16, "variant": "ood"}, size=64, distance="Dot")
+    index = {"type": "leanvec", "dims": 16, "variant": "ood", "ood_solver": solver}
+    create(api, "ood", index, size=64, distance="Dot")
+    assert api.result("GET", "/collections/ood")["config"]["index"]["ood_solver"] == solver
     upsert(api, "ood", data)
     wait_green(api, "ood")
     before = api.result("GET", "/collections/ood/jobs")
@@ -128,6 +133,7 @@ def test_served_queries_are_sampled_and_survive_a_restart(tmp_path: Path) -> Non
             "quantization_config",
         ),
         ({"index": {"type": "leanvec", "primary_bits": 6}}, "primary_bits"),
+        ({"index": {"type": "leanvec", "ood_solver": "newton"}}, "ood_solver"),
     ],
 )
 def test_bad_leanvec_configs_are_refused(
