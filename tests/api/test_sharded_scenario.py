@@ -17,6 +17,9 @@ import pytest
 
 from tests.api import test_bad_input, test_collections, test_points, test_query
 from tests.api.conftest import Api, create_items
+from tests.api.test_indexing import wait_green
+from tests.api.test_leanvec_api import upsert
+from tests.unit.test_leanvec import out_of_distribution
 
 SHARDS = 3
 
@@ -76,3 +79,26 @@ def test_unsupported_sharding_is_refused(
     status, answer = api.put("/collections/other", body)
     assert status == code and words in answer["status"]["error"]
     assert api.result("GET", "/collections") == {"collections": []}
+
+
+def test_training_queries_reach_every_shard_and_retrain_it(api: Api) -> None:
+    """LeanVec-OOD on a sharded collection: each shard learns from the uploaded sample."""
+    data, train, _ = out_of_distribution()
+    body = {
+        "vectors": {"size": 64, "distance": "Dot"},
+        "shard_number": 2,
+        "optimizers_config": {"indexing_threshold": 300},
+        "index": {"type": "leanvec", "dims": 16, "variant": "ood"},
+    }
+    api.result("PUT", "/collections/ood", body)
+    upsert(api, "ood", data[:1000])
+    path = "/collections/ood/leanvec/training-queries"
+    answer = api.result("POST", path, {"vectors": train[:200].tolist()})
+    assert answer == {"vector": "", "training_queries": 200, "retraining": True}
+    assert api.result("GET", path)[""]["given"] == 200
+    wait_green(api, "ood")
+    info = api.result("GET", "/collections/ood")
+    assert info["config"]["index"]["training_generation"] == 1
+    jobs = api.result("GET", "/collections/ood/jobs")
+    rebuilt = {job["shard"] for job in jobs if job["kind"] == "rebuild"}
+    assert rebuilt == {0, 1}
