@@ -124,6 +124,9 @@ ADD_CHUNK = 10_000  # the server's build chunk
 SEARCH_BATCH = 100
 RECALL_TARGET = 0.95
 ERROR_SAMPLE = 20_000  # base rows the inner-product error is computed over (seeded sample)
+BUILD_REPEATS = 3
+BUILD_REPEAT_BUDGET_S = 20.0
+TIMED_PASSES = 5  # timed passes over the queries per cell; the median is reported
 QUIET_S = 1.0  # pause before each timed turn: other OpenMP/BLAS threads stop spinning
 SVS_TIMEOUT_S = 3600
 QPS_TARGET = {384: 1.3, 768: 1.7}
@@ -392,15 +395,21 @@ class SearchRun:
 
 
 def timed_search(built: Built, data: Split, query_set: str, ef: int) -> SearchRun:
-    """Batches of 100 after a pause and one untimed warm-up batch."""
+    """Batches of 100 after a pause and one untimed warm-up batch; the median time of
+    ``TIMED_PASSES`` passes over the queries (one pass of 1,000 queries takes ~50 ms
+    here, and single passes of the same work differed by up to 1.6x)."""
     queries, truth = data.queries[query_set], data.truth[query_set]
     ids = np.empty((len(queries), K), dtype=np.int64)
     time.sleep(QUIET_S)
     built.search(queries[:SEARCH_BATCH], ef)
-    started = time.perf_counter()
-    for start in range(0, len(queries), SEARCH_BATCH):
-        ids[start : start + SEARCH_BATCH] = built.search(queries[start : start + SEARCH_BATCH], ef)
-    seconds = time.perf_counter() - started
+    passes = []
+    for _ in range(TIMED_PASSES):
+        started = time.perf_counter()
+        for start in range(0, len(queries), SEARCH_BATCH):
+            batch = queries[start : start + SEARCH_BATCH]
+            ids[start : start + SEARCH_BATCH] = built.search(batch, ef)
+        passes.append(time.perf_counter() - started)
+    seconds = float(np.median(passes))
     return SearchRun(
         built.method.name, query_set, ef, len(queries), seconds, recall_at_k(ids, truth)
     )
@@ -459,6 +468,8 @@ def error_table(builds: Sequence[Built], data: Split) -> list[dict[str, Any]]:
             continue
         for build in (b for b in same if b.trained_variant == "ood"):
             assert build.model is not None and build.method.leanvec is not None
+            if build.method.leanvec.primary_bits != 8:  # same model as its 8-bit twin
+                continue
             for query_set in ("ood", "id"):
                 queries = data.queries[query_set]
                 pca_error = inner_product_error(pca, queries, sample)
@@ -701,9 +712,25 @@ def measure_dataset(
 def build_all(methods: Sequence[Method], data: Split) -> list[Built]:
     builds = []
     for method in methods:
-        builds.append(build(method, data))
+        builds.append(fastest_build(method, data))
         log(f"  built {method.name}: {builds[-1].build_s:.1f}s {builds[-1].bytes_per_vector()}")
     return builds
+
+
+def fastest_build(method: Method, data: Split) -> Built:
+    """The fastest of up to ``BUILD_REPEATS`` builds, repeating only while the builds so
+    far took under ``BUILD_REPEAT_BUDGET_S``: one build of the same index here varied by up
+    to 1.4x between runs, more than the targets' margins, while the 768-d builds (15-30 s
+    each) vary less and would make the run far longer."""
+    best = build(method, data)
+    spent = best.build_s
+    for _ in range(BUILD_REPEATS - 1):
+        if spent >= BUILD_REPEAT_BUDGET_S:
+            break
+        again = build(method, data)
+        spent += again.build_s
+        best = again if again.build_s < best.build_s else best
+    return best
 
 
 def low_bit_variant(built: Built) -> Method:
@@ -924,7 +951,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         f"In-process, Cosine, M={M}, ef_construct={EF_CONSTRUCT}, k={K}, batches of "
         f"{SEARCH_BATCH} queries; LeanVec rerank_factor 4 (the primary graph is searched with "
-        f"a beam of max(ef, {K * 4})). Cells are recall@10 · queries/s. Threads: "
+        f"a beam of max(ef, {K * 4})). Cells are recall@10 · queries/s (median of "
+        f"{TIMED_PASSES} passes). Threads: "
         + ", ".join(f"{k}={v or 'unset'}" for k, v in config["threads_env"].items())
         + ".",
     ]
@@ -1016,7 +1044,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def notes_for(results: dict[str, Any]) -> list[str]:
     notes = [
         "Build = train + add (wall clock); raw faiss adds everything at once, Quiver's "
-        f"indexes in chunks of {ADD_CHUNK:,} as the server's builds do.",
+        f"indexes in chunks of {ADD_CHUNK:,} as the server's builds do; the fastest of up to "
+        f"{BUILD_REPEATS} builds, repeated while they took under {BUILD_REPEAT_BUDGET_S:.0f} s "
+        "together (so the 768-d builds run once).",
         "Bytes per vector: primary = the graph's vectors (LeanVec's d-dim codes, the float "
         "vectors for HNSW), secondary = full vectors kept for re-ranking, other = model "
         "(projection, quantizer ranges) and tombstones.",
