@@ -72,14 +72,20 @@ class RayShardGroup:
     """One restartable actor per shard; calls to several shards run in parallel."""
 
     def __init__(
-        self, base: Path, name: str, config: CollectionConfig, *, cpus: float = SHARD_CPUS
+        self,
+        base: Path,
+        name: str,
+        config: CollectionConfig,
+        *,
+        cpus: float = SHARD_CPUS,
+        idle_seal_s: float = 0.0,
     ) -> None:
         import ray
 
         actor_class = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=cpus)(ShardServer)
         dump = config.model_dump(mode="json")
         self.actors: list[Any] = [
-            actor_class.remote(str(shard_folder(base, i)), name, dump)
+            actor_class.remote(str(shard_folder(base, i)), name, dump, idle_seal_s)
             for i in range(config.shard_number)
         ]
         _get([actor.pid.remote() for actor in self.actors])  # wait until every shard opened

@@ -154,12 +154,14 @@ class ShardServer:
     """One shard: an engine on its own folder holding one collection. Opening it
     again on the same folder (a restarted actor) finds every acknowledged write."""
 
-    def __init__(self, folder: str, name: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float = 0.0
+    ) -> None:
         self.name = name
         self.folder = Path(folder)
         self._closed = False
         self._busy_s = 0.0
-        self.engine = Engine(self.folder, split_shards=False)
+        self.engine = Engine(self.folder, idle_seal_s, split_shards=False)
         if not self.engine.exists(name):
             self.engine.create(name, CollectionConfig.model_validate(config))
 
@@ -230,10 +232,13 @@ class ShardServer:
 class LocalShardGroup:
     """All shards in this process, called one after another (no Ray)."""
 
-    def __init__(self, base: Path, name: str, config: CollectionConfig) -> None:
+    def __init__(
+        self, base: Path, name: str, config: CollectionConfig, idle_seal_s: float = 0.0
+    ) -> None:
         dump = config.model_dump(mode="json")
         self.servers = [
-            ShardServer(str(shard_folder(base, i)), name, dump) for i in range(config.shard_number)
+            ShardServer(str(shard_folder(base, i)), name, dump, idle_seal_s)
+            for i in range(config.shard_number)
         ]
 
     @property
@@ -559,18 +564,20 @@ def open_sharded_collection(
     config: CollectionConfig,
     ray_address: str | None,
     shard_cpus: float = 0.5,
+    idle_seal_s: float = 0.0,
 ) -> ShardedCollection:
     """The factory the engine uses for ``shard_number > 1``, shards under folder
     ``base``: in this process when ``ray_address`` is None, else Ray actors
     (``"local"``: a loopback Ray on this machine). Ray is imported only here, so the
     single-node path never needs it. Created on first open, reopened from the shard
-    folders afterwards."""
+    folders afterwards. ``idle_seal_s`` is each shard engine's (``Engine``)."""
     if ray_address is None:
-        return ShardedCollection(name, config, LocalShardGroup(base, name, config))
+        return ShardedCollection(name, config, LocalShardGroup(base, name, config, idle_seal_s))
     from server.cluster.ray_shards import RayShardGroup, connect
 
     connect(ray_address)
-    return ShardedCollection(name, config, RayShardGroup(base, name, config, cpus=shard_cpus))
+    group = RayShardGroup(base, name, config, cpus=shard_cpus, idle_seal_s=idle_seal_s)
+    return ShardedCollection(name, config, group)
 
 
 AnyCollection = Collection | ShardedCollection

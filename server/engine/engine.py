@@ -96,6 +96,7 @@ class Engine:
         self.split_shards = split_shards
         self._lock = threading.Lock()
         self._collections: dict[str, AnyCollection] = {}
+        self.idle_seal_s = idle_seal_s
         self.worker = BuildWorker(idle_seal_s)
         self._clean_leftovers()
         if ray_address is not None:
@@ -217,7 +218,12 @@ class Engine:
         from server.cluster.shards import open_sharded_collection
 
         sharded = open_sharded_collection(
-            self.shards_root / key, name, config, self.ray_address, self.ray_shard_cpus
+            self.shards_root / key,
+            name,
+            config,
+            self.ray_address,
+            self.ray_shard_cpus,
+            self.idle_seal_s,
         )
         sharded.on_config = lambda updated: _write_marker(self.root / name, key, updated)
         return sharded

@@ -11,12 +11,15 @@ nothing — is asserted for the fan-out too.
 from __future__ import annotations
 
 import inspect
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api import test_bad_input, test_collections, test_points, test_query
-from tests.api.conftest import Api, create_items
+from tests.api import test_indexing as indexing
+from tests.api.conftest import Api, create_items, make_client
 from tests.api.test_indexing import wait_green
 from tests.api.test_leanvec_api import upsert
 from tests.unit.test_leanvec import out_of_distribution
@@ -102,3 +105,16 @@ def test_training_queries_reach_every_shard_and_retrain_it(api: Api) -> None:
     jobs = api.result("GET", "/collections/ood/jobs")
     rebuilt = {job["shard"] for job in jobs if job["kind"] == "rebuild"}
     assert rebuilt == {0, 1}
+
+
+def test_each_shard_seals_its_idle_tail(tmp_path: Path) -> None:
+    """The server's ``idle_seal_s`` reaches the shard engines: after the writes stop,
+    every shard indexes its exact-search tail (≥ a quarter of the threshold)."""
+    with make_client(tmp_path, idle_seal_s=0.2) as client:
+        api = Api(client)
+        indexing.create(api, "tail", threshold=200, shard_number=2)
+        indexing.upsert(api, "tail", indexing.data(700))  # ~350 a shard: one seal, a tail
+        deadline = time.monotonic() + 30
+        while wait_green(api, "tail")["indexed_vectors_count"] < 700:
+            assert time.monotonic() < deadline, api.result("GET", "/collections/tail/segments")
+            time.sleep(0.1)
