@@ -1,0 +1,213 @@
+"""Where the time of an HTTP batch search goes, next to raw faiss (issue 3's batch target).
+
+GloVe-50 (390k base vectors, Cosine, M=16, ef_construct=100), batches of 100 queries at
+``hnsw_ef`` 128 (the smallest ef whose recall@10 reaches 0.95), one client in order, each
+cell the median of 5 passes over 1,000 queries:
+
+* faiss in process: ``IndexHNSWFlat`` built from the same vectors, searched directly;
+* Quiver's engine in process: ``Collection.search`` on an engine that bulk-loaded and
+  indexed the same vectors (the route's own spec building included), so it measures the
+  engine's work around faiss;
+* Quiver over HTTP: the same batches as JSON to a real server holding the collection;
+* the HTTP floor of a batch: the same bodies to a collection of the same dimension with
+  no points, so parsing, validation, routing and the reply cost the same and searching
+  costs nothing.
+
+The HTTP / faiss ratio is issue 3's target (>= 0.75); the last column says what ratio
+the floor alone would allow, ``faiss / (faiss + floor)``.
+
+    python bench/bench_batch_overhead.py        # ~3 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faiss
+import glove
+import httpx
+import numpy as np
+import orjson
+from bench_bulk import arrow_body
+from bench_core import cpu_busy_fraction, log, machine_info
+from common import save_results
+from server_process import QuiverServer, headers
+
+from index.native_threads import single_threaded_numpy_blas
+from server.api.routes.query import _run_queries
+from server.api.schemas import QueryRequestBatch
+from server.engine.config import CollectionConfig
+from server.engine.engine import Engine
+from server.settings import Settings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+EF = 128
+BATCH = 100
+QUERIES = 1000
+PASSES = 5
+K = 10
+
+
+def median_ms_per_batch(run: Callable[[], Any]) -> float:
+    """Median over ``PASSES`` passes (after one untimed pass) of a pass's time per batch."""
+    run()
+    passes = []
+    for _ in range(PASSES):
+        started = time.perf_counter()
+        run()
+        passes.append(time.perf_counter() - started)
+    return float(np.median(passes)) * 1000 / (QUERIES / BATCH)
+
+
+def bodies(queries: np.ndarray) -> list[bytes]:
+    return [
+        orjson.dumps(
+            {
+                "searches": [
+                    {"query": v.tolist(), "limit": K, "params": {"hnsw_ef": EF}}
+                    for v in queries[s : s + BATCH]
+                ]
+            }
+        )
+        for s in range(0, len(queries), BATCH)
+    ]
+
+
+def faiss_ms(data: glove.GloveDataset, queries: np.ndarray) -> float:
+    index = faiss.IndexHNSWFlat(data.dimension, 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 100
+    base = data.base / np.linalg.norm(data.base, axis=1, keepdims=True)
+    index.add(base.astype(np.float32))
+    index.hnsw.efSearch = EF
+    unit = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    return median_ms_per_batch(
+        lambda: [index.search(unit[s : s + BATCH], K) for s in range(0, QUERIES, BATCH)]
+    )
+
+
+def engine_ms(data: glove.GloveDataset, batches: list[bytes], root: Path) -> float:
+    engine = Engine(root / "engine")
+    try:
+        engine.create("c", collection_config(data.dimension))
+        collection = engine.get("c")
+        ids = list(range(data.n_base))
+        with collection.bulk_loading():
+            for s in range(0, data.n_base, 50_000):
+                rows = ids[s : s + 50_000]
+                collection.bulk_upsert(rows, {"": data.base[s : s + len(rows)]}, [{}] * len(rows))
+        engine.worker.wait_idle("c", 1800)
+        parsed = [QueryRequestBatch.model_validate(orjson.loads(b)).searches for b in batches]
+        settings = Settings()
+        return median_ms_per_batch(lambda: [_run_queries(collection, p, settings) for p in parsed])
+    finally:
+        engine.close()
+
+
+def collection_config(dim: int) -> CollectionConfig:
+    return CollectionConfig.model_validate(
+        {"vectors": {"": {"size": dim, "distance": "Cosine"}}, "named_vectors": False}
+    )
+
+
+def http_ms(data: glove.GloveDataset, batches: list[bytes]) -> tuple[float, float]:
+    """(loaded collection, empty collection) milliseconds per batch over HTTP."""
+    with QuiverServer(env={"QUIVER_IDLE_SEAL_S": "0"}) as server:
+        client = httpx.Client(base_url=server.url, headers=headers(), timeout=600)
+        body = {"vectors": {"size": data.dimension, "distance": "Cosine"}}
+        for name in ("glove", "empty"):
+            client.put(f"/collections/{name}", json=body).raise_for_status()
+        client.post(
+            "/collections/glove/points/bulk",
+            content=arrow_body(data.base),
+            headers={"content-type": "application/vnd.apache.arrow.stream"},
+        ).raise_for_status()
+        while client.get("/collections/glove").json()["result"]["status"] != "green":
+            time.sleep(1)
+
+        def send(name: str) -> Callable[[], None]:
+            def run() -> None:
+                for b in batches:
+                    answer = client.post(f"/collections/{name}/points/query/batch", content=b)
+                    answer.raise_for_status()
+                    orjson.loads(answer.content)
+
+            return run
+
+        return median_ms_per_batch(send("glove")), median_ms_per_batch(send("empty"))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    r = results["ms_per_batch"]
+    return "\n".join(
+        [
+            f"# HTTP batch search vs faiss, GloVe-50 {results['points']:,} points, ef {EF}",
+            "",
+            "Command: `python bench/bench_batch_overhead.py`. Milliseconds per batch of "
+            f"{BATCH} queries, median of {PASSES} passes over {QUERIES:,} queries, one client.",
+            "",
+            "| faiss in process | Quiver engine in process | Quiver HTTP | HTTP floor (empty "
+            "collection) | HTTP / faiss throughput | faiss / (faiss + floor) |",
+            "|--:|--:|--:|--:|--:|--:|",
+            f"| {r['faiss']:.2f} | {r['engine']:.2f} | {r['http']:.2f} | {r['http_floor']:.2f} "
+            f"| {r['faiss'] / r['http']:.2f} | {r['faiss'] / (r['faiss'] + r['http_floor']):.2f} |",
+            "",
+        ]
+    )
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = results["ms_per_batch"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = ["faiss", "engine", "HTTP", "HTTP floor"]
+    ax.bar(labels, [r["faiss"], r["engine"], r["http"], r["http_floor"]])
+    ax.set_ylabel(f"ms per batch of {BATCH}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    single_threaded_numpy_blas()  # as the server does (index/native_threads.py)
+    busy = cpu_busy_fraction()
+    data = glove.load()
+    queries = data.queries[:QUERIES]
+    batches = bodies(queries)
+    log("faiss")
+    faiss_time = faiss_ms(data, queries)
+    log("engine in process")
+    with tempfile.TemporaryDirectory() as tmp:
+        engine_time = engine_ms(data, batches, Path(tmp))
+    log("HTTP")
+    http_time, floor_time = http_ms(data, batches)
+    results = {
+        "machine": machine_info(),
+        "cpu_busy_before": busy,
+        "points": data.n_base,
+        "ms_per_batch": {
+            "faiss": faiss_time,
+            "engine": engine_time,
+            "http": http_time,
+            "http_floor": floor_time,
+        },
+    }
+    for path in save_results(results, args.results_dir, "batch_overhead", markdown, plot):
+        log(f"wrote {path}")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
