@@ -49,7 +49,7 @@ test: $(STAMP)
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold
 # cache; it skips, saying why, where no Docker daemon can be started. .ci/run runs it as its
-# own step after `make test`.
+# own step after `make test`. Add QUIVER_CLUSTER_CONTAINER_TESTS=1 for the cluster profile.
 test-containers: $(STAMP)
 	QUIVER_CONTAINER_TESTS=1 $(VENV)/bin/pytest -q -rs -m container tests/deploy
 

@@ -12,8 +12,10 @@ must be told to stay on loopback before Ray is first imported (``connect``).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 from server.cluster.shards import ShardCall, ShardServer, shard_folder
 from server.engine.config import CollectionConfig
 from server.errors import QuiverError
+
+log = logging.getLogger(__name__)
 
 SHARD_CPUS = 0.5
 """CPUs Ray reserves per shard actor; a fraction so a 2-CPU test node holds 3 shards."""
@@ -50,7 +54,28 @@ def connect(address: str, num_cpus: int = 2) -> None:
             log_to_driver=False,
         )
     else:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        _join(ray, address)
+
+
+CONNECT_ATTEMPTS = 3
+CONNECT_RETRY_S = 5.0
+
+
+def _join(ray: Any, address: str) -> None:
+    """``ray.init`` on an existing cluster, tried ``CONNECT_ATTEMPTS`` times: the Ray
+    Client proxy starts a server process per client, and on a busy 2-core machine that
+    start timed out ("Starting Ray client server failed") in 2 of 9 container runs right
+    after the head came up."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            return
+        except ConnectionError:
+            if attempt == CONNECT_ATTEMPTS:
+                raise
+            log.warning("Ray connection failed, retrying", extra={"attempt": attempt})
+            ray.shutdown()
+            time.sleep(CONNECT_RETRY_S)
 
 
 def _keep_local_ray_on_loopback() -> None:

@@ -305,3 +305,33 @@ def test_a_local_ray_refuses_to_start_off_loopback() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert "refused: Ray was imported before a local Ray was started" in result.stdout
+
+
+def test_joining_a_cluster_retries_a_refused_ray_client_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Ray Client proxy may fail to start its per-client server right after the
+    head comes up: the join is tried again, and gives up after ``CONNECT_ATTEMPTS``."""
+    from server.cluster import ray_shards
+
+    monkeypatch.setattr(ray_shards, "CONNECT_RETRY_S", 0.0)
+
+    class FlakyRay:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.inits, self.shutdowns = failures, 0, 0
+
+        def init(self, **_: Any) -> None:
+            self.inits += 1
+            if self.inits <= self.failures:
+                raise ConnectionAbortedError("Starting Ray client server failed")
+
+        def shutdown(self) -> None:
+            self.shutdowns += 1
+
+    flaky = FlakyRay(failures=1)
+    ray_shards._join(flaky, "ray://127.0.0.1:10001")
+    assert (flaky.inits, flaky.shutdowns) == (2, 1)
+    hopeless = FlakyRay(failures=99)
+    with pytest.raises(ConnectionAbortedError):
+        ray_shards._join(hopeless, "ray://127.0.0.1:10001")
+    assert hopeless.inits == ray_shards.CONNECT_ATTEMPTS
