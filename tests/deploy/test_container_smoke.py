@@ -272,10 +272,10 @@ def _wait_healthy(url: str, timeout: float) -> None:
 
 @pytest.mark.skipif(
     os.environ.get("QUIVER_CLUSTER_CONTAINER_TESTS") != "1",
-    reason="cluster profile smoke test: set QUIVER_CLUSTER_CONTAINER_TESTS=1 as well. In 2 "
-    "of 9 runs here quiver-cluster exited at start because Ray's client server did not start "
-    "in time after the head came up; the join now retries (passed since), but the test "
-    "stays out of .ci/run until it has a longer clean record",
+    reason="cluster profile smoke test: set QUIVER_CLUSTER_CONTAINER_TESTS=1 as well. In 3 "
+    "of 11 runs here quiver-cluster exited at start because Ray's client server did not "
+    "start in time after the head came up; the join now retries (passed since), but the "
+    "test stays out of .ci/run until it has a longer clean record",
 )
 def test_cluster_profile_shards_a_collection_over_ray_and_keeps_it_over_a_restart(
     cluster_compose: tuple[list[str], dict[str, str], str],
