@@ -186,7 +186,7 @@ class ShardServer:
         """A config change, and the rebuilds it needs queued, as the HTTP route does."""
         collection = self._collection()
         op_id = collection.update_config(config)
-        self.engine.worker.config_changed(collection)
+        self.engine.config_changed(collection)
         return op_id
 
     def config(self) -> CollectionConfig:
@@ -198,18 +198,10 @@ class ShardServer:
         return collection
 
     def jobs(self) -> list[dict[str, Any]]:
-        return [job.to_wire() for job in self.engine.worker.jobs_for(self.name)]
+        return self.engine.jobs_for(self.name)
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        job = self.engine.worker.get(job_id)
-        return None if job is None else job.to_wire()
-
-    def cancel_job(self, job_id: str) -> dict[str, Any] | None:
-        job = self.engine.worker.cancel(job_id)
-        return None if job is None else job.to_wire()
-
-    def training_query_counts(self, names: list[str]) -> dict[str, Any]:
-        return self._collection().training_query_counts(names)
+    def job(self, job_id: str, cancel: bool = False) -> dict[str, Any] | None:
+        return self.engine.job(job_id, cancel)
 
     def wait_idle(self, timeout: float) -> bool:
         return self.engine.worker.wait_idle(self.name, timeout)
@@ -387,9 +379,9 @@ class ShardedCollection:
 
     def training_query_counts(self, names: list[str]) -> dict[str, Any]:
         """Shard 0's counts: given samples are the same on every shard."""
-        counts: dict[str, Any] = self.group.call(
-            {0: ShardCall("training_query_counts", (names,), target="server")}
-        )[0]
+        counts: dict[str, Any] = self.group.call({0: ShardCall("training_query_counts", (names,))})[
+            0
+        ]
         return counts
 
     def _write(
@@ -526,15 +518,10 @@ class ShardedCollection:
         answers = self._everywhere(ShardCall("jobs", target="server"))
         return [job | {"shard": n} for n in sorted(answers) for job in answers[n]]
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        """The job with this id on whichever shard runs it (ids are random, unique)."""
-        return self._first_job(ShardCall("job", (job_id,), target="server"))
-
-    def cancel_job(self, job_id: str) -> dict[str, Any] | None:
-        return self._first_job(ShardCall("cancel_job", (job_id,), target="server"))
-
-    def _first_job(self, call: ShardCall) -> dict[str, Any] | None:
-        answers = self._everywhere(call)
+    def job(self, job_id: str, cancel: bool = False) -> dict[str, Any] | None:
+        """The job with this id on whichever shard runs it (ids are random, unique);
+        with ``cancel``, cancelled first."""
+        answers = self._everywhere(ShardCall("job", (job_id, cancel), target="server"))
         return next(
             (answers[n] | {"shard": n} for n in sorted(answers) if answers[n] is not None), None
         )

@@ -196,7 +196,7 @@ class Engine:
         if job is not None:
             return job.to_wire()
         for sharded in self._sharded():
-            found = sharded.cancel_job(job_id) if cancel else sharded.job(job_id)
+            found = sharded.job(job_id, cancel)
             if found is not None:
                 return found
         return None
