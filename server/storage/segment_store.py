@@ -19,6 +19,7 @@ import hashlib
 import logging
 import mmap
 import os
+import re
 import shutil
 import time
 import uuid
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+INDEX_FILE = re.compile(r"\d{1,9}\.index")
+"""The only index file names a manifest may hold: a plain name inside its segment folder.
+A manifest comes from disk or from an uploaded snapshot, so a path in it (absolute,
+``..``) would let a later snapshot copy any host file into a downloadable archive."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_SEGMENT_ID = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +79,46 @@ class SegmentManifest:
 
     @classmethod
     def from_json(cls, data: bytes, where: Path) -> SegmentManifest:
-        raw: dict[str, Any] = orjson.loads(data)
+        raw = orjson.loads(data)
+        if not isinstance(raw, dict):
+            raise StorageError(f"{where.name}: its manifest is not a JSON object")
         if raw.get("format_version") != FORMAT_VERSION:
             raise StorageError(
-                f"{where}: unknown segment format version {raw.get('format_version')!r}, "
+                f"{where.name}: unknown segment format version {raw.get('format_version')!r}, "
                 f"this Quiver reads version {FORMAT_VERSION}"
             )
         return cls(
-            segment_id=int(raw["segment_id"]),
+            segment_id=_segment_id(raw["segment_id"], where),
             point_ids=list(raw["point_ids"]),
             indexes={
-                name: None if f is None else IndexFile(f["kind"], f["file"], f["sha256"])
+                str(name): None if f is None else _index_file(f, where)
                 for name, f in raw["indexes"].items()
             },
             spec=raw.get("spec"),
-            replaces=list(raw.get("replaces", [])),
+            replaces=[_segment_id(old, where) for old in raw.get("replaces", [])],
             created=float(raw.get("created", 0.0)),
         )
+
+
+def _segment_id(value: object, where: Path) -> int:
+    if type(value) is not int or not 0 <= value < _MAX_SEGMENT_ID:
+        raise StorageError(f"{where.name}: bad segment id {value!r} in its manifest")
+    return value
+
+
+def _index_file(entry: object, where: Path) -> IndexFile:
+    """One manifest entry, refused unless it names a plain index file of this segment."""
+    if not isinstance(entry, dict):
+        raise StorageError(f"{where.name}: bad index entry in its manifest")
+    kind, file, sha256 = entry.get("kind"), entry.get("file"), entry.get("sha256")
+    if not (isinstance(file, str) and INDEX_FILE.fullmatch(file)):
+        raise StorageError(
+            f"{where.name}: its manifest names index file {str(file)[:80]!r}, which is "
+            "not a plain index file name inside the segment folder"
+        )
+    if not (isinstance(kind, str) and isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise StorageError(f"{where.name}: bad kind or checksum for {file} in its manifest")
+    return IndexFile(kind, file, sha256)
 
 
 @dataclass(slots=True)
@@ -169,11 +199,11 @@ class SegmentStore:
             path = self._dir(manifest.segment_id) / entry.file
             data = self._map_checked(path, entry.sha256)
             if data is None:
-                log.warning(
-                    "index file missing or corrupt; it will be rebuilt from stored points",
-                    extra={"segment": manifest.segment_id, "file": str(path)},
+                log.error(
+                    "index file missing or its checksum does not match; it is not used and "
+                    "its points are indexed again from the point store",
+                    extra={"segment": manifest.segment_id, "file": entry.file},
                 )
-                data = None
             blobs[name] = data
         return blobs
 

@@ -146,8 +146,13 @@ def _write_archive(path: Path, collection: str, db_copy: Path, segments: Segment
         tar = stack.enter_context(tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT))
         with open(db_copy, "rb") as db_handle:
             files[DB_FILE] = _add_member(tar, DB_FILE, db_handle)
-        for arcname, segment_file in _segment_files(segments, stack):
+        for arcname, segment_file, expected in _segment_files(segments, stack):
             files[arcname] = _add_member(tar, arcname, segment_file)
+            if expected is not None and files[arcname]["sha256"] != expected:
+                raise StorageError(
+                    f"segment file {arcname} does not match the checksum in its manifest; "
+                    "the snapshot was not written"
+                )
         header = {
             "format_version": FORMAT_VERSION,
             "collection": collection,
@@ -162,10 +167,14 @@ def _write_archive(path: Path, collection: str, db_copy: Path, segments: Segment
         return out.digest.hexdigest()
 
 
-def _segment_files(segments: SegmentStore, stack: ExitStack) -> Iterator[tuple[str, BinaryIO]]:
-    """Every current segment's files, each segment opened whole before it is copied:
-    files stay readable after a merge unlinks them, and a segment that vanished
-    before it was opened is skipped (its points are rebuilt on restore)."""
+def _segment_files(
+    segments: SegmentStore, stack: ExitStack
+) -> Iterator[tuple[str, BinaryIO, str | None]]:
+    """Every current segment's files with the sha256 its manifest records (None for the
+    manifest itself), each segment opened whole before it is copied: files stay
+    readable after a merge unlinks them, and a segment that vanished before it was
+    opened is skipped (its points are rebuilt on restore). Only names that
+    ``SegmentManifest.from_json`` accepted are opened, all inside the segment folder."""
     manifests: dict[int, tuple[SegmentManifest, Path]] = {}
     for folder in sorted(segments.root.iterdir()):
         if folder.name.startswith(".") or not folder.name.isdigit():
@@ -183,19 +192,24 @@ def _segment_files(segments: SegmentStore, stack: ExitStack) -> Iterator[tuple[s
         if opened is None:
             log.debug("segment gone while snapshotting", extra={"segment": segment_id})
             continue
-        for _, handle in opened:
+        for _, handle, _ in opened:
             stack.callback(handle.close)
-        yield from ((f"segments/{folder.name}/{file}", handle) for file, handle in opened)
+        yield from (
+            (f"segments/{folder.name}/{file}", handle, sha256) for file, handle, sha256 in opened
+        )
 
 
-def _open_segment(manifest: SegmentManifest, folder: Path) -> list[tuple[str, BinaryIO]] | None:
-    files = [MANIFEST, *(entry.file for entry in manifest.indexes.values() if entry is not None)]
-    opened: list[tuple[str, BinaryIO]] = []
+def _open_segment(
+    manifest: SegmentManifest, folder: Path
+) -> list[tuple[str, BinaryIO, str | None]] | None:
+    files: list[tuple[str, str | None]] = [(MANIFEST, None)]
+    files += [(entry.file, entry.sha256) for entry in manifest.indexes.values() if entry]
+    opened: list[tuple[str, BinaryIO, str | None]] = []
     try:
-        for file in files:
-            opened.append((file, open(folder / file, "rb")))  # noqa: SIM115 (closed by caller)
+        for file, sha256 in files:
+            opened.append((file, open(folder / file, "rb"), sha256))  # noqa: SIM115 (closed by caller)
     except OSError:
-        for _, handle in opened:
+        for _, handle, _ in opened:
             handle.close()
         return None
     return opened
@@ -364,6 +378,7 @@ def extract_snapshot(archive: Path, dest: Path, checksum: str | None = None) -> 
         )
     parsed = _parse_header(header)
     _verify_members(parsed["files"], found)
+    _verify_segment_manifests(dest, found)
     _fsync_tree(dest)
     return SnapshotHeader(
         str(parsed.get("collection", "")),
@@ -460,6 +475,28 @@ def _verify_members(expected: dict[str, dict[str, Any]], found: dict[str, dict[s
                 f"member {name} is corrupted: sha256 {got['sha256']} ({got['size']} bytes), "
                 f"expected {entry['sha256']} ({entry['size']} bytes)"
             )
+
+
+def _verify_segment_manifests(dest: Path, found: dict[str, dict[str, Any]]) -> None:
+    """Each unpacked segment manifest must name only index files of its own folder that
+    came in the archive with the checksum it records; a mismatch is a bad snapshot,
+    never a file to rebuild or, worse, a path to follow later."""
+    for member in sorted(m for m in found if m.endswith("/" + MANIFEST)):
+        folder = member.rsplit("/", 1)[0]
+        try:
+            manifest = SegmentManifest.from_json((dest / member).read_bytes(), Path(folder))
+        except (StorageError, ValueError, KeyError, TypeError) as exc:
+            detail = exc.message if isinstance(exc, StorageError) else "unreadable manifest"
+            raise InvalidSnapshot(f"segment manifest {member}: {detail}") from exc
+        for entry in manifest.indexes.values():
+            if entry is None:
+                continue
+            got = found.get(f"{folder}/{entry.file}")
+            if got is None or got["sha256"] != entry.sha256:
+                raise InvalidSnapshot(
+                    f"segment manifest {member} names {entry.file}, which is missing from "
+                    "the archive or does not match the checksum it records"
+                )
 
 
 def _fsync_tree(root: Path) -> None:

@@ -404,3 +404,87 @@ def test_replacing_a_collection_while_it_builds_leaves_no_stale_jobs(tmp_path: P
         assert api.result("GET", "/collections/busy")["status"] == "green"
         assert state(api, "busy") == expected
         assert not list((tmp_path / "collections" / "busy" / "segments").iterdir())
+
+
+# -- a manifest may not name files outside its segment folder (issue 18, finding 1) ----
+
+
+def indexed_archive(api: Api, name: str) -> bytes:
+    """A snapshot of a collection with one sealed, indexed segment."""
+    xb = np.random.default_rng(3).normal(size=(300, DIM)).astype(np.float32)
+    config = {
+        "vectors": {"size": DIM, "distance": "Euclid"},
+        "optimizers_config": {"indexing_threshold": 200},
+    }
+    api.result("PUT", f"/collections/{name}", config)
+    points = [{"id": i, "vector": v.tolist()} for i, v in enumerate(xb)]
+    api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
+    wait_green(api, name)
+    return download(api, name, take_snapshot(api, name)["name"])
+
+
+def resigned(data: bytes, change: Any) -> bytes:
+    """``rebuilt_archive`` with ``snapshot.json`` listing the changed members' real
+    checksums, so only what ``change`` did to their content can be wrong."""
+    files: dict[str, dict[str, Any]] = {}
+
+    def change_and_sign(name: str, content: bytes) -> bytes | None:
+        if name == "snapshot.json":
+            return orjson.dumps(orjson.loads(content) | {"files": files})
+        changed: bytes = change(name, content)
+        files[name] = {"sha256": hashlib.sha256(changed).hexdigest(), "size": len(changed)}
+        return changed
+
+    return rebuilt_archive(data, change_and_sign)
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
+def test_manifest_naming_a_host_file_is_refused_and_never_archived(
+    tmp_path: Path, kind: str
+) -> None:
+    secret_text = b"root:x:0:0:quiver-secret-marker\n"
+    secret = tmp_path / "outside" / "passwd"
+    secret.parent.mkdir()
+    secret.write_bytes(secret_text)
+    file = str(secret) if kind == "absolute" else "../" * 30 + str(secret).lstrip("/")
+
+    def point_at_secret(name: str, content: bytes) -> bytes:
+        if not name.endswith("manifest.json"):
+            return content
+        manifest = orjson.loads(content)
+        for entry in manifest["indexes"].values():
+            entry["file"], entry["sha256"] = file, hashlib.sha256(secret_text).hexdigest()
+        return orjson.dumps(manifest)
+
+    with make_client(tmp_path / "data", idle_seal_s=0) as client:
+        api = Api(client)
+        crafted = resigned(indexed_archive(api, "ix"), point_at_secret)
+        status, answer = upload(api, "stolen", crafted)
+        assert status == 400, answer
+        assert "not a plain index file name" in answer["status"]["error"]
+        assert api.result("GET", "/collections/stolen/exists") == {"exists": False}
+        assert secret_text not in download(api, "ix", take_snapshot(api, "ix")["name"])
+
+
+def test_index_file_whose_checksum_differs_from_the_manifest_is_refused(tmp_path: Path) -> None:
+    def reversed_index(name: str, content: bytes) -> bytes:
+        return content[::-1] if name.endswith(".index") else content
+
+    with make_client(tmp_path, idle_seal_s=0) as client:
+        api = Api(client)
+        status, answer = upload(api, "copy", resigned(indexed_archive(api, "ix"), reversed_index))
+        assert status == 400, answer
+        assert "does not match the checksum it records" in answer["status"]["error"]
+        assert api.result("GET", "/collections/copy/exists") == {"exists": False}
+
+
+def test_snapshot_refuses_an_index_file_that_changed_on_disk(tmp_path: Path) -> None:
+    with make_client(tmp_path, idle_seal_s=0) as client:
+        api = Api(client)
+        indexed_archive(api, "ix")
+        index_file = next((tmp_path / "collections" / "ix" / "segments").glob("*/*.index"))
+        index_file.write_bytes(index_file.read_bytes()[::-1])
+        status, answer = api.post("/collections/ix/snapshots?wait=true", {})
+        assert status == 500
+        assert "does not match the checksum in its manifest" in answer["status"]["error"]
+        assert len(api.result("GET", "/collections/ix/snapshots")) == 1
