@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from server.client.errors import CliError, ServerError, StateMismatch
-from server.client.http import QuiverClient
-from server.client.importer import Importer, ImportOptions, ImportState, default_state_path
-from server.client.readers import ReadOptions, open_reader
+from client.errors import CliError, ServerError, StateMismatch
+from client.http import QuiverClient
+from client.importer import Importer, ImportOptions, ImportState, default_state_path
+from client.readers import ReadOptions, open_reader
 
 URL = "http://quiver.test"
 
@@ -103,7 +103,7 @@ def _import(server: FakeServer, path: Path, log: io.StringIO | None = None, **op
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("server.client.importer.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("client.importer.time.sleep", lambda seconds: None)
 
 
 @pytest.fixture

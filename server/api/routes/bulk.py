@@ -1,6 +1,6 @@
 """Quiver extension: ``POST /collections/{name}/points/bulk`` — a streamed bulk load.
 
-The body (NDJSON or an Arrow IPC stream, see ``engine/bulk.py``) is consumed in a worker
+The body (NDJSON or an Arrow IPC stream, decoded by ``api/ingest.py``) is consumed in a worker
 thread that pulls the request's chunks from the event loop one at a time, so the body is
 never held whole and a slow client only slows its own load.
 """
@@ -14,10 +14,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from server.api import ingest
 from server.api.deps import CollectionDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
-from server.engine import bulk
 
 router = APIRouter(tags=["points"], route_class=OrjsonRoute)
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def bulk_load(
 ) -> Response:
     """Upsert a stream of points; each chunk of ``chunk_rows`` is one durable commit.
     ``wait`` is accepted for symmetry with upsert: every commit is durable anyway."""
-    kind = bulk.format_of(request.headers.get("content-type", ""))
+    kind = ingest.format_of(request.headers.get("content-type", ""))
     chunks = request.stream().__aiter__()
 
     async def receive() -> bytes | None:
@@ -44,9 +44,9 @@ async def bulk_load(
     def next_chunk() -> bytes | None:
         return anyio.from_thread.run(receive)
 
-    body = bulk.ChunkReader(next_chunk)
+    body = ingest.ChunkReader(next_chunk)
     try:
-        report = await run_cpu(request, bulk.load, collection, kind, body, chunk_rows)
+        report = await run_cpu(request, ingest.load, collection, kind, body, chunk_rows)
     except ClientDisconnect:
         log.warning("bulk load: client disconnected", extra={"collection": collection.name})
         raise

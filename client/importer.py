@@ -28,9 +28,9 @@ import orjson
 import pyarrow.ipc
 from tqdm import tqdm
 
-from server.client.errors import CliError, ConnectionFailed, ServerError, StateMismatch
-from server.client.http import NDJSON, BulkReport, QuiverClient
-from server.client.readers import UNNAMED, Chunk, NdjsonChunk, Reader
+from client.errors import CliError, ConnectionFailed, ServerError, StateMismatch
+from client.http import NDJSON, BulkReport, QuiverClient
+from client.readers import UNNAMED, Chunk, NdjsonChunk, Reader
 
 STATE_VERSION = 1
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from server.client.http import QuiverClient
+    from client.http import QuiverClient
 
 EXIT_OK, EXIT_REJECTED, EXIT_FAILED = 0, 1, 2
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")
 Handler = Callable[[argparse.Namespace], int]
 
@@ -64,7 +64,7 @@ def add_client_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen client command; turns the client's errors into exit code 2."""
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     handler: Handler = args.handler
     try:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> QuiverClient:
-    from server.client.http import QuiverClient, default_api_key, default_url
+    from client.http import QuiverClient, default_api_key, default_url
 
     return QuiverClient(args.url or default_url(), args.api_key or default_api_key(), args.timeout)
 
@@ -202,13 +202,13 @@ def _add_import(commands: Any, connection: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from server.client.importer import (
+    from client.importer import (
         Importer,
         ImportOptions,
         default_state_path,
         summary,
     )
-    from server.client.readers import ReadOptions, open_reader
+    from client.readers import ReadOptions, open_reader
 
     payload_columns = None
     if args.payload_columns is not None:
@@ -277,7 +277,7 @@ def _add_export(commands: Any, connection: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from server.client.exporter import ExportOptions, export_collection
+    from client.exporter import ExportOptions, export_collection
 
     options = ExportOptions(
         collection=args.collection,
@@ -443,7 +443,7 @@ def _download(client: QuiverClient, collection: str, snapshot: str, target: Path
 def _upload(client: QuiverClient, path: str, source: Path, params: Any) -> None:
     from tqdm import tqdm
 
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     if not source.is_file():
         raise CliError(f"{source}: no such snapshot file")
@@ -517,7 +517,7 @@ def bench_scripts(root: Path = REPO_ROOT) -> dict[str, Path]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     scripts = bench_scripts()
     if not scripts:
