@@ -39,7 +39,10 @@ def add_client_commands(commands: Any) -> None:
     group.add_argument(
         "--api-key",
         default=None,
-        help="API key sent in the api-key header (default: $QUIVER_API_KEY)",
+        metavar="KEY",
+        help="API key sent in the api-key header (default: $QUIVER_API_KEY). Prefer the "
+        "environment variable: a key on the command line is visible to every local user "
+        "in `ps` and /proc, and stays in shell history",
     )
     group.add_argument(
         "--timeout",
