@@ -178,7 +178,8 @@ def _add_import(commands: Any, connection: argparse.ArgumentParser) -> None:
         type=int,
         default=10_000,
         metavar="N",
-        help="rows per record batch inside a request (default: 10000)",
+        help="rows per record batch inside a request (default: 10000; fewer for wide "
+        "vectors, so a batch holds at most 64 MiB of them)",
     )
     sending.add_argument(
         "--state", type=Path, metavar="PATH", help="state file (default: FILE.quiver-import.json)"
