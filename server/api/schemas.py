@@ -12,9 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from index.metrics import Distance
-
-MAX_SHARDS = 64
-"""Largest ``shard_number``: each shard is a whole engine (a Ray actor in cluster mode)."""
+from server.engine.knobs import MAX_FACTOR, MAX_HNSW_EF
 
 ExtendedPointId = StrictInt | StrictStr | StrictFloat
 """Floats are accepted at the wire level only so the engine can reject them with
@@ -49,10 +47,10 @@ model (``server/engine/config.py``), where each knob and its range is declared o
 
 class CreateCollection(Wire):
     vectors: VectorParamsIn | dict[str, VectorParamsIn] | None = None
-    shard_number: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
+    shard_number: int | None = None
     sharding_method: Any = None
-    replication_factor: int | None = Field(default=None, ge=1)
-    write_consistency_factor: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
     on_disk_payload: bool | None = None
     payload: Any = None
     id_tracker: Any = None
@@ -157,14 +155,14 @@ class QuantizationSearchParams(Wire):
 
     ignore: bool | None = None
     rescore: bool | None = None
-    oversampling: float | None = Field(default=None, ge=1.0)
+    oversampling: float | None = Field(default=None, ge=1.0, le=MAX_FACTOR)
 
 
 class SearchParams(Wire):
-    hnsw_ef: int | None = Field(default=None, ge=0)
+    hnsw_ef: int | None = Field(default=None, ge=0, le=MAX_HNSW_EF)
     exact: bool | None = None
     quantization: QuantizationSearchParams | None = None
-    rerank_factor: float | None = Field(default=None, ge=1.0)
+    rerank_factor: float | None = Field(default=None, ge=1.0, le=MAX_FACTOR)
     """Quiver extension (LeanVec's name for oversampling): candidates per result."""
     indexed_only: bool | None = None
     acorn: dict[str, Any] | None = None

@@ -23,10 +23,26 @@ from server.engine.index_spec import (
     QuantizedSpec,
     QuantizedSpecParams,
 )
-from server.engine.knobs import GraphParams, LeanVecKnobs, MuveraKnobs, in_range
+from server.engine.knobs import (
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_M,
+    MAX_THREADS,
+    GraphParams,
+    LeanVecKnobs,
+    MuveraKnobs,
+    in_range,
+)
 from server.engine.quantization_config import QuantizationConfig
 
 DEFAULT_MIN_EF = 128
+MAX_SEGMENTS = 256
+"""``default_segment_number``: each segment is one more graph a query walks."""
+MAX_SHARDS = 64
+"""Largest ``shard_number`` (each shard is a whole engine, a Ray actor in cluster
+mode), and of the replication factors Quiver records."""
+MAX_TOKENS = 65_536
+"""Vectors of one multi-vector point (each is MaxSim-scored against every query token)."""
 
 DEFAULT_VECTOR = ""
 """Name of the single unnamed vector (Qdrant's ``vector: [...]`` form)."""
@@ -56,21 +72,21 @@ class HnswConfig(GraphParams):
     """Graph parameters; used by the HNSW backend (exact search ignores them).
     ``m`` and ``ef_construct`` are declared once, in ``knobs.GraphParams``."""
 
-    full_scan_threshold: Annotated[int, in_range(10)] = 10_000
-    max_indexing_threads: Annotated[int, in_range(0)] = 0
+    full_scan_threshold: Annotated[int, in_range(10, MAX_COUNT)] = 10_000
+    max_indexing_threads: Annotated[int, in_range(0, MAX_THREADS)] = 0
     on_disk: bool = False
-    payload_m: Annotated[int | None, in_range(0)] = None
+    payload_m: Annotated[int | None, in_range(0, MAX_M)] = None
 
 
 class OptimizersConfig(_Frozen):
     deleted_threshold: Annotated[float, in_range(0.0, 1.0)] = 0.2
-    vacuum_min_vector_number: Annotated[int, in_range(100)] = 1000
-    default_segment_number: Annotated[int, in_range(0)] = 0
-    max_segment_size: Annotated[int | None, in_range(1)] = None
-    memmap_threshold: int | None = None
-    indexing_threshold: Annotated[int, in_range(0)] = 20_000
-    flush_interval_sec: Annotated[int, in_range(0)] = 5
-    max_optimization_threads: int | None = None
+    vacuum_min_vector_number: Annotated[int, in_range(100, MAX_COUNT)] = 1000
+    default_segment_number: Annotated[int, in_range(0, MAX_SEGMENTS)] = 0
+    max_segment_size: Annotated[int | None, in_range(1, MAX_COUNT)] = None
+    memmap_threshold: Annotated[int | None, in_range(0, MAX_COUNT)] = None
+    indexing_threshold: Annotated[int, in_range(0, MAX_COUNT)] = 20_000
+    flush_interval_sec: Annotated[int, in_range(0, 86_400)] = 5
+    max_optimization_threads: Annotated[int | None, in_range(0, MAX_THREADS)] = None
 
 
 class IndexConfig(MuveraKnobs, LeanVecKnobs):
@@ -101,14 +117,14 @@ class MultiVectorConfig(_Frozen):
       cluster means, keeping ``ceil(n / pool_factor)`` of them, at most
       ``max_tokens_per_doc``. Queries are never pooled."""
 
-    max_vectors_per_point: int = Field(default=2048, ge=1)
-    pool_factor: float | None = Field(default=None, ge=1.0)
-    max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    max_vectors_per_point: Annotated[int, Field(ge=1), in_range(1, MAX_TOKENS)] = 2048
+    pool_factor: Annotated[float | None, Field(ge=1.0), in_range(1.0, MAX_FACTOR)] = None
+    max_tokens_per_doc: Annotated[int | None, Field(ge=1), in_range(1, MAX_TOKENS)] = None
 
 
 class WalConfig(_Frozen):
-    wal_capacity_mb: Annotated[int, in_range(1)] = 32
-    wal_segments_ahead: Annotated[int, in_range(0)] = 0
+    wal_capacity_mb: Annotated[int, in_range(1, 65_536)] = 32
+    wal_segments_ahead: Annotated[int, in_range(0, 64)] = 0
 
 
 class CollectionConfig(_Frozen):
@@ -120,9 +136,9 @@ class CollectionConfig(_Frozen):
     optimizers_config: OptimizersConfig = OptimizersConfig()
     wal_config: WalConfig = WalConfig()
     quantization_config: QuantizationConfig | None = None
-    shard_number: int = 1
-    replication_factor: int = 1
-    write_consistency_factor: int = 1
+    shard_number: Annotated[int, in_range(1, MAX_SHARDS)] = 1
+    replication_factor: Annotated[int, in_range(1, MAX_SHARDS)] = 1
+    write_consistency_factor: Annotated[int, in_range(1, MAX_SHARDS)] = 1
     on_disk_payload: bool = True
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None

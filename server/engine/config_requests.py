@@ -28,7 +28,7 @@ from server.engine.config import (
     VectorParams,
     WalConfig,
 )
-from server.engine.knobs import REQUEST, config_error
+from server.engine.knobs import REQUEST, checked_fields, config_error
 from server.engine.quantization_config import (
     QuantizationConfig,
     check_for_vectors,
@@ -65,7 +65,8 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
     _refuse_unsupported(request)
     named, vectors = _vectors(request.get("vectors"), max_vector_size)
     config = CollectionConfig(vectors=vectors, named_vectors=named)
-    changes: dict[str, Any] = {k: request[k] for k in _COPIED if k in request}
+    copied = {k: request[k] for k in _COPIED if k in request}
+    changes: dict[str, Any] = checked_fields(CollectionConfig, copied)
     for key in ("metadata", "strict_mode_config"):
         if key in request:
             changes[key] = request[key]
@@ -231,7 +232,8 @@ def _collection_params(params: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(params) - _PATCHABLE_PARAMS
     if unknown:
         raise BadRequest(f"Wrong input: unknown collection params: {', '.join(sorted(unknown))}")
-    return {k: v for k, v in params.items() if k != "read_fan_out_factor" and v is not None}
+    given = {k: v for k, v in params.items() if k != "read_fan_out_factor" and v is not None}
+    return checked_fields(CollectionConfig, given, "params")
 
 
 def _quantization(raw: Any, config: CollectionConfig) -> QuantizationConfig | None:
