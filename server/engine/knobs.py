@@ -19,7 +19,6 @@ makes a collection unreadable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -139,11 +138,6 @@ class MuveraKnobs(Frozen):
 def own_fields(model: BaseModel, group: type[BaseModel]) -> dict[str, Any]:
     """The values of ``group``'s fields in ``model`` (a class that inherits the group)."""
     return {name: getattr(model, name) for name in group.model_fields}
-
-
-def backend_field_names(params_class: type[Any]) -> set[str]:
-    """Field names of an ``index/`` params dataclass (for the test that pins the groups)."""
-    return {f.name for f in fields(params_class)}
 
 
 def checked_fields(
