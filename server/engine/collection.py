@@ -31,6 +31,7 @@ from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
 from index.two_stage import TwoStageIndex
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.index_spec import read_spec
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig, Strategy
@@ -456,7 +457,7 @@ class Collection:
                     "kind": "sealed",
                     "points": len(s),
                     "rows": s.row_count(),
-                    "index": None if s.spec is None else s.spec["type"],
+                    "index": None if s.spec is None else s.spec.type,
                     "memory_bytes": sum(i.stats().memory_bytes for i in s.indexes.values()),
                 }
                 for sid, s in self._segments.sealed.items()
@@ -501,7 +502,7 @@ class Collection:
             segment_id=segment_id,
             point_ids=[point_id_to_text(i) for i in job.ids],
             indexes={name: None for name in indexes},
-            spec=job.spec,
+            spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
         )
         self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
@@ -833,7 +834,7 @@ class Collection:
         stored = [points.get(pid) for pid in manifest.point_ids]
         batch = _batch_from_loaded(manifest.point_ids, stored, self._config)
         indexes: dict[str, AnyIndex] = {}
-        spec = manifest.spec
+        spec = read_spec(manifest.spec)
         alive = np.array([p is not None and p.pid not in claimed for p in stored], dtype=bool)
         for name, params in self._config.vectors.items():
             blob = blobs.get(name)
