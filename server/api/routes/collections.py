@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from index.metrics import Distance
+from server.api import render
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import update_result
@@ -57,7 +58,7 @@ async def create_collection(
 
 @router.get("/collections/{name}")
 async def get_collection_info(request: Request, collection: CollectionDep) -> Response:
-    return ok(request, await run_cpu(request, collection.info))
+    return ok(request, render.collection_info(await run_cpu(request, collection.info)))
 
 
 @router.get("/collections/{name}/exists")
