@@ -25,7 +25,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from server.cluster.shards import ShardedCollection, open_sharded_collection
+from server.cluster.ray_shards import RayShardGroup, connect
+from server.cluster.shards import LocalShardGroup, ShardedCollection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
 from server.engine.protocols import CollectionHandle, ShardedOpener
@@ -47,8 +48,6 @@ def open_engine(
     ``ray_address`` (cluster mode) runs shards as Ray actors, each reserving
     ``ray_shard_cpus``; it is joined now, so a bad address fails at start."""
     if ray_address is not None:
-        from server.cluster.ray_shards import connect
-
         connect(ray_address)
     shards = ShardCatalog(data_dir / "shards", ray_address, ray_shard_cpus, idle_seal_s)
     return Engine(data_dir, idle_seal_s, sharded=shards)
@@ -109,6 +108,26 @@ class ShardCatalog:
         sharded.on_config = lambda updated: _write_marker(folder, key, updated)
         sharded.on_drop = lambda: shutil.rmtree(base, ignore_errors=True)
         return sharded
+
+
+def open_sharded_collection(
+    base: Path,
+    name: str,
+    config: CollectionConfig,
+    ray_address: str | None,
+    shard_cpus: float = 0.5,
+    idle_seal_s: float = 0.0,
+) -> ShardedCollection:
+    """A sharded collection with its shards under folder ``base``: in this process when
+    ``ray_address`` is None, else Ray actors (``"local"``: a loopback Ray on this
+    machine; Ray itself is imported only then, so the single-node path never needs it).
+    Created on first open, reopened from the shard folders afterwards. ``idle_seal_s``
+    is each shard engine's (``Engine``)."""
+    if ray_address is None:
+        return ShardedCollection(name, config, LocalShardGroup(base, name, config, idle_seal_s))
+    connect(ray_address)
+    group = RayShardGroup(base, name, config, cpus=shard_cpus, idle_seal_s=idle_seal_s)
+    return ShardedCollection(name, config, group)
 
 
 def _marker_key(folder: Path) -> str:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -56,9 +56,6 @@ from server.engine.results import (
 from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
 from server.errors import PointNotFound, UnsupportedFeature
 from server.storage.snapshots import SnapshotDescription
-
-if TYPE_CHECKING:
-    from server.engine.build_worker import BuildWorker
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -305,9 +302,6 @@ class ShardedCollection:
     @property
     def config(self) -> CollectionConfig:
         return self._config
-
-    def start(self, worker: BuildWorker) -> None:
-        """Nothing to hand over: each shard runs its own build worker."""
 
     def close(self) -> None:
         self.group.close()
@@ -606,28 +600,6 @@ def _summed_memory(per_shard: list[dict[str, VectorMemory]]) -> dict[str, Vector
         per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
         out[name] = VectorMemory(points, totals, per_vector)
     return out
-
-
-def open_sharded_collection(
-    base: Path,
-    name: str,
-    config: CollectionConfig,
-    ray_address: str | None,
-    shard_cpus: float = 0.5,
-    idle_seal_s: float = 0.0,
-) -> ShardedCollection:
-    """The factory the catalog uses for ``shard_number > 1``, shards under folder
-    ``base``: in this process when ``ray_address`` is None, else Ray actors
-    (``"local"``: a loopback Ray on this machine). Ray is imported only here, so the
-    single-node path never needs it. Created on first open, reopened from the shard
-    folders afterwards. ``idle_seal_s`` is each shard engine's (``Engine``)."""
-    if ray_address is None:
-        return ShardedCollection(name, config, LocalShardGroup(base, name, config, idle_seal_s))
-    from server.cluster.ray_shards import RayShardGroup, connect
-
-    connect(ray_address)
-    group = RayShardGroup(base, name, config, cpus=shard_cpus, idle_seal_s=idle_seal_s)
-    return ShardedCollection(name, config, group)
 
 
 AnyCollection = CollectionHandle

@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,7 +33,7 @@ from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapsh
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
-from server.engine.protocols import CollectionHandle, JobWire
+from server.engine.protocols import CollectionHandle, JobBoard, JobWire
 from server.engine.query import run_queries
 from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
 from server.engine.results import (
@@ -63,9 +63,6 @@ from server.errors import BadRequest, CollectionNotFound, InvalidVector, PointNo
 from server.storage.point_store import LoadedPoint, PointRows, PointStore, WriteBatch
 from server.storage.segment_store import SegmentManifest, SegmentStore
 from server.storage.snapshots import SnapshotDescription, write_snapshot
-
-if TYPE_CHECKING:
-    from server.engine.build_worker import BuildWorker
 
 __all__ = ["Collection", "PointsSelection", "SearchSpec", "VectorSelector"]
 
@@ -99,7 +96,7 @@ class Collection:
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
         self.planner = PlannerConfig()
-        self._worker: BuildWorker | None = None
+        self._jobs: JobBoard | None = None
 
     @classmethod
     def create(cls, name: str, path: Path, config: CollectionConfig) -> Collection:
@@ -459,29 +456,19 @@ class Collection:
 
     # -- lifecycle and jobs (the engine's build worker runs them) ---------------
 
-    def start(self, worker: BuildWorker) -> None:
-        """Hand background work to ``worker``: it loads the job history and queues what
-        the segments need now."""
-        self._worker = worker
-        worker.attach(self)
+    def scheduled_by(self, jobs: JobBoard) -> None:
+        """Called by the engine once the build worker runs this collection's jobs."""
+        self._jobs = jobs
 
     def config_changed(self) -> None:
-        if self._worker is not None:
-            self._worker.config_changed(self)
+        if self._jobs is not None:
+            self._jobs.config_changed()
 
     def jobs(self) -> list[JobWire]:
-        if self._worker is None:
-            return []
-        return [job.to_wire() for job in self._worker.jobs_for(self.name)]
+        return [] if self._jobs is None else self._jobs.jobs()
 
     def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
-        worker = self._worker
-        found = None if worker is None else worker.get(job_id)
-        if worker is None or found is None or found.collection != self.name:
-            return None
-        if cancel:
-            found = worker.cancel(job_id) or found
-        return found.to_wire()
+        return None if self._jobs is None else self._jobs.job(job_id, cancel)
 
     @property
     def supports_snapshots(self) -> bool:

@@ -33,10 +33,10 @@ import threading
 import uuid
 from pathlib import Path
 
-from server.engine.build_worker import BuildWorker
+from server.engine.build_worker import BuildWorker, Job
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
-from server.engine.protocols import CollectionHandle, JobWire, ShardedOpener
+from server.engine.protocols import CollectionHandle, JobBoard, JobWire, ShardedOpener
 from server.errors import (
     CollectionAlreadyExists,
     CollectionNotFound,
@@ -86,14 +86,19 @@ class Engine:
         self.idle_seal_s = idle_seal_s
         self.worker = BuildWorker(idle_seal_s)
         self._clean_leftovers()
+        local: list[Collection] = []
         for path in sorted(self.root.iterdir()):
             if path.is_dir() and not path.name.startswith("."):
-                self._collections[path.name] = self._open(path.name, path)
+                opened = None if sharded is None else sharded.open(path.name, path)
+                if opened is None:
+                    opened = Collection.open(path.name, path)
+                    local.append(opened)
+                self._collections[path.name] = opened
         if sharded is not None:
             sharded.clean_orphans(self.root)
         self.worker.start()
-        for collection in self._collections.values():
-            collection.start(self.worker)
+        for collection in local:
+            self._schedule(collection)
         log.info("engine opened", extra={"collections": len(self._collections)})
 
     def close(self) -> None:
@@ -138,9 +143,11 @@ class Engine:
                 if sharded is not None:
                     sharded.drop()
                 raise
-            opened = sharded or Collection.open(name, self.root / name)
-            self._collections[name] = opened
-        opened.start(self.worker)
+            if sharded is not None:
+                self._collections[name] = sharded
+                return
+            opened = self._collections[name] = Collection.open(name, self.root / name)
+        self._schedule(opened)
 
     def delete(self, name: str) -> bool:
         with self._lock:
@@ -180,9 +187,11 @@ class Engine:
                 return found
         return None
 
-    def _open(self, name: str, path: Path) -> CollectionHandle:
-        sharded = None if self._sharded is None else self._sharded.open(name, path)
-        return sharded or Collection.open(name, path)
+    def _schedule(self, collection: Collection) -> None:
+        """A single-node collection this engine opened: its background work runs in the
+        engine's build worker (sharded collections' shards run their own)."""
+        self.worker.attach(collection)
+        collection.scheduled_by(_WorkerJobs(self.worker, collection))
 
     # -- snapshots -------------------------------------------------------
 
@@ -256,7 +265,7 @@ class Engine:
             self._put_back(name, old is not None, temp, trash)
             raise
         self._collections[name] = collection
-        collection.start(self.worker)
+        self._schedule(collection)
         shutil.rmtree(trash, ignore_errors=True)
 
     def _put_back(self, name: str, had_old: bool, temp: Path, trash: Path) -> None:
@@ -270,7 +279,7 @@ class Engine:
         if had_old:
             reopened = Collection.open(name, final)
             self._collections[name] = reopened
-            reopened.start(self.worker)
+            self._schedule(reopened)
 
     def _forget_jobs(self, name: str) -> None:
         """Let a cancelled build of the replaced collection end (it finds the collection
@@ -297,6 +306,31 @@ class Engine:
             if path.name.startswith((".tmp-", ".trash-")):
                 shutil.rmtree(path, ignore_errors=True)
         snapshots.remove_leftovers(self.snapshots_root)
+
+
+class _WorkerJobs:
+    """One collection's jobs in the engine's build worker (``protocols.JobBoard``)."""
+
+    def __init__(self, worker: BuildWorker, collection: Collection) -> None:
+        self._worker = worker
+        self._collection = collection
+
+    def jobs(self) -> list[JobWire]:
+        return [job.to_wire() for job in self._worker.jobs_for(self._collection.name)]
+
+    def job(self, job_id: str, cancel: bool) -> JobWire | None:
+        found = self._worker.get(job_id)
+        if found is None or found.collection != self._collection.name:
+            return None
+        changed: Job | None = self._worker.cancel(job_id) if cancel else found
+        return (changed or found).to_wire()
+
+    def config_changed(self) -> None:
+        self._worker.config_changed(self._collection)
+
+
+def _check_job_board(jobs: _WorkerJobs) -> JobBoard:
+    return jobs  # mypy checks _WorkerJobs against the interface Collection uses here
 
 
 def _no_sharded_snapshots(name: str) -> UnsupportedFeature:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,9 +30,6 @@ from server.engine.results import (
     SegmentInfo,
 )
 from server.storage.snapshots import SnapshotDescription
-
-if TYPE_CHECKING:
-    from server.engine.build_worker import BuildWorker
 
 JobWire = dict[str, Any]
 """A build job as ``GET /jobs/{id}`` shows it (``build_worker.Job.to_wire``; sharded
@@ -147,10 +144,6 @@ class CollectionHandle(Protocol):
 
     def write_snapshot(self, folder: Path) -> SnapshotDescription: ...
 
-    def start(self, worker: BuildWorker) -> None:
-        """Opened by the engine: hand background work to ``worker`` (shards have their own)."""
-        ...
-
     def close(self) -> None:
         """Let go of the collection; its data stays."""
         ...
@@ -159,6 +152,17 @@ class CollectionHandle(Protocol):
         """The collection is deleted: close it and remove data the engine's folder
         does not hold (a sharded collection's shards)."""
         ...
+
+
+class JobBoard(Protocol):
+    """A single-node collection's view of the build worker that runs its jobs (the
+    engine gives it one, ``engine.py``), so the collection never imports the worker."""
+
+    def jobs(self) -> list[JobWire]: ...
+
+    def job(self, job_id: str, cancel: bool) -> JobWire | None: ...
+
+    def config_changed(self) -> None: ...
 
 
 class ShardedOpener(Protocol):

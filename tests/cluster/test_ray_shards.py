@@ -19,13 +19,8 @@ import numpy as np
 import pytest
 
 from index.metrics import Distance
-from server.cluster.shards import (
-    LocalShardGroup,
-    ShardedCollection,
-    on_collection,
-    open_sharded_collection,
-    shard_of,
-)
+from server.catalog import open_sharded_collection
+from server.cluster.shards import LocalShardGroup, ShardedCollection, on_collection, shard_of
 from server.engine.collection import Collection, PointsSelection, SearchSpec
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.filters import parse_filter
