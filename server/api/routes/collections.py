@@ -96,7 +96,7 @@ async def update_collection(
     updated = config.with_updates(**changes)
     check_backend(updated)
     await run_cpu(request, collection.update_config, updated)
-    engine.config_changed(collection)
+    await run_cpu(request, engine.config_changed, collection)
     return ok(request, True)
 
 
