@@ -41,7 +41,7 @@ from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, BulkLoadFailed, UnsupportedMediaType
 
 if TYPE_CHECKING:
-    from server.cluster.shards import AnyCollection
+    from server.engine.protocols import CollectionHandle
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 ARROW_TYPES = ("application/vnd.apache.arrow.stream",)
@@ -137,7 +137,7 @@ def format_of(content_type: str) -> str:
     raise UnsupportedMediaType(kind or "(none)", [*NDJSON_TYPES[:1], *ARROW_TYPES])
 
 
-def load(collection: AnyCollection, kind: str, body: ChunkReader, limits: Limits) -> BulkReport:
+def load(collection: CollectionHandle, kind: str, body: ChunkReader, limits: Limits) -> BulkReport:
     """Consume the whole body; indexing waits until the end (``Collection.bulk_loading``)."""
     report = BulkReport()
     with collection.bulk_loading():
@@ -162,7 +162,7 @@ class _Row:
 
 
 def _load_ndjson(
-    collection: AnyCollection, stream: BinaryIO, limits: Limits, report: BulkReport
+    collection: CollectionHandle, stream: BinaryIO, limits: Limits, report: BulkReport
 ) -> None:
     pending: list[_Row] = []
     pending_bytes = 0
@@ -230,7 +230,7 @@ def _parse_line(line: bytes, row: int, report: BulkReport) -> _Row | None:
     return _Row(row, point_id, point["vector"], payload)
 
 
-def _commit_rows(collection: AnyCollection, rows: list[_Row], report: BulkReport) -> None:
+def _commit_rows(collection: CollectionHandle, rows: list[_Row], report: BulkReport) -> None:
     """One transaction for the chunk; if any vector is bad, find it (rows are checked
     one by one only then) and commit the others."""
     if not rows:
@@ -267,7 +267,7 @@ def _commit_rows(collection: AnyCollection, rows: list[_Row], report: BulkReport
 
 
 def _load_arrow(
-    collection: AnyCollection, stream: _BoundedReader, limits: Limits, report: BulkReport
+    collection: CollectionHandle, stream: _BoundedReader, limits: Limits, report: BulkReport
 ) -> None:
     try:
         reader = pyarrow.ipc.open_stream(stream)
@@ -315,7 +315,7 @@ def _too_large(exc: _MessageTooLarge, limits: Limits, report: BulkReport) -> Bul
 
 
 def _vector_columns(
-    schema: pa.Schema, collection: AnyCollection, report: BulkReport
+    schema: pa.Schema, collection: CollectionHandle, report: BulkReport
 ) -> dict[str, str]:
     """Column name -> vector name, checked against the collection before any row."""
     names = set(schema.names)
@@ -341,7 +341,7 @@ def _vector_columns(
 
 
 def _commit_arrow(
-    collection: AnyCollection,
+    collection: CollectionHandle,
     batch: pa.RecordBatch,
     vector_columns: dict[str, str],
     first_row: int,

@@ -80,7 +80,7 @@ class _EngineCollector(Collector):
                 info = engine.get(name).info()
             except Exception:  # deleted while scraping
                 continue
-            points.add_metric([name], info["points_count"])
-            segments.add_metric([name], info["segments_count"])
+            points.add_metric([name], info.points_count)
+            segments.add_metric([name], info.segments_count)
         yield points
         yield segments

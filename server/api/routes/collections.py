@@ -7,15 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from server.api import render
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import update_result
 from server.api.routing import OrjsonRoute
 from server.api.schemas import CreateCollection, CreateFieldIndex, UpdateCollection, Wire
-from server.cluster.shards import AnyCollection
 from server.engine.config import CollectionConfig
 from server.engine.config_requests import config_from_request, patched_config
 from server.engine.engine import Engine, validate_collection_name
+from server.engine.protocols import CollectionHandle
 from server.errors import BadRequest
 
 router = APIRouter(tags=["collections"], route_class=OrjsonRoute)
@@ -42,7 +43,7 @@ async def create_collection(
 
 @router.get("/collections/{name}")
 async def get_collection_info(request: Request, collection: CollectionDep) -> Response:
-    return ok(request, await run_cpu(request, collection.info))
+    return ok(request, render.collection_info(await run_cpu(request, collection.info)))
 
 
 @router.get("/collections/{name}/exists")
@@ -91,7 +92,7 @@ def _given(body: Wire) -> dict[str, Any]:
     return {name: value for name, value in body if value is not None}
 
 
-def _apply_config(engine: Engine, collection: AnyCollection, config: CollectionConfig) -> None:
+def _apply_config(engine: Engine, collection: CollectionHandle, config: CollectionConfig) -> None:
     """Store a new config and queue the rebuilds it needs (both write SQLite)."""
     collection.update_config(config)
     engine.config_changed(collection)
