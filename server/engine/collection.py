@@ -25,10 +25,14 @@ import numpy as np
 import orjson
 
 from index.base import SearchParams
-from index.flat import FlatIndex
-from index.multivector import MaxSimIndex, Ragged
-from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
-from index.two_stage import TwoStageIndex
+from index.multivector import Ragged
+from index.registry import (
+    AnyIndex,
+    create_index,
+    create_multi_index,
+    index_from_bytes,
+    is_multi_vector,
+)
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
@@ -606,7 +610,7 @@ class Collection:
         are read from the memory-mapped file instead of held in process memory."""
         out = dict(indexes)
         for name, index in indexes.items():
-            if isinstance(index, TwoStageIndex):
+            if index.maps_originals:
                 view = self._segment_store.read_index(manifest, name)
                 if view is not None:
                     out[name] = index_from_bytes(view)
@@ -841,13 +845,13 @@ class Collection:
             if blob is not None:
                 index = index_from_bytes(blob)
             elif params.is_multi:
-                index = MaxSimIndex(params.size, params.distance)
-                index.add(batch.tokens[name])
-                spec = None
+                exact = create_multi_index("maxsim", params.size, params.distance)
+                exact.add(batch.tokens[name])
+                index, spec = exact, None
             else:
-                index = FlatIndex(params.size, params.distance)
-                index.add(batch.vectors[name])
-                spec = None
+                flat = create_index("flat", params.size, params.distance)
+                flat.add(batch.vectors[name])
+                index, spec = flat, None
             same = _holds(index, batch, name)
             alive &= same | ~batch.present[name]
             indexes[name] = index
@@ -941,12 +945,9 @@ def _gather_rows(
 def _holds(index: AnyIndex, batch: PointBatch, name: str) -> np.ndarray:
     """Per row: does the index still hold exactly this stored vector? Compressed
     secondaries (float16, int8) compare encodings, not lossy decoded floats."""
-    if isinstance(index, MULTI_INDEX_TYPES):
+    if is_multi_vector(index):
         return index.same_rows(batch.tokens[name])
-    if isinstance(index, TwoStageIndex):
-        return index.same_rows(batch.vectors[name])
-    same: np.ndarray = (index.vectors() == batch.vectors[name]).all(axis=1)
-    return same
+    return index.same_rows(batch.vectors[name])
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

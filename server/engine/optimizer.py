@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from index.base import TRAINING_SAMPLE, TrainableIndex
+from index.base import TRAINING_SAMPLE
 from index.insertion_order import insertion_permutation
 from index.metrics import Distance
 from index.multivector import Ragged
 from index.registry import (
-    MULTI_INDEX_TYPES,
     AnyIndex,
     create_index,
     create_multi_index,
     index_from_bytes,
+    is_multi_vector,
 )
 from server.engine.config import CollectionConfig
 from server.engine.point_ids import PointId
@@ -182,7 +182,7 @@ def snapshot(
         ids.extend(segment.ids[r] for r in rows.tolist())
         for name in config.vectors:
             index = segment.indexes[name]
-            if isinstance(index, MULTI_INDEX_TYPES):
+            if is_multi_vector(index):
                 tokens.setdefault(name, []).append(index.items(rows))
             else:
                 vectors.setdefault(name, []).append(index.vectors()[rows])
@@ -256,7 +256,7 @@ def build(
                 raise Cancelled()
             stop = min(rows, start + BUILD_CHUNK)
             chunk = np.arange(job.base_rows + start, job.base_rows + stop)
-            if isinstance(index, MULTI_INDEX_TYPES):
+            if is_multi_vector(index):
                 index.add(job.tokens[name].take(chunk))
             else:
                 index.add(job.vectors[name][chunk])
@@ -289,6 +289,6 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         params = {}
     index = create_index(kind, dim, distance, params)
     matrix = job.vectors[name][job.base_rows :]
-    if isinstance(index, TrainableIndex) and not index.is_trained and len(matrix):
+    if not index.is_trained and len(matrix):
         index.train(training_sample(matrix), job.training_queries.get(name))
     return index
