@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.engine.collection import Collection
-from server.engine.optimizer import Cancelled, Task
+from server.engine.optimizer import Task
+from server.engine.segment_build import Cancelled
 
 log = logging.getLogger(__name__)
 
