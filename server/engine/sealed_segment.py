@@ -130,13 +130,6 @@ class SealedSegment(SegmentRows):
             index.delete(rows)
         return True
 
-    def replace_index(self, name: str, index: AnyIndex) -> None:
-        """Swap in a freshly built index over the same rows, carrying the tombstones over."""
-        dead = np.flatnonzero(~self._live)
-        if len(dead):
-            index.delete(dead)
-        self.indexes[name] = index
-
     def parts(self, rows: np.ndarray) -> SealedParts:
         """A copy of ``rows`` (payloads shared, read-only) for building a new segment."""
         picked = rows.tolist()
