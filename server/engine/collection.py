@@ -23,14 +23,18 @@ from typing import Any
 import numpy as np
 import orjson
 
-from index.flat import FlatIndex
-from index.multivector import MaxSimIndex, Ragged
-from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
-from index.two_stage import TwoStageIndex
+from index.multivector import Ragged
+from index.registry import (
+    AnyIndex,
+    create_index,
+    create_multi_index,
+    index_from_bytes,
+    is_multi_vector,
+)
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.index_spec import read_spec
-from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
+from server.engine.optimizer import Task
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
@@ -50,7 +54,8 @@ from server.engine.results import (
 )
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
-from server.engine.segment import AppendableSegment, PointBatch, SealedParts
+from server.engine.segment import PointBatch, SealedParts
+from server.engine.segment_lifecycle import SegmentLifecycle, learns_from_queries, new_appendable
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.training_queries import QuerySamples
 from server.engine.vectors import (
@@ -85,11 +90,13 @@ class Collection:
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
-        self._segments = SegmentSet(self._new_appendable())
+        self._segments = SegmentSet(new_appendable(config))
         self._segment_store = SegmentStore(path / "segments")
-        self._next_segment_id = self._segment_store.max_segment_id() + 1
         self._id_lock = threading.Lock()
         self.query_samples = QuerySamples(store, {n: p.size for n, p in config.vectors.items()})
+        self._lifecycle = SegmentLifecycle(
+            self, self._segments, self._lock, store, self._segment_store, self.query_samples
+        )
         self._closed = False
         self._bulk_loads = 0
         self._last_write = time.monotonic()
@@ -126,6 +133,10 @@ class Collection:
     @property
     def store(self) -> PointStore:
         return self._store
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- writes ----------------------------------------------------------
 
@@ -363,8 +374,7 @@ class Collection:
         return results
 
     def _learns_from_queries(self) -> bool:
-        index = self._config.index
-        return index.type == "leanvec" and index.variant == "ood"
+        return learns_from_queries(self._config)
 
     def add_training_queries(
         self, using: str | None, raw: list[Any], replace: bool, retrain: bool
@@ -482,10 +492,7 @@ class Collection:
     # -- background work (called by the build worker) -----------------------
 
     def due_tasks(self, busy: set[int], held: set[int] | None = None) -> list[Task]:
-        with self._lock.read():
-            if self._closed:
-                return []
-            return due_tasks(self._config, self._segments.sealed, busy, held or set())
+        return self._lifecycle.due(busy, held or set())
 
     def run_task(
         self,
@@ -493,44 +500,14 @@ class Collection:
         progress: Callable[[int, int], None],
         cancelled: Callable[[], bool],
     ) -> int | None:
-        """Rebuild the task's segments into one new indexed segment and swap it in.
+        """Build the task's segments into one and swap it in (``SegmentLifecycle.run``)."""
+        return self._lifecycle.run(task, progress, cancelled)
 
-        Returns the new segment id, or None when the segments are gone (deleted
-        collection, or already replaced). The build runs without the lock; only the
-        final swap takes the write lock, briefly."""
-        with self._lock.read():
-            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
-                return None
-            job = snapshot(task, self._config, self._segments.sealed)
-            self._exact_job_vectors(job, task)
-            if self._learns_from_queries():
-                for name in self._config.vectors:
-                    sample = self.query_samples.for_training(name)
-                    if sample is not None:
-                        job.training_queries[name] = sample
-        indexes = build(job, progress, cancelled)
-        segment_id = self._allocate_segment_id()
-        manifest = SegmentManifest(
-            segment_id=segment_id,
-            point_ids=[point_id_to_text(i) for i in job.ids],
-            indexes={name: None for name in indexes},
-            spec=job.spec.to_manifest(),
-            replaces=list(task.segment_ids),
+    def seal_if_idle(self, idle_s: float) -> bool:
+        """Seal an indexed collection's idle exact tail (``SegmentLifecycle.seal_if_idle``)."""
+        return self._lifecycle.seal_if_idle(
+            idle_s, last_write=self._last_write, bulk_loading=bool(self._bulk_loads)
         )
-        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
-        indexes = self._mapped(manifest, indexes)
-        with self._lock.write():
-            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
-                self._segment_store.remove([segment_id])
-                return None
-            self._swap_in(segment_id, job, indexes)
-        self._segment_store.remove(list(task.segment_ids))
-        log.info(
-            "segment built",
-            extra={"collection": self.name, "task": task.kind, "segment": segment_id,
-                   "replaces": list(task.segment_ids), "points": len(job.ids)},
-        )  # fmt: skip
-        return segment_id
 
     # -- internals -------------------------------------------------------
 
@@ -538,114 +515,12 @@ class Collection:
         """The write lock, refusing writes to a collection that was deleted meanwhile."""
         return _WriteGuard(self)
 
-    def _allocate_segment_id(self) -> int:
-        with self._id_lock:
-            segment_id = self._next_segment_id
-            self._next_segment_id += 1
-            return segment_id
-
-    def seal_if_idle(self, idle_s: float) -> bool:
-        """Seal the exact-search tail of a collection that is already indexed when no
-        write came for ``idle_s`` seconds and the tail holds at least a quarter of
-        ``indexing_threshold`` points. Every query scans that tail in full (10k GloVe
-        vectors cost ~20% of an HNSW batch over 390k); once sealed, the index and merge
-        jobs fold it into the graph. Smaller collections stay exact, as in Qdrant."""
-        threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0 or self._bulk_loads or time.monotonic() - self._last_write < idle_s:
-            return False
-        with self._lock.write():
-            tail = len(self._segments.appendable)
-            if self._closed or not self._segments.sealed or tail < max(1, threshold // 4):
-                return False
-            self._seal_appendable()
-        log.info("idle tail sealed", extra={"collection": self.name, "points": tail})
-        return True
-
     def _maybe_seal(self) -> None:
-        """Seal the appendable segment once it holds ``indexing_threshold`` points
-        (0 disables indexing, as in Qdrant). Called under the write lock."""
-        threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0:
-            return
-        if self._bulk_loads:  # see bulk_loading
-            threshold = max(threshold, sum(s.row_count() for s in self._segments.sealed.values()))
-        if len(self._segments.appendable) < threshold:
-            return
-        self._seal_appendable()
+        """Seal a full appendable segment; called under the write lock."""
+        self._lifecycle.maybe_seal(bulk_loading=bool(self._bulk_loads))
 
     def _seal_appendable(self) -> None:
-        appendable = self._segments.appendable
-        parts = appendable.freeze()
-        segment_id = self._allocate_segment_id()
-        manifest = SegmentManifest(
-            segment_id=segment_id,
-            point_ids=[point_id_to_text(i) for i in parts.ids],
-            indexes={name: None for name in parts.indexes},
-        )
-        self._segment_store.write(manifest, {})
-        self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, payload_indexes=appendable.payload_indexes
-        )
-        self._segments.appendable = self._new_appendable()
-
-    def _exact_job_vectors(self, job: RebuildInput, task: Task) -> None:
-        """A rebuild from compressed secondaries would compound their rounding (and
-        keep it after switching to a float index): take the stored vectors instead."""
-        for name in [*job.vectors, *job.tokens]:
-            if not any(self._segments.sealed[s].lossy(name) for s in task.segment_ids):
-                continue
-            pids = [point_id_to_text(i) for i in job.ids]
-            stored = self._store.vectors_of(pids, name)
-            if name in job.tokens:
-                sets = job.tokens[name]
-                dim = self._config.vectors[name].size
-                exact = [
-                    sets.item(row) if pid not in stored else _decoded(stored[pid], dim)
-                    for row, pid in enumerate(pids)
-                ]
-                job.tokens[name] = Ragged.from_arrays(exact, dim)
-                continue
-            matrix = job.vectors[name].copy()
-            for row, pid in enumerate(pids):
-                data = stored.get(pid)
-                if data is not None:
-                    matrix[row] = np.frombuffer(data, dtype=np.float32)
-            job.vectors[name] = matrix
-
-    def _mapped(
-        self, manifest: SegmentManifest, indexes: dict[str, AnyIndex]
-    ) -> dict[str, AnyIndex]:
-        """Two-stage indexes reopened from the file just written, so their full vectors
-        are read from the memory-mapped file instead of held in process memory."""
-        out = dict(indexes)
-        for name, index in indexes.items():
-            if isinstance(index, TwoStageIndex):
-                view = self._segment_store.read_index(manifest, name)
-                if view is not None:
-                    out[name] = index_from_bytes(view)
-        return out
-
-    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
-        """Replace the job's source segments with the new one, carrying over every change
-        made while it was built: deletes become tombstones, payloads are taken now."""
-        payloads: list[dict[str, Any]] = []
-        versions: list[int] = []
-        live: list[np.ndarray] = []
-        for source_id, rows in job.sources:
-            source = self._segments.sealed.pop(source_id)
-            live.append(source.live_mask()[rows])
-            payloads.extend(source.payload(r) for r in rows.tolist())
-            versions.extend(source.version(r) for r in rows.tolist())
-        alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
-        if job.permutation is not None:
-            order = job.permutation.tolist()
-            alive = alive[job.permutation]
-            payloads = [payloads[i] for i in order]
-            versions = [versions[i] for i in order]
-        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
-        self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, alive, job.spec, schema=self._config.payload_schema
-        )
+        self._lifecycle.seal_appendable()
 
     def _search_group(
         self,
@@ -852,13 +727,13 @@ class Collection:
             if blob is not None:
                 index = index_from_bytes(blob)
             elif params.is_multi:
-                index = MaxSimIndex(params.size, params.distance)
-                index.add(batch.tokens[name])
-                spec = None
+                exact = create_multi_index("maxsim", params.size, params.distance)
+                exact.add(batch.tokens[name])
+                index, spec = exact, None
             else:
-                index = FlatIndex(params.size, params.distance)
-                index.add(batch.vectors[name])
-                spec = None
+                flat = create_index("flat", params.size, params.distance)
+                flat.add(batch.vectors[name])
+                index, spec = flat, None
             same = _holds(index, batch, name)
             alive &= same | ~batch.present[name]
             indexes[name] = index
@@ -867,14 +742,6 @@ class Collection:
         parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
         schema = self._config.payload_schema
         return SealedSegment(manifest.segment_id, parts, alive, spec, schema=schema)
-
-    def _new_appendable(self) -> AppendableSegment:
-        vectors = self._config.vectors
-        return AppendableSegment(
-            {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
-            self._config.payload_schema,
-            {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
-        )
 
     # -- snapshots -------------------------------------------------------
 
@@ -956,12 +823,9 @@ def _gather_rows(
 def _holds(index: AnyIndex, batch: PointBatch, name: str) -> np.ndarray:
     """Per row: does the index still hold exactly this stored vector? Compressed
     secondaries (float16, int8) compare encodings, not lossy decoded floats."""
-    if isinstance(index, MULTI_INDEX_TYPES):
+    if is_multi_vector(index):
         return index.same_rows(batch.tokens[name])
-    if isinstance(index, TwoStageIndex):
-        return index.same_rows(batch.vectors[name])
-    same: np.ndarray = (index.vectors() == batch.vectors[name]).all(axis=1)
-    return same
+    return index.same_rows(batch.vectors[name])
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

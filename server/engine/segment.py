@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams
-from index.flat import FlatIndex, exact_search
+from index.flat import exact_search
 from index.metrics import Distance
-from index.multivector import MaxSimIndex, Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex
+from index.multivector import Ragged, exact_maxsim, token_rows
+from index.registry import AnyIndex, create_index, create_multi_index
 from server.engine.filters import Filter, HasId
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
@@ -433,11 +433,11 @@ class AppendableSegment(SegmentRows):
         n = len(self._ids)
         indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
-            flat = FlatIndex(col.dim, col.distance)
+            flat = create_index("flat", col.dim, col.distance)
             flat.add(col.data[:n])
             indexes[name] = flat
         for name, tokens in self.token_columns.items():
-            exact = MaxSimIndex(tokens.dim, tokens.distance)
+            exact = create_multi_index("maxsim", tokens.dim, tokens.distance)
             exact.add(tokens.view(n))
             indexes[name] = exact
         present = {name: col.present[:n].copy() for name, col in self.columns.items()}
