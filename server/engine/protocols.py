@@ -1,6 +1,6 @@
 """The collection interface: what the API and the engine ask of any collection.
 
-``Collection`` (one node, ``engine/collection.py``) and ``ShardedCollection``
+``Collection`` (one node, ``engine/collection/``) and ``ShardedCollection``
 (``cluster/shards.py``) both implement ``CollectionHandle``; mypy checks each against
 it (``_check_*`` at the end of their modules). The API imports only this Protocol,
 never the cluster; the engine opens sharded collections through ``ShardedOpener``,

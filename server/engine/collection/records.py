@@ -1,0 +1,119 @@
+"""Point reads of one collection: retrieve, scroll, a point's stored vector, and the
+``Record`` each hit or point becomes (Qdrant's ``segments_retriever``).
+
+Called with the collection's read lock held (``facade.Collection``). Vectors come from
+the segments, except the compressed secondaries of sealed segments (float16 / int8
+LeanVec), whose exact copy is read from the point store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.engine.config import CollectionConfig
+from server.engine.filters import Filter
+from server.engine.payload import PayloadSelector
+from server.engine.point_ids import PointId, point_id_to_text
+from server.engine.requests import VectorSelector
+from server.engine.results import Record, ScrollPage, VectorOutput
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment_set import AnySegment, SegmentSet
+from server.errors import InvalidVector, PointNotFound
+from server.storage.point_store import PointStore
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReader:
+    """Turns segment rows into ``Record``s with the payload and vectors a request asks."""
+
+    store: PointStore
+    config: CollectionConfig
+
+    def record(
+        self,
+        segment: AnySegment,
+        row: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> Record:
+        return Record(
+            segment.ids[row],
+            with_payload.apply(segment.payload(row)),
+            self.vector_output(segment, row, with_vector),
+        )
+
+    def vector_output(
+        self, segment: AnySegment, row: int, with_vector: VectorSelector
+    ) -> VectorOutput:
+        if with_vector is False:
+            return None
+        vectors = self.exact_vectors(segment, row)
+        if not self.config.named_vectors:
+            vector = next(iter(vectors.values()), None)
+            return None if vector is None else vector.tolist()
+        names = vectors.keys() if with_vector is True else with_vector
+        return {name: vectors[name].tolist() for name in names if name in vectors}
+
+    def exact_vectors(self, segment: AnySegment, row: int) -> dict[str, np.ndarray]:
+        """A row's vectors as written: compressed secondaries (float16 / int8 LeanVec)
+        are replaced by the exact copy in the point store."""
+        vectors = segment.vectors(row)
+        if isinstance(segment, SealedSegment):
+            pid = point_id_to_text(segment.ids[row])
+            for name in [n for n in vectors if segment.lossy(n)]:
+                stored = self.store.vectors_of([pid], name).get(pid)
+                if stored is not None:
+                    params = self.config.vectors[name]
+                    vectors[name] = _decoded(stored, params.size)
+                    if not params.is_multi:
+                        vectors[name] = vectors[name][0]
+        return vectors
+
+
+def retrieve(
+    segments: SegmentSet,
+    reader: RecordReader,
+    ids: Sequence[PointId],
+    with_payload: PayloadSelector,
+    with_vector: VectorSelector,
+) -> list[Record]:
+    """The points of ``ids`` that exist, in the order asked."""
+    found = [segments.locate(i) for i in ids]
+    return [reader.record(s, row, with_payload, with_vector) for s, row in filter(None, found)]
+
+
+def scroll(
+    segments: SegmentSet,
+    reader: RecordReader,
+    flt: Filter | None,
+    page: tuple[int, PointId | None],
+    with_payload: PayloadSelector,
+    with_vector: VectorSelector,
+) -> ScrollPage:
+    """One page (``limit``, start ``offset``) of matching points in id order."""
+    limit, offset = page
+    picked = segments.scroll(flt, limit, offset)
+    records = [reader.record(s, r, with_payload, with_vector) for s, r in picked[:limit]]
+    next_offset = picked[limit][0].ids[picked[limit][1]] if len(picked) > limit else None
+    return ScrollPage(records, next_offset)
+
+
+def stored_vector(
+    segments: SegmentSet, reader: RecordReader, point_id: PointId, name: str
+) -> np.ndarray:
+    """The stored vector ``name`` of a point, for queries that name a point."""
+    found = segments.locate(point_id)
+    if found is None:
+        raise PointNotFound(point_id)
+    segment, row = found
+    if not segment.has_vector(row, name):
+        raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
+    return reader.exact_vectors(segment, row)[name]
+
+
+def _decoded(data: bytes, dim: int) -> np.ndarray:
+    """Stored float32 bytes as ``(n, dim)`` rows (one row for a dense vector)."""
+    return np.frombuffer(data, dtype=np.float32).reshape(-1, dim).copy()

@@ -1,0 +1,189 @@
+"""Search of one collection: batch grouping, filter masks, paging, hits (Qdrant's
+``segments_searcher`` beside its ``search_result_aggregator``).
+
+Called with the collection's read lock held (``facade.Collection.search``). Searches
+that share a vector name, params and filter are answered together: the filter is
+compiled once and each segment gets one native call for the whole group (BLAS for
+exact, OpenMP for graphs); ``SegmentSet.search`` merges the segments' top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from index.multivector import Ragged
+from server.engine.collection.records import RecordReader
+from server.engine.config import CollectionConfig
+from server.engine.planner import PlannerConfig
+from server.engine.point_ids import PointId
+from server.engine.requests import SearchSpec
+from server.engine.results import ScoredPoint
+from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
+
+TOKENS_FOR_PLANNING = 64
+"""Vectors per multi-vector point the planner assumes when it weighs an exact scan
+(ColBERT-style documents hold tens to hundreds of tokens)."""
+
+Masks = dict[int, np.ndarray]
+"""``id(segment)`` -> the live rows a search may return."""
+
+
+@dataclass(frozen=True, slots=True)
+class Searcher:
+    """Answers a batch of ``SearchSpec``s over a collection's segments."""
+
+    segments: SegmentSet
+    config: CollectionConfig
+    planner: PlannerConfig
+    records: RecordReader
+
+    def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
+        """One answer per spec; specs with excluded ids or ``explain`` run alone."""
+        results: list[list[ScoredPoint]] = [[] for _ in specs]
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, spec in enumerate(specs):
+            if spec.exclude_ids or spec.explain is not None:
+                results[i] = self._search_group([spec], *self._masks_for(spec))[0]
+                continue
+            groups.setdefault((spec.using, spec.params, spec.filter, spec.force), []).append(i)
+        for members in groups.values():
+            group = [specs[i] for i in members]
+            if group[0].filter is None:
+                answers = self._search_group(group, None)
+            else:
+                answers = self._search_group(group, *self._masks_for(group[0]))
+            for i, answer in zip(members, answers, strict=True):
+                results[i] = answer
+        return results
+
+    def _search_group(
+        self,
+        specs: Sequence[SearchSpec],
+        masks: Masks | None,
+        estimates: dict[int, int] | None = None,
+    ) -> list[list[ScoredPoint]]:
+        ranked = self.segments.search(self._request(specs, masks, estimates))
+        higher_is_better = self.config.vectors[specs[0].using].distance.higher_is_better
+        return self._hits(ranked, specs, _page_mask(ranked, specs, higher_is_better))
+
+    def _request(
+        self, specs: Sequence[SearchSpec], masks: Masks | None, estimates: dict[int, int] | None
+    ) -> SegmentSearch:
+        """The group as one segment call."""
+        first = specs[0]
+        params = self.config.vectors[first.using]
+        queries: np.ndarray | Ragged
+        if params.is_multi:
+            queries = Ragged.from_arrays([s.vector for s in specs], params.size)
+        else:
+            queries = np.stack([s.vector for s in specs])
+        return SegmentSearch(
+            name=first.using,
+            queries=queries,
+            k=max(s.limit + s.offset for s in specs),
+            distance=params.distance,
+            dim=params.size * (TOKENS_FOR_PLANNING if params.is_multi else 1),
+            params=first.params,
+            default_ef=self.config.default_ef(),
+            full_scan_kb=self.config.hnsw_config.full_scan_threshold,
+            planner=self.planner,
+            masks=masks,
+            estimates=estimates,
+            force=first.force,
+            explain=first.explain,
+        )
+
+    def _hits(
+        self, ranked: Ranked, specs: Sequence[SearchSpec], keep: np.ndarray
+    ) -> list[list[ScoredPoint]]:
+        """The kept hits of each search, with payload and vectors where asked."""
+        queries, ranks = np.nonzero(keep)
+        owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
+        ids, versions = _gather_rows(ranked.segments, owner, rows)
+        scores = ranked.scores[queries, ranks].tolist()
+        bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
+        out: list[list[ScoredPoint]] = []
+        for q, spec in enumerate(specs):
+            page = slice(bounds[q], bounds[q + 1])
+            if spec.with_payload.mode == "none" and spec.with_vector is False:
+                out.append(list(map(_bare_hit, ids[page], versions[page], scores[page])))
+                continue
+            record = self.records.record
+            out.append(
+                [
+                    ScoredPoint.of_record(
+                        record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
+                               spec.with_vector),
+                        versions[i], scores[i],
+                    )
+                    for i in range(page.start, page.stop)
+                ]
+            )  # fmt: skip
+        return out
+
+    def _masks_for(self, spec: SearchSpec) -> tuple[Masks, dict[int, int]]:
+        """Per segment: the live rows passing the filter (and not excluded), and the
+        candidate count the payload indexes estimated before the exact re-check."""
+        masks: Masks = {}
+        estimates: dict[int, int] = {}
+        for segment in self.segments:
+            live = segment.live_mask()
+            if spec.filter is None:
+                masks[id(segment)] = live.copy()
+                continue
+            mask, estimated = segment.filter_mask(spec.filter, live)
+            masks[id(segment)] = mask
+            if estimated is not None:
+                estimates[id(segment)] = estimated
+        for point_id in spec.exclude_ids:
+            found = self.segments.locate(point_id)
+            if found is not None:
+                masks[id(found[0])][found[1]] = False
+        return masks, estimates
+
+
+def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
+    return ScoredPoint(point_id, version, score, None, None)
+
+
+def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bool) -> np.ndarray:
+    """Which ranked hits each search returns: found, within its offset/limit page, and
+    past its score threshold."""
+    k = ranked.rows.shape[1]
+    rank = np.arange(k)
+    offsets = np.array([s.offset for s in specs])[:, None]
+    limits = np.array([s.limit for s in specs])[:, None]
+    keep: np.ndarray = (ranked.rows >= 0) & (rank >= offsets) & (rank < offsets + limits)
+    thresholds = [s.score_threshold for s in specs]
+    if any(t is not None for t in thresholds):
+        bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
+        with np.errstate(invalid="ignore"):
+            passes = ranked.scores >= bound if higher_is_better else ranked.scores <= bound
+        keep &= passes | np.isnan(bound)
+    return keep
+
+
+def _gather_rows(
+    segments: list[AnySegment], owner: np.ndarray, rows: np.ndarray
+) -> tuple[list[PointId], list[int]]:
+    """Point ids and versions of hits, gathered per segment in C (``itemgetter``)."""
+    ids = np.empty(len(rows), dtype=object)
+    versions = np.zeros(len(rows), dtype=np.int64)
+    for position, segment in enumerate(segments):
+        where = np.flatnonzero(owner == position)
+        if len(where) == 0:
+            continue
+        picked = rows[where].tolist()
+        if len(picked) == 1:
+            ids[where[0]] = segment.ids[picked[0]]
+            versions[where[0]] = segment.versions[picked[0]]
+            continue
+        fetch = itemgetter(*picked)
+        ids[where] = fetch(segment.ids)
+        versions[where] = fetch(segment.versions)
+    return ids.tolist(), versions.tolist()
