@@ -7,8 +7,9 @@ prepared), which is what a collection and its shards search with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -20,6 +21,41 @@ from server.engine.point_ids import PointId
 
 VectorSelector = bool | list[str]
 """A request's ``with_vector``: all vectors, none, or these names."""
+
+
+class VectorColumns(Sequence[Any]):
+    """The vectors of an upsert in Qdrant's batch form: one column per name (``None``:
+    the unnamed vector), a value for every point. A collection prepares each column in
+    one pass; as a sequence it also reads as the points' ``vector`` fields, one per
+    point (how a sharded collection splits it)."""
+
+    def __init__(self, columns: dict[str | None, list[Any]], count: int) -> None:
+        self.columns = columns
+        self.points = count
+
+    def __len__(self) -> int:
+        return self.points
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.points))]
+        if None in self.columns:
+            return self.columns[None][i]
+        return {name: column[i] for name, column in self.columns.items()}
+
+    def take(self, rows: Sequence[int]) -> VectorColumns:
+        """The columns of points ``rows`` only."""
+        if len(rows) == self.points:
+            return self
+        return VectorColumns(
+            {name: [column[i] for i in rows] for name, column in self.columns.items()}, len(rows)
+        )
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from server.engine.config import (
     MultiVectorConfig,
     VectorParams,
 )
+from server.engine.requests import VectorColumns
 from server.errors import InvalidVector, UnsupportedFeature
 
 
@@ -130,6 +131,31 @@ def point_vectors(raw: Sequence[Any], config: CollectionConfig) -> PointVectors:
                 raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
             present[name][i] = True
             by_name[name].append(value)
+    return _assemble(by_name, present, config, count)
+
+
+def column_vectors(columns: VectorColumns, config: CollectionConfig) -> PointVectors:
+    """Batch-form vectors (a column per name, a value for every point) -> per-name
+    matrices or token sets, with no per-point step."""
+    count = len(columns)
+    by_name: dict[str, list[Any]] = {name: [] for name in config.vectors}
+    present = {name: np.zeros(count, dtype=bool) for name in config.vectors}
+    for given, column in columns.columns.items():
+        name = _unnamed(config) if given is None else given
+        if name not in config.vectors:
+            raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
+        present[name][:] = True
+        by_name[name] = column
+    return _assemble(by_name, present, config, count)
+
+
+def _assemble(
+    by_name: dict[str, list[Any]],
+    present: dict[str, np.ndarray],
+    config: CollectionConfig,
+    count: int,
+) -> PointVectors:
+    """Each name's given values (for the points ``present`` marks) prepared in one pass."""
     matrices: dict[str, np.ndarray] = {}
     sets: dict[str, Ragged] = {}
     for name, params in config.vectors.items():
@@ -171,7 +197,10 @@ def _as_named(vector: Any, config: CollectionConfig, index: int) -> dict[str, An
             raise UnsupportedFeature("sparse vectors")
         return vector
     if isinstance(vector, list):
-        if config.named_vectors:
-            return {vector_name(config, None): vector}
-        return {DEFAULT_VECTOR: vector}
+        return {_unnamed(config): vector}
     raise InvalidVector(f"Wrong input: point #{index}: vector must be a list or an object")
+
+
+def _unnamed(config: CollectionConfig) -> str:
+    """The name a vector given without one is stored under."""
+    return vector_name(config, None) if config.named_vectors else DEFAULT_VECTOR

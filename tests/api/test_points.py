@@ -202,3 +202,39 @@ def test_points_survive_restart(tmp_path: Path) -> None:
             "vector": [7.0, 1.0],
         }
         assert api.get("/collections/r/points/5")[0] == 404
+
+
+def test_named_batch_columns_store_what_the_list_form_stores(tmp_path: Path) -> None:
+    """The batch form's vector columns go to the engine as columns (no per-point
+    rows in between): same points, duplicates resolved, sharded or not."""
+    vectors = {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 3, "distance": "Euclid"}}
+    batch = {
+        "ids": [1, 2, 1, 3],
+        "vectors": {
+            "a": [[1, 0], [0, 1], [2, 2], [3, 1]],
+            "b": [[1, 1, 1], [0, 0, 0], [2, 2, 2], [5, 5, 5]],
+        },
+        "payloads": [{"v": 1}, {"v": 2}, {"v": 3}, None],
+    }  # fmt: skip
+    points = [
+        {"id": i, "vector": {"a": a, "b": b}, "payload": p}
+        for i, a, b, p in zip(batch["ids"], batch["vectors"]["a"], batch["vectors"]["b"],
+                              batch["payloads"], strict=True)
+    ]  # fmt: skip
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        stored = []
+        for name, shards, body in [
+            ("cols", 1, {"batch": batch}),
+            ("rows", 1, {"points": points}),
+            ("cols2", 2, {"batch": batch}),
+        ]:
+            api.result("PUT", f"/collections/{name}", {"vectors": vectors, "shard_number": shards})
+            api.result("PUT", f"/collections/{name}/points?wait=true", body)
+            scroll = {"limit": 10, "with_vector": True, "with_payload": True}
+            stored.append(api.result("POST", f"/collections/{name}/points/scroll", scroll))
+        assert stored[0] == stored[1] == stored[2]
+        assert [r["payload"] for r in stored[0]["points"]] == [{"v": 3}, {"v": 2}, {}]
+        unknown = {"batch": {"ids": [9], "vectors": {"c": [[1, 2]]}}}
+        status, answer = api.put("/collections/cols/points", unknown)
+        assert status == 400 and "Not existing vector name" in answer["status"]["error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,6 +32,7 @@ from server.api.schemas import (
 )
 from server.engine.filters import parse_filter
 from server.engine.point_ids import parse_point_id
+from server.engine.requests import VectorColumns
 from server.errors import BadRequest, UnsupportedFeature
 
 router = APIRouter(tags=["points"], route_class=OrjsonRoute)
@@ -166,11 +168,12 @@ async def count_points(
 
 def _columns(
     body: PointsList | PointsBatch, settings: SettingsDep
-) -> tuple[list[Any], list[Any], list[dict[str, Any] | None]]:
-    """Both upsert forms as three parallel lists, validated for size and ids."""
+) -> tuple[list[Any], Sequence[Any], list[dict[str, Any] | None]]:
+    """Both upsert forms as three parallel sequences (the batch form's vectors stay
+    columns), validated for size and ids."""
     if isinstance(body, PointsList):
         raw_ids: list[Any] = [p.id for p in body.points]
-        vectors: list[Any] = [p.vector for p in body.points]
+        vectors: Sequence[Any] = [p.vector for p in body.points]
         payloads = [p.payload for p in body.points]
     else:
         batch = body.batch
@@ -187,17 +190,17 @@ def _columns(
 
 def _batch_vectors(
     raw: list[list[float]] | list[list[list[float]]] | dict[str, list[Any]], count: int
-) -> list[Any]:
+) -> VectorColumns:
+    """The batch form's vectors as columns, which the collection prepares whole."""
     if isinstance(raw, list):
         if len(raw) != count:
             raise BadRequest(f"Wrong input: batch has {count} ids but {len(raw)} vectors")
-        return list(raw)
-    per_point: list[dict[str, Any]] = [{} for _ in range(count)]
+        return VectorColumns({None: list(raw)}, count)
+    columns: dict[str | None, list[Any]] = {}
     for name, column in raw.items():
         if len(column) != count:
             raise BadRequest(
                 f"Wrong input: batch has {count} ids but {len(column)} vectors named {name!r}"
             )
-        for i, vector in enumerate(column):
-            per_point[i][name] = vector
-    return per_point
+        columns[name] = column
+    return VectorColumns(columns, count)

@@ -30,6 +30,7 @@ from server.engine.collection.writes import (
     Writer,
     bulk_vectors,
     last_occurrences,
+    upsert_vectors,
 )
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
@@ -134,7 +135,7 @@ class Collection:
     ) -> int:
         """Insert or replace points atomically; returns the operation id."""
         keep = last_occurrences(ids)
-        prepared = point_vectors([vectors[i] for i in keep], self._config)
+        prepared = upsert_vectors(self._config, vectors, keep)
         points = Upsert(
             [ids[i] for i in keep], prepared, [payloads[i] or {} for i in keep],
             update_mode, update_filter,

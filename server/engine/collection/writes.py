@@ -21,10 +21,16 @@ from index.multivector import Ragged
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.point_ids import PointId, point_id_to_text
-from server.engine.requests import PointsSelection
+from server.engine.requests import PointsSelection, VectorColumns
 from server.engine.segment import PointBatch
 from server.engine.segment_set import SegmentSet
-from server.engine.vectors import PointVectors, prepare_matrix, vector_name
+from server.engine.vectors import (
+    PointVectors,
+    column_vectors,
+    point_vectors,
+    prepare_matrix,
+    vector_name,
+)
 from server.errors import BadRequest, InvalidVector, PointNotFound
 from server.storage.point_store import PointRows, PointStore, WriteBatch
 
@@ -136,6 +142,16 @@ def last_occurrences(ids: Sequence[PointId]) -> list[int]:
     if len(last) == len(ids):
         return list(range(len(ids)))
     return sorted(last.values())
+
+
+def upsert_vectors(
+    config: CollectionConfig, vectors: Sequence[Any], keep: list[int]
+) -> PointVectors:
+    """The vectors of points ``keep``: batch columns prepared column by column, points'
+    ``vector`` fields point by point."""
+    if isinstance(vectors, VectorColumns):
+        return column_vectors(vectors.take(keep), config)
+    return point_vectors([vectors[i] for i in keep], config)
 
 
 def bulk_vectors(
