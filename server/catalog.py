@@ -29,6 +29,7 @@ from server.cluster.ray_shards import RayShardGroup, connect
 from server.cluster.shards import LocalShardGroup, ShardedCollection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
+from server.engine.limits import EngineLimits
 from server.engine.protocols import CollectionHandle, ShardedOpener
 from server.storage.segment_store import fsync_dir
 
@@ -43,14 +44,16 @@ def open_engine(
     *,
     ray_address: str | None = None,
     ray_shard_cpus: float = 0.5,
+    limits: EngineLimits | None = None,
 ) -> Engine:
     """The server's engine: every collection in ``data_dir``, sharded ones included.
     ``ray_address`` (cluster mode) runs shards as Ray actors, each reserving
-    ``ray_shard_cpus``; it is joined now, so a bad address fails at start."""
+    ``ray_shard_cpus``; it is joined now, so a bad address fails at start. ``limits``:
+    the collection cap and the per-request result budget (``QUIVER_MAX_*``)."""
     if ray_address is not None:
         connect(ray_address)
     shards = ShardCatalog(data_dir / "shards", ray_address, ray_shard_cpus, idle_seal_s)
-    return Engine(data_dir, idle_seal_s, sharded=shards)
+    return Engine(data_dir, idle_seal_s, sharded=shards, limits=limits)
 
 
 class ShardCatalog:

@@ -21,6 +21,7 @@ from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.catalog import open_engine
+from server.engine.limits import EngineLimits
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.idle_seal_s,
                 ray_address=settings.ray_address,
                 ray_shard_cpus=settings.ray_shard_cpus,
+                limits=EngineLimits(settings.max_collections, settings.max_request_result_bytes),
             )
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest Arrow IPC message (record batch) of a bulk load.",
     )
+    max_request_result_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Memory the results of one search request may take, estimated before "
+        "it runs as searches x min(limit + offset, points) x 64 bytes; over it, a 400.",
+    )
+    max_collections: int = Field(
+        default=1_000,
+        ge=1,
+        description="Most collections a server holds (each keeps files open); creating "
+        "one more is a 400.",
+    )
     search_threads: int = Field(
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
 from server.engine.filters import Filter
+from server.engine.limits import EngineLimits, check_result_budget, result_bytes
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId, point_id_sort_key, point_id_to_text
 from server.engine.protocols import CollectionHandle, JobWire
@@ -283,6 +285,10 @@ class LocalShardGroup:
             server.close()
 
 
+DEEP_PAGE = 10_000
+"""``offset + limit`` past which a sharded search asks the point count first."""
+
+
 class ShardedCollection:
     """``Collection``'s public methods that the HTTP API uses, answered by fanning out
     over a ``ShardGroup`` (snapshots are refused by the engine). Cross-shard writes
@@ -298,6 +304,7 @@ class ShardedCollection:
         """Persists a changed config (the catalog writes its marker file)."""
         self.on_drop: Callable[[], None] = lambda: None
         """Removes what is left of the shards on this machine (the catalog's key folder)."""
+        self.result_budget = EngineLimits().max_request_result_bytes
 
     @property
     def config(self) -> CollectionConfig:
@@ -516,12 +523,32 @@ class ShardedCollection:
     def query(self, queries: Sequence[Query]) -> list[QueryResult]:
         return run_queries(self, queries)
 
+    def check_result_budget(self, specs: Sequence[SearchSpec]) -> None:
+        """Each shard returns up to ``limit + offset`` hits per search; the shards'
+        point counts are asked only when that bound alone is over budget."""
+        unbounded = [sys.maxsize] * self.group.shard_count
+        if result_bytes(specs, unbounded) <= self.result_budget:
+            return
+        counts = list(self._everywhere(on_collection(Collection.count, None)).values())
+        check_result_budget(specs, counts, self.result_budget)
+
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
-        """Every shard answers the whole batch for ``offset + limit`` hits per query;
-        the page is cut after merging. ``explain`` is not collected from shards."""
+        """Every shard answers the batch for ``offset + limit`` hits per query; the page
+        is cut after merging. ``explain`` is not collected from shards. For deep pages
+        the point count is asked first: a search whose offset is past every point is
+        answered here, and none asks a shard for more hits than there are points."""
+        total = self._points_if_deep(specs)
+        results: list[list[ScoredPoint]] = [[] for _ in specs]
+        asked = [q for q, spec in enumerate(specs) if total is None or spec.offset < total]
+        if not asked:
+            return results
         wide = [
-            dataclasses.replace(s, limit=s.offset + s.limit, offset=0, explain=None) for s in specs
-        ]
+            dataclasses.replace(
+                specs[q], limit=min(specs[q].offset + specs[q].limit, total or sys.maxsize),
+                offset=0, explain=None,
+            )
+            for q in asked
+        ]  # fmt: skip
         packed = SearchBatch.pack(wide)
         call = (
             on_collection(Collection.search, wide)
@@ -529,15 +556,19 @@ class ShardedCollection:
             else on_server(ShardServer.search_batch, packed)
         )
         answers = list(self._everywhere(call).values())
-        return [
-            merge_hits(
-                [answer[q] for answer in answers],
-                spec.limit,
-                spec.offset,
-                self._config.vectors[spec.using].distance.higher_is_better,
-            )
-            for q, spec in enumerate(specs)
-        ]
+        for i, q in enumerate(asked):
+            spec = specs[q]
+            higher_is_better = self._config.vectors[spec.using].distance.higher_is_better
+            hits = [answer[i] for answer in answers]
+            results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
+        return results
+
+    def _points_if_deep(self, specs: Sequence[SearchSpec]) -> int | None:
+        """The collection's point count when a search pages deep (None otherwise: one
+        more round trip is not worth it for ordinary pages)."""
+        if all(spec.offset + spec.limit <= DEEP_PAGE for spec in specs):
+            return None
+        return self.count(None)
 
     # -- status and background work ------------------------------------------
 

@@ -32,10 +32,12 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
+from typing import TypeVar
 
 from server.engine.build_worker import BuildWorker, Job
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
+from server.engine.limits import EngineLimits
 from server.engine.protocols import CollectionHandle, JobBoard, JobWire, ShardedOpener
 from server.errors import (
     CollectionAlreadyExists,
@@ -51,6 +53,8 @@ from server.storage.segment_store import fsync_dir
 from server.storage.snapshots import SnapshotDescription
 
 log = logging.getLogger(__name__)
+
+Handle = TypeVar("Handle", bound=CollectionHandle)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
 OLD_JOBS_WAIT_S = 30.0
@@ -75,12 +79,18 @@ class Engine:
     ``shard_number > 1`` is stored as a plain one."""
 
     def __init__(
-        self, data_dir: Path, idle_seal_s: float = 0.0, *, sharded: ShardedOpener | None = None
+        self,
+        data_dir: Path,
+        idle_seal_s: float = 0.0,
+        *,
+        sharded: ShardedOpener | None = None,
+        limits: EngineLimits | None = None,
     ) -> None:
         self.root = data_dir / "collections"
         self.root.mkdir(parents=True, exist_ok=True)
         self.snapshots_root = data_dir / "snapshots"
         self._sharded = sharded
+        self.limits = limits or EngineLimits()
         self._lock = threading.Lock()
         self._collections: dict[str, CollectionHandle] = {}
         self.idle_seal_s = idle_seal_s
@@ -93,7 +103,7 @@ class Engine:
                 if opened is None:
                     opened = Collection.open(path.name, path)
                     local.append(opened)
-                self._collections[path.name] = opened
+                self._collections[path.name] = self._bounded(opened)
         if sharded is not None:
             sharded.clean_orphans(self.root)
         self.worker.start()
@@ -144,9 +154,10 @@ class Engine:
                     sharded.drop()
                 raise
             if sharded is not None:
-                self._collections[name] = sharded
+                self._collections[name] = self._bounded(sharded)
                 return
-            opened = self._collections[name] = Collection.open(name, self.root / name)
+            opened = Collection.open(name, self.root / name)
+            self._collections[name] = self._bounded(opened)
         self._schedule(opened)
 
     def delete(self, name: str) -> bool:
@@ -186,6 +197,11 @@ class Engine:
             if found is not None:
                 return found
         return None
+
+    def _bounded(self, collection: Handle) -> Handle:
+        """A collection this engine serves, held to the engine's request limits."""
+        collection.result_budget = self.limits.max_request_result_bytes
+        return collection
 
     def _schedule(self, collection: Collection) -> None:
         """A single-node collection this engine opened: its background work runs in the
@@ -264,7 +280,7 @@ class Engine:
         except BaseException:
             self._put_back(name, old is not None, temp, trash)
             raise
-        self._collections[name] = collection
+        self._collections[name] = self._bounded(collection)
         self._schedule(collection)
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -278,7 +294,7 @@ class Engine:
             os.replace(trash, final)
         if had_old:
             reopened = Collection.open(name, final)
-            self._collections[name] = reopened
+            self._collections[name] = self._bounded(reopened)
             self._schedule(reopened)
 
     def _forget_jobs(self, name: str) -> None:

@@ -45,6 +45,10 @@ class CollectionHandle(Protocol):
     @property
     def config(self) -> CollectionConfig: ...
 
+    result_budget: int
+    """Bytes of search results one request may hold (the engine sets it from
+    ``QUIVER_MAX_REQUEST_RESULT_BYTES``)."""
+
     # -- writes (each returns the operation id) ------------------------------
 
     def upsert(
@@ -116,6 +120,11 @@ class CollectionHandle(Protocol):
         ...
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]: ...
+
+    def check_result_budget(self, specs: Sequence[SearchSpec]) -> None:
+        """Refuse (400) a batch whose results would outgrow ``result_budget``; what each
+        part (segment or shard) holds caps what it can return."""
+        ...
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray: ...
 

@@ -2,9 +2,9 @@
 
 Every request is resolved first (a point id becomes that point's stored vector), the
 literal vectors of the batch are validated and prepared together (one numpy call per
-vector name), then all searches go to the collection at once, which answers unfiltered
-ones together in one native kernel call. A bad request fails the whole batch before
-any search runs.
+vector name), the memory the results would take is checked against the request budget,
+then all searches go to the collection at once, which answers unfiltered ones together
+in one native kernel call. A bad request fails the whole batch before any search runs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[
         matrix = collection.prepare_queries(name, [raw for _, raw in waiting])
         for (at, _), vector in zip(waiting, matrix, strict=True):
             specs[at].vector = vector
+    collection.check_result_budget(specs)
     for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
         answers[i] = QueryResult(points, spec.explain)
     return [answer for answer in answers if answer is not None]

@@ -132,19 +132,22 @@ class SegmentSet:
 
     def search(self, request: SegmentSearch) -> Ranked:
         """Top-``k`` over every segment for each query, merged by score; each segment
-        answers with the strategy the planner picks for its candidate count."""
+        answers with the strategy the planner picks for its candidate count. No segment
+        is asked for more than its live rows, nor the merge for more than all of them,
+        so buffers are sized by what can be found, whatever ``k`` a request names."""
         segments = list(self)
         all_rows, all_scores, owners = [], [], []
         for position, segment in enumerate(segments):
             if len(segment) == 0:
                 continue
-            rows, scores = self._search_segment(segment, request)
+            capped = request if request.k <= len(segment) else replace(request, k=len(segment))
+            rows, scores = self._search_segment(segment, capped)
             if rows is None or scores is None:
                 continue
             all_rows.append(rows)
             all_scores.append(scores)
             owners.append(np.full(rows.shape, position))
-        nq, k = len(request.queries), request.k
+        nq, k = len(request.queries), min(request.k, len(self))
         if not all_rows:
             empty = np.full((nq, k), -1, dtype=np.int64)
             return Ranked(segments, empty, empty, np.zeros((nq, k), dtype=np.float32))

@@ -34,6 +34,7 @@ from server.engine.collection.writes import (
 )
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.limits import EngineLimits, check_result_budget
 from server.engine.optimizer import Task
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig
@@ -88,6 +89,7 @@ class Collection:
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
         self.planner = PlannerConfig()
+        self.result_budget = EngineLimits().max_request_result_bytes
         self._jobs: JobBoard | None = None
 
     @classmethod
@@ -292,6 +294,11 @@ class Collection:
 
     def query(self, queries: Sequence[Query]) -> list[QueryResult]:
         return run_queries(self, queries)
+
+    def check_result_budget(self, specs: Sequence[SearchSpec]) -> None:
+        with self._lock.read():
+            parts = [len(segment) for segment in self._segments]
+        check_result_budget(specs, parts, self.result_budget)
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Answer a batch of searches (``search.Searcher``); LeanVec OOD collections

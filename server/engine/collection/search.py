@@ -74,7 +74,8 @@ class Searcher:
     def _request(
         self, specs: Sequence[SearchSpec], masks: Masks | None, estimates: dict[int, int] | None
     ) -> SegmentSearch:
-        """The group as one segment call."""
+        """The group as one segment call; k is capped at the collection's point count,
+        so no buffer outgrows what can be found."""
         first = specs[0]
         params = self.config.vectors[first.using]
         queries: np.ndarray | Ragged
@@ -85,7 +86,7 @@ class Searcher:
         return SegmentSearch(
             name=first.using,
             queries=queries,
-            k=max(s.limit + s.offset for s in specs),
+            k=min(max(s.limit + s.offset for s in specs), len(self.segments)),
             distance=params.distance,
             dim=params.size * (TOKENS_FOR_PLANNING if params.is_multi else 1),
             params=first.params,
