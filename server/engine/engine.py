@@ -37,7 +37,7 @@ from typing import TypeVar
 from server.engine.build_worker import BuildWorker, Job
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
-from server.engine.limits import EngineLimits
+from server.engine.limits import EngineLimits, check_collection_count
 from server.engine.protocols import CollectionHandle, JobBoard, JobWire, ShardedOpener
 from server.errors import (
     CollectionAlreadyExists,
@@ -138,6 +138,7 @@ class Engine:
         with self._lock:
             if name in self._collections:
                 raise CollectionAlreadyExists(name)
+            self._check_room(name)
             temp = self.root / f".tmp-{uuid.uuid4().hex}"
             temp.mkdir()
             sharded = None
@@ -197,6 +198,13 @@ class Engine:
             if found is not None:
                 return found
         return None
+
+    def _check_room(self, name: str) -> None:
+        """Called with the engine lock held, before a collection ``name`` is created or
+        recovered: a new name must fit under ``QUIVER_MAX_COLLECTIONS`` (each collection
+        keeps files open; past the process's file handles every request failed)."""
+        if name not in self._collections:
+            check_collection_count(len(self._collections), self.limits)
 
     def _bounded(self, collection: Handle) -> Handle:
         """A collection this engine serves, held to the engine's request limits."""
@@ -261,6 +269,7 @@ class Engine:
     def _swap_in(self, name: str, temp: Path) -> None:
         """Called with the engine lock held: the old collection (if any) goes to the
         trash, the unpacked one takes its place; on failure the old one is put back."""
+        self._check_room(name)
         final = self.root / name
         old = self._collections.pop(name, None)
         if old is not None and not old.supports_snapshots:
