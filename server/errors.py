@@ -13,6 +13,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
     ├── Unauthorized (401)
+    ├── Forbidden (403)              (a location outside the folders a client may name)
     ├── NotFound (404)
     │   ├── CollectionNotFound
     │   ├── PointNotFound
@@ -81,6 +82,13 @@ class Unauthorized(QuiverError):
 
     def __init__(self) -> None:
         super().__init__("Must provide a valid API key in the 'api-key' header")
+
+
+class Forbidden(QuiverError):
+    status_code = 403
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Forbidden: {detail}")
 
 
 class NotFound(QuiverError):

@@ -48,6 +48,7 @@ import orjson
 
 from server.errors import (
     BadRequest,
+    Forbidden,
     InvalidSnapshot,
     SnapshotNotFound,
     StorageError,
@@ -301,7 +302,25 @@ def remove_leftovers(root: Path) -> None:
 def resolve_location(location: str, root: Path, collection: str) -> Path:
     """The archive a recover request names: ``file:///abs/path``, an absolute path,
     a path relative to the snapshots folder, or a bare snapshot name (looked up
-    under ``collection``'s snapshots first, then every collection's)."""
+    under ``collection``'s snapshots first, then every collection's).
+
+    Only files inside the snapshots folder may be named, as in Qdrant: anything else
+    is :class:`Forbidden` with one message whether it exists or not, so a request
+    learns nothing about the host's files (not their existence, hash or content)."""
+    path = _location_path(location)
+    if not path.is_absolute():
+        path = _under_root(path, root, collection)
+    inside = _inside(path, root)
+    if inside is None:
+        raise Forbidden(
+            "a snapshot location must name a snapshot file inside the snapshots folder"
+        )
+    if not inside.is_file():
+        raise SnapshotNotFound(location)
+    return inside
+
+
+def _location_path(location: str) -> Path:
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
@@ -312,30 +331,37 @@ def resolve_location(location: str, root: Path, collection: str) -> Path:
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise BadRequest(f"Wrong input: snapshot location {location!r} names another host")
-        path = Path(unquote(parts.path))
-    elif scheme:
-        raise BadRequest(
-            f"Wrong input: snapshot location {location!r}: use file:///path or a snapshot name"
-        )
-    else:
-        path = Path(location)
-    if not path.is_absolute():
-        path = _under_root(path, root, collection, location)
-    if not path.is_file():
-        raise SnapshotNotFound(location)
-    return path
+            raise BadRequest("Wrong input: a file:// snapshot location may not name another host")
+        return Path(unquote(parts.path))
+    if scheme:
+        raise BadRequest("Wrong input: use file:///path or a snapshot name as the location")
+    if not location:
+        raise BadRequest("Wrong input: the snapshot location is empty")
+    return Path(location)
 
 
-def _under_root(path: Path, root: Path, collection: str, location: str) -> Path:
-    if ".." in path.parts or not path.parts:
-        raise BadRequest(f"Wrong input: snapshot location {location!r} leaves the snapshots folder")
+def _under_root(path: Path, root: Path, collection: str) -> Path:
     if len(path.parts) > 1:
         return root / path
     candidates = [root / collection / path.name]
     if root.is_dir():
         candidates += sorted(p / path.name for p in root.iterdir() if p.is_dir())
     return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` with ``..`` and links resolved if it lies inside ``root`` and passes
+    through no hidden entry (uploads and archives being written), else None."""
+    try:
+        real_root, real = root.resolve(), path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return None
+    if not real.is_relative_to(real_root):
+        return None
+    inner = real.relative_to(real_root).parts
+    if not inner or any(part.startswith(".") for part in inner):
+        return None
+    return real
 
 
 # -- reading -------------------------------------------------------------------
@@ -391,11 +417,8 @@ def _check_file_checksum(archive: Path, expected: str) -> None:
     wanted = expected.strip().lower()
     if not _SHA256.fullmatch(wanted):
         raise BadRequest(f"Wrong input: checksum {expected!r} is not a sha256 hex digest")
-    actual = file_sha256(archive)
-    if actual != wanted:
-        raise InvalidSnapshot(
-            f"checksum mismatch: the file's sha256 is {actual}, expected {wanted}"
-        )
+    if file_sha256(archive) != wanted:
+        raise InvalidSnapshot(f"checksum mismatch: the file's sha256 is not {wanted}")
 
 
 def _check_member(member: tarfile.TarInfo, found: dict[str, dict[str, Any]]) -> None:

@@ -265,11 +265,13 @@ def archive(api: Api, indexed_items: str) -> bytes:
 
 
 def refused(api: Api, target: str, data: bytes, tmp_path: Path, **extra: Any) -> list[str]:
-    """Recover ``data`` into ``target`` by location and by upload; both must answer 400
-    and leave ``target`` as it was (or absent). Returns the two error messages."""
+    """Recover ``data`` into ``target`` by location (a file placed in the snapshots folder,
+    the only place a location may name) and by upload; both must answer 400 and leave
+    ``target`` as it was (or absent). Returns the two error messages."""
     exists = api.result("GET", f"/collections/{target}/exists")["exists"]
     before = state(api, target) if exists else None
-    path = tmp_path / "bad.snapshot"
+    path = tmp_path / "snapshots" / "incoming" / "bad.snapshot"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     messages = []
     for status, answer in (
@@ -374,7 +376,7 @@ def test_http_locations_are_not_supported(api: Api, indexed_items: str) -> None:
     assert "Not supported" in answer["status"]["error"]
     assert "http" in answer["status"]["error"]
     status, answer = recover(api, indexed_items, "../collections/items/points.sqlite")
-    assert status == 400
+    assert status == 403
     assert state(api, indexed_items) == before
 
 
