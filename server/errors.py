@@ -22,7 +22,8 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   └── CollectionAlreadyExists
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
-    └── StorageError (500)           (disk full, corrupt or unknown on-disk version)
+    ├── StorageError (500)           (corrupt or unknown on-disk version)
+    └── InsufficientStorage (507)    (the disk is full: nothing was written)
 
 An error may carry a ``result`` (a bulk load's report of what was committed before it
 failed); it is sent in the envelope's ``result`` field.
@@ -145,3 +146,13 @@ class BulkLoadFailed(BadRequest):
 
 class StorageError(QuiverError):
     status_code = 500
+
+
+class InsufficientStorage(QuiverError):
+    """The disk is full (or would be): the operation wrote nothing and can be retried
+    once space is freed (WebDAV's 507, as a client's retry logic expects it)."""
+
+    status_code = 507
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Insufficient storage: {what}")

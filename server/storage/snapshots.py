@@ -22,6 +22,10 @@ store's state exactly.
 Reading refuses, with :class:`InvalidSnapshot`, anything but a complete archive of a
 known version whose every member matches its recorded sha256 and size; member names
 are checked against the layout above, so nothing is written outside the target folder.
+Every member must be a plain, non-sparse file whose declared bytes are all inside the
+archive, checked from its header before anything is written, so unpacking never writes
+more than the archive's own size (and a disk without that much room is a 507 first).
+A recover location may only name a file inside the snapshots folder.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import orjson
 from server.errors import (
     BadRequest,
     Forbidden,
+    InsufficientStorage,
     InvalidSnapshot,
     SnapshotNotFound,
     StorageError,
@@ -65,7 +70,11 @@ CHECKSUM_SUFFIX = ".checksum"
 HEADER = "snapshot.json"
 MAX_HEADER_BYTES = 256 << 20
 """``snapshot.json`` lists every member; a larger one is not a Quiver snapshot."""
+MAX_PAX_HEADER_BYTES = 64 << 10
+"""An extended (pax) header holds a few attributes of one member; tarfile reads it into
+memory whole, so a larger one is refused before it is read."""
 CHUNK = 1 << 20
+_PLAIN_FILE = (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
 _MEMBER = re.compile(r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|\d{1,9}\.index)")
@@ -381,13 +390,16 @@ def extract_snapshot(archive: Path, dest: Path, checksum: str | None = None) -> 
     :class:`InvalidSnapshot` (and leaves ``dest`` to the caller to remove) otherwise."""
     if checksum is not None:
         _check_file_checksum(archive, checksum)
+    archive_size = archive.stat().st_size
     dest.mkdir(parents=True)
+    _check_free_space(dest, archive_size)
     found: dict[str, dict[str, Any]] = {}
     header: bytes | None = None
     try:
-        with tarfile.open(archive, mode="r:") as tar:
+        with tarfile.open(archive, mode="r:", tarinfo=_PlainTarInfo) as tar:
             for member in tar:
-                if member.name == HEADER and member.isreg() and header is None:
+                _check_plain(member, archive_size)
+                if member.name == HEADER and header is None:
                     header = _read_header(tar, member)
                     continue
                 _check_member(member, found)
@@ -421,8 +433,56 @@ def _check_file_checksum(archive: Path, expected: str) -> None:
         raise InvalidSnapshot(f"checksum mismatch: the file's sha256 is not {wanted}")
 
 
+class _PlainTarInfo(tarfile.TarInfo):
+    """Refuses, before tarfile acts on them, the header kinds a snapshot never holds:
+    GNU sparse members (whose few stored bytes unpack to any size), long-name records,
+    global headers, links, folders and devices, and pax headers too large to hold."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type not in (*_PLAIN_FILE, tarfile.XHDTYPE):
+            raise InvalidSnapshot(
+                f"archive member {self.name[:100]!r} is not a plain file "
+                f"(tar type {self.type!r}); a snapshot holds plain files only"
+            )
+        if self.type == tarfile.XHDTYPE and self.size > MAX_PAX_HEADER_BYTES:
+            raise InvalidSnapshot(
+                f"an extended tar header of {self.size} bytes is larger than any a "
+                f"snapshot has ({MAX_PAX_HEADER_BYTES})"
+            )
+        member: tarfile.TarInfo = tarfile.TarInfo._proc_member(self, tar)  # type: ignore[attr-defined]
+        return member
+
+
+def _check_plain(member: tarfile.TarInfo, archive_size: int) -> None:
+    """A member must be a plain, non-sparse file whose declared bytes are all in the
+    archive: then unpacking writes no more than the archive's own size."""
+    sparse = member.sparse is not None or any(
+        key.startswith("GNU.sparse") for key in member.pax_headers
+    )
+    if sparse or member.type not in _PLAIN_FILE:
+        raise InvalidSnapshot(
+            f"archive member {member.name[:100]!r} is a sparse or special file; "
+            "a snapshot holds plain files only"
+        )
+    if member.size < 0 or member.offset_data + member.size > archive_size:
+        raise InvalidSnapshot(
+            f"archive member {member.name[:100]!r} declares {member.size} bytes, more "
+            "than the archive holds: the archive is truncated or crafted"
+        )
+
+
+def _check_free_space(dest: Path, needed: int) -> None:
+    """Unpacking writes at most the archive's size (see ``_check_plain``); refuse
+    before writing anything if the disk cannot take that."""
+    free = shutil.disk_usage(dest).free
+    if free < needed:
+        raise InsufficientStorage(
+            f"unpacking the snapshot needs up to {needed} bytes, the disk has {free} free"
+        )
+
+
 def _check_member(member: tarfile.TarInfo, found: dict[str, dict[str, Any]]) -> None:
-    if not (member.isreg() and _MEMBER.fullmatch(member.name)):
+    if not _MEMBER.fullmatch(member.name):
         raise InvalidSnapshot(f"unexpected archive member {member.name!r}")
     if member.name in found:
         raise InvalidSnapshot(f"archive member {member.name!r} appears twice")
