@@ -68,8 +68,13 @@ FORMAT_VERSION = 1
 SUFFIX = ".snapshot"
 CHECKSUM_SUFFIX = ".checksum"
 HEADER = "snapshot.json"
-MAX_HEADER_BYTES = 256 << 20
-"""``snapshot.json`` lists every member; a larger one is not a Quiver snapshot."""
+MAX_MEMBERS = 20_000
+"""More files than any collection's segments hold (each segment: its manifest and one
+index file per vector name; merges keep segments few)."""
+MAX_HEADER_BYTES = 4 << 20
+"""``snapshot.json`` lists every member in about 150 bytes (name, sha256, size,
+indented): 4 MiB holds ``MAX_MEMBERS`` with room to spare and parses in ~50 MB. A larger
+one is not a Quiver snapshot and is refused unread (it is held and parsed in memory)."""
 MAX_PAX_HEADER_BYTES = 64 << 10
 """An extended (pax) header holds a few attributes of one member; tarfile reads it into
 memory whole, so a larger one is refused before it is read."""
@@ -486,11 +491,16 @@ def _check_member(member: tarfile.TarInfo, found: dict[str, dict[str, Any]]) -> 
         raise InvalidSnapshot(f"unexpected archive member {member.name!r}")
     if member.name in found:
         raise InvalidSnapshot(f"archive member {member.name!r} appears twice")
+    if len(found) >= MAX_MEMBERS:
+        raise InvalidSnapshot(f"the archive has more than {MAX_MEMBERS} members")
 
 
 def _read_header(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if member.size > MAX_HEADER_BYTES:
-        raise InvalidSnapshot(f"{HEADER} is {member.size} bytes, larger than any Quiver writes")
+        raise InvalidSnapshot(
+            f"{HEADER} is {member.size} bytes, larger than any Quiver writes "
+            f"(at most {MAX_HEADER_BYTES})"
+        )
     source = tar.extractfile(member)
     assert source is not None  # a regular file
     return source.read()

@@ -255,3 +255,46 @@ def test_an_archive_larger_than_the_free_disk_is_refused_with_507(
     assert status == 507, answer
     assert "Insufficient storage" in answer["status"]["error"]
     assert state(api, collection) == before
+
+
+# -- finding 9: snapshot.json is bounded before it is read -----------------------------
+
+
+def test_an_oversized_snapshot_header_is_refused_unread(
+    api: Api, collection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.storage import snapshots
+
+    def must_not_parse(raw: bytes) -> None:
+        raise AssertionError("an oversized header was parsed")
+
+    monkeypatch.setattr(snapshots, "_parse_header", must_not_parse)
+    info = tarfile.TarInfo("snapshot.json")
+    info.size = snapshots.MAX_HEADER_BYTES + 1
+    header = b"{" + b" " * (info.size - 2) + b"}"
+    message = refused_upload(api, collection, tar_of((info, header)), tmp_path)
+    assert f"snapshot.json is {info.size} bytes, larger than any Quiver writes" in message
+
+
+def test_a_real_header_is_far_below_the_bound(api: Api, collection: str, archive: bytes) -> None:
+    from server.storage import snapshots
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        header = tar.getmember("snapshot.json")
+        per_member = header.size / len(tar.getmembers())
+    assert per_member * snapshots.MAX_MEMBERS < snapshots.MAX_HEADER_BYTES
+
+
+def test_an_archive_with_too_many_members_is_refused(
+    api: Api, collection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.storage import snapshots
+
+    monkeypatch.setattr(snapshots, "MAX_MEMBERS", 3)
+    members = []
+    for segment in range(4):
+        info = tarfile.TarInfo(f"segments/{segment}/manifest.json")
+        info.size = 2
+        members.append((info, b"{}"))
+    message = refused_upload(api, collection, tar_of(*members), tmp_path)
+    assert "more than 3 members" in message
