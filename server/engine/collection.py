@@ -32,7 +32,7 @@ from index.two_stage import TwoStageIndex
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
-from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
+from server.engine.payload import PayloadSelector, check_payload, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig, Strategy
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
 from server.engine.rwlock import ReadWriteLock
@@ -996,6 +996,7 @@ def _last_occurrences(ids: Sequence[PointId]) -> list[int]:
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:
+    check_payload(payload)
     try:
         return orjson.dumps(payload)
     except TypeError as exc:

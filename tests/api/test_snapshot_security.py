@@ -208,8 +208,15 @@ def test_a_member_declaring_more_bytes_than_the_archive_holds_is_refused(
 
 @pytest.mark.parametrize(
     "kind",
-    [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE,
-     tarfile.CONTTYPE, tarfile.XGLTYPE],
+    [
+        tarfile.SYMTYPE,
+        tarfile.LNKTYPE,
+        tarfile.DIRTYPE,
+        tarfile.CHRTYPE,
+        tarfile.FIFOTYPE,
+        tarfile.CONTTYPE,
+        tarfile.XGLTYPE,
+    ],
 )
 def test_members_that_are_not_plain_files_are_refused(
     api: Api, collection: str, tmp_path: Path, kind: bytes
