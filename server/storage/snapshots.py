@@ -58,6 +58,7 @@ from server.errors import (
     SnapshotNotFound,
     StorageError,
     UnsupportedFeature,
+    reason,
 )
 from server.storage.point_store import DB_FILE, PointStore
 from server.storage.segment_store import MANIFEST, SegmentManifest, SegmentStore, fsync_dir
@@ -79,6 +80,7 @@ MAX_PAX_HEADER_BYTES = 64 << 10
 """An extended (pax) header holds a few attributes of one member; tarfile reads it into
 memory whole, so a larger one is refused before it is read."""
 CHUNK = 1 << 20
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 _PLAIN_FILE = (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
@@ -145,12 +147,20 @@ def write_snapshot(
         os.replace(temp, folder / name)
         fsync_dir(folder)
     except OSError as exc:
-        raise StorageError(f"Cannot write snapshot of collection `{collection}`: {exc}") from exc
+        raise StorageError(
+            f"Cannot write snapshot of collection `{collection}`: {reason(exc)}"
+        ) from exc
     finally:
-        for leftover in (temp, db_copy, checksum_temp):
+        for leftover in (temp, checksum_temp, *_sqlite_files(db_copy)):
             leftover.unlink(missing_ok=True)
     log.info("snapshot created", extra={"collection": collection, "snapshot": name})
     return describe(folder / name)
+
+
+def _sqlite_files(database: Path) -> list[Path]:
+    """A database and the journals SQLite keeps beside it (left behind when a copy
+    fails part-way, e.g. on a full disk)."""
+    return [database, *(database.with_name(database.name + s) for s in SQLITE_SIDE_FILES)]
 
 
 def _write_archive(path: Path, collection: str, db_copy: Path, segments: SegmentStore) -> str:
@@ -326,9 +336,7 @@ def resolve_location(location: str, root: Path, collection: str) -> Path:
         path = _under_root(path, root, collection)
     inside = _inside(path, root)
     if inside is None:
-        raise Forbidden(
-            "a snapshot location must name a snapshot file inside the snapshots folder"
-        )
+        raise Forbidden("a snapshot location must name a snapshot file inside the snapshots folder")
     if not inside.is_file():
         raise SnapshotNotFound(location)
     return inside
@@ -521,7 +529,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
-        raise StorageError(f"Cannot unpack snapshot member {member.name}: {exc}") from exc
+        raise StorageError(f"Cannot unpack snapshot member {member.name}: {reason(exc)}") from exc
     return {"sha256": digest.hexdigest(), "size": size}
 
 
