@@ -145,7 +145,9 @@ def test_qdrant_client_creates_lists_recovers_and_deletes(
             checksum=description.checksum,
             snapshot=handle,
         )
-    assert client.recover_snapshot("qc_by_path", location=archive.as_uri()) is True
+    # a location may only name a file in the server's snapshots folder (issue 18)
+    served = next(tmp_path.parent.glob(f"quiver*/data/snapshots/qc/{description.name}"))
+    assert client.recover_snapshot("qc_by_path", location=served.as_uri()) is True
     assert client.recover_snapshot("qc_by_name", location=description.name) is True
 
     def records(name: str) -> list[Any]:
