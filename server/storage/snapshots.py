@@ -376,7 +376,7 @@ def _inside(path: Path, root: Path) -> Path | None:
     through no hidden entry (uploads and archives being written), else None."""
     try:
         real_root, real = root.resolve(), path.resolve()
-    except (OSError, RuntimeError):  # a link loop
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name
         return None
     if not real.is_relative_to(real_root):
         return None

@@ -83,6 +83,8 @@ def test_dot_dot_and_links_cannot_leave_the_snapshots_folder(
         "link.snapshot",
         (folder / "link.snapshot").as_uri(),
         "../collections/items/points.sqlite",
+        "file:///etc/passwd%00.snapshot",
+        "bad\x00name/x.snapshot",
     ):
         assert forbidden(api, collection, location) == FORBIDDEN, location
 
