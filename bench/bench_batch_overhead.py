@@ -38,6 +38,7 @@ import orjson
 from bench_bulk import arrow_body
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import cpu_busy_fraction, machine_info
+from harness.results import pyplot
 from harness.server import QuiverServer, headers
 
 from index.base import SearchParams
@@ -177,10 +178,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     r = results["ms_per_batch"]
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.ipc
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import cpu_busy_fraction, machine_info
+from harness.results import pyplot
 from harness.server import QuiverServer, headers
 from text_embeddings import load_debian
 
@@ -175,10 +176,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     labels, values = [], []

@@ -40,6 +40,7 @@ import numpy as np
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import cpu_busy_fraction, machine_info, rss_bytes
 from harness.metrics import padded_ids, recall_at_k
+from harness.results import pyplot
 
 from server.engine.collection import SearchSpec
 from server.engine.config import CollectionConfig
@@ -181,10 +182,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rows = results["rows"]

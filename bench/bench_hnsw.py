@@ -42,7 +42,7 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from harness.cli import SERVER_LOG, add_common_options, finish, guarded, log, new_parser
+from harness.cli import SERVER_LOG, add_common_options, log, new_parser, run_and_finish
 from harness.clients import merge_outcomes, run_client_processes
 from harness.http import (
     MAX_ERRORS_KEPT,
@@ -59,6 +59,7 @@ from harness.http import (
 )
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
 from harness.metrics import latency_summary, rate, recall_at_k
+from harness.results import pyplot
 from harness.server import QuiverServer, ServerError, headers
 
 FAISS: Any = faiss  # typed Any: faiss's bundled stubs miss much of the SWIG surface
@@ -603,10 +604,7 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 (x) vs queries/s (y, log) for the three throughput series, ef labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     runs = [SearchRun(**{k: v for k, v in r.items() if k != "qps"}) for r in results["search"]]
     clients, efs = results["config"]["clients"], results["config"]["ef_values"]
@@ -783,10 +781,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = run_config(args)
-    results = guarded(lambda: run(args, config))
-    if results is None:
-        return 2
-    return finish(results, args, "hnsw_glove50", markdown_report, plot)
+    return run_and_finish(lambda: run(args, config), args, "hnsw_glove50", markdown_report, plot)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ import numpy as np
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info
 from harness.metrics import recall_at_k
+from harness.results import pyplot
 from text_embeddings import TextDataset, load_debian, synthetic, training_synopses
 
 from index.base import TRAINING_SAMPLE, SearchParams
@@ -998,10 +999,7 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 (x) vs queries/s (y, log): one panel per data set and query set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     datasets = results["datasets"]
     fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 4.5 * len(datasets)), squeeze=False)

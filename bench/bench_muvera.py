@@ -39,6 +39,7 @@ import orjson
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import cpu_busy_fraction, machine_info
 from harness.metrics import latency_summary, recall_at_k
+from harness.results import pyplot
 from harness.server import QuiverServer, headers
 from token_embeddings import TokenDataset, load
 
@@ -284,10 +285,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in results["settings"]:

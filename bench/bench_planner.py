@@ -52,11 +52,12 @@ from bench_hnsw import (
     create_body,
     segment_summary,
 )
-from harness.cli import SERVER_LOG, add_common_options, finish, guarded, log, new_parser
+from harness.cli import SERVER_LOG, add_common_options, log, new_parser, run_and_finish
 from harness.data import exact_top_k
 from harness.http import collection_info, expect_ok, jobs, segments, send_batch, wait_green
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
 from harness.metrics import latency_summary
+from harness.results import pyplot
 from harness.server import QuiverServer, headers
 
 COLLECTION = "glove"
@@ -709,10 +710,7 @@ OTHER_FILTERS = {"keyword": ("D", 1.0), "near": ("P", 0.7), "far": ("X", 1.4)}
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 and QPS (log-log) vs the fraction kept: one line per method over the `sel`
     filters; keyword and correlated filters as lone markers; capped points hollow."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.axes import Axes
     from matplotlib.lines import Line2D
 
@@ -897,10 +895,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = run_config(args)
-    results = guarded(lambda: run(args, config))
-    if results is None:
-        return 2
-    return finish(results, args, "planner_glove50", markdown_report, plot)
+    return run_and_finish(lambda: run(args, config), args, "planner_glove50", markdown_report, plot)
 
 
 if __name__ == "__main__":

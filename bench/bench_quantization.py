@@ -91,6 +91,7 @@ from harness.http import (
 )
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
 from harness.metrics import recall_at_k
+from harness.results import pyplot
 from harness.server import QuiverServer, headers
 
 from index.quantization import QuantizationMethod, default_oversampling, rabitq_bits_within
@@ -822,10 +823,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     """One panel per data set (its first query set): recall@10 (x) vs queries/s (y, log),
     a colour per method, Quiver HTTP solid, faiss dashed. The rows without re-ranking are
     left to the tables: their recall (0.2-0.9) would squeeze the curves into a corner."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     datasets = results["datasets"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)

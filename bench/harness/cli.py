@@ -4,12 +4,12 @@
     add_common_options(parser, quick_help="...")   # --quick, --port, --results-dir
     ...script flags...
     args = parser.parse_args(argv)
-    results = guarded(lambda: run(args))           # None: the server failed -> exit 2
-    return 2 if results is None else finish(results, args, "core_glove50", markdown_report)
+    return run_and_finish(lambda: run(args), args, "core_glove50", markdown_report)
 
-`finish` prints the markdown, saves `<stem>.json/.md[/.png]` (a quick run as
-`<stem>_quick.*` under the git-ignored `bench/data/`, a full one under `bench/results/`)
-and turns the checks into the exit status: 0 all pass, 1 one misses.
+`run_and_finish` runs the measurements (a failed server or a refused set-up request: exit
+status 2, nothing saved), then `finish` prints the markdown, saves `<stem>.json/.md[/.png]`
+(a quick run as `<stem>_quick.*` under the git-ignored `bench/data/`, a full one under
+`bench/results/`) and turns the checks into the exit status: 0 all pass, 1 one misses.
 """
 
 from __future__ import annotations
@@ -97,3 +97,15 @@ def guarded(run: Callable[[], T]) -> T | None:
     except (ServerError, RuntimeError) as exc:
         log(f"benchmark stopped: {exc}")
         return None
+
+
+def run_and_finish(
+    run: Callable[[], Results],
+    args: argparse.Namespace,
+    stem: str,
+    markdown: Callable[[Results], str],
+    plot: Callable[[Results, Path], None] | None = None,
+) -> int:
+    """The whole of a benchmark's `main` after parsing: `guarded(run)`, then `finish`."""
+    results = guarded(run)
+    return 2 if results is None else finish(results, args, stem, markdown, plot)

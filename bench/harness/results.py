@@ -31,6 +31,17 @@ def save_results(
     return [json_path, md_path, png_path]
 
 
+def pyplot() -> Any:
+    """`matplotlib.pyplot` on the Agg backend (no display needed), imported only by the
+    scripts that draw a chart, when they draw it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def check(name: str, value: float, target: float) -> dict[str, Any]:
     """One row of a run's checks: passes when `value >= target` (NaN never passes)."""
     return {"name": name, "value": value, "target": target, "passed": bool(value >= target)}
