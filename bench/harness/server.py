@@ -9,7 +9,8 @@ root, so it measures the working tree. It inherits the environment, so `QUIVER_*
 apply (for example `QUIVER_SEARCH_THREADS`); `QUIVER_API_KEY` is also sent by `headers()`.
 The server always listens on 127.0.0.1 and keeps its data in a fresh temporary folder that
 is removed afterwards. Its stdout/stderr go to a log file, whose tail is shown if it fails
-and which is copied to `keep_log` when the server stops.
+and which is copied to `keep_log` when the server stops. `terminate` and `relaunch` stop it
+and start a new process on the same data folder, for restart measurements.
 """
 
 from __future__ import annotations
