@@ -5,11 +5,10 @@ GloVe-50 (390k base vectors, Cosine, M=16, ef_construct=100), batches of 100 que
 cell the median of 5 passes over 1,000 queries:
 
 * faiss in process: ``IndexHNSWFlat`` built from the same vectors, searched directly;
-* Quiver's engine in process: the engine's public query path on an engine that
-  bulk-loaded and indexed the same vectors: the batch's raw query vectors validated and
-  normalised in one call (``Collection.prepare_queries``), one ``SearchSpec`` per query,
-  then ``Collection.search``, so it measures the engine's work around faiss (the request
-  bodies are parsed before the clock, as the HTTP layer would have done);
+* Quiver's engine in process: ``Collection.query``, the engine's public entry point that
+  the query route calls, on an engine that bulk-loaded and indexed the same vectors, with
+  one ``Query`` per search (raw vector, limit, ``hnsw_ef``) as the route builds them, so it
+  measures the engine's work around faiss (the bodies are parsed before the clock);
 * Quiver over HTTP: the same batches as JSON to a real server holding the collection;
 * the HTTP floor of a batch: the same bodies to a collection of the same dimension with
   no points, so parsing, validation, routing and the reply cost the same and searching
@@ -26,9 +25,9 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import faiss
 import glove
@@ -43,9 +42,10 @@ from harness.server import QuiverServer, headers
 
 from index.base import SearchParams
 from index.native_threads import single_threaded_numpy_blas
-from server.engine.collection import SearchSpec
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
+from server.engine.protocols import CollectionHandle
+from server.engine.requests import Query
 
 EF = 128
 BATCH = 100
@@ -108,21 +108,10 @@ def engine_ms(data: glove.GloveDataset, batches: list[bytes], root: Path) -> flo
         engine.close()
 
 
-class QueryTarget(Protocol):
-    """What the engine measurement needs of a collection (single-node or sharded)."""
-
-    def prepare_queries(self, name: str, raws: list[Any]) -> Any: ...
-
-    def search(self, specs: Sequence[SearchSpec]) -> list[Any]: ...
-
-
-def engine_batch(collection: QueryTarget, raw_queries: list[list[float]]) -> list[Any]:
-    """One batch through the engine's public query path: what the query route asks of the
-    collection for a batch of literal query vectors."""
-    vectors = collection.prepare_queries("", raw_queries)
+def engine_batch(collection: CollectionHandle, raw_queries: list[list[float]]) -> list[Any]:
+    """One batch through ``Collection.query``, built as the query route builds it."""
     params = SearchParams(ef=EF)
-    specs = [SearchSpec(using="", vector=v, limit=K, params=params) for v in vectors]
-    return collection.search(specs)
+    return collection.query([Query(vector=raw, limit=K, params=params) for raw in raw_queries])
 
 
 def collection_config(dim: int) -> CollectionConfig:

@@ -42,9 +42,9 @@ from harness.machine import cpu_busy_fraction, machine_info, rss_bytes
 from harness.metrics import padded_ids, recall_at_k
 from harness.results import pyplot
 
-from server.engine.collection import SearchSpec
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
+from server.engine.requests import SearchSpec
 
 BATCH = 1000
 QUERY_BATCH = 100
@@ -79,7 +79,7 @@ def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
     latencies, found = [], []
     for spec in specs[:300]:
         t0 = time.perf_counter()
-        found.append([p["id"] for p in target.search([spec])[0]])
+        found.append([p.id for p in target.search([spec])[0]])
         latencies.append(time.perf_counter() - t0)
     busy_before = busy() if busy else []
     cpu0 = time.process_time()
@@ -98,7 +98,7 @@ def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
             "batch_s": round(batch_s, 3),
             "fan_out_share": round(1 - least_s / batch_s, 3),
         }
-    ids = [[p["id"] for p in answer] for answer in batched]
+    ids = [[p.id for p in answer] for answer in batched]
     recall = recall_at_k(padded_ids(ids, K), truth, K)
     return {
         "ingest_points_per_s": round(len(vectors) / ingest_s),
