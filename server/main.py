@@ -19,6 +19,7 @@ from index.native_threads import single_threaded_numpy_blas
 from server.api.errors import install_error_handlers
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
+from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.engine.engine import Engine
 from server.settings import Settings, get_settings
@@ -70,4 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body=settings.max_request_bytes,
         metrics=metrics,
     )
+    _add_front_door(app, settings)
     return app
+
+
+def _add_front_door(app: FastAPI, settings: Settings) -> None:
+    """Outermost layers (the last added runs first): Host allow-list, CORS, origin guard."""
+    app.add_middleware(CrossOriginGuard, origins=settings.cors_origins)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
+    if settings.allowed_hosts:
+        app.add_middleware(HostAllowList, hosts=settings.allowed_hosts)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A list written as ``a,b,c`` in the environment."""
 
 
 class Settings(BaseSettings):
@@ -52,8 +56,26 @@ class Settings(BaseSettings):
         description="Cluster mode: CPUs Ray reserves for each shard actor (a fraction "
         "lets several shards share a core).",
     )
+    cors_origins: CommaList = Field(
+        default=(),
+        description="Origins (`https://app.example.com`, comma-separated; `*` for any) whose "
+        "web pages may call the API: CORS headers and preflight answers for them. Empty: no "
+        "CORS headers at all, and a write request from another origin is refused.",
+    )
+    allowed_hosts: CommaList = Field(
+        default=(),
+        description="Host names (comma-separated, `*.example.com` for subdomains) the "
+        "server answers to; any other `Host` header gets 421 (DNS rebinding). Empty: any.",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 @lru_cache(maxsize=1)

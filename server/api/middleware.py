@@ -1,8 +1,11 @@
-"""Pure-ASGI middleware: request timing, API key, body size limit, JSON content type.
+"""Pure-ASGI middleware: request timing, API key, media type, body size limit.
 
 Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds no per-request
-task. A declared ``Content-Length`` over the limit is refused before any byte
-is read; a streamed (chunked) body is cut off as soon as it passes the limit.
+task. The request is matched against the route table (``api/access.py``) before any
+route runs: a body of a type its route does not take is refused with 415 (a web page
+can send form and text bodies cross-site, never ``application/json``). A declared
+``Content-Length`` over the limit is refused before any byte is read; a streamed
+(chunked) body is cut off as soon as it passes the limit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from server.api.access import Body, match_route, media_type_error
 from server.api.envelope import error_body
 from server.api.metrics import Metrics
 
@@ -24,9 +28,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
-STREAMING_SUFFIXES = ("/points/bulk", "/snapshots/upload")
+STREAMING_BODIES = frozenset({Body.BULK, Body.MULTIPART})
 """Routes that consume their body as a stream, in bounded chunks, whatever its size (bulk
-loads, snapshot uploads): no body limit, and their own content type is kept."""
+loads, snapshot uploads): no body limit."""
 
 
 class QuiverMiddleware:
@@ -66,19 +70,21 @@ class QuiverMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
-            await _reject(
-                send, 401, "Must provide a valid API key in the 'api-key' header", started
-            )
+            await reject(send, 401, "Must provide a valid API key in the 'api-key' header", started)
             return
-        if scope["path"].endswith(STREAMING_SUFFIXES):
-            await self.app(scope, receive, send)
-            return
+        route = match_route(scope["method"], scope["path"])
+        if route is not None:
+            refused = media_type_error(route.method, headers, route.rule)
+            if refused is not None:
+                await reject(send, 415, refused, started)
+                return
+            if route.rule.body in STREAMING_BODIES:
+                await self.app(scope, receive, send)
+                return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _reject(send, 413, self._too_large(), started)
+            await reject(send, 413, self._too_large(), started)
             return
-        if scope["method"] in ("POST", "PUT", "PATCH"):
-            scope["headers"] = _as_json(scope.get("headers", []))
         await self.app(scope, self._limited(scope, receive), send)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
@@ -111,15 +117,10 @@ class QuiverMiddleware:
         return f"Request body exceeds the limit of {self.max_body} bytes"
 
 
-def _as_json(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Qdrant's API is JSON only: treat every body as JSON (curl -d sends a form type)."""
-    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
-    kept.append((b"content-type", b"application/json"))
-    return kept
-
-
-async def _reject(send: Send, status: int, message: str, started: float) -> None:
-    body = orjson.dumps(error_body(message, time.perf_counter() - started))
+async def reject(send: Send, status: int, message: str, started: float | None = None) -> None:
+    """Answer in Qdrant's error envelope without running the app."""
+    seconds = 0.0 if started is None else time.perf_counter() - started
+    body = orjson.dumps(error_body(message, seconds))
     await send(
         {
             "type": "http.response.start",
