@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from server.api.http_guard import ConnectionLimits, guarded_protocol
     from server.logs import configure_logging
     from server.main import create_app
     from server.settings import Settings
@@ -61,10 +62,18 @@ def _serve(args: argparse.Namespace) -> None:
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_json)
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=settings.max_connections,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(limits),
+        limit_concurrency=settings.max_connections + 1,  # uvicorn counts this one too
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -56,6 +56,27 @@ class Settings(BaseSettings):
         description="Cluster mode: CPUs Ray reserves for each shard actor (a fraction "
         "lets several shards share a core).",
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head (line and headers) must arrive in full within this many "
+        "seconds of the connection opening or the previous response; otherwise 408 and close.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest silence of a client in the middle of a request body before the "
+        "connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request heads get 431."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections before each new request is answered 503 at once; "
+        "connections beyond twice this are closed on arrival.",
+    )
     cors_origins: CommaList = Field(
         default=(),
         description="Origins (`https://app.example.com`, comma-separated; `*` for any) whose "
