@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
     from server.api.http_guard import ConnectionLimits, guarded_protocol
     from server.logs import configure_logging
     from server.main import create_app
@@ -60,7 +62,10 @@ def _serve(args: argparse.Namespace) -> None:
         for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
         if value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
     configure_logging(settings.log_level, settings.log_json)
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,

@@ -16,6 +16,7 @@ import anyio
 from fastapi import FastAPI
 
 from index.native_threads import single_threaded_numpy_blas
+from server.api.credentials import Authenticator
 from server.api.errors import install_error_handlers
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(
         QuiverMiddleware,
-        api_key=settings.api_key,
+        auth=Authenticator(settings.api_key, settings.read_only_api_key, settings.jwt_rbac),
         max_body=settings.max_request_bytes,
         metrics=metrics,
     )

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -27,7 +27,17 @@ class Settings(BaseSettings):
     port: int = Field(default=6333, ge=1, le=65535)
     data_dir: Path = Path("./data")
     api_key: str | None = Field(
-        default=None, description="When set, every route except health needs this `api-key`."
+        default=None,
+        description="When set, every route except health needs this `api-key` (or a JWT "
+        "signed with it); an empty value is refused at start.",
+    )
+    read_only_api_key: str | None = Field(
+        default=None, description="A second key that may read and search, never write."
+    )
+    jwt_rbac: bool = Field(
+        default=False,
+        description="Accept bearer JWTs signed with the API key (HS256) whose `access` claim "
+        "grants global `r` / `m` or per-collection `r` / `rw` (Qdrant's jwt_rbac).",
     )
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
@@ -90,6 +100,22 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
+
+    @field_validator("api_key", "read_only_api_key")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        """An empty key used to switch authentication off without a word (issue 18)."""
+        if value is not None and not value.strip():
+            raise ValueError("is empty: set a key, or leave the variable unset for no key")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_fit_together(self) -> Settings:
+        if self.jwt_rbac and not self.api_key:
+            raise ValueError("QUIVER_JWT_RBAC needs QUIVER_API_KEY (JWTs are signed with it)")
+        if self.read_only_api_key is not None and self.read_only_api_key == self.api_key:
+            raise ValueError("QUIVER_READ_ONLY_API_KEY must differ from QUIVER_API_KEY")
+        return self
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod

@@ -1,8 +1,11 @@
-"""Pure-ASGI middleware: request timing, API key, media type, body size limit.
+"""Pure-ASGI middleware: request timing, access control, media type, body size limit.
 
 Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds no per-request
 task. The request is matched against the route table (``api/access.py``) before any
-route runs: a body of a type its route does not take is refused with 415 (a web page
+route runs: without valid credentials it gets 401, with credentials that do not reach
+the route (a read-only key writing, a JWT for another collection) 403, and the caller's
+grant is left in ``request.state`` for the routes that filter by it (listing
+collections). A body of a type its route does not take is refused with 415 (a web page
 can send form and text bodies cross-site, never ``application/json``). A declared
 ``Content-Length`` over the limit is refused before any byte is read; a streamed
 (chunked) body is cut off as soon as it passes the limit.
@@ -10,14 +13,21 @@ can send form and text bodies cross-site, never ``application/json``). A declare
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-from server.api.access import Body, match_route, media_type_error
+from server.api.access import (
+    COLLECTION_PARAM,
+    GRANT_STATE,
+    Body,
+    Need,
+    match_route,
+    media_type_error,
+)
+from server.api.credentials import Authenticator, Denied
 from server.api.envelope import error_body
 from server.api.metrics import Metrics
 
@@ -27,7 +37,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 STREAMING_BODIES = frozenset({Body.BULK, Body.MULTIPART})
 """Routes that consume their body as a stream, in bounded chunks, whatever its size (bulk
 loads, snapshot uploads): no body limit."""
@@ -35,10 +44,15 @@ loads, snapshot uploads): no body limit."""
 
 class QuiverMiddleware:
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body: int, metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        *,
+        auth: Authenticator,
+        max_body: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self.api_key = api_key
+        self.auth = auth
         self.max_body = max_body
         self.metrics = metrics
 
@@ -69,10 +83,19 @@ class QuiverMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
-            await reject(send, 401, "Must provide a valid API key in the 'api-key' header", started)
-            return
         route = match_route(scope["method"], scope["path"])
+        need = Need.ANY if route is None else route.rule.need  # 404 / 405 need credentials too
+        if need is not Need.OPEN:
+            grant = self.auth.authenticate(headers)
+            if isinstance(grant, Denied):
+                await reject(send, 401, grant.message, started)
+                return
+            collection = None if route is None else route.path_params.get(COLLECTION_PARAM)
+            refused = grant.refusal(need, collection)
+            if refused is not None:
+                await reject(send, 403, refused, started)
+                return
+            scope["state"][GRANT_STATE] = grant
         if route is not None:
             refused = media_type_error(route.method, headers, route.rule)
             if refused is not None:
@@ -103,15 +126,6 @@ class QuiverMiddleware:
             return message
 
         return guarded
-
-    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
-        assert self.api_key is not None
-        expected = self.api_key.encode()
-        given = headers.get(b"api-key")
-        if given is None:
-            bearer = headers.get(b"authorization", b"")
-            given = bearer[7:] if bearer.lower().startswith(b"bearer ") else None
-        return given is not None and hmac.compare_digest(given, expected)
 
     def _too_large(self) -> str:
         return f"Request body exceeds the limit of {self.max_body} bytes"
