@@ -20,13 +20,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import signal
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from server.client.commands import add_client_commands, run
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,11 +84,26 @@ def _serve(args: argparse.Namespace) -> None:
         port=settings.port,
         http=guarded_protocol(limits),
         limit_concurrency=settings.max_connections + 1,  # uvicorn counts this one too
+        **_tls_options(settings),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
     _GracefulServer(config).run()
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options: HTTPS with ``QUIVER_TLS_CERT``; client certificates signed by
+    ``QUIVER_TLS_CA_CERT`` required when it is set. A bad file fails the start."""
+    if settings.tls_cert is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": str(settings.tls_cert),
+        "ssl_keyfile": str(settings.tls_key),
+    }
+    if settings.tls_ca_cert is not None:
+        options |= {"ssl_ca_certs": str(settings.tls_ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 class _GracefulServer(uvicorn.Server):

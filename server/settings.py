@@ -98,6 +98,16 @@ class Settings(BaseSettings):
         description="Host names (comma-separated, `*.example.com` for subdomains) the "
         "server answers to; any other `Host` header gets 421 (DNS rebinding). Empty: any.",
     )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) file: serve HTTPS directly. Needs `tls_key`.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    tls_ca_cert: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: when set, every client must present a certificate it "
+        "signed (mutual TLS). Needs `tls_cert`.",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
 
@@ -115,6 +125,10 @@ class Settings(BaseSettings):
             raise ValueError("QUIVER_JWT_RBAC needs QUIVER_API_KEY (JWTs are signed with it)")
         if self.read_only_api_key is not None and self.read_only_api_key == self.api_key:
             raise ValueError("QUIVER_READ_ONLY_API_KEY must differ from QUIVER_API_KEY")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("QUIVER_TLS_CERT and QUIVER_TLS_KEY go together")
+        if self.tls_ca_cert is not None and self.tls_cert is None:
+            raise ValueError("QUIVER_TLS_CA_CERT (client certificates) needs QUIVER_TLS_CERT")
         return self
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")

@@ -209,3 +209,12 @@ def test_a_foreign_host_is_refused_before_any_route(host_client: TestClient, hos
 def test_a_listed_host_is_served(host_client: TestClient, host: str) -> None:
     with host_client as client:
         assert client.get("/collections", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"tls_cert": "cert.pem"}, {"tls_key": "key.pem"}, {"tls_ca_cert": "ca.pem"}],
+)
+def test_incomplete_tls_settings_are_refused(settings: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="TLS"):
+        Settings(**settings)  # type: ignore[arg-type]
