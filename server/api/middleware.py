@@ -24,6 +24,7 @@ from server.api.access import (
     GRANT_STATE,
     Body,
     Need,
+    RouteMatch,
     match_route,
     media_type_error,
 )
@@ -84,31 +85,39 @@ class QuiverMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         route = match_route(scope["method"], scope["path"])
-        need = Need.ANY if route is None else route.rule.need  # 404 / 405 need credentials too
-        if need is not Need.OPEN:
-            grant = self.auth.authenticate(headers)
-            if isinstance(grant, Denied):
-                await reject(send, 401, grant.message, started)
-                return
-            collection = None if route is None else route.path_params.get(COLLECTION_PARAM)
-            refused = grant.refusal(need, collection)
-            if refused is not None:
-                await reject(send, 403, refused, started)
-                return
-            scope["state"][GRANT_STATE] = grant
-        if route is not None:
-            refused = media_type_error(route.method, headers, route.rule)
-            if refused is not None:
-                await reject(send, 415, refused, started)
-                return
-            if route.rule.body in STREAMING_BODIES:
-                await self.app(scope, receive, send)
-                return
+        refusal = self._refusal(scope, headers, route)
+        if refusal is not None:
+            await reject(send, *refusal, started)
+            return
+        if route is not None and route.rule.body in STREAMING_BODIES:
+            await self.app(scope, receive, send)
+            return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await reject(send, 413, self._too_large(), started)
             return
         await self.app(scope, self._limited(scope, receive), send)
+
+    def _refusal(
+        self, scope: Scope, headers: dict[bytes, bytes], route: RouteMatch | None
+    ) -> tuple[int, str] | None:
+        """401 / 403 / 415 with its message, or None to go on; the caller's grant is left
+        in the request state."""
+        need = Need.ANY if route is None else route.rule.need  # 404 / 405 need credentials too
+        if need is not Need.OPEN:
+            grant = self.auth.authenticate(headers)
+            if isinstance(grant, Denied):
+                return 401, grant.message
+            collection = None if route is None else route.path_params.get(COLLECTION_PARAM)
+            refused = grant.refusal(need, collection)
+            if refused is not None:
+                return 403, refused
+            scope["state"][GRANT_STATE] = grant
+        if route is not None:
+            refused = media_type_error(route.method, headers, route.rule)
+            if refused is not None:
+                return 415, refused
+        return None
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         """Cut a streamed body off at the limit, leaving unparseable JSON and a flag that

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from server.api.access import ROUTES
+from server.api.access import ROUTES, match_route
 from server.settings import Settings
 from tests.api.conftest import Api, create_items, make_client
 
@@ -271,6 +271,14 @@ def run(world: World, sample: Sample, credential: str) -> int:
 
 def test_every_route_has_a_sample() -> None:
     assert set(SAMPLES) == set(ROUTES)
+
+
+def test_the_front_door_matches_each_sample_to_its_own_route() -> None:
+    """The table is matched before routing: each concrete path must find its own row."""
+    for (method, template), sample in SAMPLES.items():
+        path = sample.path.format(snapshot="s.snapshot", job="j1").split("?")[0]
+        found = match_route(method, path)
+        assert found is not None and found.template == template, (method, path)
 
 
 def test_the_access_matrix_of_every_route_and_credential(world: World) -> None:
