@@ -8,12 +8,16 @@ distance for Euclid / Manhattan), padded with the metric's worst score.
 ``allowed`` is a boolean mask over rows (deleted rows and filtered-out rows are
 False); backends check it in native code, never with a Python callback.
 Serialisation is to and from ``bytes`` so that ``index/`` knows nothing of files.
+
+One Protocol family: :class:`IndexBackend` (what every backend says about itself),
+:class:`VectorIndex` for dense rows and ``index.multivector.MultiVectorIndex`` for ragged
+token sets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 
@@ -48,21 +52,55 @@ class IndexStats:
     parts: dict[str, int] | None = None
 
 
-class VectorIndex(Protocol):
-    """A searchable set of vectors of one dimension and one metric."""
+class IndexBackend(Protocol):
+    """What every backend, dense or multi-vector, says about itself: the server asks
+    these instead of checking classes (Qdrant's ``VectorIndex::is_index``)."""
 
     kind: ClassVar[str]
+    multi_vector: ClassVar[bool]
+    """Rows are ragged token sets (:class:`index.multivector.MultiVectorIndex`), not an
+    ``(n, dim)`` matrix (:class:`VectorIndex`); see ``index.registry.is_multi_vector``."""
+    approximate: ClassVar[bool]
+    """A structure (a graph over vectors, codes or encodings) answers instead of an
+    exhaustive scan, so the planner's graph strategies apply."""
+    maps_originals: ClassVar[bool]
+    """``from_bytes`` over a memory-mapped file leaves the full vectors in the file
+    instead of copying them: a freshly written index is reopened from its file to drop
+    the in-memory copy."""
     dim: int
     distance: Distance
+
+    def __init__(self, dim: int, distance: Distance, params: Any = None) -> None:
+        """An empty index; ``params`` is the backend's own frozen params dataclass."""
+        ...
+
+    @property
+    def lossless(self) -> bool:
+        """Whether stored rows read back exactly as added (no float16 / int8 copy)."""
+        ...
+
+    def delete(self, rows: np.ndarray) -> None:
+        """Tombstone rows: they are never returned again (graphs keep them as waypoints)."""
+        ...
+
+    def to_bytes(self) -> bytes: ...
+
+    @classmethod
+    def from_bytes(cls, data: Buffer) -> Self: ...
+
+    def stats(self) -> IndexStats: ...
+
+
+class VectorIndex(IndexBackend, Protocol):
+    """A searchable set of dense vectors of one dimension and one metric.
+
+    As in faiss, every backend has ``is_trained`` / ``train``: backends that learn
+    nothing (flat, HNSW) are always trained and ``train`` does nothing."""
 
     def add(self, vectors: np.ndarray) -> None:
         """Append rows (vectors already prepared for the metric: normalised for Cosine).
 
         Builds call this in chunks so a build can report progress and be cancelled."""
-        ...
-
-    def delete(self, rows: np.ndarray) -> None:
-        """Tombstone rows: they are never returned again (graphs keep them as waypoints)."""
         ...
 
     def search(
@@ -78,24 +116,24 @@ class VectorIndex(Protocol):
         """All stored rows as a read-only ``(count, dim)`` float32 view."""
         ...
 
-    def to_bytes(self) -> bytes: ...
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """A float32 copy of some rows, without decoding the whole matrix."""
+        ...
 
-    @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
-
-    def stats(self) -> IndexStats: ...
-
-
-@runtime_checkable
-class TrainableIndex(Protocol):
-    """A backend that learns from a sample before its first ``add`` (codebooks,
-    projections). Builds call ``train`` once with up to ``TRAINING_SAMPLE`` rows and,
-    for query-aware methods, a sample of queries; a clone made for a merge is trained."""
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        """Per row: does the index hold exactly ``vectors[row]`` (as it would store it)?"""
+        ...
 
     @property
-    def is_trained(self) -> bool: ...
+    def is_trained(self) -> bool:
+        """False for a backend that must learn from a sample (codebooks, projections)
+        before its first ``add``."""
+        ...
 
-    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None: ...
+    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
+        """Learn from up to ``TRAINING_SAMPLE`` rows and, for query-aware methods, a
+        sample of queries; builds call it once on a fresh (or merge-cloned) index."""
+        ...
 
 
 TRAINING_SAMPLE = 100_000

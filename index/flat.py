@@ -64,6 +64,9 @@ class FlatIndex:
     is measured against, and the right choice below a few thousand points."""
 
     kind: ClassVar[str] = "flat"
+    multi_vector: ClassVar[bool] = False
+    approximate: ClassVar[bool] = False
+    maps_originals: ClassVar[bool] = False
 
     def __init__(self, dim: int, distance: Distance, params: FlatParams | None = None) -> None:
         self.dim = dim
@@ -107,6 +110,25 @@ class FlatIndex:
         view = self._data[: self._count]
         view.flags.writeable = False
         return view
+
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = self.vectors()[rows]
+        return picked
+
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        same: np.ndarray = (self.vectors() == vectors).all(axis=1)
+        return same
+
+    @property
+    def lossless(self) -> bool:
+        return True
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
+        """Nothing to learn."""
 
     def to_bytes(self) -> bytes:
         header = {"kind": self.kind, "dim": self.dim, "distance": self.distance.value}

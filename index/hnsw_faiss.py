@@ -68,7 +68,12 @@ class HnswParams:
 
 
 class HnswIndex:
+    """faiss ``IndexHNSWFlat``: a graph over float32 rows, tombstones as a bitmap."""
+
     kind: ClassVar[str] = "hnsw"
+    multi_vector: ClassVar[bool] = False
+    approximate: ClassVar[bool] = True
+    maps_originals: ClassVar[bool] = False
 
     def __init__(self, dim: int, distance: Distance, params: HnswParams | None = None) -> None:
         self.dim = dim
@@ -121,6 +126,25 @@ class HnswIndex:
         matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
         matrix.flags.writeable = False
         return matrix
+
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = self.vectors()[rows]
+        return picked
+
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        same: np.ndarray = (self.vectors() == vectors).all(axis=1)
+        return same
+
+    @property
+    def lossless(self) -> bool:
+        return True
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
+        """Nothing to learn: the graph is built by ``add``."""
 
     def to_bytes(self) -> bytes:
         header = {

@@ -26,7 +26,7 @@ from typing import ClassVar, Literal, Protocol, Self
 
 import numpy as np
 
-from index.base import IndexStats, SearchParams
+from index.base import IndexBackend, IndexStats, SearchParams
 from index.metrics import Distance
 from index.serialization import Buffer, IndexFormatError, pack, unpack
 
@@ -204,17 +204,12 @@ def _merge_top(
     return out_ids, out_scores
 
 
-class MultiVectorIndex(Protocol):
-    """The interface of multi-vector backends: :class:`index.base.VectorIndex` with
-    ragged token sets in place of ``(n, dim)`` matrices."""
-
-    kind: ClassVar[str]
-    dim: int
-    distance: Distance
+class MultiVectorIndex(IndexBackend, Protocol):
+    """The multi-vector member of the backend family (:class:`index.base.IndexBackend`):
+    :class:`index.base.VectorIndex` with ragged token sets in place of ``(n, dim)``
+    matrices."""
 
     def add(self, items: Ragged) -> None: ...
-
-    def delete(self, rows: np.ndarray) -> None: ...
 
     def search(
         self,
@@ -233,16 +228,6 @@ class MultiVectorIndex(Protocol):
         """Per row: does the index hold exactly ``items[row]`` (as it would store it)?"""
         ...
 
-    @property
-    def lossless(self) -> bool: ...
-
-    def to_bytes(self) -> bytes: ...
-
-    @classmethod
-    def from_bytes(cls, data: Buffer) -> Self: ...
-
-    def stats(self) -> IndexStats: ...
-
 
 @dataclass(frozen=True, slots=True)
 class MaxSimParams:
@@ -256,6 +241,9 @@ class MaxSimIndex:
     """Exact MaxSim over contiguous ragged token storage; rows are appended in order."""
 
     kind: ClassVar[str] = "maxsim"
+    multi_vector: ClassVar[bool] = True
+    approximate: ClassVar[bool] = False
+    maps_originals: ClassVar[bool] = False
 
     def __init__(self, dim: int, distance: Distance, params: MaxSimParams | None = None) -> None:
         check_distance(distance)

@@ -159,7 +159,12 @@ class MuveraIndexParams:
 
 
 class MuveraIndex:
+    """FDE candidates from an inner index, re-scored by exact MaxSim."""
+
     kind: ClassVar[str] = "muvera"
+    multi_vector: ClassVar[bool] = True
+    approximate: ClassVar[bool] = True
+    maps_originals: ClassVar[bool] = False
 
     def __init__(
         self, dim: int, distance: Distance, params: MuveraIndexParams | None = None

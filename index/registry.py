@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from typing_extensions import TypeIs
+
 from index.base import VectorIndex
 from index.flat import FlatIndex, FlatParams
 from index.hnsw_faiss import HnswIndex, HnswParams
 from index.leanvec_index import LeanVecIndex, LeanVecParams
 from index.metrics import Distance
-from index.multivector import MaxSimIndex, MaxSimParams
+from index.multivector import MaxSimIndex, MaxSimParams, MultiVectorIndex
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import Buffer, IndexFormatError, unpack
 
-BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
+BACKENDS: dict[str, tuple[type[VectorIndex], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
     "hnsw": (HnswIndex, HnswParams),
     **{cls.kind: (cls, QuantizedParams) for cls in QUANTIZED_BACKENDS.values()},
@@ -27,14 +29,20 @@ BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
 }
 """Backend name -> (index class, params dataclass)."""
 
-MULTI_BACKENDS: dict[str, tuple[type[Any], type[Any]]] = {
+MULTI_BACKENDS: dict[str, tuple[type[MultiVectorIndex], type[Any]]] = {
     "maxsim": (MaxSimIndex, MaxSimParams),
     "muvera": (MuveraIndex, MuveraIndexParams),
 }
 """Multi-vector backends (ragged token sets): exact MaxSim, and MUVERA in front of it."""
 
-AnyIndex = VectorIndex | MaxSimIndex | MuveraIndex
-MULTI_INDEX_TYPES = (MaxSimIndex, MuveraIndex)
+AnyIndex = VectorIndex | MultiVectorIndex
+"""Any backend a segment may hold for one named vector."""
+
+
+def is_multi_vector(index: AnyIndex) -> TypeIs[MultiVectorIndex]:
+    """Whether ``index`` holds token sets; asks the backend (``multi_vector``), so the
+    caller gets the right half of the family without checking a class."""
+    return index.multi_vector
 
 
 def backend_names() -> list[str]:
@@ -54,12 +62,12 @@ def create_index(
 
 def create_multi_index(
     kind: str, dim: int, distance: Distance, params: Mapping[str, Any] | None = None
-) -> MaxSimIndex | MuveraIndex:
+) -> MultiVectorIndex:
     """A new, empty multi-vector index (``maxsim`` or ``muvera``)."""
     if kind not in MULTI_BACKENDS:
         raise ValueError(f"unknown multi-vector index type {kind!r}")
     index_class, params_class = MULTI_BACKENDS[kind]
-    index: MaxSimIndex | MuveraIndex = index_class(dim, distance, params_class(**(params or {})))
+    index: MultiVectorIndex = index_class(dim, distance, params_class(**(params or {})))
     return index
 
 

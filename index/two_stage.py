@@ -34,7 +34,13 @@ _FAISS: Any = faiss
 
 
 class TwoStageIndex(ABC):
+    """The shared body of every compressed backend (a :class:`index.base.VectorIndex`)."""
+
     kind: ClassVar[str]
+    multi_vector: ClassVar[bool] = False
+    approximate: ClassVar[bool] = True
+    maps_originals: ClassVar[bool] = True
+    """``from_bytes`` keeps the secondary vectors as zero-copy views of the buffer."""
 
     def __init__(self, dim: int, distance: Distance, secondary: SecondaryFormat) -> None:
         self.dim = dim
@@ -91,7 +97,7 @@ class TwoStageIndex(ABC):
         graph built from the floats 0.97 (docs/adr/0005-quantization.md)."""
         return None
 
-    # -- VectorIndex / TrainableIndex ------------------------------------------
+    # -- VectorIndex ------------------------------------------
 
     @property
     def count(self) -> int:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.routing import compile_path
 
-from server.engine.bulk import ARROW_TYPES, NDJSON_TYPES
+from server.api.ingest import ARROW_TYPES, NDJSON_TYPES
 from server.errors import UnsupportedMediaType
 
 
@@ -43,7 +43,7 @@ class Body(enum.Enum):
     JSON = "json"
     """``application/json`` (any ``charset``), or nothing at all when the body is empty."""
     BULK = "bulk"
-    """An NDJSON or Arrow IPC stream (``engine/bulk.py``)."""
+    """An NDJSON or Arrow IPC stream (``api/ingest.py``)."""
     MULTIPART = "multipart"
     """``multipart/form-data`` with a ``snapshot`` file field."""
 

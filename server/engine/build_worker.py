@@ -5,6 +5,11 @@ GIL, so queries keep being answered). Jobs are recorded in the collection's
 database on every state change; after a crash, what a job was doing is derived
 again from the segments on disk (a sealed segment without a current index is
 due for one), so the work is redone and the old record is marked ``interrupted``.
+
+A failed job's segments are held back for a pause that doubles with each failure
+(``RETRY_BASE_S``, capped at ``RETRY_CAP_S``); after ``MAX_TRIES`` failures they stay
+held and the collection is red until its config changes. Only the last
+``JOB_HISTORY`` finished jobs of a collection are kept, in memory and on disk.
 """
 
 from __future__ import annotations
@@ -20,13 +25,43 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.engine.collection import Collection
-from server.engine.optimizer import Cancelled, Task
+from server.engine.optimizer import Task
+from server.engine.segment_build import Cancelled
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 _SAVE_EVERY_S = 2.0
 _IDLE_CHECK_S = 1.0
+MAX_TRIES = 3
+"""Failed builds of the same segments before they are left alone (status red)."""
+RETRY_BASE_S = 0.5
+RETRY_CAP_S = 60.0
+JOB_HISTORY = 100
+"""Finished jobs kept per collection; a failing build once retried ~75 times a second
+and the job table grew without end."""
+
+
+@dataclass(slots=True)
+class Failure:
+    """How often builds of one segment failed, and when it may be tried again."""
+
+    tries: int
+    retry_at: float
+    """``time.monotonic()`` before which the segment is held back."""
+    error: str
+
+    @property
+    def exhausted(self) -> bool:
+        return self.tries >= MAX_TRIES
+
+    def holds(self, now: float) -> bool:
+        return self.exhausted or now < self.retry_at
+
+
+def retry_pause(tries: int) -> float:
+    """Seconds to wait after the ``tries``-th failure: doubling, capped."""
+    return float(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (tries - 1)))
 
 
 @dataclass(slots=True)
@@ -108,6 +143,8 @@ class BuildWorker:
         self._jobs: dict[str, Job] = {}
         self._busy: dict[str, set[int]] = {}
         self._held_back: dict[str, set[int]] = {}
+        self._failures: dict[str, dict[int, Failure]] = {}
+        """Collection -> segment id -> its failed builds (cleared by a config change)."""
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="quiver-build", daemon=True)
         self.on_finished: list[Callable[[Job], None]] = []
@@ -140,6 +177,9 @@ class BuildWorker:
                     interrupted[segment_id] = job.id
             with self._cond:
                 self._jobs[job.id] = job
+        with self._cond:
+            dropped = self._prune(collection.name)
+        self._forget(collection, dropped)
         collection.on_change = self.poke
         collection.status = lambda: self.status(collection.name)
         with self._cond:
@@ -158,6 +198,7 @@ class BuildWorker:
             self._queue = deque((c, j) for c, j in self._queue if c.name != name)
             self._busy.pop(name, None)
             self._held_back.pop(name, None)
+            self._failures.pop(name, None)
 
     def poke(self, collection: Collection, redo: dict[int, str] | None = None) -> None:
         """Queue the tasks the collection needs now (cheap; called after writes)."""
@@ -165,16 +206,23 @@ class BuildWorker:
             if self._stopping:
                 return
             busy = self._busy.setdefault(collection.name, set())
-            held = self._held_back.get(collection.name, set())
-            tasks = collection.due_tasks(busy, held)
+            tasks = collection.due_tasks(busy, self._held(collection.name))
             for task in tasks:
                 self._enqueue(collection, task, redo or {})
 
     def config_changed(self, collection: Collection) -> None:
-        """A new index config: cancelled work may be retried, and due work queued."""
+        """A new index config: cancelled and failed work may be retried, due work queued."""
         with self._cond:
             self._held_back.pop(collection.name, None)
+            self._failures.pop(collection.name, None)
         self.poke(collection)
+
+    def _held(self, name: str) -> set[int]:
+        """Segments no task may touch now: cancelled ones, and failed ones pausing or
+        out of tries."""
+        now = time.monotonic()
+        failing = {sid for sid, f in self._failures.get(name, {}).items() if f.holds(now)}
+        return self._held_back.get(name, set()) | failing
 
     def _enqueue(self, collection: Collection, task: Task, redo: dict[int, str]) -> None:
         job = Job(
@@ -213,10 +261,20 @@ class BuildWorker:
             return job
 
     def status(self, name: str) -> tuple[str, Any]:
-        """Qdrant's collection status: yellow while optimising, red after a failed job,
-        grey when work is due but held back (cancelled), green otherwise."""
+        """Qdrant's collection status: yellow while optimising (or a failed build waits
+        for its retry), red when builds failed ``MAX_TRIES`` times or the last job
+        failed, grey when work is due but held back (cancelled), green otherwise."""
         jobs = self.jobs_for(name)
         if any(j.state in ACTIVE for j in jobs):
+            return "yellow", "ok"
+        with self._cond:
+            failures = self._failures.get(name, {})
+            held = self._held_back.get(name, set())
+            exhausted = [f for f in failures.values() if f.exhausted]
+            retrying = any(not f.exhausted for s, f in failures.items() if s not in held)
+        if exhausted:
+            return "red", {"error": exhausted[-1].error}
+        if retrying:
             return "yellow", "ok"
         finished = [j for j in jobs if j.state in ("done", "failed")]
         if finished and finished[-1].state == "failed":
@@ -243,9 +301,10 @@ class BuildWorker:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
-                    if self._cond.wait(_IDLE_CHECK_S if self._idle_seal_s else None):
-                        continue
-                    self._seal_idle()
+                    notified = self._cond.wait(self._next_wake())
+                    self._retry_due()
+                    if not notified and self._idle_seal_s:
+                        self._seal_idle()
                 if self._stopping:
                     return
                 collection, job = self._queue.popleft()
@@ -254,6 +313,29 @@ class BuildWorker:
                 job.state, job.started = "running", time.time()
             self._save(collection, job)
             self._execute(collection, job)
+
+    def _next_wake(self) -> float | None:
+        """Seconds until the idle check or the earliest pending retry (None: neither)."""
+        now = time.monotonic()
+        waits = [_IDLE_CHECK_S] if self._idle_seal_s else []
+        waits += [
+            max(0.0, f.retry_at - now)
+            for failures in self._failures.values()
+            for f in failures.values()
+            if not f.exhausted and f.retry_at > now
+        ]
+        return min(waits, default=None)
+
+    def _retry_due(self) -> None:
+        """Called with the condition held: queue the work of failed segments whose pause
+        is over (a due retry re-enters ``due_tasks`` like any other work)."""
+        now = time.monotonic()
+        for name, failures in self._failures.items():
+            collection = self._collections.get(name)
+            if collection is not None and any(
+                not f.exhausted and f.retry_at <= now for f in failures.values()
+            ):
+                self.poke(collection)
 
     def _seal_idle(self) -> None:
         """Called with the condition held and nothing queued; sealing queues an index job."""
@@ -281,14 +363,59 @@ class BuildWorker:
             self._busy.get(job.collection, set()).difference_update(job.segment_ids)
             if state == "cancelled":
                 self._held_back.setdefault(job.collection, set()).update(job.segment_ids)
+            self._count_failure(job, state, error)
             # queue what this job made due *before* it reads as finished, so the
             # collection never flickers green between two jobs
             self.poke(collection)
             job.state, job.error, job.finished = state, error, time.time()
+            dropped = self._prune(job.collection)
             self._cond.notify_all()
         self._save(collection, job)
+        self._forget(collection, dropped)
         for listener in self.on_finished:
             listener(job)
+
+    def _count_failure(self, job: Job, state: str, error: str | None) -> None:
+        """Called with the condition held: a failed job pauses its segments (longer after
+        each failure); a successful one clears them (they are replaced anyway)."""
+        failures = self._failures.setdefault(job.collection, {})
+        if state == "done":
+            for segment_id in job.segment_ids:
+                failures.pop(segment_id, None)
+        if state != "failed" or error is None:
+            return
+        tries = 1 + max((failures[s].tries for s in job.segment_ids if s in failures), default=0)
+        retry_at = time.monotonic() + retry_pause(tries)
+        for segment_id in job.segment_ids:
+            failures[segment_id] = Failure(tries, retry_at, error)
+        if tries >= MAX_TRIES:
+            log.error(
+                "build failed %d times; its segments wait for a config change",
+                tries, extra={"job": job.id, "collection": job.collection},
+            )  # fmt: skip
+
+    def _prune(self, name: str) -> list[str]:
+        """Called with the condition held: drop all but the last ``JOB_HISTORY`` finished
+        jobs of ``name``; returns the ids dropped."""
+        jobs = self._jobs.values()
+        finished = [j for j in jobs if j.collection == name and j.state not in ACTIVE]
+        if len(finished) <= JOB_HISTORY:
+            return []
+        finished.sort(key=lambda j: (j.finished or j.created, j.created))
+        dropped = [j.id for j in finished[: len(finished) - JOB_HISTORY]]
+        for job_id in dropped:
+            del self._jobs[job_id]
+        return dropped
+
+    @staticmethod
+    def _forget(collection: Collection, job_ids: list[str]) -> None:
+        """Delete pruned job records (best effort, like saving them)."""
+        if not job_ids:
+            return
+        try:
+            collection.store.delete_jobs(job_ids)
+        except Exception:  # the collection may be closing
+            log.debug("pruned job records not deleted", extra={"collection": collection.name})
 
     def _finish_cancelled(self, job: Job) -> None:
         job.state, job.finished = "cancelled", time.time()

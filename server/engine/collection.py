@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
@@ -24,20 +23,39 @@ from typing import Any
 import numpy as np
 import orjson
 
-from index.base import SearchParams
-from index.flat import FlatIndex
-from index.multivector import MaxSimIndex, Ragged
-from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
-from index.two_stage import TwoStageIndex
+from index.multivector import Ragged
+from index.registry import (
+    AnyIndex,
+    create_index,
+    create_multi_index,
+    index_from_bytes,
+    is_multi_vector,
+)
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
-from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
+from server.engine.index_spec import read_spec
+from server.engine.optimizer import Task
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
-from server.engine.planner import PlannerConfig, Strategy
+from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
+from server.engine.protocols import CollectionHandle, JobBoard, JobWire
+from server.engine.query import run_queries
+from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
+from server.engine.results import (
+    CollectionInfo,
+    PayloadFieldInfo,
+    QueryResult,
+    Record,
+    ScoredPoint,
+    ScrollPage,
+    SegmentInfo,
+    VectorMemory,
+    VectorOutput,
+)
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
-from server.engine.segment import AppendableSegment, PointBatch, SealedParts
+from server.engine.segment import PointBatch, SealedParts
+from server.engine.segment_lifecycle import SegmentLifecycle, learns_from_queries, new_appendable
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.training_queries import QuerySamples
 from server.engine.vectors import (
@@ -52,44 +70,15 @@ from server.storage.point_store import LoadedPoint, PointRows, PointStore, Write
 from server.storage.segment_store import SegmentManifest, SegmentStore
 from server.storage.snapshots import SnapshotDescription, write_snapshot
 
+__all__ = ["Collection", "PointsSelection", "SearchSpec", "VectorSelector"]
+
 log = logging.getLogger(__name__)
 
 TOKENS_FOR_PLANNING = 64
 """Vectors per multi-vector point the planner assumes when it weighs an exact scan
 (ColBERT-style documents hold tens to hundreds of tokens)."""
 
-VectorSelector = bool | list[str]
 StatusProvider = Callable[[], tuple[str, Any]]
-
-
-@dataclass(slots=True)
-class PointsSelection:
-    """Which points a write touches: explicit ``ids``, else all matching ``filter``
-    (no filter, as with Qdrant's empty filter, selects every point)."""
-
-    ids: list[PointId] | None = None
-    filter: Filter | None = None
-
-
-@dataclass(slots=True)
-class SearchSpec:
-    """One nearest-neighbour request, validated and resolved against the config."""
-
-    using: str
-    vector: np.ndarray
-    """``(dim,)``, or ``(n_vectors, dim)`` for a multi-vector name."""
-    limit: int = 10
-    offset: int = 0
-    filter: Filter | None = None
-    score_threshold: float | None = None
-    with_payload: PayloadSelector = field(default_factory=lambda: PayloadSelector.of("none"))
-    with_vector: VectorSelector = False
-    exclude_ids: list[PointId] = field(default_factory=list)
-    params: SearchParams = field(default_factory=SearchParams)
-    force: Strategy | None = None
-    """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
-    explain: list[dict[str, Any]] | None = None
-    """Quiver extension: when a list, the plan chosen for each segment is appended."""
 
 
 class Collection:
@@ -101,11 +90,13 @@ class Collection:
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
-        self._segments = SegmentSet(self._new_appendable())
+        self._segments = SegmentSet(new_appendable(config))
         self._segment_store = SegmentStore(path / "segments")
-        self._next_segment_id = self._segment_store.max_segment_id() + 1
         self._id_lock = threading.Lock()
         self.query_samples = QuerySamples(store, {n: p.size for n, p in config.vectors.items()})
+        self._lifecycle = SegmentLifecycle(
+            self, self._segments, self._lock, store, self._segment_store, self.query_samples
+        )
         self._closed = False
         self._bulk_loads = 0
         self._last_write = time.monotonic()
@@ -113,6 +104,7 @@ class Collection:
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
         self.planner = PlannerConfig()
+        self._jobs: JobBoard | None = None
 
     @classmethod
     def create(cls, name: str, path: Path, config: CollectionConfig) -> Collection:
@@ -141,6 +133,10 @@ class Collection:
     @property
     def store(self) -> PointStore:
         return self._store
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- writes ----------------------------------------------------------
 
@@ -288,14 +284,14 @@ class Collection:
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
-    ) -> list[dict[str, Any]]:
+    ) -> list[Record]:
         with self._lock.read():
             found = [self._segments.locate(i) for i in ids]
             return [
                 self._record(s, row, with_payload, with_vector) for s, row in filter(None, found)
             ]
 
-    def get_point(self, point_id: PointId) -> dict[str, Any]:
+    def get_point(self, point_id: PointId) -> Record:
         records = self.retrieve([point_id], PayloadSelector.of("all"), True)
         if not records:
             raise PointNotFound(point_id)
@@ -308,12 +304,12 @@ class Collection:
         offset: PointId | None,
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
-    ) -> tuple[list[dict[str, Any]], PointId | None]:
+    ) -> ScrollPage:
         with self._lock.read():
             picked = self._segments.scroll(flt, limit, offset)
             records = [self._record(s, r, with_payload, with_vector) for s, r in picked[:limit]]
             next_offset = picked[limit][0].ids[picked[limit][1]] if len(picked) > limit else None
-        return records, next_offset
+        return ScrollPage(records, next_offset)
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
         """The stored vector of a point, for queries that name a point instead of a vector."""
@@ -346,11 +342,14 @@ class Collection:
             return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
         return prepare_matrix(raws, params, "query vector")
 
-    def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
+    def query(self, queries: Sequence[Query]) -> list[QueryResult]:
+        return run_queries(self, queries)
+
+    def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Answer a batch of searches. Searches that share a vector name, params and
         filter are answered together: the filter is compiled once and each segment gets
         one native call for the whole group (BLAS for exact, OpenMP for graphs)."""
-        results: list[list[dict[str, Any]]] = [[] for _ in specs]
+        results: list[list[ScoredPoint]] = [[] for _ in specs]
         with self._lock.read():
             groups: dict[tuple[Any, ...], list[int]] = {}
             for i, spec in enumerate(specs):
@@ -375,8 +374,7 @@ class Collection:
         return results
 
     def _learns_from_queries(self) -> bool:
-        index = self._config.index
-        return index.type == "leanvec" and index.variant == "ood"
+        return learns_from_queries(self._config)
 
     def add_training_queries(
         self, using: str | None, raw: list[Any], replace: bool, retrain: bool
@@ -402,7 +400,7 @@ class Collection:
         """How many uploaded ("given") and served ("seen") queries each vector has."""
         return {name: self.query_samples.counts(name) for name in names}
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> CollectionInfo:
         status, optimizer_status = self.status()
         with self._lock.read():
             config = self._config
@@ -413,26 +411,29 @@ class Collection:
                 key: self._segments.count(_has_value(key)) for key in config.payload_schema
             }
             memory = self._memory_by_vector()
-        return {
-            "status": status,
-            "optimizer_status": optimizer_status,
-            "indexed_vectors_count": indexed * len(config.vectors),
-            "points_count": count,
-            "segments_count": segments,
-            "config": config.to_wire(),
-            "payload_schema": {
-                name: {"data_type": schema.get("type", "keyword"), "points": schema_counts[name]}
-                | ({"params": schema} if len(schema) > 1 else {})
+        return CollectionInfo(
+            status=status,
+            optimizer_status=optimizer_status,
+            indexed_vectors_count=indexed * len(config.vectors),
+            points_count=count,
+            segments_count=segments,
+            config=config,
+            payload_schema={
+                name: PayloadFieldInfo(
+                    schema.get("type", "keyword"),
+                    schema_counts[name],
+                    schema if len(schema) > 1 else None,
+                )
                 for name, schema in config.payload_schema.items()
             },
-            "vectors_memory": memory,
-        }
+            vectors_memory=memory,
+        )
 
-    def _memory_by_vector(self) -> dict[str, Any]:
+    def _memory_by_vector(self) -> dict[str, VectorMemory]:
         """Quiver extension: RAM of the sealed segments' indexes per vector name, split
         into parts (graph links, searched vectors or codes, originals kept for
         re-ranking), in total and per indexed vector."""
-        out: dict[str, Any] = {}
+        out: dict[str, VectorMemory] = {}
         for name in self._config.vectors:
             totals: dict[str, int] = {}
             points = 0
@@ -445,34 +446,53 @@ class Collection:
                 for part, size in (stats.parts or {"index": stats.memory_bytes}).items():
                     totals[part] = totals.get(part, 0) + size
             per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
-            out[name] = {"points": points, "bytes": totals, "bytes_per_vector": per_vector}
+            out[name] = VectorMemory(points, totals, per_vector)
         return out
 
-    def segments_info(self) -> list[dict[str, Any]]:
+    def segments_info(self) -> list[SegmentInfo]:
         with self._lock.read():
             out = [
-                {
-                    "segment_id": sid,
-                    "kind": "sealed",
-                    "points": len(s),
-                    "rows": s.row_count(),
-                    "index": None if s.spec is None else s.spec["type"],
-                    "memory_bytes": sum(i.stats().memory_bytes for i in s.indexes.values()),
-                }
+                SegmentInfo(
+                    segment_id=sid,
+                    kind="sealed",
+                    points=len(s),
+                    rows=s.row_count(),
+                    index=None if s.spec is None else s.spec.type,
+                    memory_bytes=sum(i.stats().memory_bytes for i in s.indexes.values()),
+                )
                 for sid, s in self._segments.sealed.items()
             ]
-            out.append(
-                {"segment_id": None, "kind": "appendable", "points": len(self._segments.appendable)}
-            )
+            out.append(SegmentInfo(None, "appendable", len(self._segments.appendable)))
         return out
+
+    # -- lifecycle and jobs (the engine's build worker runs them) ---------------
+
+    def scheduled_by(self, jobs: JobBoard) -> None:
+        """Called by the engine once the build worker runs this collection's jobs."""
+        self._jobs = jobs
+
+    def config_changed(self) -> None:
+        if self._jobs is not None:
+            self._jobs.config_changed()
+
+    def jobs(self) -> list[JobWire]:
+        return [] if self._jobs is None else self._jobs.jobs()
+
+    def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
+        return None if self._jobs is None else self._jobs.job(job_id, cancel)
+
+    @property
+    def supports_snapshots(self) -> bool:
+        return True
+
+    def drop(self) -> None:
+        """Deleted: close; the engine removes the folder, which holds all the data."""
+        self.close()
 
     # -- background work (called by the build worker) -----------------------
 
     def due_tasks(self, busy: set[int], held: set[int] | None = None) -> list[Task]:
-        with self._lock.read():
-            if self._closed:
-                return []
-            return due_tasks(self._config, self._segments.sealed, busy, held or set())
+        return self._lifecycle.due(busy, held or set())
 
     def run_task(
         self,
@@ -480,44 +500,14 @@ class Collection:
         progress: Callable[[int, int], None],
         cancelled: Callable[[], bool],
     ) -> int | None:
-        """Rebuild the task's segments into one new indexed segment and swap it in.
+        """Build the task's segments into one and swap it in (``SegmentLifecycle.run``)."""
+        return self._lifecycle.run(task, progress, cancelled)
 
-        Returns the new segment id, or None when the segments are gone (deleted
-        collection, or already replaced). The build runs without the lock; only the
-        final swap takes the write lock, briefly."""
-        with self._lock.read():
-            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
-                return None
-            job = snapshot(task, self._config, self._segments.sealed)
-            self._exact_job_vectors(job, task)
-            if self._learns_from_queries():
-                for name in self._config.vectors:
-                    sample = self.query_samples.for_training(name)
-                    if sample is not None:
-                        job.training_queries[name] = sample
-        indexes = build(job, progress, cancelled)
-        segment_id = self._allocate_segment_id()
-        manifest = SegmentManifest(
-            segment_id=segment_id,
-            point_ids=[point_id_to_text(i) for i in job.ids],
-            indexes={name: None for name in indexes},
-            spec=job.spec,
-            replaces=list(task.segment_ids),
+    def seal_if_idle(self, idle_s: float) -> bool:
+        """Seal an indexed collection's idle exact tail (``SegmentLifecycle.seal_if_idle``)."""
+        return self._lifecycle.seal_if_idle(
+            idle_s, last_write=self._last_write, bulk_loading=bool(self._bulk_loads)
         )
-        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
-        indexes = self._mapped(manifest, indexes)
-        with self._lock.write():
-            if self._closed or not all(s in self._segments.sealed for s in task.segment_ids):
-                self._segment_store.remove([segment_id])
-                return None
-            self._swap_in(segment_id, job, indexes)
-        self._segment_store.remove(list(task.segment_ids))
-        log.info(
-            "segment built",
-            extra={"collection": self.name, "task": task.kind, "segment": segment_id,
-                   "replaces": list(task.segment_ids), "points": len(job.ids)},
-        )  # fmt: skip
-        return segment_id
 
     # -- internals -------------------------------------------------------
 
@@ -525,121 +515,19 @@ class Collection:
         """The write lock, refusing writes to a collection that was deleted meanwhile."""
         return _WriteGuard(self)
 
-    def _allocate_segment_id(self) -> int:
-        with self._id_lock:
-            segment_id = self._next_segment_id
-            self._next_segment_id += 1
-            return segment_id
-
-    def seal_if_idle(self, idle_s: float) -> bool:
-        """Seal the exact-search tail of a collection that is already indexed when no
-        write came for ``idle_s`` seconds and the tail holds at least a quarter of
-        ``indexing_threshold`` points. Every query scans that tail in full (10k GloVe
-        vectors cost ~20% of an HNSW batch over 390k); once sealed, the index and merge
-        jobs fold it into the graph. Smaller collections stay exact, as in Qdrant."""
-        threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0 or self._bulk_loads or time.monotonic() - self._last_write < idle_s:
-            return False
-        with self._lock.write():
-            tail = len(self._segments.appendable)
-            if self._closed or not self._segments.sealed or tail < max(1, threshold // 4):
-                return False
-            self._seal_appendable()
-        log.info("idle tail sealed", extra={"collection": self.name, "points": tail})
-        return True
-
     def _maybe_seal(self) -> None:
-        """Seal the appendable segment once it holds ``indexing_threshold`` points
-        (0 disables indexing, as in Qdrant). Called under the write lock."""
-        threshold = self._config.optimizers_config.indexing_threshold
-        if threshold <= 0:
-            return
-        if self._bulk_loads:  # see bulk_loading
-            threshold = max(threshold, sum(s.row_count() for s in self._segments.sealed.values()))
-        if len(self._segments.appendable) < threshold:
-            return
-        self._seal_appendable()
+        """Seal a full appendable segment; called under the write lock."""
+        self._lifecycle.maybe_seal(bulk_loading=bool(self._bulk_loads))
 
     def _seal_appendable(self) -> None:
-        appendable = self._segments.appendable
-        parts = appendable.freeze()
-        segment_id = self._allocate_segment_id()
-        manifest = SegmentManifest(
-            segment_id=segment_id,
-            point_ids=[point_id_to_text(i) for i in parts.ids],
-            indexes={name: None for name in parts.indexes},
-        )
-        self._segment_store.write(manifest, {})
-        self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, payload_indexes=appendable.payload_indexes
-        )
-        self._segments.appendable = self._new_appendable()
-
-    def _exact_job_vectors(self, job: RebuildInput, task: Task) -> None:
-        """A rebuild from compressed secondaries would compound their rounding (and
-        keep it after switching to a float index): take the stored vectors instead."""
-        for name in [*job.vectors, *job.tokens]:
-            if not any(self._segments.sealed[s].lossy(name) for s in task.segment_ids):
-                continue
-            pids = [point_id_to_text(i) for i in job.ids]
-            stored = self._store.vectors_of(pids, name)
-            if name in job.tokens:
-                sets = job.tokens[name]
-                dim = self._config.vectors[name].size
-                exact = [
-                    sets.item(row) if pid not in stored else _decoded(stored[pid], dim)
-                    for row, pid in enumerate(pids)
-                ]
-                job.tokens[name] = Ragged.from_arrays(exact, dim)
-                continue
-            matrix = job.vectors[name].copy()
-            for row, pid in enumerate(pids):
-                data = stored.get(pid)
-                if data is not None:
-                    matrix[row] = np.frombuffer(data, dtype=np.float32)
-            job.vectors[name] = matrix
-
-    def _mapped(
-        self, manifest: SegmentManifest, indexes: dict[str, AnyIndex]
-    ) -> dict[str, AnyIndex]:
-        """Two-stage indexes reopened from the file just written, so their full vectors
-        are read from the memory-mapped file instead of held in process memory."""
-        out = dict(indexes)
-        for name, index in indexes.items():
-            if isinstance(index, TwoStageIndex):
-                view = self._segment_store.read_index(manifest, name)
-                if view is not None:
-                    out[name] = index_from_bytes(view)
-        return out
-
-    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
-        """Replace the job's source segments with the new one, carrying over every change
-        made while it was built: deletes become tombstones, payloads are taken now."""
-        payloads: list[dict[str, Any]] = []
-        versions: list[int] = []
-        live: list[np.ndarray] = []
-        for source_id, rows in job.sources:
-            source = self._segments.sealed.pop(source_id)
-            live.append(source.live_mask()[rows])
-            payloads.extend(source.payload(r) for r in rows.tolist())
-            versions.extend(source.version(r) for r in rows.tolist())
-        alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
-        if job.permutation is not None:
-            order = job.permutation.tolist()
-            alive = alive[job.permutation]
-            payloads = [payloads[i] for i in order]
-            versions = [versions[i] for i in order]
-        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
-        self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, alive, job.spec, schema=self._config.payload_schema
-        )
+        self._lifecycle.seal_appendable()
 
     def _search_group(
         self,
         specs: Sequence[SearchSpec],
         masks: dict[int, np.ndarray] | None,
         estimates: dict[int, int] | None = None,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> list[list[ScoredPoint]]:
         first = specs[0]
         params = self._config.vectors[first.using]
         queries: np.ndarray | Ragged
@@ -669,24 +557,20 @@ class Collection:
         ids, versions = _gather_rows(ranked.segments, owner, rows)
         scores = ranked.scores[queries, ranks].tolist()
         bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
-        out: list[list[dict[str, Any]]] = []
+        out: list[list[ScoredPoint]] = []
         for q, spec in enumerate(specs):
-            page = range(bounds[q], bounds[q + 1])
+            page = slice(bounds[q], bounds[q + 1])
             if spec.with_payload.mode == "none" and spec.with_vector is False:
-                out.append(
-                    [
-                        {"id": ids[i], "version": versions[i], "score": scores[i],
-                         "payload": None, "vector": None}
-                        for i in page
-                    ]
-                )  # fmt: skip
+                out.append(list(map(_bare_hit, ids[page], versions[page], scores[page])))
                 continue
             out.append(
                 [
-                    {"id": ids[i], "version": versions[i], "score": scores[i]}
-                    | self._record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
-                                   spec.with_vector)
-                    for i in page
+                    ScoredPoint.of_record(
+                        self._record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
+                                     spec.with_vector),
+                        versions[i], scores[i],
+                    )
+                    for i in range(page.start, page.stop)
                 ]
             )  # fmt: skip
         return out
@@ -717,14 +601,16 @@ class Collection:
         row: int,
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
-    ) -> dict[str, Any]:
-        return {
-            "id": segment.ids[row],
-            "payload": with_payload.apply(segment.payload(row)),
-            "vector": self._vector_output(segment, row, with_vector),
-        }
+    ) -> Record:
+        return Record(
+            segment.ids[row],
+            with_payload.apply(segment.payload(row)),
+            self._vector_output(segment, row, with_vector),
+        )
 
-    def _vector_output(self, segment: AnySegment, row: int, with_vector: VectorSelector) -> Any:
+    def _vector_output(
+        self, segment: AnySegment, row: int, with_vector: VectorSelector
+    ) -> VectorOutput:
         if with_vector is False:
             return None
         vectors = self._exact_vectors(segment, row)
@@ -833,7 +719,7 @@ class Collection:
         stored = [points.get(pid) for pid in manifest.point_ids]
         batch = _batch_from_loaded(manifest.point_ids, stored, self._config)
         indexes: dict[str, AnyIndex] = {}
-        spec = manifest.spec
+        spec = read_spec(manifest.spec)
         alive = np.array([p is not None and p.pid not in claimed for p in stored], dtype=bool)
         for name, params in self._config.vectors.items():
             blob = blobs.get(name)
@@ -841,13 +727,13 @@ class Collection:
             if blob is not None:
                 index = index_from_bytes(blob)
             elif params.is_multi:
-                index = MaxSimIndex(params.size, params.distance)
-                index.add(batch.tokens[name])
-                spec = None
+                exact = create_multi_index("maxsim", params.size, params.distance)
+                exact.add(batch.tokens[name])
+                index, spec = exact, None
             else:
-                index = FlatIndex(params.size, params.distance)
-                index.add(batch.vectors[name])
-                spec = None
+                flat = create_index("flat", params.size, params.distance)
+                flat.add(batch.vectors[name])
+                index, spec = flat, None
             same = _holds(index, batch, name)
             alive &= same | ~batch.present[name]
             indexes[name] = index
@@ -856,14 +742,6 @@ class Collection:
         parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
         schema = self._config.payload_schema
         return SealedSegment(manifest.segment_id, parts, alive, spec, schema=schema)
-
-    def _new_appendable(self) -> AppendableSegment:
-        vectors = self._config.vectors
-        return AppendableSegment(
-            {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
-            self._config.payload_schema,
-            {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
-        )
 
     # -- snapshots -------------------------------------------------------
 
@@ -890,6 +768,10 @@ class _WriteGuard:
     def __exit__(self, *exc: object) -> None:
         self._collection._last_write = time.monotonic()
         self._lock.__exit__(None, None, None)
+
+
+def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
+    return ScoredPoint(point_id, version, score, None, None)
 
 
 def _has_value(key: str) -> Filter:
@@ -941,12 +823,9 @@ def _gather_rows(
 def _holds(index: AnyIndex, batch: PointBatch, name: str) -> np.ndarray:
     """Per row: does the index still hold exactly this stored vector? Compressed
     secondaries (float16, int8) compare encodings, not lossy decoded floats."""
-    if isinstance(index, MULTI_INDEX_TYPES):
+    if is_multi_vector(index):
         return index.same_rows(batch.tokens[name])
-    if isinstance(index, TwoStageIndex):
-        return index.same_rows(batch.vectors[name])
-    same: np.ndarray = (index.vectors() == batch.vectors[name]).all(axis=1)
-    return same
+    return index.same_rows(batch.vectors[name])
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:
@@ -1015,3 +894,7 @@ def _stored(batch: PointBatch, known: Sequence[bool]) -> PointRows:
         for i in np.flatnonzero(batch.present[name]).tolist():
             rows.vectors.append((pids[i], name, sets.item(i).tobytes()))
     return rows
+
+
+def _check_collection_handle(collection: Collection) -> CollectionHandle:
+    return collection  # mypy checks Collection against the collection interface here

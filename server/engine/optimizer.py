@@ -1,10 +1,11 @@
-"""What background work a collection needs, and how a segment is (re)built.
+"""What background work a collection needs: one small condition per optimizer kind.
 
-Every optimisation is the same operation: take the live rows of one or more
-sealed segments, build the configured index over them (optionally in a chosen
-insertion order), and swap the result in as one new segment. Only the reason
-differs, and it names the job:
+Every kind ends in the same operation (``segment_lifecycle.SegmentLifecycle.run``:
+take the live rows of one or more sealed segments, build the configured index over them,
+swap the result in as one new segment); only the condition differs, and it names the job:
 
+* ``merge``   (fold) a freshly sealed segment joins the largest built graph instead of
+              getting a graph of its own first, when the collection would merge it anyway;
 * ``index``   a freshly sealed segment is still searched exactly;
 * ``rebuild`` the index configuration changed (PATCH hnsw_config / index);
 * ``vacuum``  more than ``deleted_threshold`` of a segment's rows are tombstones;
@@ -12,32 +13,21 @@ differs, and it names the job:
               query walks every segment's graph in turn, so fewer, larger segments
               are cheaper to search; the HNSW benchmark measured 2 segments at about
               half the throughput of one).
+
+The per-segment conditions are asked in that order, segment by segment, and the first
+that answers claims the segment; the collection-wide merge is asked last.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final
 
-import numpy as np
-
-from index.base import TRAINING_SAMPLE, TrainableIndex
-from index.insertion_order import insertion_permutation
-from index.metrics import Distance
-from index.multivector import Ragged
-from index.registry import (
-    MULTI_INDEX_TYPES,
-    AnyIndex,
-    create_index,
-    create_multi_index,
-    index_from_bytes,
-)
 from server.engine.config import CollectionConfig
-from server.engine.point_ids import PointId
+from server.engine.index_spec import IndexSpec
 from server.engine.sealed_segment import SealedSegment
 
-BUILD_CHUNK = 10_000
 MAX_MERGED_SEGMENT = 2_000_000
 
 
@@ -47,32 +37,98 @@ class Task:
     segment_ids: tuple[int, ...]
 
 
+class _Wait:
+    """A condition's answer: this segment must wait for a running build (no task now)."""
+
+
+WAIT: Final = _Wait()
+
+
 @dataclass(slots=True)
-class RebuildInput:
-    """A consistent snapshot of the rows a task rebuilds, taken under the read lock."""
+class Planning:
+    """What one planning pass knows: the config, the sealed segments, and which of
+    them are claimed (``taken``) or have a graph being built or extended (``working``)."""
 
-    task: Task
-    spec: dict[str, Any]
-    vector_params: dict[str, tuple[int, Distance]]
-    """Dense names; multi-vector names are in ``multi_params``."""
-    sources: list[tuple[int, np.ndarray]]
-    """(segment id, rows of that segment) in the order the new segment lists them."""
-    ids: list[PointId]
-    vectors: dict[str, np.ndarray]
-    present: dict[str, np.ndarray]
-    multi_params: dict[str, tuple[int, Distance]] = field(default_factory=dict)
-    tokens: dict[str, Ragged] = field(default_factory=dict)
-    permutation: np.ndarray | None = field(default=None)
-    base: dict[str, AnyIndex] | None = field(default=None)
-    """For a merge: the largest source's built indexes, extended instead of rebuilt.
-    Its rows (tombstones included) come first in ``ids`` / ``vectors``."""
-    base_rows: int = 0
-    training_queries: dict[str, np.ndarray] = field(default_factory=dict)
-    """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
+    config: CollectionConfig
+    sealed: dict[int, SealedSegment]
+    spec: IndexSpec
+    taken: set[int]
+    working: set[int]
+    tasks: list[Task] = field(default_factory=list)
+
+    def claim(self, task: Task, *, builds_graph: bool) -> None:
+        self.tasks.append(task)
+        self.taken.update(task.segment_ids)
+        if builds_graph:
+            self.working.update(task.segment_ids)
+
+    @property
+    def merge_limit(self) -> int:
+        return self.config.optimizers_config.max_segment_size or MAX_MERGED_SEGMENT
+
+    @property
+    def target_segments(self) -> int:
+        return self.config.optimizers_config.default_segment_number or 1
 
 
-class Cancelled(Exception):
-    """Raised inside a build when its job is cancelled."""
+SegmentCondition = Callable[[Planning, int, SealedSegment], Task | _Wait | None]
+
+
+def fold_into_graph(plan: Planning, segment_id: int, segment: SealedSegment) -> Task | _Wait | None:
+    """``merge``: a freshly sealed segment goes straight into the collection's largest
+    free graph when merges extend a graph (not flat, no insertion order) and the
+    collection will merge it anyway (more segments than the target). Indexing it alone
+    and then merging inserted its points twice: the HNSW benchmark spent 58 s in 20
+    index and 19 merge jobs for a 24 s faiss build. With no free graph it waits while
+    one is being built or extended, and is indexed alone otherwise."""
+    if segment.spec is not None or not _merges_extend_a_graph(plan):
+        return None
+    base = _free_base(plan, len(segment))
+    if base is not None:
+        return Task("merge", tuple(sorted((base, segment_id))))
+    return WAIT if plan.working & set(plan.sealed) else None
+
+
+def index_exact(plan: Planning, segment_id: int, segment: SealedSegment) -> Task | None:
+    """``index``: a freshly sealed segment is still searched exactly."""
+    return Task("index", (segment_id,)) if segment.spec is None else None
+
+
+def rebuild_mismatched(plan: Planning, segment_id: int, segment: SealedSegment) -> Task | None:
+    """``rebuild``: built with an index configuration that is no longer the current one."""
+    return Task("rebuild", (segment_id,)) if segment.spec != plan.spec else None
+
+
+def vacuum_tombstones(plan: Planning, segment_id: int, segment: SealedSegment) -> Task | None:
+    """``vacuum``: too many of the segment's rows are tombstones."""
+    optimizers = plan.config.optimizers_config
+    due = (
+        segment.row_count() >= optimizers.vacuum_min_vector_number
+        and segment.deleted_fraction() > optimizers.deleted_threshold
+    )
+    return Task("vacuum", (segment_id,)) if due else None
+
+
+def merge_smallest(plan: Planning) -> Task | None:
+    """``merge``: more sealed segments than the target; the two smallest free built
+    ones are merged if the result stays under the size limit."""
+    free = [sid for sid, s in plan.sealed.items() if sid not in plan.taken and s.spec == plan.spec]
+    if len(free) < 2 or len(plan.sealed) <= plan.target_segments:
+        return None
+    smallest = sorted(free, key=lambda sid: len(plan.sealed[sid]))[:2]
+    if sum(len(plan.sealed[sid]) for sid in smallest) > plan.merge_limit:
+        return None
+    return Task("merge", tuple(sorted(smallest)))
+
+
+SEGMENT_CONDITIONS: tuple[tuple[SegmentCondition, bool], ...] = (
+    (fold_into_graph, True),
+    (index_exact, True),
+    (rebuild_mismatched, True),
+    (vacuum_tombstones, False),
+)
+"""Asked in order for each unclaimed segment, with whether the task builds a graph
+(a fresh segment waits for a graph being built rather than getting its own)."""
 
 
 def due_tasks(
@@ -83,212 +139,33 @@ def due_tasks(
 ) -> list[Task]:
     """Tasks worth running now, never touching a segment a running task holds (``busy``)
     or one held back after a cancel (``held``)."""
-    spec = config.index_spec()
-    tasks: list[Task] = []
-    taken = set(busy) | set(held)
-    working = set(busy)
+    plan = Planning(config, sealed, config.index_spec(), set(busy) | set(held), set(busy))
     for segment_id, segment in sealed.items():
-        if segment_id in taken:
+        if segment_id in plan.taken:
             continue
-        if segment.spec is None and _folds_into_a_graph(config, sealed, spec):
-            base = _free_base(config, sealed, spec, taken, len(segment))
-            if base is not None:
-                tasks.append(Task("merge", tuple(sorted((base, segment_id)))))
-                taken.update((base, segment_id))
-                working.update((base, segment_id))
-                continue
-            if working & set(sealed):
-                continue  # a graph is being built or extended: fold this one in after it
-        if segment.spec != spec:
-            kind = "index" if segment.spec is None else "rebuild"
-            tasks.append(Task(kind, (segment_id,)))
-            taken.add(segment_id)
-            working.add(segment_id)
-        elif _needs_vacuum(config, segment):
-            tasks.append(Task("vacuum", (segment_id,)))
-            taken.add(segment_id)
-    free = [sid for sid in sealed if sid not in taken and sealed[sid].spec == spec]
-    target = config.optimizers_config.default_segment_number or 1
-    if len(free) >= 2 and len(sealed) > target:
-        smallest = sorted(free, key=lambda sid: len(sealed[sid]))[:2]
-        limit = config.optimizers_config.max_segment_size or MAX_MERGED_SEGMENT
-        if sum(len(sealed[sid]) for sid in smallest) <= limit:
-            tasks.append(Task("merge", tuple(sorted(smallest))))
-    return tasks
+        for condition, builds_graph in SEGMENT_CONDITIONS:
+            answer = condition(plan, segment_id, segment)
+            if isinstance(answer, Task):
+                plan.claim(answer, builds_graph=builds_graph)
+            if answer is not None:
+                break
+    merge = merge_smallest(plan)
+    if merge is not None:
+        plan.tasks.append(merge)
+    return plan.tasks
 
 
-def _folds_into_a_graph(
-    config: CollectionConfig, sealed: dict[int, SealedSegment], spec: dict[str, Any]
-) -> bool:
-    """Should a freshly sealed segment be merged straight into the collection's graph
-    instead of getting a graph of its own first? Yes when merges extend a graph (not
-    flat, no insertion order) and the collection will merge it anyway (more segments
-    than the target). Indexing it alone and then merging inserted its points twice: the
-    HNSW benchmark spent 58 s in 20 index and 19 merge jobs for a 24 s faiss build."""
-    if spec["type"] == "flat" or spec["insertion_order"] != "none":
+def _merges_extend_a_graph(plan: Planning) -> bool:
+    if plan.spec.type == "flat" or plan.spec.insertion_order != "none":
         return False
-    target = config.optimizers_config.default_segment_number or 1
-    return len(sealed) > target
+    return len(plan.sealed) > plan.target_segments
 
 
-def _free_base(
-    config: CollectionConfig,
-    sealed: dict[int, SealedSegment],
-    spec: dict[str, Any],
-    taken: set[int],
-    extra: int,
-) -> int | None:
+def _free_base(plan: Planning, extra: int) -> int | None:
     """The largest built segment that no task holds and that may grow by ``extra``."""
-    limit = config.optimizers_config.max_segment_size or MAX_MERGED_SEGMENT
     built = [
         sid
-        for sid, s in sealed.items()
-        if s.spec == spec and sid not in taken and len(s) + extra <= limit
+        for sid, s in plan.sealed.items()
+        if s.spec == plan.spec and sid not in plan.taken and len(s) + extra <= plan.merge_limit
     ]
-    return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
-
-
-def _needs_vacuum(config: CollectionConfig, segment: SealedSegment) -> bool:
-    optimizers = config.optimizers_config
-    return (
-        segment.row_count() >= optimizers.vacuum_min_vector_number
-        and segment.deleted_fraction() > optimizers.deleted_threshold
-    )
-
-
-def snapshot(
-    task: Task, config: CollectionConfig, sealed: dict[int, SealedSegment]
-) -> RebuildInput:
-    """Copy the rows a task rebuilds (call under the collection's read lock).
-
-    A merge keeps the largest source's graph when it was built with the current spec
-    and no insertion order is asked for: faiss HNSW grows by insertion, so merging
-    costs the smaller segments' points instead of rebuilding everything."""
-    spec = config.index_spec()
-    base_id = _merge_base(task, spec, sealed)
-    order = sorted(task.segment_ids, key=lambda sid: sid != base_id)
-    sources: list[tuple[int, np.ndarray]] = []
-    ids: list[PointId] = []
-    vectors: dict[str, list[np.ndarray]] = {}
-    tokens: dict[str, list[Ragged]] = {}
-    present: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
-    for segment_id in order:
-        segment = sealed[segment_id]
-        if segment_id == base_id:
-            rows = np.arange(segment.row_count())
-        else:
-            rows = np.flatnonzero(segment.live_mask())
-        sources.append((segment_id, rows))
-        ids.extend(segment.ids[r] for r in rows.tolist())
-        for name in config.vectors:
-            index = segment.indexes[name]
-            if isinstance(index, MULTI_INDEX_TYPES):
-                tokens.setdefault(name, []).append(index.items(rows))
-            else:
-                vectors.setdefault(name, []).append(index.vectors()[rows])
-            present[name].append(segment.vector_present(name)[rows])
-    base = None if base_id is None else dict(sealed[base_id].indexes)
-    return RebuildInput(
-        task=task,
-        spec=spec,
-        vector_params={
-            n: (p.size, p.distance) for n, p in config.vectors.items() if not p.is_multi
-        },
-        multi_params={n: (p.size, p.distance) for n, p in config.vectors.items() if p.is_multi},
-        sources=sources,
-        ids=ids,
-        vectors={n: np.concatenate(v) for n, v in vectors.items()},
-        tokens={n: Ragged.concat(t, config.vectors[n].size) for n, t in tokens.items()},
-        present={n: np.concatenate(p) for n, p in present.items()},
-        base=base,
-        base_rows=0 if base_id is None else sealed[base_id].row_count(),
-    )
-
-
-def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Up to ``TRAINING_SAMPLE`` rows, drawn without replacement with a fixed seed so a
-    rebuild of the same rows learns the same codes."""
-    if len(matrix) <= TRAINING_SAMPLE:
-        return matrix
-    rows = np.random.default_rng(seed).choice(len(matrix), TRAINING_SAMPLE, replace=False)
-    return matrix[np.sort(rows)]
-
-
-def _merge_base(task: Task, spec: dict[str, Any], sealed: dict[int, SealedSegment]) -> int | None:
-    if task.kind != "merge" or spec["type"] == "flat" or spec["insertion_order"] != "none":
-        return None
-    built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
-    return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
-
-
-def build(
-    job: RebuildInput,
-    progress: Callable[[int, int], None],
-    cancelled: Callable[[], bool],
-) -> dict[str, AnyIndex]:
-    """Build one index per named vector, in chunks so progress shows and cancel works.
-
-    If the spec asks for an insertion order, ``job`` is permuted in place first so
-    that rows, ids and vectors stay aligned in the new segment (the order is computed
-    on the first dense vector; a collection of multi-vectors only keeps its order)."""
-    spec = job.spec
-    first = next(iter(job.vector_params), None)
-    order = None
-    if first is not None:
-        order = insertion_permutation(
-            job.vectors[first], job.vector_params[first][1], spec["insertion_order"]
-        )
-    if order is not None:
-        job.permutation = order
-        job.ids = [job.ids[i] for i in order.tolist()]
-        job.vectors = {n: v[order] for n, v in job.vectors.items()}
-        job.tokens = {n: t.take(order) for n, t in job.tokens.items()}
-        job.present = {n: p[order] for n, p in job.present.items()}
-    names = [*job.vector_params, *job.multi_params]
-    total = (len(job.ids) - job.base_rows) * len(names)
-    done = 0
-    indexes: dict[str, AnyIndex] = {}
-    for name in names:
-        index = _new_index(job, name)
-        rows = len(job.ids) - job.base_rows
-        for start in range(0, rows, BUILD_CHUNK):
-            if cancelled():
-                raise Cancelled()
-            stop = min(rows, start + BUILD_CHUNK)
-            chunk = np.arange(job.base_rows + start, job.base_rows + stop)
-            if isinstance(index, MULTI_INDEX_TYPES):
-                index.add(job.tokens[name].take(chunk))
-            else:
-                index.add(job.vectors[name][chunk])
-            done += len(chunk)
-            progress(done, total)
-        indexes[name] = index
-    progress(total, total)
-    return indexes
-
-
-def _new_index(job: RebuildInput, name: str) -> AnyIndex:
-    """The index a build extends: a copy of the merge base, or a new (trained) one.
-    Multi-vectors get MUVERA under ``muvera`` and exact MaxSim under any other type;
-    dense vectors of a ``muvera`` collection get its inner backend."""
-    spec = job.spec
-    if job.base is not None:
-        return index_from_bytes(job.base[name].to_bytes())
-    params = dict(spec["params"])
-    if name in job.multi_params:
-        dim, distance = job.multi_params[name]
-        if spec["type"] == "muvera":
-            return create_multi_index("muvera", dim, distance, params)
-        return create_multi_index("maxsim", dim, distance)
-    dim, distance = job.vector_params[name]
-    kind = spec["type"]
-    if kind == "muvera":
-        kind = params["inner"]
-        params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}
-    elif kind == "flat":
-        params = {}
-    index = create_index(kind, dim, distance, params)
-    matrix = job.vectors[name][job.base_rows :]
-    if isinstance(index, TrainableIndex) and not index.is_trained and len(matrix):
-        index.train(training_sample(matrix), job.training_queries.get(name))
-    return index
+    return max(built, key=lambda sid: plan.sealed[sid].row_count(), default=None)

@@ -7,16 +7,12 @@ the ``live`` flag (and tell the index, which masks the row in native code).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from index.base import SearchParams
-from index.flat import FlatIndex
 from index.multivector import Ragged
-from index.muvera_index import MuveraIndex
-from index.registry import MULTI_INDEX_TYPES, AnyIndex
-from index.two_stage import TwoStageIndex
+from index.registry import AnyIndex, is_multi_vector
+from server.engine.index_spec import SegmentSpec
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
@@ -28,7 +24,7 @@ class SealedSegment(SegmentRows):
         segment_id: int,
         parts: SealedParts,
         live: np.ndarray | None = None,
-        spec: dict[str, Any] | None = None,
+        spec: SegmentSpec | None = None,
         schema: PayloadSchema | None = None,
         payload_indexes: PayloadIndexes | None = None,
     ) -> None:
@@ -83,17 +79,15 @@ class SealedSegment(SegmentRows):
         for name, index in self.indexes.items():
             if not self.present[name][row]:
                 continue
-            if isinstance(index, MULTI_INDEX_TYPES):
+            if is_multi_vector(index):
                 out[name] = index.items(np.array([row])).item(0)
-            elif isinstance(index, TwoStageIndex):
-                out[name] = index.row_vectors(np.array([row]))[0]
             else:
-                out[name] = index.vectors()[row].copy()
+                out[name] = index.row_vectors(np.array([row]))[0]
         return out
 
     def lossy(self, name: str) -> bool:
         index = self.indexes.get(name)
-        return isinstance(index, (TwoStageIndex, *MULTI_INDEX_TYPES)) and not index.lossless
+        return index is not None and not index.lossless
 
     def has_vector(self, row: int, name: str) -> bool:
         present = self.present.get(name)
@@ -101,11 +95,9 @@ class SealedSegment(SegmentRows):
 
     def has_graph(self, name: str) -> bool:
         """Whether an approximate structure can answer (the planner's "graph" paths):
-        any built non-flat index, or MUVERA's encodings for a multi-vector."""
+        a graph over vectors or codes, or MUVERA's encodings for a multi-vector."""
         index = self.indexes.get(name)
-        if isinstance(index, MULTI_INDEX_TYPES):
-            return isinstance(index, MuveraIndex)
-        return self.spec is not None and index is not None and not isinstance(index, FlatIndex)
+        return index is not None and index.approximate
 
     def search(
         self,
@@ -120,7 +112,7 @@ class SealedSegment(SegmentRows):
         if not present.all():
             allowed = present if mask is None else mask & present
         index = self.indexes[name]
-        if isinstance(index, MULTI_INDEX_TYPES):
+        if is_multi_vector(index):
             assert isinstance(queries, Ragged)
             return index.search(queries, k, params=params, allowed=allowed)
         assert isinstance(queries, np.ndarray)
@@ -136,13 +128,6 @@ class SealedSegment(SegmentRows):
         for index in self.indexes.values():
             index.delete(rows)
         return True
-
-    def replace_index(self, name: str, index: AnyIndex) -> None:
-        """Swap in a freshly built index over the same rows, carrying the tombstones over."""
-        dead = np.flatnonzero(~self._live)
-        if len(dead):
-            index.delete(dead)
-        self.indexes[name] = index
 
     def parts(self, rows: np.ndarray) -> SealedParts:
         """A copy of ``rows`` (payloads shared, read-only) for building a new segment."""

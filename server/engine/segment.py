@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams
-from index.flat import FlatIndex, exact_search
+from index.flat import exact_search
 from index.metrics import Distance
-from index.multivector import MaxSimIndex, Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex
+from index.multivector import Ragged, exact_maxsim, token_rows
+from index.registry import AnyIndex, create_index, create_multi_index
 from server.engine.filters import Filter, HasId
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
@@ -196,20 +196,6 @@ class SegmentRows:
         if index and self.payload_indexes.fields:
             for offset, payload in enumerate(payloads):
                 self.payload_indexes.add(start + offset, payload)
-
-    def _append_row(
-        self, point_id: PointId, payload: dict[str, Any], version: int, *, index: bool = True
-    ) -> int:
-        row = len(self._ids)
-        self._grow_sort_keys(row + 1)
-        self._ids.append(point_id)
-        self._payloads.append(payload)
-        self._versions.append(version)
-        self._row_of[point_id] = row
-        self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = sort_key(point_id)
-        if index:
-            self.payload_indexes.add(row, payload)
-        return row
 
 
 class VectorColumn:
@@ -447,11 +433,11 @@ class AppendableSegment(SegmentRows):
         n = len(self._ids)
         indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
-            flat = FlatIndex(col.dim, col.distance)
+            flat = create_index("flat", col.dim, col.distance)
             flat.add(col.data[:n])
             indexes[name] = flat
         for name, tokens in self.token_columns.items():
-            exact = MaxSimIndex(tokens.dim, tokens.distance)
+            exact = create_multi_index("maxsim", tokens.dim, tokens.distance)
             exact.add(tokens.view(n))
             indexes[name] = exact
         present = {name: col.present[:n].copy() for name, col in self.columns.items()}

@@ -185,6 +185,11 @@ class PointStore:
                 "INSERT OR REPLACE INTO jobs(id, body) VALUES (?, ?)", (job_id, orjson.dumps(body))
             )
 
+    def delete_jobs(self, job_ids: list[str]) -> None:
+        """Drop job records (the worker keeps a bounded history)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
+
     def load_jobs(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT body FROM jobs").fetchall()

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from index.hnsw_faiss import HnswIndex
+from server.engine import build_worker
 from tests.api.conftest import Api, make_client
 
 DIM = 16
@@ -270,3 +273,77 @@ def test_tail_below_a_quarter_threshold_is_left_exact(tmp_path: Path) -> None:
         wait_green(api, "tail")
         time.sleep(1.5)
         assert wait_green(api, "tail")["indexed_vectors_count"] == 250
+
+
+def failing_hnsw_builds(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every HNSW build raises (as a build the backend rejects would); returns the list
+    of the attempts' ``time.monotonic()``."""
+    attempts: list[float] = []
+
+    def refuse(self: HnswIndex, vectors: np.ndarray) -> None:
+        attempts.append(time.monotonic())
+        raise RuntimeError("simulated build failure")
+
+    monkeypatch.setattr(HnswIndex, "add", refuse)
+    return attempts
+
+
+def wait_for(attempts: list[float], count: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(attempts) < count:
+        assert time.monotonic() < deadline, f"{len(attempts)} of {count} attempts"
+        time.sleep(0.01)
+
+
+def test_a_failing_build_backs_off_turns_red_and_waits_for_a_config_change(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_worker, "RETRY_BASE_S", 0.2, raising=False)
+    attempts = failing_hnsw_builds(monkeypatch)
+    create(api, "broken", threshold=100, optimizers_config={"indexing_threshold": 100})
+    upsert(api, "broken", data(150))  # one request: one sealed segment, one index job
+    deadline = time.monotonic() + 20
+    while api.result("GET", "/collections/broken")["status"] != "red":
+        assert time.monotonic() < deadline, f"never red after {len(attempts)} attempts"
+        time.sleep(0.05)
+    time.sleep(2.0)  # a retrying worker would go on trying meanwhile
+    info = api.result("GET", "/collections/broken")
+    assert len(attempts) == build_worker.MAX_TRIES
+    assert info["status"] == "red"
+    assert "simulated build failure" in info["optimizer_status"]["error"]
+    jobs = api.result("GET", "/collections/broken/jobs")
+    assert [j["state"] for j in jobs] == ["failed"] * build_worker.MAX_TRIES
+    assert search_ids(api, "broken", data(1, seed=9)[0], limit=3)  # still served exactly
+    monkeypatch.undo()  # the backend works again; a config change releases the segment
+    api.result("PATCH", "/collections/broken", {"hnsw_config": {"ef_construct": 64}})
+    assert wait_green(api, "broken")["indexed_vectors_count"] == 150
+
+
+def test_retries_wait_longer_each_time(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_worker, "RETRY_BASE_S", 0.4, raising=False)
+    attempts = failing_hnsw_builds(monkeypatch)
+    create(api, "slow", threshold=100, optimizers_config={"indexing_threshold": 100})
+    upsert(api, "slow", data(150))
+    wait_for(attempts, 1)
+    assert api.result("GET", "/collections/slow")["status"] == "yellow"  # a retry is pending
+    wait_for(attempts, 3)
+    first_pause, second_pause = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert first_pause >= 0.4 and second_pause >= 0.8  # doubling (load only adds to them)
+    assert build_worker.retry_pause(30) == build_worker.RETRY_CAP_S
+
+
+def test_job_history_is_bounded_per_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_worker, "JOB_HISTORY", 4, raising=False)
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        optimizers = {"indexing_threshold": 20, "default_segment_number": 50}
+        create(api, "many", optimizers_config=optimizers, index={"type": "flat"})
+        for start in range(0, 200, 20):  # ten sealed segments, ten index jobs
+            upsert(api, "many", data(20, seed=start), start=start)
+            wait_green(api, "many")
+        assert len(api.result("GET", "/collections/many/jobs")) == 4
+    monkeypatch.setattr(build_worker, "JOB_HISTORY", 100)
+    with make_client(tmp_path) as client:  # the job table was pruned too
+        assert len(Api(client).result("GET", "/collections/many/jobs")) == 4

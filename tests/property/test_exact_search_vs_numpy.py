@@ -114,11 +114,11 @@ def test_exact_search_and_count_match_numpy(
     ]
     expected = order[:k]
     assert len(hits) == len(expected)
-    got_scores = np.array([h["score"] for h in hits])
+    got_scores = np.array([h.score for h in hits])
     np.testing.assert_allclose(got_scores, scores[expected], rtol=1e-4, atol=1e-4)
     # ids may differ only where scores tie (within float32 noise)
     for hit, want in zip(hits, expected, strict=True):
-        assert hit["id"] == want or abs(scores[hit["id"]] - scores[want]) < 1e-4
+        assert hit.id == want or abs(scores[hit.id] - scores[want]) < 1e-4
 
 
 class CollectionMachine(RuleBasedStateMachine):
@@ -157,12 +157,12 @@ class CollectionMachine(RuleBasedStateMachine):
     @invariant()
     def contents_match_the_model(self) -> None:
         assert self.collection.count(None) == len(self.model)
-        records, _ = self.collection.scroll(None, 1000, None, PayloadSelector.of("all"), True)
-        assert [r["id"] for r in records] == sorted(self.model)
-        for record in records:
-            vector, payload = self.model[record["id"]]
-            assert record["vector"] == vector
-            assert record["payload"] == payload
+        page = self.collection.scroll(None, 1000, None, PayloadSelector.of("all"), True)
+        assert [r.id for r in page.records] == sorted(self.model)
+        for record in page.records:
+            vector, payload = self.model[record.id]
+            assert record.vector == vector
+            assert record.payload == payload
 
     @invariant()
     def search_returns_every_point_once(self) -> None:
@@ -170,7 +170,7 @@ class CollectionMachine(RuleBasedStateMachine):
             return
         name, vector = self.collection.prepare_query([1.0] * DIM, None)
         hits = self.collection.search([SearchSpec(using=name, vector=vector, limit=100)])[0]
-        assert sorted(h["id"] for h in hits) == sorted(self.model)
+        assert sorted(h.id for h in hits) == sorted(self.model)
 
     def teardown(self) -> None:
         self.collection.close()

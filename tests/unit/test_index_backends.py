@@ -8,7 +8,7 @@ import pytest
 from index.base import SearchParams, VectorIndex
 from index.flat import exact_search
 from index.metrics import Distance, normalize_rows
-from index.registry import backend_names, create_index, index_from_bytes
+from index.registry import MULTI_BACKENDS, backend_names, create_index, index_from_bytes
 from index.serialization import IndexFormatError
 
 DOCUMENTED_BACKENDS = [  # README "Index backends" table
@@ -57,6 +57,12 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def test_registry_matches_documented_backends() -> None:
     assert backend_names() == DOCUMENTED_BACKENDS
+
+
+def test_multi_vector_registry_is_muvera_and_the_exact_default() -> None:
+    """README: ``"type": "muvera"`` puts MUVERA in front of MaxSim; every other type keeps
+    multi-vectors on exact MaxSim."""
+    assert sorted(MULTI_BACKENDS) == ["maxsim", "muvera"]
 
 
 def test_unknown_backend_is_a_value_error() -> None:
@@ -155,3 +161,49 @@ def test_memory_stats_cover_the_vectors(kind: str) -> None:
     stats = index.stats()
     assert stats.memory_bytes >= xb.nbytes
     assert stats.parts is not None and sum(stats.parts.values()) == stats.memory_bytes
+
+
+CAPABILITIES = {  # kind: (approximate, maps_originals, trained when empty)
+    "flat": (False, False, True),
+    "hnsw": (True, False, True),
+    "hnsw_binary": (True, True, False),
+    "hnsw_pq": (True, True, False),
+    "hnsw_rabitq": (True, True, False),
+    "hnsw_sq8": (True, True, False),
+    "leanvec": (True, True, False),
+}
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_every_backend_answers_what_it_can_do(kind: str) -> None:
+    """The server asks these instead of checking classes (planner graph paths, reopening
+    from the mapped file, training before the first add)."""
+    index = make(kind, 24, Distance.EUCLID)
+    approximate, maps_originals, trained = CAPABILITIES[kind]
+    assert (index.multi_vector, index.approximate) == (False, approximate)
+    assert (index.maps_originals, index.is_trained, index.lossless) == (
+        maps_originals,
+        trained,
+        True,
+    )
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_BACKENDS)
+def test_row_vectors_and_same_rows_read_back_what_was_added(kind: str) -> None:
+    xb, _ = dataset(n=300)
+    index = make(kind, xb.shape[1], Distance.EUCLID)
+    index.add(xb)
+    np.testing.assert_array_equal(index.row_vectors(np.array([4, 0])), xb[[4, 0]])
+    changed = xb.copy()
+    changed[7] += 1.0
+    assert np.flatnonzero(~index.same_rows(changed)).tolist() == [7]
+
+
+def test_untrained_backend_trains_on_a_sample_and_learned_nothing_otherwise() -> None:
+    xb, _ = dataset(n=500)
+    quantized = make("hnsw_sq8", xb.shape[1], Distance.EUCLID)
+    quantized.train(xb)
+    assert quantized.is_trained
+    flat = make("flat", xb.shape[1], Distance.EUCLID)
+    flat.train(xb)
+    assert flat.is_trained and flat.stats().count == 0

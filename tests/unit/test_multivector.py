@@ -15,7 +15,7 @@ from index.multivector import (
     maxsim_pairs,
     top_of,
 )
-from index.registry import index_from_bytes
+from index.registry import create_index, create_multi_index, index_from_bytes, is_multi_vector
 from index.serialization import IndexFormatError
 from tests.unit.test_muvera import reference_chamfer
 
@@ -147,3 +147,12 @@ def test_serialisation_round_trip_keeps_sets_and_tombstones() -> None:
 def test_euclidean_multi_vectors_are_refused() -> None:
     with pytest.raises(ValueError, match="Cosine and Dot"):
         MaxSimIndex(DIM, Distance.EUCLID)
+
+
+def test_multi_vector_backends_say_what_they_can_do() -> None:
+    maxsim = create_multi_index("maxsim", DIM, Distance.DOT)
+    muvera = create_multi_index("muvera", DIM, Distance.DOT)
+    dense = create_index("flat", DIM, Distance.DOT)
+    assert [is_multi_vector(i) for i in (maxsim, muvera, dense)] == [True, True, False]
+    assert (maxsim.approximate, muvera.approximate) == (False, True)
+    assert not maxsim.maps_originals and not muvera.maps_originals

@@ -1,0 +1,199 @@
+"""How a segment is (re)built: one operation shared by every optimizer kind.
+
+``snapshot`` copies the live rows of the task's sealed segments (under the collection's
+read lock), ``build`` builds the configured index over them in chunks (optionally in a
+chosen insertion order, and for a merge by extending the largest source's graph) with no
+lock held; ``segment_lifecycle.py`` writes the result and swaps it in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.base import TRAINING_SAMPLE
+from index.insertion_order import insertion_permutation
+from index.metrics import Distance
+from index.multivector import Ragged
+from index.registry import (
+    AnyIndex,
+    create_index,
+    create_multi_index,
+    index_from_bytes,
+    is_multi_vector,
+)
+from server.engine.config import CollectionConfig
+from server.engine.index_spec import IndexSpec
+from server.engine.optimizer import Task
+from server.engine.point_ids import PointId
+from server.engine.sealed_segment import SealedSegment
+
+BUILD_CHUNK = 10_000
+
+
+@dataclass(slots=True)
+class RebuildInput:
+    """A consistent snapshot of the rows a task rebuilds, taken under the read lock."""
+
+    task: Task
+    spec: IndexSpec
+    vector_params: dict[str, tuple[int, Distance]]
+    """Dense names; multi-vector names are in ``multi_params``."""
+    sources: list[tuple[int, np.ndarray]]
+    """(segment id, rows of that segment) in the order the new segment lists them."""
+    ids: list[PointId]
+    vectors: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]
+    multi_params: dict[str, tuple[int, Distance]] = field(default_factory=dict)
+    tokens: dict[str, Ragged] = field(default_factory=dict)
+    permutation: np.ndarray | None = field(default=None)
+    base: dict[str, AnyIndex] | None = field(default=None)
+    """For a merge: the largest source's built indexes, extended instead of rebuilt.
+    Its rows (tombstones included) come first in ``ids`` / ``vectors``."""
+    base_rows: int = 0
+    training_queries: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
+
+
+class Cancelled(Exception):
+    """Raised inside a build when its job is cancelled."""
+
+
+def snapshot(
+    task: Task, config: CollectionConfig, sealed: dict[int, SealedSegment]
+) -> RebuildInput:
+    """Copy the rows a task rebuilds (call under the collection's read lock).
+
+    A merge keeps the largest source's graph when it was built with the current spec
+    and no insertion order is asked for: faiss HNSW grows by insertion, so merging
+    costs the smaller segments' points instead of rebuilding everything."""
+    spec = config.index_spec()
+    base_id = _merge_base(task, spec, sealed)
+    order = sorted(task.segment_ids, key=lambda sid: sid != base_id)
+    sources: list[tuple[int, np.ndarray]] = []
+    ids: list[PointId] = []
+    vectors: dict[str, list[np.ndarray]] = {}
+    tokens: dict[str, list[Ragged]] = {}
+    present: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
+    for segment_id in order:
+        segment = sealed[segment_id]
+        if segment_id == base_id:
+            rows = np.arange(segment.row_count())
+        else:
+            rows = np.flatnonzero(segment.live_mask())
+        sources.append((segment_id, rows))
+        ids.extend(segment.ids[r] for r in rows.tolist())
+        for name in config.vectors:
+            index = segment.indexes[name]
+            if is_multi_vector(index):
+                tokens.setdefault(name, []).append(index.items(rows))
+            else:
+                vectors.setdefault(name, []).append(index.vectors()[rows])
+            present[name].append(segment.vector_present(name)[rows])
+    base = None if base_id is None else dict(sealed[base_id].indexes)
+    return RebuildInput(
+        task=task,
+        spec=spec,
+        vector_params={
+            n: (p.size, p.distance) for n, p in config.vectors.items() if not p.is_multi
+        },
+        multi_params={n: (p.size, p.distance) for n, p in config.vectors.items() if p.is_multi},
+        sources=sources,
+        ids=ids,
+        vectors={n: np.concatenate(v) for n, v in vectors.items()},
+        tokens={n: Ragged.concat(t, config.vectors[n].size) for n, t in tokens.items()},
+        present={n: np.concatenate(p) for n, p in present.items()},
+        base=base,
+        base_rows=0 if base_id is None else sealed[base_id].row_count(),
+    )
+
+
+def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Up to ``TRAINING_SAMPLE`` rows, drawn without replacement with a fixed seed so a
+    rebuild of the same rows learns the same codes."""
+    if len(matrix) <= TRAINING_SAMPLE:
+        return matrix
+    rows = np.random.default_rng(seed).choice(len(matrix), TRAINING_SAMPLE, replace=False)
+    return matrix[np.sort(rows)]
+
+
+def _merge_base(task: Task, spec: IndexSpec, sealed: dict[int, SealedSegment]) -> int | None:
+    if task.kind != "merge" or spec.type == "flat" or spec.insertion_order != "none":
+        return None
+    built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
+    return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
+
+
+def build(
+    job: RebuildInput,
+    progress: Callable[[int, int], None],
+    cancelled: Callable[[], bool],
+) -> dict[str, AnyIndex]:
+    """Build one index per named vector, in chunks so progress shows and cancel works.
+
+    If the spec asks for an insertion order, ``job`` is permuted in place first so
+    that rows, ids and vectors stay aligned in the new segment (the order is computed
+    on the first dense vector; a collection of multi-vectors only keeps its order)."""
+    spec = job.spec
+    first = next(iter(job.vector_params), None)
+    order = None
+    if first is not None:
+        order = insertion_permutation(
+            job.vectors[first], job.vector_params[first][1], spec.insertion_order
+        )
+    if order is not None:
+        job.permutation = order
+        job.ids = [job.ids[i] for i in order.tolist()]
+        job.vectors = {n: v[order] for n, v in job.vectors.items()}
+        job.tokens = {n: t.take(order) for n, t in job.tokens.items()}
+        job.present = {n: p[order] for n, p in job.present.items()}
+    names = [*job.vector_params, *job.multi_params]
+    total = (len(job.ids) - job.base_rows) * len(names)
+    done = 0
+    indexes: dict[str, AnyIndex] = {}
+    for name in names:
+        index = _new_index(job, name)
+        rows = len(job.ids) - job.base_rows
+        for start in range(0, rows, BUILD_CHUNK):
+            if cancelled():
+                raise Cancelled()
+            stop = min(rows, start + BUILD_CHUNK)
+            chunk = np.arange(job.base_rows + start, job.base_rows + stop)
+            if is_multi_vector(index):
+                index.add(job.tokens[name].take(chunk))
+            else:
+                index.add(job.vectors[name][chunk])
+            done += len(chunk)
+            progress(done, total)
+        indexes[name] = index
+    progress(total, total)
+    return indexes
+
+
+def _new_index(job: RebuildInput, name: str) -> AnyIndex:
+    """The index a build extends: a copy of the merge base, or a new (trained) one.
+    Multi-vectors get MUVERA under ``muvera`` and exact MaxSim under any other type;
+    dense vectors of a ``muvera`` collection get its inner backend."""
+    spec = job.spec
+    if job.base is not None:
+        return index_from_bytes(job.base[name].to_bytes())
+    params = spec.backend_params()
+    if name in job.multi_params:
+        dim, distance = job.multi_params[name]
+        if spec.type == "muvera":
+            return create_multi_index("muvera", dim, distance, params)
+        return create_multi_index("maxsim", dim, distance)
+    dim, distance = job.vector_params[name]
+    kind: str = spec.type
+    if kind == "muvera":
+        kind = params["inner"]
+        params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}
+    elif kind == "flat":
+        params = {}
+    index = create_index(kind, dim, distance, params)
+    matrix = job.vectors[name][job.base_rows :]
+    if not index.is_trained and len(matrix):
+        index.train(training_sample(matrix), job.training_queries.get(name))
+    return index

@@ -1,0 +1,274 @@
+"""A collection's segment lifecycle: seal the appendable tail, run optimizer tasks.
+
+Works on the collection's segment holder (``SegmentSet``) under the collection's lock:
+
+* **sealing** turns the appendable segment into a sealed, exactly searched one once it
+  holds ``indexing_threshold`` points (or when an indexed collection's tail sits idle);
+* **due** asks the optimizer conditions (``optimizer.py``) what work is due;
+* **run** is the one build-and-swap operation every task kind shares: snapshot the
+  rows under the read lock, build without a lock (``segment_build.py``), write the
+  segment file, then swap it in under a brief write lock, carrying over every delete
+  made meanwhile as a tombstone.
+
+``Collection`` keeps thin methods that delegate here, so the build worker's calls
+(``due_tasks`` / ``run_task`` / ``seal_if_idle``) do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from index.multivector import Ragged
+from index.registry import AnyIndex, index_from_bytes
+from server.engine.config import CollectionConfig
+from server.engine.optimizer import Task, due_tasks
+from server.engine.point_ids import point_id_to_text
+from server.engine.rwlock import ReadWriteLock
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment import AppendableSegment, SealedParts
+from server.engine.segment_build import RebuildInput, build, snapshot
+from server.engine.segment_set import SegmentSet
+from server.engine.training_queries import QuerySamples
+from server.storage.point_store import PointStore
+from server.storage.segment_store import SegmentManifest, SegmentStore
+
+log = logging.getLogger(__name__)
+
+
+class SegmentOwner(Protocol):
+    """What the lifecycle reads from its collection at the moment it acts (the config
+    changes with PATCH, ``closed`` with a delete)."""
+
+    name: str
+
+    @property
+    def config(self) -> CollectionConfig: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+def new_appendable(config: CollectionConfig) -> AppendableSegment:
+    """An empty appendable segment for ``config``'s vectors and payload schema."""
+    vectors = config.vectors
+    return AppendableSegment(
+        {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
+        config.payload_schema,
+        {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
+    )
+
+
+def learns_from_queries(config: CollectionConfig) -> bool:
+    """Whether builds train on a sample of queries (LeanVec's out-of-distribution variant)."""
+    return config.index.type == "leanvec" and config.index.variant == "ood"
+
+
+class SegmentLifecycle:
+    """Sealing and optimisation of one collection's segments (see the module docstring)."""
+
+    def __init__(
+        self,
+        owner: SegmentOwner,
+        segments: SegmentSet,
+        lock: ReadWriteLock,
+        store: PointStore,
+        segment_store: SegmentStore,
+        query_samples: QuerySamples,
+    ) -> None:
+        self._owner = owner
+        self._segments = segments
+        self._lock = lock
+        self._store = store
+        self._segment_store = segment_store
+        self._query_samples = query_samples
+        self._next_segment_id = segment_store.max_segment_id() + 1
+        self._id_lock = threading.Lock()
+
+    # -- sealing (callers hold the write lock unless said otherwise) ----------
+
+    def maybe_seal(self, *, bulk_loading: bool) -> None:
+        """Seal the appendable segment once it holds ``indexing_threshold`` points
+        (0 disables indexing, as in Qdrant). While a bulk load runs, only once it also
+        holds as many rows as all sealed segments (``Collection.bulk_loading``)."""
+        threshold = self._owner.config.optimizers_config.indexing_threshold
+        if threshold <= 0:
+            return
+        if bulk_loading:
+            threshold = max(threshold, sum(s.row_count() for s in self._segments.sealed.values()))
+        if len(self._segments.appendable) < threshold:
+            return
+        self.seal_appendable()
+
+    def seal_if_idle(self, idle_s: float, *, last_write: float, bulk_loading: bool) -> bool:
+        """Seal the exact-search tail of a collection that is already indexed when no
+        write came for ``idle_s`` seconds and the tail holds at least a quarter of
+        ``indexing_threshold`` points. Every query scans that tail in full (10k GloVe
+        vectors cost ~20% of an HNSW batch over 390k); once sealed, the index and merge
+        jobs fold it into the graph. Smaller collections stay exact, as in Qdrant.
+        Takes the write lock itself."""
+        threshold = self._owner.config.optimizers_config.indexing_threshold
+        if threshold <= 0 or bulk_loading or time.monotonic() - last_write < idle_s:
+            return False
+        with self._lock.write():
+            tail = len(self._segments.appendable)
+            if self._owner.closed or not self._segments.sealed or tail < max(1, threshold // 4):
+                return False
+            self.seal_appendable()
+        log.info("idle tail sealed", extra={"collection": self._owner.name, "points": tail})
+        return True
+
+    def seal_appendable(self) -> None:
+        """The appendable segment becomes a sealed one (exact indexes, its payload
+        indexes handed over); an empty appendable takes its place."""
+        appendable = self._segments.appendable
+        parts = appendable.freeze()
+        segment_id = self._allocate_segment_id()
+        manifest = SegmentManifest(
+            segment_id=segment_id,
+            point_ids=[point_id_to_text(i) for i in parts.ids],
+            indexes={name: None for name in parts.indexes},
+        )
+        self._segment_store.write(manifest, {})
+        self._segments.sealed[segment_id] = SealedSegment(
+            segment_id, parts, payload_indexes=appendable.payload_indexes
+        )
+        self._segments.appendable = new_appendable(self._owner.config)
+
+    # -- optimisation ---------------------------------------------------------
+
+    def due(self, busy: set[int], held: set[int]) -> list[Task]:
+        with self._lock.read():
+            if self._owner.closed:
+                return []
+            return due_tasks(self._owner.config, self._segments.sealed, busy, held)
+
+    def run(
+        self,
+        task: Task,
+        progress: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> int | None:
+        """Rebuild the task's segments into one new indexed segment and swap it in.
+
+        Returns the new segment id, or None when the segments are gone (deleted
+        collection, or already replaced). The build runs without the lock; only the
+        final swap takes the write lock, briefly."""
+        with self._lock.read():
+            if not self._sources_present(task):
+                return None
+            job = self._snapshot(task)
+        indexes = build(job, progress, cancelled)
+        segment_id = self._allocate_segment_id()
+        manifest = SegmentManifest(
+            segment_id=segment_id,
+            point_ids=[point_id_to_text(i) for i in job.ids],
+            indexes={name: None for name in indexes},
+            spec=job.spec.to_manifest(),
+            replaces=list(task.segment_ids),
+        )
+        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+        indexes = self._mapped(manifest, indexes)
+        with self._lock.write():
+            if not self._sources_present(task):
+                self._segment_store.remove([segment_id])
+                return None
+            self._swap_in(segment_id, job, indexes)
+        self._segment_store.remove(list(task.segment_ids))
+        log.info(
+            "segment built",
+            extra={"collection": self._owner.name, "task": task.kind, "segment": segment_id,
+                   "replaces": list(task.segment_ids), "points": len(job.ids)},
+        )  # fmt: skip
+        return segment_id
+
+    def _sources_present(self, task: Task) -> bool:
+        sealed = self._segments.sealed
+        return not self._owner.closed and all(s in sealed for s in task.segment_ids)
+
+    def _snapshot(self, task: Task) -> RebuildInput:
+        """The task's rows, exact vectors and training queries (under the read lock)."""
+        config = self._owner.config
+        job = snapshot(task, config, self._segments.sealed)
+        self._exact_job_vectors(job, task)
+        if learns_from_queries(config):
+            for name in config.vectors:
+                sample = self._query_samples.for_training(name)
+                if sample is not None:
+                    job.training_queries[name] = sample
+        return job
+
+    def _allocate_segment_id(self) -> int:
+        with self._id_lock:
+            segment_id = self._next_segment_id
+            self._next_segment_id += 1
+            return segment_id
+
+    def _exact_job_vectors(self, job: RebuildInput, task: Task) -> None:
+        """A rebuild from compressed secondaries would compound their rounding (and
+        keep it after switching to a float index): take the stored vectors instead."""
+        for name in [*job.vectors, *job.tokens]:
+            if not any(self._segments.sealed[s].lossy(name) for s in task.segment_ids):
+                continue
+            pids = [point_id_to_text(i) for i in job.ids]
+            stored = self._store.vectors_of(pids, name)
+            if name in job.tokens:
+                sets = job.tokens[name]
+                dim = self._owner.config.vectors[name].size
+                exact = [
+                    sets.item(row) if pid not in stored else _decoded(stored[pid], dim)
+                    for row, pid in enumerate(pids)
+                ]
+                job.tokens[name] = Ragged.from_arrays(exact, dim)
+                continue
+            matrix = job.vectors[name].copy()
+            for row, pid in enumerate(pids):
+                data = stored.get(pid)
+                if data is not None:
+                    matrix[row] = np.frombuffer(data, dtype=np.float32)
+            job.vectors[name] = matrix
+
+    def _mapped(
+        self, manifest: SegmentManifest, indexes: dict[str, AnyIndex]
+    ) -> dict[str, AnyIndex]:
+        """Indexes that can read their full vectors from the memory-mapped file just
+        written are reopened from it, instead of holding them in process memory."""
+        out = dict(indexes)
+        for name, index in indexes.items():
+            if index.maps_originals:
+                view = self._segment_store.read_index(manifest, name)
+                if view is not None:
+                    out[name] = index_from_bytes(view)
+        return out
+
+    def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
+        """Replace the job's source segments with the new one, carrying over every change
+        made while it was built: deletes become tombstones, payloads are taken now."""
+        payloads: list[dict[str, Any]] = []
+        versions: list[int] = []
+        live: list[np.ndarray] = []
+        for source_id, rows in job.sources:
+            source = self._segments.sealed.pop(source_id)
+            live.append(source.live_mask()[rows])
+            payloads.extend(source.payload(r) for r in rows.tolist())
+            versions.extend(source.version(r) for r in rows.tolist())
+        alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
+        if job.permutation is not None:
+            order = job.permutation.tolist()
+            alive = alive[job.permutation]
+            payloads = [payloads[i] for i in order]
+            versions = [versions[i] for i in order]
+        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
+        self._segments.sealed[segment_id] = SealedSegment(
+            segment_id, parts, alive, job.spec, schema=self._owner.config.payload_schema
+        )
+
+
+def _decoded(data: bytes, dim: int) -> np.ndarray:
+    """Stored float32 bytes as ``(n, dim)`` rows."""
+    return np.frombuffer(data, dtype=np.float32).reshape(-1, dim).copy()
