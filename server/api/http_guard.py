@@ -96,12 +96,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._body_since = None
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self._await_head()  # answered before its body ended: the next head starts now
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.cycle is None or self.cycle.response_complete:  # no request outstanding
-            self._head_since = self.loop.time()
-            self._head_bytes = 0
+        # A body still arriving after an early answer (a refusal) is not a slow head.
+        if self._body_since is None and (self.cycle is None or self.cycle.response_complete):
+            self._await_head()
+
+    def _await_head(self) -> None:
+        self._head_since = self.loop.time()
+        self._head_bytes = 0
 
     def _watch(self) -> None:
         self._watchdog = None

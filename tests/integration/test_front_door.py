@@ -120,6 +120,24 @@ def test_a_slow_but_steady_body_is_served(url: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def test_a_body_still_arriving_after_an_early_answer_is_not_a_slow_head(url: str) -> None:
+    """A refusal (here 415) is sent before the body ends; the client may finish sending
+    it, however long that takes, without a 408 (a 256 MB bulk line did, under load)."""
+    sock = connect(url)
+    piece = b"x" * 10_000
+    pieces = int(4 * HEADER_TIMEOUT_S / 0.2)
+    sock.sendall(
+        b"POST /collections/x/points/count HTTP/1.1\r\nHost: x\r\n"
+        b"content-type: text/plain\r\ncontent-length: %d\r\n\r\n" % (len(piece) * pieces)
+    )
+    for _ in range(pieces):
+        sock.sendall(piece)
+        time.sleep(0.2)
+    answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 415"), answer[:100]
+    assert b"408" not in answer
+
+
 def test_a_request_head_over_the_limit_gets_431(url: str) -> None:
     sock = connect(url)
     sock.sendall(b"GET /collections HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
