@@ -76,10 +76,13 @@ def test_malformed_json_is_400(api: Api, collection: str) -> None:
     assert "JSON" in response.json()["status"]["error"]
 
 
-def test_curl_style_form_content_type_is_read_as_json(api: Api, collection: str) -> None:
+def test_form_content_type_is_refused_not_read_as_json(api: Api, collection: str) -> None:
+    """A web page can send a form body cross-site; only application/json is read (issue 18)."""
+    before = state(api)
     body = b'{"points": [{"id": 100, "vector": [1, 2, 3, 4]}]}'
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    assert api.client.put(POINTS, content=body, headers=headers).status_code == 200
+    assert api.client.put(POINTS, content=body, headers=headers).status_code == 415
+    assert state(api) == before
 
 
 BAD_FILTERS: list[Any] = [

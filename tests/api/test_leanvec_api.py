@@ -152,7 +152,10 @@ def test_bad_training_queries_change_nothing(api: Api) -> None:
     create(api, "t", {"type": "leanvec", "variant": "ood"}, size=4, distance="Dot")
     for vectors in ([[1.0, 2.0]], [[1.0, float("nan"), 0.0, 0.0]]):
         status, answer = api.call(
-            "POST", "/collections/t/leanvec/training-queries", content=_json({"vectors": vectors})
+            "POST",
+            "/collections/t/leanvec/training-queries",
+            content=_json({"vectors": vectors}),
+            headers={"content-type": "application/json"},
         )
         assert status == 400, answer
     assert api.result("GET", "/collections/t/leanvec/training-queries")[""] == {

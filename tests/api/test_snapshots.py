@@ -251,7 +251,7 @@ def test_upload_without_a_snapshot_field_is_refused(api: Api) -> None:
     assert response.status_code == 400
     assert "`snapshot`" in response.json()["status"]["error"]
     response = api.client.post("/collections/up/snapshots/upload", content=b"raw bytes")
-    assert response.status_code == 400
+    assert response.status_code == 415
     assert "multipart/form-data" in response.json()["status"]["error"]
     assert api.result("GET", "/collections/up/exists") == {"exists": False}
 
