@@ -12,7 +12,6 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidCollectionName
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
-    ├── Unauthorized (401)
     ├── Forbidden (403)              (a location outside the folders a client may name)
     ├── NotFound (404)
     │   ├── CollectionNotFound
@@ -87,13 +86,6 @@ class InvalidSnapshot(BadRequest):
 class UnsupportedFeature(BadRequest):
     def __init__(self, feature: str) -> None:
         super().__init__(f"Not supported by Quiver yet: {feature}")
-
-
-class Unauthorized(QuiverError):
-    status_code = 401
-
-    def __init__(self) -> None:
-        super().__init__("Must provide a valid API key in the 'api-key' header")
 
 
 class Forbidden(QuiverError):
