@@ -13,8 +13,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from tests.api.conftest import Api
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, wait_green
 
 DIM = 4
 NDJSON = {"content-type": "application/x-ndjson"}

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, make_client, wait_green
 
 
 def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

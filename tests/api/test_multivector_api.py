@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
-from tests.unit.test_muvera import clustered_set
+from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.data import clustered_set
 
 DIM = 16
 

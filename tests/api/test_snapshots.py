@@ -14,8 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, make_client, wait_green
 
 DIM = 16
 

@@ -10,6 +10,7 @@ from index.flat import exact_search
 from index.metrics import Distance, normalize_rows
 from index.registry import backend_names, create_index, index_from_bytes
 from index.serialization import IndexFormatError
+from tests.helpers.data import recall
 
 DOCUMENTED_BACKENDS = [  # README "Index backends" table
     "flat",
@@ -48,11 +49,6 @@ def dataset(n: int = 3000, dim: int = 24, seed: int = 7) -> tuple[np.ndarray, np
     return rng.normal(size=(n, dim)).astype(np.float32), rng.normal(size=(50, dim)).astype(
         np.float32
     )
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(f[f >= 0]) & set(t[t >= 0])) for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
 
 
 def test_registry_matches_documented_backends() -> None:

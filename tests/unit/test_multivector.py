@@ -17,7 +17,7 @@ from index.multivector import (
 )
 from index.registry import index_from_bytes
 from index.serialization import IndexFormatError
-from tests.unit.test_muvera import reference_chamfer
+from tests.helpers.data import reference_chamfer
 
 DIM = 8
 
