@@ -204,13 +204,12 @@ def test_idle_tail_of_an_indexed_collection_is_sealed_and_indexed(tmp_path: Path
         upsert(api, "tail", data(250))  # one request: sealed whole
         upsert(api, "tail", data(100, seed=4), start=250)  # a tail over 200 / 4
         upsert(api, "small", data(60))  # never reached the threshold: stays exact
+        # the idle check runs once a second: green before it only means "nothing queued"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            segments = api.result("GET", "/collections/tail/segments")
-            info = wait_green(api, "tail")
-            if info["indexed_vectors_count"] == 350:
-                break
+        while (info := wait_green(api, "tail"))["indexed_vectors_count"] < 350:
+            assert time.monotonic() < deadline, info
             time.sleep(0.1)
+        segments = api.result("GET", "/collections/tail/segments")  # read once indexed
         assert info["indexed_vectors_count"] == 350, segments
         assert sum(s["points"] for s in segments if s["kind"] == "appendable") == 0
         assert api.result("GET", "/collections/small")["indexed_vectors_count"] == 0
