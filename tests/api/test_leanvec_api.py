@@ -29,6 +29,7 @@ def create(
     )
 
 
+@pytest.mark.slow
 def test_leanvec_collection_reaches_high_recall_and_reports_its_storage(api: Api) -> None:
     xb, xq = embeddings(3000), embeddings(20, seed=12)
     create(api, "lv", {"type": "leanvec", "dims": 96, "secondary": "float16", "rerank_factor": 4})

@@ -115,6 +115,7 @@ def ids_of(points: list[dict[str, Any]]) -> list[int]:
     return [p["id"] for p in points]
 
 
+@pytest.mark.slow
 def test_muvera_index_recalls_exact_maxsim_with_filters_and_explains(api: Api) -> None:
     docs, queries = clustered_docs(1500, 30)
     create_muvera(api, "mv")

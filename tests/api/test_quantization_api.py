@@ -19,6 +19,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "hnsw_rabitq": {"rabitq": {}},
 }
 DIM = 384
+pytestmark = pytest.mark.slow  # 3,000 384-d points indexed per test
 
 
 def create(api: Api, name: str, quantization: Any = None, distance: str = "Cosine") -> None:

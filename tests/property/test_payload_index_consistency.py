@@ -215,6 +215,7 @@ def test_build_of_one_field_equals_adding_rows() -> None:
 # --- (2) candidates never lose a matching row ----------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(payloads, max_size=12), raw_filter=random_filters)
 def test_candidates_are_a_superset_of_the_matches(

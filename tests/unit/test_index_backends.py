@@ -67,6 +67,7 @@ def test_unsupported_metric_is_refused_at_creation(kind: str, distance: Distance
 
 
 @pytest.mark.parametrize(("kind", "distance"), SUPPORTED)
+@pytest.mark.slow  # 3,000 vectors per backend and metric
 def test_recall_at_10_vs_exact(kind: str, distance: Distance) -> None:
     xb, xq = dataset()
     if distance is Distance.COSINE:

@@ -12,6 +12,8 @@ from index.metrics import Distance
 from index.registry import index_from_bytes
 from tests.helpers.data import embeddings, out_of_distribution, recall
 
+pytestmark = pytest.mark.slow  # trains and builds on 5,000 384-d vectors per test
+
 
 def build(
     xb: np.ndarray, distance: Distance, params: LeanVecParams, queries: np.ndarray | None = None

@@ -18,6 +18,7 @@ from tests.helpers.data import clustered_set, recall
 REFERENCE = Path(__file__).parents[2] / "bench" / "reference" / "muvera.json"
 TOLERANCE = 0.02
 INNER_KINDS = ("hnsw_sq8", "hnsw", "flat")
+pytestmark = pytest.mark.slow  # three indexes over 1,500 token sets, built once
 
 
 def data() -> tuple[Ragged, Ragged]:

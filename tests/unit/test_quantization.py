@@ -20,6 +20,7 @@ from tests.helpers.data import embeddings, recall
 REFERENCE = Path(__file__).parents[2] / "bench" / "reference" / "quantization.json"
 TOLERANCE = 0.02
 METHODS: list[QuantizationMethod] = ["scalar", "product", "binary", "rabitq"]
+pytestmark = pytest.mark.slow  # every method trained and built on 5,000 384-d vectors
 
 
 def build(method: QuantizationMethod, xb: np.ndarray) -> Any:
