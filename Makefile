@@ -43,7 +43,7 @@ serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check server index tests bench
+	$(VENV)/bin/ruff check server index client tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
@@ -54,7 +54,7 @@ test-containers: $(STAMP)
 	QUIVER_CONTAINER_TESTS=1 $(VENV)/bin/pytest -q -rs -m container tests/deploy
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check server index tests bench
+	$(VENV)/bin/ruff check server index client tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -85,7 +85,7 @@ def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
     latencies, found = [], []
     for spec in specs[:300]:
         t0 = time.perf_counter()
-        found.append([p["id"] for p in target.search([spec])[0]])
+        found.append([p.id for p in target.search([spec])[0]])
         latencies.append(time.perf_counter() - t0)
     busy_before = busy() if busy else []
     cpu0 = time.process_time()
@@ -104,7 +104,7 @@ def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
             "batch_s": round(batch_s, 3),
             "fan_out_share": round(1 - least_s / batch_s, 3),
         }
-    ids = [[p["id"] for p in answer] for answer in batched]
+    ids = [[p.id for p in answer] for answer in batched]
     recall = np.mean([len(set(a) & set(t[:K])) / K for a, t in zip(ids, truth, strict=True)])
     return {
         "ingest_points_per_s": round(len(vectors) / ingest_s),

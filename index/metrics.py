@@ -54,8 +54,3 @@ def faiss_to_score(distances: np.ndarray, distance: Distance) -> np.ndarray:
         return rooted
     return distances
 
-
-def passes_threshold(scores: np.ndarray, threshold: float, distance: Distance) -> np.ndarray:
-    """Qdrant's ``score_threshold``: a floor for similarities, a ceiling for distances."""
-    passed: np.ndarray = scores >= threshold if distance.higher_is_better else scores <= threshold
-    return passed

@@ -1,11 +1,9 @@
-"""The ``quiver`` command: ``quiver serve --host H --port P --data-dir D`` runs the server;
-``import``, ``export``, ``snapshot``, ``collections`` and ``bench`` talk to a running one
-(``server/client/commands.py``).
+"""``quiver serve --host H --port P --data-dir D`` (or ``python -m server.cli serve ...``)
+runs the server. The ``quiver`` program itself, with the client commands, is
+``client/cli.py``; it hands ``serve`` and its arguments to ``main`` here.
 
 Flags override ``QUIVER_*`` environment variables, which override defaults.
 One uvicorn worker: the process owns the data folder and its in-memory index.
-The server's modules (and faiss) are imported only by ``serve``, so the client commands
-start quickly.
 """
 
 from __future__ import annotations
@@ -20,19 +18,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 
-from server.client.commands import add_client_commands, run
-
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="quiver", description="Quiver vector search: the server and a client for it"
-    )
+    """Parse ``serve [flags]`` and run the server until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="quiver", description="Quiver vector search server")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve", help="run the HTTP server", description="Run the Quiver HTTP server."
@@ -42,11 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument(
         "--data-dir", type=Path, help="data folder (QUIVER_DATA_DIR, default ./data)"
     )
-    add_client_commands(commands)
-    args = parser.parse_args(argv)
-    if args.command != "serve":
-        sys.exit(run(args))
-    _serve(args)
+    _serve(parser.parse_args(argv))
 
 
 def _serve(args: argparse.Namespace) -> None:

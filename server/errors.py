@@ -19,6 +19,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   └── SnapshotNotFound
     ├── Conflict (409)
     │   └── CollectionAlreadyExists
+    ├── ConfigValidationError (422) (a create / PATCH config field of the wrong type or range)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
     └── StorageError (500)           (disk full, corrupt or unknown on-disk version)
@@ -110,6 +111,16 @@ class Conflict(QuiverError):
 class CollectionAlreadyExists(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"Wrong input: Collection `{name}` already exists!")
+
+
+class ConfigValidationError(QuiverError):
+    """Worded like the 422 FastAPI gives a request body of the wrong shape, because
+    the collection config sections are validated by the engine's config model."""
+
+    status_code = 422
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Validation error in request: {detail}")
 
 
 class PayloadTooLarge(QuiverError):

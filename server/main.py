@@ -20,7 +20,7 @@ from server.api.errors import install_error_handlers
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
-from server.engine.engine import Engine
+from server.catalog import open_engine
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         single_threaded_numpy_blas()  # see index/native_threads.py
         app.state.engine = await anyio.to_thread.run_sync(
             partial(
-                Engine,
+                open_engine,
                 settings.data_dir,
                 settings.idle_seal_s,
                 ray_address=settings.ray_address,

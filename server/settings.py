@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=100_000, ge=1, description="Largest `limit` a query may ask.")
     max_vector_size: int = Field(default=65_536, ge=1, description="Largest vector dimension.")
     max_search_batch: int = Field(default=10_000, ge=1, description="Queries per batch request.")
+    max_bulk_line_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Longest NDJSON line (one point) of a bulk load; a 65,536-d vector "
+        "written at full float precision is about 1.6 MB, so this leaves room for several "
+        "named vectors or a multi-vector and a large payload.",
+    )
+    max_bulk_batch_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest Arrow IPC message (record batch) of a bulk load.",
+    )
     search_threads: int = Field(
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )

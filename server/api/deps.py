@@ -1,7 +1,8 @@
 """Request dependencies: the engine, the settings, and the CPU-work limiter.
 
 Everything a route needs comes through here, so tests can swap the settings
-or the engine without touching globals.
+or the engine without touching globals. A route sees a collection only through the
+``CollectionHandle`` Protocol (single-node or sharded alike), never ``server/cluster/``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from server.cluster.shards import AnyCollection
 from server.engine.engine import Engine
+from server.engine.protocols import CollectionHandle
 from server.settings import Settings
 
 T = TypeVar("T")
@@ -33,11 +34,11 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_collection(name: str, engine: EngineDep) -> AnyCollection:
+def get_collection(name: str, engine: EngineDep) -> CollectionHandle:
     return engine.get(name)
 
 
-CollectionDep = Annotated[AnyCollection, Depends(get_collection)]
+CollectionDep = Annotated[CollectionHandle, Depends(get_collection)]
 
 
 async def run_cpu(request: Request, func: Callable[..., T], *args: Any) -> T:

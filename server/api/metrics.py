@@ -5,6 +5,8 @@ latencies are recorded by the middleware with the *route template* as label
 (``/collections/{name}/points/query``), never the raw path, so label cardinality stays
 bounded. Collection gauges are read at scrape time from the engine, and the planner's
 strategy counts from its process-wide tally; builds report their durations when they end.
+A scrape walks every collection (and, in cluster mode, every shard), so the route renders
+it in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class _EngineCollector(Collector):
                 info = engine.get(name).info()
             except Exception:  # deleted while scraping
                 continue
-            points.add_metric([name], info["points_count"])
-            segments.add_metric([name], info["segments_count"])
+            points.add_metric([name], info.points_count)
+            segments.add_metric([name], info.segments_count)
         yield points
         yield segments

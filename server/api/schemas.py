@@ -12,9 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from index.metrics import Distance
-
-MAX_SHARDS = 64
-"""Largest ``shard_number``: each shard is a whole engine (a Ray actor in cluster mode)."""
+from server.engine.knobs import MAX_FACTOR, MAX_HNSW_EF
 
 ExtendedPointId = StrictInt | StrictStr | StrictFloat
 """Floats are accepted at the wire level only so the engine can reject them with
@@ -41,93 +39,40 @@ class VectorParamsIn(Wire):
     memory: Any = None
 
 
-class HnswConfigDiff(Wire):
-    m: int | None = Field(default=None, ge=0)
-    ef_construct: int | None = Field(default=None, ge=4)
-    full_scan_threshold: int | None = Field(default=None, ge=10)
-    max_indexing_threads: int | None = Field(default=None, ge=0)
-    on_disk: bool | None = None
-    payload_m: int | None = Field(default=None, ge=0)
-    inline_storage: bool | None = None
-    memory: Any = None
-
-
-class OptimizersConfigDiff(Wire):
-    deleted_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    vacuum_min_vector_number: int | None = Field(default=None, ge=100)
-    default_segment_number: int | None = Field(default=None, ge=0)
-    max_segment_size: int | None = Field(default=None, ge=1)
-    memmap_threshold: int | None = None
-    indexing_threshold: int | None = Field(default=None, ge=0)
-    flush_interval_sec: int | None = Field(default=None, ge=0)
-    max_optimization_threads: int | Literal["auto"] | None = None
-    prevent_unoptimized: bool | None = None
-
-
-class WalConfigDiff(Wire):
-    wal_capacity_mb: int | None = Field(default=None, ge=1)
-    wal_segments_ahead: int | None = Field(default=None, ge=0)
-    wal_retain_closed: int | None = None
-
-
-class IndexConfigIn(Wire):
-    """Quiver extension: the backend for sealed segments, the build insertion order,
-    and the LeanVec backend's knobs."""
-
-    type: Literal["flat", "hnsw", "leanvec", "muvera"] | None = None
-    insertion_order: Literal["none", "lid_desc", "lid_asc"] | None = None
-    dims: int | None = Field(default=None, ge=1)
-    variant: Literal["id", "ood"] | None = None
-    primary_bits: Literal[8, 4] | None = None
-    secondary: Literal["float32", "float16", "int8"] | None = None
-    rerank_factor: float | None = Field(default=None, ge=1.0)
-    ood_solver: Literal["closed_form", "frank_wolfe"] | None = None
-    k_sim: int | None = Field(default=None, ge=0, le=10)
-    d_proj: int | None = Field(default=None, ge=0)
-    repetitions: int | None = Field(default=None, ge=1, le=64)
-    fill_empty: bool | None = None
-    final_dim: int | None = Field(default=None, ge=1)
-    seed: int | None = Field(default=None, ge=0)
-    candidates_factor: float | None = Field(default=None, ge=1.0)
-    inner: Literal["hnsw_sq8", "hnsw", "flat"] | None = None
-
-
-class MultiVectorIn(Wire):
-    """Quiver extension: ingest rules for the collection's multi-vectors."""
-
-    max_vectors_per_point: int | None = Field(default=None, ge=1)
-    pool_factor: float | None = Field(default=None, ge=1.0)
-    max_tokens_per_doc: int | None = Field(default=None, ge=1)
+ConfigSection = dict[str, Any] | None
+"""A collection config section (``hnsw_config``, ``optimizers_config``, ``wal_config``,
+``index``, ``multivector``): the knobs to set, checked against the engine's config
+model (``server/engine/config.py``), where each knob and its range is declared once."""
 
 
 class CreateCollection(Wire):
     vectors: VectorParamsIn | dict[str, VectorParamsIn] | None = None
-    shard_number: int | None = Field(default=None, ge=1, le=MAX_SHARDS)
+    shard_number: int | None = None
     sharding_method: Any = None
-    replication_factor: int | None = Field(default=None, ge=1)
-    write_consistency_factor: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
     on_disk_payload: bool | None = None
     payload: Any = None
     id_tracker: Any = None
-    hnsw_config: HnswConfigDiff | None = None
-    wal_config: WalConfigDiff | None = None
-    optimizers_config: OptimizersConfigDiff | None = None
+    hnsw_config: ConfigSection = None
+    wal_config: ConfigSection = None
+    optimizers_config: ConfigSection = None
     quantization_config: dict[str, Any] | None = None
     sparse_vectors: dict[str, Any] | None = None
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     init_from: Any = None
-    index: IndexConfigIn | None = None
-    multivector: MultiVectorIn | None = None
+    index: ConfigSection = None
+    multivector: ConfigSection = None
 
 
 class UpdateCollection(Wire):
-    index: IndexConfigIn | None = None
-    multivector: MultiVectorIn | None = None
+    index: ConfigSection = None
+    multivector: ConfigSection = None
     vectors: dict[str, Any] | None = None
-    optimizers_config: OptimizersConfigDiff | None = None
+    optimizers_config: ConfigSection = None
     params: dict[str, Any] | None = None
-    hnsw_config: HnswConfigDiff | None = None
+    hnsw_config: ConfigSection = None
     quantization_config: dict[str, Any] | Literal["Disabled"] | None = None
     sparse_vectors: dict[str, Any] | None = None
     strict_mode_config: dict[str, Any] | None = None
@@ -210,14 +155,14 @@ class QuantizationSearchParams(Wire):
 
     ignore: bool | None = None
     rescore: bool | None = None
-    oversampling: float | None = Field(default=None, ge=1.0)
+    oversampling: float | None = Field(default=None, ge=1.0, le=MAX_FACTOR)
 
 
 class SearchParams(Wire):
-    hnsw_ef: int | None = Field(default=None, ge=0)
+    hnsw_ef: int | None = Field(default=None, ge=0, le=MAX_HNSW_EF)
     exact: bool | None = None
     quantization: QuantizationSearchParams | None = None
-    rerank_factor: float | None = Field(default=None, ge=1.0)
+    rerank_factor: float | None = Field(default=None, ge=1.0, le=MAX_FACTOR)
     """Quiver extension (LeanVec's name for oversampling): candidates per result."""
     indexed_only: bool | None = None
     acorn: dict[str, Any] | None = None

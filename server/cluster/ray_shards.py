@@ -18,13 +18,14 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from server.cluster.shards import ShardCall, ShardServer, shard_folder
 from server.engine.config import CollectionConfig
 from server.errors import QuiverError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SHARD_CPUS = 0.5
 """CPUs Ray reserves per shard actor; a fraction so a 2-CPU test node holds 3 shards."""
@@ -119,7 +120,7 @@ class RayShardGroup:
     def shard_count(self) -> int:
         return len(self.actors)
 
-    def call(self, calls: Mapping[int, ShardCall]) -> dict[int, Any]:
+    def call(self, calls: Mapping[int, ShardCall[T]]) -> dict[int, T]:
         """Every call submitted before waiting on any, so the shards work in parallel."""
         refs = {shard: self.actors[shard].call.remote(c) for shard, c in calls.items()}
         return dict(zip(refs, _get(list(refs.values())), strict=True))

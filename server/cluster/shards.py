@@ -9,10 +9,13 @@ merged here. A ``ShardGroup`` carries the calls: ``LocalShardGroup`` runs them i
 this process (tests, no Ray), ``server/cluster/ray_shards.py`` runs each shard as a
 Ray actor.
 
+Shard calls are typed: ``on_collection(Collection.count, flt)`` names the method
+itself, so mypy checks it and its arguments, and a renamed method fails there.
+
 Folder layout (``key`` is a fresh id per created collection, so a collection created
 again under an old name never finds the old shards' data)::
 
-    <data_dir>/collections/<name>/sharded.json             config and key (engine.py)
+    <data_dir>/collections/<name>/sharded.json             config and key (server/catalog.py)
     <data_dir>/shards/<key>/<i>/collections/<name>/...     shard i, a plain engine folder
 """
 
@@ -27,31 +30,66 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
-from server.engine.collection import Collection, PointsSelection, SearchSpec, VectorSelector
+from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
 from server.engine.filters import Filter
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId, point_id_sort_key, point_id_to_text
+from server.engine.protocols import CollectionHandle, JobWire
+from server.engine.query import run_queries
+from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
+from server.engine.results import (
+    CollectionInfo,
+    QueryResult,
+    Record,
+    ScoredPoint,
+    ScrollPage,
+    SegmentInfo,
+    ShardStatus,
+    VectorMemory,
+)
 from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
-from server.errors import PointNotFound
+from server.errors import PointNotFound, UnsupportedFeature
+from server.storage.snapshots import SnapshotDescription
 
-Record = dict[str, Any]
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
-class ShardCall:
-    """One method call to run on one shard: a ``Collection`` method of the shard's
-    collection, or (``target="server"``) a ``ShardServer`` method such as its jobs."""
+class ShardCall(Generic[T]):
+    """One call to run on one shard: a method of the shard's ``Collection`` or (with
+    ``on_server``) of its ``ShardServer``. Made by ``on_collection`` / ``on_server``,
+    which take the method itself (pickled by reference), so mypy checks the name, the
+    arguments and the result type."""
 
-    method: str
+    method: Callable[..., T]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
-    target: Literal["collection", "server"] = "collection"
+    on_server: bool = False
+
+    def run(self, server: ShardServer) -> T:
+        target: Any = server if self.on_server else server.collection()
+        return self.method(target, *self.args, **self.kwargs)
+
+
+def on_collection(
+    method: Callable[Concatenate[Collection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> ShardCall[T]:
+    """``method`` of the shard's collection, e.g. ``on_collection(Collection.count, flt)``."""
+    return ShardCall(method, args, kwargs)
+
+
+def on_server(
+    method: Callable[Concatenate[ShardServer, P], T], *args: P.args, **kwargs: P.kwargs
+) -> ShardCall[T]:
+    """``method`` of the shard server itself (its jobs, config, folder)."""
+    return ShardCall(method, args, kwargs, on_server=True)
 
 
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(SearchSpec) if f.name != "vector")
@@ -100,7 +138,7 @@ class ShardGroup(Protocol):
     @property
     def shard_count(self) -> int: ...
 
-    def call(self, calls: Mapping[int, ShardCall]) -> dict[int, Any]:
+    def call(self, calls: Mapping[int, ShardCall[T]]) -> dict[int, T]:
         """Run each shard's call (in parallel where the transport can) and return
         every result by shard number; a shard's domain error is raised unchanged."""
         ...
@@ -131,23 +169,23 @@ def group_by_shard(ids: Sequence[PointId], shard_count: int) -> dict[int, list[i
 
 
 def merge_hits(
-    answers: Sequence[list[Record]], limit: int, offset: int, higher_is_better: bool
-) -> list[Record]:
+    answers: Sequence[list[ScoredPoint]], limit: int, offset: int, higher_is_better: bool
+) -> list[ScoredPoint]:
     """One query's global page from each shard's top ``offset + limit``; ties are
     broken by point id so the order does not depend on which shard answered first."""
     hits = [hit for answer in answers for hit in answer]
     sign = -1.0 if higher_is_better else 1.0
-    hits.sort(key=lambda hit: (sign * hit["score"], point_id_sort_key(hit["id"])))
+    hits.sort(key=lambda hit: (sign * hit.score, point_id_sort_key(hit.id)))
     return hits[offset : offset + limit]
 
 
-def merge_scroll(pages: Sequence[list[Record]], limit: int) -> tuple[list[Record], PointId | None]:
+def merge_scroll(pages: Sequence[list[Record]], limit: int) -> ScrollPage:
     """Merge per-shard pages of up to ``limit + 1`` records (each in id order): if any
     shard had more than ``limit`` matches, the merged list does too, so the
     ``limit + 1``-th record is the next page's offset."""
-    records = sorted((r for page in pages for r in page), key=lambda r: point_id_sort_key(r["id"]))
-    next_offset = records[limit]["id"] if len(records) > limit else None
-    return records[:limit], next_offset
+    records = sorted((r for page in pages for r in page), key=lambda r: point_id_sort_key(r.id))
+    next_offset = records[limit].id if len(records) > limit else None
+    return ScrollPage(records[:limit], next_offset)
 
 
 class ShardServer:
@@ -161,20 +199,19 @@ class ShardServer:
         self.folder = Path(folder)
         self._closed = False
         self._busy_s = 0.0
-        self.engine = Engine(self.folder, idle_seal_s, split_shards=False)
+        self.engine = Engine(self.folder, idle_seal_s)
         if not self.engine.exists(name):
             self.engine.create(name, CollectionConfig.model_validate(config))
 
-    def call(self, call: ShardCall) -> Any:
-        target = self if call.target == "server" else self._collection()
+    def call(self, call: ShardCall[T]) -> T:
         started = time.thread_time()
         try:
-            return getattr(target, call.method)(*call.args, **call.kwargs)
+            return call.run(self)
         finally:
             self._busy_s += time.thread_time() - started
 
-    def search_batch(self, batch: SearchBatch) -> list[list[Record]]:
-        return self._collection().search(batch.unpack())
+    def search_batch(self, batch: SearchBatch) -> list[list[ScoredPoint]]:
+        return self.collection().search(batch.unpack())
 
     def busy_seconds(self) -> float:
         """CPU time spent inside calls so far (the calling thread's; an actor's faiss runs
@@ -184,23 +221,24 @@ class ShardServer:
 
     def update_config(self, config: CollectionConfig) -> int:
         """A config change, and the rebuilds it needs queued, as the HTTP route does."""
-        collection = self._collection()
+        collection = self.collection()
         op_id = collection.update_config(config)
-        self.engine.config_changed(collection)
+        collection.config_changed()
         return op_id
 
     def config(self) -> CollectionConfig:
-        return self._collection().config
+        return self.collection().config
 
-    def _collection(self) -> Collection:
+    def collection(self) -> Collection:
+        """The shard's collection: a single-node one (the shard engine has no sharding)."""
         collection = self.engine.get(self.name)
-        assert isinstance(collection, Collection)  # split_shards=False: never sharded
+        assert isinstance(collection, Collection)  # narrows the type; see the docstring
         return collection
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[JobWire]:
         return self.engine.jobs_for(self.name)
 
-    def job(self, job_id: str, cancel: bool = False) -> dict[str, Any] | None:
+    def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
         return self.engine.job(job_id, cancel)
 
     def wait_idle(self, timeout: float) -> bool:
@@ -237,7 +275,7 @@ class LocalShardGroup:
     def shard_count(self) -> int:
         return len(self.servers)
 
-    def call(self, calls: Mapping[int, ShardCall]) -> dict[int, Any]:
+    def call(self, calls: Mapping[int, ShardCall[T]]) -> dict[int, T]:
         return {i: self.servers[i].call(c) for i, c in calls.items()}
 
     def close(self) -> None:
@@ -257,7 +295,9 @@ class ShardedCollection:
         self._config = config
         self.group = group
         self.on_config: Callable[[CollectionConfig], None] = lambda config: None
-        """Persists a changed config (the engine writes its marker file)."""
+        """Persists a changed config (the catalog writes its marker file)."""
+        self.on_drop: Callable[[], None] = lambda: None
+        """Removes what is left of the shards on this machine (the catalog's key folder)."""
 
     @property
     def config(self) -> CollectionConfig:
@@ -270,9 +310,17 @@ class ShardedCollection:
         """Delete every shard's data (each shard removes its own folder, on its own
         node), then let the shards go."""
         try:
-            self._everywhere(ShardCall("destroy", target="server"))
+            self._everywhere(on_server(ShardServer.destroy))
         finally:
             self.group.close()
+            self.on_drop()
+
+    @property
+    def supports_snapshots(self) -> bool:
+        return False
+
+    def write_snapshot(self, folder: Path) -> SnapshotDescription:
+        raise UnsupportedFeature(f"snapshots of sharded collection {self.name!r}")
 
     # -- writes ----------------------------------------------------------
 
@@ -286,42 +334,50 @@ class ShardedCollection:
         update_filter: Filter | None = None,
     ) -> int:
         self.check_vectors(list(vectors))
-        options = {"update_mode": update_mode, "update_filter": update_filter}
         calls = {
-            shard: ShardCall(
-                "upsert",
-                ([ids[i] for i in rows], [vectors[i] for i in rows], [payloads[i] for i in rows]),
-                options,
+            shard: on_collection(
+                Collection.upsert,
+                [ids[i] for i in rows],
+                [vectors[i] for i in rows],
+                [payloads[i] for i in rows],
+                update_mode=update_mode,
+                update_filter=update_filter,
             )
             for shard, rows in group_by_shard(ids, self.group.shard_count).items()
         }
         return int(max(self.group.call(calls).values(), default=0))
 
     def delete(self, selection: PointsSelection) -> int:
-        return self._write(selection, lambda s: ShardCall("delete", (s,)))
+        return self._write(selection, lambda s: on_collection(Collection.delete, s))
 
     def set_payload(
         self, values: dict[str, Any], selection: PointsSelection, key: str | None
     ) -> int:
-        return self._write_payload(selection, lambda s: ShardCall("set_payload", (values, s, key)))
+        return self._write_payload(
+            selection, lambda s: on_collection(Collection.set_payload, values, s, key)
+        )
 
     def overwrite_payload(self, values: dict[str, Any], selection: PointsSelection) -> int:
-        return self._write_payload(selection, lambda s: ShardCall("overwrite_payload", (values, s)))
+        return self._write_payload(
+            selection, lambda s: on_collection(Collection.overwrite_payload, values, s)
+        )
 
     def delete_payload(self, keys: list[str], selection: PointsSelection) -> int:
-        return self._write_payload(selection, lambda s: ShardCall("delete_payload", (keys, s)))
+        return self._write_payload(
+            selection, lambda s: on_collection(Collection.delete_payload, keys, s)
+        )
 
     def clear_payload(self, selection: PointsSelection) -> int:
-        return self._write_payload(selection, lambda s: ShardCall("clear_payload", (s,)))
+        return self._write_payload(selection, lambda s: on_collection(Collection.clear_payload, s))
 
     def _write_payload(
-        self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall]
+        self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall[int]]
     ) -> int:
         """Payload writes by id need every id to exist (404 otherwise, as on one node);
         checked on all shards first so a missing id changes nothing anywhere."""
         if selection.ids is not None:
             unique = list(dict.fromkeys(selection.ids))
-            found = {r["id"] for r in self.retrieve(unique, PayloadSelector.of("none"), False)}
+            found = {r.id for r in self.retrieve(unique, PayloadSelector.of("none"), False)}
             missing = next((i for i in unique if i not in found), None)
             if missing is not None:
                 raise PointNotFound(missing)
@@ -337,13 +393,11 @@ class ShardedCollection:
         calls = {}
         for shard, rows in group_by_shard(ids, self.group.shard_count).items():
             take = np.asarray(rows, dtype=np.int64)
-            calls[shard] = ShardCall(
-                "bulk_upsert",
-                (
-                    [ids[i] for i in rows],
-                    {name: matrix[take] for name, matrix in matrices.items()},
-                    [payloads[i] for i in rows],
-                ),
+            calls[shard] = on_collection(
+                Collection.bulk_upsert,
+                [ids[i] for i in rows],
+                {name: matrix[take] for name, matrix in matrices.items()},
+                [payloads[i] for i in rows],
             )
         return int(max(self.group.call(calls).values(), default=0))
 
@@ -357,9 +411,12 @@ class ShardedCollection:
     def update_config(self, config: CollectionConfig) -> int:
         """Config changes (payload indexes included) apply to every shard, each queueing
         the rebuilds it needs in its own build worker."""
-        op_id = self._everywhere(ShardCall("update_config", (config,), target="server"))
+        op_id = self._everywhere(on_server(ShardServer.update_config, config))
         self._set_config(config)
         return int(max(op_id.values()))
+
+    def config_changed(self) -> None:
+        """Nothing here: each shard queued its rebuilds in ``update_config``."""
 
     def _set_config(self, config: CollectionConfig) -> None:
         self.on_config(config)
@@ -370,22 +427,18 @@ class ShardedCollection:
     ) -> dict[str, Any]:
         """Every shard trains its own LeanVec on its own points, so each gets the sample."""
         answers = self._everywhere(
-            ShardCall("add_training_queries", (using, raw, replace, retrain))
+            on_collection(Collection.add_training_queries, using, raw, replace, retrain)
         )
         if retrain:
-            self._set_config(self.group.call({0: ShardCall("config", target="server")})[0])
-        result: dict[str, Any] = answers[0]
-        return result
+            self._set_config(self.group.call({0: on_server(ShardServer.config)})[0])
+        return answers[0]
 
     def training_query_counts(self, names: list[str]) -> dict[str, Any]:
         """Shard 0's counts: given samples are the same on every shard."""
-        counts: dict[str, Any] = self.group.call({0: ShardCall("training_query_counts", (names,))})[
-            0
-        ]
-        return counts
+        return self.group.call({0: on_collection(Collection.training_query_counts, names)})[0]
 
     def _write(
-        self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall]
+        self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall[int]]
     ) -> int:
         if selection.ids is None:
             return int(max(self._everywhere(make(selection)).values()))
@@ -397,23 +450,25 @@ class ShardedCollection:
         }
         return int(max(self.group.call(calls).values()))
 
-    def _everywhere(self, call: ShardCall) -> dict[int, Any]:
+    def _everywhere(self, call: ShardCall[T]) -> dict[int, T]:
         return self.group.call(dict.fromkeys(range(self.group.shard_count), call))
 
     # -- reads -----------------------------------------------------------
 
     def count(self, flt: Filter | None) -> int:
-        return sum(self._everywhere(ShardCall("count", (flt,))).values())
+        return sum(self._everywhere(on_collection(Collection.count, flt)).values())
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
     ) -> list[Record]:
         groups = group_by_shard(ids, self.group.shard_count)
         calls = {
-            shard: ShardCall("retrieve", ([ids[i] for i in rows], with_payload, with_vector))
+            shard: on_collection(
+                Collection.retrieve, [ids[i] for i in rows], with_payload, with_vector
+            )
             for shard, rows in groups.items()
         }
-        found = {r["id"]: r for records in self.group.call(calls).values() for r in records}
+        found = {r.id: r for records in self.group.call(calls).values() for r in records}
         return [found[i] for i in ids if i in found]
 
     def get_point(self, point_id: PointId) -> Record:
@@ -429,18 +484,17 @@ class ShardedCollection:
         offset: PointId | None,
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
-    ) -> tuple[list[Record], PointId | None]:
-        call = ShardCall("scroll", (flt, limit + 1, offset, with_payload, with_vector))
-        pages = [records for records, _next in self._everywhere(call).values()]
+    ) -> ScrollPage:
+        call = on_collection(Collection.scroll, flt, limit + 1, offset, with_payload, with_vector)
+        pages = [page.records for page in self._everywhere(call).values()]
         return merge_scroll(pages, limit)
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
         """The stored vector of a point, asked of the shard that owns it."""
         shard = shard_of(point_id, self.group.shard_count)
-        vector: np.ndarray = self.group.call(
-            {shard: ShardCall("query_vector_of", (point_id, using))}
-        )[shard]
-        return vector
+        return self.group.call({shard: on_collection(Collection.query_vector_of, point_id, using)})[
+            shard
+        ]
 
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
@@ -459,7 +513,10 @@ class ShardedCollection:
             return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
         return prepare_matrix(raws, params, "query vector")
 
-    def search(self, specs: Sequence[SearchSpec]) -> list[list[Record]]:
+    def query(self, queries: Sequence[Query]) -> list[QueryResult]:
+        return run_queries(self, queries)
+
+    def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Every shard answers the whole batch for ``offset + limit`` hits per query;
         the page is cut after merging. ``explain`` is not collected from shards."""
         wide = [
@@ -467,9 +524,9 @@ class ShardedCollection:
         ]
         packed = SearchBatch.pack(wide)
         call = (
-            ShardCall("search", (wide,))
+            on_collection(Collection.search, wide)
             if packed is None
-            else ShardCall("search_batch", (packed,), target="server")
+            else on_server(ShardServer.search_batch, packed)
         )
         answers = list(self._everywhere(call).values())
         return [
@@ -484,46 +541,46 @@ class ShardedCollection:
 
     # -- status and background work ------------------------------------------
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> CollectionInfo:
         """Qdrant's collection info summed over the shards; the worst shard's status is
         the collection's. Quiver extension: ``shards``, each shard's own status and count."""
-        infos = self._everywhere(ShardCall("info"))
+        infos = self._everywhere(on_collection(Collection.info))
         ordered = [infos[i] for i in range(self.group.shard_count)]
-        worst = max(ordered, key=lambda info: STATUS_RANK.get(info["status"], 0))
+        worst = max(ordered, key=lambda info: STATUS_RANK.get(info.status, 0))
         schema = {
-            key: value | {"points": sum(i["payload_schema"][key]["points"] for i in ordered)}
-            for key, value in ordered[0]["payload_schema"].items()
+            key: dataclasses.replace(
+                field, points=sum(i.payload_schema[key].points for i in ordered)
+            )
+            for key, field in ordered[0].payload_schema.items()
         }
-        return {
-            "status": worst["status"],
-            "optimizer_status": worst["optimizer_status"],
-            "indexed_vectors_count": sum(i["indexed_vectors_count"] for i in ordered),
-            "points_count": sum(i["points_count"] for i in ordered),
-            "segments_count": sum(i["segments_count"] for i in ordered),
-            "config": self._config.to_wire(),
-            "payload_schema": schema,
-            "vectors_memory": _summed_memory([i["vectors_memory"] for i in ordered]),
-            "shards": [
-                {"shard": n, "status": i["status"], "points_count": i["points_count"]}
-                for n, i in enumerate(ordered)
-            ],
-        }
+        return CollectionInfo(
+            status=worst.status,
+            optimizer_status=worst.optimizer_status,
+            indexed_vectors_count=sum(i.indexed_vectors_count for i in ordered),
+            points_count=sum(i.points_count for i in ordered),
+            segments_count=sum(i.segments_count for i in ordered),
+            config=self._config,
+            payload_schema=schema,
+            vectors_memory=_summed_memory([i.vectors_memory for i in ordered]),
+            shards=[ShardStatus(n, i.status, i.points_count) for n, i in enumerate(ordered)],
+        )
 
-    def segments_info(self) -> list[dict[str, Any]]:
-        answers = self._everywhere(ShardCall("segments_info"))
-        return [seg | {"shard": n} for n in sorted(answers) for seg in answers[n]]
+    def segments_info(self) -> list[SegmentInfo]:
+        answers = self._everywhere(on_collection(Collection.segments_info))
+        return [dataclasses.replace(seg, shard=n) for n in sorted(answers) for seg in answers[n]]
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[JobWire]:
         """Build jobs of every shard, each tagged with its ``shard`` number."""
-        answers = self._everywhere(ShardCall("jobs", target="server"))
+        answers = self._everywhere(on_server(ShardServer.jobs))
         return [job | {"shard": n} for n in sorted(answers) for job in answers[n]]
 
-    def job(self, job_id: str, cancel: bool = False) -> dict[str, Any] | None:
+    def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
         """The job with this id on whichever shard runs it (ids are random, unique);
         with ``cancel``, cancelled first."""
-        answers = self._everywhere(ShardCall("job", (job_id, cancel), target="server"))
+        answers = self._everywhere(on_server(ShardServer.job, job_id, cancel))
         return next(
-            (answers[n] | {"shard": n} for n in sorted(answers) if answers[n] is not None), None
+            (job | {"shard": n} for n in sorted(answers) if (job := answers[n]) is not None),
+            None,
         )
 
 
@@ -531,41 +588,19 @@ STATUS_RANK = {"green": 0, "grey": 1, "yellow": 2, "red": 3}
 """Which shard status speaks for the collection: the worst one."""
 
 
-def _summed_memory(per_shard: list[dict[str, Any]]) -> dict[str, Any]:
+def _summed_memory(per_shard: list[dict[str, VectorMemory]]) -> dict[str, VectorMemory]:
     """Index memory per vector name added over shards, per-vector bytes recomputed."""
-    out: dict[str, Any] = {}
+    out: dict[str, VectorMemory] = {}
     for name in per_shard[0]:
-        points = sum(m[name]["points"] for m in per_shard)
+        points = sum(m[name].points for m in per_shard)
         totals: dict[str, int] = {}
         for memory in per_shard:
-            for part, size in memory[name]["bytes"].items():
+            for part, size in memory[name].bytes.items():
                 totals[part] = totals.get(part, 0) + size
         per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
-        out[name] = {"points": points, "bytes": totals, "bytes_per_vector": per_vector}
+        out[name] = VectorMemory(points, totals, per_vector)
     return out
 
 
-def open_sharded_collection(
-    base: Path,
-    name: str,
-    config: CollectionConfig,
-    ray_address: str | None,
-    shard_cpus: float = 0.5,
-    idle_seal_s: float = 0.0,
-) -> ShardedCollection:
-    """The factory the engine uses for ``shard_number > 1``, shards under folder
-    ``base``: in this process when ``ray_address`` is None, else Ray actors
-    (``"local"``: a loopback Ray on this machine). Ray is imported only here, so the
-    single-node path never needs it. Created on first open, reopened from the shard
-    folders afterwards. ``idle_seal_s`` is each shard engine's (``Engine``)."""
-    if ray_address is None:
-        return ShardedCollection(name, config, LocalShardGroup(base, name, config, idle_seal_s))
-    from server.cluster.ray_shards import RayShardGroup, connect
-
-    connect(ray_address)
-    group = RayShardGroup(base, name, config, cpus=shard_cpus, idle_seal_s=idle_seal_s)
-    return ShardedCollection(name, config, group)
-
-
-AnyCollection = Collection | ShardedCollection
-"""What the HTTP API serves: a single-node collection or a sharded one."""
+def _check_collection_handle(collection: ShardedCollection) -> CollectionHandle:
+    return collection  # mypy checks ShardedCollection against the collection interface here

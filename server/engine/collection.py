@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
@@ -24,17 +23,31 @@ from typing import Any
 import numpy as np
 import orjson
 
-from index.base import SearchParams
 from index.flat import FlatIndex
 from index.multivector import MaxSimIndex, Ragged
 from index.registry import MULTI_INDEX_TYPES, AnyIndex, index_from_bytes
 from index.two_stage import TwoStageIndex
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.index_spec import read_spec
 from server.engine.optimizer import RebuildInput, Task, build, due_tasks, snapshot
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
-from server.engine.planner import PlannerConfig, Strategy
+from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId, point_id_from_text, point_id_to_text
+from server.engine.protocols import CollectionHandle, JobBoard, JobWire
+from server.engine.query import run_queries
+from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
+from server.engine.results import (
+    CollectionInfo,
+    PayloadFieldInfo,
+    QueryResult,
+    Record,
+    ScoredPoint,
+    ScrollPage,
+    SegmentInfo,
+    VectorMemory,
+    VectorOutput,
+)
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PointBatch, SealedParts
@@ -52,44 +65,15 @@ from server.storage.point_store import LoadedPoint, PointRows, PointStore, Write
 from server.storage.segment_store import SegmentManifest, SegmentStore
 from server.storage.snapshots import SnapshotDescription, write_snapshot
 
+__all__ = ["Collection", "PointsSelection", "SearchSpec", "VectorSelector"]
+
 log = logging.getLogger(__name__)
 
 TOKENS_FOR_PLANNING = 64
 """Vectors per multi-vector point the planner assumes when it weighs an exact scan
 (ColBERT-style documents hold tens to hundreds of tokens)."""
 
-VectorSelector = bool | list[str]
 StatusProvider = Callable[[], tuple[str, Any]]
-
-
-@dataclass(slots=True)
-class PointsSelection:
-    """Which points a write touches: explicit ``ids``, else all matching ``filter``
-    (no filter, as with Qdrant's empty filter, selects every point)."""
-
-    ids: list[PointId] | None = None
-    filter: Filter | None = None
-
-
-@dataclass(slots=True)
-class SearchSpec:
-    """One nearest-neighbour request, validated and resolved against the config."""
-
-    using: str
-    vector: np.ndarray
-    """``(dim,)``, or ``(n_vectors, dim)`` for a multi-vector name."""
-    limit: int = 10
-    offset: int = 0
-    filter: Filter | None = None
-    score_threshold: float | None = None
-    with_payload: PayloadSelector = field(default_factory=lambda: PayloadSelector.of("none"))
-    with_vector: VectorSelector = False
-    exclude_ids: list[PointId] = field(default_factory=list)
-    params: SearchParams = field(default_factory=SearchParams)
-    force: Strategy | None = None
-    """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
-    explain: list[dict[str, Any]] | None = None
-    """Quiver extension: when a list, the plan chosen for each segment is appended."""
 
 
 class Collection:
@@ -113,6 +97,7 @@ class Collection:
         """Called after writes that may make background work due (set by the engine)."""
         self.status: StatusProvider = lambda: ("green", "ok")
         self.planner = PlannerConfig()
+        self._jobs: JobBoard | None = None
 
     @classmethod
     def create(cls, name: str, path: Path, config: CollectionConfig) -> Collection:
@@ -288,14 +273,14 @@ class Collection:
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
-    ) -> list[dict[str, Any]]:
+    ) -> list[Record]:
         with self._lock.read():
             found = [self._segments.locate(i) for i in ids]
             return [
                 self._record(s, row, with_payload, with_vector) for s, row in filter(None, found)
             ]
 
-    def get_point(self, point_id: PointId) -> dict[str, Any]:
+    def get_point(self, point_id: PointId) -> Record:
         records = self.retrieve([point_id], PayloadSelector.of("all"), True)
         if not records:
             raise PointNotFound(point_id)
@@ -308,12 +293,12 @@ class Collection:
         offset: PointId | None,
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
-    ) -> tuple[list[dict[str, Any]], PointId | None]:
+    ) -> ScrollPage:
         with self._lock.read():
             picked = self._segments.scroll(flt, limit, offset)
             records = [self._record(s, r, with_payload, with_vector) for s, r in picked[:limit]]
             next_offset = picked[limit][0].ids[picked[limit][1]] if len(picked) > limit else None
-        return records, next_offset
+        return ScrollPage(records, next_offset)
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
         """The stored vector of a point, for queries that name a point instead of a vector."""
@@ -346,11 +331,14 @@ class Collection:
             return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
         return prepare_matrix(raws, params, "query vector")
 
-    def search(self, specs: Sequence[SearchSpec]) -> list[list[dict[str, Any]]]:
+    def query(self, queries: Sequence[Query]) -> list[QueryResult]:
+        return run_queries(self, queries)
+
+    def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Answer a batch of searches. Searches that share a vector name, params and
         filter are answered together: the filter is compiled once and each segment gets
         one native call for the whole group (BLAS for exact, OpenMP for graphs)."""
-        results: list[list[dict[str, Any]]] = [[] for _ in specs]
+        results: list[list[ScoredPoint]] = [[] for _ in specs]
         with self._lock.read():
             groups: dict[tuple[Any, ...], list[int]] = {}
             for i, spec in enumerate(specs):
@@ -402,7 +390,7 @@ class Collection:
         """How many uploaded ("given") and served ("seen") queries each vector has."""
         return {name: self.query_samples.counts(name) for name in names}
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> CollectionInfo:
         status, optimizer_status = self.status()
         with self._lock.read():
             config = self._config
@@ -413,26 +401,29 @@ class Collection:
                 key: self._segments.count(_has_value(key)) for key in config.payload_schema
             }
             memory = self._memory_by_vector()
-        return {
-            "status": status,
-            "optimizer_status": optimizer_status,
-            "indexed_vectors_count": indexed * len(config.vectors),
-            "points_count": count,
-            "segments_count": segments,
-            "config": config.to_wire(),
-            "payload_schema": {
-                name: {"data_type": schema.get("type", "keyword"), "points": schema_counts[name]}
-                | ({"params": schema} if len(schema) > 1 else {})
+        return CollectionInfo(
+            status=status,
+            optimizer_status=optimizer_status,
+            indexed_vectors_count=indexed * len(config.vectors),
+            points_count=count,
+            segments_count=segments,
+            config=config,
+            payload_schema={
+                name: PayloadFieldInfo(
+                    schema.get("type", "keyword"),
+                    schema_counts[name],
+                    schema if len(schema) > 1 else None,
+                )
                 for name, schema in config.payload_schema.items()
             },
-            "vectors_memory": memory,
-        }
+            vectors_memory=memory,
+        )
 
-    def _memory_by_vector(self) -> dict[str, Any]:
+    def _memory_by_vector(self) -> dict[str, VectorMemory]:
         """Quiver extension: RAM of the sealed segments' indexes per vector name, split
         into parts (graph links, searched vectors or codes, originals kept for
         re-ranking), in total and per indexed vector."""
-        out: dict[str, Any] = {}
+        out: dict[str, VectorMemory] = {}
         for name in self._config.vectors:
             totals: dict[str, int] = {}
             points = 0
@@ -445,26 +436,48 @@ class Collection:
                 for part, size in (stats.parts or {"index": stats.memory_bytes}).items():
                     totals[part] = totals.get(part, 0) + size
             per_vector = {k: round(v / points, 1) for k, v in totals.items()} if points else {}
-            out[name] = {"points": points, "bytes": totals, "bytes_per_vector": per_vector}
+            out[name] = VectorMemory(points, totals, per_vector)
         return out
 
-    def segments_info(self) -> list[dict[str, Any]]:
+    def segments_info(self) -> list[SegmentInfo]:
         with self._lock.read():
             out = [
-                {
-                    "segment_id": sid,
-                    "kind": "sealed",
-                    "points": len(s),
-                    "rows": s.row_count(),
-                    "index": None if s.spec is None else s.spec["type"],
-                    "memory_bytes": sum(i.stats().memory_bytes for i in s.indexes.values()),
-                }
+                SegmentInfo(
+                    segment_id=sid,
+                    kind="sealed",
+                    points=len(s),
+                    rows=s.row_count(),
+                    index=None if s.spec is None else s.spec.type,
+                    memory_bytes=sum(i.stats().memory_bytes for i in s.indexes.values()),
+                )
                 for sid, s in self._segments.sealed.items()
             ]
-            out.append(
-                {"segment_id": None, "kind": "appendable", "points": len(self._segments.appendable)}
-            )
+            out.append(SegmentInfo(None, "appendable", len(self._segments.appendable)))
         return out
+
+    # -- lifecycle and jobs (the engine's build worker runs them) ---------------
+
+    def scheduled_by(self, jobs: JobBoard) -> None:
+        """Called by the engine once the build worker runs this collection's jobs."""
+        self._jobs = jobs
+
+    def config_changed(self) -> None:
+        if self._jobs is not None:
+            self._jobs.config_changed()
+
+    def jobs(self) -> list[JobWire]:
+        return [] if self._jobs is None else self._jobs.jobs()
+
+    def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
+        return None if self._jobs is None else self._jobs.job(job_id, cancel)
+
+    @property
+    def supports_snapshots(self) -> bool:
+        return True
+
+    def drop(self) -> None:
+        """Deleted: close; the engine removes the folder, which holds all the data."""
+        self.close()
 
     # -- background work (called by the build worker) -----------------------
 
@@ -501,7 +514,7 @@ class Collection:
             segment_id=segment_id,
             point_ids=[point_id_to_text(i) for i in job.ids],
             indexes={name: None for name in indexes},
-            spec=job.spec,
+            spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
         )
         self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
@@ -639,7 +652,7 @@ class Collection:
         specs: Sequence[SearchSpec],
         masks: dict[int, np.ndarray] | None,
         estimates: dict[int, int] | None = None,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> list[list[ScoredPoint]]:
         first = specs[0]
         params = self._config.vectors[first.using]
         queries: np.ndarray | Ragged
@@ -669,24 +682,20 @@ class Collection:
         ids, versions = _gather_rows(ranked.segments, owner, rows)
         scores = ranked.scores[queries, ranks].tolist()
         bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
-        out: list[list[dict[str, Any]]] = []
+        out: list[list[ScoredPoint]] = []
         for q, spec in enumerate(specs):
-            page = range(bounds[q], bounds[q + 1])
+            page = slice(bounds[q], bounds[q + 1])
             if spec.with_payload.mode == "none" and spec.with_vector is False:
-                out.append(
-                    [
-                        {"id": ids[i], "version": versions[i], "score": scores[i],
-                         "payload": None, "vector": None}
-                        for i in page
-                    ]
-                )  # fmt: skip
+                out.append(list(map(_bare_hit, ids[page], versions[page], scores[page])))
                 continue
             out.append(
                 [
-                    {"id": ids[i], "version": versions[i], "score": scores[i]}
-                    | self._record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
-                                   spec.with_vector)
-                    for i in page
+                    ScoredPoint.of_record(
+                        self._record(ranked.segments[owner[i]], int(rows[i]), spec.with_payload,
+                                     spec.with_vector),
+                        versions[i], scores[i],
+                    )
+                    for i in range(page.start, page.stop)
                 ]
             )  # fmt: skip
         return out
@@ -717,14 +726,16 @@ class Collection:
         row: int,
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
-    ) -> dict[str, Any]:
-        return {
-            "id": segment.ids[row],
-            "payload": with_payload.apply(segment.payload(row)),
-            "vector": self._vector_output(segment, row, with_vector),
-        }
+    ) -> Record:
+        return Record(
+            segment.ids[row],
+            with_payload.apply(segment.payload(row)),
+            self._vector_output(segment, row, with_vector),
+        )
 
-    def _vector_output(self, segment: AnySegment, row: int, with_vector: VectorSelector) -> Any:
+    def _vector_output(
+        self, segment: AnySegment, row: int, with_vector: VectorSelector
+    ) -> VectorOutput:
         if with_vector is False:
             return None
         vectors = self._exact_vectors(segment, row)
@@ -833,7 +844,7 @@ class Collection:
         stored = [points.get(pid) for pid in manifest.point_ids]
         batch = _batch_from_loaded(manifest.point_ids, stored, self._config)
         indexes: dict[str, AnyIndex] = {}
-        spec = manifest.spec
+        spec = read_spec(manifest.spec)
         alive = np.array([p is not None and p.pid not in claimed for p in stored], dtype=bool)
         for name, params in self._config.vectors.items():
             blob = blobs.get(name)
@@ -890,6 +901,10 @@ class _WriteGuard:
     def __exit__(self, *exc: object) -> None:
         self._collection._last_write = time.monotonic()
         self._lock.__exit__(None, None, None)
+
+
+def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
+    return ScoredPoint(point_id, version, score, None, None)
 
 
 def _has_value(key: str) -> Filter:
@@ -1015,3 +1030,7 @@ def _stored(batch: PointBatch, known: Sequence[bool]) -> PointRows:
         for i in np.flatnonzero(batch.present[name]).tolist():
             rows.vectors.append((pids[i], name, sets.item(i).tobytes()))
     return rows
+
+
+def _check_collection_handle(collection: Collection) -> CollectionHandle:
+    return collection  # mypy checks Collection against the collection interface here

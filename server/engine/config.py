@@ -6,14 +6,43 @@ and reported back, in Qdrant's shape, by ``GET /collections/{name}``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from index.insertion_order import InsertionOrder
 from index.metrics import Distance
-from server.engine.quantization_config import backend_kind, quantization_params
+from server.engine.index_spec import (
+    FlatSpec,
+    HnswSpec,
+    IndexSpec,
+    LeanVecSpec,
+    LeanVecSpecParams,
+    MuveraSpec,
+    MuveraSpecParams,
+    QuantizedSpec,
+    QuantizedSpecParams,
+)
+from server.engine.knobs import (
+    MAX_COUNT,
+    MAX_FACTOR,
+    MAX_M,
+    MAX_THREADS,
+    GraphParams,
+    LeanVecKnobs,
+    MuveraKnobs,
+    in_range,
+)
+from server.engine.quantization_config import QuantizationConfig
 
 DEFAULT_MIN_EF = 128
+MAX_SEGMENTS = 256
+"""``default_segment_number``: each segment is one more graph a query walks."""
+MAX_SHARDS = 64
+"""Largest ``shard_number`` (each shard is a whole engine, a Ray actor in cluster
+mode), and of the replication factors Quiver records."""
+MAX_TOKENS = 65_536
+"""Vectors of one multi-vector point (each is MaxSim-scored against every query token)."""
 
 DEFAULT_VECTOR = ""
 """Name of the single unnamed vector (Qdrant's ``vector: [...]`` form)."""
@@ -39,33 +68,32 @@ class VectorParams(_Frozen):
         return self.multivector_config is not None
 
 
-class HnswConfig(_Frozen):
-    """Graph parameters; used by the HNSW backend (exact search ignores them)."""
+class HnswConfig(GraphParams):
+    """Graph parameters; used by the HNSW backend (exact search ignores them).
+    ``m`` and ``ef_construct`` are declared once, in ``knobs.GraphParams``."""
 
-    m: int = 16
-    ef_construct: int = 100
-    full_scan_threshold: int = 10_000
-    max_indexing_threads: int = 0
+    full_scan_threshold: Annotated[int, in_range(10, MAX_COUNT)] = 10_000
+    max_indexing_threads: Annotated[int, in_range(0, MAX_THREADS)] = 0
     on_disk: bool = False
-    payload_m: int | None = None
+    payload_m: Annotated[int | None, in_range(0, MAX_M)] = None
 
 
 class OptimizersConfig(_Frozen):
-    deleted_threshold: float = 0.2
-    vacuum_min_vector_number: int = 1000
-    default_segment_number: int = 0
-    max_segment_size: int | None = None
-    memmap_threshold: int | None = None
-    indexing_threshold: int = 20_000
-    flush_interval_sec: int = 5
-    max_optimization_threads: int | None = None
+    deleted_threshold: Annotated[float, in_range(0.0, 1.0)] = 0.2
+    vacuum_min_vector_number: Annotated[int, in_range(100, MAX_COUNT)] = 1000
+    default_segment_number: Annotated[int, in_range(0, MAX_SEGMENTS)] = 0
+    max_segment_size: Annotated[int | None, in_range(1, MAX_COUNT)] = None
+    memmap_threshold: Annotated[int | None, in_range(0, MAX_COUNT)] = None
+    indexing_threshold: Annotated[int, in_range(0, MAX_COUNT)] = 20_000
+    flush_interval_sec: Annotated[int, in_range(0, 86_400)] = 5
+    max_optimization_threads: Annotated[int | None, in_range(0, MAX_THREADS)] = None
 
 
-class IndexConfig(_Frozen):
+class IndexConfig(MuveraKnobs, LeanVecKnobs):
     """Quiver extension (``"index"`` on create / PATCH): which backend serves sealed
     segments, in which order a build inserts vectors (see ADR 0003), LeanVec's knobs
-    (``index/leanvec_index.py``) and MUVERA's (``index/muvera_index.py``); each backend
-    ignores the others' knobs.
+    (``knobs.LeanVecKnobs``) and MUVERA's (``knobs.MuveraKnobs``); each backend
+    ignores the others' knobs. One flat object on the wire, as before.
 
     ``muvera`` serves multi-vectors through Fixed Dimensional Encodings in an ``inner``
     single-vector index (dense vectors of the same collection use that inner backend);
@@ -73,46 +101,10 @@ class IndexConfig(_Frozen):
     other type, multi-vectors are searched by exact MaxSim."""
 
     type: Literal["flat", "hnsw", "leanvec", "muvera"] = "hnsw"
-    insertion_order: Literal["none", "lid_desc", "lid_asc"] = "none"
-    dims: int | None = None
-    variant: Literal["id", "ood"] = "id"
-    primary_bits: Literal[8, 4] = 8
-    secondary: Literal["float32", "float16", "int8"] = "float32"
-    rerank_factor: float = 4.0
-    ood_solver: Literal["closed_form", "frank_wolfe"] = "closed_form"
+    insertion_order: InsertionOrder = "none"
     training_generation: int = 0
     """Bumped when new LeanVec training queries should be learned: a spec change, so
     every segment is retrained and rebuilt in the background."""
-    k_sim: int = 4
-    d_proj: int | None = 16
-    repetitions: int = 20
-    fill_empty: bool = True
-    final_dim: int | None = None
-    seed: int = 42
-    candidates_factor: float = 40.0
-    inner: Literal["hnsw_sq8", "hnsw", "flat"] = "hnsw_sq8"
-
-    def muvera_params(self) -> dict[str, Any]:
-        return {
-            "k_sim": self.k_sim,
-            "d_proj": self.d_proj,
-            "repetitions": self.repetitions,
-            "fill_empty": self.fill_empty,
-            "final_dim": self.final_dim,
-            "seed": self.seed,
-            "candidates_factor": self.candidates_factor,
-            "inner": self.inner,
-        }
-
-    def leanvec_params(self) -> dict[str, Any]:
-        return {
-            "dims": self.dims,
-            "variant": self.variant,
-            "primary_bits": self.primary_bits,
-            "secondary": self.secondary,
-            "rerank_factor": self.rerank_factor,
-            "ood_solver": self.ood_solver,
-        }
 
 
 class MultiVectorConfig(_Frozen):
@@ -125,14 +117,14 @@ class MultiVectorConfig(_Frozen):
       cluster means, keeping ``ceil(n / pool_factor)`` of them, at most
       ``max_tokens_per_doc``. Queries are never pooled."""
 
-    max_vectors_per_point: int = Field(default=2048, ge=1)
-    pool_factor: float | None = Field(default=None, ge=1.0)
-    max_tokens_per_doc: int | None = Field(default=None, ge=1)
+    max_vectors_per_point: Annotated[int, Field(ge=1), in_range(1, MAX_TOKENS)] = 2048
+    pool_factor: Annotated[float | None, Field(ge=1.0), in_range(1.0, MAX_FACTOR)] = None
+    max_tokens_per_doc: Annotated[int | None, Field(ge=1), in_range(1, MAX_TOKENS)] = None
 
 
 class WalConfig(_Frozen):
-    wal_capacity_mb: int = 32
-    wal_segments_ahead: int = 0
+    wal_capacity_mb: Annotated[int, in_range(1, 65_536)] = 32
+    wal_segments_ahead: Annotated[int, in_range(0, 64)] = 0
 
 
 class CollectionConfig(_Frozen):
@@ -143,10 +135,10 @@ class CollectionConfig(_Frozen):
     hnsw_config: HnswConfig = HnswConfig()
     optimizers_config: OptimizersConfig = OptimizersConfig()
     wal_config: WalConfig = WalConfig()
-    quantization_config: dict[str, Any] | None = None
-    shard_number: int = 1
-    replication_factor: int = 1
-    write_consistency_factor: int = 1
+    quantization_config: QuantizationConfig | None = None
+    shard_number: Annotated[int, in_range(1, MAX_SHARDS)] = 1
+    replication_factor: Annotated[int, in_range(1, MAX_SHARDS)] = 1
+    write_consistency_factor: Annotated[int, in_range(1, MAX_SHARDS)] = 1
     on_disk_payload: bool = True
     strict_mode_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -157,29 +149,30 @@ class CollectionConfig(_Frozen):
     def vector(self, name: str | None) -> VectorParams | None:
         return self.vectors.get(name or DEFAULT_VECTOR)
 
-    def index_spec(self) -> dict[str, Any]:
+    def index_spec(self) -> IndexSpec:
         """What a sealed segment's index must be built with; a change means a rebuild.
 
         ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
-        kind: str = self.index.type if self.hnsw_config.m > 0 else "flat"
-        params: dict[str, Any] = {}
-        if kind != "flat":
-            params = {"m": self.hnsw_config.m, "ef_construct": self.hnsw_config.ef_construct}
-        if kind == "hnsw" and self.quantization_config is not None:
-            method, fields = quantization_params(self.quantization_config)
-            kind, params = backend_kind(method), params | fields
-        spec: dict[str, Any] = {
-            "type": kind,
-            "params": params,
-            "insertion_order": self.index.insertion_order,
-        }
+        order = self.index.insertion_order
+        kind = self.index.type if self.hnsw_config.m > 0 else "flat"
+        graph = {"m": self.hnsw_config.m, "ef_construct": self.hnsw_config.ef_construct}
+        quantization = self.quantization_config
+        if kind == "flat":
+            return FlatSpec(insertion_order=order)
+        if kind == "hnsw" and quantization is None:
+            return HnswSpec(params=GraphParams(**graph), insertion_order=order)
+        if kind == "hnsw" and quantization is not None:
+            params = QuantizedSpecParams(**graph, **quantization.backend_params())
+            return QuantizedSpec(
+                type=quantization.backend_kind, params=params, insertion_order=order
+            )
         if kind == "leanvec":
-            spec["params"] = params | self.index.leanvec_params()
-            spec["training"] = self.index.training_generation
-        if kind == "muvera":
-            spec["params"] = params | self.index.muvera_params()
-            spec["params"]["storage"] = self.index.secondary
-        return spec
+            lean = LeanVecSpecParams(**graph, **self.index.leanvec_params())
+            training = self.index.training_generation
+            return LeanVecSpec(params=lean, training=training, insertion_order=order)
+        storage = self.index.secondary
+        muvera = MuveraSpecParams(**graph, **self.index.muvera_params(), storage=storage)
+        return MuveraSpec(params=muvera, insertion_order=order)
 
     def default_ef(self) -> int:
         """Search beam width when a query gives no ``hnsw_ef``. Qdrant uses ef_construct;
@@ -205,7 +198,7 @@ class CollectionConfig(_Frozen):
             "hnsw_config": dump["hnsw_config"],
             "optimizer_config": dump["optimizers_config"],
             "wal_config": dump["wal_config"],
-            "quantization_config": self.quantization_config,
+            "quantization_config": dump["quantization_config"],
             "strict_mode_config": self.strict_mode_config or {"enabled": False},
             "metadata": self.metadata,
             "index": dump["index"],

@@ -14,15 +14,16 @@ into place; deletion renames it away first, so a crash never leaves half of one.
 Recovering a snapshot unpacks and verifies it in a temporary folder, opens it there,
 then swaps it in for the collection of that name (if any) under the engine lock.
 
-A collection created with ``shard_number > 1`` is a ``ShardedCollection``
-(``server/cluster/shards.py``): its shards run in this process, or as Ray actors when
-the engine has a ``ray_address`` (cluster mode). The engine knows it only by its
-marker file; the shards keep the points and run their own build workers.
+Every collection is a ``CollectionHandle`` (``engine/protocols.py``). Which kind a
+folder holds is decided by the ``ShardedOpener`` the engine is given
+(``server/catalog.py``: a folder with a ``sharded.json`` marker, or a new collection
+with ``shard_number > 1``, is a ``ShardedCollection`` from ``server/cluster/``); every
+other folder is a single-node ``Collection``. Without an opener (the engine inside a
+shard) every collection is a single-node one. The engine never imports the cluster.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,11 +32,11 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from server.engine.build_worker import BuildWorker
+from server.engine.build_worker import BuildWorker, Job
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
+from server.engine.protocols import CollectionHandle, JobBoard, JobWire, ShardedOpener
 from server.errors import (
     CollectionAlreadyExists,
     CollectionNotFound,
@@ -49,15 +50,11 @@ from server.storage import snapshots
 from server.storage.segment_store import fsync_dir
 from server.storage.snapshots import SnapshotDescription
 
-if TYPE_CHECKING:
-    from server.cluster.shards import AnyCollection, ShardedCollection
-
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
 OLD_JOBS_WAIT_S = 30.0
 """How long a recovery waits for a cancelled build of the collection it replaces."""
-SHARDED_FILE = "sharded.json"
 
 
 def validate_collection_name(name: str) -> str:
@@ -73,44 +70,35 @@ def validate_collection_name(name: str) -> str:
 class Engine:
     """Owns the data folder; one process per folder.
 
-    ``ray_address`` (cluster mode) runs the shards of sharded collections as Ray actors
-    (each reserving ``ray_shard_cpus``);
-    ``split_shards=False`` is for the engine inside a shard, which stores its part of a
-    sharded collection as a plain one."""
+    ``sharded`` opens the collections that are split into shards (``server/catalog.py``
+    gives one); without it, as in the engine inside a shard, a collection with
+    ``shard_number > 1`` is stored as a plain one."""
 
     def __init__(
-        self,
-        data_dir: Path,
-        idle_seal_s: float = 0.0,
-        *,
-        ray_address: str | None = None,
-        ray_shard_cpus: float = 0.5,
-        split_shards: bool = True,
+        self, data_dir: Path, idle_seal_s: float = 0.0, *, sharded: ShardedOpener | None = None
     ) -> None:
         self.root = data_dir / "collections"
         self.root.mkdir(parents=True, exist_ok=True)
         self.snapshots_root = data_dir / "snapshots"
-        self.shards_root = data_dir / "shards"
-        self.ray_address = ray_address
-        self.ray_shard_cpus = ray_shard_cpus
-        self.split_shards = split_shards
+        self._sharded = sharded
         self._lock = threading.Lock()
-        self._collections: dict[str, AnyCollection] = {}
+        self._collections: dict[str, CollectionHandle] = {}
         self.idle_seal_s = idle_seal_s
         self.worker = BuildWorker(idle_seal_s)
         self._clean_leftovers()
-        if ray_address is not None:
-            from server.cluster.ray_shards import connect
-
-            connect(ray_address)  # fail at start, not at the first sharded request
+        local: list[Collection] = []
         for path in sorted(self.root.iterdir()):
             if path.is_dir() and not path.name.startswith("."):
-                self._collections[path.name] = self._open(path.name, path)
-        self._clean_orphan_shards()
+                opened = None if sharded is None else sharded.open(path.name, path)
+                if opened is None:
+                    opened = Collection.open(path.name, path)
+                    local.append(opened)
+                self._collections[path.name] = opened
+        if sharded is not None:
+            sharded.clean_orphans(self.root)
         self.worker.start()
-        for collection in self._collections.values():
-            if isinstance(collection, Collection):
-                self.worker.attach(collection)
+        for collection in local:
+            self._schedule(collection)
         log.info("engine opened", extra={"collections": len(self._collections)})
 
     def close(self) -> None:
@@ -128,7 +116,7 @@ class Engine:
         with self._lock:
             return name in self._collections
 
-    def get(self, name: str) -> AnyCollection:
+    def get(self, name: str) -> CollectionHandle:
         with self._lock:
             collection = self._collections.get(name)
         if collection is None:
@@ -140,126 +128,75 @@ class Engine:
         with self._lock:
             if name in self._collections:
                 raise CollectionAlreadyExists(name)
-            if self.split_shards and config.shard_number > 1:
-                self._collections[name] = self._create_sharded(name, config)
-                return
             temp = self.root / f".tmp-{uuid.uuid4().hex}"
             temp.mkdir()
+            sharded = None
             try:
-                collection = Collection.create(name, temp, config)
-                collection.close()
-                final = self.root / name
-                os.replace(temp, final)
+                if self._sharded is not None:
+                    sharded = self._sharded.create(name, temp, config)
+                if sharded is None:
+                    Collection.create(name, temp, config).close()
+                os.replace(temp, self.root / name)
                 fsync_dir(self.root)
             except BaseException:
                 shutil.rmtree(temp, ignore_errors=True)
+                if sharded is not None:
+                    sharded.drop()
                 raise
-            opened = self._collections[name] = Collection.open(name, final)
-        self.worker.attach(opened)
+            if sharded is not None:
+                self._collections[name] = sharded
+                return
+            opened = self._collections[name] = Collection.open(name, self.root / name)
+        self._schedule(opened)
 
     def delete(self, name: str) -> bool:
         with self._lock:
             collection = self._collections.pop(name, None)
             if collection is None:
                 return False
-            if isinstance(collection, Collection):
-                self.worker.detach(name)
-                collection.close()
-            else:
-                collection.drop()
+            self.worker.detach(name)
+            collection.drop()
             trash = self.root / f".trash-{uuid.uuid4().hex}"
             os.replace(self.root / name, trash)
             fsync_dir(self.root)
-        if (trash / SHARDED_FILE).is_file():
-            shutil.rmtree(self.shards_root / _marker_key(trash), ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
-    def config_changed(self, collection: AnyCollection) -> None:
+    def config_changed(self, collection: CollectionHandle) -> None:
         """After a config update: queue the rebuilds it needs (shards queue their own)."""
-        if isinstance(collection, Collection):
-            self.worker.config_changed(collection)
+        collection.config_changed()
 
     # -- jobs --------------------------------------------------------------
 
-    def jobs_for(self, name: str) -> list[dict[str, Any]]:
+    def jobs_for(self, name: str) -> list[JobWire]:
         """A collection's build jobs in wire form; a sharded one's carry their shard."""
-        collection = self.get(name)
-        if isinstance(collection, Collection):
-            return [job.to_wire() for job in self.worker.jobs_for(name)]
-        return collection.jobs()
+        return self.get(name).jobs()
 
-    def job(self, job_id: str, cancel: bool = False) -> dict[str, Any] | None:
-        """The job with this id, here or in a shard of a sharded collection; with
-        ``cancel``, cancelled first. None when no one knows it."""
+    def job(self, job_id: str, cancel: bool = False) -> JobWire | None:
+        """The job with this id, in this engine's worker (also the job of a collection
+        deleted while it runs) or in a shard of a sharded collection; with ``cancel``,
+        cancelled first. None when no one knows it."""
         job = self.worker.cancel(job_id) if cancel else self.worker.get(job_id)
         if job is not None:
             return job.to_wire()
-        for sharded in self._sharded():
-            found = sharded.job(job_id, cancel)
+        with self._lock:
+            collections = list(self._collections.values())
+        for collection in collections:
+            found = collection.job(job_id, cancel)
             if found is not None:
                 return found
         return None
 
-    def _sharded(self) -> list[ShardedCollection]:
-        with self._lock:
-            return [c for c in self._collections.values() if not isinstance(c, Collection)]
-
-    # -- sharded collections ------------------------------------------------
-
-    def _open(self, name: str, path: Path) -> AnyCollection:
-        marker = path / SHARDED_FILE
-        if not marker.exists():
-            return Collection.open(name, path)
-        raw = json.loads(marker.read_text())
-        return self._open_sharded(name, raw["key"], CollectionConfig.model_validate(raw["config"]))
-
-    def _open_sharded(self, name: str, key: str, config: CollectionConfig) -> ShardedCollection:
-        from server.cluster.shards import open_sharded_collection
-
-        sharded = open_sharded_collection(
-            self.shards_root / key,
-            name,
-            config,
-            self.ray_address,
-            self.ray_shard_cpus,
-            self.idle_seal_s,
-        )
-        sharded.on_config = lambda updated: _write_marker(self.root / name, key, updated)
-        return sharded
-
-    def _create_sharded(self, name: str, config: CollectionConfig) -> ShardedCollection:
-        """Shards first (under a fresh key), then the marker appears atomically; a crash
-        in between leaves only shard folders that no marker names, removed at start."""
-        key = uuid.uuid4().hex
-        sharded = self._open_sharded(name, key, config)
-        temp = self.root / f".tmp-{uuid.uuid4().hex}"
-        try:
-            temp.mkdir()
-            _write_marker(temp, key, config)
-            os.replace(temp, self.root / name)
-            fsync_dir(self.root)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            sharded.drop()
-            raise
-        return sharded
-
-    def _clean_orphan_shards(self) -> None:
-        """Shard folders on this machine that no sharded collection names (a create or
-        delete cut short). Shards on other Ray nodes are not reachable from here."""
-        if not self.shards_root.is_dir():
-            return
-        keys = {_marker_key(p) for p in self.root.iterdir() if (p / SHARDED_FILE).is_file()}
-        for folder in self.shards_root.iterdir():
-            if folder.name not in keys:
-                log.warning("removing orphan shard folder", extra={"folder": str(folder)})
-                shutil.rmtree(folder, ignore_errors=True)
+    def _schedule(self, collection: Collection) -> None:
+        """A single-node collection this engine opened: its background work runs in the
+        engine's build worker (sharded collections' shards run their own)."""
+        self.worker.attach(collection)
+        collection.scheduled_by(_WorkerJobs(self.worker, collection))
 
     # -- snapshots -------------------------------------------------------
 
     def create_snapshot(self, name: str) -> SnapshotDescription:
-        return self._single(name).write_snapshot(self._snapshot_folder(name))
+        return self._snapshottable(name).write_snapshot(self._snapshot_folder(name))
 
     def list_snapshots(self, name: str) -> list[SnapshotDescription]:
         self.get(name)
@@ -294,7 +231,7 @@ class Engine:
         out under the engine lock. The config stored in the snapshot is kept."""
         validate_collection_name(name)
         if self.exists(name):
-            self._single(name)
+            self._snapshottable(name)
         temp = self.root / f".tmp-{uuid.uuid4().hex}"
         try:
             snapshots.extract_snapshot(archive, temp, checksum)
@@ -310,7 +247,7 @@ class Engine:
         trash, the unpacked one takes its place; on failure the old one is put back."""
         final = self.root / name
         old = self._collections.pop(name, None)
-        if old is not None and not isinstance(old, Collection):
+        if old is not None and not old.supports_snapshots:
             self._collections[name] = old  # sharded since the check in ``recover``
             raise _no_sharded_snapshots(name)
         trash = self.root / f".trash-{uuid.uuid4().hex}"
@@ -328,7 +265,7 @@ class Engine:
             self._put_back(name, old is not None, temp, trash)
             raise
         self._collections[name] = collection
-        self.worker.attach(collection)
+        self._schedule(collection)
         shutil.rmtree(trash, ignore_errors=True)
 
     def _put_back(self, name: str, had_old: bool, temp: Path, trash: Path) -> None:
@@ -342,7 +279,7 @@ class Engine:
         if had_old:
             reopened = Collection.open(name, final)
             self._collections[name] = reopened
-            self.worker.attach(reopened)
+            self._schedule(reopened)
 
     def _forget_jobs(self, name: str) -> None:
         """Let a cancelled build of the replaced collection end (it finds the collection
@@ -354,10 +291,10 @@ class Engine:
             log.warning("old build still running during recovery", extra={"collection": name})
         self.worker.detach(name)
 
-    def _single(self, name: str) -> Collection:
-        """The collection, which must not be sharded (snapshots are per single node)."""
+    def _snapshottable(self, name: str) -> CollectionHandle:
+        """The collection, which must support snapshots (sharded ones do not)."""
         collection = self.get(name)
-        if not isinstance(collection, Collection):
+        if not collection.supports_snapshots:
             raise _no_sharded_snapshots(name)
         return collection
 
@@ -371,24 +308,33 @@ class Engine:
         snapshots.remove_leftovers(self.snapshots_root)
 
 
+class _WorkerJobs:
+    """One collection's jobs in the engine's build worker (``protocols.JobBoard``)."""
+
+    def __init__(self, worker: BuildWorker, collection: Collection) -> None:
+        self._worker = worker
+        self._collection = collection
+
+    def jobs(self) -> list[JobWire]:
+        return [job.to_wire() for job in self._worker.jobs_for(self._collection.name)]
+
+    def job(self, job_id: str, cancel: bool) -> JobWire | None:
+        found = self._worker.get(job_id)
+        if found is None or found.collection != self._collection.name:
+            return None
+        changed: Job | None = self._worker.cancel(job_id) if cancel else found
+        return (changed or found).to_wire()
+
+    def config_changed(self) -> None:
+        self._worker.config_changed(self._collection)
+
+
+def _check_job_board(jobs: _WorkerJobs) -> JobBoard:
+    return jobs  # mypy checks _WorkerJobs against the interface Collection uses here
+
+
 def _no_sharded_snapshots(name: str) -> UnsupportedFeature:
     return UnsupportedFeature(f"snapshots of sharded collection {name!r}")
-
-
-def _marker_key(folder: Path) -> str:
-    key: str = json.loads((folder / SHARDED_FILE).read_text())["key"]
-    return key
-
-
-def _write_marker(folder: Path, key: str, config: CollectionConfig) -> None:
-    """A sharded collection's config and shard key, replaced atomically."""
-    temp = folder / f".{SHARDED_FILE}.tmp"
-    with open(temp, "w") as out:
-        json.dump({"key": key, "config": config.model_dump(mode="json")}, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, folder / SHARDED_FILE)
-    fsync_dir(folder)
 
 
 def _check_opens(name: str, folder: Path) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from index.registry import (
     index_from_bytes,
 )
 from server.engine.config import CollectionConfig
+from server.engine.index_spec import IndexSpec
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
 
@@ -52,7 +52,7 @@ class RebuildInput:
     """A consistent snapshot of the rows a task rebuilds, taken under the read lock."""
 
     task: Task
-    spec: dict[str, Any]
+    spec: IndexSpec
     vector_params: dict[str, tuple[int, Distance]]
     """Dense names; multi-vector names are in ``multi_params``."""
     sources: list[tuple[int, np.ndarray]]
@@ -118,14 +118,14 @@ def due_tasks(
 
 
 def _folds_into_a_graph(
-    config: CollectionConfig, sealed: dict[int, SealedSegment], spec: dict[str, Any]
+    config: CollectionConfig, sealed: dict[int, SealedSegment], spec: IndexSpec
 ) -> bool:
     """Should a freshly sealed segment be merged straight into the collection's graph
     instead of getting a graph of its own first? Yes when merges extend a graph (not
     flat, no insertion order) and the collection will merge it anyway (more segments
     than the target). Indexing it alone and then merging inserted its points twice: the
     HNSW benchmark spent 58 s in 20 index and 19 merge jobs for a 24 s faiss build."""
-    if spec["type"] == "flat" or spec["insertion_order"] != "none":
+    if spec.type == "flat" or spec.insertion_order != "none":
         return False
     target = config.optimizers_config.default_segment_number or 1
     return len(sealed) > target
@@ -134,7 +134,7 @@ def _folds_into_a_graph(
 def _free_base(
     config: CollectionConfig,
     sealed: dict[int, SealedSegment],
-    spec: dict[str, Any],
+    spec: IndexSpec,
     taken: set[int],
     extra: int,
 ) -> int | None:
@@ -214,8 +214,8 @@ def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
     return matrix[np.sort(rows)]
 
 
-def _merge_base(task: Task, spec: dict[str, Any], sealed: dict[int, SealedSegment]) -> int | None:
-    if task.kind != "merge" or spec["type"] == "flat" or spec["insertion_order"] != "none":
+def _merge_base(task: Task, spec: IndexSpec, sealed: dict[int, SealedSegment]) -> int | None:
+    if task.kind != "merge" or spec.type == "flat" or spec.insertion_order != "none":
         return None
     built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
     return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
@@ -236,7 +236,7 @@ def build(
     order = None
     if first is not None:
         order = insertion_permutation(
-            job.vectors[first], job.vector_params[first][1], spec["insertion_order"]
+            job.vectors[first], job.vector_params[first][1], spec.insertion_order
         )
     if order is not None:
         job.permutation = order
@@ -274,14 +274,14 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
     spec = job.spec
     if job.base is not None:
         return index_from_bytes(job.base[name].to_bytes())
-    params = dict(spec["params"])
+    params = spec.backend_params()
     if name in job.multi_params:
         dim, distance = job.multi_params[name]
-        if spec["type"] == "muvera":
+        if spec.type == "muvera":
             return create_multi_index("muvera", dim, distance, params)
         return create_multi_index("maxsim", dim, distance)
     dim, distance = job.vector_params[name]
-    kind = spec["type"]
+    kind: str = spec.type
     if kind == "muvera":
         kind = params["inner"]
         params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}

@@ -1,24 +1,32 @@
-"""Qdrant's ``quantization_config`` (plus Quiver's ``rabitq``), checked and turned into
-the parameters of a quantized backend (``index/quantization.py``).
+"""Qdrant's ``quantization_config`` (plus Quiver's ``rabitq``) as one typed union, and
+the parameters of the quantized backend each kind builds (``index/quantization.py``).
 
-Wire shapes, one key each::
+Wire shapes, one key each (the key is the discriminator)::
 
     {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}
     {"product": {"compression": "x16", "always_ram": true}}
     {"binary": {"always_ram": true, "encoding": "one_bit"}}
     {"rabitq": {"bits": 2, "always_ram": true}}          # Quiver extension
 
-Everything is validated when a collection is created or patched, so a stored config
-is always one of these.
+A request's object is checked by :func:`parse_quantization` (a 400 naming the
+problem); a stored one loads through the same models, and serialises back to the
+object the user sent (unset fields are left out, as Qdrant does).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Annotated, Any, ClassVar, Literal
 
-from index.leanvec_index import LeanVecParams, check_params
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
+
 from index.metrics import Distance
-from index.muvera_index import MuveraIndexParams
 from index.quantization import (
     COMPRESSIONS,
     QUANTIZED_BACKENDS,
@@ -26,163 +34,164 @@ from index.quantization import (
     QuantizedParams,
     check_supported,
 )
+from server.engine.knobs import Frozen
 from server.errors import BadRequest, UnsupportedFeature
 
-if TYPE_CHECKING:
-    from server.engine.config import CollectionConfig
+Compression = Literal["x4", "x8", "x16", "x32", "x64"]
 
-_KNOWN: dict[str, set[str]] = {
-    "scalar": {"type", "quantile", "always_ram"},
-    "product": {"compression", "always_ram"},
-    "binary": {"always_ram", "encoding", "query_encoding"},
-    "rabitq": {"bits", "always_ram"},
+
+class _Body(Frozen):
+    """A method's object; ``None`` fields are left out when written back."""
+
+    always_ram: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_nones(self, handler: Any) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        return {k: v for k, v in dumped.items() if v is not None}
+
+
+class ScalarBody(_Body):
+    type: Literal["int8"]
+    quantile: Annotated[float, Field(strict=True, ge=0.5, le=1.0)] | None = None
+    """Clip each dimension to this central quantile before choosing the 8-bit steps."""
+
+
+class ProductBody(_Body):
+    compression: Compression
+
+
+class BinaryBody(_Body):
+    encoding: Literal["one_bit"] | None = None
+    query_encoding: Literal["default", "binary"] | None = None
+
+
+class RabitqBody(_Body):
+    bits: Annotated[int, Field(strict=True, ge=1, le=9)] | None = None
+    """Bits per dimension; None = the most within 1/8 of float32."""
+
+
+class _Quantization(Frozen):
+    method: ClassVar[QuantizationMethod]
+
+    @property
+    def body(self) -> _Body:
+        body: _Body = getattr(self, self.method)
+        return body
+
+    @property
+    def backend_kind(self) -> str:
+        """The backend a quantized HNSW segment is built with (``hnsw_sq8``, ...)."""
+        return QUANTIZED_BACKENDS[self.method].kind
+
+    def backend_params(self) -> dict[str, Any]:
+        """The ``QuantizedParams`` fields this method sets (part of the index spec)."""
+        return {"always_ram": self.body.always_ram} | self._method_params()
+
+    def _method_params(self) -> dict[str, Any]:
+        return {}
+
+
+class ScalarQuantization(_Quantization):
+    method: ClassVar[QuantizationMethod] = "scalar"
+    scalar: ScalarBody
+
+    def _method_params(self) -> dict[str, Any]:
+        return {"quantile": self.scalar.quantile}
+
+
+class ProductQuantization(_Quantization):
+    method: ClassVar[QuantizationMethod] = "product"
+    product: ProductBody
+
+    def _method_params(self) -> dict[str, Any]:
+        return {"compression": int(self.product.compression[1:])}
+
+
+class BinaryQuantization(_Quantization):
+    method: ClassVar[QuantizationMethod] = "binary"
+    binary: BinaryBody
+
+
+class RabitqQuantization(_Quantization):
+    method: ClassVar[QuantizationMethod] = "rabitq"
+    rabitq: RabitqBody
+
+    def _method_params(self) -> dict[str, Any]:
+        return {"rabitq_bits": self.rabitq.bits}
+
+
+_KINDS: dict[str, type[_Quantization]] = {
+    cls.method: cls
+    for cls in (ScalarQuantization, ProductQuantization, BinaryQuantization, RabitqQuantization)
 }
+assert sorted(f"x{c}" for c in COMPRESSIONS) == sorted(Compression.__args__)  # type: ignore[attr-defined]
 
 
-def quantization_params(raw: dict[str, Any]) -> tuple[QuantizationMethod, dict[str, Any]]:
-    """``(method, QuantizedParams fields)`` of a wire config, or a 400 naming the problem."""
-    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _KNOWN:
+def _method_of(raw: Any) -> str | None:
+    if isinstance(raw, dict) and len(raw) == 1:
+        return str(next(iter(raw)))
+    return getattr(raw, "method", None)
+
+
+QuantizationConfig = Annotated[
+    Annotated[ScalarQuantization, Tag("scalar")]
+    | Annotated[ProductQuantization, Tag("product")]
+    | Annotated[BinaryQuantization, Tag("binary")]
+    | Annotated[RabitqQuantization, Tag("rabitq")],
+    Discriminator(_method_of),
+]
+"""One of the four kinds, told apart by its single key."""
+
+_ADAPTER: TypeAdapter[QuantizationConfig] = TypeAdapter(QuantizationConfig)
+
+
+def parse_quantization(raw: Any) -> QuantizationConfig:
+    """A request's ``quantization_config`` object, or a 400 naming the problem."""
+    method = _method_of(raw) if isinstance(raw, dict) else None
+    if method not in _KINDS:
         raise BadRequest(
             "Wrong input: `quantization_config` takes exactly one of "
-            f"{', '.join(sorted(_KNOWN))}, got {_describe(raw)}"
+            f"{', '.join(sorted(_KINDS))}, got {_describe(raw)}"
         )
-    method = cast(QuantizationMethod, next(iter(raw)))
     body = raw[method]
     if not isinstance(body, dict):
         raise BadRequest(f"Wrong input: `quantization_config.{method}` must be an object")
-    unknown = set(body) - _KNOWN[method]
+    body_model = _KINDS[method].model_fields[method].annotation
+    unknown = set(body) - set(getattr(body_model, "model_fields", {}))
     if unknown:
         raise BadRequest(
             f"Wrong input: unknown field(s) in `quantization_config.{method}`: "
             f"{', '.join(sorted(unknown))}"
         )
-    params: dict[str, Any] = {"always_ram": _optional_bool(body, method, "always_ram")}
-    params |= _PARSERS[method](body)
-    return method, params
+    if method == "binary":
+        _check_binary_encodings(body)
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"][1:])
+        raise BadRequest(
+            f"Wrong input: `quantization_config.{field}`: {error['msg']}, got {error['input']!r}"
+        ) from None
 
 
-def check_for_vectors(raw: dict[str, Any], distances: list[Distance]) -> None:
+def check_for_vectors(config: QuantizationConfig, distances: list[Distance]) -> None:
     """Refuse a method the collection's metrics cannot use (e.g. RaBitQ with Dot)."""
-    method, fields = quantization_params(raw)
+    params = QuantizedParams(**config.backend_params())
     for distance in distances:
         try:
-            check_supported(method, distance, QuantizedParams(**fields))
+            check_supported(config.method, distance, params)
         except ValueError as exc:
             raise BadRequest(f"Wrong input: quantization_config: {exc}") from None
 
 
-MAX_FDE_DIM = 65_536
-
-
-def check_backend(config: CollectionConfig) -> None:
-    """Refuse an index configuration the chosen backend cannot serve, naming why."""
-    if config.index.type == "muvera":
-        _check_muvera(config)
-    if config.index.type != "leanvec":
-        return
-    if config.quantization_config is not None:
-        raise BadRequest(
-            "Wrong input: `index.type` leanvec quantizes on its own; "
-            'remove `quantization_config` (PATCH it to "Disabled") to use it'
-        )
-    params = LeanVecParams(**config.index.leanvec_params())
-    for name, vector in config.vectors.items():
-        try:
-            check_params(vector.size, vector.distance, params)
-        except ValueError as exc:
-            label = f" (vector {name!r})" if name else ""
-            raise BadRequest(f"Wrong input: index{label}: {exc}") from None
-
-
-def _check_muvera(config: CollectionConfig) -> None:
-    if config.quantization_config is not None:
-        raise BadRequest(
-            "Wrong input: `index.type` muvera searches its own encodings; remove "
-            '`quantization_config` (PATCH it to "Disabled") to use it'
-        )
-    if config.index.secondary not in ("float32", "float16"):
-        raise BadRequest(
-            "Wrong input: `index.secondary` (the stored token vectors MUVERA re-ranks with) "
-            f'must be "float32" or "float16" for muvera, got {config.index.secondary!r}'
-        )
-    try:
-        params = MuveraIndexParams(**config.index.muvera_params())
-    except ValueError as exc:
-        raise BadRequest(f"Wrong input: index: {exc}") from None
-    for name, vector in config.vectors.items():
-        if not vector.is_multi:
-            continue
-        encoder_dim = params.final_dim or (
-            params.repetitions * 2**params.k_sim * (params.d_proj or vector.size)
-        )
-        if encoder_dim > MAX_FDE_DIM:
-            label = f"vector {name!r}" if name else "the vector"
-            raise BadRequest(
-                f"Wrong input: index: MUVERA encodings of {label} would have {encoder_dim} "
-                f"dimensions (repetitions x 2^k_sim x d_proj), more than {MAX_FDE_DIM}; "
-                "lower them or set final_dim"
-            )
-
-
-def backend_kind(method: QuantizationMethod) -> str:
-    return QUANTIZED_BACKENDS[method].kind
-
-
-def _scalar(body: dict[str, Any]) -> dict[str, Any]:
-    if body.get("type") != "int8":
-        raise BadRequest('Wrong input: `quantization_config.scalar.type` must be "int8"')
-    quantile = body.get("quantile")
-    if quantile is not None and (
-        not isinstance(quantile, int | float)
-        or isinstance(quantile, bool)
-        or not 0.5 <= quantile <= 1
-    ):
-        raise BadRequest(
-            "Wrong input: `quantization_config.scalar.quantile` must be a number in [0.5, 1]"
-        )
-    return {"quantile": None if quantile is None else float(quantile)}
-
-
-def _product(body: dict[str, Any]) -> dict[str, Any]:
-    allowed = [f"x{c}" for c in COMPRESSIONS]
-    compression = body.get("compression")
-    if compression not in allowed:
-        raise BadRequest(
-            "Wrong input: `quantization_config.product.compression` must be one of "
-            f"{', '.join(allowed)}, got {compression!r}"
-        )
-    return {"compression": int(compression[1:])}
-
-
-def _binary(body: dict[str, Any]) -> dict[str, Any]:
+def _check_binary_encodings(body: dict[str, Any]) -> None:
+    """Qdrant's other binary encodings are valid requests Quiver does not build yet."""
     if body.get("encoding") not in (None, "one_bit"):
         raise UnsupportedFeature(f"binary quantization encoding {body['encoding']!r}")
     if body.get("query_encoding") not in (None, "default", "binary"):
         raise UnsupportedFeature(f"binary quantization query_encoding {body['query_encoding']!r}")
-    return {}
-
-
-def _rabitq(body: dict[str, Any]) -> dict[str, Any]:
-    bits = body.get("bits")
-    if bits is not None and (
-        not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 9
-    ):
-        raise BadRequest("Wrong input: `quantization_config.rabitq.bits` must be an integer 1..9")
-    return {"rabitq_bits": bits}
-
-
-_PARSERS = {"scalar": _scalar, "product": _product, "binary": _binary, "rabitq": _rabitq}
-
-
-def _optional_bool(body: dict[str, Any], method: str, key: str) -> bool | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise BadRequest(f"Wrong input: `quantization_config.{method}.{key}` must be a boolean")
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _describe(raw: Any) -> str:

@@ -7,8 +7,6 @@ the ``live`` flag (and tell the index, which masks the row in native code).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from index.base import SearchParams
@@ -17,6 +15,7 @@ from index.multivector import Ragged
 from index.muvera_index import MuveraIndex
 from index.registry import MULTI_INDEX_TYPES, AnyIndex
 from index.two_stage import TwoStageIndex
+from server.engine.index_spec import SegmentSpec
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
@@ -28,7 +27,7 @@ class SealedSegment(SegmentRows):
         segment_id: int,
         parts: SealedParts,
         live: np.ndarray | None = None,
-        spec: dict[str, Any] | None = None,
+        spec: SegmentSpec | None = None,
         schema: PayloadSchema | None = None,
         payload_indexes: PayloadIndexes | None = None,
     ) -> None:
@@ -136,13 +135,6 @@ class SealedSegment(SegmentRows):
         for index in self.indexes.values():
             index.delete(rows)
         return True
-
-    def replace_index(self, name: str, index: AnyIndex) -> None:
-        """Swap in a freshly built index over the same rows, carrying the tombstones over."""
-        dead = np.flatnonzero(~self._live)
-        if len(dead):
-            index.delete(dead)
-        self.indexes[name] = index
 
     def parts(self, rows: np.ndarray) -> SealedParts:
         """A copy of ``rows`` (payloads shared, read-only) for building a new segment."""

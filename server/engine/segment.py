@@ -197,20 +197,6 @@ class SegmentRows:
             for offset, payload in enumerate(payloads):
                 self.payload_indexes.add(start + offset, payload)
 
-    def _append_row(
-        self, point_id: PointId, payload: dict[str, Any], version: int, *, index: bool = True
-    ) -> int:
-        row = len(self._ids)
-        self._grow_sort_keys(row + 1)
-        self._ids.append(point_id)
-        self._payloads.append(payload)
-        self._versions.append(version)
-        self._row_of[point_id] = row
-        self._sort_kind[row], self._sort_hi[row], self._sort_lo[row] = sort_key(point_id)
-        if index:
-            self.payload_indexes.add(row, payload)
-        return row
-
 
 class VectorColumn:
     """One named vector of every row, as a growable dense float32 matrix.

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from tests.helpers.api import Api, wait_green
+from tests.helpers.api import Api, make_client, wait_green
 
 DIM = 4
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -187,3 +189,140 @@ def test_unreadable_streams_are_refused_and_write_nothing(
 def test_unknown_collection_is_404(api: Api) -> None:
     status, answer = post(api, b"", NDJSON)
     assert status == 404 and "doesn't exist" in answer["status"]["error"]
+
+
+# -- bounds: what one request may make the server hold ---------------------------------------
+
+MiB = 1 << 20
+PIECE = 64 * 1024
+
+
+def post_streamed(
+    api: Api, chunks: Iterator[bytes], headers: dict[str, str], **params: Any
+) -> tuple[int, Any, int]:
+    """POST with the body pulled piece by piece as a server receives it (TestClient reads
+    a body whole before the app sees it); returns status, answer and the bytes pulled."""
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for chunk in chunks:
+            pulled += len(chunk)
+            yield chunk
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://quiver") as client:
+            return await client.post(
+                "/collections/bulk/points/bulk", content=body(), headers=headers, params=params
+            )
+
+    assert api.client.portal is not None
+    response = api.client.portal.call(send)
+    return response.status_code, response.json(), pulled
+
+
+def pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), PIECE):
+        yield data[start : start + PIECE]
+
+
+def line_without_end(head: bytes, total: int) -> Iterator[bytes]:
+    """``head``, then ``total`` bytes of one line that never ends."""
+    yield head
+    filler = b"7" * PIECE
+    for _ in range(total // PIECE):
+        yield filler
+
+
+def padded_point(point_id: int, length: int) -> bytes:
+    """One NDJSON point of exactly ``length`` bytes, its newline not counted."""
+    empty = orjson.dumps({"id": point_id, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {"p": ""}})
+    pad = "x" * (length - len(empty))
+    return orjson.dumps({"id": point_id, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {"p": pad}})
+
+
+def test_an_ndjson_line_over_the_bound_stops_the_load_before_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    with make_client(tmp_path, max_bulk_line_bytes=MiB) as client:
+        api = Api(client)
+        create(api)
+        good = lines([{"id": i, "vector": [1.0, 0.0, 0.0, float(i)]} for i in range(3)])
+        status, answer, pulled = post_streamed(api, line_without_end(good, 64 * MiB), NDJSON)
+        count = api.result("POST", "/collections/bulk/points/count", {})["count"]
+    assert status == 400, answer
+    error = answer["status"]["error"]
+    assert "line 3 is longer than the limit of 1048576 bytes" in error
+    assert "QUIVER_MAX_BULK_LINE_BYTES" in error
+    assert answer["result"]["accepted"] == 3 and count == 3  # the rows before it
+    assert pulled < 3 * MiB  # the bound, the reader's buffer and a piece; not 64 MiB
+
+
+def test_an_ndjson_line_at_the_bound_loads_and_one_byte_more_is_refused(
+    tmp_path: Path,
+) -> None:
+    with make_client(tmp_path, max_bulk_line_bytes=2048) as client:
+        api = Api(client)
+        create(api)
+        status, answer = post(api, padded_point(1, 2048) + b"\n" + padded_point(2, 2048), NDJSON)
+        assert status == 200 and answer["result"]["accepted"] == 2, answer
+        status, answer = post(api, padded_point(3, 2048) + b"\n" + padded_point(4, 2049), NDJSON)
+        assert status == 400 and "line 1 is longer" in answer["status"]["error"], answer
+        assert answer["result"]["accepted"] == 1
+        ids = {p["id"] for p in scroll_all(api)}
+    assert ids == {1, 2, 3}
+
+
+def test_chunk_rows_over_the_batch_limit_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    with make_client(tmp_path, max_batch_points=500) as client:
+        api = Api(client)
+        create(api)
+        status, answer = post(api, lines([{"id": 1, "vector": [1.0] * DIM}]), NDJSON,
+                              chunk_rows=501)  # fmt: skip
+        count = api.result("POST", "/collections/bulk/points/count", {})["count"]
+    assert status == 400, answer
+    assert "`chunk_rows` 501 exceeds the limit of 500" in answer["status"]["error"]
+    assert count == 0
+
+
+def test_an_ndjson_chunk_holds_no_more_text_than_one_upsert_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make_client(tmp_path, max_request_bytes=4096) as client:
+        api = Api(client)
+        create(api)
+        collection = client.app.state.engine.get("bulk")  # type: ignore[attr-defined]
+        upsert = collection.upsert
+        committed: list[int] = []
+
+        def counting_upsert(ids: list[Any], *args: Any) -> Any:
+            committed.append(len(ids))
+            return upsert(ids, *args)
+
+        monkeypatch.setattr(collection, "upsert", counting_upsert)
+        body = lines([{"id": i, "vector": [1.0, 0.0, 0.0, float(i)]} for i in range(300)])
+        status, answer = post(api, body, NDJSON, chunk_rows=10_000)
+    assert status == 200 and answer["result"]["accepted"] == 300, answer
+    sizes = [len(line) + 1 for line in body.splitlines()]
+    assert sum(committed) == 300 and len(committed) > 1
+    assert max(committed) * min(sizes) < 4096 + max(sizes)  # commits once past the bound
+
+
+def test_an_arrow_message_over_the_bound_stops_the_load_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    size = 256
+    with make_client(tmp_path, max_bulk_batch_bytes=MiB) as client:
+        api = Api(client)
+        api.result("PUT", "/collections/bulk", {"vectors": {"size": size, "distance": "Dot"}})
+        small = arrow_batch(list(range(10)), np.ones((10, size)))
+        large = arrow_batch(list(range(10, 16_394)), np.ones((16_384, size)))  # 16 MiB
+        data = arrow_stream([small, large])
+        status, answer, pulled = post_streamed(api, pieces(data), ARROW)
+        count = api.result("POST", "/collections/bulk/points/count", {})["count"]
+    assert status == 400, answer
+    error = answer["status"]["error"]
+    assert "over the limit of 1048576 bytes (QUIVER_MAX_BULK_BATCH_BYTES)" in error
+    assert answer["result"]["accepted"] == 10 and count == 10
+    assert pulled < 2 * MiB < len(data)

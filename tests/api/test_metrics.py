@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.api import Api, create_items, make_client, wait_green
 
 
 def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -63,3 +66,35 @@ def test_metrics_need_the_api_key_when_one_is_set(tmp_path: Path) -> None:
         response = client.get("/metrics", headers={"api-key": "secret"})
         assert response.status_code == 200
         assert re.search(r"^# TYPE quiver_requests_total counter$", response.text, re.M)
+
+
+def test_a_slow_collection_stats_call_does_not_block_other_requests(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scrape's stats call is held until another request has been answered: on the
+    event loop that request could not run, and the held call would time out."""
+    collection = api.client.app.state.engine.get(create_items(api))
+    info = collection.info
+    entered, released = threading.Event(), threading.Event()
+    held_until_released: list[bool] = []
+
+    def slow_info() -> Any:
+        entered.set()
+        held_until_released.append(released.wait(timeout=5))
+        return info()
+
+    monkeypatch.setattr(collection, "info", slow_info)
+    scraped: list[int] = []
+    scrape_thread = threading.Thread(
+        target=lambda: scraped.append(api.client.get("/metrics").status_code)
+    )
+    scrape_thread.start()
+    try:
+        assert entered.wait(timeout=10)
+        assert api.client.get("/healthz").status_code == 200
+        assert api.result("POST", "/collections/items/points/count", {})["count"] == 10
+    finally:
+        released.set()
+        scrape_thread.join(timeout=10)
+    assert held_until_released == [True]
+    assert scraped == [200]

@@ -19,18 +19,14 @@ import numpy as np
 import pytest
 
 from index.metrics import Distance
-from server.cluster.shards import (
-    LocalShardGroup,
-    ShardCall,
-    ShardedCollection,
-    open_sharded_collection,
-    shard_of,
-)
+from server.catalog import open_sharded_collection
+from server.cluster.shards import LocalShardGroup, ShardedCollection, on_collection, shard_of
 from server.engine.collection import Collection, PointsSelection, SearchSpec
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.filters import parse_filter
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
+from server.engine.results import ScoredPoint
 from server.errors import InvalidVector, PointNotFound
 from tests.helpers.sharded import COLORS, DIM, FILTERS, SHARDS
 
@@ -140,31 +136,28 @@ def make_specs(single: Collection) -> list[SearchSpec]:
     return specs
 
 
-def assert_same_hits(
-    expected: list[list[dict[str, Any]]], actual: list[list[dict[str, Any]]]
-) -> None:
+def assert_same_hits(expected: list[list[ScoredPoint]], actual: list[list[ScoredPoint]]) -> None:
     assert sum(len(hits) for hits in expected) > len(expected) * 5
-    assert [[h["id"] for h in hits] for hits in expected] == [
-        [h["id"] for h in hits] for hits in actual
-    ]
+    assert [[h.id for h in hits] for hits in expected] == [[h.id for h in hits] for hits in actual]
     for want, got in zip(expected, actual, strict=True):
-        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-5)
-        assert [h["payload"] for h in got] == [h["payload"] for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+        assert [h.payload for h in got] == [h.payload for h in want]
 
 
 def scroll_all(collection: Collection | ShardedCollection, raw: Any) -> list[PointId]:
     seen: list[PointId] = []
     offset: PointId | None = None
     while True:
-        page, offset = collection.scroll(parse_filter(raw), 37, offset, NONE, False)
-        seen += [record["id"] for record in page]
+        page = collection.scroll(parse_filter(raw), 37, offset, NONE, False)
+        seen += [record.id for record in page.records]
+        offset = page.next_offset
         if offset is None:
             return seen
 
 
 def test_points_are_spread_over_every_shard(pair: tuple[Collection, ShardedCollection]) -> None:
     _single, sharded = pair
-    counts = sharded.group.call(dict.fromkeys(range(SHARDS), ShardCall("count", (None,))))
+    counts = sharded.group.call(dict.fromkeys(range(SHARDS), on_collection(Collection.count, None)))
     assert sum(counts.values()) == 300
     assert all(count > 50 for count in counts.values())
 
@@ -257,8 +250,8 @@ def test_killed_shard_restarts_without_losing_acknowledged_points(
         assert acknowledged == ids
         assert sharded.count(None) == len(ids)
         found = sharded.retrieve(ids, ALL, False)
-        assert [record["id"] for record in found] == ids
-        assert [record["payload"] for record in found] == payloads
+        assert [record.id for record in found] == ids
+        assert [record.payload for record in found] == payloads
     finally:
         sharded.close()
 

@@ -1,5 +1,5 @@
-"""Bulk loads against a real server process: bounded memory for a 1 GB body, and a client
-that disconnects mid-upload."""
+"""Bulk loads against a real server process: bounded memory for a 1 GB body and for a
+256 MB NDJSON line, and a client that disconnects mid-upload."""
 
 from __future__ import annotations
 
@@ -111,3 +111,44 @@ def test_a_client_that_disconnects_mid_upload_leaves_whole_chunks_only(
         assert client.get("/healthz").status_code == 200
         ids = client.post("/collections/cut/points/scroll", json={"limit": 500}).json()["result"]
         assert [p["id"] for p in ids["points"]] == list(range(200))
+
+
+def read_response(raw: socket.socket) -> str:
+    """One HTTP/1.1 response with a content-length, read whole."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += raw.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += raw.recv(65536)
+    return (head + b"\r\n\r\n" + body).decode()
+
+
+def test_a_256mb_ndjson_line_is_refused_with_server_memory_bounded(
+    quiver_process: QuiverProcess,
+) -> None:
+    """The whole line is sent, as a careless client would; the server stops reading it at
+    QUIVER_MAX_BULK_LINE_BYTES (16 MiB) and drops the rest (before: +2 bytes of RSS per byte)."""
+    url = quiver_process.url
+    total = 256 << 20
+    with httpx.Client(base_url=url, timeout=60) as client:
+        config = {"vectors": {"size": 4, "distance": "Dot"}}
+        client.put("/collections/line", json=config).raise_for_status()
+        before = peak_rss_bytes(quiver_process.pid)
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=60) as raw:
+            raw.sendall(
+                "POST /collections/line/points/bulk HTTP/1.1\r\n"
+                f"Host: {parts.hostname}\r\ncontent-type: application/x-ndjson\r\n"
+                f"content-length: {total}\r\n\r\n".encode()
+            )
+            piece = b"7" * (1 << 20)
+            for _ in range(total // len(piece)):
+                raw.sendall(piece)
+            head = read_response(raw)
+        growth = peak_rss_bytes(quiver_process.pid) - before
+        assert head.startswith("HTTP/1.1 400"), head
+        assert "QUIVER_MAX_BULK_LINE_BYTES" in head
+        assert growth < 96 << 20, f"peak RSS grew by {growth / 2**20:.0f} MiB"
+        assert client.get("/healthz").status_code == 200

@@ -35,7 +35,7 @@ def _env() -> dict[str, str]:
 
 
 def _command(url: str, *args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "server.cli", *map(str, args), "--url", url]
+    return [sys.executable, "-m", "client", *map(str, args), "--url", url]
 
 
 def quiver(url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -420,7 +420,7 @@ def test_every_command_has_help() -> None:
         ["serve"],
     ):
         done = subprocess.run(
-            [sys.executable, "-m", "server.cli", *command, "--help"],
+            [sys.executable, "-m", "client", *command, "--help"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -432,7 +432,7 @@ def test_every_command_has_help() -> None:
 
 def test_bench_lists_the_benchmark_scripts() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "bench"],
+        [sys.executable, "-m", "client", "bench"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -454,7 +454,7 @@ def test_api_key_and_url_come_from_the_flags_or_the_environment(
     assert "HTTP 401: Must provide a valid API key" in refused.stderr
     _ok(quiver(url, "collections", "--api-key", "sesame"))
     from_env = subprocess.run(  # the URL from QUIVER_URL as well
-        [sys.executable, "-m", "server.cli", "collections"],
+        [sys.executable, "-m", "client", "collections"],
         cwd=REPO_ROOT,
         env={**_env(), "QUIVER_API_KEY": "sesame", "QUIVER_URL": url},
         capture_output=True,

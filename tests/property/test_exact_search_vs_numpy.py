@@ -78,8 +78,8 @@ def test_exact_search_and_count_match_numpy(
     ]
     expected = order[:k]
     assert len(hits) == len(expected)
-    got_scores = np.array([h["score"] for h in hits])
+    got_scores = np.array([h.score for h in hits])
     np.testing.assert_allclose(got_scores, scores[expected], rtol=1e-4, atol=1e-4)
     # ids may differ only where scores tie (within float32 noise)
     for hit, want in zip(hits, expected, strict=True):
-        assert hit["id"] == want or abs(scores[hit["id"]] - scores[want]) < 1e-4
+        assert hit.id == want or abs(scores[hit.id] - scores[want]) < 1e-4

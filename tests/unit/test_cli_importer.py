@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from server.client.errors import CliError, ServerError, StateMismatch
-from server.client.http import QuiverClient
-from server.client.importer import Importer, ImportOptions, ImportState, default_state_path
-from server.client.readers import ReadOptions, open_reader
+from client.errors import CliError, ServerError, StateMismatch
+from client.http import QuiverClient
+from client.importer import Importer, ImportOptions, ImportState, default_state_path
+from client.readers import ReadOptions, open_reader
 
 URL = "http://quiver.test"
 
@@ -32,6 +32,7 @@ class FakeServer:
         self.exists = exists
         self.points: dict[Any, Any] = {}
         self.requests: list[list[Any]] = []
+        self.batches: list[int] = []
         self.created: list[dict[str, Any]] = []
         self.fail: Callable[[int], httpx.Response | None] = lambda number: None
         self.reject: Callable[[Any], str | None] = lambda point_id: None
@@ -52,6 +53,8 @@ class FakeServer:
         assert (request.method, path) == ("POST", "/collections/c/points/bulk")
         body = request.read()  # the whole streamed body, as the server would read it
         rows = _rows(body, request.headers["content-type"])
+        if request.headers["content-type"] == "application/vnd.apache.arrow.stream":
+            self.batches += [batch.num_rows for batch in pyarrow.ipc.open_stream(body)]
         self.requests.append([point_id for point_id, _ in rows])
         failure = self.fail(len(self.requests) - 1)
         if failure is not None:
@@ -103,7 +106,7 @@ def _import(server: FakeServer, path: Path, log: io.StringIO | None = None, **op
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("server.client.importer.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("client.importer.time.sleep", lambda seconds: None)
 
 
 @pytest.fixture
@@ -128,6 +131,18 @@ def test_requests_hold_request_rows_each_and_the_state_records_every_row(npy: Pa
         saved.complete,
     ) == (35, 35, 35, 0, True)
     assert (result.rows_sent, result.exit_code) == (35, 0)
+
+
+def test_wide_vectors_go_in_smaller_record_batches(
+    npy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch holds at most MAX_BATCH_VECTOR_BYTES of vectors (here 48 bytes: three
+    4-d rows), so the server's bound on one Arrow message is not met with defaults."""
+    monkeypatch.setattr("client.importer.MAX_BATCH_VECTOR_BYTES", 48)
+    server = FakeServer()
+    _import(server, npy, batch_rows=4)
+    assert max(server.batches) == 3 and sum(server.batches) == 35
+    assert list(range(35)) == sorted(server.points)
 
 
 def test_a_rerun_resumes_after_the_acknowledged_requests(npy: Path) -> None:

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from server.client.errors import FileFormatError
-from server.client.readers import (
+from client.errors import FileFormatError
+from client.readers import (
     JsonlReader,
     MatrixReader,
     NdjsonChunk,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server.api.deps import run_cpu
 from server.api.envelope import OrjsonResponse, ok
 from server.api.routing import OrjsonRoute
 
@@ -38,8 +39,10 @@ async def root() -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    """Prometheus text format (``server/api/metrics.py``); needs the API key when set."""
-    body = generate_latest(request.app.state.metrics.registry)
+    """Prometheus text format (``server/api/metrics.py``); needs the API key when set.
+    Rendered in a worker thread: it reads every collection's stats, which waits on
+    collection locks and, for sharded collections, on every shard."""
+    body = await run_cpu(request, generate_latest, request.app.state.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

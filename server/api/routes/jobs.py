@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from server.api import render
 from server.api.deps import CollectionDep, EngineDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
@@ -23,15 +24,13 @@ class JobNotFound(NotFound):
 
 
 @router.get("/collections/{name}/jobs")
-async def collection_jobs(
-    request: Request, collection: CollectionDep, engine: EngineDep
-) -> Response:
-    return ok(request, await run_cpu(request, engine.jobs_for, collection.name))
+async def collection_jobs(request: Request, collection: CollectionDep) -> Response:
+    return ok(request, await run_cpu(request, collection.jobs))
 
 
 @router.get("/collections/{name}/segments")
 async def collection_segments(request: Request, collection: CollectionDep) -> Response:
-    return ok(request, await run_cpu(request, collection.segments_info))
+    return ok(request, render.segments(await run_cpu(request, collection.segments_info)))
 
 
 @router.get("/jobs/{job_id}")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from server.api import render
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import (
@@ -61,7 +62,7 @@ async def upsert_points(
 @router.get("/collections/{name}/points/{point_id}")
 async def get_point(request: Request, point_id: str, collection: CollectionDep) -> Response:
     parsed = parse_point_id(int(point_id) if point_id.isdigit() else point_id)
-    return ok(request, await run_cpu(request, collection.get_point, parsed))
+    return ok(request, render.record(await run_cpu(request, collection.get_point, parsed)))
 
 
 @router.post("/collections/{name}/points")
@@ -72,7 +73,7 @@ async def retrieve_points(
     with_payload = payload_selector(body.with_payload, True)
     with_vector = vector_selector(body.with_vector, False)
     records = await run_cpu(request, collection.retrieve, ids, with_payload, with_vector)
-    return ok(request, records)
+    return ok(request, render.records(records))
 
 
 @router.post("/collections/{name}/points/delete")
@@ -151,10 +152,8 @@ async def scroll_points(
     flt = parse_filter(body.filter)
     with_payload = payload_selector(body.with_payload, True)
     with_vector = vector_selector(body.with_vector, False)
-    records, next_offset = await run_cpu(
-        request, collection.scroll, flt, limit, offset, with_payload, with_vector
-    )
-    return ok(request, {"points": records, "next_page_offset": next_offset})
+    page = await run_cpu(request, collection.scroll, flt, limit, offset, with_payload, with_vector)
+    return ok(request, render.scroll_page(page))
 
 
 @router.post("/collections/{name}/points/count")

@@ -79,7 +79,7 @@ async def recover_from_upload(
     checksum: str | None = None,
 ) -> Response:
     validate_collection_name(name)
-    target = engine.upload_path()
+    target = await run_cpu(request, engine.upload_path)
     try:
         await _receive_upload(request, target)
         await run_cpu(request, engine.recover, name, target, checksum)

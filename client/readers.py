@@ -32,8 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from server.client.errors import FileFormatError
-from server.client.http import ARROW_STREAM, NDJSON
+from client.errors import FileFormatError
+from client.http import ARROW_STREAM, NDJSON
 
 FORMATS = {
     ".npy": "npy",

@@ -21,8 +21,8 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from server.client.errors import CliError
-from server.client.http import QuiverClient
+from client.errors import CliError
+from client.http import QuiverClient
 
 NPY_HEADER_BYTES = 128
 """A fixed-size .npy (v1.0) header: written first with 0 rows, rewritten with the final

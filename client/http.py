@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from server.client.errors import ConnectionFailed, ServerError
+from client.errors import ConnectionFailed, ServerError
 
 DEFAULT_URL = "http://127.0.0.1:6333"
 DEFAULT_TIMEOUT_S = 120.0

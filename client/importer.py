@@ -28,11 +28,14 @@ import orjson
 import pyarrow.ipc
 from tqdm import tqdm
 
-from server.client.errors import CliError, ConnectionFailed, ServerError, StateMismatch
-from server.client.http import NDJSON, BulkReport, QuiverClient
-from server.client.readers import UNNAMED, Chunk, NdjsonChunk, Reader
+from client.errors import CliError, ConnectionFailed, ServerError, StateMismatch
+from client.http import NDJSON, BulkReport, QuiverClient
+from client.readers import UNNAMED, Chunk, NdjsonChunk, Reader
 
 STATE_VERSION = 1
+MAX_BATCH_VECTOR_BYTES = 64 * 1024 * 1024
+"""Vector bytes per record batch: well under the server's bound on one Arrow message
+(``QUIVER_MAX_BULK_BATCH_BYTES``, 256 MiB by default), leaving room for ids and payloads."""
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")
 
 
@@ -151,6 +154,7 @@ class Importer:
         self.client = client
         self.reader = reader
         self.options = options
+        self._batch_rows = _batch_rows(options.batch_rows, reader.vector_sizes)
         self._log = log
         self._bar: Any = None
         self._errors_shown = 0
@@ -240,7 +244,7 @@ class Importer:
     def _send_all(self, state: ImportState) -> int:
         """Send the rows after ``state.rows_done``; returns how many this run sent."""
         sent = 0
-        source = _RowSource(self.reader, self.options.batch_rows, state.rows_done)
+        source = _RowSource(self.reader, self._batch_rows, state.rows_done)
         failures = 0
         while state.rows_done < state.rows_total:
             rows = min(self.options.request_rows, state.rows_total - state.rows_done)
@@ -251,7 +255,7 @@ class Importer:
                     raise
                 failures += 1
                 self._before_retry(exc, failures, state.rows_done)
-                source = _RowSource(self.reader, self.options.batch_rows, state.rows_done)
+                source = _RowSource(self.reader, self._batch_rows, state.rows_done)
                 continue
             failures = 0
             self._acknowledged(state, rows, report, labels)
@@ -339,6 +343,13 @@ class Importer:
             self._bar.write(message, file=self._log)
         else:
             self._say(message)
+
+
+def _batch_rows(asked: int, vector_sizes: dict[str, int]) -> int:
+    """``--batch-rows``, lowered for wide vectors so one batch stays a message the server
+    takes (a 10,000-row batch of 8,192-d vectors would be 328 MB)."""
+    row_bytes = 4 * sum(vector_sizes.values())
+    return max(1, min(asked, MAX_BATCH_VECTOR_BYTES // max(row_bytes, 1)))
 
 
 class _RowSource:

@@ -12,12 +12,16 @@ Two formats (``POST /collections/{name}/points/bulk``, chosen by Content-Type):
   parsed from text, so this is the fast path (bench/bench_bulk.py).
 
 The body is read through a small file-like adapter over the request's chunks, so at
-most one chunk of ``chunk_rows`` points is held at a time. Each chunk is validated and
-committed as one durable transaction. A bad row (unparseable, bad id, wrong dimension,
-NaN) is rejected alone and reported with its row number (0-based, counting every line
-or Arrow row of the request); the rest of its chunk is committed. A stream that breaks
-off (truncated, not Arrow, wrong columns) stops the load: the chunks before it stay
-committed and the report says how many rows that was.
+most one chunk of points is held at a time, and every buffer has a bound (``Limits``): an
+NDJSON line is read only up to ``max_line_bytes`` and an Arrow IPC message only up to
+``max_batch_bytes``; past either the load stops at once, naming the limit, without reading
+the rest. A chunk is ``chunk_rows`` points, or fewer when its NDJSON text reaches
+``max_chunk_bytes``. Each chunk is validated and committed as one durable transaction.
+A bad row (unparseable, bad id, wrong dimension, NaN) is rejected alone and reported with
+its row number (0-based, counting every line or Arrow row of the request); the rest of its
+chunk is committed. A stream that breaks off (truncated, not Arrow, wrong columns, over a
+bound) stops the load: the chunks before it stay committed and the report says how many
+rows that was.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -37,7 +41,7 @@ from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, BulkLoadFailed, UnsupportedMediaType
 
 if TYPE_CHECKING:
-    from server.cluster.shards import AnyCollection
+    from server.engine.protocols import CollectionHandle
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 ARROW_TYPES = ("application/vnd.apache.arrow.stream",)
@@ -90,6 +94,40 @@ class ChunkReader(io.RawIOBase):
         return size
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much of a body is held at once (``QUIVER_MAX_BULK_*`` settings)."""
+
+    chunk_rows: int
+    """Points per commit."""
+    max_line_bytes: int
+    """One NDJSON line, its newline not counted: a single point."""
+    max_chunk_bytes: int
+    """NDJSON text of one commit (as much as one upsert request body)."""
+    max_batch_bytes: int
+    """One Arrow IPC message (a record batch, or the schema)."""
+
+
+class _BoundedReader(io.BufferedReader):
+    """The Arrow reader asks for each message's body by its declared length: refuse a
+    length over the bound before any of it is read."""
+
+    def __init__(self, raw: ChunkReader, max_read: int) -> None:
+        super().__init__(raw, buffer_size=1 << 20)
+        self._max_read = max_read
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0 or size > self._max_read:
+            raise _MessageTooLarge(size)
+        return super().read(size)
+
+
+class _MessageTooLarge(Exception):
+    def __init__(self, size: int | None) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 def format_of(content_type: str) -> str:
     kind = content_type.split(";")[0].strip().lower()
     if kind in NDJSON_TYPES:
@@ -99,15 +137,16 @@ def format_of(content_type: str) -> str:
     raise UnsupportedMediaType(kind or "(none)", [*NDJSON_TYPES[:1], *ARROW_TYPES])
 
 
-def load(collection: AnyCollection, kind: str, body: ChunkReader, chunk_rows: int) -> BulkReport:
+def load(collection: CollectionHandle, kind: str, body: ChunkReader, limits: Limits) -> BulkReport:
     """Consume the whole body; indexing waits until the end (``Collection.bulk_loading``)."""
     report = BulkReport()
     with collection.bulk_loading():
-        stream: Any = io.BufferedReader(body, buffer_size=1 << 20)
         if kind == "ndjson":
-            _load_ndjson(collection, stream, chunk_rows, report)
+            stream = io.BufferedReader(body, buffer_size=1 << 20)
+            _load_ndjson(collection, stream, limits, report)
         else:
-            _load_arrow(collection, stream, chunk_rows, report)
+            bounded = _BoundedReader(body, limits.max_batch_bytes)
+            _load_arrow(collection, bounded, limits, report)
     return report
 
 
@@ -123,19 +162,46 @@ class _Row:
 
 
 def _load_ndjson(
-    collection: AnyCollection, stream: Iterator[bytes], chunk_rows: int, report: BulkReport
+    collection: CollectionHandle, stream: BinaryIO, limits: Limits, report: BulkReport
 ) -> None:
     pending: list[_Row] = []
-    for row, line in enumerate(stream):
-        if not line.strip():
-            continue
-        parsed = _parse_line(line, row, report)
-        if parsed is not None:
-            pending.append(parsed)
-        if len(pending) >= chunk_rows:
-            _commit_rows(collection, pending, report)
-            pending = []
+    pending_bytes = 0
+    try:
+        for row, line in enumerate(_lines(stream, limits.max_line_bytes)):
+            if not line.strip():
+                continue
+            parsed = _parse_line(line, row, report)
+            if parsed is not None:
+                pending.append(parsed)
+                pending_bytes += len(line)
+            if len(pending) >= limits.chunk_rows or pending_bytes >= limits.max_chunk_bytes:
+                _commit_rows(collection, pending, report)
+                pending, pending_bytes = [], 0
+    except _LineTooLong as exc:
+        _commit_rows(collection, pending, report)  # every row before the long line
+        raise BulkLoadFailed(
+            f"line {exc.row} is longer than the limit of {limits.max_line_bytes} bytes per "
+            "point (QUIVER_MAX_BULK_LINE_BYTES)",
+            report.to_wire(),
+        ) from None
     _commit_rows(collection, pending, report)
+
+
+class _LineTooLong(Exception):
+    def __init__(self, row: int) -> None:
+        super().__init__(row)
+        self.row = row
+
+
+def _lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[bytes]:
+    """The body's lines, each read only up to the bound: past it the load stops before
+    more of the line is read."""
+    row = 0
+    while line := stream.readline(max_line_bytes + 1):
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            raise _LineTooLong(row)
+        yield line
+        row += 1
 
 
 def _parse_line(line: bytes, row: int, report: BulkReport) -> _Row | None:
@@ -164,7 +230,7 @@ def _parse_line(line: bytes, row: int, report: BulkReport) -> _Row | None:
     return _Row(row, point_id, point["vector"], payload)
 
 
-def _commit_rows(collection: AnyCollection, rows: list[_Row], report: BulkReport) -> None:
+def _commit_rows(collection: CollectionHandle, rows: list[_Row], report: BulkReport) -> None:
     """One transaction for the chunk; if any vector is bad, find it (rows are checked
     one by one only then) and commit the others."""
     if not rows:
@@ -201,7 +267,7 @@ def _commit_rows(collection: AnyCollection, rows: list[_Row], report: BulkReport
 
 
 def _load_arrow(
-    collection: AnyCollection, stream: Any, chunk_rows: int, report: BulkReport
+    collection: CollectionHandle, stream: _BoundedReader, limits: Limits, report: BulkReport
 ) -> None:
     try:
         reader = pyarrow.ipc.open_stream(stream)
@@ -209,16 +275,22 @@ def _load_arrow(
         raise BulkLoadFailed(
             f"the body is not an Arrow IPC stream ({exc})", report.to_wire()
         ) from None
+    except _MessageTooLarge as exc:  # a schema message is small: this is not Arrow at all
+        raise BulkLoadFailed(
+            f"the body is not an Arrow IPC stream (its first message declares {exc.size} "
+            f"bytes, over the limit of {limits.max_batch_bytes}: QUIVER_MAX_BULK_BATCH_BYTES)",
+            report.to_wire(),
+        ) from None
     vector_columns = _vector_columns(reader.schema, collection, report)
     row = 0
-    for batch in _batches(reader, report):
-        for start in range(0, batch.num_rows, chunk_rows):
-            part = batch.slice(start, chunk_rows)
+    for batch in _batches(reader, limits, report):
+        for start in range(0, batch.num_rows, limits.chunk_rows):
+            part = batch.slice(start, limits.chunk_rows)
             _commit_arrow(collection, part, vector_columns, row, report)
             row += part.num_rows
 
 
-def _batches(reader: Any, report: BulkReport) -> Iterator[pa.RecordBatch]:
+def _batches(reader: Any, limits: Limits, report: BulkReport) -> Iterator[pa.RecordBatch]:
     while True:
         try:
             yield reader.read_next_batch()
@@ -229,10 +301,21 @@ def _batches(reader: Any, report: BulkReport) -> Iterator[pa.RecordBatch]:
             raise BulkLoadFailed(
                 f"the Arrow stream broke off after row {done} ({exc})", report.to_wire()
             ) from None
+        except _MessageTooLarge as exc:
+            raise _too_large(exc, limits, report) from None
+
+
+def _too_large(exc: _MessageTooLarge, limits: Limits, report: BulkReport) -> BulkLoadFailed:
+    declared = "an unbounded read" if exc.size is None or exc.size < 0 else f"{exc.size} bytes"
+    return BulkLoadFailed(
+        f"an Arrow IPC message of {declared} is over the limit of {limits.max_batch_bytes} "
+        "bytes (QUIVER_MAX_BULK_BATCH_BYTES); send smaller record batches",
+        report.to_wire(),
+    )
 
 
 def _vector_columns(
-    schema: pa.Schema, collection: AnyCollection, report: BulkReport
+    schema: pa.Schema, collection: CollectionHandle, report: BulkReport
 ) -> dict[str, str]:
     """Column name -> vector name, checked against the collection before any row."""
     names = set(schema.names)
@@ -258,7 +341,7 @@ def _vector_columns(
 
 
 def _commit_arrow(
-    collection: AnyCollection,
+    collection: CollectionHandle,
     batch: pa.RecordBatch,
     vector_columns: dict[str, str],
     first_row: int,

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from server.client.http import QuiverClient
+    from client.http import QuiverClient
 
 EXIT_OK, EXIT_REJECTED, EXIT_FAILED = 0, 1, 2
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,7 +39,10 @@ def add_client_commands(commands: Any) -> None:
     group.add_argument(
         "--api-key",
         default=None,
-        help="API key sent in the api-key header (default: $QUIVER_API_KEY)",
+        metavar="KEY",
+        help="API key sent in the api-key header (default: $QUIVER_API_KEY). Prefer the "
+        "environment variable: a key on the command line is visible to every local user "
+        "in `ps` and /proc, and stays in shell history",
     )
     group.add_argument(
         "--timeout",
@@ -64,7 +67,7 @@ def add_client_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen client command; turns the client's errors into exit code 2."""
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     handler: Handler = args.handler
     try:
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> QuiverClient:
-    from server.client.http import QuiverClient, default_api_key, default_url
+    from client.http import QuiverClient, default_api_key, default_url
 
     return QuiverClient(args.url or default_url(), args.api_key or default_api_key(), args.timeout)
 
@@ -175,7 +178,8 @@ def _add_import(commands: Any, connection: argparse.ArgumentParser) -> None:
         type=int,
         default=10_000,
         metavar="N",
-        help="rows per record batch inside a request (default: 10000)",
+        help="rows per record batch inside a request (default: 10000; fewer for wide "
+        "vectors, so a batch holds at most 64 MiB of them)",
     )
     sending.add_argument(
         "--state", type=Path, metavar="PATH", help="state file (default: FILE.quiver-import.json)"
@@ -202,13 +206,13 @@ def _add_import(commands: Any, connection: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from server.client.importer import (
+    from client.importer import (
         Importer,
         ImportOptions,
         default_state_path,
         summary,
     )
-    from server.client.readers import ReadOptions, open_reader
+    from client.readers import ReadOptions, open_reader
 
     payload_columns = None
     if args.payload_columns is not None:
@@ -277,7 +281,7 @@ def _add_export(commands: Any, connection: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from server.client.exporter import ExportOptions, export_collection
+    from client.exporter import ExportOptions, export_collection
 
     options = ExportOptions(
         collection=args.collection,
@@ -443,7 +447,7 @@ def _download(client: QuiverClient, collection: str, snapshot: str, target: Path
 def _upload(client: QuiverClient, path: str, source: Path, params: Any) -> None:
     from tqdm import tqdm
 
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     if not source.is_file():
         raise CliError(f"{source}: no such snapshot file")
@@ -517,7 +521,7 @@ def bench_scripts(root: Path = REPO_ROOT) -> dict[str, Path]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from server.client.errors import CliError
+    from client.errors import CliError
 
     scripts = bench_scripts()
     if not scripts:

@@ -1,0 +1,102 @@
+"""Typed engine results -> Qdrant's JSON shapes (``/work/shared/qdrant-api.md``).
+
+The one place that knows the wire format of what the engine answers: the engine and
+the cluster return ``server/engine/results.py`` values, the routes pass them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from server.engine.results import (
+    CollectionInfo,
+    PayloadFieldInfo,
+    QueryResult,
+    Record,
+    ScoredPoint,
+    ScrollPage,
+    SegmentInfo,
+    VectorMemory,
+)
+
+Json = dict[str, Any]
+
+
+def records(found: Sequence[Record]) -> list[Json]:
+    """Qdrant's ``Record`` list (retrieve)."""
+    return [{"id": i, "payload": p, "vector": v} for i, p, v in found]
+
+
+def record(found: Record) -> Json:
+    return {"id": found.id, "payload": found.payload, "vector": found.vector}
+
+
+def scored_points(hits: Sequence[ScoredPoint]) -> list[Json]:
+    """Qdrant's ``ScoredPoint`` list (search, query)."""
+    return [
+        {"id": i, "version": version, "score": score, "payload": p, "vector": v}
+        for i, version, score, p, v in hits
+    ]
+
+
+def query_response(result: QueryResult) -> Json:
+    """Qdrant's ``QueryResponse``, plus ``explain`` (Quiver) when it was asked for."""
+    out: Json = {"points": scored_points(result.points)}
+    if result.explain is not None:
+        out["explain"] = result.explain
+    return out
+
+
+def scroll_page(page: ScrollPage) -> Json:
+    """Qdrant's ``ScrollResult``."""
+    return {"points": records(page.records), "next_page_offset": page.next_offset}
+
+
+def collection_info(info: CollectionInfo) -> Json:
+    """Qdrant's ``CollectionInfo``; ``vectors_memory`` and ``shards`` are Quiver's."""
+    out: Json = {
+        "status": info.status,
+        "optimizer_status": info.optimizer_status,
+        "indexed_vectors_count": info.indexed_vectors_count,
+        "points_count": info.points_count,
+        "segments_count": info.segments_count,
+        "config": info.config.to_wire(),
+        "payload_schema": {name: _field(f) for name, f in info.payload_schema.items()},
+        "vectors_memory": {name: _memory(m) for name, m in info.vectors_memory.items()},
+    }
+    if info.shards is not None:
+        out["shards"] = [
+            {"shard": s.shard, "status": s.status, "points_count": s.points_count}
+            for s in info.shards
+        ]
+    return out
+
+
+def segments(found: Sequence[SegmentInfo]) -> list[Json]:
+    """Quiver's segment listing: sealed segments with rows, index and memory."""
+    return [_segment(segment) for segment in found]
+
+
+def _segment(segment: SegmentInfo) -> Json:
+    out: Json = {"segment_id": segment.segment_id, "kind": segment.kind, "points": segment.points}
+    if segment.kind == "sealed":
+        out |= {"rows": segment.rows, "index": segment.index, "memory_bytes": segment.memory_bytes}
+    if segment.shard is not None:
+        out["shard"] = segment.shard
+    return out
+
+
+def _field(field: PayloadFieldInfo) -> Json:
+    out: Json = {"data_type": field.data_type, "points": field.points}
+    if field.params is not None:
+        out["params"] = field.params
+    return out
+
+
+def _memory(memory: VectorMemory) -> Json:
+    return {
+        "points": memory.points,
+        "bytes": memory.bytes,
+        "bytes_per_vector": memory.bytes_per_vector,
+    }

@@ -1,0 +1,252 @@
+"""A collection config from a create request, and a PATCH applied to one.
+
+The routes hand over what the request gave (``request``: its fields that are not
+None; config sections as plain JSON objects) and get back a checked
+``CollectionConfig``; nothing is stored here. Each section is validated by the config
+model itself (``config.py``, ``knobs.py``), so a knob's type and range are written
+once; a bad one is a 422 naming the field, a combination the backend cannot serve a
+400 naming why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from index.leanvec_index import LeanVecParams, check_params
+from index.metrics import Distance
+from index.muvera_index import MuveraIndexParams
+from server.engine.config import (
+    DEFAULT_VECTOR,
+    CollectionConfig,
+    HnswConfig,
+    IndexConfig,
+    MultiVectorConfig,
+    OptimizersConfig,
+    VectorParams,
+    WalConfig,
+)
+from server.engine.knobs import REQUEST, checked_fields, config_error
+from server.engine.quantization_config import (
+    QuantizationConfig,
+    check_for_vectors,
+    parse_quantization,
+)
+from server.errors import BadRequest, UnsupportedFeature
+
+MAX_FDE_DIM = 65_536
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "hnsw_config": HnswConfig,
+    "optimizers_config": OptimizersConfig,
+    "wal_config": WalConfig,
+    "index": IndexConfig,
+    "multivector": MultiVectorConfig,
+}
+"""Config sections a request may send (partly: omitted knobs keep their value)."""
+
+_QDRANT_ONLY: dict[str, frozenset[str]] = {
+    "hnsw_config": frozenset({"inline_storage", "memory"}),
+    "optimizers_config": frozenset({"prevent_unoptimized"}),
+    "wal_config": frozenset({"wal_retain_closed"}),
+}
+"""Qdrant knobs accepted and ignored (they change nothing here)."""
+
+_COPIED = ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload")
+_PATCHABLE_PARAMS = frozenset(
+    {"replication_factor", "write_consistency_factor", "on_disk_payload", "read_fan_out_factor"}
+)
+
+
+def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> CollectionConfig:
+    """The config of a new collection (``PUT /collections/{name}``)."""
+    _refuse_unsupported(request)
+    named, vectors = _vectors(request.get("vectors"), max_vector_size)
+    config = CollectionConfig(vectors=vectors, named_vectors=named)
+    copied = {k: request[k] for k in _COPIED if k in request}
+    changes: dict[str, Any] = checked_fields(CollectionConfig, copied)
+    for key in ("metadata", "strict_mode_config"):
+        if key in request:
+            changes[key] = request[key]
+    for section in ("hnsw_config", "optimizers_config", "index", "multivector"):
+        if section in request:
+            changes[section] = section_update(config, section, request[section])
+    if "wal_config" in request:  # checked, and (as before) not applied
+        section_update(config, "wal_config", request["wal_config"])
+    if "quantization_config" in request:
+        changes["quantization_config"] = _quantization(request["quantization_config"], config)
+    updated = config.with_updates(**changes) if changes else config
+    check_backend(updated)
+    return updated
+
+
+def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> CollectionConfig:
+    """``config`` with a PATCH applied (``PATCH /collections/{name}``)."""
+    for field in ("vectors", "sparse_vectors"):
+        if request.get(field):
+            raise UnsupportedFeature(f"changing `{field}` of an existing collection")
+    changes: dict[str, Any] = {}
+    if "quantization_config" in request:
+        changes["quantization_config"] = _quantization(request["quantization_config"], config)
+    for section in ("hnsw_config", "optimizers_config", "index", "multivector"):
+        if section in request:
+            changes[section] = section_update(config, section, request[section])
+    if request.get("params"):
+        changes |= _collection_params(request["params"])
+    if "metadata" in request:
+        changes["metadata"] = (config.metadata or {}) | request["metadata"]
+    if "strict_mode_config" in request:
+        changes["strict_mode_config"] = request["strict_mode_config"]
+    updated = config.with_updates(**changes)
+    check_backend(updated)
+    return updated
+
+
+def section_update(config: CollectionConfig, section: str, diff: Mapping[str, Any]) -> BaseModel:
+    """One section of ``config`` with the knobs ``diff`` sets (None leaves a knob as it
+    is), validated with the ranges a request may ask."""
+    ignored = _QDRANT_ONLY.get(section, frozenset())
+    updates = {k: v for k, v in diff.items() if v is not None and k not in ignored}
+    if section == "optimizers_config" and updates.get("max_optimization_threads") == "auto":
+        updates["max_optimization_threads"] = None
+    current: BaseModel = getattr(config, section)
+    try:
+        return _SECTIONS[section].model_validate(current.model_dump() | updates, context=REQUEST)
+    except ValidationError as exc:
+        raise config_error(section, exc) from None
+
+
+def check_backend(config: CollectionConfig) -> None:
+    """Refuse an index configuration the chosen backend cannot serve, naming why."""
+    if config.index.type == "muvera":
+        _check_muvera(config)
+    if config.index.type != "leanvec":
+        return
+    if config.quantization_config is not None:
+        raise BadRequest(
+            "Wrong input: `index.type` leanvec quantizes on its own; "
+            'remove `quantization_config` (PATCH it to "Disabled") to use it'
+        )
+    params = LeanVecParams(**config.index.leanvec_params())
+    for name, vector in config.vectors.items():
+        try:
+            check_params(vector.size, vector.distance, params)
+        except ValueError as exc:
+            raise BadRequest(f"Wrong input: index{_label(name, ' (vector {!r})')}: {exc}") from None
+
+
+def _check_muvera(config: CollectionConfig) -> None:
+    if config.quantization_config is not None:
+        raise BadRequest(
+            "Wrong input: `index.type` muvera searches its own encodings; remove "
+            '`quantization_config` (PATCH it to "Disabled") to use it'
+        )
+    if config.index.secondary not in ("float32", "float16"):
+        raise BadRequest(
+            "Wrong input: `index.secondary` (the stored token vectors MUVERA re-ranks with) "
+            f'must be "float32" or "float16" for muvera, got {config.index.secondary!r}'
+        )
+    try:
+        params = MuveraIndexParams(**config.index.muvera_params())
+    except ValueError as exc:
+        raise BadRequest(f"Wrong input: index: {exc}") from None
+    for name, vector in config.vectors.items():
+        if not vector.is_multi:
+            continue
+        encoder_dim = params.final_dim or (
+            params.repetitions * 2**params.k_sim * (params.d_proj or vector.size)
+        )
+        if encoder_dim > MAX_FDE_DIM:
+            label = _label(name, "vector {!r}", "the vector")
+            raise BadRequest(
+                f"Wrong input: index: MUVERA encodings of {label} "
+                f"would have {encoder_dim} dimensions (repetitions x 2^k_sim x d_proj), more "
+                f"than {MAX_FDE_DIM}; lower them or set final_dim"
+            )
+
+
+def _refuse_unsupported(request: Mapping[str, Any]) -> None:
+    if request.get("vectors") is None:
+        raise BadRequest(
+            "Wrong input: `vectors` is required (sparse-only collections are not supported yet)"
+        )
+    if request.get("sparse_vectors"):
+        raise UnsupportedFeature("sparse vectors")
+    if "init_from" in request:
+        raise UnsupportedFeature("init_from")
+    if request.get("sharding_method", "auto") != "auto":
+        raise UnsupportedFeature(f"sharding_method {request['sharding_method']!r} (only 'auto')")
+
+
+def _vectors(raw: Any, max_vector_size: int) -> tuple[bool, dict[str, VectorParams]]:
+    """``(named, params by name)`` of a create request's ``vectors``: one unnamed
+    vector's params, or a map of named ones (whose values are all objects)."""
+    named = isinstance(raw, dict) and all(isinstance(v, dict | BaseModel) for v in raw.values())
+    given: dict[str, Any] = raw if named else {DEFAULT_VECTOR: raw}
+    if named and not given:
+        raise BadRequest("Wrong input: `vectors` must name at least one vector")
+    vectors = {}
+    for name, params in given.items():
+        dumped = params.model_dump(exclude={"memory"}) if isinstance(params, BaseModel) else params
+        vectors[name] = VectorParams.model_validate(dumped)
+        _check_vector_params(name, vectors[name], max_vector_size)
+    return named, vectors
+
+
+def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) -> None:
+    label = _label(name, "vector {!r}", "vector")
+    if params.size > max_vector_size:
+        raise BadRequest(
+            f"Wrong input: {label} size {params.size} exceeds the limit of {max_vector_size}"
+        )
+    if params.multivector_config is not None:
+        _check_multivector(label, params)
+    if params.quantization_config is not None:
+        raise UnsupportedFeature(
+            "per-vector `quantization_config` (set `quantization_config` on the collection)"
+        )
+    if params.datatype not in (None, "float32"):
+        raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
+
+
+def _check_multivector(label: str, params: VectorParams) -> None:
+    """Qdrant's ``multivector_config``: MaxSim is the only comparator it defines; Quiver
+    computes it from inner products, so the vector must use Cosine or Dot."""
+    assert params.multivector_config is not None
+    comparator = params.multivector_config.get("comparator")
+    if set(params.multivector_config) != {"comparator"} or comparator != "max_sim":
+        raise BadRequest(
+            f'Wrong input: {label}: `multivector_config` must be {{"comparator": "max_sim"}}, '
+            f"got {params.multivector_config}"
+        )
+    if params.distance not in (Distance.COSINE, Distance.DOT):
+        raise UnsupportedFeature(
+            f"{label}: multi-vectors with the {params.distance.value} distance "
+            "(MaxSim is offered for Cosine and Dot)"
+        )
+
+
+def _collection_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - _PATCHABLE_PARAMS
+    if unknown:
+        raise BadRequest(f"Wrong input: unknown collection params: {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in params.items() if k != "read_fan_out_factor" and v is not None}
+    return checked_fields(CollectionConfig, given, "params")
+
+
+def _quantization(raw: Any, config: CollectionConfig) -> QuantizationConfig | None:
+    """A new ``quantization_config``: Qdrant's object, or ``"Disabled"`` to remove it."""
+    if raw == "Disabled":
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest('Wrong input: `quantization_config` must be an object or "Disabled"')
+    parsed = parse_quantization(raw)
+    check_for_vectors(parsed, [params.distance for params in config.vectors.values()])
+    return parsed
+
+
+def _label(name: str, named: str, unnamed: str = "") -> str:
+    """How an error names a vector: by name when it has one."""
+    return named.format(name) if name else unnamed

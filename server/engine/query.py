@@ -1,0 +1,89 @@
+"""A batch of ``Query`` requests answered in one engine call, for any collection.
+
+Every request is resolved first (a point id becomes that point's stored vector), the
+literal vectors of the batch are validated and prepared together (one numpy call per
+vector name), then all searches go to the collection at once, which answers unfiltered
+ones together in one native kernel call. A bad request fails the whole batch before
+any search runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from server.engine.requests import Query, SearchSpec
+from server.engine.results import QueryResult, ScoredPoint
+
+if TYPE_CHECKING:
+    from server.engine.protocols import CollectionHandle
+
+_PENDING = np.empty(0, dtype=np.float32)
+"""Placeholder for a query vector validated later with the rest of its batch."""
+
+
+def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[QueryResult]:
+    """Answer ``queries`` in order; searches of the batch run in one collection call."""
+    answers: list[QueryResult | None] = [None] * len(queries)
+    specs: list[SearchSpec] = []
+    positions: list[int] = []
+    deferred: dict[str, list[tuple[int, list[Any]]]] = {}
+    for i, query in enumerate(queries):
+        spec = _resolve(collection, query, deferred, len(specs))
+        if spec is None:
+            answers[i] = QueryResult(_points_without_query(collection, query))
+        else:
+            specs.append(spec)
+            positions.append(i)
+    for name, waiting in deferred.items():
+        matrix = collection.prepare_queries(name, [raw for _, raw in waiting])
+        for (at, _), vector in zip(waiting, matrix, strict=True):
+            specs[at].vector = vector
+    for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
+        answers[i] = QueryResult(points, spec.explain)
+    return [answer for answer in answers if answer is not None]
+
+
+def _resolve(
+    collection: CollectionHandle,
+    query: Query,
+    deferred: dict[str, list[tuple[int, list[Any]]]],
+    position: int,
+) -> SearchSpec | None:
+    """The query as a ``SearchSpec`` (None: no query, page by id); a literal vector is
+    left in ``deferred`` under the spec's ``position`` to be prepared with its batch."""
+    exclude = []
+    if query.point_id is not None:
+        vector = collection.query_vector_of(query.point_id, query.using or "")
+        name = collection.prepare_query(vector.tolist(), query.using)[0]
+        exclude.append(query.point_id)
+    elif query.vector is not None:
+        name, vector = collection.vector_name(query.using), _PENDING
+        deferred.setdefault(name, []).append((position, query.vector))
+    else:
+        return None
+    return SearchSpec(
+        using=name,
+        vector=vector,
+        limit=query.limit,
+        offset=query.offset,
+        filter=query.filter,
+        score_threshold=query.score_threshold,
+        with_payload=query.with_payload,
+        with_vector=query.with_vector,
+        exclude_ids=exclude,
+        params=query.params,
+        force=query.force,
+        explain=[] if query.explain else None,
+    )
+
+
+def _points_without_query(collection: CollectionHandle, query: Query) -> list[ScoredPoint]:
+    """Points in id order, each scored 1.0 at version 0, as Qdrant answers a query
+    without ``query``."""
+    page = collection.scroll(
+        query.filter, query.limit + query.offset, None, query.with_payload, query.with_vector
+    )
+    return [ScoredPoint.of_record(record, 0, 1.0) for record in page.records[query.offset :]]

@@ -1,0 +1,78 @@
+"""What the API asks the engine: typed requests, parsed from the wire by the routes.
+
+``Query`` is one search as a route reads it (vector still raw, or a point id);
+``SearchSpec`` is one search resolved against the config (vector validated and
+prepared), which is what a collection and its shards search with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from index.base import SearchParams
+from server.engine.filters import Filter
+from server.engine.payload import PayloadSelector
+from server.engine.planner import Strategy
+from server.engine.point_ids import PointId
+
+VectorSelector = bool | list[str]
+"""A request's ``with_vector``: all vectors, none, or these names."""
+
+
+@dataclass(slots=True)
+class PointsSelection:
+    """Which points a write touches: explicit ``ids``, else all matching ``filter``
+    (no filter, as with Qdrant's empty filter, selects every point)."""
+
+    ids: list[PointId] | None = None
+    filter: Filter | None = None
+
+
+def _no_payload() -> PayloadSelector:
+    return PayloadSelector.of("none")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One nearest-neighbour request as sent: by a literal ``vector`` (validated with
+    the rest of its batch), by the stored vector of ``point_id`` (that point is left
+    out of the answer), or neither: then points are paged in id order, as in Qdrant."""
+
+    vector: list[Any] | None = None
+    point_id: PointId | None = None
+    using: str | None = None
+    limit: int = 10
+    offset: int = 0
+    filter: Filter | None = None
+    score_threshold: float | None = None
+    with_payload: PayloadSelector = field(default_factory=_no_payload)
+    with_vector: VectorSelector = False
+    params: SearchParams = field(default_factory=SearchParams)
+    force: Strategy | None = None
+    """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
+    explain: bool = False
+    """Quiver extension: report the plan chosen for each segment."""
+
+
+@dataclass(slots=True)
+class SearchSpec:
+    """One nearest-neighbour request, validated and resolved against the config."""
+
+    using: str
+    vector: np.ndarray
+    """``(dim,)``, or ``(n_vectors, dim)`` for a multi-vector name."""
+    limit: int = 10
+    offset: int = 0
+    filter: Filter | None = None
+    score_threshold: float | None = None
+    with_payload: PayloadSelector = field(default_factory=_no_payload)
+    with_vector: VectorSelector = False
+    exclude_ids: list[PointId] = field(default_factory=list)
+    params: SearchParams = field(default_factory=SearchParams)
+    force: Strategy | None = None
+    """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
+    explain: list[dict[str, Any]] | None = None
+    """Quiver extension: when a list, the plan chosen for each segment is appended."""

@@ -1,0 +1,118 @@
+"""What the engine answers: typed values, rendered to Qdrant JSON by ``server/api/render.py``.
+
+The engine (single-node or sharded) returns these and the cluster merges them; only the
+API layer knows the wire shapes. Hits and records are ``NamedTuple``s, not frozen
+dataclasses: a search batch makes thousands of them, and a frozen dataclass's ``__init__``
+measured five times the cost of building the dict it replaces (a tuple costs the same);
+they are just as immutable and pickle smaller for the shard transports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from server.engine.config import CollectionConfig
+from server.engine.point_ids import PointId
+
+VectorOutput = list[Any] | dict[str, list[Any]] | None
+"""A point's vectors as asked for (``with_vector``): None, the one unnamed vector (a list
+of floats, or of token rows for a multi-vector), or a list per vector name."""
+
+
+class Record(NamedTuple):
+    """A point as retrieve / scroll / get return it."""
+
+    id: PointId
+    payload: dict[str, Any] | None
+    vector: VectorOutput
+
+
+class ScoredPoint(NamedTuple):
+    """One search hit: the point, its version (the operation that last wrote it) and its
+    score (higher is better, except for Euclid and Manhattan distances)."""
+
+    id: PointId
+    version: int
+    score: float
+    payload: dict[str, Any] | None
+    vector: VectorOutput
+
+    @classmethod
+    def of_record(cls, record: Record, version: int, score: float) -> ScoredPoint:
+        return cls(record.id, version, score, record.payload, record.vector)
+
+
+@dataclass(frozen=True, slots=True)
+class ScrollPage:
+    """Points in id order and the id the next page starts at (None: this was the last)."""
+
+    records: list[Record]
+    next_offset: PointId | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """One query's answer; ``explain`` holds the per-segment plans when they were asked for."""
+
+    points: list[ScoredPoint]
+    explain: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadFieldInfo:
+    """An indexed payload field: its type, how many points hold a value, and the full
+    schema when it has options beyond the type."""
+
+    data_type: str
+    points: int
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorMemory:
+    """Quiver extension: index memory for one vector name, in parts (graph links, codes,
+    originals kept for re-ranking), in total and per indexed vector."""
+
+    points: int
+    bytes: dict[str, int]
+    bytes_per_vector: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStatus:
+    """Quiver extension: one shard's own status and point count."""
+
+    shard: int
+    status: str
+    points_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """Qdrant's collection info, plus Quiver's memory figures (and shards when sharded)."""
+
+    status: str
+    optimizer_status: Any
+    """``"ok"``, or ``{"error": message}`` after a failed background job."""
+    indexed_vectors_count: int
+    points_count: int
+    segments_count: int
+    config: CollectionConfig
+    payload_schema: dict[str, PayloadFieldInfo]
+    vectors_memory: dict[str, VectorMemory]
+    shards: list[ShardStatus] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """Quiver extension: one segment of a collection. Sealed segments report their rows
+    (tombstones included), index type and index memory; the appendable one only points."""
+
+    segment_id: int | None
+    kind: Literal["sealed", "appendable"]
+    points: int
+    rows: int | None = None
+    index: str | None = None
+    memory_bytes: int | None = None
+    shard: int | None = field(default=None)
