@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from server.api.access import ROUTES, match_route
 from server.settings import Settings
-from tests.api.conftest import Api, create_items, make_client
+from tests.helpers.api import Api, create_items, make_client
 
 KEY = "full-key-" + "0123456789" * 6
 RO_KEY = "read-only-key-0123456789-0123456789"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, make_client
+from tests.helpers.api import Api, make_client
 
 POINTS = "/collections/items/points?wait=true"
 

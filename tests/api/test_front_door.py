@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from server.api.access import ROUTES, Body, documented_routes
 from server.main import create_app
 from server.settings import Settings
-from tests.api.conftest import Api, create_items, make_client
+from tests.helpers.api import Api, create_items, make_client
 
 POINTS = "/collections/items/points"
 DELETE_ALL = {"filter": {"must": []}}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
-from tests.api.test_snapshots import download, recover, state, take_snapshot, upload
+from tests.helpers.api import Api
+from tests.helpers.snapshots import download, recover, state, take_snapshot, upload
 
 DiskUsage = namedtuple("DiskUsage", "total used free")
 FORBIDDEN = "Forbidden: a snapshot location must name a snapshot file inside the snapshots folder"

@@ -20,8 +20,8 @@ import pytest
 from server.engine.collection import Collection
 from server.storage import snapshots
 from server.storage.point_store import PointStore
-from tests.api.conftest import Api, make_client
-from tests.api.test_snapshots import (
+from tests.helpers.api import Api, make_client
+from tests.helpers.snapshots import (
     download,
     indexed_archive,
     rebuilt_archive,

@@ -13,8 +13,8 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from tests.integration.configured_server import configured_server
-from tests.integration.conftest import REPO_ROOT, free_port
+from tests.helpers.configured_server import configured_server
+from tests.helpers.process import REPO_ROOT, free_port
 
 pytestmark = [
     pytest.mark.integration,

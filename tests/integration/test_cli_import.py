@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.process import REPO_ROOT, ServerFactory
 from tests.integration import conftest
-from tests.integration.conftest import REPO_ROOT, ServerFactory
 
 pytestmark = pytest.mark.integration
 

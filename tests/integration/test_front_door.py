@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.configured_server import configured_server
-from tests.integration.conftest import HOST
+from tests.helpers.configured_server import configured_server
+from tests.helpers.process import HOST
 
 pytestmark = pytest.mark.integration
 

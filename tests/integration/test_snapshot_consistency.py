@@ -12,15 +12,12 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
+from tests.helpers.process import result
+
 pytestmark = pytest.mark.integration
 
 DIM = 8
 BATCH = 40
-
-
-def result(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def vector_of(point_id: int) -> list[float]:

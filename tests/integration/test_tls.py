@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.integration.configured_server import configured_server
+from tests.helpers.configured_server import configured_server
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import HOST, REPO_ROOT, free_port
+from tests.helpers.process import HOST, REPO_ROOT, free_port
 
 STARTUP_TIMEOUT_S = 30.0
 
