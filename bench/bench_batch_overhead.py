@@ -5,9 +5,10 @@ GloVe-50 (390k base vectors, Cosine, M=16, ef_construct=100), batches of 100 que
 cell the median of 5 passes over 1,000 queries:
 
 * faiss in process: ``IndexHNSWFlat`` built from the same vectors, searched directly;
-* Quiver's engine in process: ``Collection.search`` on an engine that bulk-loaded and
-  indexed the same vectors (the route's own spec building included), so it measures the
-  engine's work around faiss;
+* Quiver's engine in process: ``Collection.query``, the engine's public entry point that
+  the query route calls, on an engine that bulk-loaded and indexed the same vectors, with
+  one ``Query`` per search (raw vector, limit, ``hnsw_ef``) as the route builds them, so it
+  measures the engine's work around faiss (the bodies are parsed before the clock);
 * Quiver over HTTP: the same batches as JSON to a real server holding the collection;
 * the HTTP floor of a batch: the same bodies to a collection of the same dimension with
   no points, so parsing, validation, routing and the reply cost the same and searching
@@ -21,7 +22,7 @@ the floor alone would allow, ``faiss / (faiss + floor)``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,18 +35,18 @@ import httpx
 import numpy as np
 import orjson
 from bench_bulk import arrow_body
-from bench_core import cpu_busy_fraction, log, machine_info
-from common import save_results
-from server_process import QuiverServer, headers
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import cpu_busy_fraction, machine_info
+from harness.results import pyplot
+from harness.server import QuiverServer, headers
 
+from index.base import SearchParams
 from index.native_threads import single_threaded_numpy_blas
-from server.api.routes.query import _run_queries
-from server.api.schemas import QueryRequestBatch
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
-from server.settings import Settings
+from server.engine.protocols import CollectionHandle
+from server.engine.requests import Query
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EF = 128
 BATCH = 100
 QUERIES = 1000
@@ -101,11 +102,16 @@ def engine_ms(data: glove.GloveDataset, batches: list[bytes], root: Path) -> flo
                 rows = ids[s : s + 50_000]
                 collection.bulk_upsert(rows, {"": data.base[s : s + len(rows)]}, [{}] * len(rows))
         engine.worker.wait_idle("c", 1800)
-        parsed = [QueryRequestBatch.model_validate(orjson.loads(b)).searches for b in batches]
-        settings = Settings()
-        return median_ms_per_batch(lambda: [_run_queries(collection, p, settings) for p in parsed])
+        raws = [[search["query"] for search in orjson.loads(b)["searches"]] for b in batches]
+        return median_ms_per_batch(lambda: [engine_batch(collection, raw) for raw in raws])
     finally:
         engine.close()
+
+
+def engine_batch(collection: CollectionHandle, raw_queries: list[list[float]]) -> list[Any]:
+    """One batch through ``Collection.query``, built as the query route builds it."""
+    params = SearchParams(ef=EF)
+    return collection.query([Query(vector=raw, limit=K, params=params) for raw in raw_queries])
 
 
 def collection_config(dim: int) -> CollectionConfig:
@@ -161,10 +167,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     r = results["ms_per_batch"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -175,11 +178,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+def main() -> int:
+    parser = new_parser(__doc__, raw=True)
+    add_common_options(parser)
     args = parser.parse_args()
     single_threaded_numpy_blas()  # as the server does (index/native_threads.py)
     busy = cpu_busy_fraction()
@@ -204,10 +205,8 @@ def main() -> None:
             "http_floor": floor_time,
         },
     }
-    for path in save_results(results, args.results_dir, "batch_overhead", markdown, plot):
-        log(f"wrote {path}")
-    print(markdown(results))
+    return finish(results, args, "batch_overhead", markdown, plot)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

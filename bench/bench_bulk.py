@@ -22,8 +22,8 @@ the build worker does.
 
 from __future__ import annotations
 
-import argparse
 import io
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,15 +36,15 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.ipc
-from bench_core import cpu_busy_fraction, log, machine_info
-from common import save_results
-from server_process import QuiverServer, headers
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import cpu_busy_fraction, machine_info
+from harness.results import pyplot
+from harness.server import QuiverServer, headers
 from text_embeddings import load_debian
 
 from index.hnsw_faiss import HnswIndex, HnswParams
 from index.metrics import Distance
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 JSON_BATCH = 1000
 ARROW_BATCH = 10_000
 NDJSON_LINES = 10_000
@@ -176,10 +176,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     labels, values = [], []
@@ -195,12 +192,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="50,000 GloVe vectors only")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+def main() -> int:
+    parser = new_parser(__doc__, raw=True)
+    add_common_options(parser, quick_help="50,000 GloVe vectors only")
     args = parser.parse_args()
     busy = cpu_busy_fraction()
     sets = [("glove-50", glove.load(50_000 if args.quick else None).base)]
@@ -219,12 +213,8 @@ def main() -> None:
             data["rows"].append(load_over_http(vectors, method))
             log(f"  {data['rows'][-1]}")
         results["datasets"].append(data)
-    stem = "bulk_quick" if args.quick else "bulk"
-    out_dir = args.results_dir if not args.quick else Path(__file__).resolve().parent / "data"
-    for path in save_results(results, out_dir, stem, markdown, plot):
-        log(f"wrote {path}")
-    print(markdown(results))
+    return finish(results, args, "bulk", markdown, plot)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

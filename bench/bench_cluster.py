@@ -27,8 +27,8 @@ the rest, the fan-out's own share.
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,24 +37,18 @@ from typing import Any
 
 import glove
 import numpy as np
-from bench_core import cpu_busy_fraction, log, machine_info
-from common import save_results
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import cpu_busy_fraction, machine_info, rss_bytes
+from harness.metrics import padded_ids, recall_at_k
+from harness.results import pyplot
 
-from server.engine.collection import SearchSpec
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
+from server.engine.requests import SearchSpec
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BATCH = 1000
 QUERY_BATCH = 100
 K = 10
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def config(shards: int) -> CollectionConfig:
@@ -105,7 +99,7 @@ def measure(target: Any, wait_indexed: Any, memory: Any, vectors: np.ndarray,
             "fan_out_share": round(1 - least_s / batch_s, 3),
         }
     ids = [[p.id for p in answer] for answer in batched]
-    recall = np.mean([len(set(a) & set(t[:K])) / K for a, t in zip(ids, truth, strict=True)])
+    recall = recall_at_k(padded_ids(ids, K), truth, K)
     return {
         "ingest_points_per_s": round(len(vectors) / ingest_s),
         "indexed_s": round(indexed_s, 2),
@@ -188,10 +182,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     rows = results["rows"]
@@ -201,12 +192,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main() -> int:
+    parser = new_parser(__doc__, raw=True)
+    add_common_options(parser)
     parser.add_argument("--points", type=int, default=100_000)
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     from server.cluster.ray_shards import connect
 
@@ -238,10 +227,8 @@ def main() -> None:
         "points": args.points,
         "rows": rows,
     }
-    for path in save_results(results, args.results_dir, "cluster", markdown, plot):
-        log(f"wrote {path}")
-    print(markdown(results))
+    return finish(results, args, "cluster", markdown, plot)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,19 +18,13 @@ It prints a markdown table and saves it, with the raw numbers and machine detail
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import multiprocessing as mp
 import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import faiss
@@ -38,9 +32,23 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from server_process import QuiverServer, ServerError, headers
+from harness.cli import SERVER_LOG, add_common_options, finish, guarded, log, new_parser
+from harness.clients import merge_outcomes, run_client_processes
+from harness.http import (
+    QUIET_S,
+    BatchAnswer,
+    HttpOutcome,
+    expect_ok,
+    new_outcome,
+    record_batch,
+    send_batch,
+    send_singles,
+)
+from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
+from harness.metrics import latency_summary, rate, recall_at_k
+from harness.results import check
+from harness.server import QuiverServer, headers
 
-BENCH_DIR = Path(__file__).resolve().parent
 COLLECTION = "glove"
 K = 10
 INGEST_BATCH = 1000
@@ -48,10 +56,6 @@ SEARCH_BATCH = 100
 QUICK_BASE = 50_000
 TARGET_BATCH_RATIO = 0.70
 TARGET_INGEST_RATE = 20_000.0
-MAX_ERRORS_KEPT = 5
-# BLAS/OpenMP worker threads spin for a while after a call before they sleep; a pause before
-# each timed turn keeps one side's spinning threads from slowing the other side.
-QUIET_S = 1.0
 
 
 @dataclass
@@ -69,20 +73,7 @@ class Measurement:
 
     @property
     def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else float("nan")
-
-
-@dataclass
-class HttpOutcome:
-    """What a stretch of HTTP requests produced: ids per query (-1 = no answer) and errors."""
-
-    ids: np.ndarray
-    answered: np.ndarray
-    latencies_s: list[float]
-    errors: int
-    error_samples: list[str]
-    started: float
-    finished: float
+        return rate(self.count, self.seconds)
 
 
 # --------------------------------------------------------------------------- faiss reference
@@ -122,7 +113,7 @@ def measure_faiss_singles(index: Any, dataset: glove.GloveDataset, n_queries: in
         n_queries,
         "queries/s",
         time.perf_counter() - started,
-        glove.recall_at_k(ids, dataset.ground_truth[:n_queries], K),
+        recall_at_k(ids, dataset.ground_truth[:n_queries], K),
         latency_ms=latency_summary(latencies),
     )
 
@@ -130,32 +121,8 @@ def measure_faiss_singles(index: Any, dataset: glove.GloveDataset, n_queries: in
 # --------------------------------------------------------------------------- HTTP helpers
 
 
-def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
-    if not latencies_s:
-        return {}
-    values = np.asarray(latencies_s) * 1000.0
-    return {f"p{p}": round(float(np.percentile(values, p)), 3) for p in (50, 95, 99)}
-
-
-def describe_error(response: httpx.Response | None, exc: Exception | None = None) -> str:
-    if response is None:
-        return f"transport error: {exc!r}"
-    return f"HTTP {response.status_code}: {response.text[:500]}"
-
-
-def expect_ok(response: httpx.Response, what: str) -> Any:
-    """Decode a 200 envelope's `result`, or stop the benchmark showing the body."""
-    if response.status_code != 200:
-        raise RuntimeError(f"{what} failed: {describe_error(response)}")
-    return orjson.loads(response.content)["result"]
-
-
 def query_body(vector: np.ndarray) -> dict[str, Any]:
     return {"query": vector.tolist(), "limit": K, "params": {"exact": True}}
-
-
-def point_ids(points: list[dict[str, Any]]) -> list[int]:
-    return [int(point["id"]) for point in points[:K]]
 
 
 # --------------------------------------------------------------------------- ingest
@@ -221,119 +188,36 @@ def wait_settled(client: httpx.Client, timeout_s: float) -> tuple[dict[str, Any]
 # --------------------------------------------------------------------------- single queries
 
 
-def new_outcome(n_queries: int) -> HttpOutcome:
-    return HttpOutcome(
-        ids=np.full((n_queries, K), -1, dtype=np.int64),
-        answered=np.zeros(n_queries, dtype=bool),
-        latencies_s=[],
-        errors=0,
-        error_samples=[],
-        started=0.0,
-        finished=0.0,
-    )
-
-
-def record(outcome: HttpOutcome, row: int, ids: list[int] | None, error: str | None) -> None:
-    """Store one query's answer, or count its error (keeping the first few messages)."""
-    if ids is None:
-        outcome.errors += 1
-        if len(outcome.error_samples) < MAX_ERRORS_KEPT:
-            outcome.error_samples.append(error or "unknown error")
-        return
-    outcome.ids[row, : len(ids)] = ids
-    outcome.answered[row] = True
-
-
-def send_one(client: httpx.Client, url: str, body: bytes) -> tuple[list[int] | None, str | None]:
-    try:
-        response = client.post(url, content=body)
-    except httpx.HTTPError as exc:
-        return None, describe_error(None, exc)
-    if response.status_code != 200:
-        return None, describe_error(response)
-    return point_ids(orjson.loads(response.content)["result"]["points"]), None
-
-
-def run_single_queries(
-    base_url: str, queries: np.ndarray, deadline_s: float, barrier: Barrier
+def single_query_client(
+    barrier: Barrier, base_url: str, queries: np.ndarray, deadline_s: float
 ) -> HttpOutcome:
-    """Send each query alone, in order, until done or `deadline_s` after the shared start."""
-    url = f"/collections/{COLLECTION}/points/query"
+    """One client process: send its queries one at a time, starting with the others."""
     bodies = [orjson.dumps(query_body(vector)) for vector in queries]
-    outcome = new_outcome(len(bodies))
     with httpx.Client(base_url=base_url, headers=headers(), timeout=120.0) as client:
-        for body in bodies[:3]:
-            send_one(client, url, body)  # warm-up: connection and code paths
-        barrier.wait()
-        outcome.started = time.monotonic()
-        for row, body in enumerate(bodies):
-            if time.monotonic() - outcome.started > deadline_s:
-                break
-            before = time.perf_counter()
-            ids, error = send_one(client, url, body)
-            outcome.latencies_s.append(time.perf_counter() - before)
-            record(outcome, row, ids, error)
-        outcome.finished = time.monotonic()
-    return outcome
-
-
-def single_query_worker(
-    worker: int,
-    base_url: str,
-    queries: np.ndarray,
-    deadline_s: float,
-    barrier: Barrier,
-    results: Any,
-) -> None:
-    """Entry point of one client process; puts `(worker, HttpOutcome)` on `results`."""
-    results.put((worker, run_single_queries(base_url, queries, deadline_s, barrier)))
-
-
-def run_client_processes(
-    base_url: str, slices: list[np.ndarray], deadline_s: float
-) -> list[HttpOutcome]:
-    """One spawned process per slice (own interpreter, own GIL); outcomes in slice order."""
-    context = mp.get_context("spawn")
-    barrier = context.Barrier(len(slices))
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=single_query_worker,
-            args=(worker, base_url, queries, deadline_s, barrier, results),
-        )
-        for worker, queries in enumerate(slices)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = dict(results.get(timeout=deadline_s + 300) for _ in processes)
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
-    return [outcomes[worker] for worker in range(len(slices))]
+        return send_singles(client, bodies, deadline_s, barrier, COLLECTION)
 
 
 def measure_http_singles(
     base_url: str, dataset: glove.GloveDataset, n_queries: int, clients: int, deadline_s: float
 ) -> tuple[Measurement, list[str]]:
     rows = np.array_split(np.arange(n_queries), clients)
-    outcomes = run_client_processes(base_url, [dataset.queries[r] for r in rows], deadline_s)
-    answered_rows = np.concatenate([r[o.answered] for r, o in zip(rows, outcomes, strict=True)])
-    found = np.concatenate([o.ids[o.answered] for o in outcomes])
-    seconds = max(o.finished for o in outcomes) - min(o.started for o in outcomes)
+    outcomes = run_client_processes(
+        single_query_client,
+        [(base_url, dataset.queries[r], deadline_s) for r in rows],
+        deadline_s + 300,
+    )
+    merged = merge_outcomes(outcomes, rows)
     measurement = Measurement(
         "exact, single queries",
         f"HTTP POST points/query, {clients} client processes",
-        len(answered_rows),
+        len(merged.rows),
         "queries/s",
-        seconds,
-        glove.recall_at_k(found, dataset.ground_truth[answered_rows], K),
-        sum(o.errors for o in outcomes),
-        latency_summary([t for o in outcomes for t in o.latencies_s]),
+        merged.seconds,
+        recall_at_k(merged.ids, dataset.ground_truth[merged.rows], K),
+        merged.errors,
+        latency_summary(merged.latencies_s),
     )
-    return measurement, [e for o in outcomes for e in o.error_samples][:MAX_ERRORS_KEPT]
+    return measurement, merged.error_samples
 
 
 # --------------------------------------------------------------------------- batches
@@ -343,32 +227,17 @@ def batch_body(queries: np.ndarray) -> bytes:
     return orjson.dumps({"searches": [query_body(vector) for vector in queries]})
 
 
-def send_batch(client: httpx.Client, body: bytes, n_searches: int) -> list[list[int]] | str:
-    """POST one batch; returns the ids found per search, or an error message."""
-    url = f"/collections/{COLLECTION}/points/query/batch"
-    try:
-        response = client.post(url, content=body)
-    except httpx.HTTPError as exc:
-        return describe_error(None, exc)
-    if response.status_code != 200:
-        return describe_error(response)
-    results = orjson.loads(response.content)["result"]
-    if len(results) != n_searches:
-        return f"{len(results)} results for a batch of {n_searches}"
-    return [point_ids(result["points"]) for result in results]
-
-
 def http_batch_round(
     client: httpx.Client, bodies: list[tuple[bytes, int]], clients: int, deadline_s: float
-) -> tuple[float, list[tuple[float, list[list[int]] | str] | None]]:
+) -> tuple[float, list[tuple[float, BatchAnswer] | None]]:
     """Send `(body, n_searches)` batches, `clients` in flight; unsent after the deadline: None."""
     started = time.perf_counter()
 
-    def run(body: tuple[bytes, int]) -> tuple[float, list[list[int]] | str] | None:
+    def run(body: tuple[bytes, int]) -> tuple[float, BatchAnswer] | None:
         if time.perf_counter() - started > deadline_s:
             return None
         before = time.perf_counter()
-        answer = send_batch(client, *body)
+        answer = send_batch(client, *body, COLLECTION)
         return time.perf_counter() - before, answer
 
     with ThreadPoolExecutor(clients) as pool:
@@ -411,7 +280,7 @@ def measure_batches(
         n_queries,
         "queries/s",
         faiss_seconds,
-        glove.recall_at_k(faiss_ids, dataset.ground_truth[:n_queries], K),
+        recall_at_k(faiss_ids, dataset.ground_truth[:n_queries], K),
     )
     return http, reference, outcome.error_samples
 
@@ -425,7 +294,7 @@ def http_round(
 ) -> float:
     """One HTTP turn: pause, one untimed warm-up batch, then the timed batches."""
     time.sleep(QUIET_S)
-    send_batch(client, *bodies[0][0])
+    send_batch(client, *bodies[0][0], COLLECTION)
     seconds, answers = http_batch_round(client, [body for body, _ in bodies], clients, budget_s)
     for (_, rows), answer in zip(bodies, answers, strict=True):
         if answer is not None:
@@ -453,72 +322,13 @@ def batch_measurement(
         int(answered.sum()),
         "queries/s",
         seconds,
-        glove.recall_at_k(outcome.ids[answered], truth, K),
+        recall_at_k(outcome.ids[answered], truth, K),
         outcome.errors,
         latency_summary(outcome.latencies_s),
     )
 
 
-def record_batch(outcome: HttpOutcome, rows: range, answer: list[list[int]] | str) -> None:
-    for offset, row in enumerate(rows):
-        if isinstance(answer, str):
-            record(outcome, row, None, answer)
-        else:
-            record(outcome, row, answer[offset], None)
-
-
 # --------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gib": memory_gib(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "faiss": faiss.__version__,
-        "faiss_omp_threads": faiss.omp_get_max_threads(),
-        "httpx": httpx.__version__,
-        "orjson": orjson.__version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-    }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    return None
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=BENCH_DIR.parent, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no commit)"
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def markdown_report(results: dict[str, Any]) -> str:
@@ -526,8 +336,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# Quiver core benchmark: GloVe 6B 50-d, {results['config']['n_base']:,} base vectors",
         "",
-        f"{m['date']} · commit `{m['git_commit']}` · {m['cpu_model']}, {m['cores']} cores, "
-        f"{m['memory_gib']} GiB · numpy {m['numpy']} · faiss {m['faiss']} · Python {m['python']}",
+        machine_line(m),
         "",
         "| measurement | how | n | seconds | rate | recall@10 | p50 ms | p99 ms | errors |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|",
@@ -583,25 +392,15 @@ def build_results(
     }
 
 
-def check(name: str, value: float, target: float) -> dict[str, Any]:
-    return {"name": name, "value": value, "target": target, "passed": bool(value >= target)}
-
-
-def save(results: dict[str, Any], results_dir: Path, stem: str) -> tuple[Path, Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(markdown_report(results))
-    return json_path, md_path
-
-
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_common_options(
+        parser, quick_help=f"smoke run on the first {QUICK_BASE:,} base vectors", port=True
+    )
     add = parser.add_argument
-    add("--port", type=int, default=None, help="server port (default: a free one)")
     add("--queries", type=int, default=None, help="single queries (default 2000; quick 500)")
     add(
         "--batch-queries",
@@ -609,7 +408,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="queries sent in batches of 100 (default 10000; quick 2000)",
     )
-    add("--quick", action="store_true", help=f"smoke run on the first {QUICK_BASE:,} base vectors")
     add("--clients", type=int, default=8, help="client processes for single queries")
     add("--upload-threads", type=int, default=1, help="concurrent upsert requests")
     add("--batch-clients", type=int, default=1, help="concurrent batch requests")
@@ -620,12 +418,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=120.0,
         help="seconds to wait for the collection to turn green after ingest",
-    )
-    add(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help="where to save (default bench/results; bench/data with --quick)",
     )
     return parser.parse_args(argv)
 
@@ -653,31 +445,9 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def cpu_busy_fraction(interval_s: float = 1.0) -> float | None:
-    """Share of all CPU time spent busy over `interval_s` (from /proc/stat), before we start."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
-
-    try:
-        total_before, idle_before = sample()
-        time.sleep(interval_s)
-        total_after, idle_after = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total_after - total_before
-    return round(1.0 - (idle_after - idle_before) / total, 3) if total > 0 else None
-
-
 def load_notes(busy_at_start: float | None) -> list[str]:
     notes = ["Ingest time excludes JSON serialisation (bodies are built before the clock)."]
-    if busy_at_start is not None and busy_at_start > 0.2:
-        notes.append(
-            f"Other processes kept the CPUs {busy_at_start:.0%} busy just before the run; "
-            "absolute rates are lower than on an idle machine, ratios are less affected."
-        )
-    return notes
+    return notes + busy_notes(busy_at_start)
 
 
 def settle_notes(state: dict[str, Any], settle_s: float, n_base: int) -> list[str]:
@@ -694,10 +464,6 @@ def settle_notes(state: dict[str, Any], settle_s: float, n_base: int) -> list[st
     return notes
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def run_http(
     args: argparse.Namespace,
     config: dict[str, Any],
@@ -707,12 +473,11 @@ def run_http(
 ) -> tuple[list[Measurement], list[str]]:
     """Start a server, then ingest, single queries, and batches (alternating with faiss)."""
     notes: list[str] = []
-    server_log = BENCH_DIR / "data" / "server_last.log"
     with (
-        QuiverServer(args.port, keep_log=server_log) as server,
+        QuiverServer(args.port, keep_log=SERVER_LOG) as server,
         httpx.Client(base_url=server.url, headers=headers(), timeout=300.0) as client,
     ):
-        log(f"server up at {server.url} (log: {server_log}); ingesting {dataset.n_base:,} points")
+        log(f"server up at {server.url} (log: {SERVER_LOG}); ingesting {dataset.n_base:,} points")
         ingest = measure_ingest(client, dataset, args.upload_threads)
         log(f"ingest: {ingest.rate:,.0f} points/s; waiting for the collection to settle")
         state, settle_s = wait_settled(client, args.settle_timeout)
@@ -739,22 +504,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"data: {dataset.n_base:,} base vectors, {config['batch_queries']:,} queries")
     index = faiss_index(dataset)
     extra: dict[str, Any] = {"cpu_busy_before_start": cpu_busy_fraction()}
-    try:
-        rows, notes = run_http(args, config, dataset, index, extra)
-    except (ServerError, RuntimeError) as exc:
-        log(f"benchmark stopped: {exc}")
+    measured = guarded(lambda: run_http(args, config, dataset, index, extra))
+    if measured is None:
         return 2
+    rows, notes = measured
     log("faiss single queries")
     rows.append(measure_faiss_singles(index, dataset, config["single_queries"]))
     extra["load_average_at_end"] = os.getloadavg()
     notes.extend(load_notes(extra["cpu_busy_before_start"]))
     results = build_results(config, rows, notes, extra)
-    print("\n" + markdown_report(results))
-    stem = "core_glove50_quick" if args.quick else "core_glove50"
-    results_dir = args.results_dir or BENCH_DIR / ("data" if args.quick else "results")
-    for path in save(results, results_dir, stem):
-        log(f"saved {path}")
-    return 0 if all(c["passed"] for c in results["checks"]) else 1
+    return finish(results, args, "core_glove50", markdown_report)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,7 @@ recall/QPS chart, to `bench/results/hnsw_glove50.{md,json,png}`
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -45,22 +42,26 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from bench_core import (
+from harness.cli import SERVER_LOG, add_common_options, log, new_parser, run_and_finish
+from harness.clients import merge_outcomes, run_client_processes
+from harness.http import (
+    MAX_ERRORS_KEPT,
+    QUIET_S,
     HttpOutcome,
-    cpu_busy_fraction,
+    batch_ranges,
+    collection_info,
     expect_ok,
-    log,
-    machine_info,
-    new_outcome,
-    record,
-    record_batch,
-    send_batch,
-    send_one,
+    jobs,
+    search_batches,
+    segments,
+    send_singles,
+    wait_green,
 )
-from common import save_results
-from server_process import REPO_ROOT, QuiverServer, ServerError, headers
+from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
+from harness.metrics import latency_summary, rate, recall_at_k
+from harness.results import pyplot
+from harness.server import QuiverServer, ServerError, headers
 
-BENCH_DIR = Path(__file__).resolve().parent
 FAISS: Any = faiss  # typed Any: faiss's bundled stubs miss much of the SWIG surface
 COLLECTION = "glove"
 K = 10
@@ -76,15 +77,8 @@ SEARCH_BATCH = 100
 RECALL_TARGET = 0.95
 TARGET_BATCH_RATIO = 0.75
 TARGET_LATENCY_GAP_MS = 1.0
-MAX_ERRORS_KEPT = 5
-# BLAS/OpenMP worker threads spin for a while after a call before they sleep; a pause before
-# each timed turn keeps one side's spinning threads from slowing the other side.
-QUIET_S = 1.0
-# After the first `green`, keep polling this long: a status that turns yellow again means the
-# server reported green while work was still due (counted as a "flicker").
-GREEN_CONFIRM_S = 2.0
-POLL_S = 0.25
-PROGRESS_EVERY_S = 15.0
+PERCENTILES = (50, 99)
+"""Latency percentiles this benchmark reports (median and tail)."""
 
 
 @dataclass
@@ -101,7 +95,7 @@ class SearchRun:
 
     @property
     def qps(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else float("nan")
+        return rate(self.count, self.seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "qps": self.qps}
@@ -143,7 +137,7 @@ def faiss_batches(index: Any, dataset: glove.GloveDataset, n: int, ef: int) -> S
             index, queries[start : start + SEARCH_BATCH], ef
         )
     seconds = time.perf_counter() - started
-    recall = glove.recall_at_k(ids, dataset.ground_truth[:n], K)
+    recall = recall_at_k(ids, dataset.ground_truth[:n], K)
     return SearchRun("faiss batch", ef, n, seconds, recall)
 
 
@@ -164,19 +158,12 @@ def faiss_singles(index: Any, dataset: glove.GloveDataset, n: int, ef: int) -> S
         seconds = time.perf_counter() - started
     finally:
         faiss.omp_set_num_threads(threads)
-    recall = glove.recall_at_k(ids, dataset.ground_truth[:n], K)
-    return SearchRun("faiss single, 1 thread", ef, n, seconds, recall, latency_summary(latencies))
+    recall = recall_at_k(ids, dataset.ground_truth[:n], K)
+    latency = latency_summary(latencies, PERCENTILES)
+    return SearchRun("faiss single, 1 thread", ef, n, seconds, recall, latency)
 
 
 # --------------------------------------------------------------------------- HTTP helpers
-
-
-def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
-    """Median and p99 in ms (3 decimals: the latency check works at sub-ms resolution)."""
-    if not latencies_s:
-        return {}
-    values = np.asarray(latencies_s) * 1000.0
-    return {f"p{p}": round(float(np.percentile(values, p)), 3) for p in (50, 99)}
 
 
 def query_body(vector: np.ndarray, ef: int) -> dict[str, Any]:
@@ -192,8 +179,8 @@ def outcome_run(
         ef,
         int(answered.sum()),
         seconds,
-        glove.recall_at_k(outcome.ids[answered], truth[: len(answered)][answered], K),
-        latency_summary(outcome.latencies_s),
+        recall_at_k(outcome.ids[answered], truth[: len(answered)][answered], K),
+        latency_summary(outcome.latencies_s, PERCENTILES),
         outcome.errors,
     )
 
@@ -215,7 +202,9 @@ def create_body(full_scan_threshold: int | None) -> dict[str, Any]:
     }
 
 
-def ingest(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, Any]:
+def ingest(
+    client: httpx.Client, dataset: glove.GloveDataset, collection: str = COLLECTION
+) -> dict[str, Any]:
     """Upsert every base vector, 1,000 per request, bodies serialised before the clock starts."""
     bodies = [
         orjson.dumps(
@@ -228,7 +217,7 @@ def ingest(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, Any]:
     started_epoch, started = time.time(), time.perf_counter()
     for body in bodies:
         before = time.perf_counter()
-        response = client.put(f"/collections/{COLLECTION}/points?wait=true", content=body)
+        response = client.put(f"/collections/{collection}/points?wait=true", content=body)
         latencies.append(time.perf_counter() - before)
         result = expect_ok(response, "upsert")
         if result.get("status") != "completed":
@@ -238,67 +227,10 @@ def ingest(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, Any]:
         "points": dataset.n_base,
         "seconds": round(seconds, 3),
         "points_per_s": round(dataset.n_base / seconds, 1),
-        "request_latency_ms": latency_summary(latencies),
+        "request_latency_ms": latency_summary(latencies, PERCENTILES),
         "started_epoch": started_epoch,
         "finished_epoch": started_epoch + seconds,
     }
-
-
-def collection_info(client: httpx.Client) -> dict[str, Any]:
-    result: dict[str, Any] = expect_ok(client.get(f"/collections/{COLLECTION}"), "collection info")
-    return result
-
-
-def jobs(client: httpx.Client) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = expect_ok(client.get(f"/collections/{COLLECTION}/jobs"), "jobs")
-    return result
-
-
-def segments(client: httpx.Client) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = expect_ok(
-        client.get(f"/collections/{COLLECTION}/segments"), "segments"
-    )
-    return result
-
-
-def wait_green(client: httpx.Client, timeout_s: float, what: str) -> dict[str, Any]:
-    """Poll until status is green and stays green for GREEN_CONFIRM_S.
-
-    Returns the seconds until the green that held, the number of greens that did not hold,
-    and the statuses seen. Raises RuntimeError on `red` or on timeout."""
-    started = time.perf_counter()
-    green_since: float | None = None
-    flickers, seen, last_progress = 0, Counter[str](), started
-    while True:
-        now = time.perf_counter()
-        status = collection_info(client)["status"]
-        seen[status] += 1
-        if status == "red" or now - started > timeout_s:
-            raise RuntimeError(f"{what}: status {status} after {now - started:.0f}s")
-        if status == "green":
-            green_since = now if green_since is None else green_since
-            if now - green_since >= GREEN_CONFIRM_S:
-                return {
-                    "seconds": round(green_since - started, 3),
-                    "flickers": flickers,
-                    "statuses_seen": dict(seen),
-                }
-        elif green_since is not None:
-            flickers, green_since = flickers + 1, None
-        if now - last_progress > PROGRESS_EVERY_S:
-            last_progress = now
-            log(f"{what}: {status}; {describe_jobs(jobs(client))}")
-        time.sleep(POLL_S)
-
-
-def describe_jobs(job_list: list[dict[str, Any]]) -> str:
-    states = Counter(job["state"] for job in job_list)
-    running = [
-        f"{job['kind']} {job['points_total']:,} pts {job['progress']:.0%}"
-        for job in job_list
-        if job["state"] == "running"
-    ]
-    return f"jobs {dict(states)}" + (f", running: {', '.join(running)}" if running else "")
 
 
 def build_summary(job_list: list[dict[str, Any]], upload: dict[str, Any]) -> dict[str, Any]:
@@ -367,80 +299,39 @@ def http_batches(
     client: httpx.Client, dataset: glove.GloveDataset, n: int, ef: int, deadline_s: float
 ) -> tuple[SearchRun, list[str]]:
     """Batches of 100 from one client, in order, after a pause and one untimed batch."""
-    batches = [range(s, min(s + SEARCH_BATCH, n)) for s in range(0, n, SEARCH_BATCH)]
+    batches = batch_ranges(n, SEARCH_BATCH)
     bodies = [
         orjson.dumps({"searches": [query_body(v, ef) for v in dataset.queries[r.start : r.stop]]})
         for r in batches
     ]
-    outcome = new_outcome(n)
-    time.sleep(QUIET_S)
-    send_batch(client, bodies[0], len(batches[0]))
-    started = time.perf_counter()
-    for rows, body in zip(batches, bodies, strict=True):
-        if time.perf_counter() - started > deadline_s:
-            break
-        before = time.perf_counter()
-        answer = send_batch(client, body, len(rows))
-        outcome.latencies_s.append(time.perf_counter() - before)
-        record_batch(outcome, rows, answer)
-    seconds = time.perf_counter() - started
+    outcome, seconds = search_batches(client, bodies, batches, deadline_s, COLLECTION)
     run = outcome_run("HTTP batch", ef, outcome, seconds, dataset.ground_truth)
     return run, outcome.error_samples
 
 
-def run_singles(
-    client: httpx.Client,
-    queries: np.ndarray,
-    ef: int,
-    deadline_s: float,
-    barrier: Barrier | None = None,
-) -> HttpOutcome:
-    """Send each query alone, in order, until done or past `deadline_s`.
-
-    After a short warm-up (connection, code paths) it waits at `barrier`, if given, so that
-    client processes start their timed queries together."""
-    url = f"/collections/{COLLECTION}/points/query"
-    bodies = [orjson.dumps(query_body(vector, ef)) for vector in queries]
-    outcome = new_outcome(len(bodies))
-    for body in bodies[:3]:
-        send_one(client, url, body)
-    if barrier is not None:
-        barrier.wait(timeout=deadline_s + 120)
-    outcome.started = time.monotonic()
-    for row, body in enumerate(bodies):
-        if time.monotonic() - outcome.started > deadline_s:
-            break
-        before = time.perf_counter()
-        ids, error = send_one(client, url, body)
-        outcome.latencies_s.append(time.perf_counter() - before)
-        record(outcome, row, ids, error)
-    outcome.finished = time.monotonic()
-    return outcome
+def single_bodies(queries: np.ndarray, ef: int) -> list[bytes]:
+    return [orjson.dumps(query_body(vector, ef)) for vector in queries]
 
 
 def http_singles_one_client(
     client: httpx.Client, dataset: glove.GloveDataset, n: int, ef: int, deadline_s: float
 ) -> SearchRun:
-    outcome = run_singles(client, dataset.queries[:n], ef, deadline_s)
+    outcome = send_singles(
+        client, single_bodies(dataset.queries[:n], ef), deadline_s, collection=COLLECTION
+    )
     seconds = outcome.finished - outcome.started
     return outcome_run("HTTP single, 1 client", ef, outcome, seconds, dataset.ground_truth)
 
 
 def single_client_process(
-    worker: int,
-    base_url: str,
-    queries: np.ndarray,
-    efs: Sequence[int],
-    deadline_s: float,
-    barrier: Barrier,
-    results: Any,
-) -> None:
+    barrier: Barrier, base_url: str, queries: np.ndarray, efs: Sequence[int], deadline_s: float
+) -> list[HttpOutcome]:
     """One client process: for each ef, send its queries one by one, starting with the others."""
-    outcomes: list[HttpOutcome] = []
     with httpx.Client(base_url=base_url, headers=headers(), timeout=120.0) as client:
-        for ef in efs:
-            outcomes.append(run_singles(client, queries, ef, deadline_s, barrier))
-    results.put((worker, outcomes))
+        return [
+            send_singles(client, single_bodies(queries, ef), deadline_s, barrier, COLLECTION)
+            for ef in efs
+        ]
 
 
 def http_singles_processes(
@@ -450,48 +341,34 @@ def http_singles_processes(
 ) -> tuple[list[SearchRun], list[str]]:
     """`clients` spawned processes (own interpreter, own GIL) run every ef, starting together."""
     n, clients, efs = config["single_queries"], config["clients"], config["ef_values"]
+    deadline_s = config["time_limit_s"]
     rows = np.array_split(np.arange(n), clients)
-    context = mp.get_context("spawn")
-    barrier, results = context.Barrier(clients), context.Queue()
-    processes = [
-        context.Process(
-            target=single_client_process,
-            args=(w, base_url, dataset.queries[r], efs, config["time_limit_s"], barrier, results),
-        )
-        for w, r in enumerate(rows)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        timeout = len(efs) * (config["time_limit_s"] + 60) + 120
-        by_worker = dict(results.get(timeout=timeout) for _ in processes)
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
+    by_worker = run_client_processes(
+        single_client_process,
+        [(base_url, dataset.queries[r], efs, deadline_s) for r in rows],
+        len(efs) * (deadline_s + 60) + 120,
+    )
     runs = [
-        merge_client_outcomes(ef, [by_worker[w][i] for w in range(clients)], rows, dataset)
+        merged_run(ef, [outcomes[i] for outcomes in by_worker], rows, dataset)
         for i, ef in enumerate(efs)
     ]
-    errors = [e for outcomes in by_worker.values() for o in outcomes for e in o.error_samples]
+    errors = [e for outcomes in by_worker for o in outcomes for e in o.error_samples]
     return runs, errors[:MAX_ERRORS_KEPT]
 
 
-def merge_client_outcomes(
+def merged_run(
     ef: int, outcomes: list[HttpOutcome], rows: list[np.ndarray], dataset: glove.GloveDataset
 ) -> SearchRun:
     """QPS is answered queries over first start to last finish; latencies are per request."""
-    answered = np.concatenate([r[o.answered] for r, o in zip(rows, outcomes, strict=True)])
-    found = np.concatenate([o.ids[o.answered] for o in outcomes])
+    merged = merge_outcomes(outcomes, rows)
     return SearchRun(
         f"HTTP single, {len(outcomes)} client processes",
         ef,
-        len(answered),
-        max(o.finished for o in outcomes) - min(o.started for o in outcomes),
-        glove.recall_at_k(found, dataset.ground_truth[answered], K),
-        latency_summary([t for o in outcomes for t in o.latencies_s]),
-        sum(o.errors for o in outcomes),
+        len(merged.rows),
+        merged.seconds,
+        recall_at_k(merged.ids, dataset.ground_truth[merged.rows], K),
+        latency_summary(merged.latencies_s, PERCENTILES),
+        merged.errors,
     )
 
 
@@ -506,41 +383,10 @@ def http_floor(client: httpx.Client, n: int) -> dict[str, float]:
         latencies.append(time.perf_counter() - before)
         if response.status_code != 200:
             raise RuntimeError(f"GET /healthz: HTTP {response.status_code}: {response.text}")
-    return latency_summary(latencies)
+    return latency_summary(latencies, PERCENTILES)
 
 
 # --------------------------------------------------------------------------- restart
-
-
-class RestartableServer(QuiverServer):
-    """`QuiverServer` that can also be stopped and started again on the same data folder."""
-
-    def terminate(self) -> tuple[float, int]:
-        """SIGTERM and wait; returns (seconds to exit, exit code). The data folder is kept."""
-        process = self._process
-        if process is None:
-            raise ServerError("the server is not running")
-        started = time.perf_counter()
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(self._stop_timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise ServerError(f"no exit {self._stop_timeout_s:.0f}s after SIGTERM") from exc
-        self._process = None
-        return time.perf_counter() - started, code
-
-    def relaunch(self) -> None:
-        """Start a new process on the existing data folder, appending to the same log."""
-        if self._process is not None or self._data_dir is None:
-            raise ServerError("relaunch needs a started, then terminated, server")
-        with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                self.command(self._data_dir),
-                cwd=REPO_ROOT,
-                env={**os.environ, **self._extra_env},
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
 
 
 def wait_healthz(server: QuiverServer, client: httpx.Client, timeout_s: float) -> float:
@@ -558,7 +404,7 @@ def wait_healthz(server: QuiverServer, client: httpx.Client, timeout_s: float) -
 
 
 def measure_restart(
-    server: RestartableServer,
+    server: QuiverServer,
     client: httpx.Client,
     dataset: glove.GloveDataset,
     config: dict[str, Any],
@@ -728,8 +574,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# Quiver HNSW pipeline: GloVe 6B 50-d, {config['n_base']:,} base vectors",
         "",
-        f"{m['date']} · commit `{m['git_commit']}` · {m['cpu_model']}, {m['cores']} cores, "
-        f"{m['memory_gib']} GiB · numpy {m['numpy']} · faiss {m['faiss']} · Python {m['python']}",
+        machine_line(m),
         "",
         f"M={M}, ef_construct={EF_CONSTRUCT}, indexing_threshold={INDEXING_THRESHOLD:,}, "
         f"default_segment_number={SEGMENT_NUMBER}, full_scan_threshold="
@@ -759,10 +604,7 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 (x) vs queries/s (y, log) for the three throughput series, ef labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     runs = [SearchRun(**{k: v for k, v in r.items() if k != "qps"}) for r in results["search"]]
     clients, efs = results["config"]["clients"], results["config"]["ef_values"]
@@ -812,27 +654,19 @@ def notes_for(results: dict[str, Any]) -> list[str]:
         notes.append(f"status went green then back to yellow {flickers} time(s) while settling.")
     if results["restart"]["new_jobs"]:
         notes.append(f"restart queued jobs: {results['restart']['new_jobs']}")
-    busy = results["cpu_busy_before_start"]
-    if busy is not None and busy > 0.2:
-        notes.append(
-            f"Other processes kept the CPUs {busy:.0%} busy just before the run; absolute "
-            "rates are lower than on an idle machine, ratios are less affected."
-        )
+    notes += busy_notes(results["cpu_busy_before_start"])
     return notes + [f"error: {e}" for e in results["errors"]]
-
-
-def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_common_options(
+        parser, quick_help=f"smoke run: first {QUICK_BASE:,} base vectors", port=True
+    )
     add = parser.add_argument
-    add("--quick", action="store_true", help=f"smoke run: first {QUICK_BASE:,} base vectors")
-    add("--port", type=int, default=None, help="server port (default: a free one)")
     add("--clients", type=int, default=8, help="client processes for HTTP single queries")
     add("--time-limit", type=float, default=60.0, help="seconds per HTTP search phase, at most")
     add("--settle-timeout", type=float, default=900.0, help="seconds to wait for green")
@@ -842,7 +676,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="hnsw_config.full_scan_threshold in KB (default: the server's; 10 with --quick)",
     )
-    add("--results-dir", type=Path, default=None, help="default bench/results (quick: bench/data)")
     return parser.parse_args(argv)
 
 
@@ -922,12 +755,11 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
         },
     }
     log(f"faiss build: {build_s:.1f}s")
-    server_log = BENCH_DIR / "data" / "server_last.log"
-    server = RestartableServer(args.port, keep_log=server_log)
+    server = QuiverServer(args.port, keep_log=SERVER_LOG)
     started = time.perf_counter()
     with server, httpx.Client(base_url=server.url, headers=headers(), timeout=300.0) as client:
         results["empty_start_seconds"] = round(time.perf_counter() - started, 3)
-        log(f"server up at {server.url} (log: {server_log}); ingesting")
+        log(f"server up at {server.url} (log: {SERVER_LOG}); ingesting")
         results |= load_collection(client, dataset, config)
         runs, floor, errors = search_all(client, server, dataset, index, config)
         log("restart")
@@ -949,17 +781,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = run_config(args)
-    try:
-        results = run(args, config)
-    except (ServerError, RuntimeError) as exc:
-        log(f"benchmark stopped: {exc}")
-        return 2
-    print("\n" + markdown_report(results))
-    stem = "hnsw_glove50_quick" if args.quick else "hnsw_glove50"
-    results_dir = args.results_dir or BENCH_DIR / ("data" if args.quick else "results")
-    for path in save(results, results_dir, stem):
-        log(f"saved {path}")
-    return 0 if all(c["passed"] for c in results["checks"]) else 1
+    return run_and_finish(lambda: run(args, config), args, "hnsw_glove50", markdown_report, plot)
 
 
 if __name__ == "__main__":

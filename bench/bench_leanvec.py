@@ -84,8 +84,10 @@ from typing import Any, Literal
 
 import faiss
 import numpy as np
-from bench_core import cpu_busy_fraction, log, machine_info
-from common import save_results
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import busy_notes, cpu_busy_fraction, machine_info
+from harness.metrics import recall_at_k
+from harness.results import pyplot
 from text_embeddings import TextDataset, load_debian, synthetic, training_synopses
 
 from index.base import TRAINING_SAMPLE, SearchParams
@@ -105,7 +107,6 @@ from index.native_threads import single_threaded_numpy_blas
 from index.rerank import SecondaryFormat
 from index.two_stage import hnsw_graph_bytes
 
-BENCH_DIR = Path(__file__).resolve().parent
 FAISS: Any = faiss  # typed Any: faiss's bundled stubs miss much of the SWIG surface
 K = 10
 M = 16
@@ -187,12 +188,6 @@ def split(
             "ood": dataset.ground_truth_ood[ood_half:][:n_eval, :K],
         },
     )
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each query's true top-k ids among the k returned."""
-    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
 
 
 def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -1004,10 +999,7 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 (x) vs queries/s (y, log): one panel per data set and query set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     datasets = results["datasets"]
     fig, axes = plt.subplots(len(datasets), 2, figsize=(12, 4.5 * len(datasets)), squeeze=False)
@@ -1063,26 +1055,16 @@ def notes_for(results: dict[str, Any]) -> list[str]:
             "Quick run: small base sets and few queries; build ratios at this size say little "
             "(LeanVec's fixed training cost weighs more)."
         )
-    busy = results["cpu_busy_before_start"]
-    if busy is not None and busy > 0.2:
-        notes.append(
-            f"Other processes kept the CPUs {busy:.0%} busy just before the run; absolute "
-            "rates are lower than on an idle machine, ratios are less affected."
-        )
-    return notes
-
-
-def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    return save_results(results, results_dir, stem, markdown_report, plot)
+    return notes + busy_notes(results["cpu_busy_before_start"])
 
 
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_common_options(parser, quick_help=f"smoke run: {QUICK_BASE:,} base vectors per set")
     add = parser.add_argument
-    add("--quick", action="store_true", help=f"smoke run: {QUICK_BASE:,} base vectors per set")
     add(
         "--synthetic-base",
         type=int,
@@ -1095,7 +1077,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="python of a separate venv with `scalable-vs` installed (Intel SVS reference)",
     )
-    add("--results-dir", type=Path, default=None, help="default bench/results (quick: bench/data)")
     return parser.parse_args(argv)
 
 
@@ -1155,13 +1136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     single_threaded_numpy_blas()  # as the server does at start
     config = run_config(args)
     results = run(args, config)
-    print("\n" + markdown_report(results))
-    stem = "leanvec_quick" if args.quick else "leanvec"
-    results_dir = args.results_dir or BENCH_DIR / ("data" if args.quick else "results")
-    for path in save(results, results_dir, stem):
-        log(f"saved {path}")
+    status = finish(results, args, "leanvec", markdown_report, plot)
     log(f"total {results['seconds']:.0f}s")
-    return 0 if all(c["passed"] for c in results["checks"]) else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ In one run, on this machine:
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -36,9 +36,11 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-from bench_core import cpu_busy_fraction, log, machine_info
-from common import save_results
-from server_process import QuiverServer, headers
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import cpu_busy_fraction, machine_info
+from harness.metrics import latency_summary, recall_at_k
+from harness.results import pyplot
+from harness.server import QuiverServer, headers
 from token_embeddings import TokenDataset, load
 
 from index.base import SearchParams
@@ -48,7 +50,6 @@ from index.muvera import MuveraEncoder, MuveraParams
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.pooling import pool_tokens
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 K = 10
 SETTINGS = [(3, 8, 10), (4, 8, 20), (3, 16, 20), (4, 16, 10), (4, 16, 20), (5, 16, 20)]
 DEFAULT = (4, 16, 20)
@@ -57,13 +58,6 @@ EF = 128
 LATENCY_QUERIES = 200
 POOL_QUERIES = 300
 HTTP_BATCH = 200
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [
-        len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
-    ]
-    return float(np.mean(hits)) / truth.shape[1]
 
 
 def single_queries(
@@ -81,11 +75,7 @@ def single_queries(
 
 
 def ms(latencies: list[float]) -> dict[str, float]:
-    values = np.array(latencies) * 1000
-    return {
-        "p50": round(float(np.median(values)), 2),
-        "p95": round(float(np.percentile(values, 95)), 2),
-    }
+    return latency_summary(latencies, (50, 95), decimals=2)
 
 
 def brute_force(docs: Ragged, queries: Ragged, truth: np.ndarray, n: int) -> dict[str, Any]:
@@ -96,10 +86,10 @@ def brute_force(docs: Ragged, queries: Ragged, truth: np.ndarray, n: int) -> dic
     batch_ids, _ = index.search(queries, K)
     batch_s = time.perf_counter() - started
     return {
-        "recall_at_10": recall(ids, truth[:n]),
+        "recall_at_10": recall_at_k(ids, truth[:n]),
         "latency_ms": ms(latencies),
         "batch_queries_per_s": round(len(queries) / batch_s, 1),
-        "batch_recall_at_10": recall(batch_ids, truth),
+        "batch_recall_at_10": recall_at_k(batch_ids, truth),
         "tokens_mb": round(index.stats().memory_bytes / 2**20, 1),
     }
 
@@ -131,7 +121,7 @@ def muvera_setting(
         rows.append(
             {
                 "candidates": candidates,
-                "recall_at_10": round(recall(all_ids, truth), 4),
+                "recall_at_10": round(recall_at_k(all_ids, truth), 4),
                 "latency_ms": ms(latencies),
             }
         )
@@ -168,7 +158,7 @@ def pooling(docs: Ragged, queries: Ragged, truth: np.ndarray, n: int) -> list[di
         out.append(
             {
                 "pool_factor": factor,
-                "top10_agreement": round(recall(ids, truth[:n]), 4),
+                "top10_agreement": round(recall_at_k(ids, truth[:n]), 4),
                 "tokens_kept": round(len(pooled.tokens) / len(docs.tokens), 4),
                 "pool_docs_per_s": round(len(docs) / pool_s, 1),
             }
@@ -231,7 +221,7 @@ def http(
                 found = [p["id"] for p in response.json()["result"]["points"]]
                 ids[q, : len(found)] = found
             out[label] = {
-                "recall_at_10": recall(ids, truth[:count]),
+                "recall_at_10": recall_at_k(ids, truth[:count]),
                 "latency_ms": ms(latencies),
                 "queries": count,
             }
@@ -295,10 +285,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in results["settings"]:
@@ -328,15 +315,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="2,000 docs, fewer settings (smoke run)"
-    )
+def main() -> int:
+    parser = new_parser(__doc__, raw=True)
+    add_common_options(parser, quick_help="2,000 docs, fewer settings (smoke run)")
     parser.add_argument("--no-http", action="store_true", help="skip the real-server part")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     busy = cpu_busy_fraction()
     data = load()
@@ -382,11 +364,8 @@ def main() -> None:
     if not args.no_http:
         log("HTTP")
         results["http"] = http(data, docs, queries, truth, 20 if args.quick else LATENCY_QUERIES)
-    stem = "muvera_quick" if args.quick else "muvera"
-    for path in save_results(results, args.results_dir, stem, markdown, plot):
-        log(f"wrote {path}")
-    print(markdown(results))
+    return finish(results, args, "muvera", markdown, plot)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

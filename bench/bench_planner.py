@@ -42,25 +42,24 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import orjson
-from bench_core import cpu_busy_fraction, expect_ok, log, machine_info, send_batch
 from bench_hnsw import (
     EF_CONSTRUCT,
     INDEXING_THRESHOLD,
+    PERCENTILES,
     SEGMENT_NUMBER,
     M,
     build_summary,
-    collection_info,
     create_body,
-    jobs,
-    latency_summary,
     segment_summary,
-    segments,
-    wait_green,
 )
-from common import save_results
-from server_process import QuiverServer, ServerError, headers
+from harness.cli import SERVER_LOG, add_common_options, log, new_parser, run_and_finish
+from harness.data import exact_top_k
+from harness.http import collection_info, expect_ok, jobs, segments, send_batch, wait_green
+from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
+from harness.metrics import latency_summary
+from harness.results import pyplot
+from harness.server import QuiverServer, headers
 
-BENCH_DIR = Path(__file__).resolve().parent
 COLLECTION = "glove"
 K = 10
 QUICK_BASE = 50_000
@@ -127,7 +126,7 @@ def filtered_truth(
     if rows.size == 0:
         return truth
     k = min(K, int(rows.size))
-    _, ids = glove.exact_top_k(np.ascontiguousarray(dataset.base[rows]), queries, k)
+    _, ids = exact_top_k(np.ascontiguousarray(dataset.base[rows]), queries, k)
     truth[:, :k] = np.where(ids >= 0, rows[np.maximum(ids, 0)], -1)
     return truth
 
@@ -466,7 +465,7 @@ def to_run(case: Case, method: str, tally: Tally) -> Run:
         tally.batch_size,
         bool(not answered.all()),
         None if tally.probe_s is None else round(tally.probe_s * 1000, 2),
-        latency_summary(tally.latencies_s),
+        latency_summary(tally.latencies_s, PERCENTILES),
         tally.errors,
     )
 
@@ -660,8 +659,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# Quiver query planner: GloVe 6B 50-d, {config['n_base']:,} base vectors, filtered",
         "",
-        f"{m['date']} · commit `{m['git_commit']}` · {m['cpu_model']}, {m['cores']} cores, "
-        f"{m['memory_gib']} GiB · numpy {m['numpy']} · faiss {m['faiss']} · Python {m['python']}",
+        machine_line(m),
         "",
         f"M={M}, ef_construct={EF_CONSTRUCT} (the default search ef), indexing_threshold="
         f"{INDEXING_THRESHOLD:,}, default_segment_number={SEGMENT_NUMBER}, full_scan_threshold="
@@ -712,10 +710,7 @@ OTHER_FILTERS = {"keyword": ("D", 1.0), "near": ("P", 0.7), "far": ("X", 1.4)}
 def plot(results: dict[str, Any], path: Path) -> None:
     """Recall@10 and QPS (log-log) vs the fraction kept: one line per method over the `sel`
     filters; keyword and correlated filters as lone markers; capped points hollow."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.axes import Axes
     from matplotlib.lines import Line2D
 
@@ -794,27 +789,19 @@ def notes_for(results: dict[str, Any]) -> list[str]:
     missing = [name for name, plan in results["plans"].items() if plan.get("missing")]
     if missing:
         notes.append(f"explain returned no plans for: {', '.join(missing)}")
-    busy = results["cpu_busy_before_start"]
-    if busy is not None and busy > 0.2:
-        notes.append(
-            f"Other processes kept the CPUs {busy:.0%} busy just before the run; absolute "
-            "rates are lower than on an idle machine."
-        )
+    notes += busy_notes(results["cpu_busy_before_start"])
     return notes + [f"error: {e}" for e in results["errors"][:10]]
-
-
-def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_common_options(
+        parser, quick_help=f"smoke run: first {QUICK_BASE:,} base vectors", port=True
+    )
     add = parser.add_argument
-    add("--quick", action="store_true", help=f"smoke run: first {QUICK_BASE:,} base vectors")
-    add("--port", type=int, default=None, help="server port (default: a free one)")
     add("--queries", type=int, default=None, help="queries per filter (default 300, quick 100)")
     add(
         "--case-budget",
@@ -838,7 +825,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "to the smaller base)",
     )
     add("--settle-timeout", type=float, default=900.0, help="seconds to wait for green")
-    add("--results-dir", type=Path, default=None, help="default bench/results (quick: bench/data)")
     return parser.parse_args(argv)
 
 
@@ -889,10 +875,9 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
         "cpu_busy_before_start": cpu_busy_fraction(),
         "cases": [case.summary() for case in cases],
     }
-    server_log = BENCH_DIR / "data" / "server_last.log"
-    server = QuiverServer(args.port, keep_log=server_log)
+    server = QuiverServer(args.port, keep_log=SERVER_LOG)
     with server, httpx.Client(base_url=server.url, headers=headers(), timeout=300.0) as client:
-        log(f"server up at {server.url} (log: {server_log}); ingesting")
+        log(f"server up at {server.url} (log: {SERVER_LOG}); ingesting")
         results |= load_collection(client, dataset, sel, config)
         queries = dataset.queries[: config["queries"]]
         runs, plans, errors = search_all(client, server, cases, queries, config)
@@ -910,17 +895,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = run_config(args)
-    try:
-        results = run(args, config)
-    except (ServerError, RuntimeError) as exc:
-        log(f"benchmark stopped: {exc}")
-        return 2
-    print("\n" + markdown_report(results))
-    stem = "planner_glove50_quick" if args.quick else "planner_glove50"
-    results_dir = args.results_dir or BENCH_DIR / ("data" if args.quick else "results")
-    for path in save(results, results_dir, stem):
-        log(f"saved {path}")
-    return 0 if all(c["passed"] for c in results["checks"]) else 1
+    return run_and_finish(lambda: run(args, config), args, "planner_glove50", markdown_report, plot)
 
 
 if __name__ == "__main__":

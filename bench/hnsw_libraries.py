@@ -26,10 +26,6 @@ It prints a markdown report and saves it, with the raw numbers and machine detai
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -44,9 +40,10 @@ import glove
 import hnswlib  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
-from bench_core import cpu_busy_fraction, cpu_model, git_commit, log, memory_gib
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import cpu_busy_fraction, machine_info, rss_bytes
+from harness.metrics import recall_at_k
 
-BENCH_DIR = Path(__file__).resolve().parent
 K = 10
 M = 16
 EF_CONSTRUCTION = 100
@@ -219,7 +216,7 @@ def measure_batch(
         "ef": ef,
         "queries": queries.shape[0],
         **timing.rates(queries.shape[0]),
-        "recall_at_10": glove.recall_at_k(ids, truth, K),
+        "recall_at_10": recall_at_k(ids, truth, K),
     }
 
 
@@ -265,7 +262,7 @@ def measure_filtered(
         **row,
         "queries": queries.shape[0],
         **timing.rates(queries.shape[0]),
-        "recall_at_10": glove.recall_at_k(ids, truth, K),
+        "recall_at_10": recall_at_k(ids, truth, K),
         "short_queries": int((valid.sum(axis=1) < K).sum()),
         "disallowed_results": int((~allowed.mask[ids[valid]]).sum()),
     }
@@ -355,27 +352,6 @@ def fmt_single(row: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gib": memory_gib(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "faiss": faiss.__version__,
-        "hnswlib": version("hnswlib"),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-    }
-
-
-def rss_bytes() -> int:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def markdown_report(results: dict[str, Any]) -> str:
@@ -498,13 +474,13 @@ def notes(busy_before: float | None, busy_after: float | None) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = new_parser(__doc__)
+    add_common_options(parser)
     add = parser.add_argument
     add("--base", type=int, default=None, help="first N base vectors (default: all 390,000)")
     add("--single-queries", type=int, default=1000, help="queries for single-query latency")
     add("--filter-queries", type=int, default=glove.N_QUERIES, help="queries per filtered run")
     add("--repeats", type=int, default=3, help="unfiltered batch runs per setting (best kept)")
-    add("--results-dir", type=Path, default=BENCH_DIR / "results", help="where to save")
     return parser.parse_args(argv)
 
 
@@ -533,7 +509,7 @@ def run_config(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     busy_before = cpu_busy_fraction()
@@ -552,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {
         "benchmark": "hnsw_libraries",
         "config": config,
-        "machine": machine_info(),
+        "machine": machine_info(hnswlib=version("hnswlib")),
         "build": build,
         "unfiltered_batch": batch,
         "unfiltered_single": single,
@@ -562,16 +538,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "cpu_busy_after": busy_after,
         "notes": notes(busy_before, busy_after),
     }
-    save(results, args.results_dir)
-
-
-def save(results: dict[str, Any], results_dir: Path) -> None:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "hnsw_libraries.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = markdown_report(results)
-    (results_dir / "hnsw_libraries.md").write_text(report)
-    print(report)
+    return finish(results, args, "hnsw_libraries", markdown_report)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -37,11 +37,9 @@ inflate both wall and CPU time when the cores are oversubscribed.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import platform
-import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +48,9 @@ from typing import Any
 import faiss
 import glove
 import numpy as np
+from harness.cli import add_common_options, finish, new_parser
+from harness.machine import git_commit, utc_now
+from harness.metrics import recall_at_k
 
 from index.insertion_order import InsertionOrder, estimate_lid, order_by_lid
 from index.metrics import Distance
@@ -59,7 +60,6 @@ EF_CONSTRUCTION = 100
 EF_SEARCH = (16, 32, 64, 128)
 RECALL_K = 10
 SEARCH_REPEATS = 3
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def measure_search(
             elapsed = min(elapsed, time.perf_counter() - started)
         if permutation is not None:
             found = np.where(found >= 0, permutation[np.maximum(found, 0)], -1)
-        build.recall[ef] = glove.recall_at_k(found, dataset.ground_truth, RECALL_K)
+        build.recall[ef] = recall_at_k(found, dataset.ground_truth, RECALL_K)
         build.qps[ef] = len(dataset.queries) / elapsed
 
 
@@ -290,8 +290,9 @@ def markdown_report(results: dict[str, Any]) -> str:
 
 
 def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """This script's own shape of the machine record (its saved results use these keys)."""
     return {
-        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "time": utc_now(),
         "commit": git_commit(),
         "cpus": os.cpu_count(),
         "omp_threads": faiss.omp_get_max_threads(),
@@ -304,18 +305,9 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main() -> int:
+    parser = new_parser(__doc__)
+    add_common_options(parser)
     parser.add_argument("--base", type=int, default=None, help="first N base vectors (all)")
     parser.add_argument("--add-batch", type=int, default=10_000, help="rows per add() (0: one)")
     parser.add_argument("--lid-k", type=int, default=20, help="neighbours per LID estimate")
@@ -337,15 +329,9 @@ def main() -> None:
         action="store_false",
         help="skip the lid_desc build added in one call",
     )
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    results = run(args)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "insertion_order.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = markdown_report(results)
-    (args.results_dir / "insertion_order.md").write_text(report)
-    print(f"\nsaved {args.results_dir / 'insertion_order.md'} and .json")
+    return finish(run(args), args, "insertion_order", markdown_report)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

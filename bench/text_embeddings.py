@@ -61,9 +61,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
+from harness.data import FloatArray, IntArray, cached_ground_truth, exact_top_k, save_atomic
 
 SEED = 42
 GROUND_TRUTH_K = 100
@@ -79,8 +79,6 @@ APT_LISTS = Path("/var/lib/apt/lists")
 DATA_DIR = Path(__file__).resolve().parent / "data" / "text"
 ROLES = ("base", "queries_ood", "queries_id")
 
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +287,7 @@ class ChunkedEmbedder:
                 continue
             chunk, model = texts[start : start + CHUNK_SIZE], self.model
             started = time.perf_counter()
-            _save_atomic(path, encode(model, chunk))
+            save_atomic(path, encode(model, chunk))
             seconds += time.perf_counter() - started
             done += len(chunk)
             rate = done / seconds
@@ -339,7 +337,7 @@ def build(
     # Queries first: they are small, so a build that is stopped early still has them.
     for role in ("queries_ood", "queries_id", "base"):
         vectors, stats[role] = embedder.embed(role, role_texts(role, split[role]))
-        _save_atomic(data_dir / f"{role}.npy", vectors)
+        save_atomic(data_dir / f"{role}.npy", vectors)
     for stale in data_dir.glob("gt_*.npy"):
         stale.unlink()
     texts = {role: [[r.package, r.synopsis, r.long] for r in split[role]] for role in ROLES}
@@ -415,28 +413,17 @@ def read_meta(data_dir: Path = DATA_DIR) -> dict[str, Any]:
     return meta
 
 
-def exact_top_k(base: FloatArray, queries: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
-    """Exact inner-product top-k with `faiss.knn`; returns `(scores, ids)` like faiss does."""
-    scores, ids = faiss.knn(
-        np.ascontiguousarray(queries, dtype=np.float32),
-        np.ascontiguousarray(base, dtype=np.float32),
-        min(k, base.shape[0]),
-        metric=faiss.METRIC_INNER_PRODUCT,
-    )
-    return scores.astype(np.float32), ids.astype(np.int64)
-
-
 def _load_ground_truth(
     base: FloatArray, queries: FloatArray, kind: str, data_dir: Path
 ) -> tuple[IntArray, FloatArray]:
-    ids_path = data_dir / f"gt_{kind}_ids_{base.shape[0]}.npy"
-    scores_path = data_dir / f"gt_{kind}_scores_{base.shape[0]}.npy"
-    if ids_path.exists() and scores_path.exists():
-        return np.load(ids_path), np.load(scores_path)
-    scores, ids = exact_top_k(base, queries, GROUND_TRUTH_K)
-    _save_atomic(ids_path, ids)
-    _save_atomic(scores_path, scores)
-    return ids, scores
+    n_base = base.shape[0]
+    return cached_ground_truth(
+        base,
+        queries,
+        GROUND_TRUTH_K,
+        data_dir / f"gt_{kind}_ids_{n_base}.npy",
+        data_dir / f"gt_{kind}_scores_{n_base}.npy",
+    )
 
 
 def _meta(
@@ -547,14 +534,6 @@ def _normalised(vectors: FloatArray) -> FloatArray:
 
 def _empty() -> FloatArray:
     return np.zeros((0, DIMENSION), dtype=np.float32)
-
-
-def _save_atomic(path: Path, array: npt.NDArray[Any]) -> None:
-    """Write to a temporary name and rename, so an interrupted run leaves no torn file."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
-        np.save(handle, array)
-    os.replace(temporary, path)
 
 
 def _duration(seconds: float) -> str:

@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from harness.data import save_atomic
 from text_embeddings import DATA_DIR as TEXT_DIR
 from text_embeddings import (
     MAX_SEQ_LENGTH,
     MODEL_NAME,
     _duration,
-    _save_atomic,
     load_model,
     load_texts,
 )
@@ -179,7 +179,7 @@ def build(n_docs: int, n_queries: int, data_dir: Path = DATA_DIR) -> dict[str, A
         "projection": projection,
     }  # fmt: skip
     for name, array in arrays.items():
-        _save_atomic(data_dir / f"{name}.npy", array)
+        save_atomic(data_dir / f"{name}.npy", array)
     lengths = np.diff(d_offsets)
     meta = {
         "version": CACHE_VERSION,

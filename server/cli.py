@@ -18,10 +18,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import signal
+import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from server.api.http_guard import ConnectionLimits, guarded_protocol
     from server.logs import configure_logging
     from server.main import create_app
     from server.settings import Settings
@@ -49,17 +58,43 @@ def _serve(args: argparse.Namespace) -> None:
         for key, value in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items()
         if value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
     configure_logging(settings.log_level, settings.log_json)
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=settings.max_connections,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(limits),
+        limit_concurrency=settings.max_connections + 1,  # uvicorn counts this one too
+        **_tls_options(settings),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
     _GracefulServer(config).run()
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options: HTTPS with ``QUIVER_TLS_CERT``; client certificates signed by
+    ``QUIVER_TLS_CA_CERT`` required when it is set. A bad file fails the start."""
+    if settings.tls_cert is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": str(settings.tls_cert),
+        "ssl_keyfile": str(settings.tls_key),
+    }
+    if settings.tls_ca_cert is not None:
+        options |= {"ssl_ca_certs": str(settings.tls_ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 class _GracefulServer(uvicorn.Server):

@@ -12,7 +12,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidCollectionName
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
-    ├── Unauthorized (401)
+    ├── Forbidden (403)              (a location outside the folders a client may name)
     ├── NotFound (404)
     │   ├── CollectionNotFound
     │   ├── PointNotFound
@@ -22,13 +22,24 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     ├── ConfigValidationError (422) (a create / PATCH config field of the wrong type or range)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
-    └── StorageError (500)           (disk full, corrupt or unknown on-disk version)
+    ├── StorageError (500)           (corrupt or unknown on-disk version, I/O failure)
+    ├── ServiceUnavailable (503)     (out of memory for this request: retry later)
+    └── InsufficientStorage (507)    (the disk is full: the operation was not applied)
+
+Library errors (OSError, sqlite3, MemoryError, RecursionError) that reach a request are
+translated into this tree once, in ``server/api/errors.py``; messages name the
+collection, segment or archive member, never a host path (see :func:`reason`).
 
 An error may carry a ``result`` (a bulk load's report of what was committed before it
 failed); it is sent in the envelope's ``result`` field.
 """
 
 from __future__ import annotations
+
+import errno
+import sqlite3
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class QuiverError(Exception):
@@ -77,11 +88,11 @@ class UnsupportedFeature(BadRequest):
         super().__init__(f"Not supported by Quiver yet: {feature}")
 
 
-class Unauthorized(QuiverError):
-    status_code = 401
+class Forbidden(QuiverError):
+    status_code = 403
 
-    def __init__(self) -> None:
-        super().__init__("Must provide a valid API key in the 'api-key' header")
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Forbidden: {detail}")
 
 
 class NotFound(QuiverError):
@@ -148,3 +159,39 @@ class BulkLoadFailed(BadRequest):
 
 class StorageError(QuiverError):
     status_code = 500
+
+
+class InsufficientStorage(QuiverError):
+    """The disk is full (or would be): the operation wrote nothing and can be retried
+    once space is freed (WebDAV's 507, as a client's retry logic expects it)."""
+
+    status_code = 507
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Insufficient storage: {what}")
+
+
+class ServiceUnavailable(QuiverError):
+    status_code = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Service unavailable: {detail}")
+
+
+def reason(exc: BaseException) -> str:
+    """A library error's reason without the file names it carries (``str`` of an
+    OSError includes the absolute path): for messages a client reads."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError):
+        return type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True for a full disk or quota, from the OS or from SQLite (``SQLITE_FULL``)."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_FULL_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL
+    return False

@@ -16,9 +16,11 @@ import anyio
 from fastapi import FastAPI
 
 from index.native_threads import single_threaded_numpy_blas
+from server.api.credentials import Authenticator
 from server.api.errors import install_error_handlers
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
+from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.catalog import open_engine
 from server.engine.limits import EngineLimits
@@ -68,8 +70,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(
         QuiverMiddleware,
-        api_key=settings.api_key,
+        auth=Authenticator(settings.api_key, settings.read_only_api_key, settings.jwt_rbac),
         max_body=settings.max_request_bytes,
         metrics=metrics,
     )
+    _add_front_door(app, settings)
     return app
+
+
+def _add_front_door(app: FastAPI, settings: Settings) -> None:
+    """Outermost layers (the last added runs first): Host allow-list, CORS, origin guard."""
+    app.add_middleware(CrossOriginGuard, origins=settings.cors_origins)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
+    if settings.allowed_hosts:
+        app.add_middleware(HostAllowList, hosts=settings.allowed_hosts)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A list written as ``a,b,c`` in the environment."""
 
 
 class Settings(BaseSettings):
@@ -23,7 +27,17 @@ class Settings(BaseSettings):
     port: int = Field(default=6333, ge=1, le=65535)
     data_dir: Path = Path("./data")
     api_key: str | None = Field(
-        default=None, description="When set, every route except health needs this `api-key`."
+        default=None,
+        description="When set, every route except health needs this `api-key` (or a JWT "
+        "signed with it); an empty value is refused at start.",
+    )
+    read_only_api_key: str | None = Field(
+        default=None, description="A second key that may read and search, never write."
+    )
+    jwt_rbac: bool = Field(
+        default=False,
+        description="Accept bearer JWTs signed with the API key (HS256) whose `access` claim "
+        "grants global `r` / `m` or per-collection `r` / `rw` (Qdrant's jwt_rbac).",
     )
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
@@ -76,8 +90,77 @@ class Settings(BaseSettings):
         description="Cluster mode: CPUs Ray reserves for each shard actor (a fraction "
         "lets several shards share a core).",
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head (line and headers) must arrive in full within this many "
+        "seconds of the connection opening or the previous response; otherwise 408 and close.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest silence of a client in the middle of a request body before the "
+        "connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request heads get 431."
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections before each new request is answered 503 at once; "
+        "connections beyond twice this are closed on arrival.",
+    )
+    cors_origins: CommaList = Field(
+        default=(),
+        description="Origins (`https://app.example.com`, comma-separated; `*` for any) whose "
+        "web pages may call the API: CORS headers and preflight answers for them. Empty: no "
+        "CORS headers at all, and a write request from another origin is refused.",
+    )
+    allowed_hosts: CommaList = Field(
+        default=(),
+        description="Host names (comma-separated, `*.example.com` for subdomains) the "
+        "server answers to; any other `Host` header gets 421 (DNS rebinding). Empty: any.",
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) file: serve HTTPS directly. Needs `tls_key`.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    tls_ca_cert: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: when set, every client must present a certificate it "
+        "signed (mutual TLS). Needs `tls_cert`.",
+    )
     log_level: str = "info"
     log_json: bool = Field(default=True, description="Structured JSON log lines on stderr.")
+
+    @field_validator("api_key", "read_only_api_key")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        """An empty key used to switch authentication off without a word (issue 18)."""
+        if value is not None and not value.strip():
+            raise ValueError("is empty: set a key, or leave the variable unset for no key")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_fit_together(self) -> Settings:
+        if self.jwt_rbac and not self.api_key:
+            raise ValueError("QUIVER_JWT_RBAC needs QUIVER_API_KEY (JWTs are signed with it)")
+        if self.read_only_api_key is not None and self.read_only_api_key == self.api_key:
+            raise ValueError("QUIVER_READ_ONLY_API_KEY must differ from QUIVER_API_KEY")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("QUIVER_TLS_CERT and QUIVER_TLS_KEY go together")
+        if self.tls_ca_cert is not None and self.tls_cert is None:
+            raise ValueError("QUIVER_TLS_CA_CERT (client certificates) needs QUIVER_TLS_CERT")
+        return self
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 @lru_cache(maxsize=1)

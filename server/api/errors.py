@@ -2,13 +2,17 @@
 
 Domain errors carry their own status; request-shape errors from FastAPI become
 400 (unparseable JSON) or 422 (well-formed JSON of the wrong shape), each with
-a message naming the field. Anything unexpected is logged and answered 500
-without leaking internals; tests make sure no request reaches that branch.
+a message naming the field. Library errors are translated here, once
+(:func:`translate`): a full disk is 507 (also when storage wrapped it in a
+``StorageError``), ``MemoryError`` 503, ``RecursionError`` 400, any other OSError or
+SQLite error a 500 naming its reason but no path. Anything else unexpected is logged
+and answered 500 without leaking internals; tests make sure no request reaches that.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +20,23 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.api.envelope import OrjsonResponse, elapsed, error_body
-from server.errors import QuiverError
+from server.errors import (
+    BadRequest,
+    InsufficientStorage,
+    QuiverError,
+    ServiceUnavailable,
+    StorageError,
+    is_disk_full,
+    reason,
+)
+
+LIBRARY_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    sqlite3.Error,
+    MemoryError,
+    RecursionError,
+)
+"""Raised by the standard library and SQLite rather than Quiver; see ``translate``."""
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +45,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QuiverError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    for library_error in LIBRARY_ERRORS:
+        app.add_exception_handler(library_error, _library_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -32,7 +54,35 @@ def _respond(request: Request, status: int, message: str) -> OrjsonResponse:
     return OrjsonResponse(error_body(message, elapsed(request)), status_code=status)
 
 
+def translate(exc: BaseException) -> QuiverError | None:
+    """The one translation of library errors into the domain tree (None: not one)."""
+    if is_disk_full(exc) or (isinstance(exc, StorageError) and is_disk_full(exc.__cause__)):
+        what = exc.message if isinstance(exc, QuiverError) else f"the write failed: {reason(exc)}"
+        return InsufficientStorage(f"{what}; the disk is full, the operation was not applied")
+    if isinstance(exc, QuiverError):
+        return None
+    if isinstance(exc, MemoryError):
+        return ServiceUnavailable("not enough memory for this request now; retry or ask for less")
+    if isinstance(exc, RecursionError):
+        return BadRequest("Wrong input: the request is nested too deeply to process")
+    if isinstance(exc, (OSError, sqlite3.Error)):
+        return StorageError(f"Storage error: {reason(exc)}")
+    return None
+
+
+async def _library_error(request: Request, exc: Exception) -> OrjsonResponse:
+    translated = translate(exc)
+    if translated is None:
+        return await _unexpected_error(request, exc)
+    log.warning(
+        "request failed",
+        extra={"path": request.url.path, "error": type(exc).__name__, "detail": reason(exc)},
+    )
+    return await _domain_error(request, translated)
+
+
 async def _domain_error(request: Request, exc: QuiverError) -> OrjsonResponse:
+    exc = translate(exc) or exc
     body = error_body(exc.message, elapsed(request)) | {"result": exc.result}
     return OrjsonResponse(body, status_code=exc.status_code)
 

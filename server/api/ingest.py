@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from server.engine.config import DEFAULT_VECTOR
+from server.engine.payload import check_payload
 from server.engine.point_ids import PointId, parse_point_id
 from server.errors import BadRequest, BulkLoadFailed, UnsupportedMediaType
 
@@ -247,6 +248,7 @@ def _commit_rows(collection: CollectionHandle, rows: list[_Row], report: BulkRep
     for item in rows:
         try:
             collection.check_vectors([item.vector])
+            check_payload(item.payload)
             orjson.dumps(item.payload)
             good.append(item)
         except BadRequest as exc:

@@ -1,19 +1,34 @@
-"""Pure-ASGI middleware: request timing, API key, body size limit, JSON content type.
+"""Pure-ASGI middleware: request timing, access control, media type, body size limit.
 
 Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds no per-request
-task. A declared ``Content-Length`` over the limit is refused before any byte
-is read; a streamed (chunked) body is cut off as soon as it passes the limit.
+task. The request is matched against the route table (``api/access.py``) before any
+route runs: without valid credentials it gets 401, with credentials that do not reach
+the route (a read-only key writing, a JWT for another collection) 403, and the caller's
+grant is left in ``request.state`` for the routes that filter by it (listing
+collections). A body of a type its route does not take is refused with 415 (a web page
+can send form and text bodies cross-site, never ``application/json``). A declared
+``Content-Length`` over the limit is refused before any byte is read; a streamed
+(chunked) body is cut off as soon as it passes the limit.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
+from server.api.access import (
+    COLLECTION_PARAM,
+    GRANT_STATE,
+    Body,
+    Need,
+    RouteMatch,
+    match_route,
+    media_type_error,
+)
+from server.api.credentials import Authenticator, Denied
 from server.api.envelope import error_body
 from server.api.metrics import Metrics
 
@@ -23,18 +38,22 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
-STREAMING_SUFFIXES = ("/points/bulk", "/snapshots/upload")
+STREAMING_BODIES = frozenset({Body.BULK, Body.MULTIPART})
 """Routes that consume their body as a stream, in bounded chunks, whatever its size (bulk
-loads, snapshot uploads): no body limit, and their own content type is kept."""
+loads, snapshot uploads): no body limit."""
 
 
 class QuiverMiddleware:
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body: int, metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        *,
+        auth: Authenticator,
+        max_body: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self.api_key = api_key
+        self.auth = auth
         self.max_body = max_body
         self.metrics = metrics
 
@@ -65,21 +84,40 @@ class QuiverMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
-            await _reject(
-                send, 401, "Must provide a valid API key in the 'api-key' header", started
-            )
+        route = match_route(scope["method"], scope["path"])
+        refusal = self._refusal(scope, headers, route)
+        if refusal is not None:
+            await reject(send, *refusal, started)
             return
-        if scope["path"].endswith(STREAMING_SUFFIXES):
+        if route is not None and route.rule.body in STREAMING_BODIES:
             await self.app(scope, receive, send)
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _reject(send, 413, self._too_large(), started)
+            await reject(send, 413, self._too_large(), started)
             return
-        if scope["method"] in ("POST", "PUT", "PATCH"):
-            scope["headers"] = _as_json(scope.get("headers", []))
         await self.app(scope, self._limited(scope, receive), send)
+
+    def _refusal(
+        self, scope: Scope, headers: dict[bytes, bytes], route: RouteMatch | None
+    ) -> tuple[int, str] | None:
+        """401 / 403 / 415 with its message, or None to go on; the caller's grant is left
+        in the request state."""
+        need = Need.ANY if route is None else route.rule.need  # 404 / 405 need credentials too
+        if need is not Need.OPEN:
+            grant = self.auth.authenticate(headers)
+            if isinstance(grant, Denied):
+                return 401, grant.message
+            collection = None if route is None else route.path_params.get(COLLECTION_PARAM)
+            refused = grant.refusal(need, collection)
+            if refused is not None:
+                return 403, refused
+            scope["state"][GRANT_STATE] = grant
+        if route is not None:
+            refused = media_type_error(route.method, headers, route.rule)
+            if refused is not None:
+                return 415, refused
+        return None
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         """Cut a streamed body off at the limit, leaving unparseable JSON and a flag that
@@ -98,28 +136,14 @@ class QuiverMiddleware:
 
         return guarded
 
-    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
-        assert self.api_key is not None
-        expected = self.api_key.encode()
-        given = headers.get(b"api-key")
-        if given is None:
-            bearer = headers.get(b"authorization", b"")
-            given = bearer[7:] if bearer.lower().startswith(b"bearer ") else None
-        return given is not None and hmac.compare_digest(given, expected)
-
     def _too_large(self) -> str:
         return f"Request body exceeds the limit of {self.max_body} bytes"
 
 
-def _as_json(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Qdrant's API is JSON only: treat every body as JSON (curl -d sends a form type)."""
-    kept = [(k, v) for k, v in headers if k.lower() != b"content-type"]
-    kept.append((b"content-type", b"application/json"))
-    return kept
-
-
-async def _reject(send: Send, status: int, message: str, started: float) -> None:
-    body = orjson.dumps(error_body(message, time.perf_counter() - started))
+async def reject(send: Send, status: int, message: str, started: float | None = None) -> None:
+    """Answer in Qdrant's error envelope without running the app."""
+    seconds = 0.0 if started is None else time.perf_counter() - started
+    body = orjson.dumps(error_body(message, seconds))
     await send(
         {
             "type": "http.response.start",

@@ -49,6 +49,7 @@ from server.errors import (
     UnsupportedFeature,
 )
 from server.storage import snapshots
+from server.storage.permissions import make_private
 from server.storage.segment_store import fsync_dir
 from server.storage.snapshots import SnapshotDescription
 
@@ -86,6 +87,7 @@ class Engine:
         sharded: ShardedOpener | None = None,
         limits: EngineLimits | None = None,
     ) -> None:
+        make_private(data_dir)
         self.root = data_dir / "collections"
         self.root.mkdir(parents=True, exist_ok=True)
         self.snapshots_root = data_dir / "snapshots"
@@ -368,6 +370,6 @@ def _check_opens(name: str, folder: Path) -> None:
     is still a bad snapshot, not a server fault."""
     try:
         Collection.open(name, folder).close()
-    except (QuiverError, ValueError, KeyError, TypeError, sqlite3.Error) as exc:
+    except (QuiverError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as exc:
         detail = exc.message if isinstance(exc, QuiverError) else str(exc)
         raise InvalidSnapshot(f"its collection cannot be opened: {detail}") from exc

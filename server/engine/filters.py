@@ -47,7 +47,7 @@ from server.engine.field_matchers import (
     _within,
     parse_datetime,
 )
-from server.engine.payload import JsonPath, parse_json_path
+from server.engine.payload import JsonPath, check_depth, parse_json_path
 from server.engine.point_ids import PointId, parse_point_id
 from server.errors import InvalidFilter, InvalidPointId, UnsupportedFeature
 
@@ -341,6 +341,7 @@ def parse_filter(raw: Any) -> Filter | None:
     """
     if raw is None:
         return None
+    check_depth(raw, "filter")
     parsed = _parse_filter(raw, "")
     return None if parsed.is_trivial else parsed
 

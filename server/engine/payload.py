@@ -28,6 +28,12 @@ from server.errors import BadRequest
 # A path step: a key (str), an array index (int) or every array element (None).
 PathItem = str | int | None
 
+MAX_JSON_DEPTH = 64
+"""The one bound on nesting, in levels of objects and arrays: for a payload on every
+write path, a filter, and the steps of a JSON path. Deeper payloads broke every read
+returning them (orjson writes at most 254 levels) and deep filters or paths exhausted
+Python's recursion; Qdrant's own JSON parser stops a whole body at 128 levels."""
+
 _MAX_U64 = (1 << 64) - 1
 _KEY_CHARS = re.compile(r"[\w-]+")
 _MISSING = object()
@@ -81,6 +87,26 @@ def _collect(
             _collect(data[item], items, depth + 1, flatten, out)
 
 
+def check_depth(value: Any, what: str) -> None:
+    """Refuse ``value`` if objects and arrays nest in it deeper than ``MAX_JSON_DEPTH``
+    (``{}`` is one level). Iterative, so any depth is measured without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(
+                f"Wrong input: {what} nests objects and arrays deeper than "
+                f"{MAX_JSON_DEPTH} levels, the limit"
+            )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def check_payload(payload: dict[str, Any]) -> None:
+    """Every payload a write stores passes here (``Collection`` encodes it after)."""
+    check_depth(payload, "payload")
+
+
 def parse_json_path(text: str) -> JsonPath:
     """Parse Qdrant's key syntax; raises ``ValueError`` naming what is wrong.
 
@@ -96,6 +122,8 @@ def parse_json_path(text: str) -> JsonPath:
     while True:
         pos = _parse_key(text, pos, items)
         pos = _parse_brackets(text, pos, items)
+        if len(items) > MAX_JSON_DEPTH:
+            raise ValueError(f"key {text[:80]!r} has more than {MAX_JSON_DEPTH} steps, the limit")
         if pos == len(text):
             return JsonPath(text, tuple(items))
         if text[pos] != "." or pos + 1 == len(text):
@@ -279,6 +307,7 @@ def set_payload(
     """
     if not isinstance(new_values, dict):
         raise BadRequest(f"payload: expected an object, got {new_values!r}")
+    check_payload(new_values)
     result = copy.deepcopy(payload)
     if key is None:
         return _merged(result, copy.deepcopy(new_values))

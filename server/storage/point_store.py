@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from server.errors import StorageError
+from server.errors import StorageError, reason
 
 FORMAT_VERSION = 1
 DB_FILE = "points.sqlite"
@@ -94,7 +94,9 @@ class PointStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StorageError(f"Cannot open collection storage at {path}: {exc}") from exc
+            raise StorageError(
+                f"Cannot open the storage of collection `{path.name}`: {reason(exc)}"
+            ) from exc
 
     @classmethod
     def create(cls, path: Path, config: dict[str, Any]) -> PointStore:
@@ -117,7 +119,7 @@ class PointStore:
         if version != str(FORMAT_VERSION):
             store.close()
             raise StorageError(
-                f"{path}: unknown storage format version {version!r}, "
+                f"collection `{path.name}`: unknown storage format version {version!r}, "
                 f"this Quiver reads version {FORMAT_VERSION}"
             )
         return store
@@ -129,7 +131,7 @@ class PointStore:
     def config(self) -> dict[str, Any]:
         raw = self._meta("config")
         if raw is None:
-            raise StorageError(f"{self.path}: collection config missing")
+            raise StorageError(f"collection `{self.path.name}`: its config is missing")
         config: dict[str, Any] = orjson.loads(raw)
         return config
 
@@ -231,7 +233,9 @@ class PointStore:
             finally:
                 source.close()
         except sqlite3.Error as exc:
-            raise StorageError(f"Cannot copy collection storage at {self.path}: {exc}") from exc
+            raise StorageError(
+                f"Cannot copy the storage of collection `{self.path.name}`: {reason(exc)}"
+            ) from exc
 
     # -- internals -------------------------------------------------------
 
@@ -279,7 +283,7 @@ class _Transaction:
             self._store._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._store._lock.release()
-            raise StorageError(f"Cannot start a write: {exc}") from exc
+            raise StorageError(f"Cannot start a write: {reason(exc)}") from exc
         return self._store._db
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -291,6 +295,6 @@ class _Transaction:
                 db.execute("ROLLBACK")
         except sqlite3.Error as err:
             db.execute("ROLLBACK")
-            raise StorageError(f"Write failed and was rolled back: {err}") from err
+            raise StorageError(f"Write failed and was rolled back: {reason(err)}") from err
         finally:
             self._store._lock.release()

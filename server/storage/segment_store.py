@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from server.errors import StorageError
+from server.errors import StorageError, reason
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ class SegmentStore:
             fsync_dir(self.root)
         except OSError as exc:
             shutil.rmtree(temp, ignore_errors=True)
-            raise StorageError(f"Cannot write segment {manifest.segment_id}: {exc}") from exc
+            raise StorageError(
+                f"Cannot write segment {manifest.segment_id}: {reason(exc)}"
+            ) from exc
         return manifest
 
     def remove(self, segment_ids: list[int]) -> None:

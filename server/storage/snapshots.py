@@ -22,6 +22,10 @@ store's state exactly.
 Reading refuses, with :class:`InvalidSnapshot`, anything but a complete archive of a
 known version whose every member matches its recorded sha256 and size; member names
 are checked against the layout above, so nothing is written outside the target folder.
+Every member must be a plain, non-sparse file whose declared bytes are all inside the
+archive, checked from its header before anything is written, so unpacking never writes
+more than the archive's own size (and a disk without that much room is a 507 first).
+A recover location may only name a file inside the snapshots folder.
 """
 
 from __future__ import annotations
@@ -48,10 +52,13 @@ import orjson
 
 from server.errors import (
     BadRequest,
+    Forbidden,
+    InsufficientStorage,
     InvalidSnapshot,
     SnapshotNotFound,
     StorageError,
     UnsupportedFeature,
+    reason,
 )
 from server.storage.point_store import DB_FILE, PointStore
 from server.storage.segment_store import MANIFEST, SegmentManifest, SegmentStore, fsync_dir
@@ -62,9 +69,19 @@ FORMAT_VERSION = 1
 SUFFIX = ".snapshot"
 CHECKSUM_SUFFIX = ".checksum"
 HEADER = "snapshot.json"
-MAX_HEADER_BYTES = 256 << 20
-"""``snapshot.json`` lists every member; a larger one is not a Quiver snapshot."""
+MAX_MEMBERS = 20_000
+"""More files than any collection's segments hold (each segment: its manifest and one
+index file per vector name; merges keep segments few)."""
+MAX_HEADER_BYTES = 4 << 20
+"""``snapshot.json`` lists every member in about 150 bytes (name, sha256, size,
+indented): 4 MiB holds ``MAX_MEMBERS`` with room to spare and parses in ~50 MB. A larger
+one is not a Quiver snapshot and is refused unread (it is held and parsed in memory)."""
+MAX_PAX_HEADER_BYTES = 64 << 10
+"""An extended (pax) header holds a few attributes of one member; tarfile reads it into
+memory whole, so a larger one is refused before it is read."""
 CHUNK = 1 << 20
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+_PLAIN_FILE = (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,254}$")
 _MEMBER = re.compile(r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|\d{1,9}\.index)")
@@ -130,12 +147,20 @@ def write_snapshot(
         os.replace(temp, folder / name)
         fsync_dir(folder)
     except OSError as exc:
-        raise StorageError(f"Cannot write snapshot of collection `{collection}`: {exc}") from exc
+        raise StorageError(
+            f"Cannot write snapshot of collection `{collection}`: {reason(exc)}"
+        ) from exc
     finally:
-        for leftover in (temp, db_copy, checksum_temp):
+        for leftover in (temp, checksum_temp, *_sqlite_files(db_copy)):
             leftover.unlink(missing_ok=True)
     log.info("snapshot created", extra={"collection": collection, "snapshot": name})
     return describe(folder / name)
+
+
+def _sqlite_files(database: Path) -> list[Path]:
+    """A database and the journals SQLite keeps beside it (left behind when a copy
+    fails part-way, e.g. on a full disk)."""
+    return [database, *(database.with_name(database.name + s) for s in SQLITE_SIDE_FILES)]
 
 
 def _write_archive(path: Path, collection: str, db_copy: Path, segments: SegmentStore) -> str:
@@ -301,7 +326,23 @@ def remove_leftovers(root: Path) -> None:
 def resolve_location(location: str, root: Path, collection: str) -> Path:
     """The archive a recover request names: ``file:///abs/path``, an absolute path,
     a path relative to the snapshots folder, or a bare snapshot name (looked up
-    under ``collection``'s snapshots first, then every collection's)."""
+    under ``collection``'s snapshots first, then every collection's).
+
+    Only files inside the snapshots folder may be named, as in Qdrant: anything else
+    is :class:`Forbidden` with one message whether it exists or not, so a request
+    learns nothing about the host's files (not their existence, hash or content)."""
+    path = _location_path(location)
+    if not path.is_absolute():
+        path = _under_root(path, root, collection)
+    inside = _inside(path, root)
+    if inside is None:
+        raise Forbidden("a snapshot location must name a snapshot file inside the snapshots folder")
+    if not inside.is_file():
+        raise SnapshotNotFound(location)
+    return inside
+
+
+def _location_path(location: str) -> Path:
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
@@ -312,30 +353,37 @@ def resolve_location(location: str, root: Path, collection: str) -> Path:
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise BadRequest(f"Wrong input: snapshot location {location!r} names another host")
-        path = Path(unquote(parts.path))
-    elif scheme:
-        raise BadRequest(
-            f"Wrong input: snapshot location {location!r}: use file:///path or a snapshot name"
-        )
-    else:
-        path = Path(location)
-    if not path.is_absolute():
-        path = _under_root(path, root, collection, location)
-    if not path.is_file():
-        raise SnapshotNotFound(location)
-    return path
+            raise BadRequest("Wrong input: a file:// snapshot location may not name another host")
+        return Path(unquote(parts.path))
+    if scheme:
+        raise BadRequest("Wrong input: use file:///path or a snapshot name as the location")
+    if not location:
+        raise BadRequest("Wrong input: the snapshot location is empty")
+    return Path(location)
 
 
-def _under_root(path: Path, root: Path, collection: str, location: str) -> Path:
-    if ".." in path.parts or not path.parts:
-        raise BadRequest(f"Wrong input: snapshot location {location!r} leaves the snapshots folder")
+def _under_root(path: Path, root: Path, collection: str) -> Path:
     if len(path.parts) > 1:
         return root / path
     candidates = [root / collection / path.name]
     if root.is_dir():
         candidates += sorted(p / path.name for p in root.iterdir() if p.is_dir())
     return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` with ``..`` and links resolved if it lies inside ``root`` and passes
+    through no hidden entry (uploads and archives being written), else None."""
+    try:
+        real_root, real = root.resolve(), path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name
+        return None
+    if not real.is_relative_to(real_root):
+        return None
+    inner = real.relative_to(real_root).parts
+    if not inner or any(part.startswith(".") for part in inner):
+        return None
+    return real
 
 
 # -- reading -------------------------------------------------------------------
@@ -355,13 +403,16 @@ def extract_snapshot(archive: Path, dest: Path, checksum: str | None = None) -> 
     :class:`InvalidSnapshot` (and leaves ``dest`` to the caller to remove) otherwise."""
     if checksum is not None:
         _check_file_checksum(archive, checksum)
+    archive_size = archive.stat().st_size
     dest.mkdir(parents=True)
+    _check_free_space(dest, archive_size)
     found: dict[str, dict[str, Any]] = {}
     header: bytes | None = None
     try:
-        with tarfile.open(archive, mode="r:") as tar:
+        with tarfile.open(archive, mode="r:", tarinfo=_PlainTarInfo) as tar:
             for member in tar:
-                if member.name == HEADER and member.isreg() and header is None:
+                _check_plain(member, archive_size)
+                if member.name == HEADER and header is None:
                     header = _read_header(tar, member)
                     continue
                 _check_member(member, found)
@@ -391,23 +442,73 @@ def _check_file_checksum(archive: Path, expected: str) -> None:
     wanted = expected.strip().lower()
     if not _SHA256.fullmatch(wanted):
         raise BadRequest(f"Wrong input: checksum {expected!r} is not a sha256 hex digest")
-    actual = file_sha256(archive)
-    if actual != wanted:
+    if file_sha256(archive) != wanted:
+        raise InvalidSnapshot(f"checksum mismatch: the file's sha256 is not {wanted}")
+
+
+class _PlainTarInfo(tarfile.TarInfo):
+    """Refuses, before tarfile acts on them, the header kinds a snapshot never holds:
+    GNU sparse members (whose few stored bytes unpack to any size), long-name records,
+    global headers, links, folders and devices, and pax headers too large to hold."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type not in (*_PLAIN_FILE, tarfile.XHDTYPE):
+            raise InvalidSnapshot(
+                f"archive member {self.name[:100]!r} is not a plain file "
+                f"(tar type {self.type!r}); a snapshot holds plain files only"
+            )
+        if self.type == tarfile.XHDTYPE and self.size > MAX_PAX_HEADER_BYTES:
+            raise InvalidSnapshot(
+                f"an extended tar header of {self.size} bytes is larger than any a "
+                f"snapshot has ({MAX_PAX_HEADER_BYTES})"
+            )
+        member: tarfile.TarInfo = tarfile.TarInfo._proc_member(self, tar)  # type: ignore[attr-defined]
+        return member
+
+
+def _check_plain(member: tarfile.TarInfo, archive_size: int) -> None:
+    """A member must be a plain, non-sparse file whose declared bytes are all in the
+    archive: then unpacking writes no more than the archive's own size."""
+    sparse = member.sparse is not None or any(
+        key.startswith("GNU.sparse") for key in member.pax_headers
+    )
+    if sparse or member.type not in _PLAIN_FILE:
         raise InvalidSnapshot(
-            f"checksum mismatch: the file's sha256 is {actual}, expected {wanted}"
+            f"archive member {member.name[:100]!r} is a sparse or special file; "
+            "a snapshot holds plain files only"
+        )
+    if member.size < 0 or member.offset_data + member.size > archive_size:
+        raise InvalidSnapshot(
+            f"archive member {member.name[:100]!r} declares {member.size} bytes, more "
+            "than the archive holds: the archive is truncated or crafted"
+        )
+
+
+def _check_free_space(dest: Path, needed: int) -> None:
+    """Unpacking writes at most the archive's size (see ``_check_plain``); refuse
+    before writing anything if the disk cannot take that."""
+    free = shutil.disk_usage(dest).free
+    if free < needed:
+        raise InsufficientStorage(
+            f"unpacking the snapshot needs up to {needed} bytes, the disk has {free} free"
         )
 
 
 def _check_member(member: tarfile.TarInfo, found: dict[str, dict[str, Any]]) -> None:
-    if not (member.isreg() and _MEMBER.fullmatch(member.name)):
+    if not _MEMBER.fullmatch(member.name):
         raise InvalidSnapshot(f"unexpected archive member {member.name!r}")
     if member.name in found:
         raise InvalidSnapshot(f"archive member {member.name!r} appears twice")
+    if len(found) >= MAX_MEMBERS:
+        raise InvalidSnapshot(f"the archive has more than {MAX_MEMBERS} members")
 
 
 def _read_header(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if member.size > MAX_HEADER_BYTES:
-        raise InvalidSnapshot(f"{HEADER} is {member.size} bytes, larger than any Quiver writes")
+        raise InvalidSnapshot(
+            f"{HEADER} is {member.size} bytes, larger than any Quiver writes "
+            f"(at most {MAX_HEADER_BYTES})"
+        )
     source = tar.extractfile(member)
     assert source is not None  # a regular file
     return source.read()
@@ -428,7 +529,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
-        raise StorageError(f"Cannot unpack snapshot member {member.name}: {exc}") from exc
+        raise StorageError(f"Cannot unpack snapshot member {member.name}: {reason(exc)}") from exc
     return {"sha256": digest.hexdigest(), "size": size}
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, make_client
+from tests.helpers.api import Api, make_client
 
 POINTS = "/collections/items/points?wait=true"
 
@@ -76,10 +76,13 @@ def test_malformed_json_is_400(api: Api, collection: str) -> None:
     assert "JSON" in response.json()["status"]["error"]
 
 
-def test_curl_style_form_content_type_is_read_as_json(api: Api, collection: str) -> None:
+def test_form_content_type_is_refused_not_read_as_json(api: Api, collection: str) -> None:
+    """A web page can send a form body cross-site; only application/json is read (issue 18)."""
+    before = state(api)
     body = b'{"points": [{"id": 100, "vector": [1, 2, 3, 4]}]}'
     headers = {"content-type": "application/x-www-form-urlencoded"}
-    assert api.client.put(POINTS, content=body, headers=headers).status_code == 200
+    assert api.client.put(POINTS, content=body, headers=headers).status_code == 415
+    assert state(api) == before
 
 
 BAD_FILTERS: list[Any] = [
@@ -220,3 +223,143 @@ def test_streamed_body_over_the_limit_is_413_and_writes_nothing(tmp_path: Any) -
         assert response.status_code == 413
         assert "4096" in response.json()["status"]["error"]
         assert api.result("POST", "/collections/small/points/count", {}) == {"count": 0}
+
+
+# -- one nesting limit for payloads and filters (issue 18, finding 7) ------------------
+
+
+def deep_json(depth: int) -> str:
+    """An object ``depth`` levels deep as JSON text (the client's encoder stops earlier)."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def with_deep(template: str, deep: str) -> str:
+    """``template`` (JSON text) with ``DEEP`` replaced by ``deep``."""
+    return template.replace("DEEP", deep)
+
+
+def send(api: Api, method: str, path: str, text: str) -> tuple[int, Any]:
+    headers = {"content-type": "application/json"}
+    response = api.client.request(method, path, content=text, headers=headers)
+    return response.status_code, response.json()
+
+
+def all_points(api: Api) -> Any:
+    body = {"limit": 100, "with_payload": True, "with_vector": True}
+    return api.result("POST", "/collections/items/points/scroll", body)
+
+
+@pytest.mark.parametrize("depth", [65, 250, 252, 254, 300, 1000])
+def test_a_deep_payload_is_refused_on_every_write_path_and_reads_still_work(
+    api: Api, collection: str, depth: int
+) -> None:
+    before = all_points(api)
+    deep = deep_json(depth)
+    writes = [
+        (
+            "PUT",
+            POINTS,
+            with_deep('{"points":[{"id":50,"vector":[1,0,0,0],"payload":DEEP}]}', deep),
+        ),
+        (
+            "PUT",
+            POINTS,
+            with_deep('{"batch":{"ids":[50],"vectors":[[1,0,0,0]],"payloads":[DEEP]}}', deep),
+        ),
+        (
+            "POST",
+            "/collections/items/points/payload?wait=true",
+            with_deep('{"payload":DEEP,"points":[1]}', deep),
+        ),
+        (
+            "PUT",
+            "/collections/items/points/payload?wait=true",
+            with_deep('{"payload":DEEP,"points":[1]}', deep),
+        ),
+    ]
+    for method, path, text in writes:
+        status, answer = send(api, method, path, text)
+        assert status == 400, (path, answer)
+        error = answer["status"]["error"]
+        assert "deeper than 64 levels" in error or "depth limit exceeded" in error, error
+    assert all_points(api) == before
+
+
+def test_a_payload_at_the_limit_is_stored_and_read_back(api: Api, collection: str) -> None:
+    text = with_deep('{"points":[{"id":50,"vector":[1,0,0,0],"payload":DEEP}]}', deep_json(64))
+    assert send(api, "PUT", POINTS, text)[0] == 200
+    point = api.result("GET", "/collections/items/points/50")
+    depth, node = 1, point["payload"]
+    while isinstance(node["a"], dict):
+        depth, node = depth + 1, node["a"]
+    assert depth == 64
+    assert len(all_points(api)["points"]) == 11
+
+
+def test_deep_payloads_in_a_bulk_stream_are_rejected_row_by_row(api: Api, collection: str) -> None:
+    rows = [
+        '{"id":60,"vector":[1,0,0,0],"payload":{"ok":1}}',
+        with_deep('{"id":61,"vector":[1,0,0,0],"payload":DEEP}', deep_json(252)),
+        '{"id":62,"vector":[1,0,0,0]}',
+    ]
+    response = api.client.post(
+        "/collections/items/points/bulk",
+        content="\n".join(rows).encode() + b"\n",
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()["result"]
+    assert (report["accepted"], report["rejected"]) == (2, 1)
+    assert report["errors"][0]["row"] == 1
+    assert "deeper than 64 levels" in report["errors"][0]["error"]
+    assert len(all_points(api)["points"]) == 12
+
+
+def test_a_deep_payload_in_an_arrow_stream_is_a_400(api: Api, collection: str) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([1.0, 0.0, 0.0, 0.0] * 2, pa.float32()), 4)
+    batch = pa.RecordBatch.from_pydict(
+        {"id": pa.array([70, 71]), "vector": vectors, "payload": pa.array(["{}", deep_json(254)])}
+    )
+    sink = io.BytesIO()
+    with pyarrow.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    before = all_points(api)
+    response = api.client.post(
+        "/collections/items/points/bulk",
+        content=sink.getvalue(),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    )
+    assert response.status_code == 400, response.text
+    assert "deeper than 64 levels" in response.json()["status"]["error"]
+    assert all_points(api) == before
+
+
+def deep_filter(levels: int) -> str:
+    inner = '{"must":[{"key":"n","match":{"value":1}}]}'
+    return '{"must":[' * levels + inner + "]}" * levels
+
+
+@pytest.mark.parametrize("levels", [40, 170, 255, 340, 510])
+def test_a_deep_filter_is_a_400_on_every_route(api: Api, collection: str, levels: int) -> None:
+    flt = deep_filter(levels)
+    requests = [
+        ("POST", "/collections/items/points/scroll", with_deep('{"filter":DEEP}', flt)),
+        ("POST", "/collections/items/points/count", with_deep('{"filter":DEEP}', flt)),
+        (
+            "POST",
+            "/collections/items/points/query",
+            with_deep('{"query":[1,0,0,0],"filter":DEEP}', flt),
+        ),
+        ("POST", "/collections/items/points/delete?wait=true", with_deep('{"filter":DEEP}', flt)),
+    ]
+    for method, path, text in requests:
+        status, answer = send(api, method, path, text)
+        assert status == 400, (path, answer)
+        error = answer["status"]["error"]
+        assert "deeper than 64 levels" in error or "depth limit exceeded" in error, error
+    assert len(all_points(api)["points"]) == 10

@@ -15,8 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, make_client, wait_green
 
 DIM = 4
 NDJSON = {"content-type": "application/x-ndjson"}

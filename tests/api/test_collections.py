@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, make_client
+from tests.helpers.api import Api, make_client
 
 
 def test_create_then_info_reports_config_and_count(api: Api) -> None:

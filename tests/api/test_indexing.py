@@ -12,49 +12,8 @@ import pytest
 
 from index.hnsw_faiss import HnswIndex
 from server.engine import build_worker
-from tests.api.conftest import Api, make_client
-
-DIM = 16
-
-
-def wait_green(api: Api, name: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info: dict[str, Any] = api.result("GET", f"/collections/{name}")
-        if info["status"] == "green":
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"collection {name} not green after {timeout}s: {info}")
-
-
-def create(api: Api, name: str, threshold: int = 300, **extra: Any) -> None:
-    body = {
-        "vectors": {"size": DIM, "distance": "Euclid"},
-        "optimizers_config": {"indexing_threshold": threshold, "default_segment_number": 2},
-    } | extra
-    api.result("PUT", f"/collections/{name}", body)
-
-
-def upsert(api: Api, name: str, vectors: np.ndarray, start: int = 0) -> None:
-    points = [
-        {"id": start + i, "vector": v.tolist(), "payload": {"i": start + i}}
-        for i, v in enumerate(vectors)
-    ]
-    for chunk in range(0, len(points), 250):
-        api.result(
-            "PUT", f"/collections/{name}/points?wait=true", {"points": points[chunk : chunk + 250]}
-        )
-
-
-def search_ids(api: Api, name: str, query: np.ndarray, limit: int = 10, **extra: Any) -> list[int]:
-    body = {"query": query.tolist(), "limit": limit} | extra
-    return [
-        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
-    ]
-
-
-def data(n: int, seed: int = 3) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+from tests.helpers.api import Api, make_client, search_ids, wait_green
+from tests.helpers.indexing import DIM, create, data, upsert
 
 
 def test_segments_are_sealed_indexed_and_searched_with_high_recall(api: Api) -> None:
@@ -248,13 +207,12 @@ def test_idle_tail_of_an_indexed_collection_is_sealed_and_indexed(tmp_path: Path
         upsert(api, "tail", data(250))  # one request: sealed whole
         upsert(api, "tail", data(100, seed=4), start=250)  # a tail over 200 / 4
         upsert(api, "small", data(60))  # never reached the threshold: stays exact
+        # the idle check runs once a second: green before it only means "nothing queued"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            segments = api.result("GET", "/collections/tail/segments")
-            info = wait_green(api, "tail")
-            if info["indexed_vectors_count"] == 350:
-                break
+        while (info := wait_green(api, "tail"))["indexed_vectors_count"] < 350:
+            assert time.monotonic() < deadline, info
             time.sleep(0.1)
+        segments = api.result("GET", "/collections/tail/segments")  # read once indexed
         assert info["indexed_vectors_count"] == 350, segments
         assert sum(s["points"] for s in segments if s["kind"] == "appendable") == 0
         assert api.result("GET", "/collections/small")["indexed_vectors_count"] == 0

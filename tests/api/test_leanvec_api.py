@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
-from tests.unit.test_leanvec import out_of_distribution
-from tests.unit.test_quantization import embeddings
+from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.api import sealed_segments as sealed
+from tests.helpers.api import search_ids as ids
+from tests.helpers.api import upsert_vectors as upsert
+from tests.helpers.data import embeddings, out_of_distribution
 
 
 def create(
@@ -28,26 +29,7 @@ def create(
     )
 
 
-def upsert(api: Api, name: str, vectors: np.ndarray) -> None:
-    for start in range(0, len(vectors), 1000):
-        points = [
-            {"id": start + i, "vector": v.tolist()}
-            for i, v in enumerate(vectors[start : start + 1000])
-        ]
-        api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
-
-
-def ids(api: Api, name: str, query: np.ndarray, **extra: Any) -> list[int]:
-    body = {"query": query.tolist(), "limit": 10} | extra
-    return [
-        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
-    ]
-
-
-def sealed(api: Api, name: str) -> list[dict[str, Any]]:
-    return [s for s in api.result("GET", f"/collections/{name}/segments") if s["kind"] == "sealed"]
-
-
+@pytest.mark.slow
 def test_leanvec_collection_reaches_high_recall_and_reports_its_storage(api: Api) -> None:
     xb, xq = embeddings(3000), embeddings(20, seed=12)
     create(api, "lv", {"type": "leanvec", "dims": 96, "secondary": "float16", "rerank_factor": 4})
@@ -152,7 +134,10 @@ def test_bad_training_queries_change_nothing(api: Api) -> None:
     create(api, "t", {"type": "leanvec", "variant": "ood"}, size=4, distance="Dot")
     for vectors in ([[1.0, 2.0]], [[1.0, float("nan"), 0.0, 0.0]]):
         status, answer = api.call(
-            "POST", "/collections/t/leanvec/training-queries", content=_json({"vectors": vectors})
+            "POST",
+            "/collections/t/leanvec/training-queries",
+            content=_json({"vectors": vectors}),
+            headers={"content-type": "application/json"},
         )
         assert status == 400, answer
     assert api.result("GET", "/collections/t/leanvec/training-queries")[""] == {

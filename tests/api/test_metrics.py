@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import Api, create_items, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, create_items, make_client, wait_green
 
 
 def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

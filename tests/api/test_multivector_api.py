@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
-from tests.unit.test_muvera import clustered_set
+from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.data import clustered_set
 
 DIM = 16
 
@@ -116,6 +115,7 @@ def ids_of(points: list[dict[str, Any]]) -> list[int]:
     return [p["id"] for p in points]
 
 
+@pytest.mark.slow
 def test_muvera_index_recalls_exact_maxsim_with_filters_and_explains(api: Api) -> None:
     docs, queries = clustered_docs(1500, 30)
     create_muvera(api, "mv")

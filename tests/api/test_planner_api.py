@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, make_client, wait_green
 
 DIM = 16
 N = 4000

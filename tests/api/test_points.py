@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.api.conftest import Api, make_client
+from tests.helpers.api import Api, make_client
 
 UUID = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
 

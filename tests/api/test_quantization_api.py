@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
-from tests.unit.test_quantization import embeddings
+from tests.helpers.api import Api, make_client, upsert_vectors, wait_green
+from tests.helpers.api import search_ids as ids
+from tests.helpers.data import embeddings
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "hnsw_sq8": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}},
@@ -19,6 +19,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "hnsw_rabitq": {"rabitq": {}},
 }
 DIM = 384
+pytestmark = pytest.mark.slow  # 3,000 384-d points indexed per test
 
 
 def create(api: Api, name: str, quantization: Any = None, distance: str = "Cosine") -> None:
@@ -32,19 +33,7 @@ def create(api: Api, name: str, quantization: Any = None, distance: str = "Cosin
 
 
 def upsert(api: Api, name: str, vectors: np.ndarray) -> None:
-    for start in range(0, len(vectors), 1000):
-        points = [
-            {"id": start + i, "vector": v.tolist(), "payload": {"even": (start + i) % 2 == 0}}
-            for i, v in enumerate(vectors[start : start + 1000])
-        ]
-        api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
-
-
-def ids(api: Api, name: str, query: np.ndarray, **extra: Any) -> list[int]:
-    body = {"query": query.tolist(), "limit": 10} | extra
-    return [
-        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
-    ]
+    upsert_vectors(api, name, vectors, payload=lambda i: {"even": i % 2 == 0})
 
 
 def segment_kinds(api: Api, name: str) -> set[str]:

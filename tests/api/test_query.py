@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.helpers.api import Api
 
 
 def hits(api: Api, collection: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from tests.api import test_bad_input, test_collections, test_points, test_query
-from tests.api import test_indexing as indexing
-from tests.api.conftest import Api, create_items, make_client
-from tests.api.test_indexing import wait_green
-from tests.api.test_leanvec_api import upsert
-from tests.unit.test_leanvec import out_of_distribution
+from tests.helpers import indexing
+from tests.helpers.api import Api, create_items, make_client, wait_green
+from tests.helpers.api import upsert_vectors as upsert
+from tests.helpers.data import out_of_distribution
 
 SHARDS = 3
 

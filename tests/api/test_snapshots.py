@@ -14,47 +14,20 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.api.conftest import Api, make_client
-from tests.api.test_indexing import wait_green
+from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.snapshots import (
+    download,
+    indexed_archive,
+    member_offset,
+    rebuilt_archive,
+    recover,
+    resigned,
+    state,
+    take_snapshot,
+    upload,
+)
 
 DIM = 16
-
-
-def take_snapshot(api: Api, name: str) -> dict[str, Any]:
-    description: dict[str, Any] = api.result("POST", f"/collections/{name}/snapshots?wait=true")
-    return description
-
-
-def download(api: Api, name: str, snapshot: str) -> bytes:
-    response = api.client.get(f"/collections/{name}/snapshots/{snapshot}")
-    assert response.status_code == 200, response.text
-    return response.content
-
-
-def recover(api: Api, name: str, location: str, **extra: Any) -> tuple[int, Any]:
-    return api.put(f"/collections/{name}/snapshots/recover", {"location": location} | extra)
-
-
-def upload(api: Api, name: str, data: bytes, query: str = "") -> tuple[int, Any]:
-    response = api.client.post(
-        f"/collections/{name}/snapshots/upload{query}",
-        files={"snapshot": ("upload.snapshot", data, "application/octet-stream")},
-    )
-    return response.status_code, response.json()
-
-
-def state(api: Api, name: str) -> dict[str, Any]:
-    """Everything recovery must reproduce: points with vectors and payloads, the
-    config, the payload indexes (with their point counts), the point count."""
-    body = {"limit": 10_000, "with_payload": True, "with_vector": True}
-    points = api.result("POST", f"/collections/{name}/points/scroll", body)["points"]
-    info = api.result("GET", f"/collections/{name}")
-    return {
-        "points": sorted(points, key=lambda p: str(p["id"])),
-        "config": info["config"],
-        "payload_schema": info["payload_schema"],
-        "points_count": info["points_count"],
-    }
 
 
 @pytest.fixture
@@ -64,32 +37,6 @@ def indexed_items(api: Api, collection: str) -> str:
     api.result("PUT", f"/collections/{collection}/index?wait=true", index)
     api.result("PATCH", f"/collections/{collection}", {"hnsw_config": {"m": 8}})
     return collection
-
-
-def member_offset(data: bytes, member: str) -> tuple[int, int]:
-    """Where a member's bytes start in an archive, and how many there are."""
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        info = tar.getmember(member)
-        return info.offset_data, info.size
-
-
-def rebuilt_archive(data: bytes, change: Any) -> bytes:
-    """The archive's members re-packed after ``change(name, bytes)`` (None drops one)."""
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(data)) as source,
-        tarfile.open(fileobj=out, mode="w") as target,
-    ):
-        for member in source.getmembers():
-            extracted = source.extractfile(member)
-            assert extracted is not None
-            content = change(member.name, extracted.read())
-            if content is None:
-                continue
-            info = tarfile.TarInfo(member.name)
-            info.size = len(content)
-            target.addfile(info, io.BytesIO(content))
-    return out.getvalue()
 
 
 # -- create, list, download, delete -----------------------------------------
@@ -251,7 +198,7 @@ def test_upload_without_a_snapshot_field_is_refused(api: Api) -> None:
     assert response.status_code == 400
     assert "`snapshot`" in response.json()["status"]["error"]
     response = api.client.post("/collections/up/snapshots/upload", content=b"raw bytes")
-    assert response.status_code == 400
+    assert response.status_code == 415
     assert "multipart/form-data" in response.json()["status"]["error"]
     assert api.result("GET", "/collections/up/exists") == {"exists": False}
 
@@ -265,11 +212,13 @@ def archive(api: Api, indexed_items: str) -> bytes:
 
 
 def refused(api: Api, target: str, data: bytes, tmp_path: Path, **extra: Any) -> list[str]:
-    """Recover ``data`` into ``target`` by location and by upload; both must answer 400
-    and leave ``target`` as it was (or absent). Returns the two error messages."""
+    """Recover ``data`` into ``target`` by location (a file placed in the snapshots folder,
+    the only place a location may name) and by upload; both must answer 400 and leave
+    ``target`` as it was (or absent). Returns the two error messages."""
     exists = api.result("GET", f"/collections/{target}/exists")["exists"]
     before = state(api, target) if exists else None
-    path = tmp_path / "bad.snapshot"
+    path = tmp_path / "snapshots" / "incoming" / "bad.snapshot"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     messages = []
     for status, answer in (
@@ -374,7 +323,7 @@ def test_http_locations_are_not_supported(api: Api, indexed_items: str) -> None:
     assert "Not supported" in answer["status"]["error"]
     assert "http" in answer["status"]["error"]
     status, answer = recover(api, indexed_items, "../collections/items/points.sqlite")
-    assert status == 400
+    assert status == 403
     assert state(api, indexed_items) == before
 
 
@@ -407,35 +356,6 @@ def test_replacing_a_collection_while_it_builds_leaves_no_stale_jobs(tmp_path: P
 
 
 # -- a manifest may not name files outside its segment folder (issue 18, finding 1) ----
-
-
-def indexed_archive(api: Api, name: str) -> bytes:
-    """A snapshot of a collection with one sealed, indexed segment."""
-    xb = np.random.default_rng(3).normal(size=(300, DIM)).astype(np.float32)
-    config = {
-        "vectors": {"size": DIM, "distance": "Euclid"},
-        "optimizers_config": {"indexing_threshold": 200},
-    }
-    api.result("PUT", f"/collections/{name}", config)
-    points = [{"id": i, "vector": v.tolist()} for i, v in enumerate(xb)]
-    api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
-    wait_green(api, name)
-    return download(api, name, take_snapshot(api, name)["name"])
-
-
-def resigned(data: bytes, change: Any) -> bytes:
-    """``rebuilt_archive`` with ``snapshot.json`` listing the changed members' real
-    checksums, so only what ``change`` did to their content can be wrong."""
-    files: dict[str, dict[str, Any]] = {}
-
-    def change_and_sign(name: str, content: bytes) -> bytes | None:
-        if name == "snapshot.json":
-            return orjson.dumps(orjson.loads(content) | {"files": files})
-        changed: bytes = change(name, content)
-        files[name] = {"sha256": hashlib.sha256(changed).hexdigest(), "size": len(changed)}
-        return changed
-
-    return rebuilt_archive(data, change_and_sign)
 
 
 @pytest.mark.parametrize("kind", ["absolute", "relative"])

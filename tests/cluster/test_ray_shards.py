@@ -28,18 +28,10 @@ from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.results import ScoredPoint
 from server.errors import InvalidVector, PointNotFound
+from tests.helpers.sharded import COLORS, DIM, FILTERS, SHARDS
 
-DIM = 8
-SHARDS = 3
 SHARD_CPUS = 0.25
 """Two groups of three shards fit the 2-CPU test node."""
-COLORS = ["red", "green", "blue"]
-FILTERS: list[dict[str, Any] | None] = [
-    None,
-    {"must": [{"key": "color", "match": {"value": "red"}}]},
-    {"must": [{"key": "n", "range": {"gte": 10, "lt": 30}}]},
-    {"must_not": [{"key": "color", "match": {"any": ["green"]}}]},
-]
 ALL = PayloadSelector.of("all")
 NONE = PayloadSelector.of("none")
 

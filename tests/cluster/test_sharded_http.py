@@ -7,7 +7,6 @@ loads, and leaves no shard folder behind when deleted."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Api, make_client
-from tests.cluster.test_ray_shards import COLORS, DIM, FILTERS, SHARDS
+from tests.helpers.api import Api, make_client, wait_green
+from tests.helpers.sharded import COLORS, DIM, FILTERS, SHARDS
 
 
 @pytest.fixture(
@@ -171,15 +170,6 @@ def test_sharded_info_jobs_and_restart(data_dir: Path, server_settings: dict[str
         assert info["points_count"] == 300
         assert api.result("POST", "/collections/sharded/points/query", query) == before
         assert api.result("GET", "/collections/sharded/jobs") == jobs
-
-
-def wait_green(api: Api, name: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = api.result("GET", f"/collections/{name}")
-        if info["status"] == "green" or time.monotonic() > deadline:
-            return info
-        time.sleep(0.1)
 
 
 def test_bulk_load_into_a_sharded_collection(api: Api, data_dir: Path) -> None:

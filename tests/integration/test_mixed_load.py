@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import QuiverProcess
+from tests.helpers.process import QuiverProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

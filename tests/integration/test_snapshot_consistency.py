@@ -12,15 +12,12 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 
+from tests.helpers.process import result
+
 pytestmark = pytest.mark.integration
 
 DIM = 8
 BATCH = 40
-
-
-def result(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def vector_of(point_id: int) -> list[float]:
@@ -145,7 +142,9 @@ def test_qdrant_client_creates_lists_recovers_and_deletes(
             checksum=description.checksum,
             snapshot=handle,
         )
-    assert client.recover_snapshot("qc_by_path", location=archive.as_uri()) is True
+    # a location may only name a file in the server's snapshots folder (issue 18)
+    served = next(tmp_path.parent.glob(f"quiver*/data/snapshots/qc/{description.name}"))
+    assert client.recover_snapshot("qc_by_path", location=served.as_uri()) is True
     assert client.recover_snapshot("qc_by_name", location=description.name) is True
 
     def records(name: str) -> list[Any]:

@@ -30,6 +30,8 @@ from qdrant_client import QdrantClient, models
 
 from server.engine.filters import parse_filter
 from server.engine.point_ids import PointId, parse_point_id
+from tests.helpers.strategies import filter_clauses
+from tests.helpers.strategies import range_bounds as bounds
 
 # the recursive filter strategy's repr is large; Hypothesis warns when it validates it
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -162,10 +164,6 @@ matches = st.one_of(
 )
 
 
-def bounds(values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.sampled_from(["gt", "gte", "lt", "lte"]), values, max_size=3)
-
-
 polygons = st.sampled_from(
     [
         {
@@ -243,16 +241,8 @@ def leaf_conditions(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def filters(conditions: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    clause = st.one_of(st.lists(conditions, max_size=3), conditions)
-    min_should = st.builds(
-        lambda cs, k: {"conditions": cs, "min_count": k},
-        st.lists(conditions, max_size=3),
-        st.integers(1, 2),
-    )
-    parts = st.fixed_dictionaries(
-        {},
-        optional={"must": clause, "should": clause, "must_not": clause, "min_should": min_should},
-    )
+    """Qdrant's skeleton, with the nulls qdrant-client writes for a lone clause."""
+    parts = filter_clauses(conditions)
     return parts.map(lambda f: with_client_nulls(f, ["must", "should"]) if len(f) == 1 else f)
 
 

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from server.engine import payload_index
 from server.engine.filters import Filter, parse_filter
 from server.engine.payload_index import FieldIndex, PayloadIndexes, make_field_index
+from tests.helpers.strategies import filter_clauses as filters
+from tests.helpers.strategies import range_bounds as bounds
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
@@ -86,10 +88,6 @@ matches = st.one_of(
 number_bounds = st.sampled_from([-3, -0.5, 0, 1, 1.5, 3, 2**53 + 1, float("inf")])
 
 
-def bounds(bound: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.sampled_from(["gt", "gte", "lt", "lte"]), bound, max_size=3)
-
-
 field_tests = st.one_of(
     st.builds(lambda m: {"match": m}, matches),
     st.builds(lambda b: {"range": b}, bounds(number_bounds)),
@@ -113,19 +111,6 @@ def leaf_conditions(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
             st.sampled_from(["is_empty", "is_null"]),
         ),
         st.builds(lambda ids: {"has_id": ids}, st.lists(st.integers(0, 5), max_size=2)),
-    )
-
-
-def filters(conditions: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    clause = st.one_of(st.lists(conditions, max_size=3), conditions)
-    min_should = st.builds(
-        lambda cs, k: {"conditions": cs, "min_count": k},
-        st.lists(conditions, max_size=3),
-        st.integers(1, 2),
-    )
-    return st.fixed_dictionaries(
-        {},
-        optional={"must": clause, "should": clause, "must_not": clause, "min_should": min_should},
     )
 
 
@@ -230,6 +215,7 @@ def test_build_of_one_field_equals_adding_rows() -> None:
 # --- (2) candidates never lose a matching row ----------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(payloads, max_size=12), raw_filter=random_filters)
 def test_candidates_are_a_superset_of_the_matches(

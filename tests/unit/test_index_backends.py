@@ -10,6 +10,7 @@ from index.flat import exact_search
 from index.metrics import Distance, normalize_rows
 from index.registry import MULTI_BACKENDS, backend_names, create_index, index_from_bytes
 from index.serialization import IndexFormatError
+from tests.helpers.data import recall
 
 DOCUMENTED_BACKENDS = [  # README "Index backends" table
     "flat",
@@ -50,11 +51,6 @@ def dataset(n: int = 3000, dim: int = 24, seed: int = 7) -> tuple[np.ndarray, np
     )
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(f[f >= 0]) & set(t[t >= 0])) for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
-
-
 def test_registry_matches_documented_backends() -> None:
     assert backend_names() == DOCUMENTED_BACKENDS
 
@@ -77,6 +73,7 @@ def test_unsupported_metric_is_refused_at_creation(kind: str, distance: Distance
 
 
 @pytest.mark.parametrize(("kind", "distance"), SUPPORTED)
+@pytest.mark.slow  # 3,000 vectors per backend and metric
 def test_recall_at_10_vs_exact(kind: str, distance: Distance) -> None:
     xb, xq = dataset()
     if distance is Distance.COSINE:

@@ -18,6 +18,7 @@ from index.leanvec import (
     train_ood,
 )
 from index.serialization import IndexFormatError, pack, unpack
+from tests.helpers.data import out_of_distribution
 
 DIM, DIM_OUT = 64, 16
 
@@ -38,25 +39,6 @@ def in_distribution(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
     data = rng.normal(size=(2000, DIM)) * spectrum
     queries = rng.normal(size=(300, DIM)) * spectrum
     return data.astype(np.float32), queries.astype(np.float32)
-
-
-def out_of_distribution(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(database, training queries, held-out queries), in a random rotation.
-
-    The database puts its variance in 16 directions (std 3..1; 0.3 elsewhere);
-    the queries live in 16 other directions (std 1; 0.1 elsewhere), which the
-    database barely uses, so PCA of the database keeps the wrong subspace.
-    """
-    rng = np.random.default_rng(seed)
-    rotation, _ = np.linalg.qr(rng.normal(size=(DIM, DIM)))
-    data_std = np.full(DIM, 0.3)
-    data_std[:16] = np.linspace(3.0, 1.0, 16)
-    query_std = np.full(DIM, 0.1)
-    query_std[40:56] = 1.0
-    data = (rng.normal(size=(2000, DIM)) * data_std + rng.normal(size=DIM)) @ rotation.T
-    train = (rng.normal(size=(1000, DIM)) * query_std) @ rotation.T
-    held_out = (rng.normal(size=(200, DIM)) * query_std) @ rotation.T
-    return data.astype(np.float32), train.astype(np.float32), held_out.astype(np.float32)
 
 
 def recall_at_10(model: LeanVecModel, data: np.ndarray, queries: np.ndarray) -> float:

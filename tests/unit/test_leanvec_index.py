@@ -10,8 +10,9 @@ from index.flat import exact_search
 from index.leanvec_index import LeanVecIndex, LeanVecParams
 from index.metrics import Distance
 from index.registry import index_from_bytes
-from tests.unit.test_leanvec import out_of_distribution
-from tests.unit.test_quantization import embeddings, recall
+from tests.helpers.data import embeddings, out_of_distribution, recall
+
+pytestmark = pytest.mark.slow  # trains and builds on 5,000 384-d vectors per test
 
 
 def build(

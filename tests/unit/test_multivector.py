@@ -17,7 +17,7 @@ from index.multivector import (
 )
 from index.registry import create_index, create_multi_index, index_from_bytes, is_multi_vector
 from index.serialization import IndexFormatError
-from tests.unit.test_muvera import reference_chamfer
+from tests.helpers.data import reference_chamfer
 
 DIM = 8
 

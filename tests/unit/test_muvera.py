@@ -12,6 +12,7 @@ import index.muvera as muvera
 from index.multivector import Ragged, exact_maxsim, maxsim_pairs, top_of
 from index.muvera import MuveraEncoder, MuveraParams
 from index.serialization import IndexFormatError
+from tests.helpers.data import clustered_set, ragged
 
 DIM = 8
 TINY_PARAMS = [
@@ -21,13 +22,6 @@ TINY_PARAMS = [
     MuveraParams(k_sim=3, d_proj=4, repetitions=3, final_dim=10, seed=10),
     MuveraParams(k_sim=0, d_proj=3, repetitions=2, seed=11),
 ]
-
-
-def ragged(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten a list of (n_i, dim) token arrays into (tokens, offsets)."""
-    lengths = [len(item) for item in items]
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return np.concatenate(items).astype(np.float32), offsets
 
 
 def tiny_items(seed: int, lengths: tuple[int, ...] = (1, 3, 6)) -> list[np.ndarray]:
@@ -68,32 +62,6 @@ def reference_fde(encoder: MuveraEncoder, item: np.ndarray, *, is_query: bool) -
     for j, value in enumerate(fde):
         sketched[encoder.sketch_buckets[j]] += encoder.sketch_signs[j] * value
     return sketched
-
-
-def reference_chamfer(query: np.ndarray, doc: np.ndarray) -> float:
-    total = 0.0
-    for q in query.astype(np.float64):
-        total += max(float(q @ d) for d in doc.astype(np.float64))
-    return total
-
-
-def clustered_set(
-    n_docs: int, n_queries: int, dim: int = 32, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """ColBERT-like data: unit tokens around a document's 2-3 topics; queries are drawn
-    from one target document's topics, so Chamfer similarity is meaningful."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((40, dim))
-
-    def tokens_for(topics: np.ndarray, n: int, noise: float) -> np.ndarray:
-        x = centres[rng.choice(topics, n)] + noise * rng.standard_normal((n, dim))
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-    doc_topics = [rng.choice(40, rng.integers(2, 4), replace=False) for _ in range(n_docs)]
-    docs = [tokens_for(t, int(rng.integers(10, 31)), 0.6) for t in doc_topics]
-    targets = rng.integers(0, n_docs, n_queries)
-    queries = [tokens_for(doc_topics[t], int(rng.integers(4, 13)), 0.5) for t in targets]
-    return (*ragged(docs), *ragged(queries))
 
 
 @pytest.mark.parametrize("params", TINY_PARAMS)

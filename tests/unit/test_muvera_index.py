@@ -13,22 +13,18 @@ from index.metrics import Distance
 from index.multivector import Ragged, exact_maxsim
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.registry import create_multi_index, index_from_bytes
-from tests.unit.test_muvera import clustered_set
+from tests.helpers.data import clustered_set, recall
 
 REFERENCE = Path(__file__).parents[2] / "bench" / "reference" / "muvera.json"
 TOLERANCE = 0.02
 INNER_KINDS = ("hnsw_sq8", "hnsw", "flat")
+pytestmark = pytest.mark.slow  # three indexes over 1,500 token sets, built once
 
 
 def data() -> tuple[Ragged, Ragged]:
     """1,500 ColBERT-like documents (10-30 unit 32-d tokens around 2-3 topics), 60 queries."""
     tokens, offsets, q_tokens, q_offsets = clustered_set(1500, 60, dim=32, seed=5)
     return Ragged(tokens, offsets), Ragged(q_tokens, q_offsets)
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
-    return sum(hits) / truth.size
 
 
 @pytest.fixture(scope="module")

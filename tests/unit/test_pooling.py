@@ -7,7 +7,7 @@ import pytest
 
 from index.multivector import Ragged, exact_maxsim
 from index.pooling import pool_tokens, pooled_size
-from tests.unit.test_muvera import clustered_set
+from tests.helpers.data import clustered_set
 
 
 @pytest.mark.parametrize(

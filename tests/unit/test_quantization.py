@@ -12,32 +12,15 @@ import pytest
 
 from index.base import SearchParams
 from index.flat import exact_search
-from index.metrics import Distance, normalize_rows
+from index.metrics import Distance
 from index.quantization import QUANTIZED_BACKENDS, QuantizationMethod, QuantizedParams
 from index.registry import index_from_bytes
+from tests.helpers.data import embeddings, recall
 
 REFERENCE = Path(__file__).parents[2] / "bench" / "reference" / "quantization.json"
 TOLERANCE = 0.02
 METHODS: list[QuantizationMethod] = ["scalar", "product", "binary", "rabitq"]
-
-
-def embeddings(n: int, dim: int = 384, seed: int = 11) -> np.ndarray:
-    """Clustered, normalised, with a low-rank spread inside each topic: closer to real
-    sentence embeddings than iid noise (which no 1-bit code can rank)."""
-    rng = np.random.default_rng(seed)
-    topics = np.random.default_rng(5).normal(size=(64, dim))
-    spread = np.random.default_rng(6).normal(size=(32, dim)) / np.sqrt(32)
-    data = (
-        topics[rng.integers(0, 64, size=n)]
-        + 0.8 * rng.normal(size=(n, 32)) @ spread * np.sqrt(dim / 32)
-        + 0.3 * rng.normal(size=(n, dim))
-    )
-    return normalize_rows(data.astype(np.float32))
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(f[f >= 0]) & set(t)) for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
+pytestmark = pytest.mark.slow  # every method trained and built on 5,000 384-d vectors
 
 
 def build(method: QuantizationMethod, xb: np.ndarray) -> Any:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from index.flat import exact_search
 from index.metrics import Distance, normalize_rows
@@ -14,6 +15,7 @@ from index.registry import create_index
 REFERENCE = Path(__file__).resolve().parents[2] / "bench" / "reference" / "recall.json"
 
 
+@pytest.mark.slow  # a 20,000-vector graph
 def test_hnsw_recall_at_defaults_matches_the_stored_reference() -> None:
     reference = json.loads(REFERENCE.read_text())["hnsw_default_seeded"]
     rng = np.random.default_rng(2024)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api import render
+from server.api.access import visible_collections
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routes.common import update_result
@@ -28,7 +29,8 @@ PAYLOAD_INDEX_TYPES = frozenset(
 
 @router.get("/collections")
 async def list_collections(request: Request, engine: EngineDep) -> Response:
-    return ok(request, {"collections": [{"name": n} for n in engine.names()]})
+    names = visible_collections(request, engine.names())
+    return ok(request, {"collections": [{"name": n} for n in names]})
 
 
 @router.put("/collections/{name}")

@@ -20,6 +20,7 @@ import orjson
 from index.multivector import Ragged
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.payload import check_payload
 from server.engine.point_ids import PointId, point_id_to_text
 from server.engine.requests import PointsSelection, VectorColumns
 from server.engine.segment import PointBatch
@@ -184,6 +185,7 @@ def bulk_vectors(
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:
+    check_payload(payload)
     try:
         return orjson.dumps(payload)
     except TypeError as exc:

@@ -9,7 +9,8 @@ root, so it measures the working tree. It inherits the environment, so `QUIVER_*
 apply (for example `QUIVER_SEARCH_THREADS`); `QUIVER_API_KEY` is also sent by `headers()`.
 The server always listens on 127.0.0.1 and keeps its data in a fresh temporary folder that
 is removed afterwards. Its stdout/stderr go to a log file, whose tail is shown if it fails
-and which is copied to `keep_log` when the server stops.
+and which is copied to `keep_log` when the server stops. `terminate` and `relaunch` stop it
+and start a new process on the same data folder, for restart measurements.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from types import TracebackType
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
 
@@ -87,20 +88,46 @@ class QuiverServer:
     def start(self) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="quiver-bench-"))
         self._data_dir = workdir / "data"
-        env = {**os.environ, **self._extra_env}
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                self.command(self._data_dir),
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self._launch("wb")
         try:
             self._wait_healthy()
         except BaseException:
             self.stop()
             raise
+
+    def terminate(self) -> tuple[float, int]:
+        """SIGTERM and wait; returns (seconds to exit, exit code). The data folder is kept,
+        for `relaunch`."""
+        process = self._process
+        if process is None:
+            raise ServerError("the server is not running")
+        started = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(self._stop_timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise ServerError(f"no exit {self._stop_timeout_s:.0f}s after SIGTERM") from exc
+        self._process = None
+        return time.perf_counter() - started, code
+
+    def relaunch(self) -> None:
+        """Start a new process on the existing data folder, appending to the same log; the
+        caller waits for it (restart timings are what a benchmark measures)."""
+        if self._process is not None or self._data_dir is None:
+            raise ServerError("relaunch needs a started, then terminated, server")
+        self._launch("ab")
+
+    def _launch(self, log_mode: str) -> None:
+        if self._data_dir is None:
+            raise ServerError("the server has no data folder")
+        with self.log_path.open(log_mode) as log:
+            self._process = subprocess.Popen(
+                self.command(self._data_dir),
+                cwd=REPO_ROOT,
+                env={**os.environ, **self._extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def check_alive(self) -> None:
         """Raise `ServerError` with the log's tail if the process has exited."""
