@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from server.engine.config import DEFAULT_VECTOR, CollectionConfig
 from server.engine.results import (
     CollectionInfo,
     PayloadFieldInfo,
@@ -19,6 +20,7 @@ from server.engine.results import (
     SegmentInfo,
     VectorMemory,
 )
+from server.storage.snapshots import SnapshotDescription
 
 Json = dict[str, Any]
 
@@ -61,7 +63,7 @@ def collection_info(info: CollectionInfo) -> Json:
         "indexed_vectors_count": info.indexed_vectors_count,
         "points_count": info.points_count,
         "segments_count": info.segments_count,
-        "config": info.config.to_wire(),
+        "config": collection_config(info.config),
         "payload_schema": {name: _field(f) for name, f in info.payload_schema.items()},
         "vectors_memory": {name: _memory(m) for name, m in info.vectors_memory.items()},
     }
@@ -99,4 +101,42 @@ def _memory(memory: VectorMemory) -> Json:
         "points": memory.points,
         "bytes": memory.bytes,
         "bytes_per_vector": memory.bytes_per_vector,
+    }
+
+
+def collection_config(config: CollectionConfig) -> Json:
+    """The ``config`` object of Qdrant's ``CollectionInfo`` (Quiver's ``index`` and
+    ``multivector`` extensions beside Qdrant's sections)."""
+    dump = config.model_dump(mode="json")
+    vectors = {name: _without_nones(v) for name, v in dump["vectors"].items()}
+    return {
+        "params": {
+            "vectors": vectors if config.named_vectors else vectors[DEFAULT_VECTOR],
+            "shard_number": config.shard_number,
+            "replication_factor": config.replication_factor,
+            "write_consistency_factor": config.write_consistency_factor,
+            "on_disk_payload": config.on_disk_payload,
+        },
+        "hnsw_config": dump["hnsw_config"],
+        "optimizer_config": dump["optimizers_config"],
+        "wal_config": dump["wal_config"],
+        "quantization_config": dump["quantization_config"],
+        "strict_mode_config": config.strict_mode_config or {"enabled": False},
+        "metadata": config.metadata,
+        "index": dump["index"],
+        "multivector": dump["multivector"],
+    }
+
+
+def _without_nones(values: Json) -> Json:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def snapshot_description(description: SnapshotDescription) -> Json:
+    """Qdrant's ``SnapshotDescription``."""
+    return {
+        "name": description.name,
+        "creation_time": description.creation_time.isoformat(timespec="seconds"),
+        "size": description.size,
+        "checksum": description.checksum,
     }

@@ -182,29 +182,3 @@ class CollectionConfig(_Frozen):
 
     def with_updates(self, **changes: Any) -> CollectionConfig:
         return self.model_validate(self.model_dump() | changes)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The ``config`` object of Qdrant's ``CollectionInfo``."""
-        dump = self.model_dump(mode="json")
-        vectors = {name: _drop_nones(v) for name, v in dump["vectors"].items()}
-        return {
-            "params": {
-                "vectors": vectors if self.named_vectors else vectors[DEFAULT_VECTOR],
-                "shard_number": self.shard_number,
-                "replication_factor": self.replication_factor,
-                "write_consistency_factor": self.write_consistency_factor,
-                "on_disk_payload": self.on_disk_payload,
-            },
-            "hnsw_config": dump["hnsw_config"],
-            "optimizer_config": dump["optimizers_config"],
-            "wal_config": dump["wal_config"],
-            "quantization_config": dump["quantization_config"],
-            "strict_mode_config": self.strict_mode_config or {"enabled": False},
-            "metadata": self.metadata,
-            "index": dump["index"],
-            "multivector": dump["multivector"],
-        }
-
-
-def _drop_nones(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}

@@ -97,14 +97,6 @@ class SnapshotDescription:
     size: int
     checksum: str | None
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "creation_time": self.creation_time.isoformat(timespec="seconds"),
-            "size": self.size,
-            "checksum": self.checksum,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class SnapshotHeader:

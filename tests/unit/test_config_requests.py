@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from server.api import render
 from server.engine.config import CollectionConfig
 from server.engine.config_requests import config_from_request, patched_config
 from server.engine.quantization_config import ScalarQuantization
@@ -38,7 +39,7 @@ def test_a_typed_quantization_config_is_stored_and_reported_as_sent() -> None:
     sent = {"scalar": {"type": "int8", "quantile": 0.99}}
     config = create(quantization_config=sent)
     assert isinstance(config.quantization_config, ScalarQuantization)
-    assert config.to_wire()["quantization_config"] == sent
+    assert render.collection_config(config)["quantization_config"] == sent
     assert patched_config(config, {"quantization_config": "Disabled"}).quantization_config is None
 
 

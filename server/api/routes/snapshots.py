@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from server.api import render
 from server.api.deps import EngineDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
@@ -50,13 +51,13 @@ async def create_snapshot(
     request: Request, name: str, engine: EngineDep, wait: bool = True
 ) -> Response:
     description = await run_cpu(request, engine.create_snapshot, name)
-    return ok(request, description.to_wire())
+    return ok(request, render.snapshot_description(description))
 
 
 @router.get("/collections/{name}/snapshots")
 async def list_snapshots(request: Request, name: str, engine: EngineDep) -> Response:
     found = await run_cpu(request, engine.list_snapshots, name)
-    return ok(request, [description.to_wire() for description in found])
+    return ok(request, [render.snapshot_description(d) for d in found])
 
 
 @router.put("/collections/{name}/snapshots/recover")
