@@ -137,3 +137,31 @@ class VectorIndex(IndexBackend, Protocol):
 
 
 TRAINING_SAMPLE = 100_000
+
+
+class KeepsVectorsAsGiven:
+    """What flat and HNSW-flat backends share: every vector is stored exactly as added, so
+    rows come back unchanged (``lossless``), compare exactly, and there is nothing to
+    train. A subclass provides ``vectors()``."""
+
+    def vectors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = self.vectors()[rows]
+        return picked
+
+    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
+        same: np.ndarray = (self.vectors() == vectors).all(axis=1)
+        return same
+
+    @property
+    def lossless(self) -> bool:
+        return True
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
+        """Nothing to learn: the index is built by ``add``."""

@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 import faiss
 import numpy as np
 
-from index.base import IndexStats, SearchParams
+from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
 
@@ -59,7 +59,7 @@ class FlatParams:
     """The exact backend has no knobs: every query scans every allowed row."""
 
 
-class FlatIndex:
+class FlatIndex(KeepsVectorsAsGiven):
     """Exact search over a growable float32 matrix; the reference every other backend
     is measured against, and the right choice below a few thousand points."""
 
@@ -110,25 +110,6 @@ class FlatIndex:
         view = self._data[: self._count]
         view.flags.writeable = False
         return view
-
-    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
-        picked: np.ndarray = self.vectors()[rows]
-        return picked
-
-    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
-        same: np.ndarray = (self.vectors() == vectors).all(axis=1)
-        return same
-
-    @property
-    def lossless(self) -> bool:
-        return True
-
-    @property
-    def is_trained(self) -> bool:
-        return True
-
-    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
-        """Nothing to learn."""
 
     def to_bytes(self) -> bytes:
         header = {"kind": self.kind, "dim": self.dim, "distance": self.distance.value}

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 import faiss
 import numpy as np
 
-from index.base import IndexStats, SearchParams
+from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.flat import exact_search
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
@@ -67,7 +67,7 @@ class HnswParams:
     ef_search: int = 64
 
 
-class HnswIndex:
+class HnswIndex(KeepsVectorsAsGiven):
     """faiss ``IndexHNSWFlat``: a graph over float32 rows, tombstones as a bitmap."""
 
     kind: ClassVar[str] = "hnsw"
@@ -126,25 +126,6 @@ class HnswIndex:
         matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
         matrix.flags.writeable = False
         return matrix
-
-    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
-        picked: np.ndarray = self.vectors()[rows]
-        return picked
-
-    def same_rows(self, vectors: np.ndarray) -> np.ndarray:
-        same: np.ndarray = (self.vectors() == vectors).all(axis=1)
-        return same
-
-    @property
-    def lossless(self) -> bool:
-        return True
-
-    @property
-    def is_trained(self) -> bool:
-        return True
-
-    def train(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
-        """Nothing to learn: the graph is built by ``add``."""
 
     def to_bytes(self) -> bytes:
         header = {
