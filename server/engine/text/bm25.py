@@ -125,7 +125,7 @@ def _encoder(key: bytes) -> Bm25Encoder:
     if unknown:
         allowed = ", ".join(sorted(BM25_OPTION_KEYS))
         raise InvalidTextOptions(f"unknown BM25 option(s) {unknown}; allowed: {allowed}")
-    language = check_language(options.get("language", "english"))
+    language = check_language(options.get("language") or "english")
     text = parse_text_options(options, default_language=language)
     return Bm25Encoder(Tokenizer(text), _params(options))
 
