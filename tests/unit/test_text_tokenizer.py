@@ -171,3 +171,10 @@ def test_armenian_stemming_is_named_as_unsupported() -> None:
         parse_text_options({"stemmer": {"type": "snowball", "language": "armenian"}})
     assert isinstance(raised.value, BadRequest)
     assert "Armenian" in raised.value.message
+
+
+def test_the_ascii_fast_path_splits_as_the_unicode_pattern_does() -> None:
+    from server.engine.text.tokenizer import _ASCII_WORD, _WORD
+
+    text = "".join(chr(code) for code in range(128)) + " snake_case x1 3.14 don't"
+    assert _ASCII_WORD.findall(text) == _WORD.findall(text)

@@ -21,6 +21,7 @@ batch per call (one ``stem_words`` call into the Rust stemmer for the whole batc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from itertools import chain
 
@@ -31,6 +32,7 @@ from server.engine.text.folding import fold_to_ascii
 from server.engine.text.options import TextOptions
 
 _WORD = regex.compile(r"[\p{Alphabetic}\p{N}]+")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")  # the same runs on ASCII text, in the faster re
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _MULTILINGUAL = regex.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[\p{{Alphabetic}}\p{{N}}])+")
 _LETTER = regex.compile(r"\p{Alphabetic}")
@@ -166,4 +168,8 @@ def _splitter(kind: str) -> Callable[[str], list[str]]:
         return str.split
     if kind == "multilingual":
         return _MULTILINGUAL.findall
-    return _WORD.findall
+    return _words
+
+
+def _words(text: str) -> list[str]:
+    return _ASCII_WORD.findall(text) if text.isascii() else _WORD.findall(text)
