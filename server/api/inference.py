@@ -18,12 +18,14 @@ costs a few numpy calls, not one Python call per point.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, MutableSequence
+from collections.abc import Iterable, MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
+from server.api.schemas import QueryRequest
+from server.engine.requests import VectorColumns
 from server.engine.text.bm25 import Bm25Encoder, SparseEmbedding, bm25_encoder
 from server.errors import InvalidDocument, UnsupportedFeature
 
@@ -138,15 +140,54 @@ def embed_vector_columns(columns: dict[str | None, list[Any]], names: VectorName
     batch.embed()
 
 
+def embed_upsert(vectors: Sequence[Any], names: VectorNames) -> None:
+    """Replace, in place, every document of an upsert's vectors (either form)."""
+    if isinstance(vectors, VectorColumns):
+        embed_vector_columns(vectors.columns, names)
+    else:
+        embed_point_vectors(vectors, names)
+
+
 def embed_query(raw: Any, using: str | None, names: VectorNames) -> Any:
     """A query operand with its document, if it is one, embedded as a query."""
-    if not is_inference_object(raw):
-        return raw
-    holder = [raw]
+    holder = {"query": raw}
     batch = DocumentBatch("query", names)
-    batch.add(holder, 0, using)
+    _queue_operand(batch, holder, using)
     batch.embed()
-    return holder[0]
+    return holder["query"]
+
+
+def embed_query_requests(requests: Iterable[QueryRequest], names: VectorNames) -> None:
+    """Replace, in place, every document of these query requests: the main ``query``
+    (a document, or ``{"nearest": document}``) and the ``query`` of every prefetch, at
+    any depth, each bound for its own ``using``; embedded together, as queries."""
+    batch = DocumentBatch("query", names)
+    holders = []
+    for request in requests:
+        holder = {"query": request.query}
+        _queue_operand(batch, holder, request.using)
+        holders.append((request, holder))
+        _queue_prefetches(batch, request.prefetch)
+    batch.embed()
+    for request, holder in holders:
+        request.query = holder["query"]
+
+
+def _queue_prefetches(batch: DocumentBatch, prefetch: Any) -> None:
+    for stage in prefetch if isinstance(prefetch, list) else [prefetch]:
+        if isinstance(stage, dict):
+            _queue_operand(batch, stage, stage.get("using"))
+            _queue_prefetches(batch, stage.get("prefetch"))
+
+
+def _queue_operand(batch: DocumentBatch, holder: dict[str, Any], using: Any) -> None:
+    """Queue ``holder["query"]`` if it is a document, or a ``nearest`` document in it."""
+    operand = holder.get("query")
+    name = using if isinstance(using, str) else None
+    if is_inference_object(operand):
+        batch.add(holder, "query", name)
+    elif isinstance(operand, dict) and is_inference_object(operand.get("nearest")):
+        batch.add(operand, "nearest", name)
 
 
 def _checked(document: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:

@@ -11,9 +11,13 @@ from server.api.inference import (
     VectorNames,
     embed_point_vectors,
     embed_query,
+    embed_query_requests,
+    embed_upsert,
     embed_vector_columns,
     is_inference_object,
 )
+from server.api.schemas import QueryRequest
+from server.engine.requests import VectorColumns
 from server.engine.text.bm25 import bm25_encoder
 from server.errors import InvalidDocument, InvalidTextOptions, UnsupportedFeature
 
@@ -121,3 +125,48 @@ def test_malformed_documents_are_400s(document: dict[str, Any], error: type[Exce
 def test_a_vector_named_text_is_not_mistaken_for_a_document() -> None:
     assert not is_inference_object({"text": [0.1, 0.2], "model": [0.3]})
     assert is_inference_object(doc("hello"))
+
+
+def expected_query(text: str) -> dict[str, Any]:
+    vector = bm25_encoder(None).encode_queries([text])[0]
+    return {"indices": vector.indices.tolist(), "values": vector.values.tolist()}
+
+
+def test_query_requests_embed_the_main_query_nearest_and_every_prefetch_level() -> None:
+    dense_stage = {"query": [1.0, 0.0], "using": "dense"}
+    nested = {"prefetch": {"query": doc("deep"), "using": "bm25"}, "query": doc("mid"),
+              "using": "bm25"}  # fmt: skip
+    requests = [
+        QueryRequest(query=doc("top"), using="bm25", prefetch=[dense_stage, nested]),
+        QueryRequest(query={"nearest": doc("near")}, using="bm25"),
+    ]
+    embed_query_requests(requests, NAMES)
+    assert requests[0].query == expected_query("top")
+    assert requests[0].prefetch[0] == {"query": [1.0, 0.0], "using": "dense"}
+    assert requests[0].prefetch[1]["query"] == expected_query("mid")
+    assert requests[0].prefetch[1]["prefetch"]["query"] == expected_query("deep")
+    assert requests[1].query == {"nearest": expected_query("near")}
+
+
+def test_a_fusion_query_over_document_prefetches_keeps_its_fusion() -> None:
+    request = QueryRequest(query={"fusion": "rrf"}, prefetch=[{"query": doc("a"), "using": "bm25"}])
+    embed_query_requests([request], NAMES)
+    assert request.query == {"fusion": "rrf"}
+    assert request.prefetch[0]["query"] == expected_query("a")
+
+
+def test_a_prefetch_document_for_a_dense_vector_is_a_400() -> None:
+    request = QueryRequest(
+        query={"fusion": "rrf"}, prefetch=[{"query": doc("a"), "using": "dense"}]
+    )
+    with pytest.raises(InvalidDocument, match="no dense embedding model"):
+        embed_query_requests([request], NAMES)
+
+
+def test_upsert_embeds_either_form() -> None:
+    columns = VectorColumns({"bm25": [doc("cats")]}, 1)
+    embed_upsert(columns, NAMES)
+    assert columns.columns["bm25"] == [expected_document("cats")]
+    points = [{"bm25": doc("cats")}]
+    embed_upsert(points, NAMES)
+    assert points == [{"bm25": expected_document("cats")}]
