@@ -133,3 +133,15 @@ def test_bad_options_are_a_400(options: dict[str, Any]) -> None:
         bm25_encoder(options)
     assert raised.value.status_code == 400
     assert next(iter(options)) in raised.value.message
+
+
+def test_a_full_token_cache_starts_again_without_losing_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import server.engine.text.bm25 as module
+
+    monkeypatch.setattr(module, "CACHE_LIMIT", 2)
+    encoder = bm25_encoder({"k": 1.3})
+    ids = [token_index(t) for t in ("a", "b", "c")]
+    assert encoder.token_ids(["a", "b"]).tolist() == ids[:2]
+    assert encoder.token_ids(["a", "b", "c"]).tolist() == ids

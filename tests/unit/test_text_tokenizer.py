@@ -178,3 +178,15 @@ def test_the_ascii_fast_path_splits_as_the_unicode_pattern_does() -> None:
 
     text = "".join(chr(code) for code in range(128)) + " snake_case x1 3.14 don't"
     assert _ASCII_WORD.findall(text) == _WORD.findall(text)
+
+
+def test_a_full_word_cache_starts_again_without_losing_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import server.engine.text.tokenizer as module
+
+    monkeypatch.setattr(module, "CACHE_LIMIT", 3)
+    words = tokenizer(stemmer={"type": "snowball", "language": "english"})
+    assert words.tokenize_docs(["cats dogs", "cats"]) == [["cat", "dog"], ["cat"]]
+    assert words.tokenize_docs(["cats birds fishes"]) == [["cat", "bird", "fish"]]
+    assert words.tokenize_doc("dogs cats") == ["dog", "cat"]

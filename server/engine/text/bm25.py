@@ -88,10 +88,12 @@ class Bm25Encoder:
     def token_ids(self, tokens: list[str]) -> np.ndarray:
         """The index of each token (uint64 for the key arithmetic; each fits in u32)."""
         ids = self._ids
-        missing = set(tokens).difference(ids)
+        distinct = set(tokens)
+        missing = distinct.difference(ids)
         if missing:
-            if len(ids) + len(missing) > CACHE_LIMIT:
-                ids = self._ids = {}
+            if len(ids) + len(missing) > CACHE_LIMIT:  # start again, with these tokens
+                ids, missing = {}, distinct
+                self._ids = ids
             ids.update((token, token_index(token)) for token in missing)
         return np.fromiter(map(ids.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 

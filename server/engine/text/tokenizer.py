@@ -81,22 +81,20 @@ class Tokenizer:
 
     def _processed(self, raw: list[list[str]], *, for_query: bool) -> list[list[str]]:
         cache = self._query_words if for_query else self._doc_words
-        missing = set(chain.from_iterable(raw)).difference(cache)
+        words = set(chain.from_iterable(raw))
+        missing = words.difference(cache)
         if missing:
-            cache = self._learn(cache, list(missing), for_query=for_query)
+            if len(cache) + len(missing) > CACHE_LIMIT:  # start again, with this batch's words
+                cache, missing = {}, words
+                if for_query:
+                    self._query_words = cache
+                else:
+                    self._doc_words = cache
+            batch = list(missing)
+            process = self._process_query_words if for_query else self._process_words
+            cache.update(zip(batch, process(batch), strict=True))
         get = cache.__getitem__
-        return [[word for word in map(get, words) if word is not None] for words in raw]
-
-    def _learn(self, cache: Words, raw: list[str], *, for_query: bool) -> Words:
-        if len(cache) + len(raw) > CACHE_LIMIT:
-            cache = {}
-            if for_query:
-                self._query_words = cache
-            else:
-                self._doc_words = cache
-        process = self._process_query_words if for_query else self._process_words
-        cache.update(zip(raw, process(raw), strict=True))
-        return cache
+        return [[word for word in map(get, doc) if word is not None] for doc in raw]
 
     def _process_words(self, raw: list[str]) -> list[str | None]:
         """Qdrant's ``TokensProcessor.process_token`` over a batch of raw words."""
