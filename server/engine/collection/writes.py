@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from index.multivector import Ragged
+from index.sparse import SparseRows
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.payload import check_payload
@@ -67,7 +68,12 @@ class Writer:
             )
         vectors = points.vectors
         batch = PointBatch(
-            points.ids, vectors.dense, vectors.present, points.payloads, vectors.tokens
+            points.ids,
+            vectors.dense,
+            vectors.present,
+            points.payloads,
+            vectors.tokens,
+            vectors.sparse,
         )
         located = [self.segments.locate(point_id) for point_id in points.ids]
         known = [found is not None for found in located]
@@ -181,7 +187,9 @@ def bulk_vectors(
         for n, p in config.vectors.items()
         if p.is_multi
     }
-    return PointVectors(dense, tokens, present)
+    present |= {n: np.zeros(count, dtype=bool) for n in config.sparse_vectors}
+    sparse = {n: SparseRows.of([None] * count) for n in config.sparse_vectors}
+    return PointVectors(dense, tokens, present, sparse)
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:
@@ -204,4 +212,7 @@ def _stored(batch: PointBatch, known: Sequence[bool]) -> PointRows:
     for name, sets in batch.tokens.items():
         for i in np.flatnonzero(batch.present[name]).tolist():
             rows.vectors.append((pids[i], name, sets.item(i).tobytes()))
+    for name, sparse in batch.sparse.items():
+        for i in np.flatnonzero(batch.present[name]).tolist():
+            rows.vectors.append((pids[i], name, sparse.item(i).to_bytes()))
     return rows

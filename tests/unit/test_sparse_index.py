@@ -1,0 +1,112 @@
+"""The exact sparse inverted index against a dense numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.sparse import SparseIndex, SparseRows, SparseVector, idf
+
+
+def _random_rows(rng: np.random.Generator, n: int, vocab: int = 50) -> list[SparseVector | None]:
+    out: list[SparseVector | None] = []
+    for _ in range(n):
+        size = int(rng.integers(0, 6))
+        terms = rng.choice(vocab, size=size, replace=False)
+        out.append(SparseVector.of(terms, rng.normal(size=size)) if size else None)
+    return out
+
+
+def _dense(items: list[SparseVector | None], vocab: int = 50) -> np.ndarray:
+    matrix = np.zeros((len(items), vocab))
+    for i, item in enumerate(items):
+        if item is not None:
+            matrix[i, item.indices] = item.values
+    return matrix
+
+
+def _reference(
+    items: list[SparseVector | None], query: SparseVector, allowed: np.ndarray, k: int
+) -> tuple[list[int], list[float]]:
+    scores = _dense(items) @ _dense([query])[0]
+    overlap = np.array(
+        [it is not None and bool(np.isin(it.indices, query.indices).any()) for it in items]
+    )
+    rows = np.flatnonzero(overlap & allowed)
+    order = sorted(rows.tolist(), key=lambda r: (-scores[r], r))[:k]
+    return order, [float(scores[r]) for r in order]
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.05])
+def test_search_matches_dense_reference(fraction: float) -> None:
+    rng = np.random.default_rng(1)
+    items = _random_rows(rng, 300)
+    index = SparseIndex()
+    index.add(SparseRows.of(items[:120]))
+    index.add(SparseRows.of(items[120:]))
+    dead = rng.choice(300, size=40, replace=False)
+    index.delete(dead)
+    allowed = rng.random(300) < fraction
+    for _ in range(10):
+        query = SparseVector.of(rng.choice(50, 4, replace=False), rng.normal(size=4))
+        ids, scores = index.search([query], 7, allowed=allowed)
+        mask = allowed.copy()
+        mask[dead] = False
+        want_rows, want_scores = _reference(items, query, mask, 7)
+        got = [int(r) for r in ids[0] if r >= 0]
+        assert got == want_rows
+        np.testing.assert_allclose(scores[0, : len(got)], want_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_zero_product_overlap_is_a_hit_and_no_overlap_is_not() -> None:
+    index = SparseIndex()
+    index.add(SparseRows.of([SparseVector.of([1], [0.0]), SparseVector.of([2], [1.0])]))
+    ids, scores = index.search([SparseVector.of([1], [3.0])], 5)
+    assert ids[0].tolist() == [0, -1, -1, -1, -1]
+    assert scores[0, 0] == 0.0
+
+
+def test_document_frequencies_follow_deletes() -> None:
+    index = SparseIndex()
+    rows = [SparseVector.of([1, 2], [1, 1]), SparseVector.of([2], [1]), SparseVector.of([3], [1])]
+    index.add(SparseRows.of(rows))
+    terms = np.array([2, 1, 9], dtype=np.uint32)
+    assert index.document_frequencies(terms).tolist() == [2, 1, 0]
+    index.delete(np.array([0, 0]))
+    assert index.document_frequencies(terms).tolist() == [1, 0, 0]
+    index.delete(np.array([0]))  # again: already gone, counts stay
+    assert index.document_frequencies(terms).tolist() == [1, 0, 0]
+    allowed = np.array([True, False, True])
+    assert index.document_frequencies(terms, allowed).tolist() == [0, 0, 0]
+    assert index.live_count() == 2
+
+
+def test_round_trip_bytes_and_items() -> None:
+    rng = np.random.default_rng(2)
+    items = _random_rows(rng, 50)
+    index = SparseIndex()
+    index.add(SparseRows.of(items))
+    index.delete(np.array([3, 7]))
+    again = SparseIndex.from_bytes(index.to_bytes())
+    query = SparseVector.of([1, 2, 3, 4], [1.0, -1.0, 0.5, 2.0])
+    for a, b in zip(index.search([query], 10), again.search([query], 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+    picked = again.items(np.array([5, 0]))
+    for got, i in zip([picked.item(0), picked.item(1)], [5, 0], strict=True):
+        want = items[i]
+        assert got.indices.tolist() == ([] if want is None else want.indices.tolist())
+    assert again.stats().memory_bytes > 0
+
+
+def test_vector_bytes_and_sorting() -> None:
+    vector = SparseVector.of([9, 2, 5], [1.0, 2.0, 3.0])
+    assert vector.indices.tolist() == [2, 5, 9]
+    assert vector.values.tolist() == [2.0, 3.0, 1.0]
+    back = SparseVector.from_bytes(vector.to_bytes())
+    assert back.indices.tolist() == [2, 5, 9] and back.values.tolist() == [2.0, 3.0, 1.0]
+
+
+def test_idf_formula() -> None:
+    got = idf(np.array([0, 1, 10]), 10)
+    want = [np.log((10 - d + 0.5) / (d + 0.5) + 1) for d in (0, 1, 10)]
+    np.testing.assert_allclose(got, want)
