@@ -55,7 +55,7 @@ from server.engine.results import (
     ShardStatus,
     VectorMemory,
 )
-from server.engine.sparse_vector import SparseVector
+from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.vectors import (
     point_vectors,
     prepare_matrix,
@@ -401,7 +401,7 @@ class ShardedCollection:
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int:
         """Each shard gets its rows of every matrix (one numpy take per shard)."""
@@ -411,7 +411,10 @@ class ShardedCollection:
             calls[shard] = on_collection(
                 Collection.bulk_upsert,
                 [ids[i] for i in rows],
-                {name: matrix[take] for name, matrix in matrices.items()},
+                {
+                    name: m.take(take) if isinstance(m, SparseRows) else m[take]
+                    for name, m in matrices.items()
+                },
                 [payloads[i] for i in rows],
             )
         return int(max(self.group.call(calls).values(), default=0))
@@ -580,7 +583,7 @@ class ShardedCollection:
         answers = list(self._everywhere(call).values())
         for i, q in enumerate(asked):
             spec = specs[q]
-            higher_is_better = self._config.vectors[spec.using].distance.higher_is_better
+            higher_is_better = self._config.distance_of(spec.using).higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
         return results

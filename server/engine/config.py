@@ -172,6 +172,10 @@ class CollectionConfig(_Frozen):
     def vector(self, name: str | None) -> VectorParams | None:
         return self.vectors.get(name or DEFAULT_VECTOR)
 
+    def distance_of(self, name: str) -> Distance:
+        """The metric of a named vector; sparse vectors score by dot product."""
+        return Distance.DOT if name in self.sparse_vectors else self.vectors[name].distance
+
     def index_spec(self) -> IndexSpec:
         """What a sealed segment's index must be built with; a change means a rebuild.
 

@@ -29,7 +29,7 @@ from server.engine.results import (
     ScrollPage,
     SegmentInfo,
 )
-from server.engine.sparse_vector import SparseVector
+from server.engine.sparse_vector import SparseRows, SparseVector
 from server.storage.snapshots import SnapshotDescription
 
 JobWire = dict[str, Any]
@@ -65,7 +65,7 @@ class CollectionHandle(Protocol):
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int: ...
 

@@ -171,6 +171,11 @@ def test_every_query_form(api: Api) -> None:
     assert hit["id"] == 1 and hit["vector"] == {"plain": sv([1, 3], [1.0, 2.0])}
     above = {"query": query, "using": "plain", "score_threshold": 2.0}
     assert ids(api.result("POST", "/collections/hy/points/query", above)["points"]) == [2]
+    explained = api.result(
+        "POST", "/collections/hy/points/query", {"query": query, "using": "plain", "explain": True}
+    )
+    assert ids(explained["points"]) == want
+    assert [plan["strategy"] for plan in explained["explain"]] == ["exact"]
     by_id = {"query": 3, "using": "plain"}
     assert ids(api.result("POST", "/collections/hy/points/query", by_id)["points"]) == [2]
 
@@ -216,6 +221,8 @@ def test_survives_seal_restart_and_snapshot(tmp_path: Path) -> None:
         api.result("POST", "/collections/hy/points/delete?wait=true", {"points": [3]})
         segments = api.result("GET", "/collections/hy/segments")
         assert any(s["kind"] == "sealed" for s in segments), segments
+        memory = api.result("GET", "/collections/hy")["vectors_memory"]
+        assert memory["plain"]["points"] > 0 and memory["plain"]["bytes"]["rows"] > 0
         before = api.result("POST", "/collections/hy/points/query", query)["points"]
         idf_before = api.result("POST", "/collections/hy/points/query", idf_query)["points"]
         assert ids(before) == [2, 1]

@@ -110,3 +110,20 @@ def test_idf_formula() -> None:
     got = idf(np.array([0, 1, 10]), 10)
     want = [np.log((10 - d + 0.5) / (d + 0.5) + 1) for d in (0, 1, 10)]
     np.testing.assert_allclose(got, want)
+
+
+def test_selective_filter_scores_only_its_candidates() -> None:
+    """A small allowed set is scored by slicing its rows: the posting lists (a pass over
+    every row) are never built."""
+    rng = np.random.default_rng(3)
+    items = _random_rows(rng, 1000)
+    index = SparseIndex()
+    index.add(SparseRows.of(items))
+    allowed = np.zeros(1000, dtype=bool)
+    allowed[rng.choice(1000, 20, replace=False)] = True
+    query = SparseVector.of([1, 2, 3], [1.0, 1.0, 1.0])
+    ids, _ = index.search([query], 5, allowed=allowed)
+    assert index.stats().parts is not None and "postings" not in index.stats().parts
+    assert all(allowed[r] for r in ids[0] if r >= 0)
+    index.search([query], 5)
+    assert "postings" in (index.stats().parts or {})

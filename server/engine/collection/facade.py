@@ -53,7 +53,7 @@ from server.engine.results import (
 from server.engine.rwlock import ReadWriteLock
 from server.engine.segment_lifecycle import SegmentLifecycle, learns_from_queries, new_appendable
 from server.engine.segment_set import SegmentSet
-from server.engine.sparse_vector import SparseVector
+from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.training_queries import QuerySamples
 from server.engine.vectors import (
     point_vectors,
@@ -154,12 +154,13 @@ class Collection:
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int:
         """Upsert dense vectors given as whole matrices (one per vector name, every row
-        present): validated and prepared in one numpy pass, no per-point parsing. Rows
-        must already be finite; a bulk loader rejects the others first."""
+        present; sparse names as checked CSR rows): validated and prepared in one numpy
+        pass, no per-point parsing. Rows must already be finite; a bulk loader rejects
+        the others first."""
         keep = last_occurrences(ids)
         prepared = bulk_vectors(self._config, matrices, keep, len(ids))
         return self._upsert(Upsert([ids[i] for i in keep], prepared, [payloads[i] for i in keep]))

@@ -162,13 +162,23 @@ def upsert_vectors(
 
 
 def bulk_vectors(
-    config: CollectionConfig, matrices: dict[str, np.ndarray], keep: list[int], total: int
+    config: CollectionConfig,
+    matrices: dict[str, np.ndarray | SparseRows],
+    keep: list[int],
+    total: int,
 ) -> PointVectors:
     """Whole dense matrices (rows ``keep`` of ``total``) validated and prepared in one
-    numpy pass; names the matrices leave out are absent zero rows."""
+    numpy pass; names the matrices leave out are absent zero rows. A sparse name comes
+    as checked CSR rows, an empty row meaning no vector."""
     rows = np.asarray(keep, dtype=np.int64)
     dense: dict[str, np.ndarray] = {}
+    given_sparse: dict[str, SparseRows] = {}
     for name, matrix in matrices.items():
+        if isinstance(matrix, SparseRows):
+            if name not in config.sparse_vectors:
+                raise InvalidVector(f"Wrong input: Not existing sparse vector name: {name}")
+            given_sparse[name] = matrix.take(rows) if len(keep) < total else matrix
+            continue
         params = config.vectors[vector_name(config, name)]
         if params.is_multi:
             raise InvalidVector(f"Wrong input: bulk matrices are for dense vectors ({name!r})")
@@ -187,8 +197,9 @@ def bulk_vectors(
         for n, p in config.vectors.items()
         if p.is_multi
     }
-    present |= {n: np.zeros(count, dtype=bool) for n in config.sparse_vectors}
-    sparse = {n: SparseRows.of([None] * count) for n in config.sparse_vectors}
+    empty = SparseRows.of([None] * count)
+    sparse = {n: given_sparse.get(n, empty) for n in config.sparse_vectors}
+    present |= {n: sparse[n].lengths() > 0 for n in config.sparse_vectors}
     return PointVectors(dense, tokens, present, sparse)
 
 
