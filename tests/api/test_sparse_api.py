@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qdrant_client import models
 
 from tests.helpers.api import Api, make_client, wait_green
 from tests.helpers.snapshots import download, state, take_snapshot, upload
@@ -59,6 +60,9 @@ def test_config_is_rendered_as_qdrant_does(api: Api) -> None:
     }
     status, _ = api.call("PATCH", "/collections/hy", {"sparse_vectors": {"nope": {}}})
     assert status == 400
+    info = models.CollectionInfo.model_validate(api.result("GET", "/collections/hy"))
+    assert info.config.params.sparse_vectors is not None
+    assert info.config.params.sparse_vectors["plain"].modifier == models.Modifier.IDF
 
 
 def test_sparse_only_collection(api: Api) -> None:
