@@ -127,3 +127,20 @@ def test_selective_filter_scores_only_its_candidates() -> None:
     assert all(allowed[r] for r in ids[0] if r >= 0)
     index.search([query], 5)
     assert "postings" in (index.stats().parts or {})
+
+
+def test_large_term_ids_sort_and_score() -> None:
+    """Terms above 2^16 take the second radix pass; rows stay ascending per term."""
+    big = [70_000, 5, 2**32 - 1, 65_536]
+    index = SparseIndex()
+    index.add(
+        SparseRows.of([SparseVector.of(big, [1, 2, 3, 4]), SparseVector.of([5, 2**32 - 1], [1, 1])])
+    )
+    ids, scores = index.search([SparseVector.of([2**32 - 1, 70_000], [2.0, 1.0])], 3)
+    assert ids[0].tolist() == [0, 1, -1]
+    assert scores[0, :2].tolist() == [7.0, 2.0]
+    assert index.document_frequencies(np.array([5, 65_536, 2**32 - 1], np.uint32)).tolist() == [
+        2,
+        1,
+        2,
+    ]
