@@ -35,6 +35,12 @@ MAX_SPARSE_INDEX = 2**32 - 1
 CANDIDATE_FRACTION = 0.1
 """Allowed rows below this fraction of the index are scored row by row (CSR slices);
 above it the posting lists of the query terms are cheaper."""
+TAIL_ROWS = 2048
+TAIL_FRACTION = 0.125
+"""Rows appended after the posting lists were built (the tail) are scored row by row
+until they outnumber ``max(TAIL_ROWS, TAIL_FRACTION x indexed rows)``; then the postings
+are rebuilt over all rows. Appends (the appendable segment's inserts) thus cost
+amortized ~1 / TAIL_FRACTION sorts of each posting, not one per search."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,12 @@ class SparseRows:
         same[owner[differ]] = False
         return same
 
+    def slice(self, start: int, stop: int) -> SparseRows:
+        """Rows ``start .. stop-1`` as views (no copy of the entries)."""
+        first, last = int(self.indptr[start]), int(self.indptr[stop])
+        indptr = self.indptr[start : stop + 1] - first
+        return SparseRows(indptr, self.indices[first:last], self.values[first:last])
+
     def take(self, rows: np.ndarray) -> SparseRows:
         """Rows ``rows`` (in that order), one gather."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -200,18 +212,21 @@ class SparseIndex:
         return len(self._deleted)
 
     def add(self, rows: SparseRows) -> None:
-        """Append rows; builds call this in chunks (progress, cancellation)."""
+        """Append rows; builds call this in chunks (progress, cancellation). The posting
+        lists built so far stay: new rows are the tail (see ``TAIL_ROWS``)."""
         self._parts.append(rows)
         self._deleted = np.concatenate([self._deleted, np.zeros(len(rows), dtype=bool)])
-        self._postings = None
 
     def delete(self, rows: np.ndarray) -> None:
         """Tombstone rows; their terms leave the document frequencies."""
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         fresh = rows[~self._deleted[rows]]
         self._deleted[fresh] = True
-        if self._postings is not None and len(fresh):
-            self._postings.forget(self.rows().take(fresh).indices)
+        postings = self._postings
+        if postings is not None:
+            indexed = fresh[fresh < postings.count]
+            if len(indexed):
+                postings.forget(self.rows().take(indexed).indices)
 
     def rows(self) -> SparseRows:
         """Every row (tombstoned ones included) as one CSR batch."""
@@ -240,7 +255,11 @@ class SparseIndex:
                 self.rows().take(np.flatnonzero(allowed & ~self._deleted)), terms
             )
         postings = self._posting_lists()
-        return postings.frequencies(terms)
+        tail = postings.count + np.flatnonzero(~self._deleted[postings.count :])
+        df: np.ndarray = postings.frequencies(terms) + _frequencies_in(
+            self.rows().take(tail), terms
+        )
+        return df
 
     def search(
         self,
@@ -261,13 +280,17 @@ class SparseIndex:
         sliced = None
         if candidates is not None and len(candidates) <= CANDIDATE_FRACTION * n:
             sliced = self.rows().take(candidates)
+        else:
+            postings = self._posting_lists()
+            tail = self.rows().slice(postings.count, n)
         for q, query in enumerate(queries):
             if sliced is not None and candidates is not None:
                 row_scores, touched = _score_rows(sliced, query)
                 rows = candidates[touched]
                 found = row_scores[touched]
             else:
-                all_scores, hit = self._posting_lists().score(query, n)
+                all_scores, hit = postings.score(query, n)
+                all_scores[postings.count :], hit[postings.count :] = _score_rows(tail, query)
                 rows = np.flatnonzero(hit & live)
                 found = all_scores[rows]
             best = _top_k(rows, found, k)
@@ -284,11 +307,14 @@ class SparseIndex:
         return self.search(queries, k, allowed=allowed)
 
     def _posting_lists(self) -> _Postings:
+        """The posting lists, rebuilt over every row once the tail has grown too long."""
         rows = self.rows()
         with self._lazy:
-            if self._postings is None:
-                self._postings = _Postings.build(rows, self._deleted)
-            return self._postings
+            postings = self._postings
+            tail = len(rows) - (0 if postings is None else postings.count)
+            if postings is None or tail > max(TAIL_ROWS, TAIL_FRACTION * postings.count):
+                postings = self._postings = _Postings.build(rows, self._deleted)
+            return postings
 
     def to_bytes(self) -> bytes:
         rows = self.rows()
@@ -337,6 +363,8 @@ class _Postings:
     rows: np.ndarray
     weights: np.ndarray
     df: np.ndarray
+    count: int
+    """Rows ``0 .. count-1`` are in these lists; later ones are the index's tail."""
 
     @classmethod
     def build(cls, csr: SparseRows, deleted: np.ndarray) -> _Postings:
@@ -351,7 +379,7 @@ class _Postings:
         rows = owner[order]
         term_of = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(term_ptr))
         df = np.bincount(term_of[~deleted[rows]], minlength=len(starts)).astype(np.int64)
-        return cls(sorted_terms[starts], term_ptr, rows, csr.values[order], df)
+        return cls(sorted_terms[starts], term_ptr, rows, csr.values[order], df, len(csr))
 
     def locate(self, query_terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``terms`` of the query terms, and which of them exist."""

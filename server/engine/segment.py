@@ -309,7 +309,9 @@ class TokenColumn:
 
 class SparseColumn:
     """One sparse name of every row: each row's vector (None where absent) and an exact
-    index over them, rebuilt (one concatenation) by the first search after a write."""
+    index over them. New rows appended at the end extend the index (its posting lists
+    fold them in as they grow); an overwrite or a delete (which moves rows) drops it, and
+    the next search rebuilds it from the rows."""
 
     def __init__(self) -> None:
         self.items: list[SparseVector | None] = []
@@ -324,10 +326,16 @@ class SparseColumn:
             self.items.extend([None] * (rows - len(self.items)))
 
     def write(self, rows: np.ndarray, batch: SparseRows, present: np.ndarray) -> None:
+        """Store ``batch`` (absent rows empty) at ``rows``."""
         for i, row in enumerate(rows.tolist()):
             self.items[row] = batch.item(i) if present[i] else None
         self.present[rows] = present
-        self._index = None
+        index = self._index
+        appended = index is not None and len(rows) and int(rows[0]) == len(index)
+        if index is not None and appended and bool((np.diff(rows) == 1).all()):
+            index.add(batch)
+        else:
+            self._index = None
 
     def move(self, src: int, dst: int) -> None:
         self.items[dst], self.present[dst] = self.items[src], self.present[src]

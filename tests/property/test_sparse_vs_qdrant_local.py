@@ -157,8 +157,9 @@ def test_sparse_search_matches_qdrant_local(
     name = f"sparse{next(_counter)}"
     _create(api, local, name, seal)
     try:
-        for op in ops:
+        for op in ops:  # a search between writes: the appendable index grows, or is rebuilt
             _apply(api, local, name, op)
+            _compare(api, local, name, queries[0])
         if seal:
             wait_green(api, name)
         for q in queries:

@@ -144,3 +144,23 @@ def test_large_term_ids_sort_and_score() -> None:
         1,
         2,
     ]
+
+
+def test_appends_after_the_postings_are_scored_as_a_tail_then_folded_in() -> None:
+    """Searches and frequencies between appends equal a freshly built index's, whether
+    the new rows are still a tail or the postings were rebuilt over them."""
+    rng = np.random.default_rng(4)
+    items = _random_rows(rng, 6000)
+    grown, terms = SparseIndex(), np.arange(50, dtype=np.uint32)
+    query = SparseVector.of([1, 4, 9, 16], [1.0, 2.0, -1.0, 0.5])
+    for start, stop in [(0, 3000), (3000, 3100), (3100, 3200), (3200, 6000)]:
+        grown.add(SparseRows.of(items[start:stop]))
+        grown.delete(np.array([start + 1]))
+        fresh = SparseIndex()
+        fresh.add(SparseRows.of(items[:stop]))
+        fresh.delete(np.array([s + 1 for s in (0, 3000, 3100, 3200) if s < stop]))
+        for a, b in zip(grown.search([query], 20), fresh.search([query], 20), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert (
+            grown.document_frequencies(terms).tolist() == fresh.document_frequencies(terms).tolist()
+        )
