@@ -18,13 +18,17 @@ costs a few numpy calls, not one Python call per point.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, MutableSequence, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+from fastapi import Request
 
+from server.api.deps import run_cpu
 from server.api.schemas import QueryRequest
+from server.engine.config import DEFAULT_VECTOR, CollectionConfig
+from server.engine.protocols import CollectionHandle
 from server.engine.requests import VectorColumns
 from server.engine.text.bm25 import Bm25Encoder, SparseEmbedding, bm25_encoder
 from server.errors import InvalidDocument, UnsupportedFeature
@@ -49,18 +53,28 @@ class VectorNames:
 
     def check_sparse(self, name: str | None) -> None:
         """A document may only fill a sparse vector."""
-        if name is not None and name in self.sparse:
+        if name and name in self.sparse:
             return
-        if name is None or name == "" or name in self.dense:
-            shown = "the unnamed vector" if not name else f"vector {name!r}"
+        if (name or DEFAULT_VECTOR) in self.dense:
+            shown = f"vector {name!r}" if name else "the unnamed vector"
             raise InvalidDocument(
                 f"{shown} is dense, and Quiver has no dense embedding model; give it as "
                 f"numbers, or send the document to a sparse vector "
                 f"({_listed(self.sparse)}) to embed it with {', '.join(SUPPORTED_MODELS)}"
             )
+        if not name:
+            raise InvalidDocument(
+                f"name the sparse vector the document is for (`using`, or a named vector; "
+                f"{_listed(self.sparse)})"
+            )
         raise InvalidDocument(
             f"this collection has no sparse vector named {name!r} ({_listed(self.sparse)})"
         )
+
+
+def vector_names(config: CollectionConfig) -> VectorNames:
+    """The sparse and dense vector names of a collection's config."""
+    return VectorNames(sparse=frozenset(config.sparse_vectors), dense=frozenset(config.vectors))
 
 
 def _listed(names: Iterable[str]) -> str:
@@ -152,9 +166,19 @@ def embed_query(raw: Any, using: str | None, names: VectorNames) -> Any:
     """A query operand with its document, if it is one, embedded as a query."""
     holder = {"query": raw}
     batch = DocumentBatch("query", names)
-    _queue_operand(batch, holder, using)
+    for container, key, name in _documents(holder, using, None):
+        batch.add(container, key, name)
     batch.embed()
     return holder["query"]
+
+
+async def embed_query_documents(
+    request: Request, queries: list[QueryRequest], collection: CollectionHandle
+) -> None:
+    """The inference step of query routes: off the event loop, and only when one of
+    ``queries`` holds a document (most hold none)."""
+    if any(next(_documents({"query": q.query}, q.using, q.prefetch), None) for q in queries):
+        await run_cpu(request, embed_query_requests, queries, vector_names(collection.config))
 
 
 def embed_query_requests(requests: Iterable[QueryRequest], names: VectorNames) -> None:
@@ -165,29 +189,29 @@ def embed_query_requests(requests: Iterable[QueryRequest], names: VectorNames) -
     holders = []
     for request in requests:
         holder = {"query": request.query}
-        _queue_operand(batch, holder, request.using)
+        for container, key, using in _documents(holder, request.using, request.prefetch):
+            batch.add(container, key, using)
         holders.append((request, holder))
-        _queue_prefetches(batch, request.prefetch)
     batch.embed()
     for request, holder in holders:
         request.query = holder["query"]
 
 
-def _queue_prefetches(batch: DocumentBatch, prefetch: Any) -> None:
-    for stage in prefetch if isinstance(prefetch, list) else [prefetch]:
-        if isinstance(stage, dict):
-            _queue_operand(batch, stage, stage.get("using"))
-            _queue_prefetches(batch, stage.get("prefetch"))
+Operand = tuple[dict[str, Any], str, str | None]
+"""A document in a query: its container, its key there, the vector name it is for."""
 
 
-def _queue_operand(batch: DocumentBatch, holder: dict[str, Any], using: Any) -> None:
-    """Queue ``holder["query"]`` if it is a document, or a ``nearest`` document in it."""
+def _documents(holder: dict[str, Any], using: Any, prefetch: Any) -> Iterator[Operand]:
+    """The documents of a query (``holder["query"]``) and of its prefetches, at any depth."""
     operand = holder.get("query")
     name = using if isinstance(using, str) else None
     if is_inference_object(operand):
-        batch.add(holder, "query", name)
+        yield holder, "query", name
     elif isinstance(operand, dict) and is_inference_object(operand.get("nearest")):
-        batch.add(operand, "nearest", name)
+        yield operand, "nearest", name
+    for stage in prefetch if isinstance(prefetch, list) else [prefetch]:
+        if isinstance(stage, dict):
+            yield from _documents(stage, stage.get("using"), stage.get("prefetch"))
 
 
 def _checked(document: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:

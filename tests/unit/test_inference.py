@@ -22,6 +22,7 @@ from server.engine.text.bm25 import bm25_encoder
 from server.errors import InvalidDocument, InvalidTextOptions, UnsupportedFeature
 
 NAMES = VectorNames(sparse=frozenset({"bm25"}), dense=frozenset({"dense"}))
+UNNAMED = VectorNames(sparse=frozenset({"bm25"}), dense=frozenset({""}))
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
@@ -83,17 +84,24 @@ def test_an_unknown_model_is_a_400_naming_the_supported_ones() -> None:
     assert "openai/ada" in raised.value.message and "qdrant/bm25" in raised.value.message
 
 
-@pytest.mark.parametrize("using", ["dense", None, ""])
-def test_a_document_for_a_dense_vector_is_a_400_about_dense_models(using: str | None) -> None:
+@pytest.mark.parametrize(("using", "names"), [("dense", NAMES), (None, UNNAMED), ("", UNNAMED)])
+def test_a_document_for_a_dense_vector_is_a_400_about_dense_models(
+    using: str | None, names: VectorNames
+) -> None:
     with pytest.raises(InvalidDocument) as raised:
-        embed_query(doc("dogs"), using, NAMES)
+        embed_query(doc("dogs"), using, names)
     assert "no dense embedding model" in raised.value.message
     assert "bm25" in raised.value.message
 
 
 def test_an_unnamed_point_document_is_a_400_about_dense_models() -> None:
     with pytest.raises(InvalidDocument, match="no dense embedding model"):
-        embed_point_vectors([doc("dogs")], NAMES)
+        embed_point_vectors([doc("dogs")], UNNAMED)
+
+
+def test_a_query_document_without_using_is_a_400_asking_for_the_sparse_name() -> None:
+    with pytest.raises(InvalidDocument, match=r"name the sparse vector.*bm25"):
+        embed_query(doc("dogs"), None, NAMES)
 
 
 def test_a_document_for_an_unknown_name_is_a_400_listing_the_sparse_names() -> None:
