@@ -201,17 +201,26 @@ Operand = tuple[dict[str, Any], str, str | None]
 """A document in a query: its container, its key there, the vector name it is for."""
 
 
-def _documents(holder: dict[str, Any], using: Any, prefetch: Any) -> Iterator[Operand]:
-    """The documents of a query (``holder["query"]``) and of its prefetches, at any depth."""
+_MAX_DEPTH = 64
+"""Prefetch levels searched for documents; deeper requests are refused by the query
+parser anyway (its bound is lower), this one only keeps the walk from recursing."""
+
+
+def _documents(
+    holder: dict[str, Any], using: Any, prefetch: Any, depth: int = 0
+) -> Iterator[Operand]:
+    """The documents of a query (``holder["query"]``) and of its prefetches."""
     operand = holder.get("query")
     name = using if isinstance(using, str) else None
     if is_inference_object(operand):
         yield holder, "query", name
     elif isinstance(operand, dict) and is_inference_object(operand.get("nearest")):
         yield operand, "nearest", name
+    if depth >= _MAX_DEPTH:
+        return
     for stage in prefetch if isinstance(prefetch, list) else [prefetch]:
         if isinstance(stage, dict):
-            yield from _documents(stage, stage.get("using"), stage.get("prefetch"))
+            yield from _documents(stage, stage.get("using"), stage.get("prefetch"), depth + 1)
 
 
 def _checked(document: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:

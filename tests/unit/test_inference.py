@@ -178,3 +178,13 @@ def test_upsert_embeds_either_form() -> None:
     points = [{"bm25": doc("cats")}]
     embed_upsert(points, NAMES)
     assert points == [{"bm25": expected_document("cats")}]
+
+
+def test_a_very_deep_prefetch_chain_is_walked_only_to_a_bound() -> None:
+    deepest = {"query": doc("deep"), "using": "bm25"}
+    stage: dict[str, Any] = deepest
+    for _ in range(500):
+        stage = {"prefetch": stage}
+    request = QueryRequest(query={"fusion": "rrf"}, prefetch=stage)
+    embed_query_requests([request], NAMES)  # the query parser refuses such depth itself
+    assert deepest["query"] == doc("deep")
