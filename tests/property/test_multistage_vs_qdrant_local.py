@@ -23,8 +23,10 @@ from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
 from tests.helpers.api import Api, make_client
+from tests.helpers.sharded import SHARDS
 
 NAME = "hybrid"
+SHARDED = "hybrid_sharded"
 POINTS = 60
 DIMS = {"a": 4, "b": 3, "e": 3, "m": 2}
 DISTANCES = {"a": "Cosine", "b": "Dot", "e": "Euclid", "m": "Dot"}
@@ -91,8 +93,9 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Qdrant
             | ({"multivector_config": {"comparator": "max_sim"}} if name == "m" else {})
             for name, dim in DIMS.items()
         }
-        api.result("PUT", f"/collections/{NAME}", {"vectors": vectors})
-        api.result("PUT", f"/collections/{NAME}/points?wait=true", {"points": points})
+        for name, extra in ((NAME, {}), (SHARDED, {"shard_number": SHARDS})):
+            api.result("PUT", f"/collections/{name}", {"vectors": vectors} | extra)
+            api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
         yield api, local
 
 
@@ -255,12 +258,19 @@ def local_answer(local: QdrantClient, body: dict[str, Any]) -> list[tuple[Any, f
     return [(p.id, p.score, p.payload) for p in response.points]
 
 
-def quiver_answer(api: Api, body: dict[str, Any]) -> list[tuple[Any, float, Any]] | None:
-    status, answer = api.post(f"/collections/{NAME}/points/query", body)
+Answer = list[tuple[Any, float, Any]]
+
+
+def quiver_answer(api: Api, body: dict[str, Any], collection: str = NAME) -> Answer | None:
+    status, answer = api.post(f"/collections/{collection}/points/query", body)
     if status == 400:
         return None
     assert status == 200, answer
-    return [(p["id"], p["score"], p["payload"]) for p in answer["result"]["points"]]
+    return _triples(answer["result"])
+
+
+def _triples(result: dict[str, Any]) -> Answer:
+    return [(p["id"], p["score"], p["payload"]) for p in result["points"]]
 
 
 def assert_same_ranking(
@@ -289,6 +299,7 @@ def _key(payload: Any) -> str:
     return repr(sorted(payload.items())) if isinstance(payload, dict) else repr(payload)
 
 
+@pytest.mark.slow  # about 9 s: 150 trees
 @settings(
     max_examples=150,
     deadline=None,
@@ -309,5 +320,52 @@ def test_multistage_query_matches_local_mode(
     assert actual is not None, f"Quiver refused {body}"
     try:
         assert_same_ranking(expected, actual)
+    except AssertionError as exc:
+        raise AssertionError(f"{body}: {exc}") from None
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(bodies=st.lists(requests(), min_size=1, max_size=3))
+def test_batch_of_multistage_queries_matches_local_mode(
+    both: tuple[Api, QdrantClient], bodies: list[dict[str, Any]]
+) -> None:
+    api, local = both
+    expected = [local_answer(local, body) for body in bodies]
+    status, answer = api.post(f"/collections/{NAME}/points/query/batch", {"searches": bodies})
+    if any(answer is None for answer in expected):
+        assert status == 400, answer  # one bad query fails the whole batch
+        return
+    assert status == 200, answer
+    for body, want, got in zip(bodies, expected, answer["result"], strict=True):
+        try:
+            assert_same_ranking(want or [], _triples(got))
+        except AssertionError as exc:
+            raise AssertionError(f"{body}: {exc}") from None
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(body=requests())
+def test_sharded_collection_answers_as_one_node(
+    both: tuple[Api, QdrantClient], body: dict[str, Any]
+) -> None:
+    """Leaves run on every shard and are merged before fusion, so the fan-out gives the
+    single-node answer (and the same refusals)."""
+    api, _ = both
+    single = quiver_answer(api, body)
+    sharded = quiver_answer(api, body, SHARDED)
+    if single is None:
+        assert sharded is None
+        return
+    assert sharded is not None, body
+    try:
+        assert_same_ranking(single, sharded)
     except AssertionError as exc:
         raise AssertionError(f"{body}: {exc}") from None
