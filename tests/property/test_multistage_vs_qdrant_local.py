@@ -369,3 +369,38 @@ def test_sharded_collection_answers_as_one_node(
         assert_same_ranking(single, sharded)
     except AssertionError as exc:
         raise AssertionError(f"{body}: {exc}") from None
+
+
+json_junk = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["$score", "$score[9]", "price", "rrf", "dbsf", "", "loc", "ts"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                ["sum", "mult", "div", "left", "right", "x", "fusion", "rrf", "k", "weights",
+                 "formula", "nearest", "mmr", "diversity", "candidates_limit", "prefetch",
+                 "query", "limit", "key", "match", "value", "exp_decay", "scale", "midpoint",
+                 "geo_distance", "origin", "to", "datetime", "using"]
+            ),
+            inner,
+            max_size=3,
+        ),
+    ),
+    max_leaves=10,
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=json_junk, prefetch=st.one_of(st.none(), json_junk))
+def test_malformed_multistage_queries_are_400s_never_5xx(
+    both: tuple[Api, QdrantClient], query: Any, prefetch: Any
+) -> None:
+    api, _ = both
+    body = {"query": query, "prefetch": prefetch, "limit": 3}
+    status, answer = api.post(f"/collections/{NAME}/points/query", body)
+    assert status in (200, 400, 422), (body, answer)
+    if status != 200:
+        assert answer["result"] is None and answer["status"]["error"]
