@@ -145,13 +145,11 @@ def merge_filters(outer: Filter | None, inner: Filter | None) -> Filter | None:
 
 
 def _only(ids: Sequence[PointId], flt: Filter | None) -> Filter:
-    restrict = HasId(frozenset(ids))
-    return Filter(
-        must=(restrict,) if flt is None else (*flt.must, restrict),
-        should=() if flt is None else flt.should,
-        must_not=() if flt is None else flt.must_not,
-        min_should=None if flt is None else flt.min_should,
-    )
+    """``flt`` and a top-level ``must: has_id`` of the candidates (a segment bounds its
+    rows through its id map, so re-scoring costs the candidates, not the segment)."""
+    restricted = merge_filters(flt, Filter(must=(HasId(frozenset(ids)),)))
+    assert restricted is not None
+    return restricted
 
 
 class _Tree:
