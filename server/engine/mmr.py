@@ -15,11 +15,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from index.metrics import Distance
 
 Matrix = npt.NDArray[np.float64]
 _ROW_CHUNK_BYTES = 64 << 20
+
+
+SparsePair = tuple[np.ndarray, np.ndarray]
+"""A sparse vector as ``(indices, values)`` arrays."""
 
 
 def mmr_order(
@@ -32,11 +37,38 @@ def mmr_order(
     """Positions into ``candidates`` in MMR order, at most ``limit`` of them."""
     if not candidates or limit <= 0:
         return []
-    relevance, similarity = _similarities(query, candidates, distance)
+    return greedy_order(*_similarities(query, candidates, distance), diversity, limit)
+
+
+def sparse_mmr_order(
+    query: SparsePair, candidates: Sequence[SparsePair], diversity: float, limit: int
+) -> list[int]:
+    """``mmr_order`` for sparse vectors (dot product; a missing vector scores 0): one
+    CSR matrix of the candidates, ``C @ C.T`` and ``C @ q``."""
+    if not candidates or limit <= 0:
+        return []
+    width = 1 + max(int(indices.max(initial=0)) for indices, _ in [query, *candidates])
+    rows = _csr(candidates, width)
+    relevance = rows @ _csr([query], width).T
+    similarity = (rows @ rows.T).toarray()
+    return greedy_order(np.asarray(relevance.toarray()).ravel(), similarity, diversity, limit)
+
+
+def _csr(vectors: Sequence[SparsePair], width: int) -> sparse.csr_matrix:
+    indptr = np.cumsum([0] + [len(indices) for indices, _ in vectors])
+    columns = np.concatenate([indices for indices, _ in vectors]).astype(np.int64)
+    values = np.concatenate([values for _, values in vectors]).astype(np.float64)
+    return sparse.csr_matrix((values, columns, indptr), shape=(len(vectors), width))
+
+
+def greedy_order(
+    relevance: np.ndarray, similarity: Matrix, diversity: float, limit: int
+) -> list[int]:
+    """The greedy MMR walk over precomputed relevance ``(n,)`` and similarity ``(n, n)``."""
     keep = 1.0 - diversity
-    pending = list(range(len(candidates)))
+    pending = list(range(len(relevance)))
     chosen = [_swap_remove(pending, _last_argmax(relevance[pending]))]
-    closest = np.full(len(candidates), -np.inf)
+    closest = np.full(len(relevance), -np.inf)
     while len(chosen) < limit and pending:
         closest = np.maximum(closest, similarity[:, chosen[-1]])
         rows = np.array(pending)

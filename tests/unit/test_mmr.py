@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from index.metrics import Distance
-from server.engine.mmr import mmr_order
+from server.engine.mmr import mmr_order, sparse_mmr_order
 
 
 def similarity(a: np.ndarray, b: np.ndarray, distance: Distance) -> float:
@@ -58,3 +58,17 @@ def test_mmr_order_matches_the_definition(
 def test_no_candidates_or_no_limit_choose_nothing() -> None:
     assert mmr_order(np.ones(2), [], Distance.DOT, 0.5, 3) == []
     assert mmr_order(np.ones(2), [np.ones(2)], Distance.DOT, 0.5, 0) == []
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.5, 1.0])
+def test_sparse_mmr_equals_dense_mmr_on_the_same_vectors(diversity: float) -> None:
+    rng = np.random.default_rng(5)
+    dense = [np.where(rng.random(12) < 0.3, rng.normal(size=12), 0.0) for _ in range(14)]
+    query = np.where(rng.random(12) < 0.5, rng.normal(size=12), 0.0)
+
+    def pair(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.flatnonzero(vector)
+        return indices, vector[indices]
+
+    expected = mmr_order(query, dense, Distance.DOT, diversity, 5)
+    assert sparse_mmr_order(pair(query), [pair(v) for v in dense], diversity, 5) == expected
