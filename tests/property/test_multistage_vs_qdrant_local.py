@@ -373,7 +373,8 @@ def test_sharded_collection_answers_as_one_node(
 
 json_junk = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+        st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
         st.sampled_from(["$score", "$score[9]", "price", "rrf", "dbsf", "", "loc", "ts"]),
     ),
     lambda inner: st.one_of(
