@@ -31,11 +31,12 @@ import numpy as np
 from server.engine.filters import Filter, HasId, MinShould
 from server.engine.formula import Candidates, FormulaQuery, evaluate
 from server.engine.fusion import Fusion, fuse
-from server.engine.mmr import mmr_order
+from server.engine.mmr import mmr_order, sparse_mmr_order
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.requests import Query
 from server.engine.results import QueryResult, ScoredPoint
+from server.engine.sparse_vector import SparseVector
 from server.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -231,23 +232,31 @@ class _Tree:
             return []
         name, query_vector = self._query_vector(node)
         records = self.collection.retrieve([hit.id for hit in hits], _NO_PAYLOAD, [name])
-        vectors = {record.id: _vector_of(record.vector, name) for record in records}
-        distance = self.collection.config.vectors[name].distance
-        order = mmr_order(
-            query_vector,
-            [vectors[hit.id] for hit in hits],
-            distance,
-            node.mmr.diversity,
-            node.limit + offset,
-        )
+        stored = {record.id: _output_of(record.vector, name) for record in records}
+        vectors = [stored[hit.id] for hit in hits]
+        wanted = node.limit + offset
+        if isinstance(query_vector, SparseVector):
+            pairs = [(np.asarray(v["indices"]), np.asarray(v["values"])) for v in vectors]
+            query_pair = (query_vector.indices, query_vector.values)
+            order = sparse_mmr_order(query_pair, pairs, node.mmr.diversity, wanted)
+        else:
+            distance = self.collection.config.vectors[name].distance
+            dense = [np.asarray(vector, dtype=np.float64) for vector in vectors]
+            order = mmr_order(query_vector, dense, distance, node.mmr.diversity, wanted)
         points = [hits[i] for i in order][offset:]
         return self._output(points, node) if top else points
 
-    def _query_vector(self, node: Query) -> tuple[str, np.ndarray]:
+    def _query_vector(self, node: Query) -> tuple[str, np.ndarray | SparseVector]:
+        """The MMR query as stored vectors compare with it (a point's own vector for
+        a point id; dense ones prepared, e.g. normalised for Cosine)."""
+        vector: Any = node.vector
         if node.point_id is not None:
-            name = self.collection.vector_name(node.using)
-            return name, self.collection.query_vector_of(node.point_id, name)
-        return self.collection.prepare_query(node.vector, node.using)
+            vector = self.collection.query_vector_of(node.point_id, node.using or "")
+        if isinstance(vector, SparseVector):
+            return self.collection.sparse_name(node.using), vector
+        if node.point_id is not None:
+            return self.collection.vector_name(node.using), vector
+        return self.collection.prepare_query(vector, node.using)
 
     def _formula(
         self, formula: FormulaQuery, sources: list[list[ScoredPoint]], limit: int
@@ -329,9 +338,9 @@ def _kind(node: Query) -> str:
     return "rescore" if node.vector is not None or node.point_id is not None else "scroll"
 
 
-def _vector_of(output: Any, name: str) -> np.ndarray:
-    vector = output.get(name) if isinstance(output, dict) else output
-    return np.asarray(vector, dtype=np.float64)
+def _output_of(output: Any, name: str) -> Any:
+    """Vector ``name`` of a record's vector output (the unnamed one is bare)."""
+    return output.get(name) if isinstance(output, dict) else output
 
 
 def _stores(output: Any, name: str) -> bool:

@@ -37,6 +37,7 @@ from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
 from server.engine.point_ids import PointId, parse_point_id
 from server.engine.requests import Mmr, Query
+from server.engine.sparse_vector import SparseVector, is_sparse_object, parse_sparse
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
@@ -120,12 +121,14 @@ def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> 
 
 def _operand(
     query: Any, settings: Settings
-) -> tuple[list[Any] | None, PointId | None, Fusion | FormulaQuery | None, Mmr | None]:
-    """What a stage's ``query`` asks: a vector or point id to search by (read by
-    ``_nearest_of``, the one parser of nearest operands), or a way to combine the
-    prefetched candidates, or a nearest query re-ranked by MMR."""
+) -> tuple[
+    list[Any] | SparseVector | None, PointId | None, Fusion | FormulaQuery | None, Mmr | None
+]:
+    """What a stage's ``query`` asks: a vector (dense, multi or sparse) or a point id
+    to search by (read by ``nearest_operand``, the one parser of nearest operands), a
+    way to combine the prefetched candidates, or a nearest query re-ranked by MMR."""
     mmr = None
-    if isinstance(query, dict):
+    if isinstance(query, dict) and not is_sparse_object(query):
         combine = parse_combine(query)
         if combine is not None:
             return None, None, combine, None
@@ -133,25 +136,30 @@ def _operand(
             mmr = parse_mmr(query["mmr"], settings.max_limit)
             query = {key: value for key, value in query.items() if key != "mmr"}
         query = _nearest_of(query)
-    if isinstance(query, int | str) and not isinstance(query, bool):
-        return None, parse_point_id(query), None, mmr
-    if isinstance(query, list):
-        return query, None, None, mmr
-    if query is not None:
-        raise BadRequest(f"Wrong input: cannot read `query` of type {type(query).__name__}")
-    return None, None, None, None
+    if query is None:
+        return None, None, None, None
+    vector, point_id = nearest_operand(query)
+    return vector, point_id, None, mmr
+
+
+def nearest_operand(raw: Any) -> tuple[list[Any] | SparseVector | None, PointId | None]:
+    """A raw nearest-neighbour operand -> (query vector, point id), one of them set: a
+    list (dense, or a multi-vector), a sparse ``{"indices", "values"}`` object
+    (validated here), or a point id (search by that point's stored vector)."""
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return None, parse_point_id(raw)
+    if isinstance(raw, list):
+        return raw, None
+    if is_sparse_object(raw):
+        return parse_sparse(raw, "query sparse vector"), None
+    raise BadRequest(f"Wrong input: cannot read `query` of type {type(raw).__name__}")
 
 
 def _nearest_of(query: dict[str, Any]) -> Any:
     if "nearest" in query:
         if query.get("mmr") is not None:
             raise BadRequest("Wrong input: `mmr` is read with its nearest query, not here")
-        nearest = query["nearest"]
-        if isinstance(nearest, dict):
-            raise UnsupportedFeature("sparse vector queries")
-        return nearest
-    if "indices" in query and "values" in query:
-        raise UnsupportedFeature("sparse vector queries")
+        return query["nearest"]
     for kind in _OTHER_QUERY_KINDS:
         if kind in query:
             raise UnsupportedFeature(f"`{kind}` queries")
@@ -164,10 +172,13 @@ def _search(request: SearchRequest, settings: Settings) -> Query:
     using: str | None = None
     if isinstance(raw, dict):
         using, raw = raw.get("name"), raw.get("vector")
-        if isinstance(raw, dict):
-            raise UnsupportedFeature("sparse vector search")
-        if not isinstance(using, str) or not isinstance(raw, list):
-            raise BadRequest('Wrong input: a named vector is {"name": str, "vector": [numbers]}')
+        if isinstance(using, str) and is_sparse_object(raw):
+            raw = parse_sparse(raw, "query sparse vector")
+        elif not isinstance(using, str) or not isinstance(raw, list):
+            raise BadRequest(
+                'Wrong input: a named vector is {"name": str, "vector": [numbers] or '
+                '{"indices": [...], "values": [...]}}'
+            )
     return Query(
         vector=raw,
         using=using,
