@@ -226,3 +226,27 @@ def test_bad_multistage_input_is_a_400_naming_the_problem(
 def test_query_kinds_not_served_yet_name_the_feature(api: Api, hybrid: str, kind: str) -> None:
     message = refusal(api, {"query": {kind: {}}})
     assert "Not supported by Quiver yet" in message and kind in message
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
+def test_dense_and_sparse_hybrid_fuses_both_lists(api: Api, fusion: str) -> None:
+    config = {"vectors": {"dense": {"size": 2, "distance": "Dot"}}, "sparse_vectors": {"text": {}}}
+    api.result("PUT", "/collections/docs", config)
+    points = [
+        {"id": 1, "vector": {"dense": [1.0, 0.0], "text": {"indices": [7], "values": [0.1]}}},
+        {"id": 2, "vector": {"dense": [0.5, 0.0], "text": {"indices": [3], "values": [2.0]}}},
+        {
+            "id": 3,
+            "vector": {"dense": [0.1, 0.0], "text": {"indices": [3, 7], "values": [1.0, 1.0]}},
+        },
+    ]
+    api.result("PUT", "/collections/docs/points?wait=true", {"points": points})
+    keyword = {"query": {"indices": [3], "values": [1.0]}, "using": "text", "limit": 2}  # 2, 3
+    semantic = {"query": [1.0, 0.0], "using": "dense", "limit": 2}  # 1, 2
+    body = {"prefetch": [keyword, semantic], "query": {"fusion": fusion}}
+    answer = api.result("POST", "/collections/docs/points/query", body)["points"]
+    assert answer[0]["id"] == 2  # the one point both lists hold
+    assert sorted(p["id"] for p in answer) == [1, 2, 3]
+    nearest = {"nearest": {"indices": [3, 7], "values": [1.0, 1.0]}, "mmr": {"diversity": 0.5}}
+    mmr = api.result("POST", "/collections/docs/points/query", {"query": nearest, "using": "text"})
+    assert {p["id"] for p in mmr["points"]} == {1, 2, 3}

@@ -12,6 +12,7 @@ float tolerance, near-ties may swap), and a body local mode refuses must be a 40
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ SHARDED = "hybrid_sharded"
 POINTS = 60
 DIMS = {"a": 4, "b": 3, "e": 3, "m": 2}
 DISTANCES = {"a": "Cosine", "b": "Dot", "e": "Euclid", "m": "Dot"}
+SPARSE = {"s": {}, "si": {"modifier": "idf"}}  # a plain and an idf-weighted sparse vector
+VOCABULARY = 12
 COLORS = ["red", "green", "blue"]
 FILTERS: list[dict[str, Any]] = [
     {"must": [{"key": "color", "match": {"value": "red"}}]},
@@ -53,6 +56,10 @@ def _points(rng: np.random.Generator) -> list[dict[str, Any]]:
             if name != "m"
         }
         vector["m"] = rng.normal(size=(int(rng.integers(1, 4)), DIMS["m"])).round(4).tolist()
+        for name in SPARSE:
+            terms = rng.choice(VOCABULARY, size=int(rng.integers(1, 5)), replace=False)
+            values = rng.uniform(0.1, 2.0, size=len(terms)).round(3)
+            vector[name] = {"indices": terms.tolist(), "values": values.tolist()}
         payload: dict[str, Any] = {
             "price": int(rng.integers(0, 21)),
             "color": COLORS[i % 3],
@@ -83,6 +90,10 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Qdrant
             )
             for name, dim in DIMS.items()
         },
+        sparse_vectors_config={
+            "s": models.SparseVectorParams(),
+            "si": models.SparseVectorParams(modifier=models.Modifier.IDF),
+        },
     )
     local.upsert(NAME, [models.PointStruct(**point) for point in points])
     folder: Path = tmp_path_factory.mktemp("multistage")
@@ -94,7 +105,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Qdrant
             for name, dim in DIMS.items()
         }
         for name, extra in ((NAME, {}), (SHARDED, {"shard_number": SHARDS})):
-            api.result("PUT", f"/collections/{name}", {"vectors": vectors} | extra)
+            config = {"vectors": vectors, "sparse_vectors": SPARSE} | extra
+            api.result("PUT", f"/collections/{name}", config)
             api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
         yield api, local
 
@@ -105,6 +117,13 @@ coordinate = st.integers(0, 40).map(lambda x: (x - 20.5) / 10)  # never 0: no ze
 
 
 def vector_for(name: str) -> st.SearchStrategy[Any]:
+    if name in SPARSE:
+        terms = st.lists(st.integers(0, VOCABULARY + 2), min_size=1, max_size=4, unique=True)
+        return terms.flatmap(
+            lambda t: st.lists(coordinate.map(abs), min_size=len(t), max_size=len(t)).map(
+                lambda v: {"indices": t, "values": v}
+            )
+        )
     if name == "m":
         token = st.lists(coordinate, min_size=2, max_size=2)
         return st.lists(token, min_size=1, max_size=3)
@@ -114,7 +133,7 @@ def vector_for(name: str) -> st.SearchStrategy[Any]:
 
 @st.composite
 def nearest(draw: st.DrawFn) -> dict[str, Any]:
-    using = draw(st.sampled_from(sorted(DIMS)))
+    using = draw(st.sampled_from([*sorted(DIMS), *SPARSE]))
     return {"query": draw(vector_for(using)), "using": using}
 
 
@@ -314,6 +333,7 @@ def test_multistage_query_matches_local_mode(
     actual = quiver_answer(api, body)
     event("refused" if expected is None else f"{len(expected)} points")
     event(f"outer query: {sorted(body['query']) if isinstance(body['query'], dict) else 'vector'}")
+    event("has a sparse stage" if '"indices"' in json.dumps(body) else "dense only")
     if expected is None:
         assert actual is None, f"local mode refused {body}, Quiver answered {actual}"
         return
