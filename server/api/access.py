@@ -130,6 +130,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/segments"): READ,
     ("GET", "/jobs/{job_id}"): GLOBAL_READ,
     ("POST", "/jobs/{job_id}/cancel"): MANAGE_JSON,
+    ("GET", "/jobs"): ANY,  # filtered to the caller's collections
+    # dashboard (server/dashboard/): the static shell is open, its data calls are not
+    ("GET", "/dashboard"): OPEN,
+    ("GET", "/dashboard/{asset:path}"): OPEN,
+    ("GET", f"{C}/quiver/map"): READ,
     # LeanVec training queries (Quiver extension)
     ("POST", f"{C}/leanvec/training-queries"): WRITE_JSON,
     ("GET", f"{C}/leanvec/training-queries"): READ,

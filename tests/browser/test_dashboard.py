@@ -1,0 +1,245 @@
+"""The dashboard as a user drives it, in a real headless Chromium against a real server:
+enter the key, create a collection, upload points, watch a build job reach 100%, search
+with a filter and read the explain panel, draw the map and open a point, take a snapshot,
+read the metrics. Every page is photographed wide and narrow (``artifacts/``), and any
+SEVERE browser console entry fails the test at the step that caused it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.browser.conftest import KEY, NARROW, WIDE
+from tests.helpers.process import QuiverProcess
+
+pytestmark = pytest.mark.integration
+
+NAME = "shop"
+POINTS = 600
+DIM = 8
+COLOURS = ("red", "green", "blue")
+RED_FILTER = '{"must": [{"key": "colour", "match": {"value": "red"}}]}'
+PAGES = ("collections", f"collections/{NAME}", f"points/{NAME}", "jobs", f"search/{NAME}",
+         f"explore/{NAME}", f"snapshots/{NAME}", "metrics")  # fmt: skip
+
+
+class Dashboard:
+    """One browser on the dashboard, with the waits and checks every step needs."""
+
+    def __init__(self, driver: WebDriver, url: str, artifacts: Path) -> None:
+        self.driver = driver
+        self.url = url
+        self.artifacts = artifacts
+
+    def open(self, page: str) -> None:
+        self.driver.get(f"{self.url}/dashboard/#/{page}")
+
+    def wait(self, condition: Callable[[WebDriver], Any], timeout: float = 30) -> Any:
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition)
+
+    def find(self, css: str) -> WebElement:
+        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+    def all(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        return str(self.find(css).text)
+
+    def wait_text(self, css: str, wanted: str, timeout: float = 30) -> None:
+        self.wait(lambda d: wanted in d.find_element(By.CSS_SELECTOR, css).text, timeout)
+
+    def shot(self, name: str) -> None:
+        """The whole page at the window's width (Chromium's DevTools protocol), not just
+        what fits in the window."""
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip}
+        )
+        (self.artifacts / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+    def no_console_errors(self, step: str) -> None:
+        entries = self.driver.get_log("browser")
+        severe = [e["message"] for e in entries if e["level"] == "SEVERE"]
+        assert severe == [], f"browser console errors after {step}"
+
+
+@pytest.fixture(scope="module")
+def dash(server: QuiverProcess, browser: WebDriver, artifacts: Path) -> Dashboard:
+    return Dashboard(browser, server.url, artifacts)
+
+
+@pytest.fixture(scope="module")
+def points_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(7)
+    points = [
+        {
+            "id": i,
+            "vector": [rng.gauss(COLOURS.index(COLOURS[i % 3]) * 3, 1) for _ in range(DIM)],
+            "payload": {"colour": COLOURS[i % 3], "n": i},
+        }
+        for i in range(1, POINTS + 1)
+    ]
+    path = tmp_path_factory.mktemp("upload") / "points.json"
+    path.write_text(json.dumps(points))
+    return path
+
+
+def test_the_shell_loads_without_a_key_and_asks_for_one(dash: Dashboard) -> None:
+    dash.open("collections")
+    dialog = dash.find("#key-dialog")
+    dash.wait(lambda d: dialog.get_attribute("open") is not None)
+    assert dash.all("#collection-list") == []  # no data before the key
+    dash.shot("00-key-dialog")
+    dash.find("#key-input").send_keys(KEY)
+    dash.find("#key-submit").click()
+    dash.wait_text("main h1", "Collections")
+    assert dialog.get_attribute("open") is None
+    dash.no_console_errors("entering the key")
+
+
+def test_create_a_collection(dash: Dashboard) -> None:
+    form = dash.find("#create-collection")
+    form.find_element(By.NAME, "name").send_keys(NAME)
+    size = form.find_element(By.NAME, "size")
+    size.clear()
+    size.send_keys(str(DIM))
+    Select(form.find_element(By.NAME, "distance")).select_by_visible_text("Euclid")
+    form.find_element(By.NAME, "threshold").send_keys("100")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    dash.wait_text("main h1", NAME)
+    assert "Euclid" in dash.text("dl.facts")
+    dash.open("collections")
+    dash.wait_text("#collection-list", NAME)
+    dash.no_console_errors("creating a collection")
+
+
+def test_upload_points_and_browse_them(dash: Dashboard, points_file: Path) -> None:
+    dash.open(f"points/{NAME}")
+    dash.find("#points-file").send_keys(str(points_file))
+    dash.find("#upload-points button[type=submit]").click()
+    dash.wait_text("#upload-status", f"Uploaded {POINTS} of {POINTS}")
+    dash.wait_text("#point-count", f"{POINTS} matching")
+    editor = dash.find("#filter-editor")
+    editor.send_keys('{"must": [')
+    dash.wait_text("#filter-error", "Invalid JSON")
+    editor.clear()
+    editor.send_keys(RED_FILTER)
+    dash.wait(lambda d: d.find_element(By.ID, "filter-error").text == "")
+    dash.find("#point-page").find_element(By.XPATH, "//button[text()='Apply filter']").click()
+    dash.wait_text("#point-count", f"{POINTS // 3} matching")
+    rows = dash.all("#point-page tbody tr")
+    assert rows and all('"red"' in row.text for row in rows)
+    rows[0].click()
+    dash.wait_text("#point-detail h3", "Point")
+    dash.shot("step-points-filtered")
+    dash.no_console_errors("uploading and browsing points")
+
+
+def test_a_build_job_reaches_100_percent(dash: Dashboard) -> None:
+    dash.open("jobs")
+    dash.wait_text("#job-history", "100%", timeout=90)
+    done = [r for r in dash.all("#job-history tbody tr") if NAME in r.text and "done" in r.text]
+    assert done and "100%" in done[0].text
+    dash.shot("step-jobs-done")
+    dash.no_console_errors("watching jobs")
+
+
+def test_search_with_a_filter_shows_results_and_the_explain_panel(dash: Dashboard) -> None:
+    dash.open(f"search/{NAME}")
+    dash.find("#query-input").send_keys("3")
+    dash.find("#query-filter").send_keys(RED_FILTER)
+    dash.find("#search-form button[type=submit]").click()
+    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results tbody tr"))
+    rows = dash.all("#search-results tbody tr")
+    assert len(rows) == 10
+    assert all('"colour":"red"' in row.text for row in rows)
+    summary = dash.text("#explain-summary")
+    assert "segments" in summary
+    strategies = [c.text for c in dash.all("#explain-panel tbody td:nth-child(2)")]
+    assert strategies and all(s for s in strategies)
+    dash.shot("step-search-explain")
+    dash.no_console_errors("searching")
+
+
+def test_the_map_draws_the_sample_and_opens_a_point(dash: Dashboard) -> None:
+    dash.open(f"explore/{NAME}")
+    dash.find("#map-colour").send_keys("colour")
+    dash.find("#map-form button[type=submit]").click()
+    dash.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map circle")) == POINTS)
+    assert "(the whole collection)" in dash.text("#map-caption")
+    legend = dash.text("#map-legend")
+    assert all(colour in legend for colour in COLOURS)
+    dash.all("#map circle")[0].click()
+    dash.wait_text("#map-point-title", "Point")
+    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#map circle.neighbour"))
+    assert len(dash.all("#map-point tbody tr")) == 10
+    dash.shot("step-map-point")
+    dash.no_console_errors("drawing the map")
+
+
+def test_take_a_snapshot(dash: Dashboard, server: QuiverProcess) -> None:
+    dash.open(f"snapshots/{NAME}")
+    dash.find("#snapshot-list")
+    dash.find("#create-snapshot").click()
+    dash.wait_text("#snapshot-list", ".snapshot")
+    listed = httpx.get(f"{server.url}/collections/{NAME}/snapshots", headers={"api-key": KEY})
+    names = [s["name"] for s in listed.json()["result"]]
+    assert len(names) == 1 and names[0] in dash.text("#snapshot-list")
+    dash.shot("step-snapshot-taken")
+    dash.no_console_errors("taking a snapshot")
+
+
+def test_metrics_charts_fill_in(dash: Dashboard) -> None:
+    dash.open("metrics")
+    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-rate svg"), timeout=20)
+    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-plans svg text"))
+    assert "exact" in dash.text("#chart-plans") or "hnsw" in dash.text("#chart-plans")
+    dash.shot("step-metrics")
+    dash.no_console_errors("reading metrics")
+
+
+def _search(dash: Dashboard) -> None:
+    dash.find("#query-input").send_keys("3")
+    dash.find("#search-form button[type=submit]").click()
+    dash.find("#explain-summary")
+
+
+def _draw(dash: Dashboard) -> None:
+    dash.find("#map-colour").send_keys("colour")
+    dash.find("#map-form button[type=submit]").click()
+    dash.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map circle")) == POINTS)
+
+
+FILL: dict[str, Callable[[Dashboard], None]] = {f"search/{NAME}": _search, f"explore/{NAME}": _draw}
+"""What a page needs done before its photograph shows data, not an empty form."""
+
+
+@pytest.mark.parametrize("size", [WIDE, NARROW], ids=["wide", "narrow"])
+def test_every_page_renders_and_is_photographed(dash: Dashboard, size: tuple[int, int]) -> None:
+    dash.driver.set_window_size(*size)
+    try:
+        for i, page in enumerate(PAGES):
+            dash.open(page)
+            dash.find("main h1")
+            FILL.get(page, lambda dash: None)(dash)
+            overflow = dash.driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0, f"{page} scrolls sideways at {size[0]} px"
+            dash.shot(f"{i + 1:02d}-{page.replace('/', '-')}-{size[0]}")
+        dash.no_console_errors(f"photographing at {size}")
+    finally:
+        dash.driver.set_window_size(*WIDE)
