@@ -12,7 +12,9 @@ named collections and never manages. Reading a collection needs ``r`` on it, wri
 points, payload indexes or snapshots ``rw``; creating, changing or deleting a collection
 and recovering a snapshot (which replaces a collection) need global ``m``; metrics and job
 lookups by id (which name no collection) need a global grant. Listing collections needs
-any valid credentials and shows a collection-scoped caller only its own collections.
+any valid credentials and shows a collection-scoped caller only its own collections (so
+does listing jobs). The dashboard's static shell is open: it holds no data, and each of its
+data calls goes through this table like any other client's.
 
 Why the body type matters: a web page may POST ``text/plain``, ``multipart/form-data`` or
 ``application/x-www-form-urlencoded`` to any address without a CORS preflight. Before this

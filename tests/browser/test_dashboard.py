@@ -204,7 +204,7 @@ def test_take_a_snapshot(dash: Dashboard, server: QuiverProcess) -> None:
 
 def test_metrics_charts_fill_in(dash: Dashboard) -> None:
     dash.open("metrics")
-    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-rate svg"), timeout=20)
+    dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-rate svg path"), timeout=20)
     dash.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-plans svg text"))
     assert "exact" in dash.text("#chart-plans") or "hnsw" in dash.text("#chart-plans")
     dash.shot("step-metrics")

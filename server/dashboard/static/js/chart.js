@@ -44,6 +44,7 @@ export function lineChart(series, { width = 560, height = 180, unit = "", format
     if (!s.points.length) continue;
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
     root.append(svg("path", { d, fill: "none", stroke: s.colour, "stroke-width": 2 }));
+    for (const p of s.points) root.append(svg("circle", { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: 2, fill: s.colour }));
   }
   return root;
 }

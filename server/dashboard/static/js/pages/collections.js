@@ -102,7 +102,7 @@ async function detail(main, name) {
     title(name, statusBadge(info.status), h("nav.row", { "aria-label": "This collection" }, links)),
     section("Overview", h("dl.facts", {},
       fact("Points", count(info.points_count)), fact("Indexed vectors", count(info.indexed_vectors_count)),
-      fact("Segments", count(info.segments_count)), fact("Optimizer", JSON.stringify(info.optimizer_status)),
+      fact("Segments", count(info.segments_count)), fact("Optimizer", typeof info.optimizer_status === "string" ? info.optimizer_status : JSON.stringify(info.optimizer_status)),
       fact("Index type", info.config.index?.type), fact("Vectors", vectorSummary(info.config)))),
     section("Memory per part", memoryTable(info.vectors_memory)),
     section("Payload schema and indexes", schemaTable(base, info.payload_schema), indexForm(base)),
