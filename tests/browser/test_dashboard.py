@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -46,7 +47,10 @@ class Dashboard:
         self.driver.get(f"{self.url}/dashboard/#/{page}")
 
     def wait(self, condition: Callable[[WebDriver], Any], timeout: float = 30) -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition)
+        """Pages re-render after each call, so an element read a moment ago may be gone."""
+        ignored = (StaleElementReferenceException, NoSuchElementException)
+        waiting = WebDriverWait(self.driver, timeout, 0.1, ignored_exceptions=ignored)
+        return waiting.until(condition)
 
     def find(self, css: str) -> WebElement:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
@@ -69,6 +73,19 @@ class Dashboard:
             "Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip}
         )
         (self.artifacts / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """The REST API directly, to check what a click changed on the server."""
+        response = httpx.request(method, self.url + path, json=body, headers={"api-key": KEY})
+        assert response.status_code == 200, response.text
+        return response.json()["result"]
+
+    def confirm(self, word: str) -> None:
+        """Type the word a confirmation dialog asks for and confirm."""
+        dialog = self.find("dialog.confirm")
+        dialog.find_element(By.TAG_NAME, "input").send_keys(word)
+        dialog.find_element(By.CSS_SELECTOR, "button.danger").click()
+        self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog.confirm"))
 
     def no_console_errors(self, step: str) -> None:
         entries = self.driver.get_log("browser")
@@ -143,7 +160,12 @@ def test_upload_points_and_browse_them(dash: Dashboard, points_file: Path) -> No
     rows = dash.all("#point-page tbody tr")
     assert rows and all('"red"' in row.text for row in rows)
     rows[0].click()
-    dash.wait_text("#point-detail h3", "Point")
+    dash.wait_text("#point-detail h3", "Point 3")
+    editor = dash.find("#payload-editor")
+    editor.clear()
+    editor.send_keys('{"colour": "red", "n": 3, "note": "edited"}')
+    dash.find("#point-detail").find_element(By.XPATH, "//button[text()='Save payload']").click()
+    dash.wait(lambda d: dash.api("GET", f"/collections/{NAME}/points/3")["payload"].get("note"))
     dash.shot("step-points-filtered")
     dash.no_console_errors("uploading and browsing points")
 
@@ -190,15 +212,18 @@ def test_the_map_draws_the_sample_and_opens_a_point(dash: Dashboard) -> None:
     dash.no_console_errors("drawing the map")
 
 
-def test_take_a_snapshot(dash: Dashboard, server: QuiverProcess) -> None:
+def test_take_a_snapshot_and_restore_it(dash: Dashboard) -> None:
     dash.open(f"snapshots/{NAME}")
     dash.find("#snapshot-list")
     dash.find("#create-snapshot").click()
     dash.wait_text("#snapshot-list", ".snapshot")
-    listed = httpx.get(f"{server.url}/collections/{NAME}/snapshots", headers={"api-key": KEY})
-    names = [s["name"] for s in listed.json()["result"]]
+    names = [s["name"] for s in dash.api("GET", f"/collections/{NAME}/snapshots")]
     assert len(names) == 1 and names[0] in dash.text("#snapshot-list")
     dash.shot("step-snapshot-taken")
+    dash.find("#snapshot-list").find_element(By.XPATH, "//button[text()='Restore']").click()
+    dash.confirm(NAME)
+    dash.wait_text("#toast", "restored")
+    assert dash.api("POST", f"/collections/{NAME}/points/count", {"exact": True})["count"] == POINTS
     dash.no_console_errors("taking a snapshot")
 
 
@@ -243,3 +268,33 @@ def test_every_page_renders_and_is_photographed(dash: Dashboard, size: tuple[int
         dash.no_console_errors(f"photographing at {size}")
     finally:
         dash.driver.set_window_size(*WIDE)
+
+
+def test_change_the_index_then_delete_the_collection(dash: Dashboard) -> None:
+    dash.api("PUT", "/collections/scratch", {"vectors": {"size": 4, "distance": "Dot"}})
+    dash.open("collections/scratch")
+    form = dash.find("#patch-collection")
+    m = form.find_element(By.NAME, "m")
+    m.clear()
+    m.send_keys("8")
+    Select(form.find_element(By.NAME, "quantization")).select_by_value("scalar int8")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    dash.wait(lambda d: dash.api("GET", "/collections/scratch")["config"]["hnsw_config"]["m"] == 8)
+    config = dash.api("GET", "/collections/scratch")["config"]
+    assert config["quantization_config"]["scalar"]["type"] == "int8"
+    dash.find("#delete-collection").click()
+    dash.confirm("scratch")
+    dash.wait(lambda d: d.current_url.endswith("#/collections"))
+    assert "scratch" not in [c["name"] for c in dash.api("GET", "/collections")["collections"]]
+    dash.no_console_errors("changing and deleting a collection")
+
+
+def test_delete_a_point(dash: Dashboard) -> None:
+    dash.open(f"points/{NAME}")
+    dash.wait_text("#point-count", f"{POINTS} matching")
+    dash.all("#point-page tbody tr")[1].click()
+    dash.wait_text("#point-detail h3", "Point 2")
+    dash.find("#point-detail").find_element(By.XPATH, "//button[text()='Delete point']").click()
+    dash.confirm("2")
+    dash.wait_text("#point-count", f"{POINTS - 1} matching")
+    dash.no_console_errors("deleting a point")

@@ -21,7 +21,7 @@ export async function render(main, [name]) {
   const limit = h("select", { id: "page-size" }, LIMITS.map((n) => h("option", { text: n, selected: n === 25 })));
   const total = h("span.muted", { id: "point-count" });
   const page = h("div", { id: "point-page" });
-  const details = h("div", { id: "point-detail" });
+  const details = h("div", { id: "point-detail" }, h("p.muted", { text: "Choose a point in the list." }));
   const apply = h("button", { type: "submit", text: "Apply filter" });
   const form = h("form", {}, field("Filter (JSON)", editor), problem, h("div.row", {}, field("Page size", limit), apply, total));
   editor.addEventListener("input", () => { problem.textContent = checkFilter(editor.value).message ?? ""; });
@@ -35,7 +35,7 @@ export async function render(main, [name]) {
     load();
   });
   limit.addEventListener("change", () => { state.offsets = [null]; load(); });
-  main.append(section("Browse", form, page), section("Point", details), uploadSection(base, () => load()));
+  main.append(h("div.split", {}, section("Browse", form, page), section("Point", details)), uploadSection(base, () => load()));
 
   async function load() {
     const offset = state.offsets[state.offsets.length - 1];
