@@ -59,6 +59,12 @@ def browser() -> Iterator[object]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_window_size(*WIDE)
+    downloads = Path(profile) / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads  # type: ignore[attr-defined]  # where a test finds its files
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)

@@ -224,6 +224,21 @@ def test_take_a_snapshot_and_restore_it(dash: Dashboard) -> None:
     dash.confirm(NAME)
     dash.wait_text("#toast", "restored")
     assert dash.api("POST", f"/collections/{NAME}/points/count", {"exact": True})["count"] == POINTS
+    dash.no_console_errors("taking and restoring a snapshot")
+
+
+def test_download_a_snapshot_and_upload_it_back(dash: Dashboard) -> None:
+    listed = dash.api("GET", f"/collections/{NAME}/snapshots")[0]
+    dash.open(f"snapshots/{NAME}")
+    dash.wait_text("#snapshot-list", listed["name"])
+    dash.find("#snapshot-list").find_element(By.XPATH, "//button[text()='Download']").click()
+    saved = Path(dash.driver.downloads) / listed["name"]  # type: ignore[attr-defined]
+    dash.wait(lambda d: saved.exists() and saved.stat().st_size == listed["size"])
+    dash.find("#snapshot-file").send_keys(str(saved))
+    dash.find("#upload-snapshot button[type=submit]").click()
+    dash.confirm(NAME)
+    dash.wait_text("#toast", "restored from the upload")
+    assert dash.api("POST", f"/collections/{NAME}/points/count", {"exact": True})["count"] == POINTS
     dash.no_console_errors("taking a snapshot")
 
 

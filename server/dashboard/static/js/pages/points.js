@@ -32,24 +32,26 @@ export async function render(main, [name]) {
     if (checked.message) return;
     state.filter = checked.filter;
     state.offsets = [null];
-    load();
+    load(true);
   });
   limit.addEventListener("change", () => { state.offsets = [null]; load(); });
-  main.append(h("div.split", {}, section("Browse", form, page), section("Point", details)), uploadSection(base, () => load()));
+  main.append(h("div.split", {}, section("Browse", form, page), section("Point", details)), uploadSection(base, () => load(true)));
 
-  async function load() {
+  /** One scroll page; the (exact) count only when the filter changed, since it reads
+   * every matching point. */
+  async function load(recount = false) {
     const offset = state.offsets[state.offsets.length - 1];
     const body = { limit: Number(limit.value), offset, with_payload: true, with_vector: false };
     if (state.filter) body.filter = state.filter;
     const [scroll, counted] = await Promise.all([
       call("POST", `${base}/points/scroll`, body),
-      call("POST", `${base}/points/count`, { filter: state.filter ?? undefined, exact: true }),
+      recount ? call("POST", `${base}/points/count`, { filter: state.filter ?? undefined, exact: true }) : null,
     ]);
-    total.textContent = `${count(counted.count)} matching`;
+    if (counted) total.textContent = `${count(counted.count)} matching`;
     const rows = table([
       { label: "Id", value: (p) => String(p.id) },
       { label: "Payload", value: (p) => h("code", { text: preview(p.payload, 100) }) },
-    ], scroll.points, { onRow: (p) => showPoint(base, p.id, details, load), rowLabel: (p) => `Point ${p.id}` });
+    ], scroll.points, { onRow: (p) => showPoint(base, p.id, details, () => load(true)), rowLabel: (p) => `Point ${p.id}` });
     const pager = h("div.row.pager", {},
       h("button", { type: "button", text: "Previous", disabled: state.offsets.length === 1, onclick: () => { state.offsets.pop(); load(); } }),
       h("span", { text: `Page ${state.offsets.length}` }),
@@ -57,7 +59,7 @@ export async function render(main, [name]) {
         onclick: () => { state.offsets.push(scroll.next_page_offset); load(); } }));
     page.replaceChildren(rows, pager);
   }
-  await load();
+  await load(true);
 }
 
 export async function showPoint(base, id, into, reload) {
