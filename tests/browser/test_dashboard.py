@@ -179,6 +179,34 @@ def test_a_build_job_reaches_100_percent(dash: Dashboard) -> None:
     dash.no_console_errors("watching jobs")
 
 
+def test_a_running_build_shows_its_progress_and_can_be_cancelled(dash: Dashboard) -> None:
+    """30,000 points of 64 dimensions: an HNSW build of ~10 s on two cores, in three chunks
+    (segment_build.BUILD_CHUNK), so an ETA shows from the first third on."""
+    rows, dim = 30_000, 64
+    config = {"vectors": {"size": dim, "distance": "Cosine"}}
+    dash.api(
+        "PUT", "/collections/big", config | {"optimizers_config": {"indexing_threshold": rows}}
+    )
+    rng = random.Random(1)
+    for start in range(0, rows, 5_000):
+        ids = list(range(start, start + 5_000))
+        vectors = [[rng.random() for _ in range(dim)] for _ in ids]
+        dash.api(
+            "PUT", "/collections/big/points?wait=true", {"batch": {"ids": ids, "vectors": vectors}}
+        )
+    dash.open("jobs")
+    running = dash.wait(lambda d: [r for r in dash.all("#active-jobs tbody tr") if "big" in r.text])
+    assert running[0].find_elements(By.TAG_NAME, "progress")
+    eta = "#active-jobs tbody tr td:nth-child(6)"
+    dash.wait(lambda d: d.find_element(By.CSS_SELECTOR, eta).text.endswith(" s"))  # an ETA
+    dash.shot("step-job-running")
+    dash.find("#active-jobs").find_element(By.XPATH, ".//button[text()='Cancel']").click()
+    dash.wait(lambda d: any("cancelled" in r.text for r in dash.all("#job-history tbody tr")))
+    assert dash.api("GET", "/collections/big")["status"] == "grey"
+    dash.api("DELETE", "/collections/big")
+    dash.no_console_errors("cancelling a job")
+
+
 def test_search_with_a_filter_shows_results_and_the_explain_panel(dash: Dashboard) -> None:
     dash.open(f"search/{NAME}")
     dash.find("#query-input").send_keys("3")
