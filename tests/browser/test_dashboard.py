@@ -17,6 +17,7 @@ import httpx
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -114,12 +115,18 @@ def points_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_the_shell_loads_without_a_key_and_asks_for_one(dash: Dashboard) -> None:
+def test_the_shell_loads_without_a_key_and_refuses_a_wrong_one(dash: Dashboard) -> None:
     dash.open("collections")
     dialog = dash.find("#key-dialog")
     dash.wait(lambda d: dialog.get_attribute("open") is not None)
     assert dash.all("#collection-list") == []  # no data before the key
     dash.shot("00-key-dialog")
+    dash.find("#key-input").send_keys("not-the-key", Keys.ENTER)
+    dash.wait(lambda d: d.find_element(By.ID, "key-error").text)
+    assert dialog.get_attribute("open") is not None
+    refused = [e["message"] for e in dash.driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("/collections" in m and "401" in m for m in refused), refused  # the browser's own
+    dash.find("#key-input").clear()
     dash.find("#key-input").send_keys(KEY)
     dash.find("#key-submit").click()
     dash.wait_text("main h1", "Collections")
@@ -159,7 +166,7 @@ def test_upload_points_and_browse_them(dash: Dashboard, points_file: Path) -> No
     dash.wait_text("#point-count", f"{POINTS // 3} matching")
     rows = dash.all("#point-page tbody tr")
     assert rows and all('"red"' in row.text for row in rows)
-    rows[0].click()
+    rows[0].send_keys(Keys.ENTER)  # rows are focusable and open with the keyboard
     dash.wait_text("#point-detail h3", "Point 3")
     editor = dash.find("#payload-editor")
     editor.clear()
