@@ -69,7 +69,8 @@ class Dashboard:
         """The whole page at the window's width (Chromium's DevTools protocol), not just
         what fits in the window."""
         size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        width = self.driver.execute_script("return window.innerWidth")  # no scrollbar then
+        clip = {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}
         shot = self.driver.execute_cdp_cmd(
             "Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip}
         )
@@ -311,7 +312,7 @@ def test_every_page_renders_and_is_photographed(dash: Dashboard, size: tuple[int
             dash.find("main h1")
             FILL.get(page, lambda dash: None)(dash)
             overflow = dash.driver.execute_script(
-                "return document.documentElement.scrollWidth - window.innerWidth"
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0, f"{page} scrolls sideways at {size[0]} px"
             dash.shot(f"{i + 1:02d}-{page.replace('/', '-')}-{size[0]}")

@@ -160,7 +160,7 @@ function indexForm(base) {
 }
 
 const SEGMENT_COLUMNS = [
-  { label: "Segment", value: (s) => String(s.segment_id) }, { label: "Kind", value: (s) => s.kind },
+  { label: "Segment", value: (s) => (s.segment_id === null ? "–" : String(s.segment_id)) }, { label: "Kind", value: (s) => s.kind },
   { label: "Points", value: (s) => count(s.points), className: "num" },
   { label: "Index", value: (s) => (typeof s.index === "object" ? JSON.stringify(s.index) : s.index ?? "exact") },
   { label: "Memory", value: (s) => bytes(s.memory_bytes), className: "num" },
