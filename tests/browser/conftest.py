@@ -24,6 +24,7 @@ if not os.environ.get("QUIVER_BROWSER_TESTS"):
     collect_ignore_glob = ["test_*.py"]
 
 KEY = "dashboard-test-key-0123456789-0123456789"
+READ_ONLY_KEY = "dashboard-read-only-key-0123456789-0123456789"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -39,7 +40,7 @@ FLAGS = (
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuiverProcess]:
     root = tmp_path_factory.mktemp("dashboard")
-    env = server_env() | {"QUIVER_API_KEY": KEY}
+    env = server_env() | {"QUIVER_API_KEY": KEY, "QUIVER_READ_ONLY_API_KEY": READ_ONLY_KEY}
     process = QuiverProcess(root / "data", root / "logs", env=env)
     process.start()
     yield process

@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.browser.conftest import KEY, NARROW, WIDE
+from tests.browser.conftest import KEY, NARROW, READ_ONLY_KEY, WIDE
 from tests.helpers.process import QuiverProcess
 
 pytestmark = pytest.mark.integration
@@ -349,3 +349,17 @@ def test_delete_a_point(dash: Dashboard) -> None:
     dash.confirm("2")
     dash.wait_text("#point-count", f"{POINTS - 1} matching")
     dash.no_console_errors("deleting a point")
+
+
+def test_a_read_only_key_reads_but_changes_nothing(dash: Dashboard) -> None:
+    dash.open("collections")
+    dash.find("#forget-key").click()
+    dash.find("#key-input").send_keys(READ_ONLY_KEY, Keys.ENTER)
+    dash.wait_text("#collection-list", NAME)
+    form = dash.find("#create-collection")
+    form.find_element(By.NAME, "name").send_keys("refused")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    dash.wait_text("#toast", "Forbidden")
+    assert "refused" not in [c["name"] for c in dash.api("GET", "/collections")["collections"]]
+    refused = [e["message"] for e in dash.driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert len(refused) == 1 and "/collections/refused" in refused[0] and "403" in refused[0]

@@ -20,14 +20,16 @@ export async function picker(page, current) {
   return { names, element, chosen: names.includes(current) ? current : names[0] };
 }
 
-/** Runs `tick` now and every `ms` while the tab is visible; returns the stop function. */
-export function poll(tick, ms) {
+/** Runs `tick` now and every `ms` while the tab is visible; returns the stop function.
+ * A failed tick (a 403 for a collection-scoped token, a restart) is handed to `failed`
+ * and the loop goes on. */
+export function poll(tick, ms, failed = () => {}) {
   let timer = 0;
   let stopped = false;
   const loop = async () => {
     if (stopped) return;
     if (!document.hidden) {
-      try { await tick(); } catch (err) { if (!stopped) console.warn(err.message); }
+      try { await tick(); failed(null); } catch (err) { if (!stopped) failed(err); }
     }
     if (!stopped) timer = setTimeout(loop, ms);
   };

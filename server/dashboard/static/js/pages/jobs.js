@@ -12,7 +12,8 @@ export async function render(main) {
   const active = h("div", { id: "active-jobs" });
   const history = h("div", { id: "job-history" });
   const summary = h("span.muted");
-  main.append(title("Jobs", summary), section("Running and queued", active), section("History", history));
+  const problem = h("p.error", { role: "alert" });
+  main.append(title("Jobs", summary), problem, section("Running and queued", active), section("History", history));
   return poll(async () => {
     const page = await call("GET", "/jobs?limit=200");
     summary.textContent = `${count(page.active)} active, ${count(page.total)} known`;
@@ -20,7 +21,7 @@ export async function render(main) {
     const done = page.jobs.filter((j) => !ACTIVE.has(j.state));
     active.replaceChildren(running.length ? table(ACTIVE_COLUMNS, running) : h("p.muted", { text: "Nothing running." }));
     history.replaceChildren(done.length ? table(HISTORY_COLUMNS, done) : h("p.muted", { text: "No finished jobs yet." }));
-  }, 1000);
+  }, 1000, (err) => { problem.textContent = err ? `Not refreshed: ${err.message}` : ""; });
 }
 
 const collection = { label: "Collection", value: (j) => h("a", { href: `#/collections/${enc(j.collection)}`, text: j.collection }) };

@@ -17,7 +17,8 @@ export async function render(main) {
   const latency = h("div", { id: "chart-latency" });
   const plans = h("div", { id: "chart-plans" });
   const builds = h("div", { id: "chart-builds" });
-  main.append(title("Metrics"), h("div.cards", {},
+  const problem = h("p.error", { role: "alert" });
+  main.append(title("Metrics"), problem, h("div.cards", {},
     section("Requests per second, by route", rate), section("Mean latency, by route", latency),
     section("Planner strategies (per segment searched)", plans), section("Build jobs: count and mean duration", builds)));
   const history = { rate: [], latency: [] };
@@ -37,7 +38,7 @@ export async function render(main) {
     previous = { at: now, samples };
     plans.replaceChildren(barChart(sumBy(samples, "quiver_search_plans_total", "strategy")));
     builds.replaceChildren(buildTable(samples));
-  }, EVERY_MS);
+  }, EVERY_MS, (err) => { problem.textContent = err ? `Not refreshed: ${err.message}` : ""; });
 }
 
 function remember(list, at, values) {
