@@ -82,6 +82,8 @@ def _dense_vector(collection: CollectionHandle, using: str) -> str:
     """The vector name to map (the first named one when none is given); 400 for an
     unknown or multi-vector one."""
     config = collection.config
+    if not config.vectors:
+        raise BadRequest("Wrong input: the collection has no dense vector to map")
     if not using and config.named_vectors:
         using = min(config.vectors)
     params = config.vector(using)

@@ -84,6 +84,11 @@ def test_the_map_refuses_bad_input(api: Api) -> None:
     assert status == 400 and "no vector named 'nope'" in answer["status"]["error"]
     assert api.get("/collections/items/quiver/map?limit=5001")[0] == 422
     assert api.get("/collections/missing/quiver/map")[0] == 404
+    api.result("PUT", "/collections/words", {"sparse_vectors": {"text": {}}})
+    status, answer = api.get("/collections/words/quiver/map")
+    assert status == 400 and "no dense vector" in answer["status"]["error"]
+    status, answer = api.get("/collections/words/quiver/map?using=text")
+    assert status == 400
 
 
 def test_the_map_of_a_named_vector(api: Api) -> None:

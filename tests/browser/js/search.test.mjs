@@ -15,7 +15,8 @@ test("a pasted vector must be a JSON array", () => {
   assert.deepEqual(buildQuery({ ...FORM, mode: "vector", query: "[0.5, 1]", using: "img" }).body.query, [0.5, 1]);
   assert.equal(buildQuery({ ...FORM, mode: "vector", query: "[0.5, 1]", using: "img" }).body.using, "img");
   assert.match(buildQuery({ ...FORM, mode: "vector", query: '{"a": 1}' }).message, /JSON array/);
-  assert.match(buildQuery({ ...FORM, mode: "vector", query: "[0.5," }).message, /JSON array of numbers: /);
+  assert.deepEqual(buildQuery({ ...FORM, mode: "vector", query: '{"indices": [3], "values": [0.5]}' }).body.query, { indices: [3], values: [0.5] });
+  assert.match(buildQuery({ ...FORM, mode: "vector", query: "[0.5," }).message, /JSON array of numbers or .*: Unexpected end/);
 });
 
 test("text is sent as a BM25 document for the server to tokenize", () => {

@@ -61,8 +61,10 @@ export function statusBadge(status) {
 
 function vectorSummary(config) {
   if (!config) return "–";
-  return vectorList(config.params.vectors)
-    .map((v) => `${v.name ? v.name + ": " : ""}${v.size}d ${v.distance}${v.multi ? " multi" : ""}`).join(", ");
+  const dense = vectorList(config.params.vectors)
+    .map((v) => `${v.name ? v.name + ": " : ""}${v.size}d ${v.distance}${v.multi ? " multi" : ""}`);
+  const sparse = Object.keys(config.params.sparse_vectors ?? {}).map((name) => `${name}: sparse`);
+  return [...dense, ...sparse].join(", ") || "–";
 }
 
 function totalMemory(memory) {

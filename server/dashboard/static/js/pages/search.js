@@ -25,7 +25,7 @@ export async function render(main, [name]) {
 function queryForm(base, dense, sparse, results, explain) {
   const modes = [["id", "Point id"], ["vector", "Vector"], ...(sparse.length ? [["text", "Text (BM25)"]] : [])];
   const mode = h("select", { id: "query-mode" }, modes.map(([v, label]) => h("option", { value: v, text: label })));
-  const query = h("textarea", { id: "query-input", rows: 2, spellcheck: false, placeholder: "a point id, or a JSON vector [0.1, 0.2, …]" });
+  const query = h("textarea", { id: "query-input", rows: 2, spellcheck: false, placeholder: 'a point id, a JSON vector [0.1, 0.2, …] or a sparse one {"indices": [3, 9], "values": [0.5, 1]}' });
   const using = h("select", { id: "query-using" });
   const limit = h("input", { id: "query-limit", type: "number", min: 1, max: 1000, value: 10 });
   const filter = h("textarea", { id: "query-filter", rows: 3, spellcheck: false, placeholder: '{"must": [{"key": "tag", "match": {"value": "a"}}]}' });
@@ -36,7 +36,7 @@ function queryForm(base, dense, sparse, results, explain) {
   const oversampling = h("input", { id: "query-q-oversampling", type: "number", min: 1, step: "0.5", placeholder: "default" });
   const problem = h("p.error", { id: "query-error", role: "alert" });
   const fillUsing = () => {
-    const names = mode.value === "text" ? sparse : dense.map((v) => v.name);
+    const names = mode.value === "text" ? sparse : [...dense.map((v) => v.name), ...sparse];
     using.replaceChildren(...names.map((n) => h("option", { value: n, text: n || "(default)" })));
   };
   mode.addEventListener("change", fillUsing);
@@ -75,7 +75,10 @@ export function buildQuery(v) {
     query = pointId(v.query);
   } else if (v.mode === "vector") {
     const parsed = parseJson(v.query);
-    if (parsed.error || !Array.isArray(parsed.value)) return { message: `The vector must be a JSON array of numbers${parsed.error ? ": " + parsed.error : ""}` };
+    const sparse = parsed.value && Array.isArray(parsed.value.indices) && Array.isArray(parsed.value.values);
+    if (parsed.error || !(Array.isArray(parsed.value) || sparse)) {
+      return { message: `The vector must be a JSON array of numbers or {"indices": [...], "values": [...]}${parsed.error ? ": " + parsed.error : ""}` };
+    }
     query = parsed.value;
   } else {
     query = { text: v.query, model: "qdrant/bm25" };
