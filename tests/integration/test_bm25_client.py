@@ -76,3 +76,32 @@ def test_a_document_for_an_unknown_model_is_refused_by_the_server(client: Qdrant
             query=models.Document(text="dogs", model="sentence-transformers/all-MiniLM-L6-v2"),
             using="bm25",
         )
+
+
+def test_hybrid_prefetch_of_a_document_and_a_dense_vector_fuses_both(
+    client: QdrantClient,
+) -> None:
+    from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+    create(client, "client_hybrid")
+    keyword = models.Document(text="quick brown fox", model=BM25)
+    dense = [1.0, 0.5]
+    stages = [
+        models.Prefetch(query=keyword, using="bm25", limit=20),
+        models.Prefetch(query=dense, using="dense", limit=20),
+    ]
+    fused = client.query_points(
+        "client_hybrid",
+        prefetch=stages,
+        query=models.FusionQuery(fusion=models.Fusion.RRF),
+        limit=10,
+    ).points
+    apart = [
+        client.query_points("client_hybrid", query=stage.query, using=stage.using, limit=20).points
+        for stage in stages
+    ]
+    expected = reciprocal_rank_fusion(apart, limit=10)
+    # RRF ties (equal ranks in one list each) may come in either order: compare scores by id
+    assert {hit.id: hit.score for hit in fused} == pytest.approx(
+        {hit.id: hit.score for hit in expected}
+    )
