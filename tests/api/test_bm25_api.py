@@ -141,6 +141,23 @@ def test_nearest_query_and_batch_query_take_documents(api: Api) -> None:
     assert {hit["id"] for hit in single} == set(reference(CORPUS, "quick fox"))
 
 
+def test_hybrid_prefetch_of_a_document_and_a_dense_vector_fuses_both(api: Api) -> None:
+    create(api)
+    upsert(api, CORPUS)
+    stages = [
+        {"query": document("quick brown fox"), "using": "bm25", "limit": 20},
+        {"query": [1.0, 0.5], "using": "dense", "limit": 20},
+    ]
+    body = {"prefetch": stages, "query": {"fusion": "rrf"}, "limit": 20}
+    fused = api.result("POST", "/collections/docs/points/query", body)["points"]
+    expected: dict[int, float] = {}
+    for stage in stages:
+        hits = api.result("POST", "/collections/docs/points/query", stage)["points"]
+        for rank, hit in enumerate(hits):  # Qdrant's RRF, k = 2: 1 / (rank + 2)
+            expected[hit["id"]] = expected.get(hit["id"], 0.0) + 1.0 / (rank + 2)
+    assert {hit["id"]: hit["score"] for hit in fused} == pytest.approx(expected)
+
+
 def test_document_options_reach_the_encoder(api: Api) -> None:
     create(api)
     options = {"language": "none", "k": 2.0}
