@@ -1,0 +1,286 @@
+"""Answering queries by example (``examples.py``): recommend, discover, context and
+relevance feedback, on any collection (one node or sharded) through its ``search``.
+
+``average_vector`` is one plain nearest query with the combined vector. The custom
+scores (``best_score``, ``sum_scores``, discover, context, feedback) are answered in
+two steps, both ordinary batched searches, so filters go through the planner, shards
+fan out and merge, and ``explain`` shows the plans:
+
+1. *Candidates.* Qdrant walks its HNSW graph with the custom score itself. Quiver's
+   graphs are faiss indexes, which walk with one vector only, so instead each example
+   whose neighbourhood holds the best points (positives, the target, the positive
+   side of each context pair) fetches its ``max(64, 4 x (limit + offset))`` nearest
+   points from the graph, all in one batch. This is candidate generation plus exact
+   re-scoring, not a custom-score graph walk: a point that is good for the custom
+   score but near none of those examples is missed (``tests/property`` measures the
+   recall against the exact answer). With ``params.exact``, or when no example can
+   generate candidates (negatives only), every point matching the filter is a
+   candidate: an exact scan.
+2. *Scores.* Each example is searched exactly over the candidates only (its filter
+   narrowed by ``has_id``), giving the ``examples x candidates`` similarity matrix
+   the custom score is computed from in numpy.
+
+As in Qdrant, example ids of this collection are left out of the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.metrics import Distance
+from server.engine.examples import (
+    Discover,
+    Feedback,
+    Recommend,
+    average_dense,
+    average_multi,
+    average_sparse,
+    examples_of,
+    generators,
+    internal,
+    score,
+)
+from server.engine.filters import Filter, HasId
+from server.engine.multistage import attach_output, merge_filters
+from server.engine.payload import PayloadSelector
+from server.engine.point_ids import PointId
+from server.engine.requests import Query
+from server.engine.results import QueryResult, ScoredPoint
+from server.engine.sparse_vector import SparseVector
+from server.errors import BadRequest
+
+if TYPE_CHECKING:
+    from server.engine.protocols import CollectionHandle
+
+Search = Callable[[Sequence[Query]], list[QueryResult]]
+"""Runs plain nearest queries as one batch (``query.py``)."""
+Operand = list[Any] | SparseVector
+
+MIN_POOL = 64
+"""Fewest candidates each generating example fetches from the graph."""
+OVERSAMPLE = 4
+"""Candidates each generating example fetches per result asked for."""
+
+
+def run_example_queries(
+    collection: CollectionHandle, queries: Sequence[Query], search: Search
+) -> list[QueryResult]:
+    """Answer queries whose ``examples`` are set, in order."""
+    return [_answer(collection, query, search) for query in queries]
+
+
+def _answer(collection: CollectionHandle, query: Query, search: Search) -> QueryResult:
+    assert query.examples is not None
+    vectors, mentioned = _resolve(collection, query)
+    flt = _without(query.filter, mentioned)
+    examples = query.examples
+    if isinstance(examples, Recommend) and examples.strategy == "average_vector":
+        vector = _average(examples, vectors)
+        plain = replace(query, vector=vector, point_id=None, examples=None, lookup=None, filter=flt)
+        return search([plain])[0]
+    if isinstance(examples, Feedback) and not all(_is_dense(v) for v in vectors):
+        raise BadRequest("Wrong input: relevance_feedback works on dense vectors only")
+    trace: list[dict[str, Any]] | None = [] if query.explain else None
+    ids, versions, sims = _similarities(collection, query, vectors, flt, search, trace)
+    if not ids:
+        return QueryResult([], trace)
+    distance = _distance(collection, query, vectors)
+    values = score(examples, internal(sims, distance))
+    order = np.argsort(-values, kind="stable")
+    points = [ScoredPoint(ids[i], versions[i], float(values[i]), None, None) for i in order]
+    if query.score_threshold is not None:
+        points = _past(points, query.score_threshold, distance)
+    page = points[query.offset : query.offset + query.limit]
+    return QueryResult(attach_output(collection, page, query), trace)
+
+
+def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> list[ScoredPoint]:
+    """The best points up to the first one not past ``score_threshold``. As in Qdrant's
+    local mode (the reference), a custom score must be strictly past it, and the metric
+    says which side is past, even for a custom score: under Euclid or Manhattan only a
+    score below it is, so the walk down the ranking stops at once unless all are."""
+    kept = []
+    for point in points:
+        passes = (
+            point.score > threshold if distance.higher_is_better else point.score < threshold
+        )
+        if not passes:
+            break
+        kept.append(point)
+    return kept
+
+
+def _resolve(collection: CollectionHandle, query: Query) -> tuple[list[Operand], list[PointId]]:
+    """Every example as a vector (ids read where ``lookup_from`` says), and the ids
+    of this collection's points named as examples (left out of the answer)."""
+    assert query.examples is not None
+    lookup = query.lookup
+    source = collection if lookup is None else lookup.collection
+    name = query.using if lookup is None or lookup.vector is None else lookup.vector
+    vectors: list[Operand] = []
+    mentioned: list[PointId] = []
+    for example in examples_of(query.examples):
+        if isinstance(example, list | SparseVector):
+            vectors.append(example)
+            continue
+        stored = source.query_vector_of(example, name or "")
+        vectors.append(stored if isinstance(stored, SparseVector) else stored.tolist())
+        if source is collection:
+            mentioned.append(example)
+    return vectors, mentioned
+
+
+def _without(flt: Filter | None, ids: list[PointId]) -> Filter | None:
+    if not ids:
+        return flt
+    return merge_filters(flt, Filter(must_not=(HasId(frozenset(ids)),)))
+
+
+def _average(examples: Recommend, vectors: list[Operand]) -> Operand:
+    """The one query vector of ``average_vector``."""
+    split = len(examples.positive)
+    if all(isinstance(v, SparseVector) for v in vectors):
+        sparse = [v for v in vectors if isinstance(v, SparseVector)]
+        return average_sparse(sparse[:split], sparse[split:])
+    if any(isinstance(v, SparseVector) for v in vectors):
+        raise BadRequest("Wrong input: examples mix sparse and dense vectors")
+    try:
+        arrays = [np.asarray(v, dtype=np.float64) for v in vectors]
+    except (TypeError, ValueError):
+        raise BadRequest("Wrong input: examples must be vectors of numbers") from None
+    if len({a.shape[1:] if a.ndim == 2 else a.shape for a in arrays}) != 1:
+        raise BadRequest("Wrong input: examples have different dimensions")
+    combine = average_multi if arrays[0].ndim == 2 else average_dense
+    result: list[Any] = combine(arrays[:split], arrays[split:]).tolist()
+    return result
+
+
+def _similarities(
+    collection: CollectionHandle,
+    query: Query,
+    vectors: list[Operand],
+    flt: Filter | None,
+    search: Search,
+    trace: list[dict[str, Any]] | None,
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """Candidate ids, their versions, and the ``examples x candidates`` similarities
+    (search scores) of the candidates every example could score."""
+    assert query.examples is not None
+    rows = generators(query.examples)
+    exact = query.params.exact or not rows
+    scoring = replace(query.params, exact=True)
+    if exact:
+        limit, narrowed = collection.count(flt), flt
+    else:
+        wanted = max(MIN_POOL, OVERSAMPLE * (query.limit + query.offset))
+        found = search([_leaf(query, vectors[i], flt, wanted, query.params) for i in rows])
+        pool = list(dict.fromkeys(point.id for answer in found for point in answer.points))
+        limit, narrowed = len(pool), _only(pool, flt)
+    if limit == 0:
+        _note(trace, query, exact, len(vectors), 0, [])
+        return [], [], np.empty((len(vectors), 0))
+    answers = search([_leaf(query, vector, narrowed, limit, scoring) for vector in vectors])
+    if not any(isinstance(vector, SparseVector) for vector in vectors):
+        ids, versions, sims = _matrix(answers)
+    else:
+        every = _every_id(collection, flt, limit) if exact else None
+        ids, versions, sims = _sparse_matrix(answers, every)
+    _note(trace, query, exact, len(vectors), len(ids), answers)
+    return ids, versions, sims
+
+
+def _leaf(query: Query, vector: Operand, flt: Filter | None, limit: int, params: Any) -> Query:
+    return Query(
+        vector=vector,
+        using=query.using,
+        limit=limit,
+        filter=flt,
+        params=params,
+        force=query.force,
+        explain=query.explain,
+    )
+
+
+def _only(ids: list[PointId], flt: Filter | None) -> Filter:
+    narrowed = merge_filters(flt, Filter(must=(HasId(frozenset(ids)),)))
+    assert narrowed is not None
+    return narrowed
+
+
+def _matrix(answers: list[QueryResult]) -> tuple[list[PointId], list[int], np.ndarray]:
+    """The points every example scored (a point without the vector scores for none)."""
+    scored = [{point.id: point for point in answer.points} for answer in answers]
+    first = scored[0]
+    ids = [i for i in first if all(i in other for other in scored[1:])]
+    sims = np.array([[found[i].score for i in ids] for found in scored], dtype=np.float64)
+    return ids, [first[i].version for i in ids], sims.reshape(len(scored), len(ids))
+
+
+def _sparse_matrix(
+    answers: list[QueryResult], every: list[PointId] | None
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """As Qdrant scores sparse examples: a point sharing no term with an example is 0
+    to it, and on an exact scan every point matching the filter is a candidate."""
+    found: dict[PointId, int] = {}
+    for answer in answers:
+        for point in answer.points:
+            found.setdefault(point.id, point.version)
+    ids = list(found) if every is None else every
+    column = {point_id: i for i, point_id in enumerate(ids)}
+    sims = np.zeros((len(answers), len(ids)))
+    for row, answer in enumerate(answers):
+        for point in answer.points:
+            if point.id in column:
+                sims[row, column[point.id]] = point.score
+    return ids, [found.get(i, 0) for i in ids], sims
+
+
+def _every_id(collection: CollectionHandle, flt: Filter | None, limit: int) -> list[PointId]:
+    page = collection.scroll(flt, limit, None, PayloadSelector.of("none"), False)
+    return [record.id for record in page.records]
+
+
+def _is_dense(vector: Operand) -> bool:
+    return isinstance(vector, list) and not (vector and isinstance(vector[0], list))
+
+
+def _distance(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> Distance:
+    if any(isinstance(v, SparseVector) for v in vectors):
+        return Distance.DOT
+    return collection.config.distance_of(collection.vector_name(query.using))
+
+
+def _note(
+    trace: list[dict[str, Any]] | None,
+    query: Query,
+    exact: bool,
+    examples: int,
+    candidates: int,
+    answers: list[QueryResult],
+) -> None:
+    if trace is None:
+        return
+    entry: dict[str, Any] = {
+        "stage": kind(query),
+        "candidates": "exact scan" if exact else "graph neighbours of the examples",
+        "examples": examples,
+        "candidates_scored": candidates,
+    }
+    plans = [plan for answer in answers for plan in answer.explain or []]
+    if plans:
+        entry["plans"] = plans
+    trace.append(entry)
+
+
+def kind(query: Query) -> str:
+    """How ``explain`` names an example query."""
+    examples = query.examples
+    if isinstance(examples, Recommend):
+        return f"recommend ({examples.strategy})"
+    if isinstance(examples, Discover):
+        return "discover" if examples.target is not None else "context"
+    return "relevance_feedback"
