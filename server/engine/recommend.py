@@ -7,15 +7,18 @@ two steps, both ordinary batched searches, so filters go through the planner, sh
 fan out and merge, and ``explain`` shows the plans:
 
 1. *Candidates.* Qdrant walks its HNSW graph with the custom score itself. Quiver's
-   graphs are faiss indexes, which walk with one vector only, so instead each example
-   whose neighbourhood holds the best points (positives, the target, the positive
-   side of each context pair) fetches its ``max(64, 4 x (limit + offset))`` nearest
-   points from the graph, all in one batch. This is candidate generation plus exact
-   re-scoring, not a custom-score graph walk: a point that is good for the custom
-   score but near none of those examples is missed (``tests/property`` measures the
-   recall against the exact answer). With ``params.exact``, or when no example can
-   generate candidates (negatives only), every point matching the filter is a
-   candidate: an exact scan.
+   graphs are faiss indexes, which walk with one vector only, so instead each *seed*
+   fetches its ``max(64, 4 x (limit + offset))`` nearest points from the graph (times
+   ``1 + pairs`` for discover), all seeds in one batch. The seeds are the examples
+   whose neighbourhoods hold the best points (positives, the target, the positive
+   side of each context pair); for ``sum_scores`` on Dot, Cosine, or Euclid with more
+   positives than negatives, one vector whose nearest points rank exactly as the
+   score does (``_sum_center``). This is candidate generation plus exact re-scoring,
+   not a custom-score graph walk: a point good for the custom score but near no seed
+   is missed (``tests/api/test_recommend_recall.py`` measures recall@10 against the
+   exact answer). With ``params.exact``, or when there is no seed (e.g. best_score
+   from negatives only), every point matching the filter is a candidate: an exact
+   scan (its results must fit the request's result budget).
 2. *Scores.* Each example is searched exactly over the candidates only (its filter
    narrowed by ``has_id``), giving the ``examples x candidates`` similarity matrix
    the custom score is computed from in numpy.
@@ -105,9 +108,7 @@ def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> li
     score below it is, so the walk down the ranking stops at once unless all are."""
     kept = []
     for point in points:
-        passes = (
-            point.score > threshold if distance.higher_is_better else point.score < threshold
-        )
+        passes = point.score > threshold if distance.higher_is_better else point.score < threshold
         if not passes:
             break
         kept.append(point)
@@ -170,14 +171,14 @@ def _similarities(
     """Candidate ids, their versions, and the ``examples x candidates`` similarities
     (search scores) of the candidates every example could score."""
     assert query.examples is not None
-    rows = generators(query.examples)
-    exact = query.params.exact or not rows
+    seeds = [] if query.params.exact else _seeds(collection, query, vectors)
+    exact = not seeds
     scoring = replace(query.params, exact=True)
     if exact:
         limit, narrowed = collection.count(flt), flt
     else:
-        wanted = max(MIN_POOL, OVERSAMPLE * (query.limit + query.offset))
-        found = search([_leaf(query, vectors[i], flt, wanted, query.params) for i in rows])
+        wanted = _pool(query)
+        found = search([_leaf(query, seed, flt, wanted, query.params) for seed in seeds])
         pool = list(dict.fromkeys(point.id for answer in found for point in answer.points))
         limit, narrowed = len(pool), _only(pool, flt)
     if limit == 0:
@@ -191,6 +192,49 @@ def _similarities(
         ids, versions, sims = _sparse_matrix(answers, every)
     _note(trace, query, exact, len(vectors), len(ids), answers)
     return ids, versions, sims
+
+
+def _seeds(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> list[Operand]:
+    """The vectors whose graph neighbours are the candidates (none: scan instead)."""
+    assert query.examples is not None
+    examples = query.examples
+    linear = isinstance(examples, Recommend) and examples.strategy == "sum_scores"
+    if linear and all(_is_dense(vector) for vector in vectors):
+        assert isinstance(examples, Recommend)
+        center = _sum_center(collection, query, examples, vectors)
+        if center is not None:
+            return [center]
+    return [vectors[i] for i in generators(examples)]
+
+
+def _sum_center(
+    collection: CollectionHandle, query: Query, examples: Recommend, vectors: list[Operand]
+) -> Operand | None:
+    """The one query whose nearest points rank exactly as ``sum_scores`` does, where
+    there is one. For Dot and Cosine the score is linear, ``<x, Σp - Σn>``; for Euclid
+    it is ``-(P - N)|x - c|² + const`` with ``c = (Σp - Σn) / (P - N)``, so with more
+    positives than negatives the best points are the nearest to ``c``."""
+    name = collection.vector_name(query.using)
+    prepared = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float64)
+    split = len(examples.positive)
+    direction = prepared[:split].sum(axis=0) - prepared[split:].sum(axis=0)
+    distance = collection.config.distance_of(name)
+    center: list[Any] | None = None
+    surplus = split - (len(vectors) - split)
+    if distance.higher_is_better and np.any(direction):
+        center = direction.tolist()
+    elif distance == Distance.EUCLID and surplus > 0:
+        center = (direction / surplus).tolist()
+    return center
+
+
+def _pool(query: Query) -> int:
+    """Candidates per seed: a discover query's best points must also sit inside every
+    pair's zone, so it fetches more per pair."""
+    wanted = max(MIN_POOL, OVERSAMPLE * (query.limit + query.offset))
+    if isinstance(query.examples, Discover):
+        return wanted * (1 + len(query.examples.context))
+    return wanted
 
 
 def _leaf(query: Query, vector: Operand, flt: Filter | None, limit: int, params: Any) -> Query:
