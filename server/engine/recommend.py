@@ -59,6 +59,7 @@ from server.errors import BadRequest
 if TYPE_CHECKING:
     from server.engine.protocols import CollectionHandle
 
+_NO_PAYLOAD = PayloadSelector.of("none")
 Search = Callable[[Sequence[Query]], list[QueryResult]]
 """Runs plain nearest queries as one batch (``query.py``)."""
 Operand = list[Any] | SparseVector
@@ -79,26 +80,49 @@ def run_example_queries(
 def _answer(collection: CollectionHandle, query: Query, search: Search) -> QueryResult:
     assert query.examples is not None
     vectors, mentioned = _resolve(collection, query)
-    flt = _without(query.filter, mentioned)
     examples = query.examples
     if isinstance(examples, Recommend) and examples.strategy == "average_vector":
-        vector = _average(examples, vectors)
-        plain = replace(query, vector=vector, point_id=None, examples=None, lookup=None, filter=flt)
-        return search([plain])[0]
+        return _nearest_to_average(query, examples, vectors, mentioned, search)
     if isinstance(examples, Feedback) and not all(_is_dense(v) for v in vectors):
         raise BadRequest("Wrong input: relevance_feedback works on dense vectors only")
     trace: list[dict[str, Any]] | None = [] if query.explain else None
-    ids, versions, sims = _similarities(collection, query, vectors, flt, search, trace)
-    if not ids:
-        return QueryResult([], trace)
     distance = _distance(collection, query, vectors)
-    values = score(examples, internal(sims, distance))
+    ids, versions, sims = _similarities(collection, query, vectors, search, trace)
+    keep = [i for i, point_id in enumerate(ids) if point_id not in mentioned]
+    if not keep:
+        return QueryResult([], trace)
+    values = score(examples, sims[:, keep])
     order = np.argsort(-values, kind="stable")
-    points = [ScoredPoint(ids[i], versions[i], float(values[i]), None, None) for i in order]
+    points = [
+        ScoredPoint(ids[keep[i]], versions[keep[i]], float(values[i]), None, None) for i in order
+    ]
     if query.score_threshold is not None:
         points = _past(points, query.score_threshold, distance)
     page = points[query.offset : query.offset + query.limit]
     return QueryResult(attach_output(collection, page, query), trace)
+
+
+def _nearest_to_average(
+    query: Query,
+    examples: Recommend,
+    vectors: list[Operand],
+    mentioned: frozenset[PointId],
+    search: Search,
+) -> QueryResult:
+    """One nearest query; the examples are fetched beyond the page, then dropped."""
+    wanted = query.limit + query.offset
+    plain = replace(
+        query,
+        vector=_average(examples, vectors),
+        point_id=None,
+        examples=None,
+        lookup=None,
+        limit=wanted + len(mentioned),
+        offset=0,
+    )
+    answer = search([plain])[0]
+    points = [point for point in answer.points if point.id not in mentioned]
+    return QueryResult(points[query.offset : wanted], answer.explain)
 
 
 def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> list[ScoredPoint]:
@@ -115,7 +139,9 @@ def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> li
     return kept
 
 
-def _resolve(collection: CollectionHandle, query: Query) -> tuple[list[Operand], list[PointId]]:
+def _resolve(
+    collection: CollectionHandle, query: Query
+) -> tuple[list[Operand], frozenset[PointId]]:
     """Every example as a vector (ids read where ``lookup_from`` says), and the ids
     of this collection's points named as examples (left out of the answer)."""
     assert query.examples is not None
@@ -132,13 +158,7 @@ def _resolve(collection: CollectionHandle, query: Query) -> tuple[list[Operand],
         vectors.append(stored if isinstance(stored, SparseVector) else stored.tolist())
         if source is collection:
             mentioned.append(example)
-    return vectors, mentioned
-
-
-def _without(flt: Filter | None, ids: list[PointId]) -> Filter | None:
-    if not ids:
-        return flt
-    return merge_filters(flt, Filter(must_not=(HasId(frozenset(ids)),)))
+    return vectors, frozenset(mentioned)
 
 
 def _average(examples: Recommend, vectors: list[Operand]) -> Operand:
@@ -164,34 +184,68 @@ def _similarities(
     collection: CollectionHandle,
     query: Query,
     vectors: list[Operand],
-    flt: Filter | None,
     search: Search,
     trace: list[dict[str, Any]] | None,
 ) -> tuple[list[PointId], list[int], np.ndarray]:
-    """Candidate ids, their versions, and the ``examples x candidates`` similarities
-    (search scores) of the candidates every example could score."""
+    """Candidate ids, their versions, and the ``examples x candidates`` internal
+    similarities (example ids among the candidates are the caller's to drop)."""
     assert query.examples is not None
+    flt = query.filter
     seeds = [] if query.params.exact else _seeds(collection, query, vectors)
-    exact = not seeds
-    scoring = replace(query.params, exact=True)
-    if exact:
-        limit, narrowed = collection.count(flt), flt
-    else:
-        wanted = _pool(query)
+    if seeds:
+        wanted = _pool(query) + len(vectors)
         found = search([_leaf(query, seed, flt, wanted, query.params) for seed in seeds])
-        pool = list(dict.fromkeys(point.id for answer in found for point in answer.points))
-        limit, narrowed = len(pool), _only(pool, flt)
+        hits = {point.id: point.version for answer in found for point in answer.points}
+        if hits and all(_is_dense(vector) for vector in vectors):
+            _note(trace, query, False, len(vectors), len(hits), found)
+            return _dense_matrix(collection, query, vectors, hits)
+        limit, narrowed = len(hits), _only(list(hits), flt) if hits else flt
+    else:
+        limit, narrowed = collection.count(flt), flt
     if limit == 0:
-        _note(trace, query, exact, len(vectors), 0, [])
+        _note(trace, query, not seeds, len(vectors), 0, [])
         return [], [], np.empty((len(vectors), 0))
+    scoring = replace(query.params, exact=True)
     answers = search([_leaf(query, vector, narrowed, limit, scoring) for vector in vectors])
     if not any(isinstance(vector, SparseVector) for vector in vectors):
         ids, versions, sims = _matrix(answers)
     else:
-        every = _every_id(collection, flt, limit) if exact else None
+        every = _every_id(collection, flt, limit) if not seeds else None
         ids, versions, sims = _sparse_matrix(answers, every)
-    _note(trace, query, exact, len(vectors), len(ids), answers)
-    return ids, versions, sims
+    _note(trace, query, not seeds, len(vectors), len(ids), answers)
+    return ids, versions, internal(sims, _distance(collection, query, vectors))
+
+
+def _dense_matrix(
+    collection: CollectionHandle,
+    query: Query,
+    vectors: list[Operand],
+    hits: dict[PointId, int],
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """Internal similarities of dense candidates to every example, in one numpy product:
+    the candidates' stored vectors read once, the examples prepared as queries."""
+    name = collection.vector_name(query.using)
+    records = collection.retrieve(list(hits), _NO_PAYLOAD, [name])
+    stored = [(r.id, _named(r.vector, name)) for r in records]
+    stored = [(point_id, vector) for point_id, vector in stored if vector is not None]
+    ids = [point_id for point_id, _ in stored]
+    if not ids:
+        return [], [], np.empty((len(vectors), 0))
+    points = np.asarray([vector for _, vector in stored], dtype=np.float64)
+    examples = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float64)
+    distance = collection.config.distance_of(name)
+    if distance.higher_is_better:
+        sims = examples @ points.T
+    elif distance == Distance.EUCLID:
+        sims = -np.square(examples[:, None, :] - points[None, :, :]).sum(axis=2)
+    else:
+        sims = -np.abs(examples[:, None, :] - points[None, :, :]).sum(axis=2)
+    return ids, [hits[i] for i in ids], sims
+
+
+def _named(output: Any, name: str) -> Any:
+    """Vector ``name`` of a record's vector output (the unnamed one is bare)."""
+    return output.get(name) if isinstance(output, dict) else output
 
 
 def _seeds(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> list[Operand]:
@@ -284,7 +338,7 @@ def _sparse_matrix(
 
 
 def _every_id(collection: CollectionHandle, flt: Filter | None, limit: int) -> list[PointId]:
-    page = collection.scroll(flt, limit, None, PayloadSelector.of("none"), False)
+    page = collection.scroll(flt, limit, None, _NO_PAYLOAD, False)
     return [record.id for record in page.records]
 
 
