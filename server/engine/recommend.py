@@ -19,11 +19,14 @@ fan out and merge, and ``explain`` shows the plans:
    exact answer). With ``params.exact``, or when there is no seed (e.g. best_score
    from negatives only), every point matching the filter is a candidate: an exact
    scan (its results must fit the request's result budget).
-2. *Scores.* Each example is searched exactly over the candidates only (its filter
-   narrowed by ``has_id``), giving the ``examples x candidates`` similarity matrix
-   the custom score is computed from in numpy.
+2. *Scores.* For dense vectors the candidates' stored vectors are read once and the
+   ``examples x candidates`` similarity matrix is one numpy product; for sparse and
+   multi-vectors (and the exact scan) each example is searched exactly over the
+   candidates only (its filter narrowed by ``has_id``). The custom score is computed
+   from that matrix in numpy.
 
-As in Qdrant, example ids of this collection are left out of the answer.
+As in Qdrant, example ids of this collection are left out of the answer (fetched beyond
+the page, then dropped: a ``must_not: has_id`` filter would be a per-row scan).
 """
 
 from __future__ import annotations
