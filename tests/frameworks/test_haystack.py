@@ -147,7 +147,9 @@ def test_hybrid_rrf_parameters_match_local_mode(
 
 def test_deleted_documents_are_not_retrieved(quiver_store: StoreMaker) -> None:
     store = quiver_store()
-    fruit = [doc_id for doc_id, topic in zip(DOC_IDS, fakes.TOPICS, strict=True) if topic == "fruit"]
+    fruit = [
+        doc_id for doc_id, topic in zip(DOC_IDS, fakes.TOPICS, strict=True) if topic == "fruit"
+    ]
     store.delete_documents(fruit)
     assert store.count_documents() == len(DOC_IDS) - len(fruit)
     for kind, hits in RETRIEVERS.items():

@@ -82,7 +82,9 @@ def ranked(results: list[NodeWithScore]) -> list[tuple[object, float]]:
     return [(hit.node.node_id, float(hit.score or 0.0)) for hit in results]
 
 
-def retrieve(index: VectorStoreIndex, query: str, mode: str, **options: object) -> list[NodeWithScore]:
+def retrieve(
+    index: VectorStoreIndex, query: str, mode: str, **options: object
+) -> list[NodeWithScore]:
     retriever = index.as_retriever(vector_store_query_mode=mode, **options)
     return retriever.retrieve(query)
 

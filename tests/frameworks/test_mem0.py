@@ -49,7 +49,10 @@ class FakeBm25:
 
 def _store(**where: Any) -> Qdrant:
     """mem0's default vector store (provider ``qdrant``) with the corpus as memories."""
-    settings = {"collection_name": f"mem0-{uuid.uuid4().hex[:12]}", "embedding_model_dims": fakes.DIM}
+    settings = {
+        "collection_name": f"mem0-{uuid.uuid4().hex[:12]}",
+        "embedding_model_dims": fakes.DIM,
+    }
     config = VectorStoreConfig(config=settings | where)
     assert config.provider == "qdrant"
     store = VectorStoreFactory.create(config.provider, config.config)
