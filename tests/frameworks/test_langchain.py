@@ -111,6 +111,22 @@ def test_filtered_search_keeps_only_the_topic(
     assert_same_ranking(ranked(quiver), ranked(local))
 
 
+def test_hybrid_search_with_dbsf_fusion_matches_local_mode(
+    quiver_store: StoreMaker, local_store: StoreMaker
+) -> None:
+    """``hybrid_fusion`` swaps RRF for distribution-based score fusion."""
+    query, dbsf = "fresh fruit juice", models.FusionQuery(fusion=models.Fusion.DBSF)
+    quiver = quiver_store(RetrievalMode.HYBRID)
+    got = quiver.similarity_search_with_score(query, k=4, hybrid_fusion=dbsf)
+    want = local_store(RetrievalMode.HYBRID).similarity_search_with_score(
+        query, k=4, hybrid_fusion=dbsf
+    )
+    assert got[0][0].page_content == fakes.CORPUS[8]
+    assert_same_ranking(ranked(got), ranked(want))
+    rrf = quiver.similarity_search_with_score(query, k=4)
+    assert [score for _, score in got] != [score for _, score in rrf]
+
+
 def test_added_texts_are_found_and_deleted_ones_are_gone(quiver_store: StoreMaker) -> None:
     store = quiver_store(RetrievalMode.DENSE)
     new_id = str(uuid.UUID(int=1000))

@@ -9,6 +9,7 @@ same order with the same scores. No LLM: retrievers only.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters
 from llama_index.vector_stores.qdrant import QdrantVectorStore
-from qdrant_client import QdrantClient
+from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from tests.frameworks import fakes
 from tests.frameworks.compare import assert_same_ranking, point_ids
@@ -55,11 +56,14 @@ def _nodes() -> list[TextNode]:
     ]
 
 
-def _index(client: QdrantClient, hybrid: bool) -> VectorStoreIndex:
+def _index(
+    client: QdrantClient, hybrid: bool, aclient: AsyncQdrantClient | None = None
+) -> VectorStoreIndex:
     """The corpus through the framework's own path: the store creates its collection."""
     store = QdrantVectorStore(
         collection_name=f"li-{uuid.uuid4().hex[:12]}",
         client=client,
+        aclient=aclient,
         enable_hybrid=hybrid,
         sparse_doc_fn=fake_sparse if hybrid else None,
         sparse_query_fn=fake_sparse if hybrid else None,
@@ -130,3 +134,14 @@ def test_deleted_nodes_are_no_longer_retrieved(quiver_index: IndexMaker) -> None
         assert not {hit.node.node_id for hit in hits} & set(city_ids), mode
     assert store.client.count(store.collection_name).count == everything - len(city_ids)
     assert [node.node_id for node in store.get_nodes([IDS[0], city_ids[0]])] == [IDS[0]]
+
+
+@pytest.mark.parametrize("mode", ["default", "sparse", "hybrid"])
+def test_async_retrieval_answers_as_sync_does(mode: str, quiver_url: str) -> None:
+    """``aretrieve`` goes through the store's AsyncQdrantClient (``aquery``)."""
+    index = _index(QdrantClient(url=quiver_url), True, AsyncQdrantClient(url=quiver_url))
+    query, options = "sweet yellow banana", {"similarity_top_k": 3, "sparse_top_k": 5}
+    retriever = index.as_retriever(vector_store_query_mode=mode, **options)
+    got = asyncio.run(retriever.aretrieve(query))
+    assert got[0].node.node_id == IDS[4]
+    assert_same_ranking(ranked(got), ranked(retriever.retrieve(query)))
