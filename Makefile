@@ -15,8 +15,8 @@ HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
-.PHONY: serve test test-containers test-frameworks lint typecheck check bench bench-core bench-hnsw \
-	bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk clean
+.PHONY: serve test test-containers test-browser test-frameworks lint typecheck check bench \
+	bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ test: $(STAMP)
 # own step after `make test`. Add QUIVER_CLUSTER_CONTAINER_TESTS=1 for the cluster profile.
 test-containers: $(STAMP)
 	QUIVER_CONTAINER_TESTS=1 $(VENV)/bin/pytest -q -rs -m container tests/deploy
+
+# The dashboard (tests/browser): node's test runner for its JavaScript, then a real headless
+# Chromium (Debian's chromium + chromium-driver; nothing downloads a browser) against a real
+# server; screenshots land in tests/browser/artifacts/. Not part of `make test`.
+test-browser: $(STAMP)
+	node --test tests/browser/js/*.test.mjs
+	QUIVER_BROWSER_TESTS=1 $(VENV)/bin/pytest -q -rs tests/browser
 
 # Each framework's venv holds only the framework and pytest, every version pinned in
 # tests/frameworks/requirements/NAME.txt; the Quiver server the tests start runs from .venv.
