@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from server.api import render
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
+from server.api.inference import embed_query_documents
 from server.api.query_wire import parse_combine, parse_mmr, prefetch_items
 from server.api.routes.common import (
     check_limit,
@@ -52,6 +53,7 @@ _OTHER_QUERY_KINDS = (
 async def query_points(
     request: Request, body: QueryRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
+    await embed_query_documents(request, [body], collection)
     results = await run_cpu(request, collection.query, [_query(body, settings)])
     return ok(request, render.query_response(results[0]))
 
@@ -61,6 +63,7 @@ async def query_points_batch(
     request: Request, body: QueryRequestBatch, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
     _check_batch(len(body.searches), settings)
+    await embed_query_documents(request, body.searches, collection)
     queries = [_query(search, settings) for search in body.searches]
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.query_response(result) for result in results])
