@@ -7,12 +7,16 @@ BENCH_STAMP := $(VENV)/.installed-bench
 EMBED_STAMP := $(VENV)/.installed-embed
 TEXT_DATA := bench/data/text/meta.json
 TOKEN_DATA := bench/data/tokens/meta.json
+# The framework scenarios (tests/frameworks): one venv each, as their dependencies conflict.
+FRAMEWORKS := langchain llamaindex haystack mem0 qdrant
+FRAMEWORK_VENVS := .venv-frameworks
+FRAMEWORK_STAMPS := $(FRAMEWORKS:%=$(FRAMEWORK_VENVS)/%/.installed)
 HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
-.PHONY: serve test test-containers test-browser lint typecheck check bench bench-core bench-hnsw bench-planner \
-	bench-quantization bench-leanvec bench-muvera bench-bulk clean
+.PHONY: serve test test-containers test-browser test-frameworks lint typecheck check bench \
+	bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +64,25 @@ test-browser: $(STAMP)
 	node --test tests/browser/js/*.test.mjs
 	QUIVER_BROWSER_TESTS=1 $(VENV)/bin/pytest -q -rs tests/browser
 
+# Each framework's venv holds only the framework and pytest, every version pinned in
+# tests/frameworks/requirements/NAME.txt; the Quiver server the tests start runs from .venv.
+$(FRAMEWORK_VENVS)/%/.installed: tests/frameworks/requirements/%.txt
+	test -x $(FRAMEWORK_VENVS)/$*/bin/python || $(PYTHON) -m venv $(FRAMEWORK_VENVS)/$*
+	$(FRAMEWORK_VENVS)/$*/bin/pip install --quiet --upgrade pip
+	$(FRAMEWORK_VENVS)/$*/bin/pip install --quiet -r $<
+	touch $@
+
+# LangChain, LlamaIndex, Haystack and mem0 through their own Qdrant stores, and
+# qdrant-client's server-side BM25 Documents, against a real server (issue 15); every
+# framework runs even when one fails. .ci/run runs it as its own step after the containers.
+test-frameworks: $(STAMP) $(FRAMEWORK_STAMPS)
+	@status=0; for name in $(FRAMEWORKS); do \
+		echo "== tests/frameworks/test_$$name.py ($(FRAMEWORK_VENVS)/$$name)"; \
+		FRAMEWORKS_SERVER_PYTHON=$(abspath $(VENV))/bin/python \
+			$(FRAMEWORK_VENVS)/$$name/bin/pytest -q -p no:cacheprovider \
+			tests/frameworks/test_$$name.py || status=1; \
+	done; exit $$status
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server index client tests bench
 
@@ -91,4 +114,4 @@ bench-bulk: $(BENCH_STAMP) $(TEXT_DATA)
 	$(VENV)/bin/python bench/bench_bulk.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(FRAMEWORK_VENVS) .pytest_cache .mypy_cache

@@ -66,8 +66,10 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
     _refuse_unsupported(request)
     sparse = _sparse_vectors(request.get("sparse_vectors") or {}, {})
     named, vectors = True, dict[str, VectorParams]()
-    if request.get("vectors") is not None:
-        named, vectors = _vectors(request.get("vectors"), max_vector_size)
+    raw_vectors = request.get("vectors")
+    # `"vectors": {}` beside sparse vectors (LangChain's sparse mode sends it) means no dense one
+    if raw_vectors or (raw_vectors is not None and not sparse):
+        named, vectors = _vectors(raw_vectors, max_vector_size)
     _check_names(vectors, sparse)
     config = CollectionConfig(vectors=vectors, named_vectors=named, sparse_vectors=sparse)
     copied = {k: request[k] for k in _COPIED if k in request}

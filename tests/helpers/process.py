@@ -45,11 +45,19 @@ class QuiverProcess:
 
     Each start picks a fresh free port, so a restart never waits for the old
     socket; read ``url`` after every start. ``env`` is the server's environment
-    (default: this process's, minus any ``QUIVER_*`` setting).
+    (default: this process's, minus any ``QUIVER_*`` setting); ``python`` the interpreter
+    that runs it (default: this one; the framework tests' venvs lack Quiver's dependencies).
     """
 
-    def __init__(self, data_dir: Path, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.data_dir = data_dir
+        self.python = python
         self.log_dir = log_dir
         self.env = server_env() if env is None else env
         self.port = 0
@@ -83,7 +91,7 @@ class QuiverProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = self.log_dir / f"server-{self.starts}.log"
         command = [
-            sys.executable, "-m", "server.cli", "serve",
+            self.python, "-m", "server.cli", "serve",
             "--host", HOST, "--port", str(self.port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
         with self._log_path.open("wb") as log:
