@@ -181,6 +181,9 @@ class FieldIndex(Protocol):
 
     def memory_bytes(self) -> int: ...
     def points(self) -> int: ...
+    def value_counts(self, rows: npt.NDArray[np.bool_]) -> dict[Any, int]:
+        """Per indexed value: how many of the ``rows`` set in the mask hold it (facets)."""
+        ...
 
 
 class _FieldIndexBase:
@@ -344,6 +347,15 @@ class _InvertedIndex(_FieldIndexBase):
 
     def entries(self) -> list[tuple[Any, int]]:
         return sorted((key, row) for key, rows in self._postings.items() for row in rows)
+
+    def value_counts(self, rows: npt.NDArray[np.bool_]) -> dict[Any, int]:
+        """One bitmap intersection per distinct value, never a pass per row."""
+        selected = _bitmap(np.flatnonzero(rows))
+        counts = {
+            key: postings.intersection_cardinality(selected)
+            for key, postings in self._postings.items()
+        }
+        return {key: count for key, count in counts.items() if count}
 
     def _rows_of(self, keys: Iterable[Any]) -> BitMap:
         postings = self._postings
@@ -536,6 +548,18 @@ class _SortedIndex(_FieldIndexBase):
     def entries(self) -> list[tuple[Any, int]]:
         live = np.flatnonzero(self._alive[: self._size])
         return sorted(zip(self._values[live].tolist(), self._rows[live].tolist(), strict=True))
+
+    def value_counts(self, rows: npt.NDArray[np.bool_]) -> dict[Any, int]:
+        """Live (value, row) pairs of the selected rows, a row counted once per value,
+        counted by one ``np.unique``."""
+        live = np.flatnonzero(self._alive[: self._size])
+        slot_rows = self._rows[live]
+        inside = slot_rows < len(rows)
+        live, slot_rows = live[inside], slot_rows[inside]
+        picked = rows[slot_rows]
+        pairs = np.unique(np.stack([self._values[live[picked]], slot_rows[picked]]).T, axis=0)
+        values, counts = np.unique(pairs[:, 0], return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
     def _sorted_view(self) -> _SortedView:
         """Re-sort once the unsorted tail outgrows a cheap linear scan.
