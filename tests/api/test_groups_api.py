@@ -112,7 +112,7 @@ def test_filter_threshold_and_explain_apply_to_grouping(api: Api, chunks: str) -
     }
     answer = api.result("POST", f"/collections/{NAME}/points/query/groups", body)
     assert _ids(answer["groups"]) == [(1, [9]), (2, [6])]
-    assert [step["stage"] for step in answer["explain"]][0] == "find groups"
+    assert answer["explain"][0]["stage"] == "find groups"
     assert all("plans" in step for step in answer["explain"])
 
 
