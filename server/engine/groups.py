@@ -160,7 +160,10 @@ class _GroupSearch:
         open_groups = [value for value, hits in groups.items() if len(hits) < size]
         if not open_groups:
             return
-        flt = merge_filters(self.probe.filter, _any_of(self.request.group_by, open_groups))
+        try:
+            flt = merge_filters(self.probe.filter, _any_of(self.request.group_by, open_groups))
+        except BadRequest:  # a value no filter can match (an integer past int64): keep what
+            return  # the first search saw, as Qdrant keeps groups it could not fill
         candidates = 2 * size * len(open_groups)
         while True:
             points, exhausted = self._search(flt, candidates, "fill groups")
