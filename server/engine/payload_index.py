@@ -310,8 +310,10 @@ class _InvertedIndex(_FieldIndexBase):
     def __init__(self, field: str) -> None:
         super().__init__(field)
         self._postings: dict[Any, BitMap] = {}
+        self._flat: tuple[list[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     def _insert(self, row: int, keys: list[Any]) -> None:
+        self._flat = None
         for key in keys:
             rows = self._postings.get(key)
             if rows is None:
@@ -319,6 +321,7 @@ class _InvertedIndex(_FieldIndexBase):
             rows.add(row)
 
     def _delete(self, row: int, keys: list[Any]) -> None:
+        self._flat = None
         for key in keys:
             rows = self._postings.get(key)
             if rows is not None:
@@ -327,6 +330,7 @@ class _InvertedIndex(_FieldIndexBase):
                     del self._postings[key]
 
     def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
+        self._flat = None
         for key in keys:
             rows = self._postings.get(key)
             if rows is not None and src_row in rows:
@@ -334,6 +338,7 @@ class _InvertedIndex(_FieldIndexBase):
                 rows.add(dst_row)
 
     def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+        self._flat = None
         grouped: dict[Any, list[int]] = {}
         for row, key in zip(rows, keys, strict=True):
             grouped.setdefault(key, []).append(row)
@@ -349,13 +354,27 @@ class _InvertedIndex(_FieldIndexBase):
         return sorted((key, row) for key, rows in self._postings.items() for row in rows)
 
     def value_counts(self, rows: npt.NDArray[np.bool_]) -> dict[Any, int]:
-        """One bitmap intersection per distinct value, never a pass per row."""
-        selected = _bitmap(np.flatnonzero(rows))
-        counts = {
-            key: postings.intersection_cardinality(selected)
-            for key, postings in self._postings.items()
-        }
-        return {key: count for key, count in counts.items() if count}
+        """One ``np.bincount`` over every (value, row) posting, never a pass per row or
+        a bitmap call per value (a facet over 1,000 values would pay 1,000 of those)."""
+        keys, key_ids, key_rows = self._flat_postings()
+        inside = key_rows < len(rows)
+        picked = key_ids[inside][rows[key_rows[inside]]]
+        counts = np.bincount(picked, minlength=len(keys))
+        return {keys[i]: int(counts[i]) for i in np.flatnonzero(counts).tolist()}
+
+    def _flat_postings(self) -> tuple[list[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The postings as parallel arrays (value number, row), built once per change.
+        Readers share it under the collection's read lock: one of two racing builds
+        wins the assignment, and both are the same."""
+        flat = self._flat
+        if flat is None:
+            keys = list(self._postings)
+            arrays = [np.asarray(self._postings[key].to_array(), dtype=np.int64) for key in keys]
+            sizes = [len(array) for array in arrays]
+            key_ids = np.repeat(np.arange(len(keys), dtype=np.int64), sizes)
+            key_rows = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+            self._flat = flat = (keys, key_ids, key_rows)
+        return flat
 
     def _rows_of(self, keys: Iterable[Any]) -> BitMap:
         postings = self._postings
