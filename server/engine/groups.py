@@ -12,9 +12,10 @@ Here, as in Qdrant, that walk is a few searches instead: (1) a search whose
 candidate limit grows until it has met ``limit`` groups (or run out of points);
 those are the answer's groups, because a prefix of the score order meets groups in
 order. (2) For a single-stage vector query, the chosen groups that are not yet full
-are filled by one search filtered to their values (``match any``), its limit growing
-until each has ``group_size`` hits; the filter goes through the planner, so a
-selective group set costs the group's points, not the collection. Multi-stage
+are filled by a search filtered to their values (``match any``); groups still short
+are searched again, alone, with a wider limit, until each has ``group_size`` hits or
+runs out of points. The filter goes through the planner, so a selective group set
+costs the groups' points, not the collection. Multi-stage
 queries (prefetch) grow the outer limit only, since a filter would narrow their
 prefetches and change fusion ranks. Every search asks for at most
 ``MAX_GROUP_CANDIDATES`` points; past that the groups found so far are answered.
@@ -155,25 +156,27 @@ class _GroupSearch:
             candidates = min(candidates * GROWTH, MAX_GROUP_CANDIDATES)
 
     def fill(self, groups: dict[GroupId, list[ScoredPoint]]) -> None:
-        """Give each chosen group not yet full its best ``group_size`` hits."""
+        """Give each chosen group not yet full its best ``group_size`` hits: a search
+        filtered to the open groups' values meets each one's points in score order, so
+        its first hits per group are that group's best; groups still short (and not
+        out of points) are searched again, alone, with a wider limit."""
         size = self.request.group_size
         open_groups = [value for value, hits in groups.items() if len(hits) < size]
-        if not open_groups:
-            return
-        try:
-            flt = merge_filters(self.probe.filter, _any_of(self.request.group_by, open_groups))
-        except BadRequest:  # a value no filter can match (an integer past int64): keep what
-            return  # the first search saw, as Qdrant keeps groups it could not fill
-        candidates = 2 * size * len(open_groups)
-        while True:
-            points, exhausted = self._search(flt, candidates, "fill groups")
+        factor = 2
+        while open_groups:
+            try:
+                flt = merge_filters(self.probe.filter, _any_of(self.request.group_by, open_groups))
+            except BadRequest:  # a value no filter can match (an integer past int64):
+                return  # keep what the first search saw, as Qdrant keeps groups it cannot fill
+            limit = min(factor * size * len(open_groups), MAX_GROUP_CANDIDATES)
+            points, exhausted = self._search(flt, limit, "fill groups")
             found = self._aggregate(points)
-            complete = all(len(found.get(value, ())) >= size for value in open_groups)
-            if complete or exhausted or candidates >= MAX_GROUP_CANDIDATES:
-                break
-            candidates = min(candidates * GROWTH, MAX_GROUP_CANDIDATES)
-        for value in open_groups:
-            groups[value] = found.get(value, [])
+            for value in open_groups:
+                groups[value] = found.get(value, [])
+            if exhausted or limit >= MAX_GROUP_CANDIDATES:
+                return
+            open_groups = [value for value in open_groups if len(groups[value]) < size]
+            factor *= GROWTH
 
     def _search(self, flt: Filter | None, limit: int, stage: str) -> tuple[list[ScoredPoint], bool]:
         """One search of up to ``limit`` points, and whether it ran out of points."""
