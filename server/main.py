@@ -25,6 +25,7 @@ from server.api.routes import (
     admin,
     bulk,
     collections,
+    groups,
     jobs,
     leanvec,
     points,
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(app.state)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (admin, collections, points, bulk, query, recommend, jobs, leanvec, snapshots):
+    routers = (admin, collections, points, bulk, query, recommend, groups, jobs, leanvec, snapshots)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)

@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
+from server.engine.facets import FacetValue, check_facet_key
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget, result_bytes
 from server.engine.payload import PayloadSelector
@@ -475,6 +477,14 @@ class ShardedCollection:
 
     def count(self, flt: Filter | None) -> int:
         return sum(self._everywhere(on_collection(Collection.count, flt)).values())
+
+    def facet_counts(self, key: str, flt: Filter | None) -> dict[FacetValue, int]:
+        """Every shard's full counts, summed (a shard's top values alone would not be)."""
+        check_facet_key(self._config, key)
+        totals: Counter[FacetValue] = Counter()
+        for counts in self._everywhere(on_collection(Collection.facet_counts, key, flt)).values():
+            totals.update(counts)
+        return dict(totals)
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector

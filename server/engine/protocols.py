@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from server.engine.config import CollectionConfig
+from server.engine.facets import FacetValue
 from server.engine.filters import Filter
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
@@ -100,6 +101,11 @@ class CollectionHandle(Protocol):
     # -- reads -----------------------------------------------------------
 
     def count(self, flt: Filter | None) -> int: ...
+
+    def facet_counts(self, key: str, flt: Filter | None) -> dict[FacetValue, int]:
+        """Per value of the indexed ``key``: the points matching ``flt`` holding it
+        (``engine/facets.py``); a 400 when ``key`` has no facet-able index."""
+        ...
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector

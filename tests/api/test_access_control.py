@@ -188,6 +188,18 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"{ITEMS}/points/discover/batch",
         {"searches": [{"target": VECTOR, "limit": 2}]},
     ),
+    ("POST", "/collections/{name}/points/query/groups"): Sample(
+        "read", "POST", f"{ITEMS}/points/query/groups", {"query": VECTOR, "group_by": "city"}
+    ),
+    ("POST", "/collections/{name}/points/search/groups"): Sample(
+        "read",
+        "POST",
+        f"{ITEMS}/points/search/groups",
+        {"vector": VECTOR, "group_by": "city", "group_size": 2, "limit": 2},
+    ),
+    ("POST", "/collections/{name}/facet"): Sample(
+        "read", "POST", f"{ITEMS}/facet", extra=lambda world: facet_body(world)
+    ),
     ("GET", "/collections/{name}/jobs"): Sample("read", "GET", f"{ITEMS}/jobs"),
     ("GET", "/collections/{name}/segments"): Sample("read", "GET", f"{ITEMS}/segments"),
     ("GET", "/jobs/{job_id}"): Sample("global read", "GET", "/jobs/{job}"),
@@ -248,6 +260,13 @@ def refresh(world: World) -> None:
         world.snapshot = snapshots[0]["name"]
         response = api.client.get(f"{ITEMS}/snapshots/{world.snapshot}", headers={"api-key": KEY})
         world.snapshot_bytes = response.content
+
+
+def facet_body(world: World) -> dict[str, Any]:
+    """A facet over ``city``, indexed first (samples may have dropped the collection)."""
+    index = {"field_name": "city", "field_schema": "keyword"}
+    world.api.result("PUT", f"{ITEMS}/index?wait=true", index)
+    return {"json": {"key": "city"}}
 
 
 @pytest.fixture(scope="module")
@@ -330,6 +349,20 @@ def test_a_collection_token_reaches_no_other_collection(world: World) -> None:
         "Forbidden: Access to collection other is required"
     )
     assert response.json()["result"] is None
+
+
+def test_a_group_lookup_reads_only_a_collection_the_token_reaches(world: World) -> None:
+    """``with_lookup`` reads a second collection, which the front door never saw."""
+    body = {"query": VECTOR, "group_by": "city", "with_lookup": "other"}
+    path = f"{ITEMS}/points/query/groups"
+    scoped_read = CREDENTIALS["jwt items r"]
+    response = world.api.client.post(path, json=body, headers=scoped_read)
+    assert response.status_code == 403
+    assert response.json()["status"]["error"] == (
+        "Forbidden: Access to collection other is required"
+    )
+    response = world.api.client.post(path, json=body, headers=CREDENTIALS["jwt r"])
+    assert response.status_code == 200
 
 
 def test_listing_collections_shows_a_collection_token_only_its_own(world: World) -> None:

@@ -58,7 +58,7 @@ async def query_points(
     engine: EngineDep,
 ) -> Response:
     await embed_query_documents(request, [body], collection)
-    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
+    results = await run_cpu(request, collection.query, [parse_query(body, settings, engine.get)])
     return ok(request, render.query_response(results[0]))
 
 
@@ -72,7 +72,7 @@ async def query_points_batch(
 ) -> Response:
     check_batch(len(body.searches), settings)
     await embed_query_documents(request, body.searches, collection)
-    queries = [_query(search, settings, engine.get) for search in body.searches]
+    queries = [parse_query(search, settings, engine.get) for search in body.searches]
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.query_response(result) for result in results])
 
@@ -81,7 +81,7 @@ async def query_points_batch(
 async def search_points(
     request: Request, body: SearchRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_search(body, settings)])
+    results = await run_cpu(request, collection.query, [parse_search(body, settings)])
     return ok(request, render.scored_points(results[0].points))
 
 
@@ -90,12 +90,12 @@ async def search_points_batch(
     request: Request, body: SearchRequestBatch, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
     check_batch(len(body.searches), settings)
-    queries = [_search(search, settings) for search in body.searches]
+    queries = [parse_search(search, settings) for search in body.searches]
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.scored_points(result.points) for result in results])
 
 
-def _query(request: QueryRequest, settings: Settings, resolve: Resolve) -> Query:
+def parse_query(request: QueryRequest, settings: Settings, resolve: Resolve) -> Query:
     """Qdrant's ``QueryRequest`` as an engine ``Query``: a literal vector, a point id
     (search by that point's vector), no query at all (page through points), or a
     multi-stage tree of prefetches fused, scored or re-ranked (``engine/multistage.py``),
@@ -189,7 +189,7 @@ def _nearest_of(query: dict[str, Any]) -> Any:
     raise BadRequest(f"Wrong input: unknown query object with keys {sorted(query)}")
 
 
-def _search(request: SearchRequest, settings: Settings) -> Query:
+def parse_search(request: SearchRequest, settings: Settings) -> Query:
     """Qdrant's legacy ``SearchRequest``: always a literal vector, maybe named."""
     raw: Any = request.vector
     using: str | None = None

@@ -33,6 +33,7 @@ from server.engine.collection.writes import (
     upsert_vectors,
 )
 from server.engine.config import CollectionConfig
+from server.engine.facets import FacetValue, check_facet_key, count_values
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget
 from server.engine.optimizer import Task
@@ -249,6 +250,11 @@ class Collection:
     def count(self, flt: Filter | None) -> int:
         with self._lock.read():
             return self._segments.count(flt)
+
+    def facet_counts(self, key: str, flt: Filter | None) -> dict[FacetValue, int]:
+        check_facet_key(self._config, key)
+        with self._lock.read():
+            return count_values(self._segments, key, flt)
 
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector

@@ -1,0 +1,258 @@
+"""Grouped search and facets over HTTP: the response shapes (hits, lookup, payload and
+vectors, explain), group_by over arrays and nested keys, the legacy search/groups
+endpoint, sharded collections, and every refusal as a Qdrant-shaped 4xx that changes
+nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers.api import Api
+
+NAME = "docs"
+CHUNKS = 12
+
+
+@pytest.fixture
+def chunks(api: Api) -> str:
+    """Twelve chunks of four documents (``doc`` 0-3), tagged, with a nested section;
+    and a ``books`` collection holding a record per document id (for with_lookup)."""
+    vectors = {"dense": {"size": 2, "distance": "Dot"}}
+    api.result("PUT", f"/collections/{NAME}", {"vectors": vectors})
+    points = [
+        {
+            "id": i,
+            "vector": {"dense": [float(i), 1.0]},
+            "payload": {
+                "doc": i % 4,
+                "tags": ["x", "y"] if i % 3 == 0 else ["x"],
+                "meta": {"section": f"s{i % 2}"},
+                "uid": f"00000000-0000-0000-0000-00000000000{i % 2}",
+                "odd": bool(i % 2),
+            },
+        }
+        for i in range(CHUNKS)
+    ]
+    api.result("PUT", f"/collections/{NAME}/points?wait=true", {"points": points})
+    api.result("PUT", "/collections/books", {"vectors": {"size": 2, "distance": "Dot"}})
+    books = [{"id": d, "vector": [1.0, 0.0], "payload": {"title": f"book {d}"}} for d in (0, 1, 2)]
+    api.result("PUT", "/collections/books/points?wait=true", {"points": books})
+    return NAME
+
+
+def _groups(api: Api, body: dict[str, Any], path: str = "query/groups") -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = api.result("POST", f"/collections/{NAME}/points/{path}", body)[
+        "groups"
+    ]
+    return groups
+
+
+def _ids(groups: list[dict[str, Any]]) -> list[tuple[Any, list[Any]]]:
+    return [(g["id"], [h["id"] for h in g["hits"]]) for g in groups]
+
+
+def test_groups_are_ordered_by_best_hit_with_their_best_hits(api: Api, chunks: str) -> None:
+    body = {"query": [1.0, 0.0], "using": "dense", "group_by": "doc", "group_size": 2, "limit": 3}
+    assert _ids(_groups(api, body)) == [(3, [11, 7]), (2, [10, 6]), (1, [9, 5])]
+
+
+def test_an_array_value_puts_a_point_in_each_of_its_groups(api: Api, chunks: str) -> None:
+    body = {"query": [1.0, 0.0], "using": "dense", "group_by": "tags", "group_size": 3}
+    assert _ids(_groups(api, body)) == [("x", [11, 10, 9]), ("y", [9, 6, 3])]
+
+
+def test_a_nested_key_groups_and_hits_carry_what_was_asked(api: Api, chunks: str) -> None:
+    body = {
+        "query": [1.0, 0.0],
+        "using": "dense",
+        "group_by": "meta.section",
+        "group_size": 1,
+        "with_payload": ["doc"],
+        "with_vector": True,
+    }
+    groups = _groups(api, body)
+    assert _ids(groups) == [("s1", [11]), ("s0", [10])]
+    assert groups[0]["hits"][0]["payload"] == {"doc": 3}
+    assert groups[0]["hits"][0]["vector"] == {"dense": [11.0, 1.0]}
+    assert groups[0]["hits"][0]["score"] == pytest.approx(11.0)
+
+
+def test_with_lookup_adds_the_record_of_each_group_id(api: Api, chunks: str) -> None:
+    body = {"query": [1.0, 0.0], "using": "dense", "group_by": "doc", "group_size": 1}
+    groups = _groups(api, body | {"with_lookup": "books"})
+    assert [g.get("lookup") for g in groups] == [
+        None,  # no book 3
+        {"id": 2, "payload": {"title": "book 2"}, "vector": None},
+        {"id": 1, "payload": {"title": "book 1"}, "vector": None},
+        {"id": 0, "payload": {"title": "book 0"}, "vector": None},
+    ]
+    lookup = {"collection": "books", "with_payload": False, "with_vectors": True}
+    groups = _groups(api, body | {"with_lookup": lookup, "limit": 2})
+    assert groups[1]["lookup"] == {"id": 2, "payload": None, "vector": [1.0, 0.0]}
+
+
+def test_search_groups_is_the_legacy_shape_of_the_same(api: Api, chunks: str) -> None:
+    body = {"vector": {"name": "dense", "vector": [1.0, 0.0]}, "group_by": "doc"}
+    legacy = _groups(api, body | {"group_size": 2, "limit": 2}, "search/groups")
+    query = {"query": [1.0, 0.0], "using": "dense", "group_by": "doc", "group_size": 2}
+    assert _ids(legacy) == _ids(_groups(api, query | {"limit": 2}))
+
+
+def test_filter_threshold_and_explain_apply_to_grouping(api: Api, chunks: str) -> None:
+    body = {
+        "query": [1.0, 0.0],
+        "using": "dense",
+        "group_by": "doc",
+        "group_size": 5,
+        "filter": {"must": [{"key": "tags", "match": {"value": "y"}}]},
+        "score_threshold": 4.0,
+        "explain": True,
+    }
+    answer = api.result("POST", f"/collections/{NAME}/points/query/groups", body)
+    assert _ids(answer["groups"]) == [(1, [9]), (2, [6])]
+    assert answer["explain"][0]["stage"] == "find groups"
+    assert all("plans" in step for step in answer["explain"])
+
+
+def test_groups_without_a_query_page_points_by_id(api: Api, chunks: str) -> None:
+    body = {"group_by": "odd", "group_size": 2}  # bools are no group ids: no groups
+    assert _groups(api, body) == []
+    assert _ids(_groups(api, {"group_by": "doc", "group_size": 2, "limit": 2})) == [
+        (0, [0, 4]),
+        (1, [1, 5]),
+    ]
+
+
+def test_sharded_groups_and_facets_equal_single_node(api: Api, chunks: str) -> None:
+    api.result(
+        "PUT",
+        "/collections/sharded",
+        {"vectors": {"dense": {"size": 2, "distance": "Dot"}}} | {"shard_number": 3},
+    )
+    points = api.result(
+        "POST",
+        f"/collections/{NAME}/points/scroll",
+        {"limit": 100, "with_vector": True, "with_payload": True},
+    )["points"]
+    api.result("PUT", "/collections/sharded/points?wait=true", {"points": points})
+    for name in (NAME, "sharded"):
+        api.result(
+            "PUT",
+            f"/collections/{name}/index?wait=true",
+            {"field_name": "doc", "field_schema": "integer"},
+        )
+    body = {"query": [1.0, -0.5], "using": "dense", "group_by": "tags", "group_size": 4}
+    single = api.result("POST", f"/collections/{NAME}/points/query/groups", body)
+    sharded = api.result("POST", "/collections/sharded/points/query/groups", body)
+    assert _ids(sharded["groups"]) == _ids(single["groups"])
+    facet = {"key": "doc", "filter": {"must": [{"key": "odd", "match": {"value": True}}]}}
+    assert api.result("POST", "/collections/sharded/facet", facet) == api.result(
+        "POST", f"/collections/{NAME}/facet", facet
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "kind", "expected"),
+    [
+        ("doc", "integer", [{"value": v, "count": 3} for v in (0, 1, 2, 3)]),
+        ("tags", "keyword", [{"value": "x", "count": 12}, {"value": "y", "count": 4}]),
+        ("odd", "bool", [{"value": False, "count": 6}, {"value": True, "count": 6}]),
+        (
+            "uid",
+            "uuid",
+            [
+                {"value": "00000000-0000-0000-0000-000000000000", "count": 6},
+                {"value": "00000000-0000-0000-0000-000000000001", "count": 6},
+            ],
+        ),
+        ("meta.section", "keyword", [{"value": "s0", "count": 6}, {"value": "s1", "count": 6}]),
+    ],
+)
+def test_facet_counts_each_index_type(
+    api: Api, chunks: str, field: str, kind: str, expected: list[dict[str, Any]]
+) -> None:
+    api.result(
+        "PUT", f"/collections/{NAME}/index?wait=true", {"field_name": field, "field_schema": kind}
+    )
+    assert api.result("POST", f"/collections/{NAME}/facet", {"key": field}) == {"hits": expected}
+
+
+def test_facet_limit_filter_and_deletes(api: Api, chunks: str) -> None:
+    api.result(
+        "PUT",
+        f"/collections/{NAME}/index?wait=true",
+        {"field_name": "doc", "field_schema": "integer"},
+    )
+    api.result("POST", f"/collections/{NAME}/points/delete?wait=true", {"points": [0, 4]})
+    body = {
+        "key": "doc",
+        "limit": 2,
+        "filter": {"must": [{"key": "tags", "match": {"value": "x"}}]},
+    }
+    hits = api.result("POST", f"/collections/{NAME}/facet", body)["hits"]
+    assert hits == [{"value": 1, "count": 3}, {"value": 2, "count": 3}]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("points/query/groups", {"query": [1.0, 0.0], "using": "dense"}, 422, "group_by"),
+        (
+            "points/query/groups",
+            {"query": [1, 0], "using": "dense", "group_by": ""},
+            422,
+            "group_by",
+        ),
+        ("points/query/groups", {"group_by": "doc", "group_size": 0}, 422, "group_size"),
+        ("points/query/groups", {"group_by": "doc", "limit": 0}, 422, "limit"),
+        (
+            "points/query/groups",
+            {"group_by": "doc", "group_size": 10000, "limit": 10000},
+            400,
+            "limit",
+        ),
+        ("points/query/groups", {"group_by": "doc", "with_lookup": "missing"}, 404, "missing"),
+        (
+            "points/query/groups",
+            {"group_by": "doc[", "query": [1.0, 0.0], "using": "dense"},
+            400,
+            "group_by",
+        ),
+        (
+            "points/query/groups",
+            {"group_by": "doc", "query": [1.0], "using": "dense"},
+            400,
+            "dimension",
+        ),
+        ("points/query/groups", {"group_by": "doc", "offset": 3}, 422, "offset"),
+        (
+            "points/search/groups",
+            {"vector": [1.0, 0.0], "group_by": "doc", "limit": 2},
+            422,
+            "group_size",
+        ),
+        ("facet", {"key": "doc"}, 400, "No appropriate index for faceting: `doc`"),
+        ("facet", {"key": "doc", "limit": 0}, 422, "limit"),
+        ("facet", {}, 422, "key"),
+    ],
+)
+def test_bad_requests_are_refused_and_change_nothing(
+    api: Api, chunks: str, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    before = api.result("POST", f"/collections/{NAME}/points/scroll", {"limit": 100})
+    code, answer = api.post(f"/collections/{NAME}/{path}", body)
+    assert code == status, answer
+    assert message in answer["status"]["error"]
+    assert api.result("POST", f"/collections/{NAME}/points/scroll", {"limit": 100}) == before
+
+
+def test_a_float_index_cannot_be_faceted(api: Api, chunks: str) -> None:
+    api.result(
+        "PUT",
+        f"/collections/{NAME}/index?wait=true",
+        {"field_name": "doc", "field_schema": "float"},
+    )
+    code, answer = api.post(f"/collections/{NAME}/facet", {"key": "doc"})
+    assert code == 400 and "No appropriate index" in answer["status"]["error"]
