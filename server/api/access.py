@@ -127,6 +127,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/query/batch"): READ_JSON,
     ("POST", f"{C}/points/search"): READ_JSON,
     ("POST", f"{C}/points/search/batch"): READ_JSON,
+    ("POST", f"{C}/points/search/matrix/pairs"): READ_JSON,
+    ("POST", f"{C}/points/search/matrix/offsets"): READ_JSON,
     # jobs and segments (Quiver extensions); a job id names no collection
     ("GET", f"{C}/jobs"): READ,
     ("GET", f"{C}/segments"): READ,

@@ -335,6 +335,10 @@ def _kind(node: Query) -> str:
         return "formula"
     if node.mmr is not None:
         return "mmr"
+    if node.order_by is not None:
+        return "order_by"
+    if node.sample:
+        return "sample"
     return "rescore" if node.vector is not None or node.point_id is not None else "scroll"
 
 

@@ -17,6 +17,7 @@ from index.base import SearchParams
 from server.engine.filters import Filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector
 from server.engine.planner import Strategy
 from server.engine.point_ids import PointId
@@ -101,6 +102,10 @@ class Query:
     instead of searching them with ``vector`` / ``point_id``."""
     mmr: Mmr | None = None
     """Re-rank the nearest candidates for diversity (maximal marginal relevance)."""
+    order_by: OrderBy | None = None
+    """No vector: the points in the order of a payload value (``ordering.py``)."""
+    sample: bool = False
+    """No vector: matching points drawn at random (``{"sample": "random"}``)."""
 
     @property
     def is_multistage(self) -> bool:

@@ -29,12 +29,16 @@ from server.api.schemas import (
     Prefetch,
     QueryRequest,
     QueryRequestBatch,
+    SearchMatrixRequest,
     SearchRequest,
     SearchRequestBatch,
 )
 from server.engine.filters import parse_filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
+from server.engine.matrix import MatrixRequest, distance_matrix
+from server.engine.matrix import check as check_matrix
+from server.engine.ordering import OrderBy, parse_order_by
 from server.engine.point_ids import PointId, parse_point_id
 from server.engine.requests import Mmr, Query
 from server.engine.sparse_vector import SparseVector, is_sparse_object, parse_sparse
@@ -43,9 +47,7 @@ from server.settings import Settings
 
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
 
-_OTHER_QUERY_KINDS = (
-    "recommend", "discover", "context", "order_by", "sample", "relevance_feedback",
-)  # fmt: skip
+_OTHER_QUERY_KINDS = ("recommend", "discover", "context", "relevance_feedback")
 
 
 @router.post("/collections/{name}/points/query")
@@ -84,6 +86,33 @@ async def search_points_batch(
     return ok(request, [render.scored_points(result.points) for result in results])
 
 
+@router.post("/collections/{name}/points/search/matrix/pairs")
+async def matrix_pairs(
+    request: Request, body: SearchMatrixRequest, collection: CollectionDep
+) -> Response:
+    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    return ok(request, render.matrix_pairs(matrix))
+
+
+@router.post("/collections/{name}/points/search/matrix/offsets")
+async def matrix_offsets(
+    request: Request, body: SearchMatrixRequest, collection: CollectionDep
+) -> Response:
+    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    return ok(request, render.matrix_offsets(matrix))
+
+
+def _matrix(body: SearchMatrixRequest) -> MatrixRequest:
+    request = MatrixRequest(
+        sample=10 if body.sample is None else body.sample,
+        limit=3 if body.limit is None else body.limit,
+        filter=parse_filter(body.filter),
+        using=body.using,
+    )
+    check_matrix(request)
+    return request
+
+
 def _query(request: QueryRequest, settings: Settings) -> Query:
     """Qdrant's ``QueryRequest`` as an engine ``Query``: a literal vector, a point id
     (search by that point's vector), no query at all (page through points), or a
@@ -103,9 +132,15 @@ def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> 
     """One stage of a query (the query itself at depth 0, else a prefetch)."""
     if request.lookup_from is not None:
         raise UnsupportedFeature("`lookup_from`")
-    vector, point_id, combine, mmr = _operand(request.query, settings)
+    order_by, sample = _without_vector(request.query)
+    if order_by is not None or sample:
+        vector, point_id, combine, mmr = None, None, None, None
+    else:
+        vector, point_id, combine, mmr = _operand(request.query, settings)
     prefetch = prefetch_items(request.prefetch, depth + 1)
     return Query(
+        order_by=order_by,
+        sample=sample,
         vector=vector,
         point_id=point_id,
         using=request.using,
@@ -117,6 +152,20 @@ def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> 
         combine=combine,
         mmr=mmr,
     )
+
+
+def _without_vector(query: Any) -> tuple[OrderBy | None, bool]:
+    """``{"order_by": key or {...}}`` or ``{"sample": "random"}``: queries that order
+    or sample points instead of searching by a vector."""
+    if not isinstance(query, dict) or not ({"order_by", "sample"} & set(query)):
+        return None, False
+    if len(query) != 1:
+        raise BadRequest(f"Wrong input: unexpected field(s) {sorted(query)} in the query")
+    if "order_by" in query:
+        return parse_order_by(query["order_by"]), False
+    if query["sample"] != "random":
+        raise BadRequest(f"Wrong input: `sample` must be 'random', got {query['sample']!r}")
+    return None, True
 
 
 def _operand(
