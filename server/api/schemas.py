@@ -230,8 +230,8 @@ class CreateFieldIndex(Wire):
 class SearchMatrixRequest(Wire):
     """Qdrant's ``SearchMatrixRequest`` (``/points/search/matrix/pairs|offsets``)."""
 
-    sample: int | None = Field(default=None, ge=0)
-    limit: int | None = Field(default=None, ge=0)
+    sample: int | None = None
+    limit: int | None = None
     filter: RawFilter = None
     using: str | None = None
     shard_key: Any = None

@@ -200,14 +200,15 @@ def merge_scroll(pages: Sequence[list[Record]], limit: int) -> ScrollPage:
 
 
 def merge_ordered(pages: Sequence[ScrollPage], order: OrderBy, limit: int) -> ScrollPage:
-    """Merge per-shard ``order_by`` pages (each the shard's first ``limit``) by
-    ``(value, id)``, reversed for descending: the single-node order."""
+    """Merge per-shard ``order_by`` pages (each the shard's first ``limit``) by value
+    in the page's direction, ties by id ascending: the single-node order."""
     pairs = [
         (value, record)
         for page in pages
         for record, value in zip(page.records, page.order_values or [], strict=True)
     ]
-    pairs.sort(key=lambda p: (p[0], point_id_sort_key(p[1].id)), reverse=order.descending)
+    pairs.sort(key=lambda p: point_id_sort_key(p[1].id))
+    pairs.sort(key=lambda p: p[0], reverse=order.descending)  # stable: ties keep id order
     kept = pairs[:limit]
     return ScrollPage([record for _, record in kept], None, [value for value, _ in kept])
 

@@ -5,9 +5,10 @@ datetime), as Qdrant requires: each segment's index hands over its live ``(value
 row)`` pairs already sorted (``payload_index._SortedIndex.ordered``), the filter
 drops rows as one mask, and only the first ``limit`` pairs (plus every pair tied
 with the last of them) of each segment reach the merge, which sorts them by
-``(value, id)`` with one ``lexsort``. Ascending order is ``(value, id)`` ascending;
-descending is exactly its reverse, so ties go by id descending there. A point whose
-key holds several values appears once per distinct value, as in Qdrant.
+``(value, id)`` with one ``lexsort``. Ties go by id ascending in both directions (as
+qdrant-client's local mode orders them: a stable sort by value over points in id
+order). A point whose key holds several values appears once per distinct value, as
+in Qdrant.
 
 Paging works as in Qdrant: ``next_page_offset`` is always null; the next page starts
 ``start_from`` the last value seen (inclusive), the client skipping the ids it
@@ -107,7 +108,9 @@ def no_range_index(key: str) -> BadRequest:
 def merge_order(
     values: np.ndarray, kinds: np.ndarray, highs: np.ndarray, lows: np.ndarray, descending: bool
 ) -> np.ndarray:
-    """Positions in ``(value, id)`` order (id as its ``sort_keys`` triple); descending
-    is the exact reverse."""
-    order = np.lexsort((lows, highs, kinds, values))
-    return order[::-1] if descending else order
+    """Positions by value (either direction), ties by id ascending (id as its
+    ``sort_keys`` triple): descending reverses an ascending sort on the inverted id."""
+    if not descending:
+        return np.lexsort((lows, highs, kinds, values))
+    inverted = (~lows, ~highs, -kinds.astype(np.int16))
+    return np.lexsort((*inverted, values))[::-1]

@@ -20,7 +20,7 @@ from server.engine.filters import (
     parse_filter,
 )
 from server.engine.point_ids import PointId
-from server.errors import InvalidFilter, UnsupportedFeature
+from server.errors import InvalidFilter
 
 UUID = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
 
