@@ -323,3 +323,33 @@ def test_matrix_over_every_match_equals_local_mode(
     assert offsets["offsets_row"] == want_offsets.offsets_row
     assert offsets["offsets_col"] == want_offsets.offsets_col
     assert np.allclose(offsets["scores"], want_offsets.scores, atol=1e-4)
+
+
+@pytest.mark.parametrize("modifier", [None, "idf"])
+@pytest.mark.parametrize("shards", [1, SHARDS])
+def test_sparse_matrix_equals_local_mode(tmp_path: Path, modifier: str | None, shards: int) -> None:
+    rng = np.random.default_rng(11)
+    points = []
+    for i in range(30):
+        terms = rng.choice(10, size=int(rng.integers(1, 4)), replace=False)
+        values = rng.uniform(0.1, 2, size=len(terms)).round(3)
+        sparse = {"indices": terms.tolist(), "values": values.tolist()}
+        points.append({"id": i, "vector": {"s": sparse}, "payload": {"i": i}})
+    local = QdrantClient(":memory:")
+    params = models.SparseVectorParams(modifier=models.Modifier.IDF if modifier else None)
+    local.create_collection("sp", vectors_config={}, sparse_vectors_config={"s": params})
+    local.upsert("sp", [models.PointStruct(**p) for p in points])
+    config = {"sparse_vectors": {"s": {"modifier": modifier} if modifier else {}}}
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        api.result("PUT", "/collections/sp", config | {"shard_number": shards})
+        api.result("PUT", "/collections/sp/points?wait=true", {"points": points})
+        body = {"sample": 100, "limit": 4, "using": "s"}
+        got = api.result("POST", "/collections/sp/points/search/matrix/pairs", body)["pairs"]
+    want = local.search_matrix_pairs("sp", sample=100, limit=4, using="s").pairs
+    assert [p["a"] for p in got] == [p.a for p in want]
+    assert np.allclose([p["score"] for p in got], [p.score for p in want], atol=1e-4)
+    # sparse scores tie often: equal scores may list their points in either order
+    assert {(p["a"], p["b"]) for p in got if p["score"] > 0} == {
+        (p.a, p.b) for p in want if p.score > 0
+    }
