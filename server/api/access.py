@@ -134,6 +134,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/query/groups"): READ_JSON,  # with_lookup is checked by its route
     ("POST", f"{C}/points/search/groups"): READ_JSON,
     ("POST", f"{C}/facet"): READ_JSON,
+    ("POST", f"{C}/points/search/matrix/pairs"): READ_JSON,
+    ("POST", f"{C}/points/search/matrix/offsets"): READ_JSON,
     # jobs and segments (Quiver extensions); a job id names no collection
     ("GET", f"{C}/jobs"): READ,
     ("GET", f"{C}/segments"): READ,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.engine.config import DEFAULT_VECTOR, CollectionConfig
+from server.engine.matrix import Matrix
 from server.engine.results import (
     CollectionInfo,
     PayloadFieldInfo,
@@ -35,11 +36,15 @@ def record(found: Record) -> Json:
 
 
 def scored_points(hits: Sequence[ScoredPoint]) -> list[Json]:
-    """Qdrant's ``ScoredPoint`` list (search, query)."""
-    return [
+    """Qdrant's ``ScoredPoint`` list (search, query); ``order_value`` for order_by."""
+    out = [
         {"id": i, "version": version, "score": score, "payload": p, "vector": v}
-        for i, version, score, p, v in hits
+        for i, version, score, p, v, _ in hits
     ]
+    if hits and hits[0].order_value is not None:
+        for point, hit in zip(out, hits, strict=True):
+            point["order_value"] = hit.order_value
+    return out
 
 
 def query_response(result: QueryResult) -> Json:
@@ -51,8 +56,12 @@ def query_response(result: QueryResult) -> Json:
 
 
 def scroll_page(page: ScrollPage) -> Json:
-    """Qdrant's ``ScrollResult``."""
-    return {"points": records(page.records), "next_page_offset": page.next_offset}
+    """Qdrant's ``ScrollResult`` (records carry ``order_value`` on order_by pages)."""
+    points = records(page.records)
+    if page.order_values is not None:
+        for point, value in zip(points, page.order_values, strict=True):
+            point["order_value"] = value
+    return {"points": points, "next_page_offset": page.next_offset}
 
 
 def collection_info(info: CollectionInfo) -> Json:
@@ -146,3 +155,26 @@ def snapshot_description(description: SnapshotDescription) -> Json:
         "size": description.size,
         "checksum": description.checksum,
     }
+
+
+def matrix_pairs(matrix: Matrix) -> Json:
+    """Qdrant's ``SearchMatrixPairsResponse``: one pair per (sample, neighbour)."""
+    return {
+        "pairs": [
+            {"a": a, "b": hit.id, "score": hit.score}
+            for a, hits in zip(matrix.ids, matrix.neighbours, strict=True)
+            for hit in hits
+        ]
+    }
+
+
+def matrix_offsets(matrix: Matrix) -> Json:
+    """Qdrant's ``SearchMatrixOffsetsResponse``: a sparse matrix over ``ids``."""
+    column = {point_id: i for i, point_id in enumerate(matrix.ids)}
+    rows, cols, scores = [], [], []
+    for row, hits in enumerate(matrix.neighbours):
+        for hit in hits:
+            rows.append(row)
+            cols.append(column[hit.id])
+            scores.append(hit.score)
+    return {"offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": matrix.ids}

@@ -225,3 +225,13 @@ class SearchRequestBatch(Wire):
 class CreateFieldIndex(Wire):
     field_name: str = Field(min_length=1)
     field_schema: str | dict[str, Any] | None = None
+
+
+class SearchMatrixRequest(Wire):
+    """Qdrant's ``SearchMatrixRequest`` (``/points/search/matrix/pairs|offsets``)."""
+
+    sample: int | None = None
+    limit: int | None = None
+    filter: RawFilter = None
+    using: str | None = None
+    shard_key: Any = None

@@ -42,6 +42,7 @@ from server.engine.engine import Engine
 from server.engine.facets import FacetValue, check_facet_key
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget, result_bytes
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId, point_id_sort_key, point_id_to_text
 from server.engine.protocols import CollectionHandle, JobWire
@@ -198,6 +199,20 @@ def merge_scroll(pages: Sequence[list[Record]], limit: int) -> ScrollPage:
     records = sorted((r for page in pages for r in page), key=lambda r: point_id_sort_key(r.id))
     next_offset = records[limit].id if len(records) > limit else None
     return ScrollPage(records[:limit], next_offset)
+
+
+def merge_ordered(pages: Sequence[ScrollPage], order: OrderBy, limit: int) -> ScrollPage:
+    """Merge per-shard ``order_by`` pages (each the shard's first ``limit``) by value
+    in the page's direction, ties by id ascending: the single-node order."""
+    pairs = [
+        (value, record)
+        for page in pages
+        for record, value in zip(page.records, page.order_values or [], strict=True)
+    ]
+    pairs.sort(key=lambda p: point_id_sort_key(p[1].id))
+    pairs.sort(key=lambda p: p[0], reverse=order.descending)  # stable: ties keep id order
+    kept = pairs[:limit]
+    return ScrollPage([record for _, record in kept], None, [value for value, _ in kept])
 
 
 class ShardServer:
@@ -516,6 +531,42 @@ class ShardedCollection:
         call = on_collection(Collection.scroll, flt, limit + 1, offset, with_payload, with_vector)
         pages = [page.records for page in self._everywhere(call).values()]
         return merge_scroll(pages, limit)
+
+    def scroll_ordered(
+        self,
+        flt: Filter | None,
+        order: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> ScrollPage:
+        """Every shard's first ``limit`` by ``order``, merged (``merge_ordered``)."""
+        call = on_collection(
+            Collection.scroll_ordered, flt, order, limit, with_payload, with_vector
+        )
+        return merge_ordered(list(self._everywhere(call).values()), order, limit)
+
+    def sample(
+        self,
+        flt: Filter | None,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> list[Record]:
+        """Uniform over the whole collection: how many points each shard gives is drawn
+        from the shards' matching counts (hypergeometric), then each shard samples."""
+        counts = self._everywhere(on_collection(Collection.count, flt))
+        shards = sorted(counts)
+        sizes = np.array([counts[s] for s in shards], dtype=np.int64)
+        rng = np.random.default_rng()
+        wanted = rng.multivariate_hypergeometric(sizes, min(limit, int(sizes.sum())))
+        calls = {
+            shard: on_collection(Collection.sample, flt, int(n), with_payload, with_vector)
+            for shard, n in zip(shards, wanted.tolist(), strict=True)
+            if n > 0
+        }
+        found = [record for records in self.group.call(calls).values() for record in records]
+        return [found[i] for i in rng.permutation(len(found))]
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector:
         """The stored vector of a point, asked of the shard that owns it."""

@@ -49,7 +49,8 @@ from server.engine.field_matchers import (
 )
 from server.engine.payload import JsonPath, check_depth, parse_json_path
 from server.engine.point_ids import PointId, parse_point_id
-from server.errors import InvalidFilter, InvalidPointId, UnsupportedFeature
+from server.engine.slices import slice_of
+from server.errors import InvalidFilter, InvalidPointId
 
 BoolArray = npt.NDArray[np.bool_]
 RowArray = npt.NDArray[np.intp]
@@ -209,6 +210,25 @@ class HasId(Condition):
 
 
 @dataclass(frozen=True)
+class Slice(Condition):
+    """The point's id hashes into slice ``index`` of ``total`` (``slices.py``); an
+    element inside ``nested`` is no point and belongs to no slice."""
+
+    total: int
+    index: int
+
+    def holds(self, row: _Row) -> bool:
+        if row.point_id is None:
+            return False
+        return int(slice_of([row.point_id], self.total)[0]) == self.index
+
+    def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
+        ids = scan.ids
+        hit: BoolArray = slice_of([ids[i] for i in rows.tolist()], self.total) == self.index
+        return hit
+
+
+@dataclass(frozen=True)
 class HasVector(Condition):
     """The point stores vector ``name`` ("" is the unnamed default vector)."""
 
@@ -247,7 +267,7 @@ class MinShould:
 
 def _cost(condition: Condition) -> int:
     """Cheap conditions first so an AND skips payload scans for rows they reject."""
-    return 0 if isinstance(condition, HasId | HasVector) else 1
+    return 0 if isinstance(condition, HasId | HasVector | Slice) else 1
 
 
 @dataclass(frozen=True)
@@ -439,7 +459,7 @@ def _parse_condition(raw: Any, where: str) -> Condition:
     kind = kinds[0]
     value, inner = present[kind], _at(where, kind)
     if kind == "slice":
-        raise UnsupportedFeature("the 'slice' filter condition")
+        return _parse_slice(value, inner)
     if kind in ("is_empty", "is_null"):
         key = _fields(value, inner, ("key",), f"an {kind}").get("key")
         path = _parse_key(key, _at(inner, "key"))
@@ -472,6 +492,16 @@ def _parse_has_id(raw: Any, where: str) -> HasId:
         except InvalidPointId as exc:
             _fail(f"{where}[{i}]", exc.message)
     return HasId(frozenset(ids))
+
+
+def _parse_slice(raw: Any, where: str) -> Slice:
+    present = _fields(raw, where, ("total", "index"), "a slice")
+    total, index = present.get("total"), present.get("index")
+    if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total < 1 << 64:
+        _fail(_at(where, "total"), f"Slice total must be >= 1, got {_show(total)}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
+        _fail(_at(where, "index"), f"Slice index must be in [0;{total - 1}], got {_show(index)}")
+    return Slice(total, index)
 
 
 def _parse_nested(raw: Any, where: str) -> Nested:

@@ -341,6 +341,10 @@ def _kind(node: Query) -> str:
         return "mmr"
     if node.examples is not None:
         return "examples"
+    if node.order_by is not None:
+        return "order_by"
+    if node.sample:
+        return "sample"
     return "rescore" if node.vector is not None or node.point_id is not None else "scroll"
 
 

@@ -185,6 +185,13 @@ class FieldIndex(Protocol):
         """Per indexed value: how many of the ``rows`` set in the mask hold it (facets)."""
         ...
 
+    def ordered(
+        self, start: float | None, descending: bool
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]] | None:
+        """Live ``(values, rows)`` sorted by value in ``descending`` or ascending order,
+        from ``start`` on (inclusive); None when this index cannot order (no ranges)."""
+        ...
+
 
 class _FieldIndexBase:
     """Row bookkeeping shared by both index shapes; subclasses store the keys.
@@ -293,6 +300,11 @@ class _FieldIndexBase:
 
     def points(self) -> int:
         return len(self._flagged["value"])
+
+    def ordered(
+        self, start: float | None, descending: bool
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]] | None:
+        return None
 
     def memory_bytes(self) -> int:
         flags = sum(map(sys.getsizeof, self._flagged.values()))
@@ -614,6 +626,31 @@ class _SortedIndex(_FieldIndexBase):
             keep &= tail <= hi if hi_inclusive else tail < hi
         slots = np.concatenate([order[start:stop], upto + np.flatnonzero(keep)])
         return _bitmap(self._rows[slots[self._alive[slots]]])
+
+    def ordered(
+        self, start: float | None, descending: bool
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]] | None:
+        """The sorted view's slice from ``start``, merged with the unsorted tail: two
+        sorted runs, which a stable sort (timsort) merges in about linear time."""
+        order, ordered, upto = self._sorted_view()
+        begin, end = 0, len(ordered)
+        tail = np.arange(upto, self._size)
+        if start is not None:
+            if descending:
+                end = int(ordered.searchsorted(start, "right"))
+                tail = tail[self._values[tail] <= start]
+            else:
+                begin = int(ordered.searchsorted(start, "left"))
+                tail = tail[self._values[tail] >= start]
+        slots = order[begin:end]
+        if tail.size:
+            tail = tail[np.argsort(self._values[tail], kind="stable")]
+            slots = np.concatenate([slots, tail])
+            slots = slots[np.argsort(self._values[slots], kind="stable")]
+        slots = slots[self._alive[slots]]
+        if descending:
+            slots = slots[::-1]
+        return self._values[slots], self._rows[slots]
 
     def _equal(self, keys: Iterable[int | float]) -> BitMap:
         return _union([self._select((key, True, key, True)) for key in set(keys)])

@@ -19,6 +19,7 @@ import numpy as np
 from server.engine.config import CollectionConfig
 from server.engine.facets import FacetValue
 from server.engine.filters import Filter
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
@@ -121,6 +122,27 @@ class CollectionHandle(Protocol):
         with_payload: PayloadSelector,
         with_vector: VectorSelector,
     ) -> ScrollPage: ...
+
+    def scroll_ordered(
+        self,
+        flt: Filter | None,
+        order: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> ScrollPage:
+        """The first ``limit`` matching points by a payload value (``ordering.py``)."""
+        ...
+
+    def sample(
+        self,
+        flt: Filter | None,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> list[Record]:
+        """Up to ``limit`` matching points drawn at random."""
+        ...
 
     def query(self, queries: Sequence[Query]) -> list[QueryResult]:
         """Answer a batch of queries (``engine/query.py``), one result per query."""

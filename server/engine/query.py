@@ -81,7 +81,7 @@ def _run_flat(collection: CollectionHandle, queries: Sequence[Query]) -> list[Qu
     for i, query in enumerate(queries):
         spec = _resolve(collection, query, deferred, len(specs))
         if spec is None:
-            answers[i] = QueryResult(_points_without_query(collection, query))
+            answers[i] = _points_without_query(collection, query)
         else:
             specs.append(spec)
             positions.append(i)
@@ -154,10 +154,36 @@ def weigh_sparse_queries(collection: CollectionHandle, specs: Sequence[SearchSpe
             spec.vector = SparseVector(vector.indices, (vector.values * scale).astype(np.float32))
 
 
-def _points_without_query(collection: CollectionHandle, query: Query) -> list[ScoredPoint]:
-    """Points in id order, each scored 1.0 at version 0, as Qdrant answers a query
-    without ``query``."""
-    page = collection.scroll(
-        query.filter, query.limit + query.offset, None, query.with_payload, query.with_vector
-    )
-    return [ScoredPoint.of_record(record, 0, 1.0) for record in page.records[query.offset :]]
+def _points_without_query(collection: CollectionHandle, query: Query) -> QueryResult:
+    """Points in id order (or by ``order_by``, or a random ``sample``), each scored 1.0
+    at version 0, as Qdrant answers a query without a vector."""
+    wanted = query.limit + query.offset
+    selected = (query.filter, wanted, query.with_payload, query.with_vector)
+    explain = [{"stage": _kind(query), "points": 0}] if query.explain else None
+    if query.order_by is not None:
+        flt, _, with_payload, with_vector = selected
+        page = collection.scroll_ordered(flt, query.order_by, wanted, with_payload, with_vector)
+        values = page.order_values or []
+        points = [
+            ScoredPoint.of_record(record, 0, 1.0)._replace(order_value=value)
+            for record, value in zip(page.records, values, strict=True)
+        ]
+    elif query.sample:
+        points = [ScoredPoint.of_record(record, 0, 1.0) for record in collection.sample(*selected)]
+    else:
+        flt, _, with_payload, with_vector = selected
+        page = collection.scroll(flt, wanted, None, with_payload, with_vector)
+        points = [ScoredPoint.of_record(record, 0, 1.0) for record in page.records]
+    points = points[query.offset :]
+    if explain is not None:
+        explain[0]["points"] = len(points)
+        if query.order_by is not None:
+            explain[0].update(key=query.order_by.key, descending=query.order_by.descending)
+    return QueryResult(points, explain)
+
+
+def _kind(query: Query) -> str:
+    """The explain stage name of a query without a vector."""
+    if query.order_by is not None:
+        return "order_by (payload range index)"
+    return "random sample" if query.sample else "scroll by id"

@@ -18,6 +18,7 @@ from server.engine.examples import ExampleQuery, Lookup
 from server.engine.filters import Filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector
 from server.engine.planner import Strategy
 from server.engine.point_ids import PointId
@@ -107,6 +108,10 @@ class Query:
     relevance feedback (``recommend.py``)."""
     lookup: Lookup | None = None
     """``lookup_from``: where the example ids' vectors are read."""
+    order_by: OrderBy | None = None
+    """No vector: the points in the order of a payload value (``ordering.py``)."""
+    sample: bool = False
+    """No vector: matching points drawn at random (``{"sample": "random"}``)."""
 
     @property
     def is_multistage(self) -> bool:

@@ -37,6 +37,8 @@ class ScoredPoint(NamedTuple):
     score: float
     payload: dict[str, Any] | None
     vector: VectorOutput
+    order_value: int | float | None = None
+    """The ``order_by`` key's value, for points of an ``order_by`` query."""
 
     @classmethod
     def of_record(cls, record: Record, version: int, score: float) -> ScoredPoint:
@@ -45,10 +47,12 @@ class ScoredPoint(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ScrollPage:
-    """Points in id order and the id the next page starts at (None: this was the last)."""
+    """Points in id order and the id the next page starts at (None: this was the last);
+    for ``order_by`` pages, each record's ``order_value`` and no next offset."""
 
     records: list[Record]
     next_offset: PointId | None
+    order_values: list[int | float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from index.metrics import Distance
 from index.multivector import Ragged
 from index.sparse import SparseVector
 from server.engine.filters import Filter
+from server.engine.ordering import OrderBy, cut, merge_order, no_range_index
 from server.engine.planner import (
     PLAN_COUNTS,
     Plan,
@@ -142,6 +143,55 @@ class SegmentSet:
         order = np.lexsort((np.concatenate(lows), np.concatenate(highs), np.concatenate(kinds)))
         picked = order[: limit + 1]
         return [(segments[int(owner[i])], int(row[i])) for i in picked]
+
+    def ordered(
+        self, flt: Filter | None, order: OrderBy, limit: int
+    ) -> list[tuple[AnySegment, int, Any]]:
+        """The first ``limit`` matching (segment, row, value) triples by ``order``
+        (``ordering.py``): each segment hands over its sorted candidates, one
+        ``lexsort`` merges them. 400 without a range-capable index on the key."""
+        segments = list(self)
+        parts: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for position, segment in enumerate(segments):
+            found = segment.payload_indexes.fields.get(order.key)
+            pairs = None if found is None else found.ordered(order.start_from, order.descending)
+            if pairs is None:
+                raise no_range_index(order.key)
+            values, rows = pairs
+            keep = self.matching_mask(segment, flt)[rows]
+            values, rows = _first_distinct(values[keep], rows[keep], limit)
+            parts.append((position, values, rows))
+        if not parts:
+            raise no_range_index(order.key)
+        owner = np.concatenate([np.full(len(rows), p) for p, _, rows in parts])
+        rows = np.concatenate([rows for _, _, rows in parts])
+        values = np.concatenate([values for _, values, _ in parts])
+        keys = [segments[p].sort_keys(r) for p, _, r in parts]
+        kinds, highs, lows = (np.concatenate([k[i] for k in keys]) for i in range(3))
+        picked = merge_order(values, kinds, highs, lows, order.descending)[:limit]
+        return [(segments[int(owner[i])], int(rows[i]), values[i].item()) for i in picked]
+
+    def sample(
+        self, flt: Filter | None, limit: int, rng: np.random.Generator
+    ) -> list[tuple[AnySegment, int]]:
+        """Up to ``limit`` matching (segment, row) pairs drawn uniformly without
+        replacement, in random order."""
+        segments = list(self)
+        matched = [self.matching_rows(segment, flt) for segment in segments]
+        sizes = np.array([len(rows) for rows in matched], dtype=np.int64)
+        total = int(sizes.sum())
+        picks = rng.choice(total, size=min(limit, total), replace=False)
+        ends = np.cumsum(sizes)
+        owners = np.searchsorted(ends, picks, side="right")
+        starts = ends - sizes
+        return [
+            (segments[int(o)], int(matched[int(o)][int(p - starts[o])]))
+            for o, p in zip(owners, picks, strict=True)
+        ]
+
+    def matching_mask(self, segment: AnySegment, flt: Filter | None) -> np.ndarray:
+        live = segment.live_mask()
+        return live if flt is None else segment.filter_mask(flt, live)[0]
 
     def search(self, request: SegmentSearch) -> Ranked:
         """Top-``k`` over every segment for each query, merged by score; each segment
@@ -281,3 +331,24 @@ def _at_or_after(kind: np.ndarray, hi: np.ndarray, lo: np.ndarray, start: PointI
     k0, h0, l0 = sort_key(start)
     after: np.ndarray = (kind > k0) | ((kind == k0) & ((hi > h0) | ((hi == h0) & (lo >= l0))))
     return after
+
+
+def _first_distinct(
+    values: np.ndarray, rows: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that can reach a page of ``limit`` (``ordering.cut``), each distinct
+    (value, row) once: a row holding a value twice counts it once, as in Qdrant."""
+    wanted = limit
+    while True:
+        end = cut(values, wanted)
+        head_values, head_rows = values[:end], rows[:end]
+        order = np.lexsort((head_rows, head_values))
+        sorted_values, sorted_rows = head_values[order], head_rows[order]
+        fresh = np.ones(end, dtype=bool)
+        same_value = sorted_values[1:] == sorted_values[:-1]
+        fresh[1:] = ~same_value | (sorted_rows[1:] != sorted_rows[:-1])
+        distinct = int(np.count_nonzero(fresh))
+        if distinct >= limit or end == len(values):
+            keep = np.sort(order[fresh])
+            return head_values[keep], head_rows[keep]
+        wanted += limit - distinct

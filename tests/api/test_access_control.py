@@ -200,6 +200,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/collections/{name}/facet"): Sample(
         "read", "POST", f"{ITEMS}/facet", extra=lambda world: facet_body(world)
     ),
+    ("POST", "/collections/{name}/points/search/matrix/pairs"): Sample(
+        "read", "POST", f"{ITEMS}/points/search/matrix/pairs", {"sample": 5, "limit": 2}
+    ),
+    ("POST", "/collections/{name}/points/search/matrix/offsets"): Sample(
+        "read", "POST", f"{ITEMS}/points/search/matrix/offsets", {"sample": 5, "limit": 2}
+    ),
     ("GET", "/collections/{name}/jobs"): Sample("read", "GET", f"{ITEMS}/jobs"),
     ("GET", "/collections/{name}/segments"): Sample("read", "GET", f"{ITEMS}/segments"),
     ("GET", "/jobs/{job_id}"): Sample("global read", "GET", "/jobs/{job}"),

@@ -20,7 +20,7 @@ from server.engine.filters import (
     parse_filter,
 )
 from server.engine.point_ids import PointId
-from server.errors import InvalidFilter, UnsupportedFeature
+from server.errors import InvalidFilter
 
 UUID = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
 
@@ -560,9 +560,20 @@ def test_malformed_filter_is_rejected_with_its_path(raw: Any, message: str) -> N
     assert message in caught.value.message
 
 
-def test_slice_condition_is_reported_as_unsupported() -> None:
-    with pytest.raises(UnsupportedFeature):
-        parse_filter({"must": {"slice": {"total": 2, "index": 0}}})
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"total": 0, "index": 0}, "Slice total must be >= 1"),
+        ({"total": 3, "index": 3}, "Slice index must be in [0;2]"),
+        ({"total": 3, "index": -1}, "Slice index must be in [0;2]"),
+        ({"total": 3}, "Slice index must be in [0;2]"),
+        ({"total": 2, "index": 0, "seed": 1}, "unknown field"),
+    ],
+)
+def test_malformed_slice_is_rejected(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidFilter) as caught:
+        parse_filter({"must": {"slice": raw}})
+    assert message in caught.value.message
 
 
 def test_conditions_are_immutable_values() -> None:

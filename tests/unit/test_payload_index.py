@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 from unittest import mock
@@ -425,3 +426,37 @@ def test_memory_bytes_counts_every_index() -> None:
         {"k": "keyword", "n": "integer"}, [{"k": str(i), "n": i} for i in range(99)]
     )
     assert indexes.memory_bytes() > empty.memory_bytes() > 0
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("start", [None, 40, 40.5])
+def test_ordered_pairs_equal_a_sort_across_sorted_view_and_unsorted_tail(
+    descending: bool, start: float | None
+) -> None:
+    """Enough adds for a sorted view plus an unsorted tail, with removes and moves in
+    between: ``ordered`` lists exactly the live (value, row) pairs from ``start``."""
+    rng = random.Random(5)
+    index = make_field_index("n", "float" if start == 40.5 else "integer")
+    payloads: dict[int, dict[str, Any]] = {}
+    for row in range(900):
+        payloads[row] = {"n": [rng.randrange(100), rng.randrange(100)] if row % 9 else 7}
+        index.add(row, payloads[row])
+        if row % 13 == 0 and row:
+            gone = rng.choice(sorted(payloads))
+            index.remove(gone, payloads.pop(gone))
+    found = index.ordered(start, descending)
+    assert found is not None
+    values, rows = found
+    pairs = [
+        (v, r)
+        for r, p in payloads.items()
+        for v in (p["n"] if isinstance(p["n"], list) else [p["n"]])
+    ]
+    if start is not None:
+        pairs = [(v, r) for v, r in pairs if (v <= start if descending else v >= start)]
+    assert sorted(zip(values.tolist(), rows.tolist(), strict=True)) == sorted(pairs)
+    assert list(values) == sorted(values, reverse=descending)
+
+
+def test_keyword_index_cannot_order() -> None:
+    assert make_field_index("k", "keyword").ordered(None, False) is None

@@ -32,9 +32,10 @@ from server.api.schemas import (
     SetPayload,
 )
 from server.engine.filters import parse_filter
+from server.engine.ordering import parse_order_by
 from server.engine.point_ids import parse_point_id
 from server.engine.requests import VectorColumns
-from server.errors import BadRequest, UnsupportedFeature
+from server.errors import BadRequest
 
 router = APIRouter(tags=["points"], route_class=OrjsonRoute)
 
@@ -149,13 +150,22 @@ async def clear_payload(
 async def scroll_points(
     request: Request, body: ScrollRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
-    if body.order_by is not None:
-        raise UnsupportedFeature("scroll `order_by`")
     limit = check_limit("limit", 10 if body.limit is None else body.limit, settings)
     offset = None if body.offset is None else parse_point_id(body.offset)
     flt = parse_filter(body.filter)
     with_payload = payload_selector(body.with_payload, True)
     with_vector = vector_selector(body.with_vector, False)
+    if body.order_by is not None:
+        order = parse_order_by(body.order_by)
+        if offset is not None:
+            raise BadRequest(
+                "Wrong input: `offset` cannot be used with `order_by` (page with "
+                "`order_by.start_from`)"
+            )
+        page = await run_cpu(
+            request, collection.scroll_ordered, flt, order, limit, with_payload, with_vector
+        )
+        return ok(request, render.scroll_page(page))
     page = await run_cpu(request, collection.scroll, flt, limit, offset, with_payload, with_vector)
     return ok(request, render.scroll_page(page))
 

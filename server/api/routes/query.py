@@ -31,6 +31,7 @@ from server.api.schemas import (
     Prefetch,
     QueryRequest,
     QueryRequestBatch,
+    SearchMatrixRequest,
     SearchRequest,
     SearchRequestBatch,
 )
@@ -38,15 +39,16 @@ from server.engine.examples import Recommend
 from server.engine.filters import parse_filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
+from server.engine.matrix import MatrixRequest, distance_matrix
+from server.engine.matrix import check as check_matrix
+from server.engine.ordering import OrderBy, parse_order_by
 from server.engine.point_ids import PointId, parse_point_id
 from server.engine.requests import Mmr, Query
 from server.engine.sparse_vector import SparseVector, is_sparse_object, parse_sparse
-from server.errors import BadRequest, UnsupportedFeature
+from server.errors import BadRequest
 from server.settings import Settings
 
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
-
-_OTHER_QUERY_KINDS = ("order_by", "sample")
 
 
 @router.post("/collections/{name}/points/query")
@@ -95,6 +97,33 @@ async def search_points_batch(
     return ok(request, [render.scored_points(result.points) for result in results])
 
 
+@router.post("/collections/{name}/points/search/matrix/pairs")
+async def matrix_pairs(
+    request: Request, body: SearchMatrixRequest, collection: CollectionDep
+) -> Response:
+    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    return ok(request, render.matrix_pairs(matrix))
+
+
+@router.post("/collections/{name}/points/search/matrix/offsets")
+async def matrix_offsets(
+    request: Request, body: SearchMatrixRequest, collection: CollectionDep
+) -> Response:
+    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    return ok(request, render.matrix_offsets(matrix))
+
+
+def _matrix(body: SearchMatrixRequest) -> MatrixRequest:
+    request = MatrixRequest(
+        sample=10 if body.sample is None else body.sample,
+        limit=3 if body.limit is None else body.limit,
+        filter=parse_filter(body.filter),
+        using=body.using,
+    )
+    check_matrix(request)
+    return request
+
+
 def parse_query(request: QueryRequest, settings: Settings, resolve: Resolve) -> Query:
     """Qdrant's ``QueryRequest`` as an engine ``Query``: a literal vector, a point id
     (search by that point's vector), no query at all (page through points), or a
@@ -119,14 +148,19 @@ def _stage(
     examples = None
     if isinstance(request.query, dict) and not is_sparse_object(request.query):
         examples = parse_example_query(request.query)
+    order_by, sample = _without_vector(request.query) if examples is None else (None, False)
     vector, point_id, combine, mmr = (
-        _operand(request.query, settings) if examples is None else (None, None, None, None)
+        _operand(request.query, settings)
+        if examples is None and order_by is None and not sample
+        else (None, None, None, None)
     )
     if source is not None and point_id is not None:
         # a point of another collection: its vector, as a one-example recommendation
         examples, point_id = Recommend((point_id,), (), "average_vector"), None
     prefetch = prefetch_items(request.prefetch, depth + 1)
     return Query(
+        order_by=order_by,
+        sample=sample,
         vector=vector,
         point_id=point_id,
         using=request.using,
@@ -140,6 +174,20 @@ def _stage(
         examples=examples,
         lookup=source,
     )
+
+
+def _without_vector(query: Any) -> tuple[OrderBy | None, bool]:
+    """``{"order_by": key or {...}}`` or ``{"sample": "random"}``: queries that order
+    or sample points instead of searching by a vector."""
+    if not isinstance(query, dict) or not ({"order_by", "sample"} & set(query)):
+        return None, False
+    if len(query) != 1:
+        raise BadRequest(f"Wrong input: unexpected field(s) {sorted(query)} in the query")
+    if "order_by" in query:
+        return parse_order_by(query["order_by"]), False
+    if query["sample"] != "random":
+        raise BadRequest(f"Wrong input: `sample` must be 'random', got {query['sample']!r}")
+    return None, True
 
 
 def _operand(
@@ -183,9 +231,6 @@ def _nearest_of(query: dict[str, Any]) -> Any:
         if query.get("mmr") is not None:
             raise BadRequest("Wrong input: `mmr` is read with its nearest query, not here")
         return query["nearest"]
-    for kind in _OTHER_QUERY_KINDS:
-        if kind in query:
-            raise UnsupportedFeature(f"`{kind}` queries")
     raise BadRequest(f"Wrong input: unknown query object with keys {sorted(query)}")
 
 

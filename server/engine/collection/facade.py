@@ -37,6 +37,7 @@ from server.engine.facets import FacetValue, check_facet_key, count_values
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget
 from server.engine.optimizer import Task
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
@@ -279,6 +280,31 @@ class Collection:
         with self._lock.read():
             return records.scroll(
                 self._segments, self._reader(), flt, (limit, offset), with_payload, with_vector
+            )
+
+    def scroll_ordered(
+        self,
+        flt: Filter | None,
+        order: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> ScrollPage:
+        with self._lock.read():
+            return records.scroll_ordered(
+                self._segments, self._reader(), flt, (order, limit), with_payload, with_vector
+            )
+
+    def sample(
+        self,
+        flt: Filter | None,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: VectorSelector,
+    ) -> list[Record]:
+        with self._lock.read():
+            return records.sample(
+                self._segments, self._reader(), flt, limit, with_payload, with_vector
             )
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector:

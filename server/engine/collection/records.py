@@ -16,6 +16,7 @@ import numpy as np
 
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
+from server.engine.ordering import OrderBy
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId, point_id_to_text
 from server.engine.requests import VectorSelector
@@ -104,6 +105,34 @@ def scroll(
     records = [reader.record(s, r, with_payload, with_vector) for s, r in picked[:limit]]
     next_offset = picked[limit][0].ids[picked[limit][1]] if len(picked) > limit else None
     return ScrollPage(records, next_offset)
+
+
+def scroll_ordered(
+    segments: SegmentSet,
+    reader: RecordReader,
+    flt: Filter | None,
+    page: tuple[OrderBy, int],
+    with_payload: PayloadSelector,
+    with_vector: VectorSelector,
+) -> ScrollPage:
+    """One ``order_by`` page: records with their order values, no next offset."""
+    order, limit = page
+    picked = segments.ordered(flt, order, limit)
+    found = [reader.record(s, r, with_payload, with_vector) for s, r, _ in picked]
+    return ScrollPage(found, None, [value for _, _, value in picked])
+
+
+def sample(
+    segments: SegmentSet,
+    reader: RecordReader,
+    flt: Filter | None,
+    limit: int,
+    with_payload: PayloadSelector,
+    with_vector: VectorSelector,
+) -> list[Record]:
+    """Up to ``limit`` matching points drawn at random (fresh entropy per call)."""
+    picked = segments.sample(flt, limit, np.random.default_rng())
+    return [reader.record(s, r, with_payload, with_vector) for s, r in picked]
 
 
 def stored_vector(
