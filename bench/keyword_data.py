@@ -1,0 +1,178 @@
+"""Keyword and hybrid search data: Debian descriptions, synopsis queries, BM25 references.
+
+The keyword and hybrid benchmarks share the corpus `text_embeddings.py` builds: the long
+descriptions of the base set are the documents (point `i` is base row `i`), and the
+*synopsis of a base package* is a query whose one relevant document is that package's own
+long description. The query packages are a seeded sample of the base rows.
+
+BM25 is computed the way Qdrant's `qdrant/bm25` model does, on both sides of a comparison:
+
+* documents: `tf * (k + 1) / (tf + k * (1 - b + b * len / avg_len))` per term, where `len`
+  is the document's token count after the tokenizer (stopwords dropped, stems);
+* the `idf` modifier of the sparse vector: `ln(1 + (N - n + 0.5) / (n + 0.5))` over the
+  points that have the vector;
+* queries: every distinct query token weighs 1.
+
+`bm25s` computes exactly this with `method="atire"` (the `(k + 1)` numerator) and
+`idf_method="lucene"` (the `1 +` inside the log), given the same tokens and
+`avg_len` = the corpus's real average length, so the two top-10 lists can be compared
+exactly (up to ties). The tokens come from Quiver's own tokenizer, called in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import text_embeddings as te
+
+QUERY_SEED = 11
+BASE_SIZE = 56_000  # the base set `make` builds (bench/text_embeddings.py build --base 56000)
+BM25_MODEL = "qdrant/bm25"
+K1 = 1.2
+B = 0.75
+
+
+@dataclass(frozen=True)
+class KeywordCorpus:
+    """Documents (`docs[i]` is point `i`) and queries (`queries[q]`'s relevant doc is
+    `relevant[q]`)."""
+
+    docs: list[str]
+    queries: list[str]
+    relevant: np.ndarray
+    packages: list[str]
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.docs)
+
+
+def load_corpus(n_docs: int, n_queries: int) -> KeywordCorpus:
+    """The first `n_docs` base descriptions and the synopses of `n_queries` of them.
+
+    Reads the texts of the embedding cache when it is built (so the rows match the dense
+    vectors), else parses apt's lists directly (keyword search needs no embeddings)."""
+    try:
+        base = te.load_texts()["base"]
+    except FileNotFoundError:
+        base = te.split_corpus(te.read_corpus(), BASE_SIZE, 2000)["base"]
+    if not 0 < n_docs <= len(base):
+        raise SystemExit(f"--docs must be in 1..{len(base)}")
+    base = base[:n_docs]
+    rows = np.sort(
+        np.random.default_rng(QUERY_SEED).choice(n_docs, min(n_queries, n_docs), replace=False)
+    )
+    return KeywordCorpus(
+        docs=[record.long for record in base],
+        queries=[base[row].synopsis for row in rows],
+        relevant=rows.astype(np.int64),
+        packages=[record.package for record in base],
+    )
+
+
+# --------------------------------------------------------------------------- Quiver's tokenizer
+
+
+def quiver_tokenizer(options: dict[str, Any]) -> Any:
+    """Quiver's BM25 tokenizer, in-process, configured by the same `options` the server
+    gets in each document (so both sides see the same tokens): an object with
+    `tokenize_docs(texts)` and `tokenize_queries(texts)`, lists of token lists."""
+    from server.engine.text.options import TEXT_OPTION_KEYS, check_language, parse_text_options
+    from server.engine.text.tokenizer import Tokenizer
+
+    language = check_language(options.get("language", "english"))
+    text_options = {key: value for key, value in options.items() if key in TEXT_OPTION_KEYS}
+    return Tokenizer(parse_text_options(text_options, default_language=language))
+
+
+def average_length(tokens: Sequence[Sequence[str]]) -> float:
+    """Mean token count per document: the `avg_len` both sides use."""
+    return float(np.mean([len(doc) for doc in tokens])) if tokens else 0.0
+
+
+def document(text: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A BM25 document as Qdrant's inference API takes it (a point's vector or a query)."""
+    return {"text": text, "model": BM25_MODEL, "options": options}
+
+
+# --------------------------------------------------------------------------- bm25s reference
+
+
+def bm25s_index(doc_tokens: Sequence[Sequence[str]]) -> Any:
+    """A `bm25s` index whose scores equal Qdrant's BM25 with the idf modifier."""
+    import bm25s
+
+    retriever = bm25s.BM25(method="atire", idf_method="lucene", k1=K1, b=B)
+    retriever.index([list(doc) for doc in doc_tokens], show_progress=False)
+    return retriever
+
+
+def bm25s_search(
+    retriever: Any, query_tokens: Sequence[Sequence[str]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k ids and scores; each query's distinct tokens, as Qdrant weighs them (once).
+
+    Unknown tokens are dropped first (bm25s refuses a query of only unknown tokens); a
+    query left empty gets no answer (-1), as the server returns nothing for it."""
+    vocab = retriever.vocab_dict
+    kept = [sorted({t for t in tokens if t in vocab}) for tokens in query_tokens]
+    ids = np.full((len(kept), k), -1, dtype=np.int64)
+    scores = np.zeros((len(kept), k), dtype=np.float32)
+    rows = [row for row, tokens in enumerate(kept) if tokens]
+    if rows:
+        found, found_scores = retriever.retrieve(
+            [kept[row] for row in rows], k=k, show_progress=False, n_threads=0
+        )
+        ids[rows] = found
+        scores[rows] = found_scores
+    ids[scores <= 0] = -1  # bm25s pads with zero-score documents, the server with nothing
+    return ids, scores
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def top_k_agreement(
+    found: np.ndarray,
+    found_scores: np.ndarray,
+    reference: np.ndarray,
+    reference_scores: np.ndarray,
+    rel_tol: float = 1e-4,
+) -> dict[str, float]:
+    """How far two top-k lists agree, allowing for ties.
+
+    `identical`: share of queries with the same ids in the same order; `same_set`: the same
+    ids in any order; `tie_equal`: every position holds the same id or the same score (to
+    `rel_tol`), i.e. the lists differ only by how equal scores were broken; `overlap`:
+    mean share of the reference ids found; `max_score_diff`: the largest relative score
+    difference at equal positions."""
+    same_order = np.all(found == reference, axis=1)
+    same_set = [set(a.tolist()) == set(b.tolist()) for a, b in zip(found, reference, strict=True)]
+    scale = np.maximum(np.abs(reference_scores), 1e-12)
+    close = np.abs(found_scores - reference_scores) <= rel_tol * scale
+    tie_equal = np.all((found == reference) | close, axis=1)
+    valid = reference >= 0
+    overlap = [
+        len(set(a[v].tolist()) & set(b[v].tolist())) / max(int(v.sum()), 1)
+        for a, b, v in zip(found, reference, valid, strict=True)
+    ]
+    diff = np.where(valid, np.abs(found_scores - reference_scores) / scale, 0.0)
+    return {
+        "identical": float(np.mean(same_order)),
+        "same_set": float(np.mean(same_set)),
+        "tie_equal": float(np.mean(tie_equal)),
+        "overlap": float(np.mean(overlap)),
+        "max_score_diff": float(diff.max(initial=0.0)),
+    }
+
+
+def relevance_metrics(found: np.ndarray, relevant: np.ndarray, k: int = 10) -> dict[str, float]:
+    """recall@k and nDCG@k with one relevant document per query (its rank r gives 1/log2(r+1))."""
+    hits = found[:, :k] == relevant[:, None]
+    ranks = np.argmax(hits, axis=1)
+    found_any = hits.any(axis=1)
+    gains = np.where(found_any, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return {f"recall@{k}": float(np.mean(found_any)), f"ndcg@{k}": float(np.mean(gains))}
