@@ -46,7 +46,7 @@ from harness.cli import (
 )
 from harness.http import QUIET_S, expect_ok, wait_green
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line, rss_bytes
-from harness.metrics import latency_summary, rate
+from harness.metrics import latency_summary, rate, top_k_agreement
 from harness.results import check, check_at_most, checks_table
 from harness.server import QuiverServer, headers
 
@@ -292,7 +292,7 @@ def build_results(
         side_row("Quiver HTTP, single queries, 1 client", http_s, n_single, "per query"),
         side_row("bm25s in-process, single queries", ref_s, n_single, "per query"),
     ]
-    agreement = kd.top_k_agreement(http_b.ids, http_b.scores, ref_b.ids, ref_b.scores)
+    agreement = top_k_agreement(http_b.ids, http_b.scores, ref_b.ids, ref_b.scores)
     floor = measured["floor_ms"]["p50"]
     http_p50, ref_p50 = rows[2]["latency_ms"]["p50"], rows[3]["latency_ms"]["p50"]
     checks = [
