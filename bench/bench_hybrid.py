@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = te.load_debian(n_docs).base
     log(f"{n_docs:,} documents; embedding {len(corpus.queries):,} synopses (cached)")
     query_vectors, _ = te.ChunkedEmbedder(te.DATA_DIR / "chunks").embed("synopses", corpus.queries)
-    tokenizer = kd.quiver_tokenizer({})
-    avg_len = kd.average_length(tokenizer.tokenize_docs(corpus.docs))
+    terms = kd.QuiverTerms()
+    avg_len = kd.average_length(terms.docs(corpus.docs))
     options = {"k": kd.K1, "b": kd.B, "avg_len": avg_len}
     bodies = method_bodies(query_vectors, corpus.queries, options, args.prefetch_limit)
     busy = cpu_busy_fraction()

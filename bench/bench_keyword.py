@@ -146,7 +146,7 @@ class Side:
 def batch_turns(
     client: httpx.Client,
     retriever: Any,
-    tokenizer: Any,
+    terms: kd.QuiverTerms,
     queries: Sequence[str],
     options: dict[str, Any],
     turns: int,
@@ -168,10 +168,10 @@ def batch_turns(
             for row, (ids, scores) in zip(batches[b], answers, strict=True):
                 http.store(row, ids, scores)
         time.sleep(QUIET_S)
-        bm25s_batch(retriever, tokenizer, [queries[q] for q in batches[part[0]]])
+        bm25s_batch(retriever, terms, [queries[q] for q in batches[part[0]]])
         for b in part:
             before = time.perf_counter()
-            ids, scores = bm25s_batch(retriever, tokenizer, [queries[q] for q in batches[b]])
+            ids, scores = bm25s_batch(retriever, terms, [queries[q] for q in batches[b]])
             ref.latencies_s.append(time.perf_counter() - before)
             ref.ids[batches[b].start : batches[b].stop] = ids
             ref.scores[batches[b].start : batches[b].stop] = scores
@@ -179,15 +179,15 @@ def batch_turns(
     return http, ref
 
 
-def bm25s_batch(retriever: Any, tokenizer: Any, texts: Sequence[str]) -> tuple[Any, Any]:
+def bm25s_batch(retriever: Any, terms: kd.QuiverTerms, texts: Sequence[str]) -> tuple[Any, Any]:
     """What bm25s does for a batch, the query tokenizing included (the server does it too)."""
-    return kd.bm25s_search(retriever, tokenizer.tokenize_queries(list(texts)), K)
+    return kd.bm25s_search(retriever, terms.queries(list(texts)), K)
 
 
 def single_turns(
     client: httpx.Client,
     retriever: Any,
-    tokenizer: Any,
+    terms: kd.QuiverTerms,
     queries: Sequence[str],
     options: dict[str, Any],
     turns: int,
@@ -204,10 +204,10 @@ def single_turns(
             http.latencies_s.append(time.perf_counter() - before)
             http.store(q, ids, scores)
         time.sleep(QUIET_S)
-        bm25s_batch(retriever, tokenizer, [queries[part[0]]])
+        bm25s_batch(retriever, terms, [queries[part[0]]])
         for q in part:
             before = time.perf_counter()
-            found, found_scores = bm25s_batch(retriever, tokenizer, [queries[q]])
+            found, found_scores = bm25s_batch(retriever, terms, [queries[q]])
             ref.latencies_s.append(time.perf_counter() - before)
             ref.store(q, found[0], found_scores[0])
     http.seconds, ref.seconds = sum(http.latencies_s), sum(ref.latencies_s)
@@ -222,9 +222,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_queries = args.queries or (QUICK_QUERIES if args.quick else 2000)
     corpus = kd.load_corpus(n_docs, n_queries)
     busy = cpu_busy_fraction()
-    tokenizer = kd.quiver_tokenizer({})
+    terms = kd.QuiverTerms()
     started = time.perf_counter()
-    doc_tokens = tokenizer.tokenize_docs(corpus.docs)
+    doc_tokens = terms.docs(corpus.docs)
     tokenize_s = time.perf_counter() - started
     avg_len = kd.average_length(doc_tokens)
     options = {"k": kd.K1, "b": kd.B, "avg_len": avg_len}
@@ -241,11 +241,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measured["ingest"] = create_and_ingest(client, corpus.docs, options)
         log(f"ingest {measured['ingest']}; HTTP floor, then batches")
         measured["floor_ms"] = http_floor(client)
-        batch = batch_turns(client, retriever, tokenizer, corpus.queries, options, args.turns)
+        batch = batch_turns(client, retriever, terms, corpus.queries, options, args.turns)
         n_single = min(args.single_queries, len(corpus.queries))
         log("single queries")
         single = single_turns(
-            client, retriever, tokenizer, corpus.queries[:n_single], options, args.turns
+            client, retriever, terms, corpus.queries[:n_single], options, args.turns
         )
         measured["server_rss_bytes"] = rss_bytes(server.pid)
         measured["server_peak_rss_bytes"] = rss_bytes(server.pid, "VmHWM")

@@ -16,7 +16,8 @@ BM25 is computed the way Qdrant's `qdrant/bm25` model does, on both sides of a c
 `bm25s` computes exactly this with `method="atire"` (the `(k + 1)` numerator) and
 `idf_method="lucene"` (the `1 +` inside the log), given the same tokens and
 `avg_len` = the corpus's real average length, so the two top-10 lists can be compared
-exactly (up to ties). The tokens come from Quiver's own tokenizer, called in-process.
+exactly (up to ties). The terms come from Quiver's own tokenizer and token ids, called
+in-process (`QuiverTerms`).
 """
 
 from __future__ import annotations
@@ -76,16 +77,27 @@ def load_corpus(n_docs: int, n_queries: int) -> KeywordCorpus:
 # --------------------------------------------------------------------------- Quiver's tokenizer
 
 
-def quiver_tokenizer(options: dict[str, Any]) -> Any:
-    """Quiver's BM25 tokenizer, in-process, configured by the same `options` the server
-    gets in each document (so both sides see the same tokens): an object with
-    `tokenize_docs(texts)` and `tokenize_queries(texts)`, lists of token lists."""
-    from server.engine.text.options import TEXT_OPTION_KEYS, check_language, parse_text_options
-    from server.engine.text.tokenizer import Tokenizer
+class QuiverTerms:
+    """Quiver's BM25 terms, in-process: its tokenizer, then each token's index (the
+    MurmurHash3 id the server stores), written as a string for bm25s. Using the ids, not
+    the words, makes two words whose ids collide one term on both sides, as on the server.
 
-    language = check_language(options.get("language", "english"))
-    text_options = {key: value for key, value in options.items() if key in TEXT_OPTION_KEYS}
-    return Tokenizer(parse_text_options(text_options, default_language=language))
+    The encoder is the one the server builds for the same text options (the defaults:
+    English stopwords and stemmer); `k`, `b` and `avg_len` do not change the tokens."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        from server.engine.text.bm25 import bm25_encoder
+
+        self.encoder = bm25_encoder(options or {})
+
+    def docs(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self._ids(tokens) for tokens in self.encoder.tokenizer.tokenize_docs(texts)]
+
+    def queries(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self._ids(tokens) for tokens in self.encoder.tokenizer.tokenize_queries(texts)]
+
+    def _ids(self, tokens: list[str]) -> list[str]:
+        return [str(index) for index in self.encoder.token_ids(tokens).tolist()]
 
 
 def average_length(tokens: Sequence[Sequence[str]]) -> float:
