@@ -113,11 +113,12 @@ def document(text: str, options: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- bm25s reference
 
 
-def bm25s_index(doc_tokens: Sequence[Sequence[str]]) -> Any:
-    """A `bm25s` index whose scores equal Qdrant's BM25 with the idf modifier."""
+def bm25s_index(doc_tokens: Sequence[Sequence[str]], backend: str = "numba") -> Any:
+    """A `bm25s` index whose scores equal Qdrant's BM25 with the idf modifier. `backend`
+    "numba" is bm25s's fast path (JIT-compiled scoring and top-k), "numpy" its default."""
     import bm25s
 
-    retriever = bm25s.BM25(method="atire", idf_method="lucene", k1=K1, b=B)
+    retriever = bm25s.BM25(method="atire", idf_method="lucene", k1=K1, b=B, backend=backend)
     retriever.index([list(doc) for doc in doc_tokens], show_progress=False)
     return retriever
 
