@@ -98,7 +98,8 @@ def ingest(client: httpx.Client, docs: ss.SparseSet, buckets: np.ndarray) -> dic
             expect_ok(response, "upsert")
             sent_bytes += len(body)
         seconds += sum(latencies[-len(bodies) :])
-        log(f"ingest: {min(start + step, docs.n):,} points, {rate(start + step, seconds):,.0f}/s")
+        done = min(start + step, docs.n)
+        log(f"ingest: {done:,} points, {rate(done, seconds):,.0f} points/s")
     return {
         "points": docs.n,
         "seconds": round(seconds, 3),
