@@ -406,8 +406,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_common_options(parser, quick_help=f"{QUICK_DOCS:,} documents", port=True)
     add = parser.add_argument
     add("--docs", type=int, default=None, help="documents (default 1,000,000; quick 20,000)")
-    add("--queries", type=int, default=500, help="queries per filter")
-    add("--single-queries", type=int, default=100, help="queries timed one at a time")
+    add("--queries", type=int, default=300, help="queries per filter")
+    add("--single-queries", type=int, default=50, help="queries timed one at a time")
     add("--turns", type=int, default=4, help="HTTP / scipy turns per filter")
     add("--seed", type=int, default=42, help="generator seed")
     add("--settle-timeout", type=float, default=3600.0, help="seconds to wait for green")
