@@ -15,7 +15,8 @@ any row (``batches(rows, skip=k)``), which is how an interrupted import resumes.
   multi-vectors) passes through and no number is parsed twice.
 
 Arrow chunks have the bulk endpoint's columns: ``id`` (int64 or string), ``vector`` or
-``vector.<name>`` (``fixed_size_list<float32>[D]``), then payload columns.
+``vector.<name>`` (``fixed_size_list<float32>[D]``; a sparse vector's column, a struct of
+``indices`` and ``values`` lists, is passed on as it is), then payload columns.
 """
 
 from __future__ import annotations
@@ -249,7 +250,9 @@ class ParquetReader:
         self._vectors = self._pick_vector_columns(schema)
         self._payload = self._pick_payload_columns(schema)
         self.vector_sizes = {
-            name: self._dimension(column) for column, name in self._vectors.items()
+            name: self._dimension(column)
+            for column, name in self._vectors.items()
+            if not _is_sparse(schema.field(column).type)
         }
 
     def options(self) -> dict[str, Any]:
@@ -362,7 +365,10 @@ class ParquetReader:
         names, arrays = ["id"], [self._ids(raw, first_row)]
         for column, name in self._vectors.items():
             names.append(_vector_column_name(name))
-            arrays.append(self._fixed_vectors(raw.column(column), column, first_row))
+            if name in self.vector_sizes:
+                arrays.append(self._fixed_vectors(raw.column(column), column, first_row))
+            else:  # sparse: the server checks it
+                arrays.append(raw.column(column))
         for column in self._payload:
             for name, array in _payload_fields(column, raw.column(column), self.path):
                 names.append(name)
@@ -407,6 +413,13 @@ class ParquetReader:
         return pa.FixedSizeListArray.from_arrays(
             pa.array(matrix.reshape(-1), type=pa.float32()), size, mask=mask
         )
+
+
+def _is_sparse(kind: pa.DataType) -> bool:
+    """A struct of ``indices`` and ``values`` lists: a sparse vector column."""
+    if not pa.types.is_struct(kind):
+        return False
+    return {kind.field(i).name for i in range(kind.num_fields)} == {"indices", "values"}
 
 
 def _is_list(kind: pa.DataType) -> bool:

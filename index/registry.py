@@ -20,6 +20,7 @@ from index.multivector import MaxSimIndex, MaxSimParams, MultiVectorIndex
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import Buffer, IndexFormatError, unpack
+from index.sparse import SparseIndex, SparseRowsIndex
 
 BACKENDS: dict[str, tuple[type[VectorIndex], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
@@ -35,14 +36,25 @@ MULTI_BACKENDS: dict[str, tuple[type[MultiVectorIndex], type[Any]]] = {
 }
 """Multi-vector backends (ragged token sets): exact MaxSim, and MUVERA in front of it."""
 
-AnyIndex = VectorIndex | MultiVectorIndex
+AnyIndex = VectorIndex | MultiVectorIndex | SparseRowsIndex
 """Any backend a segment may hold for one named vector."""
 
 
 def is_multi_vector(index: AnyIndex) -> TypeIs[MultiVectorIndex]:
     """Whether ``index`` holds token sets; asks the backend (``multi_vector``), so the
-    caller gets the right half of the family without checking a class."""
+    caller gets the right part of the family without checking a class."""
     return index.multi_vector
+
+
+def is_sparse(index: AnyIndex) -> TypeIs[SparseRowsIndex]:
+    """Whether ``index`` holds sparse rows (its ``kind``)."""
+    return index.kind == SparseIndex.kind
+
+
+def create_sparse_index() -> SparseRowsIndex:
+    """A new, empty exact sparse index (the only sparse backend)."""
+    index: SparseRowsIndex = SparseIndex()
+    return index
 
 
 def backend_names() -> list[str]:
@@ -74,6 +86,8 @@ def create_multi_index(
 def index_from_bytes(data: Buffer) -> AnyIndex:
     header, _ = unpack(data)
     kind = header.get("kind")
+    if kind == SparseIndex.kind:
+        return SparseIndex.from_bytes(data)
     known = BACKENDS | MULTI_BACKENDS
     if kind not in known:
         raise IndexFormatError(f"unknown index type {kind!r} in serialised index")

@@ -6,7 +6,8 @@ Two formats (``POST /collections/{name}/points/bulk``, chosen by Content-Type):
   exactly as in Qdrant's upsert; any vector shape the collection takes (named, multi).
 * Arrow IPC stream (``application/vnd.apache.arrow.stream``): record batches with an
   ``id`` column (integers or UUID strings), ``vector`` (fixed-size list of float32; or
-  ``vector.<name>`` per named dense vector), an optional ``payload`` column of JSON
+  ``vector.<name>`` per named dense vector; for a sparse vector a struct of ``indices``
+  and ``values`` lists, a null or empty one meaning none), an optional ``payload`` column of JSON
   object strings, and any other column as a payload field of its name. Vectors arrive
   as one contiguous buffer per batch and reach the collection as a matrix: no number is
   parsed from text, so this is the fast path (bench/bench_bulk.py).
@@ -34,11 +35,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc
 
 from server.engine.config import DEFAULT_VECTOR
 from server.engine.payload import check_payload
 from server.engine.point_ids import PointId, parse_point_id
+from server.engine.sparse_vector import SparseRows, checked_rows
 from server.errors import BadRequest, BulkLoadFailed, UnsupportedMediaType
 
 if TYPE_CHECKING:
@@ -332,6 +335,9 @@ def _vector_columns(
         )
     config = collection.config
     for column, name in columns.items():
+        if name in config.sparse_vectors:
+            _check_sparse_column(schema.field(column).type, column, report)
+            continue
         params = config.vectors.get(name)
         if params is None or params.is_multi or (name == DEFAULT_VECTOR and config.named_vectors):
             raise BulkLoadFailed(
@@ -352,8 +358,11 @@ def _commit_arrow(
     n = batch.num_rows
     ok = np.ones(n, dtype=bool)
     ids = _arrow_ids(batch.column("id"), first_row, ok, report)
-    matrices: dict[str, np.ndarray] = {}
+    matrices: dict[str, np.ndarray | SparseRows] = {}
     for column, name in vector_columns.items():
+        if name in collection.config.sparse_vectors:
+            matrices[name] = _arrow_sparse(batch.column(column), column, first_row, ok, report)
+            continue
         size = collection.config.vectors[name].size
         matrices[name] = _arrow_matrix(batch.column(column), size, column, first_row, ok, report)
     payloads = _arrow_payloads(batch, vector_columns, first_row, ok, report)
@@ -363,7 +372,7 @@ def _commit_arrow(
         return
     kept_ids = [ids[i] for i in keep.tolist()]
     kept_payloads = [payloads[i] for i in keep.tolist()]
-    kept = {name: m[keep] if len(keep) < n else m for name, m in matrices.items()}
+    kept = {name: _take(m, keep) if len(keep) < n else m for name, m in matrices.items()}
     report.operation_id = collection.bulk_upsert(kept_ids, kept, kept_payloads)
     report.accepted += len(keep)
 
@@ -411,6 +420,52 @@ def _arrow_matrix(
         matrix[i] = value
     _reject_rows(_non_finite(matrix), "contains NaN or infinity", label, first_row, ok, report)
     return matrix
+
+
+def _check_sparse_column(kind: pa.DataType, column: str, report: BulkReport) -> None:
+    names = (
+        {kind.field(i).name for i in range(kind.num_fields)} if pa.types.is_struct(kind) else set()
+    )
+    if names != {"indices", "values"}:
+        raise BulkLoadFailed(
+            f"column {column!r} holds a sparse vector: a struct of `indices` and `values` "
+            f"lists, got {kind}",
+            report.to_wire(),
+        )
+
+
+def _arrow_sparse(
+    column: pa.Array, label: str, first_row: int, ok: np.ndarray, report: BulkReport
+) -> SparseRows:
+    """Sparse rows from a struct column, checked in numpy passes; a null struct (or null
+    lists) is a point without this vector, a bad row is rejected."""
+    indices, values = column.flatten()
+    absent = column.is_null().to_numpy(zero_copy_only=False)
+    absent |= indices.is_null().to_numpy(zero_copy_only=False)
+    absent |= values.is_null().to_numpy(zero_copy_only=False)
+    index_lengths = _list_lengths(indices, absent)
+    value_lengths = _list_lengths(values, absent)
+    flat_indices = _flat_present(indices, absent)
+    flat_values = _flat_present(values, absent)
+    rows, problems = checked_rows(index_lengths, value_lengths, flat_indices, flat_values)
+    for bad, reason in problems:
+        _reject_rows(bad, f"(sparse): {reason}", label, first_row, ok, report)
+    return rows
+
+
+def _list_lengths(lists: pa.Array, absent: np.ndarray) -> np.ndarray:
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    return np.where(absent, 0, lengths).astype(np.int64)
+
+
+def _flat_present(lists: pa.Array, absent: np.ndarray) -> np.ndarray:
+    """The items of the rows that are not ``absent``, in row order."""
+    kept = lists.filter(pa.array(~absent)) if absent.any() else lists
+    return np.asarray(kept.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _take(column: np.ndarray | SparseRows, rows: np.ndarray) -> np.ndarray | SparseRows:
+    return column.take(rows) if isinstance(column, SparseRows) else column[rows]
 
 
 def _non_finite(matrix: np.ndarray) -> np.ndarray:

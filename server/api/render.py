@@ -109,14 +109,20 @@ def collection_config(config: CollectionConfig) -> Json:
     ``multivector`` extensions beside Qdrant's sections)."""
     dump = config.model_dump(mode="json")
     vectors = {name: _without_nones(v) for name, v in dump["vectors"].items()}
+    params: Json = {
+        "vectors": vectors if config.named_vectors else vectors[DEFAULT_VECTOR],
+        "shard_number": config.shard_number,
+        "replication_factor": config.replication_factor,
+        "write_consistency_factor": config.write_consistency_factor,
+        "on_disk_payload": config.on_disk_payload,
+    }
+    if config.sparse_vectors:
+        params["sparse_vectors"] = {
+            name: config.sparse_vectors[name].model_dump(mode="json", exclude_none=True)
+            for name in config.sparse_vectors
+        }
     return {
-        "params": {
-            "vectors": vectors if config.named_vectors else vectors[DEFAULT_VECTOR],
-            "shard_number": config.shard_number,
-            "replication_factor": config.replication_factor,
-            "write_consistency_factor": config.write_consistency_factor,
-            "on_disk_payload": config.on_disk_payload,
-        },
+        "params": params,
         "hnsw_config": dump["hnsw_config"],
         "optimizer_config": dump["optimizers_config"],
         "wal_config": dump["wal_config"],

@@ -55,7 +55,14 @@ from server.engine.results import (
     ShardStatus,
     VectorMemory,
 )
-from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
+from server.engine.sparse_vector import SparseRows, SparseVector
+from server.engine.vectors import (
+    point_vectors,
+    prepare_matrix,
+    prepare_sets,
+    sparse_name,
+    vector_name,
+)
 from server.errors import PointNotFound, UnsupportedFeature
 from server.storage.snapshots import SnapshotDescription
 
@@ -111,9 +118,10 @@ class SearchBatch:
     @classmethod
     def pack(cls, specs: Sequence[SearchSpec]) -> SearchBatch | None:
         """None when the vectors do not stack (multi-vectors, mixed dimensions)."""
-        if not specs or any(s.vector.ndim != 1 for s in specs):
-            return None
-        if len({s.vector.shape[0] for s in specs}) != 1:
+        vectors = [s.vector for s in specs if isinstance(s.vector, np.ndarray)]
+        if not specs or len(vectors) < len(specs) or any(v.ndim != 1 for v in vectors):
+            return None  # sparse or multi-vector queries travel as specs
+        if len({v.shape[0] for v in vectors}) != 1:
             return None
         templates: list[SearchSpec] = []
         template_of: list[int] = []
@@ -123,9 +131,9 @@ class SearchBatch:
                 getattr(spec, f) is not getattr(last, f) and getattr(spec, f) != getattr(last, f)
                 for f in _SPEC_FIELDS
             ):
-                templates.append(dataclasses.replace(spec, vector=spec.vector[:0]))
+                templates.append(dataclasses.replace(spec, vector=vectors[0][:0]))
             template_of.append(len(templates) - 1)
-        return cls(templates, template_of, np.stack([s.vector for s in specs]))
+        return cls(templates, template_of, np.stack(vectors))
 
     def unpack(self) -> list[SearchSpec]:
         return [
@@ -393,7 +401,7 @@ class ShardedCollection:
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int:
         """Each shard gets its rows of every matrix (one numpy take per shard)."""
@@ -403,7 +411,10 @@ class ShardedCollection:
             calls[shard] = on_collection(
                 Collection.bulk_upsert,
                 [ids[i] for i in rows],
-                {name: matrix[take] for name, matrix in matrices.items()},
+                {
+                    name: m.take(take) if isinstance(m, SparseRows) else m[take]
+                    for name, m in matrices.items()
+                },
                 [payloads[i] for i in rows],
             )
         return int(max(self.group.call(calls).values(), default=0))
@@ -496,7 +507,7 @@ class ShardedCollection:
         pages = [page.records for page in self._everywhere(call).values()]
         return merge_scroll(pages, limit)
 
-    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
+    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector:
         """The stored vector of a point, asked of the shard that owns it."""
         shard = shard_of(point_id, self.group.shard_count)
         return self.group.call({shard: on_collection(Collection.query_vector_of, point_id, using)})[
@@ -505,6 +516,20 @@ class ShardedCollection:
 
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
+
+    def sparse_name(self, using: str | None) -> str:
+        return sparse_name(self._config, using)
+
+    def sparse_idf(self, name: str) -> bool:
+        return self._config.sparse_vectors[name].idf
+
+    def sparse_statistics(self, name: str, terms: np.ndarray) -> tuple[np.ndarray, int]:
+        """Summed over the shards, so ``idf`` is the whole collection's."""
+        call = on_collection(Collection.sparse_statistics, name, terms)
+        df, total = np.zeros(len(terms), dtype=np.int64), 0
+        for shard_df, shard_total in self._everywhere(call).values():
+            df, total = df + shard_df, total + shard_total
+        return df, total
 
     def check_vectors(self, raws: list[Any]) -> None:
         point_vectors(raws, self._config)
@@ -558,7 +583,7 @@ class ShardedCollection:
         answers = list(self._everywhere(call).values())
         for i, q in enumerate(asked):
             spec = specs[q]
-            higher_is_better = self._config.vectors[spec.using].distance.higher_is_better
+            higher_is_better = self._config.distance_of(spec.using).higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
         return results

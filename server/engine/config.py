@@ -68,6 +68,27 @@ class VectorParams(_Frozen):
         return self.multivector_config is not None
 
 
+class SparseIndexParams(_Frozen):
+    """Qdrant's sparse ``index`` knobs. Quiver's sparse index is always an exact
+    in-memory inverted index: the knobs are kept and reported back as given."""
+
+    full_scan_threshold: Annotated[int | None, Field(ge=0)] = None
+    on_disk: bool | None = None
+    datatype: Literal["float32", "float16", "uint8"] | None = None
+
+
+class SparseVectorParams(_Frozen):
+    """One named sparse vector (Qdrant's ``SparseVectorParams``); ``modifier: "idf"``
+    weights each query term by its inverse document frequency over the live points."""
+
+    index: SparseIndexParams | None = None
+    modifier: Literal["none", "idf"] | None = None
+
+    @property
+    def idf(self) -> bool:
+        return self.modifier == "idf"
+
+
 class HnswConfig(GraphParams):
     """Graph parameters; used by the HNSW backend (exact search ignores them).
     ``m`` and ``ef_construct`` are declared once, in ``knobs.GraphParams``."""
@@ -145,9 +166,15 @@ class CollectionConfig(_Frozen):
     payload_schema: dict[str, dict[str, Any]] = {}
     index: IndexConfig = IndexConfig()
     multivector: MultiVectorConfig = MultiVectorConfig()
+    sparse_vectors: dict[str, SparseVectorParams] = {}
+    """Named sparse vectors, beside (never under the same name as) the dense ones."""
 
     def vector(self, name: str | None) -> VectorParams | None:
         return self.vectors.get(name or DEFAULT_VECTOR)
+
+    def distance_of(self, name: str) -> Distance:
+        """The metric of a named vector; sparse vectors score by dot product."""
+        return Distance.DOT if name in self.sparse_vectors else self.vectors[name].distance
 
     def index_spec(self) -> IndexSpec:
         """What a sealed segment's index must be built with; a change means a rebuild.

@@ -25,6 +25,7 @@ from server.engine.config import (
     IndexConfig,
     MultiVectorConfig,
     OptimizersConfig,
+    SparseVectorParams,
     VectorParams,
     WalConfig,
 )
@@ -63,8 +64,12 @@ _PATCHABLE_PARAMS = frozenset(
 def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> CollectionConfig:
     """The config of a new collection (``PUT /collections/{name}``)."""
     _refuse_unsupported(request)
-    named, vectors = _vectors(request.get("vectors"), max_vector_size)
-    config = CollectionConfig(vectors=vectors, named_vectors=named)
+    sparse = _sparse_vectors(request.get("sparse_vectors") or {}, {})
+    named, vectors = True, dict[str, VectorParams]()
+    if request.get("vectors") is not None:
+        named, vectors = _vectors(request.get("vectors"), max_vector_size)
+    _check_names(vectors, sparse)
+    config = CollectionConfig(vectors=vectors, named_vectors=named, sparse_vectors=sparse)
     copied = {k: request[k] for k in _COPIED if k in request}
     changes: dict[str, Any] = checked_fields(CollectionConfig, copied)
     for key in ("metadata", "strict_mode_config"):
@@ -84,10 +89,11 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
 
 def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> CollectionConfig:
     """``config`` with a PATCH applied (``PATCH /collections/{name}``)."""
-    for field in ("vectors", "sparse_vectors"):
-        if request.get(field):
-            raise UnsupportedFeature(f"changing `{field}` of an existing collection")
+    if request.get("vectors"):
+        raise UnsupportedFeature("changing `vectors` of an existing collection")
     changes: dict[str, Any] = {}
+    if request.get("sparse_vectors"):
+        changes["sparse_vectors"] = _patched_sparse(config, request["sparse_vectors"])
     if "quantization_config" in request:
         changes["quantization_config"] = _quantization(request["quantization_config"], config)
     for section in ("hnsw_config", "optimizers_config", "index", "multivector"):
@@ -168,12 +174,8 @@ def _check_muvera(config: CollectionConfig) -> None:
 
 
 def _refuse_unsupported(request: Mapping[str, Any]) -> None:
-    if request.get("vectors") is None:
-        raise BadRequest(
-            "Wrong input: `vectors` is required (sparse-only collections are not supported yet)"
-        )
-    if request.get("sparse_vectors"):
-        raise UnsupportedFeature("sparse vectors")
+    if request.get("vectors") is None and not request.get("sparse_vectors"):
+        raise BadRequest("Wrong input: `vectors` or `sparse_vectors` is required")
     if "init_from" in request:
         raise UnsupportedFeature("init_from")
     if request.get("sharding_method", "auto") != "auto":
@@ -193,6 +195,53 @@ def _vectors(raw: Any, max_vector_size: int) -> tuple[bool, dict[str, VectorPara
         vectors[name] = VectorParams.model_validate(dumped)
         _check_vector_params(name, vectors[name], max_vector_size)
     return named, vectors
+
+
+def _sparse_vectors(
+    raw: Mapping[str, Any], current: Mapping[str, SparseVectorParams]
+) -> dict[str, SparseVectorParams]:
+    """``sparse_vectors`` of a request: each name's params over ``current`` ones (a PATCH
+    changes only the knobs it sends)."""
+    if not isinstance(raw, Mapping):
+        raise BadRequest("Wrong input: `sparse_vectors` must map names to sparse vector params")
+    out = {}
+    for name, given in raw.items():
+        if not isinstance(given, Mapping):
+            raise BadRequest(f"Wrong input: sparse vector {name!r}: params must be an object")
+        base = current[name].model_dump(exclude_none=True) if name in current else {}
+        index = {**base.get("index", {}), **(given.get("index") or {})}
+        merged = base | {k: v for k, v in given.items() if v is not None} | {"index": index}
+        try:
+            out[name] = SparseVectorParams.model_validate(merged | {"index": index or None})
+        except ValidationError as exc:
+            raise config_error(f"sparse_vectors.{name}", exc) from None
+        index_params = out[name].index
+        datatype = None if index_params is None else index_params.datatype
+        if datatype not in (None, "float32"):
+            raise UnsupportedFeature(f"sparse datatype {datatype!r} (stored as float32)")
+    return out
+
+
+def _patched_sparse(config: CollectionConfig, raw: Any) -> dict[str, Any]:
+    """A PATCH of existing sparse vectors (Qdrant adds none this way)."""
+    if isinstance(raw, Mapping):
+        for name in raw:
+            if name not in config.sparse_vectors:
+                raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+    updated = _sparse_vectors(raw, config.sparse_vectors)
+    merged = dict(config.sparse_vectors) | updated
+    return {name: params.model_dump() for name, params in merged.items()}
+
+
+def _check_names(vectors: Mapping[str, Any], sparse: Mapping[str, Any]) -> None:
+    both = sorted(set(vectors) & set(sparse))
+    if both:
+        raise BadRequest(
+            f"Wrong input: {both[0]!r} is both a dense and a sparse vector name; "
+            "names must be unique"
+        )
+    if DEFAULT_VECTOR in sparse:
+        raise BadRequest("Wrong input: a sparse vector needs a non-empty name")
 
 
 def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) -> None:

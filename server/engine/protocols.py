@@ -29,6 +29,7 @@ from server.engine.results import (
     ScrollPage,
     SegmentInfo,
 )
+from server.engine.sparse_vector import SparseRows, SparseVector
 from server.storage.snapshots import SnapshotDescription
 
 JobWire = dict[str, Any]
@@ -64,7 +65,7 @@ class CollectionHandle(Protocol):
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int: ...
 
@@ -126,7 +127,20 @@ class CollectionHandle(Protocol):
         part (segment or shard) holds caps what it can return."""
         ...
 
-    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray: ...
+    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector: ...
+
+    def sparse_name(self, using: str | None) -> str:
+        """``using`` as a configured sparse vector name, or a 400."""
+        ...
+
+    def sparse_idf(self, name: str) -> bool:
+        """Whether sparse queries on ``name`` are weighted by ``idf``."""
+        ...
+
+    def sparse_statistics(self, name: str, terms: np.ndarray) -> tuple[np.ndarray, int]:
+        """Per term: live points holding it under sparse ``name``; and how many live
+        points hold that vector at all (``idf``'s document count)."""
+        ...
 
     def vector_name(self, using: str | None) -> str: ...
 

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.sparse import idf
 from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
+from server.engine.sparse_vector import SparseVector
 
 if TYPE_CHECKING:
     from server.engine.protocols import CollectionHandle
@@ -41,6 +43,7 @@ def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[
         matrix = collection.prepare_queries(name, [raw for _, raw in waiting])
         for (at, _), vector in zip(waiting, matrix, strict=True):
             specs[at].vector = vector
+    weigh_sparse_queries(collection, specs)
     collection.check_result_budget(specs)
     for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
         answers[i] = QueryResult(points, spec.explain)
@@ -56,10 +59,16 @@ def _resolve(
     """The query as a ``SearchSpec`` (None: no query, page by id); a literal vector is
     left in ``deferred`` under the spec's ``position`` to be prepared with its batch."""
     exclude = []
+    vector: np.ndarray | SparseVector
     if query.point_id is not None:
-        vector = collection.query_vector_of(query.point_id, query.using or "")
-        name = collection.prepare_query(vector.tolist(), query.using)[0]
+        stored = collection.query_vector_of(query.point_id, query.using or "")
+        if isinstance(stored, SparseVector):
+            name, vector = collection.sparse_name(query.using), stored
+        else:
+            name, vector = collection.prepare_query(stored.tolist(), query.using)
         exclude.append(query.point_id)
+    elif isinstance(query.vector, SparseVector):
+        name, vector = collection.sparse_name(query.using), query.vector
     elif query.vector is not None:
         name, vector = collection.vector_name(query.using), _PENDING
         deferred.setdefault(name, []).append((position, query.vector))
@@ -79,6 +88,24 @@ def _resolve(
         force=query.force,
         explain=[] if query.explain else None,
     )
+
+
+def weigh_sparse_queries(collection: CollectionHandle, specs: Sequence[SearchSpec]) -> None:
+    """Multiply each term of a sparse query by its ``idf`` (Qdrant's formula) where the
+    name has the ``idf`` modifier; the statistics are those of the live points holding
+    that vector, over every segment (and shard), asked once per name for the batch."""
+    by_name: dict[str, list[SearchSpec]] = {}
+    for spec in specs:
+        if isinstance(spec.vector, SparseVector) and collection.sparse_idf(spec.using):
+            by_name.setdefault(spec.using, []).append(spec)
+    for name, group in by_name.items():
+        vectors = [s.vector for s in group if isinstance(s.vector, SparseVector)]
+        terms = np.unique(np.concatenate([v.indices for v in vectors]))
+        df, total = collection.sparse_statistics(name, terms)
+        weights = idf(df, total)
+        for spec, vector in zip(group, vectors, strict=True):
+            scale = weights[np.searchsorted(terms, vector.indices)]
+            spec.vector = SparseVector(vector.indices, (vector.values * scale).astype(np.float32))
 
 
 def _points_without_query(collection: CollectionHandle, query: Query) -> list[ScoredPoint]:

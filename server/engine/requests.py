@@ -18,6 +18,7 @@ from server.engine.filters import Filter
 from server.engine.payload import PayloadSelector
 from server.engine.planner import Strategy
 from server.engine.point_ids import PointId
+from server.engine.sparse_vector import SparseVector
 
 VectorSelector = bool | list[str]
 """A request's ``with_vector``: all vectors, none, or these names."""
@@ -77,7 +78,7 @@ class Query:
     the rest of its batch), by the stored vector of ``point_id`` (that point is left
     out of the answer), or neither: then points are paged in id order, as in Qdrant."""
 
-    vector: list[Any] | None = None
+    vector: list[Any] | SparseVector | None = None
     point_id: PointId | None = None
     using: str | None = None
     limit: int = 10
@@ -98,8 +99,9 @@ class SearchSpec:
     """One nearest-neighbour request, validated and resolved against the config."""
 
     using: str
-    vector: np.ndarray
-    """``(dim,)``, or ``(n_vectors, dim)`` for a multi-vector name."""
+    vector: np.ndarray | SparseVector
+    """``(dim,)``, ``(n_vectors, dim)`` for a multi-vector name, or a sparse vector
+    (already weighted by ``idf`` where the name asks for it)."""
     limit: int = 10
     offset: int = 0
     filter: Filter | None = None

@@ -11,7 +11,8 @@ import numpy as np
 
 from index.base import SearchParams
 from index.multivector import Ragged
-from index.registry import AnyIndex, is_multi_vector
+from index.registry import AnyIndex, is_multi_vector, is_sparse
+from index.sparse import SparseRowsIndex, SparseVector
 from server.engine.index_spec import SegmentSpec
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
@@ -77,13 +78,25 @@ class SealedSegment(SegmentRows):
         ``Collection`` substitutes the exact stored ones where ``lossy`` says so)."""
         out: dict[str, np.ndarray] = {}
         for name, index in self.indexes.items():
-            if not self.present[name][row]:
+            if not self.present[name][row] or is_sparse(index):
                 continue
             if is_multi_vector(index):
                 out[name] = index.items(np.array([row])).item(0)
             else:
                 out[name] = index.row_vectors(np.array([row]))[0]
         return out
+
+    def sparse_vectors(self, row: int) -> dict[str, SparseVector]:
+        return {
+            name: index.items(np.array([row])).item(0)
+            for name, index in self.indexes.items()
+            if is_sparse(index) and self.present[name][row]
+        }
+
+    def sparse_index(self, name: str) -> SparseRowsIndex:
+        index = self.indexes[name]
+        assert is_sparse(index)
+        return index
 
     def lossy(self, name: str) -> bool:
         index = self.indexes.get(name)
@@ -102,7 +115,7 @@ class SealedSegment(SegmentRows):
     def search(
         self,
         name: str,
-        queries: np.ndarray | Ragged,
+        queries: np.ndarray | Ragged | list[SparseVector],
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
@@ -114,6 +127,9 @@ class SealedSegment(SegmentRows):
         index = self.indexes[name]
         if is_multi_vector(index):
             assert isinstance(queries, Ragged)
+            return index.search(queries, k, params=params, allowed=allowed)
+        if is_sparse(index):
+            assert isinstance(queries, list)
             return index.search(queries, k, params=params, allowed=allowed)
         assert isinstance(queries, np.ndarray)
         return index.search(queries, k, params=params, allowed=allowed)

@@ -26,7 +26,8 @@ from index.base import SearchParams
 from index.flat import exact_search
 from index.metrics import Distance
 from index.multivector import Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex, create_index, create_multi_index
+from index.registry import AnyIndex, create_index, create_multi_index, create_sparse_index
+from index.sparse import SparseIndex, SparseRows, SparseVector
 from server.engine.filters import Filter, HasId
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
@@ -42,7 +43,8 @@ class PointBatch:
 
     ``vectors[name]`` is a ``(len(ids), dim)`` float32 matrix for a dense name,
     ``tokens[name]`` a ragged set per point for a multi-vector name (empty where
-    absent), and ``present[name]`` says which rows actually carry that named vector.
+    absent), ``sparse[name]`` CSR rows per sparse name (empty where absent), and
+    ``present[name]`` says which rows actually carry that named vector.
     """
 
     ids: list[PointId]
@@ -50,6 +52,7 @@ class PointBatch:
     present: dict[str, np.ndarray]
     payloads: list[dict[str, Any]]
     tokens: dict[str, Ragged] = field(default_factory=dict)
+    sparse: dict[str, SparseRows] = field(default_factory=dict)
 
 
 def sort_keys_of(ids: Sequence[PointId]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -304,6 +307,56 @@ class TokenColumn:
         return data[start : start + self.lengths[row]].copy()
 
 
+class SparseColumn:
+    """One sparse name of every row: each row's vector (None where absent) and an exact
+    index over them. New rows appended at the end extend the index (its posting lists
+    fold them in as they grow); an overwrite or a delete (which moves rows) drops it, and
+    the next search rebuilds it from the rows."""
+
+    def __init__(self) -> None:
+        self.items: list[SparseVector | None] = []
+        self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._index: SparseIndex | None = None
+        self._lock = threading.Lock()
+
+    def reserve(self, rows: int) -> None:
+        if rows > self.present.shape[0]:
+            self.present = _grown(self.present, max(rows, 2 * self.present.shape[0]))
+        if rows > len(self.items):
+            self.items.extend([None] * (rows - len(self.items)))
+
+    def write(self, rows: np.ndarray, batch: SparseRows, present: np.ndarray) -> None:
+        """Store ``batch`` (absent rows empty) at ``rows``."""
+        for i, row in enumerate(rows.tolist()):
+            self.items[row] = batch.item(i) if present[i] else None
+        self.present[rows] = present
+        index = self._index
+        appended = index is not None and len(rows) and int(rows[0]) == len(index)
+        if index is not None and appended and bool((np.diff(rows) == 1).all()):
+            index.add(batch)
+        else:
+            self._index = None
+
+    def move(self, src: int, dst: int) -> None:
+        self.items[dst], self.present[dst] = self.items[src], self.present[src]
+        self.clear(src)
+
+    def clear(self, row: int) -> None:
+        self.items[row] = None
+        self.present[row] = False
+        self._index = None
+
+    def index(self, count: int) -> SparseIndex:
+        """The exact index over rows ``0 .. count-1`` (cached until the next write).
+        Searches run under the collection's read lock, so two may build it at once."""
+        with self._lock:
+            if self._index is None or len(self._index) != count:
+                index = SparseIndex()
+                index.add(SparseRows.of(self.items[:count]))
+                self._index = index
+            return self._index
+
+
 class AppendableSegment(SegmentRows):
     """New points land here and are searched exactly until the segment is sealed."""
 
@@ -312,12 +365,14 @@ class AppendableSegment(SegmentRows):
         vector_params: dict[str, tuple[int, Distance]],
         schema: PayloadSchema | None = None,
         multi_params: dict[str, tuple[int, Distance]] | None = None,
+        sparse_names: Sequence[str] = (),
     ) -> None:
         super().__init__(schema)
         self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
         self.token_columns = {
             name: TokenColumn(d, dist) for name, (d, dist) in (multi_params or {}).items()
         }
+        self.sparse_columns = {name: SparseColumn() for name in sparse_names}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -328,11 +383,13 @@ class AppendableSegment(SegmentRows):
     def has_graph(self, name: str) -> bool:
         return False
 
-    def _all_columns(self) -> list[VectorColumn | TokenColumn]:
-        return [*self.columns.values(), *self.token_columns.values()]
+    def _all_columns(self) -> list[VectorColumn | TokenColumn | SparseColumn]:
+        return [*self.columns.values(), *self.token_columns.values(), *self.sparse_columns.values()]
 
-    def _column(self, name: str) -> VectorColumn | TokenColumn | None:
-        return self.columns.get(name) or self.token_columns.get(name)
+    def _column(self, name: str) -> VectorColumn | TokenColumn | SparseColumn | None:
+        return (
+            self.columns.get(name) or self.token_columns.get(name) or self.sparse_columns.get(name)
+        )
 
     def vector_present(self, name: str) -> np.ndarray:
         column = self._column(name)
@@ -347,6 +404,18 @@ class AppendableSegment(SegmentRows):
                 out[name] = tokens.row(row)
         return out
 
+    def sparse_vectors(self, row: int) -> dict[str, SparseVector]:
+        return {
+            name: item
+            for name, column in self.sparse_columns.items()
+            if column.present[row] and (item := column.items[row]) is not None
+        }
+
+    def sparse_index(self, name: str) -> SparseIndex:
+        """The exact index of a sparse name over this segment's rows (document
+        frequencies for ``idf``)."""
+        return self.sparse_columns[name].index(len(self._ids))
+
     def has_vector(self, row: int, name: str) -> bool:
         column = self._column(name)
         return column is not None and bool(column.present[row])
@@ -354,17 +423,21 @@ class AppendableSegment(SegmentRows):
     def search(
         self,
         name: str,
-        queries: np.ndarray | Ragged,
+        queries: np.ndarray | Ragged | list[SparseVector],
         k: int,
         mask: np.ndarray | None,
         params: SearchParams | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` rows for each query among rows where ``mask`` holds (MaxSim
-        for a multi-vector name)."""
+        for a multi-vector name, dot product over shared terms for a sparse one)."""
         n = len(self._ids)
         column = self._column(name)
         assert column is not None
         present = column.present[:n]
+        if isinstance(column, SparseColumn):
+            assert isinstance(queries, list)
+            allowed = present if mask is None else mask & present
+            return column.index(n).search(queries, k, allowed=allowed)
         rows: np.ndarray | None = None
         if mask is not None or not present.all():
             rows = np.flatnonzero(present if mask is None else mask & present)
@@ -402,6 +475,8 @@ class AppendableSegment(SegmentRows):
             column.present[rows] = batch.present[name]
         for name, tokens in self.token_columns.items():
             tokens.write(rows, batch.tokens[name], batch.present[name], before)
+        for name, sparse in self.sparse_columns.items():
+            sparse.write(rows, batch.sparse[name], batch.present[name])
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)
@@ -428,6 +503,9 @@ class AppendableSegment(SegmentRows):
         self._versions.pop()
         return True
 
+    def _named_columns(self) -> list[tuple[str, VectorColumn | TokenColumn | SparseColumn]]:
+        return [*self.columns.items(), *self.token_columns.items(), *self.sparse_columns.items()]
+
     def freeze(self) -> SealedParts:
         """Hand every row over for sealing, each named vector as an exact index."""
         n = len(self._ids)
@@ -440,8 +518,11 @@ class AppendableSegment(SegmentRows):
             exact = create_multi_index("maxsim", tokens.dim, tokens.distance)
             exact.add(tokens.view(n))
             indexes[name] = exact
-        present = {name: col.present[:n].copy() for name, col in self.columns.items()}
-        present |= {name: col.present[:n].copy() for name, col in self.token_columns.items()}
+        for name, sparse in self.sparse_columns.items():
+            index = create_sparse_index()
+            index.add(SparseRows.of(sparse.items[:n]))
+            indexes[name] = index
+        present = {name: col.present[:n].copy() for name, col in self._named_columns()}
         return SealedParts(
             list(self._ids), list(self._payloads), list(self._versions), indexes, present
         )

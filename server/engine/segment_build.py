@@ -21,9 +21,12 @@ from index.registry import (
     AnyIndex,
     create_index,
     create_multi_index,
+    create_sparse_index,
     index_from_bytes,
     is_multi_vector,
+    is_sparse,
 )
+from index.sparse import SparseRows
 from server.engine.config import CollectionConfig
 from server.engine.index_spec import IndexSpec
 from server.engine.optimizer import Task
@@ -55,6 +58,8 @@ class RebuildInput:
     base_rows: int = 0
     training_queries: dict[str, np.ndarray] = field(default_factory=dict)
     """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
+    sparse: dict[str, SparseRows] = field(default_factory=dict)
+    """Sparse names: every row's sparse vector (empty where absent)."""
 
 
 class Cancelled(Exception):
@@ -76,7 +81,10 @@ def snapshot(
     ids: list[PointId] = []
     vectors: dict[str, list[np.ndarray]] = {}
     tokens: dict[str, list[Ragged]] = {}
-    present: dict[str, list[np.ndarray]] = {name: [] for name in config.vectors}
+    sparse: dict[str, list[SparseRows]] = {name: [] for name in config.sparse_vectors}
+    present: dict[str, list[np.ndarray]] = {
+        name: [] for name in [*config.vectors, *config.sparse_vectors]
+    }
     for segment_id in order:
         segment = sealed[segment_id]
         if segment_id == base_id:
@@ -89,8 +97,11 @@ def snapshot(
             index = segment.indexes[name]
             if is_multi_vector(index):
                 tokens.setdefault(name, []).append(index.items(rows))
-            else:
+            elif not is_sparse(index):
                 vectors.setdefault(name, []).append(index.vectors()[rows])
+            present[name].append(segment.vector_present(name)[rows])
+        for name in config.sparse_vectors:
+            sparse[name].append(segment.sparse_index(name).items(rows))
             present[name].append(segment.vector_present(name)[rows])
     base = None if base_id is None else dict(sealed[base_id].indexes)
     return RebuildInput(
@@ -107,6 +118,7 @@ def snapshot(
         present={n: np.concatenate(p) for n, p in present.items()},
         base=base,
         base_rows=0 if base_id is None else sealed[base_id].row_count(),
+        sparse={n: SparseRows.concat(s) for n, s in sparse.items()},
     )
 
 
@@ -148,8 +160,9 @@ def build(
         job.ids = [job.ids[i] for i in order.tolist()]
         job.vectors = {n: v[order] for n, v in job.vectors.items()}
         job.tokens = {n: t.take(order) for n, t in job.tokens.items()}
+        job.sparse = {n: s.take(order) for n, s in job.sparse.items()}
         job.present = {n: p[order] for n, p in job.present.items()}
-    names = [*job.vector_params, *job.multi_params]
+    names = [*job.vector_params, *job.multi_params, *job.sparse]
     total = (len(job.ids) - job.base_rows) * len(names)
     done = 0
     indexes: dict[str, AnyIndex] = {}
@@ -163,6 +176,8 @@ def build(
             chunk = np.arange(job.base_rows + start, job.base_rows + stop)
             if is_multi_vector(index):
                 index.add(job.tokens[name].take(chunk))
+            elif is_sparse(index):
+                index.add(job.sparse[name].take(chunk))
             else:
                 index.add(job.vectors[name][chunk])
             done += len(chunk)
@@ -180,6 +195,8 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
     if job.base is not None:
         return index_from_bytes(job.base[name].to_bytes())
     params = spec.backend_params()
+    if name in job.sparse:
+        return create_sparse_index()
     if name in job.multi_params:
         dim, distance = job.multi_params[name]
         if spec.type == "muvera":

@@ -61,6 +61,7 @@ def new_appendable(config: CollectionConfig) -> AppendableSegment:
         {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
         config.payload_schema,
         {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
+        list(config.sparse_vectors),
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from index.base import SearchParams
 from index.metrics import Distance
 from index.multivector import Ragged
+from index.sparse import SparseVector
 from server.engine.filters import Filter
 from server.engine.planner import (
     PLAN_COUNTS,
@@ -40,8 +41,8 @@ class SegmentSearch:
     """One batch of queries against one named vector, with what the planner needs."""
 
     name: str
-    queries: np.ndarray | Ragged
-    """``(nq, dim)``, or ragged token sets for a multi-vector name."""
+    queries: np.ndarray | Ragged | list[SparseVector]
+    """``(nq, dim)``, ragged token sets for a multi-vector name, or sparse vectors."""
     k: int
     distance: Distance
     dim: int
@@ -92,6 +93,18 @@ class SegmentSet:
     def delete(self, point_id: PointId) -> bool:
         found = self.locate(point_id)
         return found is not None and found[0].delete(point_id)
+
+    def sparse_statistics(self, name: str, terms: np.ndarray) -> tuple[np.ndarray, int]:
+        """Document frequency of each term among live rows holding sparse ``name``, and
+        the number of those rows, summed over every segment."""
+        df = np.zeros(len(terms), dtype=np.int64)
+        total = 0
+        for segment in self:
+            if len(segment) == 0:
+                continue
+            df += segment.sparse_index(name).document_frequencies(terms)
+            total += int(np.count_nonzero(segment.live_mask() & segment.vector_present(name)))
+        return df, total
 
     def matching_rows(self, segment: AnySegment, flt: Filter | None) -> np.ndarray:
         live = segment.live_mask()

@@ -7,7 +7,7 @@ storage or an index, so a bad vector is rejected before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from index.metrics import Distance, normalize_rows
 from index.multivector import Ragged
 from index.pooling import pool_tokens
+from index.sparse import SparseRows
 from server.engine.config import (
     DEFAULT_VECTOR,
     CollectionConfig,
@@ -22,30 +23,41 @@ from server.engine.config import (
     VectorParams,
 )
 from server.engine.requests import VectorColumns
-from server.errors import InvalidVector, UnsupportedFeature
+from server.engine.sparse_vector import is_sparse_object, sparse_rows
+from server.errors import InvalidVector
 
 
 @dataclass(frozen=True, slots=True)
 class PointVectors:
     """The vectors of a batch of points: a ``(n, dim)`` matrix per dense name, a ragged
-    set per multi-vector name, and which points carry each name."""
+    set per multi-vector name, CSR rows per sparse name, and which points carry each
+    name."""
 
     dense: dict[str, np.ndarray]
     tokens: dict[str, Ragged]
     present: dict[str, np.ndarray]
+    sparse: dict[str, SparseRows] = field(default_factory=dict)
 
     def take(self, rows: np.ndarray) -> PointVectors:
         return PointVectors(
             {n: m[rows] for n, m in self.dense.items()},
             {n: t.take(rows) for n, t in self.tokens.items()},
             {n: p[rows] for n, p in self.present.items()},
+            {n: s.take(rows) for n, s in self.sparse.items()},
         )
 
 
 def vector_name(config: CollectionConfig, name: str | None) -> str:
     """Resolve ``using`` / a named vector to a configured name, or fail clearly."""
     resolved = name or DEFAULT_VECTOR
+    if resolved in config.sparse_vectors:
+        raise InvalidVector(
+            f"Wrong input: {resolved!r} is a sparse vector; give a sparse query "
+            '({"indices": [...], "values": [...]})'
+        )
     if resolved not in config.vectors:
+        if not config.vectors:
+            raise InvalidVector("Wrong input: this collection has only sparse vectors")
         if resolved == DEFAULT_VECTOR:
             names = ", ".join(sorted(config.vectors))
             raise InvalidVector(
@@ -53,6 +65,18 @@ def vector_name(config: CollectionConfig, name: str | None) -> str:
             )
         raise InvalidVector(f"Wrong input: Not existing vector name error: {resolved}")
     return resolved
+
+
+def sparse_name(config: CollectionConfig, name: str | None) -> str:
+    """``using`` of a sparse query: a configured sparse vector name, or a clear 400."""
+    if name in config.sparse_vectors:
+        return name
+    if name is None or name == DEFAULT_VECTOR or name in config.vectors:
+        raise InvalidVector(
+            "Wrong input: a sparse query needs `using` to name one of the collection's "
+            f"sparse vectors ({', '.join(sorted(config.sparse_vectors)) or 'it has none'})"
+        )
+    raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
 
 
 def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
@@ -122,13 +146,12 @@ def prepare_sets(
 def point_vectors(raw: Sequence[Any], config: CollectionConfig) -> PointVectors:
     """The ``vector`` field of each point -> per-name matrices or token sets, presence."""
     count = len(raw)
-    by_name: dict[str, list[Any]] = {name: [] for name in config.vectors}
-    present = {name: np.zeros(count, dtype=bool) for name in config.vectors}
+    by_name: dict[str, list[Any]] = {name: [] for name in _all_names(config)}
+    present = {name: np.zeros(count, dtype=bool) for name in by_name}
     for i, vector in enumerate(raw):
         named = _as_named(vector, config, i)
         for name, value in named.items():
-            if name not in config.vectors:
-                raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
+            _check_kind(config, name, value)
             present[name][i] = True
             by_name[name].append(value)
     return _assemble(by_name, present, config, count)
@@ -138,12 +161,11 @@ def column_vectors(columns: VectorColumns, config: CollectionConfig) -> PointVec
     """Batch-form vectors (a column per name, a value for every point) -> per-name
     matrices or token sets, with no per-point step."""
     count = len(columns)
-    by_name: dict[str, list[Any]] = {name: [] for name in config.vectors}
-    present = {name: np.zeros(count, dtype=bool) for name in config.vectors}
+    by_name: dict[str, list[Any]] = {name: [] for name in _all_names(config)}
+    present = {name: np.zeros(count, dtype=bool) for name in by_name}
     for given, column in columns.columns.items():
         name = _unnamed(config) if given is None else given
-        if name not in config.vectors:
-            raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
+        _check_kind(config, name, column[0] if column else None)
         present[name][:] = True
         by_name[name] = column
     return _assemble(by_name, present, config, count)
@@ -167,7 +189,25 @@ def _assemble(
         if by_name[name]:
             matrix[present[name]] = prepare_matrix(by_name[name], params, label)
         matrices[name] = matrix
-    return PointVectors(matrices, sets, present)
+    sparse = {
+        name: sparse_rows(by_name[name], present[name], f"sparse vector {name!r}")
+        for name in config.sparse_vectors
+    }
+    return PointVectors(matrices, sets, present, sparse)
+
+
+def _all_names(config: CollectionConfig) -> list[str]:
+    return [*config.vectors, *config.sparse_vectors]
+
+
+def _check_kind(config: CollectionConfig, name: str, value: Any) -> None:
+    """The name exists, and a sparse object goes under a sparse name only."""
+    if name not in config.vectors and name not in config.sparse_vectors:
+        raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
+    if name in config.vectors and is_sparse_object(value):
+        raise InvalidVector(
+            f"Wrong input: Conversion between sparse and regular vectors failed for vector {name!r}"
+        )
 
 
 def _point_sets(
@@ -193,8 +233,10 @@ def _point_sets(
 
 def _as_named(vector: Any, config: CollectionConfig, index: int) -> dict[str, Any]:
     if isinstance(vector, dict):
-        if "indices" in vector and "values" in vector:
-            raise UnsupportedFeature("sparse vectors")
+        if is_sparse_object(vector):
+            raise InvalidVector(
+                f"Wrong input: point #{index}: a sparse vector must be given under its name"
+            )
         return vector
     if isinstance(vector, list):
         return {_unnamed(config): vector}

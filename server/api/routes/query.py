@@ -30,8 +30,9 @@ from server.api.schemas import (
     SearchRequestBatch,
 )
 from server.engine.filters import parse_filter
-from server.engine.point_ids import parse_point_id
+from server.engine.point_ids import PointId, parse_point_id
 from server.engine.requests import Query
+from server.engine.sparse_vector import SparseVector, is_sparse_object, parse_sparse
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
 
@@ -87,15 +88,9 @@ def _query(request: QueryRequest, settings: Settings) -> Query:
     if request.lookup_from is not None:
         raise UnsupportedFeature("`lookup_from`")
     query = request.query
-    if isinstance(query, dict):
+    if isinstance(query, dict) and not is_sparse_object(query):
         query = _nearest_of(query)
-    vector, point_id = None, None
-    if isinstance(query, int | str) and not isinstance(query, bool):
-        point_id = parse_point_id(query)
-    elif isinstance(query, list):
-        vector = query
-    elif query is not None:
-        raise BadRequest(f"Wrong input: cannot read `query` of type {type(query).__name__}")
+    vector, point_id = (None, None) if query is None else nearest_operand(query)
     return Query(
         vector=vector,
         point_id=point_id,
@@ -112,16 +107,24 @@ def _query(request: QueryRequest, settings: Settings) -> Query:
     )
 
 
+def nearest_operand(raw: Any) -> tuple[list[Any] | SparseVector | None, PointId | None]:
+    """A raw nearest-neighbour operand -> (query vector, point id), one of them set: a
+    list (dense, or a multi-vector), a sparse ``{"indices", "values"}`` object
+    (validated here), or a point id (search by that point's stored vector)."""
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return None, parse_point_id(raw)
+    if isinstance(raw, list):
+        return raw, None
+    if is_sparse_object(raw):
+        return parse_sparse(raw, "query sparse vector"), None
+    raise BadRequest(f"Wrong input: cannot read `query` of type {type(raw).__name__}")
+
+
 def _nearest_of(query: dict[str, Any]) -> Any:
     if "nearest" in query:
         if query.get("mmr") is not None:
             raise UnsupportedFeature("MMR (`mmr`) queries")
-        nearest = query["nearest"]
-        if isinstance(nearest, dict):
-            raise UnsupportedFeature("sparse vector queries")
-        return nearest
-    if "indices" in query and "values" in query:
-        raise UnsupportedFeature("sparse vector queries")
+        return query["nearest"]
     for kind in _OTHER_QUERY_KINDS:
         if kind in query:
             raise UnsupportedFeature(f"`{kind}` queries")
@@ -134,10 +137,13 @@ def _search(request: SearchRequest, settings: Settings) -> Query:
     using: str | None = None
     if isinstance(raw, dict):
         using, raw = raw.get("name"), raw.get("vector")
-        if isinstance(raw, dict):
-            raise UnsupportedFeature("sparse vector search")
-        if not isinstance(using, str) or not isinstance(raw, list):
-            raise BadRequest('Wrong input: a named vector is {"name": str, "vector": [numbers]}')
+        if isinstance(using, str) and is_sparse_object(raw):
+            raw = parse_sparse(raw, "query sparse vector")
+        elif not isinstance(using, str) or not isinstance(raw, list):
+            raise BadRequest(
+                'Wrong input: a named vector is {"name": str, "vector": [numbers] or '
+                '{"indices": [...], "values": [...]}}'
+            )
     return Query(
         vector=raw,
         using=using,

@@ -53,8 +53,15 @@ from server.engine.results import (
 from server.engine.rwlock import ReadWriteLock
 from server.engine.segment_lifecycle import SegmentLifecycle, learns_from_queries, new_appendable
 from server.engine.segment_set import SegmentSet
+from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.training_queries import QuerySamples
-from server.engine.vectors import point_vectors, prepare_matrix, prepare_sets, vector_name
+from server.engine.vectors import (
+    point_vectors,
+    prepare_matrix,
+    prepare_sets,
+    sparse_name,
+    vector_name,
+)
 from server.errors import BadRequest, CollectionNotFound, PointNotFound
 from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentStore
@@ -147,12 +154,13 @@ class Collection:
     def bulk_upsert(
         self,
         ids: Sequence[PointId],
-        matrices: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray | SparseRows],
         payloads: Sequence[dict[str, Any]],
     ) -> int:
         """Upsert dense vectors given as whole matrices (one per vector name, every row
-        present): validated and prepared in one numpy pass, no per-point parsing. Rows
-        must already be finite; a bulk loader rejects the others first."""
+        present; sparse names as checked CSR rows): validated and prepared in one numpy
+        pass, no per-point parsing. Rows must already be finite; a bulk loader rejects
+        the others first."""
         keep = last_occurrences(ids)
         prepared = bulk_vectors(self._config, matrices, keep, len(ids))
         return self._upsert(Upsert([ids[i] for i in keep], prepared, [payloads[i] for i in keep]))
@@ -267,11 +275,24 @@ class Collection:
                 self._segments, self._reader(), flt, (limit, offset), with_payload, with_vector
             )
 
-    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray:
+    def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector:
         """The stored vector of a point, for queries that name a point instead of a vector."""
+        if using in self._config.sparse_vectors:
+            with self._lock.read():
+                return records.stored_sparse(self._segments, point_id, using)
         name = vector_name(self._config, using)
         with self._lock.read():
             return records.stored_vector(self._segments, self._reader(), point_id, name)
+
+    def sparse_name(self, using: str | None) -> str:
+        return sparse_name(self._config, using)
+
+    def sparse_idf(self, name: str) -> bool:
+        return self._config.sparse_vectors[name].idf
+
+    def sparse_statistics(self, name: str, terms: np.ndarray) -> tuple[np.ndarray, int]:
+        with self._lock.read():
+            return self._segments.sparse_statistics(name, terms)
 
     def prepare_query(self, raw: Any, using: str | None) -> tuple[str, np.ndarray]:
         name = vector_name(self._config, using)
@@ -308,7 +329,9 @@ class Collection:
             results = searcher.search(specs)
         if learns_from_queries(self._config):
             for spec in specs:
-                if not self._config.vectors[spec.using].is_multi:
+                params = self._config.vectors.get(spec.using)
+                if params is not None and not params.is_multi:
+                    assert isinstance(spec.vector, np.ndarray)
                     self.query_samples.offer(spec.using, spec.vector[None, :])
         return results
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from server.engine.requests import VectorSelector
 from server.engine.results import Record, ScrollPage, VectorOutput
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment_set import AnySegment, SegmentSet
+from server.engine.sparse_vector import SparseVector, sparse_wire
 from server.errors import InvalidVector, PointNotFound
 from server.storage.point_store import PointStore
 
@@ -50,12 +52,15 @@ class RecordReader:
     ) -> VectorOutput:
         if with_vector is False:
             return None
-        vectors = self.exact_vectors(segment, row)
-        if not self.config.named_vectors:
-            vector = next(iter(vectors.values()), None)
-            return None if vector is None else vector.tolist()
+        vectors: dict[str, Any] = {
+            name: vector.tolist() for name, vector in self.exact_vectors(segment, row).items()
+        }
+        sparse = segment.sparse_vectors(row) if self.config.sparse_vectors else {}
+        if not self.config.named_vectors and not sparse:
+            return next(iter(vectors.values()), None)
+        vectors |= {name: sparse_wire(vector) for name, vector in sparse.items()}
         names = vectors.keys() if with_vector is True else with_vector
-        return {name: vectors[name].tolist() for name in names if name in vectors}
+        return {name: vectors[name] for name in names if name in vectors}
 
     def exact_vectors(self, segment: AnySegment, row: int) -> dict[str, np.ndarray]:
         """A row's vectors as written: compressed secondaries (float16 / int8 LeanVec)
@@ -112,6 +117,18 @@ def stored_vector(
     if not segment.has_vector(row, name):
         raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
     return reader.exact_vectors(segment, row)[name]
+
+
+def stored_sparse(segments: SegmentSet, point_id: PointId, name: str) -> SparseVector:
+    """The stored sparse vector ``name`` of a point, for queries that name a point."""
+    found = segments.locate(point_id)
+    if found is None:
+        raise PointNotFound(point_id)
+    segment, row = found
+    vector = segment.sparse_vectors(row).get(name)
+    if vector is None:
+        raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
+    return vector
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

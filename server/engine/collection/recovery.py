@@ -18,9 +18,12 @@ from index.registry import (
     AnyIndex,
     create_index,
     create_multi_index,
+    create_sparse_index,
     index_from_bytes,
     is_multi_vector,
+    is_sparse,
 )
+from index.sparse import SparseRows, SparseVector
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.index_spec import read_spec
 from server.engine.point_ids import point_id_from_text
@@ -67,6 +70,10 @@ def restore_segment(
         indexes[name], exact = _index_of(blobs.get(name), params, batch, name)
         spec = None if exact else spec
         alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
+    for name in config.sparse_vectors:
+        indexes[name], exact = _sparse_index_of(blobs.get(name), batch, name)
+        spec = None if exact else spec
+        alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
     claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
     versions = [0 if p is None else p.version for p in stored]
     parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
@@ -89,9 +96,21 @@ def _index_of(
     return flat, True
 
 
+def _sparse_index_of(
+    blob: memoryview | None, batch: PointBatch, name: str
+) -> tuple[AnyIndex, bool]:
+    if blob is not None:
+        return index_from_bytes(blob), False
+    exact = create_sparse_index()
+    exact.add(batch.sparse[name])
+    return exact, True
+
+
 def _holds(index: AnyIndex, batch: PointBatch, name: str) -> np.ndarray:
     """Per row: does the index still hold exactly this stored vector? Compressed
     secondaries (float16, int8) compare encodings, not lossy decoded floats."""
+    if is_sparse(index):
+        return index.same_rows(batch.sparse[name])
     if is_multi_vector(index):
         return index.same_rows(batch.tokens[name])
     return index.same_rows(batch.vectors[name])
@@ -109,12 +128,18 @@ def batch_from_loaded(
         for n, p in config.vectors.items()
         if p.is_multi
     }
-    present = {n: np.zeros(count, dtype=bool) for n in config.vectors}
+    present = {n: np.zeros(count, dtype=bool) for n in [*config.vectors, *config.sparse_vectors]}
+    sparse: dict[str, list[SparseVector | None]] = {
+        n: [None] * count for n in config.sparse_vectors
+    }
     for i, point in enumerate(stored):
         if point is None:
             continue
         for name, data in point.vectors.items():
-            if name in vectors:
+            if name in sparse:
+                sparse[name][i] = SparseVector.from_bytes(data)
+                present[name][i] = True
+            elif name in vectors:
                 vectors[name][i] = np.frombuffer(data, dtype=np.float32)
                 present[name][i] = True
             elif name in sets:
@@ -125,4 +150,5 @@ def batch_from_loaded(
     ids = [point_id_from_text(pid) for pid in pids]
     payloads = [orjson.loads(p.payload) if p is not None else {} for p in stored]
     tokens = {n: Ragged.from_arrays(s, config.vectors[n].size) for n, s in sets.items()}
-    return PointBatch(ids, vectors, present, payloads, tokens)
+    rows = {n: SparseRows.of(items) for n, items in sparse.items()}
+    return PointBatch(ids, vectors, present, payloads, tokens, rows)

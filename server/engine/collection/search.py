@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from index.metrics import Distance
 from index.multivector import Ragged
 from server.engine.collection.records import RecordReader
 from server.engine.config import CollectionConfig
@@ -24,10 +25,15 @@ from server.engine.point_ids import PointId
 from server.engine.requests import SearchSpec
 from server.engine.results import ScoredPoint
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
+from server.engine.sparse_vector import SparseVector
 
 TOKENS_FOR_PLANNING = 64
 """Vectors per multi-vector point the planner assumes when it weighs an exact scan
 (ColBERT-style documents hold tens to hundreds of tokens)."""
+
+SPARSE_TERMS_FOR_PLANNING = 128
+"""Terms per sparse point the planner assumes (SPLADE documents hold about a hundred);
+sparse segments have no graph, so it only sizes the plan."""
 
 Masks = dict[int, np.ndarray]
 """``id(segment)`` -> the live rows a search may return."""
@@ -67,8 +73,9 @@ class Searcher:
         masks: Masks | None,
         estimates: dict[int, int] | None = None,
     ) -> list[list[ScoredPoint]]:
-        ranked = self.segments.search(self._request(specs, masks, estimates))
-        higher_is_better = self.config.vectors[specs[0].using].distance.higher_is_better
+        request = self._request(specs, masks, estimates)
+        ranked = self.segments.search(request)
+        higher_is_better = request.distance.higher_is_better
         return self._hits(ranked, specs, _page_mask(ranked, specs, higher_is_better))
 
     def _request(
@@ -77,18 +84,13 @@ class Searcher:
         """The group as one segment call; k is capped at the collection's point count,
         so no buffer outgrows what can be found."""
         first = specs[0]
-        params = self.config.vectors[first.using]
-        queries: np.ndarray | Ragged
-        if params.is_multi:
-            queries = Ragged.from_arrays([s.vector for s in specs], params.size)
-        else:
-            queries = np.stack([s.vector for s in specs])
+        queries, distance, dim = self._queries(specs)
         return SegmentSearch(
             name=first.using,
             queries=queries,
             k=min(max(s.limit + s.offset for s in specs), len(self.segments)),
-            distance=params.distance,
-            dim=params.size * (TOKENS_FOR_PLANNING if params.is_multi else 1),
+            distance=distance,
+            dim=dim,
             params=first.params,
             default_ef=self.config.default_ef(),
             full_scan_kb=self.config.hnsw_config.full_scan_threshold,
@@ -98,6 +100,22 @@ class Searcher:
             force=first.force,
             explain=first.explain,
         )
+
+    def _queries(
+        self, specs: Sequence[SearchSpec]
+    ) -> tuple[np.ndarray | Ragged | list[SparseVector], Distance, int]:
+        """The group's query vectors in the form their segments search, the metric, and
+        the cost per candidate the planner weighs (floats compared)."""
+        name = specs[0].using
+        if name in self.config.sparse_vectors:
+            sparse = [s.vector for s in specs if isinstance(s.vector, SparseVector)]
+            return sparse, Distance.DOT, SPARSE_TERMS_FOR_PLANNING
+        params = self.config.vectors[name]
+        dense = [s.vector for s in specs if isinstance(s.vector, np.ndarray)]
+        if params.is_multi:
+            ragged = Ragged.from_arrays(dense, params.size)
+            return ragged, params.distance, params.size * TOKENS_FOR_PLANNING
+        return np.stack(dense), params.distance, params.size
 
     def _hits(
         self, ranked: Ranked, specs: Sequence[SearchSpec], keep: np.ndarray

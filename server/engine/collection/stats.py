@@ -19,7 +19,7 @@ def collection_info(
     return CollectionInfo(
         status=status[0],
         optimizer_status=status[1],
-        indexed_vectors_count=indexed * len(config.vectors),
+        indexed_vectors_count=indexed * (len(config.vectors) + len(config.sparse_vectors)),
         points_count=len(segments),
         segments_count=len(segments.sealed) + 1,
         config=config,
@@ -40,7 +40,7 @@ def memory_by_vector(segments: SegmentSet, config: CollectionConfig) -> dict[str
     into parts (graph links, searched vectors or codes, originals kept for
     re-ranking), in total and per indexed vector."""
     out: dict[str, VectorMemory] = {}
-    for name in config.vectors:
+    for name in [*config.vectors, *config.sparse_vectors]:
         totals: dict[str, int] = {}
         points = 0
         for segment in segments.sealed.values():

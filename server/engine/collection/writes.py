@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from index.multivector import Ragged
+from index.sparse import SparseRows
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.payload import check_payload
@@ -67,7 +68,12 @@ class Writer:
             )
         vectors = points.vectors
         batch = PointBatch(
-            points.ids, vectors.dense, vectors.present, points.payloads, vectors.tokens
+            points.ids,
+            vectors.dense,
+            vectors.present,
+            points.payloads,
+            vectors.tokens,
+            vectors.sparse,
         )
         located = [self.segments.locate(point_id) for point_id in points.ids]
         known = [found is not None for found in located]
@@ -156,13 +162,23 @@ def upsert_vectors(
 
 
 def bulk_vectors(
-    config: CollectionConfig, matrices: dict[str, np.ndarray], keep: list[int], total: int
+    config: CollectionConfig,
+    matrices: dict[str, np.ndarray | SparseRows],
+    keep: list[int],
+    total: int,
 ) -> PointVectors:
     """Whole dense matrices (rows ``keep`` of ``total``) validated and prepared in one
-    numpy pass; names the matrices leave out are absent zero rows."""
+    numpy pass; names the matrices leave out are absent zero rows. A sparse name comes
+    as checked CSR rows, an empty row meaning no vector."""
     rows = np.asarray(keep, dtype=np.int64)
     dense: dict[str, np.ndarray] = {}
+    given_sparse: dict[str, SparseRows] = {}
     for name, matrix in matrices.items():
+        if isinstance(matrix, SparseRows):
+            if name not in config.sparse_vectors:
+                raise InvalidVector(f"Wrong input: Not existing sparse vector name: {name}")
+            given_sparse[name] = matrix.take(rows) if len(keep) < total else matrix
+            continue
         params = config.vectors[vector_name(config, name)]
         if params.is_multi:
             raise InvalidVector(f"Wrong input: bulk matrices are for dense vectors ({name!r})")
@@ -181,7 +197,10 @@ def bulk_vectors(
         for n, p in config.vectors.items()
         if p.is_multi
     }
-    return PointVectors(dense, tokens, present)
+    empty = SparseRows.of([None] * count)
+    sparse = {n: given_sparse.get(n, empty) for n in config.sparse_vectors}
+    present |= {n: sparse[n].lengths() > 0 for n in config.sparse_vectors}
+    return PointVectors(dense, tokens, present, sparse)
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:
@@ -204,4 +223,7 @@ def _stored(batch: PointBatch, known: Sequence[bool]) -> PointRows:
     for name, sets in batch.tokens.items():
         for i in np.flatnonzero(batch.present[name]).tolist():
             rows.vectors.append((pids[i], name, sets.item(i).tobytes()))
+    for name, sparse in batch.sparse.items():
+        for i in np.flatnonzero(batch.present[name]).tolist():
+            rows.vectors.append((pids[i], name, sparse.item(i).to_bytes()))
     return rows
