@@ -11,9 +11,9 @@ HOST ?= 127.0.0.1
 PORT ?= 6333
 DATA_DIR ?= ./data
 
-.PHONY: serve test test-containers lint typecheck check bench bench-core bench-hnsw bench-planner \
-	bench-quantization bench-leanvec bench-muvera bench-bulk bench-keyword bench-hybrid \
-	bench-sparse clean
+.PHONY: serve test test-containers test-browser lint typecheck check bench bench-core bench-hnsw \
+	bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk bench-keyword \
+	bench-hybrid bench-sparse clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ test: $(STAMP)
 # own step after `make test`. Add QUIVER_CLUSTER_CONTAINER_TESTS=1 for the cluster profile.
 test-containers: $(STAMP)
 	QUIVER_CONTAINER_TESTS=1 $(VENV)/bin/pytest -q -rs -m container tests/deploy
+
+# The dashboard (tests/browser): node's test runner for its JavaScript, then a real headless
+# Chromium (Debian's chromium + chromium-driver; nothing downloads a browser) against a real
+# server; screenshots land in tests/browser/artifacts/. Not part of `make test`.
+test-browser: $(STAMP)
+	node --test tests/browser/js/*.test.mjs
+	QUIVER_BROWSER_TESTS=1 $(VENV)/bin/pytest -q -rs tests/browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server index client tests bench

@@ -23,6 +23,8 @@ from server.api.middleware import QuiverMiddleware
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
 from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
 from server.catalog import open_engine
+from server.dashboard import assets as dashboard_assets
+from server.dashboard import data as dashboard_data
 from server.engine.limits import EngineLimits
 from server.settings import Settings, get_settings
 
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (admin, collections, points, bulk, query, jobs, leanvec, snapshots):
         app.include_router(module.router)
+    app.include_router(dashboard_data.router)
+    app.include_router(dashboard_assets.router)
     app.add_middleware(
         QuiverMiddleware,
         auth=Authenticator(settings.api_key, settings.read_only_api_key, settings.jwt_rbac),

@@ -12,7 +12,9 @@ named collections and never manages. Reading a collection needs ``r`` on it, wri
 points, payload indexes or snapshots ``rw``; creating, changing or deleting a collection
 and recovering a snapshot (which replaces a collection) need global ``m``; metrics and job
 lookups by id (which name no collection) need a global grant. Listing collections needs
-any valid credentials and shows a collection-scoped caller only its own collections.
+any valid credentials and shows a collection-scoped caller only its own collections (so
+does listing jobs). The dashboard's static shell is open: it holds no data, and each of its
+data calls goes through this table like any other client's.
 
 Why the body type matters: a web page may POST ``text/plain``, ``multipart/form-data`` or
 ``application/x-www-form-urlencoded`` to any address without a CORS preflight. Before this
@@ -130,6 +132,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/segments"): READ,
     ("GET", "/jobs/{job_id}"): GLOBAL_READ,
     ("POST", "/jobs/{job_id}/cancel"): MANAGE_JSON,
+    ("GET", "/jobs"): ANY,  # filtered to the caller's collections
+    # dashboard (server/dashboard/): the static shell is open, its data calls are not
+    ("GET", "/dashboard"): OPEN,
+    ("GET", "/dashboard/{asset:path}"): OPEN,
+    ("GET", f"{C}/quiver/map"): READ,
     # LeanVec training queries (Quiver extension)
     ("POST", f"{C}/leanvec/training-queries"): WRITE_JSON,
     ("GET", f"{C}/leanvec/training-queries"): READ,

@@ -188,6 +188,20 @@ class QueryRequest(Wire):
     """Quiver extension: force one search strategy instead of the planner's choice."""
 
 
+class Prefetch(Wire):
+    """One stage of a multi-stage query; ``prefetch`` stays raw and is validated one
+    level at a time, so the depth bound is checked before any deep parsing."""
+
+    query: Any = None
+    using: str | None = None
+    prefetch: Any = None
+    filter: RawFilter = None
+    params: SearchParams | None = None
+    score_threshold: float | None = None
+    limit: int | None = Field(default=None, ge=0)
+    lookup_from: Any = None
+
+
 class QueryRequestBatch(Wire):
     searches: list[QueryRequest]
 

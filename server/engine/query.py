@@ -5,6 +5,8 @@ literal vectors of the batch are validated and prepared together (one numpy call
 vector name), the memory the results would take is checked against the request budget,
 then all searches go to the collection at once, which answers unfiltered ones together
 in one native kernel call. A bad request fails the whole batch before any search runs.
+Multi-stage queries (prefetch, fusion, formula, MMR) go to ``multistage.py``, which
+runs their leaf searches through this same path, as one batch.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.sparse import idf
+from server.engine.multistage import run_trees
 from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
 from server.engine.sparse_vector import SparseVector
@@ -28,6 +31,27 @@ _PENDING = np.empty(0, dtype=np.float32)
 
 def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[QueryResult]:
     """Answer ``queries`` in order; searches of the batch run in one collection call."""
+    trees = [i for i, query in enumerate(queries) if query.is_multistage]
+    if not trees:
+        return _run_flat(collection, queries)
+    answers: list[QueryResult | None] = [None] * len(queries)
+    flat = [i for i, query in enumerate(queries) if not query.is_multistage]
+
+    def search(batch: Sequence[Query]) -> list[QueryResult]:
+        return _run_flat(collection, batch)
+
+    for i, answer in zip(
+        trees, run_trees(collection, [queries[i] for i in trees], search), strict=True
+    ):
+        answers[i] = answer
+    if flat:
+        for i, answer in zip(flat, _run_flat(collection, [queries[i] for i in flat]), strict=True):
+            answers[i] = answer
+    return [answer for answer in answers if answer is not None]
+
+
+def _run_flat(collection: CollectionHandle, queries: Sequence[Query]) -> list[QueryResult]:
+    """Single-stage queries: resolved, validated together, searched in one call."""
     answers: list[QueryResult | None] = [None] * len(queries)
     specs: list[SearchSpec] = []
     positions: list[int] = []

@@ -15,6 +15,8 @@ import numpy as np
 
 from index.base import SearchParams
 from server.engine.filters import Filter
+from server.engine.formula import FormulaQuery
+from server.engine.fusion import Fusion
 from server.engine.payload import PayloadSelector
 from server.engine.planner import Strategy
 from server.engine.point_ids import PointId
@@ -92,6 +94,26 @@ class Query:
     """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
     explain: bool = False
     """Quiver extension: report the plan chosen for each segment."""
+    prefetch: tuple[Query, ...] = ()
+    """Stages whose candidates this query fuses, scores or re-ranks (``multistage.py``)."""
+    combine: Fusion | FormulaQuery | None = None
+    """Fuse (``fusion`` / ``rrf``) or score (``formula``) the prefetched candidates
+    instead of searching them with ``vector`` / ``point_id``."""
+    mmr: Mmr | None = None
+    """Re-rank the nearest candidates for diversity (maximal marginal relevance)."""
+
+    @property
+    def is_multistage(self) -> bool:
+        return bool(self.prefetch) or self.combine is not None or self.mmr is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Mmr:
+    """``{"nearest": v, "mmr": {"diversity", "candidates_limit"}}``: 0 diversity is
+    plain relevance order, 1 picks each next point least like those already chosen."""
+
+    diversity: float = 0.5
+    candidates_limit: int | None = None
 
 
 @dataclass(slots=True)

@@ -174,6 +174,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/collections/{name}/segments"): Sample("read", "GET", f"{ITEMS}/segments"),
     ("GET", "/jobs/{job_id}"): Sample("global read", "GET", "/jobs/{job}"),
     ("POST", "/jobs/{job_id}/cancel"): Sample("manage", "POST", "/jobs/{job}/cancel"),
+    ("GET", "/jobs"): Sample("any", "GET", "/jobs"),
+    ("GET", "/dashboard"): Sample("open", "GET", "/dashboard"),
+    ("GET", "/dashboard/{asset:path}"): Sample("open", "GET", "/dashboard/js/app.js"),
+    ("GET", "/collections/{name}/quiver/map"): Sample("read", "GET", f"{ITEMS}/quiver/map?limit=5"),
     ("POST", "/collections/{name}/leanvec/training-queries"): Sample(
         "write", "POST", "/collections/lv/leanvec/training-queries", {"vectors": [VECTOR]}
     ),

@@ -8,6 +8,7 @@ cleanly) and answers unfiltered queries together in one native kernel call.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from server.api import render
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
+from server.api.query_wire import parse_combine, parse_mmr, prefetch_items
 from server.api.routes.common import (
     check_limit,
     payload_selector,
@@ -24,14 +26,17 @@ from server.api.routes.common import (
 )
 from server.api.routing import OrjsonRoute
 from server.api.schemas import (
+    Prefetch,
     QueryRequest,
     QueryRequestBatch,
     SearchRequest,
     SearchRequestBatch,
 )
 from server.engine.filters import parse_filter
+from server.engine.formula import FormulaQuery
+from server.engine.fusion import Fusion
 from server.engine.point_ids import PointId, parse_point_id
-from server.engine.requests import Query
+from server.engine.requests import Mmr, Query
 from server.engine.sparse_vector import SparseVector, is_sparse_object, parse_sparse
 from server.errors import BadRequest, UnsupportedFeature
 from server.settings import Settings
@@ -39,8 +44,7 @@ from server.settings import Settings
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
 
 _OTHER_QUERY_KINDS = (
-    "recommend", "discover", "context", "fusion", "rrf", "formula", "order_by", "sample",
-    "relevance_feedback",
+    "recommend", "discover", "context", "order_by", "sample", "relevance_feedback",
 )  # fmt: skip
 
 
@@ -82,29 +86,60 @@ async def search_points_batch(
 
 def _query(request: QueryRequest, settings: Settings) -> Query:
     """Qdrant's ``QueryRequest`` as an engine ``Query``: a literal vector, a point id
-    (search by that point's vector), or no query at all (page through points)."""
-    if request.prefetch:
-        raise UnsupportedFeature("`prefetch`")
+    (search by that point's vector), no query at all (page through points), or a
+    multi-stage tree of prefetches fused, scored or re-ranked (``engine/multistage.py``)."""
+    stage = _stage(request, settings, 0)
+    return replace(
+        stage,
+        offset=check_limit("offset", request.offset or 0, settings),
+        with_payload=payload_selector(request.with_payload, False),
+        with_vector=vector_selector(request.with_vector, False),
+        force=request.strategy,
+        explain=bool(request.explain),
+    )
+
+
+def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> Query:
+    """One stage of a query (the query itself at depth 0, else a prefetch)."""
     if request.lookup_from is not None:
         raise UnsupportedFeature("`lookup_from`")
-    query = request.query
-    if isinstance(query, dict) and not is_sparse_object(query):
-        query = _nearest_of(query)
-    vector, point_id = (None, None) if query is None else nearest_operand(query)
+    vector, point_id, combine, mmr = _operand(request.query, settings)
+    prefetch = prefetch_items(request.prefetch, depth + 1)
     return Query(
         vector=vector,
         point_id=point_id,
         using=request.using,
         limit=check_limit("limit", 10 if request.limit is None else request.limit, settings),
-        offset=check_limit("offset", request.offset or 0, settings),
         filter=parse_filter(request.filter),
         score_threshold=request.score_threshold,
-        with_payload=payload_selector(request.with_payload, False),
-        with_vector=vector_selector(request.with_vector, False),
         params=search_params(request.params),
-        force=request.strategy,
-        explain=bool(request.explain),
+        prefetch=tuple(_stage(item, settings, depth + 1) for item in prefetch),
+        combine=combine,
+        mmr=mmr,
     )
+
+
+def _operand(
+    query: Any, settings: Settings
+) -> tuple[
+    list[Any] | SparseVector | None, PointId | None, Fusion | FormulaQuery | None, Mmr | None
+]:
+    """What a stage's ``query`` asks: a vector (dense, multi or sparse) or a point id
+    to search by (read by ``nearest_operand``, the one parser of nearest operands), a
+    way to combine the prefetched candidates, or a nearest query re-ranked by MMR."""
+    mmr = None
+    if isinstance(query, dict) and not is_sparse_object(query):
+        combine = parse_combine(query)
+        if combine is not None:
+            return None, None, combine, None
+        if "nearest" in query and query.get("mmr") is not None:
+            mmr = parse_mmr(query["mmr"], settings.max_limit)
+            query = {key: value for key, value in query.items() if key != "mmr"}
+        query = _nearest_of(query)
+    if query is None:
+        return None, None, None, None
+    vector, point_id = nearest_operand(query)
+    return vector, point_id, None, mmr
 
 
 def nearest_operand(raw: Any) -> tuple[list[Any] | SparseVector | None, PointId | None]:
@@ -123,7 +158,7 @@ def nearest_operand(raw: Any) -> tuple[list[Any] | SparseVector | None, PointId 
 def _nearest_of(query: dict[str, Any]) -> Any:
     if "nearest" in query:
         if query.get("mmr") is not None:
-            raise UnsupportedFeature("MMR (`mmr`) queries")
+            raise BadRequest("Wrong input: `mmr` is read with its nearest query, not here")
         return query["nearest"]
     for kind in _OTHER_QUERY_KINDS:
         if kind in query:
