@@ -22,13 +22,16 @@ in-process (`QuiverTerms`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import text_embeddings as te
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 QUERY_SEED = 11
 BASE_SIZE = 56_000  # the base set `make` builds (bench/text_embeddings.py build --base 56000)
 BM25_MODEL = "qdrant/bm25"
@@ -86,6 +89,9 @@ class QuiverTerms:
     English stopwords and stemmer); `k`, `b` and `avg_len` do not change the tokens."""
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
+        # The checkout's own encoder, the code its server runs (an installed `server`
+        # package may be another checkout's).
+        sys.path.insert(0, str(REPO_ROOT))
         from server.engine.text.bm25 import bm25_encoder
 
         self.encoder = bm25_encoder(options or {})
