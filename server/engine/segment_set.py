@@ -236,9 +236,14 @@ def _exact_where_short(
     back with fewer than min(k, candidates) results is answered exactly instead."""
     short = (rows >= 0).sum(axis=1) < min(request.k, plan.candidates)
     if short.any():
+        queries = request.queries
+        if isinstance(queries, list):  # sparse queries
+            queries = [query for query, again in zip(queries, short.tolist(), strict=True) if again]
+        else:
+            queries = queries[short]
         exact_rows, exact_scores = segment.search(
             request.name,
-            request.queries[short],
+            queries,
             request.k,
             mask,
             replace(request.params, exact=True),

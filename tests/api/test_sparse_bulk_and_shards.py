@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from tests.helpers.api import Api
+from tests.helpers.api import Api, wait_green
 
 NDJSON = {"content-type": "application/x-ndjson"}
 ARROW = {"content-type": "application/vnd.apache.arrow.stream"}
@@ -126,3 +126,31 @@ def test_sharded_sparse_search_with_idf_equals_one_shard(api: Api, shards: int) 
     assert [(h["id"], round(h["score"], 4)) for h in one] == [
         (h["id"], round(h["score"], 4)) for h in many
     ]
+
+
+def test_merged_and_vacuumed_segments_answer_as_one_appendable(api: Api) -> None:
+    """Seals, merges (one segment wanted) and a vacuum (a quarter deleted) rebuild the
+    sparse indexes from the segments' rows; answers and idf stay those of an unsealed
+    copy."""
+    given = points(150, seed=5)
+    sealing = {
+        "indexing_threshold": 10,
+        "default_segment_number": 1,
+        "deleted_threshold": 0.1,
+        "vacuum_min_vector_number": 100,
+    }
+    api.result("PUT", "/collections/flat", BODY)
+    api.result("PUT", "/collections/sealed", BODY | {"optimizers_config": sealing})
+    for name in ("flat", "sealed"):
+        for start in range(0, 150, 25):
+            batch = {"points": given[start : start + 25]}
+            api.result("PUT", f"/collections/{name}/points?wait=true", batch)
+        wait_green(api, name)
+        doomed = list(range(0, 150, 4))
+        api.result("POST", f"/collections/{name}/points/delete?wait=true", {"points": doomed})
+        wait_green(api, name)
+    segments = api.result("GET", "/collections/sealed/segments")
+    sealed = [s for s in segments if s["kind"] == "sealed"]
+    assert len(sealed) == 1 and sealed[0]["rows"] == sealed[0]["points"] == 112, segments
+    assert answers(api, "sealed") == answers(api, "flat")
+    assert everything(api, "sealed") == everything(api, "flat")
