@@ -11,6 +11,8 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidVector            (wrong dimension, NaN / infinity, unknown name)
     │   ├── InvalidCollectionName
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
+    │   ├── InvalidTextOptions       (tokenizer / stopwords / stemmer / BM25 option)
+    │   ├── InvalidDocument          (a document no model of Quiver's can embed there)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
     ├── Forbidden (403)              (a location outside the folders a client may name)
     ├── NotFound (404)
@@ -81,6 +83,16 @@ class InvalidCollectionName(BadRequest):
 class InvalidSnapshot(BadRequest):
     def __init__(self, detail: str) -> None:
         super().__init__(f"Bad snapshot: {detail}")
+
+
+class InvalidTextOptions(BadRequest):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Bad text options: {detail}")
+
+
+class InvalidDocument(BadRequest):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Bad document: {detail}")
 
 
 class UnsupportedFeature(BadRequest):

@@ -21,7 +21,17 @@ from server.api.errors import install_error_handlers
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
-from server.api.routes import admin, bulk, collections, jobs, leanvec, points, query, snapshots
+from server.api.routes import (
+    admin,
+    bulk,
+    collections,
+    jobs,
+    leanvec,
+    points,
+    query,
+    recommend,
+    snapshots,
+)
 from server.catalog import open_engine
 from server.dashboard import assets as dashboard_assets
 from server.dashboard import data as dashboard_data
@@ -68,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(app.state)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (admin, collections, points, bulk, query, jobs, leanvec, snapshots):
+    for module in (admin, collections, points, bulk, query, recommend, jobs, leanvec, snapshots):
         app.include_router(module.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)

@@ -127,6 +127,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/query/batch"): READ_JSON,
     ("POST", f"{C}/points/search"): READ_JSON,
     ("POST", f"{C}/points/search/batch"): READ_JSON,
+    ("POST", f"{C}/points/recommend"): READ_JSON,
+    ("POST", f"{C}/points/recommend/batch"): READ_JSON,
+    ("POST", f"{C}/points/discover"): READ_JSON,
+    ("POST", f"{C}/points/discover/batch"): READ_JSON,
     # jobs and segments (Quiver extensions); a job id names no collection
     ("GET", f"{C}/jobs"): READ,
     ("GET", f"{C}/segments"): READ,

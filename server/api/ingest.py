@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
 
+from server.api.inference import embed_point_vectors, vector_names
 from server.engine.config import DEFAULT_VECTOR
 from server.engine.payload import check_payload
 from server.engine.point_ids import PointId, parse_point_id
@@ -237,6 +238,7 @@ def _parse_line(line: bytes, row: int, report: BulkReport) -> _Row | None:
 def _commit_rows(collection: CollectionHandle, rows: list[_Row], report: BulkReport) -> None:
     """One transaction for the chunk; if any vector is bad, find it (rows are checked
     one by one only then) and commit the others."""
+    rows = _embedded(collection, rows, report)
     if not rows:
         return
     try:
@@ -266,6 +268,25 @@ def _commit_rows(collection: CollectionHandle, rows: list[_Row], report: BulkRep
         except BadRequest as exc:
             raise BulkLoadFailed(exc.message, report.to_wire()) from None
         report.accepted += len(good)
+
+
+def _embedded(collection: CollectionHandle, rows: list[_Row], report: BulkReport) -> list[_Row]:
+    """The rows with their documents embedded (one batch for the chunk); a row whose
+    document cannot be embedded is rejected alone, as a bad vector is."""
+    names = vector_names(collection.config)
+    try:
+        embed_point_vectors([r.vector for r in rows], names)
+        return rows
+    except BadRequest:
+        pass  # nothing was replaced: find the bad rows one by one
+    good = []
+    for item in rows:
+        try:
+            embed_point_vectors([item.vector], names)
+            good.append(item)
+        except BadRequest as exc:
+            report.reject(item.row, exc.message)
+    return good
 
 
 # -- Arrow IPC -------------------------------------------------------------------------------

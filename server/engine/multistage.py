@@ -289,19 +289,7 @@ class _Tree:
         return present
 
     def _output(self, points: list[ScoredPoint], node: Query) -> list[ScoredPoint]:
-        """The payloads and vectors the request asked for, fetched for the answer only."""
-        if node.with_payload.mode == "none" and node.with_vector is False:
-            return points
-        records = self.collection.retrieve(
-            [p.id for p in points], node.with_payload, node.with_vector
-        )
-        found = {record.id: record for record in records}
-        return [
-            point._replace(payload=found[point.id].payload, vector=found[point.id].vector)
-            if point.id in found
-            else point
-            for point in points
-        ]
+        return attach_output(self.collection, points, node)
 
     def _note(
         self,
@@ -328,6 +316,22 @@ class _Tree:
         self.trace.append(entry)
 
 
+def attach_output(
+    collection: CollectionHandle, points: list[ScoredPoint], node: Query
+) -> list[ScoredPoint]:
+    """The payloads and vectors the request asked for, fetched for the answer only."""
+    if node.with_payload.mode == "none" and node.with_vector is False:
+        return points
+    records = collection.retrieve([p.id for p in points], node.with_payload, node.with_vector)
+    found = {record.id: record for record in records}
+    return [
+        point._replace(payload=found[point.id].payload, vector=found[point.id].vector)
+        if point.id in found
+        else point
+        for point in points
+    ]
+
+
 def _kind(node: Query) -> str:
     if isinstance(node.combine, Fusion):
         return node.combine.method
@@ -335,6 +339,8 @@ def _kind(node: Query) -> str:
         return "formula"
     if node.mmr is not None:
         return "mmr"
+    if node.examples is not None:
+        return "examples"
     return "rescore" if node.vector is not None or node.point_id is not None else "scroll"
 
 

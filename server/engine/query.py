@@ -18,6 +18,7 @@ import numpy as np
 
 from index.sparse import idf
 from server.engine.multistage import run_trees
+from server.engine.recommend import run_example_queries
 from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
 from server.engine.sparse_vector import SparseVector
@@ -33,19 +34,40 @@ def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[
     """Answer ``queries`` in order; searches of the batch run in one collection call."""
     trees = [i for i, query in enumerate(queries) if query.is_multistage]
     if not trees:
-        return _run_flat(collection, queries)
+        return _run_plain(collection, queries)
     answers: list[QueryResult | None] = [None] * len(queries)
     flat = [i for i, query in enumerate(queries) if not query.is_multistage]
 
     def search(batch: Sequence[Query]) -> list[QueryResult]:
-        return _run_flat(collection, batch)
+        return _run_plain(collection, batch)
 
     for i, answer in zip(
         trees, run_trees(collection, [queries[i] for i in trees], search), strict=True
     ):
         answers[i] = answer
     if flat:
-        for i, answer in zip(flat, _run_flat(collection, [queries[i] for i in flat]), strict=True):
+        for i, answer in zip(flat, _run_plain(collection, [queries[i] for i in flat]), strict=True):
+            answers[i] = answer
+    return [answer for answer in answers if answer is not None]
+
+
+def _run_plain(collection: CollectionHandle, queries: Sequence[Query]) -> list[QueryResult]:
+    """Single-stage queries: those by example (``recommend.py``, which searches
+    through ``_run_flat``), the rest in one ``_run_flat`` batch."""
+    by_example = [i for i, query in enumerate(queries) if query.examples is not None]
+    if not by_example:
+        return _run_flat(collection, queries)
+    answers: list[QueryResult | None] = [None] * len(queries)
+
+    def search(batch: Sequence[Query]) -> list[QueryResult]:
+        return _run_flat(collection, batch)
+
+    chosen = [queries[i] for i in by_example]
+    for i, answer in zip(by_example, run_example_queries(collection, chosen, search), strict=True):
+        answers[i] = answer
+    rest = [i for i, query in enumerate(queries) if query.examples is None]
+    if rest:
+        for i, answer in zip(rest, _run_flat(collection, [queries[i] for i in rest]), strict=True):
             answers[i] = answer
     return [answer for answer in answers if answer is not None]
 

@@ -14,6 +14,7 @@ from typing import Any, overload
 import numpy as np
 
 from index.base import SearchParams
+from server.engine.examples import ExampleQuery, Lookup
 from server.engine.filters import Filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
@@ -101,6 +102,11 @@ class Query:
     instead of searching them with ``vector`` / ``point_id``."""
     mmr: Mmr | None = None
     """Re-rank the nearest candidates for diversity (maximal marginal relevance)."""
+    examples: ExampleQuery | None = None
+    """Score by examples instead of one vector: recommend, discover, context or
+    relevance feedback (``recommend.py``)."""
+    lookup: Lookup | None = None
+    """``lookup_from``: where the example ids' vectors are read."""
 
     @property
     def is_multistage(self) -> bool:

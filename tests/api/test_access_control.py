@@ -170,6 +170,24 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"{ITEMS}/points/search/batch",
         {"searches": [{"vector": VECTOR, "limit": 2}]},
     ),
+    ("POST", "/collections/{name}/points/recommend"): Sample(
+        "read", "POST", f"{ITEMS}/points/recommend", {"positive": [VECTOR], "limit": 2}
+    ),
+    ("POST", "/collections/{name}/points/recommend/batch"): Sample(
+        "read",
+        "POST",
+        f"{ITEMS}/points/recommend/batch",
+        {"searches": [{"positive": [VECTOR], "limit": 2}]},
+    ),
+    ("POST", "/collections/{name}/points/discover"): Sample(
+        "read", "POST", f"{ITEMS}/points/discover", {"target": VECTOR, "limit": 2}
+    ),
+    ("POST", "/collections/{name}/points/discover/batch"): Sample(
+        "read",
+        "POST",
+        f"{ITEMS}/points/discover/batch",
+        {"searches": [{"target": VECTOR, "limit": 2}]},
+    ),
     ("GET", "/collections/{name}/jobs"): Sample("read", "GET", f"{ITEMS}/jobs"),
     ("GET", "/collections/{name}/segments"): Sample("read", "GET", f"{ITEMS}/segments"),
     ("GET", "/jobs/{job_id}"): Sample("global read", "GET", "/jobs/{job}"),

@@ -164,7 +164,7 @@ def test_bad_collection_configs(api: Api) -> None:
         {"query": "not-an-id"},
         {"query": 12345},
         {"query": [1, 0, 0, 0], "using": "nope"},
-        {"query": {"recommend": {"positive": [1]}}},
+        {"query": {"recommend": {"positive": [999]}}},  # no such point: 404
         {"query": [1, 0, 0, 0], "with_payload": 5},
     ],
 )

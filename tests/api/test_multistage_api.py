@@ -222,7 +222,7 @@ def test_bad_multistage_input_is_a_400_naming_the_problem(
     assert named.lower() in refusal(api, body).lower()
 
 
-@pytest.mark.parametrize("kind", ["recommend", "discover", "context", "order_by", "sample"])
+@pytest.mark.parametrize("kind", ["order_by", "sample"])
 def test_query_kinds_not_served_yet_name_the_feature(api: Api, hybrid: str, kind: str) -> None:
     message = refusal(api, {"query": {kind: {}}})
     assert "Not supported by Quiver yet" in message and kind in message

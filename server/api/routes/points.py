@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from server.api import render
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
+from server.api.inference import embed_upsert, vector_names
 from server.api.routes.common import (
     check_limit,
     payload_selector,
@@ -48,17 +49,18 @@ async def upsert_points(
 ) -> Response:
     ids, vectors, payloads = _columns(body, settings)
     update_filter = parse_filter(body.update_filter)
-    op_id = await run_cpu(
-        request,
-        lambda: collection.upsert(
+
+    def write() -> int:
+        embed_upsert(vectors, vector_names(collection.config))  # documents -> sparse vectors
+        return collection.upsert(
             ids,
             vectors,
             payloads,
             update_mode=body.update_mode or "upsert",
             update_filter=update_filter,
-        ),
-    )
-    return update_result(request, op_id, wait)
+        )
+
+    return update_result(request, await run_cpu(request, write), wait)
 
 
 @router.get("/collections/{name}/points/{point_id}")

@@ -15,8 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api import render
-from server.api.deps import CollectionDep, SettingsDep, run_cpu
+from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
+from server.api.example_wire import Resolve, lookup, parse_example_query
+from server.api.inference import embed_query_documents
 from server.api.query_wire import parse_combine, parse_mmr, prefetch_items
 from server.api.routes.common import (
     check_limit,
@@ -32,6 +34,7 @@ from server.api.schemas import (
     SearchRequest,
     SearchRequestBatch,
 )
+from server.engine.examples import Recommend
 from server.engine.filters import parse_filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
@@ -43,25 +46,33 @@ from server.settings import Settings
 
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
 
-_OTHER_QUERY_KINDS = (
-    "recommend", "discover", "context", "order_by", "sample", "relevance_feedback",
-)  # fmt: skip
+_OTHER_QUERY_KINDS = ("order_by", "sample")
 
 
 @router.post("/collections/{name}/points/query")
 async def query_points(
-    request: Request, body: QueryRequest, collection: CollectionDep, settings: SettingsDep
+    request: Request,
+    body: QueryRequest,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    engine: EngineDep,
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_query(body, settings)])
+    await embed_query_documents(request, [body], collection)
+    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
     return ok(request, render.query_response(results[0]))
 
 
 @router.post("/collections/{name}/points/query/batch")
 async def query_points_batch(
-    request: Request, body: QueryRequestBatch, collection: CollectionDep, settings: SettingsDep
+    request: Request,
+    body: QueryRequestBatch,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    engine: EngineDep,
 ) -> Response:
-    _check_batch(len(body.searches), settings)
-    queries = [_query(search, settings) for search in body.searches]
+    check_batch(len(body.searches), settings)
+    await embed_query_documents(request, body.searches, collection)
+    queries = [_query(search, settings, engine.get) for search in body.searches]
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.query_response(result) for result in results])
 
@@ -78,17 +89,18 @@ async def search_points(
 async def search_points_batch(
     request: Request, body: SearchRequestBatch, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
-    _check_batch(len(body.searches), settings)
+    check_batch(len(body.searches), settings)
     queries = [_search(search, settings) for search in body.searches]
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.scored_points(result.points) for result in results])
 
 
-def _query(request: QueryRequest, settings: Settings) -> Query:
+def _query(request: QueryRequest, settings: Settings, resolve: Resolve) -> Query:
     """Qdrant's ``QueryRequest`` as an engine ``Query``: a literal vector, a point id
     (search by that point's vector), no query at all (page through points), or a
-    multi-stage tree of prefetches fused, scored or re-ranked (``engine/multistage.py``)."""
-    stage = _stage(request, settings, 0)
+    multi-stage tree of prefetches fused, scored or re-ranked (``engine/multistage.py``),
+    or examples to recommend from or discover with (``engine/recommend.py``)."""
+    stage = _stage(request, settings, 0, resolve)
     return replace(
         stage,
         offset=check_limit("offset", request.offset or 0, settings),
@@ -99,11 +111,20 @@ def _query(request: QueryRequest, settings: Settings) -> Query:
     )
 
 
-def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> Query:
+def _stage(
+    request: QueryRequest | Prefetch, settings: Settings, depth: int, resolve: Resolve
+) -> Query:
     """One stage of a query (the query itself at depth 0, else a prefetch)."""
-    if request.lookup_from is not None:
-        raise UnsupportedFeature("`lookup_from`")
-    vector, point_id, combine, mmr = _operand(request.query, settings)
+    source = lookup(request.lookup_from, resolve)
+    examples = None
+    if isinstance(request.query, dict) and not is_sparse_object(request.query):
+        examples = parse_example_query(request.query)
+    vector, point_id, combine, mmr = (
+        _operand(request.query, settings) if examples is None else (None, None, None, None)
+    )
+    if source is not None and point_id is not None:
+        # a point of another collection: its vector, as a one-example recommendation
+        examples, point_id = Recommend((point_id,), (), "average_vector"), None
     prefetch = prefetch_items(request.prefetch, depth + 1)
     return Query(
         vector=vector,
@@ -113,9 +134,11 @@ def _stage(request: QueryRequest | Prefetch, settings: Settings, depth: int) -> 
         filter=parse_filter(request.filter),
         score_threshold=request.score_threshold,
         params=search_params(request.params),
-        prefetch=tuple(_stage(item, settings, depth + 1) for item in prefetch),
+        prefetch=tuple(_stage(item, settings, depth + 1, resolve) for item in prefetch),
         combine=combine,
         mmr=mmr,
+        examples=examples,
+        lookup=source,
     )
 
 
@@ -192,7 +215,7 @@ def _search(request: SearchRequest, settings: Settings) -> Query:
     )
 
 
-def _check_batch(count: int, settings: Settings) -> None:
+def check_batch(count: int, settings: Settings) -> None:
     if count > settings.max_search_batch:
         raise BadRequest(
             f"Wrong input: {count} searches in one batch exceeds the limit of "

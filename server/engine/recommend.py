@@ -1,0 +1,387 @@
+"""Answering queries by example (``examples.py``): recommend, discover, context and
+relevance feedback, on any collection (one node or sharded) through its ``search``.
+
+``average_vector`` is one plain nearest query with the combined vector. The custom
+scores (``best_score``, ``sum_scores``, discover, context, feedback) are answered in
+two steps, both ordinary batched searches, so filters go through the planner, shards
+fan out and merge, and ``explain`` shows the plans:
+
+1. *Candidates.* Qdrant walks its HNSW graph with the custom score itself. Quiver's
+   graphs are faiss indexes, which walk with one vector only, so instead each *seed*
+   fetches its ``max(64, 4 x (limit + offset))`` nearest points from the graph (times
+   ``1 + pairs`` for discover), all seeds in one batch. The seeds are the examples
+   whose neighbourhoods hold the best points (positives, the target, the positive
+   side of each context pair); for ``sum_scores`` on Dot, Cosine, or Euclid with more
+   positives than negatives, one vector whose nearest points rank exactly as the
+   score does (``_sum_center``). This is candidate generation plus exact re-scoring,
+   not a custom-score graph walk: a point good for the custom score but near no seed
+   is missed (``tests/api/test_recommend_recall.py`` measures recall@10 against the
+   exact answer). With ``params.exact``, or when there is no seed (e.g. best_score
+   from negatives only), every point matching the filter is a candidate: an exact
+   scan (its results must fit the request's result budget).
+2. *Scores.* For dense vectors the candidates' stored vectors are read once and the
+   ``examples x candidates`` similarity matrix is one numpy product; for sparse and
+   multi-vectors (and the exact scan) each example is searched exactly over the
+   candidates only (its filter narrowed by ``has_id``). The custom score is computed
+   from that matrix in numpy.
+
+As in Qdrant, example ids of this collection are left out of the answer (fetched beyond
+the page, then dropped: a ``must_not: has_id`` filter would be a per-row scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.metrics import Distance
+from server.engine.examples import (
+    Discover,
+    Feedback,
+    Recommend,
+    average_dense,
+    average_multi,
+    average_sparse,
+    examples_of,
+    generators,
+    internal,
+    score,
+)
+from server.engine.filters import Filter, HasId
+from server.engine.multistage import attach_output, merge_filters
+from server.engine.payload import PayloadSelector
+from server.engine.point_ids import PointId
+from server.engine.requests import Query
+from server.engine.results import QueryResult, ScoredPoint
+from server.engine.sparse_vector import SparseVector
+from server.errors import BadRequest
+
+if TYPE_CHECKING:
+    from server.engine.protocols import CollectionHandle
+
+_NO_PAYLOAD = PayloadSelector.of("none")
+Search = Callable[[Sequence[Query]], list[QueryResult]]
+"""Runs plain nearest queries as one batch (``query.py``)."""
+Operand = list[Any] | SparseVector
+
+MIN_POOL = 64
+"""Fewest candidates each generating example fetches from the graph."""
+OVERSAMPLE = 4
+"""Candidates each generating example fetches per result asked for."""
+
+
+def run_example_queries(
+    collection: CollectionHandle, queries: Sequence[Query], search: Search
+) -> list[QueryResult]:
+    """Answer queries whose ``examples`` are set, in order."""
+    return [_answer(collection, query, search) for query in queries]
+
+
+def _answer(collection: CollectionHandle, query: Query, search: Search) -> QueryResult:
+    assert query.examples is not None
+    vectors, mentioned = _resolve(collection, query)
+    examples = query.examples
+    if isinstance(examples, Recommend) and examples.strategy == "average_vector":
+        return _nearest_to_average(query, examples, vectors, mentioned, search)
+    if isinstance(examples, Feedback) and not all(_is_dense(v) for v in vectors):
+        raise BadRequest("Wrong input: relevance_feedback works on dense vectors only")
+    trace: list[dict[str, Any]] | None = [] if query.explain else None
+    distance = _distance(collection, query, vectors)
+    ids, versions, sims = _similarities(collection, query, vectors, search, trace)
+    keep = [i for i, point_id in enumerate(ids) if point_id not in mentioned]
+    if not keep:
+        return QueryResult([], trace)
+    values = score(examples, sims[:, keep])
+    order = np.argsort(-values, kind="stable")
+    points = [
+        ScoredPoint(ids[keep[i]], versions[keep[i]], float(values[i]), None, None) for i in order
+    ]
+    if query.score_threshold is not None:
+        points = _past(points, query.score_threshold, distance)
+    page = points[query.offset : query.offset + query.limit]
+    return QueryResult(attach_output(collection, page, query), trace)
+
+
+def _nearest_to_average(
+    query: Query,
+    examples: Recommend,
+    vectors: list[Operand],
+    mentioned: frozenset[PointId],
+    search: Search,
+) -> QueryResult:
+    """One nearest query; the examples are fetched beyond the page, then dropped."""
+    wanted = query.limit + query.offset
+    plain = replace(
+        query,
+        vector=_average(examples, vectors),
+        point_id=None,
+        examples=None,
+        lookup=None,
+        limit=wanted + len(mentioned),
+        offset=0,
+    )
+    answer = search([plain])[0]
+    points = [point for point in answer.points if point.id not in mentioned]
+    return QueryResult(points[query.offset : wanted], answer.explain)
+
+
+def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> list[ScoredPoint]:
+    """The best points up to the first one not past ``score_threshold``. As in Qdrant's
+    local mode (the reference), a custom score must be strictly past it, and the metric
+    says which side is past, even for a custom score: under Euclid or Manhattan only a
+    score below it is, so the walk down the ranking stops at once unless all are."""
+    kept = []
+    for point in points:
+        passes = point.score > threshold if distance.higher_is_better else point.score < threshold
+        if not passes:
+            break
+        kept.append(point)
+    return kept
+
+
+def _resolve(
+    collection: CollectionHandle, query: Query
+) -> tuple[list[Operand], frozenset[PointId]]:
+    """Every example as a vector (ids read where ``lookup_from`` says), and the ids
+    of this collection's points named as examples (left out of the answer)."""
+    assert query.examples is not None
+    lookup = query.lookup
+    source = collection if lookup is None else lookup.collection
+    name = query.using if lookup is None or lookup.vector is None else lookup.vector
+    vectors: list[Operand] = []
+    mentioned: list[PointId] = []
+    for example in examples_of(query.examples):
+        if isinstance(example, list | SparseVector):
+            vectors.append(example)
+            continue
+        stored = source.query_vector_of(example, name or "")
+        vectors.append(stored if isinstance(stored, SparseVector) else stored.tolist())
+        if source is collection:
+            mentioned.append(example)
+    return vectors, frozenset(mentioned)
+
+
+def _average(examples: Recommend, vectors: list[Operand]) -> Operand:
+    """The one query vector of ``average_vector``."""
+    split = len(examples.positive)
+    if all(isinstance(v, SparseVector) for v in vectors):
+        sparse = [v for v in vectors if isinstance(v, SparseVector)]
+        return average_sparse(sparse[:split], sparse[split:])
+    if any(isinstance(v, SparseVector) for v in vectors):
+        raise BadRequest("Wrong input: examples mix sparse and dense vectors")
+    try:
+        arrays = [np.asarray(v, dtype=np.float64) for v in vectors]
+    except (TypeError, ValueError):
+        raise BadRequest("Wrong input: examples must be vectors of numbers") from None
+    if len({a.shape[1:] if a.ndim == 2 else a.shape for a in arrays}) != 1:
+        raise BadRequest("Wrong input: examples have different dimensions")
+    combine = average_multi if arrays[0].ndim == 2 else average_dense
+    result: list[Any] = combine(arrays[:split], arrays[split:]).tolist()
+    return result
+
+
+def _similarities(
+    collection: CollectionHandle,
+    query: Query,
+    vectors: list[Operand],
+    search: Search,
+    trace: list[dict[str, Any]] | None,
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """Candidate ids, their versions, and the ``examples x candidates`` internal
+    similarities (example ids among the candidates are the caller's to drop)."""
+    assert query.examples is not None
+    flt = query.filter
+    seeds = [] if query.params.exact else _seeds(collection, query, vectors)
+    if seeds:
+        wanted = _pool(query) + len(vectors)
+        found = search([_leaf(query, seed, flt, wanted, query.params) for seed in seeds])
+        hits = {point.id: point.version for answer in found for point in answer.points}
+        if hits and all(_is_dense(vector) for vector in vectors):
+            _note(trace, query, False, len(vectors), len(hits), found)
+            return _dense_matrix(collection, query, vectors, hits)
+        limit, narrowed = len(hits), _only(list(hits), flt) if hits else flt
+    else:
+        limit, narrowed = collection.count(flt), flt
+    if limit == 0:
+        _note(trace, query, not seeds, len(vectors), 0, [])
+        return [], [], np.empty((len(vectors), 0))
+    scoring = replace(query.params, exact=True)
+    answers = search([_leaf(query, vector, narrowed, limit, scoring) for vector in vectors])
+    if not any(isinstance(vector, SparseVector) for vector in vectors):
+        ids, versions, sims = _matrix(answers)
+    else:
+        every = _every_id(collection, flt, limit) if not seeds else None
+        ids, versions, sims = _sparse_matrix(answers, every)
+    _note(trace, query, not seeds, len(vectors), len(ids), answers)
+    return ids, versions, internal(sims, _distance(collection, query, vectors))
+
+
+def _dense_matrix(
+    collection: CollectionHandle,
+    query: Query,
+    vectors: list[Operand],
+    hits: dict[PointId, int],
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """Internal similarities of dense candidates to every example, in one numpy product:
+    the candidates' stored vectors read once, the examples prepared as queries."""
+    name = collection.vector_name(query.using)
+    records = collection.retrieve(list(hits), _NO_PAYLOAD, [name])
+    stored = [(r.id, _named(r.vector, name)) for r in records]
+    stored = [(point_id, vector) for point_id, vector in stored if vector is not None]
+    ids = [point_id for point_id, _ in stored]
+    if not ids:
+        return [], [], np.empty((len(vectors), 0))
+    points = np.asarray([vector for _, vector in stored], dtype=np.float64)
+    examples = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float64)
+    distance = collection.config.distance_of(name)
+    if distance.higher_is_better:
+        sims = examples @ points.T
+    elif distance == Distance.EUCLID:
+        sims = -np.square(examples[:, None, :] - points[None, :, :]).sum(axis=2)
+    else:
+        sims = -np.abs(examples[:, None, :] - points[None, :, :]).sum(axis=2)
+    return ids, [hits[i] for i in ids], sims
+
+
+def _named(output: Any, name: str) -> Any:
+    """Vector ``name`` of a record's vector output (the unnamed one is bare)."""
+    return output.get(name) if isinstance(output, dict) else output
+
+
+def _seeds(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> list[Operand]:
+    """The vectors whose graph neighbours are the candidates (none: scan instead)."""
+    assert query.examples is not None
+    examples = query.examples
+    linear = isinstance(examples, Recommend) and examples.strategy == "sum_scores"
+    if linear and all(_is_dense(vector) for vector in vectors):
+        assert isinstance(examples, Recommend)
+        center = _sum_center(collection, query, examples, vectors)
+        if center is not None:
+            return [center]
+    return [vectors[i] for i in generators(examples)]
+
+
+def _sum_center(
+    collection: CollectionHandle, query: Query, examples: Recommend, vectors: list[Operand]
+) -> Operand | None:
+    """The one query whose nearest points rank exactly as ``sum_scores`` does, where
+    there is one. For Dot and Cosine the score is linear, ``<x, Σp - Σn>``; for Euclid
+    it is ``-(P - N)|x - c|² + const`` with ``c = (Σp - Σn) / (P - N)``, so with more
+    positives than negatives the best points are the nearest to ``c``."""
+    name = collection.vector_name(query.using)
+    prepared = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float64)
+    split = len(examples.positive)
+    direction = prepared[:split].sum(axis=0) - prepared[split:].sum(axis=0)
+    distance = collection.config.distance_of(name)
+    center: list[Any] | None = None
+    surplus = split - (len(vectors) - split)
+    if distance.higher_is_better and np.any(direction):
+        center = direction.tolist()
+    elif distance == Distance.EUCLID and surplus > 0:
+        center = (direction / surplus).tolist()
+    return center
+
+
+def _pool(query: Query) -> int:
+    """Candidates per seed: a discover query's best points must also sit inside every
+    pair's zone, so it fetches more per pair."""
+    wanted = max(MIN_POOL, OVERSAMPLE * (query.limit + query.offset))
+    if isinstance(query.examples, Discover):
+        return wanted * (1 + len(query.examples.context))
+    return wanted
+
+
+def _leaf(query: Query, vector: Operand, flt: Filter | None, limit: int, params: Any) -> Query:
+    return Query(
+        vector=vector,
+        using=query.using,
+        limit=limit,
+        filter=flt,
+        params=params,
+        force=query.force,
+        explain=query.explain,
+    )
+
+
+def _only(ids: list[PointId], flt: Filter | None) -> Filter:
+    narrowed = merge_filters(flt, Filter(must=(HasId(frozenset(ids)),)))
+    assert narrowed is not None
+    return narrowed
+
+
+def _matrix(answers: list[QueryResult]) -> tuple[list[PointId], list[int], np.ndarray]:
+    """The points every example scored (a point without the vector scores for none)."""
+    scored = [{point.id: point for point in answer.points} for answer in answers]
+    first = scored[0]
+    ids = [i for i in first if all(i in other for other in scored[1:])]
+    sims = np.array([[found[i].score for i in ids] for found in scored], dtype=np.float64)
+    return ids, [first[i].version for i in ids], sims.reshape(len(scored), len(ids))
+
+
+def _sparse_matrix(
+    answers: list[QueryResult], every: list[PointId] | None
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """As Qdrant scores sparse examples: a point sharing no term with an example is 0
+    to it, and on an exact scan every point matching the filter is a candidate."""
+    found: dict[PointId, int] = {}
+    for answer in answers:
+        for point in answer.points:
+            found.setdefault(point.id, point.version)
+    ids = list(found) if every is None else every
+    column = {point_id: i for i, point_id in enumerate(ids)}
+    sims = np.zeros((len(answers), len(ids)))
+    for row, answer in enumerate(answers):
+        for point in answer.points:
+            if point.id in column:
+                sims[row, column[point.id]] = point.score
+    return ids, [found.get(i, 0) for i in ids], sims
+
+
+def _every_id(collection: CollectionHandle, flt: Filter | None, limit: int) -> list[PointId]:
+    page = collection.scroll(flt, limit, None, _NO_PAYLOAD, False)
+    return [record.id for record in page.records]
+
+
+def _is_dense(vector: Operand) -> bool:
+    return isinstance(vector, list) and not (vector and isinstance(vector[0], list))
+
+
+def _distance(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> Distance:
+    if any(isinstance(v, SparseVector) for v in vectors):
+        return Distance.DOT
+    return collection.config.distance_of(collection.vector_name(query.using))
+
+
+def _note(
+    trace: list[dict[str, Any]] | None,
+    query: Query,
+    exact: bool,
+    examples: int,
+    candidates: int,
+    answers: list[QueryResult],
+) -> None:
+    if trace is None:
+        return
+    entry: dict[str, Any] = {
+        "stage": kind(query),
+        "candidates": "exact scan" if exact else "graph neighbours of the examples",
+        "examples": examples,
+        "candidates_scored": candidates,
+    }
+    plans = [plan for answer in answers for plan in answer.explain or []]
+    if plans:
+        entry["plans"] = plans
+    trace.append(entry)
+
+
+def kind(query: Query) -> str:
+    """How ``explain`` names an example query."""
+    examples = query.examples
+    if isinstance(examples, Recommend):
+        return f"recommend ({examples.strategy})"
+    if isinstance(examples, Discover):
+        return "discover" if examples.target is not None else "context"
+    return "relevance_feedback"
