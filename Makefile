@@ -16,7 +16,8 @@ PORT ?= 6333
 DATA_DIR ?= ./data
 
 .PHONY: serve test test-containers test-browser test-frameworks lint typecheck check bench \
-	bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk clean
+	bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera bench-bulk \
+	bench-keyword bench-hybrid bench-sparse clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -90,7 +91,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: bench-core bench-hnsw bench-planner bench-quantization bench-leanvec bench-muvera \
-	bench-bulk
+	bench-bulk bench-keyword bench-hybrid bench-sparse
 
 bench-core: $(BENCH_STAMP)
 	$(VENV)/bin/python bench/bench_core.py
@@ -112,6 +113,19 @@ bench-muvera: $(BENCH_STAMP) $(TOKEN_DATA)
 
 bench-bulk: $(BENCH_STAMP) $(TEXT_DATA)
 	$(VENV)/bin/python bench/bench_bulk.py
+
+# BM25 over HTTP vs bm25s: needs apt's English lists (text_embeddings.py reads them), or the
+# text cache, whose texts it then uses; no embeddings.
+bench-keyword: $(BENCH_STAMP)
+	$(VENV)/bin/python bench/bench_keyword.py
+
+# Dense + BM25 + RRF / DBSF: the MiniLM cache, and the model for the synopsis queries.
+bench-hybrid: $(BENCH_STAMP) $(TEXT_DATA)
+	$(VENV)/bin/python bench/bench_hybrid.py
+
+# 1M synthetic SPLADE-like vectors: both cores for ~15 min and ~6 GB of memory, hence nice.
+bench-sparse: $(BENCH_STAMP)
+	nice -n 10 $(VENV)/bin/python bench/bench_sparse.py
 
 clean:
 	rm -rf $(VENV) $(FRAMEWORK_VENVS) .pytest_cache .mypy_cache

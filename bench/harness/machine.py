@@ -97,11 +97,12 @@ def cpu_busy_fraction(interval_s: float = 1.0) -> float | None:
     return round(1.0 - (idle_after - idle_before) / total, 3) if total > 0 else None
 
 
-def rss_bytes(pid: int | str = "self") -> int:
-    """Resident memory of a process (this one by default), from /proc; 0 when unknown."""
+def rss_bytes(pid: int | str = "self", field: str = "VmRSS") -> int:
+    """Resident memory of a process (this one by default), from /proc; 0 when unknown.
+    `field="VmHWM"` gives the peak (the high-water mark since the process started)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass

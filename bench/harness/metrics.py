@@ -46,3 +46,37 @@ def padded_ids(id_lists: Sequence[Sequence[int]], k: int) -> np.ndarray:
     for row, found in enumerate(id_lists):
         ids[row, : min(len(found), k)] = found[:k]
     return ids
+
+
+def top_k_agreement(
+    found: np.ndarray,
+    found_scores: np.ndarray,
+    reference: np.ndarray,
+    reference_scores: np.ndarray,
+    rel_tol: float = 1e-4,
+) -> dict[str, float]:
+    """How far two top-k lists agree, allowing for ties.
+
+    `identical`: share of queries with the same ids in the same order; `same_set`: the same
+    ids in any order; `tie_equal`: every position holds the same id or the same score (to
+    `rel_tol`), i.e. the lists differ only by how equal scores were broken; `overlap`:
+    mean share of the reference ids found; `max_score_diff`: the largest relative score
+    difference at equal positions."""
+    same_order = np.all(found == reference, axis=1)
+    same_set = [set(a.tolist()) == set(b.tolist()) for a, b in zip(found, reference, strict=True)]
+    scale = np.maximum(np.abs(reference_scores), 1e-12)
+    close = np.abs(found_scores - reference_scores) <= rel_tol * scale
+    tie_equal = np.all((found == reference) | close, axis=1)
+    valid = reference >= 0
+    overlap = [
+        len(set(a[v].tolist()) & set(b[v].tolist())) / max(int(v.sum()), 1)
+        for a, b, v in zip(found, reference, valid, strict=True)
+    ]
+    diff = np.where(valid, np.abs(found_scores - reference_scores) / scale, 0.0)
+    return {
+        "identical": float(np.mean(same_order)),
+        "same_set": float(np.mean(same_set)),
+        "tie_equal": float(np.mean(tie_equal)),
+        "overlap": float(np.mean(overlap)),
+        "max_score_diff": float(diff.max(initial=0.0)),
+    }

@@ -47,6 +47,22 @@ def check(name: str, value: float, target: float) -> dict[str, Any]:
     return {"name": name, "value": value, "target": target, "passed": bool(value >= target)}
 
 
+def check_at_most(name: str, value: float, limit: float, unit: str = "") -> dict[str, Any]:
+    """One row of a run's checks that passes when `value <= limit` (NaN never passes)."""
+    target = f"<= {limit:g}{' ' + unit if unit else ''}"
+    return {"name": name, "value": value, "target": target, "passed": bool(value <= limit)}
+
+
+def checks_table(checks: list[dict[str, Any]]) -> list[str]:
+    """The markdown rows of a run's checks (targets given as numbers mean `>=`)."""
+    rows = ["| check | value | target | |", "|---|--:|--:|---|"]
+    for c in checks:
+        target = c["target"] if isinstance(c["target"], str) else f">= {c['target']:g}"
+        value = "-" if c["value"] is None else f"{c['value']:,.3f}"
+        rows.append(f"| {c['name']} | {value} | {target} | {'PASS' if c['passed'] else 'FAIL'} |")
+    return rows
+
+
 def exit_status(results: Results) -> int:
     """0 when every check passed, 1 when one missed (2, a failed server, is the caller's)."""
     return 0 if all(c["passed"] for c in results.get("checks", [])) else 1

@@ -74,6 +74,13 @@ class QuiverServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The server process's id (for its memory in /proc)."""
+        if self._process is None:
+            raise ServerError("the server is not running")
+        return self._process.pid
+
+    @property
     def log_path(self) -> Path:
         if self._data_dir is None:
             raise ServerError("the server has not been started")
