@@ -50,7 +50,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check server index client tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold
 # cache; it skips, saying why, where no Docker daemon can be started. .ci/run runs it as its

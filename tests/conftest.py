@@ -26,3 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(name) for name in PROCESS_MARKERS):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("cluster"):
+            # one local Ray at a time: under pytest-xdist every Ray test runs on one worker
+            item.add_marker(pytest.mark.xdist_group("ray"))
