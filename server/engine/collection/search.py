@@ -172,7 +172,8 @@ def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
 
 def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bool) -> np.ndarray:
     """Which ranked hits each search returns: found, within its offset/limit page, and
-    past its score threshold."""
+    strictly past its score threshold (as qdrant-client's local mode: a score equal to
+    the threshold is left out, which sparse vectors with zero weights make common)."""
     k = ranked.rows.shape[1]
     rank = np.arange(k)
     offsets = np.array([s.offset for s in specs])[:, None]
@@ -182,7 +183,7 @@ def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bo
     if any(t is not None for t in thresholds):
         bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
         with np.errstate(invalid="ignore"):
-            passes = ranked.scores >= bound if higher_is_better else ranked.scores <= bound
+            passes = ranked.scores > bound if higher_is_better else ranked.scores < bound
         keep &= passes | np.isnan(bound)
     return keep
 
