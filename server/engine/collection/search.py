@@ -181,7 +181,10 @@ def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bo
     keep: np.ndarray = (ranked.rows >= 0) & (rank >= offsets) & (rank < offsets + limits)
     thresholds = [s.score_threshold for s in specs]
     if any(t is not None for t in thresholds):
-        bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
+        # in the scores' own precision, as local mode compares: a threshold of -1e-120
+        # is -0.0 in float32, so a score of 0.0 is not past it
+        raw = [np.nan if t is None else t for t in thresholds]
+        bound = np.array(raw, dtype=ranked.scores.dtype)[:, None]
         with np.errstate(invalid="ignore"):
             passes = ranked.scores > bound if higher_is_better else ranked.scores < bound
         keep &= passes | np.isnan(bound)
