@@ -355,7 +355,9 @@ class BuildWorker:
             job.result_segment = collection.run_task(task, progress, job.cancel.is_set)
             state, error = "done", None
         except Cancelled:
-            state, error = "cancelled", None
+            # a shutdown stops the build too, but nobody cancelled it: the next start
+            # redoes the work, so the record says interrupted, as after a crash
+            state, error = ("interrupted" if self._stopping else "cancelled"), None
         except Exception as exc:  # a failed build must not kill the worker
             log.exception("build failed", extra={"job": job.id, "collection": job.collection})
             state, error = "failed", f"{type(exc).__name__}: {exc}"
