@@ -35,6 +35,7 @@ from server.engine.segment import AppendableSegment, SealedParts
 from server.engine.segment_build import RebuildInput, build, snapshot
 from server.engine.segment_set import SegmentSet
 from server.engine.training_queries import QuerySamples
+from server.errors import StorageError
 from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
@@ -158,8 +159,9 @@ class SegmentLifecycle:
         """Rebuild the task's segments into one new indexed segment and swap it in.
 
         Returns the new segment id, or None when the segments are gone (deleted
-        collection, or already replaced). The build runs without the lock; only the
-        final swap takes the write lock, briefly."""
+        collection, or already replaced); a collection deleted while the build ran
+        ends it quietly, whether the build saw the cancel or reached the write. The
+        build runs without the lock; only the final swap takes the write lock, briefly."""
         with self._lock.read():
             if not self._sources_present(task):
                 return None
@@ -173,8 +175,14 @@ class SegmentLifecycle:
             spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
         )
-        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
-        indexes = self._mapped(manifest, indexes)
+        try:
+            self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+            indexes = self._mapped(manifest, indexes)
+        except (StorageError, OSError):
+            if self._owner.closed:  # deleted while it built: its folder is gone, and so is the work
+                log.info("build ended: collection deleted", extra={"collection": self._owner.name})
+                return None
+            raise
         with self._lock.write():
             if not self._sources_present(task):
                 self._segment_store.remove([segment_id])

@@ -138,8 +138,8 @@ class SegmentStore:
     def write(self, manifest: SegmentManifest, blobs: dict[str, bytes]) -> SegmentManifest:
         """Write a new segment atomically; ``manifest.indexes`` is filled in from ``blobs``."""
         temp = self.root / f".tmp-{uuid.uuid4().hex}"
-        temp.mkdir()
         try:
+            temp.mkdir()
             for position, (name, blob) in enumerate(sorted(blobs.items())):
                 file_name = f"{position}.index"
                 _write_synced(temp / file_name, blob)
