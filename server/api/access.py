@@ -122,6 +122,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/scroll"): READ_JSON,
     ("POST", f"{C}/points/count"): READ_JSON,
     ("POST", f"{C}/points/bulk"): Rule(Need.WRITE, Body.BULK),
+    ("PUT", f"{C}/points/vectors"): WRITE_JSON,
+    ("POST", f"{C}/points/vectors/delete"): WRITE_JSON,
+    ("POST", f"{C}/points/batch"): WRITE_JSON,
     # search
     ("POST", f"{C}/points/query"): READ_JSON,
     ("POST", f"{C}/points/query/batch"): READ_JSON,

@@ -87,6 +87,17 @@ class CollectionHandle(Protocol):
 
     def clear_payload(self, selection: PointsSelection) -> int: ...
 
+    def update_vectors(
+        self, points: Sequence[tuple[PointId, Any]], update_filter: Filter | None = None
+    ) -> int:
+        """Set the named vectors each ``(id, vector field)`` gives; the points' other
+        vectors and payloads stay (Qdrant's ``UpdateVectors``)."""
+        ...
+
+    def delete_vectors(self, selection: PointsSelection, names: Sequence[str]) -> int:
+        """Remove the named vectors from the selected points (``DeleteVectors``)."""
+        ...
+
     def update_config(self, config: CollectionConfig) -> int: ...
 
     def config_changed(self) -> None:
