@@ -109,6 +109,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", C): MANAGE_JSON,
     ("DELETE", C): MANAGE,
     ("PUT", f"{C}/index"): WRITE_JSON,
+    ("PUT", f"{C}/vectors/{{vector_name}}"): MANAGE_JSON,
+    ("DELETE", f"{C}/vectors/{{vector_name}}"): MANAGE,
     ("DELETE", f"{C}/index/{{field_name:path}}"): WRITE,
     # points
     ("PUT", f"{C}/points"): WRITE_JSON,

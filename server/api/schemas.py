@@ -304,3 +304,25 @@ UpdateOperation = (
 
 class UpdateOperations(Wire):
     operations: list[UpdateOperation]
+
+
+class DenseVectorConfig(Wire):
+    """A new named dense vector: what defines its space (Qdrant 1.19)."""
+
+    size: int = Field(ge=1)
+    distance: Distance
+    multivector_config: dict[str, Any] | None = None
+    datatype: str | None = None
+
+
+class SparseVectorConfig(Wire):
+    modifier: Literal["none", "idf"] | None = None
+    datatype: str | None = None
+
+
+class DenseVectorNameConfig(Wire):
+    dense: DenseVectorConfig
+
+
+class SparseVectorNameConfig(Wire):
+    sparse: SparseVectorConfig

@@ -503,6 +503,12 @@ class ShardedCollection:
     def config_changed(self) -> None:
         """Nothing here: each shard queued its rebuilds in ``update_config``."""
 
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Every shard adds or removes the vector on its own points."""
+        op_ids = self._everywhere(on_collection(Collection.replace_vectors, config))
+        self._set_config(config)
+        return int(max(op_ids.values()))
+
     def _set_config(self, config: CollectionConfig) -> None:
         self.on_config(config)
         self._config = config

@@ -112,6 +112,63 @@ def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> Coll
     return updated
 
 
+def with_vector_name(
+    config: CollectionConfig, name: str, kind: str, raw: Mapping[str, Any], max_vector_size: int
+) -> CollectionConfig:
+    """``config`` with a new named ``kind`` ("dense" or "sparse") vector (Qdrant 1.19's
+    ``PUT /collections/{name}/vectors/{vector_name}``). Creating it again with the same
+    schema changes nothing; with another schema, or under the other kind, it is a 400."""
+    if not name:
+        raise BadRequest("Wrong input: a vector name must not be empty")
+    if kind == "sparse":
+        given: dict[str, Any] = {"modifier": raw.get("modifier")}
+        if raw.get("datatype") is not None:
+            given["index"] = {"datatype": raw["datatype"]}
+        sparse = _sparse_vectors({name: given}, {})[name]
+        if name in config.vectors:
+            raise BadRequest(f"Wrong input: Vector {name} already exists as a dense vector")
+        current = config.sparse_vectors.get(name)
+        if current is not None:
+            if current.modifier != sparse.modifier:
+                raise BadRequest(
+                    f"Wrong input: Sparse vector {name} already exists with a different "
+                    "configuration"
+                )
+            return config
+        return config.with_updates(sparse_vectors={**config.sparse_vectors, name: sparse})
+    dense = VectorParams.model_validate(raw)
+    _check_vector_params(name, dense, max_vector_size)
+    if name in config.sparse_vectors:
+        raise BadRequest(f"Wrong input: Vector {name} already exists as a sparse vector")
+    existing = config.vectors.get(name)
+    if existing is not None:
+        schema = ("size", "distance", "multivector_config")
+        if any(getattr(existing, k) != getattr(dense, k) for k in schema):
+            raise BadRequest(
+                f"Wrong input: Vector {name} already exists with a different configuration"
+            )
+        return config
+    updated = config.with_updates(vectors={**config.vectors, name: dense}, named_vectors=True)
+    check_backend(updated)
+    return updated
+
+
+def without_vector_name(config: CollectionConfig, name: str) -> CollectionConfig:
+    """``config`` without the named vector (``DELETE .../vectors/{vector_name}``); a
+    name it does not have changes nothing, as in Qdrant."""
+    if name in config.sparse_vectors:
+        kept = {n: p for n, p in config.sparse_vectors.items() if n != name}
+        return config.with_updates(sparse_vectors=kept)
+    if name not in config.vectors:
+        return config
+    if not config.named_vectors:
+        raise BadRequest(
+            "Wrong input: Cannot delete the unnamed vector when it is the only dense vector "
+            "in the collection"
+        )
+    return config.with_updates(vectors={n: p for n, p in config.vectors.items() if n != name})
+
+
 def section_update(config: CollectionConfig, section: str, diff: Mapping[str, Any]) -> BaseModel:
     """One section of ``config`` with the knobs ``diff`` sets (None leaves a knob as it
     is), validated with the ranges a request may ask."""

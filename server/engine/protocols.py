@@ -104,6 +104,11 @@ class CollectionHandle(Protocol):
         """After a config update from the API: queue the rebuilds it needs."""
         ...
 
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Store ``config``, which adds or removes a named vector; a removed name's
+        stored vectors are deleted, and the segments follow the new names."""
+        ...
+
     def add_training_queries(
         self, using: str | None, raw: list[Any], replace: bool, retrain: bool
     ) -> dict[str, Any]: ...

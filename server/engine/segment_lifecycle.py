@@ -184,7 +184,7 @@ class SegmentLifecycle:
                 return None
             raise
         with self._lock.write():
-            if not self._sources_present(task):
+            if not self._sources_present(task) or not self._same_vectors(indexes):
                 self._segment_store.remove([segment_id])
                 return None
             self._swap_in(segment_id, job, indexes)
@@ -195,6 +195,12 @@ class SegmentLifecycle:
                    "replaces": list(task.segment_ids), "points": len(job.ids)},
         )  # fmt: skip
         return segment_id
+
+    def _same_vectors(self, indexes: dict[str, AnyIndex]) -> bool:
+        """Whether a build still has the collection's vector names (one added or
+        removed meanwhile reloads the segments; the build is of no use then)."""
+        config = self._owner.config
+        return set(indexes) == {*config.vectors, *config.sparse_vectors}
 
     def _sources_present(self, task: Task) -> bool:
         sealed = self._segments.sealed

@@ -221,3 +221,79 @@ def test_update_vectors_of_an_unnamed_vector_takes_a_plain_list(unnamed: Api) ->
     unnamed.result("PUT", f"{C}/points/vectors", {"points": [{"id": 1, "vector": [0.0, 2.0]}]})
     assert vectors_of(unnamed, 1) == {1: [0.0, 1.0]}  # Cosine: stored normalised
     assert payloads_of(unnamed, 1) == {1: {"i": 1}}
+
+
+def test_a_named_vector_added_to_a_collection_takes_updates_and_searches(named: Api) -> None:
+    answer = named.result("PUT", f"{C}/vectors/c", {"dense": {"size": 2, "distance": "Euclid"}})
+    assert answer["status"] == "acknowledged"
+    assert vectors_of(named, 1) == {1: {"a": [1.0, 0.0], "b": [1.0, 1.0, 1.0]}}
+    named.result("PUT", f"{C}/points/vectors", {"points": [{"id": 2, "vector": {"c": [5.0, 5.0]}}]})
+    named.result("PUT", f"{C}/points", {"points": [{"id": 8, "vector": {"c": [0.0, 0.0]}}]})
+    assert query_ids(named, [4.0, 4.0], "c") == [2, 8]
+    info = named.result("GET", C)
+    assert info["config"]["params"]["vectors"]["c"] == {"size": 2, "distance": "Euclid"}
+
+
+def test_a_named_sparse_vector_added_to_a_collection(named: Api) -> None:
+    named.result("PUT", f"{C}/vectors/t", {"sparse": {"modifier": "idf"}})
+    body = {"points": [{"id": 3, "vector": {"t": {"indices": [2], "values": [1.0]}}}]}
+    named.result("PUT", f"{C}/points/vectors", body)
+    assert query_ids(named, {"indices": [2], "values": [1.0]}, "t") == [3]
+    sparse = named.result("GET", C)["config"]["params"]["sparse_vectors"]
+    assert sparse["t"] == {"modifier": "idf"}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "message"),
+    [
+        ("a", {"dense": {"size": 3, "distance": "Dot"}}, "already exists with a different"),
+        ("s", {"dense": {"size": 2, "distance": "Dot"}}, "already exists as a sparse vector"),
+        ("a", {"sparse": {}}, "already exists as a dense vector"),
+    ],
+)
+def test_a_vector_name_in_use_is_refused(
+    named: Api, name: str, body: dict[str, Any], message: str
+) -> None:
+    status, answer = named.put(f"{C}/vectors/{name}", body)
+    assert status == 400
+    assert message in answer["status"]["error"]
+
+
+def test_creating_a_vector_name_again_with_its_schema_changes_nothing(named: Api) -> None:
+    named.result("PUT", f"{C}/vectors/a", {"dense": {"size": 2, "distance": "Dot"}})
+    assert vectors_of(named, 1, 2) == {
+        1: {"a": [1.0, 0.0], "b": [1.0, 1.0, 1.0]},
+        2: {"a": [0.0, 1.0]},
+    }
+
+
+def test_a_deleted_vector_name_is_gone_from_every_point(named: Api) -> None:
+    assert named.call("DELETE", f"{C}/vectors/a")[0] == 200
+    assert named.call("DELETE", f"{C}/vectors/s")[0] == 200
+    assert vectors_of(named, 1, 2, 4, 6) == {1: {"b": [1.0, 1.0, 1.0]}, 2: {}, 4: {}, 6: {}}
+    assert named.result("POST", f"{C}/points/count", {})["count"] == 6
+    status, answer = named.post(f"{C}/points/query", {"query": [1.0, 1.0], "using": "a"})
+    assert status == 400
+    assert "Not existing vector name" in answer["status"]["error"]
+    assert set(named.result("GET", C)["config"]["params"]["vectors"]) == {"b"}
+    assert named.call("DELETE", f"{C}/vectors/never")[0] == 200  # as Qdrant: nothing to do
+
+
+def test_vector_names_added_and_removed_survive_a_restart(tmp_path: Path) -> None:
+    optimizers = {"indexing_threshold": 4, "default_segment_number": 1}
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create_named(api, optimizers_config=optimizers)
+        wait_green(api, "nv")
+        api.result("PUT", f"{C}/vectors/c", {"dense": {"size": 2, "distance": "Dot"}})
+        api.result(
+            "PUT", f"{C}/points/vectors", {"points": [{"id": 5, "vector": {"c": [1.0, 2.0]}}]}
+        )
+        api.call("DELETE", f"{C}/vectors/b")
+        wait_green(api, "nv")
+        expected = vectors_of(api, 1, 3, 5)
+        assert expected == {1: {"a": [1.0, 0.0]}, 3: {}, 5: {"c": [1.0, 2.0]}}
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        assert vectors_of(api, 1, 3, 5) == expected
+        assert query_ids(api, [1.0, 1.0], "c") == [5]

@@ -226,3 +226,63 @@ def test_batch_update_points_matches_local_mode(
     same_outcome(
         clients, collection, lambda c: c.batch_update_points(collection, operations, wait=True)
     )
+
+
+@pytest.mark.parametrize(
+    ("vector_name", "config"),
+    [
+        (
+            "c",
+            models.DenseVectorNameConfig(
+                dense=models.DenseVectorConfig(size=2, distance=models.Distance.DOT)
+            ),
+        ),
+        (
+            "t",
+            models.SparseVectorNameConfig(
+                sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)
+            ),
+        ),
+        (
+            "a",
+            models.DenseVectorNameConfig(
+                dense=models.DenseVectorConfig(size=2, distance=models.Distance.DOT)
+            ),
+        ),
+        (
+            "a",
+            models.DenseVectorNameConfig(
+                dense=models.DenseVectorConfig(size=5, distance=models.Distance.DOT)
+            ),
+        ),
+        (
+            "s",
+            models.DenseVectorNameConfig(
+                dense=models.DenseVectorConfig(size=2, distance=models.Distance.DOT)
+            ),
+        ),
+    ],
+    ids=["dense", "sparse", "same-again", "other-schema", "other-kind"],
+)
+def test_create_vector_name_matches_local_mode(
+    clients: Clients, collection: str, vector_name: str, config: Any
+) -> None:
+    same_outcome(
+        clients, collection, lambda c: c.create_vector_name(collection, vector_name, config)
+    )
+    points = [models.PointVectors(id=5, vector={vector_name: [1.0, 2.0]})]
+    if vector_name == "t":
+        points = [
+            models.PointVectors(id=5, vector={"t": models.SparseVector(indices=[1], values=[2.0])})
+        ]
+    same_outcome(clients, collection, lambda c: c.update_vectors(collection, points, wait=True))
+
+
+@pytest.mark.parametrize("vector_name", ["a", "s", "never"])
+def test_delete_vector_name_matches_local_mode(
+    clients: Clients, collection: str, vector_name: str
+) -> None:
+    same_outcome(clients, collection, lambda c: c.delete_vector_name(collection, vector_name))
+    infos = [c.get_collection(collection).config.params for c in clients]
+    assert set(infos[0].vectors) == set(infos[1].vectors)  # type: ignore[arg-type]
+    assert set(infos[0].sparse_vectors or {}) == set(infos[1].sparse_vectors or {})

@@ -1,6 +1,8 @@
 """Named vectors of existing points: ``PUT /points/vectors`` sets some of a point's
 vectors, ``POST /points/vectors/delete`` removes some; the point's other vectors and
-its payload stay (Qdrant's ``UpdateVectors`` / ``DeleteVectors``).
+its payload stay (Qdrant's ``UpdateVectors`` / ``DeleteVectors``). And named vectors of
+a collection (Qdrant 1.19): ``PUT /collections/{name}/vectors/{vector_name}`` adds one,
+``DELETE`` removes it with every point's vector of that name.
 
 Each prepares its change into a ``Write`` (parsed and, with ``check``, validated
 against the config, nothing written yet), so ``routes/batch.py`` can validate every
@@ -19,7 +21,13 @@ from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.inference import embed_upsert, vector_names
 from server.api.routes.common import point_ids, selection, update_result
 from server.api.routing import OrjsonRoute
-from server.api.schemas import DeleteVectors, UpdateVectors
+from server.api.schemas import (
+    DeleteVectors,
+    DenseVectorNameConfig,
+    SparseVectorNameConfig,
+    UpdateVectors,
+)
+from server.engine.config_requests import with_vector_name, without_vector_name
 from server.engine.filters import parse_filter
 from server.engine.protocols import CollectionHandle
 from server.engine.vectors import merge_vector_updates
@@ -56,6 +64,36 @@ async def delete_vectors(
 ) -> Response:
     write = prepare_delete_vectors(body, collection, settings)
     return update_result(request, await run_cpu(request, write), wait)
+
+
+@router.put("/collections/{name}/vectors/{vector_name}")
+async def create_vector_name(
+    request: Request,
+    vector_name: str,
+    body: DenseVectorNameConfig | SparseVectorNameConfig,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    wait: bool = False,
+) -> Response:
+    if isinstance(body, DenseVectorNameConfig):
+        kind, raw = "dense", body.dense.model_dump(exclude_none=True)
+    else:
+        kind, raw = "sparse", body.sparse.model_dump(exclude_none=True)
+    config = with_vector_name(collection.config, vector_name, kind, raw, settings.max_vector_size)
+    op_id = await run_cpu(request, collection.replace_vectors, config)
+    return update_result(request, op_id, wait)
+
+
+@router.delete("/collections/{name}/vectors/{vector_name}")
+async def delete_vector_name(
+    request: Request,
+    vector_name: str,
+    collection: CollectionDep,
+    wait: bool = False,
+) -> Response:
+    config = without_vector_name(collection.config, vector_name)
+    op_id = await run_cpu(request, collection.replace_vectors, config)
+    return update_result(request, op_id, wait)
 
 
 def prepare_update_vectors(

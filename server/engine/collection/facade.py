@@ -248,6 +248,27 @@ class Collection:
         self.on_change(self)
         return op_id
 
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Store ``config``, whose named vectors differ from the current ones (a name
+        added or removed), and rebuild the segments from the point store under it: a
+        removed name's stored vectors go in the same transaction; sealed segments get
+        the new name empty, and are re-indexed in the background."""
+        with self._writing():
+            dropped = [
+                name
+                for name in [*self._config.vectors, *self._config.sparse_vectors]
+                if name not in config.vectors and name not in config.sparse_vectors
+            ]
+            op_id = self._store.write_config(config.model_dump(mode="json"), dropped)
+            self._config = config
+            self._segments.sealed.clear()
+            self._segments.appendable = new_appendable(config)
+            recovery.reload(self._segments, self._store, self._segment_store, config)
+            self._maybe_seal()
+        self.on_change(self)
+        self.config_changed()
+        return op_id
+
     def add_training_queries(
         self, using: str | None, raw: list[Any], replace: bool, retrain: bool
     ) -> dict[str, Any]:
