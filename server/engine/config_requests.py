@@ -86,14 +86,16 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
         changes["quantization_config"] = _quantization(request["quantization_config"], config)
     updated = config.with_updates(**changes) if changes else config
     check_backend(updated)
+    for name, params in updated.vectors.items():
+        _check_vector_overrides(updated, name, params)
     return updated
 
 
 def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> CollectionConfig:
     """``config`` with a PATCH applied (``PATCH /collections/{name}``)."""
-    if request.get("vectors"):
-        raise UnsupportedFeature("changing `vectors` of an existing collection")
     changes: dict[str, Any] = {}
+    if request.get("vectors"):
+        changes["vectors"] = _patched_vectors(config, request["vectors"])
     if request.get("sparse_vectors"):
         changes["sparse_vectors"] = _patched_sparse(config, request["sparse_vectors"])
     if "quantization_config" in request:
@@ -109,6 +111,8 @@ def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> Coll
         changes["strict_mode_config"] = request["strict_mode_config"]
     updated = config.with_updates(**changes)
     check_backend(updated)
+    for name, params in updated.vectors.items():
+        _check_vector_overrides(updated, name, params)
     return updated
 
 
@@ -311,12 +315,66 @@ def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) 
         )
     if params.multivector_config is not None:
         _check_multivector(label, params)
-    if params.quantization_config is not None:
-        raise UnsupportedFeature(
-            "per-vector `quantization_config` (set `quantization_config` on the collection)"
-        )
     if params.datatype not in (None, "float32"):
         raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
+
+
+_VECTOR_DIFF = frozenset({"hnsw_config", "quantization_config", "on_disk", "memory"})
+"""What a PATCH may change of an existing vector (Qdrant's ``VectorParamsDiff``)."""
+
+
+def _patched_vectors(config: CollectionConfig, raw: Any) -> dict[str, Any]:
+    """Per-vector params of a PATCH (``vectors: {name: {hnsw_config, quantization_config,
+    on_disk}}``): knobs it sends change, others stay; an ``hnsw_config`` of ``{}`` and a
+    ``quantization_config`` of ``"Disabled"`` remove the vector's own. A changed graph
+    or quantization changes the index spec, so the segments are rebuilt in the
+    background."""
+    if not isinstance(raw, Mapping):
+        raise BadRequest("Wrong input: `vectors` must map vector names to their params")
+    vectors = dict(config.vectors)
+    for name, diff in raw.items():
+        if name not in vectors:
+            raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+        if not isinstance(diff, Mapping) or not set(diff) <= _VECTOR_DIFF:
+            raise BadRequest(
+                f"Wrong input: vector {name!r}: a PATCH changes only "
+                f"{', '.join(sorted(_VECTOR_DIFF - {'memory'}))}"
+            )
+        current = vectors[name]
+        updates: dict[str, Any] = {}
+        if diff.get("on_disk") is not None:
+            updates["on_disk"] = bool(diff["on_disk"])
+        if diff.get("hnsw_config") is not None:
+            given = diff["hnsw_config"]
+            updates["hnsw_config"] = (current.hnsw_config or {}) | given if given else None
+        if diff.get("quantization_config") is not None:
+            given = diff["quantization_config"]
+            updates["quantization_config"] = None if given == "Disabled" else given
+        vectors[name] = current.model_copy(update=updates)
+        _check_vector_overrides(config, name, vectors[name])
+    return {name: params.model_dump() for name, params in vectors.items()}
+
+
+def _check_vector_overrides(config: CollectionConfig, name: str, params: VectorParams) -> None:
+    """A vector's own ``hnsw_config`` / ``quantization_config``: valid knobs, on an
+    ``hnsw`` collection (the only index type that builds each vector its own way)."""
+    label = _label(name, "vector {!r}", "vector")
+    if params.hnsw_config is None and params.quantization_config is None:
+        return
+    if config.index.type != "hnsw":
+        raise UnsupportedFeature(
+            f"{label}: per-vector `hnsw_config` / `quantization_config` with "
+            f"`index.type` {config.index.type!r} (set them on the collection)"
+        )
+    if params.hnsw_config is not None:
+        graph = config.hnsw_config.model_dump() | dict(params.hnsw_config)
+        try:
+            HnswConfig.model_validate(graph, context=REQUEST)
+        except ValidationError as exc:
+            raise config_error(f"vectors.{name}.hnsw_config", exc) from None
+    if params.quantization_config is not None:
+        quantization = parse_quantization(params.quantization_config)
+        check_for_vectors(quantization, [params.distance])
 
 
 def _check_multivector(label: str, params: VectorParams) -> None:
