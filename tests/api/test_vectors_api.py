@@ -297,3 +297,24 @@ def test_vector_names_added_and_removed_survive_a_restart(tmp_path: Path) -> Non
         api = Api(client)
         assert vectors_of(api, 1, 3, 5) == expected
         assert query_ids(api, [1.0, 1.0], "c") == [5]
+
+
+def test_a_multi_vector_updates_alone_in_a_sealed_segment(api: Api) -> None:
+    multi = {"size": 2, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
+    body = {
+        "vectors": {"m": multi, "d": {"size": 2, "distance": "Dot"}},
+        "optimizers_config": {"indexing_threshold": 4},
+    }
+    api.result("PUT", C, body)
+    points = [{"id": i, "vector": {"m": [[1.0, i], [0.0, 1.0]], "d": [i, 1.0]}} for i in range(8)]
+    api.result("PUT", f"{C}/points?wait=true", {"points": points})
+    wait_green(api, "nv")
+    body = {
+        "points": [{"id": 3, "vector": {"d": [9.0, 9.0]}}, {"id": 4, "vector": {"m": [[5.0, 5.0]]}}]
+    }
+    api.result("PUT", f"{C}/points/vectors", body)
+    assert vectors_of(api, 3, 4) == {
+        3: {"d": [9.0, 9.0], "m": [[1.0, 3.0], [0.0, 1.0]]},
+        4: {"d": [4.0, 1.0], "m": [[5.0, 5.0]]},
+    }
+    assert query_ids(api, [[1.0, 1.0]], "m")[0] == 4
