@@ -253,6 +253,11 @@ class Collection:
         added or removed), and rebuild the segments from the point store under it: a
         removed name's stored vectors go in the same transaction; sealed segments get
         the new name empty, and are re-indexed in the background."""
+        if (config.vectors, config.sparse_vectors) == (
+            self._config.vectors,
+            self._config.sparse_vectors,
+        ):
+            return self.update_config(config)  # the same names again: nothing to rebuild
         with self._writing():
             dropped = [
                 name

@@ -278,7 +278,7 @@ def merged_vectors(
         for i, vector in enumerate(old):
             if vector is not None:
                 matrix[i] = vector
-        if given is not None:
+        if given is not None and new.any():
             matrix[new] = given.dense[name][new]
         dense[name] = matrix
     sparse = {name: _merged_sparse(name, current, given, dropped) for name in config.sparse_vectors}
@@ -287,7 +287,8 @@ def merged_vectors(
 
 
 def _given_mask(given: PointVectors | None, name: str, count: int) -> np.ndarray:
-    return np.zeros(count, dtype=bool) if given is None else given.present[name]
+    mask = None if given is None else given.present.get(name)
+    return np.zeros(count, dtype=bool) if mask is None else mask
 
 
 def _merged_sparse(
