@@ -71,6 +71,15 @@ def unindexed_key(
 _ALL_TYPES = frozenset({"keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"})
 
 
+def top_level_keys(flt: Filter) -> list[str]:
+    """The payload keys ``flt``'s own conditions test (not those of filters inside it)."""
+    keys = []
+    for condition in _conditions(flt):
+        if isinstance(condition, FieldCondition | ValuesCount | IsEmpty | IsNull | Nested):
+            keys.append(condition.key)
+    return keys
+
+
 def _unindexed_leaf(
     condition: Condition, schema: Mapping[str, Mapping[str, Any]], prefix: str
 ) -> tuple[str, list[str]] | None:

@@ -36,7 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.engine.config import DEFAULT_VECTOR
 from server.engine.examples import examples_of
-from server.engine.filter_stats import condition_size, filter_conditions, unindexed_key
+from server.engine.filter_stats import (
+    condition_size,
+    filter_conditions,
+    top_level_keys,
+    unindexed_key,
+)
 from server.engine.filters import Filter
 from server.engine.groups import GroupRequest
 from server.engine.knobs import config_error
@@ -212,6 +217,26 @@ def check_upsert(collection: CollectionHandle, vectors: Sequence[Any]) -> None:
     check_vector_limits(vectors, config)
     check_resident_memory(config)
     take(collection, config, "Write", len(vectors))
+
+
+def check_bulk(collection: CollectionHandle, chunk_rows: int) -> None:
+    """Quiver's streamed bulk load, checked once before it starts: each chunk is an
+    upsert of ``chunk_rows`` points, and the collection must be under its size limits.
+    Limits a stream cannot be held to up front (per-vector sizes, the write rate) refuse
+    the bulk load instead of letting it pass them."""
+    config = active(collection)
+    if config is None:
+        return
+    per_vector = config.multivector_config or config.sparse_config
+    if per_vector or config.write_rate_limit is not None:
+        raise StrictModeViolation(
+            "Bulk loads are refused under strict mode with multivector_config, "
+            "sparse_config or write_rate_limit (a stream is not checked point by point)",
+            "Upsert through PUT /collections/{name}/points instead.",
+        )
+    check_limit(chunk_rows, config.upsert_max_batchsize, "upsert limit")
+    check_collection_size(collection, config)
+    check_resident_memory(config)
 
 
 def check_update_vectors(collection: CollectionHandle, vectors: Sequence[Any]) -> None:
@@ -403,11 +428,57 @@ def _stages(query: Query) -> Iterator[Query]:
 
 
 def _check_stage(collection: CollectionHandle, query: Query, config: StrictModeConfig) -> None:
+    if config.search_allow_exact is False and not query.prefetch and _searches_vectors(query):
+        _check_full_scan(collection, query)
     check_limit(query.limit, config.max_query_limit, "limit")
     _check_filter(collection, query.filter, config.unindexed_filtering_retrieve, config)
     check_exact(query.params.exact, config)
     check_limit(query.params.oversampling, config.search_max_oversampling, "oversampling")
     check_limit(query.params.ef, config.search_max_hnsw_ef, "hnsw_ef")
+
+
+def _searches_vectors(query: Query) -> bool:
+    """A nearest-neighbour stage (by vector, point or examples), not a fusion, formula,
+    ordering or sample."""
+    by_vector = query.vector is not None or query.point_id is not None
+    return (by_vector or query.examples is not None) and query.combine is None
+
+
+def _check_full_scan(collection: CollectionHandle, query: Query) -> None:
+    """With exact search disallowed, a dense vector without a graph (``m`` = 0) may be
+    searched only through a tenant's filter and its ``payload_m`` graph (Qdrant's
+    ``check_fullscan``)."""
+    config = collection.config
+    using = query.using or DEFAULT_VECTOR
+    params = config.vectors.get(using)
+    if using in config.sparse_vectors or params is None:
+        return
+    own = params.hnsw_config or {}
+    own_m = own.get("m")
+    m = config.hnsw_config.m if own_m is None else int(own_m)
+    if m > 0:
+        return
+    payload_m = own.get("payload_m", config.hnsw_config.payload_m)
+    label = "" if using == DEFAULT_VECTOR else f" on '{using}'"
+    if not _has_tenant_key(query.filter, config.payload_schema):
+        raise StrictModeViolation(
+            f"Request is forbidden{label} because global vector indexing is disabled "
+            "(hnsw_config.m = 0)",
+            "Use tenant-specific filter, enable global vector indexing or enable strict "
+            "mode `search_allow_exact` option",
+        )
+    if (m if payload_m is None else payload_m) == 0:
+        raise StrictModeViolation(
+            f"Request is forbidden{label} because vector indexing is disabled "
+            "(hnsw_config.m = 0 and hnsw_config.payload_m = 0)",
+            "Enable vector indexing, use a prefetch query with indexed vectors or enable "
+            "strict mode `search_allow_exact` option",
+        )
+
+
+def _has_tenant_key(flt: Filter | None, schema: Mapping[str, Mapping[str, Any]]) -> bool:
+    keys = [] if flt is None else top_level_keys(flt)
+    return any(schema.get(key, {}).get("is_tenant") is True for key in keys)
 
 
 def _search_cost(query: Query) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from qdrant_client.http import models
 
@@ -370,6 +371,59 @@ def test_sparse_max_length(api: Api) -> None:
     )
     refused(answer, 400, message)
     assert count(api) == 1
+
+
+def ndjson(first: int, n: int) -> bytes:
+    lines = [
+        orjson.dumps({"id": i, "vector": [1.0, 0.0, 0.0, 0.0]}) for i in range(first, first + n)
+    ]
+    return b"\n".join(lines) + b"\n"
+
+
+def bulk(api: Api, body: bytes, chunk_rows: int) -> tuple[int, Any]:
+    response = api.client.post(
+        f"{POINTS}/bulk",
+        content=body,
+        headers={"content-type": "application/x-ndjson"},
+        params={"chunk_rows": chunk_rows},
+    )
+    return response.status_code, response.json()
+
+
+def test_bulk_load_chunks_obey_upsert_max_batchsize(api: Api, collection: str) -> None:
+    strict(api, upsert_max_batchsize=3)
+    assert bulk(api, ndjson(100, 5), chunk_rows=3)[0] == 200
+    refused(bulk(api, ndjson(200, 5), chunk_rows=4), 400, limit_message(4, 3, "upsert limit"))
+    assert count(api) == 15
+
+
+def test_bulk_load_is_refused_where_a_stream_cannot_be_checked(api: Api, collection: str) -> None:
+    strict(api, write_rate_limit=100)
+    code, body = bulk(api, ndjson(100, 2), chunk_rows=2)
+    assert code == 400 and "Bulk loads are refused under strict mode" in body["status"]["error"]
+    assert count(api) == 10
+
+
+def test_no_graph_and_no_exact_search_refuses_a_full_scan(api: Api) -> None:
+    body = {"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 0}}
+    api.result("PUT", PATH, body | {"strict_mode_config": {"enabled": True}})
+    api.result("PUT", f"{POINTS}?wait=true", points(1, 3, {"city": "Berlin"}))
+    assert api.call("POST", f"{POINTS}/query", QUERY)[0] == 200
+    strict(api, search_allow_exact=False)
+    message = (
+        "Bad request: Request is forbidden because global vector indexing is disabled "
+        "(hnsw_config.m = 0). Help: Use tenant-specific filter, enable global vector "
+        "indexing or enable strict mode `search_allow_exact` option"
+    )
+    refused(api.call("POST", f"{POINTS}/query", QUERY), 400, message)
+    tenant = {"field_name": "city", "field_schema": {"type": "keyword", "is_tenant": True}}
+    api.result("PUT", f"{PATH}/index?wait=true", tenant)
+    by_tenant = QUERY | {"filter": CITY}
+    answer = api.call("POST", f"{POINTS}/query", by_tenant)
+    assert answer[0] == 400 and "hnsw_config.payload_m = 0" in answer[1]["status"]["error"]
+    api.result("PATCH", PATH, {"hnsw_config": {"payload_m": 16}})
+    assert len(api.result("POST", f"{POINTS}/query", by_tenant)["points"]) == 3
+    assert api.call("POST", f"{POINTS}/scroll", {})[0] == 200  # no vector: no scan to refuse
 
 
 # -- rate limits ------------------------------------------------------------------------
