@@ -1,6 +1,7 @@
 """What strict mode reads from a parsed filter (``filters.py``): how many conditions
 it has, the most values one condition lists, and the payload keys it tests without an
-index able to serve the test; each as Qdrant 1.19 counts it."""
+index able to serve the test; each as Qdrant 1.19 counts it. The same for the payload
+keys a score formula reads (``formula.py``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ from server.engine.filters import (
     IsNull,
     Nested,
     ValuesCount,
+)
+from server.engine.formula import (
+    ConditionTerm,
+    DatetimeKey,
+    Decay,
+    Div,
+    Expression,
+    GeoDistance,
+    Nary,
+    PayloadVar,
+    Pow,
+    Unary,
 )
 
 
@@ -69,6 +82,44 @@ def unindexed_key(
 
 
 _ALL_TYPES = frozenset({"keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"})
+
+
+def unindexed_formula_key(
+    expression: Expression, schema: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, list[str]] | None:
+    """The first payload key a formula reads without an index of a type that serves it
+    (numbers for a variable, geo for a distance, datetime for a date key)."""
+    if isinstance(expression, ConditionTerm):
+        return unindexed_key(expression.filter, schema)
+    wanted: frozenset[str] = frozenset()
+    if isinstance(expression, PayloadVar):
+        key, wanted = expression.path.text, frozenset({"integer", "float"})
+    elif isinstance(expression, GeoDistance):
+        key, wanted = expression.to.text, frozenset({"geo"})
+    elif isinstance(expression, DatetimeKey):
+        key, wanted = expression.path.text, frozenset({"datetime"})
+    if wanted:
+        indexed = schema.get(key)
+        return None if indexed and indexed.get("type") in wanted else (key, sorted(wanted))
+    for part in _parts(expression):
+        found = unindexed_formula_key(part, schema)
+        if found is not None:
+            return found
+    return None
+
+
+def _parts(expression: Expression) -> tuple[Expression, ...]:
+    if isinstance(expression, Nary):
+        return expression.terms
+    if isinstance(expression, Unary):
+        return (expression.term,)
+    if isinstance(expression, Div):
+        return (expression.left, expression.right)
+    if isinstance(expression, Pow):
+        return (expression.base, expression.exponent)
+    if isinstance(expression, Decay):
+        return (expression.x,) if expression.target is None else (expression.x, expression.target)
+    return ()
 
 
 def top_level_keys(flt: Filter) -> list[str]:

@@ -40,9 +40,11 @@ from server.engine.filter_stats import (
     condition_size,
     filter_conditions,
     top_level_keys,
+    unindexed_formula_key,
     unindexed_key,
 )
 from server.engine.filters import Filter
+from server.engine.formula import FormulaQuery
 from server.engine.groups import GroupRequest
 from server.engine.knobs import config_error
 from server.engine.matrix import MatrixRequest
@@ -431,10 +433,23 @@ def _check_stage(collection: CollectionHandle, query: Query, config: StrictModeC
     if config.search_allow_exact is False and not query.prefetch and _searches_vectors(query):
         _check_full_scan(collection, query)
     check_limit(query.limit, config.max_query_limit, "limit")
+    if config.unindexed_filtering_retrieve is False and isinstance(query.combine, FormulaQuery):
+        _check_formula(collection, query.combine)
     _check_filter(collection, query.filter, config.unindexed_filtering_retrieve, config)
     check_exact(query.params.exact, config)
     check_limit(query.params.oversampling, config.search_max_oversampling, "oversampling")
     check_limit(query.params.ef, config.search_max_hnsw_ef, "hnsw_ef")
+
+
+def _check_formula(collection: CollectionHandle, formula: FormulaQuery) -> None:
+    found = unindexed_formula_key(formula.expression, collection.config.payload_schema)
+    if found is not None:
+        key, types = found
+        raise StrictModeViolation(
+            f'Index required but not found for "{key}" of one of the following types: '
+            f"[{', '.join(types)}]",
+            "Create an index for this key or use a different formula expression.",
+        )
 
 
 def _searches_vectors(query: Query) -> bool:

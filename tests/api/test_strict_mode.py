@@ -261,6 +261,20 @@ def test_unindexed_filtering_update(api: Api, collection: str) -> None:
     assert count(api) == 5
 
 
+def test_unindexed_payload_in_a_formula(api: Api, collection: str) -> None:
+    strict(api, unindexed_filtering_retrieve=False)
+    formula = {"sum": ["$score", {"mult": [0.5, "n"]}]}
+    body = {"prefetch": QUERY | {"limit": 5}, "query": {"formula": formula}}
+    message = (
+        'Bad request: Index required but not found for "n" of one of the following types: '
+        "[float, integer]. Help: Create an index for this key or use a different formula "
+        "expression."
+    )
+    refused(api.call("POST", f"{POINTS}/query", body), 400, message)
+    api.result("PUT", f"{PATH}/index?wait=true", {"field_name": "n", "field_schema": "integer"})
+    assert len(api.result("POST", f"{POINTS}/query", body)["points"]) == 5
+
+
 def test_filter_max_conditions(api: Api, collection: str) -> None:
     strict(api, filter_max_conditions=2)
     two = {"must": [{"key": "n", "range": {"gte": 1}}, {"key": "city", "match": {"value": "x"}}]}
