@@ -171,6 +171,16 @@ def test_matrix_counts_sample_times_limit(api: Api, collection: str) -> None:
     refused(answer, 400, limit_message(20, 15, "limit"))
 
 
+def test_facet_limit_and_exact(api: Api, collection: str) -> None:
+    api.result("PUT", f"{PATH}/index?wait=true", {"field_name": "city", "field_schema": "keyword"})
+    strict(api, max_query_limit=2, search_allow_exact=False)
+    assert len(api.result("POST", f"{PATH}/facet", {"key": "city", "limit": 2})["hits"]) == 2
+    answer = api.call("POST", f"{PATH}/facet", {"key": "city", "limit": 3})
+    refused(answer, 400, limit_message(3, 2, "limit"))
+    answer = api.call("POST", f"{PATH}/facet", {"key": "city", "limit": 2, "exact": True})
+    refused(answer, 400, "Bad request: Exact search disabled!. Help: Set exact=false.")
+
+
 def test_max_timeout(api: Api, collection: str) -> None:
     strict(api, max_timeout=2)
     assert api.call("POST", f"{POINTS}/query?timeout=2", QUERY)[0] == 200

@@ -83,7 +83,8 @@ async def facet(
 ) -> Response:
     limit = check_limit("limit", body.limit, settings)
     flt = parse_filter(body.filter)
-    strict_mode.check_read(collection, request.query_params, flt=flt, limit=limit)
+    wire = request.query_params
+    strict_mode.check_read(collection, wire, flt=flt, limit=limit, exact=body.exact)
     counts = await run_cpu(request, collection.facet_counts, body.key, flt)
     hits = [{"value": hit.value, "count": hit.count} for hit in top_hits(counts, limit)]
     return ok(request, {"hits": hits})
