@@ -139,18 +139,15 @@ def check_queries(
     batch: bool = False,
 ) -> None:
     """Search, query, recommend and discover requests (each query with its prefetches);
-    ``wire`` is the request's query string (its ``timeout``)."""
+    ``wire`` is the request's query string (its ``timeout``). Qdrant's order: batch
+    size, each request, timeout; the rate limit last, once nothing else refused it."""
     config = active(collection)
     if config is None:
         return
-    check_timeout(wire, config)
     if batch:
         check_limit(len(queries), config.search_max_batchsize, "search batch size")
-    cost = 0
-    for query in queries:
-        for node in _stages(query):
-            _check_stage(collection, node, config)
-            cost += _search_cost(node)
+    cost = _check_stages(collection, queries, config)
+    check_timeout(wire, config)
     take(collection, config, "Read", cost)
 
 
@@ -162,14 +159,11 @@ def check_groups(
     config = active(collection)
     if config is None:
         return
-    check_timeout(wire, config)
     check_limit(group.limit * group.group_size, config.max_query_limit, "limit")
     if config.unindexed_filtering_retrieve is False:
         _check_group_key(collection, group.group_by)
-    cost = 0
-    for node in _stages(group.query):
-        _check_stage(collection, node, config)
-        cost += _search_cost(node)
+    cost = _check_stages(collection, [group.query], config)
+    check_timeout(wire, config)
     take(collection, config, "Read", cost)
 
 
@@ -180,9 +174,9 @@ def check_matrix(
     config = active(collection)
     if config is None:
         return
-    check_timeout(wire, config)
     check_limit(request.sample * request.limit, config.max_query_limit, "limit")
     _check_filter(collection, request.filter, config.unindexed_filtering_retrieve, config)
+    check_timeout(wire, config)
     take(collection, config, "Read", request.sample + filter_conditions(request.filter))
 
 
@@ -201,10 +195,10 @@ def check_read(
     config = active(collection)
     if config is None:
         return
-    check_timeout(wire, config)
     check_limit(limit, config.max_query_limit, "limit")
     _check_filter(collection, flt, config.unindexed_filtering_retrieve, config)
     check_exact(bool(exact), config)
+    check_timeout(wire, config)
     cost = points if points is not None else 1 + filter_conditions(flt)
     take(collection, config, "Read", cost)
 
@@ -427,6 +421,18 @@ def _stages(query: Query) -> Iterator[Query]:
     yield query
     for stage in query.prefetch:
         yield from _stages(stage)
+
+
+def _check_stages(
+    collection: CollectionHandle, queries: Sequence[Query], config: StrictModeConfig
+) -> int:
+    """Check every stage of ``queries``; their read cost."""
+    cost = 0
+    for query in queries:
+        for stage in _stages(query):
+            _check_stage(collection, stage, config)
+            cost += _search_cost(stage)
+    return cost
 
 
 def _check_stage(collection: CollectionHandle, query: Query, config: StrictModeConfig) -> None:
