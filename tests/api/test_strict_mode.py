@@ -17,7 +17,7 @@ from qdrant_client.http import models
 from server.engine import strict_mode
 from server.engine.filter_stats import condition_size, filter_conditions, unindexed_key
 from server.engine.filters import parse_filter
-from server.engine.rate_limit import TokenBucket
+from server.engine.rate_limit import RateLimits, TokenBucket
 from server.errors import RateLimited, StrictModeViolation
 from tests.helpers.api import Api, create_items, make_client
 
@@ -95,6 +95,15 @@ def test_create_stores_every_field_and_info_parses_with_qdrant_client(tmp_path: 
     parsed = models.StrictModeConfigOutput.model_validate(shown)
     assert parsed.model_dump(exclude_none=True) == FULL_CONFIG
     models.CollectionInfo.model_validate(info)
+
+
+def test_the_body_qdrant_client_sends_is_accepted(api: Api) -> None:
+    sent = models.CreateCollection(
+        vectors=models.VectorParams(size=4, distance=models.Distance.DOT),
+        strict_mode_config=models.StrictModeConfig(**FULL_CONFIG),
+    ).model_dump(mode="json", exclude_none=True)
+    api.result("PUT", PATH, sent)
+    assert api.result("GET", PATH)["config"]["strict_mode_config"] == FULL_CONFIG
 
 
 def test_a_new_collection_shows_strict_mode_disabled(api: Api, collection: str) -> None:
@@ -517,6 +526,15 @@ def test_a_bucket_refills_at_its_rate_per_minute() -> None:
         bucket.take(5, "Read")
     clock.now = 5.0
     bucket.take(5, "Read")
+
+
+def test_a_new_rate_starts_a_full_bucket() -> None:
+    limits, owner = RateLimits(), Clock()  # any object can own buckets
+    limits.take(owner, "Write", 2, 2)
+    with pytest.raises(RateLimited, match="Write rate limit exceeded: Operation requires 1"):
+        limits.take(owner, "Write", 2, 1)
+    limits.take(owner, "Write", 3, 3)  # the PATCHed rate: a new bucket, full
+    limits.take(owner, "Read", 3, 3)  # reads and writes are counted apart
 
 
 def test_filter_statistics_count_as_qdrant() -> None:
