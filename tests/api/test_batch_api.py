@@ -99,3 +99,27 @@ def test_a_malformed_operation_writes_nothing(named: Api, bad: dict[str, Any]) -
 def test_an_empty_batch_is_an_empty_answer(named: Api) -> None:
     status, answer = batch(named)
     assert (status, answer["result"]) == (200, [])
+
+
+def test_strict_mode_holds_for_vector_updates_and_each_batch_operation(api: Api) -> None:
+    create_named(api)
+    strict = {"enabled": True, "upsert_max_batchsize": 1, "unindexed_filtering_update": False}
+    api.result("PATCH", C, {"strict_mode_config": strict})
+    two = {
+        "points": [{"id": 1, "vector": {"a": [5.0, 5.0]}}, {"id": 2, "vector": {"a": [5.0, 5.0]}}]
+    }
+    status, answer = api.put(f"{C}/points/vectors", two)
+    assert status == 400 and "update limit" in answer["status"]["error"]
+    by_filter = {"filter": {"must": [{"key": "k", "match": {"value": 1}}]}, "vector": ["a"]}
+    assert api.post(f"{C}/points/vectors/delete", by_filter)[0] == 400
+    status, _ = batch(
+        api,
+        {"set_payload": {"payload": {"seen": True}, "points": [1]}},
+        {"update_vectors": two},
+    )
+    assert status == 400
+    assert payloads_of(api, 1) == {1: {"k": 1}}
+    assert vectors_of(api, 1, 2) == {
+        1: {"a": [1.0, 0.0], "b": [1.0, 1.0, 1.0]},
+        2: {"a": [0.0, 1.0]},
+    }

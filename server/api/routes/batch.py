@@ -2,7 +2,8 @@
 
 Qdrant's semantics, which local mode (``QdrantClient(":memory:")``) shares: every
 operation is parsed and validated first (shapes, ids, filters, vectors against the
-config), so a malformed batch is a 4xx and writes nothing. Then the operations run in
+config, strict mode as its own route checks it), so a malformed batch is a 4xx and
+writes nothing. Then the operations run in
 order, each its own durable write with its own operation id; the first that fails
 (a missing point, an unknown vector name to delete) stops the batch and its error is
 the answer, while the operations before it stay applied.
@@ -25,19 +26,24 @@ from server.api.routing import OrjsonRoute
 from server.api.schemas import (
     ClearPayloadOperation,
     DeleteOperation,
+    DeletePayload,
     DeletePayloadOperation,
     DeleteVectorsOperation,
     OverwritePayloadOperation,
     PointsBatch,
     PointsList,
+    PointsSelector,
+    SetPayload,
     SetPayloadOperation,
     UpdateOperation,
     UpdateOperations,
     UpdateVectorsOperation,
     UpsertOperation,
 )
+from server.engine import strict_mode
 from server.engine.filters import parse_filter
 from server.engine.protocols import CollectionHandle
+from server.engine.requests import PointsSelection
 from server.errors import BadRequest
 from server.settings import Settings
 
@@ -62,35 +68,48 @@ async def batch_update(
 
 
 def prepare(operation: UpdateOperation, collection: CollectionHandle, settings: Settings) -> Write:
-    """One operation parsed and validated into the write that applies it."""
+    """One operation parsed and validated (strict mode as its own route checks it) into
+    the write that applies it."""
     if isinstance(operation, UpsertOperation):
         return _prepare_upsert(operation.upsert, collection, settings)
     if isinstance(operation, UpdateVectorsOperation):
         return prepare_update_vectors(operation.update_vectors, collection, settings, check=True)
     if isinstance(operation, DeleteVectorsOperation):
         return prepare_delete_vectors(operation.delete_vectors, collection, settings)
-    if isinstance(operation, DeleteOperation | ClearPayloadOperation):
-        body = (
-            operation.delete if isinstance(operation, DeleteOperation) else operation.clear_payload
-        )
-        chosen = selection(body.points, body.filter, settings)
-        if isinstance(operation, DeleteOperation):
-            return partial(collection.delete, chosen)
+    if isinstance(operation, DeleteOperation):
+        chosen = _selected(operation.delete, collection, settings)
+        return partial(collection.delete, chosen)
+    if isinstance(operation, ClearPayloadOperation):
+        chosen = _selected(operation.clear_payload, collection, settings)
         return partial(collection.clear_payload, chosen)
     if isinstance(operation, SetPayloadOperation):
         given = operation.set_payload
-        chosen = selection(given.points, given.filter, settings)
+        chosen = _selected(given, collection, settings, adds_payload=True)
         return partial(collection.set_payload, given.payload, chosen, given.key)
     if isinstance(operation, OverwritePayloadOperation):
         given = operation.overwrite_payload
         if given.key is not None:
             raise BadRequest("Wrong input: `key` is not allowed when overwriting a payload")
-        chosen = selection(given.points, given.filter, settings)
+        chosen = _selected(given, collection, settings, adds_payload=True)
         return partial(collection.overwrite_payload, given.payload, chosen)
     assert isinstance(operation, DeletePayloadOperation)
     removed = operation.delete_payload
-    chosen = selection(removed.points, removed.filter, settings)
-    return partial(collection.delete_payload, removed.keys, chosen)
+    return partial(
+        collection.delete_payload, removed.keys, _selected(removed, collection, settings)
+    )
+
+
+def _selected(
+    body: PointsSelector | SetPayload | DeletePayload,
+    collection: CollectionHandle,
+    settings: Settings,
+    *,
+    adds_payload: bool = False,
+) -> PointsSelection:
+    """The points an operation selects (ids or a filter), checked against strict mode."""
+    chosen = selection(body.points, body.filter, settings)
+    strict_mode.check_write(collection, chosen, adds_payload)
+    return chosen
 
 
 def _prepare_upsert(
@@ -99,6 +118,7 @@ def _prepare_upsert(
     ids, vectors, payloads = upsert_columns(body, settings)
     update_filter = parse_filter(body.update_filter)
     embed_upsert(vectors, vector_names(collection.config))
+    strict_mode.check_upsert(collection, vectors)
     collection.check_vectors(list(vectors))
     return partial(
         collection.upsert,

@@ -27,6 +27,7 @@ from server.api.schemas import (
     SparseVectorNameConfig,
     UpdateVectors,
 )
+from server.engine import strict_mode
 from server.engine.config_requests import with_vector_name, without_vector_name
 from server.engine.filters import parse_filter
 from server.engine.protocols import CollectionHandle
@@ -62,7 +63,7 @@ async def delete_vectors(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    write = prepare_delete_vectors(body, collection, settings)
+    write = await run_cpu(request, prepare_delete_vectors, body, collection, settings)
     return update_result(request, await run_cpu(request, write), wait)
 
 
@@ -99,12 +100,14 @@ async def delete_vector_name(
 def prepare_update_vectors(
     body: UpdateVectors, collection: CollectionHandle, settings: Settings, *, check: bool
 ) -> Write:
-    """Ids and filter parsed, documents embedded; with ``check`` the vectors are
-    validated now (the write validates them again, before writing anything)."""
+    """Ids and filter parsed, documents embedded, strict mode checked; with ``check``
+    the vectors are validated now (the write validates them again, before writing
+    anything)."""
     ids = point_ids([point.id for point in body.points], settings)
     raws = [point.vector for point in body.points]
     update_filter = parse_filter(body.update_filter)
     embed_upsert(raws, vector_names(collection.config))
+    strict_mode.check_update_vectors(collection, raws)
     points = list(zip(ids, raws, strict=True))
     if check:
         collection.check_vectors(merge_vector_updates(points)[1])
@@ -114,9 +117,10 @@ def prepare_update_vectors(
 def prepare_delete_vectors(
     body: DeleteVectors, collection: CollectionHandle, settings: Settings
 ) -> Write:
-    """The selection and the names parsed; whether each name exists is checked when it
-    runs, after the selection (Qdrant's order)."""
+    """The selection and the names parsed, strict mode checked; whether each name exists
+    is checked when it runs, after the selection (Qdrant's order)."""
     chosen = selection(body.points, body.filter, settings)
     if not body.vector:
         raise InvalidVector("Validation error in JSON body: [vector: must specify vector names]")
+    strict_mode.check_write(collection, chosen)
     return partial(collection.delete_vectors, chosen, list(body.vector))
