@@ -31,6 +31,7 @@ from server.api.routes import (
     points,
     query,
     recommend,
+    service,
     snapshots,
 )
 from server.catalog import open_engine
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (admin, collections, points, bulk, query, recommend, groups, jobs, leanvec, snapshots)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(service.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)
     app.add_middleware(

@@ -101,6 +101,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): ANY,
     ("GET", "/docs/oauth2-redirect"): ANY,
     ("GET", "/redoc"): ANY,
+    ("GET", "/telemetry"): ANY,  # filtered to the caller's collections
+    ("GET", "/cluster"): GLOBAL_READ,
+    ("GET", f"{C}/cluster"): READ,
+    ("GET", f"{C}/optimizations"): READ,
+    ("GET", "/issues"): ANY,  # Quiver tracks no issue yet: the list is empty for all
+    ("DELETE", "/issues"): MANAGE,
     # collections
     ("GET", "/collections"): ANY,  # filtered to the caller's collections
     ("GET", C): READ,
