@@ -162,6 +162,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/snapshots/upload"): Rule(Need.MANAGE, Body.MULTIPART),
     ("GET", f"{C}/snapshots/{{snapshot_name}}"): READ,
     ("DELETE", f"{C}/snapshots/{{snapshot_name}}"): WRITE,
+    ("POST", f"{C}/shards/{{shard_id}}/snapshots"): WRITE_JSON,
+    ("GET", f"{C}/shards/{{shard_id}}/snapshots"): READ,
+    ("PUT", f"{C}/shards/{{shard_id}}/snapshots/recover"): MANAGE_JSON,
+    ("POST", f"{C}/shards/{{shard_id}}/snapshots/upload"): Rule(Need.MANAGE, Body.MULTIPART),
+    ("GET", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): READ,
+    ("DELETE", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): WRITE,
+    # full-storage snapshots: every collection's data, so global grants only
+    ("POST", "/snapshots"): MANAGE_JSON,
+    ("GET", "/snapshots"): GLOBAL_READ,
+    ("GET", "/snapshots/{snapshot_name}"): GLOBAL_READ,
+    ("DELETE", "/snapshots/{snapshot_name}"): MANAGE,
 }
 
 
