@@ -230,12 +230,12 @@ def _collection_families(engine: Any) -> Iterator[Metric]:
     for name in names:
         try:
             collection = engine.get(name)
-            info = collection.info()
+            points_count = collection.count(None)
             counts = vector_counts(collection)
             running += sum(1 for job in collection.jobs() if job["state"] == "running")
         except Exception:  # deleted while scraping
             continue
-        points.add_metric([name], info.points_count)
+        points.add_metric([name], points_count)
         for vector, count in counts.items():
             vectors.add_metric([name, vector], count)
         total_vectors += sum(counts.values())
