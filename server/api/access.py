@@ -168,6 +168,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/shards/{{shard_id}}/snapshots/upload"): Rule(Need.MANAGE, Body.MULTIPART),
     ("GET", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): READ,
     ("DELETE", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): WRITE,
+    ("GET", f"{C}/shards/{{shard_id}}/snapshot"): READ,
     # full-storage snapshots: every collection's data, so global grants only
     ("POST", "/snapshots"): MANAGE_JSON,
     ("GET", "/snapshots"): GLOBAL_READ,

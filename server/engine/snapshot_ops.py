@@ -69,8 +69,26 @@ def shard_folder(engine: Engine, name: str, shard: int) -> Path:
 
 
 def create_shard_snapshot(engine: Engine, name: str, shard: int) -> SnapshotDescription:
+    return create_shard_snapshot_in(engine, name, shard, shard_folder(engine, name, shard))
+
+
+def stream_shard_snapshot(engine: Engine, name: str, shard: int) -> Path:
+    """A fresh snapshot of one shard in a temporary folder of its own, for a download
+    that is not kept (``GET .../shards/{i}/snapshot``): the caller removes the folder
+    (a leftover is removed at the next start)."""
+    work = engine.snapshots_root / f".tmp-stream-{uuid.uuid4().hex}"
+    try:
+        written = create_shard_snapshot_in(engine, name, shard, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return work / written.name
+
+
+def create_shard_snapshot_in(
+    engine: Engine, name: str, shard: int, folder: Path
+) -> SnapshotDescription:
     collection = _shard(engine, name, shard)
-    folder = shard_folder(engine, name, shard)
     if isinstance(collection, ShardSnapshots):
         return collection.write_shard_snapshot(shard, folder)
     return collection.write_snapshot(folder)

@@ -274,6 +274,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("DELETE", "/collections/{name}/shards/{shard_id}/snapshots/{snapshot_name}"): Sample(
         "write", "DELETE", f"{ITEMS}/shards/0/snapshots/{{shard_snapshot}}"
     ),
+    ("GET", "/collections/{name}/shards/{shard_id}/snapshot"): Sample(
+        "read", "GET", f"{ITEMS}/shards/0/snapshot"
+    ),
     ("POST", "/snapshots"): Sample("manage", "POST", "/snapshots"),
     ("GET", "/snapshots"): Sample("global read", "GET", "/snapshots"),
     ("GET", "/snapshots/{snapshot_name}"): Sample(

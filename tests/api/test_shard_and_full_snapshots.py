@@ -65,11 +65,24 @@ def test_shard_zero_of_a_single_node_collection_round_trips(api: Api, collection
     assert api.result("GET", path) == []
 
 
+def test_a_streamed_shard_snapshot_recovers_and_is_not_kept(api: Api, collection: str) -> None:
+    before = state(api, collection)
+    response = api.client.get(f"/collections/{collection}/shards/0/snapshot")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert api.result("GET", f"/collections/{collection}/shards/0/snapshots") == []
+    api.result("POST", f"/collections/{collection}/points/delete?wait=true", {"filter": {}})
+    status, answer = upload(api, f"/collections/{collection}/shards/0/snapshots", response.content)
+    assert (status, answer["result"]) == (200, True)
+    assert state(api, collection) == before
+
+
 def test_an_unknown_shard_is_404(api: Api, collection: str) -> None:
     for method, path in [
         ("GET", f"/collections/{collection}/shards/1/snapshots"),
         ("POST", f"/collections/{collection}/shards/1/snapshots"),
         ("GET", "/collections/missing/shards/0/snapshots"),
+        ("GET", f"/collections/{collection}/shards/2/snapshot"),
     ]:
         status, answer = api.call(method, path)
         assert status == 404, answer

@@ -12,6 +12,7 @@ recovered from there.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -186,6 +187,18 @@ async def delete_shard_snapshot(
     await run_cpu(request, snapshot_ops.shard_snapshot_path, engine, name, shard_id, snapshot_name)
     work = partial(snapshot_ops.delete_shard_snapshot, engine, name, shard_id, snapshot_name)
     return await _answer(request, wait, work, _true)
+
+
+@router.get(f"{S}/snapshot")
+async def stream_shard_snapshot(
+    request: Request, name: str, shard_id: int, engine: EngineDep
+) -> Response:
+    """The shard's current state as a snapshot file, taken for this download only."""
+    path = await run_cpu(request, snapshot_ops.stream_shard_snapshot, engine, name, shard_id)
+    cleanup = BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=path.name, background=cleanup
+    )
 
 
 # -- full-storage snapshots ------------------------------------------------------
