@@ -7,7 +7,9 @@ collections, and the whole storage (Qdrant's shard and full-storage snapshots).
 * A sharded collection's collection snapshot is a bundle of its shards' snapshots with
   its config (``storage/snapshots.py``). Recovering one verifies the whole bundle first,
   then (re)creates the collection with the bundle's config and recovers each shard:
-  each shard is swapped in atomically, the collection as a whole is not.
+  each shard is swapped in atomically, the collection as a whole is not. A single-node
+  snapshot recovered over a sharded collection replaces it atomically (``Engine.recover``);
+  the old shards' folders are then removed at the next start (``clean_orphans``).
 * A full-storage snapshot (``<data_dir>/snapshots/*.snapshot``) bundles every
   collection's snapshot. As in Qdrant it is recovered only while the server is not
   serving: ``python -m server.storage_restore ARCHIVE`` before the server starts
