@@ -105,7 +105,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/cluster"): GLOBAL_READ,
     ("GET", f"{C}/cluster"): READ,
     ("GET", f"{C}/optimizations"): READ,
-    ("GET", "/issues"): ANY,  # Quiver tracks no issue yet: the list is empty for all
+    ("GET", "/issues"): ANY,  # filtered to the caller's collections
     ("DELETE", "/issues"): MANAGE,
     # collections
     ("GET", "/collections"): ANY,  # filtered to the caller's collections

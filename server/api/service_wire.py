@@ -15,7 +15,11 @@ shard number in the upper half of a segment's), reversible and stable across res
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,6 +29,7 @@ from server.api.metrics import Metrics, OperationStats, vector_counts
 from server.api.routes.admin import quiver_version
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.results import SegmentInfo
+from server.errors import QuiverError
 
 Json = dict[str, Any]
 PEER_ID = 0
@@ -316,3 +321,91 @@ def _job_durations(jobs: Iterable[JobWire]) -> OperationStats:
         if job["state"] in ("done", "failed") and job["started"] and job["finished"]:
             stats.add(job["finished"] - job["started"], job["state"] == "failed", job["finished"])
     return stats
+
+
+# -- issues --------------------------------------------------------------------
+
+MANY_COLLECTIONS = 30
+DENSITY_THRESHOLD = 300 / MANY_COLLECTIONS
+"""Qdrant's ``TooManyCollections`` rule: more than 30 collections holding, on average,
+fewer than 10 points per collection per collection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One of Qdrant's ``IssueRecord``s; ``collection`` is None for a storage-wide one."""
+
+    id: str
+    collection: str | None
+    description: str
+    solution: Json
+
+
+class IssueBoard:
+    """Performance and health issues found in the collections' current state (Quiver
+    records none from requests): too many sparse collections (Qdrant's rule) and
+    collections whose builds failed for good. ``clear`` hides the issues found so far
+    until their condition ends; one that comes back is reported again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first_seen: dict[str, float] = {}
+        self._cleared: set[str] = set()
+
+    def report(self, collections: Sequence[CollectionHandle], visible: set[str] | None) -> Json:
+        """``visible``: the collections a collection-scoped caller may see (None: all,
+        with the storage-wide issues too)."""
+        found = find_issues(collections)
+        now = time.time()
+        with self._lock:
+            current = {issue.id for issue in found}
+            self._cleared &= current
+            self._first_seen = {i: self._first_seen.get(i, now) for i in current}
+            shown = [issue for issue in found if issue.id not in self._cleared]
+            stamps = dict(self._first_seen)
+        if visible is not None:
+            shown = [i for i in shown if i.collection is not None and i.collection in visible]
+        return {"issues": [_issue_record(issue, stamps[issue.id]) for issue in shown]}
+
+    def clear(self, collections: Sequence[CollectionHandle]) -> None:
+        with self._lock:
+            self._cleared = {issue.id for issue in find_issues(collections)}
+
+
+def find_issues(collections: Sequence[CollectionHandle]) -> list[Issue]:
+    infos = []
+    for collection in collections:
+        with suppress(QuiverError):  # deleted meanwhile
+            infos.append((collection.name, collection.info()))
+    issues = [_failed_builds(name, info) for name, info in infos if info.status == "red"]
+    average = sum(info.points_count for _, info in infos) / max(1, len(infos))
+    if len(infos) > MANY_COLLECTIONS and average / len(infos) < DENSITY_THRESHOLD:
+        issues.insert(0, Issue(
+            "/TOO_MANY_COLLECTIONS", None,
+            "It looks like you have too many collections. If your architecture creates "
+            "collections programmatically, it is probably better to keep a fixed number "
+            "of them and tell tenants apart with a payload field (an `is_tenant` index).",
+            {"refactor": "Restructure your usage into a fixed number of collections"},
+        ))  # fmt: skip
+    return issues
+
+
+def _failed_builds(name: str, info: Any) -> Issue:
+    error = info.optimizer_status.get("error") if isinstance(info.optimizer_status, dict) else None
+    return Issue(
+        f"/{name}/OPTIMIZATION_FAILED", name,
+        f"Index builds of collection '{name}' failed and are no longer retried: {error}",
+        {"refactor": (
+            f"Fix the cause, then change the collection's config (PATCH /collections/{name}) "
+            "so the failed builds are tried again; until then they are searched exactly"
+        )},
+    )  # fmt: skip
+
+
+def _issue_record(issue: Issue, first_seen: float) -> Json:
+    return {
+        "id": issue.id,
+        "description": issue.description,
+        "solution": issue.solution,
+        "timestamp": datetime.fromtimestamp(first_seen, UTC).isoformat(),
+    }

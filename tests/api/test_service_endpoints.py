@@ -5,15 +5,19 @@ qdrant-client's own REST models and against a collection whose contents are know
 
 from __future__ import annotations
 
+import time
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from qdrant_client.common.version_check import is_compatible
 from qdrant_client.http import models
 
 from server.cluster.shards import shard_of
+from server.engine import build_worker
+from server.engine.collection import Collection
 from tests.helpers.api import Api, create_items, wait_green
 
 
@@ -186,9 +190,51 @@ def test_optimizations_refuse_an_unknown_with_value(api: Api, collection: str) -
 # -- issues ---------------------------------------------------------------------
 
 
-def test_issues_list_is_empty_and_clearing_it_answers_true(api: Api, collection: str) -> None:
+def test_issues_list_is_empty_while_nothing_is_wrong(api: Api, collection: str) -> None:
     assert api.result("GET", "/issues") == {"issues": []}
     assert api.result("DELETE", "/issues") is True
+
+
+def test_too_many_sparse_collections_is_an_issue_until_cleared(api: Api) -> None:
+    body = {"vectors": {"size": 2, "distance": "Dot"}}
+    for i in range(31):
+        api.result("PUT", f"/collections/c{i}", body)
+    [issue] = api.result("GET", "/issues")["issues"]
+    assert issue["id"] == "/TOO_MANY_COLLECTIONS"
+    assert set(issue) == {"id", "description", "solution", "timestamp"}
+    assert "refactor" in issue["solution"]
+    assert api.result("GET", "/issues")["issues"] == [issue]  # first seen, not re-stamped
+    assert api.result("DELETE", "/issues") is True
+    assert api.result("GET", "/issues")["issues"] == []
+    api.result("DELETE", "/collections/c0")
+    assert api.result("GET", "/issues")["issues"] == []  # the condition ended
+    api.result("PUT", "/collections/c0", body)
+    assert [i["id"] for i in api.result("GET", "/issues")["issues"]] == ["/TOO_MANY_COLLECTIONS"]
+
+
+def test_a_collection_whose_builds_failed_for_good_is_an_issue(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Collection, "run_task", broken)
+    monkeypatch.setattr(build_worker, "RETRY_BASE_S", 0.01)
+    name = "broken"
+    body = {
+        "vectors": {"size": 4, "distance": "Dot"},
+        "optimizers_config": {"indexing_threshold": 10},
+    }
+    api.result("PUT", f"/collections/{name}", body)
+    batch = [{"id": i, "vector": [float(i), 1, 0, 0]} for i in range(30)]
+    api.result("PUT", f"/collections/{name}/points?wait=true", {"points": batch})
+    deadline = time.monotonic() + 30
+    while api.result("GET", f"/collections/{name}")["status"] != "red":
+        assert time.monotonic() < deadline, "the collection never turned red"
+        time.sleep(0.05)
+    [issue] = api.result("GET", "/issues")["issues"]
+    assert issue["id"] == f"/{name}/OPTIMIZATION_FAILED"
+    assert "disk on fire" in issue["description"]
 
 
 # -- metrics under Qdrant's names ------------------------------------------------

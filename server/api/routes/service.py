@@ -5,9 +5,9 @@ The answers are built in ``server/api/service_wire.py`` from the engine, the bui
 worker's jobs and the request statistics of ``server/api/metrics.py``. ``/cluster`` is
 ``{"status": "disabled"}``, as Qdrant answers without distributed mode: Quiver has one
 API node and no consensus, even when its shards run as Ray actors (those are listed by
-``/collections/{name}/cluster`` as this node's local shards). ``/issues`` lists what
-Quiver tracks as a performance issue: nothing yet, so the list is empty and
-``DELETE /issues`` has nothing to clear.
+``/collections/{name}/cluster`` as this node's local shards). ``/issues`` reports what
+the collections' state shows (``service_wire.IssueBoard``); Quiver does not record
+issues from requests (Qdrant's unindexed-field issue), so that kind never appears.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from server.api import service_wire
-from server.api.access import visible_collections
+from server.api.access import FULL, GRANT_STATE, Grant, visible_collections
 from server.api.deps import CollectionDep, EngineDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
+from server.engine.engine import Engine
+from server.engine.protocols import CollectionHandle
 from server.errors import BadRequest, CollectionNotFound
 
 router = APIRouter(tags=["service"], route_class=OrjsonRoute)
@@ -45,12 +47,8 @@ async def telemetry(
     names = visible_collections(request, engine.names())
 
     def build() -> dict[str, Any]:
-        collections = []
-        for name in names:
-            with suppress(CollectionNotFound):  # deleted meanwhile
-                collections.append(engine.get(name))
         return service_wire.telemetry(
-            collections,
+            _collections(engine, names),
             request.app.state.metrics,
             request.app.state.settings,
             details_level,
@@ -90,10 +88,37 @@ async def collection_optimizations(
 
 
 @router.get("/issues")
-async def get_issues(request: Request) -> Response:
-    return ok(request, {"issues": []})
+async def get_issues(request: Request, engine: EngineDep) -> Response:
+    """A collection-scoped caller sees the issues of its own collections only."""
+    visible = set(visible_collections(request, engine.names()))
+    scoped = None if _is_global(request) else visible
+    collections = _collections(engine, sorted(visible))
+    board = _issue_board(request)
+    return ok(request, await run_cpu(request, board.report, collections, scoped))
 
 
 @router.delete("/issues")
-async def clear_issues(request: Request) -> Response:
+async def clear_issues(request: Request, engine: EngineDep) -> Response:
+    board = _issue_board(request)
+    await run_cpu(request, board.clear, _collections(engine, engine.names()))
     return ok(request, True)
+
+
+def _issue_board(request: Request) -> service_wire.IssueBoard:
+    board: service_wire.IssueBoard | None = getattr(request.app.state, "issue_board", None)
+    if board is None:
+        board = request.app.state.issue_board = service_wire.IssueBoard()
+    return board
+
+
+def _is_global(request: Request) -> bool:
+    grant: Grant = getattr(request.state, GRANT_STATE, FULL)
+    return grant.global_mode is not None
+
+
+def _collections(engine: Engine, names: list[str]) -> list[CollectionHandle]:
+    found = []
+    for name in names:
+        with suppress(CollectionNotFound):  # deleted meanwhile
+            found.append(engine.get(name))
+    return found
