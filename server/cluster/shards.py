@@ -68,7 +68,8 @@ from server.engine.vectors import (
     vector_name,
 )
 from server.errors import PointNotFound
-from server.storage.snapshots import SnapshotDescription, write_bundle
+from server.storage.snapshot_bundles import write_bundle
+from server.storage.snapshots import SnapshotDescription
 
 T = TypeVar("T")
 P = ParamSpec("P")

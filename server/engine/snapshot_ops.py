@@ -5,7 +5,7 @@ collections, and the whole storage (Qdrant's shard and full-storage snapshots).
   single-node collection is one shard, 0: its shard snapshot is a collection snapshot.
   A sharded collection's shard ``i`` is written and recovered by that shard's engine.
 * A sharded collection's collection snapshot is a bundle of its shards' snapshots with
-  its config (``storage/snapshots.py``). Recovering one verifies the whole bundle first,
+  its config (``storage/snapshot_bundles.py``). Recovering one verifies the whole bundle first,
   then (re)creates the collection with the bundle's config and recovers each shard:
   each shard is swapped in atomically, the collection as a whole is not. A single-node
   snapshot recovered over a sharded collection replaces it atomically (``Engine.recover``);
@@ -30,6 +30,7 @@ from server.engine.config import CollectionConfig
 from server.engine.engine import Engine, validate_collection_name
 from server.engine.protocols import CollectionHandle
 from server.errors import InvalidSnapshot, NotFound, SnapshotNotFound
+from server.storage import snapshot_bundles as bundles
 from server.storage import snapshots
 from server.storage.snapshots import SnapshotDescription
 
@@ -140,12 +141,12 @@ def recover_shard(
 
 def recover_collection(engine: Engine, name: str, archive: Path, checksum: str | None) -> None:
     """Recover collection ``name`` from a single-node snapshot or a sharded bundle."""
-    if not snapshots.is_bundle(archive):
+    if not bundles.is_bundle(archive):
         engine.recover(name, archive, checksum)
         return
     temp = engine.snapshots_root / f".tmp-{uuid.uuid4().hex}"
     try:
-        bundle = snapshots.extract_bundle(archive, temp, checksum)
+        bundle = bundles.extract_bundle(archive, temp, checksum)
         if bundle.kind != "sharded":
             raise InvalidSnapshot(
                 "a full-storage snapshot is recovered only before the server starts "
@@ -156,7 +157,7 @@ def recover_collection(engine: Engine, name: str, archive: Path, checksum: str |
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _recover_sharded(engine: Engine, name: str, bundle: snapshots.Bundle) -> None:
+def _recover_sharded(engine: Engine, name: str, bundle: bundles.Bundle) -> None:
     config = _bundle_config(bundle)
     shards = [f"shards/{i}.snapshot" for i in range(config.shard_number)]
     if sorted(bundle.members) != sorted(shards):
@@ -177,7 +178,7 @@ def _recover_sharded(engine: Engine, name: str, bundle: snapshots.Bundle) -> Non
     log.info("sharded snapshot recovered", extra={"collection": name})
 
 
-def _bundle_config(bundle: snapshots.Bundle) -> CollectionConfig:
+def _bundle_config(bundle: bundles.Bundle) -> CollectionConfig:
     try:
         return CollectionConfig.model_validate(bundle.meta.get("config"))
     except ValidationError as exc:
@@ -197,7 +198,7 @@ def create_full_snapshot(engine: Engine) -> SnapshotDescription:
             written = engine.get(name).write_snapshot(work / name)
             parts.append((f"collections/{name}.snapshot", work / name / written.name))
         meta = {"collections": names}
-        return snapshots.write_bundle(engine.snapshots_root, FULL_PREFIX, "storage", parts, meta)
+        return bundles.write_bundle(engine.snapshots_root, FULL_PREFIX, "storage", parts, meta)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -223,7 +224,7 @@ def restore_storage(engine: Engine, archive: Path) -> list[str]:
     collections of the same name; others stay); returns the names recovered."""
     temp = engine.snapshots_root / f".tmp-{uuid.uuid4().hex}"
     try:
-        bundle = snapshots.extract_bundle(archive, temp)
+        bundle = bundles.extract_bundle(archive, temp)
         if bundle.kind != "storage":
             raise InvalidSnapshot("not a full-storage snapshot")
         names = []
