@@ -15,7 +15,7 @@ from qdrant_client.http import models
 from server.cluster.shards import shard_of
 from server.storage_restore import main as restore_main
 from tests.helpers.api import Api, create_items, make_client
-from tests.helpers.snapshots import state
+from tests.helpers.snapshots import member_offset, state
 
 SHARDED = 3
 
@@ -216,3 +216,16 @@ def test_wait_false_recovery_happens_after_the_answer(api: Api, collection: str)
     )
     assert (response.status_code, response.json()["status"]) == (202, "accepted")
     eventually(lambda: state(api, collection) == before)
+
+
+def test_a_corrupted_sharded_bundle_is_refused_and_changes_nothing(api: Api) -> None:
+    name = create_items(api, shard_number=SHARDED)
+    before = state(api, name)
+    path = f"/collections/{name}/snapshots"
+    data = bytearray(download(api, path, created(api, path)))
+    start, size = member_offset(bytes(data), "shards/1.snapshot")
+    data[start + size // 2] ^= 0xFF
+    status, answer = upload(api, path, bytes(data))
+    assert status == 400, answer
+    assert "shards/1.snapshot" in answer["status"]["error"]
+    assert state(api, name) == before
