@@ -644,7 +644,8 @@ class ShardedCollection:
         answers = list(self._everywhere(call).values())
         for i, q in enumerate(asked):
             spec = specs[q]
-            higher_is_better = self._config.distance_of(spec.using).higher_is_better
+            metric = self._config.distance_of(spec.using)
+            higher_is_better = spec.custom is not None or metric.higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
         return results

@@ -120,7 +120,7 @@ def test_recommend_inside_prefetch(api: Api, collection: str) -> None:
     assert {9, 8} <= set(_ids(fused))
 
 
-def test_explain_names_the_candidate_path(api: Api, collection: str) -> None:
+def test_explain_names_the_walk_or_the_scan(api: Api, collection: str) -> None:
     reco = {"recommend": {"positive": [10], "negative": [1], "strategy": "best_score"}}
     graph = api.result("POST", f"{ITEMS}/points/query", {"query": reco, "explain": True})
     exact = api.result(
@@ -129,7 +129,7 @@ def test_explain_names_the_candidate_path(api: Api, collection: str) -> None:
         {"query": reco, "explain": True, "params": {"exact": True}},
     )
     assert graph["explain"][0]["stage"] == "recommend (best_score)"
-    assert graph["explain"][0]["candidates"] == "graph neighbours of the examples"
+    assert graph["explain"][0]["candidates"] == "graph walk with the custom score"
     assert exact["explain"][0]["candidates"] == "exact scan"
     assert graph["explain"][0]["plans"]
     assert _ids(graph["points"]) == _ids(exact["points"])

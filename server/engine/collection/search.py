@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from index.graph_walk import CustomScore
 from index.metrics import Distance
 from index.multivector import Ragged
 from server.engine.collection.records import RecordReader
@@ -56,7 +57,8 @@ class Searcher:
             if spec.exclude_ids or spec.explain is not None:
                 results[i] = self._search_group([spec], *self._masks_for(spec))[0]
                 continue
-            groups.setdefault((spec.using, spec.params, spec.filter, spec.force), []).append(i)
+            key = (spec.using, spec.params, spec.filter, spec.force, spec.custom is None)
+            groups.setdefault(key, []).append(i)
         for members in groups.values():
             group = [specs[i] for i in members]
             if group[0].filter is None:
@@ -99,6 +101,7 @@ class Searcher:
             estimates=estimates,
             force=first.force,
             explain=first.explain,
+            custom=_customs(specs),
         )
 
     def _queries(
@@ -164,6 +167,12 @@ class Searcher:
             if found is not None:
                 masks[id(found[0])][found[1]] = False
         return masks, estimates
+
+
+def _customs(specs: Sequence[SearchSpec]) -> list[CustomScore] | None:
+    """A group's custom scores (a group is all custom or none: the grouping key)."""
+    customs = [spec.custom for spec in specs if spec.custom is not None]
+    return customs or None
 
 
 def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
