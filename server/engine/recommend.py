@@ -58,6 +58,7 @@ from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
+from server.engine.score_threshold import leading_passing, strictly_past
 from server.engine.sparse_vector import SparseVector
 from server.errors import BadRequest
 
@@ -217,17 +218,10 @@ def _nearest_to_average(
 
 
 def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> list[ScoredPoint]:
-    """The best points up to the first one not past ``score_threshold``. As in Qdrant's
-    local mode (the reference), a custom score must be strictly past it, and the metric
-    says which side is past, even for a custom score: under Euclid or Manhattan only a
-    score below it is, so the walk down the ranking stops at once unless all are."""
-    kept = []
-    for point in points:
-        passes = point.score > threshold if distance.higher_is_better else point.score < threshold
-        if not passes:
-            break
-        kept.append(point)
-    return kept
+    """The best points up to the first one not strictly past ``score_threshold``, the
+    metric saying which side is past even for a custom score (``score_threshold.py``)."""
+    rule = strictly_past(distance.higher_is_better)
+    return points[: leading_passing([point.score for point in points], threshold, rule)]
 
 
 def _resolve(

@@ -58,9 +58,7 @@ def _top(api: Api, query: dict[str, Any], exact: bool) -> list[tuple[Any, float]
     ("kind", "bound"),
     [("best_score", 0.95), ("sum_scores", 0.95), ("discover", 0.9), ("context", 0.9)],
 )
-def test_graph_walk_recall_against_exact(
-    api: Api, indexed: str, kind: str, bound: float
-) -> None:
+def test_graph_walk_recall_against_exact(api: Api, indexed: str, kind: str, bound: float) -> None:
     """Recall counts a walked point as found when it scores at least the exact 10th
     best: a context score is 0 for every point on the right side of all pairs, so its
     top-10 is a tie among many points and ids alone would not say whether it is right."""

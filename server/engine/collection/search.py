@@ -25,6 +25,7 @@ from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
 from server.engine.requests import SearchSpec
 from server.engine.results import ScoredPoint
+from server.engine.score_threshold import passing, strictly_past
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.sparse_vector import SparseVector
 
@@ -181,8 +182,7 @@ def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
 
 def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bool) -> np.ndarray:
     """Which ranked hits each search returns: found, within its offset/limit page, and
-    strictly past its score threshold (as qdrant-client's local mode: a score equal to
-    the threshold is left out, which sparse vectors with zero weights make common)."""
+    strictly past its score threshold (``score_threshold.py``)."""
     k = ranked.rows.shape[1]
     rank = np.arange(k)
     offsets = np.array([s.offset for s in specs])[:, None]
@@ -190,13 +190,8 @@ def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bo
     keep: np.ndarray = (ranked.rows >= 0) & (rank >= offsets) & (rank < offsets + limits)
     thresholds = [s.score_threshold for s in specs]
     if any(t is not None for t in thresholds):
-        # in the scores' own precision, as local mode compares: a threshold of -1e-120
-        # is -0.0 in float32, so a score of 0.0 is not past it
-        raw = [np.nan if t is None else t for t in thresholds]
-        bound = np.array(raw, dtype=ranked.scores.dtype)[:, None]
-        with np.errstate(invalid="ignore"):
-            passes = ranked.scores > bound if higher_is_better else ranked.scores < bound
-        keep &= passes | np.isnan(bound)
+        bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
+        keep &= passing(ranked.scores, bound, strictly_past(higher_is_better)) | np.isnan(bound)
     return keep
 
 
