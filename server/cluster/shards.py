@@ -575,6 +575,23 @@ class ShardedCollection:
             shard
         ]
 
+    def query_vectors_of(
+        self, point_ids: Sequence[PointId], using: str
+    ) -> list[np.ndarray | SparseVector]:
+        """The stored vectors of several points, one call per shard that owns some."""
+        owned: dict[int, list[int]] = {}
+        for i, point_id in enumerate(point_ids):
+            owned.setdefault(shard_of(point_id, self.group.shard_count), []).append(i)
+        calls = {
+            shard: on_collection(Collection.query_vectors_of, [point_ids[i] for i in at], using)
+            for shard, at in owned.items()
+        }
+        answers = self.group.call(calls)
+        found: dict[int, np.ndarray | SparseVector] = {}
+        for shard, at in owned.items():
+            found.update(zip(at, answers[shard], strict=True))
+        return [found[i] for i in range(len(point_ids))]
+
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
 

@@ -233,17 +233,17 @@ def _resolve(
     lookup = query.lookup
     source = collection if lookup is None else lookup.collection
     name = query.using if lookup is None or lookup.vector is None else lookup.vector
+    examples = examples_of(query.examples)
+    ids = [example for example in examples if not isinstance(example, list | SparseVector)]
+    stored = iter(source.query_vectors_of(ids, name or "") if ids else [])
     vectors: list[Operand] = []
-    mentioned: list[PointId] = []
-    for example in examples_of(query.examples):
+    for example in examples:
         if isinstance(example, list | SparseVector):
             vectors.append(example)
             continue
-        stored = source.query_vector_of(example, name or "")
-        vectors.append(stored if isinstance(stored, SparseVector) else stored.tolist())
-        if source is collection:
-            mentioned.append(example)
-    return vectors, frozenset(mentioned)
+        vector = next(stored)
+        vectors.append(vector if isinstance(vector, SparseVector) else vector.tolist())
+    return vectors, frozenset(ids if source is collection else ())
 
 
 def _average(examples: Recommend, vectors: list[Operand]) -> Operand:
