@@ -85,7 +85,7 @@ def run_example_queries(
     walked: list[tuple[int, Query, list[Operand], frozenset[PointId]]] = []
     for i, query in enumerate(queries):
         vectors, mentioned = _resolve(collection, query)
-        if _walkable(query, vectors):
+        if _walkable(collection, query, vectors):
             walked.append((i, query, vectors, mentioned))
         else:
             answers[i] = _answer(collection, query, vectors, mentioned, search)
@@ -95,15 +95,19 @@ def run_example_queries(
     return [answer for answer in answers if answer is not None]
 
 
-def _walkable(query: Query, vectors: list[Operand]) -> bool:
-    """Whether the segments rank this query by its custom score (dense examples of a
-    score the walk knows: not ``average_vector``, not relevance feedback)."""
+def _walkable(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> bool:
+    """Whether the segments rank this query by its custom score: dense examples on a
+    dense (not multi-vector) name, a score the walk knows (not ``average_vector``, not
+    relevance feedback)."""
     examples = query.examples
     if isinstance(examples, Recommend):
         known = examples.strategy != "average_vector"
     else:
         known = isinstance(examples, Discover)
-    return known and bool(vectors) and all(_is_dense(vector) for vector in vectors)
+    if not (known and vectors and all(_is_dense(vector) for vector in vectors)):
+        return False
+    name = collection.vector_name(query.using)  # a 400 for a sparse or unknown name
+    return not collection.config.vectors[name].is_multi
 
 
 def _walk(
