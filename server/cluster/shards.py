@@ -665,6 +665,23 @@ class ShardedCollection:
             shard
         ]
 
+    def query_vectors_of(
+        self, point_ids: Sequence[PointId], using: str
+    ) -> list[np.ndarray | SparseVector]:
+        """The stored vectors of several points, one call per shard that owns some."""
+        owned: dict[int, list[int]] = {}
+        for i, point_id in enumerate(point_ids):
+            owned.setdefault(shard_of(point_id, self.group.shard_count), []).append(i)
+        calls = {
+            shard: on_collection(Collection.query_vectors_of, [point_ids[i] for i in at], using)
+            for shard, at in owned.items()
+        }
+        answers = self.group.call(calls)
+        found: dict[int, np.ndarray | SparseVector] = {}
+        for shard, at in owned.items():
+            found.update(zip(at, answers[shard], strict=True))
+        return [found[i] for i in range(len(point_ids))]
+
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
 
@@ -734,7 +751,8 @@ class ShardedCollection:
         answers = list(self._everywhere(call).values())
         for i, q in enumerate(asked):
             spec = specs[q]
-            higher_is_better = self._config.distance_of(spec.using).higher_is_better
+            metric = self._config.distance_of(spec.using)
+            higher_is_better = spec.custom is not None or metric.higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
         return results
