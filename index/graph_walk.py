@@ -391,3 +391,16 @@ def _walk_one(
     keys, nodes = res_keys[:n_res][by_row], res_nodes[:n_res][by_row]
     order = np.argsort(-keys, kind="mergesort")
     return nodes[order], keys[order]
+
+
+def warm_up() -> None:
+    """Compile the kernels, or load them from numba's cache, on a tiny graph: a cold
+    compile takes ~10 s here, which the first recommend request would otherwise wait for.
+    The server calls this in a background thread at start."""
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(16, 4)).astype(np.float32)
+    index = faiss.IndexHNSWFlat(4, 4)
+    index.add(xb)
+    custom = CustomScore("best_score", xb[:2], split=1, generators=(0,))
+    walk(HnswGraph.of(index.hnsw), xb, Distance.DOT, [custom], k=2, ef=4, allowed=None)
+    exact_custom(xb, Distance.EUCLID, [custom], k=2)
