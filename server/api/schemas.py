@@ -235,3 +235,31 @@ class SearchMatrixRequest(Wire):
     filter: RawFilter = None
     using: str | None = None
     shard_key: Any = None
+
+
+class CreateAliasIn(Wire):
+    collection_name: str
+    alias_name: str
+
+
+class DeleteAliasIn(Wire):
+    alias_name: str
+
+
+class RenameAliasIn(Wire):
+    old_alias_name: str
+    new_alias_name: str
+
+
+class AliasOperation(Wire):
+    """One of Qdrant's ``AliasOperations``: an object with exactly one of these keys."""
+
+    create_alias: CreateAliasIn | None = None
+    delete_alias: DeleteAliasIn | None = None
+    rename_alias: RenameAliasIn | None = None
+
+
+class ChangeAliases(Wire):
+    """``POST /collections/aliases``: applied in order, all or nothing."""
+
+    actions: list[AliasOperation]
