@@ -113,10 +113,18 @@ def _memory(memory: VectorMemory) -> Json:
     }
 
 
+QDRANT_QUANTIZATIONS = frozenset({"scalar", "product", "binary", "turbo"})
+"""The ``quantization_config`` kinds Qdrant's models know; Quiver's own (``rabitq``) is
+reported under ``quiver_quantization_config``, since qdrant-client refuses to parse a
+collection info holding a kind it does not know."""
+
+
 def collection_config(config: CollectionConfig) -> Json:
     """The ``config`` object of Qdrant's ``CollectionInfo`` (Quiver's ``index`` and
     ``multivector`` extensions beside Qdrant's sections)."""
     dump = config.model_dump(mode="json")
+    quantization = dump["quantization_config"]
+    own = quantization is not None and not quantization.keys() & QDRANT_QUANTIZATIONS
     vectors = {name: _without_nones(v) for name, v in dump["vectors"].items()}
     params: Json = {
         "vectors": vectors if config.named_vectors else vectors[DEFAULT_VECTOR],
@@ -135,12 +143,12 @@ def collection_config(config: CollectionConfig) -> Json:
         "hnsw_config": dump["hnsw_config"],
         "optimizer_config": dump["optimizers_config"],
         "wal_config": dump["wal_config"],
-        "quantization_config": dump["quantization_config"],
+        "quantization_config": None if own else quantization,
         "strict_mode_config": config.strict_mode_config or {"enabled": False},
         "metadata": config.metadata,
         "index": dump["index"],
         "multivector": dump["multivector"],
-    }
+    } | ({"quiver_quantization_config": quantization} if own else {})
 
 
 def _without_nones(values: Json) -> Json:
