@@ -24,6 +24,7 @@ from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, 
 from server.api.routes import (
     admin,
     aliases,
+    batch,
     bulk,
     collections,
     groups,
@@ -33,6 +34,7 @@ from server.api.routes import (
     query,
     recommend,
     snapshots,
+    vectors,
 )
 from server.catalog import open_engine
 from server.dashboard import assets as dashboard_assets
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     app.include_router(aliases.router)
+    for module in (vectors, batch):
+        app.include_router(module.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)
     app.add_middleware(
