@@ -10,6 +10,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidPointId
     │   ├── InvalidVector            (wrong dimension, NaN / infinity, unknown name)
     │   ├── InvalidCollectionName
+    │   ├── NameTakenByAlias         (a collection created under an alias's name)
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   ├── InvalidTextOptions       (tokenizer / stopwords / stemmer / BM25 option)
     │   ├── InvalidDocument          (a document no model of Quiver's can embed there)
@@ -19,6 +20,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     ├── NotFound (404)
     │   ├── CollectionNotFound
     │   ├── PointNotFound
+    │   ├── AliasNotFound
     │   └── SnapshotNotFound
     ├── Conflict (409)
     │   └── CollectionAlreadyExists
@@ -83,6 +85,14 @@ class InvalidCollectionName(BadRequest):
         super().__init__(f"Bad collection name {name!r}: {reason}")
 
 
+class NameTakenByAlias(BadRequest):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Wrong input: Can't create collection with name {name}. "
+            "Alias with the same name already exists"
+        )
+
+
 class InvalidSnapshot(BadRequest):
     def __init__(self, detail: str) -> None:
         super().__init__(f"Bad snapshot: {detail}")
@@ -129,6 +139,11 @@ class CollectionNotFound(NotFound):
 class PointNotFound(NotFound):
     def __init__(self, point_id: object) -> None:
         super().__init__(f"Not found: No point with id {point_id} found")
+
+
+class AliasNotFound(NotFound):
+    def __init__(self, alias: str) -> None:
+        super().__init__(f"Not found: Alias {alias} does not exists!")  # Qdrant's words
 
 
 class SnapshotNotFound(NotFound):

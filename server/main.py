@@ -23,6 +23,7 @@ from server.api.middleware import QuiverMiddleware
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
 from server.api.routes import (
     admin,
+    aliases,
     batch,
     bulk,
     collections,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (admin, collections, points, bulk, query, recommend, groups, jobs, leanvec, snapshots)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(aliases.router)
     for module in (vectors, batch):
         app.include_router(module.router)
     app.include_router(service.router)

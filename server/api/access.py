@@ -118,6 +118,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", f"{C}/vectors/{{vector_name}}"): MANAGE_JSON,
     ("DELETE", f"{C}/vectors/{{vector_name}}"): MANAGE,
     ("DELETE", f"{C}/index/{{field_name:path}}"): WRITE,
+    # aliases: changing them manages; each listing shows what the caller may see
+    ("POST", "/collections/aliases"): MANAGE_JSON,
+    ("GET", "/aliases"): ANY,
+    ("GET", f"{C}/aliases"): READ,
     # points
     ("PUT", f"{C}/points"): WRITE_JSON,
     ("POST", f"{C}/points"): READ_JSON,

@@ -109,6 +109,12 @@ def _describe(errors: Any) -> str:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+    """The router's own answers: no route (404), or a route for another method (405,
+    e.g. ``PUT .../points/vectors`` against ``GET .../points/{id}``). Both are an unknown
+    endpoint, a 404 naming it, as Qdrant's router answers (it matches method and path
+    together)."""
+    if exc.status_code in (404, 405):
+        return _respond(request, 404, f"Not found: {request.method} {request.url.path}")
     return _respond(request, exc.status_code, str(exc.detail))
 
 

@@ -8,7 +8,14 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictStr
 
-from server.api.schemas import RawFilter, RawWithPayload, RawWithVector, SearchParams, Wire
+from server.api.schemas import (
+    RawFilter,
+    RawWithPayload,
+    RawWithVector,
+    SearchParams,
+    Wire,
+    WithVector,
+)
 
 
 class WithLookup(Wire):
@@ -29,7 +36,7 @@ class QueryGroupsRequest(Wire):
     params: SearchParams | None = None
     score_threshold: float | None = None
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     lookup_from: Any = None
     shard_key: Any = None
     group_by: StrictStr = Field(min_length=1)
@@ -47,7 +54,7 @@ class SearchGroupsRequest(Wire):
     filter: RawFilter = None
     params: SearchParams | None = None
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     score_threshold: float | None = None
     shard_key: Any = None
     group_by: StrictStr = Field(min_length=1)

@@ -2,12 +2,20 @@
 
 The one place that knows the wire format of what the engine answers: the engine and
 the cluster return ``server/engine/results.py`` values, the routes pass them here.
+
+Scores and vector values are float32 in the engine and in Qdrant, and Qdrant writes them
+as the shortest decimal that reads back as the same float32 (``0.15``). The engine hands
+them over as Python floats (float64), whose shortest form is ``0.15000000596046448``;
+they are turned back into numpy float32 here, which orjson writes the way Qdrant does
+(a whole vector as one array, which it also writes faster than a list of floats).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from server.engine.config import DEFAULT_VECTOR, CollectionConfig
 from server.engine.matrix import Matrix
@@ -20,6 +28,7 @@ from server.engine.results import (
     ScrollPage,
     SegmentInfo,
     VectorMemory,
+    VectorOutput,
 )
 from server.storage.snapshots import SnapshotDescription
 
@@ -28,17 +37,39 @@ Json = dict[str, Any]
 
 def records(found: Sequence[Record]) -> list[Json]:
     """Qdrant's ``Record`` list (retrieve)."""
-    return [{"id": i, "payload": p, "vector": v} for i, p, v in found]
+    return [{"id": i, "payload": p, "vector": vector_output(v)} for i, p, v in found]
 
 
 def record(found: Record) -> Json:
-    return {"id": found.id, "payload": found.payload, "vector": found.vector}
+    return {"id": found.id, "payload": found.payload, "vector": vector_output(found.vector)}
+
+
+def vector_output(vector: VectorOutput) -> Any:
+    """A point's vectors with float32 values: one dense vector (a list), a multi-vector
+    (a list of rows), or a dict of those and sparse vectors by name."""
+    if vector is None:
+        return None
+    if isinstance(vector, dict):
+        return {name: _one_vector(value) for name, value in vector.items()}
+    return _one_vector(vector)
+
+
+def _one_vector(vector: Any) -> Any:
+    if isinstance(vector, dict):  # sparse: {"indices": [...], "values": [...]}
+        return vector | {"values": np.asarray(vector["values"], dtype=np.float32)}
+    return np.asarray(vector, dtype=np.float32)  # a multi-vector's rows share one size
 
 
 def scored_points(hits: Sequence[ScoredPoint]) -> list[Json]:
     """Qdrant's ``ScoredPoint`` list (search, query); ``order_value`` for order_by."""
     out = [
-        {"id": i, "version": version, "score": score, "payload": p, "vector": v}
+        {
+            "id": i,
+            "version": version,
+            "score": np.float32(score),
+            "payload": p,
+            "vector": vector_output(v),
+        }
         for i, version, score, p, v, _ in hits
     ]
     if hits and hits[0].order_value is not None:
@@ -113,10 +144,18 @@ def _memory(memory: VectorMemory) -> Json:
     }
 
 
+QDRANT_QUANTIZATIONS = frozenset({"scalar", "product", "binary", "turbo"})
+"""The ``quantization_config`` kinds Qdrant's models know; Quiver's own (``rabitq``) is
+reported under ``quiver_quantization_config``, since qdrant-client refuses to parse a
+collection info holding a kind it does not know."""
+
+
 def collection_config(config: CollectionConfig) -> Json:
     """The ``config`` object of Qdrant's ``CollectionInfo`` (Quiver's ``index`` and
     ``multivector`` extensions beside Qdrant's sections)."""
     dump = config.model_dump(mode="json")
+    quantization = dump["quantization_config"]
+    own = quantization is not None and not quantization.keys() & QDRANT_QUANTIZATIONS
     vectors = {name: _without_nones(v) for name, v in dump["vectors"].items()}
     params: Json = {
         "vectors": vectors if config.named_vectors else vectors[DEFAULT_VECTOR],
@@ -135,12 +174,12 @@ def collection_config(config: CollectionConfig) -> Json:
         "hnsw_config": dump["hnsw_config"],
         "optimizer_config": dump["optimizers_config"],
         "wal_config": dump["wal_config"],
-        "quantization_config": dump["quantization_config"],
+        "quantization_config": None if own else quantization,
         "strict_mode_config": config.strict_mode_config or {"enabled": False},
         "metadata": config.metadata,
         "index": dump["index"],
         "multivector": dump["multivector"],
-    }
+    } | ({"quiver_quantization_config": quantization} if own else {})
 
 
 def _without_nones(values: Json) -> Json:
@@ -161,7 +200,7 @@ def matrix_pairs(matrix: Matrix) -> Json:
     """Qdrant's ``SearchMatrixPairsResponse``: one pair per (sample, neighbour)."""
     return {
         "pairs": [
-            {"a": a, "b": hit.id, "score": hit.score}
+            {"a": a, "b": hit.id, "score": np.float32(hit.score)}
             for a, hits in zip(matrix.ids, matrix.neighbours, strict=True)
             for hit in hits
         ]
@@ -177,4 +216,9 @@ def matrix_offsets(matrix: Matrix) -> Json:
             rows.append(row)
             cols.append(column[hit.id])
             scores.append(hit.score)
-    return {"offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": matrix.ids}
+    return {
+        "offsets_row": rows,
+        "offsets_col": cols,
+        "scores": np.asarray(scores, dtype=np.float32),
+        "ids": matrix.ids,
+    }

@@ -7,9 +7,9 @@ parsers, which give messages that name the offending path.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from index.metrics import Distance
 from server.engine.knobs import MAX_FACTOR, MAX_HNSW_EF
@@ -20,12 +20,18 @@ a message about point ids rather than a generic type error."""
 RawFilter = dict[str, Any] | None
 RawWithPayload = bool | list[str] | dict[str, Any] | None
 RawWithVector = bool | list[str] | None
+WithVector = Annotated[
+    RawWithVector, Field(validation_alias=AliasChoices("with_vector", "with_vectors"))
+]
+"""``with_vector``, also read as ``with_vectors`` (Qdrant's serde alias)."""
 
 
 class Wire(BaseModel):
-    """Unknown fields are rejected so a typo gets a clear error instead of being ignored."""
+    """Unknown fields are ignored, as Qdrant's serde models ignore them: a client written
+    for a newer Qdrant (or sending a field Quiver does not know) still works. Filters and
+    payload selectors, which Qdrant parses strictly, are checked by the engine's parsers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
 
 class VectorParamsIn(Wire):
@@ -81,7 +87,9 @@ class UpdateCollection(Wire):
 
 class PointStruct(Wire):
     id: ExtendedPointId
-    vector: list[float] | list[list[float]] | dict[str, Any]
+    vector: list[float] | list[list[float]] | dict[str, Any] = Field(
+        validation_alias=AliasChoices("vector", "vectors")
+    )
     payload: dict[str, Any] | None = None
 
 
@@ -108,7 +116,7 @@ class PointsBatch(Wire):
 class PointRequest(Wire):
     ids: list[ExtendedPointId]
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     shard_key: Any = None
     consistency: Any = None
 
@@ -139,7 +147,7 @@ class ScrollRequest(Wire):
     limit: int | None = Field(default=None, ge=0)
     filter: RawFilter = None
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     order_by: Any = None
     shard_key: Any = None
 
@@ -179,7 +187,7 @@ class QueryRequest(Wire):
     limit: int | None = Field(default=None, ge=0)
     offset: int | None = Field(default=None, ge=0)
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     lookup_from: Any = None
     shard_key: Any = None
     explain: bool | None = None
@@ -210,10 +218,10 @@ class SearchRequest(Wire):
     vector: list[float] | dict[str, Any]
     filter: RawFilter = None
     params: SearchParams | None = None
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, validation_alias=AliasChoices("limit", "top"))
     offset: int | None = Field(default=None, ge=0)
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     score_threshold: float | None = None
     shard_key: Any = None
 
@@ -241,7 +249,9 @@ class PointVectors(Wire):
     """One point of ``UpdateVectors``: its id and the named vectors to set."""
 
     id: ExtendedPointId
-    vector: list[float] | list[list[float]] | dict[str, Any]
+    vector: list[float] | list[list[float]] | dict[str, Any] = Field(
+        validation_alias=AliasChoices("vector", "vectors")
+    )
 
 
 class UpdateVectors(Wire):
@@ -326,3 +336,31 @@ class DenseVectorNameConfig(Wire):
 
 class SparseVectorNameConfig(Wire):
     sparse: SparseVectorConfig
+
+
+class CreateAliasIn(Wire):
+    collection_name: str
+    alias_name: str
+
+
+class DeleteAliasIn(Wire):
+    alias_name: str
+
+
+class RenameAliasIn(Wire):
+    old_alias_name: str
+    new_alias_name: str
+
+
+class AliasOperation(Wire):
+    """One of Qdrant's ``AliasOperations``: an object with exactly one of these keys."""
+
+    create_alias: CreateAliasIn | None = None
+    delete_alias: DeleteAliasIn | None = None
+    rename_alias: RenameAliasIn | None = None
+
+
+class ChangeAliases(Wire):
+    """``POST /collections/aliases``: applied in order, all or nothing."""
+
+    actions: list[AliasOperation]

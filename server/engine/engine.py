@@ -8,6 +8,7 @@ Folder layout::
     <data_dir>/snapshots/<name>/*.snapshot        snapshot archives (storage/snapshots.py)
     <data_dir>/collections/<name>/sharded.json    a sharded collection (shard_number > 1):
     <data_dir>/shards/<key>/<i>/                  its config and key, and shard i's engine
+    <data_dir>/aliases.json                       alias -> collection (engine/aliases.py)
 
 A collection appears atomically: it is built in a temporary folder and renamed
 into place; deletion renames it away first, so a crash never leaves half of one.
@@ -34,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import TypeVar
 
+from server.engine.aliases import AliasAction, AliasTable, new_names
 from server.engine.build_worker import BuildWorker, Job
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
@@ -44,11 +46,13 @@ from server.errors import (
     CollectionNotFound,
     InvalidCollectionName,
     InvalidSnapshot,
+    NameTakenByAlias,
     QuiverError,
     SnapshotNotFound,
     UnsupportedFeature,
 )
 from server.storage import snapshots
+from server.storage.aliases import ALIASES_FILE
 from server.storage.permissions import make_private
 from server.storage.segment_store import fsync_dir
 from server.storage.snapshots import SnapshotDescription
@@ -108,6 +112,8 @@ class Engine:
                 self._collections[path.name] = self._bounded(opened)
         if sharded is not None:
             sharded.clean_orphans(self.root)
+        self._aliases = AliasTable(data_dir / ALIASES_FILE)
+        self._aliases.keep_only(self._collections)
         self.worker.start()
         for collection in local:
             self._schedule(collection)
@@ -126,11 +132,13 @@ class Engine:
 
     def exists(self, name: str) -> bool:
         with self._lock:
-            return name in self._collections
+            return self._aliases.resolve(name) in self._collections
 
     def get(self, name: str) -> CollectionHandle:
+        """The collection ``name`` names, directly or as an alias: every request that
+        names a collection finds it here (``engine/aliases.py``)."""
         with self._lock:
-            collection = self._collections.get(name)
+            collection = self._collections.get(self._aliases.resolve(name))
         if collection is None:
             raise CollectionNotFound(name)
         return collection
@@ -140,6 +148,8 @@ class Engine:
         with self._lock:
             if name in self._collections:
                 raise CollectionAlreadyExists(name)
+            if self._aliases.is_alias(name):
+                raise NameTakenByAlias(name)
             self._check_room(name)
             temp = self.root / f".tmp-{uuid.uuid4().hex}"
             temp.mkdir()
@@ -165,9 +175,11 @@ class Engine:
 
     def delete(self, name: str) -> bool:
         with self._lock:
-            collection = self._collections.pop(name, None)
+            collection = self._collections.get(name)
             if collection is None:
                 return False
+            self._aliases.drop_collection(name)  # first: if it fails, nothing is gone
+            del self._collections[name]
             self.worker.detach(name)
             collection.drop()
             trash = self.root / f".trash-{uuid.uuid4().hex}"
@@ -175,6 +187,29 @@ class Engine:
             fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         return True
+
+    # -- aliases ---------------------------------------------------------
+
+    def resolve(self, name: str) -> str:
+        """The collection name ``name`` stands for (itself unless it is an alias)."""
+        with self._lock:
+            return self._aliases.resolve(name)
+
+    def update_aliases(self, actions: list[AliasAction]) -> None:
+        """Apply alias actions all together or not at all, under the engine lock, so no
+        request resolves an alias half-way through a switch."""
+        for action in actions:
+            for name in new_names(action):
+                validate_collection_name(name)
+        with self._lock:
+            self._aliases.apply(actions, self._collections)
+
+    def aliases(self, collection: str | None = None) -> list[tuple[str, str]]:
+        """(alias, collection) pairs: all of them, or those naming ``collection``."""
+        with self._lock:
+            if collection is None:
+                return self._aliases.items()
+            return [(alias, collection) for alias in self._aliases.of(collection)]
 
     def config_changed(self, collection: CollectionHandle) -> None:
         """After a config update: queue the rebuilds it needs (shards queue their own)."""
@@ -255,7 +290,7 @@ class Engine:
         The archive is unpacked, verified and opened in a temporary folder first, so a
         bad archive changes nothing; only then is the old collection closed and swapped
         out under the engine lock. The config stored in the snapshot is kept."""
-        validate_collection_name(name)
+        name = self.resolve(validate_collection_name(name))
         if self.exists(name):
             self._snapshottable(name)
         temp = self.root / f".tmp-{uuid.uuid4().hex}"
@@ -326,7 +361,7 @@ class Engine:
         return collection
 
     def _snapshot_folder(self, name: str) -> Path:
-        return self.snapshots_root / name
+        return self.snapshots_root / self.resolve(name)
 
     def _clean_leftovers(self) -> None:
         for path in self.root.iterdir():

@@ -129,6 +129,8 @@ def prepare_sets(
     out = []
     for i, raw in enumerate(raws):
         label = f"{what} #{i}" if len(raws) > 1 else what
+        if isinstance(raw, list) and raw and isinstance(raw[0], int | float):
+            raw = [raw]  # one plain vector is a multi-vector of one row, as in Qdrant
         if not isinstance(raw, list) or not raw or not isinstance(raw[0], list):
             raise InvalidVector(
                 f"Wrong input: {label}: a multi-vector is a non-empty list of vectors "

@@ -120,6 +120,14 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("DELETE", "/collections/{name}/index/{field_name:path}"): Sample(
         "write", "DELETE", f"{ITEMS}/index/n?wait=true"
     ),
+    ("POST", "/collections/aliases"): Sample(
+        "manage",
+        "POST",
+        "/collections/aliases",
+        {"actions": [{"create_alias": {"collection_name": "items", "alias_name": "docs"}}]},
+    ),
+    ("GET", "/aliases"): Sample("any", "GET", "/aliases"),
+    ("GET", "/collections/{name}/aliases"): Sample("read", "GET", f"{ITEMS}/aliases"),
     ("PUT", "/collections/{name}/points"): Sample(
         "write", "PUT", f"{ITEMS}/points?wait=true", {"points": [POINT]}
     ),

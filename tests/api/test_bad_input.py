@@ -42,7 +42,6 @@ BAD_UPSERTS: list[tuple[str, Any, str]] = [
         {"points": [{"id": 100, "vector": [1, 2, 3, 4], "payload": [1]}]},
         "payload",
     ),
-    ("unknown field", {"points": [], "pointz": []}, "pointz"),
 ]
 
 
@@ -56,6 +55,24 @@ def test_bad_upsert_is_rejected_and_writes_nothing(
     assert needle.lower() in answer["status"]["error"].lower()
     assert answer["result"] is None
     assert state(api) == before
+
+
+def test_unknown_fields_are_ignored_and_qdrant_aliases_read_as_qdrant_reads_them(
+    api: Api, collection: str
+) -> None:
+    """Qdrant's serde models ignore unknown fields and read ``with_vectors`` /
+    ``with_vector``, ``top`` for ``limit`` and ``vectors`` for a point's ``vector``."""
+    point = {"id": 100, "vectors": [1.0, 2.0, 3.0, 4.0], "colour": "red"}
+    assert api.result("PUT", POINTS, {"points": [point], "pointz": []})
+    points = "/collections/items/points"
+    found = api.result("POST", points, {"ids": [100], "with_vectors": True, "x": 1})
+    assert found[0]["vector"] == [1.0, 2.0, 3.0, 4.0]
+    hits = api.result(
+        "POST", f"{points}/search", {"vector": [1, 2, 3, 4], "top": 2, "with_vectors": True}
+    )
+    assert len(hits) == 2 and hits[0]["vector"] is not None
+    page = api.result("POST", f"{points}/scroll", {"limit": 1, "with_vectors": True, "y": 2})
+    assert page["points"][0]["vector"] is not None
 
 
 @pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])

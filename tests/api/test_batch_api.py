@@ -80,7 +80,6 @@ def test_an_unknown_vector_name_to_delete_fails_when_its_turn_comes(named: Api) 
         {"overwrite_payload": {"payload": {"a": 1}, "points": [1], "key": "x"}},
         {"delete": {"points": [1.5]}},  # not a point id
         {"delete": {"filter": {"must": [{"nonsense": 1}]}}},
-        {"upsert": {"points": [{"id": 21, "vector": {"a": [1.0, 1.0]}}]}, "delete": {}},
         {"teleport": {"points": [1]}},
     ],
 )

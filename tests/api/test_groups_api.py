@@ -226,7 +226,6 @@ def test_facet_limit_filter_and_deletes(api: Api, chunks: str) -> None:
             400,
             "dimension",
         ),
-        ("points/query/groups", {"group_by": "doc", "offset": 3}, 422, "offset"),
         (
             "points/search/groups",
             {"vector": [1.0, 0.0], "group_by": "doc", "limit": 2},

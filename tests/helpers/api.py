@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from server.main import create_app
 from server.settings import Settings
+from tests.helpers.qdrant_rest import check_response
 
 
 class Api:
@@ -41,8 +42,12 @@ class Api:
 
 
 def make_client(data_dir: Path, **settings: Any) -> TestClient:
-    """The real app over ``data_dir``; enter it (``with``) to run its lifespan."""
-    return TestClient(create_app(Settings(data_dir=data_dir, **settings)))
+    """The real app over ``data_dir``; enter it (``with``) to run its lifespan. Every
+    JSON answer of a Qdrant route is checked against qdrant-client's model for it
+    (``helpers/qdrant_rest.py``), so each API test also tests the wire shapes."""
+    client = TestClient(create_app(Settings(data_dir=data_dir, **settings)))
+    client.event_hooks["response"].append(check_response)
+    return client
 
 
 def create_items(api: Api, **options: Any) -> str:

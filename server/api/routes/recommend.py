@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from server.api import render
 from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
@@ -20,7 +20,7 @@ from server.api.example_wire import Resolve, discover, lookup, recommend
 from server.api.routes.common import check_limit, payload_selector, search_params, vector_selector
 from server.api.routes.query import check_batch
 from server.api.routing import OrjsonRoute
-from server.api.schemas import RawFilter, RawWithPayload, RawWithVector, SearchParams, Wire
+from server.api.schemas import RawFilter, RawWithPayload, SearchParams, Wire, WithVector
 from server.engine import strict_mode
 from server.engine.examples import ExampleQuery
 from server.engine.filters import parse_filter
@@ -35,10 +35,10 @@ class _ByExample(Wire):
 
     filter: RawFilter = None
     params: SearchParams | None = None
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, validation_alias=AliasChoices("limit", "top"))
     offset: int | None = Field(default=None, ge=0)
     with_payload: RawWithPayload = None
-    with_vector: RawWithVector = None
+    with_vector: WithVector = None
     score_threshold: float | None = None
     using: str | None = None
     lookup_from: Any = None
