@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from server.engine.aliases import CreateAlias
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine, validate_collection_name
 from server.engine.protocols import CollectionHandle
@@ -68,7 +69,8 @@ def _shard(engine: Engine, name: str, shard: int) -> CollectionHandle:
 
 
 def shard_folder(engine: Engine, name: str, shard: int) -> Path:
-    return engine.snapshots_root / name / "shards" / str(shard)
+    """Where a shard's snapshots live: under the collection's own name, not an alias."""
+    return engine.snapshots_root / engine.resolve(name) / "shards" / str(shard)
 
 
 def create_shard_snapshot(engine: Engine, name: str, shard: int) -> SnapshotDescription:
@@ -140,7 +142,9 @@ def recover_shard(
 
 
 def recover_collection(engine: Engine, name: str, archive: Path, checksum: str | None) -> None:
-    """Recover collection ``name`` from a single-node snapshot or a sharded bundle."""
+    """Recover collection ``name`` (or the one it is an alias of) from a single-node
+    snapshot or a sharded bundle."""
+    name = engine.resolve(name)
     if not bundles.is_bundle(archive):
         engine.recover(name, archive, checksum)
         return
@@ -166,9 +170,11 @@ def _recover_sharded(engine: Engine, name: str, bundle: bundles.Bundle) -> None:
             f"its config names {config.shard_number}"
         )
     validate_collection_name(name)
+    aliases = [alias for alias, _ in engine.aliases(name)]  # a recovery keeps them, as Qdrant
     if engine.exists(name):
         engine.delete(name)
     engine.create(name, config)
+    engine.update_aliases([CreateAlias(collection_name=name, alias_name=a) for a in aliases])
     collection = engine.get(name)
     if not isinstance(collection, ShardSnapshots):
         engine.delete(name)

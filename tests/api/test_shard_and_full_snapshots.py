@@ -229,3 +229,23 @@ def test_a_corrupted_sharded_bundle_is_refused_and_changes_nothing(api: Api) -> 
     assert status == 400, answer
     assert "shards/1.snapshot" in answer["status"]["error"]
     assert state(api, name) == before
+
+
+def test_shard_and_sharded_snapshots_through_an_alias_belong_to_the_collection(
+    api: Api,
+) -> None:
+    name = create_items(api, shard_number=SHARDED)
+    actions = [{"create_alias": {"collection_name": name, "alias_name": "docs"}}]
+    api.result("POST", "/collections/aliases", {"actions": actions})
+    shard = created(api, "/collections/docs/shards/1/snapshots")
+    listed = api.result("GET", f"/collections/{name}/shards/1/snapshots")
+    assert [s["name"] for s in listed] == [shard["name"]]
+    before = state(api, name)
+    bundle = created(api, "/collections/docs/snapshots")
+    api.result("POST", f"/collections/{name}/points/delete?wait=true", {"filter": {}})
+    recover = {"location": bundle["name"]}
+    assert api.result("PUT", "/collections/docs/snapshots/recover", recover) is True
+    assert state(api, name) == before
+    assert api.result("GET", "/aliases")["aliases"] == [
+        {"alias_name": "docs", "collection_name": name}
+    ]
