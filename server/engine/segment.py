@@ -147,6 +147,7 @@ class SegmentRows:
         Indexed conditions give bitmaps: rows certain to match skip the payload scan,
         and only the possible-but-uncertain rows are checked against the full filter."""
         count = len(self._ids)
+        flt = self.payload_indexes.bind(flt)
         bounds = self.payload_indexes.bounds(flt, count)
         by_id = self._has_id_rows(flt)
         if bounds.possible is None and not bounds.certain and by_id is None:
