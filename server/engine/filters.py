@@ -49,6 +49,7 @@ from server.engine.field_matchers import (
     parse_datetime,
 )
 from server.engine.payload import JsonPath, check_depth, parse_json_path
+from server.engine.payload_column import StoredPayloads
 from server.engine.point_ids import PointId, parse_point_id
 from server.engine.slices import slice_of
 from server.errors import InvalidFilter, InvalidPointId
@@ -58,6 +59,13 @@ RowArray = npt.NDArray[np.intp]
 _MISSING = object()
 
 
+class RowPayloads(Protocol):
+    """Payloads by row: a list, or a segment's ``PayloadColumn``."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, row: int, /) -> dict[str, Any]: ...
+
+
 class FilterSource(Protocol):
     """The rows a filter is evaluated against (one segment's live points)."""
 
@@ -65,7 +73,7 @@ class FilterSource(Protocol):
     def ids(self) -> Sequence[PointId]: ...
 
     @property
-    def payloads(self) -> Sequence[dict[str, Any]]: ...
+    def payloads(self) -> RowPayloads: ...
 
     def vector_present(self, name: str) -> npt.NDArray[np.bool_]: ...
 
@@ -91,6 +99,21 @@ class _Scan:
         self.ids = source.ids
         self.payloads = source.payloads
         self._vectors: dict[str, BoolArray] = {}
+        self._read: dict[int, dict[str, Any]] = {}
+
+    def payloads_at(self, rows: RowArray) -> list[dict[str, Any]]:
+        """The payloads of ``rows``. Stored ones (``on_disk_payload``) are read in one
+        batched query and kept for the rest of this scan, so that several unindexed
+        conditions read each row once."""
+        payloads = self.payloads
+        wanted = rows.tolist()
+        if not isinstance(payloads, StoredPayloads):
+            return [payloads[row] for row in wanted]
+        read = self._read
+        missing = [row for row in wanted if row not in read]
+        if missing:
+            read.update(zip(missing, payloads.many(missing), strict=True))
+        return [read[row] for row in wanted]
 
     def vector_present(self, name: str) -> BoolArray:
         if name not in self._vectors:
@@ -126,8 +149,8 @@ class _PayloadCondition(Condition):
         raise NotImplementedError
 
     def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
-        payloads, test = scan.payloads, self.test_payload
-        return np.fromiter((test(payloads[i]) for i in rows.tolist()), dtype=bool, count=len(rows))
+        test = self.test_payload
+        return np.fromiter(map(test, scan.payloads_at(rows)), dtype=bool, count=len(rows))
 
 
 @dataclass(frozen=True)

@@ -972,8 +972,10 @@ class PayloadIndexes:
     """All indexed fields of one segment.
 
     ``schema`` maps field -> type, or to a wire ``field_schema`` object with a
-    ``type``; types Quiver cannot index yet (Qdrant's ``geo``, ``text``) are skipped,
-    which only means filters on those fields scan payloads.
+    ``type``; types Quiver cannot index yet (Qdrant's ``geo``) are skipped, which only
+    means filters on those fields scan payloads. Fields marked ``is_tenant`` or
+    ``is_principal`` are the ``leading`` ones: a top-level ``must`` on them is
+    evaluated first, and when it leaves no row nothing else is evaluated.
     """
 
     def __init__(self, schema: Mapping[str, str | Mapping[str, Any]]) -> None:
@@ -982,6 +984,11 @@ class PayloadIndexes:
             schema_type = spec if isinstance(spec, str) else spec.get("type")
             if isinstance(schema_type, str) and schema_type in FIELD_TYPES:
                 self._fields[field] = make_field_index(field, spec)
+        self.leading = frozenset(
+            self._fields[field].path.items
+            for field, spec in schema.items()
+            if field in self._fields and is_tenant_or_principal(spec)
+        )
         self._by_path: dict[tuple[PathItem, ...], FieldIndex] = {
             index.path.items: index for index in self._fields.values()
         }
@@ -989,6 +996,14 @@ class PayloadIndexes:
     @property
     def fields(self) -> Mapping[str, FieldIndex]:
         return self._fields
+
+    def top_keys(self) -> frozenset[str] | None:
+        """The top-level payload keys these indexes read (None: some path starts
+        elsewhere, so every key may matter)."""
+        firsts = [index.path.items[0] for index in self._fields.values()]
+        if not all(isinstance(first, str) for first in firsts):
+            return None
+        return frozenset(str(first) for first in firsts)
 
     def add(self, row: int, payload: dict[str, Any]) -> None:
         for index in self._fields.values():
@@ -1029,13 +1044,26 @@ class PayloadIndexes:
 
     def bounds(self, flt: Filter, row_count: int) -> RowBounds:
         """``candidates`` plus the rows that surely match (those need no re-check)."""
-        return _Evaluator(self._by_path, row_count).filter(flt)
+        evaluator = _Evaluator(self._by_path, row_count)
+        if self.leading:
+            first = [c for c in flt.must if _path_of(c) in self.leading]
+            if first:
+                bounds = evaluator.filter(Filter(must=tuple(first)))
+                if bounds.possible is not None and not bounds.possible:
+                    return bounds  # an empty tenant: no other condition is looked at
+        return evaluator.filter(flt)
 
     def memory_bytes(self) -> int:
         return sum(index.memory_bytes() for index in self._fields.values())
 
     def points(self, field: str) -> int:
         return self._fields[field].points()
+
+
+def _path_of(condition: Condition) -> tuple[PathItem, ...] | None:
+    if isinstance(condition, FieldCondition | TextMatch):
+        return condition.path.items
+    return None
 
 
 class _Evaluator:

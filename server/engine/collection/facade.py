@@ -83,7 +83,7 @@ class Collection:
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
-        self._segments = SegmentSet(new_appendable(config))
+        self._segments = SegmentSet(new_appendable(config, store))
         self._segment_store = SegmentStore(path / "segments")
         self._writer = Writer(self._segments, store)
         self._id_lock = threading.Lock()
