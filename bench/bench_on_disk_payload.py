@@ -5,7 +5,10 @@ that vectors weigh little) whose payloads are ~330 bytes of JSON each (a title, 
 of words, a city, a number, tags), a keyword index on ``city``; ingested 1,000 points
 per ``PUT ?wait=true``, then the server is restarted so that its memory is the steady
 state of a server that loaded the collection from disk (no ingest garbage), and its
-resident memory (VmRSS) is read once the collection is green. Then the costs that
+resident memory (VmRSS) is read once the collection is green. The number that says what
+the setting saves is the *live heap* of the collection: the server stopped, a fresh
+process opens the collection folder under ``tracemalloc`` and reports what it holds once
+loaded (RSS keeps the load's high-water mark, see the results). Then the costs that
 moved: a scroll page of 100 with payloads, 100 points retrieved by id, and a count
 filtered on an unindexed key (every payload read: one batched store read per segment
 when on disk), each the median of 20 runs.
@@ -22,6 +25,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +34,7 @@ from typing import Any
 
 import httpx
 from harness.machine import machine_info, machine_line, rss_bytes
-from harness.server import QuiverServer, headers
+from harness.server import REPO_ROOT, QuiverServer, headers
 
 RESULTS = Path(__file__).parent / "results"
 WORDS = [
@@ -119,13 +123,40 @@ def measure(points: int, on_disk: bool) -> dict[str, Any]:
                 time.sleep(0.5)
             wait_green(client)
             rss = rss_bytes(server.pid)
-            return {
-                "on_disk_payload": on_disk,
-                "points": points,
-                "ingest_s": round(ingest_s, 1),
-                "rss_mib": round(rss / 2**20, 1),
-                **{k: round(v, 2) for k, v in costs(client, points).items()},
-            }
+            timings = costs(client, points)
+        server.terminate()
+        assert server._data_dir is not None
+        heap = live_heap(server._data_dir / "collections" / "p")
+    return {
+        "on_disk_payload": on_disk,
+        "points": points,
+        "ingest_s": round(ingest_s, 1),
+        "heap_mib": round(heap / 2**20, 1),
+        "rss_mib": round(rss / 2**20, 1),
+        **{k: round(v, 2) for k, v in timings.items()},
+    }
+
+
+HEAP_SCRIPT = """
+import gc, sys, tracemalloc
+from pathlib import Path
+from server.engine.collection import Collection
+tracemalloc.start()
+collection = Collection.open("p", Path(sys.argv[1]))
+gc.collect()
+print(tracemalloc.get_traced_memory()[0])
+collection.close()
+"""
+
+
+def live_heap(path: Path) -> int:
+    """Bytes a freshly opened collection holds (Python and numpy allocations, traced
+    after loading, so the load's transient garbage is not counted)."""
+    done = subprocess.run(
+        [sys.executable, "-c", HEAP_SCRIPT, str(path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(done.stdout.split()[-1])
 
 
 def main() -> int:
@@ -134,13 +165,13 @@ def main() -> int:
     args = parser.parse_args()
     payload_bytes = len(json.dumps(payload(random.Random(1), 12345)))
     rows = [measure(args.points, on_disk) for on_disk in (False, True)]
-    saved = rows[0]["rss_mib"] - rows[1]["rss_mib"]
+    saved = rows[0]["heap_mib"] - rows[1]["heap_mib"]
     result = {
         "machine": machine_info(),
         "payload_bytes": payload_bytes,
         "rows": rows,
-        "rss_saved_mib": round(saved, 1),
-        "rss_saved_bytes_per_point": round(saved * 2**20 / args.points),
+        "heap_saved_mib": round(saved, 1),
+        "heap_saved_bytes_per_point": round(saved * 2**20 / args.points),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "on_disk_payload.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -149,16 +180,23 @@ def main() -> int:
         "",
         machine_line(result["machine"]),
         "",
-        "| on_disk_payload | RSS MiB | scroll 100 ms | retrieve 100 ms | count unindexed ms"
-        " | ingest s |",
-        "|---|---|---|---|---|---|",
+        "| on_disk_payload | live heap MiB | server RSS MiB | scroll 100 ms | retrieve 100 ms"
+        " | count unindexed ms | ingest s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {str(row['on_disk_payload']).lower()} | {row['rss_mib']} | {row['scroll_100_ms']}"
-            f" | {row['retrieve_100_ms']} | {row['count_unindexed_ms']} | {row['ingest_s']} |"
+            f"| {str(row['on_disk_payload']).lower()} | {row['heap_mib']} | {row['rss_mib']}"
+            f" | {row['scroll_100_ms']} | {row['retrieve_100_ms']}"
+            f" | {row['count_unindexed_ms']} | {row['ingest_s']} |"
         )
-    lines += ["", f"Saved: {saved:.1f} MiB ({result['rss_saved_bytes_per_point']} B per point)."]
+    per_point = result["heap_saved_bytes_per_point"]
+    lines += [
+        "",
+        f"Live heap saved: {saved:.1f} MiB ({per_point} B per point). The server's RSS does",
+        "not show it: a restart decodes every payload once while loading, and the freed",
+        "memory stays with the process's allocator (RSS is the load's high-water mark).",
+    ]
     (RESULTS / "on_disk_payload.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

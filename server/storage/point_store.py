@@ -186,9 +186,13 @@ class PointStore:
         segments read every payload they need through here)."""
         if not pids:
             return {}
-        query = "SELECT pid, payload FROM points WHERE pid IN (SELECT value FROM json_each(?))"
+        if len(pids) == 1:  # one record of a response: a plain key lookup is faster
+            query, argument = "SELECT pid, payload FROM points WHERE pid = ?", pids[0]
+        else:
+            query = "SELECT pid, payload FROM points WHERE pid IN (SELECT value FROM json_each(?))"
+            argument = orjson.dumps(list(pids)).decode()
         with self._lock:
-            rows = self._db.execute(query, (orjson.dumps(list(pids)).decode(),)).fetchall()
+            rows = self._db.execute(query, (argument,)).fetchall()
         return {pid: payload for pid, payload in rows}
 
     def save_job(self, job_id: str, body: dict[str, Any]) -> None:
