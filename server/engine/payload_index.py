@@ -4,7 +4,13 @@ A segment keeps one ``FieldIndex`` per indexed field (Qdrant's ``field_schema`` 
 over its rows (a row is a position in the segment)::
 
     keyword, uuid, bool         inverted: value -> BitMap of rows
+    text                        inverted: token -> BitMap of rows (``text_index.py``)
     integer, float, datetime    (value, row) pairs kept sorted for searchsorted ranges
+
+Options of the wire ``field_schema`` are checked by ``check_field_schema``; those that
+change evaluation are integer ``lookup`` / ``range`` (``FieldIndex.answers``: which
+conditions an index serves, the others scan payloads), the text options, and
+``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first).
 
 Values are read exactly as filters read them (``JsonPath.values``, arrays flattened one
 level), so a row appears under each of its values. A value of the wrong type for the
