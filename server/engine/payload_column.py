@@ -102,7 +102,7 @@ class StoredPayloads:
     def __init__(self, reader: PayloadReader, ids: Sequence[PointId]) -> None:
         self._reader = reader
         self._ids = ids
-        self._kept: list[bytes | None] = []  # JSON of the kept keys, None when none
+        self._kept: list[str | None] = []  # JSON of the kept keys, None when none
         self._keys: frozenset[str] | None = frozenset()  # None: every key
 
     def __len__(self) -> int:
@@ -141,19 +141,20 @@ class StoredPayloads:
         self._keys = keys
         self._kept = [self._project(payload) for payload in payloads]
 
-    def _project(self, payload: Payload) -> bytes | None:
-        """The kept keys as JSON bytes: a fifth of a dict's memory, and only a write
-        or a seal reads them back."""
+    def _project(self, payload: Payload) -> str | None:
+        """The kept keys as JSON text: a fifth of a dict's memory, and only a write or
+        a seal reads them back. Text, because ``orjson.dumps``'s bytes keep their 4 KiB
+        buffer; decoding copies them to their exact size."""
         keys = self._keys
         if keys is None:
-            return orjson.dumps(payload)
+            return orjson.dumps(payload).decode()
         if not keys:
             return None
         kept = {key: payload[key] for key in keys if key in payload}
-        return orjson.dumps(kept) if kept else None
+        return orjson.dumps(kept).decode() if kept else None
 
 
-def _decoded(kept: bytes | None) -> Payload:
+def _decoded(kept: str | None) -> Payload:
     if kept is None:
         return _EMPTY
     payload: Payload = orjson.loads(kept)
