@@ -8,7 +8,7 @@ state of a server that loaded the collection from disk (no ingest garbage), and 
 resident memory (VmRSS) is read once the collection is green. The number that says what
 the setting saves is the *live heap* of the collection: the server stopped, a fresh
 process opens the collection folder under ``tracemalloc`` and reports what it holds once
-loaded (RSS keeps the load's high-water mark, see the results). Then the costs that
+loaded (RSS also keeps the load's high-water mark). Then the costs that
 moved: a scroll page of 100 with payloads, 100 points retrieved by id, and a count
 filtered on an unindexed key (every payload read: one batched store read per segment
 when on disk), each the median of 20 runs.
@@ -193,9 +193,9 @@ def main() -> int:
     per_point = result["heap_saved_bytes_per_point"]
     lines += [
         "",
-        f"Live heap saved: {saved:.1f} MiB ({per_point} B per point). The server's RSS does",
-        "not show it: a restart decodes every payload once while loading, and the freed",
-        "memory stays with the process's allocator (RSS is the load's high-water mark).",
+        f"Live heap saved: {saved:.1f} MiB ({per_point} B per point): what the opened",
+        "collection holds (tracemalloc). The server's RSS also keeps the allocator's",
+        "high-water mark of loading, where every payload is decoded once.",
     ]
     (RESULTS / "on_disk_payload.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
