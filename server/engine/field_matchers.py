@@ -100,6 +100,14 @@ class MatchTextAny(ValueTest):
         return any(token in words for token in _tokens(self.text_any))
 
 
+def contains_phrase(words: list[str], phrase: list[str]) -> bool:
+    """``phrase`` (not empty) occurs in ``words`` as consecutive words, in order."""
+    size = len(phrase)
+    return size > 0 and any(
+        words[start : start + size] == phrase for start in range(len(words) - size + 1)
+    )
+
+
 @dataclass(frozen=True)
 class MatchPhrase(ValueTest):
     """The query words must appear consecutively, in order."""
@@ -109,11 +117,7 @@ class MatchPhrase(ValueTest):
     def check(self, value: Any) -> bool:
         if not isinstance(value, str):
             return False
-        words, wanted = _tokens(value), _tokens(self.phrase)
-        size = len(wanted)
-        return size > 0 and any(
-            words[start : start + size] == wanted for start in range(len(words) - size + 1)
-        )
+        return contains_phrase(_tokens(value), _tokens(self.phrase))
 
 
 @dataclass(frozen=True)

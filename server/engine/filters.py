@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -45,9 +45,11 @@ from server.engine.field_matchers import (
     Range,
     ValueTest,
     _within,
+    contains_phrase,
     parse_datetime,
 )
 from server.engine.payload import JsonPath, check_depth, parse_json_path
+from server.engine.payload_column import StoredPayloads
 from server.engine.point_ids import PointId, parse_point_id
 from server.engine.slices import slice_of
 from server.errors import InvalidFilter, InvalidPointId
@@ -57,6 +59,13 @@ RowArray = npt.NDArray[np.intp]
 _MISSING = object()
 
 
+class RowPayloads(Protocol):
+    """Payloads by row: a list, or a segment's ``PayloadColumn``."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, row: int, /) -> dict[str, Any]: ...
+
+
 class FilterSource(Protocol):
     """The rows a filter is evaluated against (one segment's live points)."""
 
@@ -64,7 +73,7 @@ class FilterSource(Protocol):
     def ids(self) -> Sequence[PointId]: ...
 
     @property
-    def payloads(self) -> Sequence[dict[str, Any]]: ...
+    def payloads(self) -> RowPayloads: ...
 
     def vector_present(self, name: str) -> npt.NDArray[np.bool_]: ...
 
@@ -90,6 +99,21 @@ class _Scan:
         self.ids = source.ids
         self.payloads = source.payloads
         self._vectors: dict[str, BoolArray] = {}
+        self._read: dict[int, dict[str, Any]] = {}
+
+    def payloads_at(self, rows: RowArray) -> list[dict[str, Any]]:
+        """The payloads of ``rows``. Stored ones (``on_disk_payload``) are read in one
+        batched query and kept for the rest of this scan, so that several unindexed
+        conditions read each row once."""
+        payloads = self.payloads
+        wanted = rows.tolist()
+        if not isinstance(payloads, StoredPayloads):
+            return [payloads[row] for row in wanted]
+        read = self._read
+        missing = [row for row in wanted if row not in read]
+        if missing:
+            read.update(zip(missing, payloads.many(missing), strict=True))
+        return [read[row] for row in wanted]
 
     def vector_present(self, name: str) -> BoolArray:
         if name not in self._vectors:
@@ -125,8 +149,8 @@ class _PayloadCondition(Condition):
         raise NotImplementedError
 
     def mask_rows(self, scan: _Scan, rows: RowArray) -> BoolArray:
-        payloads, test = scan.payloads, self.test_payload
-        return np.fromiter((test(payloads[i]) for i in rows.tolist()), dtype=bool, count=len(rows))
+        test = self.test_payload
+        return np.fromiter(map(test, scan.payloads_at(rows)), dtype=bool, count=len(rows))
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,38 @@ class FieldCondition(_PayloadCondition):
                 return any(map(check, value))
             return value is not _MISSING and check(value)
         return any(map(check, self.path.values(payload)))
+
+
+TextMode = Literal["text", "text_any", "phrase"]
+DocumentOf = Callable[[Sequence[str]], tuple[set[str], list[str]]]
+
+
+@dataclass(frozen=True)
+class TextMatch(_PayloadCondition):
+    """A ``text`` / ``text_any`` / ``phrase`` match on a field with a full-text index,
+    its query already tokenized by that index (``text_index.TextIndex.bind_text``).
+
+    A point's strings at ``key`` form one document: ``document`` gives its token set
+    and its word sequence under the index's tokenizer. ``tokens`` are the query's
+    tokens as the index looks them up; ``words`` the phrase's word sequence."""
+
+    key: str
+    path: JsonPath
+    mode: TextMode
+    tokens: tuple[str, ...]
+    words: tuple[str, ...]
+    document: DocumentOf = field(compare=False, repr=False)
+
+    def test_payload(self, payload: dict[str, Any]) -> bool:
+        texts = [value for value in self.path.values(payload) if isinstance(value, str)]
+        if not texts or not self.tokens:
+            return False
+        tokens, words = self.document(texts)
+        if self.mode == "text_any":
+            return any(token in tokens for token in self.tokens)
+        if self.mode == "text":
+            return all(token in tokens for token in self.tokens)
+        return contains_phrase(words, list(self.words))
 
 
 @dataclass(frozen=True)
@@ -348,6 +404,26 @@ def _count_mask(
     for condition in conditions:
         counts += condition.mask_rows(scan, rows)
     return counts
+
+
+def rewrite_conditions(flt: Filter, change: Callable[[Condition], Condition | None]) -> Filter:
+    """``flt`` with every condition ``change`` answers for replaced (recursing into
+    sub-filters, not into ``nested``, whose keys are relative); the same object when
+    nothing changed."""
+
+    def one(condition: Condition) -> Condition:
+        if isinstance(condition, Filter):
+            return rewrite_conditions(condition, change)
+        return change(condition) or condition
+
+    def many(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
+        return tuple(one(condition) for condition in conditions)
+
+    min_should = flt.min_should
+    if min_should is not None:
+        min_should = MinShould(many(min_should.conditions), min_should.min_count)
+    new = Filter(many(flt.must), many(flt.should), many(flt.must_not), min_should)
+    return flt if new == flt else new
 
 
 # --- parsing -------------------------------------------------------------------------

@@ -4,7 +4,13 @@ A segment keeps one ``FieldIndex`` per indexed field (Qdrant's ``field_schema`` 
 over its rows (a row is a position in the segment)::
 
     keyword, uuid, bool         inverted: value -> BitMap of rows
+    text                        inverted: token -> BitMap of rows (``text_index.py``)
     integer, float, datetime    (value, row) pairs kept sorted for searchsorted ranges
+
+Options of the wire ``field_schema`` are checked by ``check_field_schema``; those that
+change evaluation are integer ``lookup`` / ``range`` (``FieldIndex.answers``: which
+conditions an index serves, the others scan payloads), the text options, and
+``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first).
 
 Values are read exactly as filters read them (``JsonPath.values``, arrays flattened one
 level), so a row appears under each of its values. A value of the wrong type for the
@@ -53,11 +59,20 @@ from server.engine.field_matchers import (
     ValueTest,
     parse_datetime,
 )
-from server.engine.filters import Condition, FieldCondition, Filter, IsEmpty, IsNull, MinShould
+from server.engine.filters import (
+    Condition,
+    FieldCondition,
+    Filter,
+    IsEmpty,
+    IsNull,
+    MinShould,
+    TextMatch,
+    rewrite_conditions,
+)
 from server.engine.payload import JsonPath, PathItem, parse_json_path
 from server.errors import BadRequest, UnsupportedFeature
 
-FIELD_TYPES = ("keyword", "integer", "float", "bool", "datetime", "uuid")
+FIELD_TYPES = ("keyword", "integer", "float", "bool", "datetime", "uuid", "text")
 
 # tests that only a string / only an object (a geo point) can pass
 _STRING_TESTS = (DatetimeRange, MatchText, MatchTextAny, MatchPhrase, MatchPrefix, MatchSubstring)
@@ -168,6 +183,16 @@ class FieldIndex(Protocol):
         """Rows where some *indexed* value certainly / possibly passes ``test``."""
         ...
 
+    def answers(self, test: ValueTest) -> bool:
+        """Whether ``match`` may be asked about ``test`` (else the rows are scanned,
+        as Qdrant scans a field whose index cannot serve the condition)."""
+        ...
+
+    def bind_text(self, condition: FieldCondition) -> TextMatch | None:
+        """A text index's reading of a text condition (None for other indexes)."""
+        ...
+
+    def match_text(self, condition: TextMatch) -> Bounds: ...
     def rows_with_value(self) -> BitMap: ...
     def rows_with_other_values(self, kinds: Iterable[str] = _KINDS) -> BitMap:
         """Rows holding a non-null value of one of ``kinds`` that the index cannot hold."""
@@ -285,6 +310,15 @@ class _FieldIndexBase:
                 flagged[name].append(row)
         self._bulk(key_rows, all_keys)
         self._flagged = {name: BitMap(rows) for name, rows in flagged.items()}
+
+    def answers(self, test: ValueTest) -> bool:
+        return True
+
+    def bind_text(self, condition: FieldCondition) -> TextMatch | None:
+        return None
+
+    def match_text(self, condition: TextMatch) -> Bounds:
+        return BitMap(), self.rows_with_value()
 
     def rows_with_value(self) -> BitMap:
         return self._flagged["value"].copy()
@@ -695,10 +729,26 @@ def _int_interval(test: Range) -> Interval | None:
 
 
 class IntegerIndex(_SortedIndex):
-    """Integers (not bools) that fit int64; answers match and range exactly."""
+    """Integers (not bools) that fit int64; answers match and range exactly.
+
+    Qdrant's ``lookup`` / ``range`` options say which conditions the index serves: with
+    ``lookup: false`` a ``match`` scans payloads, with ``range: false`` a ``range`` does
+    (the answers are the same, the cost is not; strict mode counts them unindexed)."""
 
     type = "integer"
     dtype = np.int64
+
+    def __init__(self, field: str, *, lookup: bool = True, range_: bool = True) -> None:
+        super().__init__(field)
+        self.lookup = lookup
+        self.range = range_
+
+    def answers(self, test: ValueTest) -> bool:
+        if isinstance(test, Range):
+            return self.range
+        if isinstance(test, MatchValue | MatchAny | MatchExcept):
+            return self.lookup
+        return True
 
     def _key(self, value: Any) -> Any:
         return _int64(value)
@@ -833,25 +883,83 @@ class DatetimeIndex(_SortedIndex):
         return (lo, True, hi, True) if lo <= hi else None
 
 
-_INDEX_CLASSES: dict[str, Callable[[str], FieldIndex]] = {
-    "keyword": KeywordIndex,
-    "integer": IntegerIndex,
-    "float": FloatIndex,
-    "bool": BoolIndex,
-    "datetime": DatetimeIndex,
-    "uuid": UuidIndex,
+def _integer_index(field: str, spec: Mapping[str, Any]) -> FieldIndex:
+    lookup, range_ = spec.get("lookup"), spec.get("range")
+    return IntegerIndex(field, lookup=lookup is not False, range_=range_ is not False)
+
+
+def _text_index(field: str, spec: Mapping[str, Any]) -> FieldIndex:
+    # imported here: the text index builds on this module's inverted index
+    from server.engine.text_index import TextIndex, parse_text_index
+
+    return TextIndex(field, parse_text_index(spec))
+
+
+_INDEX_CLASSES: dict[str, Callable[[str, Mapping[str, Any]], FieldIndex]] = {
+    "keyword": lambda field, _spec: KeywordIndex(field),
+    "integer": _integer_index,
+    "float": lambda field, _spec: FloatIndex(field),
+    "bool": lambda field, _spec: BoolIndex(field),
+    "datetime": lambda field, _spec: DatetimeIndex(field),
+    "uuid": lambda field, _spec: UuidIndex(field),
+    "text": _text_index,
 }
 
 
-def make_field_index(field: str, schema_type: str) -> FieldIndex:
-    """An empty index of ``schema_type`` (one of ``FIELD_TYPES``) over ``field``."""
-    factory = _INDEX_CLASSES.get(schema_type)
+def make_field_index(field: str, spec: str | Mapping[str, Any]) -> FieldIndex:
+    """An empty index over ``field`` for a ``field_schema``: a type name (one of
+    ``FIELD_TYPES``) or the wire object with its options (``check_field_schema``)."""
+    options: Mapping[str, Any] = {"type": spec} if isinstance(spec, str) else spec
+    factory = _INDEX_CLASSES.get(options.get("type"))  # type: ignore[arg-type]
     if factory is None:
-        raise UnsupportedFeature(f"a {schema_type!r} payload index")
+        raise UnsupportedFeature(f"a {options.get('type')!r} payload index")
     try:
-        return factory(field)
+        return factory(field, options)
     except ValueError as exc:
         raise BadRequest(f"Wrong input: bad payload index field {field!r}: {exc}") from None
+
+
+_COMMON_KEYS = frozenset({"type", "on_disk", "memory", "enable_hnsw"})
+_SCHEMA_KEYS: dict[str, frozenset[str]] = {
+    "keyword": _COMMON_KEYS | {"is_tenant", "prefix"},
+    "uuid": _COMMON_KEYS | {"is_tenant"},
+    "integer": _COMMON_KEYS | {"lookup", "range", "is_principal"},
+    "float": _COMMON_KEYS | {"is_principal"},
+    "datetime": _COMMON_KEYS | {"is_principal"},
+    "bool": _COMMON_KEYS,
+    "geo": _COMMON_KEYS,
+}
+_MEMORY_TIERS = ("pinned", "cached", "cold")
+
+
+def check_field_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A wire ``field_schema`` object (its ``type`` already known), its options checked
+    as Qdrant checks them: every option of the type, of the right kind; a 400 naming
+    the first bad one. Returned unchanged."""
+    kind = schema["type"]
+    if kind == "text":
+        from server.engine.text_index import parse_text_index  # see _text_index
+
+        parse_text_index(schema)
+        return schema
+    allowed = _SCHEMA_KEYS[kind]
+    for key, value in schema.items():
+        if key in ("nested", "scoring"):
+            raise UnsupportedFeature(f"`{key}` in a payload index `field_schema`")
+        if key not in allowed:
+            raise BadRequest(f"Wrong input: unknown option `{key}` for a {kind} payload index")
+        if key == "memory" and value not in _MEMORY_TIERS:
+            raise BadRequest(f"Wrong input: `memory` must be one of {', '.join(_MEMORY_TIERS)}")
+        if key not in ("type", "memory") and value is not None and not isinstance(value, bool):
+            raise BadRequest(f"Wrong input: `{key}` must be true or false, got {value!r}")
+    if schema.get("lookup") is False and schema.get("range") is False:
+        raise BadRequest("Wrong input: an integer index needs `lookup` or `range`: both are false")
+    return schema
+
+
+def is_tenant_or_principal(spec: str | Mapping[str, Any]) -> bool:
+    """Whether a field_schema marks its field as the one most filters select by."""
+    return not isinstance(spec, str) and bool(spec.get("is_tenant") or spec.get("is_principal"))
 
 
 # --- one segment's indexes and the filter evaluation ---------------------------------
@@ -870,8 +978,10 @@ class PayloadIndexes:
     """All indexed fields of one segment.
 
     ``schema`` maps field -> type, or to a wire ``field_schema`` object with a
-    ``type``; types Quiver cannot index yet (Qdrant's ``geo``, ``text``) are skipped,
-    which only means filters on those fields scan payloads.
+    ``type``; types Quiver cannot index yet (Qdrant's ``geo``) are skipped, which only
+    means filters on those fields scan payloads. Fields marked ``is_tenant`` or
+    ``is_principal`` are the ``leading`` ones: a top-level ``must`` on them is
+    evaluated first, and when it leaves no row nothing else is evaluated.
     """
 
     def __init__(self, schema: Mapping[str, str | Mapping[str, Any]]) -> None:
@@ -879,7 +989,12 @@ class PayloadIndexes:
         for field, spec in schema.items():
             schema_type = spec if isinstance(spec, str) else spec.get("type")
             if isinstance(schema_type, str) and schema_type in FIELD_TYPES:
-                self._fields[field] = make_field_index(field, schema_type)
+                self._fields[field] = make_field_index(field, spec)
+        self.leading = frozenset(
+            self._fields[field].path.items
+            for field, spec in schema.items()
+            if field in self._fields and is_tenant_or_principal(spec)
+        )
         self._by_path: dict[tuple[PathItem, ...], FieldIndex] = {
             index.path.items: index for index in self._fields.values()
         }
@@ -887,6 +1002,14 @@ class PayloadIndexes:
     @property
     def fields(self) -> Mapping[str, FieldIndex]:
         return self._fields
+
+    def top_keys(self) -> frozenset[str] | None:
+        """The top-level payload keys these indexes read (None: some path starts
+        elsewhere, so every key may matter)."""
+        firsts = [index.path.items[0] for index in self._fields.values()]
+        if not all(isinstance(first, str) for first in firsts):
+            return None
+        return frozenset(str(first) for first in firsts)
 
     def add(self, row: int, payload: dict[str, Any]) -> None:
         for index in self._fields.values():
@@ -905,6 +1028,21 @@ class PayloadIndexes:
         for index in self._fields.values():
             index.build(payloads)
 
+    def bind(self, flt: Filter) -> Filter:
+        """``flt`` with its text conditions on text-indexed fields read through those
+        indexes' tokenizers (``text_index``); the same filter when there are none."""
+        texts = {path: i for path, i in self._by_path.items() if i.type == "text"}
+        if not texts:
+            return flt
+
+        def bound(condition: Condition) -> Condition | None:
+            if not isinstance(condition, FieldCondition):
+                return None
+            index = texts.get(condition.path.items)
+            return None if index is None else index.bind_text(condition)
+
+        return rewrite_conditions(flt, bound)
+
     def candidates(self, flt: Filter, row_count: int) -> BitMap | None:
         """A superset of the rows matching ``flt``, from indexed conditions only;
         None when the indexes do not constrain it (the caller scans every row)."""
@@ -912,13 +1050,26 @@ class PayloadIndexes:
 
     def bounds(self, flt: Filter, row_count: int) -> RowBounds:
         """``candidates`` plus the rows that surely match (those need no re-check)."""
-        return _Evaluator(self._by_path, row_count).filter(flt)
+        evaluator = _Evaluator(self._by_path, row_count)
+        if self.leading:
+            first = [c for c in flt.must if _path_of(c) in self.leading]
+            if first:
+                bounds = evaluator.filter(Filter(must=tuple(first)))
+                if bounds.possible is not None and not bounds.possible:
+                    return bounds  # an empty tenant: no other condition is looked at
+        return evaluator.filter(flt)
 
     def memory_bytes(self) -> int:
         return sum(index.memory_bytes() for index in self._fields.values())
 
     def points(self, field: str) -> int:
         return self._fields[field].points()
+
+
+def _path_of(condition: Condition) -> tuple[PathItem, ...] | None:
+    if isinstance(condition, FieldCondition | TextMatch):
+        return condition.path.items
+    return None
 
 
 class _Evaluator:
@@ -950,9 +1101,15 @@ class _Evaluator:
     def _condition(self, condition: Condition) -> RowBounds:
         if isinstance(condition, Filter):
             return self.filter(condition)
-        if isinstance(condition, FieldCondition | IsEmpty | IsNull):
+        if isinstance(condition, TextMatch):
             index = self._by_path.get(condition.path.items)
-            if index is not None:
+            if index is not None and index.type == "text":
+                return RowBounds(*index.match_text(condition))
+        elif isinstance(condition, FieldCondition | IsEmpty | IsNull):
+            index = self._by_path.get(condition.path.items)
+            if index is not None and (
+                not isinstance(condition, FieldCondition) or index.answers(condition.test)
+            ):
                 return self._field(index, condition)
         return RowBounds(BitMap(), None)  # has_id, nested, values_count, unindexed keys
 

@@ -16,6 +16,7 @@ from index.multivector import Ragged
 from index.registry import AnyIndex, is_multi_vector, is_sparse
 from index.sparse import SparseRowsIndex, SparseVector
 from server.engine.index_spec import SegmentSpec
+from server.engine.payload_column import PayloadReader
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
@@ -30,10 +31,14 @@ class SealedSegment(SegmentRows):
         spec: SegmentSpec | None = None,
         schema: PayloadSchema | None = None,
         payload_indexes: PayloadIndexes | None = None,
+        payload_reader: PayloadReader | None = None,
     ) -> None:
         """``payload_indexes``, when given, already index exactly these rows (sealing
-        hands over the appendable segment's); otherwise they are built from ``schema``."""
-        super().__init__()
+        hands over the appendable segment's, and ``parts.payloads`` holds what they
+        were given); otherwise they are built from ``schema`` and the full payloads in
+        ``parts``. With ``payload_reader`` (``on_disk_payload``) the payloads are read
+        from the point store when needed, not kept (``payload_column``)."""
+        super().__init__(payload_reader=payload_reader)
         self.segment_id = segment_id
         self.spec = spec
         """The index spec its indexes were built with; None while still exact (flat)."""
@@ -41,11 +46,12 @@ class SealedSegment(SegmentRows):
         self.present = parts.present
         count = len(parts.ids)
         self._live = np.ones(count, dtype=bool) if live is None else live.copy()
+        if payload_indexes is None:
+            payload_indexes = PayloadIndexes(schema or {})
+            payload_indexes.build(parts.payloads)
+        self.payload_indexes = payload_indexes
+        self._payloads.keep_keys(payload_indexes.top_keys(), [])
         self._append_rows(parts.ids, parts.payloads, parts.versions, index=False)
-        if payload_indexes is not None:
-            self.payload_indexes = payload_indexes
-        elif schema:
-            self.set_schema(schema)
         # Only live rows are findable. A merged segment may list an id twice (a
         # tombstoned copy and a live one); if two copies are live, the later wins.
         if not (self._live.all() and len(self._row_of) == count):  # else: as appended
@@ -173,7 +179,7 @@ class SealedSegment(SegmentRows):
         picked = rows.tolist()
         return SealedParts(
             ids=[self._ids[r] for r in picked],
-            payloads=[self._payloads[r] for r in picked],
+            payloads=self._payloads.many(picked),
             versions=[self._versions[r] for r in picked],
             indexes={},
             present={name: mask[rows].copy() for name, mask in self.present.items()},

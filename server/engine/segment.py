@@ -30,6 +30,7 @@ from index.multivector import Ragged, exact_maxsim, token_rows
 from index.registry import AnyIndex, create_index, create_multi_index, create_sparse_index
 from index.sparse import SparseIndex, SparseRows, SparseVector
 from server.engine.filters import Filter, HasId
+from server.engine.payload_column import PayloadColumn, PayloadReader, payload_column
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
 
@@ -79,12 +80,20 @@ def sort_key(point_id: PointId) -> tuple[int, int, int]:
 
 
 class SegmentRows:
-    """Row bookkeeping shared by both segment kinds, including the payload indexes."""
+    """Row bookkeeping shared by both segment kinds, including the payload indexes.
 
-    def __init__(self, schema: PayloadSchema | None = None) -> None:
+    Payloads live in a ``PayloadColumn``: in memory, or (given a ``payload_reader``,
+    ``on_disk_payload``) in the point store, read back in batches (``payload_column``).
+    """
+
+    def __init__(
+        self, schema: PayloadSchema | None = None, payload_reader: PayloadReader | None = None
+    ) -> None:
         self.payload_indexes = PayloadIndexes(schema or {})
+        self.payload_reader = payload_reader
         self._ids: list[PointId] = []
-        self._payloads: list[dict[str, Any]] = []
+        self._payloads: PayloadColumn = payload_column(payload_reader, self._ids)
+        self._payloads.keep_keys(self.payload_indexes.top_keys(), [])
         self._versions: list[int] = []
         self._row_of: dict[PointId, int] = {}
         self._sort_kind = np.zeros(_INITIAL_CAPACITY, dtype=np.uint8)
@@ -98,8 +107,12 @@ class SegmentRows:
         return self._ids
 
     @property
-    def payloads(self) -> Sequence[dict[str, Any]]:
+    def payloads(self) -> PayloadColumn:
         return self._payloads
+
+    def payloads_at(self, rows: Sequence[int]) -> list[dict[str, Any]]:
+        """The payloads of many rows at once (one store read when on disk)."""
+        return self._payloads.many(rows)
 
     @property
     def versions(self) -> Sequence[int]:
@@ -119,9 +132,9 @@ class SegmentRows:
         return self._versions[row]
 
     def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
-        self.payload_indexes.remove(row, self._payloads[row])
+        self.payload_indexes.remove(row, self._payloads.kept(row))
         self.payload_indexes.add(row, payload)
-        self._payloads[row] = payload
+        self._payloads.set(row, payload)
         self._versions[row] = version
 
     def vector_present(self, name: str) -> np.ndarray:
@@ -139,7 +152,9 @@ class SegmentRows:
     def set_schema(self, schema: PayloadSchema) -> None:
         """Index exactly the fields of ``schema`` (built from the current payloads)."""
         indexes = PayloadIndexes(schema)
-        indexes.build(self._payloads)
+        payloads = self._payloads.many(range(len(self._ids)))
+        indexes.build(payloads)
+        self._payloads.keep_keys(indexes.top_keys(), payloads)
         self.payload_indexes = indexes
 
     def filter_mask(self, flt: Filter, live: np.ndarray) -> tuple[np.ndarray, int | None]:
@@ -148,6 +163,7 @@ class SegmentRows:
         Indexed conditions give bitmaps: rows certain to match skip the payload scan,
         and only the possible-but-uncertain rows are checked against the full filter."""
         count = len(self._ids)
+        flt = self.payload_indexes.bind(flt)
         bounds = self.payload_indexes.bounds(flt, count)
         by_id = self._has_id_rows(flt)
         if bounds.possible is None and not bounds.certain and by_id is None:
@@ -367,8 +383,9 @@ class AppendableSegment(SegmentRows):
         schema: PayloadSchema | None = None,
         multi_params: dict[str, tuple[int, Distance]] | None = None,
         sparse_names: Sequence[str] = (),
+        payload_reader: PayloadReader | None = None,
     ) -> None:
-        super().__init__(schema)
+        super().__init__(schema, payload_reader)
         self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
         self.token_columns = {
             name: TokenColumn(d, dist) for name, (d, dist) in (multi_params or {}).items()
@@ -500,12 +517,12 @@ class AppendableSegment(SegmentRows):
         if row is None:
             return False
         last = len(self._ids) - 1
-        self.payload_indexes.remove(row, self._payloads[row])
+        self.payload_indexes.remove(row, self._payloads.kept(row))
         if row != last:
-            self.payload_indexes.move(last, row, self._payloads[last])
+            self.payload_indexes.move(last, row, self._payloads.kept(last))
             moved = self._ids[last]
             self._ids[row] = moved
-            self._payloads[row] = self._payloads[last]
+            self._payloads.move(last, row)
             self._versions[row] = self._versions[last]
             self._row_of[moved] = row
             for array in (self._sort_kind, self._sort_hi, self._sort_lo):
@@ -540,8 +557,10 @@ class AppendableSegment(SegmentRows):
             index.add(SparseRows.of(sparse.items[:n]))
             indexes[name] = index
         present = {name: col.present[:n].copy() for name, col in self._named_columns()}
+        # the payload indexes are handed over with these rows, so what they were given
+        # (all of a payload in memory, its indexed keys when stored) is all they need
         return SealedParts(
-            list(self._ids), list(self._payloads), list(self._versions), indexes, present
+            list(self._ids), self._payloads.kept_all(), list(self._versions), indexes, present
         )
 
 

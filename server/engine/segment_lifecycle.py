@@ -28,6 +28,7 @@ from index.multivector import Ragged
 from index.registry import AnyIndex, index_from_bytes
 from server.engine.config import CollectionConfig
 from server.engine.optimizer import Task, due_tasks
+from server.engine.payload_column import PayloadReader
 from server.engine.point_ids import point_id_to_text
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
@@ -55,14 +56,18 @@ class SegmentOwner(Protocol):
     def closed(self) -> bool: ...
 
 
-def new_appendable(config: CollectionConfig) -> AppendableSegment:
-    """An empty appendable segment for ``config``'s vectors and payload schema."""
+def new_appendable(
+    config: CollectionConfig, store: PayloadReader | None = None
+) -> AppendableSegment:
+    """An empty appendable segment for ``config``'s vectors and payload schema; its
+    payloads are read from ``store`` when ``on_disk_payload`` is on."""
     vectors = config.vectors
     return AppendableSegment(
         {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
         config.payload_schema,
         {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
         list(config.sparse_vectors),
+        payload_reader=store if config.on_disk_payload else None,
     )
 
 
@@ -138,9 +143,12 @@ class SegmentLifecycle:
         )
         self._segment_store.write(manifest, {})
         self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, payload_indexes=appendable.payload_indexes
+            segment_id,
+            parts,
+            payload_indexes=appendable.payload_indexes,
+            payload_reader=appendable.payload_reader,
         )
-        self._segments.appendable = new_appendable(self._owner.config)
+        self._segments.appendable = new_appendable(self._owner.config, self._store)
 
     # -- optimisation ---------------------------------------------------------
 
@@ -270,7 +278,7 @@ class SegmentLifecycle:
         for source_id, rows in job.sources:
             source = self._segments.sealed.pop(source_id)
             live.append(source.live_mask()[rows])
-            payloads.extend(source.payload(r) for r in rows.tolist())
+            payloads.extend(source.payloads_at(rows.tolist()))
             versions.extend(source.version(r) for r in rows.tolist())
         alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
         if job.permutation is not None:
@@ -279,9 +287,11 @@ class SegmentLifecycle:
             payloads = [payloads[i] for i in order]
             versions = [versions[i] for i in order]
         parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
+        config = self._owner.config
         self._segments.sealed[segment_id] = SealedSegment(
-            segment_id, parts, alive, job.spec, schema=self._owner.config.payload_schema
-        )
+            segment_id, parts, alive, job.spec, schema=config.payload_schema,
+            payload_reader=self._store if config.on_disk_payload else None,
+        )  # fmt: skip
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

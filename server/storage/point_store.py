@@ -183,6 +183,21 @@ class PointStore:
                 found.update(self._db.execute(query, [name, *chunk]).fetchall())
         return found
 
+    def payloads_of(self, pids: Sequence[str]) -> dict[str, bytes]:
+        """The stored JSON payloads of ``pids`` (absent ones are missing), in one query
+        whatever their number: the ids travel as one JSON array (``on_disk_payload``
+        segments read every payload they need through here)."""
+        if not pids:
+            return {}
+        if len(pids) == 1:  # one record of a response: a plain key lookup is faster
+            query, argument = "SELECT pid, payload FROM points WHERE pid = ?", pids[0]
+        else:
+            query = "SELECT pid, payload FROM points WHERE pid IN (SELECT value FROM json_each(?))"
+            argument = orjson.dumps(list(pids)).decode()
+        with self._lock:
+            rows = self._db.execute(query, (argument,)).fetchall()
+        return {pid: payload for pid, payload in rows}
+
     def save_job(self, job_id: str, body: dict[str, Any]) -> None:
         """Background-job records (history and crash recovery), outside the op-id sequence."""
         with self._transaction() as db:

@@ -63,7 +63,7 @@ def must(key: str, **test: Any) -> dict[str, Any]:
 
 
 def test_field_types_are_the_documented_list() -> None:
-    assert FIELD_TYPES == ("keyword", "integer", "float", "bool", "datetime", "uuid")
+    assert FIELD_TYPES == ("keyword", "integer", "float", "bool", "datetime", "uuid", "text")
     assert [make_field_index("f", kind).type for kind in FIELD_TYPES] == list(FIELD_TYPES)
 
 

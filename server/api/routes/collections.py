@@ -18,6 +18,7 @@ from server.engine import strict_mode
 from server.engine.config import CollectionConfig
 from server.engine.config_requests import config_from_request, patched_config
 from server.engine.engine import Engine, validate_collection_name
+from server.engine.payload_index import check_field_schema
 from server.engine.protocols import CollectionHandle
 from server.errors import BadRequest
 
@@ -112,4 +113,4 @@ def _field_schema(raw: str | dict[str, Any] | None) -> dict[str, Any]:
             f"Wrong input: unknown payload index type {kind!r}; "
             f"expected one of {', '.join(sorted(PAYLOAD_INDEX_TYPES))}"
         )
-    return schema
+    return check_field_schema(schema)

@@ -86,7 +86,7 @@ class Collection:
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
-        self._segments = SegmentSet(new_appendable(config))
+        self._segments = SegmentSet(new_appendable(config, store))
         self._segment_store = SegmentStore(path / "segments")
         self._writer = Writer(self._segments, store)
         self._id_lock = threading.Lock()
@@ -267,7 +267,7 @@ class Collection:
             op_id = self._store.write_config(config.model_dump(mode="json"), dropped)
             self._config = config
             self._segments.sealed.clear()
-            self._segments.appendable = new_appendable(config)
+            self._segments.appendable = new_appendable(config, self._store)
             recovery.reload(self._segments, self._store, self._segment_store, config)
             self._maybe_seal()
         self.on_change(self)

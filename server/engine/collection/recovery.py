@@ -41,7 +41,7 @@ def reload(
     points = {p.pid: p for p in store.load_all()}
     claimed: set[str] = set()
     for loaded in segment_store.load_all():
-        segment = restore_segment(loaded.manifest, loaded.blobs, points, claimed, config)
+        segment = restore_segment(loaded.manifest, loaded.blobs, points, claimed, config, store)
         segments.sealed[segment.segment_id] = segment
     rest = [p for pid, p in points.items() if pid not in claimed]
     if rest:
@@ -58,6 +58,7 @@ def restore_segment(
     points: dict[str, LoadedPoint],
     claimed: set[str],
     config: CollectionConfig,
+    store: PointStore | None = None,
 ) -> SealedSegment:
     """A saved segment with its indexes, its rows alive only where the point store
     still holds the indexed vectors (and no earlier segment claimed the point)."""
@@ -77,7 +78,11 @@ def restore_segment(
     claimed.update(p.pid for p, ok in zip(stored, alive, strict=True) if p is not None and ok)
     versions = [0 if p is None else p.version for p in stored]
     parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
-    return SealedSegment(manifest.segment_id, parts, alive, spec, schema=config.payload_schema)
+    reader = store if config.on_disk_payload else None
+    return SealedSegment(
+        manifest.segment_id, parts, alive, spec, schema=config.payload_schema,
+        payload_reader=reader,
+    )  # fmt: skip
 
 
 def _index_of(

@@ -74,6 +74,11 @@ class Tokenizer:
             return words
         return [self._with_prefixes(doc) for doc in words]
 
+    def tokenize_words(self, texts: Sequence[str]) -> list[list[str]]:
+        """The processed words of each text in order, without ``prefix``'s extra
+        prefixes (a phrase compares these word sequences)."""
+        return self._processed([self._split(text) for text in texts], for_query=False)
+
     def tokenize_queries(self, texts: Sequence[str]) -> list[list[str]]:
         """:meth:`tokenize_query` of each text, new words processed in one batch."""
         raw = [self._split(text) for text in texts]
