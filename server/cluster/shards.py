@@ -90,6 +90,15 @@ class ShardCall(Generic[T]):
         return self.method(target, *self.args, **self.kwargs)
 
 
+def _search_with_plans(
+    collection: Collection, specs: list[SearchSpec]
+) -> tuple[list[list[ScoredPoint]], list[list[dict[str, Any]]]]:
+    """A shard's search and the plans it chose: a remote shard fills its own copy of
+    each spec's ``explain``, so the plans travel back with the hits."""
+    fresh = [dataclasses.replace(s, explain=None if s.explain is None else []) for s in specs]
+    return collection.search(fresh), [spec.explain or [] for spec in fresh]
+
+
 def on_collection(
     method: Callable[Concatenate[Collection, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> ShardCall[T]:
@@ -620,7 +629,7 @@ class ShardedCollection:
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Every shard answers the batch for ``offset + limit`` hits per query; the page
-        is cut after merging. ``explain`` is not collected from shards. For deep pages
+        is cut after merging; ``explain`` gathers each shard's plans. For deep pages
         the point count is asked first: a search whose offset is past every point is
         answered here, and none asks a shard for more hits than there are points."""
         total = self._points_if_deep(specs)
@@ -631,10 +640,12 @@ class ShardedCollection:
         wide = [
             dataclasses.replace(
                 specs[q], limit=min(specs[q].offset + specs[q].limit, total or sys.maxsize),
-                offset=0, explain=None,
+                offset=0, explain=None if specs[q].explain is None else [],
             )
             for q in asked
         ]  # fmt: skip
+        if any(spec.explain is not None for spec in wide):
+            return self._search_explained(specs, asked, wide, results)
         packed = SearchBatch.pack(wide)
         call = (
             on_collection(Collection.search, wide)
@@ -647,6 +658,27 @@ class ShardedCollection:
             higher_is_better = self._config.distance_of(spec.using).higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
+        return results
+
+    def _search_explained(
+        self,
+        specs: Sequence[SearchSpec],
+        asked: list[int],
+        wide: list[SearchSpec],
+        results: list[list[ScoredPoint]],
+    ) -> list[list[ScoredPoint]]:
+        """``search`` of a batch with ``explain``: each shard's plans are added to the
+        spec's, tagged with the shard."""
+        answers = self._everywhere(on_collection(_search_with_plans, wide))
+        shards = sorted(answers)
+        for i, q in enumerate(asked):
+            spec = specs[q]
+            higher_is_better = self._config.distance_of(spec.using).higher_is_better
+            hits = [answers[shard][0][i] for shard in shards]
+            results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
+            if spec.explain is not None:
+                for shard in shards:
+                    spec.explain.extend({"shard": shard} | plan for plan in answers[shard][1][i])
         return results
 
     def _points_if_deep(self, specs: Sequence[SearchSpec]) -> int | None:

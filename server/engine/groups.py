@@ -11,13 +11,13 @@ qdrant-client's local mode computes by scanning everything.
 Here, as in Qdrant, that walk is a few searches instead: (1) a search whose
 candidate limit grows until it has met ``limit`` groups (or run out of points);
 those are the answer's groups, because a prefix of the score order meets groups in
-order. (2) For a single-stage vector query, the chosen groups that are not yet full
-are filled by a search filtered to their values (``match any``); groups still short
-are searched again, alone, with a wider limit, until each has ``group_size`` hits or
-runs out of points. The filter goes through the planner, so a selective group set
-costs the groups' points, not the collection. Multi-stage
-queries (prefetch) grow the outer limit only, since a filter would narrow their
-prefetches and change fusion ranks. Every search asks for at most
+order. (2) For a single-stage query by a vector, a point or examples, the chosen
+groups that are not yet full are filled by a search filtered to their values
+(``match any``); groups still short are searched again, alone, with a wider limit,
+until each has ``group_size`` hits or runs out of points. The filter goes through the
+planner, so a selective group set costs the groups' points, not the collection.
+Multi-stage queries (prefetch) grow the outer limit only, since a filter would narrow
+their prefetches and change fusion ranks. Every search asks for at most
 ``MAX_GROUP_CANDIDATES`` points; past that the groups found so far are answered.
 """
 
@@ -139,8 +139,10 @@ class _GroupSearch:
         )
         self.trace: list[dict[str, Any]] | None = [] if request.query.explain else None
         query = request.query
+        # a point's score by a vector, a point or examples does not depend on the
+        # filter, so a search filtered to some groups meets their points in score order
         self.can_fill = not query.is_multistage and (
-            query.vector is not None or query.point_id is not None
+            query.vector is not None or query.point_id is not None or query.examples is not None
         )
 
     def choose_groups(self) -> dict[GroupId, list[ScoredPoint]]:

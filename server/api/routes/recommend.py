@@ -2,11 +2,14 @@
 
 Each body becomes one engine ``Query`` by example (``engine/recommend.py``), answered
 by the same path as the ``recommend`` / ``discover`` / ``context`` query objects of
-``/points/query``; the answer is a bare list of scored points, as Qdrant's.
+``/points/query``; the answer is a bare list of scored points, as Qdrant's. The
+grouped form, ``/points/recommend/groups``, is ``routes/groups.py``'s, with the query
+built here (``by_example_query``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,8 +24,10 @@ from server.api.routes.common import check_limit, payload_selector, search_param
 from server.api.routes.query import check_batch
 from server.api.routing import OrjsonRoute
 from server.api.schemas import RawFilter, RawWithPayload, RawWithVector, SearchParams, Wire
+from server.engine.engine import Engine
 from server.engine.examples import ExampleQuery
 from server.engine.filters import parse_filter
+from server.engine.protocols import CollectionHandle
 from server.engine.requests import Query
 from server.settings import Settings
 
@@ -71,8 +76,8 @@ async def recommend_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
-    return ok(request, render.scored_points(results[0].points))
+    answers = await _answer(request, [body], collection, settings, engine)
+    return ok(request, answers[0])
 
 
 @router.post("/collections/{name}/points/recommend/batch")
@@ -84,9 +89,7 @@ async def recommend_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    queries = [_query(search, settings, engine.get) for search in body.searches]
-    results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.scored_points(result.points) for result in results])
+    return ok(request, await _answer(request, body.searches, collection, settings, engine))
 
 
 @router.post("/collections/{name}/points/discover")
@@ -97,8 +100,8 @@ async def discover_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
-    return ok(request, render.scored_points(results[0].points))
+    answers = await _answer(request, [body], collection, settings, engine)
+    return ok(request, answers[0])
 
 
 @router.post("/collections/{name}/points/discover/batch")
@@ -110,12 +113,28 @@ async def discover_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    queries = [_query(search, settings, engine.get) for search in body.searches]
+    return ok(request, await _answer(request, body.searches, collection, settings, engine))
+
+
+async def _answer(
+    request: Request,
+    bodies: Sequence[RecommendRequest | DiscoverRequest],
+    collection: CollectionHandle,
+    settings: Settings,
+    engine: Engine,
+) -> list[list[dict[str, Any]]]:
+    """What every legacy by-example route does: each body becomes one ``Query``, the
+    batch is answered together, each answer is a bare list of scored points."""
+    queries = [by_example_query(body, settings, engine.get) for body in bodies]
     results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.scored_points(result.points) for result in results])
+    return [render.scored_points(result.points) for result in results]
 
 
-def _query(body: RecommendRequest | DiscoverRequest, settings: Settings, resolve: Resolve) -> Query:
+def by_example_query(
+    body: RecommendRequest | DiscoverRequest, settings: Settings, resolve: Resolve
+) -> Query:
+    """A legacy recommend or discover body as the engine ``Query`` by example (also the
+    query part of ``/points/recommend/groups``)."""
     examples: ExampleQuery
     if isinstance(body, RecommendRequest):
         fields = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}
