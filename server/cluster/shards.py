@@ -43,7 +43,7 @@ from server.engine.facets import FacetValue, check_facet_key
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget, result_bytes
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector
+from server.engine.payload import JsonPath, PayloadSelector
 from server.engine.point_ids import PointId, point_id_sort_key, point_id_to_text
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.query import run_queries
@@ -522,6 +522,20 @@ class ShardedCollection:
         }
         found = {r.id: r for records in self.group.call(calls).values() for r in records}
         return [found[i] for i in ids if i in found]
+
+    def payload_values(self, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
+        """Each shard reads the values of the points it owns, in one call."""
+        groups = group_by_shard(ids, self.group.shard_count)
+        calls = {
+            shard: on_collection(Collection.payload_values, [ids[i] for i in rows], path)
+            for shard, rows in groups.items()
+        }
+        answers = self.group.call(calls)
+        out: list[list[Any]] = [[] for _ in ids]
+        for shard, rows in groups.items():
+            for row, values in zip(rows, answers[shard], strict=True):
+                out[row] = values
+        return out
 
     def get_point(self, point_id: PointId) -> Record:
         records = self.retrieve([point_id], PayloadSelector.of("all"), True)

@@ -304,7 +304,7 @@ def test_facet_limit_filter_and_deletes(api: Api, chunks: str) -> None:
         ),
         (
             "points/recommend/groups",
-            {"positive": [99], "group_by": "doc", "group_size": 2, "limit": 2},
+            {"positive": [99], "using": "dense", "group_by": "doc", "group_size": 2, "limit": 2},
             404,
             "99",
         ),
