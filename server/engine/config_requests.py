@@ -35,6 +35,7 @@ from server.engine.quantization_config import (
     check_for_vectors,
     parse_quantization,
 )
+from server.engine.strict_mode import parse_strict_mode, patched_strict_mode
 from server.errors import BadRequest, UnsupportedFeature
 
 MAX_FDE_DIM = 65_536
@@ -74,9 +75,10 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
     config = CollectionConfig(vectors=vectors, named_vectors=named, sparse_vectors=sparse)
     copied = {k: request[k] for k in _COPIED if k in request}
     changes: dict[str, Any] = checked_fields(CollectionConfig, copied)
-    for key in ("metadata", "strict_mode_config"):
-        if key in request:
-            changes[key] = request[key]
+    if "metadata" in request:
+        changes["metadata"] = request["metadata"]
+    if "strict_mode_config" in request:
+        changes["strict_mode_config"] = parse_strict_mode(request["strict_mode_config"])
     for section in ("hnsw_config", "optimizers_config", "index", "multivector"):
         if section in request:
             changes[section] = section_update(config, section, request[section])
@@ -106,7 +108,8 @@ def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> Coll
     if "metadata" in request:
         changes["metadata"] = (config.metadata or {}) | request["metadata"]
     if "strict_mode_config" in request:
-        changes["strict_mode_config"] = request["strict_mode_config"]
+        current = config.strict_mode_config
+        changes["strict_mode_config"] = patched_strict_mode(current, request["strict_mode_config"])
     updated = config.with_updates(**changes)
     check_backend(updated)
     return updated

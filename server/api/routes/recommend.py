@@ -24,6 +24,7 @@ from server.api.routes.common import check_limit, payload_selector, search_param
 from server.api.routes.query import check_batch
 from server.api.routing import OrjsonRoute
 from server.api.schemas import RawFilter, RawWithPayload, RawWithVector, SearchParams, Wire
+from server.engine import strict_mode
 from server.engine.engine import Engine
 from server.engine.examples import ExampleQuery
 from server.engine.filters import parse_filter
@@ -76,7 +77,7 @@ async def recommend_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    answers = await _answer(request, [body], collection, settings, engine)
+    answers = await _answer(request, [body], collection, settings, engine, batch=False)
     return ok(request, answers[0])
 
 
@@ -89,7 +90,8 @@ async def recommend_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    return ok(request, await _answer(request, body.searches, collection, settings, engine))
+    answers = await _answer(request, body.searches, collection, settings, engine, batch=True)
+    return ok(request, answers)
 
 
 @router.post("/collections/{name}/points/discover")
@@ -100,7 +102,7 @@ async def discover_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    answers = await _answer(request, [body], collection, settings, engine)
+    answers = await _answer(request, [body], collection, settings, engine, batch=False)
     return ok(request, answers[0])
 
 
@@ -113,7 +115,8 @@ async def discover_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    return ok(request, await _answer(request, body.searches, collection, settings, engine))
+    answers = await _answer(request, body.searches, collection, settings, engine, batch=True)
+    return ok(request, answers)
 
 
 async def _answer(
@@ -122,10 +125,14 @@ async def _answer(
     collection: CollectionHandle,
     settings: Settings,
     engine: Engine,
+    *,
+    batch: bool,
 ) -> list[list[dict[str, Any]]]:
-    """What every legacy by-example route does: each body becomes one ``Query``, the
-    batch is answered together, each answer is a bare list of scored points."""
+    """What every legacy by-example route does: each body becomes one ``Query``, checked
+    against strict mode, the batch is answered together, each answer is a bare list of
+    scored points."""
     queries = [by_example_query(body, settings, engine.get) for body in bodies]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=batch)
     results = await run_cpu(request, collection.query, queries)
     return [render.scored_points(result.points) for result in results]
 
