@@ -132,6 +132,16 @@ def test_recommend_groups_takes_lookup_filter_and_payload(api: Api, chunks: str)
     assert groups[1]["lookup"]["payload"] == {"title": "book 1"}
 
 
+def test_recommend_groups_obeys_strict_mode(api: Api, chunks: str) -> None:
+    config = {"enabled": True, "max_query_limit": 5}
+    api.result("PATCH", f"/collections/{NAME}", {"strict_mode_config": config})
+    body = {"positive": [1], "using": "dense", "group_by": "doc", "group_size": 2, "limit": 2}
+    assert len(_groups(api, body, "recommend/groups")) == 2
+    code, answer = api.post(f"/collections/{NAME}/points/recommend/groups", body | {"limit": 3})
+    assert code == 400
+    assert answer["status"]["error"].startswith('Bad request: Limit exceeded 6 > 5 for "limit"')
+
+
 def test_explain_shows_each_grouping_search_of_a_recommend_query(api: Api, chunks: str) -> None:
     recommend = {"positive": [11], "negative": [0], "strategy": "best_score"}
     body = {"query": {"recommend": recommend}, "using": "dense", "group_by": "doc"}
