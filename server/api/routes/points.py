@@ -49,7 +49,7 @@ async def upsert_points(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    ids, vectors, payloads = _columns(body, settings)
+    ids, vectors, payloads = upsert_columns(body, settings)
     update_filter = parse_filter(body.update_filter)
 
     def write() -> int:
@@ -190,7 +190,7 @@ async def count_points(
     return ok(request, {"count": await run_cpu(request, collection.count, flt)})
 
 
-def _columns(
+def upsert_columns(
     body: PointsList | PointsBatch, settings: SettingsDep
 ) -> tuple[list[Any], Sequence[Any], list[dict[str, Any] | None]]:
     """Both upsert forms as three parallel sequences (the batch form's vectors stay
