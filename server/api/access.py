@@ -148,6 +148,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/discover/batch"): READ_JSON,
     ("POST", f"{C}/points/query/groups"): READ_JSON,  # with_lookup is checked by its route
     ("POST", f"{C}/points/search/groups"): READ_JSON,
+    ("POST", f"{C}/points/recommend/groups"): READ_JSON,  # with_lookup is checked by its route
     ("POST", f"{C}/facet"): READ_JSON,
     ("POST", f"{C}/points/search/matrix/pairs"): READ_JSON,
     ("POST", f"{C}/points/search/matrix/offsets"): READ_JSON,

@@ -1,6 +1,6 @@
 """The wire shapes of grouped search and facets (Qdrant 1.19's ``QueryGroupsRequest``,
-``SearchGroupsRequest`` and ``FacetRequest``); only shapes live here, meaning is
-checked by ``engine/groups.py`` and ``engine/facets.py``."""
+``SearchGroupsRequest``, ``RecommendGroupsRequest`` and ``FacetRequest``); only shapes
+live here, meaning is checked by ``engine/groups.py`` and ``engine/facets.py``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ class SearchGroupsRequest(Wire):
     with_payload: RawWithPayload = None
     with_vector: WithVector = None
     score_threshold: float | None = None
+    shard_key: Any = None
+    group_by: StrictStr = Field(min_length=1)
+    group_size: int = Field(ge=1)
+    limit: int = Field(ge=1)
+    with_lookup: RawLookup = None
+
+
+class RecommendGroupsRequest(Wire):
+    positive: list[Any] | None = None
+    negative: list[Any] | None = None
+    strategy: str | None = None
+    filter: RawFilter = None
+    params: SearchParams | None = None
+    with_payload: RawWithPayload = None
+    with_vector: RawWithVector = None
+    score_threshold: float | None = None
+    using: str | None = None
+    lookup_from: Any = None
     shard_key: Any = None
     group_by: StrictStr = Field(min_length=1)
     group_size: int = Field(ge=1)

@@ -44,7 +44,7 @@ from server.engine.facets import FacetValue, check_facet_key
 from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget, result_bytes
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector
+from server.engine.payload import JsonPath, PayloadSelector
 from server.engine.point_ids import PointId, point_id_sort_key, point_id_to_text
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.query import run_queries
@@ -92,6 +92,15 @@ class ShardCall(Generic[T]):
     def run(self, server: ShardServer) -> T:
         target: Any = server if self.on_server else server.collection()
         return self.method(target, *self.args, **self.kwargs)
+
+
+def _search_with_plans(
+    collection: Collection, specs: list[SearchSpec]
+) -> tuple[list[list[ScoredPoint]], list[list[dict[str, Any]]]]:
+    """A shard's search and the plans it chose: a remote shard fills its own copy of
+    each spec's ``explain``, so the plans travel back with the hits."""
+    fresh = [dataclasses.replace(s, explain=None if s.explain is None else []) for s in specs]
+    return collection.search(fresh), [spec.explain or [] for spec in fresh]
 
 
 def on_collection(
@@ -604,6 +613,20 @@ class ShardedCollection:
         found = {r.id: r for records in self.group.call(calls).values() for r in records}
         return [found[i] for i in ids if i in found]
 
+    def payload_values(self, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
+        """Each shard reads the values of the points it owns, in one call."""
+        groups = group_by_shard(ids, self.group.shard_count)
+        calls = {
+            shard: on_collection(Collection.payload_values, [ids[i] for i in rows], path)
+            for shard, rows in groups.items()
+        }
+        answers = self.group.call(calls)
+        out: list[list[Any]] = [[] for _ in ids]
+        for shard, rows in groups.items():
+            for row, values in zip(rows, answers[shard], strict=True):
+                out[row] = values
+        return out
+
     def get_point(self, point_id: PointId) -> Record:
         records = self.retrieve([point_id], PayloadSelector.of("all"), True)
         if not records:
@@ -727,7 +750,7 @@ class ShardedCollection:
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Every shard answers the batch for ``offset + limit`` hits per query; the page
-        is cut after merging. ``explain`` is not collected from shards. For deep pages
+        is cut after merging; ``explain`` gathers each shard's plans. For deep pages
         the point count is asked first: a search whose offset is past every point is
         answered here, and none asks a shard for more hits than there are points."""
         total = self._points_if_deep(specs)
@@ -738,10 +761,12 @@ class ShardedCollection:
         wide = [
             dataclasses.replace(
                 specs[q], limit=min(specs[q].offset + specs[q].limit, total or sys.maxsize),
-                offset=0, explain=None,
+                offset=0, explain=None if specs[q].explain is None else [],
             )
             for q in asked
         ]  # fmt: skip
+        if any(spec.explain is not None for spec in wide):
+            return self._search_explained(specs, asked, wide, results)
         packed = SearchBatch.pack(wide)
         call = (
             on_collection(Collection.search, wide)
@@ -755,6 +780,27 @@ class ShardedCollection:
             higher_is_better = spec.custom is not None or metric.higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
+        return results
+
+    def _search_explained(
+        self,
+        specs: Sequence[SearchSpec],
+        asked: list[int],
+        wide: list[SearchSpec],
+        results: list[list[ScoredPoint]],
+    ) -> list[list[ScoredPoint]]:
+        """``search`` of a batch with ``explain``: each shard's plans are added to the
+        spec's, tagged with the shard."""
+        answers = self._everywhere(on_collection(_search_with_plans, wide))
+        shards = sorted(answers)
+        for i, q in enumerate(asked):
+            spec = specs[q]
+            higher_is_better = self._config.distance_of(spec.using).higher_is_better
+            hits = [answers[shard][0][i] for shard in shards]
+            results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
+            if spec.explain is not None:
+                for shard in shards:
+                    spec.explain.extend({"shard": shard} | plan for plan in answers[shard][1][i])
         return results
 
     def _points_if_deep(self, specs: Sequence[SearchSpec]) -> int | None:

@@ -11,13 +11,13 @@ qdrant-client's local mode computes by scanning everything.
 Here, as in Qdrant, that walk is a few searches instead: (1) a search whose
 candidate limit grows until it has met ``limit`` groups (or run out of points);
 those are the answer's groups, because a prefix of the score order meets groups in
-order. (2) For a single-stage vector query, the chosen groups that are not yet full
-are filled by a search filtered to their values (``match any``); groups still short
-are searched again, alone, with a wider limit, until each has ``group_size`` hits or
-runs out of points. The filter goes through the planner, so a selective group set
-costs the groups' points, not the collection. Multi-stage
-queries (prefetch) grow the outer limit only, since a filter would narrow their
-prefetches and change fusion ranks. Every search asks for at most
+order. (2) For a single-stage query by a vector, a point or examples, the chosen
+groups that are not yet full are filled by a search filtered to their values
+(``match any``); groups still short are searched again, alone, with a wider limit,
+until each has ``group_size`` hits or runs out of points. The filter goes through the
+planner, so a selective group set costs the groups' points, not the collection.
+Multi-stage queries (prefetch) grow the outer limit only, since a filter would narrow
+their prefetches and change fusion ranks. Every search asks for at most
 ``MAX_GROUP_CANDIDATES`` points; past that the groups found so far are answered.
 """
 
@@ -44,6 +44,9 @@ MAX_GROUP_CANDIDATES = 100_000
 """Points one grouping search may ask for (and ``limit * group_size`` at most)."""
 GROWTH = 4
 """How much each further search widens its candidate limit."""
+FILL_FACTOR = 2
+"""The first fill search asks this many hits per hit the open groups may hold (wider
+asks cost more in the search than the occasional second round saves)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ def _group_path(group_by: str) -> JsonPath:
 def group_ids(values: list[Any]) -> list[GroupId] | None:
     """The distinct group ids of a point's values, in payload order; None when one value
     cannot be a group id (the point then joins no group)."""
+    if len(values) == 1:  # the common case: one plain value
+        return values if type(values[0]) in (int, str) else None
     if any(type(value) not in (int, str) for value in values):
         return None
     return list(dict.fromkeys(values))
@@ -131,16 +136,17 @@ class _GroupSearch:
         self.collection = collection
         self.request = request
         self.path = _group_path(request.group_by)
+        # bare hits: the group_by values of all of them are read in one call
         self.probe = replace(
-            request.query,
-            offset=0,
-            with_payload=PayloadSelector.of("include", [self.path]),
-            with_vector=False,
+            request.query, offset=0, with_payload=PayloadSelector.of("none"), with_vector=False
         )
+        self.values: dict[PointId, list[GroupId] | None] = {}
         self.trace: list[dict[str, Any]] | None = [] if request.query.explain else None
         query = request.query
+        # a point's score by a vector, a point or examples does not depend on the
+        # filter, so a search filtered to some groups meets their points in score order
         self.can_fill = not query.is_multistage and (
-            query.vector is not None or query.point_id is not None
+            query.vector is not None or query.point_id is not None or query.examples is not None
         )
 
     def choose_groups(self) -> dict[GroupId, list[ScoredPoint]]:
@@ -162,7 +168,7 @@ class _GroupSearch:
         out of points) are searched again, alone, with a wider limit."""
         size = self.request.group_size
         open_groups = [value for value, hits in groups.items() if len(hits) < size]
-        factor = 2
+        factor = FILL_FACTOR
         while open_groups:
             try:
                 flt = merge_filters(self.probe.filter, _any_of(self.request.group_by, open_groups))
@@ -170,7 +176,7 @@ class _GroupSearch:
                 return  # keep what the first search saw, as Qdrant keeps groups it cannot fill
             limit = min(factor * size * len(open_groups), MAX_GROUP_CANDIDATES)
             points, exhausted = self._search(flt, limit, "fill groups")
-            found = self._aggregate(points)
+            found = self._aggregate(points, open_groups)
             for value in open_groups:
                 groups[value] = found.get(value, [])
             if exhausted or limit >= MAX_GROUP_CANDIDATES:
@@ -189,17 +195,32 @@ class _GroupSearch:
             self.trace.append(entry)
         return result.points, len(result.points) < limit
 
-    def _aggregate(self, points: Sequence[ScoredPoint]) -> dict[GroupId, list[ScoredPoint]]:
-        """Groups in order of their first hit, each with its first ``group_size`` hits."""
+    def _aggregate(
+        self, points: Sequence[ScoredPoint], filling: Sequence[GroupId] = ()
+    ) -> dict[GroupId, list[ScoredPoint]]:
+        """Groups in order of their first hit, each with its first ``group_size`` hits.
+        When ``filling`` groups, the hits past the point where each of them is full are
+        not read (the first ``group_size`` per open group usually suffice)."""
         size = self.request.group_size
         groups: dict[GroupId, list[ScoredPoint]] = {}
-        for point in points:
-            ids = group_ids(self.path.values(point.payload or {}))
-            for value in ids or ():
-                hits = groups.setdefault(value, [])
-                if len(hits) < size:
-                    hits.append(point)
+        first = size * len(filling) if filling else len(points)
+        for chunk in (points[:first], points[first:]):
+            self._read_values(chunk)
+            for point in chunk:
+                for value in self.values[point.id] or ():
+                    hits = groups.setdefault(value, [])
+                    if len(hits) < size:
+                        hits.append(point)
+            if filling and all(len(groups.get(value, ())) >= size for value in filling):
+                break
         return groups
+
+    def _read_values(self, points: Sequence[ScoredPoint]) -> None:
+        """The group ids of the points not seen by an earlier search, in one read."""
+        unseen = list(dict.fromkeys(p.id for p in points if p.id not in self.values))
+        if unseen:
+            found = self.collection.payload_values(unseen, self.path)
+            self.values.update(zip(unseen, map(group_ids, found), strict=True))
 
     def _full(self, groups: dict[GroupId, list[ScoredPoint]]) -> bool:
         size = self.request.group_size

@@ -20,7 +20,7 @@ from server.engine.config import CollectionConfig
 from server.engine.facets import FacetValue
 from server.engine.filters import Filter
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector
+from server.engine.payload import JsonPath, PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.requests import PointsSelection, Query, SearchSpec, VectorSelector
 from server.engine.results import (
@@ -127,6 +127,11 @@ class CollectionHandle(Protocol):
     def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
     ) -> list[Record]: ...
+
+    def payload_values(self, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
+        """Per point of ``ids``: its values under ``path`` (none when it is gone), read
+        in one call (grouped search's ``group_by`` key of every candidate)."""
+        ...
 
     def get_point(self, point_id: PointId) -> Record: ...
 

@@ -231,6 +231,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"{ITEMS}/points/search/groups",
         {"vector": VECTOR, "group_by": "city", "group_size": 2, "limit": 2},
     ),
+    ("POST", "/collections/{name}/points/recommend/groups"): Sample(
+        "read",
+        "POST",
+        f"{ITEMS}/points/recommend/groups",
+        {"positive": [VECTOR], "group_by": "city", "group_size": 2, "limit": 2},
+    ),
     ("POST", "/collections/{name}/facet"): Sample(
         "read", "POST", f"{ITEMS}/facet", extra=lambda world: facet_body(world)
     ),

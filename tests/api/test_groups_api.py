@@ -1,7 +1,7 @@
 """Grouped search and facets over HTTP: the response shapes (hits, lookup, payload and
-vectors, explain), group_by over arrays and nested keys, the legacy search/groups
-endpoint, sharded collections, and every refusal as a Qdrant-shaped 4xx that changes
-nothing."""
+vectors, explain), group_by over arrays and nested keys, the legacy search/groups and
+recommend/groups endpoints, sharded collections (their explain too), and every refusal
+as a Qdrant-shaped 4xx that changes nothing."""
 
 from __future__ import annotations
 
@@ -100,6 +100,57 @@ def test_search_groups_is_the_legacy_shape_of_the_same(api: Api, chunks: str) ->
     assert _ids(legacy) == _ids(_groups(api, query | {"limit": 2}))
 
 
+@pytest.mark.parametrize("strategy", ["average_vector", "best_score", "sum_scores"])
+def test_recommend_groups_is_the_legacy_shape_of_a_recommend_query(
+    api: Api, chunks: str, strategy: str
+) -> None:
+    examples = {"positive": [11, [3.0, 1.0]], "negative": [0], "strategy": strategy}
+    common = {"using": "dense", "group_by": "doc", "group_size": 2, "limit": 3}
+    legacy = _groups(api, examples | common, "recommend/groups")
+    query = _groups(api, {"query": {"recommend": examples}} | common)
+    assert _ids(legacy) == _ids(query)
+    assert len(legacy) == 3
+    hits = [h["id"] for g in legacy for h in g["hits"]]
+    assert 11 not in hits and 0 not in hits  # example points are left out, as Qdrant does
+
+
+def test_recommend_groups_takes_lookup_filter_and_payload(api: Api, chunks: str) -> None:
+    body = {
+        "positive": [9],
+        "using": "dense",
+        "group_by": "doc",
+        "group_size": 1,
+        "limit": 2,
+        "filter": {"must": [{"key": "odd", "match": {"value": True}}]},
+        "with_payload": ["doc"],
+        "with_lookup": "books",
+    }
+    groups = _groups(api, body, "recommend/groups")
+    assert _ids(groups) == [(3, [11]), (1, [5])]  # 9 is the example; 7 is in full group 3
+    assert groups[0]["hits"][0]["payload"] == {"doc": 3}
+    assert "lookup" not in groups[0]  # no book 3
+    assert groups[1]["lookup"]["payload"] == {"title": "book 1"}
+
+
+def test_recommend_groups_obeys_strict_mode(api: Api, chunks: str) -> None:
+    config = {"enabled": True, "max_query_limit": 5}
+    api.result("PATCH", f"/collections/{NAME}", {"strict_mode_config": config})
+    body = {"positive": [1], "using": "dense", "group_by": "doc", "group_size": 2, "limit": 2}
+    assert len(_groups(api, body, "recommend/groups")) == 2
+    code, answer = api.post(f"/collections/{NAME}/points/recommend/groups", body | {"limit": 3})
+    assert code == 400
+    assert answer["status"]["error"].startswith('Bad request: Limit exceeded 6 > 5 for "limit"')
+
+
+def test_explain_shows_each_grouping_search_of_a_recommend_query(api: Api, chunks: str) -> None:
+    recommend = {"positive": [11], "negative": [0], "strategy": "best_score"}
+    body = {"query": {"recommend": recommend}, "using": "dense", "group_by": "doc"}
+    body |= {"group_size": 3, "explain": True}
+    answer = api.result("POST", f"/collections/{NAME}/points/query/groups", body)
+    assert [step["stage"] for step in answer["explain"]] == ["find groups", "fill groups"]
+    assert "recommend (best_score)" in [p["stage"] for p in answer["explain"][0]["plans"]]
+
+
 def test_filter_threshold_and_explain_apply_to_grouping(api: Api, chunks: str) -> None:
     body = {
         "query": [1.0, 0.0],
@@ -147,6 +198,16 @@ def test_sharded_groups_and_facets_equal_single_node(api: Api, chunks: str) -> N
     single = api.result("POST", f"/collections/{NAME}/points/query/groups", body)
     sharded = api.result("POST", "/collections/sharded/points/query/groups", body)
     assert _ids(sharded["groups"]) == _ids(single["groups"])
+    recommend = {"positive": [2, 7], "negative": [5], "strategy": "best_score"}
+    recommend |= {"using": "dense", "group_by": "doc", "group_size": 2, "limit": 3}
+    single = api.result("POST", f"/collections/{NAME}/points/recommend/groups", recommend)
+    sharded = api.result("POST", "/collections/sharded/points/recommend/groups", recommend)
+    assert _ids(sharded["groups"]) == _ids(single["groups"])
+    assert len(single["groups"]) == 3
+    explained = body | {"explain": True, "group_by": "doc", "group_size": 3, "limit": 2}
+    steps = api.result("POST", "/collections/sharded/points/query/groups", explained)["explain"]
+    assert [step["stage"] for step in steps] == ["find groups", "fill groups"]
+    assert all(step["plans"] for step in steps)
     facet = {"key": "doc", "filter": {"must": [{"key": "odd", "match": {"value": True}}]}}
     assert api.result("POST", "/collections/sharded/facet", facet) == api.result(
         "POST", f"/collections/{NAME}/facet", facet
@@ -231,6 +292,30 @@ def test_facet_limit_filter_and_deletes(api: Api, chunks: str) -> None:
             {"vector": [1.0, 0.0], "group_by": "doc", "limit": 2},
             422,
             "group_size",
+        ),
+        (
+            "points/recommend/groups",
+            {"positive": [1], "group_by": "doc", "limit": 2},
+            422,
+            "group_size",
+        ),
+        (
+            "points/recommend/groups",
+            {"negative": [1], "group_by": "doc", "group_size": 2, "limit": 2},
+            400,
+            "No positive examples",
+        ),
+        (
+            "points/recommend/groups",
+            {"positive": [1], "strategy": "best", "group_by": "doc", "group_size": 2, "limit": 2},
+            400,
+            "unknown recommend strategy",
+        ),
+        (
+            "points/recommend/groups",
+            {"positive": [99], "using": "dense", "group_by": "doc", "group_size": 2, "limit": 2},
+            404,
+            "99",
         ),
         ("facet", {"key": "doc"}, 400, "No appropriate index for faceting: `doc`"),
         ("facet", {"key": "doc", "limit": 0}, 422, "limit"),

@@ -25,7 +25,8 @@ from server.engine.collection import Collection, PointsSelection, SearchSpec
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.examples import ContextPair, Discover, Recommend
 from server.engine.filters import parse_filter
-from server.engine.payload import PayloadSelector
+from server.engine.groups import GroupRequest, run_groups
+from server.engine.payload import PayloadSelector, parse_json_path
 from server.engine.point_ids import PointId
 from server.engine.query import run_queries
 from server.engine.requests import Query
@@ -202,6 +203,31 @@ def test_count_scroll_and_retrieve_match_single_node(
         assert scroll_all(single, raw) == scroll_all(sharded, raw)
     ids: list[PointId] = [5, 299_999, 17, 3, 17, 250]
     assert single.retrieve(ids, ALL, True) == sharded.retrieve(ids, ALL, True)
+
+
+def test_groups_payload_values_and_explain_match_single_node(
+    pair: tuple[Collection, ShardedCollection],
+) -> None:
+    """Grouping reads each candidate's key from the shard owning it, and ``explain``
+    brings back every shard's plans (``shard``-tagged)."""
+    single, sharded = pair
+    ids: list[PointId] = [5, 299_999, 17, 3, 250]
+    path = parse_json_path("n")
+    assert single.payload_values(ids, path) == sharded.payload_values(ids, path)
+    assert single.payload_values(ids, path) == [[5], [], [17], [3], [0]]  # 299_999: none
+    query = Query(vector=[0.5] * DIM, using="cos", explain=True)
+    request = GroupRequest(query=query, group_by="n", group_size=3, limit=4)
+    want, got = run_groups(single, request), run_groups(sharded, request)
+    assert [(g.id, [h.id for h in g.hits]) for g in got.groups] == [
+        (g.id, [h.id for h in g.hits]) for g in want.groups
+    ]
+    assert [len(g.hits) for g in want.groups] == [3, 3, 3, 3]
+    assert got.explain is not None and [step["stage"] for step in got.explain] == [
+        "find groups",
+        "fill groups",
+    ]
+    shards = {plan["shard"] for step in got.explain for plan in step["plans"]}
+    assert shards == set(range(SHARDS))
 
 
 def test_query_by_point_id_and_bad_input_match_single_node(

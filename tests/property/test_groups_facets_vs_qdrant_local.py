@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
-from tests.helpers.api import Api, make_client
-from tests.helpers.sharded import SHARDS
+from tests.helpers.api import Api
+from tests.helpers.local_mode import TwinCollection, Twins, twins
 
 NAME = "grouped"
 SHARDED = "grouped_sharded"
@@ -74,32 +73,19 @@ def _points(rng: np.random.Generator) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, QdrantClient]]:
-    points = _points(np.random.default_rng(11))
-    local = QdrantClient(":memory:")
-    local.create_collection(
-        NAME,
-        vectors_config={"d": models.VectorParams(size=DIM, distance=models.Distance.COSINE)},
-        sparse_vectors_config={"s": models.SparseVectorParams()},
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twins]:
+    collection = TwinCollection(
+        name=NAME,
+        sharded=SHARDED,
+        vectors={"d": {"size": DIM, "distance": "Cosine"}},
+        sparse={"s": {}},
+        points=_points(np.random.default_rng(11)),
+        indexes=INDEXES,
+        batch=30,  # several batches: several segments
+        options={"optimizers_config": {"indexing_threshold": 40}},
     )
-    local.upsert(NAME, [models.PointStruct(**point) for point in points])
-    folder: Path = tmp_path_factory.mktemp("groups")
-    with make_client(folder) as client:
-        api = Api(client)
-        for name, extra in ((NAME, {}), (SHARDED, {"shard_number": SHARDS})):
-            config = {
-                "vectors": {"d": {"size": DIM, "distance": "Cosine"}},
-                "sparse_vectors": {"s": {}},
-                "optimizers_config": {"indexing_threshold": 40},
-            } | extra
-            api.result("PUT", f"/collections/{name}", config)
-            for field, kind in INDEXES.items():
-                index = {"field_name": field, "field_schema": kind}
-                api.result("PUT", f"/collections/{name}/index?wait=true", index)
-            for start in range(0, POINTS, 30):  # several batches: several segments
-                batch = {"points": points[start : start + 30]}
-                api.result("PUT", f"/collections/{name}/points?wait=true", batch)
-        yield api, local
+    with twins(tmp_path_factory.mktemp("groups"), collection) as pair:
+        yield pair
 
 
 coordinate = st.integers(0, 40).map(lambda x: (x - 20.5) / 10)
@@ -193,3 +179,76 @@ def test_facet_counts_equal_local_mode(
     for name in (NAME, SHARDED):
         ours = api.result("POST", f"/collections/{name}/facet", body)["hits"]
         assert ours == [{"value": hit.value, "count": hit.count} for hit in theirs]
+
+
+def example() -> st.SearchStrategy[Any]:
+    return st.one_of(st.integers(0, POINTS - 1), dense)
+
+
+@st.composite
+def recommend_group_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Legacy ``RecommendGroupsRequest`` bodies on the dense vector (a sparse example
+    leaves most points tied at zero, and tied groups have no one order to compare)."""
+    strategy = draw(st.sampled_from(["average_vector", "best_score", "sum_scores", None]))
+    averaged = strategy in ("average_vector", None)
+    positive = draw(st.lists(example(), min_size=1 if averaged else 0, max_size=3))
+    negative = draw(
+        st.lists(example(), min_size=0 if positive else 1, max_size=2).filter(
+            lambda examples: not any(e in positive for e in examples)
+        )
+    )  # an example both positive and negative ties every point (sum_scores: all 0)
+    body: dict[str, Any] = {
+        "positive": positive,
+        "negative": negative,
+        "using": "d",
+        "group_by": draw(st.sampled_from(["cat", "num", "meta.kind", "u"])),
+        "group_size": draw(st.integers(1, 5)),
+        "limit": draw(st.integers(1, 8)),
+    }
+    if strategy is not None:
+        body["strategy"] = strategy
+    if not averaged or draw(st.booleans()):
+        # the custom scores compared exactly; the graph's recall is tests/api's
+        body["params"] = {"exact": True}
+    flt = draw(st.one_of(st.none(), st.sampled_from(FILTERS)))
+    if flt is not None:
+        body["filter"] = flt
+    return body
+
+
+def _local_recommend_groups(
+    local: QdrantClient, body: dict[str, Any]
+) -> list[tuple[Any, list[Any]]]:
+    """qdrant-client 1.20 dropped ``QdrantClient.recommend_groups``; its local mode still
+    implements the legacy endpoint, on the collection itself."""
+    collection = local._client.collections[NAME]  # type: ignore[attr-defined]
+    strategy = body.get("strategy")
+    answer = collection.recommend_groups(
+        group_by=body["group_by"],
+        positive=body["positive"],
+        negative=body["negative"],
+        query_filter=models.Filter(**body["filter"]) if "filter" in body else None,
+        limit=body["limit"],
+        group_size=body["group_size"],
+        with_payload=False,
+        using=body["using"],
+        strategy=None if strategy is None else models.RecommendStrategy(strategy),
+    )
+    return [(g.id, [(h.id, h.score) for h in g.hits]) for g in answer.groups]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=recommend_group_bodies())
+def test_recommend_groups_equal_local_mode(
+    both: tuple[Api, QdrantClient], body: dict[str, Any]
+) -> None:
+    api, local = both
+    theirs = _local_recommend_groups(local, body)
+    for name in (NAME, SHARDED):
+        ours = api.result("POST", f"/collections/{name}/points/recommend/groups", body)["groups"]
+        try:
+            _assert_same_groups(ours, theirs)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} {body}: {exc}") from None

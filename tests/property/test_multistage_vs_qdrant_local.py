@@ -1,8 +1,9 @@
 """Multi-stage queries must answer as qdrant-client's local mode does.
 
-One fixed collection (four named vectors: Cosine, Dot, Euclid and a MaxSim
-multi-vector; payloads with numbers, a colour, a geo point, a datetime) lives both in
-Quiver (the in-process app) and in ``QdrantClient(":memory:")``. Hypothesis draws
+One fixed collection (``HYBRID`` of ``tests/helpers/local_mode.py``: Cosine, Dot,
+Euclid and MaxSim multi-vectors, a plain and an idf sparse vector; payloads with
+numbers, a colour, a geo point, a datetime) lives both in Quiver (the in-process app)
+and in ``QdrantClient(":memory:")``. Hypothesis draws
 query bodies in Qdrant's wire shape (prefetch trees up to three levels deep, RRF with
 and without ``k`` / ``weights``, DBSF, re-scoring with another vector, formulas, MMR,
 filters at every level, offsets, thresholds); each body goes to Quiver as JSON and to
@@ -14,121 +15,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
-from tests.helpers.api import Api, make_client
-from tests.helpers.sharded import SHARDS
-
-NAME = "hybrid"
-SHARDED = "hybrid_sharded"
-POINTS = 60
-DIMS = {"a": 4, "b": 3, "e": 3, "m": 2}
-DISTANCES = {"a": "Cosine", "b": "Dot", "e": "Euclid", "m": "Dot"}
-SPARSE = {"s": {}, "si": {"modifier": "idf"}}  # a plain and an idf-weighted sparse vector
-VOCABULARY = 12
-COLORS = ["red", "green", "blue"]
-FILTERS: list[dict[str, Any]] = [
-    {"must": [{"key": "color", "match": {"value": "red"}}]},
-    {"must_not": [{"key": "price", "range": {"lt": 5}}]},
-    {
-        "should": [
-            {"key": "color", "match": {"value": "blue"}},
-            {"key": "price", "range": {"gt": 15}},
-        ]
-    },
-]
-TOLERANCE = 2e-4
-
-
-def _points(rng: np.random.Generator) -> list[dict[str, Any]]:
-    points = []
-    for i in range(POINTS):
-        vector: dict[str, Any] = {
-            name: rng.normal(size=dim).round(4).tolist()
-            for name, dim in DIMS.items()
-            if name != "m"
-        }
-        vector["m"] = rng.normal(size=(int(rng.integers(1, 4)), DIMS["m"])).round(4).tolist()
-        for name in SPARSE:
-            terms = rng.choice(VOCABULARY, size=int(rng.integers(1, 5)), replace=False)
-            values = rng.uniform(0.1, 2.0, size=len(terms)).round(3)
-            vector[name] = {"indices": terms.tolist(), "values": values.tolist()}
-        payload: dict[str, Any] = {
-            "price": int(rng.integers(0, 21)),
-            "color": COLORS[i % 3],
-            "loc": {"lat": float(rng.uniform(-5, 5)), "lon": float(rng.uniform(-5, 5))},
-            "ts": f"2024-0{1 + i % 9}-1{i % 10}T00:00:00Z",
-        }
-        if i % 4:
-            payload["rating"] = float(rng.uniform(0, 5))
-        points.append({"id": i, "vector": vector, "payload": payload})
-    return points
+from tests.helpers.api import Api
+from tests.helpers.local_mode import (
+    DIMS,
+    FILTERS,
+    HYBRID,
+    NAME,
+    SHARDED,
+    SPARSE,
+    TOLERANCE,
+    Twins,
+    limits,
+    quiver_answer,
+    triples,
+    twins,
+    vector_for,
+)
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, QdrantClient]]:
-    points = _points(np.random.default_rng(7))
-    local = QdrantClient(":memory:")
-    local.create_collection(
-        NAME,
-        vectors_config={
-            name: models.VectorParams(
-                size=dim,
-                distance=models.Distance(DISTANCES[name]),
-                multivector_config=models.MultiVectorConfig(
-                    comparator=models.MultiVectorComparator.MAX_SIM
-                )
-                if name == "m"
-                else None,
-            )
-            for name, dim in DIMS.items()
-        },
-        sparse_vectors_config={
-            "s": models.SparseVectorParams(),
-            "si": models.SparseVectorParams(modifier=models.Modifier.IDF),
-        },
-    )
-    local.upsert(NAME, [models.PointStruct(**point) for point in points])
-    folder: Path = tmp_path_factory.mktemp("multistage")
-    with make_client(folder) as client:
-        api = Api(client)
-        vectors = {
-            name: {"size": dim, "distance": DISTANCES[name]}
-            | ({"multivector_config": {"comparator": "max_sim"}} if name == "m" else {})
-            for name, dim in DIMS.items()
-        }
-        for name, extra in ((NAME, {}), (SHARDED, {"shard_number": SHARDS})):
-            config = {"vectors": vectors, "sparse_vectors": SPARSE} | extra
-            api.result("PUT", f"/collections/{name}", config)
-            api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
-        yield api, local
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twins]:
+    with twins(tmp_path_factory.mktemp("multistage"), HYBRID) as pair:
+        yield pair
 
 
 # --- strategies ------------------------------------------------------------------------
-
-coordinate = st.integers(0, 40).map(lambda x: (x - 20.5) / 10)  # never 0: no zero vectors
-
-
-def vector_for(name: str) -> st.SearchStrategy[Any]:
-    if name in SPARSE:
-        terms = st.lists(st.integers(0, VOCABULARY + 2), min_size=1, max_size=4, unique=True)
-        return terms.flatmap(
-            lambda t: st.lists(coordinate.map(abs), min_size=len(t), max_size=len(t)).map(
-                lambda v: {"indices": t, "values": v}
-            )
-        )
-    if name == "m":
-        token = st.lists(coordinate, min_size=2, max_size=2)
-        return st.lists(token, min_size=1, max_size=3)
-    # no zero vector: every point would tie, and ties among search hits are not this test's
-    return st.lists(coordinate, min_size=DIMS[name], max_size=DIMS[name])
 
 
 @st.composite
@@ -137,7 +55,6 @@ def nearest(draw: st.DrawFn) -> dict[str, Any]:
     return {"query": draw(vector_for(using)), "using": using}
 
 
-limits = st.sampled_from([8, 5, 12, 3, 1])  # Hypothesis favours the first
 optional_filter = st.one_of(st.none(), st.sampled_from(FILTERS))
 
 score_vars = st.sampled_from(["$score", "$score[0]", "$score[1]"])
@@ -277,21 +194,6 @@ def local_answer(local: QdrantClient, body: dict[str, Any]) -> list[tuple[Any, f
     return [(p.id, p.score, p.payload) for p in response.points]
 
 
-Answer = list[tuple[Any, float, Any]]
-
-
-def quiver_answer(api: Api, body: dict[str, Any], collection: str = NAME) -> Answer | None:
-    status, answer = api.post(f"/collections/{collection}/points/query", body)
-    if status == 400:
-        return None
-    assert status == 200, answer
-    return _triples(answer["result"])
-
-
-def _triples(result: dict[str, Any]) -> Answer:
-    return [(p["id"], p["score"], p["payload"]) for p in result["points"]]
-
-
 def assert_same_ranking(
     expected: list[tuple[Any, float, Any]], actual: list[tuple[Any, float, Any]]
 ) -> None:
@@ -362,7 +264,7 @@ def test_batch_of_multistage_queries_matches_local_mode(
     assert status == 200, answer
     for body, want, got in zip(bodies, expected, answer["result"], strict=True):
         try:
-            assert_same_ranking(want or [], _triples(got))
+            assert_same_ranking(want or [], triples(got))
         except AssertionError as exc:
             raise AssertionError(f"{body}: {exc}") from None
 

@@ -1,8 +1,9 @@
 """Queries by example (recommend, discover, context, relevance feedback) must answer as
 qdrant-client's local mode does.
 
-The multi-stage suite's collection (Cosine, Dot, Euclid, a MaxSim multi-vector, a
-plain and an idf sparse vector) lives both in Quiver and in ``QdrantClient(":memory:")``.
+The multi-stage suite's collection (``HYBRID`` of ``tests/helpers/local_mode.py``:
+Cosine, Dot, Euclid, a MaxSim multi-vector, a plain and an idf sparse vector) lives
+both in Quiver and in ``QdrantClient(":memory:")``.
 Hypothesis draws query objects in Qdrant's wire shape, examples as point ids or raw
 vectors, with filters, offsets and thresholds, searched exactly (``params.exact``) or
 through the candidate path (the 60 points fit in one candidate pool, so both compare the
@@ -13,6 +14,7 @@ mode refuses must be a 400. A sharded copy must give the single-node answer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,22 +23,29 @@ from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
 from tests.helpers.api import Api
-from tests.property.test_multistage_vs_qdrant_local import (
+from tests.helpers.local_mode import (
     DIMS,
     FILTERS,
+    HYBRID,
     NAME,
     POINTS,
     SHARDED,
     SPARSE,
     TOLERANCE,
     Answer,
-    both,
+    Twins,
     limits,
     quiver_answer,
+    twins,
     vector_for,
 )
 
-__all__ = ["both"]  # the shared module fixture
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Twins]:
+    with twins(tmp_path_factory.mktemp("by_example"), HYBRID) as pair:
+        yield pair
+
 
 USINGS = [*sorted(DIMS), *SPARSE]
 

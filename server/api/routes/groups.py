@@ -1,7 +1,7 @@
-"""Grouped search and facets: ``/points/query/groups``, ``/points/search/groups`` and
-``/facet``.
+"""Grouped search and facets: ``/points/query/groups``, ``/points/search/groups``,
+``/points/recommend/groups`` and ``/facet``.
 
-A groups request is the plain query (or legacy search) request plus ``group_by``,
+A groups request is the plain query (or legacy search / recommend) request plus ``group_by``,
 ``group_size``, ``limit`` (groups) and ``with_lookup``; its query part is parsed by
 the query route's own parser, so grouping works on every query the query route
 answers (dense, sparse, multi-vector, prefetch trees). The grouping itself is
@@ -24,11 +24,13 @@ from server.api.groups_wire import (
     FacetRequest,
     QueryGroupsRequest,
     RawLookup,
+    RecommendGroupsRequest,
     SearchGroupsRequest,
 )
 from server.api.inference import embed_query_documents
 from server.api.routes.common import check_limit, payload_selector, vector_selector
 from server.api.routes.query import parse_query, parse_search
+from server.api.routes.recommend import RecommendRequest, by_example_query
 from server.api.routing import OrjsonRoute
 from server.api.schemas import QueryRequest, SearchRequest
 from server.engine import strict_mode
@@ -77,6 +79,25 @@ async def search_points_groups(
     return ok(request, _groups_response(result))
 
 
+@router.post("/collections/{name}/points/recommend/groups")
+async def recommend_points_groups(
+    request: Request,
+    body: RecommendGroupsRequest,
+    collection: CollectionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> Response:
+    """Qdrant's legacy grouped recommend: the ``/points/recommend`` body's query by
+    example, grouped as ``/points/query/groups`` groups a ``recommend`` query."""
+    fields = body.model_dump(exclude=GROUP_FIELDS, exclude_none=True)
+    plain = RecommendRequest.model_validate(fields | {"limit": body.limit})
+    query = by_example_query(plain, settings, engine.get)
+    group = _group_request(request, body, query, engine, settings)
+    strict_mode.check_groups(collection, group, request.query_params)
+    result = await run_cpu(request, run_groups, collection, group)
+    return ok(request, _groups_response(result))
+
+
 @router.post("/collections/{name}/facet")
 async def facet(
     request: Request, body: FacetRequest, collection: CollectionDep, settings: SettingsDep
@@ -92,7 +113,7 @@ async def facet(
 
 def _group_request(
     request: Request,
-    body: QueryGroupsRequest | SearchGroupsRequest,
+    body: QueryGroupsRequest | SearchGroupsRequest | RecommendGroupsRequest,
     query: Query,
     engine: Engine,
     settings: Settings,

@@ -2,11 +2,14 @@
 
 Each body becomes one engine ``Query`` by example (``engine/recommend.py``), answered
 by the same path as the ``recommend`` / ``discover`` / ``context`` query objects of
-``/points/query``; the answer is a bare list of scored points, as Qdrant's.
+``/points/query``; the answer is a bare list of scored points, as Qdrant's. The
+grouped form, ``/points/recommend/groups``, is ``routes/groups.py``'s, with the query
+built here (``by_example_query``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,8 +25,10 @@ from server.api.routes.query import check_batch
 from server.api.routing import OrjsonRoute
 from server.api.schemas import RawFilter, RawWithPayload, SearchParams, Wire, WithVector
 from server.engine import strict_mode
+from server.engine.engine import Engine
 from server.engine.examples import ExampleQuery
 from server.engine.filters import parse_filter
+from server.engine.protocols import CollectionHandle
 from server.engine.requests import Query
 from server.settings import Settings
 
@@ -72,10 +77,8 @@ async def recommend_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    queries = [_query(body, settings, engine.get)]
-    strict_mode.check_queries(collection, queries, request.query_params)
-    results = await run_cpu(request, collection.query, queries)
-    return ok(request, render.scored_points(results[0].points))
+    answers = await _answer(request, [body], collection, settings, engine, batch=False)
+    return ok(request, answers[0])
 
 
 @router.post("/collections/{name}/points/recommend/batch")
@@ -87,10 +90,8 @@ async def recommend_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    queries = [_query(search, settings, engine.get) for search in body.searches]
-    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
-    results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.scored_points(result.points) for result in results])
+    answers = await _answer(request, body.searches, collection, settings, engine, batch=True)
+    return ok(request, answers)
 
 
 @router.post("/collections/{name}/points/discover")
@@ -101,10 +102,8 @@ async def discover_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    queries = [_query(body, settings, engine.get)]
-    strict_mode.check_queries(collection, queries, request.query_params)
-    results = await run_cpu(request, collection.query, queries)
-    return ok(request, render.scored_points(results[0].points))
+    answers = await _answer(request, [body], collection, settings, engine, batch=False)
+    return ok(request, answers[0])
 
 
 @router.post("/collections/{name}/points/discover/batch")
@@ -116,13 +115,33 @@ async def discover_points_batch(
     engine: EngineDep,
 ) -> Response:
     check_batch(len(body.searches), settings)
-    queries = [_query(search, settings, engine.get) for search in body.searches]
-    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
+    answers = await _answer(request, body.searches, collection, settings, engine, batch=True)
+    return ok(request, answers)
+
+
+async def _answer(
+    request: Request,
+    bodies: Sequence[RecommendRequest | DiscoverRequest],
+    collection: CollectionHandle,
+    settings: Settings,
+    engine: Engine,
+    *,
+    batch: bool,
+) -> list[list[dict[str, Any]]]:
+    """What every legacy by-example route does: each body becomes one ``Query``, checked
+    against strict mode, the batch is answered together, each answer is a bare list of
+    scored points."""
+    queries = [by_example_query(body, settings, engine.get) for body in bodies]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=batch)
     results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.scored_points(result.points) for result in results])
+    return [render.scored_points(result.points) for result in results]
 
 
-def _query(body: RecommendRequest | DiscoverRequest, settings: Settings, resolve: Resolve) -> Query:
+def by_example_query(
+    body: RecommendRequest | DiscoverRequest, settings: Settings, resolve: Resolve
+) -> Query:
+    """A legacy recommend or discover body as the engine ``Query`` by example (also the
+    query part of ``/points/recommend/groups``)."""
     examples: ExampleQuery
     if isinstance(body, RecommendRequest):
         fields = {"positive": body.positive, "negative": body.negative, "strategy": body.strategy}

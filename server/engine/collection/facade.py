@@ -39,7 +39,7 @@ from server.engine.filters import Filter
 from server.engine.limits import EngineLimits, check_result_budget
 from server.engine.optimizer import Task
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector, delete_payload_keys, set_payload
+from server.engine.payload import JsonPath, PayloadSelector, delete_payload_keys, set_payload
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
 from server.engine.protocols import CollectionHandle, JobBoard, JobWire
@@ -314,6 +314,10 @@ class Collection:
     ) -> list[Record]:
         with self._lock.read():
             return records.retrieve(self._segments, self._reader(), ids, with_payload, with_vector)
+
+    def payload_values(self, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
+        with self._lock.read():
+            return records.payload_values(self._segments, ids, path)
 
     def get_point(self, point_id: PointId) -> Record:
         found = self.retrieve([point_id], PayloadSelector.of("all"), True)

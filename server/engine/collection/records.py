@@ -17,7 +17,7 @@ import numpy as np
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector
+from server.engine.payload import JsonPath, PayloadSelector
 from server.engine.point_ids import PointId, point_id_to_text
 from server.engine.requests import VectorSelector
 from server.engine.results import Record, ScrollPage, VectorOutput
@@ -89,6 +89,27 @@ def retrieve(
     """The points of ``ids`` that exist, in the order asked."""
     found = [segments.locate(i) for i in ids]
     return [reader.record(s, row, with_payload, with_vector) for s, row in filter(None, found)]
+
+
+def payload_values(segments: SegmentSet, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
+    """The values under ``path`` of each point of ``ids`` (arrays flattened, as filters
+    see them; none for a point that is gone), without building a record per point:
+    grouped search reads its ``group_by`` key of every candidate this way."""
+    found: dict[PointId, list[Any]] = {}
+    pending = list(ids)
+    for segment in segments:  # a point is live in one segment only
+        row_of, payload, values = segment.row_of, segment.payload, path.values
+        missed = []
+        for point_id in pending:
+            row = row_of(point_id)
+            if row is None:
+                missed.append(point_id)
+            else:
+                found[point_id] = values(payload(row))
+        pending = missed
+        if not pending:
+            break
+    return [found.get(point_id, []) for point_id in ids]
 
 
 def scroll(
