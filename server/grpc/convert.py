@@ -38,6 +38,8 @@ def dump(model: Any) -> Any:
         return model.model_dump(mode="json", exclude_none=True, by_alias=True)
     if isinstance(model, list):
         return [dump(item) for item in model]
+    if isinstance(model, dict):
+        return {key: dump(value) for key, value in model.items()}
     return model
 
 

@@ -46,8 +46,21 @@ def _plain(vector: Any) -> Any:
     return vector
 
 
+def record(found: dict[str, Any]) -> grpc.RetrievedPoint:
+    """One of ``render.records``' dicts as a message (no payload: an empty map, as
+    Qdrant sends it)."""
+    fields: dict[str, Any] = {"id": point_id(found["id"])}
+    if found.get("payload"):
+        fields["payload"] = payload_to_grpc(found["payload"])
+    if found.get("vector") is not None:
+        fields["vectors"] = R2G.convert_vector_struct_output(_plain(found["vector"]))
+    if found.get("order_value") is not None:
+        fields["order_value"] = R2G.convert_order_value(found["order_value"])
+    return grpc.RetrievedPoint(**fields)
+
+
 def records(found: list[dict[str, Any]]) -> list[grpc.RetrievedPoint]:
-    return [R2G.convert_record(rest.Record.model_validate(item)) for item in found]
+    return [record(item) for item in found]
 
 
 def update_result(result: Any) -> grpc.UpdateResult:
