@@ -10,6 +10,7 @@ is one more row; a method without a row answers ``UNIMPLEMENTED`` naming it.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,7 @@ from server.errors import QuiverError
 from server.grpc.bridge import RestFailure, call_route
 from server.grpc.status import RpcError, code_of, unimplemented
 
+log = logging.getLogger(__name__)
 Reply = Callable[[Any, float], Message]
 
 
@@ -115,8 +117,11 @@ def _handler(row: Rpc, app: FastAPI, full: str) -> Callable[..., Awaitable[Messa
             error = RpcError(code_of(failure.status), failure.message)
         except QuiverError as exc:
             error = RpcError.of(exc)
-        except ValueError as exc:  # a message qdrant-client's converters cannot read
+        except ValueError as exc:  # a message the converters or the route's model refuse
             error = RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Wrong input: {exc}")
+        except Exception:
+            log.exception("gRPC call failed", extra={"method": full})
+            error = RpcError(grpc.StatusCode.INTERNAL, f"Internal error in {full}")
         await context.abort(error.code, error.message)
 
     handle.__name__ = full.rsplit("/", 1)[1]
