@@ -34,6 +34,8 @@ from server.grpc.rpc import Call
 from server.settings import Settings
 
 T = TypeVar("T")
+PARSED_CACHE = 1024
+"""Parsed request shapes kept per process (``_parsed``)."""
 
 
 async def run_cpu(call: Call, func: Callable[..., T], *args: Any) -> T:
@@ -55,29 +57,36 @@ def _settings(call: Call) -> Settings:
 # ---- search ------------------------------------------------------------------------
 
 
-def search_query(request: grpc.SearchPoints, settings: Settings) -> Query | None:
+def search_query(call: Call, request: grpc.SearchPoints) -> Query | None:
     """A dense ``SearchPoints`` as the engine query ``/points/search`` would build."""
     if request.HasField("sparse_indices"):
         return None
-    body = SearchRequest.model_validate(convert.search(request, vector=[]))
-    using = request.vector_name if request.HasField("vector_name") else None
     vector: Any = np.asarray(request.vector, dtype=np.float32)  # the engine reads any rows
-    return replace(parse_search(body, settings), vector=vector, using=using)
+    rest = grpc.SearchPoints()
+    rest.CopyFrom(request)
+    rest.ClearField("vector")
+    query = _cached(call, rest, _parse_search)
+    using = request.vector_name if request.HasField("vector_name") else None
+    return replace(query, vector=vector, using=using)
+
+
+def _parse_search(call: Call, rest: grpc.SearchPoints) -> Query:
+    body = SearchRequest.model_validate(convert.search(rest, vector=[]))
+    return parse_search(body, _settings(call))
 
 
 async def _search(call: Call, requests: Sequence[grpc.SearchPoints]) -> list[Any] | None:
-    settings = _settings(call)
-    queries = [search_query(request, settings) for request in requests]
+    queries = [search_query(call, request) for request in requests]
     if not requests or any(query is None for query in queries):
         return None
     collection = _engine(call).get(requests[0].collection_name)
     results = await run_cpu(call, collection.query, queries)
-    return [replies.scored_points(_hits(result)) for result in results]
+    return [render.scored_points(result.points) for result in results]
 
 
 async def search(call: Call, request: grpc.SearchPoints) -> Message | None:
     found = await _search(call, [request])
-    return None if found is None else grpc.SearchResponse(result=found[0], time=call.elapsed())
+    return None if found is None else replies.search(found[0], call.elapsed())
 
 
 async def search_batch(call: Call, request: grpc.SearchBatchPoints) -> Message | None:
@@ -86,10 +95,7 @@ async def search_batch(call: Call, request: grpc.SearchBatchPoints) -> Message |
     for search in searches:  # the batch names the collection once, as the route does
         search.collection_name = request.collection_name
     found = await _search(call, searches)
-    if found is None:
-        return None
-    batches = [grpc.BatchResult(result=hits) for hits in found]
-    return grpc.SearchBatchResponse(result=batches, time=call.elapsed())
+    return None if found is None else replies.search_batch(found, call.elapsed())
 
 
 # ---- query -------------------------------------------------------------------------
@@ -114,10 +120,31 @@ def query_query(call: Call, request: grpc.QueryPoints) -> Query | None:
     rest = grpc.QueryPoints()
     rest.CopyFrom(request)
     rest.ClearField("query")
-    body = QueryRequest.model_validate(convert.query(rest))
-    query = parse_query(body, _settings(call), _engine(call).get)
+    if rest.HasField("lookup_from") or len(rest.prefetch):  # read other points: no cache
+        query = _parse_query(call, rest)
+    else:
+        query = _cached(call, rest, _parse_query)
     given: Any = vector  # the engine reads any rows of floats (``vectors.prepare_matrix``)
     return replace(query, vector=given)
+
+
+def _parse_query(call: Call, rest: grpc.QueryPoints) -> Query:
+    body = QueryRequest.model_validate(convert.query(rest))
+    return parse_query(body, _settings(call), _engine(call).get)
+
+
+def _cached(call: Call, rest: Message, parse: Callable[[Call, Any], Query]) -> Query:
+    """The parse of a request without its vector, by its bytes: the 100 queries of a batch
+    (and a client's repeated singles) differ only in the vector, and a ``Query`` is frozen."""
+    cache: dict[bytes, Query] = call.app.state.grpc_parsed
+    key = rest.SerializeToString(deterministic=True)
+    query = cache.get(key)
+    if query is None:
+        query = parse(call, rest)
+        if len(cache) >= PARSED_CACHE:
+            cache.clear()
+        cache[key] = query
+    return query
 
 
 async def _query(call: Call, requests: Sequence[grpc.QueryPoints]) -> list[Any] | None:
@@ -126,12 +153,12 @@ async def _query(call: Call, requests: Sequence[grpc.QueryPoints]) -> list[Any] 
         return None
     collection = _engine(call).get(requests[0].collection_name)
     results = await run_cpu(call, collection.query, queries)
-    return [replies.scored_points(_hits(result)) for result in results]
+    return [render.query_response(result) for result in results]
 
 
 async def query(call: Call, request: grpc.QueryPoints) -> Message | None:
     found = await _query(call, [request])
-    return None if found is None else grpc.QueryResponse(result=found[0], time=call.elapsed())
+    return None if found is None else replies.query(found[0], call.elapsed())
 
 
 async def query_batch(call: Call, request: grpc.QueryBatchPoints) -> Message | None:
@@ -140,14 +167,7 @@ async def query_batch(call: Call, request: grpc.QueryBatchPoints) -> Message | N
     for search in searches:
         search.collection_name = request.collection_name
     found = await _query(call, searches)
-    if found is None:
-        return None
-    batches = [grpc.BatchResult(result=hits) for hits in found]
-    return grpc.QueryBatchResponse(result=batches, time=call.elapsed())
-
-
-def _hits(result: Any) -> list[dict[str, Any]]:
-    return render.scored_points(result.points)
+    return None if found is None else replies.query_batch(found, call.elapsed())
 
 
 # ---- upsert ------------------------------------------------------------------------

@@ -20,21 +20,27 @@ def point_id(value: int | str) -> grpc.PointId:
     return grpc.PointId(num=value) if isinstance(value, int) else grpc.PointId(uuid=value)
 
 
-def scored_point(hit: dict[str, Any]) -> grpc.ScoredPoint:
-    """One of ``render.scored_points``' dicts as a message."""
-    fields: dict[str, Any] = {"id": point_id(hit["id"]), "score": hit["score"]}
-    fields["version"] = hit.get("version") or 0
-    if hit.get("payload"):
-        fields["payload"] = payload_to_grpc(hit["payload"])
-    if hit.get("vector") is not None:
-        fields["vectors"] = R2G.convert_vector_struct_output(_plain(hit["vector"]))
-    if hit.get("order_value") is not None:
-        fields["order_value"] = R2G.convert_order_value(hit["order_value"])
-    return grpc.ScoredPoint(**fields)
+def fill_scored(target: Any, hits: list[dict[str, Any]]) -> None:
+    """Append ``render.scored_points``' dicts to a repeated ``ScoredPoint`` field, in
+    place (a search returns them by the thousand: no intermediate messages)."""
+    for hit in hits:
+        point = target.add(score=hit["score"], version=hit.get("version") or 0)
+        ident = hit["id"]
+        if isinstance(ident, int):
+            point.id.num = ident
+        else:
+            point.id.uuid = ident
+        if hit.get("payload"):  # the converter's values are what the constructor reads
+            point.MergeFrom(grpc.ScoredPoint(payload=payload_to_grpc(hit["payload"])))
+        if hit.get("vector") is not None:
+            point.vectors.CopyFrom(R2G.convert_vector_struct_output(_plain(hit["vector"])))
+        if hit.get("order_value") is not None:
+            point.order_value.CopyFrom(R2G.convert_order_value(hit["order_value"]))
 
 
-def scored_points(hits: list[dict[str, Any]]) -> list[grpc.ScoredPoint]:
-    return [scored_point(hit) for hit in hits]
+def batch_results(target: Any, results: list[list[dict[str, Any]]]) -> None:
+    for hits in results:
+        fill_scored(target.add().result, hits)
 
 
 def _plain(vector: Any) -> Any:
@@ -116,21 +122,27 @@ def count(result: Any, time: float) -> grpc.CountResponse:
 
 
 def search(result: Any, time: float) -> grpc.SearchResponse:
-    return grpc.SearchResponse(result=scored_points(result), time=time)
+    reply = grpc.SearchResponse(time=time)
+    fill_scored(reply.result, result)
+    return reply
 
 
 def search_batch(result: Any, time: float) -> grpc.SearchBatchResponse:
-    batches = [grpc.BatchResult(result=scored_points(hits)) for hits in result]
-    return grpc.SearchBatchResponse(result=batches, time=time)
+    reply = grpc.SearchBatchResponse(time=time)
+    batch_results(reply.result, result)
+    return reply
 
 
 def query(result: Any, time: float) -> grpc.QueryResponse:
-    return grpc.QueryResponse(result=scored_points(result["points"]), time=time)
+    reply = grpc.QueryResponse(time=time)
+    fill_scored(reply.result, result["points"])
+    return reply
 
 
 def query_batch(result: Any, time: float) -> grpc.QueryBatchResponse:
-    batches = [grpc.BatchResult(result=scored_points(r["points"])) for r in result]
-    return grpc.QueryBatchResponse(result=batches, time=time)
+    reply = grpc.QueryBatchResponse(time=time)
+    batch_results(reply.result, [r["points"] for r in result])
+    return reply
 
 
 def create_snapshot(result: Any, time: float) -> grpc.CreateSnapshotResponse:

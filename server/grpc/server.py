@@ -56,6 +56,7 @@ async def start(app: FastAPI, settings: Settings) -> grpc.aio.Server | None:
     if not settings.grpc_port:
         return None
     app.state.grpc_host = request_host(settings)
+    app.state.grpc_parsed = {}  # fastpath._parsed
     auth = Authenticator(settings.api_key, settings.read_only_api_key, settings.jwt_rbac)
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(auth, needs())],
