@@ -67,7 +67,8 @@ async def start(app: FastAPI, settings: Settings) -> grpc.aio.Server | None:
         ],
     )
     checker = _add_services(server, app)
-    address = f"{settings.host}:{settings.grpc_port}"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6
+    address = f"{host}:{settings.grpc_port}"
     credentials = server_credentials(settings)
     try:
         if credentials is None:
