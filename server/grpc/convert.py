@@ -233,3 +233,66 @@ def search_vector(request: grpc.SearchPoints) -> Any:
 
 def query(request: grpc.QueryPoints) -> Json:
     return dump(G2R.convert_query_points(request))  # type: ignore[no-any-return]
+
+
+QUERY_FIELDS = (
+    "prefetch",
+    "query",
+    "using",
+    "filter",
+    "params",
+    "score_threshold",
+    "with_payload",
+    "with_vectors",
+    "lookup_from",
+    "limit",
+)
+
+
+def query_groups(request: grpc.QueryPointGroups) -> Json:
+    """The fields a ``QueryPointGroups`` shares with ``QueryPoints`` read as a query, plus
+    the grouping."""
+    shared = grpc.QueryPoints(collection_name=request.collection_name)
+    shared.prefetch.extend(request.prefetch)
+    source: Message = request
+    for name in QUERY_FIELDS[1:]:
+        if not source.HasField(name):
+            continue
+        value = getattr(source, name)
+        if isinstance(value, Message):
+            getattr(shared, name).CopyFrom(value)
+        else:
+            setattr(shared, name, value)
+    body = query(shared)
+    body["group_by"] = request.group_by
+    body.update(
+        compact(
+            {
+                "group_size": optional(request, "group_size"),
+                "with_lookup": optional(request, "with_lookup", G2R.convert_with_lookup),
+            }
+        )
+    )
+    return body
+
+
+def facet(request: grpc.FacetCounts) -> Json:
+    return compact(
+        {
+            "key": request.key,
+            "filter": optional(request, "filter", G2R.convert_filter),
+            "limit": optional(request, "limit"),
+            "exact": optional(request, "exact"),
+        }
+    )
+
+
+def matrix(request: grpc.SearchMatrixPoints) -> Json:
+    return compact(
+        {
+            "filter": optional(request, "filter", G2R.convert_filter),
+            "sample": optional(request, "sample"),
+            "limit": optional(request, "limit"),
+            "using": optional(request, "using"),
+        }
+    )

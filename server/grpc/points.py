@@ -68,6 +68,14 @@ ROWS: dict[str, Rpc] = {
         lambda r: {"searches": [convert.query(q) for q in r.query_points]},
         fast=fastpath.query_batch,
     ),
+    "QueryGroups": Rpc("POST", f"{P}/query/groups", replies.query_groups, convert.query_groups),
+    "Facet": Rpc("POST", "/collections/{name}/facet", replies.facet, convert.facet),
+    "SearchMatrixPairs": Rpc(
+        "POST", f"{P}/search/matrix/pairs", replies.matrix_pairs, convert.matrix
+    ),
+    "SearchMatrixOffsets": Rpc(
+        "POST", f"{P}/search/matrix/offsets", replies.matrix_offsets, convert.matrix
+    ),
 }
 
 

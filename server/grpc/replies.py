@@ -156,3 +156,27 @@ def list_snapshots(result: Any, time: float) -> grpc.ListSnapshotsResponse:
 
 def delete_snapshot(result: Any, time: float) -> grpc.DeleteSnapshotResponse:
     return grpc.DeleteSnapshotResponse(time=time)
+
+
+def query_groups(result: Any, time: float) -> grpc.QueryGroupsResponse:
+    groups = R2G.convert_groups_result(rest.GroupsResult.model_validate(result))
+    return grpc.QueryGroupsResponse(result=groups, time=time)
+
+
+def facet(result: Any, time: float) -> grpc.FacetResponse:
+    hits = [
+        R2G.convert_facet_value_hit(rest.FacetValueHit.model_validate(h)) for h in result["hits"]
+    ]
+    return grpc.FacetResponse(hits=hits, time=time)
+
+
+def matrix_pairs(result: Any, time: float) -> grpc.SearchMatrixPairsResponse:
+    pairs = R2G.convert_search_matrix_pairs(rest.SearchMatrixPairsResponse.model_validate(result))
+    return grpc.SearchMatrixPairsResponse(result=pairs, time=time)
+
+
+def matrix_offsets(result: Any, time: float) -> grpc.SearchMatrixOffsetsResponse:
+    model = rest.SearchMatrixOffsetsResponse.model_validate(result)
+    return grpc.SearchMatrixOffsetsResponse(
+        result=R2G.convert_search_matrix_offsets(model), time=time
+    )

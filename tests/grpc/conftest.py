@@ -46,9 +46,9 @@ def start_grpc_server(root: Path, **settings: str) -> GrpcServer:
     return GrpcServer(process, port)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def grpc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
-    """One server shared by a module's tests (each test uses its own collections)."""
+    """One server shared by the gRPC modules (each test uses its own collections)."""
     server = start_grpc_server(tmp_path_factory.mktemp("grpc"))
     try:
         yield server

@@ -52,10 +52,6 @@ def test_unserved_methods_are_the_documented_ones() -> None:
             "Discover",
             "DiscoverBatch",
             "UpdateBatch",
-            "QueryGroups",
-            "Facet",
-            "SearchMatrixPairs",
-            "SearchMatrixOffsets",
         },
         "Snapshots": {"CreateFull", "ListFull", "DeleteFull"},
     }
