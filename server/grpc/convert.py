@@ -296,3 +296,49 @@ def matrix(request: grpc.SearchMatrixPoints) -> Json:
             "using": optional(request, "using"),
         }
     )
+
+
+def search_groups(request: grpc.SearchPointGroups) -> Json:
+    return compact(
+        {
+            "vector": search_vector(request),
+            "filter": optional(request, "filter", G2R.convert_filter),
+            "limit": request.limit,
+            "with_payload": with_payload(request),
+            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
+            "params": optional(request, "params", G2R.convert_search_params),
+            "score_threshold": optional(request, "score_threshold"),
+            "group_by": request.group_by,
+            "group_size": request.group_size,
+            "with_lookup": optional(request, "with_lookup", G2R.convert_with_lookup),
+        }
+    )
+
+
+def recommend(request: grpc.RecommendPoints) -> Json:
+    """Qdrant's legacy ``RecommendPoints``: examples by id or by vector."""
+    positive = [point_id(i) for i in request.positive]
+    positive += [dump(G2R.convert_vector(v)) for v in request.positive_vectors]
+    negative = [point_id(i) for i in request.negative]
+    negative += [dump(G2R.convert_vector(v)) for v in request.negative_vectors]
+    strategy = optional(request, "strategy")
+    return compact(
+        {
+            "positive": positive,
+            "negative": negative,
+            "strategy": None if strategy is None else _strategy(strategy),
+            "filter": optional(request, "filter", G2R.convert_filter),
+            "limit": request.limit,
+            "offset": optional(request, "offset"),
+            "with_payload": with_payload(request),
+            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
+            "params": optional(request, "params", G2R.convert_search_params),
+            "score_threshold": optional(request, "score_threshold"),
+            "using": optional(request, "using"),
+            "lookup_from": optional(request, "lookup_from", G2R.convert_lookup_location),
+        }
+    )
+
+
+def _strategy(value: Any) -> str:
+    return str(G2R.convert_recommend_strategy(value).value)

@@ -68,6 +68,14 @@ ROWS: dict[str, Rpc] = {
         lambda r: {"searches": [convert.query(q) for q in r.query_points]},
         fast=fastpath.query_batch,
     ),
+    "SearchGroups": Rpc("POST", f"{P}/search/groups", replies.search_groups, convert.search_groups),
+    "Recommend": Rpc("POST", f"{P}/recommend", replies.recommend, convert.recommend),
+    "RecommendBatch": Rpc(
+        "POST",
+        f"{P}/recommend/batch",
+        replies.recommend_batch,
+        lambda r: {"searches": [convert.recommend(s) for s in r.recommend_points]},
+    ),
     "QueryGroups": Rpc("POST", f"{P}/query/groups", replies.query_groups, convert.query_groups),
     "Facet": Rpc("POST", "/collections/{name}/facet", replies.facet, convert.facet),
     "SearchMatrixPairs": Rpc(

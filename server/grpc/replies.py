@@ -180,3 +180,20 @@ def matrix_offsets(result: Any, time: float) -> grpc.SearchMatrixOffsetsResponse
     return grpc.SearchMatrixOffsetsResponse(
         result=R2G.convert_search_matrix_offsets(model), time=time
     )
+
+
+def search_groups(result: Any, time: float) -> grpc.SearchGroupsResponse:
+    groups = R2G.convert_groups_result(rest.GroupsResult.model_validate(result))
+    return grpc.SearchGroupsResponse(result=groups, time=time)
+
+
+def recommend(result: Any, time: float) -> grpc.RecommendResponse:
+    reply = grpc.RecommendResponse(time=time)
+    fill_scored(reply.result, result)
+    return reply
+
+
+def recommend_batch(result: Any, time: float) -> grpc.RecommendBatchResponse:
+    reply = grpc.RecommendBatchResponse(time=time)
+    batch_results(reply.result, result)
+    return reply

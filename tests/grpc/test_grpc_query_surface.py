@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import grpc
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client import grpc as q
 
 from tests.grpc.conftest import GrpcServer
 
@@ -91,3 +93,41 @@ def test_distance_matrix_scores_are_the_pairs_dot_products(
     ):
         expected = float(vectors[offsets.ids[row]] @ vectors[offsets.ids[col]])
         assert score == pytest.approx(expected, rel=1e-4)
+
+
+def test_legacy_recommend_matches_a_recommend_query_in_local_mode(
+    grpc_server: GrpcServer, clients: tuple[QdrantClient, QdrantClient, str]
+) -> None:
+    """``Points/Recommend`` (the Go / Java clients' call) by raw stub."""
+    _, local, name = clients
+    ids = [q.PointId(num=n) for n in (1, 5)]
+    request = q.RecommendPoints(
+        collection_name=name, positive=ids, negative=[q.PointId(num=2)], limit=5
+    )
+    with grpc.insecure_channel(grpc_server.target) as channel:
+        batch = q.RecommendBatchPoints(collection_name=name, recommend_points=[request])
+        stub = q.PointsStub(channel)
+        single, batched = stub.Recommend(request).result, stub.RecommendBatch(batch).result[0]
+    example = models.RecommendInput(
+        positive=[1, 5], negative=[2], strategy=models.RecommendStrategy.AVERAGE_VECTOR
+    )
+    expected = local.query_points(name, query=models.RecommendQuery(recommend=example), limit=5)
+    want = [p.id for p in expected.points]
+    assert [p.id.num for p in single] == [p.id.num for p in batched.result] == want
+
+
+def test_legacy_search_groups_match_local_mode(
+    grpc_server: GrpcServer, clients: tuple[QdrantClient, QdrantClient, str]
+) -> None:
+    _, local, name = clients
+    vector = np.random.default_rng(5).standard_normal(DIM).astype(np.float32)
+    request = q.SearchPointGroups(
+        collection_name=name, vector=vector.tolist(), group_by="group", limit=3, group_size=2
+    )
+    with grpc.insecure_channel(grpc_server.target) as channel:
+        groups = q.PointsStub(channel).SearchGroups(request).result.groups
+    expected = local.query_points_groups(
+        name, query=vector.tolist(), group_by="group", limit=3, group_size=2
+    ).groups
+    got = [(g.id.unsigned_value, [p.id.num for p in g.hits]) for g in groups]
+    assert got == [(g.id, [p.id for p in g.hits]) for g in expected]
