@@ -342,3 +342,34 @@ def recommend(request: grpc.RecommendPoints) -> Json:
 
 def _strategy(value: Any) -> str:
     return str(G2R.convert_recommend_strategy(value).value)
+
+
+def discover(request: grpc.DiscoverPoints) -> Json:
+    """Qdrant's legacy ``DiscoverPoints``: a target and context pairs, by id or vector."""
+    target = None
+    if request.HasField("target") and request.target.HasField("single"):
+        target = _example(request.target.single)
+    context = [
+        {"positive": _example(pair.positive), "negative": _example(pair.negative)}
+        for pair in request.context
+    ]
+    return compact(
+        {
+            "target": target,
+            "context": context,
+            "filter": optional(request, "filter", G2R.convert_filter),
+            "limit": request.limit,
+            "offset": optional(request, "offset"),
+            "with_payload": with_payload(request),
+            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
+            "params": optional(request, "params", G2R.convert_search_params),
+            "using": optional(request, "using"),
+            "lookup_from": optional(request, "lookup_from", G2R.convert_lookup_location),
+        }
+    )
+
+
+def _example(example: grpc.VectorExample) -> Any:
+    if example.WhichOneof("example") == "id":
+        return point_id(example.id)
+    return dump(G2R.convert_vector(example.vector))

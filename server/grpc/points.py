@@ -76,6 +76,13 @@ ROWS: dict[str, Rpc] = {
         replies.recommend_batch,
         lambda r: {"searches": [convert.recommend(s) for s in r.recommend_points]},
     ),
+    "Discover": Rpc("POST", f"{P}/discover", replies.discover, convert.discover),
+    "DiscoverBatch": Rpc(
+        "POST",
+        f"{P}/discover/batch",
+        replies.discover_batch,
+        lambda r: {"searches": [convert.discover(s) for s in r.discover_points]},
+    ),
     "QueryGroups": Rpc("POST", f"{P}/query/groups", replies.query_groups, convert.query_groups),
     "Facet": Rpc("POST", "/collections/{name}/facet", replies.facet, convert.facet),
     "SearchMatrixPairs": Rpc(

@@ -197,3 +197,15 @@ def recommend_batch(result: Any, time: float) -> grpc.RecommendBatchResponse:
     reply = grpc.RecommendBatchResponse(time=time)
     batch_results(reply.result, result)
     return reply
+
+
+def discover(result: Any, time: float) -> grpc.DiscoverResponse:
+    reply = grpc.DiscoverResponse(time=time)
+    fill_scored(reply.result, result)
+    return reply
+
+
+def discover_batch(result: Any, time: float) -> grpc.DiscoverBatchResponse:
+    reply = grpc.DiscoverBatchResponse(time=time)
+    batch_results(reply.result, result)
+    return reply

@@ -131,3 +131,26 @@ def test_legacy_search_groups_match_local_mode(
     ).groups
     got = [(g.id.unsigned_value, [p.id.num for p in g.hits]) for g in groups]
     assert got == [(g.id, [p.id for p in g.hits]) for g in expected]
+
+
+def test_legacy_discover_matches_a_discover_query_in_local_mode(
+    grpc_server: GrpcServer, clients: tuple[QdrantClient, QdrantClient, str]
+) -> None:
+    _, local, name = clients
+    pair = q.ContextExamplePair(
+        positive=q.VectorExample(id=q.PointId(num=3)),
+        negative=q.VectorExample(id=q.PointId(num=4)),
+    )
+    target = q.TargetVector(single=q.VectorExample(id=q.PointId(num=10)))
+    request = q.DiscoverPoints(collection_name=name, target=target, context=[pair], limit=5)
+    with grpc.insecure_channel(grpc_server.target) as channel:
+        batch = q.DiscoverBatchPoints(collection_name=name, discover_points=[request])
+        stub = q.PointsStub(channel)
+        single, batched = stub.Discover(request).result, stub.DiscoverBatch(batch).result[0]
+    query = models.DiscoverQuery(
+        discover=models.DiscoverInput(
+            target=10, context=[models.ContextPair(positive=3, negative=4)]
+        )
+    )
+    want = [p.id for p in local.query_points(name, query=query, limit=5).points]
+    assert [p.id.num for p in single] == [p.id.num for p in batched.result] == want

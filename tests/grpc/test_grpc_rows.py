@@ -46,8 +46,6 @@ def test_unserved_methods_are_the_documented_ones() -> None:
             "CreateVectorName",
             "DeleteVectorName",
             "RecommendGroups",
-            "Discover",
-            "DiscoverBatch",
             "UpdateBatch",
         },
         "Snapshots": {"CreateFull", "ListFull", "DeleteFull"},
