@@ -61,9 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
         app.state.engine.worker.on_finished.append(metrics.observe_job)
-        grpc_server = await grpc_api.start(app, settings)
-        log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
+        grpc_server = None
         try:
+            grpc_server = await grpc_api.start(app, settings)  # same engine, same loop
+            log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
             yield
         finally:
             await grpc_api.stop(grpc_server)
