@@ -4,7 +4,8 @@ GloVe-50 (390k base vectors, Cosine, HNSW M=16, ef_construct=100), ``hnsw_ef`` 1
 ef whose recall@10 reaches 0.95 on this set, as in ``bench_batch_overhead.py``):
 
 * batches of 100 queries, one client in order, each cell the median of 5 passes over
-  1,000 queries: faiss ``IndexHNSWFlat`` in process; Quiver over REST
+  1,000 queries, the three taking turns pass by pass (the 2 cores are shared, and a load
+  change must fall on all three): faiss ``IndexHNSWFlat`` in process; Quiver over REST
   (``/points/query/batch``, JSON); Quiver over gRPC (``Points/QueryBatch``, the RPC
   qdrant-client's ``query_batch_points`` sends). Both clients send prepared requests
   (bytes / messages built before the clock) and decode every reply. recall@10 of each
@@ -48,15 +49,19 @@ SINGLES = 2000
 COLLECTION = "glove"
 
 
-def median_ms_per_batch(run: Callable[[], Any]) -> float:
-    """Median over ``PASSES`` passes (after one untimed pass) of a pass's time per batch."""
-    run()
-    passes = []
-    for _ in range(PASSES):
-        started = time.perf_counter()
+def interleaved_ms_per_batch(runs: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Per run, the median over ``PASSES`` passes (after one untimed pass each) of a pass's
+    time per batch; the runs take turns pass by pass, so a change in the machine's load
+    (2 shared cores) falls on all of them alike."""
+    for run in runs.values():
         run()
-        passes.append(time.perf_counter() - started)
-    return float(np.median(passes)) * 1000 / (QUERIES / BATCH)
+    passes: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(PASSES):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            passes[name].append(time.perf_counter() - started)
+    return {name: float(np.median(p)) * 1000 / (QUERIES / BATCH) for name, p in passes.items()}
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -67,20 +72,17 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 # ---- faiss ---------------------------------------------------------------------------
 
 
-def faiss_batches(data: glove.GloveDataset, queries: np.ndarray) -> tuple[float, float]:
+def faiss_search(data: glove.GloveDataset, queries: np.ndarray) -> Callable[[], np.ndarray]:
+    """A pass of faiss ``IndexHNSWFlat`` (built here) over the queries, in batches."""
     index = faiss.IndexHNSWFlat(data.dimension, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 100
     base = data.base / np.linalg.norm(data.base, axis=1, keepdims=True)
     index.add(base.astype(np.float32))
     index.hnsw.efSearch = EF
     unit = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-    found = np.concatenate(
-        [index.search(unit[s : s + BATCH], K)[1] for s in range(0, QUERIES, BATCH)]
+    return lambda: np.concatenate(
+        [index.search(unit[s : s + BATCH], K)[1] for s in range(0, len(unit), BATCH)]
     )
-    ms = median_ms_per_batch(
-        lambda: [index.search(unit[s : s + BATCH], K) for s in range(0, QUERIES, BATCH)]
-    )
-    return ms, recall(found, data.ground_truth[:QUERIES])
 
 
 # ---- requests --------------------------------------------------------------------------
@@ -140,9 +142,14 @@ def load_server(client: httpx.Client, data: glove.GloveDataset) -> None:
         time.sleep(1)
 
 
-def wire_batches(
-    client: httpx.Client, stub: q.PointsStub, queries: np.ndarray, truth: np.ndarray
+def batches(
+    client: httpx.Client,
+    stub: q.PointsStub,
+    in_process: Callable[[], np.ndarray],
+    queries: np.ndarray,
+    truth: np.ndarray,
 ) -> dict[str, dict[str, float]]:
+    """faiss, REST and gRPC batches, interleaved pass by pass; recall of each."""
     bodies, messages = rest_bodies(queries), grpc_batches(queries)
     url = f"/collections/{COLLECTION}/points/query/batch"
 
@@ -160,13 +167,12 @@ def wire_batches(
             found.extend(grpc_ids(stub.QueryBatch(message)))
         return found
 
-    out = {}
-    for name, run in (("rest", rest), ("grpc", over_grpc)):
-        out[name] = {
-            "recall": recall(np.asarray(run()), truth),
-            "ms_per_batch": median_ms_per_batch(run),
-        }
-    return out
+    runs: dict[str, Callable[[], Any]] = {"faiss": in_process, "rest": rest, "grpc": over_grpc}
+    times = interleaved_ms_per_batch(runs)
+    return {
+        name: {"recall": recall(np.asarray(run()), truth), "ms_per_batch": times[name]}
+        for name, run in runs.items()
+    }
 
 
 # ---- concurrent single queries (module-level workers: spawned processes) --------------
@@ -216,7 +222,7 @@ def singles(kind: str, address: str, queries: np.ndarray) -> dict[str, float]:
     }
 
 
-def over_the_wire(data: glove.GloveDataset) -> dict[str, Any]:
+def over_the_wire(data: glove.GloveDataset, in_process: Callable[[], np.ndarray]) -> dict[str, Any]:
     grpc_port = free_port()
     env = {"QUIVER_IDLE_SEAL_S": "0", "QUIVER_GRPC_PORT": str(grpc_port)}
     with QuiverServer(env=env) as server:
@@ -225,28 +231,30 @@ def over_the_wire(data: glove.GloveDataset) -> dict[str, Any]:
         load_server(client, data)
         target = f"127.0.0.1:{grpc_port}"
         with grpc.insecure_channel(target) as channel:
-            log("batches over REST and gRPC")
+            log("batches: faiss, REST and gRPC, interleaved")
             queries, truth = data.queries[:QUERIES], data.ground_truth[:QUERIES]
-            batches = wire_batches(client, q.PointsStub(channel), queries, truth)
+            measured = batches(client, q.PointsStub(channel), in_process, queries, truth)
         log(f"single queries, {CLIENTS} client processes")
         single = {
             "rest": singles("rest", server.url, data.queries),
             "grpc": singles("grpc", target, data.queries),
         }
-    return {"batches": batches, "singles": single}
+    return {"batches": measured, "singles": single}
 
 
 # ---- report ----------------------------------------------------------------------------
 
 
 def markdown(results: dict[str, Any]) -> str:
-    faiss_ms = results["faiss"]["ms_per_batch"]
     b, s = results["batches"], results["singles"]
-    rows = [
-        f"| faiss in process | {faiss_ms:.2f} | {1000 * BATCH / faiss_ms:,.0f} | 1.00 "
-        f"| {results['faiss']['recall']:.3f} |"
-    ]
-    for name, label in (("rest", "Quiver REST (JSON)"), ("grpc", "Quiver gRPC")):
+    faiss_ms = b["faiss"]["ms_per_batch"]
+    rows = []
+    labels = (
+        ("faiss", "faiss in process"),
+        ("rest", "Quiver REST (JSON)"),
+        ("grpc", "Quiver gRPC"),
+    )
+    for name, label in labels:
         ms = b[name]["ms_per_batch"]
         rows.append(
             f"| {label} | {ms:.2f} | {1000 * BATCH / ms:,.0f} | {faiss_ms / ms:.2f} "
@@ -257,7 +265,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"# gRPC vs REST vs faiss, GloVe-50 {results['points']:,} points, ef {EF}",
             "",
             "Command: `nice -n 10 python bench/bench_grpc.py` (one run). Batches of "
-            f"{BATCH} queries, median of {PASSES} passes over {QUERIES:,} queries, one client; "
+            f"{BATCH} queries, median of {PASSES} passes over {QUERIES:,} queries, one client, "
+            "the three taking turns pass by pass; "
             f"recall@{K} against the exact top {K}.",
             "",
             "| | ms per batch | queries/s | x faiss | recall@10 |",
@@ -286,14 +295,14 @@ def main() -> int:
     args = parser.parse_args()
     busy = cpu_busy_fraction()
     data = glove.load(args.base)
-    log("faiss")
-    faiss_ms, faiss_recall = faiss_batches(data, data.queries[:QUERIES])
-    wire = over_the_wire(data)
+    log("faiss index")
+    in_process = faiss_search(data, data.queries[:QUERIES])
+    wire = over_the_wire(data, in_process)
+    faiss_ms = wire["batches"]["faiss"]["ms_per_batch"]
     results = {
         "machine": machine_info(),
         "cpu_busy_before": busy,
         "points": data.n_base,
-        "faiss": {"ms_per_batch": faiss_ms, "recall": faiss_recall},
         **wire,
         "grpc_vs_faiss": faiss_ms / wire["batches"]["grpc"]["ms_per_batch"],
         "rest_vs_faiss": faiss_ms / wire["batches"]["rest"]["ms_per_batch"],
