@@ -13,6 +13,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   ├── InvalidSnapshot          (corrupt, truncated or unknown snapshot archive)
     │   ├── InvalidTextOptions       (tokenizer / stopwords / stemmer / BM25 option)
     │   ├── InvalidDocument          (a document no model of Quiver's can embed there)
+    │   ├── StrictModeViolation      (a request past the collection's strict_mode_config)
     │   └── UnsupportedFeature       (valid Qdrant request Quiver does not implement)
     ├── Forbidden (403)              (a location outside the folders a client may name)
     ├── NotFound (404)
@@ -23,6 +24,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     │   └── CollectionAlreadyExists
     ├── ConfigValidationError (422) (a create / PATCH config field of the wrong type or range)
     ├── PayloadTooLarge (413)
+    ├── RateLimited (429)            (strict mode's read / write rate limit; Retry-After)
     ├── UnsupportedMediaType (415)
     ├── StorageError (500)           (corrupt or unknown on-disk version, I/O failure)
     ├── ServiceUnavailable (503)     (out of memory for this request: retry later)
@@ -49,6 +51,7 @@ class QuiverError(Exception):
 
     status_code = 500
     result: object = None
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -98,6 +101,13 @@ class InvalidDocument(BadRequest):
 class UnsupportedFeature(BadRequest):
     def __init__(self, feature: str) -> None:
         super().__init__(f"Not supported by Quiver yet: {feature}")
+
+
+class StrictModeViolation(BadRequest):
+    """Qdrant answers strict mode's refusals as a bad request naming the fix."""
+
+    def __init__(self, error: str, solution: str) -> None:
+        super().__init__(f"Bad request: {error}. Help: {solution}")
 
 
 class Forbidden(QuiverError):
@@ -151,6 +161,15 @@ class PayloadTooLarge(QuiverError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"Request body exceeds the limit of {limit} bytes")
+
+
+class RateLimited(QuiverError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int | None) -> None:
+        super().__init__(f"Rate limiting exceeded: {detail}")
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(retry_after)}
 
 
 class UnsupportedMediaType(QuiverError):

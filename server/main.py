@@ -23,6 +23,7 @@ from server.api.middleware import QuiverMiddleware
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
 from server.api.routes import (
     admin,
+    batch,
     bulk,
     collections,
     groups,
@@ -32,6 +33,7 @@ from server.api.routes import (
     query,
     recommend,
     snapshots,
+    vectors,
 )
 from server.catalog import open_engine
 from server.dashboard import assets as dashboard_assets
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     routers = (admin, collections, points, bulk, query, recommend, groups, jobs, leanvec, snapshots)
     for module in routers:
+        app.include_router(module.router)
+    for module in (vectors, batch):
         app.include_router(module.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)

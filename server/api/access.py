@@ -109,6 +109,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", C): MANAGE_JSON,
     ("DELETE", C): MANAGE,
     ("PUT", f"{C}/index"): WRITE_JSON,
+    ("PUT", f"{C}/vectors/{{vector_name}}"): MANAGE_JSON,
+    ("DELETE", f"{C}/vectors/{{vector_name}}"): MANAGE,
     ("DELETE", f"{C}/index/{{field_name:path}}"): WRITE,
     # points
     ("PUT", f"{C}/points"): WRITE_JSON,
@@ -122,6 +124,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/points/scroll"): READ_JSON,
     ("POST", f"{C}/points/count"): READ_JSON,
     ("POST", f"{C}/points/bulk"): Rule(Need.WRITE, Body.BULK),
+    ("PUT", f"{C}/points/vectors"): WRITE_JSON,
+    ("POST", f"{C}/points/vectors/delete"): WRITE_JSON,
+    ("POST", f"{C}/points/batch"): WRITE_JSON,
     # search
     ("POST", f"{C}/points/query"): READ_JSON,
     ("POST", f"{C}/points/query/batch"): READ_JSON,

@@ -84,7 +84,7 @@ async def _library_error(request: Request, exc: Exception) -> OrjsonResponse:
 async def _domain_error(request: Request, exc: QuiverError) -> OrjsonResponse:
     exc = translate(exc) or exc
     body = error_body(exc.message, elapsed(request)) | {"result": exc.result}
-    return OrjsonResponse(body, status_code=exc.status_code)
+    return OrjsonResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:

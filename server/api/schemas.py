@@ -235,3 +235,94 @@ class SearchMatrixRequest(Wire):
     filter: RawFilter = None
     using: str | None = None
     shard_key: Any = None
+
+
+class PointVectors(Wire):
+    """One point of ``UpdateVectors``: its id and the named vectors to set."""
+
+    id: ExtendedPointId
+    vector: list[float] | list[list[float]] | dict[str, Any]
+
+
+class UpdateVectors(Wire):
+    points: list[PointVectors]
+    update_filter: RawFilter = None
+    shard_key: Any = None
+
+
+class DeleteVectors(Wire):
+    points: list[ExtendedPointId] | None = None
+    filter: RawFilter = None
+    vector: list[str]
+    shard_key: Any = None
+
+
+class UpsertOperation(Wire):
+    upsert: PointsList | PointsBatch
+
+
+class DeleteOperation(Wire):
+    delete: PointsSelector
+
+
+class SetPayloadOperation(Wire):
+    set_payload: SetPayload
+
+
+class OverwritePayloadOperation(Wire):
+    overwrite_payload: SetPayload
+
+
+class DeletePayloadOperation(Wire):
+    delete_payload: DeletePayload
+
+
+class ClearPayloadOperation(Wire):
+    clear_payload: PointsSelector
+
+
+class UpdateVectorsOperation(Wire):
+    update_vectors: UpdateVectors
+
+
+class DeleteVectorsOperation(Wire):
+    delete_vectors: DeleteVectors
+
+
+UpdateOperation = (
+    UpsertOperation
+    | DeleteOperation
+    | SetPayloadOperation
+    | OverwritePayloadOperation
+    | DeletePayloadOperation
+    | ClearPayloadOperation
+    | UpdateVectorsOperation
+    | DeleteVectorsOperation
+)
+"""One operation of ``POST /points/batch``: an object with exactly one of these keys."""
+
+
+class UpdateOperations(Wire):
+    operations: list[UpdateOperation]
+
+
+class DenseVectorConfig(Wire):
+    """A new named dense vector: what defines its space (Qdrant 1.19)."""
+
+    size: int = Field(ge=1)
+    distance: Distance
+    multivector_config: dict[str, Any] | None = None
+    datatype: str | None = None
+
+
+class SparseVectorConfig(Wire):
+    modifier: Literal["none", "idf"] | None = None
+    datatype: str | None = None
+
+
+class DenseVectorNameConfig(Wire):
+    dense: DenseVectorConfig
+
+
+class SparseVectorNameConfig(Wire):
+    sparse: SparseVectorConfig

@@ -60,6 +60,8 @@ from server.engine.results import (
 )
 from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.vectors import (
+    check_vector_names,
+    merge_vector_updates,
     point_vectors,
     prepare_matrix,
     prepare_sets,
@@ -402,6 +404,54 @@ class ShardedCollection:
     def clear_payload(self, selection: PointsSelection) -> int:
         return self._write_payload(selection, lambda s: on_collection(Collection.clear_payload, s))
 
+    def update_vectors(
+        self, points: Sequence[tuple[PointId, Any]], update_filter: Filter | None = None
+    ) -> int:
+        """Validated here, then each shard updates its own points; an id no shard
+        holds is a 404 after the others are written, as on one node."""
+        ids, raws = merge_vector_updates(points)
+        self.check_vectors(raws)
+        found = self._existing(ids)
+        kept = [i for i, point_id in enumerate(ids) if point_id in found]
+        calls = {
+            shard: on_collection(
+                Collection.update_vectors,
+                [(ids[kept[j]], raws[kept[j]]) for j in rows],
+                update_filter,
+            )
+            for shard, rows in group_by_shard(
+                [ids[i] for i in kept], self.group.shard_count
+            ).items()
+        }
+        return self._written(calls, next((i for i in ids if i not in found), None))
+
+    def delete_vectors(self, selection: PointsSelection, names: Sequence[str]) -> int:
+        check_vector_names(self._config, names)
+        if selection.ids is None:
+            return self._write(
+                selection, lambda s: on_collection(Collection.delete_vectors, s, names)
+            )
+        ids = list(dict.fromkeys(selection.ids))
+        found = self._existing(ids)
+        kept = [i for i in ids if i in found]
+        calls = {
+            shard: on_collection(
+                Collection.delete_vectors, PointsSelection(ids=[kept[j] for j in rows]), names
+            )
+            for shard, rows in group_by_shard(kept, self.group.shard_count).items()
+        }
+        return self._written(calls, next((i for i in ids if i not in found), None))
+
+    def _existing(self, ids: Sequence[PointId]) -> set[PointId]:
+        return {r.id for r in self.retrieve(ids, PayloadSelector.of("none"), False)}
+
+    def _written(self, calls: Mapping[int, ShardCall[int]], missing: PointId | None) -> int:
+        """Run the shard writes; then a 404 for ``missing``, else the operation id."""
+        op_id = int(max(self.group.call(calls).values(), default=0))
+        if missing is not None:
+            raise PointNotFound(missing)
+        return op_id
+
     def _write_payload(
         self, selection: PointsSelection, make: Callable[[PointsSelection], ShardCall[int]]
     ) -> int:
@@ -452,6 +502,12 @@ class ShardedCollection:
 
     def config_changed(self) -> None:
         """Nothing here: each shard queued its rebuilds in ``update_config``."""
+
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Every shard adds or removes the vector on its own points."""
+        op_ids = self._everywhere(on_collection(Collection.replace_vectors, config))
+        self._set_config(config)
+        return int(max(op_ids.values()))
 
     def _set_config(self, config: CollectionConfig) -> None:
         self.on_config(config)

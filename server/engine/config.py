@@ -22,6 +22,7 @@ from server.engine.index_spec import (
     MuveraSpecParams,
     QuantizedSpec,
     QuantizedSpecParams,
+    VectorOverride,
 )
 from server.engine.knobs import (
     MAX_COUNT,
@@ -33,7 +34,7 @@ from server.engine.knobs import (
     MuveraKnobs,
     in_range,
 )
-from server.engine.quantization_config import QuantizationConfig
+from server.engine.quantization_config import QuantizationConfig, parse_quantization
 
 DEFAULT_MIN_EF = 128
 MAX_SEGMENTS = 256
@@ -178,8 +179,15 @@ class CollectionConfig(_Frozen):
 
     def index_spec(self) -> IndexSpec:
         """What a sealed segment's index must be built with; a change means a rebuild.
+        Dense vectors with their own ``hnsw_config`` / ``quantization_config`` carry
+        an override (``vector_overrides``).
 
         ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
+        spec = self._collection_spec()
+        overrides = vector_overrides(self, spec)
+        return spec.model_copy(update={"vectors": overrides}) if overrides else spec
+
+    def _collection_spec(self) -> IndexSpec:
         order = self.index.insertion_order
         kind = self.index.type if self.hnsw_config.m > 0 else "flat"
         graph = {"m": self.hnsw_config.m, "ef_construct": self.hnsw_config.ef_construct}
@@ -209,3 +217,33 @@ class CollectionConfig(_Frozen):
 
     def with_updates(self, **changes: Any) -> CollectionConfig:
         return self.model_validate(self.model_dump() | changes)
+
+
+def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
+    """Per dense vector with its own ``hnsw_config`` / ``quantization_config`` (Qdrant's
+    per-vector params, set at create or by PATCH): the backend it is built with, where
+    that differs from the collection's ``spec``. Only an ``hnsw`` collection has them
+    (other index types refuse per-vector params)."""
+    if config.index.type != "hnsw":
+        return {}
+    base = (spec.type, spec.backend_params())
+    overrides = {}
+    for name, params in config.vectors.items():
+        if params.is_multi or (params.hnsw_config is None and params.quantization_config is None):
+            continue
+        graph = GraphParams.model_validate(
+            {"m": config.hnsw_config.m, "ef_construct": config.hnsw_config.ef_construct}
+            | {k: v for k, v in (params.hnsw_config or {}).items() if k in ("m", "ef_construct")}
+        )
+        quantization = config.quantization_config
+        if params.quantization_config is not None:
+            quantization = parse_quantization(params.quantization_config)
+        if graph.m == 0:
+            own: tuple[str, dict[str, Any]] = ("flat", {})
+        elif quantization is None:
+            own = ("hnsw", graph.model_dump())
+        else:
+            own = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
+        if own != base:
+            overrides[name] = VectorOverride(type=own[0], params=own[1])
+    return overrides

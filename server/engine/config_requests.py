@@ -35,6 +35,7 @@ from server.engine.quantization_config import (
     check_for_vectors,
     parse_quantization,
 )
+from server.engine.strict_mode import parse_strict_mode, patched_strict_mode
 from server.errors import BadRequest, UnsupportedFeature
 
 MAX_FDE_DIM = 65_536
@@ -74,9 +75,10 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
     config = CollectionConfig(vectors=vectors, named_vectors=named, sparse_vectors=sparse)
     copied = {k: request[k] for k in _COPIED if k in request}
     changes: dict[str, Any] = checked_fields(CollectionConfig, copied)
-    for key in ("metadata", "strict_mode_config"):
-        if key in request:
-            changes[key] = request[key]
+    if "metadata" in request:
+        changes["metadata"] = request["metadata"]
+    if "strict_mode_config" in request:
+        changes["strict_mode_config"] = parse_strict_mode(request["strict_mode_config"])
     for section in ("hnsw_config", "optimizers_config", "index", "multivector"):
         if section in request:
             changes[section] = section_update(config, section, request[section])
@@ -86,14 +88,16 @@ def config_from_request(request: Mapping[str, Any], max_vector_size: int) -> Col
         changes["quantization_config"] = _quantization(request["quantization_config"], config)
     updated = config.with_updates(**changes) if changes else config
     check_backend(updated)
+    for name, params in updated.vectors.items():
+        _check_vector_overrides(updated, name, params)
     return updated
 
 
 def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> CollectionConfig:
     """``config`` with a PATCH applied (``PATCH /collections/{name}``)."""
-    if request.get("vectors"):
-        raise UnsupportedFeature("changing `vectors` of an existing collection")
     changes: dict[str, Any] = {}
+    if request.get("vectors"):
+        changes["vectors"] = _patched_vectors(config, request["vectors"])
     if request.get("sparse_vectors"):
         changes["sparse_vectors"] = _patched_sparse(config, request["sparse_vectors"])
     if "quantization_config" in request:
@@ -106,10 +110,70 @@ def patched_config(config: CollectionConfig, request: Mapping[str, Any]) -> Coll
     if "metadata" in request:
         changes["metadata"] = (config.metadata or {}) | request["metadata"]
     if "strict_mode_config" in request:
-        changes["strict_mode_config"] = request["strict_mode_config"]
+        current = config.strict_mode_config
+        changes["strict_mode_config"] = patched_strict_mode(current, request["strict_mode_config"])
     updated = config.with_updates(**changes)
     check_backend(updated)
+    for name, params in updated.vectors.items():
+        _check_vector_overrides(updated, name, params)
     return updated
+
+
+def with_vector_name(
+    config: CollectionConfig, name: str, kind: str, raw: Mapping[str, Any], max_vector_size: int
+) -> CollectionConfig:
+    """``config`` with a new named ``kind`` ("dense" or "sparse") vector (Qdrant 1.19's
+    ``PUT /collections/{name}/vectors/{vector_name}``). Creating it again with the same
+    schema changes nothing; with another schema, or under the other kind, it is a 400."""
+    if not name:
+        raise BadRequest("Wrong input: a vector name must not be empty")
+    if kind == "sparse":
+        given: dict[str, Any] = {"modifier": raw.get("modifier")}
+        if raw.get("datatype") is not None:
+            given["index"] = {"datatype": raw["datatype"]}
+        sparse = _sparse_vectors({name: given}, {})[name]
+        if name in config.vectors:
+            raise BadRequest(f"Wrong input: Vector {name} already exists as a dense vector")
+        current = config.sparse_vectors.get(name)
+        if current is not None:
+            if current.modifier != sparse.modifier:
+                raise BadRequest(
+                    f"Wrong input: Sparse vector {name} already exists with a different "
+                    "configuration"
+                )
+            return config
+        return config.with_updates(sparse_vectors={**config.sparse_vectors, name: sparse})
+    dense = VectorParams.model_validate(raw)
+    _check_vector_params(name, dense, max_vector_size)
+    if name in config.sparse_vectors:
+        raise BadRequest(f"Wrong input: Vector {name} already exists as a sparse vector")
+    existing = config.vectors.get(name)
+    if existing is not None:
+        schema = ("size", "distance", "multivector_config")
+        if any(getattr(existing, k) != getattr(dense, k) for k in schema):
+            raise BadRequest(
+                f"Wrong input: Vector {name} already exists with a different configuration"
+            )
+        return config
+    updated = config.with_updates(vectors={**config.vectors, name: dense}, named_vectors=True)
+    check_backend(updated)
+    return updated
+
+
+def without_vector_name(config: CollectionConfig, name: str) -> CollectionConfig:
+    """``config`` without the named vector (``DELETE .../vectors/{vector_name}``); a
+    name it does not have changes nothing, as in Qdrant."""
+    if name in config.sparse_vectors:
+        kept = {n: p for n, p in config.sparse_vectors.items() if n != name}
+        return config.with_updates(sparse_vectors=kept)
+    if name not in config.vectors:
+        return config
+    if not config.named_vectors:
+        raise BadRequest(
+            "Wrong input: Cannot delete the unnamed vector when it is the only dense vector "
+            "in the collection"
+        )
+    return config.with_updates(vectors={n: p for n, p in config.vectors.items() if n != name})
 
 
 def section_update(config: CollectionConfig, section: str, diff: Mapping[str, Any]) -> BaseModel:
@@ -254,12 +318,66 @@ def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) 
         )
     if params.multivector_config is not None:
         _check_multivector(label, params)
-    if params.quantization_config is not None:
-        raise UnsupportedFeature(
-            "per-vector `quantization_config` (set `quantization_config` on the collection)"
-        )
     if params.datatype not in (None, "float32"):
         raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
+
+
+_VECTOR_DIFF = frozenset({"hnsw_config", "quantization_config", "on_disk", "memory"})
+"""What a PATCH may change of an existing vector (Qdrant's ``VectorParamsDiff``)."""
+
+
+def _patched_vectors(config: CollectionConfig, raw: Any) -> dict[str, Any]:
+    """Per-vector params of a PATCH (``vectors: {name: {hnsw_config, quantization_config,
+    on_disk}}``): knobs it sends change, others stay; an ``hnsw_config`` of ``{}`` and a
+    ``quantization_config`` of ``"Disabled"`` remove the vector's own. A changed graph
+    or quantization changes the index spec, so the segments are rebuilt in the
+    background."""
+    if not isinstance(raw, Mapping):
+        raise BadRequest("Wrong input: `vectors` must map vector names to their params")
+    vectors = dict(config.vectors)
+    for name, diff in raw.items():
+        if name not in vectors:
+            raise BadRequest(f"Wrong input: Not existing vector name error: {name}")
+        if not isinstance(diff, Mapping) or not set(diff) <= _VECTOR_DIFF:
+            raise BadRequest(
+                f"Wrong input: vector {name!r}: a PATCH changes only "
+                f"{', '.join(sorted(_VECTOR_DIFF - {'memory'}))}"
+            )
+        current = vectors[name]
+        updates: dict[str, Any] = {}
+        if diff.get("on_disk") is not None:
+            updates["on_disk"] = bool(diff["on_disk"])
+        if diff.get("hnsw_config") is not None:
+            given = diff["hnsw_config"]
+            updates["hnsw_config"] = (current.hnsw_config or {}) | given if given else None
+        if diff.get("quantization_config") is not None:
+            given = diff["quantization_config"]
+            updates["quantization_config"] = None if given == "Disabled" else given
+        vectors[name] = current.model_copy(update=updates)
+        _check_vector_overrides(config, name, vectors[name])
+    return {name: params.model_dump() for name, params in vectors.items()}
+
+
+def _check_vector_overrides(config: CollectionConfig, name: str, params: VectorParams) -> None:
+    """A vector's own ``hnsw_config`` / ``quantization_config``: valid knobs, on an
+    ``hnsw`` collection (the only index type that builds each vector its own way)."""
+    label = _label(name, "vector {!r}", "vector")
+    if params.hnsw_config is None and params.quantization_config is None:
+        return
+    if config.index.type != "hnsw":
+        raise UnsupportedFeature(
+            f"{label}: per-vector `hnsw_config` / `quantization_config` with "
+            f"`index.type` {config.index.type!r} (set them on the collection)"
+        )
+    if params.hnsw_config is not None:
+        graph = config.hnsw_config.model_dump() | dict(params.hnsw_config)
+        try:
+            HnswConfig.model_validate(graph, context=REQUEST)
+        except ValidationError as exc:
+            raise config_error(f"vectors.{name}.hnsw_config", exc) from None
+    if params.quantization_config is not None:
+        quantization = parse_quantization(params.quantization_config)
+        check_for_vectors(quantization, [params.distance])
 
 
 def _check_multivector(label: str, params: VectorParams) -> None:

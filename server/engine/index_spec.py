@@ -58,8 +58,18 @@ class MuveraSpecParams(MuveraKnobs, GraphParams):
     """Token storage for re-ranking (the collection's ``index.secondary``)."""
 
 
+class VectorOverride(Frozen):
+    """A dense vector built unlike the collection's spec says (its own per-vector
+    ``hnsw_config`` / ``quantization_config``): the backend kind and its params."""
+
+    type: str
+    params: dict[str, Any]
+
+
 class _Spec(Frozen):
     insertion_order: InsertionOrder = "none"
+    vectors: dict[str, VectorOverride] = Field(default_factory=dict)
+    """Per vector name, where it differs: written to a manifest only when not empty."""
 
     @model_serializer(mode="wrap")
     def _ordered(self, handler: Any) -> dict[str, Any]:
@@ -73,6 +83,14 @@ class _Spec(Frozen):
         """Keyword arguments of the backend's params dataclass."""
         params: dict[str, Any] = self.model_dump(mode="json")["params"]
         return params
+
+    def backend_of(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The backend kind and params vector ``name`` is built with."""
+        override = self.vectors.get(name)
+        if override is not None:
+            return override.type, dict(override.params)
+        kind: str = self.model_dump()["type"]
+        return kind, self.backend_params()
 
 
 class FlatSpec(_Spec):
@@ -138,5 +156,5 @@ def read_spec(raw: dict[str, Any] | None) -> SegmentSpec | None:
 
 def _in_manifest_order(dumped: dict[str, Any]) -> dict[str, Any]:
     """Key order of the dicts earlier builds wrote: type, params, insertion_order, training."""
-    keys = ("type", "params", "insertion_order", "training")
-    return {k: dumped[k] for k in keys if k in dumped}
+    keys = ("type", "params", "insertion_order", "training", "vectors")
+    return {k: dumped[k] for k in keys if k in dumped and (k != "vectors" or dumped[k])}

@@ -87,10 +87,26 @@ class CollectionHandle(Protocol):
 
     def clear_payload(self, selection: PointsSelection) -> int: ...
 
+    def update_vectors(
+        self, points: Sequence[tuple[PointId, Any]], update_filter: Filter | None = None
+    ) -> int:
+        """Set the named vectors each ``(id, vector field)`` gives; the points' other
+        vectors and payloads stay (Qdrant's ``UpdateVectors``)."""
+        ...
+
+    def delete_vectors(self, selection: PointsSelection, names: Sequence[str]) -> int:
+        """Remove the named vectors from the selected points (``DeleteVectors``)."""
+        ...
+
     def update_config(self, config: CollectionConfig) -> int: ...
 
     def config_changed(self) -> None:
         """After a config update from the API: queue the rebuilds it needs."""
+        ...
+
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Store ``config``, which adds or removes a named vector; a removed name's
+        stored vectors are deleted, and the segments follow the new names."""
         ...
 
     def add_training_queries(

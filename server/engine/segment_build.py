@@ -203,7 +203,7 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
             return create_multi_index("muvera", dim, distance, params)
         return create_multi_index("maxsim", dim, distance)
     dim, distance = job.vector_params[name]
-    kind: str = spec.type
+    kind, params = spec.backend_of(name)
     if kind == "muvera":
         kind = params["inner"]
         params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}

@@ -35,6 +35,7 @@ from server.engine.segment import AppendableSegment, SealedParts
 from server.engine.segment_build import RebuildInput, build, snapshot
 from server.engine.segment_set import SegmentSet
 from server.engine.training_queries import QuerySamples
+from server.errors import StorageError
 from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
@@ -158,8 +159,9 @@ class SegmentLifecycle:
         """Rebuild the task's segments into one new indexed segment and swap it in.
 
         Returns the new segment id, or None when the segments are gone (deleted
-        collection, or already replaced). The build runs without the lock; only the
-        final swap takes the write lock, briefly."""
+        collection, or already replaced); a collection deleted while the build ran
+        ends it quietly, whether the build saw the cancel or reached the write. The
+        build runs without the lock; only the final swap takes the write lock, briefly."""
         with self._lock.read():
             if not self._sources_present(task):
                 return None
@@ -173,10 +175,16 @@ class SegmentLifecycle:
             spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
         )
-        self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
-        indexes = self._mapped(manifest, indexes)
+        try:
+            self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+            indexes = self._mapped(manifest, indexes)
+        except (StorageError, OSError):
+            if self._owner.closed:  # deleted while it built: its folder is gone, and so is the work
+                log.info("build ended: collection deleted", extra={"collection": self._owner.name})
+                return None
+            raise
         with self._lock.write():
-            if not self._sources_present(task):
+            if not self._sources_present(task) or not self._same_vectors(indexes):
                 self._segment_store.remove([segment_id])
                 return None
             self._swap_in(segment_id, job, indexes)
@@ -187,6 +195,12 @@ class SegmentLifecycle:
                    "replaces": list(task.segment_ids), "points": len(job.ids)},
         )  # fmt: skip
         return segment_id
+
+    def _same_vectors(self, indexes: dict[str, AnyIndex]) -> bool:
+        """Whether a build still has the collection's vector names (one added or
+        removed meanwhile reloads the segments; the build is of no use then)."""
+        config = self._owner.config
+        return set(indexes) == {*config.vectors, *config.sparse_vectors}
 
     def _sources_present(self, task: Task) -> bool:
         sealed = self._segments.sealed

@@ -196,6 +196,32 @@ def _assemble(
     return PointVectors(matrices, sets, present, sparse)
 
 
+def check_vector_names(config: CollectionConfig, names: Sequence[str]) -> None:
+    """Names a request removes: at least one, each a configured dense or sparse vector."""
+    if not names:
+        raise InvalidVector("Validation error in JSON body: [vector: must specify vector names]")
+    for name in names:
+        if name not in config.vectors and name not in config.sparse_vectors:
+            raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
+
+
+def merge_vector_updates(points: Sequence[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    """An update of named vectors as ids and ``vector`` fields, one per id: a later
+    entry for the same id sets its names over the earlier one's (they apply in order)."""
+    if not points:
+        raise InvalidVector(
+            "Validation error in JSON body: [points: must specify points to update]"
+        )
+    merged: dict[Any, Any] = {}
+    for point_id, vector in points:
+        earlier = merged.get(point_id)
+        if isinstance(earlier, dict) and isinstance(vector, dict) and not is_sparse_object(vector):
+            merged[point_id] = earlier | vector
+        else:
+            merged[point_id] = vector
+    return list(merged), list(merged.values())
+
+
 def _all_names(config: CollectionConfig) -> list[str]:
     return [*config.vectors, *config.sparse_vectors]
 

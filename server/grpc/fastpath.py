@@ -26,11 +26,12 @@ from server.api import render
 from server.api.routes.common import point_ids
 from server.api.routes.query import check_batch, parse_query, parse_search
 from server.api.schemas import QueryRequest, SearchRequest
+from server.engine import strict_mode
 from server.engine.engine import Engine
 from server.engine.filters import parse_filter
 from server.engine.requests import Query, VectorColumns
 from server.grpc import convert, replies
-from server.grpc.rpc import Call
+from server.grpc.rpc import Call, timeout_param
 from server.settings import Settings
 
 T = TypeVar("T")
@@ -75,17 +76,21 @@ def _parse_search(call: Call, rest: grpc.SearchPoints) -> Query:
     return parse_search(body, _settings(call))
 
 
-async def _search(call: Call, requests: Sequence[grpc.SearchPoints]) -> list[Any] | None:
-    queries = [search_query(call, request) for request in requests]
-    if not requests or any(query is None for query in queries):
+async def _search(
+    call: Call, requests: Sequence[grpc.SearchPoints], wire: dict[str, str], batch: bool
+) -> list[Any] | None:
+    parsed = [search_query(call, request) for request in requests]
+    queries = [query for query in parsed if query is not None]
+    if not requests or len(queries) != len(parsed):
         return None
     collection = _engine(call).get(requests[0].collection_name)
+    strict_mode.check_queries(collection, queries, wire, batch=batch)  # as the route does
     results = await run_cpu(call, collection.query, queries)
     return [render.scored_points(result.points) for result in results]
 
 
 async def search(call: Call, request: grpc.SearchPoints) -> Message | None:
-    found = await _search(call, [request])
+    found = await _search(call, [request], timeout_param(request), batch=False)
     return None if found is None else replies.search(found[0], call.elapsed())
 
 
@@ -94,7 +99,7 @@ async def search_batch(call: Call, request: grpc.SearchBatchPoints) -> Message |
     searches = list(request.search_points)
     for search in searches:  # the batch names the collection once, as the route does
         search.collection_name = request.collection_name
-    found = await _search(call, searches)
+    found = await _search(call, searches, timeout_param(request), batch=True)
     return None if found is None else replies.search_batch(found, call.elapsed())
 
 
@@ -147,17 +152,21 @@ def _cached(call: Call, rest: Message, parse: Callable[[Call, Any], Query]) -> Q
     return query
 
 
-async def _query(call: Call, requests: Sequence[grpc.QueryPoints]) -> list[Any] | None:
-    queries = [query_query(call, request) for request in requests]
-    if not requests or any(query is None for query in queries):
+async def _query(
+    call: Call, requests: Sequence[grpc.QueryPoints], wire: dict[str, str], batch: bool
+) -> list[Any] | None:
+    parsed = [query_query(call, request) for request in requests]
+    queries = [query for query in parsed if query is not None]
+    if not requests or len(queries) != len(parsed):
         return None
     collection = _engine(call).get(requests[0].collection_name)
+    strict_mode.check_queries(collection, queries, wire, batch=batch)  # as the route does
     results = await run_cpu(call, collection.query, queries)
     return [render.query_response(result) for result in results]
 
 
 async def query(call: Call, request: grpc.QueryPoints) -> Message | None:
-    found = await _query(call, [request])
+    found = await _query(call, [request], timeout_param(request), batch=False)
     return None if found is None else replies.query(found[0], call.elapsed())
 
 
@@ -166,7 +175,7 @@ async def query_batch(call: Call, request: grpc.QueryBatchPoints) -> Message | N
     searches = list(request.query_points)
     for search in searches:
         search.collection_name = request.collection_name
-    found = await _query(call, searches)
+    found = await _query(call, searches, timeout_param(request), batch=True)
     return None if found is None else replies.query_batch(found, call.elapsed())
 
 
@@ -226,6 +235,7 @@ async def upsert(call: Call, request: grpc.UpsertPoints) -> Message | None:
     collection = _engine(call).get(request.collection_name)
 
     def write() -> int:
+        strict_mode.check_upsert(collection, vectors)  # as the route does
         return collection.upsert(
             ids, vectors, payloads, update_mode=mode, update_filter=update_filter
         )

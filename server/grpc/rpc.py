@@ -50,13 +50,23 @@ def collection_param(request: Any) -> dict[str, str]:
     return {"name": request.collection_name}
 
 
-def wait_param(request: Any) -> dict[str, Any]:
-    """``?wait=`` for requests that carry Qdrant's ``optional bool wait``."""
+def _given(request: Any, name: str) -> bool:
     try:
-        given = request.HasField("wait")
+        return bool(request.HasField(name))
     except ValueError:  # the message has no such field
-        return {}
-    return {"wait": request.wait} if given else {}
+        return False
+
+
+def timeout_param(request: Any) -> dict[str, str]:
+    """``?timeout=`` (seconds; strict mode's ``max_timeout`` reads it) from a request's
+    ``optional uint64 timeout``."""
+    return {"timeout": str(request.timeout)} if _given(request, "timeout") else {}
+
+
+def wait_param(request: Any) -> dict[str, Any]:
+    """``?wait=`` and ``?timeout=`` for requests that carry Qdrant's ``wait`` / ``timeout``."""
+    given = {"wait": request.wait} if _given(request, "wait") else {}
+    return given | timeout_param(request)
 
 
 @dataclass(frozen=True, slots=True)

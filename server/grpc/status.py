@@ -3,7 +3,8 @@
 An error's HTTP status (``server/errors.py`` gives every class one) picks the code, so
 a REST route's failure and a fast path's exception read the same: 400 and 422 are
 ``INVALID_ARGUMENT``, 404 ``NOT_FOUND``, 409 ``ALREADY_EXISTS``, 401 ``UNAUTHENTICATED``,
-403 ``PERMISSION_DENIED``, 413 and 507 ``RESOURCE_EXHAUSTED``, as Qdrant answers them.
+403 ``PERMISSION_DENIED``, 413, 429 (strict mode's rate limit) and 507
+``RESOURCE_EXHAUSTED``, as Qdrant answers them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ CODES: dict[int, grpc.StatusCode] = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
     422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
     507: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }

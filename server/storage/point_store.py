@@ -138,13 +138,16 @@ class PointStore:
     def last_op_id(self) -> int:
         return int(self._meta("last_op_id") or 0)
 
-    def write_config(self, config: dict[str, Any]) -> int:
-        """Replace the stored config; a numbered operation like any other write."""
+    def write_config(self, config: dict[str, Any], drop_vectors: Sequence[str] = ()) -> int:
+        """Replace the stored config; a numbered operation like any other write. The
+        vectors of names in ``drop_vectors`` (removed from the config) go in the same
+        transaction."""
         with self._transaction() as db:
             op_id = self._next_op_id(db)
             db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'config'", (orjson.dumps(config).decode(),)
             )
+            db.executemany("DELETE FROM vectors WHERE name = ?", [(n,) for n in drop_vectors])
         return op_id
 
     def commit(self, batch: WriteBatch) -> int:

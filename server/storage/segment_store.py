@@ -100,6 +100,13 @@ class SegmentManifest:
         )
 
 
+def _kind_of(spec: dict[str, Any], name: str) -> str:
+    """The backend vector ``name`` was built with: its own (a per-vector override in
+    the spec, ``index_spec.VectorOverride``) or the segment's."""
+    own = spec.get("vectors", {}).get(name, {})
+    return str(own.get("type", spec.get("type", "flat")))
+
+
 def _segment_id(value: object, where: Path) -> int:
     if type(value) is not int or not 0 <= value < _MAX_SEGMENT_ID:
         raise StorageError(f"{where.name}: bad segment id {value!r} in its manifest")
@@ -138,12 +145,12 @@ class SegmentStore:
     def write(self, manifest: SegmentManifest, blobs: dict[str, bytes]) -> SegmentManifest:
         """Write a new segment atomically; ``manifest.indexes`` is filled in from ``blobs``."""
         temp = self.root / f".tmp-{uuid.uuid4().hex}"
-        temp.mkdir()
         try:
+            temp.mkdir()
             for position, (name, blob) in enumerate(sorted(blobs.items())):
                 file_name = f"{position}.index"
                 _write_synced(temp / file_name, blob)
-                kind = str((manifest.spec or {}).get("type", "flat"))
+                kind = _kind_of(manifest.spec or {}, name)
                 manifest.indexes[name] = IndexFile(kind, file_name, _sha256(blob))
             _write_synced(temp / MANIFEST, manifest.to_json())
             final = self._dir(manifest.segment_id)

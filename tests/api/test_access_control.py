@@ -140,6 +140,30 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/collections/{name}/points/payload/clear"): Sample(
         "write", "POST", f"{ITEMS}/points/payload/clear?wait=true", {"points": [3]}
     ),
+    ("PUT", "/collections/{name}/points/vectors"): Sample(
+        "write",
+        "PUT",
+        f"{ITEMS}/points/vectors?wait=true",
+        {"points": [{"id": 5, "vector": VECTOR}]},
+    ),
+    ("POST", "/collections/{name}/points/vectors/delete"): Sample(
+        "write", "POST", f"{ITEMS}/points/vectors/delete?wait=true", {"points": [6], "vector": [""]}
+    ),
+    ("POST", "/collections/{name}/points/batch"): Sample(
+        "write",
+        "POST",
+        f"{ITEMS}/points/batch?wait=true",
+        {"operations": [{"set_payload": {"payload": {"b": 1}, "points": [7]}}]},
+    ),
+    ("PUT", "/collections/{name}/vectors/{vector_name}"): Sample(
+        "manage",
+        "PUT",
+        "/collections/other/vectors/extra",
+        {"dense": {"size": 2, "distance": "Dot"}},
+    ),
+    ("DELETE", "/collections/{name}/vectors/{vector_name}"): Sample(
+        "manage", "DELETE", "/collections/other/vectors/extra"
+    ),
     ("POST", "/collections/{name}/points/scroll"): Sample(
         "read", "POST", f"{ITEMS}/points/scroll", {"limit": 2}
     ),

@@ -151,3 +151,28 @@ def test_health_services_report_serving(channel: grpc.Channel) -> None:
     for service in ("", "qdrant.Points"):
         status = checker.Check(health_pb2.HealthCheckRequest(service=service)).status
         assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_strict_mode_limits_hold_on_the_fast_paths(channel: grpc.Channel) -> None:
+    """Dense search and upsert skip the REST route; its strict-mode checks must not."""
+    params = q.VectorParams(size=DIM, distance=q.Distance.Dot)
+    strict = q.StrictModeConfig(enabled=True, search_max_batchsize=2, upsert_max_batchsize=2)
+    q.CollectionsStub(channel).Create(
+        q.CreateCollection(
+            collection_name="strict",
+            vectors_config=q.VectorsConfig(params=params),
+            strict_mode_config=strict,
+        )
+    )
+    stub = q.PointsStub(channel)
+    upsert = q.UpsertPoints(collection_name="strict", points=[_point(i, 1.0) for i in range(3)])
+    code, details = _code(lambda: stub.Upsert(upsert))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "upsert limit" in details
+    assert stub.Count(q.CountPoints(collection_name="strict")).result.count == 0
+    nearest = q.Query(nearest=q.VectorInput(dense=q.DenseVector(data=[1.0] * DIM)))
+    one = q.QueryPoints(collection_name="strict", query=nearest)
+    batch = q.QueryBatchPoints(collection_name="strict", query_points=[one] * 3)
+    code, details = _code(lambda: stub.QueryBatch(batch))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "batch size" in details

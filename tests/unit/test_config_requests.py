@@ -64,8 +64,12 @@ def test_bad_requests_name_the_field(
 def test_create_refuses_what_quiver_does_not_build() -> None:
     with pytest.raises(UnsupportedFeature, match="sharding_method"):
         create(sharding_method="custom")
-    with pytest.raises(UnsupportedFeature, match="changing `vectors`"):
-        patched_config(create(), {"vectors": {"": {"on_disk": True}}})
+
+
+def test_a_patch_changes_the_per_vector_params_it_sends() -> None:
+    patched = patched_config(create(), {"vectors": {"": {"on_disk": True}}})
+    assert patched.vectors[""].on_disk is True
+    assert patched.vectors[""].size == create().vectors[""].size
 
 
 def test_a_stored_config_outside_todays_ranges_still_loads() -> None:

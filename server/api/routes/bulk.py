@@ -18,6 +18,7 @@ from server.api import ingest
 from server.api.deps import CollectionDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
+from server.engine import strict_mode
 from server.errors import BadRequest
 from server.settings import Settings
 
@@ -37,6 +38,7 @@ async def bulk_load(
     ``wait`` is accepted for symmetry with upsert: every commit is durable anyway."""
     kind = ingest.format_of(request.headers.get("content-type", ""))
     limits = _limits(settings, chunk_rows)
+    await run_cpu(request, strict_mode.check_bulk, collection, chunk_rows)
     chunks = request.stream().__aiter__()
 
     async def receive() -> bytes | None:

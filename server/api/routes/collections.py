@@ -14,6 +14,7 @@ from server.api.envelope import ok
 from server.api.routes.common import update_result
 from server.api.routing import OrjsonRoute
 from server.api.schemas import CreateCollection, CreateFieldIndex, UpdateCollection, Wire
+from server.engine import strict_mode
 from server.engine.config import CollectionConfig
 from server.engine.config_requests import config_from_request, patched_config
 from server.engine.engine import Engine, validate_collection_name
@@ -72,6 +73,7 @@ async def create_payload_index(
     request: Request, body: CreateFieldIndex, collection: CollectionDep, wait: bool = False
 ) -> Response:
     schema = _field_schema(body.field_schema)
+    strict_mode.check_new_index(collection, body.field_name)
     config = collection.config
     updated = config.with_updates(payload_schema=config.payload_schema | {body.field_name: schema})
     op_id = await run_cpu(request, collection.update_config, updated)

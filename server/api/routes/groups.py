@@ -31,6 +31,7 @@ from server.api.routes.common import check_limit, payload_selector, vector_selec
 from server.api.routes.query import parse_query, parse_search
 from server.api.routing import OrjsonRoute
 from server.api.schemas import QueryRequest, SearchRequest
+from server.engine import strict_mode
 from server.engine.engine import Engine
 from server.engine.facets import top_hits
 from server.engine.filters import parse_filter
@@ -55,6 +56,7 @@ async def query_points_groups(
     group = _group_request(
         request, body, parse_query(plain, settings, engine.get), engine, settings
     )
+    strict_mode.check_groups(collection, group, request.query_params)
     result = await run_cpu(request, run_groups, collection, group)
     return ok(request, _groups_response(result))
 
@@ -70,6 +72,7 @@ async def search_points_groups(
     fields = body.model_dump(exclude=GROUP_FIELDS, exclude_none=True)
     plain = SearchRequest.model_validate(fields | {"limit": body.limit})
     group = _group_request(request, body, parse_search(plain, settings), engine, settings)
+    strict_mode.check_groups(collection, group, request.query_params)
     result = await run_cpu(request, run_groups, collection, group)
     return ok(request, _groups_response(result))
 
@@ -79,7 +82,10 @@ async def facet(
     request: Request, body: FacetRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
     limit = check_limit("limit", body.limit, settings)
-    counts = await run_cpu(request, collection.facet_counts, body.key, parse_filter(body.filter))
+    flt = parse_filter(body.filter)
+    wire = request.query_params
+    strict_mode.check_read(collection, wire, flt=flt, limit=limit, exact=body.exact)
+    counts = await run_cpu(request, collection.facet_counts, body.key, flt)
     hits = [{"value": hit.value, "count": hit.count} for hit in top_hits(counts, limit)]
     return ok(request, {"hits": hits})
 

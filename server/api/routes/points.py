@@ -31,6 +31,7 @@ from server.api.schemas import (
     ScrollRequest,
     SetPayload,
 )
+from server.engine import strict_mode
 from server.engine.filters import parse_filter
 from server.engine.ordering import parse_order_by
 from server.engine.point_ids import parse_point_id
@@ -48,11 +49,12 @@ async def upsert_points(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    ids, vectors, payloads = _columns(body, settings)
+    ids, vectors, payloads = upsert_columns(body, settings)
     update_filter = parse_filter(body.update_filter)
 
     def write() -> int:
         embed_upsert(vectors, vector_names(collection.config))  # documents -> sparse vectors
+        strict_mode.check_upsert(collection, vectors)
         return collection.upsert(
             ids,
             vectors,
@@ -67,6 +69,7 @@ async def upsert_points(
 @router.get("/collections/{name}/points/{point_id}")
 async def get_point(request: Request, point_id: str, collection: CollectionDep) -> Response:
     parsed = parse_point_id(int(point_id) if point_id.isdigit() else point_id)
+    strict_mode.check_read(collection, request.query_params, points=1)
     return ok(request, render.record(await run_cpu(request, collection.get_point, parsed)))
 
 
@@ -77,6 +80,7 @@ async def retrieve_points(
     ids = point_ids(body.ids, settings)
     with_payload = payload_selector(body.with_payload, True)
     with_vector = vector_selector(body.with_vector, False)
+    strict_mode.check_read(collection, request.query_params, points=len(ids))
     records = await run_cpu(request, collection.retrieve, ids, with_payload, with_vector)
     return ok(request, render.records(records))
 
@@ -90,6 +94,7 @@ async def delete_points(
     wait: bool = False,
 ) -> Response:
     chosen = selection(body.points, body.filter, settings)
+    await run_cpu(request, strict_mode.check_write, collection, chosen)
     return update_result(request, await run_cpu(request, collection.delete, chosen), wait)
 
 
@@ -102,6 +107,7 @@ async def set_payload(
     wait: bool = False,
 ) -> Response:
     chosen = selection(body.points, body.filter, settings)
+    await run_cpu(request, strict_mode.check_write, collection, chosen, True)
     op_id = await run_cpu(request, collection.set_payload, body.payload, chosen, body.key)
     return update_result(request, op_id, wait)
 
@@ -117,6 +123,7 @@ async def overwrite_payload(
     if body.key is not None:
         raise BadRequest("Wrong input: `key` is not allowed when overwriting a payload")
     chosen = selection(body.points, body.filter, settings)
+    await run_cpu(request, strict_mode.check_write, collection, chosen, True)
     op_id = await run_cpu(request, collection.overwrite_payload, body.payload, chosen)
     return update_result(request, op_id, wait)
 
@@ -130,6 +137,7 @@ async def delete_payload(
     wait: bool = False,
 ) -> Response:
     chosen = selection(body.points, body.filter, settings)
+    await run_cpu(request, strict_mode.check_write, collection, chosen)
     op_id = await run_cpu(request, collection.delete_payload, body.keys, chosen)
     return update_result(request, op_id, wait)
 
@@ -143,6 +151,7 @@ async def clear_payload(
     wait: bool = False,
 ) -> Response:
     chosen = selection(body.points, body.filter, settings)
+    await run_cpu(request, strict_mode.check_write, collection, chosen)
     return update_result(request, await run_cpu(request, collection.clear_payload, chosen), wait)
 
 
@@ -155,6 +164,7 @@ async def scroll_points(
     flt = parse_filter(body.filter)
     with_payload = payload_selector(body.with_payload, True)
     with_vector = vector_selector(body.with_vector, False)
+    strict_mode.check_read(collection, request.query_params, flt=flt, limit=limit)
     if body.order_by is not None:
         order = parse_order_by(body.order_by)
         if offset is not None:
@@ -175,10 +185,12 @@ async def count_points(
     request: Request, collection: CollectionDep, body: CountRequest | None = None
 ) -> Response:
     flt = parse_filter(body.filter if body is not None else None)
+    exact = body is None or body.exact is not False  # Qdrant counts exactly by default
+    strict_mode.check_read(collection, request.query_params, flt=flt, exact=exact)
     return ok(request, {"count": await run_cpu(request, collection.count, flt)})
 
 
-def _columns(
+def upsert_columns(
     body: PointsList | PointsBatch, settings: SettingsDep
 ) -> tuple[list[Any], Sequence[Any], list[dict[str, Any] | None]]:
     """Both upsert forms as three parallel sequences (the batch form's vectors stay

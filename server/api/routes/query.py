@@ -35,6 +35,7 @@ from server.api.schemas import (
     SearchRequest,
     SearchRequestBatch,
 )
+from server.engine import strict_mode
 from server.engine.examples import Recommend
 from server.engine.filters import parse_filter
 from server.engine.formula import FormulaQuery
@@ -60,7 +61,9 @@ async def query_points(
     engine: EngineDep,
 ) -> Response:
     await embed_query_documents(request, [body], collection)
-    results = await run_cpu(request, collection.query, [parse_query(body, settings, engine.get)])
+    queries = [parse_query(body, settings, engine.get)]
+    strict_mode.check_queries(collection, queries, request.query_params)
+    results = await run_cpu(request, collection.query, queries)
     return ok(request, render.query_response(results[0]))
 
 
@@ -75,6 +78,7 @@ async def query_points_batch(
     check_batch(len(body.searches), settings)
     await embed_query_documents(request, body.searches, collection)
     queries = [parse_query(search, settings, engine.get) for search in body.searches]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.query_response(result) for result in results])
 
@@ -83,7 +87,9 @@ async def query_points_batch(
 async def search_points(
     request: Request, body: SearchRequest, collection: CollectionDep, settings: SettingsDep
 ) -> Response:
-    results = await run_cpu(request, collection.query, [parse_search(body, settings)])
+    queries = [parse_search(body, settings)]
+    strict_mode.check_queries(collection, queries, request.query_params)
+    results = await run_cpu(request, collection.query, queries)
     return ok(request, render.scored_points(results[0].points))
 
 
@@ -93,6 +99,7 @@ async def search_points_batch(
 ) -> Response:
     check_batch(len(body.searches), settings)
     queries = [parse_search(search, settings) for search in body.searches]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.scored_points(result.points) for result in results])
 
@@ -101,7 +108,9 @@ async def search_points_batch(
 async def matrix_pairs(
     request: Request, body: SearchMatrixRequest, collection: CollectionDep
 ) -> Response:
-    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    matrix_request = _matrix(body)
+    strict_mode.check_matrix(collection, matrix_request, request.query_params)
+    matrix = await run_cpu(request, distance_matrix, collection, matrix_request)
     return ok(request, render.matrix_pairs(matrix))
 
 
@@ -109,7 +118,9 @@ async def matrix_pairs(
 async def matrix_offsets(
     request: Request, body: SearchMatrixRequest, collection: CollectionDep
 ) -> Response:
-    matrix = await run_cpu(request, distance_matrix, collection, _matrix(body))
+    matrix_request = _matrix(body)
+    strict_mode.check_matrix(collection, matrix_request, request.query_params)
+    matrix = await run_cpu(request, distance_matrix, collection, matrix_request)
     return ok(request, render.matrix_offsets(matrix))
 
 

@@ -21,6 +21,7 @@ from server.api.routes.common import check_limit, payload_selector, search_param
 from server.api.routes.query import check_batch
 from server.api.routing import OrjsonRoute
 from server.api.schemas import RawFilter, RawWithPayload, RawWithVector, SearchParams, Wire
+from server.engine import strict_mode
 from server.engine.examples import ExampleQuery
 from server.engine.filters import parse_filter
 from server.engine.requests import Query
@@ -71,7 +72,9 @@ async def recommend_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
+    queries = [_query(body, settings, engine.get)]
+    strict_mode.check_queries(collection, queries, request.query_params)
+    results = await run_cpu(request, collection.query, queries)
     return ok(request, render.scored_points(results[0].points))
 
 
@@ -85,6 +88,7 @@ async def recommend_points_batch(
 ) -> Response:
     check_batch(len(body.searches), settings)
     queries = [_query(search, settings, engine.get) for search in body.searches]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.scored_points(result.points) for result in results])
 
@@ -97,7 +101,9 @@ async def discover_points(
     settings: SettingsDep,
     engine: EngineDep,
 ) -> Response:
-    results = await run_cpu(request, collection.query, [_query(body, settings, engine.get)])
+    queries = [_query(body, settings, engine.get)]
+    strict_mode.check_queries(collection, queries, request.query_params)
+    results = await run_cpu(request, collection.query, queries)
     return ok(request, render.scored_points(results[0].points))
 
 
@@ -111,6 +117,7 @@ async def discover_points_batch(
 ) -> Response:
     check_batch(len(body.searches), settings)
     queries = [_query(search, settings, engine.get) for search in body.searches]
+    strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
     return ok(request, [render.scored_points(result.points) for result in results])
 

@@ -27,6 +27,7 @@ from server.engine.collection.search import Searcher
 from server.engine.collection.writes import (
     PayloadChange,
     Upsert,
+    VectorChange,
     Writer,
     bulk_vectors,
     last_occurrences,
@@ -58,6 +59,8 @@ from server.engine.segment_set import SegmentSet
 from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.training_queries import QuerySamples
 from server.engine.vectors import (
+    check_vector_names,
+    merge_vector_updates,
     point_vectors,
     prepare_matrix,
     prepare_sets,
@@ -212,6 +215,29 @@ class Collection:
     def clear_payload(self, selection: PointsSelection) -> int:
         return self._rewrite_payloads(selection, lambda _old: {})
 
+    def update_vectors(
+        self, points: Sequence[tuple[PointId, Any]], update_filter: Filter | None = None
+    ) -> int:
+        """Set the named vectors each point gives, keeping its others and its payload;
+        all are validated before anything is written. An id that names no point is a
+        404 after the others are written (Qdrant's order)."""
+        ids, raws = merge_vector_updates(points)
+        given = point_vectors(raws, self._config)
+        return self._change_vectors(lambda: VectorChange(ids, given, update_filter=update_filter))
+
+    def delete_vectors(self, selection: PointsSelection, names: Sequence[str]) -> int:
+        """Remove the named vectors from the selected points (their others stay)."""
+        check_vector_names(self._config, names)
+
+        def change() -> VectorChange:
+            if selection.ids is None:
+                ids = self._writer.resolve(selection, must_exist=False)
+            else:
+                ids = list(dict.fromkeys(selection.ids))
+            return VectorChange(ids, dropped=frozenset(names))
+
+        return self._change_vectors(change)
+
     def update_config(self, config: CollectionConfig) -> int:
         with self._writing():
             op_id = self._store.write_config(config.model_dump(mode="json"))
@@ -220,6 +246,32 @@ class Collection:
             self._config = config
             self._maybe_seal()
         self.on_change(self)
+        return op_id
+
+    def replace_vectors(self, config: CollectionConfig) -> int:
+        """Store ``config``, whose named vectors differ from the current ones (a name
+        added or removed), and rebuild the segments from the point store under it: a
+        removed name's stored vectors go in the same transaction; sealed segments get
+        the new name empty, and are re-indexed in the background."""
+        if (config.vectors, config.sparse_vectors) == (
+            self._config.vectors,
+            self._config.sparse_vectors,
+        ):
+            return self.update_config(config)  # the same names again: nothing to rebuild
+        with self._writing():
+            dropped = [
+                name
+                for name in [*self._config.vectors, *self._config.sparse_vectors]
+                if name not in config.vectors and name not in config.sparse_vectors
+            ]
+            op_id = self._store.write_config(config.model_dump(mode="json"), dropped)
+            self._config = config
+            self._segments.sealed.clear()
+            self._segments.appendable = new_appendable(config)
+            recovery.reload(self._segments, self._store, self._segment_store, config)
+            self._maybe_seal()
+        self.on_change(self)
+        self.config_changed()
         return op_id
 
     def add_training_queries(
@@ -435,6 +487,18 @@ class Collection:
             op_id = self._writer.upsert(points)
             self._maybe_seal()
         self.on_change(self)
+        return op_id
+
+    def _change_vectors(self, change: Callable[[], VectorChange]) -> int:
+        """Apply the change ``change()`` describes (made under the write lock, so a
+        filter selects the points as they are when it runs)."""
+        with self._writing():
+            exact = self._reader().exact_vectors
+            op_id, missing = self._writer.change_vectors(change(), self._config, exact)
+            self._maybe_seal()
+        self.on_change(self)
+        if missing is not None:
+            raise PointNotFound(missing)
         return op_id
 
     def _rewrite_payloads(self, selection: PointsSelection, change: PayloadChange) -> int:

@@ -1,10 +1,15 @@
-"""Point writes of one collection: upsert, delete, payload rewrites (Qdrant's
-``segments_updater``).
+"""Point writes of one collection: upsert, delete, payload and vector rewrites
+(Qdrant's ``segments_updater``).
 
 Each write is validated first, committed to the point store in one durable
 transaction, then applied to the segments: old copies in sealed segments become
 tombstones and new rows go to the appendable segment. Called with the collection's
 write lock held (``facade.Collection``); sealing and ``on_change`` stay there.
+
+A vector update or delete (``change_vectors``) is an upsert of the merged point: its
+other vectors and its payload are read back and written again with the change, so it
+takes the same durable path (one transaction in the point store, then the segments)
+and a sealed segment's old copy becomes a tombstone like any overwrite.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from server.engine.payload import check_payload
 from server.engine.point_ids import PointId, point_id_to_text
 from server.engine.requests import PointsSelection, VectorColumns
 from server.engine.segment import PointBatch
-from server.engine.segment_set import SegmentSet
+from server.engine.segment_set import AnySegment, SegmentSet
+from server.engine.sparse_vector import SparseVector
 from server.engine.vectors import (
     PointVectors,
     column_vectors,
@@ -37,6 +43,8 @@ from server.errors import BadRequest, InvalidVector, PointNotFound
 from server.storage.point_store import PointRows, PointStore, WriteBatch
 
 PayloadChange = Callable[[dict[str, Any]], dict[str, Any]]
+ExactVectors = Callable[[AnySegment, int], dict[str, np.ndarray]]
+"""A row's dense and multi-vectors as written (``records.RecordReader.exact_vectors``)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +55,18 @@ class Upsert:
     vectors: PointVectors
     payloads: list[dict[str, Any]]
     update_mode: str = "upsert"
+    update_filter: Filter | None = None
+
+
+@dataclass(slots=True)
+class VectorChange:
+    """Named vectors to set (``given``: each point's names marked ``present``) or to
+    remove (``dropped``) on existing points; the points' other vectors and payloads stay.
+    ``update_filter`` leaves out the points it does not match."""
+
+    ids: list[PointId]
+    given: PointVectors | None = None
+    dropped: frozenset[str] = frozenset()
     update_filter: Filter | None = None
 
 
@@ -101,6 +121,33 @@ class Writer:
         for (segment, row), payload in zip(filter(None, located), new, strict=True):
             segment.set_payload(row, payload, op_id)
         return op_id
+
+    def change_vectors(
+        self, change: VectorChange, config: CollectionConfig, exact: ExactVectors
+    ) -> tuple[int, PointId | None]:
+        """Upsert each changed point merged with its current vectors and payload; the
+        operation id and the first id that names no point (the others are written
+        anyway, as Qdrant does, and the caller answers 404 for it)."""
+        chosen: list[int] = []
+        located: list[tuple[AnySegment, int]] = []
+        missing: PointId | None = None
+        for i, point_id in enumerate(change.ids):
+            found = self.segments.locate(point_id)
+            if found is None:
+                missing = point_id if missing is None else missing
+            elif change.update_filter is None or change.update_filter.matches(
+                point_id, found[0].payload(found[1]), partial(found[0].has_vector, found[1])
+            ):
+                chosen.append(i)
+                located.append(found)
+        given = None
+        if change.given is not None:
+            given = change.given.take(np.array(chosen, dtype=np.int64))
+        current = [(exact(seg, row), seg.sparse_vectors(row)) for seg, row in located]
+        merged = merged_vectors(config, current, given, change.dropped)
+        ids = [change.ids[i] for i in chosen]
+        payloads = [seg.payload(row) for seg, row in located]
+        return self.upsert(Upsert(ids, merged, payloads)), missing
 
     def resolve(self, selection: PointsSelection, *, must_exist: bool) -> list[PointId]:
         """The ids a selection names; with ``must_exist`` a missing one is an error."""
@@ -201,6 +248,62 @@ def bulk_vectors(
     sparse = {n: given_sparse.get(n, empty) for n in config.sparse_vectors}
     present |= {n: sparse[n].lengths() > 0 for n in config.sparse_vectors}
     return PointVectors(dense, tokens, present, sparse)
+
+
+def merged_vectors(
+    config: CollectionConfig,
+    current: Sequence[tuple[dict[str, np.ndarray], dict[str, SparseVector]]],
+    given: PointVectors | None,
+    dropped: frozenset[str],
+) -> PointVectors:
+    """Each point's current vectors (dense and multi, sparse) with ``given`` ones set
+    over them and ``dropped`` names removed."""
+    count = len(current)
+    dense: dict[str, np.ndarray] = {}
+    tokens: dict[str, Ragged] = {}
+    present: dict[str, np.ndarray] = {}
+    for name, params in config.vectors.items():
+        new = _given_mask(given, name, count)
+        old = [None if name in dropped else vectors.get(name) for vectors, _ in current]
+        present[name] = new | np.array([v is not None for v in old], dtype=bool)
+        if params.is_multi:
+            empty = np.zeros((0, params.size), np.float32)
+            items = [empty if v is None else v for v in old]
+            for i in np.flatnonzero(new).tolist():
+                assert given is not None
+                items[i] = given.tokens[name].item(i)
+            tokens[name] = Ragged.from_arrays(items, params.size)
+            continue
+        matrix = np.zeros((count, params.size), dtype=np.float32)
+        for i, vector in enumerate(old):
+            if vector is not None:
+                matrix[i] = vector
+        if given is not None and new.any():
+            matrix[new] = given.dense[name][new]
+        dense[name] = matrix
+    sparse = {name: _merged_sparse(name, current, given, dropped) for name in config.sparse_vectors}
+    present |= {name: rows.lengths() > 0 for name, rows in sparse.items()}
+    return PointVectors(dense, tokens, present, sparse)
+
+
+def _given_mask(given: PointVectors | None, name: str, count: int) -> np.ndarray:
+    mask = None if given is None else given.present.get(name)
+    return np.zeros(count, dtype=bool) if mask is None else mask
+
+
+def _merged_sparse(
+    name: str,
+    current: Sequence[tuple[dict[str, np.ndarray], dict[str, SparseVector]]],
+    given: PointVectors | None,
+    dropped: frozenset[str],
+) -> SparseRows:
+    items: list[SparseVector | None] = [
+        None if name in dropped else sparse.get(name) for _, sparse in current
+    ]
+    for i in np.flatnonzero(_given_mask(given, name, len(current))).tolist():
+        assert given is not None
+        items[i] = given.sparse[name].item(i)
+    return SparseRows.of(items)
 
 
 def _encode_payload(payload: dict[str, Any]) -> bytes:
