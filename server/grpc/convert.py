@@ -373,3 +373,21 @@ def _example(example: grpc.VectorExample) -> Any:
     if example.WhichOneof("example") == "id":
         return point_id(example.id)
     return dump(G2R.convert_vector(example.vector))
+
+
+def update_vectors(request: grpc.UpdatePointVectors) -> Json:
+    return compact(
+        {
+            "points": [dump(G2R.convert_point_vectors(point)) for point in request.points],
+            "update_filter": optional(request, "update_filter", G2R.convert_filter),
+        }
+    )
+
+
+def delete_vectors(request: grpc.DeletePointVectors) -> Json:
+    return {"vector": list(request.vectors.names), **selector(request, "points_selector")}
+
+
+def update_batch(request: grpc.UpdateBatchPoints) -> Json:
+    operations = [dump(G2R.convert_points_update_operation(op)) for op in request.operations]
+    return {"operations": operations}

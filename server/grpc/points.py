@@ -25,6 +25,11 @@ ROWS: dict[str, Rpc] = {
     "Upsert": Rpc("PUT", P, replies.points_operation, convert.upsert, fast=fastpath.upsert),
     "Delete": Rpc("POST", f"{P}/delete", replies.points_operation, convert.delete_points),
     "Get": Rpc("POST", P, replies.get_points, convert.get_points),
+    "UpdateVectors": Rpc("PUT", f"{P}/vectors", replies.points_operation, convert.update_vectors),
+    "DeleteVectors": Rpc(
+        "POST", f"{P}/vectors/delete", replies.points_operation, convert.delete_vectors
+    ),
+    "UpdateBatch": Rpc("POST", f"{P}/batch", replies.update_batch, convert.update_batch),
     "SetPayload": Rpc("POST", f"{P}/payload", replies.points_operation, convert.set_payload),
     "OverwritePayload": Rpc("PUT", f"{P}/payload", replies.points_operation, convert.set_payload),
     "DeletePayload": Rpc(

@@ -209,3 +209,7 @@ def discover_batch(result: Any, time: float) -> grpc.DiscoverBatchResponse:
     reply = grpc.DiscoverBatchResponse(time=time)
     batch_results(reply.result, result)
     return reply
+
+
+def update_batch(result: Any, time: float) -> grpc.UpdateBatchResponse:
+    return grpc.UpdateBatchResponse(result=[update_result(r) for r in result], time=time)

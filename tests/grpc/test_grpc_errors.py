@@ -138,10 +138,10 @@ def test_oversized_message_is_resource_exhausted_and_writes_nothing(
 
 
 def test_unserved_method_is_unimplemented_naming_it(points: q.PointsStub) -> None:
-    batch = q.UpdateBatchPoints(collection_name=COLLECTION)
-    code, details = _code(lambda: points.UpdateBatch(batch))
+    request = q.DeleteVectorNameRequest(collection_name=COLLECTION, vector_name="v")
+    code, details = _code(lambda: points.DeleteVectorName(request))
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "/qdrant.Points/UpdateBatch" in details
+    assert "/qdrant.Points/DeleteVectorName" in details
 
 
 def test_health_services_report_serving(channel: grpc.Channel) -> None:

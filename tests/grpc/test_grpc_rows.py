@@ -41,12 +41,9 @@ def test_unserved_methods_are_the_documented_ones() -> None:
             "ListShardKeys",
         },
         "Points": {
-            "UpdateVectors",
-            "DeleteVectors",
             "CreateVectorName",
             "DeleteVectorName",
             "RecommendGroups",
-            "UpdateBatch",
         },
         "Snapshots": {"CreateFull", "ListFull", "DeleteFull"},
     }
