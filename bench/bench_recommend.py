@@ -4,7 +4,8 @@ The base vectors go into one Cosine collection (HNSW m=16, ef_construct=100, as
 `bench_hnsw.py`). Each of N queries takes its positives from the exact top-3 of a held-out
 GloVe query and two random base points as negatives. Both kinds run through
 `POST .../points/query/batch` in batches of 50 at the same `hnsw_ef`: the plain query with
-the held-out vector, the recommendation with `{"recommend": {..., "strategy": "best_score"}}`.
+the held-out vector, the recommendation with `{"recommend": {..., "strategy": "best_score"}}`
+(each sealed segment walks its HNSW graph with the best_score itself).
 Recall@10 of the recommendation is against the exact best_score top-10, computed here in
 numpy over every base vector (examples excluded, as Qdrant does); the plain query's recall
 against the exact top-10 by inner product. Targets (issue 16): recommend q/s >= 0.5x the
@@ -37,6 +38,9 @@ BATCH = 50
 EF = 64
 QUICK_BASE, QUICK_QUERIES, QUERIES = 50_000, 200, 500
 SEED = 11
+ROUNDS = 3
+"""Alternating rounds of both kinds; each kind's best round counts (a 2-core machine
+shared with other work makes one short round noisy)."""
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -96,7 +100,9 @@ def run(quick: bool, port: int | None) -> dict[str, Any]:
     plain, reco, reco_truth = workloads(dataset, n)
     plain_truth = [row[:K].tolist() for row in dataset.ground_truth[:n]]
     config = {"n_base": dataset.n_base, "queries": n, "batch": BATCH, "hnsw_ef": EF}
-    config |= {"full_scan_threshold_kb": None, "settle_timeout_s": 900.0}
+    # the quick run's 50k points sit under the default full-scan threshold (10,000 KB)
+    # and would be scanned exactly; 10 KB (the smallest the API accepts) walks the graph
+    config |= {"full_scan_threshold_kb": 10 if quick else None, "settle_timeout_s": 900.0}
     results: dict[str, Any] = {"benchmark": "recommend_glove50", "config": config}
     results["machine"] = machine_info()
     with (
@@ -105,8 +111,15 @@ def run(quick: bool, port: int | None) -> dict[str, Any]:
     ):
         results |= load_collection(client, dataset, config)
         measure(client, plain[:BATCH], plain_truth[:BATCH])  # warm-up
-        results["plain"] = measure(client, plain, plain_truth)
-        results["best_score"] = measure(client, reco, reco_truth)
+        measure(client, reco[:BATCH], reco_truth[:BATCH])  # loads the compiled walk
+        rounds: dict[str, list[dict[str, Any]]] = {"plain": [], "best_score": []}
+        for _ in range(ROUNDS):
+            rounds["plain"].append(measure(client, plain, plain_truth))
+            rounds["best_score"].append(measure(client, reco, reco_truth))
+        for name, runs in rounds.items():
+            results[name] = max(runs, key=lambda run: run["qps"]) | {
+                "qps_rounds": [run["qps"] for run in runs]
+            }
         log(f"plain {results['plain']}; best_score {results['best_score']}")
     ratio = results["best_score"]["qps"] / results["plain"]["qps"]
     results["checks"] = [
@@ -122,7 +135,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"# Recommend best_score vs plain query, GloVe-50 ({config['n_base']:,} points, HTTP)",
         "",
         f"{config['queries']} queries, batches of {config['batch']}, hnsw_ef {config['hnsw_ef']}"
-        " for both; 3 positive / 2 negative point ids per recommendation.",
+        " for both; 3 positive / 2 negative point ids per recommendation; best of"
+        f" {ROUNDS} alternating rounds (all rounds' q/s in the JSON).",
         "",
         "| query | q/s | recall@10 |",
         "|---|---|---|",

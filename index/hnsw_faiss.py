@@ -16,6 +16,7 @@ import numpy as np
 
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.flat import exact_search
+from index.graph_walk import CustomScore, HnswGraph, exact_custom, walk
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
 
@@ -83,6 +84,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         self._index: Any = faiss.IndexHNSWFlat(dim, max(self.params.m, 2), distance.faiss_metric)
         self._index.hnsw.efConstruction = self.params.ef_construct
         self._deleted = np.zeros(0, dtype=bool)
+        self._graph: HnswGraph | None = None
 
     @property
     def count(self) -> int:
@@ -90,6 +92,7 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._graph = None
         self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
 
     def delete(self, rows: np.ndarray) -> None:
@@ -119,6 +122,26 @@ class HnswIndex(KeepsVectorsAsGiven):
         ids[:] = found
         scores[:] = np.where(found >= 0, faiss_to_score(raw, self.distance), scores)
         return ids, scores
+
+    def search_custom(
+        self,
+        customs: list[CustomScore],
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` rows for each custom score (``graph_walk.py``), found by a
+        walk of this graph with beam ``ef``: rows ``(nq, k)`` padded with -1, float64
+        scores (bigger is better) padded with -inf. ``params.exact`` scores every row."""
+        params = params or SearchParams()
+        mask = live_mask(self._deleted, allowed)
+        if params.exact:
+            return exact_custom(self.vectors(), self.distance, customs, k, mask)
+        if self._graph is None:  # links are fixed once built: read them out once
+            self._graph = HnswGraph.of(self._index.hnsw)
+        ef = max(params.ef or self.params.ef_search, k)
+        return walk(self._graph, self.vectors(), self.distance, customs, k, ef, mask)
 
     def vectors(self) -> np.ndarray:
         storage: Any = faiss.downcast_index(self._index.storage)

@@ -17,9 +17,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
+import logging
 import signal
 import ssl
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +82,18 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    threading.Thread(target=_compile_kernels, name="quiver-warm-up", daemon=True).start()
     _GracefulServer(config).run()
+
+
+def _compile_kernels() -> None:
+    """The recommend walk's numba kernels, compiled before the first query needs them."""
+    from index.graph_walk import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a failed warm-up only means the first query compiles them
+        logging.getLogger(__name__).warning("graph walk warm-up failed", exc_info=True)
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from server.api.routes import (
     points,
     query,
     recommend,
+    service,
     snapshots,
     vectors,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (vectors, batch):
         app.include_router(module.router)
+    app.include_router(service.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)
     app.add_middleware(

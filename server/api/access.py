@@ -101,6 +101,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): ANY,
     ("GET", "/docs/oauth2-redirect"): ANY,
     ("GET", "/redoc"): ANY,
+    ("GET", "/telemetry"): ANY,  # filtered to the caller's collections
+    ("GET", "/cluster"): GLOBAL_READ,
+    ("GET", f"{C}/cluster"): READ,
+    ("GET", f"{C}/optimizations"): READ,
+    ("GET", "/issues"): ANY,  # filtered to the caller's collections
+    ("DELETE", "/issues"): MANAGE,
     # collections
     ("GET", "/collections"): ANY,  # filtered to the caller's collections
     ("GET", C): READ,
@@ -161,6 +167,18 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/snapshots/upload"): Rule(Need.MANAGE, Body.MULTIPART),
     ("GET", f"{C}/snapshots/{{snapshot_name}}"): READ,
     ("DELETE", f"{C}/snapshots/{{snapshot_name}}"): WRITE,
+    ("POST", f"{C}/shards/{{shard_id}}/snapshots"): WRITE_JSON,
+    ("GET", f"{C}/shards/{{shard_id}}/snapshots"): READ,
+    ("PUT", f"{C}/shards/{{shard_id}}/snapshots/recover"): MANAGE_JSON,
+    ("POST", f"{C}/shards/{{shard_id}}/snapshots/upload"): Rule(Need.MANAGE, Body.MULTIPART),
+    ("GET", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): READ,
+    ("DELETE", f"{C}/shards/{{shard_id}}/snapshots/{{snapshot_name}}"): WRITE,
+    ("GET", f"{C}/shards/{{shard_id}}/snapshot"): READ,
+    # full-storage snapshots: every collection's data, so global grants only
+    ("POST", "/snapshots"): MANAGE_JSON,
+    ("GET", "/snapshots"): GLOBAL_READ,
+    ("GET", "/snapshots/{snapshot_name}"): GLOBAL_READ,
+    ("DELETE", "/snapshots/{snapshot_name}"): MANAGE,
 }
 
 

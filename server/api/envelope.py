@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -30,6 +31,12 @@ def elapsed(request: Request) -> float:
 
 def ok(request: Request, result: Any) -> OrjsonResponse:
     return OrjsonResponse({"result": result, "status": "ok", "time": elapsed(request)})
+
+
+def accepted(request: Request, background: BackgroundTask | None = None) -> OrjsonResponse:
+    """Qdrant's answer to a ``wait=false`` operation that runs after the response."""
+    body = {"result": None, "status": "accepted", "time": elapsed(request)}
+    return OrjsonResponse(body, status_code=202, background=background)
 
 
 def error_body(message: str, seconds: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -68,7 +69,8 @@ from server.engine.vectors import (
     sparse_name,
     vector_name,
 )
-from server.errors import PointNotFound, UnsupportedFeature
+from server.errors import PointNotFound
+from server.storage.snapshot_bundles import write_bundle
 from server.storage.snapshots import SnapshotDescription
 
 T = TypeVar("T")
@@ -258,6 +260,12 @@ class ShardServer:
     def config(self) -> CollectionConfig:
         return self.collection().config
 
+    def write_snapshot(self, folder: str) -> SnapshotDescription:
+        return self.collection().write_snapshot(Path(folder))
+
+    def recover_snapshot(self, archive: str, checksum: str | None) -> None:
+        self.engine.recover(self.name, Path(archive), checksum)
+
     def collection(self) -> Collection:
         """The shard's collection: a single-node one (the shard engine has no sharding)."""
         collection = self.engine.get(self.name)
@@ -318,7 +326,7 @@ DEEP_PAGE = 10_000
 
 class ShardedCollection:
     """``Collection``'s public methods that the HTTP API uses, answered by fanning out
-    over a ``ShardGroup`` (snapshots are refused by the engine). Cross-shard writes
+    over a ``ShardGroup`` (a snapshot is a bundle of shard snapshots). Cross-shard writes
     are not atomic: input is validated here first so a bad batch fails everywhere,
     but a shard that fails mid-write leaves the others written (as in Qdrant). The
     returned operation id is the largest of the shards' ids."""
@@ -351,10 +359,36 @@ class ShardedCollection:
 
     @property
     def supports_snapshots(self) -> bool:
-        return False
+        return True
 
     def write_snapshot(self, folder: Path) -> SnapshotDescription:
-        raise UnsupportedFeature(f"snapshots of sharded collection {self.name!r}")
+        """A bundle of every shard's snapshot (``storage/snapshots.py``) with this
+        collection's config. Each shard writes its own archive into a folder beside
+        ``folder``: shards must share this machine's disk (in-process or a local Ray)."""
+        work = folder / f".tmp-{uuid.uuid4().hex}"
+        try:
+            parts = []
+            for shard in self.shard_ids():
+                written = self.write_shard_snapshot(shard, work / str(shard))
+                parts.append((f"shards/{shard}.snapshot", work / str(shard) / written.name))
+            meta = {"collection": self.name, "config": self._config.model_dump(mode="json")}
+            return write_bundle(folder, self.name, "sharded", parts, meta)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def shard_ids(self) -> list[int]:
+        return list(range(self.group.shard_count))
+
+    def write_shard_snapshot(self, shard: int, folder: Path) -> SnapshotDescription:
+        """Shard ``shard``'s own snapshot, written by the shard into ``folder``."""
+        return self.group.call({shard: on_server(ShardServer.write_snapshot, str(folder))})[shard]
+
+    def recover_shard(self, shard: int, archive: Path, checksum: str | None) -> None:
+        """Replace shard ``shard``'s data with a single-node snapshot (verified and
+        swapped in by the shard's engine, as a collection recovery is). The points in
+        it should be the ones this shard owns (``shard_of``), as in Qdrant."""
+        call = on_server(ShardServer.recover_snapshot, str(archive), checksum)
+        self.group.call({shard: call})
 
     # -- writes ----------------------------------------------------------
 
@@ -631,6 +665,23 @@ class ShardedCollection:
             shard
         ]
 
+    def query_vectors_of(
+        self, point_ids: Sequence[PointId], using: str
+    ) -> list[np.ndarray | SparseVector]:
+        """The stored vectors of several points, one call per shard that owns some."""
+        owned: dict[int, list[int]] = {}
+        for i, point_id in enumerate(point_ids):
+            owned.setdefault(shard_of(point_id, self.group.shard_count), []).append(i)
+        calls = {
+            shard: on_collection(Collection.query_vectors_of, [point_ids[i] for i in at], using)
+            for shard, at in owned.items()
+        }
+        answers = self.group.call(calls)
+        found: dict[int, np.ndarray | SparseVector] = {}
+        for shard, at in owned.items():
+            found.update(zip(at, answers[shard], strict=True))
+        return [found[i] for i in range(len(point_ids))]
+
     def vector_name(self, using: str | None) -> str:
         return vector_name(self._config, using)
 
@@ -700,7 +751,8 @@ class ShardedCollection:
         answers = list(self._everywhere(call).values())
         for i, q in enumerate(asked):
             spec = specs[q]
-            higher_is_better = self._config.distance_of(spec.using).higher_is_better
+            metric = self._config.distance_of(spec.using)
+            higher_is_better = spec.custom is not None or metric.higher_is_better
             hits = [answer[i] for answer in answers]
             results[q] = merge_hits(hits, spec.limit, spec.offset, higher_is_better)
         return results

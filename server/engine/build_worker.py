@@ -79,6 +79,9 @@ class Job:
     error: str | None = None
     result_segment: int | None = None
     redo_of: str | None = None
+    segment_points: list[int] = field(default_factory=list)
+    """Live points of each of ``segment_ids`` when the build started (the segments are
+    gone once it is done; ``GET /collections/{name}/optimizations`` still shows them)."""
     cancel: threading.Event = field(default_factory=threading.Event)
     saved_at: float = 0.0
 
@@ -111,12 +114,21 @@ class Job:
             "error": self.error,
             "result_segment": self.result_segment,
             "redo_of": self.redo_of,
+            "segment_points": self.segment_points,
         }
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> Job:
         fields = {k: raw[k] for k in raw if k not in ("progress", "eta_seconds")}
         return cls(**fields)
+
+
+def _segment_points(collection: Collection, segment_ids: list[int]) -> list[int]:
+    try:
+        points = {s.segment_id: s.points for s in collection.segments_info()}
+    except Exception:  # the collection may be closing; the counts are informative only
+        return []
+    return [points.get(segment_id, 0) for segment_id in segment_ids]
 
 
 BUILD_NICENESS = 10
@@ -345,6 +357,7 @@ class BuildWorker:
 
     def _execute(self, collection: Collection, job: Job) -> None:
         task = Task(job.kind, tuple(job.segment_ids))
+        job.segment_points = _segment_points(collection, job.segment_ids)
 
         def progress(done: int, total: int) -> None:
             job.points_done, job.points_total = done, total

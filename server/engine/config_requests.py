@@ -56,6 +56,13 @@ _QDRANT_ONLY: dict[str, frozenset[str]] = {
 }
 """Qdrant knobs accepted and ignored (they change nothing here)."""
 
+_PREVENT_UNOPTIMIZED = (
+    "`optimizers_config.prevent_unoptimized: true` (Qdrant 1.19 hides points written to "
+    "a segment past the indexing threshold until it is indexed; Quiver seals its "
+    "appendable segment at the threshold and searches a sealed segment exactly until "
+    "its index is built, and never hides acknowledged points). `false` is accepted"
+)
+
 _COPIED = ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload")
 _PATCHABLE_PARAMS = frozenset(
     {"replication_factor", "write_consistency_factor", "on_disk_payload", "read_fan_out_factor"}
@@ -179,6 +186,8 @@ def without_vector_name(config: CollectionConfig, name: str) -> CollectionConfig
 def section_update(config: CollectionConfig, section: str, diff: Mapping[str, Any]) -> BaseModel:
     """One section of ``config`` with the knobs ``diff`` sets (None leaves a knob as it
     is), validated with the ranges a request may ask."""
+    if section == "optimizers_config" and diff.get("prevent_unoptimized"):
+        raise UnsupportedFeature(_PREVENT_UNOPTIMIZED)
     ignored = _QDRANT_ONLY.get(section, frozenset())
     updates = {k: v for k, v in diff.items() if v is not None and k not in ignored}
     if section == "optimizers_config" and updates.get("max_optimization_threads") == "auto":

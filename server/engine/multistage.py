@@ -36,6 +36,7 @@ from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
 from server.engine.requests import Query
 from server.engine.results import QueryResult, ScoredPoint
+from server.engine.score_threshold import FUSED, passing
 from server.engine.sparse_vector import SparseVector
 from server.errors import BadRequest
 
@@ -194,7 +195,9 @@ class _Tree:
         else:
             points = self._formula(node.combine, sources, node.limit + offset)
         if node.score_threshold is not None:
-            points = [point for point in points if point.score >= node.score_threshold]
+            scores = np.array([point.score for point in points], dtype=np.float64)
+            kept = passing(scores, node.score_threshold, FUSED).tolist()
+            points = [point for point, keep in zip(points, kept, strict=True) if keep]
         points = points[offset:]
         return self._output(points, node) if depth == 0 else points
 

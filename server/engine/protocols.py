@@ -173,6 +173,12 @@ class CollectionHandle(Protocol):
 
     def query_vector_of(self, point_id: PointId, using: str) -> np.ndarray | SparseVector: ...
 
+    def query_vectors_of(
+        self, point_ids: Sequence[PointId], using: str
+    ) -> list[np.ndarray | SparseVector]:
+        """``query_vector_of`` for several points in one call (a query's examples)."""
+        ...
+
     def sparse_name(self, using: str | None) -> str:
         """``using`` as a configured sparse vector name, or a 400."""
         ...

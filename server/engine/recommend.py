@@ -1,29 +1,30 @@
 """Answering queries by example (``examples.py``): recommend, discover, context and
 relevance feedback, on any collection (one node or sharded) through its ``search``.
 
-``average_vector`` is one plain nearest query with the combined vector. The custom
-scores (``best_score``, ``sum_scores``, discover, context, feedback) are answered in
-two steps, both ordinary batched searches, so filters go through the planner, shards
-fan out and merge, and ``explain`` shows the plans:
+``average_vector`` is one plain nearest query with the combined vector.
 
-1. *Candidates.* Qdrant walks its HNSW graph with the custom score itself. Quiver's
-   graphs are faiss indexes, which walk with one vector only, so instead each *seed*
-   fetches its ``max(64, 4 x (limit + offset))`` nearest points from the graph (times
-   ``1 + pairs`` for discover), all seeds in one batch. The seeds are the examples
-   whose neighbourhoods hold the best points (positives, the target, the positive
-   side of each context pair); for ``sum_scores`` on Dot, Cosine, or Euclid with more
-   positives than negatives, one vector whose nearest points rank exactly as the
-   score does (``_sum_center``). This is candidate generation plus exact re-scoring,
-   not a custom-score graph walk: a point good for the custom score but near no seed
-   is missed (``tests/api/test_recommend_recall.py`` measures recall@10 against the
-   exact answer). With ``params.exact``, or when there is no seed (e.g. best_score
-   from negatives only), every point matching the filter is a candidate: an exact
-   scan (its results must fit the request's result budget).
+``best_score``, ``sum_scores``, discover and context on a dense vector rank by their
+custom score inside the segments, as Qdrant does: each query is one ``SearchSpec``
+carrying an ``index.graph_walk.CustomScore``; a sealed HNSW segment walks its graph
+with that score (``index/graph_walk.py``), other segments score every allowed row
+exactly, and the segments' and shards' top-k merge as plain searches do. The whole
+batch is one collection call, so filters go through the planner, shards fan out and
+``explain`` shows each segment's plan.
+
+The rest (sparse and multi-vector examples, relevance feedback) is answered in two
+steps, both ordinary batched searches:
+
+1. *Candidates.* Each *seed* (the examples whose neighbourhoods hold the best points:
+   positives, the target, the positive side of each context pair) fetches its
+   ``max(64, 4 x (limit + offset))`` nearest points (times ``1 + pairs`` for
+   discover), all seeds in one batch. With ``params.exact``, or when there is no seed,
+   every point matching the filter is a candidate: an exact scan (its results must
+   fit the request's result budget).
 2. *Scores.* For dense vectors the candidates' stored vectors are read once and the
    ``examples x candidates`` similarity matrix is one numpy product; for sparse and
    multi-vectors (and the exact scan) each example is searched exactly over the
    candidates only (its filter narrowed by ``has_id``). The custom score is computed
-   from that matrix in numpy.
+   from that matrix in numpy (``examples.score``).
 
 As in Qdrant, example ids of this collection are left out of the answer (fetched beyond
 the page, then dropped: a ``must_not: has_id`` filter would be a per-row scan).
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.graph_walk import KINDS, CustomScore
 from index.metrics import Distance
 from server.engine.examples import (
     Discover,
@@ -54,8 +56,9 @@ from server.engine.filters import Filter, HasId
 from server.engine.multistage import attach_output, merge_filters
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
-from server.engine.requests import Query
+from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
+from server.engine.score_threshold import leading_passing, strictly_past
 from server.engine.sparse_vector import SparseVector
 from server.errors import BadRequest
 
@@ -76,13 +79,103 @@ OVERSAMPLE = 4
 def run_example_queries(
     collection: CollectionHandle, queries: Sequence[Query], search: Search
 ) -> list[QueryResult]:
-    """Answer queries whose ``examples`` are set, in order."""
-    return [_answer(collection, query, search) for query in queries]
+    """Answer queries whose ``examples`` are set, in order; those a segment can rank by
+    their custom score go to the collection as one batch."""
+    answers: list[QueryResult | None] = [None] * len(queries)
+    walked: list[tuple[int, Query, list[Operand], frozenset[PointId]]] = []
+    for i, query in enumerate(queries):
+        vectors, mentioned = _resolve(collection, query)
+        if _walkable(collection, query, vectors):
+            walked.append((i, query, vectors, mentioned))
+        else:
+            answers[i] = _answer(collection, query, vectors, mentioned, search)
+    if walked:
+        for (i, *_), answer in zip(walked, _walk(collection, walked), strict=True):
+            answers[i] = answer
+    return [answer for answer in answers if answer is not None]
 
 
-def _answer(collection: CollectionHandle, query: Query, search: Search) -> QueryResult:
+def _walkable(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> bool:
+    """Whether the segments rank this query by its custom score: dense examples on a
+    dense (not multi-vector) name, a score the walk knows (not ``average_vector``, not
+    relevance feedback)."""
+    examples = query.examples
+    if isinstance(examples, Recommend):
+        known = examples.strategy != "average_vector"
+    else:
+        known = isinstance(examples, Discover)
+    if not (known and vectors and all(_is_dense(vector) for vector in vectors)):
+        return False
+    name = collection.vector_name(query.using)  # a 400 for a sparse or unknown name
+    return not collection.config.vectors[name].is_multi
+
+
+def _walk(
+    collection: CollectionHandle,
+    walked: list[tuple[int, Query, list[Operand], frozenset[PointId]]],
+) -> list[QueryResult]:
+    """One collection search for the batch, each spec ranked by its custom score; the
+    examples are fetched beyond the page, then dropped, the threshold cut after."""
+    specs = [_custom_spec(collection, query, vectors, len(mentioned))
+             for _, query, vectors, mentioned in walked]  # fmt: skip
+    collection.check_result_budget(specs)
+    answers: list[QueryResult] = []
+    found = collection.search(specs)
+    for (_, query, vectors, mentioned), spec, hits in zip(walked, specs, found, strict=True):
+        points = [point for point in hits if point.id not in mentioned]
+        if query.score_threshold is not None:
+            points = _past(points, query.score_threshold, _distance(collection, query, vectors))
+        page = points[query.offset : query.offset + query.limit]
+        output = attach_output(collection, page, query)
+        answers.append(QueryResult(output, _walk_trace(query, spec)))
+    return answers
+
+
+def _custom_spec(
+    collection: CollectionHandle, query: Query, vectors: list[Operand], mentioned: int
+) -> SearchSpec:
+    """The query as a search ranked by its custom score over the prepared examples."""
+    examples = query.examples
+    assert isinstance(examples, Recommend | Discover)
+    name = collection.vector_name(query.using)
+    prepared = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float32)
+    if isinstance(examples, Recommend):
+        kind, split = examples.strategy, len(examples.positive)
+    else:
+        has_target = examples.target is not None
+        kind, split = ("discover", 1) if has_target else ("context", 0)
+    assert kind in KINDS
+    custom = CustomScore(kind, prepared, split, tuple(generators(examples)))
+    return SearchSpec(
+        using=name,
+        vector=prepared[0],
+        limit=query.offset + query.limit + mentioned,
+        filter=query.filter,
+        params=query.params,
+        force=query.force,
+        explain=[] if query.explain else None,
+        custom=custom,
+    )
+
+
+def _walk_trace(query: Query, spec: SearchSpec) -> list[dict[str, Any]] | None:
+    if spec.explain is None:
+        return None
+    assert spec.custom is not None
+    how = "exact scan" if query.params.exact else "graph walk with the custom score"
+    entry = {"stage": kind(query), "candidates": how, "examples": len(spec.custom.examples)}
+    return [entry | ({"plans": spec.explain} if spec.explain else {})]
+
+
+def _answer(
+    collection: CollectionHandle,
+    query: Query,
+    vectors: list[Operand],
+    mentioned: frozenset[PointId],
+    search: Search,
+) -> QueryResult:
+    """One query the segments cannot rank: candidates, then scores (module docstring)."""
     assert query.examples is not None
-    vectors, mentioned = _resolve(collection, query)
     examples = query.examples
     if isinstance(examples, Recommend) and examples.strategy == "average_vector":
         return _nearest_to_average(query, examples, vectors, mentioned, search)
@@ -129,17 +222,10 @@ def _nearest_to_average(
 
 
 def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> list[ScoredPoint]:
-    """The best points up to the first one not past ``score_threshold``. As in Qdrant's
-    local mode (the reference), a custom score must be strictly past it, and the metric
-    says which side is past, even for a custom score: under Euclid or Manhattan only a
-    score below it is, so the walk down the ranking stops at once unless all are."""
-    kept = []
-    for point in points:
-        passes = point.score > threshold if distance.higher_is_better else point.score < threshold
-        if not passes:
-            break
-        kept.append(point)
-    return kept
+    """The best points up to the first one not strictly past ``score_threshold``, the
+    metric saying which side is past even for a custom score (``score_threshold.py``)."""
+    rule = strictly_past(distance.higher_is_better)
+    return points[: leading_passing([point.score for point in points], threshold, rule)]
 
 
 def _resolve(
@@ -151,17 +237,17 @@ def _resolve(
     lookup = query.lookup
     source = collection if lookup is None else lookup.collection
     name = query.using if lookup is None or lookup.vector is None else lookup.vector
+    examples = examples_of(query.examples)
+    ids = [example for example in examples if not isinstance(example, list | SparseVector)]
+    stored = iter(source.query_vectors_of(ids, name or "") if ids else [])
     vectors: list[Operand] = []
-    mentioned: list[PointId] = []
-    for example in examples_of(query.examples):
+    for example in examples:
         if isinstance(example, list | SparseVector):
             vectors.append(example)
             continue
-        stored = source.query_vector_of(example, name or "")
-        vectors.append(stored if isinstance(stored, SparseVector) else stored.tolist())
-        if source is collection:
-            mentioned.append(example)
-    return vectors, frozenset(mentioned)
+        vector = next(stored)
+        vectors.append(vector if isinstance(vector, SparseVector) else vector.tolist())
+    return vectors, frozenset(ids if source is collection else ())
 
 
 def _average(examples: Recommend, vectors: list[Operand]) -> Operand:
@@ -254,35 +340,7 @@ def _named(output: Any, name: str) -> Any:
 def _seeds(collection: CollectionHandle, query: Query, vectors: list[Operand]) -> list[Operand]:
     """The vectors whose graph neighbours are the candidates (none: scan instead)."""
     assert query.examples is not None
-    examples = query.examples
-    linear = isinstance(examples, Recommend) and examples.strategy == "sum_scores"
-    if linear and all(_is_dense(vector) for vector in vectors):
-        assert isinstance(examples, Recommend)
-        center = _sum_center(collection, query, examples, vectors)
-        if center is not None:
-            return [center]
-    return [vectors[i] for i in generators(examples)]
-
-
-def _sum_center(
-    collection: CollectionHandle, query: Query, examples: Recommend, vectors: list[Operand]
-) -> Operand | None:
-    """The one query whose nearest points rank exactly as ``sum_scores`` does, where
-    there is one. For Dot and Cosine the score is linear, ``<x, Σp - Σn>``; for Euclid
-    it is ``-(P - N)|x - c|² + const`` with ``c = (Σp - Σn) / (P - N)``, so with more
-    positives than negatives the best points are the nearest to ``c``."""
-    name = collection.vector_name(query.using)
-    prepared = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float64)
-    split = len(examples.positive)
-    direction = prepared[:split].sum(axis=0) - prepared[split:].sum(axis=0)
-    distance = collection.config.distance_of(name)
-    center: list[Any] | None = None
-    surplus = split - (len(vectors) - split)
-    if distance.higher_is_better and np.any(direction):
-        center = direction.tolist()
-    elif distance == Distance.EUCLID and surplus > 0:
-        center = (direction / surplus).tolist()
-    return center
+    return [vectors[i] for i in generators(query.examples)]
 
 
 def _pool(query: Query) -> int:

@@ -14,6 +14,7 @@ from typing import Any, overload
 import numpy as np
 
 from index.base import SearchParams
+from index.graph_walk import CustomScore
 from server.engine.examples import ExampleQuery, Lookup
 from server.engine.filters import Filter
 from server.engine.formula import FormulaQuery
@@ -147,3 +148,6 @@ class SearchSpec:
     """Quiver extension: bypass the planner with one strategy (benchmarks, tests)."""
     explain: list[dict[str, Any]] | None = None
     """Quiver extension: when a list, the plan chosen for each segment is appended."""
+    custom: CustomScore | None = None
+    """Rank by this custom score of a dense ``using`` (recommend, discover:
+    ``recommend.py``) instead of the metric; ``vector`` is then only a placeholder."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from index.base import SearchParams
+from index.graph_walk import CustomScore, exact_custom
+from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
 from index.registry import AnyIndex, is_multi_vector, is_sparse
 from index.sparse import SparseRowsIndex, SparseVector
@@ -133,6 +135,27 @@ class SealedSegment(SegmentRows):
             return index.search(queries, k, params=params, allowed=allowed)
         assert isinstance(queries, np.ndarray)
         return index.search(queries, k, params=params, allowed=allowed)
+
+    def custom_search(
+        self,
+        name: str,
+        customs: list[CustomScore],
+        k: int,
+        mask: np.ndarray | None,
+        params: SearchParams | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows for each custom score of a dense vector: a walk of the HNSW
+        graph with the score itself; an exact scan of the rows for every other backend
+        (or ``params.exact``). Float64 scores, bigger is better."""
+        present = self.present[name]
+        allowed = mask if present.all() else (present if mask is None else mask & present)
+        index = self.indexes[name]
+        if isinstance(index, HnswIndex):
+            return index.search_custom(customs, k, params=params, allowed=allowed)
+        assert not is_multi_vector(index) and not is_sparse(index)
+        rows = np.flatnonzero(self._live if allowed is None else allowed & self._live)
+        found, scores = exact_custom(index.row_vectors(rows), index.distance, customs, k)
+        return np.where(found >= 0, rows[np.maximum(found, 0)], -1), scores
 
     def delete(self, point_id: PointId) -> bool:
         row = self._row_of.pop(point_id, None)

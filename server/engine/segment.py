@@ -24,6 +24,7 @@ import numpy as np
 
 from index.base import SearchParams
 from index.flat import exact_search
+from index.graph_walk import CustomScore, exact_custom
 from index.metrics import Distance
 from index.multivector import Ragged, exact_maxsim, token_rows
 from index.registry import AnyIndex, create_index, create_multi_index, create_sparse_index
@@ -446,6 +447,22 @@ class AppendableSegment(SegmentRows):
             return exact_maxsim(queries, column.view(n), k, rows)
         assert isinstance(queries, np.ndarray)
         return exact_search(column.data[:n], queries, k, column.distance, rows)
+
+    def custom_search(
+        self,
+        name: str,
+        customs: list[CustomScore],
+        k: int,
+        mask: np.ndarray | None,
+        params: SearchParams | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` rows for each custom score of a dense vector (recommend,
+        discover: ``index/graph_walk.py``); float64 scores, bigger is better."""
+        n = len(self._ids)
+        column = self.columns[name]
+        present = column.present[:n]
+        allowed = present if mask is None else mask & present
+        return exact_custom(column.data[:n], column.distance, customs, k, allowed)
 
     def upsert(self, batch: PointBatch, version: int) -> None:
         """Insert or wholly replace each point of ``batch``."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams
+from index.graph_walk import CustomScore
 from index.metrics import Distance
 from index.multivector import Ragged
 from index.sparse import SparseVector
@@ -57,6 +58,14 @@ class SegmentSearch:
     """``id(segment)`` -> candidate count the payload index gave before the re-check."""
     force: Strategy | None = None
     explain: list[dict[str, Any]] | None = None
+    custom: list[CustomScore] | None = None
+    """One custom score per query (recommend, discover: ``recommend.py``) to rank by
+    instead of the metric; ``queries`` then only sizes the batch."""
+
+    @property
+    def higher_is_better(self) -> bool:
+        """How scores rank: a custom score is always bigger-is-better."""
+        return self.custom is not None or self.distance.higher_is_better
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +228,7 @@ class SegmentSet:
         rows = np.concatenate(all_rows, axis=1)
         scores = np.concatenate(all_scores, axis=1)
         owner = np.concatenate(owners, axis=1)
-        key = np.where(rows >= 0, -scores if request.distance.higher_is_better else scores, np.inf)
+        key = np.where(rows >= 0, -scores if request.higher_is_better else scores, np.inf)
         order = np.argsort(key, axis=1, kind="stable")[:, :k]
         pick = partial(np.take_along_axis, indices=order, axis=1)
         return Ranked(segments, pick(owner), pick(rows), pick(scores))
@@ -262,6 +271,8 @@ class SegmentSet:
             return None, None
         if mask is not None and plan.candidates == len(segment):
             mask = None  # the filter passes every live row: skip the bitmap check entirely
+        if request.custom is not None:
+            return _custom(segment, request, plan, mask)
         if plan.strategy == "exact":
             return segment.search(name, queries, k, mask, replace(request.params, exact=True))
         if plan.strategy == "graph":
@@ -272,6 +283,27 @@ class SegmentSet:
         if mask is None:
             return segment.search(name, queries, k, None, replace(request.params, ef=plan.ef))
         return _post_filter(segment, request, plan, mask)
+
+
+def _custom(
+    segment: AnySegment, request: SegmentSearch, plan: Plan, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Custom scores: the segment's graph walked with the score (the mask checked in
+    the walk, so graph and post-filter plans are one walk), or an exact scan; a walk
+    that came back short of min(k, candidates) is redone exactly, as plain searches are."""
+    assert request.custom is not None
+    name, customs, k = request.name, request.custom, request.k
+    exact = plan.strategy == "exact"
+    ef = plan.ef or request.params.ef or request.default_ef
+    params = replace(request.params, exact=exact, ef=None if exact else ef)
+    rows, scores = segment.custom_search(name, customs, k, mask, params)
+    short = (rows >= 0).sum(axis=1) < min(k, plan.candidates)
+    if not exact and short.any():
+        again = [custom for custom, redo in zip(customs, short.tolist(), strict=True) if redo]
+        exact_params = replace(request.params, exact=True)
+        rows[short], scores[short] = segment.custom_search(name, again, k, mask, exact_params)
+        plan.reason += f"; exact fallback for {int(short.sum())} queries"
+    return rows, scores
 
 
 def _exact_where_short(

@@ -307,18 +307,19 @@ def remove_leftovers(root: Path) -> None:
     """Half-written archives and uploads (``.tmp-*``) from a process that died."""
     if not root.is_dir():
         return
-    for folder in [root, *(p for p in root.iterdir() if p.is_dir())]:
-        for leftover in folder.glob(".tmp-*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+    # at any depth: shard snapshots live in <collection>/shards/<i>/
+    for leftover in sorted(root.rglob(".tmp-*")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def resolve_location(location: str, root: Path, collection: str) -> Path:
     """The archive a recover request names: ``file:///abs/path``, an absolute path,
     a path relative to the snapshots folder, or a bare snapshot name (looked up
-    under ``collection``'s snapshots first, then every collection's).
+    under ``collection``'s snapshots first, then every collection's, then among the
+    full-storage snapshots).
 
     Only files inside the snapshots folder may be named, as in Qdrant: anything else
     is :class:`Forbidden` with one message whether it exists or not, so a request
@@ -360,6 +361,7 @@ def _under_root(path: Path, root: Path, collection: str) -> Path:
     candidates = [root / collection / path.name]
     if root.is_dir():
         candidates += sorted(p / path.name for p in root.iterdir() if p.is_dir())
+    candidates.append(root / path.name)  # a full-storage snapshot
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 

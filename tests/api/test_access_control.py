@@ -78,6 +78,8 @@ class World:
     api: Api
     snapshot: str = ""
     snapshot_bytes: bytes = field(default=b"", repr=False)
+    shard_snapshot: str = ""
+    full_snapshot: str = ""
     job: str = ""
 
 
@@ -264,6 +266,49 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("DELETE", "/collections/{name}/snapshots/{snapshot_name}"): Sample(
         "write", "DELETE", f"{ITEMS}/snapshots/{{snapshot}}"
     ),
+    # service and operations (server/api/routes/service.py)
+    ("GET", "/telemetry"): Sample("any", "GET", "/telemetry"),
+    ("GET", "/cluster"): Sample("global read", "GET", "/cluster"),
+    ("GET", "/collections/{name}/cluster"): Sample("read", "GET", f"{ITEMS}/cluster"),
+    ("GET", "/collections/{name}/optimizations"): Sample("read", "GET", f"{ITEMS}/optimizations"),
+    ("GET", "/issues"): Sample("any", "GET", "/issues"),
+    ("DELETE", "/issues"): Sample("manage", "DELETE", "/issues"),
+    # shard and full-storage snapshots
+    ("POST", "/collections/{name}/shards/{shard_id}/snapshots"): Sample(
+        "write", "POST", f"{ITEMS}/shards/0/snapshots"
+    ),
+    ("GET", "/collections/{name}/shards/{shard_id}/snapshots"): Sample(
+        "read", "GET", f"{ITEMS}/shards/0/snapshots"
+    ),
+    ("PUT", "/collections/{name}/shards/{shard_id}/snapshots/recover"): Sample(
+        "manage",
+        "PUT",
+        f"{ITEMS}/shards/0/snapshots/recover",
+        extra=lambda world: {"json": {"location": world.shard_snapshot}},
+    ),
+    ("POST", "/collections/{name}/shards/{shard_id}/snapshots/upload"): Sample(
+        "manage",
+        "POST",
+        f"{ITEMS}/shards/0/snapshots/upload",
+        extra=lambda world: {"files": {"snapshot": ("s.snapshot", world.snapshot_bytes)}},
+    ),
+    ("GET", "/collections/{name}/shards/{shard_id}/snapshots/{snapshot_name}"): Sample(
+        "read", "GET", f"{ITEMS}/shards/0/snapshots/{{shard_snapshot}}"
+    ),
+    ("DELETE", "/collections/{name}/shards/{shard_id}/snapshots/{snapshot_name}"): Sample(
+        "write", "DELETE", f"{ITEMS}/shards/0/snapshots/{{shard_snapshot}}"
+    ),
+    ("GET", "/collections/{name}/shards/{shard_id}/snapshot"): Sample(
+        "read", "GET", f"{ITEMS}/shards/0/snapshot"
+    ),
+    ("POST", "/snapshots"): Sample("manage", "POST", "/snapshots"),
+    ("GET", "/snapshots"): Sample("global read", "GET", "/snapshots"),
+    ("GET", "/snapshots/{snapshot_name}"): Sample(
+        "global read", "GET", "/snapshots/{full_snapshot}"
+    ),
+    ("DELETE", "/snapshots/{snapshot_name}"): Sample(
+        "manage", "DELETE", "/snapshots/{full_snapshot}"
+    ),
 }
 
 
@@ -290,6 +335,12 @@ def refresh(world: World) -> None:
         world.snapshot = snapshots[0]["name"]
         response = api.client.get(f"{ITEMS}/snapshots/{world.snapshot}", headers={"api-key": KEY})
         world.snapshot_bytes = response.content
+    shard = api.result("GET", f"{ITEMS}/shards/0/snapshots") or [
+        api.result("POST", f"{ITEMS}/shards/0/snapshots")
+    ]
+    world.shard_snapshot = shard[0]["name"]
+    full = api.result("GET", "/snapshots") or [api.result("POST", "/snapshots")]
+    world.full_snapshot = full[0]["name"]
 
 
 def facet_body(world: World) -> dict[str, Any]:
@@ -332,7 +383,12 @@ def wait_for_a_job(api: Api) -> str:
 
 def run(world: World, sample: Sample, credential: str) -> int:
     refresh(world)
-    path = sample.path.format(snapshot=world.snapshot, job=world.job)
+    path = sample.path.format(
+        snapshot=world.snapshot,
+        job=world.job,
+        shard_snapshot=world.shard_snapshot,
+        full_snapshot=world.full_snapshot,
+    )
     kwargs: dict[str, Any] = {"json": sample.json} if sample.json is not None else {}
     kwargs |= sample.extra(world)
     headers = kwargs.pop("headers", {}) | CREDENTIALS[credential]
@@ -347,7 +403,8 @@ def test_every_route_has_a_sample() -> None:
 def test_the_front_door_matches_each_sample_to_its_own_route() -> None:
     """The table is matched before routing: each concrete path must find its own row."""
     for (method, template), sample in SAMPLES.items():
-        path = sample.path.format(snapshot="s.snapshot", job="j1").split("?")[0]
+        names = {"shard_snapshot": "s.snapshot", "full_snapshot": "f.snapshot"}
+        path = sample.path.format(snapshot="s.snapshot", job="j1", **names).split("?")[0]
         found = match_route(method, path)
         assert found is not None and found.template == template, (method, path)
 

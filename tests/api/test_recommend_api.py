@@ -120,7 +120,7 @@ def test_recommend_inside_prefetch(api: Api, collection: str) -> None:
     assert {9, 8} <= set(_ids(fused))
 
 
-def test_explain_names_the_candidate_path(api: Api, collection: str) -> None:
+def test_explain_names_the_walk_or_the_scan(api: Api, collection: str) -> None:
     reco = {"recommend": {"positive": [10], "negative": [1], "strategy": "best_score"}}
     graph = api.result("POST", f"{ITEMS}/points/query", {"query": reco, "explain": True})
     exact = api.result(
@@ -129,7 +129,7 @@ def test_explain_names_the_candidate_path(api: Api, collection: str) -> None:
         {"query": reco, "explain": True, "params": {"exact": True}},
     )
     assert graph["explain"][0]["stage"] == "recommend (best_score)"
-    assert graph["explain"][0]["candidates"] == "graph neighbours of the examples"
+    assert graph["explain"][0]["candidates"] == "graph walk with the custom score"
     assert exact["explain"][0]["candidates"] == "exact scan"
     assert graph["explain"][0]["plans"]
     assert _ids(graph["points"]) == _ids(exact["points"])
@@ -219,3 +219,16 @@ def test_sharded_recommend_equals_single_node(api: Api) -> None:
     )
     assert _ids(single) == _ids(sharded)
     assert [p["score"] for p in single] == pytest.approx([p["score"] for p in sharded])
+
+
+def test_flat_examples_on_a_multi_vector_name_are_a_400_not_a_walk(api: Api) -> None:
+    multi = {"size": 2, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"}}
+    api.result("PUT", "/collections/multi", {"vectors": {"m": multi}})
+    points = [{"id": 1, "vector": {"m": [[1.0, 0.0], [0.0, 1.0]]}}]
+    api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
+    reco = {"recommend": {"positive": [[1.0, 0.0]], "strategy": "best_score"}}
+    status, _ = api.post("/collections/multi/points/query", {"query": reco, "using": "m"})
+    assert status == 400
+    by_id = {"recommend": {"positive": [1], "strategy": "best_score"}}
+    status, _ = api.post("/collections/multi/points/query", {"query": by_id, "using": "m"})
+    assert status == 200

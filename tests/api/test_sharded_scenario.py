@@ -61,10 +61,10 @@ def test_points_are_spread_over_the_shards(api: Api, collection: str) -> None:
     assert sorted(counts) == [0, 3, 7]
 
 
-def test_snapshots_of_sharded_collections_are_refused(api: Api, collection: str) -> None:
-    status, answer = api.post(f"/collections/{collection}/snapshots")
-    assert status == 400
-    assert "sharded" in answer["status"]["error"]
+def test_snapshots_of_sharded_collections_are_taken(api: Api, collection: str) -> None:
+    """A bundle of the shards' snapshots (round trips: test_shard_and_full_snapshots.py)."""
+    description = api.result("POST", f"/collections/{collection}/snapshots")
+    assert api.result("GET", f"/collections/{collection}/snapshots") == [description]
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,12 @@ from server.catalog import open_sharded_collection
 from server.cluster.shards import LocalShardGroup, ShardedCollection, on_collection, shard_of
 from server.engine.collection import Collection, PointsSelection, SearchSpec
 from server.engine.config import CollectionConfig, VectorParams
+from server.engine.examples import ContextPair, Discover, Recommend
 from server.engine.filters import parse_filter
 from server.engine.payload import PayloadSelector
 from server.engine.point_ids import PointId
+from server.engine.query import run_queries
+from server.engine.requests import Query
 from server.engine.results import ScoredPoint
 from server.errors import InvalidVector, PointNotFound
 from tests.helpers.sharded import COLORS, DIM, FILTERS, SHARDS
@@ -166,6 +169,28 @@ def test_search_matches_single_node(pair: tuple[Collection, ShardedCollection]) 
     single, sharded = pair
     specs = make_specs(single)
     assert_same_hits(single.search(specs), sharded.search(specs))
+
+
+def test_custom_score_searches_match_single_node(
+    pair: tuple[Collection, ShardedCollection],
+) -> None:
+    """Recommend and discover: example ids read in one call per shard, and the specs
+    carry their custom score to every shard (packed for Ray too) and merge by it."""
+    single, sharded = pair
+    rng = np.random.default_rng(3)
+    queries = []
+    for strategy in ("best_score", "sum_scores"):
+        ids = rng.choice(280, size=5, replace=False).tolist()
+        examples = Recommend(tuple(ids[:3]), tuple(ids[3:]), strategy)
+        queries.append(Query(examples=examples, using="cos", limit=10))
+    pair_of = ContextPair(int(rng.integers(280)), int(rng.integers(280)))
+    queries.append(Query(examples=Discover(7, (pair_of,)), using="dot", limit=10, offset=3))
+    names = [0, 150, 279]
+    assert [v.tolist() for v in single.query_vectors_of(names, "cos")] == [
+        v.tolist() for v in sharded.query_vectors_of(names, "cos")
+    ]
+    expected = [answer.points for answer in run_queries(single, queries)]
+    assert_same_hits(expected, [answer.points for answer in run_queries(sharded, queries)])
 
 
 def test_count_scroll_and_retrieve_match_single_node(

@@ -197,3 +197,23 @@ def test_deleting_a_sharded_collection_removes_its_shards(api: Api, data_dir: Pa
     assert list((data_dir / "shards").iterdir()) == []
     create(api, "sharded", SHARDS)
     assert api.result("POST", "/collections/sharded/points/count", {})["count"] == 0
+
+
+def test_a_sharded_snapshot_round_trips_and_the_cluster_shows_each_shard(api: Api) -> None:
+    """In-process and Ray shards alike: every shard writes its own snapshot into the
+    bundle, and recovery gives every shard its points back (the shard folders are on
+    this machine; see server/engine/snapshot_ops.py)."""
+    create(api, "sharded", SHARDS)
+    load(api, "sharded", make_points(120, seed=9))
+    wait_green(api, "sharded")
+    scroll = {"limit": 1000, "with_payload": True, "with_vector": True}
+    before = api.result("POST", "/collections/sharded/points/scroll", scroll)["points"]
+    cluster = api.result("GET", "/collections/sharded/cluster")
+    assert [s["shard_id"] for s in cluster["local_shards"]] == list(range(SHARDS))
+    assert sum(s["points_count"] for s in cluster["local_shards"]) == 120
+    snapshot = api.result("POST", "/collections/sharded/snapshots")
+    api.result("DELETE", "/collections/sharded")
+    location = {"location": snapshot["name"]}
+    assert api.result("PUT", "/collections/sharded/snapshots/recover", location) is True
+    assert api.result("POST", "/collections/sharded/points/scroll", scroll)["points"] == before
+    assert api.result("GET", "/collections/sharded/cluster") == cluster

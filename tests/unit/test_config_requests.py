@@ -29,10 +29,17 @@ def test_a_patch_sets_only_the_knobs_it_names() -> None:
 def test_qdrant_only_knobs_are_accepted_and_ignored() -> None:
     config = create(
         hnsw_config={"inline_storage": True},
-        optimizers_config={"prevent_unoptimized": True, "max_optimization_threads": "auto"},
+        optimizers_config={"prevent_unoptimized": False, "max_optimization_threads": "auto"},
         wal_config={"wal_retain_closed": 2},
     )
     assert config == create()
+
+
+def test_prevent_unoptimized_true_is_refused_not_ignored() -> None:
+    with pytest.raises(UnsupportedFeature, match="prevent_unoptimized"):
+        create(optimizers_config={"prevent_unoptimized": True})
+    with pytest.raises(UnsupportedFeature, match="prevent_unoptimized"):
+        patched_config(create(), {"optimizers_config": {"prevent_unoptimized": True}})
 
 
 def test_a_typed_quantization_config_is_stored_and_reported_as_sent() -> None:

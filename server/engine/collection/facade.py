@@ -368,6 +368,18 @@ class Collection:
         with self._lock.read():
             return records.stored_vector(self._segments, self._reader(), point_id, name)
 
+    def query_vectors_of(
+        self, point_ids: Sequence[PointId], using: str
+    ) -> list[np.ndarray | SparseVector]:
+        """The stored vectors of several points under one read lock."""
+        if using in self._config.sparse_vectors:
+            with self._lock.read():
+                return [records.stored_sparse(self._segments, p, using) for p in point_ids]
+        name = vector_name(self._config, using)
+        with self._lock.read():
+            reader = self._reader()
+            return [records.stored_vector(self._segments, reader, p, name) for p in point_ids]
+
     def sparse_name(self, using: str | None) -> str:
         return sparse_name(self._config, using)
 

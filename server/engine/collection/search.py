@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from index.graph_walk import CustomScore
 from index.metrics import Distance
 from index.multivector import Ragged
 from server.engine.collection.records import RecordReader
@@ -24,6 +25,7 @@ from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
 from server.engine.requests import SearchSpec
 from server.engine.results import ScoredPoint
+from server.engine.score_threshold import passing, strictly_past
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.sparse_vector import SparseVector
 
@@ -56,7 +58,8 @@ class Searcher:
             if spec.exclude_ids or spec.explain is not None:
                 results[i] = self._search_group([spec], *self._masks_for(spec))[0]
                 continue
-            groups.setdefault((spec.using, spec.params, spec.filter, spec.force), []).append(i)
+            key = (spec.using, spec.params, spec.filter, spec.force, spec.custom is None)
+            groups.setdefault(key, []).append(i)
         for members in groups.values():
             group = [specs[i] for i in members]
             if group[0].filter is None:
@@ -99,6 +102,7 @@ class Searcher:
             estimates=estimates,
             force=first.force,
             explain=first.explain,
+            custom=_customs(specs),
         )
 
     def _queries(
@@ -166,14 +170,19 @@ class Searcher:
         return masks, estimates
 
 
+def _customs(specs: Sequence[SearchSpec]) -> list[CustomScore] | None:
+    """A group's custom scores (a group is all custom or none: the grouping key)."""
+    customs = [spec.custom for spec in specs if spec.custom is not None]
+    return customs or None
+
+
 def _bare_hit(point_id: PointId, version: int, score: float) -> ScoredPoint:
     return ScoredPoint(point_id, version, score, None, None)
 
 
 def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bool) -> np.ndarray:
     """Which ranked hits each search returns: found, within its offset/limit page, and
-    strictly past its score threshold (as qdrant-client's local mode: a score equal to
-    the threshold is left out, which sparse vectors with zero weights make common)."""
+    strictly past its score threshold (``score_threshold.py``)."""
     k = ranked.rows.shape[1]
     rank = np.arange(k)
     offsets = np.array([s.offset for s in specs])[:, None]
@@ -181,13 +190,8 @@ def _page_mask(ranked: Ranked, specs: Sequence[SearchSpec], higher_is_better: bo
     keep: np.ndarray = (ranked.rows >= 0) & (rank >= offsets) & (rank < offsets + limits)
     thresholds = [s.score_threshold for s in specs]
     if any(t is not None for t in thresholds):
-        # in the scores' own precision, as local mode compares: a threshold of -1e-120
-        # is -0.0 in float32, so a score of 0.0 is not past it
-        raw = [np.nan if t is None else t for t in thresholds]
-        bound = np.array(raw, dtype=ranked.scores.dtype)[:, None]
-        with np.errstate(invalid="ignore"):
-            passes = ranked.scores > bound if higher_is_better else ranked.scores < bound
-        keep &= passes | np.isnan(bound)
+        bound = np.array([np.nan if t is None else t for t in thresholds])[:, None]
+        keep &= passing(ranked.scores, bound, strictly_past(higher_is_better)) | np.isnan(bound)
     return keep
 
 

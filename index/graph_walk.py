@@ -1,0 +1,406 @@
+"""Best-first search of an HNSW graph with a custom score (Qdrant's recommend walk).
+
+faiss walks its graph with the distance to one query vector. Qdrant's ``best_score``,
+``sum_scores``, discover and context queries score a point by its similarities to
+several *examples* at once and walk the graph with that score instead, so the answer
+comes from the graph, not from the neighbourhoods of a few seeds. This module does the
+same over the arrays a faiss ``IndexHNSWFlat`` exposes (links, offsets, levels), read
+once per index (:class:`HnswGraph`), in numba-compiled loops: Python runs once per
+query, never per visited node.
+
+The walk is faiss's: a greedy descent through the upper levels, then a beam of ``ef``
+over level 0. Rows outside ``allowed`` (a filter, tombstones) are walked through but
+never returned, as faiss's ``IDSelector`` does. Besides the graph's entry point, the
+beam starts from the descent towards each *generator* example (a positive, the target,
+a context pair's positive), so a recommendation whose positives lie apart finds each
+of their neighbourhoods.
+
+Similarities are Qdrant's internal scores (dot product; ``-d²`` for Euclid, ``-d`` for
+Manhattan), summed in float32 as qdrant-client's local mode does, then combined in
+float64 into the score ``server.engine.examples.score`` defines.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache, partial
+from typing import Any
+
+import faiss
+import numpy as np
+from numba import njit
+
+from index.metrics import Distance
+
+KINDS = {"best_score": 0, "sum_scores": 1, "discover": 2, "context": 3}
+"""The custom scores the walk knows, with the codes its compiled loops read."""
+EPSILON = 1.1920929e-7
+"""f32's machine epsilon: Qdrant's margin in the context score."""
+_METRICS = {Distance.COSINE: 0, Distance.DOT: 0, Distance.EUCLID: 1, Distance.MANHATTAN: 2}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CustomScore:
+    """One query's custom score over ``examples`` (``(n, dim)`` float32, prepared as the
+    stored rows are: normalised for Cosine).
+
+    ``split``: for ``best_score`` / ``sum_scores`` the number of positives (the first
+    rows, the rest negative); for ``discover`` 1 (row 0 is the target); for ``context``
+    0. The rows after a target come in (positive, negative) pairs. ``generators``: the
+    rows whose neighbourhoods the walk starts from as well. Compared by identity
+    (``eq=False``): two queries with equal examples are still two queries."""
+
+    kind: str
+    examples: np.ndarray
+    split: int
+    generators: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown custom score {self.kind!r}; known: {sorted(KINDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class HnswGraph:
+    """The links of a faiss HNSW as numpy arrays: node ``i``'s level-``l`` neighbours are
+    ``neighbors[offsets[i] + cum[l] : offsets[i] + cum[l + 1]]``, ``-1`` padded."""
+
+    neighbors: np.ndarray
+    offsets: np.ndarray
+    cum: np.ndarray
+    entry_point: int
+    max_level: int
+
+    @classmethod
+    def of(cls, hnsw: Any) -> HnswGraph:
+        """Copy the arrays out of a faiss ``HNSW`` struct (one copy per built index)."""
+        return cls(
+            neighbors=faiss.vector_to_array(hnsw.neighbors).astype(np.int32, copy=False),
+            offsets=faiss.vector_to_array(hnsw.offsets).astype(np.int64),
+            cum=faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int64),
+            entry_point=int(hnsw.entry_point),
+            max_level=int(hnsw.max_level),
+        )
+
+
+def walk(
+    graph: HnswGraph,
+    vectors: np.ndarray,
+    distance: Distance,
+    customs: list[CustomScore],
+    k: int,
+    ef: int,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` allowed rows for each custom score, found by a walk of beam
+    ``max(ef, k)``: ``rows (nq, k)`` padded with -1, ``scores (nq, k)`` float64 padded
+    with -inf, best first (ties by row). The queries are split over as many threads as
+    faiss uses (the compiled walk releases the GIL), as faiss splits a batch."""
+    rows = np.full((len(customs), k), -1, dtype=np.int64)
+    scores = np.full((len(customs), k), -np.inf)
+    if len(vectors) == 0 or k == 0 or graph.entry_point < 0:
+        return rows, scores
+    mask = np.ones(0, dtype=np.bool_) if allowed is None else np.ascontiguousarray(allowed)
+    walker = partial(_walk_part, graph, vectors, _METRICS[distance], mask, customs, k, ef)
+    parts = np.array_split(np.arange(len(customs)), min(len(customs), _threads()))
+    if len(parts) == 1:
+        walker(rows, scores, parts[0])
+        return rows, scores
+    for done in [_pool().submit(walker, rows, scores, part) for part in parts]:
+        done.result()
+    return rows, scores
+
+
+def _walk_part(
+    graph: HnswGraph,
+    vectors: np.ndarray,
+    metric: int,
+    mask: np.ndarray,
+    customs: list[CustomScore],
+    k: int,
+    ef: int,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    part: np.ndarray,
+) -> None:
+    """Walk for the queries ``part`` (a thread's share), writing their result rows."""
+    visited = np.zeros(len(vectors), dtype=np.int32)
+    for tag, q in enumerate(part.tolist(), start=1):
+        custom = customs[q]
+        found, values = _walk_one(
+            graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
+            vectors, mask, _examples(custom), metric, KINDS[custom.kind], custom.split,
+            np.asarray(custom.generators, dtype=np.int64), max(ef, k), visited, tag,
+        )  # fmt: skip
+        take = min(k, len(found))
+        rows[q, :take], scores[q, :take] = found[:take], values[:take]
+
+
+def _threads() -> int:
+    return max(1, int(faiss.omp_get_max_threads()))
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """One pool per process for the walks' threads (created on the first batch)."""
+    return ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="graph-walk")
+
+
+def exact_custom(
+    vectors: np.ndarray,
+    distance: Distance,
+    customs: list[CustomScore],
+    k: int,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` rows of ``vectors`` (only ``allowed`` ones) for each custom score,
+    by scoring every one with the walk's compiled score: as :func:`walk` returns."""
+    rows = None if allowed is None else np.flatnonzero(allowed)
+    base = vectors if rows is None else vectors[rows]
+    found = np.full((len(customs), k), -1, dtype=np.int64)
+    scores = np.full((len(customs), k), -np.inf)
+    take = min(k, len(base))
+    for q, custom in enumerate(customs):
+        if take == 0:
+            break
+        values = custom_scores(base, distance, custom)
+        top = np.argpartition(-values, take - 1)[:take] if take < len(values) else np.arange(take)
+        top = top[np.lexsort((top, -values[top]))]
+        found[q, :take] = top if rows is None else rows[top]
+        scores[q, :take] = values[top]
+    return found, scores
+
+
+def custom_scores(vectors: np.ndarray, distance: Distance, custom: CustomScore) -> np.ndarray:
+    """The custom score of every row of ``vectors`` (float64)."""
+    xb = np.ascontiguousarray(vectors, dtype=np.float32)
+    metric = _METRICS[distance]
+    return np.asarray(_score_all(xb, _examples(custom), metric, KINDS[custom.kind], custom.split))
+
+
+def _examples(custom: CustomScore) -> np.ndarray:
+    return np.ascontiguousarray(custom.examples, dtype=np.float32)
+
+
+# -- compiled kernels: short names (xb rows, ex examples) as in faiss -------------------
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _similarities(row: Any, ex: Any, metric: int, out: Any) -> None:
+    """``out[i]``: the internal score of ``row`` to example ``i`` (bigger is better),
+    summed in float32 as local mode does (8 lanes a step where 64-bit sums take 4); the
+    metric is branched on once, outside the loops the compiler vectorises."""
+    n, dim = ex.shape
+    if metric == 0:
+        for i in range(n):
+            total = np.float32(0.0)
+            for j in range(dim):
+                total += ex[i, j] * row[j]
+            out[i] = total
+    elif metric == 1:
+        for i in range(n):
+            total = np.float32(0.0)
+            for j in range(dim):
+                d = ex[i, j] - row[j]
+                total += d * d
+            out[i] = -total
+    else:
+        for i in range(n):
+            total = np.float32(0.0)
+            for j in range(dim):
+                total += abs(ex[i, j] - row[j])
+            out[i] = -total
+
+
+@njit(cache=True, nogil=True)
+def _sigmoid(x: float) -> float:
+    if not np.isfinite(x):
+        return x
+    return x / (1.0 + abs(x))
+
+
+@njit(cache=True, nogil=True)
+def _combine(sims: Any, kind: int, split: int) -> float:
+    """One row's custom score from its similarities to the examples, as
+    ``server.engine.examples.score`` defines it."""
+    n = sims.shape[0]
+    if kind == 1:  # sum_scores: positives summed, minus negatives summed
+        positive, negative = 0.0, 0.0
+        for i in range(split):
+            positive += sims[i]
+        for i in range(split, n):
+            negative += sims[i]
+        return positive - negative
+    if kind == 0:  # best_score: the best positive unless a negative is closer
+        best_pos, best_neg = -np.inf, -np.inf
+        for i in range(split):
+            best_pos = max(best_pos, sims[i])
+        for i in range(split, n):
+            best_neg = max(best_neg, sims[i])
+        if best_pos > best_neg:
+            return 0.5 * (_sigmoid(best_pos) + 1.0)
+        return -0.5 * (_sigmoid(best_neg) + 1.0)
+    total = 0.0
+    for i in range(split, n - 1, 2):
+        gap = sims[i] - sims[i + 1]
+        if kind == 2:  # discover: pairs ranked by sign, then the target's closeness
+            total += 1.0 if gap > 0 else (-1.0 if gap < 0 else 0.0)
+        else:  # context: a loss for each pair the row sits on the wrong side of
+            total += _sigmoid(min(gap - EPSILON, 0.0))
+    if kind == 2 and split == 1:
+        total += 0.5 * (_sigmoid(sims[0]) + 1.0)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _score(row: Any, ex: Any, metric: int, kind: int, split: int, sims: Any) -> float:
+    _similarities(row, ex, metric, sims)
+    return _combine(sims, kind, split)
+
+
+@njit(cache=True, nogil=True)
+def _score_all(xb: Any, ex: Any, metric: int, kind: int, split: int) -> Any:
+    out = np.empty(xb.shape[0])
+    sims = np.empty(ex.shape[0])
+    for r in range(xb.shape[0]):
+        out[r] = _score(xb[r], ex, metric, kind, split, sims)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _descend(
+    neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
+    xb: Any, ex: Any, metric: int, kind: int, split: int,
+) -> int:  # fmt: skip
+    """Greedy descent through levels ``max_level .. 1`` (faiss's greedy_update_nearest)."""
+    current = entry
+    sims = np.empty(ex.shape[0])
+    best = _score(xb[current], ex, metric, kind, split, sims)
+    for level in range(max_level, 0, -1):
+        moved = True
+        while moved:
+            moved = False
+            start = offsets[current]
+            for j in range(start + cum[level], start + cum[level + 1]):
+                node = neighbors[j]
+                if node < 0:
+                    break
+                value = _score(xb[node], ex, metric, kind, split, sims)
+                if value > best:
+                    best, current, moved = value, node, True
+    return current
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(keys: Any, nodes: Any, at: int, sign: float) -> None:
+    """Restore a heap upwards; ``sign`` 1 for a max-heap, -1 for a min-heap."""
+    while at > 0:
+        parent = (at - 1) >> 1
+        if sign * keys[at] <= sign * keys[parent]:
+            break
+        keys[at], keys[parent] = keys[parent], keys[at]
+        nodes[at], nodes[parent] = nodes[parent], nodes[at]
+        at = parent
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(keys: Any, nodes: Any, size: int, sign: float) -> None:
+    at = 0
+    while True:
+        child = 2 * at + 1
+        if child >= size:
+            break
+        if child + 1 < size and sign * keys[child + 1] > sign * keys[child]:
+            child += 1
+        if sign * keys[child] <= sign * keys[at]:
+            break
+        keys[at], keys[child] = keys[child], keys[at]
+        nodes[at], nodes[child] = nodes[child], nodes[at]
+        at = child
+
+
+@njit(cache=True, nogil=True)
+def _walk_one(
+    neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
+    xb: Any, mask: Any, ex: Any, metric: int, kind: int, split: int,
+    generators: Any, ef: int, visited: Any, tag: int,
+) -> Any:  # fmt: skip
+    """One query: descents to the start nodes, then the level-0 beam; the allowed rows
+    found, best first, with their scores."""
+    filtered = mask.shape[0] > 0
+    starts = np.empty(1 + generators.shape[0], dtype=np.int64)
+    starts[0] = _descend(neighbors, offsets, cum, entry, max_level, xb, ex, metric, kind, split)
+    for g in range(generators.shape[0]):
+        one = ex[generators[g] : generators[g] + 1]
+        starts[1 + g] = _descend(neighbors, offsets, cum, entry, max_level, xb, one, metric, 1, 1)
+    sims = np.empty(ex.shape[0])
+    capacity = 64
+    cand_keys, cand_nodes = np.empty(capacity), np.empty(capacity, dtype=np.int64)
+    res_keys, res_nodes = np.empty(ef), np.empty(ef, dtype=np.int64)
+    n_cand, n_res = 0, 0
+    for s in range(starts.shape[0]):
+        node = starts[s]
+        if visited[node] == tag:
+            continue
+        visited[node] = tag
+        value = _score(xb[node], ex, metric, kind, split, sims)
+        cand_keys[n_cand], cand_nodes[n_cand] = value, node
+        _sift_up(cand_keys, cand_nodes, n_cand, 1.0)
+        n_cand += 1
+        if not filtered or mask[node]:
+            res_keys[n_res], res_nodes[n_res] = value, node
+            _sift_up(res_keys, res_nodes, n_res, -1.0)
+            n_res += 1
+    while n_cand > 0:
+        value, node = cand_keys[0], cand_nodes[0]
+        if n_res >= ef and value < res_keys[0]:
+            break
+        n_cand -= 1
+        cand_keys[0], cand_nodes[0] = cand_keys[n_cand], cand_nodes[n_cand]
+        _sift_down(cand_keys, cand_nodes, n_cand, 1.0)
+        start = offsets[node]
+        for j in range(start, start + cum[1]):
+            other = neighbors[j]
+            if other < 0:
+                break
+            if visited[other] == tag:
+                continue
+            visited[other] = tag
+            score = _score(xb[other], ex, metric, kind, split, sims)
+            if n_res >= ef and score <= res_keys[0]:
+                continue
+            if n_cand == capacity:
+                capacity *= 2
+                cand_keys = np.concatenate((cand_keys, np.empty(capacity - n_cand)))
+                grown = np.empty(capacity - n_cand, dtype=np.int64)
+                cand_nodes = np.concatenate((cand_nodes, grown))
+            cand_keys[n_cand], cand_nodes[n_cand] = score, other
+            _sift_up(cand_keys, cand_nodes, n_cand, 1.0)
+            n_cand += 1
+            if filtered and not mask[other]:
+                continue
+            if n_res < ef:
+                res_keys[n_res], res_nodes[n_res] = score, other
+                _sift_up(res_keys, res_nodes, n_res, -1.0)
+                n_res += 1
+            else:
+                res_keys[0], res_nodes[0] = score, other
+                _sift_down(res_keys, res_nodes, n_res, -1.0)
+    by_row = np.argsort(res_nodes[:n_res])
+    keys, nodes = res_keys[:n_res][by_row], res_nodes[:n_res][by_row]
+    order = np.argsort(-keys, kind="mergesort")
+    return nodes[order], keys[order]
+
+
+def warm_up() -> None:
+    """Compile the kernels, or load them from numba's cache, on a tiny graph: a cold
+    compile takes ~10 s here, which the first recommend request would otherwise wait for.
+    The server calls this in a background thread at start."""
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(16, 4)).astype(np.float32)
+    index = faiss.IndexHNSWFlat(4, 4)
+    index.add(xb)
+    custom = CustomScore("best_score", xb[:2], split=1, generators=(0,))
+    walk(HnswGraph.of(index.hnsw), xb, Distance.DOT, [custom], k=2, ef=4, allowed=None)
+    exact_custom(xb, Distance.EUCLID, [custom], k=2)
