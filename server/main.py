@@ -41,6 +41,7 @@ from server.catalog import open_engine
 from server.dashboard import assets as dashboard_assets
 from server.dashboard import data as dashboard_data
 from server.engine.limits import EngineLimits
+from server.grpc import server as grpc_api
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
         app.state.engine.worker.on_finished.append(metrics.observe_job)
-        log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
+        grpc_server = None
         try:
+            grpc_server = await grpc_api.start(app, settings)  # same engine, same loop
+            log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
             yield
         finally:
+            await grpc_api.stop(grpc_server)
             app.state.engine.close()
             app.state.engine = None
             log.info("quiver stopped")

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=6333, ge=1, le=65535)
+    grpc_port: int = Field(
+        default=6334,
+        ge=0,
+        le=65535,
+        description="Port of Qdrant's gRPC API (same host, keys and TLS as REST); 0: off.",
+    )
     data_dir: Path = Path("./data")
     api_key: str | None = Field(
         default=None,

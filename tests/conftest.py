@@ -17,6 +17,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # on import, and a test may import Ray (pytest.importorskip) before starting it.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+# Apps built in-process would each start gRPC on port 6334 (tests run side by side);
+# the gRPC tests (tests/grpc/) set a free port of their own.
+os.environ.setdefault("QUIVER_GRPC_PORT", "0")
+
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

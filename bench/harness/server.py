@@ -131,7 +131,8 @@ class QuiverServer:
             self._process = subprocess.Popen(
                 self.command(self._data_dir),
                 cwd=REPO_ROOT,
-                env={**os.environ, **self._extra_env},
+                # gRPC off unless asked: benchmarks run side by side would share 6334
+                env={"QUIVER_GRPC_PORT": "0", **os.environ, **self._extra_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -160,8 +160,10 @@ class QuiverProcess:
 
 
 def server_env() -> dict[str, str]:
-    """The caller's environment minus any QUIVER_* setting that would change the server."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
+    """The caller's environment minus any QUIVER_* setting that would change the server;
+    gRPC off (servers started side by side would all claim port 6334)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
+    return env | {"QUIVER_GRPC_PORT": "0"}
 
 
 ServerFactory = Callable[[Path], QuiverProcess]
