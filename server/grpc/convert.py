@@ -116,6 +116,43 @@ def field_index(request: grpc.CreateFieldIndexCollection) -> Json:
     return compact({"field_name": request.field_name, "field_schema": schema})
 
 
+def update_aliases(request: grpc.ChangeAliases) -> Json:
+    return {"actions": [dump(G2R.convert_alias_operations(a)) for a in request.actions]}
+
+
+def vector_name_config(request: grpc.CreateVectorNameRequest) -> Json:
+    """A ``CreateVectorNameRequest`` as ``PUT /collections/{c}/vectors/{name}``'s body
+    (qdrant-client has no converter for it): ``{"dense": ...}`` or ``{"sparse": ...}``."""
+    kind = request.WhichOneof("vector_config")
+    if kind == "dense_config":
+        config: Any = request.dense_config
+        return {"dense": _dense_config(config)}
+    if kind == "sparse_config":
+        sparse = request.sparse_config
+        return {
+            "sparse": compact(
+                {
+                    "modifier": optional(sparse, "modifier", G2R.convert_modifier),
+                    "datatype": optional(sparse, "datatype", G2R.convert_datatype),
+                }
+            )
+        }
+    raise ValueError("CreateVectorNameRequest needs dense_config or sparse_config")
+
+
+def _dense_config(config: grpc.DenseVectorCreationConfig) -> Json:
+    return compact(
+        {
+            "size": config.size,
+            "distance": dump(G2R.convert_distance(config.distance)),
+            "multivector_config": optional(
+                config, "multivector_config", G2R.convert_multivector_config
+            ),
+            "datatype": optional(config, "datatype", G2R.convert_datatype),
+        }
+    )
+
+
 # ---- points ------------------------------------------------------------------------
 
 
@@ -317,6 +354,22 @@ def search_groups(request: grpc.SearchPointGroups) -> Json:
 
 def recommend(request: grpc.RecommendPoints) -> Json:
     """Qdrant's legacy ``RecommendPoints``: examples by id or by vector."""
+    return by_example(request) | compact({"offset": optional(request, "offset")})
+
+
+def recommend_groups(request: grpc.RecommendPointGroups) -> Json:
+    """``RecommendPointGroups``: a ``RecommendPoints`` body (less ``offset``) plus the
+    grouping, as ``/points/recommend/groups`` reads it."""
+    grouping = {
+        "group_by": request.group_by,
+        "group_size": request.group_size,
+        "with_lookup": optional(request, "with_lookup", G2R.convert_with_lookup),
+    }
+    return by_example(request) | compact(grouping)
+
+
+def by_example(request: grpc.RecommendPoints | grpc.RecommendPointGroups) -> Json:
+    """The fields ``RecommendPoints`` and ``RecommendPointGroups`` share."""
     positive = [point_id(i) for i in request.positive]
     positive += [dump(G2R.convert_vector(v)) for v in request.positive_vectors]
     negative = [point_id(i) for i in request.negative]
@@ -329,7 +382,6 @@ def recommend(request: grpc.RecommendPoints) -> Json:
             "strategy": None if strategy is None else _strategy(strategy),
             "filter": optional(request, "filter", G2R.convert_filter),
             "limit": request.limit,
-            "offset": optional(request, "offset"),
             "with_payload": with_payload(request),
             "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
             "params": optional(request, "params", G2R.convert_search_params),

@@ -21,6 +21,10 @@ def _field(request: Any) -> dict[str, str]:
     return {"name": request.collection_name, "field_name": request.field_name}
 
 
+def _vector_name(request: Any) -> dict[str, str]:
+    return {"name": request.collection_name, "vector_name": request.vector_name}
+
+
 ROWS: dict[str, Rpc] = {
     "Upsert": Rpc("PUT", P, replies.points_operation, convert.upsert, fast=fastpath.upsert),
     "Delete": Rpc("POST", f"{P}/delete", replies.points_operation, convert.delete_points),
@@ -74,6 +78,22 @@ ROWS: dict[str, Rpc] = {
         fast=fastpath.query_batch,
     ),
     "SearchGroups": Rpc("POST", f"{P}/search/groups", replies.search_groups, convert.search_groups),
+    "RecommendGroups": Rpc(
+        "POST", f"{P}/recommend/groups", replies.recommend_groups, convert.recommend_groups
+    ),
+    "CreateVectorName": Rpc(
+        "PUT",
+        "/collections/{name}/vectors/{vector_name}",
+        replies.points_operation,
+        convert.vector_name_config,
+        params=_vector_name,
+    ),
+    "DeleteVectorName": Rpc(
+        "DELETE",
+        "/collections/{name}/vectors/{vector_name}",
+        replies.points_operation,
+        params=_vector_name,
+    ),
     "Recommend": Rpc("POST", f"{P}/recommend", replies.recommend, convert.recommend),
     "RecommendBatch": Rpc(
         "POST",

@@ -213,3 +213,22 @@ def discover_batch(result: Any, time: float) -> grpc.DiscoverBatchResponse:
 
 def update_batch(result: Any, time: float) -> grpc.UpdateBatchResponse:
     return grpc.UpdateBatchResponse(result=[update_result(r) for r in result], time=time)
+
+
+def recommend_groups(result: Any, time: float) -> grpc.RecommendGroupsResponse:
+    groups = R2G.convert_groups_result(rest.GroupsResult.model_validate(result))
+    return grpc.RecommendGroupsResponse(result=groups, time=time)
+
+
+def list_aliases(result: Any, time: float) -> grpc.ListAliasesResponse:
+    aliases = [
+        R2G.convert_alias_description(rest.AliasDescription.model_validate(a))
+        for a in result["aliases"]
+    ]
+    return grpc.ListAliasesResponse(aliases=aliases, time=time)
+
+
+def collection_cluster(result: Any, time: float) -> grpc.CollectionClusterInfoResponse:
+    reply = R2G.convert_collection_cluster_info(rest.CollectionClusterInfo.model_validate(result))
+    reply.time = time
+    return reply

@@ -1,8 +1,6 @@
-"""``qdrant.Snapshots``: a collection's snapshots, as the REST snapshot routes serve them.
-
-Full-storage snapshots (``CreateFull`` / ``ListFull`` / ``DeleteFull``) are not served
-over REST either and answer ``UNIMPLEMENTED``.
-"""
+"""``qdrant.Snapshots``: a collection's snapshots and full-storage snapshots, as the
+REST snapshot routes serve them (a full snapshot's RPCs wait, as ``/snapshots`` does
+by default)."""
 
 from __future__ import annotations
 
@@ -25,6 +23,16 @@ ROWS: dict[str, Rpc] = {
     "Create": Rpc("POST", S, replies.create_snapshot, body=lambda _: {}),
     "List": Rpc("GET", S, replies.list_snapshots),
     "Delete": Rpc("DELETE", f"{S}/{{snapshot_name}}", replies.delete_snapshot, params=_snapshot),
+    "CreateFull": Rpc(
+        "POST", "/snapshots", replies.create_snapshot, body=lambda _: {}, params=lambda _: {}
+    ),
+    "ListFull": Rpc("GET", "/snapshots", replies.list_snapshots, params=lambda _: {}),
+    "DeleteFull": Rpc(
+        "DELETE",
+        "/snapshots/{snapshot_name}",
+        replies.delete_snapshot,
+        params=lambda r: {"snapshot_name": r.snapshot_name},
+    ),
 }
 
 

@@ -137,11 +137,12 @@ def test_oversized_message_is_resource_exhausted_and_writes_nothing(
     assert _count(points) == before
 
 
-def test_unserved_method_is_unimplemented_naming_it(points: q.PointsStub) -> None:
-    request = q.DeleteVectorNameRequest(collection_name=COLLECTION, vector_name="v")
-    code, details = _code(lambda: points.DeleteVectorName(request))
+def test_unserved_method_is_unimplemented_naming_it(channel: grpc.Channel) -> None:
+    collections = q.CollectionsStub(channel)
+    request = q.ListShardKeysRequest(collection_name=COLLECTION)
+    code, details = _code(lambda: collections.ListShardKeys(request))
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "/qdrant.Points/DeleteVectorName" in details
+    assert "/qdrant.Collections/ListShardKeys" in details
 
 
 def test_health_services_report_serving(channel: grpc.Channel) -> None:
