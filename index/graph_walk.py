@@ -37,6 +37,8 @@ KINDS = {"best_score": 0, "sum_scores": 1, "discover": 2, "context": 3}
 """The custom scores the walk knows, with the codes its compiled loops read."""
 EPSILON = 1.1920929e-7
 """f32's machine epsilon: Qdrant's margin in the context score."""
+STATS = np.zeros(2, dtype=np.int64)
+"""Counters for benchmarks: [0] rows scored by walks, [1] walks, summed since reset."""
 _METRICS = {Distance.COSINE: 0, Distance.DOT: 0, Distance.EUCLID: 1, Distance.MANHATTAN: 2}
 
 
@@ -102,6 +104,7 @@ def walk(
     if len(vectors) == 0 or k == 0 or graph.entry_point < 0:
         return rows, scores
     mask = np.ones(0, dtype=np.bool_) if allowed is None else np.ascontiguousarray(allowed)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # a view when it is already
     walker = partial(_walk_part, graph, vectors, _METRICS[distance], mask, customs, k, ef)
     parts = np.array_split(np.arange(len(customs)), min(len(customs), _threads()))
     if len(parts) == 1:
@@ -124,17 +127,25 @@ def _walk_part(
     scores: np.ndarray,
     part: np.ndarray,
 ) -> None:
-    """Walk for the queries ``part`` (a thread's share), writing their result rows."""
-    visited = np.zeros(len(vectors), dtype=np.int32)
-    for tag, q in enumerate(part.tolist(), start=1):
-        custom = customs[q]
-        found, values = _walk_one(
-            graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
-            vectors, mask, _examples(custom), metric, KINDS[custom.kind], custom.split,
-            np.asarray(custom.generators, dtype=np.int64), max(ef, k), visited, tag,
-        )  # fmt: skip
-        take = min(k, len(found))
-        rows[q, :take], scores[q, :take] = found[:take], values[:take]
+    """Walk for the queries ``part`` (a thread's share) in one compiled call, writing
+    their result rows: the examples travel packed (rows of all queries, with offsets),
+    so Python does not dispatch once per query."""
+    mine = [customs[q] for q in part.tolist()]
+    examples = np.ascontiguousarray(np.concatenate([c.examples for c in mine]), np.float32)
+    ex_at = np.cumsum([0] + [len(c.examples) for c in mine], dtype=np.int64)
+    gen_at = np.cumsum([0] + [len(c.generators) for c in mine], dtype=np.int64)
+    generators = np.array([g for c in mine for g in c.generators], dtype=np.int64)
+    kinds = np.array([KINDS[c.kind] for c in mine], dtype=np.int64)
+    splits = np.array([c.split for c in mine], dtype=np.int64)
+    out_rows, out_scores = rows[part], scores[part]
+    counts = np.zeros(2, dtype=np.int64)
+    _walk_many(
+        graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
+        vectors, mask, metric, examples, ex_at, kinds, splits, generators, gen_at, max(ef, k),
+        np.zeros(len(vectors), dtype=np.int32), out_rows, out_scores, counts,
+    )  # fmt: skip
+    rows[part], scores[part] = out_rows, out_scores
+    STATS[:] += counts
 
 
 def _threads() -> int:
@@ -187,26 +198,27 @@ def _examples(custom: CustomScore) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _similarities(row: Any, ex: Any, metric: int, out: Any) -> None:
-    """``out[i]``: the internal score of ``row`` to example ``i`` (bigger is better),
-    summed in float32 as local mode does (8 lanes a step where 64-bit sums take 4); the
-    metric is branched on once, outside the loops the compiler vectorises."""
-    n, dim = ex.shape
+def _similarities(row: Any, ex: Any, metric: int, out: Any, lo: int, hi: int) -> None:
+    """``out[i]`` for ``lo <= i < hi``: the internal score of ``row`` to example ``i``
+    (bigger is better), summed in float32 as local mode does (8 lanes a step where
+    64-bit sums take 4); the metric is branched on once, outside the loops the compiler
+    vectorises."""
+    dim = ex.shape[1]
     if metric == 0:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
                 total += ex[i, j] * row[j]
             out[i] = total
     elif metric == 1:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
                 d = ex[i, j] - row[j]
                 total += d * d
             out[i] = -total
     else:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
                 total += abs(ex[i, j] - row[j])
@@ -255,7 +267,28 @@ def _combine(sims: Any, kind: int, split: int) -> float:
 
 @njit(cache=True, nogil=True)
 def _score(row: Any, ex: Any, metric: int, kind: int, split: int, sims: Any) -> float:
-    _similarities(row, ex, metric, sims)
+    _similarities(row, ex, metric, sims, 0, ex.shape[0])
+    return _combine(sims, kind, split)
+
+
+@njit(cache=True, nogil=True)
+def _score_above(
+    row: Any, ex: Any, metric: int, kind: int, split: int, sims: Any, floor: float
+) -> float:
+    """The row's score, or, when it cannot beat ``floor``, a bound ``<= floor`` that
+    costs less: a best_score never exceeds what its best positive gives (a closer
+    negative makes it negative), so the negatives are scored only for rows whose
+    positives clear ``floor``. Most rows a walk visits do not."""
+    if kind != 0 or split == 0:
+        return _score(row, ex, metric, kind, split, sims)
+    _similarities(row, ex, metric, sims, 0, split)
+    best_pos = -np.inf
+    for i in range(split):
+        best_pos = max(best_pos, sims[i])
+    bound = 0.5 * (_sigmoid(best_pos) + 1.0)
+    if np.isfinite(best_pos) and bound <= floor:
+        return bound
+    _similarities(row, ex, metric, sims, split, ex.shape[0])
     return _combine(sims, kind, split)
 
 
@@ -286,7 +319,7 @@ def _descend(
                 node = neighbors[j]
                 if node < 0:
                     break
-                value = _score(xb[node], ex, metric, kind, split, sims)
+                value = _score_above(xb[node], ex, metric, kind, split, sims, best)
                 if value > best:
                     best, current, moved = value, node, True
     return current
@@ -324,7 +357,7 @@ def _sift_down(keys: Any, nodes: Any, size: int, sign: float) -> None:
 def _walk_one(
     neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
     xb: Any, mask: Any, ex: Any, metric: int, kind: int, split: int,
-    generators: Any, ef: int, visited: Any, tag: int,
+    generators: Any, ef: int, visited: Any, tag: int, counts: Any,
 ) -> Any:  # fmt: skip
     """One query: descents to the start nodes, then the level-0 beam; the allowed rows
     found, best first, with their scores."""
@@ -367,8 +400,10 @@ def _walk_one(
             if visited[other] == tag:
                 continue
             visited[other] = tag
-            score = _score(xb[other], ex, metric, kind, split, sims)
-            if n_res >= ef and score <= res_keys[0]:
+            counts[0] += 1
+            floor = res_keys[0] if n_res >= ef else -np.inf
+            score = _score_above(xb[other], ex, metric, kind, split, sims, floor)
+            if n_res >= ef and score <= floor:
                 continue
             if n_cand == capacity:
                 capacity *= 2
@@ -391,6 +426,30 @@ def _walk_one(
     keys, nodes = res_keys[:n_res][by_row], res_nodes[:n_res][by_row]
     order = np.argsort(-keys, kind="mergesort")
     return nodes[order], keys[order]
+
+
+@njit(cache=True, nogil=True)
+def _walk_many(
+    neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
+    xb: Any, mask: Any, metric: int, examples: Any, ex_at: Any, kinds: Any, splits: Any,
+    generators: Any, gen_at: Any, ef: int, visited: Any,
+    rows: Any, scores: Any, counts: Any,
+) -> None:  # fmt: skip
+    """:func:`_walk_one` for each query ``q`` (examples ``ex_at[q]:ex_at[q + 1]``,
+    generators ``gen_at[q]:gen_at[q + 1]``), its best ``rows.shape[1]`` written to
+    ``rows[q]`` / ``scores[q]``."""
+    k = rows.shape[1]
+    for q in range(kinds.shape[0]):
+        ex = examples[ex_at[q] : ex_at[q + 1]]
+        found, values = _walk_one(
+            neighbors, offsets, cum, entry, max_level, xb, mask, ex, metric,
+            kinds[q], splits[q], generators[gen_at[q] : gen_at[q + 1]], ef, visited, q + 1,
+            counts,
+        )  # fmt: skip
+        take = min(k, found.shape[0])
+        rows[q, :take] = found[:take]
+        scores[q, :take] = values[:take]
+        counts[1] += 1
 
 
 def warm_up() -> None:
