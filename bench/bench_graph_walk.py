@@ -5,8 +5,9 @@ L2-normalised GloVe-50 vectors and times, at the same ef (64), batches of 50:
 (a) faiss searching one held-out vector per query, (b) `walk()` with a best_score of
 3 positives (the query's nearest base points) and 2 random negatives. It counts the
 nodes each visits (faiss's `HNSWStats.ndis`; the walk's own count) and reports ms per
-query and the walk/faiss ratio. Without the HTTP server this isolates the kernel; on a
-loaded machine compare the ratio within one run, not the absolute times.
+query and the walk/faiss ratio, one thread each by default (`--threads`). Without the
+HTTP server this isolates the kernel; on a loaded machine compare the ratio within one
+run (the two alternate), not the absolute times.
 
     .venv/bin/python bench/bench_graph_walk.py              # 200k base vectors
     .venv/bin/python bench/bench_graph_walk.py --base 390000
@@ -69,14 +70,16 @@ def built(xb: np.ndarray) -> Any:
     return index
 
 
-def best_of(fn: Any) -> float:
-    """The best of ROUNDS wall times of ``fn()`` (seconds)."""
-    times = []
+def best_of(*fns: Any) -> list[float]:
+    """Each ``fn``'s best wall time (seconds) over ROUNDS rounds that alternate them,
+    so a change in the machine's load hits both alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(ROUNDS):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for fn, kept in zip(fns, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            kept.append(time.perf_counter() - started)
+    return [min(kept) for kept in times]
 
 
 def run(n_base: int, n_queries: int) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def run(n_base: int, n_queries: int) -> dict[str, Any]:
     found, _ = walk(graph, vectors, Distance.DOT, queries, K, EF, None)
     truth, _ = exact_custom(vectors, Distance.DOT, queries, K)
     recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)])
-    plain_s, custom_s = best_of(plain), best_of(custom)
+    plain_s, custom_s = best_of(plain, custom)
     return {
         "n_base": n_base, "queries": n_queries, "ef": EF, "batch": BATCH,
         "threads": faiss.omp_get_max_threads(), "build_s": round(build_s, 1),
@@ -122,6 +125,8 @@ def walk_visits(graph: HnswGraph, vectors: np.ndarray, queries: list[CustomScore
     """Nodes the walk scores per query (the counter ``graph_walk`` keeps)."""
     from index import graph_walk
 
+    if not hasattr(graph_walk, "STATS"):  # a build from before the counter
+        return float("nan")
     graph_walk.STATS[:] = 0
     walk(graph, vectors, Distance.DOT, queries, K, EF, None)
     return round(float(graph_walk.STATS[0]) / len(queries), 1)
@@ -131,8 +136,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=1, help="faiss's and the walk's")
     parser.add_argument("--save", default="", help="a name: writes results/graph_walk_<name>.json")
     args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)  # the walk uses as many as faiss does
     results = run(args.base, args.queries)
     print(json.dumps(results, indent=2))
     if args.save:

@@ -354,6 +354,23 @@ def _sift_down(keys: Any, nodes: Any, size: int, sign: float) -> None:
 
 
 @njit(cache=True, nogil=True)
+def _unvisited(neighbors: Any, start: int, width: int, visited: Any, tag: int, out: Any) -> int:
+    """Mark a node's unvisited level-0 neighbours visited and gather them into ``out``
+    (their count returned): scored apart from this loop, as faiss does, the rows'
+    memory loads overlap instead of waiting behind each heap update."""
+    n = 0
+    for j in range(start, start + width):
+        other = neighbors[j]
+        if other < 0:
+            break
+        if visited[other] != tag:
+            visited[other] = tag
+            out[n] = other
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
 def _walk_one(
     neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
     xb: Any, mask: Any, ex: Any, metric: int, kind: int, split: int,
@@ -372,6 +389,7 @@ def _walk_one(
     cand_keys, cand_nodes = np.empty(capacity), np.empty(capacity, dtype=np.int64)
     res_keys, res_nodes = np.empty(ef), np.empty(ef, dtype=np.int64)
     n_cand, n_res = 0, 0
+    fresh = np.empty(cum[1], dtype=np.int64)
     for s in range(starts.shape[0]):
         node = starts[s]
         if visited[node] == tag:
@@ -392,15 +410,10 @@ def _walk_one(
         n_cand -= 1
         cand_keys[0], cand_nodes[0] = cand_keys[n_cand], cand_nodes[n_cand]
         _sift_down(cand_keys, cand_nodes, n_cand, 1.0)
-        start = offsets[node]
-        for j in range(start, start + cum[1]):
-            other = neighbors[j]
-            if other < 0:
-                break
-            if visited[other] == tag:
-                continue
-            visited[other] = tag
-            counts[0] += 1
+        n_new = _unvisited(neighbors, offsets[node], cum[1], visited, tag, fresh)
+        counts[0] += n_new
+        for b in range(n_new):
+            other = fresh[b]
             floor = res_keys[0] if n_res >= ef else -np.inf
             score = _score_above(xb[other], ex, metric, kind, split, sims, floor)
             if n_res >= ef and score <= floor:
