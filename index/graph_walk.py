@@ -38,7 +38,8 @@ KINDS = {"best_score": 0, "sum_scores": 1, "discover": 2, "context": 3}
 EPSILON = 1.1920929e-7
 """f32's machine epsilon: Qdrant's margin in the context score."""
 STATS = np.zeros(2, dtype=np.int64)
-"""Counters for benchmarks: [0] rows scored by walks, [1] walks, summed since reset."""
+"""Counters for benchmarks and tests: [0] level-0 rows scored, [1] walks started (one a
+query, plus one each time a candidate heap overflowed), summed since reset."""
 _FAST = {"reassoc", "contract", "nsz"}
 """The fast-math flags the kernels compile with: enough to vectorise float32 sums, none
 that assume finite values (the scores use -inf). The small kernels inline into the
@@ -464,6 +465,7 @@ def _walk_many(
         found = -1
         while found < 0:
             tag += 1
+            counts[1] += 1
             found = _walk_one(
                 neighbors, offsets, cum, entry, max_level, xb, mask, ex, metric,
                 kinds[q], splits[q], generators[gen_at[q] : gen_at[q + 1]], ef, visited, tag,
@@ -477,7 +479,6 @@ def _walk_many(
         order = np.argsort(-keys, kind="mergesort")[:k]
         rows[q, : order.shape[0]] = nodes[order]
         scores[q, : order.shape[0]] = keys[order]
-        counts[1] += 1
 
 
 def warm_up() -> None:
