@@ -37,6 +37,14 @@ KINDS = {"best_score": 0, "sum_scores": 1, "discover": 2, "context": 3}
 """The custom scores the walk knows, with the codes its compiled loops read."""
 EPSILON = 1.1920929e-7
 """f32's machine epsilon: Qdrant's margin in the context score."""
+STATS = np.zeros(2, dtype=np.int64)
+"""Counters for benchmarks and tests: [0] level-0 rows scored, [1] walks started (one a
+query, plus one each time a candidate heap overflowed), summed since reset."""
+_FAST = {"reassoc", "contract", "nsz"}
+"""The fast-math flags the kernels compile with: enough to vectorise float32 sums, none
+that assume finite values (the scores use -inf). The small kernels inline into the
+walk (``inline="always"``), so these flags are the walk's own: a call per node that
+passes arrays would cost atomic reference-count updates, a third of the walk's time."""
 _METRICS = {Distance.COSINE: 0, Distance.DOT: 0, Distance.EUCLID: 1, Distance.MANHATTAN: 2}
 
 
@@ -102,6 +110,7 @@ def walk(
     if len(vectors) == 0 or k == 0 or graph.entry_point < 0:
         return rows, scores
     mask = np.ones(0, dtype=np.bool_) if allowed is None else np.ascontiguousarray(allowed)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # a view when it is already
     walker = partial(_walk_part, graph, vectors, _METRICS[distance], mask, customs, k, ef)
     parts = np.array_split(np.arange(len(customs)), min(len(customs), _threads()))
     if len(parts) == 1:
@@ -124,17 +133,25 @@ def _walk_part(
     scores: np.ndarray,
     part: np.ndarray,
 ) -> None:
-    """Walk for the queries ``part`` (a thread's share), writing their result rows."""
-    visited = np.zeros(len(vectors), dtype=np.int32)
-    for tag, q in enumerate(part.tolist(), start=1):
-        custom = customs[q]
-        found, values = _walk_one(
-            graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
-            vectors, mask, _examples(custom), metric, KINDS[custom.kind], custom.split,
-            np.asarray(custom.generators, dtype=np.int64), max(ef, k), visited, tag,
-        )  # fmt: skip
-        take = min(k, len(found))
-        rows[q, :take], scores[q, :take] = found[:take], values[:take]
+    """Walk for the queries ``part`` (a thread's share) in one compiled call, writing
+    their result rows: the examples travel packed (rows of all queries, with offsets),
+    so Python does not dispatch once per query."""
+    mine = [customs[q] for q in part.tolist()]
+    examples = np.ascontiguousarray(np.concatenate([c.examples for c in mine]), np.float32)
+    ex_at = np.cumsum([0] + [len(c.examples) for c in mine], dtype=np.int64)
+    gen_at = np.cumsum([0] + [len(c.generators) for c in mine], dtype=np.int64)
+    generators = np.array([g for c in mine for g in c.generators], dtype=np.int64)
+    kinds = np.array([KINDS[c.kind] for c in mine], dtype=np.int64)
+    splits = np.array([c.split for c in mine], dtype=np.int64)
+    out_rows, out_scores = rows[part], scores[part]
+    counts = np.zeros(2, dtype=np.int64)
+    _walk_many(
+        graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
+        vectors, mask, metric, examples, ex_at, kinds, splits, generators, gen_at, max(ef, k),
+        np.zeros(len(vectors), dtype=np.int32), out_rows, out_scores, counts,
+    )  # fmt: skip
+    rows[part], scores[part] = out_rows, out_scores
+    STATS[:] += counts
 
 
 def _threads() -> int:
@@ -186,41 +203,43 @@ def _examples(custom: CustomScore) -> np.ndarray:
 # -- compiled kernels: short names (xb rows, ex examples) as in faiss -------------------
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _similarities(row: Any, ex: Any, metric: int, out: Any) -> None:
-    """``out[i]``: the internal score of ``row`` to example ``i`` (bigger is better),
-    summed in float32 as local mode does (8 lanes a step where 64-bit sums take 4); the
-    metric is branched on once, outside the loops the compiler vectorises."""
-    n, dim = ex.shape
+@njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
+def _similarities(xb: Any, r: int, ex: Any, metric: int, out: Any, lo: int, hi: int) -> None:
+    """``out[i]`` for ``lo <= i < hi``: the internal score of row ``r`` to example ``i``
+    (bigger is better), summed in float32 as local mode does (8 lanes a step where
+    64-bit sums take 4); the metric is branched on once, outside the loops the compiler
+    vectorises. The row is read in place: a view ``xb[r]`` per visited node would cost
+    two atomic reference-count updates, a third of the walk's time when measured."""
+    dim = ex.shape[1]
     if metric == 0:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
-                total += ex[i, j] * row[j]
+                total += ex[i, j] * xb[r, j]
             out[i] = total
     elif metric == 1:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
-                d = ex[i, j] - row[j]
+                d = ex[i, j] - xb[r, j]
                 total += d * d
             out[i] = -total
     else:
-        for i in range(n):
+        for i in range(lo, hi):
             total = np.float32(0.0)
             for j in range(dim):
-                total += abs(ex[i, j] - row[j])
+                total += abs(ex[i, j] - xb[r, j])
             out[i] = -total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sigmoid(x: float) -> float:
     if not np.isfinite(x):
         return x
     return x / (1.0 + abs(x))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _combine(sims: Any, kind: int, split: int) -> float:
     """One row's custom score from its similarities to the examples, as
     ``server.engine.examples.score`` defines it."""
@@ -253,22 +272,43 @@ def _combine(sims: Any, kind: int, split: int) -> float:
     return total
 
 
-@njit(cache=True, nogil=True)
-def _score(row: Any, ex: Any, metric: int, kind: int, split: int, sims: Any) -> float:
-    _similarities(row, ex, metric, sims)
+@njit(cache=True, nogil=True, inline="always")
+def _score(xb: Any, r: int, ex: Any, metric: int, kind: int, split: int, sims: Any) -> float:
+    _similarities(xb, r, ex, metric, sims, 0, ex.shape[0])
     return _combine(sims, kind, split)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _score_above(
+    xb: Any, r: int, ex: Any, metric: int, kind: int, split: int, sims: Any, floor: float
+) -> float:
+    """The row's score, or, when it cannot beat ``floor``, a bound ``<= floor`` that
+    costs less: a best_score never exceeds what its best positive gives (a closer
+    negative makes it negative), so the negatives are scored only for rows whose
+    positives clear ``floor``. Most rows a walk visits do not."""
+    if kind != 0 or split == 0:
+        return _score(xb, r, ex, metric, kind, split, sims)
+    _similarities(xb, r, ex, metric, sims, 0, split)
+    best_pos = -np.inf
+    for i in range(split):
+        best_pos = max(best_pos, sims[i])
+    bound = 0.5 * (_sigmoid(best_pos) + 1.0)
+    if np.isfinite(best_pos) and bound <= floor:
+        return bound
+    _similarities(xb, r, ex, metric, sims, split, ex.shape[0])
+    return _combine(sims, kind, split)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _score_all(xb: Any, ex: Any, metric: int, kind: int, split: int) -> Any:
     out = np.empty(xb.shape[0])
     sims = np.empty(ex.shape[0])
     for r in range(xb.shape[0]):
-        out[r] = _score(xb[r], ex, metric, kind, split, sims)
+        out[r] = _score(xb, r, ex, metric, kind, split, sims)
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _descend(
     neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
     xb: Any, ex: Any, metric: int, kind: int, split: int,
@@ -276,7 +316,7 @@ def _descend(
     """Greedy descent through levels ``max_level .. 1`` (faiss's greedy_update_nearest)."""
     current = entry
     sims = np.empty(ex.shape[0])
-    best = _score(xb[current], ex, metric, kind, split, sims)
+    best = _score(xb, current, ex, metric, kind, split, sims)
     for level in range(max_level, 0, -1):
         moved = True
         while moved:
@@ -286,13 +326,13 @@ def _descend(
                 node = neighbors[j]
                 if node < 0:
                     break
-                value = _score(xb[node], ex, metric, kind, split, sims)
+                value = _score_above(xb, node, ex, metric, kind, split, sims, best)
                 if value > best:
                     best, current, moved = value, node, True
     return current
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sift_up(keys: Any, nodes: Any, at: int, sign: float) -> None:
     """Restore a heap upwards; ``sign`` 1 for a max-heap, -1 for a min-heap."""
     while at > 0:
@@ -304,7 +344,7 @@ def _sift_up(keys: Any, nodes: Any, at: int, sign: float) -> None:
         at = parent
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sift_down(keys: Any, nodes: Any, size: int, sign: float) -> None:
     at = 0
     while True:
@@ -320,31 +360,51 @@ def _sift_down(keys: Any, nodes: Any, size: int, sign: float) -> None:
         at = child
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _unvisited(neighbors: Any, start: int, width: int, visited: Any, tag: int, out: Any) -> int:
+    """Mark a node's unvisited level-0 neighbours visited and gather them into ``out``
+    (their count returned): scored apart from this loop, as faiss does, the rows'
+    memory loads overlap instead of waiting behind each heap update."""
+    n = 0
+    for j in range(start, start + width):
+        other = neighbors[j]
+        if other < 0:
+            break
+        if visited[other] != tag:
+            visited[other] = tag
+            out[n] = other
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _walk_one(
     neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
     xb: Any, mask: Any, ex: Any, metric: int, kind: int, split: int,
-    generators: Any, ef: int, visited: Any, tag: int,
-) -> Any:  # fmt: skip
-    """One query: descents to the start nodes, then the level-0 beam; the allowed rows
-    found, best first, with their scores."""
+    generators: Any, ef: int, visited: Any, tag: int, counts: Any,
+    cand_keys: Any, cand_nodes: Any, res_keys: Any, res_nodes: Any,
+) -> int:  # fmt: skip
+    """One query: descents to the start nodes, then the level-0 beam. The allowed rows
+    found go to the min-heap ``res_*`` (their count returned); ``cand_*`` holds the
+    max-heap of candidates, and -1 says it overflowed (the caller retries with a
+    bigger one: growing it here would rebind arrays in the loop, and numba then
+    updates their reference counts at every step)."""
     filtered = mask.shape[0] > 0
+    capacity = cand_keys.shape[0]
     starts = np.empty(1 + generators.shape[0], dtype=np.int64)
     starts[0] = _descend(neighbors, offsets, cum, entry, max_level, xb, ex, metric, kind, split)
     for g in range(generators.shape[0]):
         one = ex[generators[g] : generators[g] + 1]
         starts[1 + g] = _descend(neighbors, offsets, cum, entry, max_level, xb, one, metric, 1, 1)
     sims = np.empty(ex.shape[0])
-    capacity = 64
-    cand_keys, cand_nodes = np.empty(capacity), np.empty(capacity, dtype=np.int64)
-    res_keys, res_nodes = np.empty(ef), np.empty(ef, dtype=np.int64)
     n_cand, n_res = 0, 0
+    fresh = np.empty(cum[1], dtype=np.int64)
     for s in range(starts.shape[0]):
         node = starts[s]
         if visited[node] == tag:
             continue
         visited[node] = tag
-        value = _score(xb[node], ex, metric, kind, split, sims)
+        value = _score(xb, node, ex, metric, kind, split, sims)
         cand_keys[n_cand], cand_nodes[n_cand] = value, node
         _sift_up(cand_keys, cand_nodes, n_cand, 1.0)
         n_cand += 1
@@ -359,22 +419,16 @@ def _walk_one(
         n_cand -= 1
         cand_keys[0], cand_nodes[0] = cand_keys[n_cand], cand_nodes[n_cand]
         _sift_down(cand_keys, cand_nodes, n_cand, 1.0)
-        start = offsets[node]
-        for j in range(start, start + cum[1]):
-            other = neighbors[j]
-            if other < 0:
-                break
-            if visited[other] == tag:
-                continue
-            visited[other] = tag
-            score = _score(xb[other], ex, metric, kind, split, sims)
-            if n_res >= ef and score <= res_keys[0]:
+        n_new = _unvisited(neighbors, offsets[node], cum[1], visited, tag, fresh)
+        counts[0] += n_new
+        for b in range(n_new):
+            other = fresh[b]
+            floor = res_keys[0] if n_res >= ef else -np.inf
+            score = _score_above(xb, other, ex, metric, kind, split, sims, floor)
+            if n_res >= ef and score <= floor:
                 continue
             if n_cand == capacity:
-                capacity *= 2
-                cand_keys = np.concatenate((cand_keys, np.empty(capacity - n_cand)))
-                grown = np.empty(capacity - n_cand, dtype=np.int64)
-                cand_nodes = np.concatenate((cand_nodes, grown))
+                return -1
             cand_keys[n_cand], cand_nodes[n_cand] = score, other
             _sift_up(cand_keys, cand_nodes, n_cand, 1.0)
             n_cand += 1
@@ -387,10 +441,44 @@ def _walk_one(
             else:
                 res_keys[0], res_nodes[0] = score, other
                 _sift_down(res_keys, res_nodes, n_res, -1.0)
-    by_row = np.argsort(res_nodes[:n_res])
-    keys, nodes = res_keys[:n_res][by_row], res_nodes[:n_res][by_row]
-    order = np.argsort(-keys, kind="mergesort")
-    return nodes[order], keys[order]
+    return n_res
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _walk_many(
+    neighbors: Any, offsets: Any, cum: Any, entry: int, max_level: int,
+    xb: Any, mask: Any, metric: int, examples: Any, ex_at: Any, kinds: Any, splits: Any,
+    generators: Any, gen_at: Any, ef: int, visited: Any,
+    rows: Any, scores: Any, counts: Any,
+) -> None:  # fmt: skip
+    """:func:`_walk_one` for each query ``q`` (examples ``ex_at[q]:ex_at[q + 1]``,
+    generators ``gen_at[q]:gen_at[q + 1]``), its best ``rows.shape[1]`` (best first,
+    ties by row) written to ``rows[q]`` / ``scores[q]``. The heaps are allocated once
+    for all the queries."""
+    k = rows.shape[1]
+    capacity = 4 * ef + 64
+    cand_keys, cand_nodes = np.empty(capacity), np.empty(capacity, dtype=np.int64)
+    res_keys, res_nodes = np.empty(ef), np.empty(ef, dtype=np.int64)
+    tag = 0
+    for q in range(kinds.shape[0]):
+        ex = examples[ex_at[q] : ex_at[q + 1]]
+        found = -1
+        while found < 0:
+            tag += 1
+            counts[1] += 1
+            found = _walk_one(
+                neighbors, offsets, cum, entry, max_level, xb, mask, ex, metric,
+                kinds[q], splits[q], generators[gen_at[q] : gen_at[q + 1]], ef, visited, tag,
+                counts, cand_keys, cand_nodes, res_keys, res_nodes,
+            )  # fmt: skip
+            if found < 0:
+                capacity *= 2
+                cand_keys, cand_nodes = np.empty(capacity), np.empty(capacity, dtype=np.int64)
+        by_row = np.argsort(res_nodes[:found])
+        keys, nodes = res_keys[:found][by_row], res_nodes[:found][by_row]
+        order = np.argsort(-keys, kind="mergesort")[:k]
+        rows[q, : order.shape[0]] = nodes[order]
+        scores[q, : order.shape[0]] = keys[order]
 
 
 def warm_up() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from index import graph_walk
 from index.base import SearchParams
 from index.graph_walk import CustomScore, HnswGraph, custom_scores, exact_custom, walk
 from index.hnsw_faiss import HnswIndex
@@ -123,3 +124,22 @@ def test_an_empty_graph_or_k_zero_finds_nothing() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown custom score"):
         CustomScore("average_vector", np.ones((1, DIM), dtype=np.float32), 1)
+
+
+def test_a_candidate_heap_that_overflows_restarts_the_walk_with_a_bigger_one() -> None:
+    """Under a filter that passes 1 row in 40, the beam keeps every row it scores until
+    it has found ef allowed ones: far more candidates than the first heap holds."""
+    index = _index(Distance.COSINE)
+    xb = index.vectors()
+    customs = [_custom("best_score", xb, np.random.default_rng(seed)) for seed in range(5)]
+    allowed = np.zeros(N, dtype=bool)
+    allowed[::40] = True
+    graph_walk.STATS[:] = 0
+    rows, scores = index.search_custom(customs, K, params=SearchParams(ef=K), allowed=allowed)
+    assert graph_walk.STATS[1] > len(customs)  # at least one walk restarted
+    assert allowed[rows].all()
+    for custom, found, got in zip(customs, rows, scores, strict=True):
+        np.testing.assert_allclose(got, custom_scores(xb[found], Distance.COSINE, custom))
+    exact, _ = index.search_custom(customs, K, params=SearchParams(exact=True), allowed=allowed)
+    hits = sum(len(set(a) & set(b)) for a, b in zip(rows.tolist(), exact.tolist(), strict=True))
+    assert hits / exact.size >= 0.9
