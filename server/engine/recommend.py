@@ -240,14 +240,28 @@ def _resolve(
     examples = examples_of(query.examples)
     ids = [example for example in examples if not isinstance(example, list | SparseVector)]
     stored = iter(source.query_vectors_of(ids, name or "") if ids else [])
+    multi = _names_multi(collection, query.using)
     vectors: list[Operand] = []
     for example in examples:
         if isinstance(example, list | SparseVector):
-            vectors.append(example)
+            # one plain vector for a multi-vector name is a multi-vector of one row, as
+            # for a nearest query (``vectors.prepare_sets``) and in Qdrant
+            vectors.append([example] if multi and _flat(example) else example)
             continue
         vector = next(stored)
         vectors.append(vector if isinstance(vector, SparseVector) else vector.tolist())
     return vectors, frozenset(ids if source is collection else ())
+
+
+def _names_multi(collection: CollectionHandle, using: str | None) -> bool:
+    """Whether the query's vector name is a multi-vector one (a sparse or unknown name
+    is for the query's own checks to refuse)."""
+    params = collection.config.vectors.get(using or "")
+    return params is not None and params.is_multi
+
+
+def _flat(example: list[Any] | SparseVector) -> bool:
+    return isinstance(example, list) and bool(example) and isinstance(example[0], int | float)
 
 
 def _average(examples: Recommend, vectors: list[Operand]) -> Operand:

@@ -221,14 +221,22 @@ def test_sharded_recommend_equals_single_node(api: Api) -> None:
     assert [p["score"] for p in single] == pytest.approx([p["score"] for p in sharded])
 
 
-def test_flat_examples_on_a_multi_vector_name_are_a_400_not_a_walk(api: Api) -> None:
+def test_a_flat_example_on_a_multi_vector_name_is_one_row_not_a_walk(api: Api) -> None:
+    """As for a nearest query (and in Qdrant), one plain vector given for a multi-vector
+    is a multi-vector of one row: the same answer as the one-row form."""
     multi = {"size": 2, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"}}
     api.result("PUT", "/collections/multi", {"vectors": {"m": multi}})
-    points = [{"id": 1, "vector": {"m": [[1.0, 0.0], [0.0, 1.0]]}}]
+    points = [
+        {"id": 1, "vector": {"m": [[1.0, 0.0], [0.0, 1.0]]}},
+        {"id": 2, "vector": {"m": [[0.5, 0.5]]}},
+    ]
     api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
-    reco = {"recommend": {"positive": [[1.0, 0.0]], "strategy": "best_score"}}
-    status, _ = api.post("/collections/multi/points/query", {"query": reco, "using": "m"})
-    assert status == 400
+    answers = []
+    for example in ([1.0, 0.0], [[1.0, 0.0]]):
+        reco = {"recommend": {"positive": [example], "strategy": "best_score"}}
+        body = {"query": reco, "using": "m"}
+        answers.append(api.result("POST", "/collections/multi/points/query", body)["points"])
+    assert answers[0] == answers[1] and [p["id"] for p in answers[0]] == [1, 2]
     by_id = {"recommend": {"positive": [1], "strategy": "best_score"}}
     status, _ = api.post("/collections/multi/points/query", {"query": by_id, "using": "m"})
     assert status == 200

@@ -94,6 +94,9 @@ def test_training_queries_reach_every_shard_and_retrain_it(api: Api) -> None:
     }
     api.result("PUT", "/collections/ood", body)
     upsert(api, "ood", data[:1000])
+    # each shard's first build done first: a build still queued when the queries arrive
+    # trains on them at once, and that shard never needs a rebuild (a flake under load)
+    wait_green(api, "ood")
     path = "/collections/ood/leanvec/training-queries"
     answer = api.result("POST", path, {"vectors": train[:200].tolist()})
     assert answer == {"vector": "", "training_queries": 200, "retraining": True}

@@ -87,3 +87,10 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     """recall@k of ``found`` (nq, k) against ``truth`` (nq, k); -1 padding never counts."""
     hits = sum(len(set(f[f >= 0]) & set(t[t >= 0])) for f, t in zip(found, truth, strict=True))
     return hits / truth.size
+
+
+def wire_float32(values: list[float]) -> tuple[float, ...]:
+    """Vector values as the server rendered them (float32's shortest form, as Qdrant
+    writes them: ``0.15``) read back to the float32 they stand for, so they equal
+    ``float(np.float32(x))`` of the values written."""
+    return tuple(np.asarray(values, dtype=np.float32).tolist())

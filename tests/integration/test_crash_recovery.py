@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.helpers.data import wire_float32
 from tests.helpers.process import QuiverProcess
 from tests.helpers.process import result as _result
 
@@ -64,7 +65,7 @@ def fetch_all(client: httpx.Client, name: str = COLLECTION) -> Model:
         page = _result(client.post(f"/collections/{name}/points/scroll", json=body))
         for record in page["points"]:
             assert record["id"] not in state, f"scroll returned {record['id']!r} twice"
-            state[record["id"]] = (tuple(record["vector"]), record["payload"])
+            state[record["id"]] = (wire_float32(record["vector"]), record["payload"])
         offset = page["next_page_offset"]
         if offset is None:
             return state
@@ -79,7 +80,7 @@ def count(client: httpx.Client, name: str = COLLECTION) -> int:
 def retrieve(client: httpx.Client, ids: list[PointId], name: str = COLLECTION) -> Model:
     body = {"ids": ids, "with_payload": True, "with_vector": True}
     records = _result(client.post(f"/collections/{name}/points", json=body))
-    return {r["id"]: (tuple(r["vector"]), r["payload"]) for r in records}
+    return {r["id"]: (wire_float32(r["vector"]), r["payload"]) for r in records}
 
 
 def random_text(rng: np.random.Generator, length: int = 12) -> str:

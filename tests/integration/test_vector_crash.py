@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.helpers.data import wire_float32
 from tests.helpers.process import QuiverProcess
 from tests.helpers.process import result as _result
 from tests.integration.test_crash_recovery import WriterLog, kill_while_writing, run_writer
@@ -86,7 +87,7 @@ class Updates:
 def fetch(client: httpx.Client) -> Model:
     body = {"limit": POINTS + 10, "with_payload": False, "with_vector": True}
     page = _result(client.post(f"{C}/points/scroll", json=body))
-    return {r["id"]: {n: tuple(v) for n, v in r["vector"].items()} for r in page["points"]}
+    return {r["id"]: {n: wire_float32(v) for n, v in r["vector"].items()} for r in page["points"]}
 
 
 def initial(client: httpx.Client) -> Model:

@@ -25,6 +25,7 @@ from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.helpers.api import Api, make_client, sealed_segments, wait_green
+from tests.helpers.data import wire_float32
 from tests.helpers.strategies import point_ids, vectors
 
 DIM = 32
@@ -165,7 +166,7 @@ class CollectionMachine(RuleBasedStateMachine):
         assert [r["id"] for r in records] == sorted(self.model)
         for record in records:
             vector, payload = self.model[record["id"]]
-            assert record["vector"] == vector
+            assert list(wire_float32(record["vector"])) == vector
             assert record["payload"] == payload
 
     @invariant()
