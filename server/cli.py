@@ -82,7 +82,8 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    threading.Thread(target=_compile_kernels, name="quiver-warm-up", daemon=True).start()
+    if settings.warm_up:
+        threading.Thread(target=_compile_kernels, name="quiver-warm-up", daemon=True).start()
     _GracefulServer(config).run()
 
 

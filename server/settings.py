@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of Qdrant's gRPC API (same host, keys and TLS as REST); 0: off.",
     )
+    warm_up: bool = Field(
+        default=True,
+        description="Compile the recommend walk's numba kernels in the background at start "
+        "(a cold compile takes ~10 s; off in the test suite, where servers start often).",
+    )
     data_dir: Path = Path("./data")
     api_key: str | None = Field(
         default=None,

@@ -20,6 +20,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # Apps built in-process would each start gRPC on port 6334 (tests run side by side);
 # the gRPC tests (tests/grpc/) set a free port of their own.
 os.environ.setdefault("QUIVER_GRPC_PORT", "0")
+os.environ.setdefault("QUIVER_WARM_UP", "0")  # ~1 s of CPU per server start, many starts here
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
