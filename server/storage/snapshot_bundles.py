@@ -39,18 +39,14 @@ from server.storage.snapshots import (
     SUFFIX,
     SnapshotDescription,
     _add_member,
-    _check_file_checksum,
-    _check_free_space,
-    _check_plain,
-    _extract_member,
     _fsync_tree,
     _Hashing,
     _PlainTarInfo,
     _quiver_version,
-    _read_header,
     _verify_members,
     _write_synced,
     describe,
+    extract_members,
 )
 
 log = logging.getLogger(__name__)
@@ -137,29 +133,19 @@ def is_bundle(archive: Path) -> bool:
 def extract_bundle(archive: Path, dest: Path, checksum: str | None = None) -> Bundle:
     """Unpack a bundle into the new folder ``dest`` and verify every member against
     ``bundle.json``; :class:`InvalidSnapshot` otherwise (``dest`` is the caller's)."""
-    if checksum is not None:
-        _check_file_checksum(archive, checksum)
-    archive_size = archive.stat().st_size
-    dest.mkdir(parents=True)
-    _check_free_space(dest, archive_size)
-    found: dict[str, dict[str, Any]] = {}
-    header: bytes | None = None
     try:
-        with tarfile.open(archive, mode="r:", tarinfo=_PlainTarInfo) as tar:
-            for member in tar:
-                _check_plain(member, archive_size)
-                if member.name == BUNDLE_HEADER and header is None:
-                    header = _read_header(tar, member)
-                    continue
-                if not _BUNDLE_MEMBER.fullmatch(member.name) or member.name in found:
-                    raise InvalidSnapshot(f"unexpected or repeated bundle member {member.name!r}")
-                found[member.name] = _extract_member(tar, member, dest / member.name)
+        header, found = extract_members(archive, dest, checksum, BUNDLE_HEADER, _check_member)
     except (tarfile.TarError, EOFError) as exc:
         raise InvalidSnapshot(f"{archive.name} is not a readable snapshot archive: {exc}") from exc
     parsed = _parse_bundle_header(header, archive.name)
     _verify_members(parsed["files"], found)
     _fsync_tree(dest)
     return Bundle(parsed["kind"], parsed["meta"], {name: dest / name for name in sorted(found)})
+
+
+def _check_member(member: tarfile.TarInfo, found: dict[str, dict[str, Any]]) -> None:
+    if not _BUNDLE_MEMBER.fullmatch(member.name) or member.name in found:
+        raise InvalidSnapshot(f"unexpected or repeated bundle member {member.name!r}")
 
 
 def _parse_bundle_header(raw: bytes | None, archive: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import secrets
 import shutil
 import tarfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -395,22 +395,8 @@ def extract_snapshot(archive: Path, dest: Path, checksum: str | None = None) -> 
     """Unpack ``archive`` into the new folder ``dest`` and verify it whole: the optional
     sha256 of the file, then every member against ``snapshot.json``. Raises
     :class:`InvalidSnapshot` (and leaves ``dest`` to the caller to remove) otherwise."""
-    if checksum is not None:
-        _check_file_checksum(archive, checksum)
-    archive_size = archive.stat().st_size
-    dest.mkdir(parents=True)
-    _check_free_space(dest, archive_size)
-    found: dict[str, dict[str, Any]] = {}
-    header: bytes | None = None
     try:
-        with tarfile.open(archive, mode="r:", tarinfo=_PlainTarInfo) as tar:
-            for member in tar:
-                _check_plain(member, archive_size)
-                if member.name == HEADER and header is None:
-                    header = _read_header(tar, member)
-                    continue
-                _check_member(member, found)
-                found[member.name] = _extract_member(tar, member, dest / member.name)
+        header, found = extract_members(archive, dest, checksum, HEADER, _check_member)
     except (tarfile.TarError, EOFError) as exc:
         raise InvalidSnapshot(
             f"{archive.name} is not a readable snapshot archive (truncated, corrupted or "
@@ -430,6 +416,36 @@ def extract_snapshot(archive: Path, dest: Path, checksum: str | None = None) -> 
         str(parsed.get("created", "")),
         str(parsed.get("quiver_version", "")),
     )
+
+
+def extract_members(
+    archive: Path,
+    dest: Path,
+    checksum: str | None,
+    header_name: str,
+    check_member: Callable[[tarfile.TarInfo, dict[str, dict[str, Any]]], None],
+) -> tuple[bytes | None, dict[str, dict[str, Any]]]:
+    """The unpacking a snapshot and a bundle share: the optional sha256 of the file, room
+    on disk, then every member checked as plain (no links, no paths out, bounded) and by
+    ``check_member``, and extracted into the new folder ``dest`` with its size and
+    sha256; the first ``header_name`` member is read, not extracted. Returns the header's
+    bytes (None without one) and what was extracted; tar errors are the caller's to word."""
+    if checksum is not None:
+        _check_file_checksum(archive, checksum)
+    archive_size = archive.stat().st_size
+    dest.mkdir(parents=True)
+    _check_free_space(dest, archive_size)
+    found: dict[str, dict[str, Any]] = {}
+    header: bytes | None = None
+    with tarfile.open(archive, mode="r:", tarinfo=_PlainTarInfo) as tar:
+        for member in tar:
+            _check_plain(member, archive_size)
+            if member.name == header_name and header is None:
+                header = _read_header(tar, member)
+                continue
+            check_member(member, found)
+            found[member.name] = _extract_member(tar, member, dest / member.name)
+    return header, found
 
 
 def _check_file_checksum(archive: Path, expected: str) -> None:
