@@ -30,6 +30,7 @@ from server.engine import strict_mode
 from server.engine.engine import Engine
 from server.engine.filters import parse_filter
 from server.engine.requests import Query, VectorColumns
+from server.engine.results import QueryResult
 from server.grpc import convert, replies
 from server.grpc.rpc import Call, timeout_param
 from server.settings import Settings
@@ -80,13 +81,25 @@ async def _search(
     call: Call, requests: Sequence[grpc.SearchPoints], wire: dict[str, str], batch: bool
 ) -> list[Any] | None:
     parsed = [search_query(call, request) for request in requests]
+    results = await _run(call, requests, parsed, wire, batch)
+    return None if results is None else [render.scored_points(r.points) for r in results]
+
+
+async def _run(
+    call: Call,
+    requests: Sequence[grpc.SearchPoints] | Sequence[grpc.QueryPoints],
+    parsed: list[Query | None],
+    wire: dict[str, str],
+    batch: bool,
+) -> list[QueryResult] | None:
+    """The one engine call of a fast-path batch, held to strict mode as the route is;
+    None (the REST route answers) unless every request took the fast path."""
     queries = [query for query in parsed if query is not None]
     if not requests or len(queries) != len(parsed):
         return None
     collection = _engine(call).get(requests[0].collection_name)
     strict_mode.check_queries(collection, queries, wire, batch=batch)  # as the route does
-    results = await run_cpu(call, collection.query, queries)
-    return [render.scored_points(result.points) for result in results]
+    return await run_cpu(call, collection.query, queries)
 
 
 async def search(call: Call, request: grpc.SearchPoints) -> Message | None:
@@ -156,13 +169,8 @@ async def _query(
     call: Call, requests: Sequence[grpc.QueryPoints], wire: dict[str, str], batch: bool
 ) -> list[Any] | None:
     parsed = [query_query(call, request) for request in requests]
-    queries = [query for query in parsed if query is not None]
-    if not requests or len(queries) != len(parsed):
-        return None
-    collection = _engine(call).get(requests[0].collection_name)
-    strict_mode.check_queries(collection, queries, wire, batch=batch)  # as the route does
-    results = await run_cpu(call, collection.query, queries)
-    return [render.query_response(result) for result in results]
+    results = await _run(call, requests, parsed, wire, batch)
+    return None if results is None else [render.query_response(r) for r in results]
 
 
 async def query(call: Call, request: grpc.QueryPoints) -> Message | None:
