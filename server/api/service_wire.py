@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from server.api import render
+from server.api import host_telemetry, render
 from server.api.metrics import Metrics, OperationStats, vector_counts
 from server.api.routes.admin import quiver_version
 from server.engine.protocols import CollectionHandle, JobWire
@@ -212,7 +212,7 @@ def telemetry(
         listed = [_collection_telemetry(c, metrics, details_level, anonymize) for c in collections]
     return {
         "id": metrics.instance_id,
-        "app": _app(metrics, settings),
+        "app": _app(metrics, settings, details_level),
         "collections": {
             "number_of_collections": len(collections),
             "max_collections": settings.max_collections or None,
@@ -223,8 +223,9 @@ def telemetry(
     }
 
 
-def _app(metrics: Metrics, settings: Any) -> Json:
-    return {
+def _app(metrics: Metrics, settings: Any, details_level: int) -> Json:
+    """From level 1 with the host's ``system`` section, as Qdrant's."""
+    app: Json = {
         "name": "quiver",
         "version": quiver_version(),
         "features": {
@@ -234,6 +235,9 @@ def _app(metrics: Metrics, settings: Any) -> Json:
         "jwt_rbac": bool(settings.jwt_rbac),
         "startup": metrics.started.isoformat(),
     }  # fmt: skip
+    if details_level >= 1:
+        app["system"] = host_telemetry.system(settings.data_dir)
+    return app
 
 
 def anonymized(name: str) -> str:

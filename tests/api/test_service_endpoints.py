@@ -5,6 +5,8 @@ qdrant-client's own REST models and against a collection whose contents are know
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from importlib.metadata import version
 from typing import Any
@@ -15,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from qdrant_client.common.version_check import is_compatible
 from qdrant_client.http import models
 
+from server.api import host_telemetry
 from server.cluster.shards import shard_of
 from server.engine import build_worker
 from server.engine.collection import Collection
@@ -281,3 +284,28 @@ def test_collections_vector_total_counts_points_holding_each_named_vector(api: A
         == 1
     )
     assert samples[("collections_vector_total", frozenset())] == 3
+
+
+# -- host telemetry and paths ----------------------------------------------------
+
+
+def test_telemetry_system_reports_this_hosts_cores_memory_and_disk(api: Api) -> None:
+    answer = api.result("GET", "/telemetry?details_level=1")
+    system = models.TelemetryData.model_validate(answer).app.system
+    assert system is not None
+    assert system.cores == host_telemetry.usable_cores()
+    assert 1 <= system.cores <= (os.cpu_count() or 1)
+    assert system.ram_size == host_telemetry.usable_memory_bytes() // 1024
+    assert system.ram_size > 64 * 1024  # more than 64 MiB, in KiB
+    assert system.disk_size is not None and system.disk_size > 0
+    assert system.cpu_endian is not None and system.cpu_endian.value == sys.byteorder
+    assert "system" not in api.result("GET", "/telemetry")["app"]  # level 0: counts only
+
+
+@pytest.mark.parametrize("path", ["/collections/", "/collections/items/", "/aliases/"])
+def test_a_trailing_slash_is_an_unknown_route_as_in_qdrant(
+    api: Api, collection: str, path: str
+) -> None:
+    response = api.client.get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json()["status"] == {"error": f"Not found: GET {path}"}
