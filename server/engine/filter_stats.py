@@ -142,9 +142,24 @@ def _unindexed_leaf(
         return None  # has_id, has_vector, slice: no payload key
     full_key = _join(prefix, key)
     indexed = schema.get(full_key)
-    if not wanted or (indexed is not None and indexed.get("type") in wanted):
+    if not wanted or (indexed is not None and _serves(indexed, condition, wanted)):
         return None
     return full_key, sorted(wanted)
+
+
+def _serves(indexed: Mapping[str, Any], condition: Condition, wanted: frozenset[str]) -> bool:
+    """Whether the index can answer ``condition``: of a wanted type, and for an integer
+    index the capability the test needs (Qdrant's ``lookup`` for a match, ``range``
+    for a range: an integer index without it answers nothing of that kind)."""
+    if indexed.get("type") not in wanted:
+        return False
+    if indexed.get("type") != "integer" or not isinstance(condition, FieldCondition):
+        return True
+    if isinstance(condition.test, Range):
+        return indexed.get("range") is not False
+    if isinstance(condition.test, MatchValue | MatchAny | MatchExcept):
+        return indexed.get("lookup") is not False
+    return True
 
 
 def _index_types(test: ValueTest) -> frozenset[str]:
