@@ -24,11 +24,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from server.api import host_telemetry, render
 from server.api.metrics import Metrics, OperationStats, vector_counts
 from server.api.routes.admin import quiver_version
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.results import SegmentInfo
+from server.engine.unindexed_fields import UNINDEXED_FIELDS, UnindexedField
 from server.errors import QuiverError
 
 Json = dict[str, Any]
@@ -372,6 +375,9 @@ class IssueBoard:
         return {"issues": [_issue_record(issue, stamps[issue.id]) for issue in shown]}
 
     def clear(self, collections: Sequence[CollectionHandle]) -> None:
+        """Unindexed-field issues are forgotten (a new slow search reports them again);
+        the others are hidden until their condition ends."""
+        UNINDEXED_FIELDS.clear()
         with self._lock:
             self._cleared = {issue.id for issue in find_issues(collections)}
 
@@ -382,6 +388,8 @@ def find_issues(collections: Sequence[CollectionHandle]) -> list[Issue]:
         with suppress(QuiverError):  # deleted meanwhile
             infos.append((collection.name, collection.info()))
     issues = [_failed_builds(name, info) for name, info in infos if info.status == "red"]
+    schemas = {name: info.config.payload_schema for name, info in infos}
+    issues += [_unindexed(seen) for seen in UNINDEXED_FIELDS.current(schemas)]
     average = sum(info.points_count for _, info in infos) / max(1, len(infos))
     if len(infos) > MANY_COLLECTIONS and average / len(infos) < DENSITY_THRESHOLD:
         issues.insert(0, Issue(
@@ -404,6 +412,31 @@ def _failed_builds(name: str, info: Any) -> Issue:
             "so the failed builds are tried again; until then they are searched exactly"
         )},
     )  # fmt: skip
+
+
+def _unindexed(seen: UnindexedField) -> Issue:
+    """Qdrant's ``UnindexedField`` issue: one ready request per index type that would
+    serve the key (``immediate``, or ``immediate_choice`` when several would)."""
+    name, field = seen.collection, seen.field
+    choices = [
+        {
+            "message": (
+                f"Create an index on field '{field}' of schema '{orjson.dumps(kind).decode()}' "
+                f"in collection '{name}'. Check the documentation for more details: "
+                "https://qdrant.tech/documentation/concepts/indexing/#payload-index"
+            ),
+            "action": {
+                "method": "PUT",
+                "uri": f"/collections/{name}/index",
+                "headers": {},
+                "body": {"field_name": field, "field_schema": kind},
+            },
+        }
+        for kind in seen.types
+    ]
+    solution = {"immediate": choices[0]} if len(choices) == 1 else {"immediate_choice": choices}
+    description = f"Unindexed field '{field}' is slowing down queries in collection '{name}'"
+    return Issue(seen.code, name, description, solution)
 
 
 def _issue_record(issue: Issue, first_seen: float) -> Json:

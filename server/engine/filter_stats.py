@@ -69,16 +69,22 @@ def unindexed_key(
 ) -> tuple[str, list[str]] | None:
     """The first payload key ``flt`` tests without an index able to serve the test, with
     the index types that could (Qdrant's ``one_unindexed_key``); None when all are."""
+    return next(unindexed_keys(flt, schema, prefix), None)
+
+
+def unindexed_keys(
+    flt: Filter, schema: Mapping[str, Mapping[str, Any]], prefix: str = ""
+) -> Iterator[tuple[str, list[str]]]:
+    """Every (key, index types able to serve it) ``flt`` tests unindexed, in order."""
     for condition in _conditions(flt):
         if isinstance(condition, Filter):
-            found = unindexed_key(condition, schema, prefix)
+            yield from unindexed_keys(condition, schema, prefix)
         elif isinstance(condition, Nested):
-            found = unindexed_key(condition.filter, schema, f"{_join(prefix, condition.key)}[]")
+            yield from unindexed_keys(condition.filter, schema, f"{_join(prefix, condition.key)}[]")
         else:
             found = _unindexed_leaf(condition, schema, prefix)
-        if found is not None:
-            return found
-    return None
+            if found is not None:
+                yield found
 
 
 _ALL_TYPES = frozenset({"keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"})

@@ -19,7 +19,7 @@ from qdrant_client.http import models
 
 from server.api import host_telemetry
 from server.cluster.shards import shard_of
-from server.engine import build_worker
+from server.engine import build_worker, unindexed_fields
 from server.engine.collection import Collection
 from tests.helpers.api import Api, create_items, wait_green
 
@@ -309,3 +309,42 @@ def test_a_trailing_slash_is_an_unknown_route_as_in_qdrant(
     response = api.client.get(path, follow_redirects=False)
     assert response.status_code == 404
     assert response.json()["status"] == {"error": f"Not found: GET {path}"}
+
+
+def test_a_slow_search_filtering_an_unindexed_key_is_an_issue_until_indexed(
+    api: Api, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant's ``UnindexedField`` issue, with its ready-made index request."""
+    query = {
+        "query": [1.0, 0.0, 0.0, 0.0],
+        "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]},
+    }
+    api.result("POST", f"/collections/{collection}/points/query", query)
+    assert api.result("GET", "/issues")["issues"] == []  # fast: under Qdrant's 300 ms
+    monkeypatch.setattr(unindexed_fields, "SLOW_SEARCH_S", -1.0)  # every search is slow
+    api.result("POST", f"/collections/{collection}/points/query", query)
+    [issue] = api.result("GET", "/issues")["issues"]
+    assert issue["id"] == f"{collection}/UNINDEXED_FIELD/city"
+    assert issue["description"] == (
+        f"Unindexed field 'city' is slowing down queries in collection '{collection}'"
+    )
+    action = issue["solution"]["immediate"]["action"]
+    assert (action["method"], action["uri"]) == ("PUT", f"/collections/{collection}/index")
+    assert action["body"] == {"field_name": "city", "field_schema": "keyword"}
+    api.result("PUT", f"/collections/{collection}/index?wait=true", action["body"])
+    assert api.result("GET", "/issues")["issues"] == []  # solved by the index
+
+
+def test_a_range_on_an_unindexed_key_offers_a_choice_of_index_types(
+    api: Api, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unindexed_fields, "SLOW_SEARCH_S", -1.0)
+    flt = {"must": [{"key": "n", "range": {"gte": 3}}, {"is_empty": {"key": "tags"}}]}
+    api.result(
+        "POST", f"/collections/{collection}/points/query", {"query": [1.0] * 4, "filter": flt}
+    )
+    [issue] = api.result("GET", "/issues")["issues"]  # is_empty suggests no index
+    choice = issue["solution"]["immediate_choice"]
+    assert [c["action"]["body"]["field_schema"] for c in choice] == ["float", "integer"]
+    assert api.result("DELETE", "/issues") is True
+    assert api.result("GET", "/issues")["issues"] == []
