@@ -96,11 +96,18 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Or
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
         return _respond(request, 400, f"Format error in JSON body: {reason}")
-    body = [e for e in errors if e.get("loc", ("",))[0] == "body"]
-    if len(body) == len(errors):
-        status, message = body_error(body)
+    places = {e.get("loc", ("",))[0] for e in errors}
+    if places == {"body"}:
+        status, message = body_error(list(errors))
         return _respond(request, status, message)
+    if len(places) == 1 and places <= set(_PLACES):  # Qdrant names the part at fault
+        parts = [f"{_loc(error)}: {_validator_message(error)}" for error in list(errors)[:5]]
+        message = f"Validation error in {_PLACES[places.pop()]}: [{', '.join(parts)}]"
+        return _respond(request, 422, message)
     return _respond(request, 422, "Validation error in request: " + _describe(errors))
+
+
+_PLACES = {"query": "query parameters", "path": "path parameters"}
 
 
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum", "union_tag_invalid")
@@ -134,7 +141,7 @@ def _validator_message(error: Any) -> str:
 
 
 def _loc(error: Any) -> str:
-    return ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    return ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
 
 
 def _is_int(value: Any) -> bool:

@@ -67,3 +67,12 @@ def test_a_malformed_filter_is_a_format_error_naming_where(api: Api, flt: Any) -
     error = answer["status"]["error"]
     assert error.startswith("Format error in JSON body: filter: ")
     assert next(iter(flt)) in error  # the clause at fault is named
+
+
+def test_a_bad_query_parameter_names_the_query_parameters(api: Api) -> None:
+    status, answer = api.get("/telemetry?details_level=-1")
+    assert status == 422
+    assert answer["status"]["error"] == (
+        "Validation error in query parameters: "
+        "[details_level: value -1 invalid, must be 0 or larger]"
+    )
