@@ -124,6 +124,7 @@ class Collection:
                 self._closed = True
                 self.query_samples.flush()
                 self._store.close()
+                UNINDEXED_FIELDS.clear([self.name])  # issues live as long as the collection
 
     @property
     def config(self) -> CollectionConfig:
