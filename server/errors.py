@@ -65,8 +65,11 @@ class BadRequest(QuiverError):
 
 
 class InvalidFilter(BadRequest):
+    """Qdrant reads a filter while it parses the body, so a malformed one is its 400
+    ``Format error in JSON body``; Quiver adds where in the filter and why."""
+
     def __init__(self, detail: str) -> None:
-        super().__init__(f"Bad filter: {detail}")
+        super().__init__(f"Format error in JSON body: filter: {detail}")
 
 
 class InvalidPointId(BadRequest):

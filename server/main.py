@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Vector similarity search with Qdrant's REST API",
         version=admin.quiver_version(),
         lifespan=lifespan,
+        redirect_slashes=False,  # Qdrant (actix) answers `/collections/` 404, not a redirect
     )
     app.state.settings = settings
     app.state.engine = None

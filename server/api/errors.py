@@ -96,7 +96,56 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Or
         detail = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
         return _respond(request, 400, f"Format error in JSON body: {reason}")
+    places = {e.get("loc", ("",))[0] for e in errors}
+    if places == {"body"}:
+        status, message = body_error(list(errors))
+        return _respond(request, status, message)
+    if len(places) == 1 and places <= set(_PLACES):  # Qdrant names the part at fault
+        parts = [f"{_loc(error)}: {_validator_message(error)}" for error in list(errors)[:5]]
+        message = f"Validation error in {_PLACES[places.pop()]}: [{', '.join(parts)}]"
+        return _respond(request, 422, message)
     return _respond(request, 422, "Validation error in request: " + _describe(errors))
+
+
+_PLACES = {"query": "query parameters", "path": "path parameters"}
+
+
+_TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum", "union_tag_invalid")
+
+
+def body_error(errors: list[Any]) -> tuple[int, str]:
+    """A JSON body's errors as Qdrant words them. Qdrant reads a body in two steps: serde
+    (a missing field, a value of the wrong type or a negative count: 400 ``Format error
+    in JSON body``), then the validators (a number out of range: 422 ``Validation error
+    in JSON body: [path: value V invalid, must be N or larger]``)."""
+    first = errors[0]
+    kind, loc = str(first.get("type", "")), _loc(first)
+    given = first.get("input")
+    if kind == "missing":
+        return 400, f"Format error in JSON body: missing field `{loc.rsplit('.', 1)[-1]}`"
+    if kind == "greater_than_equal" and _is_int(given) and given < 0:
+        return 400, f"Format error in JSON body: invalid value: integer `{given}`, expected usize"
+    if kind.endswith(_TYPE_ERRORS):
+        return 400, f"Format error in JSON body: {loc}: {first.get('msg', 'invalid type')}"
+    parts = [f"{_loc(error)}: {_validator_message(error)}" for error in errors[:5]]
+    return 422, f"Validation error in JSON body: [{', '.join(parts)}]"
+
+
+def _validator_message(error: Any) -> str:
+    ctx, given = error.get("ctx") or {}, error.get("input")
+    if "ge" in ctx:
+        return f"value {given} invalid, must be {ctx['ge']} or larger"
+    if "le" in ctx:
+        return f"value {given} invalid, must be {ctx['le']} or smaller"
+    return str(error.get("msg", "invalid"))
+
+
+def _loc(error: Any) -> str:
+    return ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _describe(errors: Any) -> str:

@@ -144,7 +144,7 @@ class DeletePayload(Wire):
 
 class ScrollRequest(Wire):
     offset: ExtendedPointId | None = None
-    limit: int | None = Field(default=None, ge=0)
+    limit: int | None = Field(default=None, ge=1)  # Qdrant: a limit is 1 or more
     filter: RawFilter = None
     with_payload: RawWithPayload = None
     with_vector: WithVector = None
@@ -184,7 +184,7 @@ class QueryRequest(Wire):
     filter: RawFilter = None
     params: SearchParams | None = None
     score_threshold: float | None = None
-    limit: int | None = Field(default=None, ge=0)
+    limit: int | None = Field(default=None, ge=1)
     offset: int | None = Field(default=None, ge=0)
     with_payload: RawWithPayload = None
     with_vector: WithVector = None
@@ -218,7 +218,7 @@ class SearchRequest(Wire):
     vector: list[float] | dict[str, Any]
     filter: RawFilter = None
     params: SearchParams | None = None
-    limit: int = Field(ge=0, validation_alias=AliasChoices("limit", "top"))
+    limit: int = Field(ge=1, validation_alias=AliasChoices("limit", "top"))
     offset: int | None = Field(default=None, ge=0)
     with_payload: RawWithPayload = None
     with_vector: WithVector = None

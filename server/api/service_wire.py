@@ -24,11 +24,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from server.api import render
+import orjson
+
+from server.api import host_telemetry, render
 from server.api.metrics import Metrics, OperationStats, vector_counts
 from server.api.routes.admin import quiver_version
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.results import SegmentInfo
+from server.engine.unindexed_fields import UNINDEXED_FIELDS, UnindexedField
 from server.errors import QuiverError
 
 Json = dict[str, Any]
@@ -212,7 +215,7 @@ def telemetry(
         listed = [_collection_telemetry(c, metrics, details_level, anonymize) for c in collections]
     return {
         "id": metrics.instance_id,
-        "app": _app(metrics, settings),
+        "app": _app(metrics, settings, details_level),
         "collections": {
             "number_of_collections": len(collections),
             "max_collections": settings.max_collections or None,
@@ -223,8 +226,9 @@ def telemetry(
     }
 
 
-def _app(metrics: Metrics, settings: Any) -> Json:
-    return {
+def _app(metrics: Metrics, settings: Any, details_level: int) -> Json:
+    """From level 1 with the host's ``system`` section, as Qdrant's."""
+    app: Json = {
         "name": "quiver",
         "version": quiver_version(),
         "features": {
@@ -234,6 +238,9 @@ def _app(metrics: Metrics, settings: Any) -> Json:
         "jwt_rbac": bool(settings.jwt_rbac),
         "startup": metrics.started.isoformat(),
     }  # fmt: skip
+    if details_level >= 1:
+        app["system"] = host_telemetry.system(settings.data_dir)
+    return app
 
 
 def anonymized(name: str) -> str:
@@ -368,6 +375,9 @@ class IssueBoard:
         return {"issues": [_issue_record(issue, stamps[issue.id]) for issue in shown]}
 
     def clear(self, collections: Sequence[CollectionHandle]) -> None:
+        """Unindexed-field issues are forgotten (a new slow search reports them again);
+        the others are hidden until their condition ends."""
+        UNINDEXED_FIELDS.clear()
         with self._lock:
             self._cleared = {issue.id for issue in find_issues(collections)}
 
@@ -378,6 +388,8 @@ def find_issues(collections: Sequence[CollectionHandle]) -> list[Issue]:
         with suppress(QuiverError):  # deleted meanwhile
             infos.append((collection.name, collection.info()))
     issues = [_failed_builds(name, info) for name, info in infos if info.status == "red"]
+    schemas = {name: info.config.payload_schema for name, info in infos}
+    issues += [_unindexed(seen) for seen in UNINDEXED_FIELDS.current(schemas)]
     average = sum(info.points_count for _, info in infos) / max(1, len(infos))
     if len(infos) > MANY_COLLECTIONS and average / len(infos) < DENSITY_THRESHOLD:
         issues.insert(0, Issue(
@@ -400,6 +412,31 @@ def _failed_builds(name: str, info: Any) -> Issue:
             "so the failed builds are tried again; until then they are searched exactly"
         )},
     )  # fmt: skip
+
+
+def _unindexed(seen: UnindexedField) -> Issue:
+    """Qdrant's ``UnindexedField`` issue: one ready request per index type that would
+    serve the key (``immediate``, or ``immediate_choice`` when several would)."""
+    name, field = seen.collection, seen.field
+    choices = [
+        {
+            "message": (
+                f"Create an index on field '{field}' of schema '{orjson.dumps(kind).decode()}' "
+                f"in collection '{name}'. Check the documentation for more details: "
+                "https://qdrant.tech/documentation/concepts/indexing/#payload-index"
+            ),
+            "action": {
+                "method": "PUT",
+                "uri": f"/collections/{name}/index",
+                "headers": {},
+                "body": {"field_name": field, "field_schema": kind},
+            },
+        }
+        for kind in seen.types
+    ]
+    solution = {"immediate": choices[0]} if len(choices) == 1 else {"immediate_choice": choices}
+    description = f"Unindexed field '{field}' is slowing down queries in collection '{name}'"
+    return Issue(seen.code, name, description, solution)
 
 
 def _issue_record(issue: Issue, first_seen: float) -> Json:

@@ -224,10 +224,10 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     per-vector params, set at create or by PATCH): the backend it is built with, where
     that differs from the collection's ``spec``. Only an ``hnsw`` collection has them
     (other index types refuse per-vector params)."""
+    overrides = multi_overrides(config, spec)
     if config.index.type != "hnsw":
-        return {}
+        return overrides
     base = (spec.type, spec.backend_params())
-    overrides = {}
     for name, params in config.vectors.items():
         if params.is_multi or (params.hnsw_config is None and params.quantization_config is None):
             continue
@@ -246,4 +246,40 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
             own = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
         if own != base:
             overrides[name] = VectorOverride(type=own[0], params=own[1])
+    return overrides
+
+
+def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
+    """Per multi-vector with its own ``hnsw_config`` / ``quantization_config``: the
+    MaxSim index it is built with, where that differs from the collection's.
+
+    Multi-vectors are scored exactly (``maxsim``) in an ``hnsw`` collection and through
+    a MUVERA graph in a ``muvera`` one. Their own ``hnsw_config`` sets that graph's
+    ``m`` / ``ef_construct``, and ``m: 0`` turns it off (exact MaxSim: Qdrant's advice
+    for a re-ranking-only ColBERT vector); their own ``quantization_config`` keeps the
+    tokens as float16, the one compressed token storage the MaxSim kernels read (half
+    the memory; the originals stay in the point store)."""
+    if config.index.type not in ("hnsw", "muvera"):
+        return {}
+    base: tuple[str, dict[str, Any]] = ("maxsim", {})
+    if spec.type == "muvera":
+        base = ("muvera", spec.backend_params())
+    overrides = {}
+    for name, params in config.vectors.items():
+        if not params.is_multi or (
+            params.hnsw_config is None and params.quantization_config is None
+        ):
+            continue
+        kind, knobs = base[0], dict(base[1])
+        own_m = (params.hnsw_config or {}).get("m")
+        if own_m == 0:
+            kind, knobs = "maxsim", {}
+        elif kind == "muvera":
+            graph = {key: knobs[key] for key in ("m", "ef_construct")}
+            graph |= {k: v for k, v in (params.hnsw_config or {}).items() if k in graph}
+            knobs |= GraphParams.model_validate(graph).model_dump()
+        if params.quantization_config is not None:
+            knobs["storage"] = "float16"
+        if (kind, knobs) != base:
+            overrides[name] = VectorOverride(type=kind, params=knobs)
     return overrides

@@ -369,11 +369,13 @@ def _patched_vectors(config: CollectionConfig, raw: Any) -> dict[str, Any]:
 
 def _check_vector_overrides(config: CollectionConfig, name: str, params: VectorParams) -> None:
     """A vector's own ``hnsw_config`` / ``quantization_config``: valid knobs, on an
-    ``hnsw`` collection (the only index type that builds each vector its own way)."""
+    ``hnsw`` collection (the only index type that builds each vector its own way), or
+    a multi-vector's on a ``muvera`` one too (``config.multi_overrides``)."""
     label = _label(name, "vector {!r}", "vector")
     if params.hnsw_config is None and params.quantization_config is None:
         return
-    if config.index.type != "hnsw":
+    types = ("hnsw", "muvera") if params.is_multi else ("hnsw",)
+    if config.index.type not in types:
         raise UnsupportedFeature(
             f"{label}: per-vector `hnsw_config` / `quantization_config` with "
             f"`index.type` {config.index.type!r} (set them on the collection)"

@@ -2,10 +2,11 @@
 indexed payload key, under an optional filter.
 
 The counts come from the payload index, as in Qdrant (which refuses a key without a
-map index): per segment, the filter's live rows as one mask (the planner's index
-bounds plus the exact re-check, ``Segment.filter_mask``), then one bitmap
-intersection per distinct value (keyword, uuid, bool) or one ``np.unique`` over the
-index's (value, row) pairs (integer). A point holding a value twice counts once.
+map index, an integer index with ``lookup: false`` included): per segment, the
+filter's live rows as one mask (the planner's index bounds plus the exact re-check,
+``Segment.filter_mask``), then one bitmap intersection per distinct value (keyword,
+uuid, bool) or one ``np.unique`` over the index's (value, row) pairs (integer). A
+point holding a value twice counts once.
 Sharded collections sum the per-shard counts, so the answer equals one node's.
 Hits are ordered by count, descending, then by value, ascending (Qdrant's order, and
 qdrant-client's local mode's).
@@ -41,7 +42,8 @@ def check_facet_key(config: CollectionConfig, key: str) -> str:
     """The index type faceting ``key`` reads, or Qdrant's 400 when it has none."""
     spec = config.payload_schema.get(key)
     kind = spec.get("type") if isinstance(spec, Mapping) else spec
-    if kind not in FACET_INDEX_TYPES:
+    no_lookup = isinstance(spec, Mapping) and spec.get("lookup") is False
+    if kind not in FACET_INDEX_TYPES or no_lookup:  # lookup: false builds no value map
         raise BadRequest(
             f"Wrong input: No appropriate index for faceting: `{key}`. Please create one "
             "to facet on this field. Check https://qdrant.tech/documentation/concepts/"

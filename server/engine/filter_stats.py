@@ -69,16 +69,22 @@ def unindexed_key(
 ) -> tuple[str, list[str]] | None:
     """The first payload key ``flt`` tests without an index able to serve the test, with
     the index types that could (Qdrant's ``one_unindexed_key``); None when all are."""
+    return next(unindexed_keys(flt, schema, prefix), None)
+
+
+def unindexed_keys(
+    flt: Filter, schema: Mapping[str, Mapping[str, Any]], prefix: str = ""
+) -> Iterator[tuple[str, list[str]]]:
+    """Every (key, index types able to serve it) ``flt`` tests unindexed, in order."""
     for condition in _conditions(flt):
         if isinstance(condition, Filter):
-            found = unindexed_key(condition, schema, prefix)
+            yield from unindexed_keys(condition, schema, prefix)
         elif isinstance(condition, Nested):
-            found = unindexed_key(condition.filter, schema, f"{_join(prefix, condition.key)}[]")
+            yield from unindexed_keys(condition.filter, schema, f"{_join(prefix, condition.key)}[]")
         else:
             found = _unindexed_leaf(condition, schema, prefix)
-        if found is not None:
-            return found
-    return None
+            if found is not None:
+                yield found
 
 
 _ALL_TYPES = frozenset({"keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"})
@@ -142,9 +148,24 @@ def _unindexed_leaf(
         return None  # has_id, has_vector, slice: no payload key
     full_key = _join(prefix, key)
     indexed = schema.get(full_key)
-    if not wanted or (indexed is not None and indexed.get("type") in wanted):
+    if not wanted or (indexed is not None and _serves(indexed, condition, wanted)):
         return None
     return full_key, sorted(wanted)
+
+
+def _serves(indexed: Mapping[str, Any], condition: Condition, wanted: frozenset[str]) -> bool:
+    """Whether the index can answer ``condition``: of a wanted type, and for an integer
+    index the capability the test needs (Qdrant's ``lookup`` for a match, ``range``
+    for a range: an integer index without it answers nothing of that kind)."""
+    if indexed.get("type") not in wanted:
+        return False
+    if indexed.get("type") != "integer" or not isinstance(condition, FieldCondition):
+        return True
+    if isinstance(condition.test, Range):
+        return indexed.get("range") is not False
+    if isinstance(condition.test, MatchValue | MatchAny | MatchExcept):
+        return indexed.get("lookup") is not False
+    return True
 
 
 def _index_types(test: ValueTest) -> frozenset[str]:

@@ -199,6 +199,9 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         return create_sparse_index()
     if name in job.multi_params:
         dim, distance = job.multi_params[name]
+        if name in spec.vectors:  # its own hnsw / quantization (config.multi_overrides)
+            kind, own = spec.backend_of(name)
+            return create_multi_index(kind, dim, distance, own)
         if spec.type == "muvera":
             return create_multi_index("muvera", dim, distance, params)
         return create_multi_index("maxsim", dim, distance)

@@ -93,8 +93,8 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
                 f"Wrong input: {what}: a list of vectors (multi-vector) given for a dense "
                 "vector; create the vector with `multivector_config` to store sets"
             )
-        raise InvalidVector(
-            f"Wrong input: Vector dimension error: expected dim: {params.size}, got {got} ({what})"
+        raise InvalidVector(  # Qdrant's exact words, which clients match on
+            f"Wrong input: Vector dimension error: expected dim: {params.size}, got {got}"
         )
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
@@ -115,8 +115,7 @@ def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVecto
             return InvalidVector(f"Wrong input: {what} #{i} is not a flat list of numbers")
         if len(row) != params.size:
             return InvalidVector(
-                "Wrong input: Vector dimension error: "
-                f"expected dim: {params.size}, got {len(row)} ({what} #{i})"
+                f"Wrong input: Vector dimension error: expected dim: {params.size}, got {len(row)}"
             )
     return InvalidVector(f"Wrong input: {what}: expected flat lists of {params.size} numbers")
 

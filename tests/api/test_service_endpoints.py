@@ -5,6 +5,8 @@ qdrant-client's own REST models and against a collection whose contents are know
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from importlib.metadata import version
 from typing import Any
@@ -15,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from qdrant_client.common.version_check import is_compatible
 from qdrant_client.http import models
 
+from server.api import host_telemetry
 from server.cluster.shards import shard_of
-from server.engine import build_worker
+from server.engine import build_worker, unindexed_fields
 from server.engine.collection import Collection
 from tests.helpers.api import Api, create_items, wait_green
 
@@ -281,3 +284,67 @@ def test_collections_vector_total_counts_points_holding_each_named_vector(api: A
         == 1
     )
     assert samples[("collections_vector_total", frozenset())] == 3
+
+
+# -- host telemetry and paths ----------------------------------------------------
+
+
+def test_telemetry_system_reports_this_hosts_cores_memory_and_disk(api: Api) -> None:
+    answer = api.result("GET", "/telemetry?details_level=1")
+    system = models.TelemetryData.model_validate(answer).app.system
+    assert system is not None
+    assert system.cores == host_telemetry.usable_cores()
+    assert 1 <= system.cores <= (os.cpu_count() or 1)
+    assert system.ram_size == host_telemetry.usable_memory_bytes() // 1024
+    assert system.ram_size > 64 * 1024  # more than 64 MiB, in KiB
+    assert system.disk_size is not None and system.disk_size > 0
+    assert system.cpu_endian is not None and system.cpu_endian.value == sys.byteorder
+    assert "system" not in api.result("GET", "/telemetry")["app"]  # level 0: counts only
+
+
+@pytest.mark.parametrize("path", ["/collections/", "/collections/items/", "/aliases/"])
+def test_a_trailing_slash_is_an_unknown_route_as_in_qdrant(
+    api: Api, collection: str, path: str
+) -> None:
+    response = api.client.get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json()["status"] == {"error": f"Not found: GET {path}"}
+
+
+def test_a_slow_search_filtering_an_unindexed_key_is_an_issue_until_indexed(
+    api: Api, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant's ``UnindexedField`` issue, with its ready-made index request."""
+    query = {
+        "query": [1.0, 0.0, 0.0, 0.0],
+        "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]},
+    }
+    api.result("POST", f"/collections/{collection}/points/query", query)
+    assert api.result("GET", "/issues")["issues"] == []  # fast: under Qdrant's 300 ms
+    monkeypatch.setattr(unindexed_fields, "SLOW_SEARCH_S", -1.0)  # every search is slow
+    api.result("POST", f"/collections/{collection}/points/query", query)
+    [issue] = api.result("GET", "/issues")["issues"]
+    assert issue["id"] == f"{collection}/UNINDEXED_FIELD/city"
+    assert issue["description"] == (
+        f"Unindexed field 'city' is slowing down queries in collection '{collection}'"
+    )
+    action = issue["solution"]["immediate"]["action"]
+    assert (action["method"], action["uri"]) == ("PUT", f"/collections/{collection}/index")
+    assert action["body"] == {"field_name": "city", "field_schema": "keyword"}
+    api.result("PUT", f"/collections/{collection}/index?wait=true", action["body"])
+    assert api.result("GET", "/issues")["issues"] == []  # solved by the index
+
+
+def test_a_range_on_an_unindexed_key_offers_a_choice_of_index_types(
+    api: Api, collection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unindexed_fields, "SLOW_SEARCH_S", -1.0)
+    flt = {"must": [{"key": "n", "range": {"gte": 3}}, {"is_empty": {"key": "tags"}}]}
+    api.result(
+        "POST", f"/collections/{collection}/points/query", {"query": [1.0] * 4, "filter": flt}
+    )
+    [issue] = api.result("GET", "/issues")["issues"]  # is_empty suggests no index
+    choice = issue["solution"]["immediate_choice"]
+    assert [c["action"]["body"]["field_schema"] for c in choice] == ["float", "integer"]
+    assert api.result("DELETE", "/issues") is True
+    assert api.result("GET", "/issues")["issues"] == []

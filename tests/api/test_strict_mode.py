@@ -263,6 +263,44 @@ def test_unindexed_range_names_both_numeric_index_types(api: Api, collection: st
     assert api.call("POST", f"{POINTS}/scroll", {"filter": {"must": [{"has_id": [1]}]}})[0] == 200
 
 
+@pytest.mark.parametrize(
+    ("options", "served", "unserved"),
+    [
+        ({"lookup": False}, {"range": {"gte": 3}}, {"match": {"value": 3}}),
+        ({"range": False}, {"match": {"any": [3, 4]}}, {"range": {"lt": 3}}),
+    ],
+    ids=["lookup_false", "range_false"],
+)
+def test_an_integer_index_without_the_capability_counts_as_unindexed(
+    api: Api, collection: str, options: dict[str, Any], served: Any, unserved: Any
+) -> None:
+    """Qdrant's integer ``lookup`` / ``range`` flags: the index answers only the kind of
+    condition it was built for, so the other kind is an unindexed filter."""
+    schema = {"type": "integer"} | options
+    api.result("PUT", f"{PATH}/index?wait=true", {"field_name": "n", "field_schema": schema})
+    strict(api, unindexed_filtering_retrieve=False)
+    ok = api.result("POST", f"{POINTS}/scroll", {"filter": {"must": [{"key": "n"} | served]}})
+    assert ok["points"]
+    code, body = api.call(
+        "POST", f"{POINTS}/scroll", {"filter": {"must": [{"key": "n"} | unserved]}}
+    )
+    assert code == 400
+    assert 'Index required but not found for "n"' in body["status"]["error"]
+
+
+def test_a_facet_needs_an_integer_index_with_lookup(api: Api, collection: str) -> None:
+    """An integer index with ``lookup: false`` keeps no value map, which facets read."""
+    schema = {"type": "integer", "lookup": False}
+    api.result("PUT", f"{PATH}/index?wait=true", {"field_name": "n", "field_schema": schema})
+    code, body = api.call("POST", f"{PATH}/facet", {"key": "n"})
+    assert (code, body["status"]["error"].split(".")[0]) == (
+        400,
+        "Wrong input: No appropriate index for faceting: `n`",
+    )
+    api.result("PUT", f"{PATH}/index?wait=true", {"field_name": "n", "field_schema": "integer"})
+    assert len(api.result("POST", f"{PATH}/facet", {"key": "n", "limit": 3})["hits"]) == 3
+
+
 def test_unindexed_filtering_update(api: Api, collection: str) -> None:
     strict(api, unindexed_filtering_update=False)
     answer = api.call("POST", f"{POINTS}/delete?wait=true", {"filter": CITY})

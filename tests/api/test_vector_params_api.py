@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+from index.registry import index_from_bytes
 from tests.helpers.api import Api, make_client, wait_green
 
 C = "/collections/pv"
@@ -122,3 +123,79 @@ def test_per_vector_params_need_an_hnsw_collection(api: Api) -> None:
     status, answer = api.put(C, body)
     assert status == 400
     assert "per-vector" in answer["status"]["error"]
+
+
+def create_multi(api: Api, index: str) -> None:
+    """A dense ``a`` and a multi-vector ``m`` (60 points of 3 tokens) under ``index``."""
+    multi = {"size": DIM, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}
+    body = {
+        "vectors": {"a": {"size": DIM, "distance": "Dot"}, "m": multi},
+        "index": {"type": index},
+        "optimizers_config": {"indexing_threshold": 20, "default_segment_number": 1},
+    }
+    api.result("PUT", C, body)
+    rng = np.random.default_rng(6)
+    points = [
+        {
+            "id": i,
+            "vector": {"a": rng.normal(size=DIM).tolist(), "m": rng.normal(size=(3, DIM)).tolist()},
+        }
+        for i in range(60)
+    ]
+    api.result("PUT", f"{C}/points?wait=true", {"points": points})
+
+
+def built_spec(data_dir: Path) -> dict[str, Any]:
+    manifest = next((data_dir / "collections" / "pv" / "segments").glob("*/manifest.json"))
+    return dict(orjson.loads(manifest.read_bytes()))
+
+
+def built_index(data_dir: Path, name: str) -> Any:
+    """The index the sealed segment holds for vector ``name``, read from its file."""
+    manifest = next((data_dir / "collections" / "pv" / "segments").glob("*/manifest.json"))
+    entry = orjson.loads(manifest.read_bytes())["indexes"][name]
+    return index_from_bytes((manifest.parent / entry["file"]).read_bytes())
+
+
+def multi_search(api: Api) -> list[int]:
+    query = {"query": [[1.0] * DIM, [0.5] * DIM], "using": "m", "limit": 5}
+    return [hit["id"] for hit in api.result("POST", f"{C}/points/query", query)["points"]]
+
+
+def test_a_multi_vectors_own_quantization_stores_its_tokens_compressed(tmp_path: Path) -> None:
+    """Qdrant compresses a multi-vector with its own quantization; Quiver keeps its
+    tokens as float16 (half the bytes), scores staying close enough to keep the order."""
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create_multi(api, "hnsw")
+        wait_green(api, "pv")
+        before = multi_search(api)
+        exact = built_index(tmp_path, "m")
+        assert (exact.kind, exact.stored().tokens.dtype) == ("maxsim", np.float32)
+        patch = {"vectors": {"m": {"quantization_config": {"scalar": {"type": "int8"}}}}}
+        assert api.result("PATCH", C, patch) is True
+        wait_green(api, "pv")
+        own = built_spec(tmp_path)["spec"]["vectors"]
+        assert own == {"m": {"type": "maxsim", "params": {"storage": "float16"}}}
+        compressed = built_index(tmp_path, "m")
+        assert compressed.stored().tokens.dtype == np.float16
+        assert compressed.stored().tokens.nbytes * 2 == exact.stored().tokens.nbytes
+        assert multi_search(api) == before
+
+
+def test_a_multi_vectors_own_hnsw_config_shapes_its_muvera_graph(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create_multi(api, "muvera")
+        wait_green(api, "pv")
+        assert built_index(tmp_path, "m").kind == "muvera"
+        api.result("PATCH", C, {"vectors": {"m": {"hnsw_config": {"m": 6, "ef_construct": 40}}}})
+        wait_green(api, "pv")
+        own = built_spec(tmp_path)["spec"]["vectors"]["m"]
+        assert (own["type"], own["params"]["m"], own["params"]["ef_construct"]) == ("muvera", 6, 40)
+        assert built_index(tmp_path, "m").kind == "muvera"
+        api.result("PATCH", C, {"vectors": {"m": {"hnsw_config": {"m": 0}}}})
+        wait_green(api, "pv")
+        assert built_index(tmp_path, "m").kind == "maxsim"  # m 0: exact MaxSim, no graph
+        vectors = api.result("GET", C)["config"]["params"]["vectors"]
+        assert vectors["m"]["hnsw_config"] == {"m": 0, "ef_construct": 40}

@@ -6,8 +6,8 @@ worker's jobs and the request statistics of ``server/api/metrics.py``. ``/cluste
 ``{"status": "disabled"}``, as Qdrant answers without distributed mode: Quiver has one
 API node and no consensus, even when its shards run as Ray actors (those are listed by
 ``/collections/{name}/cluster`` as this node's local shards). ``/issues`` reports what
-the collections' state shows (``service_wire.IssueBoard``); Quiver does not record
-issues from requests (Qdrant's unindexed-field issue), so that kind never appears.
+the collections' state shows (``service_wire.IssueBoard``) and, as Qdrant, the payload
+keys that slow searches filtered on without an index (``engine/unindexed_fields.py``).
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from server.engine.segment_lifecycle import SegmentLifecycle, learns_from_querie
 from server.engine.segment_set import SegmentSet
 from server.engine.sparse_vector import SparseRows, SparseVector
 from server.engine.training_queries import QuerySamples
+from server.engine.unindexed_fields import UNINDEXED_FIELDS
 from server.engine.vectors import (
     check_vector_names,
     merge_vector_updates,
@@ -123,6 +124,7 @@ class Collection:
                 self._closed = True
                 self.query_samples.flush()
                 self._store.close()
+                UNINDEXED_FIELDS.clear([self.name])  # issues live as long as the collection
 
     @property
     def config(self) -> CollectionConfig:
@@ -423,10 +425,16 @@ class Collection:
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Answer a batch of searches (``search.Searcher``); LeanVec OOD collections
-        keep a sample of the dense queries they serve for training."""
+        keep a sample of the dense queries they serve for training. A slow batch
+        reports the keys it filtered on unindexed (``unindexed_fields``)."""
+        started = time.perf_counter()
         with self._lock.read():
             searcher = Searcher(self._segments, self._config, self.planner, self._reader())
             results = searcher.search(specs)
+        UNINDEXED_FIELDS.observe(
+            self.name, self._config.payload_schema, (spec.filter for spec in specs),
+            time.perf_counter() - started,
+        )  # fmt: skip
         if learns_from_queries(self._config):
             for spec in specs:
                 params = self._config.vectors.get(spec.using)
