@@ -342,12 +342,13 @@ class ReplicatedShardGroup:
             transfers = [
                 {
                     "shard_id": t.shard,
-                    "from": peer_id(t.source_node) if t.source_node else None,
+                    "from": peer_id(t.source_node),
                     "to": peer_id(t.target.node),
                     "sync": True,
                     "method": "snapshot",
                 }
                 for t in self.transfers.values()
+                if t.source_node is not None  # listed once its source is chosen
             ]
         return {"remote_shards": remote, "shard_transfers": transfers}
 
