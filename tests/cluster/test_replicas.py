@@ -18,7 +18,7 @@ import pytest
 
 from index.metrics import Distance
 from server.cluster.oplog import OpLog
-from server.cluster.replica_set import ReplicaState, merge_answers
+from server.cluster.replica_set import ReplicaState, merge_answers, peer_id
 from server.cluster.replica_transport import LocalReplicaFactory
 from server.cluster.replicated import ReplicatedShardGroup
 from server.cluster.shards import ShardedCollection, on_collection
@@ -243,3 +243,43 @@ def test_the_operation_log_keeps_the_newest_writes() -> None:
     assert oplog.since(3) == []
     assert [seq for seq, _ in oplog.since(1) or []] == [2, 3]
     assert oplog.since(0) is None
+
+
+def test_move_shard_fills_the_new_replica_then_drops_the_old_one(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, factory = cluster
+    upsert(collection, list(range(30)))
+    group = group_of(collection)
+    held = {r.node for r in group.sets[0].replicas}
+    [spare] = [node for node in factory.nodes() if node not in held]
+    source = sorted(held)[0]
+    move = {"shard_id": 0, "from_peer_id": peer_id(source), "to_peer_id": peer_id(spare)}
+    group.cluster_operation("move_shard", move)
+    wait_replicated(group)
+    assert {r.node for r in group.sets[0].replicas} == held - {source} | {spare}
+    copies = replica_ids(group)[0]
+    assert copies[0] == copies[1] and len(copies[0]) > 0
+    with pytest.raises(BadRequest):  # no transfer is running
+        group.cluster_operation("abort_transfer", {"shard_id": 0, "to_peer_id": peer_id(spare)})
+    with pytest.raises(BadRequest):
+        group.cluster_operation("move_shard", move | {"shard_id": 7})
+
+
+def test_a_node_killed_during_a_transfer_is_replaced_by_another_transfer(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, factory = cluster
+    upsert(collection, list(range(30)))
+    group = group_of(collection)
+    held = {r.node for r in group.sets[0].replicas}
+    [spare] = [node for node in factory.nodes() if node not in held]
+    group.cluster_operation("replicate_shard", {"shard_id": 0, "to_peer_id": peer_id(spare)})
+    assert 0 in group.transfers  # registered before the call returns
+    factory.kill_node(spare)
+    upsert(collection, list(range(30, 40)))
+    wait_replicated(group)
+    assert len(group.sets[0].replicas) == 3
+    assert spare not in {r.node for s in group.sets for r in s.replicas}
+    copies = replica_ids(group)[0]
+    assert copies[0] == copies[1] == copies[2]
