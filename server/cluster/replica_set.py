@@ -122,19 +122,20 @@ class ReplicaSet:
 
     # -- writes ----------------------------------------------------------
 
-    def write(self, call: ShardCall[T]) -> Future[T]:
-        """Send ``call`` to every active replica; the future answers once
-        ``write_factor`` of them applied it (503 when too few are active)."""
+    def write(self, call: ShardCall[T], needed: int | None = None) -> Future[T]:
+        """Send ``call`` to every active replica; the future answers once ``needed``
+        (default ``write_factor``) of them applied it (503 when too few are active)."""
+        needed = self.write_factor if needed is None else needed
         with self.lock:
             active = self.active()
-            if len(active) < self.write_factor:
+            if len(active) < needed:
                 raise ServiceUnavailable(
                     f"shard {self.shard} has {len(active)} active replicas, "
-                    f"write_consistency_factor is {self.write_factor}"
+                    f"write_consistency_factor is {needed}"
                 )
             seq = self.log.append(call)
             replies = [(r, r.handle.apply(seq, call)) for r in active]
-        ack: _Ack[T] = _Ack(self.write_factor, len(replies), self.shard)
+        ack: _Ack[T] = _Ack(needed, len(replies), self.shard)
         for replica, reply in replies:
             reply.add_done_callback(functools.partial(self._on_reply, replica, ack))
         return ack

@@ -136,14 +136,27 @@ class ReplicatedShardGroup:
         writes: dict[int, Future[T]] = {}
         reads: dict[int, list[tuple[Replica, Future[T]]]] = {}
         for shard, call in calls.items():
-            if call.method in WRITES:
+            if call.method is ShardServer.update_config:  # also when the factor is unreachable
+                writes[shard] = self.sets[shard].write(call, needed=1)
+            elif call.method in WRITES:
                 writes[shard] = self.sets[shard].write(call)
             else:
                 reads[shard] = self.sets[shard].start_read(call, consistency)
         out = {shard: reply.result() for shard, reply in writes.items()}
+        self._follow_config(calls)
         for shard, asked in reads.items():
             out[shard] = self.sets[shard].finish_read(calls[shard], asked, consistency)
         return out
+
+    def _follow_config(self, calls: Mapping[int, ShardCall[Any]]) -> None:
+        """A patched ``write_consistency_factor`` applies from the next write on (a patched
+        ``replication_factor`` adds no replica by itself, as in Qdrant: ``replicate_shard``)."""
+        for call in calls.values():
+            if call.method is ShardServer.update_config:
+                config: CollectionConfig = call.args[0]
+                self.write_factor = config.write_consistency_factor
+                for replica_set in self.sets:
+                    replica_set.write_factor = config.write_consistency_factor
 
     def close(self) -> None:
         """Stop healing and let every replica go (their folders stay)."""

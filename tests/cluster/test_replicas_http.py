@@ -96,3 +96,15 @@ def test_cluster_operations_are_refused_on_a_collection_without_replicas(
         drop = {"drop_replica": {"shard_id": 0, "peer_id": 0}}
         assert api.post("/collections/plain/cluster", drop)[0] == 400
         assert api.post("/collections/plain/cluster", {})[0] == 400
+
+
+def test_a_patched_write_consistency_factor_applies_to_the_next_write(data_dir: Path) -> None:
+    with make_client(data_dir) as client:
+        api = Api(client)
+        api.result("PUT", "/collections/r", BODY)
+        api.result("PATCH", "/collections/r", {"params": {"write_consistency_factor": 3}})
+        status, _ = api.put("/collections/r/points?wait=true", points(range(3)))
+        assert status == 503  # two replicas per shard cannot reach 3
+        api.result("PATCH", "/collections/r", {"params": {"write_consistency_factor": 2}})
+        api.result("PUT", "/collections/r/points?wait=true", points(range(3)))
+        assert api.result("POST", "/collections/r/points/count", {"exact": True})["count"] == 3
