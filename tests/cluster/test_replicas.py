@@ -283,3 +283,18 @@ def test_a_node_killed_during_a_transfer_is_replaced_by_another_transfer(
     assert spare not in {r.node for s in group.sets for r in s.replicas}
     copies = replica_ids(group)[0]
     assert copies[0] == copies[1] == copies[2]
+
+
+def test_a_collection_drops_while_a_replica_is_down(tmp_path: Path) -> None:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=3)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    down = group.sets[0].replicas[0]
+    factory.kill_node(down.node)
+    collection.drop()
+    folders = {(s.shard, r.replica_id, r.node) for s in group.sets for r in s.replicas}
+    for shard, replica_id, node in folders:
+        # each live replica removed its own folder; the one on the dead node is left there
+        assert (tmp_path / str(shard) / replica_id).exists() == (node == down.node)
