@@ -62,6 +62,8 @@ def config(replicas: int) -> CollectionConfig:
 
 
 def start_cluster() -> tuple[Any, list[Any]]:
+    # Ray reads this once, on import: off, the nodes stay on 127.0.0.1 (ray_shards.py)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray.cluster_utils import Cluster
 
@@ -186,9 +188,9 @@ def main() -> int:
     data = glove.load(points)
     vectors = np.ascontiguousarray(data.base, dtype=np.float32)
     queries = np.ascontiguousarray(data.queries[:1000], dtype=np.float32)
+    cluster, workers = start_cluster()
     import ray
 
-    cluster, workers = start_cluster()
     rows: list[dict[str, Any]] = []
     rec: dict[str, float] = {}
     try:
