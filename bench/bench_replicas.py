@@ -140,11 +140,17 @@ def recovery(
     started = time.perf_counter()
     raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
     os.kill(raylet, signal.SIGKILL)
-    time.sleep(1.0)  # until the replicas are marked dead
-    while group.transfers or any(
-        [r.state for r in s.replicas] != [ReplicaState.ACTIVE] * 2 for s in group.sets
-    ):
-        time.sleep(0.1)
+
+    def whole() -> bool:
+        """No replica left on the dead node, and two active ones per shard."""
+        return not group.transfers and all(
+            [r.state for r in s.replicas] == [ReplicaState.ACTIVE] * 2
+            and victim.node_id not in {r.node for r in s.replicas}
+            for s in group.sets
+        )
+
+    while not whole():
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
     stop.set()
     writer.join()
