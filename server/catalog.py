@@ -25,7 +25,10 @@ import shutil
 import uuid
 from pathlib import Path
 
+from server.cluster.ray_replicas import RayReplicaFactory
 from server.cluster.ray_shards import RayShardGroup, connect
+from server.cluster.replica_transport import LocalReplicaFactory, ReplicaFactory
+from server.cluster.replicated import Membership, ReplicatedShardGroup
 from server.cluster.shards import LocalShardGroup, ShardedCollection
 from server.engine.config import CollectionConfig
 from server.engine.engine import Engine
@@ -72,12 +75,14 @@ class ShardCatalog:
         """Shards first (under a fresh key), then the marker; the engine renames ``temp``
         into place, so a crash in between leaves only shard folders that no marker
         names, removed at start."""
-        if config.shard_number <= 1:
+        if config.shard_number <= 1 and config.replication_factor <= 1:
             return None
         key = uuid.uuid4().hex
         sharded = self._open(name, key, config, temp.parent / name)
+        group = sharded.group
+        replicas = group.membership() if isinstance(group, ReplicatedShardGroup) else None
         try:
-            _write_marker(temp, key, config)
+            _write_marker(temp, key, config, replicas)
         except BaseException:
             sharded.drop()
             raise
@@ -88,7 +93,8 @@ class ShardCatalog:
         if not marker.exists():
             return None
         raw = json.loads(marker.read_text())
-        return self._open(name, raw["key"], CollectionConfig.model_validate(raw["config"]), folder)
+        config = CollectionConfig.model_validate(raw["config"])
+        return self._open(name, raw["key"], config, folder, raw.get("replicas"))
 
     def clean_orphans(self, collections_root: Path) -> None:
         """Shard folders on this machine that no sharded collection names (a create or
@@ -102,13 +108,26 @@ class ShardCatalog:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _open(
-        self, name: str, key: str, config: CollectionConfig, folder: Path
+        self,
+        name: str,
+        key: str,
+        config: CollectionConfig,
+        folder: Path,
+        replicas: Membership | None = None,
     ) -> ShardedCollection:
         base = self.shards_root / key
         sharded = open_sharded_collection(
-            base, name, config, self.ray_address, self.shard_cpus, self.idle_seal_s
+            base, name, config, self.ray_address, self.shard_cpus, self.idle_seal_s, replicas
         )
-        sharded.on_config = lambda updated: _write_marker(folder, key, updated)
+        group = sharded.group
+        membership = group.membership if isinstance(group, ReplicatedShardGroup) else None
+
+        def persist(updated: CollectionConfig) -> None:
+            _write_marker(folder, key, updated, membership() if membership else None)
+
+        sharded.on_config = persist
+        if isinstance(group, ReplicatedShardGroup):
+            group.on_membership = lambda: persist(sharded.config)
         sharded.on_drop = lambda: shutil.rmtree(base, ignore_errors=True)
         return sharded
 
@@ -120,12 +139,20 @@ def open_sharded_collection(
     ray_address: str | None,
     shard_cpus: float = 0.5,
     idle_seal_s: float = 0.0,
+    replicas: Membership | None = None,
 ) -> ShardedCollection:
     """A sharded collection with its shards under folder ``base``: in this process when
     ``ray_address`` is None, else Ray actors (``"local"``: a loopback Ray on this
     machine; Ray itself is imported only then, so the single-node path never needs it).
     Created on first open, reopened from the shard folders afterwards. ``idle_seal_s``
-    is each shard engine's (``Engine``)."""
+    is each shard engine's (``Engine``). With ``replication_factor`` > 1 each shard is a
+    set of replicas (``server/cluster/replicated.py``), reopened from ``replicas``, the
+    membership the marker recorded."""
+    if config.replication_factor > 1:
+        factory = _replica_factory(name, config, ray_address, shard_cpus, idle_seal_s)
+        return ShardedCollection(
+            name, config, ReplicatedShardGroup(base, config, factory, replicas)
+        )
     if ray_address is None:
         return ShardedCollection(name, config, LocalShardGroup(base, name, config, idle_seal_s))
     connect(ray_address)
@@ -133,16 +160,36 @@ def open_sharded_collection(
     return ShardedCollection(name, config, group)
 
 
+def _replica_factory(
+    name: str,
+    config: CollectionConfig,
+    ray_address: str | None,
+    shard_cpus: float,
+    idle_seal_s: float,
+) -> ReplicaFactory:
+    if ray_address is None:
+        return LocalReplicaFactory(name, config)
+    connect(ray_address)
+    single = ray_address == "local"
+    return RayReplicaFactory(name, config, shard_cpus, idle_seal_s, single_machine=single)
+
+
 def _marker_key(folder: Path) -> str:
     key: str = json.loads((folder / SHARDED_FILE).read_text())["key"]
     return key
 
 
-def _write_marker(folder: Path, key: str, config: CollectionConfig) -> None:
-    """A sharded collection's config and shard key, replaced atomically."""
+def _write_marker(
+    folder: Path, key: str, config: CollectionConfig, replicas: Membership | None = None
+) -> None:
+    """A sharded collection's config and shard key (and, replicated, which replica is
+    on which node), replaced atomically."""
     temp = folder / f".{SHARDED_FILE}.tmp"
+    raw: dict[str, object] = {"key": key, "config": config.model_dump(mode="json")}
+    if replicas is not None:
+        raw["replicas"] = replicas
     with open(temp, "w") as out:
-        json.dump({"key": key, "config": config.model_dump(mode="json")}, out)
+        json.dump(raw, out)
         out.flush()
         os.fsync(out.fileno())
     os.replace(temp, folder / SHARDED_FILE)

@@ -104,6 +104,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/telemetry"): ANY,  # filtered to the caller's collections
     ("GET", "/cluster"): GLOBAL_READ,
     ("GET", f"{C}/cluster"): READ,
+    ("POST", f"{C}/cluster"): MANAGE_JSON,
     ("GET", f"{C}/optimizations"): READ,
     ("GET", "/issues"): ANY,  # filtered to the caller's collections
     ("DELETE", "/issues"): MANAGE,

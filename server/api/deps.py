@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from fastapi import Depends, Request
 
+from server.engine.consistency import READ_CONSISTENCY, parse_consistency
 from server.engine.engine import Engine
 from server.engine.protocols import CollectionHandle
 from server.settings import Settings
@@ -42,6 +43,9 @@ CollectionDep = Annotated[CollectionHandle, Depends(get_collection)]
 
 
 async def run_cpu(request: Request, func: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (numpy, faiss, SQLite) off the event loop, bounded in concurrency."""
+    """Run blocking work (numpy, faiss, SQLite) off the event loop, bounded in concurrency.
+    The request's ``?consistency=`` goes with it (``engine/consistency.py``): the worker
+    thread runs in a copy of this context."""
     limiter: anyio.CapacityLimiter = request.app.state.cpu_limiter
+    READ_CONSISTENCY.set(parse_consistency(request.query_params.get("consistency")))
     return await anyio.to_thread.run_sync(func, *args, limiter=limiter)

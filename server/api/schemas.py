@@ -364,3 +364,29 @@ class ChangeAliases(Wire):
     """``POST /collections/aliases``: applied in order, all or nothing."""
 
     actions: list[AliasOperation]
+
+
+class ShardTransferIn(Wire):
+    """Qdrant's ``MoveShard`` / ``ReplicateShard`` / ``AbortShardTransfer``."""
+
+    shard_id: int
+    to_peer_id: int
+    from_peer_id: int | None = None
+    method: str | None = None
+
+
+class DropReplicaIn(Wire):
+    shard_id: int
+    peer_id: int
+
+
+class ClusterOperation(Wire):
+    """Qdrant's ``ClusterOperations``: one of these per request."""
+
+    replicate_shard: ShardTransferIn | None = None
+    move_shard: ShardTransferIn | None = None
+    abort_transfer: ShardTransferIn | None = None
+    drop_replica: DropReplicaIn | None = None
+
+
+CLUSTER_OPS = ("replicate_shard", "move_shard", "abort_transfer", "drop_replica")

@@ -32,7 +32,7 @@ from server.api.routes.admin import quiver_version
 from server.engine.protocols import CollectionHandle, JobWire
 from server.engine.results import SegmentInfo
 from server.engine.unindexed_fields import UNINDEXED_FIELDS, UnindexedField
-from server.errors import QuiverError
+from server.errors import BadRequest, QuiverError
 
 Json = dict[str, Any]
 PEER_ID = 0
@@ -68,7 +68,13 @@ def segment_uuid(segment_id: int | None, shard: int | None) -> UUID:
 
 
 def collection_cluster(collection: CollectionHandle) -> Json:
-    """Qdrant's ``CollectionClusterInfo``: every shard local to this node and active."""
+    """Qdrant's ``CollectionClusterInfo``: every shard local to this node and active; a
+    replicated collection's replicas are remote shards, each in its own state."""
+    replicated = getattr(getattr(collection, "group", None), "cluster_info", None)
+    if replicated is not None:
+        shards = collection.info().shards or []
+        replicas: Json = replicated()
+        return {"peer_id": PEER_ID, "shard_count": len(shards), "local_shards": []} | replicas
     info = collection.info()
     shards = info.shards or []
     local = [
@@ -81,6 +87,17 @@ def collection_cluster(collection: CollectionHandle) -> Json:
         "remote_shards": [],
         "shard_transfers": [],
     }
+
+
+def cluster_operation(collection: CollectionHandle, kind: str, args: Json) -> None:
+    """Qdrant's ``POST /collections/{name}/cluster`` on a replicated collection (the
+    replica sets, ``server/cluster/replicated.py``, run it); a 400 on any other."""
+    operate = getattr(getattr(collection, "group", None), "cluster_operation", None)
+    if operate is None:
+        raise BadRequest(
+            "Bad request: cluster operations need a collection with replication_factor > 1"
+        )
+    operate(kind, args)
 
 
 # -- optimizations -------------------------------------------------------------

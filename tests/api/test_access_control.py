@@ -284,6 +284,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/telemetry"): Sample("any", "GET", "/telemetry"),
     ("GET", "/cluster"): Sample("global read", "GET", "/cluster"),
     ("GET", "/collections/{name}/cluster"): Sample("read", "GET", f"{ITEMS}/cluster"),
+    ("POST", "/collections/{name}/cluster"): Sample(
+        "manage", "POST", "/collections/replicated/cluster", extra=lambda w: drop_body(w)
+    ),
     ("GET", "/collections/{name}/optimizations"): Sample("read", "GET", f"{ITEMS}/optimizations"),
     ("GET", "/issues"): Sample("any", "GET", "/issues"),
     ("DELETE", "/issues"): Sample("manage", "DELETE", "/issues"),
@@ -362,6 +365,17 @@ def facet_body(world: World) -> dict[str, Any]:
     index = {"field_name": "city", "field_schema": "keyword"}
     world.api.result("PUT", f"{ITEMS}/index?wait=true", index)
     return {"json": {"key": "city"}}
+
+
+def drop_body(world: World) -> dict[str, Any]:
+    """A fresh two-replica collection and a ``drop_replica`` of one of its replicas."""
+    api = world.api
+    if api.result("GET", "/collections/replicated/exists")["exists"]:
+        api.result("DELETE", "/collections/replicated")
+    body = {"vectors": {"size": 4, "distance": "Dot"}, "replication_factor": 2}
+    api.result("PUT", "/collections/replicated", body)
+    peer = api.result("GET", "/collections/replicated/cluster")["remote_shards"][0]["peer_id"]
+    return {"json": {"drop_replica": {"shard_id": 0, "peer_id": peer}}}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from server.api.access import FULL, GRANT_STATE, Grant, visible_collections
 from server.api.deps import CollectionDep, EngineDep, run_cpu
 from server.api.envelope import ok
 from server.api.routing import OrjsonRoute
+from server.api.schemas import CLUSTER_OPS, ClusterOperation
 from server.engine.engine import Engine
 from server.engine.protocols import CollectionHandle
 from server.errors import BadRequest, CollectionNotFound
@@ -66,6 +67,20 @@ async def cluster_status(request: Request) -> Response:
 @router.get("/collections/{name}/cluster")
 async def collection_cluster(request: Request, collection: CollectionDep) -> Response:
     return ok(request, await run_cpu(request, service_wire.collection_cluster, collection))
+
+
+@router.post("/collections/{name}/cluster")
+async def update_collection_cluster(
+    request: Request, collection: CollectionDep, body: ClusterOperation
+) -> Response:
+    """Qdrant's ``replicate_shard``, ``move_shard``, ``abort_transfer`` and
+    ``drop_replica``; exactly one per request. Transfers run in the background."""
+    given = body.model_dump(exclude_none=True)
+    if len(given) != 1:
+        raise BadRequest(f"Bad request: expected one operation of {', '.join(CLUSTER_OPS)}")
+    [(kind, args)] = given.items()
+    await run_cpu(request, service_wire.cluster_operation, collection, kind, args)
+    return ok(request, True)
 
 
 @router.get("/collections/{name}/optimizations")

@@ -1,0 +1,225 @@
+"""Replicated shards on a three-node local Ray cluster (ADR 0014).
+
+GloVe-50 (the first `--points` base vectors, Cosine), `shard_number: 3`, on a Ray cluster
+of three raylets on this machine (`ray.cluster_utils.Cluster`, one CPU each), through the
+Python API (`ShardedCollection` over `ReplicatedShardGroup`, as the server holds it):
+
+* ingest: points/s of 1,000-point bulk upserts until acknowledged, at R = 1, 2, 3
+  (`write_consistency_factor` 1);
+* queries at R = 1 and 2: single queries/s (one at a time) and batch queries/s (batches of
+  100), reads spread over the replicas;
+* recovery at R = 2: a worker's raylet is killed (SIGKILL); seconds until every shard has
+  two active replicas again, the points those re-created replicas received per second,
+  and the write rate (100-point upserts from one thread) meanwhile.
+
+Targets (issue 23): batch throughput at R = 2 >= 0.9x R = 1, ingest at R = 2 >= 0.5x R = 1,
+recovery >= 50k points/s. On a shared 2-core machine three raylets and up to nine replica
+actors compete for the same cores, so read the ratios, not the absolute numbers.
+
+    nice -n 10 python bench/bench_replicas.py             # 390k points: long
+    python bench/bench_replicas.py --quick                 # 6,000 points, a smoke run
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import glove
+import numpy as np
+from harness.cli import add_common_options, finish, log, new_parser
+from harness.machine import machine_info
+
+from server.cluster.replica_set import ReplicaState
+from server.cluster.replicated import ReplicatedShardGroup
+from server.cluster.shards import ShardedCollection
+from server.engine.config import CollectionConfig
+from server.engine.requests import SearchSpec
+
+BATCH = 1000
+QUERY_BATCH = 100
+SINGLE_QUERIES = 200
+K = 10
+REPLICA_CPUS = 0.25
+
+
+def config(replicas: int) -> CollectionConfig:
+    return CollectionConfig.model_validate(
+        {
+            "vectors": {"": {"size": 50, "distance": "Cosine"}},
+            "named_vectors": False,
+            "shard_number": 3,
+            "replication_factor": replicas,
+            "write_consistency_factor": 1,
+        }
+    )
+
+
+def start_cluster() -> tuple[Any, list[Any]]:
+    # Ray reads this once, on import: off, the nodes stay on 127.0.0.1 (ray_shards.py)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+    fast_death = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args=node | {"include_dashboard": False, "_system_config": fast_death},
+    )
+    workers = [cluster.add_node(**node) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    return cluster, workers
+
+
+def open_collection(root: Path, replicas: int) -> ShardedCollection:
+    from server.cluster.ray_replicas import RayReplicaFactory
+
+    cfg = config(replicas)
+    factory = RayReplicaFactory("bench", cfg, REPLICA_CPUS)
+    group = ReplicatedShardGroup(root / f"r{replicas}", cfg, factory, heal_interval_s=0.5)
+    return ShardedCollection("bench", cfg, group)
+
+
+def ingest(collection: ShardedCollection, vectors: np.ndarray, first_id: int = 0) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(vectors), BATCH):
+        chunk = vectors[start : start + BATCH]
+        ids = list(range(first_id + start, first_id + start + len(chunk)))
+        collection.bulk_upsert(ids, {"": chunk}, [{} for _ in ids])
+    return len(vectors) / (time.perf_counter() - started)
+
+
+def query_rates(collection: ShardedCollection, queries: np.ndarray) -> dict[str, float]:
+    specs = [SearchSpec(vector=q, using="", limit=K) for q in queries]
+    started = time.perf_counter()
+    for spec in specs[:SINGLE_QUERIES]:
+        collection.search([spec])
+    single = SINGLE_QUERIES / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for start in range(0, len(specs), QUERY_BATCH):
+        collection.search(specs[start : start + QUERY_BATCH])
+    batch = len(specs) / (time.perf_counter() - started)
+    return {"single_qps": round(single, 1), "batch_qps": round(batch, 1)}
+
+
+def recovery(
+    collection: ShardedCollection, workers: list[Any], vectors: np.ndarray
+) -> dict[str, float]:
+    """Kill the worker holding most replicas; time until every shard is whole again."""
+    from ray._private import ray_constants
+
+    group = collection.group
+    assert isinstance(group, ReplicatedShardGroup)
+    held = [r.node for s in group.sets for r in s.replicas]
+    victim = max(workers, key=lambda w: held.count(w.node_id))
+    lost = [s.shard for s in group.sets for r in s.replicas if r.node == victim.node_id]
+    lost_points = sum(collection.count(None) // 3 for _ in lost)
+    writes = 0
+    stop = threading.Event()
+
+    def write() -> None:
+        nonlocal writes
+        next_id = 10_000_000
+        while not stop.is_set():
+            chunk = vectors[:100]
+            ids = list(range(next_id, next_id + 100))
+            collection.bulk_upsert(ids, {"": chunk}, [{} for _ in ids])
+            next_id += 100
+            writes += 100
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    started = time.perf_counter()
+    raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+    os.kill(raylet, signal.SIGKILL)
+
+    def whole() -> bool:
+        """No replica left on the dead node, and two active ones per shard."""
+        return not group.transfers and all(
+            [r.state for r in s.replicas] == [ReplicaState.ACTIVE] * 2
+            and victim.node_id not in {r.node for r in s.replicas}
+            for s in group.sets
+        )
+
+    while not whole():
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    writer.join()
+    return {
+        "recovery_s": round(elapsed, 2),
+        "recovered_points": lost_points,
+        "recovery_points_per_s": round(lost_points / elapsed, 1),
+        "writes_per_s_meanwhile": round(writes / elapsed, 1),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = results["rows"]
+    lines = [
+        f"## Replicated shards (GloVe-50, {results['points']:,} points, 3 shards, 3 nodes)",
+        "",
+        "| R | ingest pts/s | single q/s | batch q/s |",
+        "|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["replicas"]):
+        lines.append(
+            f"| {row['replicas']} | {row['ingest_pps']:,.0f} | {row.get('single_qps', '-')} "
+            f"| {row.get('batch_qps', '-')} |"
+        )
+    rec = results["recovery"]
+    lines += [
+        "",
+        f"Recovery at R = 2: {rec['recovery_s']} s for {rec['recovered_points']:,} points "
+        f"({rec['recovery_points_per_s']:,} points/s); writes meanwhile "
+        f"{rec['writes_per_s_meanwhile']:,} points/s.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = new_parser(__doc__, raw=True)
+    add_common_options(parser, quick_help="6,000 points, a smoke run")
+    parser.add_argument("--points", type=int, default=390_000)
+    args = parser.parse_args()
+    points = 6_000 if args.quick else args.points
+    data = glove.load(points)
+    vectors = np.ascontiguousarray(data.base, dtype=np.float32)
+    queries = np.ascontiguousarray(data.queries[:1000], dtype=np.float32)
+    cluster, workers = start_cluster()
+    import ray
+
+    rows: list[dict[str, Any]] = []
+    rec: dict[str, float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for replicas in (1, 3, 2):  # R = 2 last: its recovery kills a node
+                log(f"R = {replicas}")
+                collection = open_collection(Path(tmp), replicas)
+                row: dict[str, Any] = {"replicas": replicas}
+                row["ingest_pps"] = round(ingest(collection, vectors), 1)
+                if replicas <= 2:
+                    row |= query_rates(collection, queries)
+                log(f"  {row}")
+                rows.append(row)
+                if replicas == 2:
+                    rec = recovery(collection, workers, vectors)
+                    log(f"  {rec}")
+                collection.drop()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    results = {"machine": machine_info(), "points": points, "rows": rows, "recovery": rec}
+    return finish(results, args, "replicas", markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Replicas as Ray actors, each pinned to one node (the Ray transport of
+``server/cluster/replica_transport.py``).
+
+Unlike an unreplicated shard (``ray_shards.py``), a replica actor is never restarted
+by Ray (``max_restarts=0``) nor are its calls retried: its folder is on its node's own
+disk, so a replica restarted elsewhere would find nothing, and a retried write could
+land out of order. A replica that dies is marked dead by its replica set and replaced
+(``replicated.py``). Each actor is pinned to the node chosen for it with a hard node
+affinity, so a reopened replica lands where its folder is; on a local Ray (one machine,
+``single_machine``) node ids change with every start, so replicas are not pinned there
+and every replica's node is ``LOCAL_NODE``.
+
+Snapshots travel as Ray objects: ``install`` of the target is given the reference
+that ``snapshot`` of the source returned, so the bytes go from node to node through
+Ray's object store, never through the front.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from server.cluster.replica_server import ReplicaServer
+from server.cluster.replica_transport import LOCAL_NODE
+from server.cluster.shards import ShardCall
+from server.engine.config import CollectionConfig
+from server.errors import QuiverError
+
+T = TypeVar("T")
+
+PING_S = 5.0
+"""How long ``is_lost`` waits for a replica that is on a live node."""
+NODES_TTL_S = 0.5
+"""How long the list of live nodes is reused (``ray.nodes()`` asks the GCS)."""
+
+
+class RayReplicaFactory:
+    """Replica actors reserving ``cpus`` each, for collection ``name``."""
+
+    def __init__(
+        self,
+        name: str,
+        config: CollectionConfig,
+        cpus: float,
+        idle_seal_s: float = 0.0,
+        single_machine: bool = False,
+    ) -> None:
+        import ray
+
+        self.name = name
+        self.config = config.model_dump(mode="json")
+        self.idle_seal_s = idle_seal_s
+        self.single_machine = single_machine
+        self._actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
+            ReplicaServer
+        )
+        self._nodes: tuple[float, list[str]] = (0.0, [])
+
+    def nodes(self) -> list[str]:
+        if self.single_machine:
+            return [LOCAL_NODE]
+        import ray
+
+        at, nodes = self._nodes
+        if time.monotonic() - at > NODES_TTL_S:
+            found: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+            nodes = sorted(n["NodeID"] for n in found if n["Alive"])
+            self._nodes = (time.monotonic(), nodes)
+        return nodes
+
+    def spawn(self, folder: Path, node: str) -> RayReplica:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options: dict[str, Any] = {}
+        if node != LOCAL_NODE:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        actor = self._actor_class.options(**options).remote(
+            str(folder), self.name, self.config, self.idle_seal_s
+        )
+        return RayReplica(actor, node, self)
+
+
+class RayReplica:
+    """One replica actor; every call answers through a ``concurrent.futures.Future``."""
+
+    def __init__(self, actor: Any, node: str, factory: RayReplicaFactory) -> None:
+        self.actor = actor
+        self._node = node
+        self._factory = factory
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def apply(self, seq: int, call: ShardCall[T]) -> Future[T | None]:
+        return _future(self.actor.apply.remote(seq, call))
+
+    def read(self, call: ShardCall[T]) -> Future[T]:
+        return _future(self.actor.call.remote(call))
+
+    def applied_seq(self) -> Future[int]:
+        return _future(self.actor.applied_seq.remote())
+
+    def snapshot(self) -> Any:
+        return self.actor.snapshot.remote()
+
+    def install(self, snapshot: Any) -> Future[int]:
+        return _future(self.actor.install.remote(snapshot))
+
+    def destroy(self) -> Future[None]:
+        return _future(self.actor.destroy.remote())
+
+    def release(self) -> None:
+        import ray
+
+        try:
+            ray.get(self.actor.close.remote(), timeout=PING_S)
+        finally:
+            ray.kill(self.actor, no_restart=True)
+
+    def is_lost(self) -> bool:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        if self._node != LOCAL_NODE and self._node not in self._factory.nodes():
+            return True
+        try:
+            ray.get(self.actor.applied_seq.remote(), timeout=PING_S)
+        except GetTimeoutError:
+            return False  # busy, or its node is dying: asked again at the next round
+        except RayActorError:
+            return True
+        return False
+
+
+def _future(ref: Any) -> Future[Any]:
+    """The reference's answer; a shard's domain error comes out as itself (Ray wraps
+    it), so the API maps it as on a single node and the replica set does not take a
+    client error for a dead replica."""
+    from ray.exceptions import RayTaskError
+
+    out: Future[Any] = Future()
+
+    def settle(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is None:
+            out.set_result(done.result())
+        elif isinstance(error, RayTaskError) and isinstance(error.cause, QuiverError):
+            out.set_exception(error.cause)
+        else:
+            out.set_exception(error)
+
+    ref.future().add_done_callback(settle)
+    return out

@@ -1,0 +1,300 @@
+"""Replicated shards with the replicas in this process on simulated nodes
+(``LocalReplicaFactory``): writes reach every active replica in order, a killed node's
+replicas are marked dead and replaced while writes go on, a lagging replica catches up
+from a snapshot when the log no longer reaches back, a reopened group tells the
+lagging replicas from the current ones, and reads honour ``consistency``. The same
+paths over a real multi-node Ray are in ``test_ray_replicas.py``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from index.metrics import Distance
+from server.cluster.oplog import OpLog
+from server.cluster.replica_set import ReplicaState, merge_answers, peer_id
+from server.cluster.replica_transport import LocalReplicaFactory
+from server.cluster.replicated import ReplicatedShardGroup
+from server.cluster.shards import ShardedCollection, on_collection
+from server.engine.collection import Collection
+from server.engine.config import CollectionConfig, VectorParams
+from server.engine.consistency import READ_CONSISTENCY, parse_consistency
+from server.engine.payload import PayloadSelector
+from server.engine.requests import SearchSpec
+from server.engine.results import Record
+from server.errors import BadRequest, ServiceUnavailable
+
+DIM = 4
+NONE = PayloadSelector.of("none")
+
+
+def make_config(write_factor: int = 1) -> CollectionConfig:
+    return CollectionConfig(
+        vectors={"": VectorParams(size=DIM, distance=Distance.COSINE)},
+        named_vectors=False,
+        shard_number=2,
+        replication_factor=2,
+        write_consistency_factor=write_factor,
+    )
+
+
+def vectors(ids: list[int]) -> list[list[float]]:
+    return [np.random.default_rng(i).normal(size=DIM).tolist() for i in ids]
+
+
+def upsert(collection: ShardedCollection, ids: list[int]) -> None:
+    collection.upsert(ids, vectors(ids), [{"n": i} for i in ids])
+
+
+def replica_ids(group: ReplicatedShardGroup) -> list[list[set[Any]]]:
+    """Every replica's point ids, per shard (asked of each replica directly)."""
+    scroll = on_collection(Collection.scroll, None, 100_000, None, NONE, False)
+    return [
+        [{r.id for r in rep.handle.read(scroll).result().records} for rep in s.replicas]
+        for s in group.sets
+    ]
+
+
+def wait_replicated(group: ReplicatedShardGroup, timeout: float = 20.0) -> None:
+    """Until every shard has its wanted number of active replicas."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [[r.state for r in s.replicas] for s in group.sets]
+        full = all(
+            len(st) == group.wanted[i] and set(st) == {ReplicaState.ACTIVE}
+            for i, st in enumerate(states)
+        )
+        if full and not group.transfers:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not replicated in time: {states}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[ShardedCollection, LocalReplicaFactory]]:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=3)
+    group = ReplicatedShardGroup(tmp_path / "shards", config, factory, heal_interval_s=0.1)
+    collection = ShardedCollection("c", config, group)
+    yield collection, factory
+    collection.close()
+
+
+def group_of(collection: ShardedCollection) -> ReplicatedShardGroup:
+    assert isinstance(collection.group, ReplicatedShardGroup)
+    return collection.group
+
+
+def test_replicas_of_a_shard_are_spread_and_all_get_every_write(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, _ = cluster
+    upsert(collection, list(range(100)))
+    group = group_of(collection)
+    for replica_set in group.sets:
+        assert len({r.node for r in replica_set.replicas}) == 2
+    held = replica_ids(group)
+    assert [len(set.union(*shard)) for shard in held] == [len(shard[0]) for shard in held]
+    assert all(shard[0] == shard[1] for shard in held)
+    assert set.union(*(shard[0] for shard in held)) == set(range(100))
+    assert collection.count(None) == 100
+
+
+def test_a_killed_node_is_replaced_while_writes_go_on(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory], tmp_path: Path
+) -> None:
+    collection, factory = cluster
+    group = group_of(collection)
+    acked: list[int] = []
+    errors: list[BaseException] = []
+
+    def write(start: int) -> None:
+        for first in range(start, start + 300, 10):
+            try:
+                upsert(collection, list(range(first, first + 10)))
+                acked.extend(range(first, first + 10))
+            except BaseException as error:
+                errors.append(error)
+
+    writers = [threading.Thread(target=write, args=(k * 1000,)) for k in range(3)]
+    for writer in writers:
+        writer.start()
+    while len(acked) < 100:
+        time.sleep(0.005)
+    victim = group.sets[0].replicas[0].node
+    factory.kill_node(victim)
+    for writer in writers:
+        writer.join()
+    assert errors == []
+    wait_replicated(group)
+    assert all(r.node != victim for s in group.sets for r in s.replicas)
+    held = replica_ids(group)
+    assert all(shard[0] == shard[1] for shard in held)
+    assert set.union(*(shard[0] for shard in held)) == set(acked)
+    (tmp_path / "single").mkdir()
+    single_config = CollectionConfig(vectors=make_config().vectors, named_vectors=False)
+    single = Collection.create("c", tmp_path / "single", single_config)
+    single.upsert(acked, vectors(acked), [{"n": i} for i in acked])
+    spec = SearchSpec(vector=np.ones(DIM, dtype=np.float32), using="", limit=10)
+    expected = [(h.id, round(h.score, 5)) for h in single.search([spec])[0]]
+    assert [(h.id, round(h.score, 5)) for h in collection.search([spec])[0]] == expected
+    single.close()
+
+
+def test_a_lagging_replica_catches_up_from_a_snapshot_past_the_log(tmp_path: Path) -> None:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=2)
+    group = ReplicatedShardGroup(tmp_path, config, factory, log_capacity=3, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    lagging = group.sets[1].replicas[1]
+    group.sets[1].mark_dead(lagging, "test")
+    for first in range(20, 100, 10):
+        upsert(collection, list(range(first, first + 10)))
+    assert group.sets[1].log.since(0) is None  # the log no longer reaches back
+    lagging.state = ReplicaState.PARTIAL
+    group.sets[1].catch_up(lagging)
+    assert lagging.state is ReplicaState.ACTIVE
+    upsert(collection, [500])
+    held = replica_ids(group)
+    assert held[1][0] == held[1][1]
+    assert sum(len(shard[0]) for shard in held) == 101
+    collection.close()
+
+
+def test_a_reopened_group_marks_the_replicas_that_lag_dead(tmp_path: Path) -> None:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=2)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    lagging = group.sets[0].replicas[0]
+    group.sets[0].mark_dead(lagging, "test")
+    upsert(collection, list(range(20, 40)))
+    membership = group.membership()
+    collection.close()
+    reopened = ReplicatedShardGroup(tmp_path, config, factory, membership, heal_interval_s=0.1)
+    states = [[r.state for r in s.replicas] for s in reopened.sets]
+    assert states[0].count(ReplicaState.ACTIVE) == 1
+    assert set(states[1]) == {ReplicaState.ACTIVE}
+    wait_replicated(reopened)
+    held = replica_ids(reopened)
+    assert all(shard[0] == shard[1] for shard in held)
+    assert sum(len(shard[0]) for shard in held) == 40
+    reopened.close()
+
+
+def test_writes_fail_when_fewer_replicas_are_active_than_the_write_factor(
+    tmp_path: Path,
+) -> None:
+    config = make_config(write_factor=2)
+    factory = LocalReplicaFactory("c", config, nodes=2)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, [1, 2, 3])
+    for replica_set in group.sets:
+        replica_set.mark_dead(replica_set.replicas[0], "test")
+    with pytest.raises(ServiceUnavailable):
+        upsert(collection, [4])
+    assert collection.count(None) == 3  # reads still answered by the active replicas
+    collection.close()
+
+
+def test_read_consistency_asks_that_many_replicas_and_keeps_what_they_agree_on(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, _ = cluster
+    upsert(collection, list(range(10)))
+    token = READ_CONSISTENCY.set(parse_consistency("all"))
+    try:
+        assert len(collection.retrieve(list(range(12)), NONE, False)) == 10
+        READ_CONSISTENCY.set(parse_consistency(3))
+        with pytest.raises(ServiceUnavailable):  # only 2 replicas per shard
+            collection.retrieve([1], NONE, False)
+    finally:
+        READ_CONSISTENCY.reset(token)
+    a, b, c = (Record(i, None, None) for i in (1, 2, 3))
+    assert [r.id for r in merge_answers([[a, b], [b, c], [b]], 3)] == [2]
+    assert [r.id for r in merge_answers([[a, b], [b, c], [a]], 2)] == [1, 2]
+    assert merge_answers([[[a, b]], [[b]]], 2) == [[b]]
+
+
+def test_consistency_values_follow_qdrant() -> None:
+    assert parse_consistency(None) is None
+    assert parse_consistency("majority").replicas_to_ask(3) == 2  # type: ignore[union-attr]
+    assert parse_consistency("quorum").votes_needed(3) == 2  # type: ignore[union-attr]
+    assert parse_consistency("2").replicas_to_ask(5) == 2  # type: ignore[union-attr]
+    for bad in ("0", "most", -1):
+        with pytest.raises(BadRequest):
+            parse_consistency(bad)
+
+
+def test_the_operation_log_keeps_the_newest_writes() -> None:
+    oplog = OpLog(capacity=2)
+    call = on_collection(Collection.count, None)
+    for _ in range(3):
+        oplog.append(call)
+    assert oplog.since(3) == []
+    assert [seq for seq, _ in oplog.since(1) or []] == [2, 3]
+    assert oplog.since(0) is None
+
+
+def test_move_shard_fills_the_new_replica_then_drops_the_old_one(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, factory = cluster
+    upsert(collection, list(range(30)))
+    group = group_of(collection)
+    held = {r.node for r in group.sets[0].replicas}
+    [spare] = [node for node in factory.nodes() if node not in held]
+    source = sorted(held)[0]
+    move = {"shard_id": 0, "from_peer_id": peer_id(source), "to_peer_id": peer_id(spare)}
+    group.cluster_operation("move_shard", move)
+    wait_replicated(group)
+    assert {r.node for r in group.sets[0].replicas} == held - {source} | {spare}
+    copies = replica_ids(group)[0]
+    assert copies[0] == copies[1] and len(copies[0]) > 0
+    with pytest.raises(BadRequest):  # no transfer is running
+        group.cluster_operation("abort_transfer", {"shard_id": 0, "to_peer_id": peer_id(spare)})
+    with pytest.raises(BadRequest):
+        group.cluster_operation("move_shard", move | {"shard_id": 7})
+
+
+def test_a_node_killed_during_a_transfer_is_replaced_by_another_transfer(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, factory = cluster
+    upsert(collection, list(range(30)))
+    group = group_of(collection)
+    held = {r.node for r in group.sets[0].replicas}
+    [spare] = [node for node in factory.nodes() if node not in held]
+    group.cluster_operation("replicate_shard", {"shard_id": 0, "to_peer_id": peer_id(spare)})
+    assert 0 in group.transfers  # registered before the call returns
+    factory.kill_node(spare)
+    upsert(collection, list(range(30, 40)))
+    wait_replicated(group)
+    assert len(group.sets[0].replicas) == 3
+    assert spare not in {r.node for s in group.sets for r in s.replicas}
+    copies = replica_ids(group)[0]
+    assert copies[0] == copies[1] == copies[2]
+
+
+def test_a_collection_drops_while_a_replica_is_down(tmp_path: Path) -> None:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=3)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    down = group.sets[0].replicas[0]
+    factory.kill_node(down.node)
+    collection.drop()
+    folders = {(s.shard, r.replica_id, r.node) for s in group.sets for r in s.replicas}
+    for shard, replica_id, node in folders:
+        # each live replica removed its own folder; the one on the dead node is left there
+        assert (tmp_path / str(shard) / replica_id).exists() == (node == down.node)
