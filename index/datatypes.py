@@ -25,6 +25,7 @@ Datatype = Literal["float32", "float16", "uint8"]
 ``turbo16``, which Quiver refuses: see ``REFUSED_DATATYPES``)."""
 
 DATATYPES: tuple[Datatype, ...] = get_args(Datatype)
+NARROW_DATATYPES: tuple[Datatype, ...] = ("float16", "uint8")
 
 REFUSED_DATATYPES = frozenset({"turbo4", "turbo8", "turbo16"})
 """Qdrant's TurboQuant storage types: a quantizer of its own (random rotation, per

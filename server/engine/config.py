@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from index.datatypes import NARROW_DATATYPES, Datatype
 from index.insertion_order import InsertionOrder
 from index.metrics import Distance
 from server.engine.index_spec import (
@@ -219,9 +220,19 @@ class CollectionConfig(_Frozen):
         return self.model_validate(self.model_dump() | changes)
 
 
-def compact_storage(params: VectorParams) -> str | None:
-    """The element type an HNSW graph holds this vector's rows in, when not float32."""
-    return params.datatype if params.datatype in ("float16", "uint8") else None
+def compact_storage(params: VectorParams) -> Datatype | None:
+    """The element type this vector's rows are held in, when narrower than float32."""
+    for datatype in NARROW_DATATYPES:
+        if params.datatype == datatype:
+            return datatype
+    return None
+
+
+def stored_datatypes(config: CollectionConfig) -> dict[str, Datatype]:
+    """Dense (single-vector) names held narrower than float32: the appendable tail's
+    column types."""
+    types = {name: compact_storage(p) for name, p in config.vectors.items() if not p.is_multi}
+    return {name: datatype for name, datatype in types.items() if datatype is not None}
 
 
 def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from index.datatypes import Datatype, to_datatype
+from index.datatypes import to_datatype
 from index.metrics import Distance, normalize_rows
 from index.multivector import Ragged
 from index.pooling import pool_tokens
@@ -22,6 +22,7 @@ from server.engine.config import (
     CollectionConfig,
     MultiVectorConfig,
     VectorParams,
+    compact_storage,
 )
 from server.engine.requests import VectorColumns
 from server.engine.sparse_vector import is_sparse_object, sparse_rows
@@ -113,20 +114,12 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
 def typed_rows(matrix: np.ndarray, params: VectorParams, what: str) -> np.ndarray:
     """``matrix`` as the vector's ``datatype`` stores it; a value past float16's range
     (65504) is refused rather than stored as infinity."""
-    typed = to_datatype(matrix, _datatype(params))
+    typed = to_datatype(matrix, compact_storage(params))
     if typed is not matrix and not np.isfinite(typed).all():
         raise InvalidVector(
             f"Wrong input: {what}: a value is too large for the vector's float16 datatype"
         )
     return typed
-
-
-def _datatype(params: VectorParams) -> Datatype | None:
-    """The vector's element type (config validation admits only stored types)."""
-    for datatype in ("float16", "uint8"):
-        if params.datatype == datatype:
-            return datatype
-    return None
 
 
 def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVector:

@@ -11,6 +11,8 @@ from index.datatypes import to_datatype
 from index.hnsw_faiss import HnswIndex, HnswParams
 from index.metrics import Distance
 from index.registry import index_from_bytes
+from server.engine.point_ids import PointId
+from server.engine.segment import AppendableSegment, PointBatch
 
 
 def test_uint8_cast_drops_the_fraction_and_saturates_as_qdrant() -> None:
@@ -77,3 +79,23 @@ def test_manhattan_keeps_float32_rows_since_faiss_sq_has_no_l1_kernel() -> None:
     ids, _ = index.search(rows[:1], 1)
     assert ids[0, 0] == 0
     assert (index.stats().parts or {})["vectors"] == rows.size * 4
+
+
+@pytest.mark.parametrize(("datatype", "width"), [("float16", 2), ("uint8", 1)])
+def test_appendable_tail_holds_typed_rows_narrow_and_searches_as_float32(
+    datatype: str, width: int
+) -> None:
+    rows = typed_rows(datatype, n=60, dim=8)
+    typed = AppendableSegment({"": (8, Distance.EUCLID)}, datatypes={"": datatype})  # type: ignore[dict-item]
+    full = AppendableSegment({"": (8, Distance.EUCLID)})
+    for segment in (typed, full):
+        ids: list[PointId] = list(range(60))
+        present = {"": np.ones(60, dtype=bool)}
+        segment.upsert(PointBatch(ids, {"": rows}, present, [{}] * 60), version=1)
+    column = typed.columns[""]
+    assert column.data.itemsize == width
+    assert np.array_equal(typed.vectors(7)[""], rows[7])
+    found, scores = typed.search("", rows[:5], 4, None)
+    expected, expected_scores = full.search("", rows[:5], 4, None)
+    assert np.array_equal(found, expected)
+    np.testing.assert_allclose(scores, expected_scores)
