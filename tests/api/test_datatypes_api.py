@@ -84,13 +84,16 @@ def test_typed_vectors_answer_as_local_mode_over_typed_values_from_a_compact_gra
         assert answers(api, "typed", query) == expected
 
 
-def test_multivector_values_are_stored_and_scored_as_float16(api: Api) -> None:
+def test_multivector_values_are_stored_held_and_scored_as_float16(api: Api) -> None:
     config = {"comparator": "max_sim"}
     create(api, "multi", "float16", "Dot", multivector_config=config)
     rng = np.random.default_rng(4)
-    sets = [rng.normal(size=(3, DIM)).astype(np.float32) for _ in range(40)]
+    sets = [rng.normal(size=(3, DIM)).astype(np.float32) for _ in range(120)]
     points = [{"id": i, "vector": s.tolist()} for i, s in enumerate(sets)]
     api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
+    memory = wait_green(api, "multi")["vectors_memory"][""]
+    assert memory["points"] == 120
+    assert memory["bytes_per_vector"]["tokens"] == 3 * DIM * 2  # float16 tokens, built
     record = api.result("POST", "/collections/multi/points", {"ids": [7], "with_vector": True})[0]
     typed = to_datatype(sets[7], "float16")
     assert [wire_float32(v) for v in record["vector"]] == [tuple(r) for r in typed.tolist()]
