@@ -22,7 +22,8 @@ kept. Memory: the backend's own `stats()` (vector storage and graph links, bytes
 Checks (the issue's target), at every ef on both query sets: float16 queries/s >= 0.95x
 float32's, recall@10 within 0.005 of float32's, vector bytes <= half of float32's.
 
-    .venv/bin/python bench/text_embeddings.py build --base 30000 --queries 1000  # once
+    .venv/bin/python bench/text_embeddings.py build --base 19456 --queries 1000  # once
+    # (the saved run: 19,456 base vectors, what a shared 2-core machine embedded in ~40 min)
     nice -n 10 .venv/bin/python bench/bench_datatypes.py          # bench/results/datatypes_minilm.*
     nice -n 10 .venv/bin/python bench/bench_datatypes.py --quick  # 5k base, 200 queries
 """
