@@ -1,4 +1,5 @@
-"""HNSW graph search on faiss's ``IndexHNSWFlat``.
+"""HNSW graph search on faiss's ``IndexHNSWFlat`` (or ``IndexHNSWSQ`` holding float16 /
+uint8 values exactly, for a vector's ``datatype``: see ``index/datatypes.py``).
 
 Chosen over hnswlib (docs/adr/0002-hnsw-backend.md) because faiss checks a filter
 through an ``IDSelectorBitmap`` inside its C++ search loop, while hnswlib calls a
@@ -15,6 +16,7 @@ import faiss
 import numpy as np
 
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
+from index.datatypes import BYTES_PER_VALUE, Datatype, decode_codes, is_compact, sq_type
 from index.flat import exact_search
 from index.graph_walk import CustomScore, HnswGraph, exact_custom, walk
 from index.metrics import Distance, faiss_to_score
@@ -61,15 +63,21 @@ class HnswParams:
     ef_construct: beam width while building (64-512); higher builds slower, better graphs.
     ef_search: default beam width at query time when a request gives no ``hnsw_ef``;
       raised to at least ``k``.
+    storage: the element type rows are held in (the vector's ``datatype``): float16
+      halves the vector memory, uint8 quarters it; faiss scores the codes natively.
+      Rows must already hold values of that type (``datatypes.to_datatype``), so the
+      codes keep them exactly. Manhattan stays float32 (faiss's SQ has no L1 kernel).
     """
 
     m: int = 16
     ef_construct: int = 100
     ef_search: int = 64
+    storage: Datatype = "float32"
 
 
 class HnswIndex(KeepsVectorsAsGiven):
-    """faiss ``IndexHNSWFlat``: a graph over float32 rows, tombstones as a bitmap."""
+    """faiss ``IndexHNSWFlat`` (``IndexHNSWSQ`` for float16 / uint8 storage): a graph
+    over the rows, tombstones as a bitmap."""
 
     kind: ClassVar[str] = "hnsw"
     multi_vector: ClassVar[bool] = False
@@ -81,7 +89,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         self.distance = distance
         self.params = params or HnswParams()
         # typed Any: faiss's bundled stubs miss much of the SWIG surface used here
-        self._index: Any = faiss.IndexHNSWFlat(dim, max(self.params.m, 2), distance.faiss_metric)
+        self._index: Any = _new_graph(dim, distance, self.params)
         self._index.hnsw.efConstruction = self.params.ef_construct
         self._deleted = np.zeros(0, dtype=bool)
         self._graph: HnswGraph | None = None
@@ -143,12 +151,35 @@ class HnswIndex(KeepsVectorsAsGiven):
         ef = max(params.ef or self.params.ef_search, k)
         return walk(self._graph, self.vectors(), self.distance, customs, k, ef, mask)
 
+    @property
+    def _compact(self) -> bool:
+        return is_compact(self.params.storage) and self.distance is not Distance.MANHATTAN
+
     def vectors(self) -> np.ndarray:
-        storage: Any = faiss.downcast_index(self._index.storage)
-        view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
-        matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
+        """float32 rows: a view of faiss's storage, or for compact storage a decoded copy."""
+        if self._compact:
+            matrix = decode_codes(self._codes(), self.params.storage, self.dim)
+        else:
+            storage: Any = faiss.downcast_index(self._index.storage)
+            view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
+            matrix = np.asarray(view).reshape(self.count, self.dim)
         matrix.flags.writeable = False
         return matrix
+
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        if not self._compact:
+            return super().row_vectors(rows)
+        width = self.dim * BYTES_PER_VALUE[self.params.storage]
+        picked = self._codes().reshape(self.count, width)[rows]
+        return decode_codes(picked, self.params.storage, self.dim)
+
+    def _codes(self) -> np.ndarray:
+        """The SQ codes as a uint8 view (no copy) of faiss's storage."""
+        storage: Any = faiss.downcast_index(self._index.storage)
+        size = self.count * int(storage.code_size)
+        if size == 0:
+            return np.zeros(0, dtype=np.uint8)
+        return np.asarray(faiss.rev_swig_ptr(storage.codes.data(), size))
 
     def to_bytes(self) -> bytes:
         header = {
@@ -173,7 +204,19 @@ class HnswIndex(KeepsVectorsAsGiven):
     def stats(self) -> IndexStats:
         parts = {
             "graph": hnsw_graph_bytes(self._index.hnsw),
-            "vectors": self.count * self.dim * 4,
+            "vectors": self.count * self.dim * self._bytes_per_value,
             "tombstones": self._deleted.nbytes,
         }
         return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
+
+    @property
+    def _bytes_per_value(self) -> int:
+        return BYTES_PER_VALUE[self.params.storage] if self._compact else 4
+
+
+def _new_graph(dim: int, distance: Distance, params: HnswParams) -> Any:
+    """An empty faiss HNSW over float32 rows, or over exact float16 / uint8 SQ codes."""
+    m = max(params.m, 2)
+    if is_compact(params.storage) and distance is not Distance.MANHATTAN:
+        return _FAISS.IndexHNSWSQ(dim, sq_type(params.storage), m, distance.faiss_metric)
+    return faiss.IndexHNSWFlat(dim, m, distance.faiss_metric)

@@ -40,7 +40,7 @@ class VectorParamsIn(Wire):
     hnsw_config: dict[str, Any] | None = None
     quantization_config: dict[str, Any] | None = None
     on_disk: bool | None = None
-    datatype: Literal["float32", "float16", "uint8"] | None = None
+    datatype: Literal["float32", "float16", "uint8", "turbo4", "turbo8", "turbo16"] | None = None
     multivector_config: dict[str, Any] | None = None
     memory: Any = None
 

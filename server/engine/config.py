@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from index.datatypes import NARROW_DATATYPES, Datatype
 from index.insertion_order import InsertionOrder
 from index.metrics import Distance
 from server.engine.index_spec import (
@@ -219,17 +220,36 @@ class CollectionConfig(_Frozen):
         return self.model_validate(self.model_dump() | changes)
 
 
+def compact_storage(params: VectorParams) -> Datatype | None:
+    """The element type this vector's rows are held in, when narrower than float32."""
+    for datatype in NARROW_DATATYPES:
+        if params.datatype == datatype:
+            return datatype
+    return None
+
+
+def stored_datatypes(config: CollectionConfig) -> dict[str, Datatype]:
+    """Dense (single-vector) names held narrower than float32: the appendable tail's
+    column types."""
+    types = {name: compact_storage(p) for name, p in config.vectors.items() if not p.is_multi}
+    return {name: datatype for name, datatype in types.items() if datatype is not None}
+
+
 def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
     """Per dense vector with its own ``hnsw_config`` / ``quantization_config`` (Qdrant's
-    per-vector params, set at create or by PATCH): the backend it is built with, where
-    that differs from the collection's ``spec``. Only an ``hnsw`` collection has them
-    (other index types refuse per-vector params)."""
+    per-vector params, set at create or by PATCH) or a float16 / uint8 ``datatype``
+    (held compactly by the graph): the backend it is built with, where that differs
+    from the collection's ``spec``. Only an ``hnsw`` collection has them (other index
+    types refuse per-vector params; their rows hold the typed values as float32).
+    Multi-vectors' own params are ``multi_overrides``'s."""
     overrides = multi_overrides(config, spec)
     if config.index.type != "hnsw":
         return overrides
     base = (spec.type, spec.backend_params())
     for name, params in config.vectors.items():
-        if params.is_multi or (params.hnsw_config is None and params.quantization_config is None):
+        storage = compact_storage(params)
+        own = (params.hnsw_config, params.quantization_config, storage)
+        if params.is_multi or own == (None, None, None):
             continue
         graph = GraphParams.model_validate(
             {"m": config.hnsw_config.m, "ef_construct": config.hnsw_config.ef_construct}
@@ -239,13 +259,13 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if params.quantization_config is not None:
             quantization = parse_quantization(params.quantization_config)
         if graph.m == 0:
-            own: tuple[str, dict[str, Any]] = ("flat", {})
+            built: tuple[str, dict[str, Any]] = ("flat", {})
         elif quantization is None:
-            own = ("hnsw", graph.model_dump())
+            built = ("hnsw", graph.model_dump() | ({"storage": storage} if storage else {}))
         else:
-            own = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
-        if own != base:
-            overrides[name] = VectorOverride(type=own[0], params=own[1])
+            built = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
+        if built != base:
+            overrides[name] = VectorOverride(type=built[0], params=built[1])
     return overrides
 
 

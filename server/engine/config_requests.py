@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from index.datatypes import DATATYPES, REFUSED_DATATYPES
 from index.leanvec_index import LeanVecParams, check_params
 from index.metrics import Distance
 from index.muvera_index import MuveraIndexParams
@@ -327,8 +328,26 @@ def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) 
         )
     if params.multivector_config is not None:
         _check_multivector(label, params)
-    if params.datatype not in (None, "float32"):
-        raise UnsupportedFeature(f"datatype {params.datatype!r} (vectors are stored as float32)")
+    check_datatype(label, params)
+
+
+def check_datatype(label: str, params: VectorParams) -> None:
+    """A dense or multi-vector ``datatype`` Quiver stores (``index/datatypes.py``); Qdrant's
+    TurboQuant types and uint8 under Cosine (Qdrant keeps the raw bytes and normalises
+    at scoring time, which Quiver's normalise-at-ingest path cannot) are refused by name,
+    an unknown name as Qdrant's parser refuses it."""
+    datatype = params.datatype
+    if datatype is None or datatype in DATATYPES:
+        if datatype == "uint8" and params.distance is Distance.COSINE:
+            raise UnsupportedFeature(f"{label}: datatype 'uint8' with Cosine distance")
+        return
+    if datatype in REFUSED_DATATYPES:
+        raise UnsupportedFeature(f"{label}: datatype {datatype!r} (TurboQuant storage)")
+    known = ", ".join(f"`{name}`" for name in (*DATATYPES, *sorted(REFUSED_DATATYPES)))
+    raise BadRequest(
+        f"Format error in JSON body: {label}.datatype: unknown variant `{datatype}`, "
+        f"expected one of {known}"
+    )
 
 
 _VECTOR_DIFF = frozenset({"hnsw_config", "quantization_config", "on_disk", "memory"})

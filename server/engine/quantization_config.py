@@ -149,6 +149,8 @@ _ADAPTER: TypeAdapter[QuantizationConfig] = TypeAdapter(QuantizationConfig)
 def parse_quantization(raw: Any) -> QuantizationConfig:
     """A request's ``quantization_config`` object, or a 400 naming the problem."""
     method = _method_of(raw) if isinstance(raw, dict) else None
+    if method == "turbo":
+        raise UnsupportedFeature("`quantization_config.turbo` (TurboQuant)")
     if method not in _KINDS:
         raise BadRequest(
             "Wrong input: `quantization_config` takes exactly one of "

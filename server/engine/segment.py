@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from index.base import SearchParams
+from index.datatypes import Datatype
 from index.flat import exact_search
 from index.graph_walk import CustomScore, exact_custom
 from index.metrics import Distance
@@ -219,22 +220,29 @@ class SegmentRows:
 
 
 class VectorColumn:
-    """One named vector of every row, as a growable dense float32 matrix.
+    """One named vector of every row, as a growable dense matrix of the vector's
+    datatype (float16 / uint8 rows take 2 / 1 bytes a dimension; written rows already
+    hold values of that type, so the narrower array keeps them exactly).
 
     Rows past the live count are kept zeroed and not ``present``.
     """
 
-    def __init__(self, dim: int, distance: Distance) -> None:
+    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
         self.dim = dim
         self.distance = distance
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
+        self.dtype = np.dtype(datatype)
+        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
         self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+
+    def floats(self, count: int) -> np.ndarray:
+        """The first ``count`` rows as float32 (a copy for a narrower datatype)."""
+        return self.data[:count].astype(np.float32, copy=False)
 
     def reserve(self, rows: int) -> None:
         if rows <= self.data.shape[0]:
             return
         capacity = max(rows, 2 * self.data.shape[0])
-        data = np.zeros((capacity, self.dim), dtype=np.float32)
+        data = np.zeros((capacity, self.dim), dtype=self.dtype)
         data[: self.data.shape[0]] = self.data
         self.data, self.present = data, _grown(self.present, capacity)
 
@@ -384,9 +392,14 @@ class AppendableSegment(SegmentRows):
         multi_params: dict[str, tuple[int, Distance]] | None = None,
         sparse_names: Sequence[str] = (),
         payload_reader: PayloadReader | None = None,
+        datatypes: Mapping[str, Datatype] | None = None,
     ) -> None:
         super().__init__(schema, payload_reader)
-        self.columns = {name: VectorColumn(d, dist) for name, (d, dist) in vector_params.items()}
+        types = datatypes or {}
+        self.columns = {
+            name: VectorColumn(d, dist, types.get(name, "float32"))
+            for name, (d, dist) in vector_params.items()
+        }
         self.token_columns = {
             name: TokenColumn(d, dist) for name, (d, dist) in (multi_params or {}).items()
         }
@@ -416,7 +429,11 @@ class AppendableSegment(SegmentRows):
         return column.present[: len(self._ids)].copy()
 
     def vectors(self, row: int) -> dict[str, np.ndarray]:
-        out = {name: col.data[row].copy() for name, col in self.columns.items() if col.present[row]}
+        out = {
+            name: col.data[row].astype(np.float32)
+            for name, col in self.columns.items()
+            if col.present[row]
+        }
         for name, tokens in self.token_columns.items():
             if tokens.present[row]:
                 out[name] = tokens.row(row)
@@ -463,7 +480,7 @@ class AppendableSegment(SegmentRows):
             assert isinstance(queries, Ragged)
             return exact_maxsim(queries, column.view(n), k, rows)
         assert isinstance(queries, np.ndarray)
-        return exact_search(column.data[:n], queries, k, column.distance, rows)
+        return exact_search(column.floats(n), queries, k, column.distance, rows)
 
     def custom_search(
         self,
@@ -479,7 +496,7 @@ class AppendableSegment(SegmentRows):
         column = self.columns[name]
         present = column.present[:n]
         allowed = present if mask is None else mask & present
-        return exact_custom(column.data[:n], column.distance, customs, k, allowed)
+        return exact_custom(column.floats(n), column.distance, customs, k, allowed)
 
     def upsert(self, batch: PointBatch, version: int) -> None:
         """Insert or wholly replace each point of ``batch``."""
@@ -546,7 +563,7 @@ class AppendableSegment(SegmentRows):
         indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
             flat = create_index("flat", col.dim, col.distance)
-            flat.add(col.data[:n])
+            flat.add(col.floats(n))
             indexes[name] = flat
         for name, tokens in self.token_columns.items():
             exact = create_multi_index("maxsim", tokens.dim, tokens.distance)

@@ -58,6 +58,9 @@ class RebuildInput:
     base_rows: int = 0
     training_queries: dict[str, np.ndarray] = field(default_factory=dict)
     """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
+    token_storage: dict[str, str] = field(default_factory=dict)
+    """Multi-vector names whose exact MaxSim index stores tokens narrower (their
+    ``datatype`` float16: values already rounded, so the narrow copy is exact)."""
     sparse: dict[str, SparseRows] = field(default_factory=dict)
     """Sparse names: every row's sparse vector (empty where absent)."""
 
@@ -111,6 +114,11 @@ def snapshot(
             n: (p.size, p.distance) for n, p in config.vectors.items() if not p.is_multi
         },
         multi_params={n: (p.size, p.distance) for n, p in config.vectors.items() if p.is_multi},
+        token_storage={
+            n: "float16"
+            for n, p in config.vectors.items()
+            if p.is_multi and p.datatype == "float16"
+        },
         sources=sources,
         ids=ids,
         vectors={n: np.concatenate(v) for n, v in vectors.items()},
@@ -204,7 +212,9 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
             return create_multi_index(kind, dim, distance, own)
         if spec.type == "muvera":
             return create_multi_index("muvera", dim, distance, params)
-        return create_multi_index("maxsim", dim, distance)
+        storage = job.token_storage.get(name)
+        own = {"storage": storage} if storage else None
+        return create_multi_index("maxsim", dim, distance, own)
     dim, distance = job.vector_params[name]
     kind, params = spec.backend_of(name)
     if kind == "muvera":

@@ -26,7 +26,7 @@ import numpy as np
 
 from index.multivector import Ragged
 from index.registry import AnyIndex, index_from_bytes
-from server.engine.config import CollectionConfig
+from server.engine.config import CollectionConfig, stored_datatypes
 from server.engine.optimizer import Task, due_tasks
 from server.engine.payload_column import PayloadReader
 from server.engine.point_ids import point_id_to_text
@@ -68,6 +68,7 @@ def new_appendable(
         {name: (p.size, p.distance) for name, p in vectors.items() if p.is_multi},
         list(config.sparse_vectors),
         payload_reader=store if config.on_disk_payload else None,
+        datatypes=stored_datatypes(config),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from index.datatypes import to_datatype
 from index.metrics import Distance, normalize_rows
 from index.multivector import Ragged
 from index.pooling import pool_tokens
@@ -21,6 +22,7 @@ from server.engine.config import (
     CollectionConfig,
     MultiVectorConfig,
     VectorParams,
+    compact_storage,
 )
 from server.engine.requests import VectorColumns
 from server.engine.sparse_vector import is_sparse_object, sparse_rows
@@ -80,7 +82,8 @@ def sparse_name(config: CollectionConfig, name: str | None) -> str:
 
 
 def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
-    """Rows of floats -> validated float32 matrix, normalised when the metric is Cosine."""
+    """Rows of floats -> validated float32 matrix, normalised when the metric is Cosine,
+    holding the values the vector's ``datatype`` stores (float16-rounded, uint8-cast)."""
     try:
         with np.errstate(over="ignore"):  # too-large numbers become inf, rejected below
             matrix = np.asarray(rows, dtype=np.float32)
@@ -104,8 +107,19 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
             "(or a number too large for float32)"
         )
     if params.distance is Distance.COSINE:
-        return normalize_rows(matrix)
-    return np.ascontiguousarray(matrix)
+        matrix = normalize_rows(matrix)
+    return typed_rows(np.ascontiguousarray(matrix), params, what)
+
+
+def typed_rows(matrix: np.ndarray, params: VectorParams, what: str) -> np.ndarray:
+    """``matrix`` as the vector's ``datatype`` stores it; a value past float16's range
+    (65504) is refused rather than stored as infinity."""
+    typed = to_datatype(matrix, compact_storage(params))
+    if typed is not matrix and not np.isfinite(typed).all():
+        raise InvalidVector(
+            f"Wrong input: {what}: a value is too large for the vector's float16 datatype"
+        )
+    return typed
 
 
 def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVector:
@@ -253,9 +267,10 @@ def _point_sets(
     if limits.pool_factor is None and limits.max_tokens_per_doc is None:
         return ragged
     pooled = pool_tokens(ragged, limits.pool_factor, limits.max_tokens_per_doc)
+    tokens = pooled.tokens
     if params.distance is Distance.COSINE:
-        return Ragged(normalize_rows(pooled.tokens), pooled.offsets)
-    return pooled
+        tokens = normalize_rows(tokens)
+    return Ragged(typed_rows(tokens, params, label), pooled.offsets)
 
 
 def _as_named(vector: Any, config: CollectionConfig, index: int) -> dict[str, Any]:

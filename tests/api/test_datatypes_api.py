@@ -1,0 +1,187 @@
+"""Vector ``datatype`` over HTTP: float16 / uint8 values stored and searched as typed
+(answers equal qdrant-client's local mode over the typed values, which local mode does
+not apply itself), compact sealed graphs, a restart, and Qdrant's refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from index.datatypes import to_datatype
+from tests.helpers.api import Api, make_client, upsert_vectors, wait_green
+from tests.helpers.data import wire_float32
+
+DIM = 16
+N = 300
+
+
+def rows_for(datatype: str, n: int = N, seed: int = 3) -> np.ndarray:
+    """Seeded rows as a client would send them (uint8: integers, some out of range)."""
+    rng = np.random.default_rng(seed)
+    if datatype == "uint8":
+        return rng.integers(-5, 270, size=(n, DIM)).astype(np.float32)
+    return rng.normal(size=(n, DIM)).astype(np.float32)
+
+
+def create(api: Api, name: str, datatype: str, distance: str, **extra: Any) -> None:
+    body = {
+        "vectors": {"size": DIM, "distance": distance, "datatype": datatype} | extra,
+        "optimizers_config": {"indexing_threshold": 100},
+    }
+    api.result("PUT", f"/collections/{name}", body)
+
+
+def local_twin(name: str, distance: str, rows: np.ndarray) -> QdrantClient:
+    """Local mode holding the typed rows (it ignores ``datatype``)."""
+    client = QdrantClient(":memory:")
+    client.create_collection(name, models.VectorParams(size=DIM, distance=distance))
+    points = [models.PointStruct(id=i, vector=row.tolist()) for i, row in enumerate(rows)]
+    client.upsert(name, points)
+    return client
+
+
+def answers(api: Api, name: str, query: np.ndarray) -> list[int]:
+    body = {"query": query.tolist(), "limit": 10, "params": {"hnsw_ef": 300}}
+    return [
+        p["id"] for p in api.result("POST", f"/collections/{name}/points/query", body)["points"]
+    ]
+
+
+def stored(api: Api, name: str, ids: list[int]) -> list[tuple[float, ...]]:
+    body = {"ids": ids, "with_vector": True}
+    records = api.result("POST", f"/collections/{name}/points", body)
+    return [wire_float32(r["vector"]) for r in sorted(records, key=lambda r: r["id"])]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "distance", "width"),
+    [("float16", "Dot", 2), ("float16", "Cosine", 2), ("uint8", "Euclid", 1)],
+)
+def test_typed_vectors_answer_as_local_mode_over_typed_values_from_a_compact_graph(
+    api: Api, datatype: str, distance: str, width: int
+) -> None:
+    given = rows_for(datatype)
+    create(api, "typed", datatype, distance)
+    upsert_vectors(api, "typed", given, batch=N)
+    info = wait_green(api, "typed")
+    assert info["config"]["params"]["vectors"]["datatype"] == datatype
+    memory = info["vectors_memory"][""]
+    assert memory["points"] == N
+    assert memory["bytes_per_vector"]["vectors"] == DIM * width
+    prepared = (
+        given / np.linalg.norm(given, axis=1, keepdims=True) if distance == "Cosine" else given
+    )
+    typed = to_datatype(prepared.astype(np.float32), datatype)  # type: ignore[arg-type]
+    assert stored(api, "typed", [0, 1]) == [tuple(typed[0].tolist()), tuple(typed[1].tolist())]
+    local = local_twin("typed", distance, typed)
+    queries = to_datatype(rows_for(datatype, n=5, seed=9), datatype)  # type: ignore[arg-type]
+    for query in queries:
+        expected = [p.id for p in local.query_points("typed", query.tolist(), limit=10).points]
+        assert answers(api, "typed", query) == expected
+
+
+def test_multivector_values_are_stored_held_and_scored_as_float16(api: Api) -> None:
+    config = {"comparator": "max_sim"}
+    create(api, "multi", "float16", "Dot", multivector_config=config)
+    rng = np.random.default_rng(4)
+    sets = [rng.normal(size=(3, DIM)).astype(np.float32) for _ in range(120)]
+    points = [{"id": i, "vector": s.tolist()} for i, s in enumerate(sets)]
+    api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
+    memory = wait_green(api, "multi")["vectors_memory"][""]
+    assert memory["points"] == 120
+    assert memory["bytes_per_vector"]["tokens"] == 3 * DIM * 2  # float16 tokens, built
+    record = api.result("POST", "/collections/multi/points", {"ids": [7], "with_vector": True})[0]
+    typed = to_datatype(sets[7], "float16")
+    assert [wire_float32(v) for v in record["vector"]] == [tuple(r) for r in typed.tolist()]
+    local = QdrantClient(":memory:")
+    params = models.VectorParams(
+        size=DIM, distance="Dot", multivector_config=models.MultiVectorConfig(comparator="max_sim")
+    )
+    local.create_collection("multi", params)
+    local.upsert(
+        "multi",
+        [
+            models.PointStruct(id=i, vector=to_datatype(s, "float16").tolist())
+            for i, s in enumerate(sets)
+        ],
+    )
+    query = to_datatype(rng.normal(size=(2, DIM)).astype(np.float32), "float16")
+    expected = [p.id for p in local.query_points("multi", query.tolist(), limit=10).points]
+    body = {"query": query.tolist(), "limit": 10}
+    found = api.result("POST", "/collections/multi/points/query", body)["points"]
+    assert [p["id"] for p in found] == expected
+
+
+def test_float16_segments_and_values_survive_a_restart(tmp_path: Path) -> None:
+    given = rows_for("float16")
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "typed", "float16", "Euclid")
+        upsert_vectors(api, "typed", given, batch=N)
+        wait_green(api, "typed")
+        before = answers(api, "typed", given[0])
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        info = wait_green(api, "typed")
+        assert info["config"]["params"]["vectors"]["datatype"] == "float16"
+        assert info["vectors_memory"][""]["bytes_per_vector"]["vectors"] == DIM * 2
+        assert stored(api, "typed", [5]) == [tuple(to_datatype(given[5:6], "float16")[0].tolist())]
+        assert answers(api, "typed", given[0]) == before
+
+
+def test_float16_value_past_its_range_is_refused_and_nothing_written(api: Api) -> None:
+    create(api, "typed", "float16", "Dot")
+    vector = [1.0] * (DIM - 1) + [70000.0]
+    status, body = api.put(
+        "/collections/typed/points?wait=true", {"points": [{"id": 1, "vector": vector}]}
+    )
+    assert status == 400
+    assert "too large for the vector's float16 datatype" in body["status"]["error"]
+    assert api.result("POST", "/collections/typed/points/count", {})["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("vectors", "quantization", "status", "error"),
+    [
+        (
+            {"datatype": "turbo4"},
+            None,
+            400,
+            "Not supported by Quiver yet: vector: datatype 'turbo4'",
+        ),
+        ({"datatype": "uint8", "distance": "Cosine"}, None, 400, "datatype 'uint8' with Cosine"),
+        (
+            {},
+            {"turbo": {"bits": "bits4"}},
+            400,
+            "Not supported by Quiver yet: `quantization_config.turbo`",
+        ),
+        ({"datatype": "int4"}, None, 422, "vectors.VectorParamsIn.datatype"),
+    ],
+)
+def test_datatypes_quiver_does_not_store_are_refused_by_name(
+    api: Api, vectors: dict[str, Any], quantization: Any, status: int, error: str
+) -> None:
+    body: dict[str, Any] = {"vectors": {"size": DIM, "distance": "Dot"} | vectors}
+    if quantization is not None:
+        body["quantization_config"] = quantization
+    answered, answer = api.put("/collections/refused", body)
+    assert answered == status
+    assert error in answer["status"]["error"], answer
+    assert api.get("/collections/refused")[0] == 404
+
+
+def test_named_dense_vector_added_with_a_turbo_datatype_is_refused(api: Api) -> None:
+    api.result("PUT", "/collections/named", {"vectors": {"a": {"size": DIM, "distance": "Dot"}}})
+    body = {"dense": {"size": DIM, "distance": "Dot", "datatype": "turbo8"}}
+    status, answer = api.put("/collections/named/vectors/b", body)
+    assert status == 400
+    assert "datatype 'turbo8'" in answer["status"]["error"]
+    body = {"dense": {"size": DIM, "distance": "Dot", "datatype": "int4"}}
+    status, answer = api.put("/collections/named/vectors/b", body)
+    assert status == 400
+    assert "unknown variant `int4`" in answer["status"]["error"]
