@@ -213,8 +213,8 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         if spec.type == "muvera":
             return create_multi_index("muvera", dim, distance, params)
         storage = job.token_storage.get(name)
-        own = {"storage": storage} if storage else None
-        return create_multi_index("maxsim", dim, distance, own)
+        tokens = {"storage": storage} if storage else None
+        return create_multi_index("maxsim", dim, distance, tokens)
     dim, distance = job.vector_params[name]
     kind, params = spec.backend_of(name)
     if kind == "muvera":
