@@ -160,7 +160,7 @@ def test_float16_value_past_its_range_is_refused_and_nothing_written(api: Api) -
             400,
             "Not supported by Quiver yet: `quantization_config.turbo`",
         ),
-        ({"datatype": "int4"}, None, 422, "vectors.VectorParamsIn.datatype"),
+        ({"datatype": "int4"}, None, 400, "vectors.VectorParamsIn.datatype"),
     ],
 )
 def test_datatypes_quiver_does_not_store_are_refused_by_name(
