@@ -19,6 +19,9 @@ from server.workers.generation import Generation
 from server.workers.routing import is_write
 
 WORKER_HEADER = b"x-quiver-worker"
+GENERATION_HEADER = b"x-quiver-generation"
+"""Which worker answered, and the generation its answer reflects: the owner's current
+one, a reader's view's (for tests and operators; clients need neither)."""
 
 
 class OwnerGate:
@@ -37,9 +40,12 @@ class OwnerGate:
 
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if writes:
-                    self._generation.bump()
-                message["headers"] = [*message.get("headers", []), (WORKER_HEADER, self._worker)]
+                current = self._generation.bump() if writes else self._generation.read()
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (WORKER_HEADER, self._worker),
+                    (GENERATION_HEADER, str(current).encode()),
+                ]
             elif writes and not message.get("more_body", False):
                 self._generation.bump()  # a streamed answer's last part: the work is done
             await send(message)

@@ -26,7 +26,7 @@ from index.native_threads import single_threaded_numpy_blas
 from server.engine.limits import EngineLimits
 from server.settings import Settings
 from server.workers.generation import Generation
-from server.workers.owner import WORKER_HEADER
+from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
 from server.workers.proxy import OwnerProxy
 from server.workers.routing import local_read
 from server.workers.view import ReadView, open_view
@@ -75,9 +75,15 @@ class ReaderGate:
         return view
 
     def _tagged(self, send: Send) -> Send:
+        loaded = str(self.loaded).encode()
+
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (WORKER_HEADER, self._worker)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (WORKER_HEADER, self._worker),
+                    (GENERATION_HEADER, loaded),
+                ]
             await send(message)
 
         return tagged

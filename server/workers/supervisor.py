@@ -3,8 +3,9 @@
 It binds one listening TCP socket per worker slot with ``SO_REUSEPORT`` (the kernel
 spreads new connections over them), one Unix socket on which the owner takes the
 requests readers forward, and the shared generation; then forks worker 0 (the
-owner) and workers 1..N-1 (readers). It imports no engine and starts no thread, so
-forking it is safe; each worker builds its own app after the fork. A worker that
+owner) and workers 1..N-1 (readers). It opens no engine and starts no thread, so
+forking it is safe (it imports the app's modules first, so the workers share them);
+each worker builds its own app after the fork. A worker that
 dies is forked again; the sockets stay bound meanwhile, so connections wait in the
 backlog instead of being refused. SIGTERM / SIGINT stop every worker gracefully;
 each worker dies with the supervisor (``PR_SET_PDEATHSIG``), so a ``kill -9`` of
@@ -41,6 +42,7 @@ _PR_SET_PDEATHSIG = 1
 
 def serve_workers(settings: Settings, run: Run) -> None:
     """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns after all exit."""
+    _import_app()
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
         Supervisor(settings, run, folder / "owner.sock").serve()
@@ -123,6 +125,15 @@ def reader_app(settings: Settings, generation: Generation, owner_socket: str, sl
     from server.workers.reader import ReaderGate
 
     return ReaderGate(create_app(settings), generation, OwnerProxy(owner_socket), slot)
+
+
+def _import_app() -> None:
+    """Import the app's modules once, before forking: the workers share those pages and
+    start in a fraction of the time (importing faiss, numpy and FastAPI is most of a
+    start). Importing starts no Python thread; OpenBLAS's idle pool is fork-safe."""
+    import server.main
+    import server.workers.proxy
+    import server.workers.reader  # noqa: F401
 
 
 def _listen_tcp(host: str, port: int) -> socket.socket:
