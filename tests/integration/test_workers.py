@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 SEED = 2_020
 DIM = 4
-ROUNDS = 12
+ROUNDS = 8
 READS_PER_WRITE = 4
 WAIT_S = 20.0
 START_TIMEOUT_S = 60.0  # two processes start on a busy 2-core machine
@@ -39,10 +39,12 @@ def workers(tmp_path: Path) -> Iterator[QuiverProcess]:
     server.stop()
 
 
+_FRESH_CONNECTIONS = httpx.Client(timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def call(server: QuiverProcess, method: str, path: str, body: object = None) -> httpx.Response:
     """One request on a connection of its own (so any worker may take it)."""
-    with httpx.Client(base_url=server.url, timeout=10.0) as client:
-        return client.request(method, path, json=body)
+    return _FRESH_CONNECTIONS.request(method, server.url + path, json=body)
 
 
 def retrieve(server: QuiverProcess, ids: list[int]) -> tuple[set[int], str]:
