@@ -59,7 +59,7 @@ class ReaderGate:
             await self._app(scope, receive, send)
             return
         name = local_read(scope["method"], scope["path"])
-        if name is not None and self._fresh() and self._view().has(name):
+        if name is not None and self._fresh() and self._current(name):
             await self._app(scope, receive, self._tagged(send))
             return
         await self._proxy.forward(scope, receive, send)
@@ -68,6 +68,13 @@ class ReaderGate:
         if self._generation.read() == self.loaded:
             return True
         self._start_reload()
+        return False
+
+    def _current(self, name: str) -> bool:
+        if self._view().current(name):
+            return True
+        if self._view().has(name):
+            self._start_reload()  # a write that did not pass the owner's gate (gRPC)
         return False
 
     def _view(self) -> ReadView:

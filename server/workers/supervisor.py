@@ -116,7 +116,9 @@ def owner_app(settings: Settings, generation: Generation) -> Any:
 
     app = create_app(settings)
     bump_after_builds(app, generation)
-    return OwnerGate(app, generation)
+    # inside the app, so gRPC's calls of REST routes (server/grpc/bridge.py) bump it too
+    app.add_middleware(OwnerGate, generation=generation)
+    return app
 
 
 def reader_app(settings: Settings, generation: Generation, owner_socket: str, slot: int) -> Any:

@@ -37,15 +37,36 @@ class ReadView:
     """The collections a reader answers for, as of one owner generation."""
 
     def __init__(
-        self, collections: dict[str, Collection], aliases: dict[str, str], limits: EngineLimits
+        self,
+        collections: dict[str, Collection],
+        aliases: dict[str, str],
+        limits: EngineLimits,
+        op_ids: dict[str, int] | None = None,
     ) -> None:
         self._collections = collections
         self._aliases = aliases
         self.limits = limits
+        self._op_ids = op_ids or {}
+        self._probes: dict[str, sqlite3.Connection] = {}
 
     def has(self, name: str) -> bool:
         """Whether this view can answer for ``name`` (a collection or an alias of one)."""
         return self.resolve(name) in self._collections
+
+    def current(self, name: str) -> bool:
+        """Whether ``name``'s collection is in this view and no write committed to it since
+        it was loaded. This catches writes that reach the engine without an HTTP answer
+        of the owner's (gRPC's fast upsert path); the generation catches the rest."""
+        collection = self.resolve(name)
+        if collection not in self._collections:
+            return False
+        probe = self._probes.get(collection)
+        if probe is None:
+            probe = self._probes[collection] = _read_only(self._collections[collection].path)
+        try:
+            return _op_id(probe) == self._op_ids[collection]
+        except sqlite3.Error:
+            return False
 
     def resolve(self, name: str) -> str:
         return self._aliases.get(name, name)
@@ -66,42 +87,52 @@ class ReadView:
         """At shutdown only (see the module docstring)."""
         for collection in self._collections.values():
             collection.close()
+        for probe in self._probes.values():
+            probe.close()
 
 
 def open_view(data_dir: Path, limits: EngineLimits) -> ReadView:
     """Every plain collection under ``data_dir`` as it is now on disk."""
     root = data_dir / "collections"
     collections: dict[str, Collection] = {}
+    op_ids: dict[str, int] = {}
     if root.is_dir():
         for path in sorted(root.iterdir()):
             if _plain_collection(path):
-                collection = open_consistent(path)
+                collection, op_ids[path.name] = open_consistent(path)
                 collection.result_budget = limits.max_request_result_bytes
                 collections[path.name] = collection
     aliases = {a: c for a, c in load_aliases(data_dir / ALIASES_FILE).items() if c in collections}
-    return ReadView(collections, aliases, limits)
+    return ReadView(collections, aliases, limits, op_ids)
 
 
-def open_consistent(path: Path) -> Collection:
+def open_consistent(path: Path) -> tuple[Collection, int]:
     """The collection opened while no write committed: its last operation id is the
     same before and after the load, so the points, vectors and config read in several
     statements belong to one state (a write in between could pair a new point row
-    with no vectors yet). Retried a few times, then ``TornView``."""
-    for _ in range(OPEN_TRIES):
-        before = last_op_id(path)
-        collection = Collection.open(path.name, path, read_only=True)
-        if last_op_id(path) == before:
-            return collection
-        collection.close()
+    with no vectors yet); with that operation id. Retried a few times, then ``TornView``."""
+    probe = _read_only(path)
+    try:
+        for _ in range(OPEN_TRIES):
+            before = _op_id(probe)
+            collection = Collection.open(path.name, path, read_only=True)
+            if _op_id(probe) == before:
+                return collection, before
+            collection.close()
+    finally:
+        probe.close()
     raise TornView(f"collection {path.name!r} kept changing while it was read")
 
 
-def last_op_id(path: Path) -> int:
-    """The collection's last committed operation id, read through a connection of its own."""
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection of its own to the collection's point store that can only read."""
     uri = (path / DB_FILE).resolve().as_uri() + "?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'last_op_id'").fetchone()
-    db.close()
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+
+
+def _op_id(db: sqlite3.Connection) -> int:
+    """The collection's last committed operation id."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'last_op_id'").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -74,7 +74,9 @@ def test_a_view_holds_what_was_committed_before_it_and_no_later_write(tmp_path: 
     owner = _collection(tmp_path, "docs")
     _upsert(owner, [1, 2, 3])
     view = open_view(tmp_path, EngineLimits())
+    assert view.current("docs")
     owner.delete(PointsSelection(ids=[2]))
+    assert not view.current("docs")  # whoever wrote it: REST, gRPC's fast path
     _upsert(owner, [4, 5])
     assert view.get("docs").count(None) == 3
     assert open_view(tmp_path, EngineLimits()).get("docs").count(None) == 4  # 1, 3, 4, 5
@@ -91,4 +93,5 @@ def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Pat
     assert view.has("latest") and not view.has("stale")
     assert view.get("latest").count(None) == 1
     assert half_written.is_dir()
+    assert not view.current("stale")
     owner.close()
