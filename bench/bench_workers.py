@@ -1,8 +1,9 @@
 """Multi-process serving (ADR 0013) on GloVe 6B 50-d: queries/s and memory, 1 vs 2 workers.
 
 One run, one data folder: a server with `QUIVER_WORKERS=1` loads the 390k base vectors
-(Arrow bulk body, HNSW defaults) and waits until they are indexed; `wrk` then sends
-single `POST /points/query` requests (k 10, `hnsw_ef` 96, 200 GloVe queries in turn) over 1
+(Arrow bulk body, HNSW defaults) and waits until they are indexed. Restarted on that
+folder (so its memory holds no ingest leftovers), it gets `wrk`'s single
+`POST /points/query` requests (k 10, `hnsw_ef` 96, 200 GloVe queries in turn) over 1
 and 8 connections. The same folder is served again with `QUIVER_WORKERS=2` (owner + one
 reader) and measured the same way. Memory is read from `/proc/<pid>/smaps_rollup` of every
 server process after its load: RSS (what `ps` shows; it counts shared pages in full in
@@ -184,10 +185,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         script = wrk_script(data.queries[:QUERY_BODIES], work / "query.lua")
         server_log = work / "server.log"
-        single = Server(work / "data", 1, server_log)
+        loader = Server(work / "data", 1, server_log)
         try:
-            results["seconds_to_searchable"] = load(single, data.base)
-            log(f"loaded {data.n_base} points in {results['seconds_to_searchable']:.0f} s")
+            results["seconds_to_searchable"] = load(loader, data.base)
+        finally:
+            loader.stop()
+        log(f"loaded {data.n_base} points in {results['seconds_to_searchable']:.0f} s")
+        single = Server(work / "data", 1, server_log)  # restarted: no ingest leftovers in RSS
+        try:
             results["workers_1"] = measure(single, script, args.seconds)
         finally:
             single.stop()
