@@ -36,6 +36,8 @@ Run = Callable[[Settings, Any, list[socket.socket]], None]
 """Runs an ASGI app on sockets until SIGTERM (cli.py's uvicorn runner)."""
 
 RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 10.0
+QUICK_DEATH_S = 10.0
 BACKLOG = 2048
 _PR_SET_PDEATHSIG = 1
 
@@ -59,6 +61,8 @@ class Supervisor:
         self._tcp = [_listen_tcp(settings.host, settings.port) for _ in range(settings.workers)]
         self._unix = _listen_unix(owner_socket)
         self._pids: dict[int, int] = {}
+        self._started = [0.0] * settings.workers
+        self._delays = [RESTART_DELAY_S / 2] * settings.workers
         self._stopping = False
 
     def serve(self) -> None:
@@ -72,10 +76,22 @@ class Supervisor:
             slot = self._pids.pop(pid, -1)
             if slot < 0 or self._stopping:
                 continue
-            log.error("worker died; starting it again", extra={"worker": slot, "status": status})
-            time.sleep(RESTART_DELAY_S)
+            delay = self._restart_delay(slot)
+            log.error(
+                "worker died; starting it again",
+                extra={"worker": slot, "status": status, "delay_s": delay},
+            )
+            time.sleep(delay)
             if not self._stopping:
                 self._start(slot)
+
+    def _restart_delay(self, slot: int) -> float:
+        """Twice the last delay when the worker died soon after its start (a data folder it
+        cannot open must not become a fork loop), else the shortest."""
+        quick = time.monotonic() - self._started[slot] < QUICK_DEATH_S
+        doubled = min(self._delays[slot] * 2, MAX_RESTART_DELAY_S)
+        self._delays[slot] = doubled if quick else RESTART_DELAY_S
+        return self._delays[slot]
 
     def _stop(self, signum: int, _frame: object) -> None:
         self._stopping = True
@@ -84,6 +100,7 @@ class Supervisor:
                 os.kill(pid, signal.SIGTERM)
 
     def _start(self, slot: int) -> None:
+        self._started[slot] = time.monotonic()
         pid = os.fork()
         if pid:
             self._pids[pid] = slot
