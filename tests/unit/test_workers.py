@@ -12,6 +12,7 @@ from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.limits import EngineLimits
 from server.engine.requests import PointsSelection
+from server.settings import Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
 from server.workers.routing import is_write, local_read
@@ -95,3 +96,8 @@ def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Pat
     assert half_written.is_dir()
     assert not view.current("stale")
     owner.close()
+
+
+def test_zero_workers_means_one_per_cpu_and_the_default_is_one() -> None:
+    assert Settings(workers=0).workers == (os.cpu_count() or 1)
+    assert Settings.model_fields["workers"].default == 1
