@@ -17,8 +17,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
+from qdrant_client.models import PointStruct
 
-from tests.helpers.process import QuiverProcess, result, server_env
+from tests.helpers.process import QuiverProcess, free_port, result, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +102,7 @@ def _reader_answers(server: QuiverProcess, alive: set[int]) -> str:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         found, worker = retrieve(server, list(range(ROUNDS * 10)))
-        assert found == alive
+        assert found == alive, f"worker {worker}"
         if worker == "1":
             return worker
     raise AssertionError("the reader never answered a read itself")
@@ -175,3 +177,57 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_grpc_upsert_is_in_the_next_rest_read_on_any_worker(tmp_path: Path) -> None:
+    """gRPC's fast upsert reaches the engine without an HTTP answer of the owner's: the
+    reader sees the collection's operation id move instead."""
+    grpc_port = free_port()
+    env = server_env() | {"QUIVER_WORKERS": "2", "QUIVER_GRPC_PORT": str(grpc_port)}
+    server = QuiverProcess(tmp_path / "data", tmp_path / "logs", env)
+    server.start(START_TIMEOUT_S)
+    client = QdrantClient(url=server.url, grpc_port=grpc_port, prefer_grpc=True,
+                          check_compatibility=False, timeout=30)  # fmt: skip
+    try:
+        rng = np.random.default_rng(SEED + 4)
+        create(server)
+        alive: set[int] = set()
+        for round_ in range(ROUNDS // 2):
+            points = [PointStruct(id=round_, vector=rng.random(DIM).tolist())]
+            client.upsert("c", points, wait=True)
+            alive.add(round_)
+            for _ in range(READS_PER_WRITE):
+                assert retrieve(server, list(range(ROUNDS)))[0] == alive
+        _reader_answers(server, alive)
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_an_alias_switch_is_in_the_next_read_on_any_worker(workers: QuiverProcess) -> None:
+    """No point changes, so no operation id moves: only the generation tells the reader."""
+    rng = np.random.default_rng(SEED + 5)
+    body = {"vectors": {"size": DIM, "distance": "Dot"}}
+    holds = {"a": {1}, "b": {2}}
+    for name, ids in holds.items():
+        assert result(call(workers, "PUT", f"/collections/{name}", body)) is True
+        points = [{"id": i, "vector": rng.random(DIM).tolist()} for i in ids]
+        result(call(workers, "PUT", f"/collections/{name}/points?wait=true", {"points": points}))
+    for switch, target in enumerate(["a", "b", "a", "b", "a", "b"]):
+        create = {"create_alias": {"collection_name": target, "alias_name": "x"}}
+        actions = [create] if switch == 0 else [{"delete_alias": {"alias_name": "x"}}, create]
+        result(call(workers, "POST", "/collections/aliases", {"actions": actions}))
+        for _ in range(READS_PER_WRITE):
+            response = call(workers, "POST", "/collections/x/points", {"ids": [1, 2]})
+            assert {point["id"] for point in result(response)} == holds[target], (
+                f"switch {switch}, worker {response.headers['x-quiver-worker']}"
+            )
+        _wait_until_reader_answers(workers, "/collections/x/points")
+
+
+def _wait_until_reader_answers(server: QuiverProcess, path: str) -> None:
+    """Reads until the reader answers one itself (its view reloaded), so the next switch
+    finds it current, the case where a missed generation bump would show."""
+    deadline = time.monotonic() + WAIT_S
+    while call(server, "POST", path, {"ids": [1, 2]}).headers["x-quiver-worker"] != "1":
+        assert time.monotonic() < deadline, "the reader never answered a read itself"
