@@ -4,6 +4,7 @@ runs the server. The ``quiver`` program itself, with the client commands, is
 
 Flags override ``QUIVER_*`` environment variables, which override defaults.
 One uvicorn worker: the process owns the data folder and its in-memory index.
+With ``QUIVER_WORKERS`` > 1, read workers beside it (``server/workers/``, ADR 0013).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -50,9 +52,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
-    from server.api.http_guard import ConnectionLimits, guarded_protocol
     from server.logs import configure_logging
-    from server.main import create_app
     from server.settings import Settings
 
     overrides = {
@@ -65,6 +65,21 @@ def _serve(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
     configure_logging(settings.log_level, settings.log_json)
+    if settings.workers > 1:  # multi-process serving (ADR 0013, server/workers/)
+        from server.workers.supervisor import serve_workers
+
+        serve_workers(settings, _run)  # forks before the app (and its threads) exist
+        return
+    from server.main import create_app
+
+    _run(settings, create_app(settings), None)
+
+
+def _run(settings: Settings, app: Any, sockets: list[socket.socket] | None) -> None:
+    """Serve ``app`` with uvicorn until SIGTERM: on host / port, or on ``sockets``
+    already bound (a worker of ``QUIVER_WORKERS`` > 1)."""
+    from server.api.http_guard import ConnectionLimits, guarded_protocol
+
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
@@ -72,7 +87,7 @@ def _serve(args: argparse.Namespace) -> None:
         max_connections=settings.max_connections,
     )
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         http=guarded_protocol(limits),
@@ -84,7 +99,7 @@ def _serve(args: argparse.Namespace) -> None:
     )
     if settings.warm_up:
         threading.Thread(target=_compile_kernels, name="quiver-warm-up", daemon=True).start()
-    _GracefulServer(config).run()
+    _GracefulServer(config).run(sockets)
 
 
 def _compile_kernels() -> None:

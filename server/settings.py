@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -84,6 +85,13 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )
+    workers: int = Field(
+        default=1,
+        ge=0,
+        description="Server processes (ADR 0013): one owns the data and every write; the "
+        "others answer point reads from their own read-only copy and forward the rest. "
+        "0: one per CPU. Each extra worker holds its own copy of the indexes in memory.",
+    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,
@@ -153,6 +161,11 @@ class Settings(BaseSettings):
         if value is not None and not value.strip():
             raise ValueError("is empty: set a key, or leave the variable unset for no key")
         return value
+
+    @field_validator("workers")
+    @classmethod
+    def _per_cpu(cls, value: int) -> int:
+        return value or os.cpu_count() or 1
 
     @model_validator(mode="after")
     def _keys_fit_together(self) -> Settings:

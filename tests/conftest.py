@@ -21,6 +21,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # the gRPC tests (tests/grpc/) set a free port of their own.
 os.environ.setdefault("QUIVER_GRPC_PORT", "0")
 os.environ.setdefault("QUIVER_WARM_UP", "0")  # ~1 s of CPU per server start, many starts here
+os.environ.setdefault("QUIVER_WORKERS", "1")  # one process unless a test asks for more
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

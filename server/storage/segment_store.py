@@ -136,10 +136,12 @@ class LoadedSegment:
 
 
 class SegmentStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clean: bool = True) -> None:
+        """``clean``: remove leftover ``.tmp-*`` folders (the owner at start; a reader
+        worker must not, they may be the owner's segment being written)."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        for leftover in self.root.glob(".tmp-*"):
+        for leftover in self.root.glob(".tmp-*") if clean else ():
             shutil.rmtree(leftover, ignore_errors=True)
 
     def write(self, manifest: SegmentManifest, blobs: dict[str, bytes]) -> SegmentManifest:

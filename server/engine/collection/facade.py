@@ -81,14 +81,25 @@ StatusProvider = Callable[[], tuple[str, Any]]
 class Collection:
     """A named collection; all public methods are thread-safe."""
 
-    def __init__(self, name: str, path: Path, store: PointStore, config: CollectionConfig) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        store: PointStore,
+        config: CollectionConfig,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        """``read_only``: a reader worker's copy (``server/workers/view.py``), which must
+        never seal, nor clean up the owner's half-written segment folders."""
         self.name = name
         self.path = path
         self._store = store
         self._config = config
         self._lock = ReadWriteLock()
         self._segments = SegmentSet(new_appendable(config, store))
-        self._segment_store = SegmentStore(path / "segments")
+        self._read_only = read_only
+        self._segment_store = SegmentStore(path / "segments", clean=not read_only)
         self._writer = Writer(self._segments, store)
         self._id_lock = threading.Lock()
         self.query_samples = QuerySamples(store, {n: p.size for n, p in config.vectors.items()})
@@ -111,10 +122,10 @@ class Collection:
         return cls(name, path, store, config)
 
     @classmethod
-    def open(cls, name: str, path: Path) -> Collection:
+    def open(cls, name: str, path: Path, *, read_only: bool = False) -> Collection:
         store = PointStore.open(path)
         config = CollectionConfig.model_validate(store.config())
-        collection = cls(name, path, store, config)
+        collection = cls(name, path, store, config, read_only=read_only)
         collection._reload()
         return collection
 
@@ -543,7 +554,8 @@ class Collection:
     def _reload(self) -> None:
         """Rebuild the segments from the point store (``recovery.reload``)."""
         points = recovery.reload(self._segments, self._store, self._segment_store, self._config)
-        self._maybe_seal()
+        if not self._read_only:
+            self._maybe_seal()
         log.info(
             "collection loaded",
             extra={"collection": self.name, "points": points,

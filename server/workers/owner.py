@@ -1,0 +1,67 @@
+"""The owner worker: today's whole server, plus the generation bump.
+
+The owner bumps the shared generation after any change is durable and before the
+client (or the reader that forwarded the request) hears of it, so a reader that
+sees the old generation knows its view may lack an acknowledged write. It bumps
+again when a build job finishes, so readers pick up the new segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.workers.generation import Generation
+from server.workers.routing import is_write
+
+WORKER_HEADER = b"x-quiver-worker"
+GENERATION_HEADER = b"x-quiver-generation"
+"""Which worker answered, and the generation its answer reflects: the owner's current
+one, a reader's view's (for tests and operators; clients need neither)."""
+
+
+class OwnerGate:
+    """ASGI wrapper of the owner's app: bumps ``generation`` as a write is answered."""
+
+    def __init__(self, app: ASGIApp, generation: Generation, worker: int = 0) -> None:
+        self._app = app
+        self._generation = generation
+        self._worker = str(worker).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        writes = is_write(scope["method"], scope["path"])
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                current = self._generation.bump() if writes else self._generation.read()
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (WORKER_HEADER, self._worker),
+                    (GENERATION_HEADER, str(current).encode()),
+                ]
+            elif writes and not message.get("more_body", False):
+                self._generation.bump()  # a streamed answer's last part: the work is done
+            await send(message)
+
+        await self._app(scope, receive, answer)
+
+
+def bump_after_builds(app: FastAPI, generation: Generation) -> None:
+    """Wrap the app's lifespan so a finished build job bumps the generation: readers
+    then load the new segment instead of searching its points exactly."""
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(inner: Any) -> AsyncIterator[None]:
+        async with original(inner):
+            app.state.engine.worker.on_finished.append(lambda _job: generation.bump())
+            yield
+
+    app.router.lifespan_context = lifespan

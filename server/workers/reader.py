@@ -1,0 +1,141 @@
+"""A reader worker: point reads from its own view, everything else to the owner.
+
+Before each read the reader compares the shared generation with the one its view
+was loaded at. Equal: no write was acknowledged since, so the view holds every
+acknowledged write and the read is answered here. Different: the read is forwarded
+to the owner (always current), and a new view is loaded in the background; once
+it is in place, reads are answered here again. The generation is read *before* a
+view is loaded, so a view is never credited with writes it may not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
+
+from index.native_threads import single_threaded_numpy_blas
+from server.engine.limits import EngineLimits
+from server.settings import Settings
+from server.workers.generation import Generation
+from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
+from server.workers.proxy import OwnerProxy
+from server.workers.routing import local_read
+from server.workers.view import ReadView, open_view
+
+log = logging.getLogger(__name__)
+
+MIN_RELOAD_GAP_S = 0.2
+"""Under a stream of writes, a reader loads a new view at most this often; reads in
+between are forwarded (correct, only slower)."""
+
+
+class ReaderGate:
+    """ASGI app of a reader: the full app for local reads, the proxy for the rest."""
+
+    def __init__(
+        self, app: FastAPI, generation: Generation, proxy: OwnerProxy, worker: int
+    ) -> None:
+        self._app = app
+        self._generation = generation
+        self._proxy = proxy
+        self._worker = str(worker).encode()
+        self.loaded = -1
+        """The generation the current view was loaded at (-1: none yet)."""
+        self._reloading: asyncio.Task[None] | None = None
+        self._last_reload = 0.0
+        app.router.lifespan_context = partial(_reader_lifespan, gate=self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        name = local_read(scope["method"], scope["path"])
+        if name is not None and self._fresh() and self._current(name):
+            await self._app(scope, receive, self._tagged(send))
+            return
+        await self._proxy.forward(scope, receive, send)
+
+    def _fresh(self) -> bool:
+        if self._generation.read() == self.loaded:
+            return True
+        self._start_reload()
+        return False
+
+    def _current(self, name: str) -> bool:
+        if self._view().current(name):
+            return True
+        if self._view().has(name):
+            self._start_reload()  # a write that did not pass the owner's gate (gRPC)
+        return False
+
+    def _view(self) -> ReadView:
+        view: ReadView = self._app.state.engine
+        return view
+
+    def _tagged(self, send: Send) -> Send:
+        loaded = str(self.loaded).encode()
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (WORKER_HEADER, self._worker),
+                    (GENERATION_HEADER, loaded),
+                ]
+            await send(message)
+
+        return tagged
+
+    def _start_reload(self) -> None:
+        if self._reloading is not None and not self._reloading.done():
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> None:
+        """Load a new view (in a thread) and put it in place; a failure (a collection
+        changing under the load, a segment replaced mid-read) keeps the old one and
+        leaves the next stale read to try again."""
+        wait = self._last_reload + MIN_RELOAD_GAP_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_reload = time.monotonic()
+        generation = self._generation.read()
+        settings: Settings = self._app.state.settings
+        try:
+            view = await anyio.to_thread.run_sync(open_view, settings.data_dir, _limits(settings))
+        except Exception:
+            log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
+            return
+        self._app.state.engine = view
+        self.loaded = generation
+
+
+@asynccontextmanager
+async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]:
+    """The reader's lifespan in place of the owner's: a view instead of the engine; no
+    build worker, no gRPC."""
+    single_threaded_numpy_blas()
+    settings: Settings = app.state.settings
+    app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
+    app.state.engine = ReadView({}, {}, _limits(settings))
+    await gate.reload()
+    log.info("quiver reader ready", extra={"generation": gate.loaded})
+    try:
+        yield
+    finally:
+        await gate._proxy.aclose()
+        app.state.engine.close()
+        app.state.engine = None
+
+
+def _limits(settings: Settings) -> EngineLimits:
+    return EngineLimits(settings.max_collections, settings.max_request_result_bytes)

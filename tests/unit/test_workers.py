@@ -1,0 +1,103 @@
+"""Multi-process serving pieces without a server: request routing, the shared
+generation, and a reader's read-only view of the data folder (ADR 0013)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from server.engine.collection import Collection
+from server.engine.config import CollectionConfig
+from server.engine.limits import EngineLimits
+from server.engine.requests import PointsSelection
+from server.settings import Settings
+from server.storage.aliases import save_aliases
+from server.workers.generation import Generation
+from server.workers.routing import is_write, local_read
+from server.workers.view import open_view
+
+C = "/collections/docs"
+
+
+def test_point_reads_of_a_collection_are_answered_locally() -> None:
+    assert local_read("POST", f"{C}/points/query") == "docs"
+    assert local_read("POST", f"{C}/points/search/batch") == "docs"
+    assert local_read("GET", f"{C}/points/7") == "docs"
+    assert local_read("POST", f"{C}/facet") == "docs"
+
+
+def test_everything_else_goes_to_the_owner() -> None:
+    assert local_read("PUT", f"{C}/points") is None
+    assert local_read("POST", f"{C}/points/delete") is None
+    assert local_read("GET", C) is None  # collection info: status and jobs live in the owner
+    assert local_read("GET", "/collections") is None
+    assert local_read("GET", "/healthz") is None
+    assert local_read("POST", "/nowhere") is None
+
+
+def test_writes_are_every_route_not_marked_read_only() -> None:
+    assert is_write("PUT", f"{C}/points")
+    assert is_write("POST", f"{C}/points/payload")
+    assert is_write("DELETE", C)
+    assert is_write("POST", "/nowhere")  # unknown: counted as a write, never missed
+    assert not is_write("POST", f"{C}/points/query")
+    assert not is_write("GET", C)
+
+
+def test_a_bump_in_a_forked_child_is_seen_by_the_parent() -> None:
+    generation = Generation()
+    generation.bump()
+    pid = os.fork()
+    if pid == 0:
+        generation.bump()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert generation.read() == 2
+
+
+def _collection(root: Path, name: str) -> Collection:
+    path = root / "collections" / name
+    path.mkdir(parents=True)
+    config = CollectionConfig.model_validate(
+        {"vectors": {"": {"size": 3, "distance": "Dot"}}, "named_vectors": False}
+    )
+    return Collection.create(name, path, config)
+
+
+def _upsert(collection: Collection, ids: list[int]) -> None:
+    rng = np.random.default_rng(len(ids))
+    collection.upsert(ids, [rng.random(3).tolist() for _ in ids], [None] * len(ids))
+
+
+def test_a_view_holds_what_was_committed_before_it_and_no_later_write(tmp_path: Path) -> None:
+    owner = _collection(tmp_path, "docs")
+    _upsert(owner, [1, 2, 3])
+    view = open_view(tmp_path, EngineLimits())
+    assert view.current("docs")
+    owner.delete(PointsSelection(ids=[2]))
+    assert not view.current("docs")  # whoever wrote it: REST, gRPC's fast path
+    _upsert(owner, [4, 5])
+    assert view.get("docs").count(None) == 3
+    assert open_view(tmp_path, EngineLimits()).get("docs").count(None) == 4  # 1, 3, 4, 5
+    owner.close()
+
+
+def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Path) -> None:
+    owner = _collection(tmp_path, "docs")
+    _upsert(owner, [1])
+    half_written = tmp_path / "collections" / "docs" / "segments" / ".tmp-building"
+    half_written.mkdir(parents=True)
+    save_aliases(tmp_path / "aliases.json", {"latest": "docs", "stale": "gone"})
+    view = open_view(tmp_path, EngineLimits())
+    assert view.has("latest") and not view.has("stale")
+    assert view.get("latest").count(None) == 1
+    assert half_written.is_dir()
+    assert not view.current("stale")
+    owner.close()
+
+
+def test_zero_workers_means_one_per_cpu_and_the_default_is_one() -> None:
+    assert Settings(workers=0).workers == (os.cpu_count() or 1)
+    assert Settings.model_fields["workers"].default == 1
