@@ -911,6 +911,11 @@ def make_field_index(field: str, spec: str | Mapping[str, Any]) -> FieldIndex:
     ``FIELD_TYPES``) or the wire object with its options (``check_field_schema``)."""
     options: Mapping[str, Any] = {"type": spec} if isinstance(spec, str) else spec
     factory = _INDEX_CLASSES.get(options.get("type"))  # type: ignore[arg-type]
+    if factory is not None and options.get("on_disk") is True and options["type"] != "text":
+        # imported here: the on-disk indexes build on this module's classes
+        from server.engine.payload_index_disk import make_disk_index
+
+        factory = make_disk_index
     if factory is None:
         raise UnsupportedFeature(f"a {options.get('type')!r} payload index")
     try:
