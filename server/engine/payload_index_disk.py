@@ -43,6 +43,8 @@ from server.engine.payload_index import (
     _SortedIndex,
 )
 
+_SPILL_AT = 4096  # delta entries kept in memory before they join the maps
+
 DISK_TYPES = frozenset({"keyword", "uuid", "bool", "integer", "float", "datetime"})
 
 
@@ -81,19 +83,35 @@ class _DiskInverted(_InvertedIndex):
         self._offsets = np.zeros(1, dtype=np.int64)
         self._kid = np.empty(0, dtype=np.int64)
         self._drows = np.empty(0, dtype=np.int64)
-        self._gone = BitMap()
+        self._gone, self._pending = BitMap(), 0
 
-    def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+    def _bulk(self, rows: Any, keys: Any) -> None:
         super()._bulk([], [])
-        self._gone = BitMap()
-        if not keys:
+        self._gone, self._pending = BitMap(), 0
+        if not len(keys):
             return
-        vocab, kid = np.unique(np.array(keys), return_inverse=True)
+        vocab, kid = np.unique(np.asarray(keys), return_inverse=True)
         row_array = np.array(rows, dtype=np.int64)
         order = np.lexsort((row_array, kid))
         self._kid, self._drows = spill(kid[order].astype(np.int64)), spill(row_array[order])
         self._offsets = spill(np.searchsorted(self._kid, np.arange(len(vocab) + 1)))
         self._vocab = spill(vocab)
+
+    def _insert(self, row: int, keys: list[Any]) -> None:
+        super()._insert(row, keys)
+        self._pending += len(keys)
+        if self._pending > max(_SPILL_AT, len(self._drows)):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Move the delta into new maps (amortised: the delta is as big as the maps)."""
+        live = ~np.isin(self._drows, np.asarray(self._gone.to_array(), dtype=np.int64))
+        pairs = [(key, row) for key, rows in self._postings.items() for row in rows]
+        parts = [np.asarray(self._vocab[self._kid[live]])] if live.any() else []
+        if pairs:
+            parts.append(np.array([key for key, _ in pairs]))
+        rows = np.concatenate([self._drows[live], np.array([r for _, r in pairs], dtype=np.int64)])
+        self._bulk(rows, np.concatenate(parts) if parts else [])
 
     def _delete(self, row: int, keys: list[Any]) -> None:
         self._gone.add(row)
@@ -102,7 +120,7 @@ class _DiskInverted(_InvertedIndex):
     def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
         self._delete(src_row, keys)
         if keys:
-            super()._insert(dst_row, keys)
+            self._insert(dst_row, keys)
 
     def _keys_bytes(self) -> int:
         return super()._keys_bytes() + sys.getsizeof(self._gone)
@@ -170,11 +188,11 @@ class _DiskSorted(_SortedIndex):
         self._gone = BitMap()
         super().__init__(field, **options)
 
-    def _bulk(self, rows: list[int], keys: list[Any]) -> None:
+    def _bulk(self, rows: Any, keys: Any) -> None:
         super()._bulk([], [])
         self._gone = BitMap()
-        values = np.array(keys, dtype=self.dtype)
-        row_array = np.array(rows, dtype=np.int64)
+        values = np.asarray(keys, dtype=self.dtype)
+        row_array = np.asarray(rows, dtype=np.int64)
         order = np.lexsort((row_array, values))
         self._dvalues, self._drows = spill(values[order]), spill(row_array[order])
 
@@ -185,7 +203,19 @@ class _DiskSorted(_SortedIndex):
     def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
         self._delete(src_row, keys)
         if keys:
-            super()._insert(dst_row, keys)
+            self._insert(dst_row, keys)
+
+    def _insert(self, row: int, keys: list[Any]) -> None:
+        super()._insert(row, keys)
+        if self._size > max(_SPILL_AT, len(self._drows)):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Move the delta into new maps (amortised: the delta is as big as the maps)."""
+        live = self._live()
+        slots = np.flatnonzero(self._alive[: self._size])
+        values = np.concatenate([self._dvalues[live], self._values[slots]])
+        self._bulk(np.concatenate([self._drows[live], self._rows[slots]]), values)
 
     def _keys_bytes(self) -> int:
         return super()._keys_bytes() + sys.getsizeof(self._gone)

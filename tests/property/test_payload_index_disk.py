@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.engine import payload_index
+from server.engine import payload_index, payload_index_disk
 from server.engine.payload_index import PayloadIndexes, make_field_index
 from server.engine.payload_index_disk import DISK_TYPES, mapped_bytes
 from tests.property import test_payload_index_consistency as base
@@ -57,11 +57,18 @@ def same_answers(disk: PayloadIndexes, memory: PayloadIndexes, rows: list[dict[s
     initial=st.lists(base.payloads, max_size=12),
     ops=base.operations,
     raw_filters=st.lists(base.random_filters, max_size=3),
+    spill_at=st.sampled_from([2, 4096]),
 )
 def test_on_disk_indexes_answer_as_the_in_memory_ones(
-    initial: list[dict[str, Any]], ops: list[tuple[Any, ...]], raw_filters: list[dict[str, Any]]
+    initial: list[dict[str, Any]],
+    ops: list[tuple[Any, ...]],
+    raw_filters: list[dict[str, Any]],
+    spill_at: int,
 ) -> None:
-    with mock.patch.multiple(payload_index, _PENDING_SCAN=2, _COMPACT_AT=3):
+    with (
+        mock.patch.multiple(payload_index, _PENDING_SCAN=2, _COMPACT_AT=3),
+        mock.patch.object(payload_index_disk, "_SPILL_AT", spill_at),
+    ):
         disk = PayloadIndexes({**base.SCHEMA, **DISK_SCHEMA})
         memory = PayloadIndexes(base.SCHEMA)
         rows = list(initial)
