@@ -10,7 +10,8 @@ over its rows (a row is a position in the segment)::
 Options of the wire ``field_schema`` are checked by ``check_field_schema``; those that
 change evaluation are integer ``lookup`` / ``range`` (``FieldIndex.answers``: which
 conditions an index serves, the others scan payloads), the text options, and
-``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first).
+``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first), and
+``on_disk`` (``payload_index_disk.py``: the same indexes over memory-mapped files).
 
 Values are read exactly as filters read them (``JsonPath.values``, arrays flattened one
 level), so a row appears under each of its values. A value of the wrong type for the
