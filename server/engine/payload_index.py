@@ -10,7 +10,8 @@ over its rows (a row is a position in the segment)::
 Options of the wire ``field_schema`` are checked by ``check_field_schema``; those that
 change evaluation are integer ``lookup`` / ``range`` (``FieldIndex.answers``: which
 conditions an index serves, the others scan payloads), the text options, and
-``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first).
+``is_tenant`` / ``is_principal`` (``PayloadIndexes.leading``: evaluated first), and
+``on_disk`` (``payload_index_disk.py``: the same indexes over memory-mapped files).
 
 Values are read exactly as filters read them (``JsonPath.values``, arrays flattened one
 level), so a row appears under each of its values. A value of the wrong type for the
@@ -911,6 +912,11 @@ def make_field_index(field: str, spec: str | Mapping[str, Any]) -> FieldIndex:
     ``FIELD_TYPES``) or the wire object with its options (``check_field_schema``)."""
     options: Mapping[str, Any] = {"type": spec} if isinstance(spec, str) else spec
     factory = _INDEX_CLASSES.get(options.get("type"))  # type: ignore[arg-type]
+    if factory is not None and options.get("on_disk") is True and options["type"] != "text":
+        # imported here: the on-disk indexes build on this module's classes
+        from server.engine.payload_index_disk import make_disk_index
+
+        factory = make_disk_index
     if factory is None:
         raise UnsupportedFeature(f"a {options.get('type')!r} payload index")
     try:
