@@ -14,6 +14,7 @@ Segments are not thread-safe: ``Collection`` holds its lock around them.
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -540,6 +541,24 @@ class AppendableSegment(SegmentRows):
         self._payloads.pop()
         self._versions.pop()
         return True
+
+    def bookkeeping_bytes(self) -> dict[str, int]:
+        """Memory of this segment's rows (``stats.collection_memory``): its vectors
+        (searched exactly, no index yet) and per-row Python objects, estimated at one
+        ~32-byte int object per id and per looked-up row."""
+        rows = len(self._ids)
+        sort_keys = self._sort_kind.nbytes + self._sort_hi.nbytes + self._sort_lo.nbytes
+        lists = sys.getsizeof(self._ids) + sys.getsizeof(self._row_of) + 64 * rows
+        columns = self._all_columns()
+        dense = sum(column.data.nbytes for column in self.columns.values())
+        tokens = sum(column.data.nbytes for column in self.token_columns.values())
+        return {
+            "vectors": dense + tokens,
+            "ids": lists + sort_keys,
+            "versions": sys.getsizeof(self._versions),
+            "live_and_present": sum(column.present.nbytes for column in columns),
+            "payloads": self._payloads.nbytes,
+        }
 
     def _named_columns(self) -> list[tuple[str, VectorColumn | TokenColumn | SparseColumn]]:
         return [*self.columns.items(), *self.token_columns.items(), *self.sparse_columns.items()]
