@@ -98,9 +98,10 @@ def wait_green(client: httpx.Client, url: str, timeout_s: float = 3600.0) -> dic
 def measure(name: str, vectors: np.ndarray) -> dict[str, Any]:
     """One data set in one fresh server: empty, loaded + built, restarted."""
     points = len(vectors)
-    with QuiverServer(startup_timeout_s=600) as server, httpx.Client(
-        timeout=600, headers=headers()
-    ) as client:
+    with (
+        QuiverServer(startup_timeout_s=600) as server,
+        httpx.Client(timeout=600, headers=headers()) as client,
+    ):
         time.sleep(EMPTY_SETTLE_S)  # past the start's warm-up (QUIVER_WARM_UP)
         empty = memory_of(server.pid)
         url = f"{server.url}/collections/bench"
@@ -148,7 +149,8 @@ def verdict(row: dict[str, Any]) -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| set | points | empty RSS / anon (MB) | growth B/pt (built) | growth B/pt (restart) "
-        "| index B/pt | reported B/pt | target B/pt | met |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| index B/pt | reported B/pt | target B/pt | met |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['set']} | {r['points']:,} | {r['empty_rss_mb']} / {r['empty_anon_mb']} "
