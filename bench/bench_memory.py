@@ -116,7 +116,12 @@ def measure(name: str, vectors: np.ndarray) -> dict[str, Any]:
         server._wait_healthy()
         restarted_info = wait_green(client, url)
         restarted = memory_of(server.pid)
-    index_bytes = sum(sum(m["bytes"].values()) for m in info["vectors_memory"].values())
+    index_bytes = sum(
+        size
+        for memory in info["vectors_memory"].values()
+        for part, size in memory["bytes"].items()
+        if part != "originals_mapped"  # page cache (the segment file), not anonymous memory
+    )
     return {
         "set": name,
         "points": points,
@@ -131,6 +136,7 @@ def measure(name: str, vectors: np.ndarray) -> dict[str, Any]:
             (restarted["anonymous"] - empty["anonymous"]) / points, 1
         ),
         "index_b_per_point": round(index_bytes / points, 1),
+        "vectors_memory": info["vectors_memory"],
         "reported": info.get("memory"),
         "reported_after_restart": restarted_info.get("memory"),
     }
