@@ -107,6 +107,13 @@ def collection_info(info: CollectionInfo) -> Json:
         "payload_schema": {name: _field(f) for name, f in info.payload_schema.items()},
         "vectors_memory": {name: _memory(m) for name, m in info.vectors_memory.items()},
     }
+    if info.memory is not None:
+        out["memory"] = {
+            "points": info.memory.points,
+            "bytes": info.memory.bytes,
+            "total_bytes": info.memory.total_bytes,
+            "bytes_per_point": info.memory.bytes_per_point,
+        }
     if info.shards is not None:
         out["shards"] = [
             {"shard": s.shard, "status": s.status, "points_count": s.points_count}

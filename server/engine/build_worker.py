@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.engine.collection import Collection
+from server.engine.native_memory import release_free_memory
 from server.engine.optimizer import Task
 from server.engine.segment_build import Cancelled
 
@@ -387,6 +388,7 @@ class BuildWorker:
             self._cond.notify_all()
         self._save(collection, job)
         self._forget(collection, dropped)
+        release_free_memory()  # the build's transient buffers, not kept at peak
         for listener in self.on_finished:
             listener(job)
 

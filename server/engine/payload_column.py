@@ -17,6 +17,7 @@ says which top-level keys the indexes read.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -48,35 +49,45 @@ class PayloadColumn(Protocol):
     def move(self, src_row: int, dst_row: int) -> None: ...
     def pop(self) -> None: ...
     def keep_keys(self, keys: frozenset[str] | None, payloads: Sequence[Payload]) -> None: ...
+    @property
+    def nbytes(self) -> int:
+        """Memory held per row (row slots and kept values, shallow sizes)."""
+        ...
 
 
 class MemoryPayloads:
-    """Every payload as a dict in process memory (``on_disk_payload: false``)."""
+    """Every payload as a dict in process memory (``on_disk_payload: false``); an empty
+    payload is held as None (a slot, not a 64-byte dict per point) and read as ``{}``."""
 
     def __init__(self) -> None:
-        self._items: list[Payload] = []
+        self._items: list[Payload | None] = []
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __getitem__(self, row: int) -> Payload:
-        return self._items[row]
+        return self._items[row] or {}
 
     def many(self, rows: Iterable[int]) -> list[Payload]:
         items = self._items
-        return [items[row] for row in rows]
+        return [items[row] or {} for row in rows]
 
     def kept(self, row: int) -> Payload:
-        return self._items[row]
+        return self[row]
 
     def kept_all(self) -> list[Payload]:
-        return list(self._items)
+        return [item or {} for item in self._items]
 
     def extend(self, payloads: Sequence[Payload]) -> None:
-        self._items.extend(payloads)
+        self._items.extend(payload or None for payload in payloads)
 
     def set(self, row: int, payload: Payload) -> None:
-        self._items[row] = payload
+        self._items[row] = payload or None
+
+    @property
+    def nbytes(self) -> int:
+        items = self._items
+        return sys.getsizeof(items) + sum(sys.getsizeof(i) for i in items if i is not None)
 
     def move(self, src_row: int, dst_row: int) -> None:
         self._items[dst_row] = self._items[src_row]
@@ -102,11 +113,12 @@ class StoredPayloads:
     def __init__(self, reader: PayloadReader, ids: Sequence[PointId]) -> None:
         self._reader = reader
         self._ids = ids
-        self._kept: list[str | None] = []  # JSON of the kept keys, None when none
+        self._rows = 0
+        self._kept: dict[int, str] = {}  # row -> JSON of its kept keys; absent when none
         self._keys: frozenset[str] | None = frozenset()  # None: every key
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return self._rows
 
     def __getitem__(self, row: int) -> Payload:
         return self.many([row])[0]
@@ -118,28 +130,47 @@ class StoredPayloads:
         return [orjson.loads(found[pid]) if pid in found else {} for pid in pids]
 
     def kept(self, row: int) -> Payload:
-        return _decoded(self._kept[row])
+        return _decoded(self._kept.get(row))
 
     def kept_all(self) -> list[Payload]:
-        return list(map(_decoded, self._kept))
+        kept = self._kept
+        return [_decoded(kept.get(row)) for row in range(self._rows)]
 
     def extend(self, payloads: Sequence[Payload]) -> None:
-        self._kept.extend(map(self._project, payloads))
+        if self._keys is not None and not self._keys:  # nothing indexed: nothing kept
+            self._rows += len(payloads)
+            return
+        for payload in payloads:
+            self._put(self._rows, self._project(payload))
+            self._rows += 1
 
     def set(self, row: int, payload: Payload) -> None:
-        self._kept[row] = self._project(payload)
+        self._put(row, self._project(payload))
 
     def move(self, src_row: int, dst_row: int) -> None:
-        self._kept[dst_row] = self._kept[src_row]
+        self._put(dst_row, self._kept.get(src_row))
 
     def pop(self) -> None:
-        self._kept.pop()
+        self._rows -= 1
+        self._kept.pop(self._rows, None)
 
     def keep_keys(self, keys: frozenset[str] | None, payloads: Sequence[Payload]) -> None:
         """From now on keep ``keys`` (None: all) of each row, projected from
         ``payloads`` (every row's full payload, e.g. just read with ``many``)."""
         self._keys = keys
-        self._kept = [self._project(payload) for payload in payloads]
+        self._kept, self._rows = {}, 0
+        self.extend(payloads)
+
+    @property
+    def nbytes(self) -> int:
+        kept = self._kept
+        return sys.getsizeof(kept) + sum(sys.getsizeof(text) for text in kept.values())
+
+    def _put(self, row: int, kept: str | None) -> None:
+        if kept is None:
+            self._kept.pop(row, None)
+        else:
+            self._kept[row] = kept
 
     def _project(self, payload: Payload) -> str | None:
         """The kept keys as JSON text: a fifth of a dict's memory, and only a write or

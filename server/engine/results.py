@@ -84,6 +84,24 @@ class VectorMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class CollectionMemory:
+    """Quiver extension: all of one collection's memory that grows with its points: the
+    indexes (``vectors_memory`` summed) and the bookkeeping around them (ids, versions,
+    masks, kept payload keys, the appendable segment's rows), in parts and per point."""
+
+    points: int
+    bytes: dict[str, int]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+    @property
+    def bytes_per_point(self) -> float:
+        return round(self.total_bytes / self.points, 1) if self.points else 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ShardStatus:
     """Quiver extension: one shard's own status and point count."""
 
@@ -106,6 +124,8 @@ class CollectionInfo:
     payload_schema: dict[str, PayloadFieldInfo]
     vectors_memory: dict[str, VectorMemory]
     shards: list[ShardStatus] | None = None
+    memory: CollectionMemory | None = None
+    """The whole per-collection memory (None where not measured: a sharded collection)."""
 
 
 @dataclass(frozen=True, slots=True)

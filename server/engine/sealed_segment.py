@@ -7,6 +7,9 @@ the ``live`` flag (and tell the index, which masks the row in native code).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from index.base import SearchParams
@@ -15,8 +18,9 @@ from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
 from index.registry import AnyIndex, is_multi_vector, is_sparse
 from index.sparse import SparseRowsIndex, SparseVector
+from server.engine.id_column import IdColumn
 from server.engine.index_spec import SegmentSpec
-from server.engine.payload_column import PayloadReader
+from server.engine.payload_column import PayloadReader, payload_column
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
@@ -50,17 +54,14 @@ class SealedSegment(SegmentRows):
             payload_indexes = PayloadIndexes(schema or {})
             payload_indexes.build(parts.payloads)
         self.payload_indexes = payload_indexes
+        # rows never move: ids, versions and the id lookup live in arrays, not one
+        # Python object per point (id_column.py)
+        self._id_column = IdColumn(parts.ids)
+        self._version_array = np.array(parts.versions, dtype=np.int64).reshape(count)
+        self._payloads = payload_column(payload_reader, self._id_column)
         self._payloads.keep_keys(payload_indexes.top_keys(), [])
-        self._append_rows(parts.ids, parts.payloads, parts.versions, index=False)
-        # Only live rows are findable. A merged segment may list an id twice (a
-        # tombstoned copy and a live one); if two copies are live, the later wins.
-        if not (self._live.all() and len(self._row_of) == count):  # else: as appended
-            self._row_of = {}
-            for row in np.flatnonzero(self._live).tolist():
-                earlier = self._row_of.get(self._ids[row])
-                if earlier is not None:
-                    self._live[earlier] = False
-                self._row_of[self._ids[row]] = row
+        self._payloads.extend(parts.payloads)
+        self._live &= _last_copy(self._id_column, self._live)
         dead = np.flatnonzero(~self._live)
         if len(dead):
             for index in self.indexes.values():
@@ -74,12 +75,12 @@ class SealedSegment(SegmentRows):
         return self._live
 
     def deleted_fraction(self) -> float:
-        total = len(self._ids)
+        total = self.row_count()
         return 0.0 if total == 0 else 1.0 - self._live_count / total
 
     def vector_present(self, name: str) -> np.ndarray:
         present = self.present.get(name)
-        return np.zeros(len(self._ids), dtype=bool) if present is None else present
+        return np.zeros(self.row_count(), dtype=bool) if present is None else present
 
     def vectors(self, row: int) -> dict[str, np.ndarray]:
         """One row's vectors as the indexes hold them (decoded for compressed secondaries;
@@ -163,8 +164,46 @@ class SealedSegment(SegmentRows):
         found, scores = exact_custom(index.row_vectors(rows), index.distance, customs, k)
         return np.where(found >= 0, rows[np.maximum(found, 0)], -1), scores
 
+    def row_of(self, point_id: PointId) -> int | None:
+        """The live row holding ``point_id``, if this segment has it."""
+        for row in self._id_column.rows_of(point_id).tolist():
+            if self._live[row]:
+                return int(row)
+        return None
+
+    @property
+    def ids(self) -> Sequence[PointId]:
+        return self._id_column
+
+    @property
+    def versions(self) -> np.ndarray:
+        return self._version_array
+
+    def row_count(self) -> int:
+        return len(self._id_column)
+
+    def version(self, row: int) -> int:
+        return int(self._version_array[row])
+
+    def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
+        self._set_payload_only(row, payload)
+        self._version_array[row] = version
+
+    def sort_keys(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._id_column.sort_keys(rows)
+
+    def bookkeeping_bytes(self) -> dict[str, int]:
+        """Memory of the per-row arrays around the indexes (``stats.memory_by_part``)."""
+        present = sum(mask.nbytes for mask in self.present.values())
+        return {
+            "ids": self._id_column.nbytes,
+            "versions": self._version_array.nbytes,
+            "live_and_present": self._live.nbytes + present,
+            "payloads": self._payloads.nbytes,
+        }
+
     def delete(self, point_id: PointId) -> bool:
-        row = self._row_of.pop(point_id, None)
+        row = self.row_of(point_id)
         if row is None:
             return False
         self._live[row] = False
@@ -178,9 +217,20 @@ class SealedSegment(SegmentRows):
         """A copy of ``rows`` (payloads shared, read-only) for building a new segment."""
         picked = rows.tolist()
         return SealedParts(
-            ids=[self._ids[r] for r in picked],
+            ids=self._id_column.take(rows),
             payloads=self._payloads.many(picked),
-            versions=[self._versions[r] for r in picked],
+            versions=self._version_array[rows].tolist(),
             indexes={},
             present={name: mask[rows].copy() for name, mask in self.present.items()},
         )
+
+
+def _last_copy(ids: IdColumn, live: np.ndarray) -> np.ndarray:
+    """Rows to keep live: a merged segment may list an id twice (a tombstoned copy and
+    a live one); if two copies are live, the later row wins."""
+    order = ids.order[live[ids.order]]  # live rows by key, rows ascending within a key
+    kind, hi, lo = ids.sort_keys(order)
+    same_as_next = (kind[:-1] == kind[1:]) & (hi[:-1] == hi[1:]) & (lo[:-1] == lo[1:])
+    keep = np.ones(len(live), dtype=bool)
+    keep[order[:-1][same_as_next]] = False
+    return keep

@@ -14,6 +14,7 @@ Segments are not thread-safe: ``Collection`` holds its lock around them.
 
 from __future__ import annotations
 
+import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -116,7 +117,7 @@ class SegmentRows:
         return self._payloads.many(rows)
 
     @property
-    def versions(self) -> Sequence[int]:
+    def versions(self) -> Sequence[int] | np.ndarray:
         return self._versions
 
     def row_count(self) -> int:
@@ -133,10 +134,13 @@ class SegmentRows:
         return self._versions[row]
 
     def set_payload(self, row: int, payload: dict[str, Any], version: int) -> None:
+        self._set_payload_only(row, payload)
+        self._versions[row] = version
+
+    def _set_payload_only(self, row: int, payload: dict[str, Any]) -> None:
         self.payload_indexes.remove(row, self._payloads.kept(row))
         self.payload_indexes.add(row, payload)
         self._payloads.set(row, payload)
-        self._versions[row] = version
 
     def vector_present(self, name: str) -> np.ndarray:
         raise NotImplementedError
@@ -146,14 +150,15 @@ class SegmentRows:
         follows the number of ids listed, not the segment size."""
         for condition in flt.must:
             if isinstance(condition, HasId):
-                rows = {self._row_of[i] for i in condition.ids if i in self._row_of}
+                found = (self.row_of(i) for i in condition.ids)
+                rows = {row for row in found if row is not None}
                 return np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
         return None
 
     def set_schema(self, schema: PayloadSchema) -> None:
         """Index exactly the fields of ``schema`` (built from the current payloads)."""
         indexes = PayloadIndexes(schema)
-        payloads = self._payloads.many(range(len(self._ids)))
+        payloads = self._payloads.many(range(self.row_count()))
         indexes.build(payloads)
         self._payloads.keep_keys(indexes.top_keys(), payloads)
         self.payload_indexes = indexes
@@ -163,7 +168,7 @@ class SegmentRows:
 
         Indexed conditions give bitmaps: rows certain to match skip the payload scan,
         and only the possible-but-uncertain rows are checked against the full filter."""
-        count = len(self._ids)
+        count = self.row_count()
         flt = self.payload_indexes.bind(flt)
         bounds = self.payload_indexes.bounds(flt, count)
         by_id = self._has_id_rows(flt)
@@ -553,6 +558,24 @@ class AppendableSegment(SegmentRows):
         self._payloads.pop()
         self._versions.pop()
         return True
+
+    def bookkeeping_bytes(self) -> dict[str, int]:
+        """Memory of this segment's rows (``stats.collection_memory``): its vectors
+        (searched exactly, no index yet) and per-row Python objects, estimated at one
+        ~32-byte int object per id and per looked-up row."""
+        rows = len(self._ids)
+        sort_keys = self._sort_kind.nbytes + self._sort_hi.nbytes + self._sort_lo.nbytes
+        lists = sys.getsizeof(self._ids) + sys.getsizeof(self._row_of) + 64 * rows
+        columns = self._all_columns()
+        dense = sum(column.data.nbytes for column in self.columns.values())
+        tokens = sum(column.data.nbytes for column in self.token_columns.values())
+        return {
+            "vectors": dense + tokens,
+            "ids": lists + sort_keys,
+            "versions": sys.getsizeof(self._versions),
+            "live_and_present": sum(column.present.nbytes for column in columns),
+            "payloads": self._payloads.nbytes,
+        }
 
     def _named_columns(self) -> list[tuple[str, VectorColumn | TokenColumn | SparseColumn]]:
         return [*self.columns.items(), *self.token_columns.items(), *self.sparse_columns.items()]

@@ -26,6 +26,7 @@ from index.registry import (
 from index.sparse import SparseRows, SparseVector
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.index_spec import read_spec
+from server.engine.native_memory import release_free_memory
 from server.engine.point_ids import point_id_from_text
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import PointBatch, SealedParts
@@ -38,6 +39,14 @@ def reload(
     segments: SegmentSet, store: PointStore, segment_store: SegmentStore, config: CollectionConfig
 ) -> int:
     """Fill ``segments`` (fresh) from disk; the number of points loaded."""
+    count = _fill(segments, store, segment_store, config)
+    release_free_memory()  # every stored point was read back: return that heap
+    return count
+
+
+def _fill(
+    segments: SegmentSet, store: PointStore, segment_store: SegmentStore, config: CollectionConfig
+) -> int:
     points = {p.pid: p for p in store.load_all()}
     claimed: set[str] = set()
     for loaded in segment_store.load_all():

@@ -7,7 +7,13 @@ from typing import Any
 
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter, parse_filter
-from server.engine.results import CollectionInfo, PayloadFieldInfo, SegmentInfo, VectorMemory
+from server.engine.results import (
+    CollectionInfo,
+    CollectionMemory,
+    PayloadFieldInfo,
+    SegmentInfo,
+    VectorMemory,
+)
 from server.engine.segment_set import SegmentSet
 
 
@@ -32,7 +38,24 @@ def collection_info(
             for name, schema in config.payload_schema.items()
         },
         vectors_memory=memory_by_vector(segments, config),
+        memory=collection_memory(segments),
     )
+
+
+def collection_memory(segments: SegmentSet) -> CollectionMemory:
+    """Quiver extension: every index's bytes (``index``) plus each kind of per-row
+    bookkeeping summed over the segments, so a user sees what a point costs."""
+    parts: dict[str, int] = {"index": 0}
+    for segment in segments.sealed.values():
+        parts["index"] += sum(index.stats().memory_bytes for index in segment.indexes.values())
+        _add(parts, segment.bookkeeping_bytes())
+    _add(parts, {f"appendable_{k}": v for k, v in segments.appendable.bookkeeping_bytes().items()})
+    return CollectionMemory(len(segments), parts)
+
+
+def _add(totals: dict[str, int], parts: dict[str, int]) -> None:
+    for part, size in parts.items():
+        totals[part] = totals.get(part, 0) + size
 
 
 def memory_by_vector(segments: SegmentSet, config: CollectionConfig) -> dict[str, VectorMemory]:

@@ -1,0 +1,194 @@
+"""Memory per point (issue 24): anonymous RSS growth of a real server process per point,
+after loading and indexing and again after a restart, against the bytes its indexes
+report (`vectors_memory`) and the whole per-collection memory it reports (`memory`).
+
+Each data set runs in its own fresh server: read `/proc/PID/smaps_rollup` (Anonymous)
+empty, upload the points over HTTP (JSON batches of 1000, no payload), wait until the
+collection is green (every index built), read it again, SIGTERM, relaunch on the same
+folder, wait green, read it a third time. Target: growth <= 1.25 x index bytes + 32 B a
+point, after the build and after the restart; an empty server under 100 MB RSS.
+
+Data sets: `glove` (GloVe-50, 390k, HNSW m 16; `--points` above 390k tiles it with seeded
+noise, renormalised) and `int8-384` (seeded Gaussian 384-d unit vectors, standing in for
+MiniLM-384, with scalar int8 quantization; originals stay on disk, memory-mapped).
+
+    nice -n 10 .venv/bin/python bench/bench_memory.py                # both, 390k / 100k
+    nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --points 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import glove
+import httpx
+import numpy as np
+import orjson
+from harness.server import QuiverServer, headers
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH = 1000
+TARGET_RATIO, TARGET_EXTRA_B, EMPTY_LIMIT_MB = 1.25, 32.0, 100.0
+EMPTY_SETTLE_S = 15.0
+
+
+def memory_of(pid: int) -> dict[str, int]:
+    """Rss and Anonymous of a process, in bytes."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Anonymous"):
+            out[key.lower()] = int(rest.split()[0]) * 1024
+    return out
+
+
+def glove_vectors(points: int) -> np.ndarray:
+    base: np.ndarray = glove._load_split(glove.DATA_DIR)[0]
+    if points <= len(base):
+        return base[:points]
+    rng = np.random.default_rng(7)
+    copies = [base] + [
+        base + rng.normal(scale=0.05, size=base.shape).astype(np.float32)
+        for _ in range(points // len(base))
+    ]
+    tiled = np.concatenate(copies)[:points]
+    tiled /= np.linalg.norm(tiled, axis=1, keepdims=True)
+    return tiled
+
+
+def gaussian_unit(points: int, dim: int) -> np.ndarray:
+    vectors = np.random.default_rng(11).normal(size=(points, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def collection_body(name: str, dim: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"vectors": {"size": dim, "distance": "Cosine"}}
+    if name == "int8-384":
+        body["quantization_config"] = {"scalar": {"type": "int8", "always_ram": True}}
+    return body
+
+
+def upload(client: httpx.Client, url: str, vectors: np.ndarray) -> None:
+    for start in range(0, len(vectors), BATCH):
+        chunk = vectors[start : start + BATCH]
+        points = [{"id": start + i, "vector": v} for i, v in enumerate(chunk.tolist())]
+        body = orjson.dumps({"points": points})
+        response = client.put(f"{url}/points?wait=true", content=body)
+        response.raise_for_status()
+
+
+def wait_green(client: httpx.Client, url: str, timeout_s: float = 3600.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(url)
+        if response.status_code == 200:
+            info: dict[str, Any] = response.json()["result"]
+            if info["status"] == "green":
+                return info
+        time.sleep(1.0)
+    raise RuntimeError(f"{url} not green after {timeout_s:.0f}s")
+
+
+def measure(name: str, vectors: np.ndarray) -> dict[str, Any]:
+    """One data set in one fresh server: empty, loaded + built, restarted."""
+    points = len(vectors)
+    with (
+        QuiverServer(startup_timeout_s=600) as server,
+        httpx.Client(timeout=600, headers=headers()) as client,
+    ):
+        time.sleep(EMPTY_SETTLE_S)  # past the start's warm-up (QUIVER_WARM_UP)
+        empty = memory_of(server.pid)
+        url = f"{server.url}/collections/bench"
+        client.put(url, json=collection_body(name, vectors.shape[1])).raise_for_status()
+        started = time.perf_counter()
+        upload(client, url, vectors)
+        info = wait_green(client, url)
+        built_s = time.perf_counter() - started
+        loaded = memory_of(server.pid)
+        server.terminate()
+        server.relaunch()
+        server._wait_healthy()
+        restarted_info = wait_green(client, url)
+        restarted = memory_of(server.pid)
+    index_bytes = sum(
+        size
+        for memory in info["vectors_memory"].values()
+        for part, size in memory["bytes"].items()
+        if part != "originals_mapped"  # page cache (the segment file), not anonymous memory
+    )
+    return {
+        "set": name,
+        "points": points,
+        "dim": int(vectors.shape[1]),
+        "load_and_build_s": round(built_s, 1),
+        "empty_rss_mb": round(empty["rss"] / 2**20, 1),
+        "empty_anon_mb": round(empty["anonymous"] / 2**20, 1),
+        "loaded_anon_mb": round(loaded["anonymous"] / 2**20, 1),
+        "restarted_anon_mb": round(restarted["anonymous"] / 2**20, 1),
+        "growth_b_per_point": round((loaded["anonymous"] - empty["anonymous"]) / points, 1),
+        "restart_growth_b_per_point": round(
+            (restarted["anonymous"] - empty["anonymous"]) / points, 1
+        ),
+        "index_b_per_point": round(index_bytes / points, 1),
+        "vectors_memory": info["vectors_memory"],
+        "reported": info.get("memory"),
+        "reported_after_restart": restarted_info.get("memory"),
+    }
+
+
+def verdict(row: dict[str, Any]) -> dict[str, Any]:
+    target = TARGET_RATIO * row["index_b_per_point"] + TARGET_EXTRA_B
+    return row | {
+        "target_b_per_point": round(target, 1),
+        "meets_target": row["growth_b_per_point"] <= target
+        and row["restart_growth_b_per_point"] <= target,
+        "empty_under_limit": row["empty_rss_mb"] < EMPTY_LIMIT_MB,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| set | points | empty RSS / anon (MB) | growth B/pt (built) | growth B/pt (restart) "
+        "| index B/pt | reported B/pt | target B/pt | met |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['set']} | {r['points']:,} | {r['empty_rss_mb']} / {r['empty_anon_mb']} "
+        f"| {r['growth_b_per_point']} | {r['restart_growth_b_per_point']} "
+        f"| {r['index_b_per_point']} | {(r['reported'] or {}).get('bytes_per_point')} "
+        f"| {r['target_b_per_point']} | {'yes' if r['meets_target'] else 'no'} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="glove,int8-384")
+    parser.add_argument("--points", type=int, default=390_000, help="GloVe points")
+    parser.add_argument("--int8-points", type=int, default=100_000)
+    parser.add_argument("--label", default="", help="suffix of the result files")
+    args = parser.parse_args()
+    rows = []
+    for name in args.sets.split(","):
+        if name == "glove":
+            vectors = glove_vectors(args.points)
+        else:
+            vectors = gaussian_unit(args.int8_points, 384)
+        rows.append(verdict(measure(name, vectors)))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    text = table(rows)
+    print(text)
+    stem = RESULTS / f"memory{('_' + args.label) if args.label else ''}"
+    stem.with_suffix(".md").write_text(text)
+    stem.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
