@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )
+    group_commit: bool = Field(
+        default=True,
+        description="Concurrent writes to a collection share one fsync (each still answered "
+        "only once it is on disk); false: one fsync per write, as SQLite's synchronous=FULL.",
+    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,
