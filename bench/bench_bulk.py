@@ -10,7 +10,8 @@ payload `{"word_id"|"row": i}`), then:
   everything), counted from the same start.
 
 JSON batches are 1,000-point `PUT .../points?wait=true` bodies, serialised before the
-clock starts (as `bench_core.py` does). NDJSON and Arrow are one streamed request each,
+clock starts (as `bench_core.py` does). NDJSON and Arrow are one streamed request each
+(`arrow_one_shot`: the same Arrow batches as one body serialised before the clock),
 generated while sending (Arrow: record batches of 10,000 rows). The reference is the raw
 library: faiss `IndexHNSWFlat` (M 16, efConstruction 100, the server's settings) built
 in-process over the same vectors, plus Quiver's own `HnswIndex` built in chunks the way
@@ -48,7 +49,7 @@ from index.metrics import Distance
 JSON_BATCH = 1000
 ARROW_BATCH = 10_000
 NDJSON_LINES = 10_000
-METHODS = ("json_batches", "ndjson_stream", "arrow_stream")
+METHODS = ("json_batches", "ndjson_stream", "arrow_stream", "arrow_one_shot")
 TARGET_RECEIVED = 150_000
 TARGET_RATIO = 1.3
 
@@ -99,6 +100,8 @@ def _drain(sink: io.BytesIO) -> bytes:
 def load_over_http(vectors: np.ndarray, method: str) -> dict[str, Any]:
     config = {"vectors": {"size": vectors.shape[1], "distance": "Cosine"}}
     bodies = json_bodies(vectors) if method == "json_batches" else []
+    # the same Arrow batches as one body with a Content-Length, serialised before the clock
+    one_shot = b"".join(arrow_body(vectors)) if method == "arrow_one_shot" else None
     with (
         QuiverServer() as server,
         httpx.Client(base_url=server.url, headers=headers(), timeout=1200) as client,
@@ -117,7 +120,8 @@ def load_over_http(vectors: np.ndarray, method: str) -> dict[str, Any]:
             kind = "application/x-ndjson" if method == "ndjson_stream" else (
                 "application/vnd.apache.arrow.stream")  # fmt: skip
             body_iter = ndjson_body(vectors) if method == "ndjson_stream" else arrow_body(vectors)
-            response = client.post("/collections/bulk/points/bulk", content=body_iter,
+            content = body_iter if one_shot is None else one_shot
+            response = client.post("/collections/bulk/points/bulk", content=content,
                                    headers={"content-type": kind})  # fmt: skip
             response.raise_for_status()
             report = response.json()["result"]

@@ -57,7 +57,9 @@ class LeanVecParams:
       images); without queries it trains as "id".
     primary_bits: 8 or 4 bits per primary dimension (faiss scalar quantizer).
     secondary: how full vectors are kept for re-ranking: float32, float16 or int8.
-    rerank_factor: candidates per result re-ranked with the secondary vectors.
+    rerank_factor: candidates per result re-ranked with the secondary vectors; by
+      default the whole search beam (ef) is re-ranked when it is larger, so a larger ef
+      keeps raising recall (``TwoStageIndex._rerank_depth``).
     ood_solver: how "ood" fits its maps: "closed_form" (default: the unconstrained
       optimum, faster and lower held-out error, see index/leanvec.py) or the paper's
       "frank_wolfe".

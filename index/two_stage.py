@@ -6,7 +6,8 @@ A two-stage index keeps two representations of each row:
   binary, RaBitQ, or LeanVec's projected and quantized vectors), whose graph walk and
   code distances run in C++ with the filter checked there too (``IDSelectorBitmap``);
 * **secondary** full-dimensional vectors (``index/rerank.py``) used to re-score the
-  ``ceil(k * oversampling)`` candidates the primary returns.
+  candidates the primary returns: ``ceil(k * oversampling)``, or by default at least the
+  search beam (``ef``), so recall keeps rising with ef (``_rerank_depth``).
 
 Subclasses say how rows become codes (``_encode_rows`` / ``_encode_queries``), which
 faiss index holds them (``_new_primary``), how a primary distance reads as a score
@@ -149,12 +150,22 @@ class TwoStageIndex(ABC):
         if self.count == 0 or k == 0:
             empty = np.full((nq, k), -1, dtype=np.int64)
             return empty, np.full((nq, k), self.distance.worst_score, dtype=np.float32)
-        oversampling = params.oversampling or self._default_oversampling()
-        wanted = min(self.count, max(k, math.ceil(k * max(oversampling, 1.0))))
+        wanted = min(self.count, self._rerank_depth(k, params))
         raw, found = self._search_primary(queries, wanted, params.ef, mask)
         if params.rescore is False:
             return self._unscored(raw[:, :k], found[:, :k], queries, k)
         return rerank(self._secondary, queries, found, k, self.distance)
+
+    def _rerank_depth(self, k: int, params: SearchParams) -> int:
+        """Candidates re-ranked: ``k * oversampling`` when the query names it; by default
+        at least the whole beam, so a larger ``ef`` keeps raising recall. A fixed
+        ``k * 4`` stopped LeanVec (D/4 dims) at recall@10 0.93 on MiniLM-384 at any ef:
+        the true neighbours were in the beam but ranked past 40 by the coarse codes."""
+        oversampling = params.oversampling or self._default_oversampling()
+        depth = max(k, math.ceil(k * max(oversampling, 1.0)))
+        if params.oversampling is None:
+            depth = max(depth, params.ef or self._default_ef())
+        return depth
 
     def vectors(self) -> np.ndarray:
         return self._secondary.matrix()

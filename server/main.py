@@ -43,6 +43,7 @@ from server.dashboard import data as dashboard_data
 from server.engine.limits import EngineLimits
 from server.grpc import server as grpc_api
 from server.settings import Settings, get_settings
+from server.storage.point_store import set_group_commit
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numpy_blas()  # see index/native_threads.py
+        set_group_commit(settings.group_commit)
         app.state.engine = await anyio.to_thread.run_sync(
             partial(
                 open_engine,

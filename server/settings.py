@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         "others answer point reads from their own read-only copy and forward the rest. "
         "0: one per CPU. Each extra worker holds its own copy of the indexes in memory.",
     )
+    group_commit: bool = Field(
+        default=True,
+        description="Concurrent writes to a collection share one fsync (each still answered "
+        "only once it is on disk); false: one fsync per write, as SQLite's synchronous=FULL.",
+    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,

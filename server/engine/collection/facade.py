@@ -574,9 +574,11 @@ class _WriteGuard:
             self._lock.__exit__(None, None, None)
             raise CollectionNotFound(self._collection.name)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._collection._last_write = time.monotonic()
         self._lock.__exit__(None, None, None)
+        if exc_type is None:
+            self._collection._store.sync()  # group commit: answer once the write is on disk
 
 
 def _check_collection_handle(collection: Collection) -> CollectionHandle:

@@ -1,10 +1,11 @@
 """Point writes of one collection: upsert, delete, payload and vector rewrites
 (Qdrant's ``segments_updater``).
 
-Each write is validated first, committed to the point store in one durable
-transaction, then applied to the segments: old copies in sealed segments become
-tombstones and new rows go to the appendable segment. Called with the collection's
-write lock held (``facade.Collection``); sealing and ``on_change`` stay there.
+Each write is validated first, committed to the point store in one transaction,
+then applied to the segments: old copies in sealed segments become tombstones and
+new rows go to the appendable segment. Called with the collection's write lock held
+(``facade.Collection``); sealing, ``on_change`` and the wait for the fsync (group
+commit: after the lock is released, so readers and the next writer go on) stay there.
 
 A vector update or delete (``change_vectors``) is an upsert of the merged point: its
 other vectors and its payload are read back and written again with the change, so it
@@ -97,7 +98,7 @@ class Writer:
         )
         located = [self.segments.locate(point_id) for point_id in points.ids]
         known = [found is not None for found in located]
-        op_id = self.store.commit(WriteBatch(put_points=_stored(batch, known)))
+        op_id = self.store.commit(WriteBatch(put_points=_stored(batch, known)), durable=False)
         for point_id, found in zip(points.ids, located, strict=True):
             if found is not None and found[0] is not self.segments.appendable:
                 found[0].delete(point_id)
@@ -106,7 +107,9 @@ class Writer:
 
     def delete(self, selection: PointsSelection) -> int:
         ids = self.resolve(selection, must_exist=False)
-        op_id = self.store.commit(WriteBatch(delete_pids=[point_id_to_text(i) for i in ids]))
+        op_id = self.store.commit(
+            WriteBatch(delete_pids=[point_id_to_text(i) for i in ids]), durable=False
+        )
         for point_id in ids:
             self.segments.delete(point_id)
         return op_id
@@ -117,7 +120,7 @@ class Writer:
         located = [self.segments.locate(i) for i in ids]
         new = [change(seg.payload(row)) for seg, row in filter(None, located)]
         encoded = [(point_id_to_text(i), _encode_payload(p)) for i, p in zip(ids, new, strict=True)]
-        op_id = self.store.commit(WriteBatch(put_payloads=encoded))
+        op_id = self.store.commit(WriteBatch(put_payloads=encoded), durable=False)
         for (segment, row), payload in zip(filter(None, located), new, strict=True):
             segment.set_payload(row, payload, op_id)
         return op_id

@@ -1,0 +1,96 @@
+"""Group commit (docs/adr/0016-group-commit.md): concurrent writes to one point store
+share fsyncs, each returns only once its commit is covered by one, and a failing
+write fails alone."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from server.errors import StorageError
+from server.storage import point_store
+from server.storage.group_commit import GroupSync
+from server.storage.point_store import PointRows, PointStore, WriteBatch
+
+WRITERS = 8
+WRITES_EACH = 25
+
+
+def _batch(pid: str) -> WriteBatch:
+    return WriteBatch(put_points=PointRows([pid], [b"{}"], [(pid, "", b"\0\0\0\0")]))
+
+
+def _write_concurrently(store: PointStore) -> None:
+    def writer(number: int) -> None:
+        for i in range(WRITES_EACH):
+            store.commit(_batch(f"{number}-{i}"))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_concurrent_writers_share_fsyncs_and_every_write_is_stored(tmp_path: Path) -> None:
+    store = PointStore.create(tmp_path, {})
+    _write_concurrently(store)
+    assert store.last_op_id() == WRITERS * WRITES_EACH
+    assert len(list(store.load_all())) == WRITERS * WRITES_EACH
+    assert 0 < store.fsyncs < WRITERS * WRITES_EACH + 1
+    store.close()
+
+
+def test_without_group_commit_sqlite_syncs_each_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(point_store, "_group_commit", False)
+    store = PointStore.create(tmp_path, {})
+    store.commit(_batch("a"))
+    assert store.fsyncs == 0
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+
+
+def test_a_deferred_commit_is_durable_after_sync(tmp_path: Path) -> None:
+    store = PointStore.create(tmp_path, {})
+    before = store.fsyncs
+    store.commit(_batch("a"), durable=False)
+    assert store.fsyncs == before
+    store.sync()
+    assert store.fsyncs == before + 1
+    store.sync()  # nothing new committed: no second fsync
+    assert store.fsyncs == before + 1
+    store.close()
+
+
+def test_a_failing_write_leaves_its_neighbours_written(tmp_path: Path) -> None:
+    store = PointStore.create(tmp_path, {})
+    store.commit(_batch("a"), durable=False)
+    bad = WriteBatch(put_points=PointRows(["b"], [None], []))  # type: ignore[list-item]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit(bad)
+    store.commit(_batch("c"))
+    assert sorted(p.pid for p in store.load_all()) == ["a", "c"]
+    store.close()
+
+
+def test_an_fsync_error_fails_every_later_write(tmp_path: Path) -> None:
+    store = PointStore.create(tmp_path, {})
+    assert store._sync is not None
+    store._sync._wal_file = tmp_path / "missing-dir" / "wal"
+    store._sync._db_file = tmp_path / "missing-dir" / "db"
+    with pytest.raises(StorageError, match="durable"):
+        store.commit(_batch("a"))
+    with pytest.raises(StorageError, match="durable"):
+        store.commit(_batch("b"))
+    store.close()
+
+
+def test_wait_returns_at_once_when_nothing_was_committed(tmp_path: Path) -> None:
+    sync = GroupSync(tmp_path / "none.sqlite")
+    sync.wait()
+    assert sync.fsyncs == 0
