@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import orjson
 from fastapi import Request
 from starlette.datastructures import QueryParams
 
 from server.api import render
 from server.api.envelope import error_body
+from server.api.hand_off import HandOff
 from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
 from server.api.routes.query import parse_query, parse_search
 from server.api.schemas import QueryRequest, SearchParams, SearchRequest
@@ -59,8 +59,28 @@ class FastSearch:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._hand_off: HandOff | None = None
+
+    def _threads(self, scope: Scope) -> HandOff:
+        """The worker threads, started with the first plain query (the app's
+        ``search_threads``) and ended with the app (``lifespan``)."""
+        if self._hand_off is None:
+            self._hand_off = HandOff(scope["app"].state.settings.search_threads)
+        return self._hand_off
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def ending(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
+                self._hand_off.close()
+                self._hand_off = None
+            await send(message)
+
+        await self.app(scope, receive, ending)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
         kind = _kind(scope)
         if kind is None:
             await self.app(scope, receive, send)
@@ -75,7 +95,7 @@ class FastSearch:
             return
         scope["route"] = ROUTES[kind[0]]  # the request metrics' label
         try:
-            content = await _answer(scope, kind, shape)
+            content = await _answer(scope, kind, shape, self._threads(scope))
         except Exception as exc:  # answered by the app's own exception table
             await _error(scope, send, exc)
             return
@@ -98,7 +118,7 @@ def _plain_shape(kind: str, raw: dict[str, Any]) -> QueryRequest | SearchRequest
     return _query_request(raw) if kind == "query" else _search_request(raw)
 
 
-async def _answer(scope: Scope, kind: tuple[str, str], shape: Any) -> bytes:
+async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: HandOff) -> bytes:
     """Parse, check, run and render as the full route does: the response body."""
     state = scope["app"].state
     if kind[0] == "query":
@@ -107,7 +127,8 @@ async def _answer(scope: Scope, kind: tuple[str, str], shape: Any) -> bytes:
         queries = [parse_search(shape, state.settings)]
     collection = state.engine.get(kind[1])
     strict_mode.check_queries(collection, queries, QueryParams(scope["query_string"]))
-    results = await anyio.to_thread.run_sync(collection.query, queries, limiter=state.cpu_limiter)
+    async with state.cpu_limiter:
+        results = await threads.run(collection.query, queries)
     if kind[0] == "query":
         rendered: Any = render.query_response(results[0])
     else:

@@ -21,9 +21,9 @@ def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     answer = fast_search._answer
 
-    async def counting(scope: Any, kind: tuple[str, str], shape: Any) -> bytes:
+    async def counting(scope: Any, kind: tuple[str, str], shape: Any, threads: Any) -> bytes:
         calls.append(kind[1])
-        return await answer(scope, kind, shape)
+        return await answer(scope, kind, shape, threads)
 
     monkeypatch.setattr(fast_search, "_answer", counting)
     return calls
