@@ -23,6 +23,7 @@ Quiver builds its index from an HTTP upload in every run. Results go to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -95,11 +96,12 @@ def load_quiver(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, 
         body = orjson.dumps({"points": points}, option=orjson.OPT_SERIALIZE_NUMPY)
         expect_ok(client.put(f"/collections/{COLLECTION}/points?wait=true", content=body), "upsert")
     wait_green(client, 1800.0, "index build", COLLECTION)
+    return {"searchable_s": round(time.perf_counter() - started, 1), "segments": _segments(client)}
+
+
+def _segments(client: httpx.Client) -> list[dict[str, Any]]:
     segments = expect_ok(client.get(f"/collections/{COLLECTION}/segments"), "segments")
-    return {
-        "searchable_s": round(time.perf_counter() - started, 1),
-        "segments": [{k: s.get(k) for k in ("kind", "points", "index")} for s in segments],
-    }
+    return [{k: s.get(k) for k in ("kind", "points", "index")} for s in segments]
 
 
 def query_body(vector: np.ndarray, ef: int) -> dict[str, Any]:
@@ -297,22 +299,23 @@ def run(args: argparse.Namespace) -> Results:
         rows[f"edge_{threads}_threads"] = edge_queries(shard, dataset, args.singles, threads)
     shard.close()
     log(f"faiss and qdrant-edge done: {rows}")
-    with (
-        QuiverServer(args.port, keep_log=SERVER_LOG) as server,
-        httpx.Client(base_url=server.url, headers=headers(), timeout=600.0) as client,
-        tempfile.TemporaryDirectory() as scratch,
-    ):
-        rows["quiver_load"] = load_quiver(client, dataset)
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(QuiverServer(args.port, keep_log=SERVER_LOG)).url
+        client = stack.enter_context(httpx.Client(base_url=url, headers=headers(), timeout=600.0))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if args.url is None:
+            rows["quiver_load"] = load_quiver(client, dataset)
+        else:
+            rows["quiver_load"] = {"searchable_s": None, "segments": _segments(client)}
         log(f"Quiver searchable: {rows['quiver_load']}")
         rows["http_recall_at_10"] = round(http_recall(client, dataset, RECALL_QUERIES), 4)
-        queries_file, script = _wrk_files(Path(scratch), dataset)
+        queries_file, script = _wrk_files(scratch, dataset)
         for connections in CONNECTIONS:
             rows[f"http_{connections}_conn"] = run_wrk(
-                server.url, queries_file, script, connections, seconds
+                url, queries_file, script, connections, seconds
             )
             log(f"wrk {connections}: {rows[f'http_{connections}_conn']}")
         rows["batches"] = measure_batches(client, index, dataset, n_batch)
-        server.check_alive()
     return build_results(args, dataset, rows)
 
 
@@ -386,6 +389,7 @@ def build_results(
             "wrk_seconds": 3.0 if args.quick else args.seconds,
             "singles": args.singles,
             "quiver_workers": os.environ.get("QUIVER_WORKERS", "default"),
+            "server": "given by --url" if args.url else "started by this run",
         },
         "machine": machine_info(load_average_at_end=os.getloadavg()),
         "rows": rows,
@@ -420,6 +424,11 @@ def markdown_report(results: Results) -> str:
         f"{b['faiss_recall_at_10']:.4f} |",
     ]
     load = rows["quiver_load"]
+    searchable = (
+        f"Quiver searchable {load['searchable_s']} s after the upload began"
+        if load["searchable_s"] is not None
+        else "Quiver server given by --url, its collection loaded beforehand"
+    )
     return (
         "\n".join(
             [
@@ -432,8 +441,8 @@ def markdown_report(results: Results) -> str:
                 "",
                 *checks_table(results["checks"]),
                 "",
-                f"- Quiver searchable {load['searchable_s']} s after the upload began "
-                f"(segments: {load['segments']}); `wrk` runs of {config['wrk_seconds']} s; "
+                f"- {searchable} (segments: {load['segments']}); `wrk` runs of "
+                f"{config['wrk_seconds']} s; "
                 f"in-process rows over {config['singles']:,} queries.",
                 "- HTTP recall@10 is from a separate pass of "
                 f"{RECALL_QUERIES:,} single queries (wrk does not read the answers).",
@@ -459,6 +468,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--seconds", type=float, default=15.0, help="seconds per wrk run (default 15)")
     add("--singles", type=int, default=5000, help="queries per in-process single-query row")
     add("--batch-queries", type=int, default=5000, help="queries sent in batches of 100")
+    add(
+        "--url",
+        default=None,
+        help="measure a running server whose `glove` collection already holds this data set "
+        "(no upload; e.g. one started with more workers)",
+    )
     return parser.parse_args(argv)
 
 
