@@ -121,11 +121,11 @@ def _plain_shape(kind: str, raw: dict[str, Any]) -> QueryRequest | SearchRequest
 async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: HandOff) -> bytes:
     """Parse, check, run and render as the full route does: the response body."""
     state = scope["app"].state
+    collection = state.engine.get(kind[1])  # first, as the route's dependency is
     if kind[0] == "query":
         queries = [parse_query(shape, state.settings, _no_lookup)]
     else:
         queries = [parse_search(shape, state.settings)]
-    collection = state.engine.get(kind[1])
     strict_mode.check_queries(collection, queries, QueryParams(scope["query_string"]))
     async with state.cpu_limiter:
         results = await threads.run(collection.query, queries)

@@ -73,7 +73,8 @@ def test_bad_plain_bodies_get_the_full_routes_errors(
 
 
 def test_a_missing_collection_is_a_qdrant_shaped_404(api: Api, fast_calls: list[str]) -> None:
-    code, answer = api.post("/collections/nothing/points/query", {"query": [1.0, 0.0]})
+    body = {"query": [1.0, 0.0], "filter": {"must": [{"key": "n"}]}}  # also a bad filter
+    code, answer = api.post("/collections/nothing/points/query", body)
     assert code == 404
     assert "nothing" in answer["status"]["error"]
     assert fast_calls == ["nothing"]
