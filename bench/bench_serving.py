@@ -121,7 +121,7 @@ def http_recall(client: httpx.Client, dataset: glove.GloveDataset, n: int) -> fl
     return recall_at_k(found, dataset.ground_truth[:n], K)
 
 
-def run_wrk(url: str, queries_file: Path, script: Path, connections: int, seconds: float) -> dict:
+def run_wrk(url: str, queries_file: Path, script: Path, connections: int, seconds: int) -> dict:
     """One `wrk` run: queries/s, p50 / p99 in ms, and requests that were not 2xx."""
     threads = min(connections, 2)
     command = [
@@ -129,7 +129,10 @@ def run_wrk(url: str, queries_file: Path, script: Path, connections: int, second
         url,
     ]  # fmt: skip
     env = {**os.environ, "QUIVER_QUERIES": str(queries_file)}
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    out = done.stdout
     rate = float(_grab(r"Requests/sec:\s+([\d.]+)", out))
     errors = _grab(r"Non-2xx or 3xx responses:\s+(\d+)", out, "0")
     socket_errors = _grab(r"Socket errors:(.*)", out, "")
@@ -290,7 +293,7 @@ def _row(n: int, seconds: float, latencies: Sequence[float], recall: float) -> d
 
 def run(args: argparse.Namespace) -> Results:
     dataset = glove.load(QUICK_BASE if args.quick else None)
-    seconds = 3.0 if args.quick else args.seconds
+    seconds = wrk_seconds(args)
     n_batch = 2000 if args.quick else args.batch_queries
     log(f"data: {dataset.n_base:,} base vectors; faiss and qdrant-edge indexes (cached)")
     index, shard = faiss_hnsw(dataset), edge_shard(dataset)
@@ -386,7 +389,7 @@ def build_results(
             "ef_single": EF_SINGLE,
             "ef_batch": EF_BATCH,
             "k": K,
-            "wrk_seconds": 3.0 if args.quick else args.seconds,
+            "wrk_seconds": wrk_seconds(args),
             "singles": args.singles,
             "quiver_workers": os.environ.get("QUIVER_WORKERS", "default"),
             "server": "given by --url" if args.url else "started by this run",
@@ -461,11 +464,17 @@ def _line(system: str, how: str, row: dict[str, Any], recall: float | None = Non
     )
 
 
+def wrk_seconds(args: argparse.Namespace) -> int:
+    if args.seconds is not None:
+        return int(args.seconds)
+    return 3 if args.quick else 15
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = new_parser(__doc__)
     add_common_options(parser, quick_help=f"smoke run on {QUICK_BASE:,} base vectors", port=True)
     add = parser.add_argument
-    add("--seconds", type=float, default=15.0, help="seconds per wrk run (default 15)")
+    add("--seconds", type=int, default=None, help="seconds per wrk run (default 15; quick 3)")
     add("--singles", type=int, default=5000, help="queries per in-process single-query row")
     add("--batch-queries", type=int, default=5000, help="queries sent in batches of 100")
     add(
