@@ -121,18 +121,24 @@ def http_recall(client: httpx.Client, dataset: glove.GloveDataset, n: int) -> fl
     return recall_at_k(found, dataset.ground_truth[:n], K)
 
 
-def run_wrk(url: str, queries_file: Path, script: Path, connections: int, seconds: int) -> dict:
-    """One `wrk` run: queries/s, p50 / p99 in ms, and requests that were not 2xx."""
+def run_wrk(
+    url: str, queries_file: Path, script: Path, connections: int, seconds: int, pid: int | None
+) -> dict:
+    """One `wrk` run: queries/s, p50 / p99 in ms, requests that were not 2xx, and the
+    server's CPU time per request (when its process id is known)."""
     threads = min(connections, 2)
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
         url,
     ]  # fmt: skip
     env = {**os.environ, "QUIVER_QUERIES": str(queries_file)}
+    cpu_before = None if pid is None else process_cpu_s(pid)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     out = done.stdout
+    requests = int(_grab(r"(\d+) requests in", out))
+    cpu_ms = None if pid is None else (process_cpu_s(pid) - cpu_before) / requests * 1e3  # type: ignore[operator]
     rate = float(_grab(r"Requests/sec:\s+([\d.]+)", out))
     errors = _grab(r"Non-2xx or 3xx responses:\s+(\d+)", out, "0")
     socket_errors = _grab(r"Socket errors:(.*)", out, "")
@@ -140,13 +146,20 @@ def run_wrk(url: str, queries_file: Path, script: Path, connections: int, second
         "connections": connections,
         "threads": threads,
         "seconds": seconds,
-        "requests": int(_grab(r"(\d+) requests in", out)),
+        "requests": requests,
+        "cpu_ms_per_query": None if cpu_ms is None else round(cpu_ms, 3),
         "queries_per_s": round(rate, 1),
         "p50_ms": _ms(_grab(r"50%\s+(\S+)", out)),
         "p99_ms": _ms(_grab(r"99%\s+(\S+)", out)),
         "non_2xx": int(errors),
         "socket_errors": socket_errors.strip(),
     }
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _grab(pattern: str, text: str, default: str | None = None) -> str:
@@ -206,13 +219,13 @@ def faiss_singles(index: Any, dataset: glove.GloveDataset, n: int) -> dict[str, 
     index.hnsw.efSearch = EF_SINGLE
     ids = np.empty((n, K), dtype=np.int64)
     latencies = []
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     for row in range(n):
         before = time.perf_counter()
         _, ids[row : row + 1] = index.search(dataset.queries[row : row + 1], K)
         latencies.append(time.perf_counter() - before)
-    seconds = time.perf_counter() - started
-    return _row(n, seconds, latencies, recall_at_k(ids, dataset.ground_truth[:n], K))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return _row(n, seconds, latencies, recall_at_k(ids, dataset.ground_truth[:n], K), cpu)
 
 
 def faiss_batches(index: Any, queries: np.ndarray) -> tuple[float, np.ndarray]:
@@ -269,17 +282,21 @@ def edge_queries(shard: Any, dataset: glove.GloveDataset, n: int, threads: int) 
         ids[row, : len(found)] = [p.id for p in found]
 
     one(0)  # warm-up
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(n)))
-    seconds = time.perf_counter() - started
-    return _row(n, seconds, latencies, recall_at_k(ids, dataset.ground_truth[:n], K))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return _row(n, seconds, latencies, recall_at_k(ids, dataset.ground_truth[:n], K), cpu)
 
 
-def _row(n: int, seconds: float, latencies: Sequence[float], recall: float) -> dict[str, Any]:
+def _row(
+    n: int, seconds: float, latencies: Sequence[float], recall: float, cpu_s: float
+) -> dict[str, Any]:
+    """An in-process row; CPU is this process's, all threads (faiss's OpenMP included)."""
     summary = latency_summary(latencies, (50, 99))
     return {
         "queries": n,
+        "cpu_ms_per_query": round(cpu_s / n * 1e3, 3),
         "seconds": round(seconds, 3),
         "queries_per_s": round(n / seconds, 1),
         "p50_ms": summary["p50"],
@@ -303,7 +320,11 @@ def run(args: argparse.Namespace) -> Results:
     shard.close()
     log(f"faiss and qdrant-edge done: {rows}")
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(QuiverServer(args.port, keep_log=SERVER_LOG)).url
+        server = (
+            None if args.url else stack.enter_context(QuiverServer(args.port, keep_log=SERVER_LOG))
+        )
+        url = args.url or server.url  # type: ignore[union-attr]
+        server_pid = None if server is None else server.pid
         client = stack.enter_context(httpx.Client(base_url=url, headers=headers(), timeout=600.0))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.url is None:
@@ -315,7 +336,7 @@ def run(args: argparse.Namespace) -> Results:
         queries_file, script = _wrk_files(scratch, dataset)
         for connections in CONNECTIONS:
             rows[f"http_{connections}_conn"] = run_wrk(
-                url, queries_file, script, connections, seconds
+                url, queries_file, script, connections, seconds, server_pid
             )
             log(f"wrk {connections}: {rows[f'http_{connections}_conn']}")
         rows["batches"] = measure_batches(client, index, dataset, n_batch)
@@ -403,8 +424,8 @@ def build_results(
 def markdown_report(results: Results) -> str:
     rows, config = results["rows"], results["config"]
     table = [
-        "| system | how asked | queries/s | p50 ms | p99 ms | recall@10 |",
-        "|---|---|--:|--:|--:|--:|",
+        "| system | how asked | queries/s | p50 ms | p99 ms | CPU ms/query | recall@10 |",
+        "|---|---|--:|--:|--:|--:|--:|",
     ]
     http_recall = rows["http_recall_at_10"]
     for connections in CONNECTIONS:
@@ -421,9 +442,9 @@ def markdown_report(results: Results) -> str:
     b = rows["batches"]
     table += [
         f"| Quiver, HTTP | `/points/query/batch`, 100 per request, ef {EF_BATCH} | "
-        f"{b['http_queries_per_s']:,.0f} | - | - | {b['http_recall_at_10']:.4f} |",
+        f"{b['http_queries_per_s']:,.0f} | - | - | - | {b['http_recall_at_10']:.4f} |",
         f"| faiss HNSWFlat, in process | batches of 100, ef {EF_BATCH}, {b['faiss_threads']} "
-        f"OpenMP threads | {b['faiss_queries_per_s']:,.0f} | - | - | "
+        f"OpenMP threads | {b['faiss_queries_per_s']:,.0f} | - | - | - | "
         f"{b['faiss_recall_at_10']:.4f} |",
     ]
     load = rows["quiver_load"]
@@ -447,6 +468,9 @@ def markdown_report(results: Results) -> str:
                 f"- {searchable} (segments: {load['segments']}); `wrk` runs of "
                 f"{config['wrk_seconds']} s; "
                 f"in-process rows over {config['singles']:,} queries.",
+                "- CPU ms/query: the server process's CPU time over the `wrk` run per request "
+                "(HTTP parsing, Python, search threads); in-process rows: this process's CPU "
+                "per query. Less disturbed than rates by other load on a shared machine.",
                 "- HTTP recall@10 is from a separate pass of "
                 f"{RECALL_QUERIES:,} single queries (wrk does not read the answers).",
             ]
@@ -458,9 +482,10 @@ def markdown_report(results: Results) -> str:
 def _line(system: str, how: str, row: dict[str, Any], recall: float | None = None) -> str:
     recall = row.get("recall_at_10", recall)
     shown = "-" if recall is None else f"{recall:.4f}"
+    cpu = "-" if row.get("cpu_ms_per_query") is None else f"{row['cpu_ms_per_query']:.3f}"
     return (
         f"| {system} | {how} | {row['queries_per_s']:,.0f} | {row['p50_ms']:.3f} | "
-        f"{row['p99_ms']:.3f} | {shown} |"
+        f"{row['p99_ms']:.3f} | {cpu} | {shown} |"
     )
 
 
