@@ -1,0 +1,293 @@
+"""A lean path for the hottest request: one plain vector to ``/points/query`` or
+``/points/search``.
+
+Profiled under ``wrk`` (GloVe-50 390k, HNSW ef 96), a single query spent more of the
+event loop's time in FastAPI's router, dependency solving and pydantic validation than
+in anything Quiver does. This pure-ASGI layer sits just inside ``QuiverMiddleware`` (so
+authentication, media type and body limits have already run) and answers the common
+shape itself: a JSON object holding only keys whose values are of the types the wire
+models take as they are (a list for the vector, ints, bools, a filter object). Those
+are checked by hand, turned into the same wire models without re-validation
+(``model_construct``), and handed to the routes' own parsers, strict-mode check, engine
+call and renderer, so the answer is the one the full route would give.
+
+Anything else (another shape, a body over the limit, JSON that does not parse) is
+replayed, byte for byte, to the full FastAPI route, which gives its usual answers and
+errors. An error raised after the shape check goes through the app's own exception
+table (``api/errors.py``), exactly as the route's would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.datastructures import QueryParams
+
+from server.api import render
+from server.api.envelope import error_body
+from server.api.hand_off import HandOff
+from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from server.api.routes.query import parse_query, parse_search
+from server.api.schemas import QueryRequest, SearchParams, SearchRequest
+from server.engine import strict_mode
+from server.engine.knobs import MAX_HNSW_EF
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_HEADERS = [(b"content-type", b"application/json")]
+
+QUERY_KEYS = frozenset(
+    {"query", "using", "limit", "offset", "params", "filter", "score_threshold"}
+    | {"with_payload", "with_vector"}
+)
+"""The keys of a plain ``QueryRequest``; any other key (``prefetch``, ``lookup_from``, a
+Quiver extension, an unknown field) takes the full route."""
+
+SEARCH_KEYS = frozenset(
+    {"vector", "limit", "offset", "params", "filter", "score_threshold"}
+    | {"with_payload", "with_vector"}
+)
+PARAMS_KEYS = frozenset({"hnsw_ef", "exact"})
+
+
+class FastSearch:
+    """Answers plain single-vector queries and searches without FastAPI's request
+    machinery; everything else goes on to ``app`` unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._hand_off: HandOff | None = None
+
+    def _threads(self, scope: Scope) -> HandOff:
+        """The worker threads, started with the first plain query (the app's
+        ``search_threads``) and ended with the app (``lifespan``)."""
+        if self._hand_off is None:
+            self._hand_off = HandOff(scope["app"].state.settings.search_threads)
+        return self._hand_off
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def ending(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
+                self._hand_off.close()
+                self._hand_off = None
+            await send(message)
+
+        await self.app(scope, receive, ending)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        kind = _kind(scope)
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away before its body ended
+            return
+        raw = _plain_json(scope, body)
+        shape = None if raw is None else _plain_shape(kind[0], raw)
+        if shape is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = ROUTES[kind[0]]  # the request metrics' label
+        try:
+            content = await _answer(scope, kind, shape, self._threads(scope))
+        except Exception as exc:  # answered by the app's own exception table
+            await _error(scope, send, exc)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
+        await send({"type": "http.response.body", "body": content})
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabel:
+    """What the request metrics read of ``scope["route"]``: the path template."""
+
+    path: str
+
+
+ROUTES = {kind: RouteLabel(f"/collections/{{name}}/points/{kind}") for kind in ("query", "search")}
+
+
+def _plain_shape(kind: str, raw: dict[str, Any]) -> QueryRequest | SearchRequest | None:
+    """The wire model of a plain body, or None when the body is not plain."""
+    return _query_request(raw) if kind == "query" else _search_request(raw)
+
+
+async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: HandOff) -> bytes:
+    """Parse, check, run and render as the full route does: the response body."""
+    state = scope["app"].state
+    collection = state.engine.get(kind[1])  # first, as the route's dependency is
+    if kind[0] == "query":
+        queries = [parse_query(shape, state.settings, _no_lookup)]
+    else:
+        queries = [parse_search(shape, state.settings)]
+    strict_mode.check_queries(collection, queries, QueryParams(scope["query_string"]))
+    async with state.cpu_limiter:
+        results = await threads.run(collection.query, queries)
+    if kind[0] == "query":
+        rendered: Any = render.query_response(results[0])
+    else:
+        rendered = render.scored_points(results[0].points)
+    envelope = {"result": rendered, "status": "ok", "time": _elapsed(scope)}
+    return orjson.dumps(envelope, option=_OPTIONS)
+
+
+def _kind(scope: Scope) -> tuple[str, str] | None:
+    """``("query" | "search", collection name)`` for a POST to a single-query route."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    parts = scope["path"].split("/")
+    if len(parts) != 5 or parts[1] != "collections" or parts[3] != "points" or not parts[2]:
+        return None
+    if parts[4] not in ("query", "search"):
+        return None
+    return parts[4], parts[2]
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then whatever the connection says next (a disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+def _plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (cut at the limit, malformed, not an object)."""
+    if scope.get("state", {}).get("body_too_large") is not None:
+        return None
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _query_request(raw: dict[str, Any]) -> QueryRequest | None:
+    if not raw.keys() <= QUERY_KEYS or type(raw.get("query")) is not list:
+        return None
+    if not (_opt_str(raw.get("using")) and _common_fields(raw)):
+        return None
+    return QueryRequest.model_construct(**_with_params(raw))
+
+
+def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
+    vector = raw.get("vector")
+    if (
+        not raw.keys() <= SEARCH_KEYS
+        or type(vector) is not list
+        or type(raw.get("limit")) is not int
+    ):
+        return None
+    if not (set(map(type, vector)) <= {int, float} and _common_fields(raw)):
+        return None
+    return SearchRequest.model_construct(**_with_params(raw))
+
+
+def _common_fields(raw: dict[str, Any]) -> bool:
+    """The fields both shapes share, each of a type its wire model keeps as it is."""
+    return (
+        _opt_int(raw.get("limit"), 2**63)
+        and _opt_int(raw.get("offset"), 2**63)
+        and _opt_number(raw.get("score_threshold"))
+        and _opt_bool(raw.get("with_payload"))
+        and _opt_bool(raw.get("with_vector"))
+        and (raw.get("filter") is None or type(raw["filter"]) is dict)
+        and _plain_params(raw.get("params"))
+    )
+
+
+def _plain_params(params: Any) -> bool:
+    if params is None:
+        return True
+    return (
+        type(params) is dict
+        and params.keys() <= PARAMS_KEYS
+        and _opt_int(params.get("hnsw_ef"), MAX_HNSW_EF)
+        and _opt_bool(params.get("exact"))
+    )
+
+
+def _with_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields as the wire model holds them once validated."""
+    params = raw.get("params")
+    if params is not None:
+        raw["params"] = SearchParams.model_construct(**params)
+    if raw.get("score_threshold") is not None:
+        raw["score_threshold"] = float(raw["score_threshold"])
+    return raw
+
+
+def _opt_int(value: Any, most: int) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= most)
+
+
+def _opt_number(value: Any) -> bool:
+    return value is None or type(value) in (int, float)
+
+
+def _opt_bool(value: Any) -> bool:
+    return value is None or type(value) is bool
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _no_lookup(name: str) -> Any:  # pragma: no cover - a plain query has no lookup_from
+    raise AssertionError("a plain query reads no other collection")
+
+
+def _elapsed(scope: Scope) -> float:
+    started: float | None = scope.get("state", {}).get("started")
+    return 0.0 if started is None else time.perf_counter() - started
+
+
+def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
+    return [*_HEADERS, (b"content-length", str(len(content)).encode())]
+
+
+async def _error(scope: Scope, send: Send, exc: Exception) -> None:
+    """The answer the app's exception table gives ``exc`` (``api/errors.py``)."""
+    request = Request(scope)
+    handler = _handler(scope["app"].exception_handlers, exc)
+    if handler is None:  # pragma: no cover - api/errors.py maps Exception itself
+        response = orjson.dumps(error_body(f"Service internal error: {exc}", 0.0))
+        await send({"type": "http.response.start", "status": 500, "headers": _headers(response)})
+        await send({"type": "http.response.body", "body": response})
+        return
+    answer = await handler(request, exc)
+    await answer(scope, _no_receive, send)
+
+
+def _handler(handlers: dict[Any, Any], exc: Exception) -> Any:
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+async def _no_receive() -> Message:  # pragma: no cover - responses never read
+    return {"type": "http.disconnect"}

@@ -1,0 +1,90 @@
+"""The lean path for plain single-vector queries (``api/fast_search.py``): it answers what
+the full route answers, and every other body still reaches the full route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.api import fast_search
+from tests.helpers.api import Api, create_items, make_client
+
+QUERY = "/collections/items/points/query"
+SEARCH = "/collections/items/points/search"
+
+
+@pytest.fixture
+def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The collection names the lean path answered for, in order."""
+    calls: list[str] = []
+    answer = fast_search._answer
+
+    async def counting(scope: Any, kind: tuple[str, str], shape: Any, threads: Any) -> bytes:
+        calls.append(kind[1])
+        return await answer(scope, kind, shape, threads)
+
+    monkeypatch.setattr(fast_search, "_answer", counting)
+    return calls
+
+
+def test_a_plain_query_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
+    full = plain | {"lookup_from": None}  # a key the lean path leaves to the full route
+    assert api.result("POST", QUERY, plain) == api.result("POST", QUERY, full)
+    assert fast_calls == ["items"]
+
+
+def test_a_plain_search_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    plain = {"vector": [1, 0.5, 0, 0], "limit": 4, "params": {"hnsw_ef": 16, "exact": False}}
+    full = plain | {"top": 4}
+    assert api.result("POST", SEARCH, plain) == api.result("POST", SEARCH, full)
+    assert fast_calls == ["items"]
+
+
+def test_values_the_wire_model_would_coerce_are_left_to_the_full_route(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    answer = api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": "2"})
+    assert len(answer["points"]) == 2
+    assert fast_calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"query": [1.0, 0.0, 0.0, 0.0], "limit": -1}, 422),
+        ({"query": [1.0, 0.0, 0.0], "limit": 2}, 400),
+        ({"query": [1.0, 0.0, 0.0, 0.0], "filter": {"must": [{"key": "n"}]}}, 400),
+        ({"query": [1.0, 0.0, 0.0, 0.0], "params": {"hnsw_ef": -5}}, 422),
+    ],
+)
+def test_bad_plain_bodies_get_the_full_routes_errors(
+    api: Api, collection: str, body: dict[str, Any], status: int
+) -> None:
+    code, answer = api.post(QUERY, body)
+    assert code == status
+    assert answer["result"] is None and answer["status"]["error"]
+
+
+def test_a_missing_collection_is_a_qdrant_shaped_404(api: Api, fast_calls: list[str]) -> None:
+    body = {"query": [1.0, 0.0], "filter": {"must": [{"key": "n"}]}}  # also a bad filter
+    code, answer = api.post("/collections/nothing/points/query", body)
+    assert code == 404
+    assert "nothing" in answer["status"]["error"]
+    assert fast_calls == ["nothing"]
+
+
+def test_a_body_over_the_limit_is_refused_413(tmp_path: Path) -> None:
+    with make_client(tmp_path, max_request_bytes=4096) as client:
+        api = Api(client)
+        create_items(api)
+        body = {"query": [1.0, 0.0, 0.0, 0.0], "limit": 3, "with_payload": ["x" * 5000]}
+        response = client.post(QUERY, json=body, headers={"transfer-encoding": "chunked"})
+        assert response.status_code == 413
+        assert api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": 1})["points"]
