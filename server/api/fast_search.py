@@ -138,8 +138,10 @@ async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: Hand
 
 
 def _kind(scope: Scope) -> tuple[str, str] | None:
-    """``("query" | "search", collection name)`` for a POST to a single-query route."""
-    if scope["type"] != "http" or scope["method"] != "POST":
+    """``("query" | "search", collection name)`` for a POST to a single-query route.
+    A request with query parameters (``consistency``, ``timeout``) takes the full route,
+    which is where those are read."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
         return None
     parts = scope["path"].split("/")
     if len(parts) != 5 or parts[1] != "collections" or parts[3] != "points" or not parts[2]:

@@ -55,13 +55,24 @@ def test_values_the_wire_model_would_coerce_are_left_to_the_full_route(
     assert fast_calls == []
 
 
+def test_a_request_with_query_parameters_takes_the_full_route(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    """``consistency`` and ``timeout`` are read by the full route only."""
+    plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3}
+    answer = api.result("POST", QUERY + "?consistency=majority", plain)
+    assert len(answer["points"]) == 3
+    assert api.post(QUERY + "?consistency=nonsense", plain)[0] == 400
+    assert fast_calls == []
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        ({"query": [1.0, 0.0, 0.0, 0.0], "limit": -1}, 422),
+        ({"query": [1.0, 0.0, 0.0, 0.0], "limit": -1}, 400),
         ({"query": [1.0, 0.0, 0.0], "limit": 2}, 400),
         ({"query": [1.0, 0.0, 0.0, 0.0], "filter": {"must": [{"key": "n"}]}}, 400),
-        ({"query": [1.0, 0.0, 0.0, 0.0], "params": {"hnsw_ef": -5}}, 422),
+        ({"query": [1.0, 0.0, 0.0, 0.0], "params": {"hnsw_ef": -5}}, 400),
     ],
 )
 def test_bad_plain_bodies_get_the_full_routes_errors(
