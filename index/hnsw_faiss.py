@@ -85,6 +85,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         self._index.hnsw.efConstruction = self.params.ef_construct
         self._deleted = np.zeros(0, dtype=bool)
         self._graph: HnswGraph | None = None
+        self._matrix: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -92,7 +93,7 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._graph = None
+        self._graph, self._matrix = None, None  # the storage may have moved
         self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
 
     def delete(self, rows: np.ndarray) -> None:
@@ -144,11 +145,15 @@ class HnswIndex(KeepsVectorsAsGiven):
         return walk(self._graph, self.vectors(), self.distance, customs, k, ef, mask)
 
     def vectors(self) -> np.ndarray:
-        storage: Any = faiss.downcast_index(self._index.storage)
-        view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
-        matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
-        matrix.flags.writeable = False
-        return matrix
+        """A read-only view of faiss's storage, made once until the next ``add`` (the
+        SWIG calls behind it cost ~20 us: a query by example reads several rows)."""
+        if self._matrix is None or len(self._matrix) != self.count:
+            storage: Any = faiss.downcast_index(self._index.storage)
+            view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
+            matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
+            matrix.flags.writeable = False
+            self._matrix = matrix
+        return self._matrix
 
     def to_bytes(self) -> bytes:
         header = {
