@@ -147,7 +147,7 @@ class HnswIndex(KeepsVectorsAsGiven):
     def vectors(self) -> np.ndarray:
         """A read-only view of faiss's storage, made once until the next ``add`` (the
         SWIG calls behind it cost ~20 us: a query by example reads several rows)."""
-        if self._matrix is None or len(self._matrix) != self.count:
+        if self._matrix is None:
             storage: Any = faiss.downcast_index(self._index.storage)
             view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
             matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
