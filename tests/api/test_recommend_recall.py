@@ -5,12 +5,13 @@ recall@10 per query kind, measured, with the bound it must keep."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.helpers.api import Api, wait_green
+from tests.helpers.api import Api, make_client, wait_green
 from tests.helpers.indexing import create, data, upsert
 
 NAME = "reco"
@@ -18,7 +19,15 @@ POINTS = 3000
 QUERIES = 20
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One indexed collection for every query kind: the build is most of this module's
+    time, and the queries only read it."""
+    with make_client(tmp_path_factory.mktemp("reco")) as client:
+        yield Api(client)
+
+
+@pytest.fixture(scope="module")
 def indexed(api: Api) -> str:
     create(api, NAME, hnsw_config={"full_scan_threshold": 10})
     upsert(api, NAME, data(POINTS))
