@@ -29,7 +29,10 @@ from typing import Any
 
 import faiss
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from index.metrics import Distance
 
@@ -104,7 +107,8 @@ def walk(
     """The best ``k`` allowed rows for each custom score, found by a walk of beam
     ``max(ef, k)``: ``rows (nq, k)`` padded with -1, ``scores (nq, k)`` float64 padded
     with -inf, best first (ties by row). The queries are split over as many threads as
-    faiss uses (the compiled walk releases the GIL), as faiss splits a batch."""
+    faiss uses (the compiled walk releases the GIL), as faiss splits a batch; the
+    calling thread walks the first share itself."""
     rows = np.full((len(customs), k), -1, dtype=np.int64)
     scores = np.full((len(customs), k), -np.inf)
     if len(vectors) == 0 or k == 0 or graph.entry_point < 0:
@@ -113,10 +117,9 @@ def walk(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # a view when it is already
     walker = partial(_walk_part, graph, vectors, _METRICS[distance], mask, customs, k, ef)
     parts = np.array_split(np.arange(len(customs)), min(len(customs), _threads()))
-    if len(parts) == 1:
-        walker(rows, scores, parts[0])
-        return rows, scores
-    for done in [_pool().submit(walker, rows, scores, part) for part in parts]:
+    others = [_pool().submit(walker, rows, scores, part) for part in parts[1:]]
+    walker(rows, scores, parts[0])
+    for done in others:
         done.result()
     return rows, scores
 
@@ -148,7 +151,7 @@ def _walk_part(
     _walk_many(
         graph.neighbors, graph.offsets, graph.cum, graph.entry_point, graph.max_level,
         vectors, mask, metric, examples, ex_at, kinds, splits, generators, gen_at, max(ef, k),
-        np.zeros(len(vectors), dtype=np.int32), out_rows, out_scores, counts,
+        np.zeros(len(vectors), dtype=np.uint8), out_rows, out_scores, counts,
     )  # fmt: skip
     rows[part], scores[part] = out_rows, out_scores
     STATS[:] += counts
@@ -201,6 +204,37 @@ def _examples(custom: CustomScore) -> np.ndarray:
 
 
 # -- compiled kernels: short names (xb rows, ex examples) as in faiss -------------------
+
+
+_CGUTILS: Any = cgutils
+"""numba's code-generation helpers (untyped)."""
+
+
+def _prefetch_intrinsic(typingctx: Any, array: Any, index: Any) -> Any:
+    """Ask the CPU to start loading ``array[index]`` (an integer, or a tuple for a 2-d
+    array) into its caches, as faiss's ``prefetch_L2`` does: the rows one step of the
+    walk scores are then fetched together instead of one cache miss after another."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array_type, index_type = signature.args
+        array_value = context.make_array(array_type)(context, builder, args[0])
+        indices = [args[1]]
+        if isinstance(index_type, types.BaseTuple):
+            indices = _CGUTILS.unpack_tuple(builder, args[1], len(index_type))
+        pointer = _CGUTILS.get_item_pointer(context, builder, array_type, array_value, indices)
+        byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function_type = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
+        prefetch = _CGUTILS.get_or_insert_function(
+            builder.module, function_type, "llvm.prefetch.p0"
+        )
+        # a read (0), kept in every cache level (3), of data (1)
+        builder.call(prefetch, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_intrinsic)
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
@@ -365,6 +399,11 @@ def _unvisited(neighbors: Any, start: int, width: int, visited: Any, tag: int, o
     """Mark a node's unvisited level-0 neighbours visited and gather them into ``out``
     (their count returned): scored apart from this loop, as faiss does, the rows'
     memory loads overlap instead of waiting behind each heap update."""
+    for j in range(start, start + width):
+        other = neighbors[j]
+        if other < 0:
+            break
+        _prefetch(visited, other)
     n = 0
     for j in range(start, start + width):
         other = neighbors[j]
@@ -375,6 +414,22 @@ def _unvisited(neighbors: Any, start: int, width: int, visited: Any, tag: int, o
             out[n] = other
             n += 1
     return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _score_fresh(
+    xb: Any, fresh: Any, n: int, ex: Any, metric: int, kind: int, split: int,
+    sims: Any, floor: float, out: Any,
+) -> None:  # fmt: skip
+    """``out[b]``: the score of row ``fresh[b]`` (or a bound ``<= floor``, as
+    :func:`_score_above`), every row's cache lines requested before the first is read."""
+    dim = xb.shape[1]
+    for b in range(n):
+        for j in range(0, dim, 16):  # one request per 64-byte line of float32
+            _prefetch(xb, (fresh[b], j))
+        _prefetch(xb, (fresh[b], dim - 1))
+    for b in range(n):
+        out[b] = _score_above(xb, fresh[b], ex, metric, kind, split, sims, floor)
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
@@ -399,6 +454,7 @@ def _walk_one(
     sims = np.empty(ex.shape[0])
     n_cand, n_res = 0, 0
     fresh = np.empty(cum[1], dtype=np.int64)
+    fresh_scores = np.empty(cum[1])
     for s in range(starts.shape[0]):
         node = starts[s]
         if visited[node] == tag:
@@ -421,11 +477,11 @@ def _walk_one(
         _sift_down(cand_keys, cand_nodes, n_cand, 1.0)
         n_new = _unvisited(neighbors, offsets[node], cum[1], visited, tag, fresh)
         counts[0] += n_new
+        floor = res_keys[0] if n_res >= ef else -np.inf
+        _score_fresh(xb, fresh, n_new, ex, metric, kind, split, sims, floor, fresh_scores)
         for b in range(n_new):
-            other = fresh[b]
-            floor = res_keys[0] if n_res >= ef else -np.inf
-            score = _score_above(xb, other, ex, metric, kind, split, sims, floor)
-            if n_res >= ef and score <= floor:
+            other, score = fresh[b], fresh_scores[b]
+            if n_res >= ef and score <= res_keys[0]:
                 continue
             if n_cand == capacity:
                 return -1
@@ -465,6 +521,9 @@ def _walk_many(
         found = -1
         while found < 0:
             tag += 1
+            if tag == 256:  # the byte-sized tags wrapped: clear, as faiss's VisitedTable
+                visited[:] = 0
+                tag = 1
             counts[1] += 1
             found = _walk_one(
                 neighbors, offsets, cum, entry, max_level, xb, mask, ex, metric,

@@ -93,6 +93,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         self._index.hnsw.efConstruction = self.params.ef_construct
         self._deleted = np.zeros(0, dtype=bool)
         self._graph: HnswGraph | None = None
+        self._matrix: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -100,7 +101,7 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._graph = None
+        self._graph, self._matrix = None, None  # the storage may have moved
         self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
 
     def delete(self, rows: np.ndarray) -> None:
@@ -156,15 +157,21 @@ class HnswIndex(KeepsVectorsAsGiven):
         return is_compact(self.params.storage) and self.distance is not Distance.MANHATTAN
 
     def vectors(self) -> np.ndarray:
-        """float32 rows: a view of faiss's storage, or for compact storage a decoded copy."""
+        """float32 rows: for compact storage a decoded copy (never kept: it would double
+        the memory the narrow type saves), else a read-only view of faiss's storage, made
+        once until the next ``add`` (the SWIG calls behind it cost ~20 us: a query by
+        example reads several rows)."""
         if self._compact:
-            matrix = decode_codes(self._codes(), self.params.storage, self.dim)
-        else:
+            decoded = decode_codes(self._codes(), self.params.storage, self.dim)
+            decoded.flags.writeable = False
+            return decoded
+        if self._matrix is None:
             storage: Any = faiss.downcast_index(self._index.storage)
             view = faiss.rev_swig_ptr(storage.get_xb(), self.count * self.dim)
-            matrix = np.asarray(view).reshape(self.count, self.dim)
-        matrix.flags.writeable = False
-        return matrix
+            matrix: np.ndarray = np.asarray(view).reshape(self.count, self.dim)
+            matrix.flags.writeable = False
+            self._matrix = matrix
+        return self._matrix
 
     def row_vectors(self, rows: np.ndarray) -> np.ndarray:
         if not self._compact:

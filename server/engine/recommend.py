@@ -32,7 +32,7 @@ the page, then dropped: a ``must_not: has_id`` filter would be a per-row scan).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ from server.engine.requests import Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
 from server.engine.score_threshold import leading_passing, strictly_past
 from server.engine.sparse_vector import SparseVector
-from server.errors import BadRequest
+from server.errors import BadRequest, InvalidVector
 
 if TYPE_CHECKING:
     from server.engine.protocols import CollectionHandle
@@ -83,8 +83,8 @@ def run_example_queries(
     their custom score go to the collection as one batch."""
     answers: list[QueryResult | None] = [None] * len(queries)
     walked: list[tuple[int, Query, list[Operand], frozenset[PointId]]] = []
-    for i, query in enumerate(queries):
-        vectors, mentioned = _resolve(collection, query)
+    resolved = _resolve(collection, queries)
+    for i, (query, (vectors, mentioned)) in enumerate(zip(queries, resolved, strict=True)):
         if _walkable(collection, query, vectors):
             walked.append((i, query, vectors, mentioned))
         else:
@@ -116,8 +116,11 @@ def _walk(
 ) -> list[QueryResult]:
     """One collection search for the batch, each spec ranked by its custom score; the
     examples are fetched beyond the page, then dropped, the threshold cut after."""
-    specs = [_custom_spec(collection, query, vectors, len(mentioned))
-             for _, query, vectors, mentioned in walked]  # fmt: skip
+    prepared = _prepared(collection, [(query, vectors) for _, query, vectors, _ in walked])
+    specs = [
+        _custom_spec(collection, query, examples, len(mentioned))
+        for (_, query, _, mentioned), examples in zip(walked, prepared, strict=True)
+    ]
     collection.check_result_budget(specs)
     answers: list[QueryResult] = []
     found = collection.search(specs)
@@ -131,14 +134,35 @@ def _walk(
     return answers
 
 
+def _prepared(
+    collection: CollectionHandle, walked: list[tuple[Query, list[Operand]]]
+) -> list[np.ndarray]:
+    """Each query's examples prepared as query vectors of its name (validated,
+    normalised for Cosine), the batch's examples of one name in one call."""
+    names = [collection.vector_name(query.using) for query, _ in walked]
+    out = [np.empty(0, dtype=np.float32)] * len(walked)
+    for name in dict.fromkeys(names):
+        mine = [i for i, other in enumerate(names) if other == name]
+        rows = [vector for i in mine for vector in walked[i][1]]
+        try:
+            matrix = np.asarray(collection.prepare_queries(name, rows), dtype=np.float32)
+        except InvalidVector:
+            for i in mine:  # the error as one query's examples name it
+                collection.prepare_queries(name, walked[i][1])
+            raise
+        bounds = np.cumsum([0] + [len(walked[i][1]) for i in mine]).tolist()
+        for i, start, stop in zip(mine, bounds, bounds[1:], strict=False):
+            out[i] = matrix[start:stop]
+    return out
+
+
 def _custom_spec(
-    collection: CollectionHandle, query: Query, vectors: list[Operand], mentioned: int
+    collection: CollectionHandle, query: Query, prepared: np.ndarray, mentioned: int
 ) -> SearchSpec:
     """The query as a search ranked by its custom score over the prepared examples."""
     examples = query.examples
     assert isinstance(examples, Recommend | Discover)
     name = collection.vector_name(query.using)
-    prepared = np.asarray(collection.prepare_queries(name, list(vectors)), dtype=np.float32)
     if isinstance(examples, Recommend):
         kind, split = examples.strategy, len(examples.positive)
     else:
@@ -229,20 +253,55 @@ def _past(points: list[ScoredPoint], threshold: float, distance: Distance) -> li
 
 
 def _resolve(
-    collection: CollectionHandle, query: Query
-) -> tuple[list[Operand], frozenset[PointId]]:
-    """Every example as a vector (ids read where ``lookup_from`` says), and the ids
-    of this collection's points named as examples (left out of the answer)."""
-    assert query.examples is not None
+    collection: CollectionHandle, queries: Sequence[Query]
+) -> list[tuple[list[Operand], frozenset[PointId]]]:
+    """Each query's examples as vectors (ids read where ``lookup_from`` says), and the
+    ids of this collection's points it names (left out of its answer). The ids the
+    whole batch names are read in one call per collection and vector name."""
+    wanted: dict[tuple[int, str], tuple[CollectionHandle, list[PointId]]] = {}
+    keys = []
+    for query in queries:
+        source, name = _source(collection, query)
+        keys.append((id(source), name))
+        ids = wanted.setdefault(keys[-1], (source, []))[1]
+        ids.extend(_ids(query))
+    stored = {
+        key: iter(source.query_vectors_of(ids, key[1]) if ids else [])
+        for key, (source, ids) in wanted.items()
+    }
+    return [
+        _vectors(collection, query, stored[key], wanted[key][0] is collection)
+        for query, key in zip(queries, keys, strict=True)
+    ]
+
+
+def _source(collection: CollectionHandle, query: Query) -> tuple[CollectionHandle, str]:
+    """The collection a query's example ids name, and their vector name there."""
     lookup = query.lookup
     source = collection if lookup is None else lookup.collection
     name = query.using if lookup is None or lookup.vector is None else lookup.vector
+    return source, name or ""
+
+
+def _ids(query: Query) -> list[PointId]:
+    assert query.examples is not None
     examples = examples_of(query.examples)
-    ids = [example for example in examples if not isinstance(example, list | SparseVector)]
-    stored = iter(source.query_vectors_of(ids, name or "") if ids else [])
+    return [example for example in examples if not isinstance(example, list | SparseVector)]
+
+
+def _vectors(
+    collection: CollectionHandle,
+    query: Query,
+    stored: Iterator[np.ndarray | SparseVector],
+    own: bool,
+) -> tuple[list[Operand], frozenset[PointId]]:
+    """One query's examples with the stored vectors of its ids (taken from ``stored``
+    in order), and the ids to leave out of its answer (``own``: they are this
+    collection's points)."""
+    assert query.examples is not None
     multi = _names_multi(collection, query.using)
     vectors: list[Operand] = []
-    for example in examples:
+    for example in examples_of(query.examples):
         if isinstance(example, list | SparseVector):
             # one plain vector for a multi-vector name is a multi-vector of one row, as
             # for a nearest query (``vectors.prepare_sets``) and in Qdrant
@@ -250,7 +309,7 @@ def _resolve(
             continue
         vector = next(stored)
         vectors.append(vector if isinstance(vector, SparseVector) else vector.tolist())
-    return vectors, frozenset(ids if source is collection else ())
+    return vectors, frozenset(_ids(query) if own else ())
 
 
 def _names_multi(collection: CollectionHandle, using: str | None) -> bool:

@@ -394,8 +394,7 @@ class Collection:
                 return [records.stored_sparse(self._segments, p, using) for p in point_ids]
         name = vector_name(self._config, using)
         with self._lock.read():
-            reader = self._reader()
-            return [records.stored_vector(self._segments, reader, p, name) for p in point_ids]
+            return list(records.stored_vectors(self._segments, self._reader(), point_ids, name))
 
     def sparse_name(self, using: str | None) -> str:
         return sparse_name(self._config, using)

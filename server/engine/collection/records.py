@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from index.base import VectorIndex
+from index.registry import is_multi_vector, is_sparse
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.ordering import OrderBy
@@ -160,13 +162,51 @@ def stored_vector(
     segments: SegmentSet, reader: RecordReader, point_id: PointId, name: str
 ) -> np.ndarray:
     """The stored vector ``name`` of a point, for queries that name a point."""
+    segment, row = _holding(segments, point_id, name)
+    return reader.exact_vectors(segment, row)[name]
+
+
+def stored_vectors(
+    segments: SegmentSet, reader: RecordReader, point_ids: Sequence[PointId], name: str
+) -> list[np.ndarray]:
+    """The stored vectors ``name`` of several points, as :func:`stored_vector`: a query
+    by example names a few, and the rows one sealed segment holds exactly (its index
+    is lossless and not multi-vector) are read in one call."""
+    located = [_holding(segments, point_id, name) for point_id in point_ids]
+    out = [np.empty(0, dtype=np.float32)] * len(located)
+    batched: dict[int, list[int]] = {}
+    for i, (segment, row) in enumerate(located):
+        if _exact_dense(segment, name) is None:
+            out[i] = reader.exact_vectors(segment, row)[name]
+        else:
+            batched.setdefault(id(segment), []).append(i)
+    for at in batched.values():
+        index = _exact_dense(located[at[0]][0], name)
+        assert index is not None
+        rows = np.array([located[i][1] for i in at])
+        for i, vector in zip(at, index.row_vectors(rows), strict=True):
+            out[i] = vector
+    return out
+
+
+def _holding(segments: SegmentSet, point_id: PointId, name: str) -> tuple[AnySegment, int]:
+    """Where a point lives, refused when it is gone or lacks vector ``name``."""
     found = segments.locate(point_id)
     if found is None:
         raise PointNotFound(point_id)
-    segment, row = found
-    if not segment.has_vector(row, name):
+    if not found[0].has_vector(found[1], name):
         raise InvalidVector(f"Wrong input: point {point_id} has no vector {name!r}")
-    return reader.exact_vectors(segment, row)[name]
+    return found
+
+
+def _exact_dense(segment: AnySegment, name: str) -> VectorIndex | None:
+    """A sealed segment's index of ``name`` when it holds plain rows exactly as written."""
+    if not isinstance(segment, SealedSegment):
+        return None
+    index = segment.indexes[name]
+    if is_multi_vector(index) or is_sparse(index) or not index.lossless:
+        return None
+    return index
 
 
 def stored_sparse(segments: SegmentSet, point_id: PointId, name: str) -> SparseVector:
