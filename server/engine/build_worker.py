@@ -161,6 +161,7 @@ class BuildWorker:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="quiver-build", daemon=True)
         self.on_finished: list[Callable[[Job], None]] = []
+        """Called with the worker's lock held as each job ends: keep them cheap."""
         """Called with every job that ran to an end (metrics); must not raise."""
 
     def start(self) -> None:
@@ -384,13 +385,15 @@ class BuildWorker:
             # collection never flickers green between two jobs
             self.poke(collection)
             job.state, job.error, job.finished = state, error, time.time()
+            # before the job reads as finished to anyone (cheap: metrics), so a client
+            # that saw the collection turn green also sees the build counted
+            for listener in self.on_finished:
+                listener(job)
             dropped = self._prune(job.collection)
             self._cond.notify_all()
         self._save(collection, job)
         self._forget(collection, dropped)
         release_free_memory()  # the build's transient buffers, not kept at peak
-        for listener in self.on_finished:
-            listener(job)
 
     def _count_failure(self, job: Job, state: str, error: str | None) -> None:
         """Called with the condition held: a failed job pauses its segments (longer after
