@@ -968,6 +968,18 @@ def is_tenant_or_principal(spec: str | Mapping[str, Any]) -> bool:
     return not isinstance(spec, str) and bool(spec.get("is_tenant") or spec.get("is_principal"))
 
 
+def pinned_tenant(flt: Filter | None, schema: Mapping[str, str | Mapping[str, Any]]) -> str | None:
+    """``field=value`` when ``flt`` keeps one tenant only: a top-level ``must`` matches
+    one value of a keyword / uuid ``is_tenant`` field (the planner's tenant rule)."""
+    for condition in () if flt is None else flt.must:
+        if not isinstance(condition, FieldCondition) or not isinstance(condition.test, MatchValue):
+            continue
+        spec = schema.get(condition.key)
+        if isinstance(spec, Mapping) and spec.get("is_tenant") is True:
+            return f"{condition.key}={condition.test.value}"
+    return None
+
+
 # --- one segment's indexes and the filter evaluation ---------------------------------
 
 

@@ -11,7 +11,12 @@ touched, so the choice is a few comparisons (docs/adr/0004-query-planner.md):
                                        -> ``post_filter``: unfiltered graph search for
    k / selectivity x ``oversampling`` results, checked against the candidates, grown
    until ``limit`` are found;
-4. otherwise                           -> ``graph``: HNSW traversal with the candidate
+4. the filter pins one tenant (a ``match`` on a keyword / uuid ``is_tenant`` index in
+   the top-level ``must``) whose rows are at most ``tenant_exact_fraction`` of the
+   segment                             -> ``exact`` over the tenant's rows, whatever
+   ``full_scan_threshold`` says: a small tenant is scored directly, with full recall,
+   instead of a graph walk where few nodes pass (the plan's ``tenant`` names it);
+5. otherwise                           -> ``graph``: HNSW traversal with the candidate
    bitmap checked in native code, ``ef`` raised by 1 / sqrt(selectivity) (capped),
    because each kept result costs ~1 / selectivity visited nodes.
 """
@@ -54,6 +59,9 @@ class PlannerConfig:
     oversampling: float = 1.5
     max_ef_boost: float = 8.0
     max_ef: int = 4096
+    tenant_exact_fraction: float = 0.1
+    """The tenant rule (4 above): a pinned tenant with at most this share of the
+    segment's rows is scored exactly; a bigger one takes the ordinary rules."""
 
 
 @dataclass(slots=True)
@@ -67,6 +75,8 @@ class Plan:
     estimated: int | None = None
     rounds: int = 1
     time_ms: float = 0.0
+    tenant: str | None = None
+    """``field=value`` of the tenant the filter pins (an ``is_tenant`` index), if any."""
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,11 +94,15 @@ def choose_plan(
     ef: int,
     full_scan_kb: int,
     config: PlannerConfig = PlannerConfig(),
+    tenant: str | None = None,
 ) -> Plan:
-    """Pick the strategy for one segment (``candidates`` = live rows passing the filter)."""
+    """Pick the strategy for one segment (``candidates`` = live rows passing the filter;
+    ``tenant``: the pinned tenant, which the plan carries whatever it picks)."""
 
     def plan(strategy: Strategy, k_used: int, ef_used: int | None, reason: str) -> Plan:
-        return Plan(strategy, segment_size, candidates, k_used, ef_used, reason, estimated)
+        return Plan(
+            strategy, segment_size, candidates, k_used, ef_used, reason, estimated, tenant=tenant
+        )
 
     if candidates == 0:
         return plan("none", 0, None, "no point passes the filter")
@@ -97,6 +111,8 @@ def choose_plan(
     if candidates <= k or candidates * dim * 4 < full_scan_kb * 1024:
         return plan("exact", k, None, f"{candidates} candidates under full_scan_threshold")
     selectivity = candidates / max(segment_size, 1)
+    if tenant is not None and selectivity <= config.tenant_exact_fraction:
+        return plan("exact", k, None, f"tenant holds {selectivity:.4f} of the segment")
     base_ef = max(ef, k)
     if selectivity >= 1.0:
         return plan("graph", k, base_ef, "no filter")
@@ -123,8 +139,11 @@ def force(
         k_used = min(segment_size, math.ceil(k / selectivity * config.oversampling))
         return Plan(
             strategy, segment_size, plan.candidates, k_used, max(ef, k_used), "forced",
-            plan.estimated,
+            plan.estimated, tenant=plan.tenant,
         )  # fmt: skip
     selectivity = plan.candidates / max(segment_size, 1)
     ef_used = None if strategy == "exact" else graph_ef(max(ef, k), selectivity, config)
-    return Plan(strategy, segment_size, plan.candidates, k, ef_used, "forced", plan.estimated)
+    return Plan(
+        strategy, segment_size, plan.candidates, k, ef_used, "forced", plan.estimated,
+        tenant=plan.tenant,
+    )  # fmt: skip

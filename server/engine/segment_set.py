@@ -61,6 +61,8 @@ class SegmentSearch:
     custom: list[CustomScore] | None = None
     """One custom score per query (recommend, discover: ``recommend.py``) to rank by
     instead of the metric; ``queries`` then only sizes the batch."""
+    tenant: str | None = None
+    """The tenant the filter pins (``payload_index.pinned_tenant``), for the planner."""
 
     @property
     def higher_is_better(self) -> bool:
@@ -250,6 +252,7 @@ class SegmentSet:
             ef=request.params.ef or request.default_ef,
             full_scan_kb=request.full_scan_kb,
             config=request.planner,
+            tenant=request.tenant,
         )
         if request.force is not None and plan.strategy != "none":
             ef = request.params.ef or request.default_ef

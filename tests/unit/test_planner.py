@@ -77,3 +77,23 @@ def test_force_overrides_the_choice() -> None:
     post = force(chosen, "post_filter", 200_000, 10, 100, PlannerConfig())
     assert post.strategy == "post_filter"
     assert post.k == 3000
+
+
+def test_a_small_pinned_tenant_is_scored_exactly_past_full_scan_threshold() -> None:
+    """The tenant rule: 5% of the segment, far over full_scan_threshold, yet exact."""
+    chosen = plan(candidates=10_000, dim=512, tenant="group=a")
+    assert (chosen.strategy, chosen.tenant) == ("exact", "group=a")
+    assert "tenant holds 0.0500" in chosen.reason
+    assert plan(candidates=10_000, dim=512).strategy == "graph"  # the same count, no tenant
+
+
+def test_a_big_pinned_tenant_falls_back_to_the_graph() -> None:
+    chosen = plan(candidates=30_000, dim=512, tenant="group=a")
+    assert (chosen.strategy, chosen.tenant) == ("graph", "group=a")
+    lowered = plan(
+        candidates=10_000,
+        dim=512,
+        tenant="group=a",
+        config=PlannerConfig(tenant_exact_fraction=0.01),
+    )
+    assert lowered.strategy == "graph"

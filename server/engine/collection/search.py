@@ -21,6 +21,7 @@ from index.metrics import Distance
 from index.multivector import Ragged
 from server.engine.collection.records import RecordReader
 from server.engine.config import CollectionConfig
+from server.engine.payload_index import pinned_tenant
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
 from server.engine.requests import SearchSpec
@@ -103,6 +104,7 @@ class Searcher:
             force=first.force,
             explain=first.explain,
             custom=_customs(specs),
+            tenant=pinned_tenant(first.filter, self.config.payload_schema),
         )
 
     def _queries(
