@@ -67,9 +67,9 @@ class HnswParams:
       halves the vector memory, uint8 quarters it; faiss scores the codes natively.
       Rows must already hold values of that type (``datatypes.to_datatype``), so the
       codes keep them exactly. Manhattan stays float32 (faiss's SQ has no L1 kernel).
-    on_disk: read back from a memory-mapped file, the rows stay in that file (faiss's
-      ``IO_FLAG_MMAP_IFC``): the kernel pages them in on demand instead of the
-      process holding a copy (Qdrant's ``on_disk`` vectors). The graph stays in memory.
+    on_disk: read back from a memory-mapped file, the rows and the graph's links stay
+      in that file (faiss's ``IO_FLAG_MMAP_IFC``): the kernel pages them in on demand
+      instead of the process holding a copy (Qdrant's ``on_disk`` vectors).
     """
 
     m: int = 16
@@ -210,14 +210,14 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     def stats(self) -> IndexStats:
         vectors = self.count * self.dim * self._bytes_per_value
-        parts = {
-            "graph": hnsw_graph_bytes(self._index.hnsw),
-            "vectors": 0 if self.file_backed else vectors,
-            "tombstones": self._deleted.nbytes,
-        }
-        if self.file_backed:
-            parts["vectors_mapped"] = vectors
-        in_memory = sum(v for k, v in parts.items() if k != "vectors_mapped")
+        graph = hnsw_graph_bytes(self._index.hnsw)
+        if not self.file_backed:
+            parts = {"graph": graph, "vectors": vectors, "tombstones": self._deleted.nbytes}
+            return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
+        links = int(self._index.hnsw.neighbors.size()) * 4  # mapped too (faiss's MaybeOwned)
+        parts = {"graph": graph - links, "vectors": 0, "tombstones": self._deleted.nbytes}
+        in_memory = sum(parts.values())
+        parts |= {"graph_mapped": links, "vectors_mapped": vectors}
         return IndexStats(count=self.count, memory_bytes=in_memory, parts=parts)
 
     @property

@@ -73,6 +73,12 @@ def test_on_disk_rows_stay_mapped_across_a_restart(tmp_path: Path) -> None:
         assert info["config"]["params"]["vectors"]["on_disk"] is True
         assert info["vectors_memory"][""]["bytes"]["vectors_mapped"] == N * DIM * 4
         assert answers(api, "disk") == before == local_answers()
+        more = np.random.default_rng(7).normal(size=(150, DIM)).astype(np.float32)
+        points = [{"id": N + i, "vector": r.tolist()} for i, r in enumerate(more)]
+        api.result("PUT", "/collections/disk/points?wait=true", {"points": points})
+        grown = wait_green(api, "disk")["vectors_memory"][""]
+        assert grown["points"] == N + 150
+        assert grown["bytes"]["vectors_mapped"] == (N + 150) * DIM * 4
 
 
 def test_patching_on_disk_rebuilds_the_graph_with_mapped_rows(api: Api) -> None:

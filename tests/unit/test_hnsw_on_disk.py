@@ -38,12 +38,18 @@ def test_rows_of_a_mapped_on_disk_graph_point_into_the_file(tmp_path: Path, stor
     start = np.frombuffer(view, dtype=np.uint8).ctypes.data
     assert loaded.file_backed
     assert start <= rows_address(loaded) < start + len(view)
+    assert start <= int(loaded._index.hnsw.neighbors.data()) < start + len(view)
     stats = loaded.stats().parts or {}
     width = 2 if storage == "float16" else 4
     assert stats["vectors"] == 0 and stats["vectors_mapped"] == ROWS.size * width
+    assert stats["graph_mapped"] + stats["graph"] == built.stats().parts["graph"]  # type: ignore[index]
+    assert loaded.stats().memory_bytes == stats["graph"] + stats["tombstones"]
     (ids, scores), (want_ids, want_scores) = loaded.search(ROWS[:5], 10), built.search(ROWS[:5], 10)
     assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
     assert np.array_equal(loaded.vectors(), built.vectors())
+    grown = HnswIndex.from_bytes(loaded.to_bytes())  # an incremental build's copy, then added to
+    grown.add(ROWS[:3])
+    assert grown.count == len(ROWS) + 3 and not grown.file_backed
 
 
 def test_bytes_or_in_memory_params_load_an_ordinary_copy(tmp_path: Path) -> None:
