@@ -67,12 +67,16 @@ class HnswParams:
       halves the vector memory, uint8 quarters it; faiss scores the codes natively.
       Rows must already hold values of that type (``datatypes.to_datatype``), so the
       codes keep them exactly. Manhattan stays float32 (faiss's SQ has no L1 kernel).
+    on_disk: read back from a memory-mapped file, the rows and the graph's links stay
+      in that file (faiss's ``IO_FLAG_MMAP_IFC``): the kernel pages them in on demand
+      instead of the process holding a copy (Qdrant's ``on_disk`` vectors).
     """
 
     m: int = 16
     ef_construct: int = 100
     ef_search: int = 64
     storage: Datatype = "float32"
+    on_disk: bool = False
 
 
 class HnswIndex(KeepsVectorsAsGiven):
@@ -94,6 +98,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         self._deleted = np.zeros(0, dtype=bool)
         self._graph: HnswGraph | None = None
         self._matrix: np.ndarray | None = None
+        self._mapped: Buffer | None = None  # the file faiss's rows point into, kept open
 
     @property
     def count(self) -> int:
@@ -203,18 +208,29 @@ class HnswIndex(KeepsVectorsAsGiven):
     def from_bytes(cls, data: Buffer) -> Self:
         header, (graph, deleted) = unpack(data)
         index = cls(header["dim"], Distance(header["distance"]), HnswParams(**header["params"]))
-        index._index = faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))
+        index._index = _read_graph(graph, mapped=index.params.on_disk)
+        if index.params.on_disk and isinstance(graph, memoryview):
+            index._mapped = graph
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
         index._deleted = bits.astype(bool)
         return index
 
     def stats(self) -> IndexStats:
-        parts = {
-            "graph": hnsw_graph_bytes(self._index.hnsw),
-            "vectors": self.count * self.dim * self._bytes_per_value,
-            "tombstones": self._deleted.nbytes,
-        }
-        return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
+        vectors = self.count * self.dim * self._bytes_per_value
+        graph = hnsw_graph_bytes(self._index.hnsw)
+        if not self.file_backed:
+            parts = {"graph": graph, "vectors": vectors, "tombstones": self._deleted.nbytes}
+            return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
+        links = int(self._index.hnsw.neighbors.size()) * 4  # mapped too (faiss's MaybeOwned)
+        parts = {"graph": graph - links, "vectors": 0, "tombstones": self._deleted.nbytes}
+        in_memory = sum(parts.values())
+        parts |= {"graph_mapped": links, "vectors_mapped": vectors}
+        return IndexStats(count=self.count, memory_bytes=in_memory, parts=parts)
+
+    @property
+    def file_backed(self) -> bool:
+        """Whether the rows live in a memory-mapped file (``on_disk``), not process memory."""
+        return self._mapped is not None
 
     @property
     def _bytes_per_value(self) -> int:
@@ -227,3 +243,14 @@ def _new_graph(dim: int, distance: Distance, params: HnswParams) -> Any:
     if is_compact(params.storage) and distance is not Distance.MANHATTAN:
         return _FAISS.IndexHNSWSQ(dim, sq_type(params.storage), m, distance.faiss_metric)
     return faiss.IndexHNSWFlat(dim, m, distance.faiss_metric)
+
+
+def _read_graph(blob: Buffer, *, mapped: bool) -> Any:
+    """A faiss index from its serialised bytes. From a memory-mapped file (a
+    ``memoryview``) with ``mapped``, its rows are left in the file, zero-copy: the
+    caller keeps ``blob`` alive as long as the index."""
+    data = np.frombuffer(blob, dtype=np.uint8)
+    if not (mapped and isinstance(blob, memoryview)):
+        return faiss.deserialize_index(data)
+    reader = _FAISS.ZeroCopyIOReader(faiss.swig_ptr(data), data.size)
+    return _FAISS.read_index(reader, _FAISS.IO_FLAG_MMAP_IFC)

@@ -248,8 +248,8 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     base = (spec.type, spec.backend_params())
     for name, params in config.vectors.items():
         storage = compact_storage(params)
-        own = (params.hnsw_config, params.quantization_config, storage)
-        if params.is_multi or own == (None, None, None):
+        own = (params.hnsw_config, params.quantization_config, storage, params.on_disk or None)
+        if params.is_multi or own == (None, None, None, None):
             continue
         graph = GraphParams.model_validate(
             {"m": config.hnsw_config.m, "ef_construct": config.hnsw_config.ef_construct}
@@ -261,12 +261,18 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if graph.m == 0:
             built: tuple[str, dict[str, Any]] = ("flat", {})
         elif quantization is None:
-            built = ("hnsw", graph.model_dump() | ({"storage": storage} if storage else {}))
+            built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, params.on_disk))
         else:
             built = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
         if built != base:
             overrides[name] = VectorOverride(type=built[0], params=built[1])
     return overrides
+
+
+def _hnsw_rows(storage: Datatype | None, on_disk: bool | None) -> dict[str, Any]:
+    """How a graph holds its rows: their element type, and whether they stay in the
+    segment's memory-mapped file (``on_disk``) instead of process memory."""
+    return ({"storage": storage} if storage else {}) | ({"on_disk": True} if on_disk else {})
 
 
 def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:

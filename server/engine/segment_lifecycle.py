@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
 from index.registry import AnyIndex, index_from_bytes
 from server.engine.config import CollectionConfig, stored_datatypes
@@ -261,10 +262,11 @@ class SegmentLifecycle:
         self, manifest: SegmentManifest, indexes: dict[str, AnyIndex]
     ) -> dict[str, AnyIndex]:
         """Indexes that can read their full vectors from the memory-mapped file just
-        written are reopened from it, instead of holding them in process memory."""
+        written are reopened from it, instead of holding them in process memory; so is
+        a graph of an ``on_disk`` vector (its rows stay in the file)."""
         out = dict(indexes)
         for name, index in indexes.items():
-            if index.maps_originals:
+            if index.maps_originals or _rows_on_disk(index):
                 view = self._segment_store.read_index(manifest, name)
                 if view is not None:
                     out[name] = index_from_bytes(view)
@@ -293,6 +295,10 @@ class SegmentLifecycle:
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
         )  # fmt: skip
+
+
+def _rows_on_disk(index: AnyIndex) -> bool:
+    return isinstance(index, HnswIndex) and index.params.on_disk
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

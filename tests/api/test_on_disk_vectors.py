@@ -1,0 +1,91 @@
+"""``on_disk: true`` dense vectors: a sealed graph keeps its rows in the segment's
+memory-mapped file (reported as ``vectors_mapped``, not process memory), answers as
+the same vectors held in memory do, survives a restart, and a PATCH moves them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from tests.helpers.api import Api, make_client, upsert_vectors, wait_green
+
+DIM = 16
+N = 300
+ROWS = np.random.default_rng(5).normal(size=(N, DIM)).astype(np.float32)
+QUERIES = np.random.default_rng(6).normal(size=(5, DIM)).astype(np.float32)
+
+
+def create(api: Api, name: str, **vector: Any) -> None:
+    body = {
+        "vectors": {"size": DIM, "distance": "Euclid"} | vector,
+        "optimizers_config": {"indexing_threshold": 100},
+    }
+    api.result("PUT", f"/collections/{name}", body)
+    upsert_vectors(api, name, ROWS, batch=N)
+
+
+def answers(api: Api, name: str) -> list[list[Any]]:
+    out = []
+    for query in QUERIES:
+        body = {"query": query.tolist(), "limit": 10, "params": {"hnsw_ef": 300}}
+        found = api.result("POST", f"/collections/{name}/points/query", body)["points"]
+        out.append([p["id"] for p in found])
+    return out
+
+
+def local_answers() -> list[list[Any]]:
+    client = QdrantClient(":memory:")
+    client.create_collection("c", models.VectorParams(size=DIM, distance="Euclid", on_disk=True))
+    client.upsert("c", [models.PointStruct(id=i, vector=r.tolist()) for i, r in enumerate(ROWS)])
+    return [[p.id for p in client.query_points("c", q.tolist(), limit=10).points] for q in QUERIES]
+
+
+@pytest.mark.parametrize(("datatype", "width"), [("float32", 4), ("float16", 2)])
+def test_on_disk_graph_maps_its_rows_and_answers_as_in_memory(
+    api: Api, datatype: str, width: int
+) -> None:
+    create(api, "disk", on_disk=True, datatype=datatype)
+    create(api, "ram", datatype=datatype)
+    disk = wait_green(api, "disk")["vectors_memory"][""]
+    ram = wait_green(api, "ram")["vectors_memory"][""]
+    assert disk["bytes"]["vectors_mapped"] == N * DIM * width
+    assert disk["bytes"]["vectors"] == 0
+    assert ram["bytes"]["vectors"] == N * DIM * width
+    assert "vectors_mapped" not in ram["bytes"]
+    assert answers(api, "disk") == answers(api, "ram")
+    if datatype == "float32":
+        assert answers(api, "disk") == local_answers()
+
+
+def test_on_disk_rows_stay_mapped_across_a_restart(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "disk", on_disk=True)
+        wait_green(api, "disk")
+        before = answers(api, "disk")
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        info = wait_green(api, "disk")
+        assert info["config"]["params"]["vectors"]["on_disk"] is True
+        assert info["vectors_memory"][""]["bytes"]["vectors_mapped"] == N * DIM * 4
+        assert answers(api, "disk") == before == local_answers()
+        more = np.random.default_rng(7).normal(size=(150, DIM)).astype(np.float32)
+        points = [{"id": N + i, "vector": r.tolist()} for i, r in enumerate(more)]
+        api.result("PUT", "/collections/disk/points?wait=true", {"points": points})
+        grown = wait_green(api, "disk")["vectors_memory"][""]
+        assert grown["points"] == N + 150
+        assert grown["bytes"]["vectors_mapped"] == (N + 150) * DIM * 4
+
+
+def test_patching_on_disk_rebuilds_the_graph_with_mapped_rows(api: Api) -> None:
+    create(api, "moved")
+    assert wait_green(api, "moved")["vectors_memory"][""]["bytes"]["vectors"] == N * DIM * 4
+    before = answers(api, "moved")
+    api.result("PATCH", "/collections/moved", {"vectors": {"": {"on_disk": True}}})
+    memory = wait_green(api, "moved")["vectors_memory"][""]["bytes"]
+    assert memory["vectors_mapped"] == N * DIM * 4 and memory["vectors"] == 0
+    assert answers(api, "moved") == before
