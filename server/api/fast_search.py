@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import annotated_types
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.datastructures import QueryParams
 
 from server.api import render
@@ -208,11 +210,23 @@ def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
     return SearchRequest.model_construct(**_with_params(raw))
 
 
+def _least(model: type[BaseModel], field: str) -> int:
+    """The wire model's own lower bound of an integer field (its ``ge``), so the hand
+    check and the model never disagree on what is valid."""
+    metadata = model.model_fields[field].metadata
+    bounds = [int(str(m.ge)) for m in metadata if isinstance(m, annotated_types.Ge)]
+    return max(bounds, default=0)
+
+
+LEAST_LIMIT = max(_least(QueryRequest, "limit"), _least(SearchRequest, "limit"))
+LEAST_OFFSET = max(_least(QueryRequest, "offset"), _least(SearchRequest, "offset"))
+
+
 def _common_fields(raw: dict[str, Any]) -> bool:
     """The fields both shapes share, each of a type its wire model keeps as it is."""
     return (
-        _opt_int(raw.get("limit"), 2**63)
-        and _opt_int(raw.get("offset"), 2**63)
+        _opt_int(raw.get("limit"), 2**63, LEAST_LIMIT)
+        and _opt_int(raw.get("offset"), 2**63, LEAST_OFFSET)
         and _opt_number(raw.get("score_threshold"))
         and _opt_bool(raw.get("with_payload"))
         and _opt_bool(raw.get("with_vector"))
@@ -242,8 +256,8 @@ def _with_params(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _opt_int(value: Any, most: int) -> bool:
-    return value is None or (type(value) is int and 0 <= value <= most)
+def _opt_int(value: Any, most: int, least: int = 0) -> bool:
+    return value is None or (type(value) is int and least <= value <= most)
 
 
 def _opt_number(value: Any) -> bool:
