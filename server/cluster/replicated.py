@@ -248,6 +248,7 @@ class ReplicatedShardGroup:
         while not self._stop.is_set():
             self._wake.wait(self.heal_interval_s)
             self._wake.clear()
+            self._mark_replicas_of_gone_nodes()
             for replica_set in self.sets:
                 if self._stop.is_set():
                     return
@@ -255,6 +256,22 @@ class ReplicatedShardGroup:
                     self._heal(replica_set)
                 except Exception:
                     log.exception("healing failed", extra={"shard": replica_set.shard})
+
+    def _mark_replicas_of_gone_nodes(self) -> None:
+        """An active replica whose node the cluster no longer lists is dead, even if no
+        call has failed on it yet: a shard that is only read now and then (or written
+        before its node's death was noticed) would otherwise keep a lost replica."""
+        try:
+            alive = set(self.factory.nodes())
+        except Exception:
+            log.warning("cluster nodes not listed; liveness check skipped", exc_info=True)
+            return
+        if not alive:  # no answer is not "every node is gone"
+            return
+        for replica_set in self.sets:
+            for replica in replica_set.active():
+                if replica.node not in alive:
+                    replica_set.mark_dead(replica, "its node left the cluster")
 
     def _heal(self, replica_set: ReplicaSet) -> None:
         if replica_set.shard in self.transfers:

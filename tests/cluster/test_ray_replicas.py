@@ -67,11 +67,15 @@ def kill_raylet(node: Any) -> None:
     os.kill(node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid, signal.SIGKILL)
 
 
-def wait_full(group: ReplicatedShardGroup, timeout: float) -> None:
+def wait_full(group: ReplicatedShardGroup, timeout: float, gone: str | None = None) -> None:
+    """Until every shard has two active replicas again, none of them on node ``gone``
+    (the cluster may take a while to see that a killed node is dead)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = [[r.state for r in s.replicas] for s in group.sets]
-        if not group.transfers and all(st == [ReplicaState.ACTIVE] * 2 for st in states):
+        moved = all(r.node != gone for s in group.sets for r in s.replicas)
+        full = all(st == [ReplicaState.ACTIVE] * 2 for st in states)
+        if not group.transfers and full and moved:
             return
         time.sleep(0.2)
     raise AssertionError(f"not replicated again in time: {states}")
@@ -126,8 +130,7 @@ def test_a_killed_node_loses_no_acknowledged_write(
     assert failures == []
     assert reads > 0 and len(acked) == 450
 
-    wait_full(group, timeout=60)
-    assert all(r.node != victim.node_id for s in group.sets for r in s.replicas)
+    wait_full(group, timeout=90, gone=victim.node_id)
     for shard, copies in enumerate(replica_ids(group)):
         owned = {i for i in acked if shard_of(i, 2) == shard}
         assert copies == [owned, owned]
