@@ -16,6 +16,7 @@ import numpy as np
 
 from index.base import VectorIndex
 from index.registry import is_multi_vector, is_sparse
+from server.engine.collection.row_lookup import live_rows
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.ordering import OrderBy
@@ -102,13 +103,7 @@ def payload_values(segments: SegmentSet, ids: Sequence[PointId], path: JsonPath)
     found: dict[PointId, list[Any]] = {}
     pending = list(ids)
     for segment in segments:  # a point is live in one segment only
-        row_of, missed, rows = segment.row_of, [], []
-        for point_id in pending:
-            row = row_of(point_id)
-            if row is None:
-                missed.append(point_id)
-            else:
-                rows.append((point_id, row))
+        rows, missed = live_rows(segment, pending)
         for (point_id, _), payload in zip(rows, _payloads_for(segment, rows, path), strict=True):
             found[point_id] = path.values(payload)
         pending = missed
