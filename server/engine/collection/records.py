@@ -16,6 +16,7 @@ import numpy as np
 
 from index.base import VectorIndex
 from index.registry import is_multi_vector, is_sparse
+from server.engine.collection.row_lookup import live_rows
 from server.engine.config import CollectionConfig
 from server.engine.filters import Filter
 from server.engine.ordering import OrderBy
@@ -96,22 +97,34 @@ def retrieve(
 def payload_values(segments: SegmentSet, ids: Sequence[PointId], path: JsonPath) -> list[list[Any]]:
     """The values under ``path`` of each point of ``ids`` (arrays flattened, as filters
     see them; none for a point that is gone), without building a record per point:
-    grouped search reads its ``group_by`` key of every candidate this way."""
+    grouped search reads its ``group_by`` key of every candidate this way. An indexed
+    key is read from the values the segment keeps in memory for its indexes; any other
+    from the payloads, one batched read per segment."""
     found: dict[PointId, list[Any]] = {}
     pending = list(ids)
     for segment in segments:  # a point is live in one segment only
-        row_of, payload, values = segment.row_of, segment.payload, path.values
-        missed = []
-        for point_id in pending:
-            row = row_of(point_id)
-            if row is None:
-                missed.append(point_id)
-            else:
-                found[point_id] = values(payload(row))
+        rows, missed = live_rows(segment, pending)
+        for (point_id, _), payload in zip(rows, _payloads_for(segment, rows, path), strict=True):
+            found[point_id] = path.values(payload)
         pending = missed
         if not pending:
             break
     return [found.get(point_id, []) for point_id in ids]
+
+
+def _payloads_for(
+    segment: AnySegment, rows: Sequence[tuple[PointId, int]], path: JsonPath
+) -> list[dict[str, Any]]:
+    """Payloads of ``rows`` holding at least ``path``'s top-level key: the kept copy of
+    the indexed keys when that key is one (no store read), else the stored payloads."""
+    if not rows:
+        return []
+    kept_keys = segment.payload_indexes.top_keys()
+    first = path.items[0]
+    if kept_keys is None or (isinstance(first, str) and first in kept_keys):
+        kept = segment.payloads.kept
+        return [kept(row) for _, row in rows]
+    return segment.payloads_at([row for _, row in rows])
 
 
 def scroll(
