@@ -92,8 +92,10 @@ class _DiskInverted(_InvertedIndex):
             return
         vocab, kid = np.unique(np.asarray(keys), return_inverse=True)
         row_array = np.array(rows, dtype=np.int64)
-        order = np.lexsort((row_array, kid))
-        self._kid, self._drows = spill(kid[order].astype(np.int64)), spill(row_array[order])
+        # one posting per (value, row), as the in-memory sets keep: a row whose array
+        # repeats a value ([true, true]) is listed once; sorted by value, then row
+        pairs = np.unique(np.stack([kid.astype(np.int64), row_array], axis=1), axis=0)
+        self._kid, self._drows = spill(pairs[:, 0].copy()), spill(pairs[:, 1].copy())
         self._offsets = spill(np.searchsorted(self._kid, np.arange(len(vocab) + 1)))
         self._vocab = spill(vocab)
 

@@ -112,3 +112,21 @@ def test_an_on_disk_index_keeps_its_postings_off_the_heap(kind: str) -> None:
 
 def _big_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.nbytes > 4096
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("b", [True, True]),
+        ("k", ["a", "a", "b"]),
+        ("u", [f"{'0' * 8}-0000-0000-0000-{'0' * 12}"] * 2),
+    ],
+)
+def test_a_value_repeated_in_one_array_is_one_posting(field: str, values: list[Any]) -> None:
+    """Hypothesis found it: the bulk maps listed ``[true, true]`` twice for one row."""
+    rows = [{field: values}, {field: values[:1]}]
+    disk = PayloadIndexes({**base.SCHEMA, **DISK_SCHEMA})
+    memory = PayloadIndexes(base.SCHEMA)
+    disk.build(rows)
+    memory.build(rows)
+    same_answers(disk, memory, rows)
