@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +29,26 @@ STOP_TIMEOUT_S = 15.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+_CLAIMED_PORTS = Path(tempfile.gettempdir()) / (
+    f"quiver-test-ports-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+)
+"""One folder per test run, shared by its xdist workers: a file per port handed out."""
+
+
 def free_port() -> int:
-    """A port the kernel just handed out; another process could take it, but rarely does."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port the kernel just handed out and no other test of this run was given.
+
+    Two xdist workers could otherwise both be given a port in the seconds before either
+    server binds it; the second server then fails to bind while its health check is
+    answered by the first, and its test talks to another test's server."""
+    _CLAIMED_PORTS.mkdir(exist_ok=True)
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        with contextlib.suppress(FileExistsError):
+            (_CLAIMED_PORTS / str(port)).touch(exist_ok=False)
+            return port
 
 
 class ServerStartError(RuntimeError):
