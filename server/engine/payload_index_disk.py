@@ -39,6 +39,7 @@ from server.engine.payload_index import (
     KeywordIndex,
     UuidIndex,
     _bitmap,
+    _FieldIndexBase,
     _InvertedIndex,
     _SortedIndex,
 )
@@ -74,7 +75,35 @@ def _selected(rows: npt.NDArray[np.bool_], gone: BitMap) -> npt.NDArray[np.bool_
     return out
 
 
-class _DiskInverted(_InvertedIndex):
+class _StaleRows(_FieldIndexBase):
+    """What both on-disk kinds share: a row deleted or moved since the maps were written
+    joins ``_gone``, and its mapped entries are left out of every answer."""
+
+    _gone: BitMap
+    _drows: npt.NDArray[np.int64]
+
+    def _delete(self, row: int, keys: list[Any]) -> None:
+        self._gone.add(row)
+        super()._delete(row, keys)
+
+    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
+        self._delete(src_row, keys)
+        if keys:
+            self._insert(dst_row, keys)
+
+    def _keys_bytes(self) -> int:
+        return super()._keys_bytes() + sys.getsizeof(self._gone)
+
+    def _kept(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of ``rows`` are not gone."""
+        return ~np.isin(rows, np.asarray(self._gone.to_array(), dtype=np.int64))
+
+    def _live(self) -> npt.NDArray[np.bool_]:
+        """Which mapped entries still hold."""
+        return self._kept(self._drows)
+
+
+class _DiskInverted(_StaleRows, _InvertedIndex):
     """value -> rows postings in three maps: sorted vocabulary, offsets, rows."""
 
     def __init__(self, field: str) -> None:
@@ -107,25 +136,13 @@ class _DiskInverted(_InvertedIndex):
 
     def _settle(self) -> None:
         """Move the delta into new maps (amortised: the delta is as big as the maps)."""
-        live = ~np.isin(self._drows, np.asarray(self._gone.to_array(), dtype=np.int64))
+        live = self._live()
         pairs = [(key, row) for key, rows in self._postings.items() for row in rows]
         parts = [np.asarray(self._vocab[self._kid[live]])] if live.any() else []
         if pairs:
             parts.append(np.array([key for key, _ in pairs]))
         rows = np.concatenate([self._drows[live], np.array([r for _, r in pairs], dtype=np.int64)])
         self._bulk(rows, np.concatenate(parts) if parts else [])
-
-    def _delete(self, row: int, keys: list[Any]) -> None:
-        self._gone.add(row)
-        super()._delete(row, keys)
-
-    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
-        self._delete(src_row, keys)
-        if keys:
-            self._insert(dst_row, keys)
-
-    def _keys_bytes(self) -> int:
-        return super()._keys_bytes() + sys.getsizeof(self._gone)
 
     def mapped_bytes(self) -> int:
         return mapped_bytes(self._vocab, self._offsets, self._kid, self._drows)
@@ -138,7 +155,7 @@ class _DiskInverted(_InvertedIndex):
         return _bitmap(np.concatenate(parts)) - self._gone
 
     def entries(self) -> list[tuple[Any, int]]:
-        keep = ~np.isin(self._drows, np.asarray(self._gone.to_array(), dtype=np.int64))
+        keep = self._live()
         keys = self._vocab[self._kid[keep]].tolist()
         disk = list(zip(keys, self._drows[keep].tolist(), strict=True))
         return sorted([*disk, *super().entries()])
@@ -181,7 +198,7 @@ class DiskBoolIndex(_DiskInverted, BoolIndex):
     pass
 
 
-class _DiskSorted(_SortedIndex):
+class _DiskSorted(_StaleRows, _SortedIndex):
     """(value, row) pairs in two maps, sorted by value (rows ascending within one)."""
 
     def __init__(self, field: str, **options: bool) -> None:
@@ -198,15 +215,6 @@ class _DiskSorted(_SortedIndex):
         order = np.lexsort((row_array, values))
         self._dvalues, self._drows = spill(values[order]), spill(row_array[order])
 
-    def _delete(self, row: int, keys: list[Any]) -> None:
-        self._gone.add(row)
-        super()._delete(row, keys)
-
-    def _relabel(self, src_row: int, dst_row: int, keys: list[Any]) -> None:
-        self._delete(src_row, keys)
-        if keys:
-            self._insert(dst_row, keys)
-
     def _insert(self, row: int, keys: list[Any]) -> None:
         super()._insert(row, keys)
         if self._size > max(_SPILL_AT, len(self._drows)):
@@ -219,14 +227,8 @@ class _DiskSorted(_SortedIndex):
         values = np.concatenate([self._dvalues[live], self._values[slots]])
         self._bulk(np.concatenate([self._drows[live], self._rows[slots]]), values)
 
-    def _keys_bytes(self) -> int:
-        return super()._keys_bytes() + sys.getsizeof(self._gone)
-
     def mapped_bytes(self) -> int:
         return mapped_bytes(self._dvalues, self._drows)
-
-    def _live(self) -> npt.NDArray[np.bool_]:
-        return ~np.isin(self._drows, np.asarray(self._gone.to_array(), dtype=np.int64))
 
     def entries(self) -> list[tuple[Any, int]]:
         keep = self._live()
@@ -283,7 +285,7 @@ class _DiskSorted(_SortedIndex):
         values = np.asarray(self._dvalues[begin:end])
         rows = np.asarray(self._drows[begin:end])
         if self._gone:
-            live = ~np.isin(rows, np.asarray(self._gone.to_array(), dtype=np.int64))
+            live = self._kept(rows)
             values, rows = values[live], rows[live]
         all_values = np.concatenate([values, delta_values])
         all_rows = np.concatenate([rows, delta_rows])
