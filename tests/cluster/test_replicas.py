@@ -86,6 +86,13 @@ def cluster(tmp_path: Path) -> Iterator[tuple[ShardedCollection, LocalReplicaFac
     collection.close()
 
 
+def shard_nodes(group: ReplicatedShardGroup, factory: LocalReplicaFactory) -> tuple[set[str], str]:
+    """The nodes holding shard 0, and the one node that does not."""
+    held = {r.node for r in group.sets[0].replicas}
+    [spare] = [node for node in factory.nodes() if node not in held]
+    return held, spare
+
+
 def group_of(collection: ShardedCollection) -> ReplicatedShardGroup:
     assert isinstance(collection.group, ReplicatedShardGroup)
     return collection.group
@@ -251,8 +258,7 @@ def test_move_shard_fills_the_new_replica_then_drops_the_old_one(
     collection, factory = cluster
     upsert(collection, list(range(30)))
     group = group_of(collection)
-    held = {r.node for r in group.sets[0].replicas}
-    [spare] = [node for node in factory.nodes() if node not in held]
+    held, spare = shard_nodes(group, factory)
     source = sorted(held)[0]
     move = {"shard_id": 0, "from_peer_id": peer_id(source), "to_peer_id": peer_id(spare)}
     group.cluster_operation("move_shard", move)
@@ -272,8 +278,7 @@ def test_a_node_killed_during_a_transfer_is_replaced_by_another_transfer(
     collection, factory = cluster
     upsert(collection, list(range(30)))
     group = group_of(collection)
-    held = {r.node for r in group.sets[0].replicas}
-    [spare] = [node for node in factory.nodes() if node not in held]
+    _, spare = shard_nodes(group, factory)
     group.cluster_operation("replicate_shard", {"shard_id": 0, "to_peer_id": peer_id(spare)})
     assert 0 in group.transfers  # registered before the call returns
     factory.kill_node(spare)
