@@ -7,6 +7,7 @@ client reads. Scored points, which a search returns by the thousand, are built d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qdrant_client import grpc
@@ -121,18 +122,6 @@ def count(result: Any, time: float) -> grpc.CountResponse:
     return grpc.CountResponse(result=grpc.CountResult(count=result["count"]), time=time)
 
 
-def search(result: Any, time: float) -> grpc.SearchResponse:
-    reply = grpc.SearchResponse(time=time)
-    fill_scored(reply.result, result)
-    return reply
-
-
-def search_batch(result: Any, time: float) -> grpc.SearchBatchResponse:
-    reply = grpc.SearchBatchResponse(time=time)
-    batch_results(reply.result, result)
-    return reply
-
-
 def query(result: Any, time: float) -> grpc.QueryResponse:
     reply = grpc.QueryResponse(time=time)
     fill_scored(reply.result, result["points"])
@@ -187,30 +176,6 @@ def search_groups(result: Any, time: float) -> grpc.SearchGroupsResponse:
     return grpc.SearchGroupsResponse(result=groups, time=time)
 
 
-def recommend(result: Any, time: float) -> grpc.RecommendResponse:
-    reply = grpc.RecommendResponse(time=time)
-    fill_scored(reply.result, result)
-    return reply
-
-
-def recommend_batch(result: Any, time: float) -> grpc.RecommendBatchResponse:
-    reply = grpc.RecommendBatchResponse(time=time)
-    batch_results(reply.result, result)
-    return reply
-
-
-def discover(result: Any, time: float) -> grpc.DiscoverResponse:
-    reply = grpc.DiscoverResponse(time=time)
-    fill_scored(reply.result, result)
-    return reply
-
-
-def discover_batch(result: Any, time: float) -> grpc.DiscoverBatchResponse:
-    reply = grpc.DiscoverBatchResponse(time=time)
-    batch_results(reply.result, result)
-    return reply
-
-
 def update_batch(result: Any, time: float) -> grpc.UpdateBatchResponse:
     return grpc.UpdateBatchResponse(result=[update_result(r) for r in result], time=time)
 
@@ -232,3 +197,37 @@ def collection_cluster(result: Any, time: float) -> grpc.CollectionClusterInfoRe
     reply = R2G.convert_collection_cluster_info(rest.CollectionClusterInfo.model_validate(result))
     reply.time = time
     return reply
+
+
+Reply = Callable[[Any, float], Any]
+"""A REST route's result and its time -> the RPC's response message."""
+
+
+def _scored(message: Any) -> Reply:
+    """The reply of an RPC whose ``result`` is one list of scored points."""
+
+    def reply(result: Any, time: float) -> Any:
+        built = message(time=time)
+        fill_scored(built.result, result)
+        return built
+
+    return reply
+
+
+def _scored_batch(message: Any) -> Reply:
+    """The reply of a batch RPC: one list of scored points per request."""
+
+    def reply(result: Any, time: float) -> Any:
+        built = message(time=time)
+        batch_results(built.result, result)
+        return built
+
+    return reply
+
+
+search = _scored(grpc.SearchResponse)
+search_batch = _scored_batch(grpc.SearchBatchResponse)
+recommend = _scored(grpc.RecommendResponse)
+recommend_batch = _scored_batch(grpc.RecommendBatchResponse)
+discover = _scored(grpc.DiscoverResponse)
+discover_batch = _scored_batch(grpc.DiscoverBatchResponse)
