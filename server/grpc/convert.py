@@ -202,6 +202,18 @@ def get_points(request: grpc.GetPoints) -> Json:
     )
 
 
+def hit_fields(request: Any) -> Json:
+    """What every RPC that answers scored points asks the same way: its filter, limit,
+    payload and vector selection, and search params."""
+    return {
+        "filter": optional(request, "filter", G2R.convert_filter),
+        "limit": request.limit,
+        "with_payload": with_payload(request),
+        "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
+        "params": optional(request, "params", G2R.convert_search_params),
+    }
+
+
 def with_payload(request: Message) -> Any:
     if not request.HasField("with_payload"):
         return None
@@ -245,12 +257,8 @@ def search(request: grpc.SearchPoints, vector: Any) -> Json:
     return compact(
         {
             "vector": vector,
-            "filter": optional(request, "filter", G2R.convert_filter),
-            "limit": request.limit,
+            **hit_fields(request),
             "offset": optional(request, "offset"),
-            "with_payload": with_payload(request),
-            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
-            "params": optional(request, "params", G2R.convert_search_params),
             "score_threshold": optional(request, "score_threshold"),
         }
     )
@@ -339,11 +347,7 @@ def search_groups(request: grpc.SearchPointGroups) -> Json:
     return compact(
         {
             "vector": search_vector(request),
-            "filter": optional(request, "filter", G2R.convert_filter),
-            "limit": request.limit,
-            "with_payload": with_payload(request),
-            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
-            "params": optional(request, "params", G2R.convert_search_params),
+            **hit_fields(request),
             "score_threshold": optional(request, "score_threshold"),
             "group_by": request.group_by,
             "group_size": request.group_size,
@@ -380,11 +384,7 @@ def by_example(request: grpc.RecommendPoints | grpc.RecommendPointGroups) -> Jso
             "positive": positive,
             "negative": negative,
             "strategy": None if strategy is None else _strategy(strategy),
-            "filter": optional(request, "filter", G2R.convert_filter),
-            "limit": request.limit,
-            "with_payload": with_payload(request),
-            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
-            "params": optional(request, "params", G2R.convert_search_params),
+            **hit_fields(request),
             "score_threshold": optional(request, "score_threshold"),
             "using": optional(request, "using"),
             "lookup_from": optional(request, "lookup_from", G2R.convert_lookup_location),
@@ -409,12 +409,8 @@ def discover(request: grpc.DiscoverPoints) -> Json:
         {
             "target": target,
             "context": context,
-            "filter": optional(request, "filter", G2R.convert_filter),
-            "limit": request.limit,
+            **hit_fields(request),
             "offset": optional(request, "offset"),
-            "with_payload": with_payload(request),
-            "with_vector": optional(request, "with_vectors", G2R.convert_with_vectors_selector),
-            "params": optional(request, "params", G2R.convert_search_params),
             "using": optional(request, "using"),
             "lookup_from": optional(request, "lookup_from", G2R.convert_lookup_location),
         }
