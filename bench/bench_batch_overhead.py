@@ -34,7 +34,7 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from bench_bulk import arrow_body
+from bench_bulk import bulk_load
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.machine import cpu_busy_fraction, machine_info
 from harness.results import pyplot
@@ -127,11 +127,7 @@ def http_ms(data: glove.GloveDataset, batches: list[bytes]) -> tuple[float, floa
         body = {"vectors": {"size": data.dimension, "distance": "Cosine"}}
         for name in ("glove", "empty"):
             client.put(f"/collections/{name}", json=body).raise_for_status()
-        client.post(
-            "/collections/glove/points/bulk",
-            content=arrow_body(data.base),
-            headers={"content-type": "application/vnd.apache.arrow.stream"},
-        ).raise_for_status()
+        bulk_load(client, "glove", data.base)
         while client.get("/collections/glove").json()["result"]["status"] != "green":
             time.sleep(1)
 

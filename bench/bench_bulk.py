@@ -90,6 +90,16 @@ def arrow_body(vectors: np.ndarray) -> Iterator[bytes]:
     yield _drain(sink)
 
 
+def bulk_load(client: httpx.Client, collection: str, vectors: np.ndarray) -> None:
+    """``vectors`` (ids and a ``row`` payload 0..n-1) into ``collection`` as one streamed
+    Arrow body: how the other benchmarks load their data."""
+    client.post(
+        f"/collections/{collection}/points/bulk",
+        content=arrow_body(vectors),
+        headers={"content-type": "application/vnd.apache.arrow.stream"},
+    ).raise_for_status()
+
+
 def _drain(sink: io.BytesIO) -> bytes:
     data = sink.getvalue()
     sink.seek(0)

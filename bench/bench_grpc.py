@@ -32,7 +32,7 @@ import grpc
 import httpx
 import numpy as np
 import orjson
-from bench_bulk import arrow_body
+from bench_bulk import bulk_load
 from harness.cli import add_common_options, finish, log, new_parser
 from harness.clients import run_client_processes
 from harness.machine import cpu_busy_fraction, machine_info
@@ -133,11 +133,7 @@ def grpc_ids(reply: q.QueryBatchResponse) -> list[list[int]]:
 def load_server(client: httpx.Client, data: glove.GloveDataset) -> None:
     body = {"vectors": {"size": data.dimension, "distance": "Cosine"}}
     client.put(f"/collections/{COLLECTION}", json=body).raise_for_status()
-    client.post(
-        f"/collections/{COLLECTION}/points/bulk",
-        content=arrow_body(data.base),
-        headers={"content-type": "application/vnd.apache.arrow.stream"},
-    ).raise_for_status()
+    bulk_load(client, COLLECTION, data.base)
     while client.get(f"/collections/{COLLECTION}").json()["result"]["status"] != "green":
         time.sleep(1)
 

@@ -25,7 +25,7 @@ from typing import Any
 import glove
 import httpx
 import numpy as np
-from bench_bulk import arrow_body
+from bench_bulk import bulk_load
 from harness.cli import add_common_options, log, new_parser, run_and_finish
 from harness.machine import busy_notes, cpu_busy_fraction, machine_info, machine_line
 from harness.metrics import latency_summary
@@ -42,11 +42,7 @@ def load(client: httpx.Client, vectors: np.ndarray) -> float:
     started = time.perf_counter()
     config = {"vectors": {"size": vectors.shape[1], "distance": "Cosine"}}
     client.put(f"/collections/{NAME}", json=config).raise_for_status()
-    client.post(
-        f"/collections/{NAME}/points/bulk",
-        content=arrow_body(vectors),
-        headers={"content-type": "application/vnd.apache.arrow.stream"},
-    ).raise_for_status()
+    bulk_load(client, NAME, vectors)
     index = {"field_name": "row", "field_schema": "integer"}
     client.put(f"/collections/{NAME}/index?wait=true", json=index).raise_for_status()
     while client.get(f"/collections/{NAME}").json()["result"]["status"] != "green":

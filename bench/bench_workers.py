@@ -36,7 +36,7 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from bench_bulk import arrow_body
+from bench_bulk import bulk_load
 from harness.cli import DATA_DIR, RESULTS_DIR, log
 from harness.server import free_port
 
@@ -96,11 +96,7 @@ def load(server: Server, base: np.ndarray) -> float:
     with httpx.Client(base_url=server.url, timeout=600) as client:
         body = {"vectors": {"size": base.shape[1], "distance": "Cosine"}}
         client.put(f"/collections/{COLLECTION}", json=body).raise_for_status()
-        client.post(
-            f"/collections/{COLLECTION}/points/bulk",
-            content=arrow_body(base),
-            headers={"content-type": "application/vnd.apache.arrow.stream"},
-        ).raise_for_status()
+        bulk_load(client, COLLECTION, base)
     server._wait(
         lambda c: c.get(f"/collections/{COLLECTION}").json()["result"]["status"] == "green"
     )
