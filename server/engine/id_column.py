@@ -118,6 +118,19 @@ class IdColumn(Sequence[PointId]):
         end = first + int(np.searchsorted(window, lo, side="right"))
         return self.order[start:end].astype(np.int64)
 
+    def int_rows(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """For many non-negative integer ids at once (``rows_of`` in two vectorised
+        binary searches): each id's first row, and how many rows hold it (0: absent,
+        that row means nothing; more than 1: older copies beside the live one)."""
+        keys = self.sorted_lo[: self._ints]
+        if not len(keys):
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=np.int64)
+        wanted = np.array(ids, dtype=np.uint64)
+        first = np.searchsorted(keys, wanted, side="left")
+        counts = np.searchsorted(keys, wanted, side="right") - first
+        rows = self.order[np.minimum(first, len(keys) - 1)].astype(np.int64)
+        return rows, counts
+
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""

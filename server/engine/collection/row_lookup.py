@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from server.engine.id_column import IdColumn
 from server.engine.point_ids import PointId
 from server.engine.segment_set import AnySegment
@@ -17,18 +15,13 @@ Found = list[tuple[PointId, int]]
 
 def live_rows(segment: AnySegment, ids: Sequence[PointId]) -> tuple[Found, list[PointId]]:
     """The ``(id, live row)`` of each of ``ids`` this segment holds, and the ids it does
-    not hold, both in the order asked. A sealed segment of integer ids answers with
-    vectorised binary searches; any other case asks ``row_of`` point by point."""
+    not hold, both in the order asked. Integer ids in a sealed segment are found with
+    vectorised binary searches (``IdColumn.int_rows``); any other case asks ``row_of``
+    point by point."""
     column = segment.ids
-    if not isinstance(column, IdColumn) or column.is_uuid is not None:
+    if not isinstance(column, IdColumn) or not all(type(i) is int and i >= 0 for i in ids):
         return _one_by_one(segment, ids)
-    if not all(type(i) is int and i >= 0 for i in ids):
-        return _one_by_one(segment, ids)
-    keys = column.sorted_lo
-    wanted = np.array(ids, dtype=np.uint64)
-    first = np.searchsorted(keys, wanted, side="left")
-    counts = np.searchsorted(keys, wanted, side="right") - first
-    rows = column.order[np.minimum(first, max(len(keys) - 1, 0))].astype(np.int64)
+    rows, counts = column.int_rows(ids)  # type: ignore[arg-type]  # all int, checked above
     live = segment.live_mask()
     found: Found = []
     missed: list[PointId] = []
