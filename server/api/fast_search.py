@@ -128,7 +128,7 @@ async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: Hand
         queries = [parse_query(shape, state.settings, _no_lookup)]
     else:
         queries = [parse_search(shape, state.settings)]
-    strict_mode.check_queries(collection, queries, QueryParams(scope["query_string"]))
+    strict_mode.check_queries(collection, queries, QueryParams())  # none: see _kind
     async with state.cpu_limiter:
         results = await threads.run(collection.query, queries)
     if kind[0] == "query":
