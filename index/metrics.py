@@ -53,4 +53,3 @@ def faiss_to_score(distances: np.ndarray, distance: Distance) -> np.ndarray:
         rooted: np.ndarray = np.sqrt(np.maximum(distances, 0.0))
         return rooted
     return distances
-
