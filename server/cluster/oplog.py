@@ -12,7 +12,8 @@ there to replay to the others. Each write is appended before it is sent to any
 replica and fsynced before it is acknowledged (``sync``: concurrent writers share one
 fsync). On disk the log is a run of segment files ``<first seq>.log``, each a magic
 line and then records ``<length u32><crc32 u32><pickle of (seq, call)>``; a torn or
-corrupt record ends the log there (a crash cut the append short).
+corrupt record ends the log there (a crash cut the append short), and so does one that
+no longer unpickles (a shard call renamed by an upgrade).
 
 **Bounded.** At most ``capacity`` operations and ``max_bytes`` of them (pickled) are
 kept; the oldest go first. A segment file is removed once every operation in it is
@@ -220,7 +221,11 @@ def _read_segment(path: Path) -> tuple[list[tuple[int, ShardCall[Any], int]], in
         body = data[at + _HEADER.size : at + _HEADER.size + length]
         if len(body) < length or zlib.crc32(body) != crc:
             break
-        seq, call = pickle.loads(body)
+        try:
+            seq, call = pickle.loads(body)
+        except Exception:  # a call renamed by an upgrade: the log ends here
+            log.warning("operation log record not readable", extra={"file": str(path)})
+            break
         records.append((seq, call, length))
         at += _HEADER.size + length
     return records, at
