@@ -324,7 +324,12 @@ def test_after_a_front_restart_a_lagging_replica_catches_up_from_the_log_alone(
     again.state = ReplicaState.PARTIAL
     snapshots: list[LocalReplica] = []
     take = LocalReplica.snapshot
-    monkeypatch.setattr(LocalReplica, "snapshot", lambda r: snapshots.append(r) or take(r))
+
+    def counted(replica: LocalReplica) -> Any:
+        snapshots.append(replica)
+        return take(replica)
+
+    monkeypatch.setattr(LocalReplica, "snapshot", counted)
     reopened.sets[0].catch_up(again)
     assert again.state is ReplicaState.ACTIVE and snapshots == []
     held = replica_ids(reopened)[0]
