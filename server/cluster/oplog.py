@@ -22,6 +22,7 @@ older than the oldest one kept, so the disk holds at most one segment more than 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -160,10 +161,13 @@ class OpLog:
             self._open_segment(seq)
         assert self._file is not None
         record = _HEADER.pack(len(data), zlib.crc32(data)) + data
+        start = self._file.tell()
         try:
             self._file.write(record)
             self._file.flush()  # in the page cache: a killed front loses nothing
-        except OSError as error:
+        except OSError as error:  # a part written would end the log at the next reopen
+            with contextlib.suppress(OSError):
+                self._file.truncate(start)
             raise StorageError(f"operation log not written: {error}") from error
         ops, size = self._in_segment
         self._in_segment = (ops + 1, size + len(record))
