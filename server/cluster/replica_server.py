@@ -14,18 +14,24 @@ number), which the transport carries node to node (Ray's object store) to ``inst
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from server.cluster.shards import ShardCall, ShardServer
+from server.errors import QuiverError
 
 T = TypeVar("T")
 
 SEQ_FILE = "replica.json"
+LOCK_FILE = ".replica.lock"
+LOCK_WAIT_S = 60.0
+"""How long a replica waits for the process that had its folder to end."""
 
 ReplicaSnapshot = tuple[int, bytes]
 """A shard snapshot archive as bytes, and the sequence number it holds the data of."""
@@ -36,14 +42,23 @@ class SequenceGap(Exception):
     ``QuiverError``: the replica set treats it as a failed replica, not a client error."""
 
 
+class ReplicaBusy(Exception):
+    """Another process still holds the replica's folder."""
+
+
 class ReplicaServer(ShardServer):
     """A shard engine plus the sequence number of the last write it applied."""
 
     def __init__(
         self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float = 0.0
     ) -> None:
+        self._lock = _lock_folder(Path(folder))
         super().__init__(folder, name, config, idle_seal_s)
         self._seq = _read_seq(self.folder)
+
+    def close(self) -> None:
+        super().close()
+        self._lock.close()
 
     def apply(self, seq: int, call: ShardCall[T]) -> T | None:
         """Write number ``seq``: run it if it is the next one (None if already applied)."""
@@ -52,10 +67,16 @@ class ReplicaServer(ShardServer):
         if seq != self._seq + 1:
             raise SequenceGap(f"write {seq} arrived after {self._seq}")
         try:
-            return self.call(call)
-        finally:  # a write that raised a client error raises it on every replica alike
-            self._seq = seq
-            _write_seq(self.folder, seq)
+            answer = self.call(call)
+        except QuiverError:  # a client error: every replica raises it alike
+            self._applied(seq)
+            raise
+        self._applied(seq)  # any other failure leaves the number: the write is sent again
+        return answer
+
+    def _applied(self, seq: int) -> None:
+        self._seq = seq
+        _write_seq(self.folder, seq)
 
     def applied_seq(self) -> int:
         return self._seq
@@ -82,9 +103,26 @@ class ReplicaServer(ShardServer):
             self.engine.recover(self.name, archive, None)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self._seq = seq
-        _write_seq(self.folder, seq)
+        self._applied(seq)
         return seq
+
+
+def _lock_folder(folder: Path) -> BinaryIO:
+    """Hold the folder's lock for as long as this replica lives. A front that died
+    takes its replica actors with it, but Ray may still be ending them when the
+    restarted front starts new ones on the same folders: the new one waits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "ab")  # noqa: SIM115 - held until close()
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise ReplicaBusy(f"replica folder {folder} is held by another process") from None
+            time.sleep(0.1)
 
 
 def _read_seq(folder: Path) -> int:

@@ -13,12 +13,14 @@ writes and serves no reads until it has caught up.
 ``consistency`` asks (``engine/consistency.py``), keeping the points enough of them
 returned. A replica that fails a read is marked dead and the read asks another.
 
-**Catch-up.** A replica that is ``Dead`` (and alive) or new gets a snapshot of an active
-replica, taken after every write already sent to that one, then the logged writes
-after the snapshot's sequence; the last few are sent under the lock together with the
-switch to ``Active``, so no write falls between the tail and the replica's first live
-write. Reads and writes go on meanwhile. If the log no longer reaches back to the
-snapshot, the catch-up starts over with a fresh snapshot.
+**Catch-up.** A replica that is ``Dead`` (and alive) replays the logged writes after
+its own sequence number when the log still reaches back to it; a new one, or one the
+log no longer reaches, first gets a snapshot of an active replica, taken after every
+write already sent to that one, then the logged writes after the snapshot's sequence.
+The last few are sent under the lock together with the switch to ``Active``, so no
+write falls between the tail and the replica's first live write. Reads and writes go
+on meanwhile. If the log no longer reaches back to the snapshot, the catch-up starts
+over with a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from server.cluster.oplog import DEFAULT_CAPACITY, Operation, OpLog
+from server.cluster.oplog import Operation, OpLog
 from server.cluster.replica_transport import ReplicaHandle
 from server.cluster.shards import ShardCall
 from server.engine.consistency import ReadConsistency
@@ -87,21 +89,15 @@ class CatchUpRestart(Exception):
 
 
 class ReplicaSet:
-    """The replicas of shard ``shard``; ``write_factor`` is its write consistency factor."""
+    """The replicas of shard ``shard``; ``write_factor`` is its write consistency factor,
+    ``log`` the shard's (durable) operation log."""
 
-    def __init__(
-        self,
-        shard: int,
-        replicas: list[Replica],
-        write_factor: int,
-        first_seq: int = 0,
-        log_capacity: int = DEFAULT_CAPACITY,
-    ) -> None:
+    def __init__(self, shard: int, replicas: list[Replica], write_factor: int, log: OpLog) -> None:
         self.shard = shard
         self.replicas = replicas
         self.write_factor = write_factor
         self.lock = threading.RLock()
-        self.log = OpLog(first_seq, log_capacity)
+        self.log = log
         self.on_dead: Callable[[], None] = lambda: None
         """Called when a replica is marked dead (wakes the healer)."""
         self._turn = itertools.count()
@@ -124,7 +120,8 @@ class ReplicaSet:
 
     def write(self, call: ShardCall[T], needed: int | None = None) -> Future[T]:
         """Send ``call`` to every active replica; the future answers once ``needed``
-        (default ``write_factor``) of them applied it (503 when too few are active)."""
+        (default ``write_factor``) of them applied it (503 when too few are active).
+        The caller syncs the log (``log.sync``) before acknowledging."""
         needed = self.write_factor if needed is None else needed
         with self.lock:
             active = self.active()
@@ -221,12 +218,14 @@ class ReplicaSet:
                 log.info("operation log overtaken, new snapshot", extra={"shard": self.shard})
 
     def _catch_up_once(self, target: Replica) -> None:
-        source = self.source_for(target)
-        with self.lock:  # the snapshot follows every write already sent to the source
-            snapshot = source.handle.snapshot()
-        seq = target.handle.install(snapshot).result(timeout=TRANSFER_TIMEOUT_S)
+        seq = target.handle.applied_seq().result(timeout=TRANSFER_TIMEOUT_S)
+        if seq == 0 or not self._reaches(seq):  # new, or past the log's reach
+            source = self.source_for(target)
+            with self.lock:  # the snapshot follows every write already sent to the source
+                snapshot = source.handle.snapshot()
+            seq = target.handle.install(snapshot).result(timeout=TRANSFER_TIMEOUT_S)
         while len(ops := self._since(seq)) > TAIL:
-            seq = _replay(target, ops)
+            seq = replay(target, ops)
         with self.lock:
             if target.state is not ReplicaState.PARTIAL:
                 raise ServiceUnavailable("transfer aborted")
@@ -236,6 +235,10 @@ class ReplicaSet:
             _wait_applied(reply)
         log.info("replica caught up", extra={"shard": self.shard, "replica": target.replica_id})
 
+    def _reaches(self, seq: int) -> bool:
+        with self.lock:
+            return self.log.since(seq) is not None
+
     def _since(self, seq: int) -> list[Operation]:
         with self.lock:
             ops = self.log.since(seq)
@@ -244,7 +247,7 @@ class ReplicaSet:
         return ops
 
 
-def _replay(target: Replica, ops: list[Operation]) -> int:
+def replay(target: Replica, ops: list[Operation]) -> int:
     """Send logged writes and wait for them; returns the last one's number."""
     replies = [target.handle.apply(seq, call) for seq, call in ops]
     for reply in replies:

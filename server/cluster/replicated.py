@@ -14,14 +14,18 @@ from an active replica (``ReplicaSet.catch_up``). One transfer per shard at a ti
 
 **Membership** (which replica lives on which node, and how many each shard wants) is
 what the front persists beside the config (``server/catalog.py``); ``on_membership`` is
-called after every change. Reopened, each recorded replica on a node that is still
-alive is started there again; those at the shard's highest sequence number are active,
-the others dead (they catch up), and those on nodes that are gone are replaced.
+called after every change. Each shard's operation log is durable too, in
+``<base>/oplog/<shard>`` on the front's disk (``oplog.py``). Reopened, each recorded
+replica on a node that is still alive is started there again; those at the shard's
+highest sequence number replay what the log holds after it (writes logged before the
+front stopped) and are active, the others are dead and catch up (from the log alone
+when it still reaches back to them), and those on nodes that are gone are replaced.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import uuid
 from collections import Counter
@@ -32,8 +36,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from server.cluster.oplog import DEFAULT_CAPACITY
-from server.cluster.replica_set import Replica, ReplicaSet, ReplicaState, peer_id
+from server.cluster.oplog import DEFAULT_CAPACITY, OpLog
+from server.cluster.replica_set import Replica, ReplicaSet, ReplicaState, peer_id, replay
 from server.cluster.replica_transport import ReplicaFactory
 from server.cluster.shards import ShardCall, ShardServer
 from server.engine.collection import Collection
@@ -45,6 +49,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 HEAL_INTERVAL_S = 2.0
+LOG_FOLDER = "oplog"
+"""Under the group's folder, on the front's disk: ``oplog/<shard>/`` (replica folders
+are ``<shard>/<replica id>``, on each replica's node)."""
 OPEN_TIMEOUT_S = 120.0
 """Longest a replica may take to start and open its engine."""
 
@@ -142,6 +149,8 @@ class ReplicatedShardGroup:
                 writes[shard] = self.sets[shard].write(call)
             else:
                 reads[shard] = self.sets[shard].start_read(call, consistency)
+        for shard in writes:
+            self.sets[shard].log.sync()  # durable on the front before any acknowledgement
         out = {shard: reply.result() for shard, reply in writes.items()}
         self._follow_config(calls)
         for shard, asked in reads.items():
@@ -164,6 +173,7 @@ class ReplicatedShardGroup:
         for replica_set in self.sets:
             for replica in list(replica_set.replicas):
                 _quietly(replica.handle.release)
+            replica_set.log.close()
 
     def _destroy(self) -> None:
         """Every reachable replica removes its folder; a replica on a node that is down
@@ -172,6 +182,9 @@ class ReplicatedShardGroup:
         replies = [r.handle.destroy() for s in self.sets for r in s.replicas]
         for reply in replies:
             _quietly(partial(reply.result, timeout=OPEN_TIMEOUT_S))
+        for replica_set in self.sets:
+            replica_set.log.close()
+        shutil.rmtree(self.base / LOG_FOLDER, ignore_errors=True)
 
     def _stop_healing(self) -> None:
         self._stop.set()
@@ -208,7 +221,7 @@ class ReplicatedShardGroup:
                 node = _best_node(self.factory.nodes(), replicas, load)
                 replicas.append(self._spawn(shard, node))
                 load[node] += 1
-            sets.append(ReplicaSet(shard, replicas, self.write_factor, 0, self.log_capacity))
+            sets.append(ReplicaSet(shard, replicas, self.write_factor, self._log(shard)))
         for replica in (r for s in sets for r in s.replicas):
             replica.handle.applied_seq().result(timeout=OPEN_TIMEOUT_S)
             replica.state = ReplicaState.ACTIVE
@@ -228,11 +241,37 @@ class ReplicatedShardGroup:
                 seqs[replica] = replica.handle.applied_seq().result(timeout=OPEN_TIMEOUT_S)
             except Exception as error:
                 log.warning("replica did not reopen", extra={"reason": str(error)})
-        top = max(seqs.values(), default=0)
+        oplog = self._log(shard)
+        if seqs:
+            self._finish_logged_writes(shard, oplog, seqs)
         for replica in replicas:
-            at_top = seqs.get(replica) == top
-            replica.state = ReplicaState.ACTIVE if at_top else ReplicaState.DEAD
-        return ReplicaSet(shard, replicas, self.write_factor, top, self.log_capacity)
+            at_end = seqs.get(replica) == oplog.last_seq
+            replica.state = ReplicaState.ACTIVE if at_end else ReplicaState.DEAD
+        return ReplicaSet(shard, replicas, self.write_factor, oplog)
+
+    def _finish_logged_writes(self, shard: int, oplog: OpLog, seqs: dict[Replica, int]) -> None:
+        """Bring the replicas at the shard's highest sequence to the end of the log: a
+        write the front logged before it stopped (and maybe acknowledged, with only a
+        replica that is gone now applying it) reaches the replicas left. A log that
+        does not reach back to them (it lost its tail with its machine, or predates the
+        durable log) starts over at their sequence."""
+        top = max(seqs.values())
+        ops = oplog.since(top)
+        if top > oplog.last_seq or ops is None:
+            log.warning(
+                "operation log behind the replicas, restarted",
+                extra={"shard": shard, "log": oplog.last_seq, "replicas": top},
+            )
+            oplog.reset(top)
+            return
+        for replica in [r for r, seq in seqs.items() if seq == top and ops]:
+            try:
+                seqs[replica] = replay(replica, ops)
+            except Exception as error:
+                log.warning("replica did not replay the log", extra={"reason": str(error)})
+
+    def _log(self, shard: int) -> OpLog:
+        return OpLog(self.base / LOG_FOLDER / str(shard), capacity=self.log_capacity)
 
     def _folder(self, shard: int, replica_id: str) -> Path:
         return self.base / str(shard) / replica_id

@@ -7,6 +7,7 @@ paths over a real multi-node Ray are in ``test_ray_replicas.py``."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from index.metrics import Distance
 from server.cluster.oplog import OpLog
 from server.cluster.replica_set import ReplicaState, merge_answers, peer_id
-from server.cluster.replica_transport import LocalReplicaFactory
+from server.cluster.replica_transport import LocalReplica, LocalReplicaFactory
 from server.cluster.replicated import ReplicatedShardGroup
 from server.cluster.shards import ShardedCollection, on_collection
 from server.engine.collection import Collection
@@ -175,18 +176,27 @@ def test_a_lagging_replica_catches_up_from_a_snapshot_past_the_log(tmp_path: Pat
     collection.close()
 
 
-def test_a_reopened_group_marks_the_replicas_that_lag_dead(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log", ["reaches back", "overtaken", "lost"])
+def test_a_reopened_group_marks_the_replicas_that_lag_dead(tmp_path: Path, log: str) -> None:
+    """The lagging replica catches up after the restart from the log alone, from a
+    snapshot plus the log, or (the log's folder gone) from a snapshot."""
     config = make_config()
     factory = LocalReplicaFactory("c", config, nodes=2)
-    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    capacity = 3 if log == "overtaken" else 10_000
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False, log_capacity=capacity)
     collection = ShardedCollection("c", config, group)
     upsert(collection, list(range(20)))
     lagging = group.sets[0].replicas[0]
     group.sets[0].mark_dead(lagging, "test")
-    upsert(collection, list(range(20, 40)))
+    for first in range(20, 40, 5):
+        upsert(collection, list(range(first, first + 5)))
     membership = group.membership()
     collection.close()
-    reopened = ReplicatedShardGroup(tmp_path, config, factory, membership, heal_interval_s=0.1)
+    if log == "lost":
+        shutil.rmtree(tmp_path / "oplog")
+    reopened = ReplicatedShardGroup(
+        tmp_path, config, factory, membership, heal_interval_s=0.1, log_capacity=capacity
+    )
     states = [[r.state for r in s.replicas] for s in reopened.sets]
     assert states[0].count(ReplicaState.ACTIVE) == 1
     assert set(states[1]) == {ReplicaState.ACTIVE}
@@ -242,14 +252,89 @@ def test_consistency_values_follow_qdrant() -> None:
             parse_consistency(bad)
 
 
-def test_the_operation_log_keeps_the_newest_writes() -> None:
-    oplog = OpLog(capacity=2)
+def test_the_operation_log_keeps_the_newest_writes(tmp_path: Path) -> None:
+    oplog = OpLog(tmp_path, capacity=2)
     call = on_collection(Collection.count, None)
     for _ in range(3):
         oplog.append(call)
     assert oplog.since(3) == []
     assert [seq for seq, _ in oplog.since(1) or []] == [2, 3]
     assert oplog.since(0) is None
+
+
+def test_the_operation_log_is_read_back_bounded_and_cut_at_a_torn_record(
+    tmp_path: Path,
+) -> None:
+    oplog = OpLog(tmp_path, capacity=16)  # segments of 2 operations
+    for first in range(0, 40, 2):
+        oplog.append(on_collection(Collection.upsert, [first], vectors([first]), [{}]))
+    oplog.sync()
+    assert len(list(tmp_path.glob("*.log"))) <= 16 // 2 + 1  # old segments are removed
+    reopened = OpLog(tmp_path, capacity=16)
+    assert reopened.last_seq == 20 and len(reopened) == 16
+    assert [seq for seq, _ in reopened.since(4) or []] == list(range(5, 21))
+    [(seq, call)] = reopened.since(19) or []
+    assert (seq, call.method, call.args[0]) == (20, Collection.upsert, [38])
+    oplog.close()
+    newest = max(tmp_path.glob("*.log"))
+    newest.write_bytes(newest.read_bytes()[:-3])  # a crash cut the last append short
+    cut = OpLog(tmp_path, capacity=16)
+    assert cut.last_seq == 19
+    assert cut.append(on_collection(Collection.count, None)) == 20
+    cut.close()
+    assert OpLog(tmp_path, capacity=16).last_seq == 20
+
+
+def test_a_restarted_front_replays_a_write_only_a_lost_replica_applied(tmp_path: Path) -> None:
+    """The durable log: a write acknowledged by one replica whose node is then lost
+    together with the front still reaches the other replica when the front reopens."""
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=2)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    behind, ahead = group.sets[0].replicas
+    group.sets[0].mark_dead(behind, "test")
+    upsert(collection, list(range(20, 40)))  # shard 0's part reaches only ``ahead``
+    membership = group.membership()
+    collection.close()
+    factory.kill_node(ahead.node)
+    reopened = ReplicatedShardGroup(tmp_path, config, factory, membership, heal=False)
+    assert [[r.state for r in s.replicas] for s in reopened.sets] == [[ReplicaState.ACTIVE]] * 2
+    assert set.union(*(shard[0] for shard in replica_ids(reopened))) == set(range(40))
+    reopened.close()
+
+
+def test_after_a_front_restart_a_lagging_replica_catches_up_from_the_log_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config()
+    factory = LocalReplicaFactory("c", config, nodes=2)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal=False)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(20)))
+    lagging = group.sets[0].replicas[0]
+    group.sets[0].mark_dead(lagging, "test")
+    upsert(collection, list(range(20, 40)))
+    membership = group.membership()
+    collection.close()
+    reopened = ReplicatedShardGroup(tmp_path, config, factory, membership, heal=False)
+    [again, _] = reopened.sets[0].replicas
+    assert again.state is ReplicaState.DEAD
+    again.state = ReplicaState.PARTIAL
+    snapshots: list[LocalReplica] = []
+    take = LocalReplica.snapshot
+
+    def counted(replica: LocalReplica) -> Any:
+        snapshots.append(replica)
+        return take(replica)
+
+    monkeypatch.setattr(LocalReplica, "snapshot", counted)
+    reopened.sets[0].catch_up(again)
+    assert again.state is ReplicaState.ACTIVE and snapshots == []
+    held = replica_ids(reopened)[0]
+    assert held[0] == held[1] and len(held[0]) > 0
+    reopened.close()
 
 
 def test_move_shard_fills_the_new_replica_then_drops_the_old_one(

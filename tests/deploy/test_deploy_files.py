@@ -191,14 +191,13 @@ def test_quiver_in_cluster_mode_connects_to_the_ray_head_client_port() -> None:
     assert "--ray-client-server-port=10001" in services()["ray-head"]["command"]
 
 
-def test_ray_workers_mount_the_cluster_data_volume_where_quiver_cluster_has_it() -> None:
-    """Shard actors open <data dir>/shards/... at the path quiver-cluster passes them."""
-
-    def data_mounts(service: str) -> list[str]:
-        mounts = [str(mount).split(":") for mount in services()[service]["volumes"]]
-        return [source for source, target, *_ in mounts if target == DATA_DIR]
-
-    assert data_mounts("ray-worker") == data_mounts("quiver-cluster") != []
+def test_ray_workers_keep_replicas_on_a_local_volume_of_their_own() -> None:
+    """Replica actors open <data dir>/shards/... at the path quiver-cluster passes them,
+    each on its own worker's disk (an anonymous volume per container), sharing nothing
+    with quiver-cluster's named volume (docs/adr/0014-replicated-shards.md)."""
+    assert services()["ray-worker"]["volumes"] == [DATA_DIR]
+    front = [str(mount).split(":") for mount in services()["quiver-cluster"]["volumes"]]
+    assert [target for _, target, *_ in front] == [DATA_DIR]
 
 
 def test_ci_override_uses_host_network_and_binds_loopback() -> None:
