@@ -143,3 +143,14 @@ def test_turbo_segments_reload_after_restart_without_rebuild(tmp_path: Path) -> 
         assert sealed_kinds(api, "r") == {"hnsw_turbo"}
         assert [ids(api, "r", q, params=knobs) for q in xq] == before
         assert len(api.result("GET", "/collections/r/jobs")) == jobs_before
+
+
+def test_a_sparse_vector_with_a_turbo_datatype_is_qdrants_422(api: Api) -> None:
+    body = {"sparse_vectors": {"text": {"index": {"datatype": "turbo4"}}}}
+    status, answer = api.put("/collections/sparse", body)
+    assert status == 422, answer
+    assert answer["status"]["error"] == (
+        "Validation error in JSON body: [sparse_vectors.text.index.datatype: "
+        "sparse vectors do not support the `turbo4` datatype]"
+    )
+    assert api.result("GET", "/collections/sparse/exists") == {"exists": False}
