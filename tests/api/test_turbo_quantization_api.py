@@ -154,3 +154,24 @@ def test_a_sparse_vector_with_a_turbo_datatype_is_qdrants_422(api: Api) -> None:
         "sparse vectors do not support the `turbo4` datatype]"
     )
     assert api.result("GET", "/collections/sparse/exists") == {"exists": False}
+
+
+def test_patch_turns_turbo_on_and_changes_its_bits_in_the_background(api: Api) -> None:
+    api.result(
+        "PUT",
+        "/collections/p",
+        {
+            "vectors": {"size": DIM, "distance": "Dot"},
+            "optimizers_config": {"indexing_threshold": 100},
+        },
+    )
+    upsert_vectors(api, "p", rows())
+    wait_green(api, "p")
+    assert sealed_kinds(api, "p") == {"hnsw"}
+    for bits in ("bits4", "bits2"):
+        api.result("PATCH", "/collections/p", {"quantization_config": {"turbo": {"bits": bits}}})
+        info = wait_green(api, "p")
+        assert info["config"]["quantization_config"] == {"turbo": {"bits": bits}}
+        assert sealed_kinds(api, "p") == {"hnsw_turbo"}
+        codes = info["vectors_memory"][""]["bytes_per_vector"]["codes"]
+        assert codes == DIM * int(bits[4:]) / 8
