@@ -268,12 +268,21 @@ class RaBitQIndex(_QuantizedHnsw):
 class TurboQuantizedIndex(_QuantizedHnsw):
     """TurboQuant codes (``index/turbo.py``): rows rotated by a fixed random orthogonal
     matrix, then each coordinate (each pair at 1.5 bits) coded against the Lloyd-Max
-    codebook of its known law. Nothing is learned from the data but one scale: Cosine
-    rows are unit vectors already (scale 1, TurboQuant exactly); Dot and Euclid rows
-    are coded as ``x / scale`` with ``scale`` their root-mean-square norm at training,
-    since faiss's code distance has no per-vector factor to carry each row's own norm
-    (docs/adr/0018-turbo-quantization.md). The codebook scaled back by ``scale`` is
-    the PQ's centroids, so a code distance estimates the true score directly."""
+    codebook of its known law, scored against the rotated query by faiss's table look-up.
+
+    faiss's code distance has no per-vector factor, so each metric brings its rows to
+    the codebook's scale its own way (docs/adr/0018-turbo-quantization.md):
+
+    * Cosine: rows are unit vectors already, TurboQuant exactly;
+    * Dot: each row gets one more coordinate ``sqrt(S^2 - |x|^2)`` and is divided by
+      ``S``, the largest norm at training (the classic reduction of inner-product search
+      to unit vectors): every row is a unit vector whose own norm lives in its codes, and
+      ``S`` times the code score estimates ``<q, x>``;
+    * Euclid: rows are coded as they are against the codebook scaled by ``S``, their
+      root-mean-square norm at training, so the code distance is ``|q - x|^2`` directly.
+      (The same lift for Euclid needs an inner-product walk of the L2-built graph, which
+      faiss 1.15 answers empty, or L2 over non-unit reconstructions, which measured worse.)
+    """
 
     kind: ClassVar[str] = "hnsw_turbo"
     method: ClassVar[QuantizationMethod] = "turbo"
@@ -281,23 +290,34 @@ class TurboQuantizedIndex(_QuantizedHnsw):
     def __init__(self, dim: int, distance: Distance, params: QuantizedParams | None = None) -> None:
         super().__init__(dim, distance, params)
         self._rotation = np.eye(self._rotated_dim, dtype=np.float32)
+        self._scale = 1.0
+        """``S`` (see the class docstring); 1 for Cosine."""
 
     @property
     def bits(self) -> float:
         return self.params.turbo_bits or 4.0
 
     @property
+    def _lifts(self) -> int:
+        """Extra coordinates a row gets: its norm's slack under Dot."""
+        return 1 if self.distance is Distance.DOT else 0
+
+    @property
     def _rotated_dim(self) -> int:
-        return padded_dim(self.dim, self.bits)
+        return padded_dim(self.dim + self._lifts, self.bits)
 
     def _fit(self, vectors: np.ndarray, queries: np.ndarray | None) -> Any:
         sub, code_bits = layout(self.bits)
         rotated_dim = self._rotated_dim
         self._rotation = rotation(rotated_dim)
-        scale = 1.0
-        if self.distance is not Distance.COSINE:
-            scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", vectors, vectors)))) or 1.0
-        centroids = codebook(rotated_dim, self.bits) * np.float32(scale)
+        squared = np.einsum("ij,ij->i", vectors, vectors)
+        if self.distance is Distance.DOT:
+            self._scale = float(np.sqrt(squared.max())) or 1.0
+        elif self.distance is Distance.EUCLID:
+            self._scale = float(np.sqrt(squared.mean())) or 1.0
+        centroids = codebook(rotated_dim, self.bits)
+        if self.distance is Distance.EUCLID:
+            centroids = centroids * np.float32(self._scale)
         primary = _FAISS.IndexHNSWPQ(
             rotated_dim, rotated_dim // sub, self.params.m, code_bits, self._metric()
         )
@@ -309,19 +329,34 @@ class TurboQuantizedIndex(_QuantizedHnsw):
         return self._graph(primary)
 
     def _encode_rows(self, vectors: np.ndarray) -> np.ndarray:
-        if self._rotated_dim != self.dim:
-            padded = np.zeros((len(vectors), self._rotated_dim), dtype=np.float32)
-            padded[:, : self.dim] = vectors
-            vectors = padded
-        rotated: np.ndarray = np.ascontiguousarray(vectors @ self._rotation.T)
+        if not self._lifts:
+            return self._rotated(vectors)
+        slack = self._scale**2 - np.einsum("ij,ij->i", vectors, vectors)
+        unit = np.hstack([vectors, np.sqrt(np.maximum(slack, 0.0))[:, None]]) / self._scale
+        return self._rotated(unit.astype(np.float32))
+
+    def _encode_queries(self, queries: np.ndarray) -> np.ndarray:
+        return self._rotated(queries)  # a lifted row's extra coordinate meets a 0
+
+    def _rotated(self, rows: np.ndarray) -> np.ndarray:
+        padded = np.zeros((len(rows), self._rotated_dim), dtype=np.float32)
+        padded[:, : rows.shape[1]] = rows
+        rotated: np.ndarray = np.ascontiguousarray(padded @ self._rotation.T)
         return rotated
 
+    def _primary_scores(self, raw: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        if self.distance is Distance.DOT:
+            product: np.ndarray = raw * np.float32(self._scale)
+            return product
+        return super()._primary_scores(raw, queries)
+
     def _extra_state(self) -> tuple[dict[str, Any], list[bytes]]:
-        return {"rotation": True}, [self._rotation.tobytes()]
+        return {"rotation": True, "scale": self._scale}, [self._rotation.tobytes()]
 
     def _load_extra_state(self, header: dict[str, Any], blobs: list[Buffer]) -> None:
         rotated = np.frombuffer(blobs[0], dtype=np.float32)
         self._rotation = rotated.reshape(self._rotated_dim, self._rotated_dim).copy()
+        self._scale = header["scale"]
 
     def _extra_model_bytes(self) -> int:
         return self._rotation.nbytes

@@ -174,4 +174,4 @@ def test_patch_turns_turbo_on_and_changes_its_bits_in_the_background(api: Api) -
         assert info["config"]["quantization_config"] == {"turbo": {"bits": bits}}
         assert sealed_kinds(api, "p") == {"hnsw_turbo"}
         codes = info["vectors_memory"][""]["bytes_per_vector"]["codes"]
-        assert codes == DIM * int(bits[4:]) / 8
+        assert codes == -(-(DIM + 1) * int(bits[4:]) // 8)  # Dot: + the norm's coordinate

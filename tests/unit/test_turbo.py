@@ -62,7 +62,23 @@ def test_codes_rank_well_and_rescoring_reaches_high_recall(distance: Distance, b
     assert recall(index.search(xq, 10)[0], truth) >= 0.95
     rough = recall(index.search(xq, 10, params=SearchParams(rescore=False))[0], truth)
     assert rough >= {1.0: 0.2, 1.5: 0.3, 2.0: 0.4, 4.0: 0.8, 8.0: 0.95}[bits], rough
-    assert index.stats().parts["codes"] == len(xb) * -(-padded_dim(DIM + 1, bits) * bits // 8)
+    coded = padded_dim(DIM + 1 + (distance is Distance.DOT), bits)  # Dot: + the norm's slack
+    assert index.stats().parts["codes"] == len(xb) * -(-coded * bits // 8)
+
+
+def test_dot_codes_carry_each_rows_own_norm() -> None:
+    """Rows whose norms spread 1..20 (one scale for all would code the short ones
+    coarsely): the codes alone still rank by the true inner product."""
+    rng = np.random.default_rng(6)
+    xb = rng.normal(size=(1500, DIM)) * rng.uniform(1, 20, size=(1500, 1))
+    xb, xq = xb.astype(np.float32), rng.normal(size=(50, DIM)).astype(np.float32)
+    truth, _ = exact_search(xb, xq, 10, Distance.DOT)
+    index = TurboQuantizedIndex(DIM, Distance.DOT, QuantizedParams(turbo_bits=4.0))
+    index.add(xb)
+    found, estimate = index.search(xq, 10, params=SearchParams(rescore=False))
+    assert recall(found, truth) >= 0.8
+    true = np.einsum("qkd,qd->qk", xb[found], xq)
+    assert np.abs(estimate - true).mean() < 0.1 * np.abs(true).mean()
 
 
 def test_a_reloaded_index_answers_the_same_and_keeps_growing() -> None:
