@@ -354,8 +354,10 @@ class TurboQuantizedIndex(_QuantizedHnsw):
         return {"rotation": True, "scale": self._scale}, [self._rotation.tobytes()]
 
     def _load_extra_state(self, header: dict[str, Any], blobs: list[Buffer]) -> None:
-        rotated = np.frombuffer(blobs[0], dtype=np.float32)
-        self._rotation = rotated.reshape(self._rotated_dim, self._rotated_dim).copy()
+        size = self._rotated_dim
+        stored = np.frombuffer(blobs[0], dtype=np.float32).reshape(size, size)
+        shared = rotation(size)  # the saved matrix is authoritative; share it when equal
+        self._rotation = shared if np.array_equal(stored, shared) else stored.copy()
         self._scale = header["scale"]
 
     def _extra_model_bytes(self) -> int:

@@ -43,12 +43,15 @@ def padded_dim(dim: int, bits: float) -> int:
     return -(-dim // sub) * sub
 
 
+@lru_cache(maxsize=8)
 def rotation(dim: int, seed: int = 0) -> np.ndarray:
     """A random orthogonal ``dim x dim`` matrix (QR of a Gaussian matrix, signs fixed
-    so the law is uniform over rotations); rows are rotated as ``x @ R.T``."""
+    so the law is uniform over rotations); rows are rotated as ``x @ R.T``. Cached and
+    read-only: every segment of one dimension shares one matrix in memory."""
     gaussian = np.random.default_rng(seed).standard_normal((dim, dim))
     q, r = np.linalg.qr(gaussian)
     rotated: np.ndarray = (q * np.sign(np.diag(r))).astype(np.float32)
+    rotated.setflags(write=False)
     return rotated
 
 

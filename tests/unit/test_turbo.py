@@ -86,6 +86,7 @@ def test_a_reloaded_index_answers_the_same_and_keeps_growing() -> None:
     index = TurboQuantizedIndex(DIM + 1, Distance.DOT, QuantizedParams(turbo_bits=1.5))
     index.add(xb[:1000])
     reloaded = index_from_bytes(index.to_bytes())
+    assert reloaded._rotation is index._rotation  # one matrix per dimension in memory
     unscored = SearchParams(rescore=False)
     np.testing.assert_array_equal(
         reloaded.search(xq, 10, params=unscored)[0], index.search(xq, 10, params=unscored)[0]
