@@ -29,8 +29,9 @@ NARROW_DATATYPES: tuple[Datatype, ...] = ("float16", "uint8")
 
 REFUSED_DATATYPES = frozenset({"turbo4", "turbo8", "turbo16"})
 """Qdrant's TurboQuant storage types: a quantizer of its own (random rotation, per
-coordinate codebooks), not a plain element type; refused by name rather than stored
-under another type."""
+coordinate codebooks) whose codes *replace* the stored vectors; refused by name rather
+than stored under another type. The same codes beside the originals are
+``quantization_config.turbo`` (``index/turbo.py``, ADR 0018)."""
 
 BYTES_PER_VALUE: dict[Datatype, int] = {"float32": 4, "float16": 2, "uint8": 1}
 

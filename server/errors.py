@@ -25,6 +25,7 @@ maps the tree to Qdrant's wire envelope in exactly one place::
     ├── Conflict (409)
     │   └── CollectionAlreadyExists
     ├── ConfigValidationError (422) (a create / PATCH config field of the wrong type or range)
+    ├── BodyValidationError (422)   (a body failing one of Qdrant's validators, its wording)
     ├── PayloadTooLarge (413)
     ├── RateLimited (429)            (strict mode's read / write rate limit; Retry-After)
     ├── UnsupportedMediaType (415)
@@ -172,6 +173,15 @@ class ConfigValidationError(QuiverError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Validation error in request: {detail}")
+
+
+class BodyValidationError(QuiverError):
+    """A body that parses but fails one of Qdrant's validators: its 422 wording."""
+
+    status_code = 422
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"Validation error in JSON body: [{path}: {message}]")
 
 
 class PayloadTooLarge(QuiverError):

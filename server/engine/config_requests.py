@@ -37,7 +37,7 @@ from server.engine.quantization_config import (
     parse_quantization,
 )
 from server.engine.strict_mode import parse_strict_mode, patched_strict_mode
-from server.errors import BadRequest, UnsupportedFeature
+from server.errors import BadRequest, BodyValidationError, UnsupportedFeature
 
 MAX_FDE_DIM = 65_536
 
@@ -287,6 +287,11 @@ def _sparse_vectors(
         base = current[name].model_dump(exclude_none=True) if name in current else {}
         index = {**base.get("index", {}), **(given.get("index") or {})}
         merged = base | {k: v for k, v in given.items() if v is not None} | {"index": index}
+        if index.get("datatype") in REFUSED_DATATYPES:  # Qdrant's validator says so first
+            raise BodyValidationError(
+                f"sparse_vectors.{name}.index.datatype",
+                f"sparse vectors do not support the `{index['datatype']}` datatype",
+            )
         try:
             out[name] = SparseVectorParams.model_validate(merged | {"index": index or None})
         except ValidationError as exc:

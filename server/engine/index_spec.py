@@ -26,7 +26,7 @@ from server.engine.knobs import Frozen, GraphParams, LeanVecKnobs, MuveraKnobs
 
 log = logging.getLogger(__name__)
 
-QuantizedKind = Literal["hnsw_sq8", "hnsw_pq", "hnsw_binary", "hnsw_rabitq"]
+QuantizedKind = Literal["hnsw_sq8", "hnsw_pq", "hnsw_binary", "hnsw_rabitq", "hnsw_turbo"]
 assert set(get_args(QuantizedKind)) == {cls.kind for cls in QUANTIZED_BACKENDS.values()}
 
 
@@ -36,12 +36,14 @@ class NoParams(Frozen):
 
 class QuantizedSpecParams(GraphParams):
     """``QuantizedParams`` fields; each method sets its own (``quantile`` for scalar,
-    ``compression`` for product, ``rabitq_bits`` for RaBitQ) and only those are written."""
+    ``compression`` for product, ``rabitq_bits`` for RaBitQ, ``turbo_bits`` for
+    TurboQuant) and only those are written."""
 
     always_ram: bool | None = None
     quantile: float | None = None
     compression: int | None = None
     rabitq_bits: int | None = None
+    turbo_bits: float | None = None
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler: Any) -> dict[str, Any]:

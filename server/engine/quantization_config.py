@@ -6,6 +6,7 @@ Wire shapes, one key each (the key is the discriminator)::
     {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}
     {"product": {"compression": "x16", "always_ram": true}}
     {"binary": {"always_ram": true, "encoding": "one_bit"}}
+    {"turbo": {"bits": "bits4", "always_ram": true}}      # TurboQuant (Qdrant 1.19)
     {"rabitq": {"bits": 2, "always_ram": true}}          # Quiver extension
 
 A request's object is checked by :func:`parse_quantization` (a 400 naming the
@@ -66,6 +67,17 @@ class BinaryBody(_Body):
     query_encoding: Literal["default", "binary"] | None = None
 
 
+TurboBits = Literal["bits1", "bits1_5", "bits2", "bits4", "bits8"]
+"""Qdrant's ``TurboQuantBitSize`` (1.19 names the first four; ``bits8`` is in
+qdrant-client's models since 1.20); None = ``bits4``, Qdrant's default."""
+
+
+class TurboBody(_Body):
+    bits: TurboBits | None = None
+    memory: Literal["cold", "cached", "pinned"] | None = None
+    """Qdrant's placement of the codes; recorded (codes are always in RAM here)."""
+
+
 class RabitqBody(_Body):
     bits: Annotated[int, Field(strict=True, ge=1, le=9)] | None = None
     """Bits per dimension; None = the most within 1/8 of float32."""
@@ -113,6 +125,15 @@ class BinaryQuantization(_Quantization):
     binary: BinaryBody
 
 
+class TurboQuantization(_Quantization):
+    method: ClassVar[QuantizationMethod] = "turbo"
+    turbo: TurboBody
+
+    def _method_params(self) -> dict[str, Any]:
+        bits = self.turbo.bits
+        return {"turbo_bits": None if bits is None else float(bits[4:].replace("_", "."))}
+
+
 class RabitqQuantization(_Quantization):
     method: ClassVar[QuantizationMethod] = "rabitq"
     rabitq: RabitqBody
@@ -123,7 +144,13 @@ class RabitqQuantization(_Quantization):
 
 _KINDS: dict[str, type[_Quantization]] = {
     cls.method: cls
-    for cls in (ScalarQuantization, ProductQuantization, BinaryQuantization, RabitqQuantization)
+    for cls in (
+        ScalarQuantization,
+        ProductQuantization,
+        BinaryQuantization,
+        TurboQuantization,
+        RabitqQuantization,
+    )
 }
 assert sorted(f"x{c}" for c in COMPRESSIONS) == sorted(Compression.__args__)  # type: ignore[attr-defined]
 
@@ -138,10 +165,11 @@ QuantizationConfig = Annotated[
     Annotated[ScalarQuantization, Tag("scalar")]
     | Annotated[ProductQuantization, Tag("product")]
     | Annotated[BinaryQuantization, Tag("binary")]
+    | Annotated[TurboQuantization, Tag("turbo")]
     | Annotated[RabitqQuantization, Tag("rabitq")],
     Discriminator(_method_of),
 ]
-"""One of the four kinds, told apart by its single key."""
+"""One of the five kinds, told apart by its single key."""
 
 _ADAPTER: TypeAdapter[QuantizationConfig] = TypeAdapter(QuantizationConfig)
 
@@ -149,8 +177,6 @@ _ADAPTER: TypeAdapter[QuantizationConfig] = TypeAdapter(QuantizationConfig)
 def parse_quantization(raw: Any) -> QuantizationConfig:
     """A request's ``quantization_config`` object, or a 400 naming the problem."""
     method = _method_of(raw) if isinstance(raw, dict) else None
-    if method == "turbo":
-        raise UnsupportedFeature("`quantization_config.turbo` (TurboQuant)")
     if method not in _KINDS:
         raise BadRequest(
             "Wrong input: `quantization_config` takes exactly one of "
@@ -168,6 +194,8 @@ def parse_quantization(raw: Any) -> QuantizationConfig:
         )
     if method == "binary":
         _check_binary_encodings(body)
+    if method == "turbo":
+        _check_turbo_bits(body)
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as exc:
@@ -194,6 +222,17 @@ def _check_binary_encodings(body: dict[str, Any]) -> None:
         raise UnsupportedFeature(f"binary quantization encoding {body['encoding']!r}")
     if body.get("query_encoding") not in (None, "default", "binary"):
         raise UnsupportedFeature(f"binary quantization query_encoding {body['query_encoding']!r}")
+
+
+def _check_turbo_bits(body: dict[str, Any]) -> None:
+    """An unknown bit width is Qdrant's serde error for the enum (a 400)."""
+    bits = body.get("bits")
+    if bits is not None and bits not in TurboBits.__args__:  # type: ignore[attr-defined]
+        expected = ", ".join(f"`{name}`" for name in TurboBits.__args__)  # type: ignore[attr-defined]
+        raise BadRequest(
+            "Format error in JSON body: quantization_config.turbo.bits: "
+            f"unknown variant `{bits}`, expected one of {expected}"
+        )
 
 
 def _describe(raw: Any) -> str:

@@ -154,12 +154,6 @@ def test_float16_value_past_its_range_is_refused_and_nothing_written(api: Api) -
             "Not supported by Quiver yet: vector: datatype 'turbo4'",
         ),
         ({"datatype": "uint8", "distance": "Cosine"}, None, 400, "datatype 'uint8' with Cosine"),
-        (
-            {},
-            {"turbo": {"bits": "bits4"}},
-            400,
-            "Not supported by Quiver yet: `quantization_config.turbo`",
-        ),
         ({"datatype": "int4"}, None, 400, "vectors.VectorParamsIn.datatype"),
     ],
 )

@@ -127,7 +127,7 @@ def test_quantized_segments_reload_after_restart_without_rebuild(
         ({"scalar": {"type": "int4"}}, "int8"),
         ({"product": {"compression": "x3"}}, "compression"),
         ({"scalar": {"type": "int8"}, "binary": {}}, "exactly one"),
-        ({"turbo": {}}, "Not supported by Quiver yet: `quantization_config.turbo`"),
+        ({"turbo": {"bits": "bits3"}}, "unknown variant `bits3`"),
         ({"scalar": {"type": "int8", "quantile": 2}}, "quantile"),
         ({"scalar": {"type": "int8", "unknown": 1}}, "unknown field"),
         ({"binary": {"encoding": "two_bits"}}, "two_bits"),

@@ -19,9 +19,10 @@ DOCUMENTED_BACKENDS = [  # README "Index backends" table
     "hnsw_pq",
     "hnsw_rabitq",
     "hnsw_sq8",
+    "hnsw_turbo",
     "leanvec",
 ]
-QUANTIZED = {"hnsw_binary", "hnsw_pq", "hnsw_rabitq", "hnsw_sq8"}
+QUANTIZED = {"hnsw_binary", "hnsw_pq", "hnsw_rabitq", "hnsw_sq8", "hnsw_turbo"}
 
 
 def supports(kind: str, distance: Distance) -> bool:
@@ -167,6 +168,7 @@ CAPABILITIES = {  # kind: (approximate, maps_originals, trained when empty)
     "hnsw_pq": (True, True, False),
     "hnsw_rabitq": (True, True, False),
     "hnsw_sq8": (True, True, False),
+    "hnsw_turbo": (True, True, False),
     "leanvec": (True, True, False),
 }
 
