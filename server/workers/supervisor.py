@@ -45,6 +45,9 @@ _PR_SET_PDEATHSIG = 1
 def serve_workers(settings: Settings, run: Run) -> None:
     """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns after all exit."""
     _import_app()
+    from server.engine.shared_graphs import share_graphs
+
+    share_graphs()  # one copy of each graph in the page cache, not one per worker
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
         Supervisor(settings, run, folder / "owner.sock").serve()

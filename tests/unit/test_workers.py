@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from server.engine import shared_graphs
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.limits import EngineLimits
@@ -57,13 +59,12 @@ def test_a_bump_in_a_forked_child_is_seen_by_the_parent() -> None:
     assert generation.read() == 2
 
 
-def _collection(root: Path, name: str) -> Collection:
+def _collection(root: Path, name: str, **config: object) -> Collection:
     path = root / "collections" / name
     path.mkdir(parents=True)
-    config = CollectionConfig.model_validate(
-        {"vectors": {"": {"size": 3, "distance": "Dot"}}, "named_vectors": False}
-    )
-    return Collection.create(name, path, config)
+    vectors = {"": {"size": 3, "distance": "Dot"}}
+    model = CollectionConfig.model_validate({"vectors": vectors, "named_vectors": False} | config)
+    return Collection.create(name, path, model)
 
 
 def _upsert(collection: Collection, ids: list[int]) -> None:
@@ -101,3 +102,45 @@ def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Pat
 def test_zero_workers_means_one_per_cpu_and_the_default_is_one() -> None:
     assert Settings(workers=0).workers == (os.cpu_count() or 1)
     assert Settings.model_fields["workers"].default == 1
+
+
+def _build(collection: Collection) -> None:
+    """Run the collection's due builds here, as the build worker would."""
+    while tasks := collection.due_tasks(set()):
+        for task in tasks:
+            collection.run_task(task, lambda _done, _total: None, lambda: False)
+
+
+def _mapped_files(root: Path) -> set[str]:
+    """This process's memory-mapped files under ``root`` (``/proc/self/maps``)."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {line.split()[-1] for line in lines if str(root) in line}
+
+
+def test_with_shared_graphs_the_owner_and_a_view_map_a_built_graph_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    shared_graphs.share_graphs()  # as the supervisor does before it forks the workers
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)
+    view = open_view(tmp_path, EngineLimits()).get("docs")
+    for collection in (owner, view):
+        parts = collection.info().vectors_memory[""].bytes
+        assert parts["vectors"] == 0 and parts["vectors_mapped"] == 300 * 3 * 4
+    index_files = {f for f in _mapped_files(tmp_path) if f.endswith(".index")}
+    assert index_files and all("/collections/docs/segments/" in f for f in index_files)
+    owner.close()
+
+
+def test_without_shared_graphs_a_view_copies_a_graph_as_a_single_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)
+    parts = open_view(tmp_path, EngineLimits()).get("docs").info().vectors_memory[""].bytes
+    assert parts["vectors"] == 300 * 3 * 4 and "vectors_mapped" not in parts
+    owner.close()
