@@ -111,7 +111,9 @@ class ReaderGate:
         generation = self._generation.read()
         settings: Settings = self._app.state.settings
         try:
-            view = await anyio.to_thread.run_sync(open_view, settings.data_dir, _limits(settings))
+            view = await anyio.to_thread.run_sync(
+                open_view, settings.data_dir, _limits(settings), self._view()
+            )
         except Exception:
             log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
             return

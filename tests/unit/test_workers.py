@@ -4,6 +4,7 @@ generation, and a reader's read-only view of the data folder (ADR 0013)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,33 @@ def test_without_shared_graphs_a_view_copies_a_graph_as_a_single_process_does(
     parts = open_view(tmp_path, EngineLimits()).get("docs").info().vectors_memory[""].bytes
     assert parts["vectors"] == 300 * 3 * 4 and "vectors_mapped" not in parts
     owner.close()
+
+
+def test_a_new_view_keeps_the_collections_that_did_not_change_and_reloads_the_rest(
+    tmp_path: Path,
+) -> None:
+    a, b = _collection(tmp_path, "a"), _collection(tmp_path, "b")
+    _upsert(a, [1])
+    _upsert(b, [1])
+    first = open_view(tmp_path, EngineLimits())
+    _upsert(a, [2])
+    second = open_view(tmp_path, EngineLimits(), first)
+    assert second.get("b") is first.get("b")
+    assert second.get("a") is not first.get("a") and second.get("a").count(None) == 2
+    a.close()
+    b.close()
+
+
+def test_a_build_or_a_collection_created_again_is_loaded_again(tmp_path: Path) -> None:
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    first = open_view(tmp_path, EngineLimits())
+    _build(owner)  # same points, same operation id: only the segment folders differ
+    built = open_view(tmp_path, EngineLimits(), first)
+    assert built.get("docs") is not first.get("docs")
+    owner.close()
+    shutil.rmtree(tmp_path / "collections" / "docs")
+    again = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(again, list(range(300)))
+    assert open_view(tmp_path, EngineLimits(), built).get("docs") is not built.get("docs")
+    again.close()
