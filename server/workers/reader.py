@@ -59,7 +59,7 @@ class ReaderGate:
             await self._app(scope, receive, send)
             return
         name = local_read(scope["method"], scope["path"])
-        if name is not None and self._fresh() and self._current(name):
+        if name is not None and self._local(name):
             await self._app(scope, receive, self._tagged(send))
             return
         await self._proxy.forward(scope, receive, send)
@@ -76,6 +76,10 @@ class ReaderGate:
         if self._view().has(name):
             self._start_reload()  # a write that did not pass the owner's gate (gRPC)
         return False
+
+    def _local(self, name: str) -> bool:
+        """Whether this reader answers a read of ``name`` from its own view."""
+        return self._fresh() and self._current(name) and self._view().answers(name)
 
     def _view(self) -> ReadView:
         view: ReadView = self._app.state.engine

@@ -84,6 +84,17 @@ class ReadView:
             probe.close()
         return (collection, stamp) if stamp == self._stamps[path.name] else None
 
+    def answers(self, name: str) -> bool:
+        """Whether a reader may answer reads of ``name`` itself. Not when its strict mode
+        sets a ``read_rate_limit``: the token bucket is the owner's, one for the server,
+        where a bucket per reader would multiply the limit by the workers and start full
+        again with every reloaded view."""
+        collection = self._collections.get(self.resolve(name))
+        if collection is None:
+            return False
+        strict = collection.config.strict_mode_config or {}
+        return not (strict.get("enabled") is True and strict.get("read_rate_limit") is not None)
+
     def resolve(self, name: str) -> str:
         return self._aliases.get(name, name)
 

@@ -175,3 +175,14 @@ def test_a_build_or_a_collection_created_again_is_loaded_again(tmp_path: Path) -
     _upsert(again, list(range(300)))
     assert open_view(tmp_path, EngineLimits(), built).get("docs") is not built.get("docs")
     again.close()
+
+
+def test_a_collection_with_a_read_rate_limit_is_left_to_the_owner(tmp_path: Path) -> None:
+    """One token bucket for the server: a reader's own would multiply the limit."""
+    limited = {"enabled": True, "read_rate_limit": 10}
+    _collection(tmp_path, "limited", strict_mode_config=limited).close()
+    _collection(tmp_path, "off", strict_mode_config=limited | {"enabled": False}).close()
+    _collection(tmp_path, "plain").close()
+    view = open_view(tmp_path, EngineLimits())
+    assert not view.answers("limited")
+    assert view.answers("off") and view.answers("plain")
