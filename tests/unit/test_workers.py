@@ -15,7 +15,7 @@ from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.limits import EngineLimits
 from server.engine.requests import PointsSelection
-from server.settings import Settings
+from server.settings import MAX_DEFAULT_WORKERS, Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
 from server.workers.routing import is_write, local_read
@@ -100,9 +100,30 @@ def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Pat
     owner.close()
 
 
-def test_zero_workers_means_one_per_cpu_and_the_default_is_one() -> None:
-    assert Settings(workers=0).workers == (os.cpu_count() or 1)
-    assert Settings.model_fields["workers"].default == 1
+def test_zero_workers_means_one_per_cpu_and_the_default_is_one_per_cpu_up_to_a_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QUIVER_WORKERS", raising=False)  # tests/conftest.py pins 1
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings(workers=0).workers == cpus
+    assert Settings().workers == min(cpus, MAX_DEFAULT_WORKERS)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert Settings().workers == MAX_DEFAULT_WORKERS and Settings(workers=0).workers == 64
+    monkeypatch.setenv("QUIVER_WORKERS", "1")
+    assert Settings().workers == 1
+
+
+def test_cluster_mode_defaults_to_one_process_unless_workers_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QUIVER_WORKERS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert Settings(ray_address="local").workers == 1
+    assert Settings(ray_address="local", workers=3).workers == 3
+    monkeypatch.setenv("QUIVER_RAY_ADDRESS", "local")
+    assert Settings().workers == 1
+    monkeypatch.setenv("QUIVER_WORKERS", "2")
+    assert Settings().workers == 2
 
 
 def _build(collection: Collection) -> None:
