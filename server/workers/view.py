@@ -174,12 +174,14 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 def _stamp(path: Path, db: sqlite3.Connection) -> Stamp:
     row = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    # the folder and the point store by inode only: SQLite's checkpoints and side files
+    # touch their times, and the operation id already says whether the points changed
+    files = [(p.name, p.stat().st_ino, 0) for p in (path, path / DB_FILE)]
     segments = path / "segments"
-    entries = [path, path / DB_FILE]
     if segments.is_dir():  # the owner creates it right after the point store
-        entries += sorted(p for p in segments.iterdir() if not p.name.startswith("."))
-    files = tuple((p.name, (st := p.stat()).st_ino, st.st_mtime_ns) for p in entries)
-    return Stamp(_op_id(db), row[0] if row else "", files)
+        for folder in sorted(p for p in segments.iterdir() if not p.name.startswith(".")):
+            files.append((folder.name, (st := folder.stat()).st_ino, st.st_mtime_ns))
+    return Stamp(_op_id(db), row[0] if row else "", tuple(files))
 
 
 def _op_id(db: sqlite3.Connection) -> int:
