@@ -160,7 +160,9 @@ def _import_app() -> None:
     ~60 MB of the shared pages into each worker."""
     import server.main
     import server.workers.proxy
-    import server.workers.reader  # noqa: F401
+    import server.workers.reader
+
+    server.workers.proxy.preload()
 
 
 def _listen_tcp(host: str, port: int) -> socket.socket:
