@@ -205,11 +205,15 @@ class HnswIndex(KeepsVectorsAsGiven):
         return pack(header, [graph, np.packbits(self._deleted).tobytes()])
 
     @classmethod
-    def from_bytes(cls, data: Buffer) -> Self:
+    def from_bytes(cls, data: Buffer, *, mapped: bool = False) -> Self:
+        """``mapped``: leave the rows and links in ``data`` (a memory-mapped file) as
+        ``on_disk`` does, whatever ``on_disk`` says: processes that map the same file
+        then share one copy through the page cache (multi-process serving)."""
         header, (graph, deleted) = unpack(data)
         index = cls(header["dim"], Distance(header["distance"]), HnswParams(**header["params"]))
-        index._index = _read_graph(graph, mapped=index.params.on_disk)
-        if index.params.on_disk and isinstance(graph, memoryview):
+        mapped = mapped or index.params.on_disk
+        index._index = _read_graph(graph, mapped=mapped)
+        if mapped and isinstance(graph, memoryview):
             index._mapped = graph
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
         index._deleted = bits.astype(bool)
@@ -229,7 +233,8 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     @property
     def file_backed(self) -> bool:
-        """Whether the rows live in a memory-mapped file (``on_disk``), not process memory."""
+        """Whether the rows live in a memory-mapped file (``on_disk``, or loaded ``mapped``),
+        not process memory."""
         return self._mapped is not None
 
     @property

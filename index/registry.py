@@ -83,11 +83,15 @@ def create_multi_index(
     return index
 
 
-def index_from_bytes(data: Buffer) -> AnyIndex:
+def index_from_bytes(data: Buffer, *, map_graph: bool = False) -> AnyIndex:
+    """``map_graph``: an HNSW graph read from a memory-mapped file keeps its rows and
+    links in that file (``HnswIndex.from_bytes(mapped=True)``); other kinds ignore it."""
     header, _ = unpack(data)
     kind = header.get("kind")
     if kind == SparseIndex.kind:
         return SparseIndex.from_bytes(data)
+    if map_graph and kind == HnswIndex.kind:
+        return HnswIndex.from_bytes(data, mapped=True)
     known = BACKENDS | MULTI_BACKENDS
     if kind not in known:
         raise IndexFormatError(f"unknown index type {kind!r} in serialised index")

@@ -10,13 +10,28 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 """A list written as ``a,b,c`` in the environment."""
+
+MAX_DEFAULT_WORKERS = 4
+"""Past a few readers the one owner, which takes every write and every forwarded
+request, is the limit; more can still be asked for with ``QUIVER_WORKERS``."""
+
+
+def default_workers() -> int:
+    """``QUIVER_WORKERS`` unset: one worker per CPU this process may run on, at most
+    ``MAX_DEFAULT_WORKERS`` (only ``quiver serve`` forks; an app built in process is one)."""
+    return min(_cpus(), MAX_DEFAULT_WORKERS)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset), not the machine's."""
+    return len(os.sched_getaffinity(0)) or 1
 
 
 class Settings(BaseSettings):
@@ -86,11 +101,12 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Concurrent CPU-bound requests run in worker threads."
     )
     workers: int = Field(
-        default=1,
+        default_factory=default_workers,
         ge=0,
-        description="Server processes (ADR 0013): one owns the data and every write; the "
-        "others answer point reads from their own read-only copy and forward the rest. "
-        "0: one per CPU. Each extra worker holds its own copy of the indexes in memory.",
+        description="Server processes of `quiver serve` (ADR 0013): one owns the data and "
+        "every write; the others answer point reads from a read-only view and forward the "
+        "rest. Default: one per CPU, at most 4; 1: a single process; 0: one per CPU. The "
+        "workers share the sealed graphs through the page cache.",
     )
     group_commit: bool = Field(
         default=True,
@@ -170,7 +186,17 @@ class Settings(BaseSettings):
     @field_validator("workers")
     @classmethod
     def _per_cpu(cls, value: int) -> int:
-        return value or os.cpu_count() or 1
+        return value or _cpus()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_worker_in_cluster_mode(cls, data: Any) -> Any:
+        """Cluster mode (``ray_address``) defaults to one process: a sharded collection's
+        reads all go to the owner, so readers would only add memory, and a Ray client in
+        forked workers is not what the cluster tests run. ``QUIVER_WORKERS`` still wins."""
+        if isinstance(data, dict) and data.get("ray_address") and data.get("workers") is None:
+            return data | {"workers": 1}
+        return data
 
     @model_validator(mode="after")
     def _keys_fit_together(self) -> Settings:

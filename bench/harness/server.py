@@ -6,7 +6,8 @@
 The server is started with the interpreter running this script
 (`python -m server.cli serve --host 127.0.0.1 --port P --data-dir TMP`) from the repository
 root, so it measures the working tree. It inherits the environment, so `QUIVER_*` settings
-apply (for example `QUIVER_SEARCH_THREADS`); `QUIVER_API_KEY` is also sent by `headers()`.
+apply (for example `QUIVER_SEARCH_THREADS`; `QUIVER_WORKERS` is 1 unless set there);
+`QUIVER_API_KEY` is also sent by `headers()`.
 The server always listens on 127.0.0.1 and keeps its data in a fresh temporary folder that
 is removed afterwards. Its stdout/stderr go to a log file, whose tail is shown if it fails
 and which is copied to `keep_log` when the server stops. `terminate` and `relaunch` stop it
@@ -131,8 +132,11 @@ class QuiverServer:
             self._process = subprocess.Popen(
                 self.command(self._data_dir),
                 cwd=REPO_ROOT,
-                # gRPC off unless asked: benchmarks run side by side would share 6334
-                env={"QUIVER_GRPC_PORT": "0", **os.environ, **self._extra_env},
+                # gRPC off unless asked: benchmarks run side by side would share 6334; one
+                # process unless asked (its memory is read from this pid)
+                env={"QUIVER_GRPC_PORT": "0", "QUIVER_WORKERS": "1"}
+                | dict(os.environ)
+                | self._extra_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

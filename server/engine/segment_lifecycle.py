@@ -24,9 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
-from index.registry import AnyIndex, index_from_bytes
+from index.registry import AnyIndex
 from server.engine.config import CollectionConfig, stored_datatypes
 from server.engine.optimizer import Task, due_tasks
 from server.engine.payload_column import PayloadReader
@@ -36,6 +35,7 @@ from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, SealedParts
 from server.engine.segment_build import RebuildInput, build, snapshot
 from server.engine.segment_set import SegmentSet
+from server.engine.shared_graphs import kept_in_file, load_index
 from server.engine.training_queries import QuerySamples
 from server.errors import StorageError
 from server.storage.point_store import PointStore
@@ -263,13 +263,14 @@ class SegmentLifecycle:
     ) -> dict[str, AnyIndex]:
         """Indexes that can read their full vectors from the memory-mapped file just
         written are reopened from it, instead of holding them in process memory; so is
-        a graph of an ``on_disk`` vector (its rows stay in the file)."""
+        a graph of an ``on_disk`` vector, or any graph while workers share them
+        (``shared_graphs.py``): its rows stay in the file."""
         out = dict(indexes)
         for name, index in indexes.items():
-            if index.maps_originals or _rows_on_disk(index):
+            if kept_in_file(index):
                 view = self._segment_store.read_index(manifest, name)
                 if view is not None:
-                    out[name] = index_from_bytes(view)
+                    out[name] = load_index(view)
         return out
 
     def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
@@ -295,10 +296,6 @@ class SegmentLifecycle:
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
         )  # fmt: skip
-
-
-def _rows_on_disk(index: AnyIndex) -> bool:
-    return isinstance(index, HnswIndex) and index.params.on_disk
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

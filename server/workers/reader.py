@@ -11,6 +11,8 @@ view is loaded, so a view is never credited with writes it may not hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +34,13 @@ from server.workers.routing import local_read
 from server.workers.view import ReadView, open_view
 
 log = logging.getLogger(__name__)
+
+READER_ARENAS = 2
+"""glibc's malloc arenas a reader's threads share (glibc's default: up to 8 a core, one
+per thread that allocates). Memory freed in an arena stays in it, fragmented, after a
+view load or a burst of searches; fewer arenas keep a reader's private memory small (the
+reader costs extra memory beside the owner, which keeps glibc's default)."""
+_M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
 
 MIN_RELOAD_GAP_S = 0.2
 """Under a stream of writes, a reader loads a new view at most this often; reads in
@@ -59,7 +68,7 @@ class ReaderGate:
             await self._app(scope, receive, send)
             return
         name = local_read(scope["method"], scope["path"])
-        if name is not None and self._fresh() and self._current(name):
+        if name is not None and self._local(name):
             await self._app(scope, receive, self._tagged(send))
             return
         await self._proxy.forward(scope, receive, send)
@@ -76,6 +85,10 @@ class ReaderGate:
         if self._view().has(name):
             self._start_reload()  # a write that did not pass the owner's gate (gRPC)
         return False
+
+    def _local(self, name: str) -> bool:
+        """Whether this reader answers a read of ``name`` from its own view."""
+        return self._fresh() and self._current(name) and self._view().answers(name)
 
     def _view(self) -> ReadView:
         view: ReadView = self._app.state.engine
@@ -111,7 +124,9 @@ class ReaderGate:
         generation = self._generation.read()
         settings: Settings = self._app.state.settings
         try:
-            view = await anyio.to_thread.run_sync(open_view, settings.data_dir, _limits(settings))
+            view = await anyio.to_thread.run_sync(
+                open_view, settings.data_dir, _limits(settings), self._view()
+            )
         except Exception:
             log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
             return
@@ -124,6 +139,7 @@ async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]
     """The reader's lifespan in place of the owner's: a view instead of the engine; no
     build worker, no gRPC."""
     single_threaded_numpy_blas()
+    _few_malloc_arenas()  # before the first thread that allocates starts
     settings: Settings = app.state.settings
     app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
     app.state.engine = ReadView({}, {}, _limits(settings))
@@ -139,3 +155,10 @@ async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]
 
 def _limits(settings: Settings) -> EngineLimits:
     return EngineLimits(settings.max_collections, settings.max_request_result_bytes)
+
+
+def _few_malloc_arenas() -> None:
+    """At most ``READER_ARENAS`` malloc arenas in this process (glibc only; elsewhere
+    nothing)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, READER_ARENAS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import shutil
@@ -45,6 +46,10 @@ _PR_SET_PDEATHSIG = 1
 def serve_workers(settings: Settings, run: Run) -> None:
     """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns after all exit."""
     _import_app()
+    from server.engine.shared_graphs import share_graphs
+
+    share_graphs()  # one copy of each graph in the page cache, not one per worker
+    gc.freeze()  # see _import_app
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
         Supervisor(settings, run, folder / "owner.sock").serve()
@@ -149,10 +154,15 @@ def reader_app(settings: Settings, generation: Generation, owner_socket: str, sl
 def _import_app() -> None:
     """Import the app's modules once, before forking: the workers share those pages and
     start in a fraction of the time (importing faiss, numpy and FastAPI is most of a
-    start). Importing starts no Python thread; OpenBLAS's idle pool is fork-safe."""
+    start). Importing starts no Python thread; OpenBLAS's idle pool is fork-safe.
+    ``gc.freeze()`` afterwards moves those objects out of the collector's reach: a
+    worker's first full collection would otherwise write to every one of them and copy
+    ~60 MB of the shared pages into each worker."""
     import server.main
     import server.workers.proxy
-    import server.workers.reader  # noqa: F401
+    import server.workers.reader
+
+    server.workers.proxy.preload()
 
 
 def _listen_tcp(host: str, port: int) -> socket.socket:

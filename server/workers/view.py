@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.engine.collection import Collection
@@ -41,12 +42,12 @@ class ReadView:
         collections: dict[str, Collection],
         aliases: dict[str, str],
         limits: EngineLimits,
-        op_ids: dict[str, int] | None = None,
+        stamps: dict[str, Stamp] | None = None,
     ) -> None:
         self._collections = collections
         self._aliases = aliases
         self.limits = limits
-        self._op_ids = op_ids or {}
+        self._stamps = stamps or {}
         self._probes: dict[str, sqlite3.Connection] = {}
 
     def has(self, name: str) -> bool:
@@ -64,9 +65,35 @@ class ReadView:
         if probe is None:
             probe = self._probes[collection] = _read_only(self._collections[collection].path)
         try:
-            return _op_id(probe) == self._op_ids[collection]
+            return _op_id(probe) == self._stamps[collection].op_id
         except sqlite3.Error:
             return False
+
+    def unchanged(self, path: Path) -> tuple[Collection, Stamp] | None:
+        """This view's copy of the collection at ``path`` while nothing of it changed on
+        disk since it was loaded (same stamp), for a newer view to keep; else None."""
+        collection = self._collections.get(path.name)
+        if collection is None:
+            return None
+        probe = _read_only(path)
+        try:
+            stamp = _stamp(path, probe)
+        except (OSError, sqlite3.Error):
+            return None
+        finally:
+            probe.close()
+        return (collection, stamp) if stamp == self._stamps[path.name] else None
+
+    def answers(self, name: str) -> bool:
+        """Whether a reader may answer reads of ``name`` itself. Not when its strict mode
+        sets a ``read_rate_limit``: the token bucket is the owner's, one for the server,
+        where a bucket per reader would multiply the limit by the workers and start full
+        again with every reloaded view."""
+        collection = self._collections.get(self.resolve(name))
+        if collection is None:
+            return False
+        strict = collection.config.strict_mode_config or {}
+        return not (strict.get("enabled") is True and strict.get("read_rate_limit") is not None)
 
     def resolve(self, name: str) -> str:
         return self._aliases.get(name, name)
@@ -91,32 +118,47 @@ class ReadView:
             probe.close()
 
 
-def open_view(data_dir: Path, limits: EngineLimits) -> ReadView:
-    """Every plain collection under ``data_dir`` as it is now on disk."""
+def open_view(data_dir: Path, limits: EngineLimits, previous: ReadView | None = None) -> ReadView:
+    """Every plain collection under ``data_dir`` as it is now on disk. Collections of
+    ``previous`` that did not change since it was loaded are kept, not loaded again: a
+    write to one collection (or an alias switch) reloads that one only (or none)."""
     root = data_dir / "collections"
     collections: dict[str, Collection] = {}
-    op_ids: dict[str, int] = {}
+    stamps: dict[str, Stamp] = {}
     if root.is_dir():
         for path in sorted(root.iterdir()):
             if _plain_collection(path):
-                collection, op_ids[path.name] = open_consistent(path)
+                kept = previous.unchanged(path) if previous is not None else None
+                collection, stamps[path.name] = kept or open_consistent(path)
                 collection.result_budget = limits.max_request_result_bytes
                 collections[path.name] = collection
     aliases = {a: c for a, c in load_aliases(data_dir / ALIASES_FILE).items() if c in collections}
-    return ReadView(collections, aliases, limits, op_ids)
+    return ReadView(collections, aliases, limits, stamps)
 
 
-def open_consistent(path: Path) -> tuple[Collection, int]:
-    """The collection opened while no write committed: its last operation id is the
-    same before and after the load, so the points, vectors and config read in several
-    statements belong to one state (a write in between could pair a new point row
-    with no vectors yet); with that operation id. Retried a few times, then ``TornView``."""
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """What a collection was loaded from: the point store's last operation id and
+    config, and the identity of its files (the folder and point store: a collection
+    deleted and created again differs; each sealed segment's folder: a build or merge
+    differs). An equal stamp later means the copy in memory is still the one on disk."""
+
+    op_id: int
+    config: str
+    files: tuple[tuple[str, int, int], ...]
+
+
+def open_consistent(path: Path) -> tuple[Collection, Stamp]:
+    """The collection opened while nothing of it changed: its stamp is the same before
+    and after the load, so the points, vectors, config and segments read in several
+    steps belong to one state (a write in between could pair a new point row with no
+    vectors yet); with that stamp. Retried a few times, then ``TornView``."""
     probe = _read_only(path)
     try:
         for _ in range(OPEN_TRIES):
-            before = _op_id(probe)
+            before = _stamp(path, probe)
             collection = Collection.open(path.name, path, read_only=True)
-            if _op_id(probe) == before:
+            if _stamp(path, probe) == before:
                 return collection, before
             collection.close()
     finally:
@@ -128,6 +170,18 @@ def _read_only(path: Path) -> sqlite3.Connection:
     """A connection of its own to the collection's point store that can only read."""
     uri = (path / DB_FILE).resolve().as_uri() + "?mode=ro"
     return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+
+
+def _stamp(path: Path, db: sqlite3.Connection) -> Stamp:
+    row = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    # the folder and the point store by inode only: SQLite's checkpoints and side files
+    # touch their times, and the operation id already says whether the points changed
+    files = [(p.name, p.stat().st_ino, 0) for p in (path, path / DB_FILE)]
+    segments = path / "segments"
+    if segments.is_dir():  # the owner creates it right after the point store
+        for folder in sorted(p for p in segments.iterdir() if not p.name.startswith(".")):
+            files.append((folder.name, (st := folder.stat()).st_ino, st.st_mtime_ns))
+    return Stamp(_op_id(db), row[0] if row else "", tuple(files))
 
 
 def _op_id(db: sqlite3.Connection) -> int:

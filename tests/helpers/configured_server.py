@@ -26,7 +26,7 @@ def configured_server(
     """``client`` are httpx.Client options for the health check (``verify``, ``cert``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
-    env |= {"QUIVER_GRPC_PORT": "0"} | settings  # gRPC off unless asked: 6334 is shared
+    env |= {"QUIVER_GRPC_PORT": "0", "QUIVER_WORKERS": "1"} | settings  # gRPC off unless asked
     command = [
         sys.executable, "-m", "server.cli", "serve",
         "--host", HOST, "--port", str(port), "--data-dir", str(tmp_path / "data"),

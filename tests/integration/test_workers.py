@@ -108,20 +108,25 @@ def _reader_answers(server: QuiverProcess, alive: set[int]) -> str:
     raise AssertionError("the reader never answered a read itself")
 
 
-def test_a_built_segment_reaches_the_reader(workers: QuiverProcess) -> None:
-    rng = np.random.default_rng(SEED + 1)
-    create(workers, indexing_threshold=100)
-    upsert(workers, rng, list(range(300)))
+def _built(server: QuiverProcess, rng: np.random.Generator) -> int:
+    """300 points indexed into sealed segments; the owner's generation after the build."""
+    create(server, indexing_threshold=100)
+    upsert(server, rng, list(range(300)))
     deadline = time.monotonic() + WAIT_S
     while True:
-        info = call(workers, "GET", "/collections/c")
+        info = call(server, "GET", "/collections/c")
         if result(info)["status"] == "green" and all(
             job["state"] != "running" and job["state"] != "queued"
-            for job in result(call(workers, "GET", "/collections/c/jobs"))
+            for job in result(call(server, "GET", "/collections/c/jobs"))
         ):
-            break
+            return int(info.headers["x-quiver-generation"])  # after the build's bump
         assert time.monotonic() < deadline, "the build did not finish"
-    built = int(info.headers["x-quiver-generation"])  # the owner's, after the build's bump
+
+
+def test_a_built_segment_reaches_the_reader(workers: QuiverProcess) -> None:
+    rng = np.random.default_rng(SEED + 1)
+    built = _built(workers, rng)
+    deadline = time.monotonic() + WAIT_S
     query = {"query": rng.random(DIM).tolist(), "limit": 5}
     expected = result(call(workers, "POST", "/collections/c/points/query", query))["points"]
     while time.monotonic() < deadline:
@@ -131,6 +136,26 @@ def test_a_built_segment_reaches_the_reader(workers: QuiverProcess) -> None:
             assert int(response.headers["x-quiver-generation"]) >= built
             return
     raise AssertionError("the reader never answered with a view loaded after the build")
+
+
+def test_the_owner_and_the_reader_map_a_built_graph_from_its_segment_file(
+    workers: QuiverProcess,
+) -> None:
+    """Shared through the page cache, not copied into each worker (ADR 0013)."""
+    rng = np.random.default_rng(SEED + 3)
+    _built(workers, rng)
+    query = {"query": rng.random(DIM).tolist(), "limit": 5}
+    deadline = time.monotonic() + WAIT_S
+    answered = ""
+    while answered != "1":  # the reader answered from a view loaded after the build
+        assert time.monotonic() < deadline, "the reader never answered a query itself"
+        response = call(workers, "POST", "/collections/c/points/query", query)
+        answered = response.headers["x-quiver-worker"]
+    segments = str(workers.data_dir.resolve() / "collections" / "c" / "segments")
+    for pid in children(workers.pid):
+        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        mapped = {line.split()[-1] for line in maps if segments in line}
+        assert any(path.endswith(".index") for path in mapped), f"worker {pid}: {mapped}"
 
 
 def test_a_crashed_worker_restarts_and_kill_9_keeps_acknowledged_writes(

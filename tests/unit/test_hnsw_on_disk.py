@@ -60,3 +60,15 @@ def test_bytes_or_in_memory_params_load_an_ordinary_copy(tmp_path: Path) -> None
     disk.add(ROWS)
     loaded = HnswIndex.from_bytes(disk.to_bytes())
     assert not loaded.file_backed and loaded.stats().parts == plain.stats().parts
+
+
+def test_mapped_leaves_an_in_memory_graph_in_its_file(tmp_path: Path) -> None:
+    """Multi-process serving maps every graph, ``on_disk`` or not (``shared_graphs.py``)."""
+    plain = HnswIndex(8, Distance.DOT)
+    plain.add(ROWS)
+    view = mapped(tmp_path / "plain", plain.to_bytes())
+    loaded = HnswIndex.from_bytes(view, mapped=True)
+    start = np.frombuffer(view, dtype=np.uint8).ctypes.data
+    assert loaded.file_backed and not loaded.params.on_disk
+    assert start <= rows_address(loaded) < start + len(view)
+    assert np.array_equal(loaded.search(ROWS[:5], 10)[0], plain.search(ROWS[:5], 10)[0])

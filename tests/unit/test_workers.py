@@ -4,15 +4,18 @@ generation, and a reader's read-only view of the data folder (ADR 0013)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from server.engine import shared_graphs
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.limits import EngineLimits
 from server.engine.requests import PointsSelection
-from server.settings import Settings
+from server.settings import MAX_DEFAULT_WORKERS, Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
 from server.workers.routing import is_write, local_read
@@ -57,13 +60,12 @@ def test_a_bump_in_a_forked_child_is_seen_by_the_parent() -> None:
     assert generation.read() == 2
 
 
-def _collection(root: Path, name: str) -> Collection:
+def _collection(root: Path, name: str, **config: object) -> Collection:
     path = root / "collections" / name
     path.mkdir(parents=True)
-    config = CollectionConfig.model_validate(
-        {"vectors": {"": {"size": 3, "distance": "Dot"}}, "named_vectors": False}
-    )
-    return Collection.create(name, path, config)
+    vectors = {"": {"size": 3, "distance": "Dot"}}
+    model = CollectionConfig.model_validate({"vectors": vectors, "named_vectors": False} | config)
+    return Collection.create(name, path, model)
 
 
 def _upsert(collection: Collection, ids: list[int]) -> None:
@@ -98,6 +100,110 @@ def test_a_view_resolves_aliases_and_leaves_the_owners_files_alone(tmp_path: Pat
     owner.close()
 
 
-def test_zero_workers_means_one_per_cpu_and_the_default_is_one() -> None:
-    assert Settings(workers=0).workers == (os.cpu_count() or 1)
-    assert Settings.model_fields["workers"].default == 1
+def test_zero_workers_means_one_per_cpu_and_the_default_is_one_per_cpu_up_to_a_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QUIVER_WORKERS", raising=False)  # tests/conftest.py pins 1
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings(workers=0).workers == cpus
+    assert Settings().workers == min(cpus, MAX_DEFAULT_WORKERS)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert Settings().workers == MAX_DEFAULT_WORKERS and Settings(workers=0).workers == 64
+    monkeypatch.setenv("QUIVER_WORKERS", "1")
+    assert Settings().workers == 1
+
+
+def test_cluster_mode_defaults_to_one_process_unless_workers_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QUIVER_WORKERS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert Settings(ray_address="local").workers == 1
+    assert Settings(ray_address="local", workers=3).workers == 3
+    monkeypatch.setenv("QUIVER_RAY_ADDRESS", "local")
+    assert Settings().workers == 1
+    monkeypatch.setenv("QUIVER_WORKERS", "2")
+    assert Settings().workers == 2
+
+
+def _build(collection: Collection) -> None:
+    """Run the collection's due builds here, as the build worker would."""
+    while tasks := collection.due_tasks(set()):
+        for task in tasks:
+            collection.run_task(task, lambda _done, _total: None, lambda: False)
+
+
+def _mapped_files(root: Path) -> set[str]:
+    """This process's memory-mapped files under ``root`` (``/proc/self/maps``)."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {line.split()[-1] for line in lines if str(root) in line}
+
+
+def test_with_shared_graphs_the_owner_and_a_view_map_a_built_graph_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    shared_graphs.share_graphs()  # as the supervisor does before it forks the workers
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)
+    view = open_view(tmp_path, EngineLimits()).get("docs")
+    for collection in (owner, view):
+        parts = collection.info().vectors_memory[""].bytes
+        assert parts["vectors"] == 0 and parts["vectors_mapped"] == 300 * 3 * 4
+    index_files = {f for f in _mapped_files(tmp_path) if f.endswith(".index")}
+    assert index_files and all("/collections/docs/segments/" in f for f in index_files)
+    owner.close()
+
+
+def test_without_shared_graphs_a_view_copies_a_graph_as_a_single_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)
+    parts = open_view(tmp_path, EngineLimits()).get("docs").info().vectors_memory[""].bytes
+    assert parts["vectors"] == 300 * 3 * 4 and "vectors_mapped" not in parts
+    owner.close()
+
+
+def test_a_new_view_keeps_the_collections_that_did_not_change_and_reloads_the_rest(
+    tmp_path: Path,
+) -> None:
+    a, b = _collection(tmp_path, "a"), _collection(tmp_path, "b")
+    _upsert(a, [1])
+    _upsert(b, [1])
+    first = open_view(tmp_path, EngineLimits())
+    _upsert(a, [2])
+    second = open_view(tmp_path, EngineLimits(), first)
+    assert second.get("b") is first.get("b")
+    assert second.get("a") is not first.get("a") and second.get("a").count(None) == 2
+    a.close()
+    b.close()
+
+
+def test_a_build_or_a_collection_created_again_is_loaded_again(tmp_path: Path) -> None:
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    first = open_view(tmp_path, EngineLimits())
+    _build(owner)  # same points, same operation id: only the segment folders differ
+    built = open_view(tmp_path, EngineLimits(), first)
+    assert built.get("docs") is not first.get("docs")
+    owner.close()
+    shutil.rmtree(tmp_path / "collections" / "docs")
+    again = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(again, list(range(300)))
+    assert open_view(tmp_path, EngineLimits(), built).get("docs") is not built.get("docs")
+    again.close()
+
+
+def test_a_collection_with_a_read_rate_limit_is_left_to_the_owner(tmp_path: Path) -> None:
+    """One token bucket for the server: a reader's own would multiply the limit."""
+    limited = {"enabled": True, "read_rate_limit": 10}
+    _collection(tmp_path, "limited", strict_mode_config=limited).close()
+    _collection(tmp_path, "off", strict_mode_config=limited | {"enabled": False}).close()
+    _collection(tmp_path, "plain").close()
+    view = open_view(tmp_path, EngineLimits())
+    assert not view.answers("limited")
+    assert view.answers("off") and view.answers("plain")

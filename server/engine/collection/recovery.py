@@ -31,6 +31,7 @@ from server.engine.point_ids import point_id_from_text
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import PointBatch, SealedParts
 from server.engine.segment_set import SegmentSet
+from server.engine.shared_graphs import load_index
 from server.storage.point_store import LoadedPoint, PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
@@ -100,7 +101,7 @@ def _index_of(
     """The saved index, or (no file: an exact segment) an exact one built from the
     batch; True when it is the exact one."""
     if blob is not None:
-        return index_from_bytes(blob), False
+        return load_index(blob), False
     if params.is_multi:
         exact = create_multi_index("maxsim", params.size, params.distance)
         exact.add(batch.tokens[name])
