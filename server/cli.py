@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from server.engine.native_memory import limit_heap_retention
     from server.logs import configure_logging
     from server.settings import Settings
 
@@ -66,6 +67,7 @@ def _serve(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
     configure_logging(settings.log_level, settings.log_json)
+    limit_heap_retention()  # before any thread: see server/engine/native_memory.py
     if settings.workers > 1:  # multi-process serving (ADR 0013, server/workers/)
         from server.workers.supervisor import serve_workers
 
