@@ -12,9 +12,10 @@ milliseconds, so it runs once per job, never per request. Elsewhere than glibc
 Trimming cannot return what glibc's arenas keep, so the server caps them before its
 threads start (:func:`limit_heap_retention`): each thread that allocates (the build
 worker, faiss's OpenMP threads, every thread of the request pool) would otherwise get
-an arena of its own, up to 8 per core, each holding its free memory. On GloVe-50 100k,
-two arenas took the growth right after load and build from 1,073 to 640 B a point and
-after a restart from 488 to 457 (bench/bench_memory.py). A fixed mmap threshold
+an arena of its own, up to 8 per core, each holding its free memory. With two arenas
+the growth right after load and build on GloVe-50 390k went from 957 to 563 B a point
+(one run each; at 100k runs scatter, 640-980), after a restart from 488 to 457-470 at
+100k (bench/bench_memory.py, README "Memory per point"). A fixed mmap threshold
 (128 KiB or 1 MiB) gained as much but no more, and would make every faiss search map and
 unmap its visited table (one byte a point), so it is left to glibc.
 """
