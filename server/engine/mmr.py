@@ -59,6 +59,7 @@ def sparse_mmr_order(
 
 def _csr(vectors: Sequence[SparsePair], width: int) -> sparse.csr_matrix:
     from scipy import sparse  # ~40 MB of a process: loaded by the first sparse MMR
+
     indptr = np.cumsum([0] + [len(indices) for indices, _ in vectors])
     columns = np.concatenate([indices for indices, _ in vectors]).astype(np.int64)
     values = np.concatenate([values for _, values in vectors]).astype(np.float64)
