@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
 
 from index.multivector import Ragged
 
@@ -40,6 +39,8 @@ def pool_tokens(items: Ragged, pool_factor: float | None, max_tokens: int | None
     stay empty and items already small enough are kept as they are."""
     if pool_factor is not None and pool_factor < 1:
         raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+    from scipy.cluster.hierarchy import fcluster, linkage  # ~40 MB: loaded when pooling
+
     dim = items.tokens.shape[1]
     out = []
     for tokens in items.items():

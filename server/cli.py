@@ -22,6 +22,7 @@ import logging
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from server.engine.native_memory import limit_heap_retention
     from server.logs import configure_logging
     from server.settings import Settings
 
@@ -65,6 +67,7 @@ def _serve(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
     configure_logging(settings.log_level, settings.log_json)
+    limit_heap_retention()  # before any thread: see server/engine/native_memory.py
     if settings.workers > 1:  # multi-process serving (ADR 0013, server/workers/)
         from server.workers.supervisor import serve_workers
 
@@ -103,13 +106,21 @@ def _run(settings: Settings, app: Any, sockets: list[socket.socket] | None) -> N
 
 
 def _compile_kernels() -> None:
-    """The recommend walk's numba kernels, compiled before the first query needs them."""
-    from index.graph_walk import warm_up
-
+    """Fill numba's on-disk cache with the recommend walk's kernels before the first
+    query needs them, in a child process: a cold compile takes ~10 s, and loading numba
+    and the compiled code into the server would cost it ~170 MB that a server without
+    recommend / discover queries never needs (issue 24). The first walk then loads the
+    cached code (~1.5 s) instead of compiling it."""
+    command = [sys.executable, "-c", "from index.graph_walk import warm_up; warm_up()"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     try:
-        warm_up()
-    except Exception:  # a failed warm-up only means the first query compiles them
-        logging.getLogger(__name__).warning("graph walk warm-up failed", exc_info=True)
+        done = subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        done = subprocess.CompletedProcess(command, -1, b"", str(exc).encode())
+    if done.returncode != 0:  # a failed warm-up only means the first query compiles them
+        logging.getLogger(__name__).warning(
+            "graph walk warm-up failed: %s", done.stderr.decode(errors="replace")[-2000:]
+        )
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from server.catalog import open_engine
 from server.dashboard import assets as dashboard_assets
 from server.dashboard import data as dashboard_data
 from server.engine.limits import EngineLimits
-from server.grpc import server as grpc_api
 from server.settings import Settings, get_settings
 from server.storage.point_store import set_group_commit
 
@@ -68,13 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
         app.state.engine.worker.on_finished.append(metrics.observe_job)
-        grpc_server = None
         try:
-            grpc_server = await grpc_api.start(app, settings)  # same engine, same loop
-            log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
-            yield
+            async with _grpc_serving(app, settings):  # same engine, same loop
+                log.info("quiver ready", extra={"data_dir": str(settings.data_dir)})
+                yield
         finally:
-            await grpc_api.stop(grpc_server)
             app.state.engine.close()
             app.state.engine = None
             log.info("quiver stopped")
@@ -109,6 +106,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _add_front_door(app, settings)
     return app
+
+
+@asynccontextmanager
+async def _grpc_serving(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Qdrant's gRPC API beside REST while the app runs. grpc and qdrant_client's messages
+    (~45 MB of the process) are imported only when it is on (``QUIVER_GRPC_PORT``)."""
+    if not settings.grpc_port:
+        yield
+        return
+    from server.grpc import server as grpc_api
+
+    grpc_server = await grpc_api.start(app, settings)
+    try:
+        yield
+    finally:
+        await grpc_api.stop(grpc_server)
 
 
 def _add_front_door(app: FastAPI, settings: Settings) -> None:

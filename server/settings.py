@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     )
     warm_up: bool = Field(
         default=True,
-        description="Compile the recommend walk's numba kernels in the background at start "
-        "(a cold compile takes ~10 s; off in the test suite, where servers start often).",
+        description="Compile the recommend walk's numba kernels into numba's cache at start, "
+        "in a child process (a cold compile takes ~10 s; the server loads them at the first "
+        "recommend or discover query; off in the test suite, where servers start often).",
     )
     data_dir: Path = Path("./data")
     api_key: str | None = Field(

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from server.api.access import FULL, READ_ONLY, Grant
 
 MISSING = "Must provide a valid API key in the 'api-key' header or an Authorization bearer token"
@@ -65,6 +63,8 @@ class Authenticator:
 
 def grant_of_jwt(token: bytes, secret: str) -> Grant | Denied:
     """A JWT's grant: HS256 only (never ``none`` or a key-confusion algorithm)."""
+    import jwt  # with cryptography ~9 MB of the process: loaded by the first JWT seen
+
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"])
     except jwt.ExpiredSignatureError:

@@ -12,12 +12,15 @@ swap-remove and the *last* best candidate in it wins.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from index.metrics import Distance
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 Matrix = npt.NDArray[np.float64]
 _ROW_CHUNK_BYTES = 64 << 20
@@ -55,6 +58,8 @@ def sparse_mmr_order(
 
 
 def _csr(vectors: Sequence[SparsePair], width: int) -> sparse.csr_matrix:
+    from scipy import sparse  # ~40 MB of a process: loaded by the first sparse MMR
+
     indptr = np.cumsum([0] + [len(indices) for indices, _ in vectors])
     columns = np.concatenate([indices for indices, _ in vectors]).astype(np.int64)
     values = np.concatenate([values for _, values in vectors]).astype(np.float64)

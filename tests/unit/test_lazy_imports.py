@@ -1,0 +1,45 @@
+"""An idle server does not carry the heavy libraries only some requests need (issue 24):
+building the app (gRPC off) must not import them; the first request that needs one does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+LAZY = ("numba", "llvmlite", "scipy", "pyarrow", "qdrant_client", "grpc", "jwt", "ray", "sklearn")
+"""Each loads only with its first use: custom-score walks, MMR on sparse vectors or token
+pooling, Arrow bulk loads, gRPC, a JWT, a sharded collection."""
+
+_PROBE = """
+import json, sys
+import server.cli
+from server.main import create_app
+from server.settings import Settings
+create_app(Settings(grpc_port=0))
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def _loaded_after(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_building_the_app_imports_none_of_the_heavy_libraries() -> None:
+    assert set(LAZY) & _loaded_after(_PROBE) == set()
+
+
+def test_the_first_custom_score_loads_numba() -> None:
+    code = _PROBE.replace(
+        "print(",
+        "import numpy as np\n"
+        "from index.graph_walk import CustomScore, custom_scores\n"
+        "from index.metrics import Distance\n"
+        "x = np.eye(3, dtype=np.float32)\n"
+        "custom_scores(x, Distance.DOT, CustomScore('best_score', x[:1], split=1))\n"
+        "print(",
+    )
+    assert "numba" in _loaded_after(code)
