@@ -11,8 +11,6 @@ view is loaded, so a view is never credited with writes it may not hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from index.native_threads import single_threaded_numpy_blas
 from server.engine.limits import EngineLimits
+from server.engine.native_memory import limit_heap_retention
 from server.settings import Settings
 from server.workers.generation import Generation
 from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
@@ -34,13 +33,6 @@ from server.workers.routing import local_read
 from server.workers.view import ReadView, open_view
 
 log = logging.getLogger(__name__)
-
-READER_ARENAS = 2
-"""glibc's malloc arenas a reader's threads share (glibc's default: up to 8 a core, one
-per thread that allocates). Memory freed in an arena stays in it, fragmented, after a
-view load or a burst of searches; fewer arenas keep a reader's private memory small (the
-reader costs extra memory beside the owner, which keeps glibc's default)."""
-_M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
 
 MIN_RELOAD_GAP_S = 0.2
 """Under a stream of writes, a reader loads a new view at most this often; reads in
@@ -139,7 +131,7 @@ async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]
     """The reader's lifespan in place of the owner's: a view instead of the engine; no
     build worker, no gRPC."""
     single_threaded_numpy_blas()
-    _few_malloc_arenas()  # before the first thread that allocates starts
+    limit_heap_retention()  # before the first thread that allocates starts
     settings: Settings = app.state.settings
     app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
     app.state.engine = ReadView({}, {}, _limits(settings))
@@ -155,10 +147,3 @@ async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]
 
 def _limits(settings: Settings) -> EngineLimits:
     return EngineLimits(settings.max_collections, settings.max_request_result_bytes)
-
-
-def _few_malloc_arenas() -> None:
-    """At most ``READER_ARENAS`` malloc arenas in this process (glibc only; elsewhere
-    nothing)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, READER_ARENAS)
