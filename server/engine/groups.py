@@ -31,7 +31,7 @@ from server.engine.filters import Filter, parse_filter
 from server.engine.multistage import merge_filters
 from server.engine.payload import JsonPath, PayloadSelector, parse_json_path
 from server.engine.point_ids import PointId, parse_point_id
-from server.engine.requests import Query, VectorSelector
+from server.engine.requests import GroupFill, Query, VectorSelector
 from server.engine.results import Record, ScoredPoint
 from server.errors import BadRequest
 
@@ -175,7 +175,7 @@ class _GroupSearch:
             except BadRequest:  # a value no filter can match (an integer past int64):
                 return  # keep what the first search saw, as Qdrant keeps groups it cannot fill
             limit = min(factor * size * len(open_groups), MAX_GROUP_CANDIDATES)
-            points, exhausted = self._search(flt, limit, "fill groups")
+            points, exhausted = self._search(flt, limit, "fill groups", open_groups)
             found = self._aggregate(points, open_groups)
             for value in open_groups:
                 groups[value] = found.get(value, [])
@@ -184,9 +184,18 @@ class _GroupSearch:
             open_groups = [value for value in open_groups if len(groups[value]) < size]
             factor *= GROWTH
 
-    def _search(self, flt: Filter | None, limit: int, stage: str) -> tuple[list[ScoredPoint], bool]:
-        """One search of up to ``limit`` points, and whether it ran out of points."""
+    def _search(
+        self, flt: Filter | None, limit: int, stage: str, filling: Sequence[GroupId] = ()
+    ) -> tuple[list[ScoredPoint], bool]:
+        """One search of up to ``limit`` points, and whether it ran out of points. A
+        fill of string groups may be answered with each group's best hits instead
+        (``GroupFill``): each group then holds its best, or all it has, and a group
+        short of ``group_size`` makes the answer short of ``limit``."""
         probe = replace(self.probe, filter=flt, limit=limit)
+        if filling and all(isinstance(value, str) for value in filling):
+            fill = GroupFill(self.path, tuple(map(str, filling)), self.request.group_size,
+                             self.probe.filter)  # fmt: skip
+            probe = replace(probe, group_fill=fill)
         result = self.collection.query([probe])[0]
         if self.trace is not None:
             entry: dict[str, Any] = {"stage": stage, "limit": limit, "points": len(result.points)}

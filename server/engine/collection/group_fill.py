@@ -1,0 +1,169 @@
+"""A grouped search's fill, answered from the keyword index's postings.
+
+``groups.py`` fills the chosen groups that are short of ``group_size`` with a search
+filtered to those groups' values. Through the ordinary path that search builds a filter
+mask over every row of every segment, then scores the few thousand rows that pass and
+keeps the best ``limit`` of them all, which may leave a group short and cost another
+round. Here each segment's rows of each group come straight from the postings of the
+``group_by`` key's keyword index, are scored exactly in one native call, and each group
+keeps its own best ``size``: one search fills every group, or shows it has no more
+points.
+
+It answers only what the ordinary path would answer exactly, with the same scores: a
+dense single-vector query, no custom score, every segment holding the vectors as given
+(an HNSW or flat index, or the appendable segment's column) and a keyword index on the
+key, and few enough rows that the planner itself would scan them (under
+``full_scan_threshold``). Anything else returns None and takes the ordinary path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+
+from index.flat import FlatIndex, exact_search
+from index.hnsw_faiss import HnswIndex
+from index.metrics import Distance
+from server.engine.filters import Filter
+from server.engine.payload_index import KeywordIndex
+from server.engine.requests import GroupFill, SearchSpec
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment import AppendableSegment
+from server.engine.segment_set import AnySegment, Ranked, SegmentSet
+
+
+class _Found(NamedTuple):
+    """Candidates of one segment: group number, row, score (best first per segment)."""
+
+    labels: np.ndarray
+    rows: np.ndarray
+    scores: np.ndarray
+
+
+def fill_groups(
+    segments: SegmentSet, spec: SearchSpec, distance: Distance, full_scan_kb: int
+) -> Ranked | None:
+    """Each group's best ``size`` hits, in score order, as one ranked answer (None:
+    the ordinary filtered search must answer; see the module docstring)."""
+    fill = spec.group_fill
+    query = spec.vector
+    if fill is None or spec.custom is not None or not isinstance(query, np.ndarray):
+        return None
+    if query.ndim != 1 or spec.explain is not None or spec.offset:
+        return None
+    members = list(segments)
+    postings = [_postings(segment, fill) for segment in members]
+    if any(found is None for found in postings):
+        return None
+    if sum(len(rows) for found in postings if found for rows in found) * query.size * 4 >= (
+        full_scan_kb * 1024
+    ):
+        return None  # the planner would walk the graph: so does the ordinary path
+    parts: list[_Found] = []
+    for segment, found in zip(members, postings, strict=True):
+        assert found is not None
+        part = _score_segment(segment, spec, fill, found, distance)
+        if part is None:
+            return None
+        parts.append(part)
+    return _best_per_group(members, parts, spec, fill.size, distance)
+
+
+def _postings(segment: AnySegment, fill: GroupFill) -> list[np.ndarray] | None:
+    index = segment.payload_indexes.at_path(fill.path)
+    if not isinstance(index, KeywordIndex):
+        return None
+    return index.rows_per_value(fill.values)
+
+
+def _score_segment(
+    segment: AnySegment,
+    spec: SearchSpec,
+    fill: GroupFill,
+    postings: list[np.ndarray],
+    distance: Distance,
+) -> _Found | None:
+    """Each group's best ``size`` rows in the segment among those live, holding the
+    vector, passing the query's own filter and not excluded (a query by point id leaves
+    that point out): one exact top-``size`` per group over its rows, gathered once,
+    which is the planner's exact plan, so the same kernel and the same scores."""
+    present = _present(segment, spec.using)
+    if present is None:
+        return None
+    size = fill.size
+    allowed = segment.live_mask() if fill.filter is None else _passing(segment, fill.filter)
+    excluded = [row for row in map(segment.row_of, spec.exclude_ids) if row is not None]
+    kept = [rows[_keep(rows, allowed, present, excluded)] for rows in postings]
+    bounds = np.cumsum([0] + [len(rows) for rows in kept]).tolist()
+    rows = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+    vectors = _row_vectors(segment, spec.using, rows)
+    if vectors is None:
+        return None
+    assert isinstance(spec.vector, np.ndarray)
+    query = spec.vector[None, :]
+    labels, picked, scores = [], [], []
+    for label, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        found, best = exact_search(vectors[start:stop], query, size, distance)
+        hits = found[0][found[0] >= 0]
+        labels.append(np.full(len(hits), label))
+        picked.append(rows[start + hits])
+        scores.append(best[0][: len(hits)])
+    return _Found(*(np.concatenate(parts) for parts in (labels, picked, scores)))
+
+
+def _keep(
+    rows: np.ndarray, allowed: np.ndarray, present: np.ndarray, excluded: list[int]
+) -> np.ndarray:
+    keep: np.ndarray = allowed[rows] & present[rows]
+    if excluded:
+        keep &= ~np.isin(rows, excluded)
+    return keep
+
+
+def _passing(segment: AnySegment, flt: Filter) -> np.ndarray:
+    mask: np.ndarray = segment.filter_mask(flt, segment.live_mask())[0]
+    return mask
+
+
+def _present(segment: AnySegment, name: str) -> np.ndarray | None:
+    if isinstance(segment, SealedSegment):
+        present = segment.present.get(name)
+        return None if present is None else present[: len(segment)]
+    column = segment.columns.get(name)
+    return None if column is None else column.present[: len(segment)]
+
+
+def _row_vectors(segment: AnySegment, name: str, rows: np.ndarray) -> np.ndarray | None:
+    """Float32 vectors of ``rows`` exactly as the segment's exact search reads them."""
+    if isinstance(segment, AppendableSegment):
+        column = segment.columns.get(name)
+        return None if column is None else column.data[rows].astype(np.float32, copy=False)
+    index = segment.indexes.get(name)
+    if not isinstance(index, HnswIndex | FlatIndex):
+        return None
+    return index.row_vectors(rows)
+
+
+def _best_per_group(
+    segments: list[AnySegment], parts: list[_Found], spec: SearchSpec, size: int,
+    distance: Distance,
+) -> Ranked:  # fmt: skip
+    """Each group's first ``size`` candidates by score (ties: segment order, then each
+    segment's own order, as the ordinary merge), then those hits in score order, each
+    point once. The score threshold is left to the page mask: it keeps a prefix of
+    each group's order, so cutting before or after choosing keeps the same hits."""
+    labels = np.concatenate([part.labels for part in parts])
+    rows = np.concatenate([part.rows for part in parts])
+    scores = np.concatenate([part.scores for part in parts])
+    owner = np.repeat(np.arange(len(parts)), [len(part.rows) for part in parts])
+    key = -scores if distance.higher_is_better else scores
+    order = np.lexsort((key, labels))
+    sorted_labels = labels[order]
+    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    chosen = order[np.arange(len(order)) - starts < size]
+    chosen = chosen[np.argsort(key[chosen], kind="stable")]
+    _, first = np.unique(owner[chosen] * (1 << 40) + rows[chosen], return_index=True)
+    chosen = chosen[np.sort(first)]
+    return Ranked(segments, owner[chosen][None, :], rows[chosen][None, :], scores[chosen][None, :])
