@@ -16,6 +16,9 @@ groups that are not yet full are filled by a search filtered to their values
 (``match any``); groups still short are searched again, alone, with a wider limit,
 until each has ``group_size`` hits or runs out of points. The filter goes through the
 planner, so a selective group set costs the groups' points, not the collection.
+When the groups are strings under a keyword index and the planner would scan them
+exactly, the fill is answered per group straight from the index's postings
+(``collection/group_fill.py``): every group gets its best hits in that one search.
 Multi-stage queries (prefetch) grow the outer limit only, since a filter would narrow
 their prefetches and change fusion ranks. Every search asks for at most
 ``MAX_GROUP_CANDIDATES`` points; past that the groups found so far are answered.
@@ -44,6 +47,9 @@ MAX_GROUP_CANDIDATES = 100_000
 """Points one grouping search may ask for (and ``limit * group_size`` at most)."""
 GROWTH = 4
 """How much each further search widens its candidate limit."""
+FIND_FACTOR = 2
+"""When the groups will be filled, the first search asks this many points per group
+wanted (with many groups, most of the first ``limit`` hits already differ in group)."""
 FILL_FACTOR = 2
 """The first fill search asks this many hits per hit the open groups may hold (wider
 asks cost more in the search than the occasional second round saves)."""
@@ -153,6 +159,8 @@ class _GroupSearch:
         """The first ``limit`` groups in score order, with the hits seen so far."""
         request = self.request
         candidates = request.limit * request.group_size
+        if self.can_fill:  # only the groups are needed here: the fill gives their hits
+            candidates = min(candidates, FIND_FACTOR * request.limit)
         while True:
             points, exhausted = self._search(self.probe.filter, candidates, "find groups")
             groups = self._aggregate(points)
@@ -192,7 +200,10 @@ class _GroupSearch:
         (``GroupFill``): each group then holds its best, or all it has, and a group
         short of ``group_size`` makes the answer short of ``limit``."""
         probe = replace(self.probe, filter=flt, limit=limit)
-        if filling and all(isinstance(value, str) for value in filling):
+        # not by examples: recommend drops its examples after the search, which would
+        # leave a group that held one short
+        by_vector = self.probe.examples is None
+        if filling and by_vector and all(isinstance(value, str) for value in filling):
             fill = GroupFill(self.path, tuple(map(str, filling)), self.request.group_size,
                              self.probe.filter)  # fmt: skip
             probe = replace(probe, group_fill=fill)

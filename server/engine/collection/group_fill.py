@@ -22,7 +22,9 @@ import itertools
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
+from index.datatypes import is_compact
 from index.flat import FlatIndex, exact_search
 from index.hnsw_faiss import HnswIndex
 from index.metrics import Distance
@@ -87,30 +89,89 @@ def _score_segment(
 ) -> _Found | None:
     """Each group's best ``size`` rows in the segment among those live, holding the
     vector, passing the query's own filter and not excluded (a query by point id leaves
-    that point out): one exact top-``size`` per group over its rows, gathered once,
-    which is the planner's exact plan, so the same kernel and the same scores."""
+    that point out), scored exactly over the group's rows (the planner's exact plan)."""
     present = _present(segment, spec.using)
     if present is None:
         return None
-    size = fill.size
+    labels = np.repeat(np.arange(len(postings)), [len(rows) for rows in postings])
+    rows = np.concatenate(postings) if postings else np.empty(0, dtype=np.int64)
     allowed = segment.live_mask() if fill.filter is None else _passing(segment, fill.filter)
     excluded = [row for row in map(segment.row_of, spec.exclude_ids) if row is not None]
-    kept = [rows[_keep(rows, allowed, present, excluded)] for rows in postings]
-    bounds = np.cumsum([0] + [len(rows) for rows in kept]).tolist()
-    rows = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    vectors = _row_vectors(segment, spec.using, rows)
+    keep = _keep(rows, allowed, present, excluded)
+    rows, labels = rows[keep], labels[keep]
+    bounds = np.searchsorted(labels, np.arange(len(postings) + 1))
+    assert isinstance(spec.vector, np.ndarray)
+    if distance in (Distance.DOT, Distance.COSINE):
+        return _by_dot(segment, spec.using, rows, bounds, spec.vector, fill.size)
+    return _by_kernel(segment, spec.using, rows, bounds.tolist(), spec.vector, fill.size, distance)
+
+
+def _by_dot(
+    segment: AnySegment, name: str, rows: np.ndarray, bounds: np.ndarray, query: np.ndarray,
+    size: int,
+) -> _Found | None:  # fmt: skip
+    """Dot and Cosine (stored normalised, as the query is): one native pass reads each
+    group's rows in place and keeps its best ``size``."""
+    matrix = _float_matrix(segment, name)
+    gathered = matrix is None
+    if matrix is None:  # a narrower type: the group rows decoded, then read in order
+        matrix = _row_vectors(segment, name, rows)
+    if matrix is None:
+        return None
+    positions = np.arange(len(rows)) if gathered else rows
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    best, scores = _top_per_group(matrix, positions, bounds.astype(np.int64), query, size)
+    found = best >= 0
+    labels = np.broadcast_to(np.arange(len(best))[:, None], best.shape)[found]
+    picked = rows[best[found]] if gathered else best[found]
+    return _Found(labels, picked, scores[found])
+
+
+def _by_kernel(
+    segment: AnySegment, name: str, rows: np.ndarray, bounds: list[int], query: np.ndarray,
+    size: int, distance: Distance,
+) -> _Found | None:  # fmt: skip
+    """Other metrics: the exact search's own kernel, one top-``size`` call per group."""
+    vectors = _row_vectors(segment, name, rows)
     if vectors is None:
         return None
-    assert isinstance(spec.vector, np.ndarray)
-    query = spec.vector[None, :]
     labels, picked, scores = [], [], []
     for label, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        found, best = exact_search(vectors[start:stop], query, size, distance)
+        found, best = exact_search(vectors[start:stop], query[None, :], size, distance)
         hits = found[0][found[0] >= 0]
         labels.append(np.full(len(hits), label))
         picked.append(rows[start + hits])
         scores.append(best[0][: len(hits)])
     return _Found(*(np.concatenate(parts) for parts in (labels, picked, scores)))
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
+def _top_per_group(
+    xb: np.ndarray, rows: np.ndarray, bounds: np.ndarray, query: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """For each group ``g`` (``rows[bounds[g]:bounds[g + 1]]``), its best ``size`` rows
+    of ``xb`` by dot product with ``query``, best first (ties: the earlier row), -1
+    padded; float32 sums, as local mode computes them, vectorised (``reassoc``; no
+    flag that assumes finite values: the padding is -inf)."""
+    groups, dim = len(bounds) - 1, xb.shape[1]
+    best = np.full((groups, size), -1, dtype=np.int64)
+    scores = np.full((groups, size), -np.inf, dtype=np.float32)
+    for g in range(groups):
+        filled = 0
+        for i in range(bounds[g], bounds[g + 1]):
+            row = rows[i]
+            score = np.float32(0.0)
+            for d in range(dim):
+                score += xb[row, d] * query[d]
+            if filled == size and not score > scores[g, size - 1]:
+                continue
+            j = filled if filled < size else size - 1
+            while j > 0 and scores[g, j - 1] < score:
+                scores[g, j], best[g, j] = scores[g, j - 1], best[g, j - 1]
+                j -= 1
+            scores[g, j], best[g, j] = score, row
+            filled = min(filled + 1, size)
+    return best, scores
 
 
 def _keep(
@@ -133,6 +194,21 @@ def _present(segment: AnySegment, name: str) -> np.ndarray | None:
         return None if present is None else present[: len(segment)]
     column = segment.columns.get(name)
     return None if column is None else column.present[: len(segment)]
+
+
+def _float_matrix(segment: AnySegment, name: str) -> np.ndarray | None:
+    """The segment's float32 vectors of ``name`` in place, where it keeps them so."""
+    if isinstance(segment, AppendableSegment):
+        column = segment.columns.get(name)
+        if column is None or column.data.dtype != np.float32:
+            return None
+        return column.data
+    index = segment.indexes.get(name)
+    if isinstance(index, FlatIndex) or (
+        isinstance(index, HnswIndex) and not is_compact(index.params.storage)
+    ):
+        return index.vectors()
+    return None
 
 
 def _row_vectors(segment: AnySegment, name: str, rows: np.ndarray) -> np.ndarray | None:
