@@ -5,11 +5,13 @@ filtered to those groups' values. Through the ordinary path that search builds a
 mask over every row of every segment, then scores the few thousand rows that pass and
 keeps the best ``limit`` of them all, which may leave a group short and cost another
 round. Here each segment's rows of each group come straight from the postings of the
-``group_by`` key's keyword index, are scored exactly in one native call, and each group
-keeps its own best ``size``: one search fills every group, or shows it has no more
-points.
+``group_by`` key's keyword index and are scored exactly in one native pass that keeps
+each group's own best ``size`` (Dot and Cosine: a numba kernel reading the rows in place;
+other metrics: faiss's exact kernel once per group): one search fills every group, or
+shows it has no more points.
 
-It answers only what the ordinary path would answer exactly, with the same scores: a
+It answers only where the ordinary path would scan exactly (same hits; scores equal up
+to float32 rounding, as local mode's own sums differ from faiss's): a
 dense single-vector query, no custom score, every segment holding the vectors as given
 (an HNSW or flat index, or the appendable segment's column) and a keyword index on the
 key, and few enough rows that the planner itself would scan them (under
@@ -37,7 +39,7 @@ from server.engine.segment_set import AnySegment, Ranked, SegmentSet
 
 
 class _Found(NamedTuple):
-    """Candidates of one segment: group number, row, score (best first per segment)."""
+    """Hits of one segment: group number, row, score (each group's best, best first)."""
 
     labels: np.ndarray
     rows: np.ndarray
