@@ -16,6 +16,9 @@ groups that are not yet full are filled by a search filtered to their values
 (``match any``); groups still short are searched again, alone, with a wider limit,
 until each has ``group_size`` hits or runs out of points. The filter goes through the
 planner, so a selective group set costs the groups' points, not the collection.
+When the groups are strings under a keyword index and the planner would scan them
+exactly, the fill is answered per group straight from the index's postings
+(``collection/group_fill.py``): every group gets its best hits in that one search.
 Multi-stage queries (prefetch) grow the outer limit only, since a filter would narrow
 their prefetches and change fusion ranks. Every search asks for at most
 ``MAX_GROUP_CANDIDATES`` points; past that the groups found so far are answered.
@@ -31,7 +34,7 @@ from server.engine.filters import Filter, parse_filter
 from server.engine.multistage import merge_filters
 from server.engine.payload import JsonPath, PayloadSelector, parse_json_path
 from server.engine.point_ids import PointId, parse_point_id
-from server.engine.requests import Query, VectorSelector
+from server.engine.requests import GroupFill, Query, VectorSelector
 from server.engine.results import Record, ScoredPoint
 from server.errors import BadRequest
 
@@ -44,6 +47,9 @@ MAX_GROUP_CANDIDATES = 100_000
 """Points one grouping search may ask for (and ``limit * group_size`` at most)."""
 GROWTH = 4
 """How much each further search widens its candidate limit."""
+FIND_FACTOR = 2
+"""When the groups will be filled, the first search asks this many points per group
+wanted (with many groups, most of the first ``limit`` hits already differ in group)."""
 FILL_FACTOR = 2
 """The first fill search asks this many hits per hit the open groups may hold (wider
 asks cost more in the search than the occasional second round saves)."""
@@ -153,6 +159,8 @@ class _GroupSearch:
         """The first ``limit`` groups in score order, with the hits seen so far."""
         request = self.request
         candidates = request.limit * request.group_size
+        if self.can_fill:  # only the groups are needed here: the fill gives their hits
+            candidates = min(candidates, FIND_FACTOR * request.limit)
         while True:
             points, exhausted = self._search(self.probe.filter, candidates, "find groups")
             groups = self._aggregate(points)
@@ -175,7 +183,7 @@ class _GroupSearch:
             except BadRequest:  # a value no filter can match (an integer past int64):
                 return  # keep what the first search saw, as Qdrant keeps groups it cannot fill
             limit = min(factor * size * len(open_groups), MAX_GROUP_CANDIDATES)
-            points, exhausted = self._search(flt, limit, "fill groups")
+            points, exhausted = self._search(flt, limit, "fill groups", open_groups)
             found = self._aggregate(points, open_groups)
             for value in open_groups:
                 groups[value] = found.get(value, [])
@@ -184,9 +192,21 @@ class _GroupSearch:
             open_groups = [value for value in open_groups if len(groups[value]) < size]
             factor *= GROWTH
 
-    def _search(self, flt: Filter | None, limit: int, stage: str) -> tuple[list[ScoredPoint], bool]:
-        """One search of up to ``limit`` points, and whether it ran out of points."""
+    def _search(
+        self, flt: Filter | None, limit: int, stage: str, filling: Sequence[GroupId] = ()
+    ) -> tuple[list[ScoredPoint], bool]:
+        """One search of up to ``limit`` points, and whether it ran out of points. A
+        fill of string groups may be answered with each group's best hits instead
+        (``GroupFill``): each group then holds its best, or all it has, and a group
+        short of ``group_size`` makes the answer short of ``limit``."""
         probe = replace(self.probe, filter=flt, limit=limit)
+        # not by examples: recommend drops its examples after the search, which would
+        # leave a group that held one short
+        by_vector = self.probe.examples is None
+        if filling and by_vector and all(isinstance(value, str) for value in filling):
+            fill = GroupFill(self.path, tuple(map(str, filling)), self.request.group_size,
+                             self.probe.filter)  # fmt: skip
+            probe = replace(probe, group_fill=fill)
         result = self.collection.query([probe])[0]
         if self.trace is not None:
             entry: dict[str, Any] = {"stage": stage, "limit": limit, "points": len(result.points)}

@@ -446,6 +446,17 @@ class KeywordIndex(_InvertedIndex):
             return _exact(self._rows_of(v for v in test.any if isinstance(v, str)))
         return _exact(self._rows_where(test.check))
 
+    def rows_per_value(self, values: Sequence[str]) -> list[npt.NDArray[np.int64]]:
+        """Each value's rows (empty where no row holds it), straight from the postings:
+        a grouped search fills its groups from these without a filter mask."""
+        empty = np.empty(0, dtype=np.int64)
+        postings = self._postings
+        return [
+            empty if (rows := postings.get(value)) is None
+            else np.asarray(rows.to_array(), dtype=np.int64)
+            for value in values
+        ]  # fmt: skip
+
 
 class BoolIndex(_InvertedIndex):
     type = "bool"
@@ -1076,6 +1087,10 @@ class PayloadIndexes:
                 if bounds.possible is not None and not bounds.possible:
                     return bounds  # an empty tenant: no other condition is looked at
         return evaluator.filter(flt)
+
+    def at_path(self, path: JsonPath) -> FieldIndex | None:
+        """The index of the field read at ``path``, if one is."""
+        return self._by_path.get(path.items)
 
     def memory_bytes(self) -> int:
         return sum(index.memory_bytes() for index in self._fields.values())

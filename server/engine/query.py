@@ -133,6 +133,7 @@ def _resolve(
         params=query.params,
         force=query.force,
         explain=[] if query.explain else None,
+        group_fill=query.group_fill,
     )
 
 

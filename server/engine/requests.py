@@ -20,7 +20,7 @@ from server.engine.filters import Filter
 from server.engine.formula import FormulaQuery
 from server.engine.fusion import Fusion
 from server.engine.ordering import OrderBy
-from server.engine.payload import PayloadSelector
+from server.engine.payload import JsonPath, PayloadSelector
 from server.engine.planner import Strategy
 from server.engine.point_ids import PointId
 from server.engine.sparse_vector import SparseVector
@@ -113,6 +113,8 @@ class Query:
     """No vector: the points in the order of a payload value (``ordering.py``)."""
     sample: bool = False
     """No vector: matching points drawn at random (``{"sample": "random"}``)."""
+    group_fill: GroupFill | None = None
+    """Grouped search only: passed on to the ``SearchSpec``."""
 
     @property
     def is_multistage(self) -> bool:
@@ -126,6 +128,19 @@ class Mmr:
 
     diversity: float = 0.5
     candidates_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFill:
+    """A grouped search's fill (``groups.py``): the best ``size`` hits of each of the
+    string ``values`` under ``path`` among the points passing ``filter`` (the query's
+    own). The search's ``filter`` still names the same points, for a collection that
+    cannot take the rows straight from the ``path``'s keyword index."""
+
+    path: JsonPath
+    values: tuple[str, ...]
+    size: int
+    filter: Filter | None
 
 
 @dataclass(slots=True)
@@ -151,3 +166,5 @@ class SearchSpec:
     custom: CustomScore | None = None
     """Rank by this custom score of a dense ``using`` (recommend, discover:
     ``recommend.py``) instead of the metric; ``vector`` is then only a placeholder."""
+    group_fill: GroupFill | None = None
+    """Grouped search only: the hits may be each group's best (``GroupFill``)."""

@@ -340,3 +340,47 @@ def test_a_float_index_cannot_be_faceted(api: Api, chunks: str) -> None:
     )
     code, answer = api.post(f"/collections/{NAME}/facet", {"key": "doc"})
     assert code == 400 and "No appropriate index" in answer["status"]["error"]
+
+
+@pytest.mark.parametrize("distance", ["Dot", "Cosine", "Euclid", "Manhattan"])
+def test_a_keyword_index_fills_groups_as_the_payload_scan_does(api: Api, distance: str) -> None:
+    """The fill read from a keyword index's postings (``group_fill.py``) answers what the
+    ordinary filtered search over unindexed payloads answers: same groups, hits and
+    scores, for every metric, with arrays, deleted points, a query filter and a query
+    by point id (left out of its own answer)."""
+    rng = __import__("numpy").random.default_rng(7)
+    points = [
+        {
+            "id": i,
+            "vector": rng.normal(size=4).round(3).tolist(),
+            "payload": {"g": [f"g{i % 9}", f"g{i % 4}"] if i % 5 == 0 else f"g{i % 9}",
+                        "n": i % 3},
+        }
+        for i in range(240)
+    ]  # fmt: skip
+    answers = []
+    for name, indexed in (("plain_keys", False), ("indexed_keys", True)):
+        api.result("PUT", f"/collections/{name}", {"vectors": {"size": 4, "distance": distance}})
+        if indexed:
+            body = {"field_name": "g", "field_schema": "keyword"}
+            api.result("PUT", f"/collections/{name}/index?wait=true", body)
+        api.result("PUT", f"/collections/{name}/points?wait=true", {"points": points})
+        deleted = {"points": list(range(0, 240, 7))}
+        api.result("POST", f"/collections/{name}/points/delete?wait=true", deleted)
+        found = []
+        for query in ([0.5, -1.0, 0.25, 2.0], 3):
+            for flt in (None, {"must": [{"key": "n", "match": {"value": 1}}]}):
+                body = {"query": query, "group_by": "g", "group_size": 4, "limit": 5}
+                if flt is not None:
+                    body["filter"] = flt
+                groups = api.result("POST", f"/collections/{name}/points/query/groups", body)
+                found.append([(g["id"], [(h["id"], h["score"]) for h in g["hits"]])
+                              for g in groups["groups"]])  # fmt: skip
+        answers.append(found)
+    for plain, indexed in zip(*answers, strict=True):
+        assert len(indexed) == 5
+        assert [(g, [i for i, _ in hits]) for g, hits in plain] == [
+            (g, [i for i, _ in hits]) for g, hits in indexed
+        ]
+        scores = [score for _, hits in indexed for _, score in hits]
+        assert scores == pytest.approx([score for _, hits in plain for _, score in hits], abs=1e-4)

@@ -19,6 +19,7 @@ import numpy as np
 from index.graph_walk import CustomScore
 from index.metrics import Distance
 from index.multivector import Ragged
+from server.engine.collection.group_fill import fill_groups
 from server.engine.collection.records import RecordReader
 from server.engine.config import CollectionConfig
 from server.engine.payload_index import pinned_tenant
@@ -56,6 +57,9 @@ class Searcher:
         results: list[list[ScoredPoint]] = [[] for _ in specs]
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, spec in enumerate(specs):
+            if spec.group_fill is not None:
+                results[i] = self._fill_groups(spec)
+                continue
             if spec.exclude_ids or spec.explain is not None:
                 results[i] = self._search_group([spec], *self._masks_for(spec))[0]
                 continue
@@ -70,6 +74,19 @@ class Searcher:
             for i, answer in zip(members, answers, strict=True):
                 results[i] = answer
         return results
+
+    def _fill_groups(self, spec: SearchSpec) -> list[ScoredPoint]:
+        """A grouped search's fill from the postings (``group_fill.py``), or else the
+        ordinary filtered search."""
+        params = self.config.vectors.get(spec.using)
+        ranked = None
+        if params is not None and not params.is_multi:
+            full_scan_kb = self.config.hnsw_config.full_scan_threshold
+            ranked = fill_groups(self.segments, spec, params.distance, full_scan_kb)
+        if params is None or ranked is None:
+            return self._search_group([spec], *self._masks_for(spec))[0]
+        keep = _page_mask(ranked, [spec], params.distance.higher_is_better)
+        return self._hits(ranked, [spec], keep)[0]
 
     def _search_group(
         self,
