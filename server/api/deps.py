@@ -21,12 +21,14 @@ from server.settings import Settings
 T = TypeVar("T")
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
+    """``async``: FastAPI runs a plain ``def`` dependency on a worker thread, a hop that
+    costs more than this attribute read."""
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:  # async: see get_engine
     settings: Settings = request.app.state.settings
     return settings
 
@@ -35,7 +37,10 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_collection(name: str, engine: EngineDep) -> CollectionHandle:
+async def get_collection(name: str, engine: EngineDep) -> CollectionHandle:
+    """On the event loop, as the lean path (``fast_search.py``) already looks collections
+    up: ``Engine.get`` holds the engine lock only for a dict read, except while a snapshot
+    recovery swaps a collection in."""
     return engine.get(name)
 
 

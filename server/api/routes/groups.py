@@ -10,14 +10,14 @@ answers (dense, sparse, multi-vector, prefetch trees). The grouping itself is
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.api import render
 from server.api.access import FULL, GRANT_STATE, Grant, Need
-from server.api.deps import get_app_settings, get_engine, run_cpu
+from server.api.deps import CollectionDep, EngineDep, SettingsDep, run_cpu
 from server.api.envelope import ok
 from server.api.groups_wire import (
     GROUP_FIELDS,
@@ -38,34 +38,11 @@ from server.engine.engine import Engine
 from server.engine.facets import top_hits
 from server.engine.filters import parse_filter
 from server.engine.groups import GroupRequest, GroupsResult, Lookup, run_groups
-from server.engine.protocols import CollectionHandle
 from server.engine.requests import Query
 from server.errors import Forbidden
 from server.settings import Settings
 
 router = APIRouter(tags=["search"], route_class=OrjsonRoute)
-
-
-async def _engine(request: Request) -> Engine:
-    return get_engine(request)
-
-
-async def _settings(request: Request) -> Settings:
-    return get_app_settings(request)
-
-
-EngineDep = Annotated[Engine, Depends(_engine)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-
-
-async def _collection(name: str, engine: EngineDep) -> CollectionHandle:
-    """``deps.get_collection`` on the event loop: FastAPI runs a plain ``def``
-    dependency on a worker thread, and the three hops of the shared dependencies
-    (engine, settings, collection) cost a grouped search more than its fill."""
-    return engine.get(name)
-
-
-CollectionDep = Annotated[CollectionHandle, Depends(_collection)]
 
 
 @router.post("/collections/{name}/points/query/groups")
