@@ -208,6 +208,10 @@ class SparseIndex:
     def lossless(self) -> bool:
         return True
 
+    @property
+    def rows_on_disk(self) -> bool:
+        return False
+
     def __len__(self) -> int:
         return len(self._deleted)
 

@@ -241,8 +241,16 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     (held compactly by the graph): the backend it is built with, where that differs
     from the collection's ``spec``. Only an ``hnsw`` collection has them (other index
     types refuse per-vector params; their rows hold the typed values as float32).
-    Multi-vectors' own params are ``multi_overrides``'s."""
+    Multi-vectors' own params are ``multi_overrides``'s. An ``on_disk`` vector of a
+    ``flat`` collection (or of ``m: 0``) gets an exact index that keeps its rows in the
+    segment's memory-mapped file."""
     overrides = multi_overrides(config, spec)
+    if config.index.type == "flat":
+        return overrides | {
+            name: VectorOverride(type="flat", params={"on_disk": True})
+            for name, params in config.vectors.items()
+            if params.on_disk and not params.is_multi
+        }
     if config.index.type != "hnsw":
         return overrides
     base = (spec.type, spec.backend_params())
@@ -259,7 +267,7 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if params.quantization_config is not None:
             quantization = parse_quantization(params.quantization_config)
         if graph.m == 0:
-            built: tuple[str, dict[str, Any]] = ("flat", {})
+            built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.on_disk))
         elif quantization is None:
             built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, params.on_disk))
         else:
@@ -283,8 +291,9 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
     a MUVERA graph in a ``muvera`` one. Their own ``hnsw_config`` sets that graph's
     ``m`` / ``ef_construct``, and ``m: 0`` turns it off (exact MaxSim: Qdrant's advice
     for a re-ranking-only ColBERT vector); their own ``quantization_config`` keeps the
-    tokens as float16, the one compressed token storage the MaxSim kernels read (half
-    the memory; the originals stay in the point store)."""
+    tokens as float16 (half the memory; the originals stay in the point store), or as
+    uint8 for a ``uint8`` datatype; ``on_disk`` keeps the tokens in the segment's
+    memory-mapped file. A vector given an override keeps its datatype's token storage."""
     if config.index.type not in ("hnsw", "muvera"):
         return {}
     base: tuple[str, dict[str, Any]] = ("maxsim", {})
@@ -292,9 +301,8 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
         base = ("muvera", spec.backend_params())
     overrides = {}
     for name, params in config.vectors.items():
-        if not params.is_multi or (
-            params.hnsw_config is None and params.quantization_config is None
-        ):
+        own = (params.hnsw_config, params.quantization_config, params.on_disk or None)
+        if not params.is_multi or own == (None, None, None):
             continue
         kind, knobs = base[0], dict(base[1])
         own_m = (params.hnsw_config or {}).get("m")
@@ -304,8 +312,12 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
             graph = {key: knobs[key] for key in ("m", "ef_construct")}
             graph |= {k: v for k, v in (params.hnsw_config or {}).items() if k in graph}
             knobs |= GraphParams.model_validate(graph).model_dump()
-        if params.quantization_config is not None:
+        if params.datatype in NARROW_DATATYPES:
+            knobs["storage"] = params.datatype
+        elif params.quantization_config is not None:
             knobs["storage"] = "float16"
+        if params.on_disk:
+            knobs["on_disk"] = True
         if (kind, knobs) != base:
             overrides[name] = VectorOverride(type=kind, params=knobs)
     return overrides

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
 from index.registry import AnyIndex, index_from_bytes
 from server.engine.config import CollectionConfig, stored_datatypes
@@ -263,10 +262,10 @@ class SegmentLifecycle:
     ) -> dict[str, AnyIndex]:
         """Indexes that can read their full vectors from the memory-mapped file just
         written are reopened from it, instead of holding them in process memory; so is
-        a graph of an ``on_disk`` vector (its rows stay in the file)."""
+        the index of an ``on_disk`` vector (its rows or tokens stay in the file)."""
         out = dict(indexes)
         for name, index in indexes.items():
-            if index.maps_originals or _rows_on_disk(index):
+            if index.maps_originals or index.rows_on_disk:
                 view = self._segment_store.read_index(manifest, name)
                 if view is not None:
                     out[name] = index_from_bytes(view)
@@ -295,10 +294,6 @@ class SegmentLifecycle:
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
         )  # fmt: skip
-
-
-def _rows_on_disk(index: AnyIndex) -> bool:
-    return isinstance(index, HnswIndex) and index.params.on_disk
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:
