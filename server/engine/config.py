@@ -71,8 +71,9 @@ class VectorParams(_Frozen):
 
 
 class SparseIndexParams(_Frozen):
-    """Qdrant's sparse ``index`` knobs. Quiver's sparse index is always an exact
-    in-memory inverted index: the knobs are kept and reported back as given."""
+    """Qdrant's sparse ``index`` knobs. Quiver's sparse index is always an exact inverted
+    index; ``on_disk`` keeps a sealed segment's rows and posting lists in its
+    memory-mapped file, the other knobs are kept and reported back as given."""
 
     full_scan_threshold: Annotated[int | None, Field(ge=0)] = None
     on_disk: bool | None = None
@@ -244,7 +245,11 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     Multi-vectors' own params are ``multi_overrides``'s. An ``on_disk`` vector of a
     ``flat`` collection (or of ``m: 0``) gets an exact index that keeps its rows in the
     segment's memory-mapped file."""
-    overrides = multi_overrides(config, spec)
+    overrides = multi_overrides(config, spec) | {
+        name: VectorOverride(type="sparse", params={"on_disk": True})
+        for name, params in config.sparse_vectors.items()
+        if params.index is not None and params.index.on_disk
+    }  # Qdrant's sparse `index.on_disk`: rows and postings mapped (index/sparse.py)
     if config.index.type == "flat":
         return overrides | {
             name: VectorOverride(type="flat", params={"on_disk": True})

@@ -204,7 +204,7 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         return index_from_bytes(job.base[name].to_bytes())
     params = spec.backend_params()
     if name in job.sparse:
-        return create_sparse_index()
+        return create_sparse_index(spec.backend_of(name)[1] if name in spec.vectors else None)
     if name in job.multi_params:
         dim, distance = job.multi_params[name]
         if name in spec.vectors:  # its own hnsw / quantization (config.multi_overrides)

@@ -1,7 +1,8 @@
 """``on_disk: true`` beyond the HNSW graph: an exact (``flat`` / ``m: 0``) dense vector
-keeps its rows, and a multi-vector (exact MaxSim or MUVERA) its tokens, in the sealed
-segment's memory-mapped file (``*_mapped`` in ``vectors_memory``), answering as the same
-data held in memory does, across a restart; ``uint8`` multi-vectors take one byte a value."""
+keeps its rows, a multi-vector (exact MaxSim or MUVERA) its tokens, and a sparse vector
+(``index.on_disk``) its rows and posting lists in the sealed segment's memory-mapped file
+(``*_mapped`` in ``vectors_memory``), answering as the same data held in memory does,
+across a restart; ``uint8`` multi-vectors take one byte a value."""
 
 from __future__ import annotations
 
@@ -137,3 +138,41 @@ def test_mapped_rows_and_uint8_tokens_survive_a_restart(tmp_path: Path) -> None:
     assert memory_after["dense"]["vectors_mapped"] == N * DIM * 4
     assert memory_after["multi"]["tokens_mapped"] == TOKENS * DIM  # uint8, mapped
     assert memory_after["multi"]["tokens"] == 0
+
+
+def sparse_points(seed: int, count: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    points = []
+    for i in range(count):
+        terms = sorted(rng.choice(300, size=int(rng.integers(1, 10)), replace=False).tolist())
+        values = np.round(rng.random(len(terms)), 3).tolist()
+        points.append({"id": i, "vector": {"words": {"indices": terms, "values": values}}})
+    return points
+
+
+def test_on_disk_sparse_rows_and_postings_are_mapped_across_a_restart(tmp_path: Path) -> None:
+    points, queries = sparse_points(30, N), sparse_points(31, 4)
+
+    def state(api: Api, name: str) -> tuple[dict[str, int], list[Any]]:
+        memory = wait_green(api, name)["vectors_memory"]["words"]["bytes"]
+        found = []
+        for query in queries:
+            body = {"query": query["vector"]["words"], "using": "words", "limit": 10}
+            hits = api.result("POST", f"/collections/{name}/points/query", body)["points"]
+            found.append([(p["id"], p["score"]) for p in hits])
+        return memory, found
+
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        for name, on_disk in (("disk", True), ("ram", False)):
+            sparse = {"words": {"modifier": "idf", "index": {"on_disk": on_disk}}}
+            create(api, name, {}, points, sparse_vectors=sparse)
+        (disk, before), (ram, expected) = state(api, "disk"), state(api, "ram")
+        assert before == expected and all(before)
+        assert disk["rows"] == 0 and disk["rows_mapped"] > 0 and disk["postings_mapped"] > 0
+        assert ram["rows"] > 0 and "rows_mapped" not in ram
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        disk, after = state(api, "disk")
+        assert after == before
+        assert disk["rows"] == 0 and disk["rows_mapped"] > 0

@@ -16,6 +16,7 @@ from index.metrics import Distance
 from index.multivector import MaxSimIndex, MaxSimParams, Ragged
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
+from index.sparse import SparseIndex, SparseParams, SparseRows, SparseVector
 
 DIM = 8
 RNG = np.random.default_rng(17)
@@ -129,3 +130,39 @@ def test_two_stage_memory_leaves_out_the_mapped_originals(tmp_path: Path) -> Non
     parts = loaded.stats().parts or {}
     assert parts["originals_mapped"] == ROWS.nbytes and parts["originals"] == 0
     assert loaded.stats().memory_bytes == sum(parts.values()) - ROWS.nbytes
+
+
+def sparse_rows(seed: int, count: int) -> SparseRows:
+    rng = np.random.default_rng(seed)
+    vectors = []
+    for _ in range(count):
+        terms = rng.choice(500, size=int(rng.integers(1, 12)), replace=False)
+        vectors.append(SparseVector.of(terms, rng.random(len(terms)).astype(np.float32)))
+    return SparseRows.of(vectors)
+
+
+def test_a_mapped_on_disk_sparse_index_reads_rows_and_postings_from_the_file(
+    tmp_path: Path,
+) -> None:
+    rows, queries = sparse_rows(7, 400), sparse_rows(8, 5)
+    built = SparseIndex(params=SparseParams(on_disk=True))
+    built.add(rows)
+    built.delete(np.array([2, 9]))
+    view = mapped(tmp_path / "sparse", built.to_bytes())
+    loaded = SparseIndex.from_bytes(view)
+    plain = SparseIndex.from_bytes(built.to_bytes())  # from bytes: heap copies
+    assert inside(loaded.rows().indices, view) and inside(loaded._posting_lists().rows, view)
+    parts = loaded.stats().parts or {}
+    assert parts["rows"] == 0 and parts["rows_mapped"] > 0 and parts["postings_mapped"] > 0
+    assert "rows_mapped" not in (plain.stats().parts or {})
+    assert loaded.stats().memory_bytes < plain.stats().memory_bytes
+    items = [queries.item(i) for i in range(len(queries))]
+    (ids, scores), (want_ids, want_scores) = loaded.search(items, 10), plain.search(items, 10)
+    assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
+    terms = np.arange(500, dtype=np.uint32)
+    assert np.array_equal(loaded.document_frequencies(terms), plain.document_frequencies(terms))
+    loaded.delete(np.array([5]))  # df lives on the heap: deletes still count
+    plain.delete(np.array([5]))
+    assert np.array_equal(loaded.document_frequencies(terms), plain.document_frequencies(terms))
+    loaded.add(rows.slice(0, 3))
+    assert len(loaded) == 403 and "rows_mapped" not in (loaded.stats().parts or {})
