@@ -176,3 +176,26 @@ def test_on_disk_sparse_rows_and_postings_are_mapped_across_a_restart(tmp_path: 
         disk, after = state(api, "disk")
         assert after == before
         assert disk["rows"] == 0 and disk["rows_mapped"] > 0
+
+
+def test_patching_on_disk_rebuilds_multi_and_sparse_vectors_mapped(api: Api) -> None:
+    vectors = {"multi": {"size": DIM, "distance": "Dot"} | MULTI}
+    sparse_points_ = sparse_points(32, N)
+    points = [
+        {"id": i, "vector": {"multi": tokens.tolist()} | sparse_points_[i]["vector"]}
+        for i, tokens in enumerate(SETS)
+    ]
+    create(api, "moved", vectors, points, sparse_vectors={"words": {}})
+    before = wait_green(api, "moved")["vectors_memory"]
+    assert "tokens_mapped" not in before["multi"]["bytes"]
+    assert "rows_mapped" not in before["words"]["bytes"]
+    patch = {
+        "vectors": {"multi": {"on_disk": True}},
+        "sparse_vectors": {"words": {"index": {"on_disk": True}}},
+    }
+    api.result("PATCH", "/collections/moved", patch)
+    after = wait_green(api, "moved")
+    memory = after["vectors_memory"]
+    assert memory["multi"]["bytes"]["tokens_mapped"] == TOKENS * DIM * 4
+    assert memory["words"]["bytes"]["rows_mapped"] > 0 and memory["words"]["bytes"]["rows"] == 0
+    assert after["config"]["params"]["sparse_vectors"]["words"]["index"]["on_disk"] is True
