@@ -230,9 +230,9 @@ def compact_storage(params: VectorParams) -> Datatype | None:
 
 
 def stored_datatypes(config: CollectionConfig) -> dict[str, Datatype]:
-    """Dense (single-vector) names held narrower than float32: the appendable tail's
+    """Dense and multi-vector names held narrower than float32: the appendable tail's
     column types."""
-    types = {name: compact_storage(p) for name, p in config.vectors.items() if not p.is_multi}
+    types = {name: compact_storage(p) for name, p in config.vectors.items()}
     return {name: datatype for name, datatype in types.items() if datatype is not None}
 
 

@@ -199,3 +199,16 @@ def test_patching_on_disk_rebuilds_multi_and_sparse_vectors_mapped(api: Api) -> 
     assert memory["multi"]["bytes"]["tokens_mapped"] == TOKENS * DIM * 4
     assert memory["words"]["bytes"]["rows_mapped"] > 0 and memory["words"]["bytes"]["rows"] == 0
     assert after["config"]["params"]["sparse_vectors"]["words"]["index"]["on_disk"] is True
+
+
+def test_uint8_tokens_of_the_appendable_tail_take_one_byte(api: Api) -> None:
+    params = {"size": DIM, "distance": "Dot"} | MULTI
+    for name, datatype in (("narrow", "uint8"), ("wide", "float32")):
+        body = {"vectors": params | {"datatype": datatype}}  # default threshold: no build
+        api.result("PUT", f"/collections/{name}", body)
+        api.result("PUT", f"/collections/{name}/points?wait=true", {"points": multi_points()})
+    narrow, wide = (api.result("GET", f"/collections/{n}")["memory"] for n in ("narrow", "wide"))
+    assert narrow["bytes"]["appendable_vectors"] * 4 == wide["bytes"]["appendable_vectors"]
+    assert answers(api, "narrow", SET_QUERIES) == answers(api, "wide", SET_QUERIES)
+    got = api.result("POST", "/collections/narrow/points", {"ids": [3], "with_vector": True})
+    assert got[0]["vector"] == SETS[3].tolist()
