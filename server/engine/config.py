@@ -288,6 +288,11 @@ def _hnsw_rows(storage: Datatype | None, on_disk: bool | None) -> dict[str, Any]
     return ({"storage": storage} if storage else {}) | ({"on_disk": True} if on_disk else {})
 
 
+def _token_storage(params: VectorParams) -> dict[str, Any]:
+    """MaxSim token storage of a float16 / uint8 multi-vector (its values exactly)."""
+    return {"storage": params.datatype} if params.datatype in NARROW_DATATYPES else {}
+
+
 def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
     """Per multi-vector with its own ``hnsw_config`` / ``quantization_config``: the
     MaxSim index it is built with, where that differs from the collection's.
@@ -299,8 +304,12 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
     tokens as float16 (half the memory; the originals stay in the point store), or as
     uint8 for a ``uint8`` datatype; ``on_disk`` keeps the tokens in the segment's
     memory-mapped file. A vector given an override keeps its datatype's token storage."""
-    if config.index.type not in ("hnsw", "muvera"):
-        return {}
+    if config.index.type not in ("hnsw", "muvera"):  # exact MaxSim; only on_disk is its own
+        return {
+            name: VectorOverride(type="maxsim", params=_token_storage(params) | {"on_disk": True})
+            for name, params in config.vectors.items()
+            if params.is_multi and params.on_disk
+        }
     base: tuple[str, dict[str, Any]] = ("maxsim", {})
     if spec.type == "muvera":
         base = ("muvera", spec.backend_params())
@@ -317,10 +326,9 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
             graph = {key: knobs[key] for key in ("m", "ef_construct")}
             graph |= {k: v for k, v in (params.hnsw_config or {}).items() if k in graph}
             knobs |= GraphParams.model_validate(graph).model_dump()
-        if params.datatype in NARROW_DATATYPES:
-            knobs["storage"] = params.datatype
-        elif params.quantization_config is not None:
+        if params.quantization_config is not None:
             knobs["storage"] = "float16"
+        knobs |= _token_storage(params)
         if params.on_disk:
             knobs["on_disk"] = True
         if (kind, knobs) != base:

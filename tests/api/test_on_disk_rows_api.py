@@ -85,7 +85,11 @@ def test_on_disk_exact_rows_are_mapped_and_answer_as_in_memory(
     assert answers(api, "disk", list(QUERIES)) == answers(api, "ram", list(QUERIES))
 
 
-@pytest.mark.parametrize("extra", [{}, {"index": {"type": "muvera"}}], ids=["maxsim", "muvera"])
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"index": {"type": "muvera"}}, {"index": {"type": "flat"}}],
+    ids=["maxsim", "muvera", "flat-collection"],
+)
 def test_on_disk_multi_vector_tokens_are_mapped(api: Api, extra: dict[str, Any]) -> None:
     params = {"size": DIM, "distance": "Dot"} | MULTI
     create(api, "disk", params | {"on_disk": True}, multi_points(), **extra)
