@@ -70,6 +70,13 @@ class IndexBackend(Protocol):
     dim: int
     distance: Distance
 
+    @property
+    def rows_on_disk(self) -> bool:
+        """Built for an ``on_disk`` vector: ``from_bytes`` over a memory-mapped file leaves
+        the full rows in the file, so a freshly written index is reopened from it (as
+        with ``maps_originals``, but chosen per vector rather than by the backend)."""
+        ...
+
     def __init__(self, dim: int, distance: Distance, params: Any = None) -> None:
         """An empty index; ``params`` is the backend's own frozen params dataclass."""
         ...

@@ -8,7 +8,7 @@ faiss convention, batch first: ``ids (nq, k)`` padded with -1 and ``scores
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import ClassVar, Self
 
 import faiss
@@ -56,7 +56,14 @@ def exact_search(
 
 @dataclass(frozen=True, slots=True)
 class FlatParams:
-    """The exact backend has no knobs: every query scans every allowed row."""
+    """The exact backend has no search knobs: every query scans every allowed row.
+
+    on_disk: read back from a memory-mapped file, the rows stay in that file (a
+      zero-copy view): the kernel pages them in on demand instead of the process heap
+      holding a copy (Qdrant's ``on_disk`` vectors). A later ``add`` copies them back.
+    """
+
+    on_disk: bool = False
 
 
 class FlatIndex(KeepsVectorsAsGiven):
@@ -71,19 +78,31 @@ class FlatIndex(KeepsVectorsAsGiven):
     def __init__(self, dim: int, distance: Distance, params: FlatParams | None = None) -> None:
         self.dim = dim
         self.distance = distance
+        self.params = params or FlatParams()
         self._data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
         self._count = 0
         self._deleted = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._mapped = False
+        """``_data`` is a read-only view of a memory-mapped file (``on_disk``)."""
+
+    @property
+    def rows_on_disk(self) -> bool:
+        return self.params.on_disk
+
+    @property
+    def file_backed(self) -> bool:
+        """Whether the rows live in a memory-mapped file, not process memory."""
+        return self._mapped
 
     def add(self, vectors: np.ndarray) -> None:
         needed = self._count + vectors.shape[0]
-        if needed > self._data.shape[0]:
+        if needed > self._data.shape[0] or self._mapped:
             capacity = max(needed, 2 * self._data.shape[0])
             data = np.zeros((capacity, self.dim), dtype=np.float32)
             data[: self._count] = self._data[: self._count]
             deleted = np.zeros(capacity, dtype=bool)
             deleted[: self._count] = self._deleted[: self._count]
-            self._data, self._deleted = data, deleted
+            self._data, self._deleted, self._mapped = data, deleted, False
         self._data[self._count : needed] = vectors
         self._count = needed
 
@@ -113,19 +132,33 @@ class FlatIndex(KeepsVectorsAsGiven):
 
     def to_bytes(self) -> bytes:
         header = {"kind": self.kind, "dim": self.dim, "distance": self.distance.value}
+        header |= {"count": self._count, "params": asdict(self.params)}
         deleted = np.packbits(self._deleted[: self._count]).tobytes()
-        return pack(header | {"count": self._count}, [self.vectors().tobytes(), deleted])
+        return pack(header, [self.vectors().tobytes(), deleted])
 
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self:
+        """An index from ``to_bytes``; with ``on_disk`` from a memory-mapped file (a
+        ``memoryview``), its rows stay a view of that file. Files written before
+        ``params`` was saved read as in-memory."""
         header, (vectors, deleted) = unpack(data)
-        index = cls(header["dim"], Distance(header["distance"]))
+        params = FlatParams(**header.get("params", {}))
+        index = cls(header["dim"], Distance(header["distance"]), params)
         count = header["count"]
-        index.add(np.frombuffer(vectors, dtype=np.float32).reshape(count, index.dim))
+        rows = np.frombuffer(vectors, dtype=np.float32).reshape(count, index.dim)
+        if params.on_disk and isinstance(vectors, memoryview) and count:
+            index._data, index._count, index._mapped = rows, count, True
+            index._deleted = np.zeros(count, dtype=bool)
+        else:
+            index.add(rows)
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[:count]
         index._deleted[:count] = bits.astype(bool)
         return index
 
     def stats(self) -> IndexStats:
+        """Bytes in process memory; mapped rows are reported as ``vectors_mapped``."""
         parts = {"vectors": self._data.nbytes, "tombstones": self._deleted.nbytes}
-        return IndexStats(count=self._count, memory_bytes=sum(parts.values()), parts=parts)
+        if self._mapped:
+            parts |= {"vectors": 0, "vectors_mapped": self._data.nbytes}
+        in_memory = parts["vectors"] + parts["tombstones"]
+        return IndexStats(count=self._count, memory_bytes=in_memory, parts=parts)

@@ -104,6 +104,10 @@ class HnswIndex(KeepsVectorsAsGiven):
     def count(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def rows_on_disk(self) -> bool:
+        return self.params.on_disk
+
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._graph, self._matrix = None, None  # the storage may have moved

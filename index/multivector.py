@@ -10,18 +10,19 @@ Sets are ragged, so every batch here is a :class:`Ragged`: ``tokens (total, dim)
 ``offsets (n + 1,)``. A row may hold no tokens (a point without this named vector); such
 rows are never returned.
 
-:class:`MaxSimIndex` is the exact backend: it stores the sets contiguously (float32, or
-float16 to halve memory) and answers a batch of queries with one GEMM per chunk of
-documents for *all* query tokens at once, a per-document maximum (``maximum.reduceat``)
-and a per-query sum (``add.reduceat``), keeping a running top-k. ``muvera_index.py``
-puts a Fixed Dimensional Encoding index in front of it.
+:class:`MaxSimIndex` is the exact backend: it stores the sets contiguously (float32,
+float16 to halve memory, or uint8 for a ``uint8`` datatype's integer values) and answers
+a batch of queries with one GEMM per chunk of documents for *all* query tokens at once,
+a per-document maximum (``maximum.reduceat``) and a per-query sum (``add.reduceat``),
+keeping a running top-k. ``muvera_index.py`` puts a Fixed Dimensional Encoding index in
+front of it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal, Protocol, Self
 
 import numpy as np
@@ -30,7 +31,7 @@ from index.base import IndexBackend, IndexStats, SearchParams
 from index.metrics import Distance
 from index.serialization import Buffer, IndexFormatError, pack, unpack
 
-TokenStorage = Literal["float32", "float16"]
+TokenStorage = Literal["float32", "float16", "uint8"]
 _SCAN_SCORES = 1 << 23
 """Scores per GEMM in an exact scan (32 MB of float32): a chunk holds about
 ``_SCAN_SCORES / query tokens`` document tokens, so one query scans in a few large
@@ -232,9 +233,14 @@ class MultiVectorIndex(IndexBackend, Protocol):
 @dataclass(frozen=True, slots=True)
 class MaxSimParams:
     """storage: float32 keeps tokens exact; float16 halves their memory (MaxSim over
-    unit-norm tokens moves by ~1e-3 relative, well below typical score gaps)."""
+    unit-norm tokens moves by ~1e-3 relative, well below typical score gaps); uint8
+    quarters it, for tokens already holding integers 0..255 (a ``uint8`` datatype,
+    kept exactly; other values would be truncated).
+    on_disk: read back from a memory-mapped file, the tokens and offsets stay in that
+    file (zero-copy views) instead of the heap; a later ``add`` copies them back."""
 
     storage: TokenStorage = "float32"
+    on_disk: bool = False
 
 
 class MaxSimIndex:
@@ -255,9 +261,20 @@ class MaxSimIndex:
         self._offsets = np.zeros(_INITIAL_ROWS + 1, dtype=np.int64)
         self._deleted = np.zeros(_INITIAL_ROWS, dtype=bool)
         self._count = 0
+        self._mapped = False
+        """``_tokens`` and ``_offsets`` are read-only views of a memory-mapped file."""
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def rows_on_disk(self) -> bool:
+        return self.params.on_disk
+
+    @property
+    def file_backed(self) -> bool:
+        """Whether the tokens live in a memory-mapped file, not process memory."""
+        return self._mapped
 
     @property
     def lossless(self) -> bool:
@@ -268,6 +285,9 @@ class MaxSimIndex:
         return Ragged(self._tokens[: self._offsets[self._count]], self._offsets[: self._count + 1])
 
     def add(self, items: Ragged) -> None:
+        if self._mapped:  # the views are read-only: appending needs heap arrays
+            self._tokens, self._offsets = self._tokens.copy(), self._offsets.copy()
+            self._mapped = False
         rows, tokens = len(items), len(items.tokens)
         used = int(self._offsets[self._count])
         if self._count + rows > len(self._deleted):
@@ -339,7 +359,7 @@ class MaxSimIndex:
             "dim": self.dim,
             "distance": self.distance.value,
             "count": self._count,
-            "params": {"storage": self.params.storage},
+            "params": asdict(self.params),
         }
 
     def _blobs(self) -> list[bytes]:
@@ -367,19 +387,29 @@ class MaxSimIndex:
         tokens = np.frombuffer(blobs[1], dtype=index._dtype).reshape(-1, dim)
         if len(offsets) != count + 1 or offsets[-1] != len(tokens):
             raise IndexFormatError("multi-vector index data is inconsistent")
-        index.add(Ragged(tokens, offsets))
+        if index.params.on_disk and isinstance(blobs[1], memoryview) and len(tokens):
+            index._tokens, index._offsets, index._count = tokens, offsets, count
+            index._deleted, index._mapped = np.zeros(count, dtype=bool), True
+        else:
+            index.add(Ragged(tokens, offsets))
         bits = np.unpackbits(np.frombuffer(blobs[2], dtype=np.uint8))[:count]
         index._deleted[:count] = bits.astype(bool)
         return index
 
     def stats(self) -> IndexStats:
+        """Bytes in process memory; mapped tokens and offsets are reported apart
+        (``tokens_mapped``, ``offsets_mapped``) and not counted in ``memory_bytes``."""
         used = int(self._offsets[self._count])
         parts = {
             "tokens": used * self.dim * self._dtype.itemsize,
             "offsets": (self._count + 1) * 8,
             "tombstones": self._count,
         }
-        return IndexStats(count=self._count, memory_bytes=sum(parts.values()), parts=parts)
+        if self._mapped:
+            parts |= {"tokens_mapped": parts["tokens"], "offsets_mapped": parts["offsets"]}
+            parts |= {"tokens": 0, "offsets": 0}
+        in_memory = sum(v for k, v in parts.items() if not k.endswith("_mapped"))
+        return IndexStats(count=self._count, memory_bytes=in_memory, parts=parts)
 
 
 def check_distance(distance: Distance) -> None:

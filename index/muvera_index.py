@@ -130,7 +130,10 @@ class MuveraIndexParams:
       the default), "hnsw" (graph over float encodings) or "flat" (exact scan of the
       float encodings: no graph; for small collections and for measuring).
     m, ef_construct: the inner HNSW graph's knobs.
-    storage: token storage for re-ranking, "float32" or "float16" (half the memory).
+    storage: token storage for re-ranking, "float32", "float16" (half the memory) or
+      "uint8" (a quarter, for a ``uint8`` datatype's integer tokens).
+    on_disk: the re-ranking tokens stay in the segment's memory-mapped file once read
+      from it (``MaxSimParams.on_disk``); the encodings' graph stays in memory.
     """
 
     k_sim: int = 4
@@ -144,6 +147,7 @@ class MuveraIndexParams:
     m: int = 16
     ef_construct: int = 100
     storage: TokenStorage = "float32"
+    on_disk: bool = False
 
     def __post_init__(self) -> None:
         if self.candidates_factor < 1:
@@ -173,7 +177,9 @@ class MuveraIndex:
         self.distance = distance
         self.params = params or MuveraIndexParams()
         self.encoder = MuveraEncoder(dim, self.params.encoder_params())
-        self.tokens = MaxSimIndex(dim, distance, MaxSimParams(self.params.storage))
+        self.tokens = MaxSimIndex(
+            dim, distance, MaxSimParams(self.params.storage, self.params.on_disk)
+        )
         self.inner: CodeGraph | HnswIndex | FlatIndex = self._new_inner()
 
     def _new_inner(self) -> CodeGraph | HnswIndex | FlatIndex:
@@ -187,6 +193,10 @@ class MuveraIndex:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def rows_on_disk(self) -> bool:
+        return self.params.on_disk
 
     @property
     def lossless(self) -> bool:
@@ -271,4 +281,5 @@ class MuveraIndex:
         parts = dict(tokens.parts or {}) | {
             f"fde_{name}": size for name, size in inner_parts.items() if name != "tombstones"
         }
-        return IndexStats(count=tokens.count, memory_bytes=sum(parts.values()), parts=parts)
+        in_memory = sum(v for k, v in parts.items() if not k.endswith("_mapped"))
+        return IndexStats(count=tokens.count, memory_bytes=in_memory, parts=parts)

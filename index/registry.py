@@ -20,7 +20,7 @@ from index.multivector import MaxSimIndex, MaxSimParams, MultiVectorIndex
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.serialization import Buffer, IndexFormatError, unpack
-from index.sparse import SparseIndex, SparseRowsIndex
+from index.sparse import SparseIndex, SparseParams, SparseRowsIndex
 
 BACKENDS: dict[str, tuple[type[VectorIndex], type[Any]]] = {
     "flat": (FlatIndex, FlatParams),
@@ -51,9 +51,10 @@ def is_sparse(index: AnyIndex) -> TypeIs[SparseRowsIndex]:
     return index.kind == SparseIndex.kind
 
 
-def create_sparse_index() -> SparseRowsIndex:
-    """A new, empty exact sparse index (the only sparse backend)."""
-    index: SparseRowsIndex = SparseIndex()
+def create_sparse_index(params: Mapping[str, Any] | None = None) -> SparseRowsIndex:
+    """A new, empty exact sparse index (the only sparse backend); ``params`` are
+    ``SparseParams``'s (``on_disk``)."""
+    index: SparseRowsIndex = SparseIndex(params=SparseParams(**(params or {})))
     return index
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import ClassVar, Protocol, Self
 
 import numpy as np
@@ -180,7 +180,14 @@ class SparseRowsIndex(IndexBackend, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SparseParams:
-    """The exact inverted index has no knobs."""
+    """The exact inverted index has no search knobs.
+
+    on_disk: (Qdrant's sparse ``index.on_disk``) ``to_bytes`` also writes the posting
+      lists, and read back from a memory-mapped file the rows and postings stay views
+      of it instead of heap arrays; only the per-term live counts (``df``, changed by
+      deletes) are copied. Appends move them back to the heap (``rows``)."""
+
+    on_disk: bool = False
 
 
 class SparseIndex:
@@ -196,6 +203,7 @@ class SparseIndex:
     ) -> None:
         self.dim = dim
         self.distance = Distance.DOT
+        self.params = params or SparseParams()
         self._parts: list[SparseRows] = []
         self._rows = SparseRows.of([])
         self._deleted = np.zeros(0, dtype=bool)
@@ -207,6 +215,10 @@ class SparseIndex:
     @property
     def lossless(self) -> bool:
         return True
+
+    @property
+    def rows_on_disk(self) -> bool:
+        return self.params.on_disk
 
     def __len__(self) -> int:
         return len(self._deleted)
@@ -317,39 +329,57 @@ class SparseIndex:
             return postings
 
     def to_bytes(self) -> bytes:
+        """Rows (CSR) and tombstones; with ``on_disk`` also every posting list, so a
+        reader can map them (``from_bytes``) instead of building them on the heap."""
         rows = self.rows()
         header = {"kind": self.kind, "count": len(rows), "nnz": int(rows.indptr[-1])}
+        header |= {"params": asdict(self.params)}
         deleted = np.packbits(self._deleted).tobytes()
-        blobs = [rows.indptr.astype("<i8"), rows.indices.astype("<u4"), rows.values.astype("<f4")]
-        return pack(header, [b.tobytes() for b in blobs] + [deleted])
+        csr = [rows.indptr.astype("<i8"), rows.indices.astype("<u4"), rows.values.astype("<f4")]
+        postings = _Postings.build(rows, self._deleted).arrays() if self.params.on_disk else []
+        blobs = [a.tobytes() for a in csr] + [deleted] + [a.tobytes() for a in postings]
+        return pack(header, blobs)
 
     @classmethod
     def from_bytes(cls, data: Buffer) -> Self:
-        header, (indptr, indices, values, deleted) = unpack(data)
+        header, blobs = unpack(data)
         if header.get("kind") != cls.kind:
             raise IndexFormatError(f"not a sparse index: {header.get('kind')!r}")
         count = header["count"]
-        index = cls()
+        index = cls(params=SparseParams(**header.get("params", {})))
+        indptr, indices, values, deleted = blobs[:4]
+        mapped = index.params.on_disk and isinstance(data, memoryview) and len(blobs) == 9
         index._rows = SparseRows(
-            np.frombuffer(indptr, dtype="<i8").astype(np.int64),
-            np.frombuffer(indices, dtype="<u4").astype(np.uint32),
-            np.frombuffer(values, dtype="<f4").astype(np.float32),
-        )
+            _array(indptr, "<i8", mapped), _array(indices, "<u4", mapped),
+            _array(values, "<f4", mapped),
+        )  # fmt: skip
         if len(index._rows) != count:
             raise IndexFormatError("sparse index data is truncated")
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[:count]
         index._deleted = bits.astype(bool)
+        if mapped:
+            index._postings = _Postings.mapped(blobs[4:], count)
         return index
 
     def stats(self) -> IndexStats:
+        """Bytes in process memory; rows and postings read from a memory-mapped file
+        are reported apart (``rows_mapped``, ``postings_mapped``)."""
         rows = self.rows()
+        row_arrays = (rows.indptr, rows.indices, rows.values)
         parts = {
-            "rows": rows.indptr.nbytes + rows.indices.nbytes + rows.values.nbytes,
+            "rows": sum(a.nbytes for a in row_arrays if not _is_mapped(a)),
             "tombstones": self._deleted.nbytes,
         }
-        if self._postings is not None:
-            parts["postings"] = self._postings.nbytes()
-        return IndexStats(count=len(rows), memory_bytes=sum(parts.values()), parts=parts)
+        postings = self._postings
+        if postings is not None:
+            arrays = postings.arrays()
+            parts["postings"] = sum(a.nbytes for a in arrays if not _is_mapped(a))
+            if any(map(_is_mapped, arrays)):
+                parts["postings_mapped"] = sum(a.nbytes for a in arrays if _is_mapped(a))
+        if any(map(_is_mapped, row_arrays)):
+            parts["rows_mapped"] = sum(a.nbytes for a in row_arrays if _is_mapped(a))
+        in_memory = sum(v for k, v in parts.items() if not k.endswith("_mapped"))
+        return IndexStats(count=len(rows), memory_bytes=in_memory, parts=parts)
 
 
 @dataclass(slots=True)
@@ -416,9 +446,31 @@ class _Postings:
             hit[rows] = True
         return scores, hit
 
-    def nbytes(self) -> int:
-        arrays = (self.terms, self.term_ptr, self.rows, self.weights, self.df)
-        return sum(a.nbytes for a in arrays)
+    def arrays(self) -> list[np.ndarray]:
+        """What ``to_bytes`` writes, in the order ``mapped`` reads it back."""
+        return [self.terms, self.term_ptr, self.rows, self.weights, self.df]
+
+    @classmethod
+    def mapped(cls, blobs: Sequence[Buffer], count: int) -> _Postings:
+        """Postings over views of a memory-mapped file; ``df`` (changed by deletes) is
+        copied to the heap."""
+        terms, term_ptr, rows, weights, df = blobs
+        return cls(
+            np.frombuffer(terms, dtype=np.uint32), np.frombuffer(term_ptr, dtype=np.int64),
+            np.frombuffer(rows, dtype=np.int32), np.frombuffer(weights, dtype=np.float32),
+            np.frombuffer(df, dtype=np.int64).copy(), count,
+        )  # fmt: skip
+
+
+def _array(blob: Buffer, dtype: str, mapped: bool) -> np.ndarray:
+    """A little-endian blob as an array: a view of the file when ``mapped``, else a copy."""
+    view = np.frombuffer(blob, dtype=dtype)
+    return view if mapped else view.astype(view.dtype.newbyteorder("="))
+
+
+def _is_mapped(array: np.ndarray) -> bool:
+    """A read-only view of a memory-mapped file (heap arrays here are writeable)."""
+    return not array.flags.writeable and not array.flags.owndata
 
 
 def _term_order(terms: np.ndarray) -> np.ndarray:

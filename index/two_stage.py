@@ -101,6 +101,11 @@ class TwoStageIndex(ABC):
     # -- VectorIndex ------------------------------------------
 
     @property
+    def rows_on_disk(self) -> bool:
+        """Whatever the vector's ``on_disk``, the originals are mapped (``maps_originals``)."""
+        return False
+
+    @property
     def count(self) -> int:
         return len(self._secondary)
 
@@ -195,7 +200,8 @@ class TwoStageIndex(ABC):
             "originals_mapped": self._secondary.nbytes if self._secondary.mapped else 0,
             "tombstones": self._deleted.nbytes,
         }
-        return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
+        in_memory = sum(v for k, v in parts.items() if k != "originals_mapped")
+        return IndexStats(count=self.count, memory_bytes=in_memory, parts=parts)
 
     def to_bytes(self) -> bytes:
         self._sync_graph()

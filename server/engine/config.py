@@ -71,8 +71,9 @@ class VectorParams(_Frozen):
 
 
 class SparseIndexParams(_Frozen):
-    """Qdrant's sparse ``index`` knobs. Quiver's sparse index is always an exact
-    in-memory inverted index: the knobs are kept and reported back as given."""
+    """Qdrant's sparse ``index`` knobs. Quiver's sparse index is always an exact inverted
+    index; ``on_disk`` keeps a sealed segment's rows and posting lists in its
+    memory-mapped file, the other knobs are kept and reported back as given."""
 
     full_scan_threshold: Annotated[int | None, Field(ge=0)] = None
     on_disk: bool | None = None
@@ -229,9 +230,9 @@ def compact_storage(params: VectorParams) -> Datatype | None:
 
 
 def stored_datatypes(config: CollectionConfig) -> dict[str, Datatype]:
-    """Dense (single-vector) names held narrower than float32: the appendable tail's
+    """Dense and multi-vector names held narrower than float32: the appendable tail's
     column types."""
-    types = {name: compact_storage(p) for name, p in config.vectors.items() if not p.is_multi}
+    types = {name: compact_storage(p) for name, p in config.vectors.items()}
     return {name: datatype for name, datatype in types.items() if datatype is not None}
 
 
@@ -241,8 +242,20 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     (held compactly by the graph): the backend it is built with, where that differs
     from the collection's ``spec``. Only an ``hnsw`` collection has them (other index
     types refuse per-vector params; their rows hold the typed values as float32).
-    Multi-vectors' own params are ``multi_overrides``'s."""
-    overrides = multi_overrides(config, spec)
+    Multi-vectors' own params are ``multi_overrides``'s. An ``on_disk`` vector of a
+    ``flat`` collection (or of ``m: 0``) gets an exact index that keeps its rows in the
+    segment's memory-mapped file."""
+    overrides = multi_overrides(config, spec) | {
+        name: VectorOverride(type="sparse", params={"on_disk": True})
+        for name, params in config.sparse_vectors.items()
+        if params.index is not None and params.index.on_disk
+    }  # Qdrant's sparse `index.on_disk`: rows and postings mapped (index/sparse.py)
+    if config.index.type == "flat":
+        return overrides | {
+            name: VectorOverride(type="flat", params={"on_disk": True})
+            for name, params in config.vectors.items()
+            if params.on_disk and not params.is_multi
+        }
     if config.index.type != "hnsw":
         return overrides
     base = (spec.type, spec.backend_params())
@@ -259,7 +272,7 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if params.quantization_config is not None:
             quantization = parse_quantization(params.quantization_config)
         if graph.m == 0:
-            built: tuple[str, dict[str, Any]] = ("flat", {})
+            built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.on_disk))
         elif quantization is None:
             built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, params.on_disk))
         else:
@@ -275,6 +288,11 @@ def _hnsw_rows(storage: Datatype | None, on_disk: bool | None) -> dict[str, Any]
     return ({"storage": storage} if storage else {}) | ({"on_disk": True} if on_disk else {})
 
 
+def _token_storage(params: VectorParams) -> dict[str, Any]:
+    """MaxSim token storage of a float16 / uint8 multi-vector (its values exactly)."""
+    return {"storage": params.datatype} if params.datatype in NARROW_DATATYPES else {}
+
+
 def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
     """Per multi-vector with its own ``hnsw_config`` / ``quantization_config``: the
     MaxSim index it is built with, where that differs from the collection's.
@@ -283,18 +301,22 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
     a MUVERA graph in a ``muvera`` one. Their own ``hnsw_config`` sets that graph's
     ``m`` / ``ef_construct``, and ``m: 0`` turns it off (exact MaxSim: Qdrant's advice
     for a re-ranking-only ColBERT vector); their own ``quantization_config`` keeps the
-    tokens as float16, the one compressed token storage the MaxSim kernels read (half
-    the memory; the originals stay in the point store)."""
-    if config.index.type not in ("hnsw", "muvera"):
-        return {}
+    tokens as float16 (half the memory; the originals stay in the point store), or as
+    uint8 for a ``uint8`` datatype; ``on_disk`` keeps the tokens in the segment's
+    memory-mapped file. A vector given an override keeps its datatype's token storage."""
+    if config.index.type not in ("hnsw", "muvera"):  # exact MaxSim; only on_disk is its own
+        return {
+            name: VectorOverride(type="maxsim", params=_token_storage(params) | {"on_disk": True})
+            for name, params in config.vectors.items()
+            if params.is_multi and params.on_disk
+        }
     base: tuple[str, dict[str, Any]] = ("maxsim", {})
     if spec.type == "muvera":
         base = ("muvera", spec.backend_params())
     overrides = {}
     for name, params in config.vectors.items():
-        if not params.is_multi or (
-            params.hnsw_config is None and params.quantization_config is None
-        ):
+        own = (params.hnsw_config, params.quantization_config, params.on_disk or None)
+        if not params.is_multi or own == (None, None, None):
             continue
         kind, knobs = base[0], dict(base[1])
         own_m = (params.hnsw_config or {}).get("m")
@@ -306,6 +328,9 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
             knobs |= GraphParams.model_validate(graph).model_dump()
         if params.quantization_config is not None:
             knobs["storage"] = "float16"
+        knobs |= _token_storage(params)
+        if params.on_disk:
+            knobs["on_disk"] = True
         if (kind, knobs) != base:
             overrides[name] = VectorOverride(type=kind, params=knobs)
     return overrides

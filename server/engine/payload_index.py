@@ -923,7 +923,7 @@ def make_field_index(field: str, spec: str | Mapping[str, Any]) -> FieldIndex:
     ``FIELD_TYPES``) or the wire object with its options (``check_field_schema``)."""
     options: Mapping[str, Any] = {"type": spec} if isinstance(spec, str) else spec
     factory = _INDEX_CLASSES.get(options.get("type"))  # type: ignore[arg-type]
-    if factory is not None and options.get("on_disk") is True and options["type"] != "text":
+    if factory is not None and options.get("on_disk") is True:
         # imported here: the on-disk indexes build on this module's classes
         from server.engine.payload_index_disk import make_disk_index
 

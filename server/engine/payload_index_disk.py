@@ -8,7 +8,7 @@ every payload index is, so the files need not outlive the process) and maps them
 read-only with ``np.memmap``: the kernel pages them in on demand and may drop them
 again, so the process heap never holds them. Lookups stay vectorised over the maps::
 
-    inverted (keyword, uuid, bool)   vocabulary (sorted keys), offsets, rows by key
+    inverted (keyword, uuid, bool, text)   vocabulary (sorted keys), offsets, rows by key
     sorted (integer, float, datetime) values ascending, their rows
 
 Changes after ``build`` go to the in-memory structures of the parent class (a small
@@ -43,10 +43,11 @@ from server.engine.payload_index import (
     _InvertedIndex,
     _SortedIndex,
 )
+from server.engine.text_index import TextIndex, TextIndexParams, parse_text_index
 
 _SPILL_AT = 4096  # delta entries kept in memory before they join the maps
 
-DISK_TYPES = frozenset({"keyword", "uuid", "bool", "integer", "float", "datetime"})
+DISK_TYPES = frozenset({"keyword", "uuid", "bool", "integer", "float", "datetime", "text"})
 
 
 def spill(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -106,8 +107,8 @@ class _StaleRows(_FieldIndexBase):
 class _DiskInverted(_StaleRows, _InvertedIndex):
     """value -> rows postings in three maps: sorted vocabulary, offsets, rows."""
 
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
+    def __init__(self, field: str, *options: Any) -> None:
+        super().__init__(field, *options)  # a text index's params, for DiskTextIndex
         self._vocab: npt.NDArray[Any] = np.empty(0)
         self._offsets = np.zeros(1, dtype=np.int64)
         self._kid = np.empty(0, dtype=np.int64)
@@ -196,6 +197,14 @@ class DiskUuidIndex(_DiskInverted, UuidIndex):
 
 class DiskBoolIndex(_DiskInverted, BoolIndex):
     pass
+
+
+class DiskTextIndex(_DiskInverted, TextIndex):
+    """Token postings in the maps (the vocabulary is the sorted tokens); the word
+    sequences kept for ``phrase_matching`` stay in memory."""
+
+    def __init__(self, field: str, params: TextIndexParams) -> None:
+        super().__init__(field, params)
 
 
 class _DiskSorted(_StaleRows, _SortedIndex):
@@ -310,6 +319,8 @@ class DiskDatetimeIndex(_DiskSorted, DatetimeIndex):
 def make_disk_index(field: str, options: Mapping[str, Any]) -> FieldIndex:
     """The on-disk index for ``options["type"]`` (one of ``DISK_TYPES``)."""
     kind = options["type"]
+    if kind == "text":
+        return DiskTextIndex(field, parse_text_index(options))
     if kind == "integer":
         lookup, range_ = options.get("lookup"), options.get("range")
         return DiskIntegerIndex(field, lookup=lookup is not False, range_=range_ is not False)

@@ -263,14 +263,16 @@ class VectorColumn:
 
 
 class TokenColumn:
-    """One multi-vector name of every row: a growable token buffer plus each row's
+    """One multi-vector name of every row: a growable token buffer of the vector's
+    datatype (float16 / uint8 tokens already hold values of that type) plus each row's
     (start, length). Overwrites append and deletes move rows, leaving the buffer out of
     row order; :meth:`view` repacks it (one gather) before the next search."""
 
-    def __init__(self, dim: int, distance: Distance) -> None:
+    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
         self.dim = dim
         self.distance = distance
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=np.float32)
+        self.dtype = np.dtype(datatype)
+        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
         self.starts = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.lengths = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
@@ -291,7 +293,7 @@ class TokenColumn:
         """Store ``sets`` at ``rows``; rows below ``count`` existed before (overwrites)."""
         need = self.used + len(sets.tokens)
         if need > self.data.shape[0]:
-            data = np.zeros((max(need, 2 * self.data.shape[0]), self.dim), dtype=np.float32)
+            data = np.zeros((max(need, 2 * self.data.shape[0]), self.dim), dtype=self.dtype)
             data[: self.used] = self.data[: self.used]
             self.data = data
         self.data[self.used : need] = sets.tokens
@@ -312,7 +314,8 @@ class TokenColumn:
         self.packed = False
 
     def view(self, count: int) -> Ragged:
-        """Rows ``0 .. count-1`` as a contiguous ragged set (repacked if needed).
+        """Rows ``0 .. count-1`` as a contiguous ragged set (repacked if needed), in the
+        column's datatype (MaxSim widens chunks to float32 as it scans).
 
         Searches call this under the collection's *read* lock, so two may race: the
         repack builds new arrays and swaps them in under a lock, and a search still
@@ -334,7 +337,8 @@ class TokenColumn:
     def row(self, row: int) -> np.ndarray:
         with self._repack:
             start, data = self.starts[row], self.data
-        return data[start : start + self.lengths[row]].copy()
+        tokens: np.ndarray = data[start : start + self.lengths[row]].astype(np.float32)
+        return tokens
 
 
 class SparseColumn:
@@ -406,7 +410,8 @@ class AppendableSegment(SegmentRows):
             for name, (d, dist) in vector_params.items()
         }
         self.token_columns = {
-            name: TokenColumn(d, dist) for name, (d, dist) in (multi_params or {}).items()
+            name: TokenColumn(d, dist, types.get(name, "float32"))
+            for name, (d, dist) in (multi_params or {}).items()
         }
         self.sparse_columns = {name: SparseColumn() for name in sparse_names}
 
@@ -589,7 +594,8 @@ class AppendableSegment(SegmentRows):
             flat.add(col.floats(n))
             indexes[name] = flat
         for name, tokens in self.token_columns.items():
-            exact = create_multi_index("maxsim", tokens.dim, tokens.distance)
+            narrow = {"storage": tokens.dtype.name} if tokens.dtype != np.float32 else None
+            exact = create_multi_index("maxsim", tokens.dim, tokens.distance, narrow)
             exact.add(tokens.view(n))
             indexes[name] = exact
         for name, sparse in self.sparse_columns.items():

@@ -59,8 +59,8 @@ class RebuildInput:
     training_queries: dict[str, np.ndarray] = field(default_factory=dict)
     """Per vector name: sample queries for query-aware training (LeanVec OOD)."""
     token_storage: dict[str, str] = field(default_factory=dict)
-    """Multi-vector names whose exact MaxSim index stores tokens narrower (their
-    ``datatype`` float16: values already rounded, so the narrow copy is exact)."""
+    """Multi-vector names whose MaxSim tokens are stored narrower (their ``datatype``
+    float16 or uint8: values already rounded or cast, so the narrow copy is exact)."""
     sparse: dict[str, SparseRows] = field(default_factory=dict)
     """Sparse names: every row's sparse vector (empty where absent)."""
 
@@ -115,9 +115,9 @@ def snapshot(
         },
         multi_params={n: (p.size, p.distance) for n, p in config.vectors.items() if p.is_multi},
         token_storage={
-            n: "float16"
+            n: p.datatype
             for n, p in config.vectors.items()
-            if p.is_multi and p.datatype == "float16"
+            if p.is_multi and p.datatype in ("float16", "uint8")
         },
         sources=sources,
         ids=ids,
@@ -204,16 +204,16 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         return index_from_bytes(job.base[name].to_bytes())
     params = spec.backend_params()
     if name in job.sparse:
-        return create_sparse_index()
+        return create_sparse_index(spec.backend_of(name)[1] if name in spec.vectors else None)
     if name in job.multi_params:
         dim, distance = job.multi_params[name]
         if name in spec.vectors:  # its own hnsw / quantization (config.multi_overrides)
             kind, own = spec.backend_of(name)
             return create_multi_index(kind, dim, distance, own)
-        if spec.type == "muvera":
-            return create_multi_index("muvera", dim, distance, params)
         storage = job.token_storage.get(name)
-        tokens = {"storage": storage} if storage else None
+        tokens = {"storage": storage} if storage else {}
+        if spec.type == "muvera":
+            return create_multi_index("muvera", dim, distance, params | tokens)
         return create_multi_index("maxsim", dim, distance, tokens)
     dim, distance = job.vector_params[name]
     kind, params = spec.backend_of(name)
@@ -221,7 +221,7 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
         kind = params["inner"]
         params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}
     elif kind == "flat":
-        params = {}
+        params = {"on_disk": True} if params.get("on_disk") else {}
     index = create_index(kind, dim, distance, params)
     matrix = job.vectors[name][job.base_rows :]
     if not index.is_trained and len(matrix):

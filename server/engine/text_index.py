@@ -47,7 +47,8 @@ from server.engine.text.tokenizer import Tokenizer
 from server.errors import InvalidTextOptions
 
 TEXT_INDEX_KEYS = TEXT_OPTION_KEYS | {"type", "phrase_matching", "on_disk", "memory", "enable_hnsw"}
-"""The keys of Qdrant's ``TextIndexParams`` Quiver reads (``on_disk``, ``memory`` and
+"""The keys of Qdrant's ``TextIndexParams`` Quiver reads (``on_disk`` keeps the token
+postings in file maps, ``payload_index_disk.DiskTextIndex``; ``memory`` and
 ``enable_hnsw`` are accepted and only stored: see the README)."""
 
 _TEXT_TESTS = (MatchText, MatchTextAny, MatchPhrase)
@@ -167,12 +168,13 @@ class TextIndex(_InvertedIndex):
         tokens = condition.tokens
         if not tokens or (condition.mode == "phrase" and not condition.words):
             return _nothing()
-        postings = self._postings
+        # through _rows_of, so an on-disk index (payload_index_disk) adds its mapped postings
+        found = [rows for token in set(tokens) if (rows := self._rows_of([token]))]
         if condition.mode == "text_any":
-            return self._exact_of(_union([postings[t] for t in set(tokens) if t in postings]))
-        if any(token not in postings for token in tokens):
+            return self._exact_of(_union(found))
+        if len(found) < len(set(tokens)):
             return _nothing()
-        rows = BitMap.intersection(*(postings[token] for token in set(tokens)))
+        rows = BitMap.intersection(*found)
         if condition.mode == "text" or (len(condition.words) == 1 and tokens == condition.words):
             return self._exact_of(rows)
         if self._documents is None:

@@ -92,6 +92,7 @@ SAMPLES: dict[str, Callable[[int], Any]] = {
     "integer": lambda i: i,
     "float": lambda i: i / 7,
     "datetime": lambda i: f"2024-01-01T00:00:{i % 60:02d}Z",
+    "text": lambda i: f"word{i % 500} and shared words",
 }
 
 
