@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> Results:
 
 
 def max_recall(row: dict[str, Any]) -> float:
-    return max(p["recall"] for p in row["points"])
+    return float(max(p["recall"] for p in row["points"]))
 
 
 def main(argv: list[str] | None = None) -> int:
