@@ -228,13 +228,19 @@ class MuveraIndex:
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact MaxSim scores of the best re-ranked candidates; ``params.oversampling``
-        overrides ``candidates_factor`` per query, ``params.ef`` the graph's beam."""
+        overrides ``candidates_factor`` per query, ``params.ef`` the graph's beam. Without
+        ``oversampling`` the whole beam is re-ranked when it is wider than ``k x factor``,
+        so a larger ef keeps raising recall, as in the two-stage backends: the default 40
+        per result stopped at recall@10 0.90 on real MiniLM tokens (bench/results/muvera.md)."""
         params = params or SearchParams()
         if params.exact or params.ignore_quantization:
             return self.tokens.search(queries, k, allowed=allowed)
         ok = self.tokens.searchable(allowed)
         factor = params.oversampling or self.params.candidates_factor
-        wanted = min(int(ok.sum()), max(k, math.ceil(k * factor)))
+        depth = max(k, math.ceil(k * factor))
+        if params.oversampling is None and params.ef is not None:
+            depth = max(depth, params.ef)
+        wanted = min(int(ok.sum()), depth)
         if wanted == 0:
             return self.tokens.search(queries, k, allowed=ok)
         fde = self.encoder.encode_queries(queries.tokens, queries.offsets)

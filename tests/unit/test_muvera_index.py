@@ -80,6 +80,19 @@ def test_more_candidates_never_lose_recall(
     assert recalls == sorted(recalls) and recalls[0] < recalls[-1]
 
 
+def test_a_wider_beam_re_ranks_more_candidates(
+    built: dict[str, tuple[MuveraIndex, Ragged, np.ndarray]],
+) -> None:
+    """Without oversampling, ef widens the re-ranked set past k x candidates_factor (400):
+    a beam over every document re-ranks them all, so recall reaches exact MaxSim's."""
+    index, queries, truth = built["hnsw"]
+    default = recall(index.search(queries, 10)[0], truth)
+    everything = recall(index.search(queries, 10, params=SearchParams(ef=1500))[0], truth)
+    assert everything >= 0.99 and everything >= default, (default, everything)
+    capped = SearchParams(ef=1500, oversampling=2)
+    assert recall(index.search(queries, 10, params=capped)[0], truth) < everything
+
+
 def test_filters_and_deletes_are_honoured(
     built: dict[str, tuple[MuveraIndex, Ragged, np.ndarray]],
 ) -> None:
