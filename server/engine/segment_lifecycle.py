@@ -263,18 +263,11 @@ class SegmentLifecycle:
     ) -> dict[str, AnyIndex]:
         """Indexes that can read their full vectors from the memory-mapped file just
         written are reopened from it, instead of holding them in process memory; so is
-<<<<<<< HEAD
-        a graph of an ``on_disk`` vector, or any graph while workers share them
-        (``shared_graphs.py``): its rows stay in the file."""
+        the index of an ``on_disk`` vector (its rows or tokens stay in the file), or any
+        HNSW graph while workers share them (``shared_graphs.py``)."""
         out = dict(indexes)
         for name, index in indexes.items():
             if kept_in_file(index):
-=======
-        the index of an ``on_disk`` vector (its rows or tokens stay in the file)."""
-        out = dict(indexes)
-        for name, index in indexes.items():
-            if index.maps_originals or index.rows_on_disk:
->>>>>>> disk17
                 view = self._segment_store.read_index(manifest, name)
                 if view is not None:
                     out[name] = load_index(view)

@@ -37,7 +37,8 @@ def load_index(blob: Buffer) -> AnyIndex:
 def kept_in_file(index: AnyIndex) -> bool:
     """Whether a freshly built ``index`` should be reopened from the file just written
     instead of kept in process memory: it reads its full vectors from the file
-    (``maps_originals``), or it is an HNSW graph that is ``on_disk`` or shared."""
-    if index.maps_originals:
+    (``maps_originals``), it keeps its rows or tokens there (``rows_on_disk``: an
+    ``on_disk`` vector), or it is an HNSW graph while workers share graphs."""
+    if index.maps_originals or index.rows_on_disk:
         return True
-    return isinstance(index, HnswIndex) and (index.params.on_disk or _Switch.on)
+    return isinstance(index, HnswIndex) and _Switch.on
