@@ -191,10 +191,13 @@ class TwoStageIndex(ABC):
             "codes": codes,
             "graph": graph,
             "model": self._model_bytes,
-            "originals": 0 if self._secondary.mapped else self._secondary.nbytes,
-            "originals_mapped": self._secondary.nbytes if self._secondary.mapped else 0,
+            "originals": 0,
+            "originals_mapped": 0,
             "tombstones": self._deleted.nbytes,
         }
+        # a turbo4 vector's rows are codes themselves: no float originals exist
+        held = "stored_codes" if self._secondary.format == "turbo4" else "originals"
+        parts[held + ("_mapped" if self._secondary.mapped else "")] = self._secondary.nbytes
         return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
 
     def to_bytes(self) -> bytes:
