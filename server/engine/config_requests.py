@@ -287,7 +287,7 @@ def _sparse_vectors(
         base = current[name].model_dump(exclude_none=True) if name in current else {}
         index = {**base.get("index", {}), **(given.get("index") or {})}
         merged = base | {k: v for k, v in given.items() if v is not None} | {"index": index}
-        if index.get("datatype") in REFUSED_DATATYPES:  # Qdrant's validator says so first
+        if index.get("datatype") in TURBO_DATATYPES | REFUSED_DATATYPES:  # Qdrant says so first
             raise BodyValidationError(
                 f"sparse_vectors.{name}.index.datatype",
                 f"sparse vectors do not support the `{index['datatype']}` datatype",

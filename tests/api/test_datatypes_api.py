@@ -253,3 +253,17 @@ def test_turbo4_vector_ignores_a_quantization_config_as_qdrant_does(api: Api) ->
     per_vector = wait_green(api, "turbo")["vectors_memory"][""]["bytes_per_vector"]
     assert per_vector["originals"] == per_vector["originals_mapped"] == 0
     assert per_vector.get("stored_codes", 0) + per_vector.get("stored_codes_mapped", 0) > 0
+
+
+def test_named_dense_vector_added_as_turbo4_holds_its_codes(api: Api) -> None:
+    api.result("PUT", "/collections/named", {"vectors": {"a": {"size": DIM, "distance": "Dot"}}})
+    body = {"dense": {"size": DIM, "distance": "Euclid", "datatype": "turbo4"}}
+    api.result("PUT", "/collections/named/vectors/b", body)
+    given = rows_for("float32", n=5)
+    points = [{"id": i, "vector": {"a": r.tolist(), "b": r.tolist()}} for i, r in enumerate(given)]
+    api.result("PUT", "/collections/named/points?wait=true", {"points": points})
+    record = api.result("POST", "/collections/named/points", {"ids": [2], "with_vector": True})[0]
+    assert wire_float32(record["vector"]["a"]) == wire_float32(given[2].tolist())
+    assert wire_float32(record["vector"]["b"]) == wire_float32(
+        to_turbo(given[2:3], "turbo4")[0].tolist()
+    )
