@@ -27,7 +27,13 @@ import numpy as np
 
 from index.metrics import Distance
 from index.serialization import Buffer
-from index.turbo import STORAGE_BITS, decode_storage, encode_storage, storage_width
+from index.turbo import (
+    STORAGE_BITS,
+    decode_storage,
+    encode_storage,
+    storage_products,
+    storage_width,
+)
 
 SecondaryFormat = Literal["float32", "float16", "int8", "turbo4"]
 SECONDARY_FORMATS: tuple[SecondaryFormat, ...] = ("float32", "float16", "int8", "turbo4")
@@ -95,6 +101,16 @@ class SecondaryVectors:
         if self.format == "int8":
             decoded *= self._scales[rows][..., None]
         return decoded
+
+    def products(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``<query, row>`` for rows ``(nq, c)`` of a turbo4 store, from the codes."""
+        bits = STORAGE_BITS[self.format]
+        return storage_products(self._data[rows], self._scales[rows], queries, self.dim, bits)
+
+    def norms(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's norm, kept beside a turbo4 store's codes."""
+        picked: np.ndarray = self._scales[rows]
+        return picked
 
     def raw_rows(self) -> np.ndarray:
         """The stored rows as they are (C-contiguous, possibly a read-only file view)."""
@@ -173,6 +189,22 @@ def _faiss_scores(
     return out
 
 
+def _code_scores(
+    store: SecondaryVectors, queries: np.ndarray, rows: np.ndarray, distance: Distance
+) -> np.ndarray | None:
+    """Scores of a turbo4 store's rows without decoding them: inner products in the
+    rotated space, and for Euclid ``|q|^2 + |x|^2 - 2<q, x>`` with the kept norms.
+    None for Manhattan (no inner-product form)."""
+    if distance is Distance.MANHATTAN:
+        return None
+    products = store.products(queries, rows)
+    if distance.higher_is_better:
+        return products
+    squared = np.einsum("qd,qd->q", queries, queries)[:, None] + store.norms(rows) ** 2
+    rooted: np.ndarray = np.sqrt(np.maximum(squared - 2 * products, 0.0))
+    return rooted
+
+
 def exact_scores(vectors: np.ndarray, queries: np.ndarray, distance: Distance) -> np.ndarray:
     """Scores of ``vectors (nq, c, d)`` against ``queries (nq, d)`` in Qdrant's units."""
     if distance.higher_is_better:
@@ -206,6 +238,8 @@ def rerank(
         valid = found >= 0
         safe = np.maximum(found, 0)
         exact = _faiss_scores(store, queries[block], safe, distance)
+        if exact is None and store.format in STORAGE_BITS:
+            exact = _code_scores(store, queries[block], safe, distance)
         if exact is None:
             exact = exact_scores(store.gather(safe), queries[block], distance)
         key = np.where(valid, -exact if distance.higher_is_better else exact, np.inf)

@@ -136,13 +136,32 @@ def encode_storage(rows: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]
 def decode_storage(codes: np.ndarray, norms: np.ndarray, dim: int, bits: int) -> np.ndarray:
     """``encode_storage``'s codes -> float32 rows: the levels rotated back, scaled to
     unit length and by each row's norm."""
+    rotated, scale = _rotated_levels(codes, norms, dim, bits)
+    rows: np.ndarray = (rotated @ rotation(dim)) * scale[..., None]
+    return rows.astype(np.float32)
+
+
+def storage_products(
+    codes: np.ndarray, norms: np.ndarray, queries: np.ndarray, dim: int, bits: int
+) -> np.ndarray:
+    """``<query, decoded row>`` for codes ``(nq, c, width)`` and queries ``(nq, dim)``,
+    scored in the rotated space (the query rotated once; no row is rotated back)."""
+    rotated, scale = _rotated_levels(codes, norms, dim, bits)
+    turned = queries @ rotation(dim).T
+    products: np.ndarray = np.einsum("qcd,qd->qc", rotated, turned) * scale
+    return products.astype(np.float32)
+
+
+def _rotated_levels(
+    codes: np.ndarray, norms: np.ndarray, dim: int, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The codes' levels (still rotated) and per-row factors making them the row."""
     if bits == 4:
         codes = np.stack([codes >> 4, codes & 15], axis=-1).reshape(*codes.shape[:-1], -1)
     picked = codebook(dim, bits)[:, 0][codes[..., :dim]]
     length = np.sqrt(np.einsum("...i,...i->...", picked, picked))
-    scale = norms / np.where(length > 0, length, 1.0)
-    rows: np.ndarray = (picked @ rotation(dim)) * scale[..., None].astype(np.float32)
-    return rows.astype(np.float32)
+    scale: np.ndarray = (norms / np.where(length > 0, length, 1.0)).astype(np.float32)
+    return picked, scale
 
 
 def storage_cast(rows: np.ndarray, bits: int) -> np.ndarray:
