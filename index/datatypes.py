@@ -20,18 +20,25 @@ from typing import Any, Literal, get_args
 import faiss
 import numpy as np
 
+from index.turbo import STORAGE_BITS, storage_cast
+
 Datatype = Literal["float32", "float16", "uint8"]
-"""The element types Quiver stores (Qdrant 1.19 also names ``turbo4`` / ``turbo8`` /
-``turbo16``, which Quiver refuses: see ``REFUSED_DATATYPES``)."""
+"""The element types Quiver stores value by value (``turbo4``, a code per vector, is
+``TURBO_DATATYPES``; ``turbo8`` / ``turbo16`` are ``REFUSED_DATATYPES``)."""
 
 DATATYPES: tuple[Datatype, ...] = get_args(Datatype)
 NARROW_DATATYPES: tuple[Datatype, ...] = ("float16", "uint8")
 
-REFUSED_DATATYPES = frozenset({"turbo4", "turbo8", "turbo16"})
-"""Qdrant's TurboQuant storage types: a quantizer of its own (random rotation, per
-coordinate codebooks) whose codes *replace* the stored vectors; refused by name rather
-than stored under another type. The same codes beside the originals are
-``quantization_config.turbo`` (``index/turbo.py``, ADR 0018)."""
+TURBO_DATATYPES = frozenset(STORAGE_BITS)
+"""Qdrant's TurboQuant storage type ``turbo4``: the stored vector *is* its TurboQuant
+code (random rotation, Lloyd-Max levels, the norm kept as a scale). Rows are cast on
+write to the decoded code (``to_turbo``), as uint8 rows are cast, and an HNSW index
+holds them as codes only (``hnsw_turbo`` with ``storage="turbo4"``, ADR 0018)."""
+
+REFUSED_DATATYPES = frozenset({"turbo8", "turbo16"})
+"""qdrant-client 1.20's wider TurboQuant storage types (Qdrant 1.19's server has only
+``turbo4``): refused by name rather than stored under another type. The same codes
+beside the originals are ``quantization_config.turbo`` (``index/turbo.py``)."""
 
 BYTES_PER_VALUE: dict[Datatype, int] = {"float32": 4, "float16": 2, "uint8": 1}
 
@@ -53,6 +60,12 @@ def to_datatype(rows: np.ndarray, datatype: Datatype | None) -> np.ndarray:
         return rounded
     cast: np.ndarray = np.clip(np.trunc(rows), 0.0, 255.0).astype(np.float32)
     return cast
+
+
+def to_turbo(rows: np.ndarray, datatype: str) -> np.ndarray:
+    """``rows`` (finite float32) as a ``TURBO_DATATYPES`` vector holds them: coded and
+    decoded, so what is written, read back and searched is the code's value."""
+    return storage_cast(rows, STORAGE_BITS[datatype])
 
 
 def is_compact(datatype: Datatype) -> bool:

@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from index.metrics import Distance
+from index.rerank import SecondaryFormat
 from index.serialization import Buffer
 from index.turbo import codebook, layout, padded_dim, rotation
 from index.two_stage import TwoStageIndex
@@ -66,6 +67,9 @@ class QuantizedParams:
     rabitq_bits (rabitq): bits per dimension, 1..9; None = the most within 1/8 of float32.
     turbo_bits (turbo): bits per coordinate, 1, 1.5, 2, 4 or 8 (Qdrant's ``bits1`` ..
       ``bits8``); None = 4, Qdrant's default. Fewer bits need more oversampling.
+    storage (turbo): ``"turbo4"`` for a vector whose ``datatype`` is turbo4: the rows
+      re-ranked against are held as their TurboQuant codes and norms (the stored value
+      is the decoded code), not as float32 originals. None keeps float32 originals.
     """
 
     m: int = 16
@@ -77,6 +81,7 @@ class QuantizedParams:
     always_ram: bool | None = None
     rabitq_bits: int | None = None
     turbo_bits: float | None = None
+    storage: SecondaryFormat | None = None
 
 
 class _QuantizedHnsw(TwoStageIndex):
@@ -85,8 +90,9 @@ class _QuantizedHnsw(TwoStageIndex):
     method: ClassVar[QuantizationMethod]
 
     def __init__(self, dim: int, distance: Distance, params: QuantizedParams | None = None) -> None:
-        super().__init__(dim, distance, "float32")
-        self.params = params or QuantizedParams()
+        params = params or QuantizedParams()
+        super().__init__(dim, distance, params.storage or "float32")
+        self.params = params
         check_supported(self.method, distance, self.params)
 
     @classmethod
@@ -431,5 +437,7 @@ def check_supported(
         raise ValueError("rabitq bits must be in 1..9")
     if params.turbo_bits is not None:
         layout(params.turbo_bits)
+    if params.storage not in (None, "float32") and (method, params.storage) != ("turbo", "turbo4"):
+        raise ValueError("only turbo quantization stores rows as codes (storage 'turbo4')")
     if params.oversampling is not None and params.oversampling < 1.0:
         raise ValueError("oversampling must be >= 1")

@@ -8,7 +8,10 @@ found. The stored form is a trade-off the user picks:
 * ``float32``: exact scores, 4 bytes a dimension;
 * ``float16``: half the memory, scores within ~1e-3 relative;
 * ``int8``: a quarter, one float32 scale per vector (symmetric ``max |x| / 127``),
-  scores within ~1% — enough to order candidates that a coarser code already found.
+  scores within ~1% — enough to order candidates that a coarser code already found;
+* ``turbo4``: TurboQuant codes, 4 bits a dimension plus a float32 norm: the storage of
+  a ``datatype: turbo4`` vector, whose stored value *is* the decoded code, so
+  scores against it are exact for what the vector holds (``index/turbo.py``).
 
 Re-ranking gathers the candidates' rows and scores them with one batched matrix
 product per block of queries; no Python loop runs per candidate.
@@ -24,9 +27,16 @@ import numpy as np
 
 from index.metrics import Distance
 from index.serialization import Buffer
+from index.turbo import (
+    STORAGE_BITS,
+    decode_storage,
+    encode_storage,
+    storage_products,
+    storage_width,
+)
 
-SecondaryFormat = Literal["float32", "float16", "int8"]
-SECONDARY_FORMATS: tuple[SecondaryFormat, ...] = ("float32", "float16", "int8")
+SecondaryFormat = Literal["float32", "float16", "int8", "turbo4"]
+SECONDARY_FORMATS: tuple[SecondaryFormat, ...] = ("float32", "float16", "int8", "turbo4")
 
 _FAISS: Any = faiss
 
@@ -38,6 +48,7 @@ _DTYPES: dict[str, type[np.generic]] = {
     "float32": np.float32,
     "float16": np.float16,
     "int8": np.int8,
+    "turbo4": np.uint8,
 }
 
 
@@ -49,7 +60,9 @@ class SecondaryVectors:
             raise ValueError(f"unknown secondary format {fmt!r}; expected {SECONDARY_FORMATS}")
         self.dim = dim
         self.format: SecondaryFormat = fmt
-        self._data = np.zeros((0, dim), dtype=_DTYPES[fmt])
+        self._width = storage_width(dim, STORAGE_BITS[fmt]) if fmt in STORAGE_BITS else dim
+        """Stored values a row: its dimension, or its code bytes for ``turbo4``."""
+        self._data = np.zeros((0, self._width), dtype=_DTYPES[fmt])
         self._scales = np.zeros(0, dtype=np.float32)
         self._count = 0
         self.mapped = False
@@ -61,14 +74,14 @@ class SecondaryVectors:
 
     @property
     def nbytes(self) -> int:
-        return self._count * (self._data.itemsize * self.dim + self._scale_bytes())
+        return self._count * (self._data.itemsize * self._width + self._scale_bytes())
 
     def append(self, vectors: np.ndarray) -> None:
         encoded, scales = self._encode(np.ascontiguousarray(vectors, dtype=np.float32))
         needed = self._count + len(encoded)
         if needed > len(self._data):
             capacity = max(needed, 2 * len(self._data), 1024)
-            data = np.zeros((capacity, self.dim), dtype=self._data.dtype)
+            data = np.zeros((capacity, self._width), dtype=self._data.dtype)
             data[: self._count] = self._data[: self._count]
             grown = np.zeros(capacity, dtype=np.float32)
             grown[: self._count] = self._scales[: self._count]
@@ -81,10 +94,23 @@ class SecondaryVectors:
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """Rows decoded to float32, shape ``rows.shape + (dim,)``."""
         picked = self._data[rows]
+        if self.format in STORAGE_BITS:
+            scales = self._scales[rows]
+            return decode_storage(picked, scales, self.dim, STORAGE_BITS[self.format])
         decoded: np.ndarray = picked.astype(np.float32, copy=self.format != "float32")
         if self.format == "int8":
             decoded *= self._scales[rows][..., None]
         return decoded
+
+    def products(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``<query, row>`` for rows ``(nq, c)`` of a turbo4 store, from the codes."""
+        bits = STORAGE_BITS[self.format]
+        return storage_products(self._data[rows], self._scales[rows], queries, self.dim, bits)
+
+    def norms(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's norm, kept beside a turbo4 store's codes."""
+        picked: np.ndarray = self._scales[rows]
+        return picked
 
     def raw_rows(self) -> np.ndarray:
         """The stored rows as they are (C-contiguous, possibly a read-only file view)."""
@@ -108,7 +134,7 @@ class SecondaryVectors:
         """Rows read in place, without a copy: from a memory-mapped file they stay in the
         page cache; the first ``append`` copies them into process memory."""
         store = cls(dim, fmt)
-        store._data = np.frombuffer(blobs[0], dtype=_DTYPES[fmt]).reshape(count, dim)
+        store._data = np.frombuffer(blobs[0], dtype=_DTYPES[fmt]).reshape(count, store._width)
         store._scales = np.frombuffer(blobs[1], dtype=np.float32)
         store._count = count
         store.mapped = isinstance(blobs[0], memoryview) and isinstance(blobs[0].obj, mmap.mmap)
@@ -123,7 +149,7 @@ class SecondaryVectors:
         return same
 
     def _scale_bytes(self) -> int:
-        return 4 if self.format == "int8" else 0
+        return 0 if self.format in ("float32", "float16") else 4
 
     def _encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ones = np.ones(len(vectors), dtype=np.float32)
@@ -131,6 +157,8 @@ class SecondaryVectors:
             return vectors, ones
         if self.format == "float16":
             return vectors.astype(np.float16), ones
+        if self.format in STORAGE_BITS:  # codes and norms (``index/turbo.py``)
+            return encode_storage(vectors, STORAGE_BITS[self.format])
         peak = np.abs(vectors).max(axis=1) if vectors.size else np.zeros(len(vectors))
         scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
         codes = np.clip(np.rint(vectors / scales[:, None]), -127, 127).astype(np.int8)
@@ -159,6 +187,22 @@ def _faiss_scores(
     if distance is Distance.EUCLID:
         np.sqrt(np.maximum(out, 0.0), out=out)
     return out
+
+
+def _code_scores(
+    store: SecondaryVectors, queries: np.ndarray, rows: np.ndarray, distance: Distance
+) -> np.ndarray | None:
+    """Scores of a turbo4 store's rows without decoding them: inner products in the
+    rotated space, and for Euclid ``|q|^2 + |x|^2 - 2<q, x>`` with the kept norms.
+    None for Manhattan (no inner-product form)."""
+    if distance is Distance.MANHATTAN:
+        return None
+    products = store.products(queries, rows)
+    if distance.higher_is_better:
+        return products
+    squared = np.einsum("qd,qd->q", queries, queries)[:, None] + store.norms(rows) ** 2
+    rooted: np.ndarray = np.sqrt(np.maximum(squared - 2 * products, 0.0))
+    return rooted
 
 
 def exact_scores(vectors: np.ndarray, queries: np.ndarray, distance: Distance) -> np.ndarray:
@@ -194,6 +238,8 @@ def rerank(
         valid = found >= 0
         safe = np.maximum(found, 0)
         exact = _faiss_scores(store, queries[block], safe, distance)
+        if exact is None and store.format in STORAGE_BITS:
+            exact = _code_scores(store, queries[block], safe, distance)
         if exact is None:
             exact = exact_scores(store.gather(safe), queries[block], distance)
         key = np.where(valid, -exact if distance.higher_is_better else exact, np.inf)

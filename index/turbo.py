@@ -100,3 +100,72 @@ def _gaussian_points_2d(bits: int) -> np.ndarray:
         sums = np.stack([np.bincount(nearest, sample[:, i], minlength=n) for i in (0, 1)], 1)
         points = np.where(counts > 0, sums / np.maximum(counts, 1), points)
     return points
+
+
+STORAGE_BITS: dict[str, int] = {"turbo4": 4}
+"""Qdrant's TurboQuant storage datatypes Quiver stores: bits per coordinate. Qdrant 1.19's
+server has ``turbo4`` only (qdrant-client 1.20 also names ``turbo8`` / ``turbo16``,
+refused: at 8 bits a decoded row does not always code back to itself)."""
+
+
+def storage_width(dim: int, bits: int) -> int:
+    """Code bytes a row of ``dim`` coordinates takes at ``bits`` (two 4-bit codes a byte)."""
+    return -(-dim * bits // 8)
+
+
+def encode_storage(rows: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows -> ``(codes (n, storage_width) uint8, norms (n,) float32)``: each row's
+    direction rotated and coded against the Lloyd-Max levels, its norm kept as a scale.
+    Decoding (``decode_storage``) restores the norm exactly, so at 4 bits a decoded row
+    codes back to the same codes: its rotated coordinates move by the codes' own length
+    (within a few percent of 1), less than half the gap between the 16 levels (measured:
+    every row from 50 dimensions up; 12 of 20,000 random rows at 3 dimensions differ)."""
+    dim = rows.shape[1]
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows)).astype(np.float32)
+    unit = rows / np.where(norms > 0, norms, 1.0)[:, None]
+    levels = codebook(dim, bits)[:, 0]
+    edges = (levels[1:] + levels[:-1]) / 2
+    codes = np.searchsorted(edges, unit @ rotation(dim).T).astype(np.uint8)
+    if bits == 4:
+        if dim % 2:
+            codes = np.hstack([codes, np.zeros((len(codes), 1), dtype=np.uint8)])
+        codes = (codes[:, 0::2] << 4) | codes[:, 1::2]
+    return np.ascontiguousarray(codes), norms
+
+
+def decode_storage(codes: np.ndarray, norms: np.ndarray, dim: int, bits: int) -> np.ndarray:
+    """``encode_storage``'s codes -> float32 rows: the levels rotated back, scaled to
+    unit length and by each row's norm."""
+    rotated, scale = _rotated_levels(codes, norms, dim, bits)
+    rows: np.ndarray = (rotated @ rotation(dim)) * scale[..., None]
+    return rows.astype(np.float32)
+
+
+def storage_products(
+    codes: np.ndarray, norms: np.ndarray, queries: np.ndarray, dim: int, bits: int
+) -> np.ndarray:
+    """``<query, decoded row>`` for codes ``(nq, c, width)`` and queries ``(nq, dim)``,
+    scored in the rotated space (the query rotated once; no row is rotated back)."""
+    rotated, scale = _rotated_levels(codes, norms, dim, bits)
+    turned = queries @ rotation(dim).T
+    products: np.ndarray = np.einsum("qcd,qd->qc", rotated, turned) * scale
+    return products.astype(np.float32)
+
+
+def _rotated_levels(
+    codes: np.ndarray, norms: np.ndarray, dim: int, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The codes' levels (still rotated) and per-row factors making them the row."""
+    if bits == 4:
+        codes = np.stack([codes >> 4, codes & 15], axis=-1).reshape(*codes.shape[:-1], -1)
+    picked = codebook(dim, bits)[:, 0][codes[..., :dim]]
+    length = np.sqrt(np.einsum("...i,...i->...", picked, picked))
+    scale: np.ndarray = (norms / np.where(length > 0, length, 1.0)).astype(np.float32)
+    return picked, scale
+
+
+def storage_cast(rows: np.ndarray, bits: int) -> np.ndarray:
+    """Rows as a TurboQuant storage datatype holds them: coded and decoded (lossy)."""
+    if len(rows) == 0:
+        return rows
+    return decode_storage(*encode_storage(rows, bits), rows.shape[1], bits)

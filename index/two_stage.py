@@ -196,11 +196,14 @@ class TwoStageIndex(ABC):
             "codes": codes,
             "graph": graph,
             "model": self._model_bytes,
-            "originals": 0 if self._secondary.mapped else self._secondary.nbytes,
-            "originals_mapped": self._secondary.nbytes if self._secondary.mapped else 0,
+            "originals": 0,
+            "originals_mapped": 0,
             "tombstones": self._deleted.nbytes,
         }
-        in_memory = sum(v for k, v in parts.items() if k != "originals_mapped")
+        # a turbo4 vector's rows are codes themselves: no float originals exist
+        held = "stored_codes" if self._secondary.format == "turbo4" else "originals"
+        parts[held + ("_mapped" if self._secondary.mapped else "")] = self._secondary.nbytes
+        in_memory = sum(v for k, v in parts.items() if not k.endswith("_mapped"))
         return IndexStats(count=self.count, memory_bytes=in_memory, parts=parts)
 
     def to_bytes(self) -> bytes:

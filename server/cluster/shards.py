@@ -734,7 +734,7 @@ class ShardedCollection:
         params = self._config.vectors[name]
         if params.is_multi:
             return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
-        return prepare_matrix(raws, params, "query vector")
+        return prepare_matrix(raws, params, "query vector", query=True)
 
     def query(self, queries: Sequence[Query]) -> list[QueryResult]:
         return run_queries(self, queries)

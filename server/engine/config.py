@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.datatypes import NARROW_DATATYPES, Datatype
+from index.datatypes import NARROW_DATATYPES, TURBO_DATATYPES, Datatype
 from index.insertion_order import InsertionOrder
 from index.metrics import Distance
 from server.engine.index_spec import (
@@ -238,8 +238,8 @@ def stored_datatypes(config: CollectionConfig) -> dict[str, Datatype]:
 
 def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
     """Per dense vector with its own ``hnsw_config`` / ``quantization_config`` (Qdrant's
-    per-vector params, set at create or by PATCH) or a float16 / uint8 ``datatype``
-    (held compactly by the graph): the backend it is built with, where that differs
+    per-vector params, set at create or by PATCH) or a float16 / uint8 / turbo4
+    ``datatype`` (held compactly by the graph): the backend it is built with, where that differs
     from the collection's ``spec``. Only an ``hnsw`` collection has them (other index
     types refuse per-vector params; their rows hold the typed values as float32).
     Multi-vectors' own params are ``multi_overrides``'s. An ``on_disk`` vector of a
@@ -261,8 +261,10 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
     base = (spec.type, spec.backend_params())
     for name, params in config.vectors.items():
         storage = compact_storage(params)
-        own = (params.hnsw_config, params.quantization_config, storage, params.on_disk or None)
-        if params.is_multi or own == (None, None, None, None):
+        turbo = params.datatype if params.datatype in TURBO_DATATYPES else None
+        disk = params.on_disk or None
+        own = (params.hnsw_config, params.quantization_config, storage, disk, turbo)
+        if params.is_multi or own == (None, None, None, None, None):
             continue
         graph = GraphParams.model_validate(
             {"m": config.hnsw_config.m, "ef_construct": config.hnsw_config.ef_construct}
@@ -273,6 +275,8 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
             quantization = parse_quantization(params.quantization_config)
         if graph.m == 0:
             built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.on_disk))
+        elif turbo is not None:  # the codes are the storage; no other quantizer (as Qdrant)
+            built = ("hnsw_turbo", graph.model_dump() | {"turbo_bits": 4.0, "storage": turbo})
         elif quantization is None:
             built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, params.on_disk))
         else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from index.datatypes import DATATYPES, REFUSED_DATATYPES
+from index.datatypes import DATATYPES, REFUSED_DATATYPES, TURBO_DATATYPES
 from index.leanvec_index import LeanVecParams, check_params
 from index.metrics import Distance
 from index.muvera_index import MuveraIndexParams
@@ -287,7 +287,7 @@ def _sparse_vectors(
         base = current[name].model_dump(exclude_none=True) if name in current else {}
         index = {**base.get("index", {}), **(given.get("index") or {})}
         merged = base | {k: v for k, v in given.items() if v is not None} | {"index": index}
-        if index.get("datatype") in REFUSED_DATATYPES:  # Qdrant's validator says so first
+        if index.get("datatype") in TURBO_DATATYPES | REFUSED_DATATYPES:  # Qdrant says so first
             raise BodyValidationError(
                 f"sparse_vectors.{name}.index.datatype",
                 f"sparse vectors do not support the `{index['datatype']}` datatype",
@@ -337,22 +337,36 @@ def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) 
 
 
 def check_datatype(label: str, params: VectorParams) -> None:
-    """A dense or multi-vector ``datatype`` Quiver stores (``index/datatypes.py``); Qdrant's
-    TurboQuant types and uint8 under Cosine (Qdrant keeps the raw bytes and normalises
-    at scoring time, which Quiver's normalise-at-ingest path cannot) are refused by name,
-    an unknown name as Qdrant's parser refuses it."""
+    """A dense or multi-vector ``datatype`` Quiver stores (``index/datatypes.py``; turbo4
+    for dense vectors only); turbo8 / turbo16 and uint8 under Cosine (Qdrant keeps the
+    raw bytes and normalises at scoring time, which Quiver's normalise-at-ingest path
+    cannot) are refused by name, an unknown name as Qdrant's parser refuses it."""
     datatype = params.datatype
     if datatype is None or datatype in DATATYPES:
         if datatype == "uint8" and params.distance is Distance.COSINE:
             raise UnsupportedFeature(f"{label}: datatype 'uint8' with Cosine distance")
         return
+    if datatype in TURBO_DATATYPES:
+        _check_turbo_storage(label, params)
+        return
     if datatype in REFUSED_DATATYPES:
         raise UnsupportedFeature(f"{label}: datatype {datatype!r} (TurboQuant storage)")
-    known = ", ".join(f"`{name}`" for name in (*DATATYPES, *sorted(REFUSED_DATATYPES)))
+    names = (*DATATYPES, *sorted(TURBO_DATATYPES), *sorted(REFUSED_DATATYPES))
+    known = ", ".join(f"`{name}`" for name in names)
     raise BadRequest(
         f"Format error in JSON body: {label}.datatype: unknown variant `{datatype}`, "
         f"expected one of {known}"
     )
+
+
+def _check_turbo_storage(label: str, params: VectorParams) -> None:
+    """``turbo4`` is stored as codes for plain dense vectors; Quiver refuses by name what
+    those codes cannot hold here: a multi-vector's tokens (Qdrant stores them as codes
+    too; Quiver's MaxSim kernels read float tokens) and Manhattan (no TurboQuant walk)."""
+    if params.is_multi:
+        raise UnsupportedFeature(f"{label}: datatype {params.datatype!r} for a multi-vector")
+    if params.distance is Distance.MANHATTAN:
+        raise UnsupportedFeature(f"{label}: datatype {params.datatype!r} with Manhattan distance")
 
 
 _VECTOR_DIFF = frozenset({"hnsw_config", "quantization_config", "on_disk", "memory"})

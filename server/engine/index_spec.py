@@ -44,6 +44,8 @@ class QuantizedSpecParams(GraphParams):
     compression: int | None = None
     rabitq_bits: int | None = None
     turbo_bits: float | None = None
+    storage: Literal["turbo4"] | None = None
+    """``hnsw_turbo`` for a ``datatype: turbo4`` vector: rows held as codes only."""
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler: Any) -> dict[str, Any]:

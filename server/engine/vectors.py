@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from index.datatypes import to_datatype
+from index.datatypes import TURBO_DATATYPES, to_datatype, to_turbo
 from index.metrics import Distance, normalize_rows
 from index.multivector import Ragged
 from index.pooling import pool_tokens
@@ -81,9 +81,13 @@ def sparse_name(config: CollectionConfig, name: str | None) -> str:
     raise InvalidVector(f"Wrong input: Not existing vector name error: {name}")
 
 
-def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
+def prepare_matrix(
+    rows: Any, params: VectorParams, what: str, *, query: bool = False
+) -> np.ndarray:
     """Rows of floats -> validated float32 matrix, normalised when the metric is Cosine,
-    holding the values the vector's ``datatype`` stores (float16-rounded, uint8-cast)."""
+    holding the values the vector's ``datatype`` stores (float16-rounded, uint8-cast,
+    turbo4 coded and decoded). A ``query`` is never turbo-coded: TurboQuant scores the
+    query as given against the stored codes."""
     try:
         with np.errstate(over="ignore"):  # too-large numbers become inf, rejected below
             matrix = np.asarray(rows, dtype=np.float32)
@@ -108,12 +112,17 @@ def prepare_matrix(rows: Any, params: VectorParams, what: str) -> np.ndarray:
         )
     if params.distance is Distance.COSINE:
         matrix = normalize_rows(matrix)
-    return typed_rows(np.ascontiguousarray(matrix), params, what)
+    matrix = np.ascontiguousarray(matrix)
+    if query and params.datatype in TURBO_DATATYPES:
+        return matrix
+    return typed_rows(matrix, params, what)
 
 
 def typed_rows(matrix: np.ndarray, params: VectorParams, what: str) -> np.ndarray:
     """``matrix`` as the vector's ``datatype`` stores it; a value past float16's range
     (65504) is refused rather than stored as infinity."""
+    if params.datatype in TURBO_DATATYPES:
+        return to_turbo(matrix, params.datatype)
     typed = to_datatype(matrix, compact_storage(params))
     if typed is not matrix and not np.isfinite(typed).all():
         raise InvalidVector(

@@ -1,6 +1,7 @@
 """Vector ``datatype`` over HTTP: float16 / uint8 values stored and searched as typed
 (answers equal qdrant-client's local mode over the typed values, which local mode does
-not apply itself), compact sealed graphs, a restart, and Qdrant's refusals."""
+not apply itself), compact sealed graphs, turbo4 vectors held as their codes, a
+restart, and Qdrant's refusals."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
-from index.datatypes import to_datatype
+from index.datatypes import to_datatype, to_turbo
+from index.flat import exact_search
+from index.metrics import Distance
 from tests.helpers.api import Api, make_client, upsert_vectors, wait_green
-from tests.helpers.data import wire_float32
+from tests.helpers.data import recall, wire_float32
 
 DIM = 16
 N = 300
@@ -148,10 +151,22 @@ def test_float16_value_past_its_range_is_refused_and_nothing_written(api: Api) -
     ("vectors", "quantization", "status", "error"),
     [
         (
-            {"datatype": "turbo4"},
+            {"datatype": "turbo16"},
             None,
             400,
-            "Not supported by Quiver yet: vector: datatype 'turbo4'",
+            "Not supported by Quiver yet: vector: datatype 'turbo16'",
+        ),
+        (
+            {"datatype": "turbo4", "multivector_config": {"comparator": "max_sim"}},
+            None,
+            400,
+            "datatype 'turbo4' for a multi-vector",
+        ),
+        (
+            {"datatype": "turbo4", "distance": "Manhattan"},
+            None,
+            400,
+            "datatype 'turbo4' with Manhattan distance",
         ),
         ({"datatype": "uint8", "distance": "Cosine"}, None, 400, "datatype 'uint8' with Cosine"),
         ({"datatype": "int4"}, None, 400, "vectors.VectorParamsIn.datatype"),
@@ -179,3 +194,76 @@ def test_named_dense_vector_added_with_a_turbo_datatype_is_refused(api: Api) -> 
     status, answer = api.put("/collections/named/vectors/b", body)
     assert status == 400
     assert "unknown variant `int4`" in answer["status"]["error"]
+
+
+def turbo4_stored(rows: np.ndarray, distance: str) -> np.ndarray:
+    """What a turbo4 vector holds for ``rows``: the decoded TurboQuant code of the
+    prepared (Cosine: normalised) row."""
+    prepared = rows / np.linalg.norm(rows, axis=1, keepdims=True) if distance == "Cosine" else rows
+    return to_turbo(prepared.astype(np.float32), "turbo4")
+
+
+def turbo4_recall(api: Api, name: str, stored_rows: np.ndarray, distance: str) -> float:
+    """recall@10 of the server's answers against exact search over the stored values."""
+    queries = rows_for("float32", n=20, seed=9)
+    truth, _ = exact_search(stored_rows, queries, 10, Distance(distance))
+    found = np.array([answers(api, name, query) for query in queries])
+    return recall(found, truth)
+
+
+@pytest.mark.parametrize("distance", ["Cosine", "Dot", "Euclid"])
+def test_turbo4_vectors_are_their_codes_read_back_and_searched(api: Api, distance: str) -> None:
+    given = rows_for("float32")
+    create(api, "turbo", "turbo4", distance)
+    upsert_vectors(api, "turbo", given, batch=N)
+    expected = turbo4_stored(given, distance)
+    assert stored(api, "turbo", [3]) == [wire_float32(expected[3].tolist())]  # appendable tail
+    info = wait_green(api, "turbo")
+    assert info["config"]["params"]["vectors"]["datatype"] == "turbo4"
+    per_vector = info["vectors_memory"][""]["bytes_per_vector"]
+    assert per_vector["originals"] == per_vector["originals_mapped"] == 0
+    assert per_vector.get("stored_codes", 0) + per_vector.get("stored_codes_mapped", 0) == (
+        DIM // 2 + 4  # 4-bit codes and a float32 norm, not DIM * 4 float32 bytes
+    )
+    assert stored(api, "turbo", [3, 4]) == [wire_float32(row.tolist()) for row in expected[3:5]]
+    assert turbo4_recall(api, "turbo", expected, distance) >= 0.9
+
+
+def test_turbo4_values_and_answers_survive_a_restart(tmp_path: Path) -> None:
+    given = rows_for("float32")
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "turbo", "turbo4", "Dot")
+        upsert_vectors(api, "turbo", given, batch=N)
+        wait_green(api, "turbo")
+        before, values = answers(api, "turbo", given[0]), stored(api, "turbo", [0, 7])
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        wait_green(api, "turbo")
+        assert stored(api, "turbo", [0, 7]) == values
+        assert values == [wire_float32(turbo4_stored(given, "Dot")[i].tolist()) for i in (0, 7)]
+        assert answers(api, "turbo", given[0]) == before
+
+
+def test_turbo4_vector_ignores_a_quantization_config_as_qdrant_does(api: Api) -> None:
+    """Qdrant never builds a quantized overlay for a turbo4 vector: its codes are the
+    storage already. Quiver accepts the config and builds the same codes-only index."""
+    create(api, "turbo", "turbo4", "Euclid", quantization_config={"scalar": {"type": "int8"}})
+    upsert_vectors(api, "turbo", rows_for("float32"), batch=N)
+    per_vector = wait_green(api, "turbo")["vectors_memory"][""]["bytes_per_vector"]
+    assert per_vector["originals"] == per_vector["originals_mapped"] == 0
+    assert per_vector.get("stored_codes", 0) + per_vector.get("stored_codes_mapped", 0) > 0
+
+
+def test_named_dense_vector_added_as_turbo4_holds_its_codes(api: Api) -> None:
+    api.result("PUT", "/collections/named", {"vectors": {"a": {"size": DIM, "distance": "Dot"}}})
+    body = {"dense": {"size": DIM, "distance": "Euclid", "datatype": "turbo4"}}
+    api.result("PUT", "/collections/named/vectors/b", body)
+    given = rows_for("float32", n=5)
+    points = [{"id": i, "vector": {"a": r.tolist(), "b": r.tolist()}} for i, r in enumerate(given)]
+    api.result("PUT", "/collections/named/points?wait=true", {"points": points})
+    record = api.result("POST", "/collections/named/points", {"ids": [2], "with_vector": True})[0]
+    assert wire_float32(record["vector"]["a"]) == wire_float32(given[2].tolist())
+    assert wire_float32(record["vector"]["b"]) == wire_float32(
+        to_turbo(given[2:3], "turbo4")[0].tolist()
+    )

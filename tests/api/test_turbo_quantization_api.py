@@ -175,3 +175,16 @@ def test_patch_turns_turbo_on_and_changes_its_bits_in_the_background(api: Api) -
         assert sealed_kinds(api, "p") == {"hnsw_turbo"}
         codes = info["vectors_memory"][""]["bytes_per_vector"]["codes"]
         assert codes == -(-(DIM + 1) * int(bits[4:]) // 8)  # Dot: + the norm's coordinate
+
+
+def test_qdrant_client_models_create_a_turbo4_datatype_collection(api: Api) -> None:
+    body = models.CreateCollection(
+        vectors=models.VectorParams(
+            size=DIM, distance=models.Distance.COSINE, datatype=models.Datatype.TURBO4
+        ),
+    ).model_dump(mode="json", exclude_none=True)
+    api.result("PUT", "/collections/client", body)
+    info = models.CollectionInfo.model_validate(api.result("GET", "/collections/client"))
+    vectors = info.config.params.vectors
+    assert isinstance(vectors, models.VectorParams)
+    assert vectors.datatype == models.Datatype.TURBO4

@@ -8,9 +8,16 @@ import pytest
 from index.base import SearchParams
 from index.flat import exact_search
 from index.metrics import Distance, normalize_rows
-from index.quantization import QuantizedParams, TurboQuantizedIndex
+from index.quantization import QuantizedParams, ScalarQuantizedIndex, TurboQuantizedIndex
 from index.registry import index_from_bytes
-from index.turbo import TURBO_BITS, codebook, padded_dim, rotation
+from index.turbo import (
+    TURBO_BITS,
+    codebook,
+    encode_storage,
+    padded_dim,
+    rotation,
+    storage_cast,
+)
 from tests.helpers.data import recall
 
 DIM = 24
@@ -94,3 +101,58 @@ def test_a_reloaded_index_answers_the_same_and_keeps_growing() -> None:
     reloaded.add(xb[1000:])
     truth, _ = exact_search(xb, xq, 10, Distance.DOT)
     assert recall(reloaded.search(xq, 10)[0], truth) >= 0.95
+
+
+# -- datatype turbo4: the stored vector is its code ---------------------------------
+
+
+def turbo4_rows(distance: Distance) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with norms spread 1..5 (Dot / Euclid keep each norm as the code's scale)."""
+    rng = np.random.default_rng(11)
+    xb = (rng.normal(size=(1500, DIM)) * rng.uniform(1, 5, size=(1500, 1))).astype(np.float32)
+    xq = rng.normal(size=(50, DIM)).astype(np.float32)
+    return (normalize_rows(xb), normalize_rows(xq)) if distance is Distance.COSINE else (xb, xq)
+
+
+def test_turbo4_cast_keeps_each_norm_and_codes_back_to_itself() -> None:
+    xb, _ = turbo4_rows(Distance.DOT)
+    cast = storage_cast(xb, 4)
+    np.testing.assert_allclose(np.linalg.norm(cast, axis=1), np.linalg.norm(xb, axis=1), rtol=1e-5)
+    np.testing.assert_array_equal(encode_storage(cast, 4)[0], encode_storage(xb, 4)[0])
+    cosine = np.einsum("ij,ij->i", normalize_rows(xb), normalize_rows(cast))
+    assert cosine.min() > 0.98
+    assert encode_storage(xb, 4)[0].shape == (len(xb), DIM // 2)  # two codes a byte
+
+
+@pytest.mark.parametrize("distance", [Distance.COSINE, Distance.DOT, Distance.EUCLID])
+def test_turbo4_storage_holds_codes_only_and_scores_the_stored_values(distance: Distance) -> None:
+    xb, xq = turbo4_rows(distance)
+    cast = storage_cast(xb, 4)
+    params = QuantizedParams(turbo_bits=4.0, storage="turbo4")
+    index = TurboQuantizedIndex(DIM, distance, params)
+    index.add(cast)
+    parts = index.stats().parts
+    assert parts["originals"] == parts["originals_mapped"] == 0
+    assert parts["stored_codes"] == len(xb) * (DIM // 2 + 4)  # 4-bit codes + a float32 norm
+    np.testing.assert_allclose(index.vectors(), cast, atol=1e-5)
+    found, scores = index.search(xq, 10)
+    truth, _ = exact_search(cast, xq, 10, distance)
+    assert recall(found, truth) >= 0.95
+    exact = exact_search(cast, xq, 10, distance)[1]
+    np.testing.assert_allclose(scores[:, 0], exact[:, 0], rtol=1e-4, atol=1e-4)
+    assert recall(found, exact_search(xb, xq, 10, distance)[0]) >= 0.8
+
+
+def test_turbo4_storage_reloads_the_same_codes() -> None:
+    xb, xq = turbo4_rows(Distance.EUCLID)
+    index = TurboQuantizedIndex(DIM, Distance.EUCLID, QuantizedParams(storage="turbo4"))
+    index.add(storage_cast(xb, 4))
+    reloaded = index_from_bytes(index.to_bytes())
+    np.testing.assert_array_equal(reloaded.vectors(), index.vectors())
+    np.testing.assert_array_equal(reloaded.search(xq, 10)[0], index.search(xq, 10)[0])
+    assert reloaded.same_rows(storage_cast(xb, 4)).all()
+
+
+def test_storage_as_codes_is_turbo_only() -> None:
+    with pytest.raises(ValueError, match="only turbo quantization"):
+        ScalarQuantizedIndex(DIM, Distance.DOT, QuantizedParams(storage="turbo4"))
