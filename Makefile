@@ -52,7 +52,7 @@ test: $(STAMP)
 	$(VENV)/bin/mypy
 	# numba compiles the graph-walk kernels once into its cache here, before the workers
 	# and the servers they start would each compile them side by side.
-	$(VENV)/bin/python -c "from index.graph_walk import warm_up; warm_up()"
+	$(VENV)/bin/python -c "from index.compiled import warm_up; warm_up()"
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=25
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold

@@ -106,12 +106,12 @@ def _run(settings: Settings, app: Any, sockets: list[socket.socket] | None) -> N
 
 
 def _compile_kernels() -> None:
-    """Fill numba's on-disk cache with the recommend walk's kernels before the first
-    query needs them, in a child process: a cold compile takes ~10 s, and loading numba
-    and the compiled code into the server would cost it ~170 MB that a server without
-    recommend / discover queries never needs (issue 24). The first walk then loads the
-    cached code (~1.5 s) instead of compiling it."""
-    command = [sys.executable, "-c", "from index.graph_walk import warm_up; warm_up()"]
+    """Fill numba's on-disk cache with the kernels (``index/compiled.py``: the recommend
+    walk's, the grouped fill's) before the first query needs them, in a child process: a
+    cold compile takes ~10 s, and loading numba and the compiled code into the server
+    would cost it ~170 MB that a server without such queries never needs (issue 24). The
+    first such query then loads the cached code (~1.5 s) instead of compiling it."""
+    command = [sys.executable, "-c", "from index.compiled import warm_up; warm_up()"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     try:
         done = subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
@@ -119,7 +119,7 @@ def _compile_kernels() -> None:
         done = subprocess.CompletedProcess(command, -1, b"", str(exc).encode())
     if done.returncode != 0:  # a failed warm-up only means the first query compiles them
         logging.getLogger(__name__).warning(
-            "graph walk warm-up failed: %s", done.stderr.decode(errors="replace")[-2000:]
+            "numba kernel warm-up failed: %s", done.stderr.decode(errors="replace")[-2000:]
         )
 
 

@@ -6,9 +6,9 @@ mask over every row of every segment, then scores the few thousand rows that pas
 keeps the best ``limit`` of them all, which may leave a group short and cost another
 round. Here each segment's rows of each group come straight from the postings of the
 ``group_by`` key's keyword index and are scored exactly in one native pass that keeps
-each group's own best ``size`` (Dot and Cosine: a numba kernel reading the rows in place;
-other metrics: faiss's exact kernel once per group): one search fills every group, or
-shows it has no more points.
+each group's own best ``size`` (Dot and Cosine: a numba kernel, ``index/group_top.py``,
+reading the rows in place; other metrics: faiss's exact kernel once per group): one
+search fills every group, or shows it has no more points.
 
 It answers only where the ordinary path would scan exactly (same hits; scores equal up
 to float32 rounding, as local mode's own sums differ from faiss's): a
@@ -24,7 +24,6 @@ import itertools
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from index.datatypes import is_compact
 from index.flat import FlatIndex, exact_search
@@ -122,7 +121,9 @@ def _by_dot(
         return None
     positions = np.arange(len(rows)) if gathered else rows
     query = np.ascontiguousarray(query, dtype=np.float32)
-    best, scores = _top_per_group(matrix, positions, bounds.astype(np.int64), query, size)
+    from index.group_top import top_per_group  # numba loads at the first grouped fill
+
+    best, scores = top_per_group(matrix, positions, bounds.astype(np.int64), query, size)
     found = best >= 0
     labels = np.broadcast_to(np.arange(len(best))[:, None], best.shape)[found]
     picked = rows[best[found]] if gathered else best[found]
@@ -145,35 +146,6 @@ def _by_kernel(
         picked.append(rows[start + hits])
         scores.append(best[0][: len(hits)])
     return _Found(*(np.concatenate(parts) for parts in (labels, picked, scores)))
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"})
-def _top_per_group(
-    xb: np.ndarray, rows: np.ndarray, bounds: np.ndarray, query: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """For each group ``g`` (``rows[bounds[g]:bounds[g + 1]]``), its best ``size`` rows
-    of ``xb`` by dot product with ``query``, best first (ties: the earlier row), -1
-    padded; float32 sums, as local mode computes them, vectorised (``reassoc``; no
-    flag that assumes finite values: the padding is -inf)."""
-    groups, dim = len(bounds) - 1, xb.shape[1]
-    best = np.full((groups, size), -1, dtype=np.int64)
-    scores = np.full((groups, size), -np.inf, dtype=np.float32)
-    for g in range(groups):
-        filled = 0
-        for i in range(bounds[g], bounds[g + 1]):
-            row = rows[i]
-            score = np.float32(0.0)
-            for d in range(dim):
-                score += xb[row, d] * query[d]
-            if filled == size and not score > scores[g, size - 1]:
-                continue
-            j = filled if filled < size else size - 1
-            while j > 0 and scores[g, j - 1] < score:
-                scores[g, j], best[g, j] = scores[g, j - 1], best[g, j - 1]
-                j -= 1
-            scores[g, j], best[g, j] = score, row
-            filled = min(filled + 1, size)
-    return best, scores
 
 
 def _keep(
