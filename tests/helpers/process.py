@@ -177,9 +177,11 @@ class QuiverProcess:
 def server_env() -> dict[str, str]:
     """The caller's environment minus any QUIVER_* setting that would change the server;
     gRPC off (servers started side by side would all claim port 6334); one process
-    (``quiver serve`` forks one per CPU by default; the workers' tests ask for two)."""
+    (``quiver serve`` forks one per CPU by default; the workers' tests ask for two); no
+    warm-up child compiling numba kernels beside every server start (``make test`` fills
+    numba's cache once before pytest)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
-    return env | {"QUIVER_GRPC_PORT": "0", "QUIVER_WORKERS": "1"}
+    return env | {"QUIVER_GRPC_PORT": "0", "QUIVER_WORKERS": "1", "QUIVER_WARM_UP": "0"}
 
 
 ServerFactory = Callable[[Path], QuiverProcess]
