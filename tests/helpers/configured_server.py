@@ -4,7 +4,6 @@ timeouts, TLS), yielding its URL once ``/healthz`` answers."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.process import HOST, REPO_ROOT, free_port
+from tests.helpers.process import HOST, REPO_ROOT, free_port, server_env
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -25,8 +24,7 @@ def configured_server(
 ) -> Iterator[str]:
     """``client`` are httpx.Client options for the health check (``verify``, ``cert``)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
-    env |= {"QUIVER_GRPC_PORT": "0", "QUIVER_WORKERS": "1"} | settings  # gRPC off unless asked
+    env = server_env() | settings  # gRPC off unless asked
     command = [
         sys.executable, "-m", "server.cli", "serve",
         "--host", HOST, "--port", str(port), "--data-dir", str(tmp_path / "data"),
