@@ -1,5 +1,6 @@
-"""A lean path for the hottest request: one plain vector to ``/points/query`` or
-``/points/search``.
+"""A lean path for the hottest requests: one plain vector to ``/points/query`` or
+``/points/search``, or grouped by a payload key (``/points/query/groups``,
+``/points/search/groups``).
 
 Profiled under ``wrk`` (GloVe-50 390k, HNSW ef 96), a single query spent more of the
 event loop's time in FastAPI's router, dependency solving and pydantic validation than
@@ -9,7 +10,10 @@ shape itself: a JSON object holding only keys whose values are of the types the 
 models take as they are (a list for the vector, ints, bools, a filter object). Those
 are checked by hand, turned into the same wire models without re-validation
 (``model_construct``), and handed to the routes' own parsers, strict-mode check, engine
-call and renderer, so the answer is the one the full route would give.
+call and renderer, so the answer is the one the full route would give. Each lean
+route (``LEAN``) is two steps: its hand shape check, and the preparation of its engine
+call (parse, strict-mode check) with the renderer of that call's result; reading the
+body, the worker threads, the envelope and the errors are shared.
 
 Anything else (another shape, a body over the limit, JSON that does not parse) is
 replayed, byte for byte, to the full FastAPI route, which gives its usual answers and
@@ -20,7 +24,9 @@ table (``api/errors.py``), exactly as the route's would.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import annotated_types
@@ -31,12 +37,17 @@ from starlette.datastructures import QueryParams
 
 from server.api import render
 from server.api.envelope import error_body
+from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroupsRequest
 from server.api.hand_off import HandOff
 from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from server.api.routes.groups import group_request, groups_response
 from server.api.routes.query import parse_query, parse_search
 from server.api.schemas import QueryRequest, SearchParams, SearchRequest
 from server.engine import strict_mode
+from server.engine.groups import run_groups
 from server.engine.knobs import MAX_HNSW_EF
+from server.engine.protocols import CollectionHandle
+from server.settings import Settings
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _HEADERS = [(b"content-type", b"application/json")]
@@ -56,8 +67,8 @@ PARAMS_KEYS = frozenset({"hnsw_ef", "exact"})
 
 
 class FastSearch:
-    """Answers plain single-vector queries and searches without FastAPI's request
-    machinery; everything else goes on to ``app`` unchanged."""
+    """Answers plain single-vector queries and searches, grouped or not, without
+    FastAPI's request machinery; everything else goes on to ``app`` unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -91,7 +102,7 @@ class FastSearch:
         if body is None:  # the client went away before its body ended
             return
         raw = _plain_json(scope, body)
-        shape = None if raw is None else _plain_shape(kind[0], raw)
+        shape = None if raw is None else LEAN[kind[0]].shape(raw)
         if shape is None:
             await self.app(scope, _replay(body, receive), send)
             return
@@ -112,45 +123,72 @@ class RouteLabel:
     path: str
 
 
-ROUTES = {kind: RouteLabel(f"/collections/{{name}}/points/{kind}") for kind in ("query", "search")}
+Job = tuple[Callable[[], Any], Callable[[Any], Any]]
+"""A request's blocking engine call, and the renderer of what it returns."""
 
 
-def _plain_shape(kind: str, raw: dict[str, Any]) -> QueryRequest | SearchRequest | None:
-    """The wire model of a plain body, or None when the body is not plain."""
-    return _query_request(raw) if kind == "query" else _search_request(raw)
+@dataclass(frozen=True, slots=True)
+class LeanRoute:
+    """One route the lean path answers: its hand shape check (the wire model(s) of a
+    plain body, or None) and the preparation of its engine call."""
+
+    shape: Callable[[dict[str, Any]], Any]
+    prepare: Callable[[Any, Settings, CollectionHandle], Job]
 
 
 async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: HandOff) -> bytes:
     """Parse, check, run and render as the full route does: the response body."""
     state = scope["app"].state
     collection = state.engine.get(kind[1])  # first, as the route's dependency is
-    if kind[0] == "query":
-        queries = [parse_query(shape, state.settings, _no_lookup)]
-    else:
-        queries = [parse_search(shape, state.settings)]
-    strict_mode.check_queries(collection, queries, QueryParams())  # none: see _kind
+    work, rendered = LEAN[kind[0]].prepare(shape, state.settings, collection)
     async with state.cpu_limiter:
-        results = await threads.run(collection.query, queries)
-    if kind[0] == "query":
-        rendered: Any = render.query_response(results[0])
-    else:
-        rendered = render.scored_points(results[0].points)
-    envelope = {"result": rendered, "status": "ok", "time": _elapsed(scope)}
+        result = await threads.run(work)
+    envelope = {"result": rendered(result), "status": "ok", "time": _elapsed(scope)}
     return orjson.dumps(envelope, option=_OPTIONS)
 
 
+def _plain_query(shape: QueryRequest, settings: Settings, collection: CollectionHandle) -> Job:
+    queries = [parse_query(shape, settings, _no_lookup)]
+    strict_mode.check_queries(collection, queries, QueryParams())  # none: see _kind
+    return partial(collection.query, queries), lambda results: render.query_response(results[0])
+
+
+def _plain_search(shape: SearchRequest, settings: Settings, collection: CollectionHandle) -> Job:
+    queries = [parse_search(shape, settings)]
+    strict_mode.check_queries(collection, queries, QueryParams())
+    return partial(collection.query, queries), lambda results: render.scored_points(
+        results[0].points
+    )
+
+
+def _grouped(
+    shape: tuple[QueryRequest | SearchRequest, Grouping],
+    settings: Settings,
+    collection: CollectionHandle,
+) -> Job:
+    """``/points/query/groups`` and ``/points/search/groups`` as ``routes/groups.py``
+    answers them (no ``with_lookup``: that body takes the full route)."""
+    plain, grouping = shape
+    if isinstance(plain, QueryRequest):
+        query = parse_query(plain, settings, _no_lookup)
+    else:
+        query = parse_search(plain, settings)
+    group = group_request(grouping, query, settings)
+    strict_mode.check_groups(collection, group, QueryParams())
+    return partial(run_groups, collection, group), groups_response
+
+
 def _kind(scope: Scope) -> tuple[str, str] | None:
-    """``("query" | "search", collection name)`` for a POST to a single-query route.
-    A request with query parameters (``consistency``, ``timeout``) takes the full route,
+    """``(the route's key in LEAN, collection name)`` for a POST to a lean route. A
+    request with query parameters (``consistency``, ``timeout``) takes the full route,
     which is where those are read."""
     if scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string"):
         return None
     parts = scope["path"].split("/")
-    if len(parts) != 5 or parts[1] != "collections" or parts[3] != "points" or not parts[2]:
+    if len(parts) not in (5, 6) or parts[1] != "collections" or parts[3] != "points":
         return None
-    if parts[4] not in ("query", "search"):
-        return None
-    return parts[4], parts[2]
+    kind = "/".join(parts[4:])
+    return (kind, parts[2]) if parts[2] and kind in LEAN else None
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -208,6 +246,53 @@ def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
     if not (set(map(type, vector)) <= {int, float} and _common_fields(raw)):
         return None
     return SearchRequest.model_construct(**_with_params(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """A groups body's own fields, checked by hand (``routes/groups.py::GroupFields``)."""
+
+    group_by: str
+    group_size: int
+    limit: int
+
+
+def _query_groups_request(raw: dict[str, Any]) -> tuple[QueryRequest, Grouping] | None:
+    """The plain query of a groups body (its ``limit`` counts groups) and its grouping."""
+    grouping = _grouping(raw, QueryGroupsRequest)
+    plain = None if grouping is None else _query_request(_without(raw, GROUP_FIELDS))
+    return None if plain is None or grouping is None else (plain, grouping)
+
+
+def _search_groups_request(raw: dict[str, Any]) -> tuple[SearchRequest, Grouping] | None:
+    """The plain search of a groups body (searching ``limit`` points, as the full route
+    does) and its grouping."""
+    grouping = _grouping(raw, SearchGroupsRequest)
+    plain = None if grouping is None else _search_request(_without(raw, GROUP_FIELDS - {"limit"}))
+    return None if plain is None or grouping is None else (plain, grouping)
+
+
+def _grouping(raw: dict[str, Any], model: type[BaseModel]) -> Grouping | None:
+    """The grouping fields of a body without ``with_lookup`` or ``offset`` (a key the
+    groups models do not have); the defaults are the wire model's own."""
+    if "offset" in raw or "with_lookup" in raw:
+        return None
+    fields = model.model_fields
+    group_by = raw.get("group_by")
+    size = raw.get("group_size", fields["group_size"].default)
+    limit = raw.get("limit", fields["limit"].default)
+    if type(group_by) is not str or not group_by:
+        return None
+    if type(size) is not int or type(limit) is not int:  # absent and required, or null
+        return None
+    if not (_opt_int(size, 2**63, _least(model, "group_size"))
+            and _opt_int(limit, 2**63, _least(model, "limit"))):  # fmt: skip
+        return None
+    return Grouping(group_by, size, limit)
+
+
+def _without(raw: dict[str, Any], keys: set[str] | frozenset[str]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key not in keys}
 
 
 def _least(model: type[BaseModel], field: str) -> int:
@@ -307,3 +392,14 @@ def _handler(handlers: dict[Any, Any], exc: Exception) -> Any:
 
 async def _no_receive() -> Message:  # pragma: no cover - responses never read
     return {"type": "http.disconnect"}
+
+
+LEAN: dict[str, LeanRoute] = {
+    "query": LeanRoute(_query_request, _plain_query),
+    "search": LeanRoute(_search_request, _plain_search),
+    "query/groups": LeanRoute(_query_groups_request, _grouped),
+    "search/groups": LeanRoute(_search_groups_request, _grouped),
+}
+"""The lean routes, by their path after ``/collections/{name}/points/``."""
+
+ROUTES = {kind: RouteLabel(f"/collections/{{name}}/points/{kind}") for kind in LEAN}

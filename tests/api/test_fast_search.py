@@ -99,3 +99,62 @@ def test_a_body_over_the_limit_is_refused_413(tmp_path: Path) -> None:
         response = client.post(QUERY, json=body, headers={"transfer-encoding": "chunked"})
         assert response.status_code == 413
         assert api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": 1})["points"]
+
+
+def test_a_plain_grouped_query_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    grouped = {"query": [1.0, 0.5, 0.0, 0.0], "group_by": "tags", "group_size": 2}
+    full = grouped | {"lookup_from": None}  # a key the lean path leaves to the full route
+    answer = api.result("POST", QUERY + "/groups", grouped)
+    assert answer == api.result("POST", QUERY + "/groups", full)
+    assert [len(group["hits"]) for group in answer["groups"]] == [2, 2, 2]
+    assert fast_calls == ["items"]
+
+
+def test_a_plain_grouped_search_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    grouped = {"vector": [1, 0.5, 0, 0], "group_by": "city", "group_size": 3, "limit": 2}
+    full = grouped | {"shard_key": None}
+    answer = api.result("POST", SEARCH + "/groups", grouped | {"with_payload": True})
+    assert answer == api.result("POST", SEARCH + "/groups", full | {"with_payload": True})
+    assert [group["id"] for group in answer["groups"]] == ["London", "Berlin"]
+    assert fast_calls == ["items"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"group_size": 0},
+        {"group_by": ""},
+        {"limit": None},
+        {"offset": 1},
+        {"with_lookup": "items"},
+        {"group_size": True},
+    ],
+)
+def test_grouped_bodies_the_lean_path_cannot_vouch_for_take_the_full_route(
+    api: Api, collection: str, fast_calls: list[str], extra: dict[str, Any]
+) -> None:
+    body = {"query": [1.0, 0.0, 0.0, 0.0], "group_by": "city"} | extra
+    api.post(QUERY + "/groups", body)
+    assert fast_calls == []
+
+
+def test_a_grouped_search_without_its_required_fields_is_refused_by_the_full_route(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    code, answer = api.post(SEARCH + "/groups", {"vector": [1, 0, 0, 0], "group_by": "city"})
+    assert code == 400 and "group_size" in answer["status"]["error"]
+    assert fast_calls == []
+
+
+def test_a_grouped_query_over_the_limit_gets_the_full_routes_error(
+    api: Api, collection: str
+) -> None:
+    body = {"query": [1.0, 0.0, 0.0, 0.0], "group_by": "city", "group_size": 10**9}
+    code, fast = api.post(QUERY + "/groups", body)
+    full = api.post(QUERY + "/groups", body | {"lookup_from": None})[1]
+    assert code == 400
+    assert fast["status"] == full["status"]

@@ -342,12 +342,19 @@ def test_a_float_index_cannot_be_faceted(api: Api, chunks: str) -> None:
     assert code == 400 and "No appropriate index" in answer["status"]["error"]
 
 
-@pytest.mark.parametrize("distance", ["Dot", "Cosine", "Euclid", "Manhattan"])
-def test_a_keyword_index_fills_groups_as_the_payload_scan_does(api: Api, distance: str) -> None:
+@pytest.mark.parametrize(
+    ("distance", "datatype"),
+    [("Dot", "float32"), ("Cosine", "float32"), ("Euclid", "float32"),
+     ("Manhattan", "float32"), ("Dot", "float16")],
+)  # fmt: skip
+def test_a_keyword_index_fills_groups_as_the_payload_scan_does(
+    api: Api, distance: str, datatype: str
+) -> None:
     """The fill read from a keyword index's postings (``group_fill.py``) answers what the
     ordinary filtered search over unindexed payloads answers: same groups, hits and
     scores, for every metric, with arrays, deleted points, a query filter and a query
-    by point id (left out of its own answer)."""
+    by point id (left out of its own answer), and for vectors kept narrower than float32
+    (decoded rows instead of the stored matrix)."""
     rng = __import__("numpy").random.default_rng(7)
     points = [
         {
@@ -360,7 +367,8 @@ def test_a_keyword_index_fills_groups_as_the_payload_scan_does(api: Api, distanc
     ]  # fmt: skip
     answers = []
     for name, indexed in (("plain_keys", False), ("indexed_keys", True)):
-        api.result("PUT", f"/collections/{name}", {"vectors": {"size": 4, "distance": distance}})
+        vectors = {"size": 4, "distance": distance, "datatype": datatype}
+        api.result("PUT", f"/collections/{name}", {"vectors": vectors})
         if indexed:
             body = {"field_name": "g", "field_schema": "keyword"}
             api.result("PUT", f"/collections/{name}/index?wait=true", body)

@@ -10,7 +10,8 @@ answers (dense, sparse, multi-vector, prefetch trees). The grouping itself is
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -60,7 +61,7 @@ async def query_points_groups(
     )
     strict_mode.check_groups(collection, group, request.query_params)
     result = await run_cpu(request, run_groups, collection, group)
-    return ok(request, _groups_response(result))
+    return ok(request, groups_response(result))
 
 
 @router.post("/collections/{name}/points/search/groups")
@@ -76,7 +77,7 @@ async def search_points_groups(
     group = _group_request(request, body, parse_search(plain, settings), engine, settings)
     strict_mode.check_groups(collection, group, request.query_params)
     result = await run_cpu(request, run_groups, collection, group)
-    return ok(request, _groups_response(result))
+    return ok(request, groups_response(result))
 
 
 @router.post("/collections/{name}/points/recommend/groups")
@@ -95,7 +96,7 @@ async def recommend_points_groups(
     group = _group_request(request, body, query, engine, settings)
     strict_mode.check_groups(collection, group, request.query_params)
     result = await run_cpu(request, run_groups, collection, group)
-    return ok(request, _groups_response(result))
+    return ok(request, groups_response(result))
 
 
 @router.post("/collections/{name}/facet")
@@ -111,6 +112,29 @@ async def facet(
     return ok(request, {"hits": hits})
 
 
+class GroupFields(Protocol):
+    """What a groups body adds to its query: the wire models', or the lean path's
+    (``api/fast_search.py``) hand-checked fields."""
+
+    @property
+    def group_by(self) -> str: ...
+    @property
+    def group_size(self) -> int: ...
+    @property
+    def limit(self) -> int: ...
+
+
+def group_request(body: GroupFields, query: Query, settings: Settings) -> GroupRequest:
+    """The grouped search a body asks for, its limits checked (the full route and the
+    lean path build it here alike)."""
+    return GroupRequest(
+        query=query,
+        group_by=body.group_by,
+        group_size=check_limit("group_size", body.group_size, settings),
+        limit=check_limit("limit", body.limit, settings),
+    )
+
+
 def _group_request(
     request: Request,
     body: QueryGroupsRequest | SearchGroupsRequest | RecommendGroupsRequest,
@@ -118,13 +142,8 @@ def _group_request(
     engine: Engine,
     settings: Settings,
 ) -> GroupRequest:
-    return GroupRequest(
-        query=query,
-        group_by=body.group_by,
-        group_size=check_limit("group_size", body.group_size, settings),
-        limit=check_limit("limit", body.limit, settings),
-        lookup=_lookup(request, body.with_lookup, engine),
-    )
+    group = group_request(body, query, settings)  # limits first, then the lookup's checks
+    return replace(group, lookup=_lookup(request, body.with_lookup, engine))
 
 
 def _lookup(request: Request, raw: RawLookup, engine: Engine) -> Lookup | None:
@@ -147,7 +166,7 @@ def _lookup(request: Request, raw: RawLookup, engine: Engine) -> Lookup | None:
     )
 
 
-def _groups_response(result: GroupsResult) -> dict[str, Any]:
+def groups_response(result: GroupsResult) -> dict[str, Any]:
     """Qdrant's ``GroupsResult``; ``lookup`` only where a group has one, ``explain``
     (Quiver) only when it was asked for."""
     groups = []

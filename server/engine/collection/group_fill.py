@@ -94,40 +94,54 @@ def _score_segment(
     present = _present(segment, spec.using)
     if present is None:
         return None
-    labels = np.repeat(np.arange(len(postings)), [len(rows) for rows in postings])
+    lengths = [len(rows) for rows in postings]
     rows = np.concatenate(postings) if postings else np.empty(0, dtype=np.int64)
-    allowed = segment.live_mask() if fill.filter is None else _passing(segment, fill.filter)
-    excluded = [row for row in map(segment.row_of, spec.exclude_ids) if row is not None]
-    keep = _keep(rows, allowed, present, excluded)
-    rows, labels = rows[keep], labels[keep]
-    bounds = np.searchsorted(labels, np.arange(len(postings) + 1))
+    allowed = _allowed(segment, spec, fill)
     assert isinstance(spec.vector, np.ndarray)
     if distance in (Distance.DOT, Distance.COSINE):
-        return _by_dot(segment, spec.using, rows, bounds, spec.vector, fill.size)
+        bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        return _by_dot(segment, spec.using, rows, bounds, (allowed, present), spec.vector,
+                       fill.size)  # fmt: skip
+    keep = allowed[rows] & present[rows]
+    labels = np.repeat(np.arange(len(postings)), lengths)[keep]
+    rows = rows[keep]
+    bounds = np.searchsorted(labels, np.arange(len(postings) + 1))
     return _by_kernel(segment, spec.using, rows, bounds.tolist(), spec.vector, fill.size, distance)
 
 
+def _allowed(segment: AnySegment, spec: SearchSpec, fill: GroupFill) -> np.ndarray:
+    """The rows a hit may come from: live, passing the query's own filter and not
+    excluded (a query by point id leaves that point out)."""
+    allowed = segment.live_mask() if fill.filter is None else _passing(segment, fill.filter)
+    excluded = [row for row in map(segment.row_of, spec.exclude_ids) if row is not None]
+    if excluded:
+        allowed = allowed.copy()  # the segment's own mask is shared
+        allowed[excluded] = False
+    return allowed
+
+
 def _by_dot(
-    segment: AnySegment, name: str, rows: np.ndarray, bounds: np.ndarray, query: np.ndarray,
-    size: int,
+    segment: AnySegment, name: str, rows: np.ndarray, bounds: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray], query: np.ndarray, size: int,
 ) -> _Found | None:  # fmt: skip
     """Dot and Cosine (stored normalised, as the query is): one native pass reads each
-    group's rows in place and keeps its best ``size``."""
+    group's rows in place, skipping those ``masks`` (allowed, present) leave out, and
+    keeps its best ``size``."""
     matrix = _float_matrix(segment, name)
-    gathered = matrix is None
+    positions = rows
     if matrix is None:  # a narrower type: the group rows decoded, then read in order
         matrix = _row_vectors(segment, name, rows)
+        positions = np.arange(len(rows))
     if matrix is None:
         return None
-    positions = np.arange(len(rows)) if gathered else rows
     query = np.ascontiguousarray(query, dtype=np.float32)
     from index.group_top import top_per_group  # numba loads at the first grouped fill
 
-    best, scores = top_per_group(matrix, positions, bounds.astype(np.int64), query, size)
+    best, scores = top_per_group(matrix, positions, rows, bounds, masks, query, size)
     found = best >= 0
-    labels = np.broadcast_to(np.arange(len(best))[:, None], best.shape)[found]
-    picked = rows[best[found]] if gathered else best[found]
-    return _Found(labels, picked, scores[found])
+    labels = np.nonzero(found)[0]
+    return _Found(labels, rows[best[found]], scores[found])
 
 
 def _by_kernel(
@@ -146,15 +160,6 @@ def _by_kernel(
         picked.append(rows[start + hits])
         scores.append(best[0][: len(hits)])
     return _Found(*(np.concatenate(parts) for parts in (labels, picked, scores)))
-
-
-def _keep(
-    rows: np.ndarray, allowed: np.ndarray, present: np.ndarray, excluded: list[int]
-) -> np.ndarray:
-    keep: np.ndarray = allowed[rows] & present[rows]
-    if excluded:
-        keep &= ~np.isin(rows, excluded)
-    return keep
 
 
 def _passing(segment: AnySegment, flt: Filter) -> np.ndarray:
