@@ -289,23 +289,29 @@ class Engine:
 
         The archive is unpacked, verified and opened in a temporary folder first, so a
         bad archive changes nothing; only then is the old collection closed and swapped
-        out under the engine lock. The config stored in the snapshot is kept."""
+        out under the engine lock, the opened one moved into its place (opened once:
+        opening reads every point). The config stored in the snapshot is kept."""
         name = self.resolve(validate_collection_name(name))
         if self.exists(name):
             self._snapshottable(name)
         temp = self.root / f".tmp-{uuid.uuid4().hex}"
         try:
             snapshots.extract_snapshot(archive, temp, checksum)
-            _check_opens(name, temp)
-            with self._lock:
-                self._swap_in(name, temp)
+            collection = _open_unpacked(name, temp)
+            try:
+                with self._lock:
+                    self._swap_in(name, temp, collection)
+            except BaseException:
+                collection.close()  # no-op if the failed swap left it closed
+                raise
         finally:
             shutil.rmtree(temp, ignore_errors=True)
         log.info("snapshot recovered", extra={"collection": name, "archive": archive.name})
 
-    def _swap_in(self, name: str, temp: Path) -> None:
+    def _swap_in(self, name: str, temp: Path, collection: Collection) -> None:
         """Called with the engine lock held: the old collection (if any) goes to the
-        trash, the unpacked one takes its place; on failure the old one is put back."""
+        trash, the unpacked one (``collection``, opened in ``temp``) takes its place;
+        on failure the old one is put back."""
         self._check_room(name)
         final = self.root / name
         old = self._collections.pop(name, None)
@@ -318,12 +324,13 @@ class Engine:
                 self.worker.detach(name)
                 old.close()
             self._forget_jobs(name)
-            if old is not None:
-                os.replace(final, trash)
-            os.replace(temp, final)
-            fsync_dir(self.root)
-            collection = Collection.open(name, final)
+            with collection.moving_to(final):
+                if old is not None:
+                    os.replace(final, trash)
+                os.replace(temp, final)
+                fsync_dir(self.root)
         except BaseException:
+            collection.close()  # before its folder moves back: its database must be shut
             self._put_back(name, old is not None, temp, trash)
             raise
         self._collections[name] = self._bounded(collection)
@@ -399,12 +406,12 @@ def _no_sharded_snapshots(name: str) -> UnsupportedFeature:
     return UnsupportedFeature(f"snapshots of sharded collection {name!r}")
 
 
-def _check_opens(name: str, folder: Path) -> None:
-    """Open an unpacked snapshot as a collection (store version, config, segments) and
-    close it again; an archive whose checksums match but whose content does not open
-    is still a bad snapshot, not a server fault."""
+def _open_unpacked(name: str, folder: Path) -> Collection:
+    """An unpacked snapshot opened as a collection (store version, config, segments,
+    every point read); an archive whose checksums match but whose content does not
+    open is still a bad snapshot, not a server fault."""
     try:
-        Collection.open(name, folder).close()
+        return Collection.open(name, folder)
     except (QuiverError, ValueError, KeyError, TypeError, RuntimeError, sqlite3.Error) as exc:
         detail = exc.message if isinstance(exc, QuiverError) else str(exc)
         raise InvalidSnapshot(f"its collection cannot be opened: {detail}") from exc

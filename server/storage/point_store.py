@@ -92,6 +92,18 @@ class LoadedPoint:
     vectors: dict[str, bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredColumns:
+    """Every stored point as columns, row ``i`` of each list the same point (a
+    restart reads hundreds of thousands: no object per point). ``vectors[name][i]``
+    is the point's float32 bytes under ``name``, None where it has none."""
+
+    pids: list[str]
+    versions: list[int]
+    payloads: list[bytes]
+    vectors: dict[str, list[bytes | None]]
+
+
 class PointStore:
     """Single-writer access to one collection's database."""
 
@@ -99,17 +111,19 @@ class PointStore:
         self.path = path
         self._lock = threading.Lock()
         self._sync = GroupSync(path / DB_FILE) if _group_commit else None
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         try:
-            self._db = sqlite3.connect(
-                path / DB_FILE, check_same_thread=False, isolation_level=None
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'NORMAL' if self._sync else 'FULL'}")
-            self._db.executescript(_SCHEMA)
+            db = sqlite3.connect(self.path / DB_FILE, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'NORMAL' if self._sync else 'FULL'}")
+            db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(
-                f"Cannot open the storage of collection `{path.name}`: {reason(exc)}"
+                f"Cannot open the storage of collection `{self.path.name}`: {reason(exc)}"
             ) from exc
+        return db
 
     @classmethod
     def create(cls, path: Path, config: dict[str, Any]) -> PointStore:
@@ -140,6 +154,16 @@ class PointStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def reopen(self, path: Path) -> None:
+        """Connect again, to the database in folder ``path``, after ``close`` and a move
+        of the folder (its files must not be renamed under an open connection: SQLite
+        removes its WAL by name on close). Every write was synced before ``close``, so
+        a fresh ``GroupSync`` starts with nothing pending."""
+        with self._lock:
+            self.path = path
+            self._sync = GroupSync(path / DB_FILE) if self._sync is not None else None
+            self._db = self._connect()
 
     def config(self) -> dict[str, Any]:
         raw = self._meta("config")
@@ -197,6 +221,22 @@ class PointStore:
             rows = self._db.execute("SELECT pid, version, payload FROM points").fetchall()
         for pid, version, payload in rows:
             yield LoadedPoint(pid, version, payload, vectors.get(pid, {}))
+
+    def load_columns(self, names: Sequence[str]) -> StoredColumns:
+        """Every stored point with its vectors under ``names``, in one query whose
+        rows Python only regroups into columns (a restart reads every point: row by
+        row it cost a Python object and a dict per point, ~60% of opening)."""
+        picks = "".join(
+            ", (SELECT data FROM vectors v WHERE v.pid = p.pid AND v.name = ?)" for _ in names
+        )
+        query = f"SELECT p.pid, p.version, p.payload{picks} FROM points p"
+        with self._lock:
+            rows = self._db.execute(query, list(names)).fetchall()
+        columns: list[Any] = [list(c) for c in zip(*rows, strict=True)] if rows else []
+        if not columns:
+            columns = [[] for _ in range(3 + len(names))]
+        pids, versions, payloads, *vectors = columns
+        return StoredColumns(pids, versions, payloads, dict(zip(names, vectors, strict=True)))
 
     def vectors_of(self, pids: Sequence[str], name: str) -> dict[str, bytes]:
         """The stored (exact) vectors of ``pids`` under ``name``; absent ones are missing."""

@@ -137,6 +137,25 @@ class Collection:
                 self._store.close()
                 UNINDEXED_FIELDS.clear([self.name])  # issues live as long as the collection
 
+    @contextmanager
+    def moving_to(self, path: Path) -> Iterator[None]:
+        """Let the block move this collection's folder to ``path``: a recovered
+        snapshot, opened (and so checked) in a temporary folder, takes its place
+        without being opened a second time. The database is closed while the folder
+        moves and reopened there; indexes mapped from segment files keep their
+        mappings across the rename. Only for a collection no one uses yet: if the
+        block (or the reopen) fails, the collection is left closed."""
+        with self._lock.write():
+            self._store.close()
+            try:
+                yield
+                self._store.reopen(path)
+            except BaseException:
+                self._closed = True  # its store is closed: close() has nothing left to do
+                raise
+            self.path = path
+            self._segment_store.root = path / "segments"
+
     @property
     def config(self) -> CollectionConfig:
         return self._config
