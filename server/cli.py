@@ -110,8 +110,9 @@ def _compile_kernels() -> None:
     walk's, the grouped fill's) before the first query needs them, in a child process: a
     cold compile takes ~10 s, and loading numba and the compiled code into the server
     would cost it ~170 MB that a server without such queries never needs (issue 24). The
-    first such query then loads the cached code (~1.5 s) instead of compiling it."""
-    command = [sys.executable, "-c", "from index.compiled import warm_up; warm_up()"]
+    first such query then loads the cached code (~1.5 s) instead of compiling it. The
+    child dies with this process (``server/warm_up_child.py``)."""
+    command = [sys.executable, "-m", "server.warm_up_child", str(os.getpid())]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     try:
         done = subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
