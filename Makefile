@@ -47,12 +47,12 @@ $(TOKEN_DATA): $(TEXT_DATA) | $(EMBED_STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
+# numba compiles every kernel once into its cache (index/compiled.py) while ruff and mypy
+# run, before the test workers and the servers they start would each compile them.
 test: $(STAMP)
-	$(VENV)/bin/ruff check server index client tests bench
-	$(VENV)/bin/mypy
-	# numba compiles the graph-walk kernels once into its cache here, before the workers
-	# and the servers they start would each compile them side by side.
-	$(VENV)/bin/python -c "from index.compiled import warm_up; warm_up()"
+	$(VENV)/bin/python -c "from index.compiled import warm_up; warm_up()" & warm=$$!; \
+	$(VENV)/bin/ruff check server index client tests bench && $(VENV)/bin/mypy; checked=$$?; \
+	wait $$warm; warmed=$$?; test $$checked -eq 0 && test $$warmed -eq 0
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=25
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold
