@@ -203,31 +203,21 @@ Reply = Callable[[Any, float], Any]
 """A REST route's result and its time -> the RPC's response message."""
 
 
-def _scored(message: Any) -> Reply:
-    """The reply of an RPC whose ``result`` is one list of scored points."""
+def _filled(message: Any, fill: Callable[[Any, Any], None]) -> Reply:
+    """The reply of an RPC whose ``result`` field ``fill`` writes: one list of scored
+    points (``fill_scored``) or one per request of a batch (``batch_results``)."""
 
     def reply(result: Any, time: float) -> Any:
         built = message(time=time)
-        fill_scored(built.result, result)
+        fill(built.result, result)
         return built
 
     return reply
 
 
-def _scored_batch(message: Any) -> Reply:
-    """The reply of a batch RPC: one list of scored points per request."""
-
-    def reply(result: Any, time: float) -> Any:
-        built = message(time=time)
-        batch_results(built.result, result)
-        return built
-
-    return reply
-
-
-search = _scored(grpc.SearchResponse)
-search_batch = _scored_batch(grpc.SearchBatchResponse)
-recommend = _scored(grpc.RecommendResponse)
-recommend_batch = _scored_batch(grpc.RecommendBatchResponse)
-discover = _scored(grpc.DiscoverResponse)
-discover_batch = _scored_batch(grpc.DiscoverBatchResponse)
+search = _filled(grpc.SearchResponse, fill_scored)
+search_batch = _filled(grpc.SearchBatchResponse, batch_results)
+recommend = _filled(grpc.RecommendResponse, fill_scored)
+recommend_batch = _filled(grpc.RecommendBatchResponse, batch_results)
+discover = _filled(grpc.DiscoverResponse, fill_scored)
+discover_batch = _filled(grpc.DiscoverBatchResponse, batch_results)
