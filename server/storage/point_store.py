@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,14 +82,6 @@ class WriteBatch:
 
     def is_empty(self) -> bool:
         return not (self.put_points.pids or self.put_payloads or self.delete_pids)
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedPoint:
-    pid: str
-    version: int
-    payload: bytes
-    vectors: dict[str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,16 +203,6 @@ class PointStore:
     def fsyncs(self) -> int:
         """Group-commit fsyncs so far (0 without group commit)."""
         return 0 if self._sync is None else self._sync.fsyncs
-
-    def load_all(self) -> Iterator[LoadedPoint]:
-        """Every stored point, for rebuilding the in-memory state at start."""
-        with self._lock:
-            vectors: dict[str, dict[str, bytes]] = {}
-            for pid, name, data in self._db.execute("SELECT pid, name, data FROM vectors"):
-                vectors.setdefault(pid, {})[name] = data
-            rows = self._db.execute("SELECT pid, version, payload FROM points").fetchall()
-        for pid, version, payload in rows:
-            yield LoadedPoint(pid, version, payload, vectors.get(pid, {}))
 
     def load_columns(self, names: Sequence[str]) -> StoredColumns:
         """Every stored point with its vectors under ``names``, in one query whose

@@ -3,7 +3,7 @@
 Opening a collection (a restart, a snapshot install, a replica catching up) rebuilds
 its segments from the point store, the truth: each saved segment is checked against
 the stored vectors and takes its payloads and versions from there. Read as one
-``LoadedPoint`` and one dict per point, that cost more than half of opening
+object and one dict per point, that cost more than half of opening
 (~11 µs a point); here one query fills columns (``PointStore.load_columns``), each
 dense vector name becomes one float32 matrix in a single ``frombuffer``, and a
 segment's rows are gathered with numpy fancy indexing. Only payloads are parsed per
