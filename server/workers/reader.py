@@ -24,7 +24,6 @@ from starlette.types import Message, Receive, Scope, Send
 
 from index.native_threads import single_threaded_numpy_blas
 from server.engine.limits import EngineLimits
-from server.engine.native_memory import limit_heap_retention
 from server.settings import Settings
 from server.workers.generation import Generation
 from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
@@ -131,7 +130,6 @@ async def _reader_lifespan(app: Any, *, gate: ReaderGate) -> AsyncIterator[None]
     """The reader's lifespan in place of the owner's: a view instead of the engine; no
     build worker, no gRPC."""
     single_threaded_numpy_blas()
-    limit_heap_retention()  # before the first thread that allocates starts
     settings: Settings = app.state.settings
     app.state.cpu_limiter = anyio.CapacityLimiter(settings.search_threads)
     app.state.engine = ReadView({}, {}, _limits(settings))
