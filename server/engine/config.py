@@ -205,7 +205,7 @@ class CollectionConfig(_Frozen):
         fields = graph_fields(self.payload_schema)
         graphs = {}
         for name, params in self.vectors.items():
-            own = params.hnsw_config or {}
+            own = {k: v for k, v in (params.hnsw_config or {}).items() if v is not None}
             payload_m = own.get("payload_m", self.hnsw_config.payload_m)
             if fields and not params.is_multi and payload_m:
                 threshold_kb = own.get("full_scan_threshold", self.hnsw_config.full_scan_threshold)

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from index.metrics import Distance
 from server.engine.collection import Collection
+from server.engine.config import CollectionConfig, VectorParams
 from server.engine.sealed_segment import SealedSegment
 from server.engine.tenant_layout import tenant_permutation
 from tests.helpers.api import Api, make_client, wait_green
@@ -201,3 +203,31 @@ def test_value_graphs_are_read_back_after_a_restart(tmp_path: Path) -> None:
             assert {key[2] for key in segment.value_graphs.graphs} == {"t0"}
             plan = _plan(_query(api, "pm", "t0", np.ones(DIM, dtype=np.float32)))
             assert plan["payload_graph"] == "tenant=t0"
+
+
+def test_the_layout_follows_per_vector_payload_m_and_enable_hnsw() -> None:
+    config = CollectionConfig(
+        vectors={
+            "a": VectorParams(size=16, distance=Distance.DOT, hnsw_config={"payload_m": 8}),
+            "b": VectorParams(size=64, distance=Distance.DOT),
+        },
+        named_vectors=True,
+        payload_schema={
+            "tenant": TENANT,
+            "n": {"type": "integer", "lookup": False},
+            "k": {"type": "keyword", "enable_hnsw": False},
+            "u": {"type": "uuid"},
+        },
+    )
+    assert config.tenant_layout() == {
+        "tenant": "tenant",
+        "payload_graphs": {
+            "fields": ["tenant", "u"],
+            "vectors": {"a": {"m": 8, "min_rows": 160_000}},  # 10,000 KB of 64 B rows
+            "ef_construct": 100,
+        },
+    }
+    assert config.index_spec().layout == config.tenant_layout()
+    no_schema = CollectionConfig(vectors=config.vectors, named_vectors=True)
+    assert no_schema.tenant_layout() == {}
+    assert "layout" not in no_schema.index_spec().to_manifest()
