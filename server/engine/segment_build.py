@@ -153,6 +153,8 @@ def _field_values(
     layout = spec.layout
     fields = set(layout.get("payload_graphs", {}).get("fields", []))
     fields |= {layout["tenant"]} if "tenant" in layout else set()
+    if not fields:
+        return {}
     pairs: dict[str, list[tuple[object, int]]] = {name: [] for name in fields}
     offset = 0
     for segment_id, rows in sources:
