@@ -158,6 +158,12 @@ class KeepsVectorsAsGiven:
         picked: np.ndarray = self.vectors()[rows]
         return picked
 
+    def row_range(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as float32, a view where the storage is float32 (a tenant's
+        co-located rows are scored without a gather)."""
+        block: np.ndarray = self.vectors()[start:stop]
+        return block
+
     def same_rows(self, vectors: np.ndarray) -> np.ndarray:
         same: np.ndarray = (self.vectors() == vectors).all(axis=1)
         return same

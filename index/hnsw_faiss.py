@@ -189,6 +189,11 @@ class HnswIndex(KeepsVectorsAsGiven):
         picked = self._codes().reshape(self.count, width)[rows]
         return decode_codes(picked, self.params.storage, self.dim)
 
+    def row_range(self, start: int, stop: int) -> np.ndarray:
+        if not self._compact:
+            return super().row_range(start, stop)
+        return self.row_vectors(np.arange(start, stop))
+
     def _codes(self) -> np.ndarray:
         """The SQ codes as a uint8 view (no copy) of faiss's storage."""
         storage: Any = faiss.downcast_index(self._index.storage)

@@ -6,6 +6,7 @@ and reported back, in Qdrant's shape, by ``GET /collections/{name}``.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,7 @@ from server.engine.knobs import (
     in_range,
 )
 from server.engine.quantization_config import QuantizationConfig, parse_quantization
+from server.engine.tenant_layout import graph_fields, tenant_field
 
 DEFAULT_MIN_EF = 128
 MAX_SEGMENTS = 256
@@ -187,7 +189,35 @@ class CollectionConfig(_Frozen):
         ``hnsw_config.m == 0`` disables the graph, as in Qdrant."""
         spec = self._collection_spec()
         overrides = vector_overrides(self, spec)
-        return spec.model_copy(update={"vectors": overrides}) if overrides else spec
+        layout = self.tenant_layout()
+        update: dict[str, Any] = {"vectors": overrides} if overrides else {}
+        update |= {"layout": layout} if layout else {}
+        return spec.model_copy(update=update) if update else spec
+
+    def tenant_layout(self) -> dict[str, Any]:
+        """How builds lay out rows and per-value graphs (``tenant_layout.py``): the
+        ``is_tenant`` field rows are grouped by, and per dense vector with ``payload_m`` >
+        0 the graph ``m`` and the least rows a value needs for its own graph."""
+        layout: dict[str, Any] = {}
+        tenant = tenant_field(self.payload_schema)
+        if tenant is not None:
+            layout["tenant"] = tenant
+        fields = graph_fields(self.payload_schema)
+        graphs = {}
+        for name, params in self.vectors.items():
+            own = {k: v for k, v in (params.hnsw_config or {}).items() if v is not None}
+            payload_m = own.get("payload_m", self.hnsw_config.payload_m)
+            if fields and not params.is_multi and payload_m:
+                threshold_kb = own.get("full_scan_threshold", self.hnsw_config.full_scan_threshold)
+                min_rows = math.ceil(int(threshold_kb) * 1024 / (4 * params.size))
+                graphs[name] = {"m": int(payload_m), "min_rows": min_rows}
+        if graphs:
+            layout["payload_graphs"] = {
+                "fields": fields,
+                "vectors": graphs,
+                "ef_construct": self.hnsw_config.ef_construct,
+            }
+        return layout
 
     def _collection_spec(self) -> IndexSpec:
         order = self.index.insertion_order

@@ -74,6 +74,9 @@ class _Spec(Frozen):
     insertion_order: InsertionOrder = "none"
     vectors: dict[str, VectorOverride] = Field(default_factory=dict)
     """Per vector name, where it differs: written to a manifest only when not empty."""
+    layout: dict[str, Any] = Field(default_factory=dict)
+    """Tenant layout (``tenant_layout.py``): ``tenant``, the ``is_tenant`` field rows are
+    grouped by; ``payload_graphs``, per-value graphs to build. Omitted when empty."""
 
     @model_serializer(mode="wrap")
     def _ordered(self, handler: Any) -> dict[str, Any]:
@@ -160,5 +163,6 @@ def read_spec(raw: dict[str, Any] | None) -> SegmentSpec | None:
 
 def _in_manifest_order(dumped: dict[str, Any]) -> dict[str, Any]:
     """Key order of the dicts earlier builds wrote: type, params, insertion_order, training."""
-    keys = ("type", "params", "insertion_order", "training", "vectors")
-    return {k: dumped[k] for k in keys if k in dumped and (k != "vectors" or dumped[k])}
+    keys = ("type", "params", "insertion_order", "training", "vectors", "layout")
+    optional = ("vectors", "layout")
+    return {k: dumped[k] for k in keys if k in dumped and (k not in optional or dumped[k])}

@@ -158,6 +158,8 @@ def due_tasks(
 def _merges_extend_a_graph(plan: Planning) -> bool:
     if plan.spec.type == "flat" or plan.spec.insertion_order != "none":
         return False
+    if "tenant" in plan.spec.layout:  # a tenant layout reorders every row: nothing extends
+        return False
     return len(plan.sealed) > plan.target_segments
 
 

@@ -11,12 +11,18 @@ touched, so the choice is a few comparisons (docs/adr/0004-query-planner.md):
                                        -> ``post_filter``: unfiltered graph search for
    k / selectivity x ``oversampling`` results, checked against the candidates, grown
    until ``limit`` are found;
-4. the filter pins one tenant (a ``match`` on a keyword / uuid ``is_tenant`` index in
+4. the filter pins a value (a top-level ``must`` ``match``) that has its own graph in
+   the segment (``hnsw_config.payload_m``: ``tenant_layout.py``)
+                                       -> ``graph`` over that value's graph (the plan's
+   ``payload_graph`` names it), ``ef`` raised as in 6 by the share of the value's rows
+   passing the filter; ``m: 0`` leaves no main graph, and this is the only graph path;
+5. the filter pins one tenant (a ``match`` on a keyword / uuid ``is_tenant`` index in
    the top-level ``must``) whose rows are at most ``tenant_exact_fraction`` of the
    segment                             -> ``exact`` over the tenant's rows, whatever
    ``full_scan_threshold`` says: a small tenant is scored directly, with full recall,
-   instead of a graph walk where few nodes pass (the plan's ``tenant`` names it);
-5. otherwise                           -> ``graph``: HNSW traversal with the candidate
+   instead of a graph walk where few nodes pass (the plan's ``tenant`` names it); rows
+   laid out by tenant (``tenant_layout.py``) are read as one slice;
+6. otherwise                           -> ``graph``: HNSW traversal with the candidate
    bitmap checked in native code, ``ef`` raised by 1 / sqrt(selectivity) (capped),
    because each kept result costs ~1 / selectivity visited nodes.
 """
@@ -77,6 +83,8 @@ class Plan:
     time_ms: float = 0.0
     tenant: str | None = None
     """``field=value`` of the tenant the filter pins (an ``is_tenant`` index), if any."""
+    payload_graph: str | None = None
+    """``field=value`` of the per-value graph a ``graph`` plan walks instead of the main one."""
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,9 +103,11 @@ def choose_plan(
     full_scan_kb: int,
     config: PlannerConfig = PlannerConfig(),
     tenant: str | None = None,
+    payload_graph: tuple[str, int] | None = None,
 ) -> Plan:
     """Pick the strategy for one segment (``candidates`` = live rows passing the filter;
-    ``tenant``: the pinned tenant, which the plan carries whatever it picks)."""
+    ``tenant``: the pinned tenant, which the plan carries whatever it picks;
+    ``payload_graph``: the label and row count of a pinned value's own graph)."""
 
     def plan(strategy: Strategy, k_used: int, ef_used: int | None, reason: str) -> Plan:
         return Plan(
@@ -106,9 +116,18 @@ def choose_plan(
 
     if candidates == 0:
         return plan("none", 0, None, "no point passes the filter")
-    if exact or not has_graph:
-        return plan("exact", k, None, "exact requested" if exact else "segment has no graph")
-    if candidates <= k or candidates * dim * 4 < full_scan_kb * 1024:
+    if exact:
+        return plan("exact", k, None, "exact requested")
+    small = candidates <= k or candidates * dim * 4 < full_scan_kb * 1024
+    if payload_graph is not None and not small:
+        label, rows = payload_graph
+        share = min(1.0, candidates / max(rows, 1))
+        chosen = plan("graph", k, graph_ef(max(ef, k), share, config), f"graph of {label}")
+        chosen.payload_graph = label
+        return chosen
+    if not has_graph:
+        return plan("exact", k, None, "segment has no graph")
+    if small:
         return plan("exact", k, None, f"{candidates} candidates under full_scan_threshold")
     selectivity = candidates / max(segment_size, 1)
     if tenant is not None and selectivity <= config.tenant_exact_fraction:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from index.base import SearchParams
+from index.base import KeepsVectorsAsGiven, SearchParams
+from index.flat import exact_search
 from index.graph_walk import CustomScore, exact_custom
 from index.hnsw_faiss import HnswIndex
 from index.multivector import Ragged
@@ -24,6 +25,7 @@ from server.engine.payload_column import PayloadReader, payload_column
 from server.engine.payload_index import PayloadIndexes
 from server.engine.point_ids import PointId
 from server.engine.segment import PayloadSchema, SealedParts, SegmentRows
+from server.engine.tenant_layout import ValueGraph, ValueGraphs, merge_top
 
 
 class SealedSegment(SegmentRows):
@@ -36,13 +38,16 @@ class SealedSegment(SegmentRows):
         schema: PayloadSchema | None = None,
         payload_indexes: PayloadIndexes | None = None,
         payload_reader: PayloadReader | None = None,
+        value_graphs: ValueGraphs | None = None,
     ) -> None:
         """``payload_indexes``, when given, already index exactly these rows (sealing
         hands over the appendable segment's, and ``parts.payloads`` holds what they
         were given); otherwise they are built from ``schema`` and the full payloads in
         ``parts``. With ``payload_reader`` (``on_disk_payload``) the payloads are read
-        from the point store when needed, not kept (``payload_column``)."""
+        from the point store when needed, not kept (``payload_column``).
+        ``value_graphs``: its per-value graphs (``tenant_layout.py``), if built."""
         super().__init__(payload_reader=payload_reader)
+        self.value_graphs = value_graphs or ValueGraphs()
         self.segment_id = segment_id
         self.spec = spec
         """The index spec its indexes were built with; None while still exact (flat)."""
@@ -143,6 +148,45 @@ class SealedSegment(SegmentRows):
         assert isinstance(queries, np.ndarray)
         return index.search(queries, k, params=params, allowed=allowed)
 
+    def value_graph(
+        self, name: str, pinned: list[tuple[str, Any]]
+    ) -> tuple[str, ValueGraph] | None:
+        """The per-value graph of vector ``name`` for one of the ``pinned`` (field,
+        value) conditions of a filter, with its ``field=value`` label."""
+        return self.value_graphs.find(name, pinned) if self.value_graphs else None
+
+    def search_value_graph(
+        self,
+        name: str,
+        graph: ValueGraph,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        ef: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A walk of one value's graph over the allowed rows; allowed rows the graph
+        does not hold (their payload changed since the build) are scored exactly."""
+        allowed = (self._live if mask is None else mask) & self.vector_present(name)
+        rows, scores, outside = graph.search(queries, k, allowed, ef)
+        if not outside.any():
+            return rows, scores
+        more, more_scores = self.search(name, queries, k, outside, SearchParams(exact=True))
+        return merge_top(rows, scores, more, more_scores, k, graph.index.distance)
+
+    def row_range(self, name: str) -> bool:
+        """Whether rows of dense vector ``name`` can be read as one contiguous block."""
+        return isinstance(self.indexes.get(name), KeepsVectorsAsGiven)
+
+    def search_range(
+        self, name: str, queries: np.ndarray, k: int, start: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` over rows ``start:stop``, every one of them allowed (a
+        co-located tenant's range): scored as a slice of the rows, with no gather."""
+        index = self.indexes[name]
+        assert isinstance(index, KeepsVectorsAsGiven) and not is_multi_vector(index)
+        found, scores = exact_search(index.row_range(start, stop), queries, k, index.distance)
+        return np.where(found >= 0, found + start, -1), scores
+
     def custom_search(
         self,
         name: str,
@@ -200,6 +244,7 @@ class SealedSegment(SegmentRows):
             "versions": self._version_array.nbytes,
             "live_and_present": self._live.nbytes + present,
             "payloads": self._payloads.nbytes,
+            "value_graphs": self.value_graphs.memory_bytes(),
         }
 
     def delete(self, point_id: PointId) -> bool:

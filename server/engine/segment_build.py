@@ -32,6 +32,15 @@ from server.engine.index_spec import IndexSpec
 from server.engine.optimizer import Task
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
+from server.engine.tenant_layout import (
+    FieldValues,
+    GraphBuild,
+    ValueGraphs,
+    build_value_graphs,
+    group_rows,
+    renumber,
+    tenant_permutation,
+)
 
 BUILD_CHUNK = 10_000
 
@@ -63,6 +72,11 @@ class RebuildInput:
     float16 or uint8: values already rounded or cast, so the narrow copy is exact)."""
     sparse: dict[str, SparseRows] = field(default_factory=dict)
     """Sparse names: every row's sparse vector (empty where absent)."""
+    field_values: FieldValues = field(default_factory=dict)
+    """The tenant field's and the per-value graph fields' values, by job row."""
+    metrics: dict[str, Distance] = field(default_factory=dict)
+    value_graphs: ValueGraphs | None = None
+    """Built by ``build`` when the spec's layout asks for per-value graphs."""
 
 
 class Cancelled(Exception):
@@ -127,7 +141,38 @@ def snapshot(
         base=base,
         base_rows=0 if base_id is None else sealed[base_id].row_count(),
         sparse={n: SparseRows.concat(s) for n, s in sparse.items()},
+        field_values=_field_values(spec, sealed, sources),
+        metrics={n: p.distance for n, p in config.vectors.items()},
     )
+
+
+def _field_values(
+    spec: IndexSpec, sealed: dict[int, SealedSegment], sources: list[tuple[int, np.ndarray]]
+) -> FieldValues:
+    """Per field the layout reads, each value's job rows, from the payload indexes."""
+    layout = spec.layout
+    fields = set(layout.get("payload_graphs", {}).get("fields", []))
+    fields |= {layout["tenant"]} if "tenant" in layout else set()
+    if not fields:
+        return {}
+    pairs: dict[str, list[tuple[object, int]]] = {name: [] for name in fields}
+    offset = 0
+    for segment_id, rows in sources:
+        segment = sealed[segment_id]
+        position = np.full(segment.row_count(), -1, dtype=np.int64)
+        position[rows] = np.arange(offset, offset + len(rows))
+        offset += len(rows)
+        for name in fields:
+            index = segment.payload_indexes.fields.get(name)
+            for key, row in [] if index is None else index.entries():
+                if position[row] >= 0:
+                    pairs[name].append((_plain(key), int(position[row])))
+    return {name: group_rows(found) for name, found in pairs.items()}
+
+
+def _plain(key: object) -> object:
+    """An index key as JSON holds it (sorted indexes keep numpy integers)."""
+    return int(key) if isinstance(key, np.integer) else key
 
 
 def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -141,6 +186,8 @@ def training_sample(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def _merge_base(task: Task, spec: IndexSpec, sealed: dict[int, SealedSegment]) -> int | None:
     if task.kind != "merge" or spec.type == "flat" or spec.insertion_order != "none":
+        return None
+    if "tenant" in spec.layout:  # rows are laid out again by tenant: nothing to extend
         return None
     built = [sid for sid in task.segment_ids if sealed[sid].spec == spec]
     return max(built, key=lambda sid: sealed[sid].row_count(), default=None)
@@ -156,13 +203,7 @@ def build(
     If the spec asks for an insertion order, ``job`` is permuted in place first so
     that rows, ids and vectors stay aligned in the new segment (the order is computed
     on the first dense vector; a collection of multi-vectors only keeps its order)."""
-    spec = job.spec
-    first = next(iter(job.vector_params), None)
-    order = None
-    if first is not None:
-        order = insertion_permutation(
-            job.vectors[first], job.vector_params[first][1], spec.insertion_order
-        )
+    order = _row_order(job)
     if order is not None:
         job.permutation = order
         job.ids = [job.ids[i] for i in order.tolist()]
@@ -170,6 +211,7 @@ def build(
         job.tokens = {n: t.take(order) for n, t in job.tokens.items()}
         job.sparse = {n: s.take(order) for n, s in job.sparse.items()}
         job.present = {n: p[order] for n, p in job.present.items()}
+        job.field_values = renumber(job.field_values, order)
     names = [*job.vector_params, *job.multi_params, *job.sparse]
     total = (len(job.ids) - job.base_rows) * len(names)
     done = 0
@@ -191,8 +233,46 @@ def build(
             done += len(chunk)
             progress(done, total)
         indexes[name] = index
+    job.value_graphs = _value_graphs(job, cancelled)
     progress(total, total)
     return indexes
+
+
+def _row_order(job: RebuildInput) -> np.ndarray | None:
+    """The new segment's rows as a permutation of the job's (None: unchanged): the
+    insertion order the spec asks for (computed on the first dense vector), then grouped
+    by tenant, stably, so each tenant's rows are one range (``tenant_layout.py``)."""
+    first = next(iter(job.vector_params), None)
+    order = None
+    if first is not None:
+        order = insertion_permutation(
+            job.vectors[first], job.vector_params[first][1], job.spec.insertion_order
+        )
+    tenant = job.spec.layout.get("tenant")
+    if tenant is None or job.base is not None:
+        return order
+    if order is None:
+        return tenant_permutation(job.field_values[tenant], len(job.ids))
+    inserted = renumber({tenant: job.field_values[tenant]}, order)[tenant]
+    grouped: np.ndarray = order[tenant_permutation(inserted, len(job.ids))]
+    return grouped
+
+
+def _value_graphs(job: RebuildInput, cancelled: Callable[[], bool]) -> ValueGraphs | None:
+    """The spec's per-value graphs over the (already ordered) rows."""
+    asked = job.spec.layout.get("payload_graphs")
+    if not asked:
+        return None
+    if cancelled():
+        raise Cancelled()
+    vectors = {n: v for n, v in asked["vectors"].items() if n in job.vectors}
+    plan = GraphBuild(
+        m={n: int(v["m"]) for n, v in vectors.items()},
+        ef_construct=int(asked["ef_construct"]),
+        min_rows={n: int(v["min_rows"]) for n, v in vectors.items()},
+    )
+    values = {f: job.field_values[f] for f in asked["fields"] if f in job.field_values}
+    return build_value_graphs(plan, values, job.vectors, job.metrics, job.present)
 
 
 def _new_index(job: RebuildInput, name: str) -> AnyIndex:

@@ -36,6 +36,7 @@ from server.engine.segment import AppendableSegment, SealedParts
 from server.engine.segment_build import RebuildInput, build, snapshot
 from server.engine.segment_set import SegmentSet
 from server.engine.shared_graphs import kept_in_file, load_index
+from server.engine.tenant_layout import VALUE_GRAPHS_BLOB
 from server.engine.training_queries import QuerySamples
 from server.errors import StorageError
 from server.storage.point_store import PointStore
@@ -185,8 +186,11 @@ class SegmentLifecycle:
             spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
         )
+        blobs = {n: i.to_bytes() for n, i in indexes.items()}
+        if job.value_graphs:
+            blobs[VALUE_GRAPHS_BLOB] = job.value_graphs.to_bytes()
         try:
-            self._segment_store.write(manifest, {n: i.to_bytes() for n, i in indexes.items()})
+            self._segment_store.write(manifest, blobs)
             indexes = self._mapped(manifest, indexes)
         except (StorageError, OSError):
             if self._owner.closed:  # deleted while it built: its folder is gone, and so is the work
@@ -295,6 +299,7 @@ class SegmentLifecycle:
         self._segments.sealed[segment_id] = SealedSegment(
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
+            value_graphs=job.value_graphs,
         )  # fmt: skip
 
 

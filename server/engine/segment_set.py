@@ -34,6 +34,7 @@ from server.engine.planner import (
 from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, PayloadSchema, sort_key
+from server.engine.tenant_layout import ValueGraph
 
 AnySegment = AppendableSegment | SealedSegment
 
@@ -63,6 +64,9 @@ class SegmentSearch:
     instead of the metric; ``queries`` then only sizes the batch."""
     tenant: str | None = None
     """The tenant the filter pins (``payload_index.pinned_tenant``), for the planner."""
+    pinned: list[tuple[str, Any]] = field(default_factory=list)
+    """(field, value) of each top-level ``must`` ``match``: a value's own graph may serve
+    (``tenant_layout.py``)."""
 
     @property
     def higher_is_better(self) -> bool:
@@ -241,6 +245,7 @@ class SegmentSet:
         started = time.perf_counter()
         mask = None if request.masks is None else request.masks.get(id(segment))
         size = len(segment)
+        graph = _value_graph(segment, request)
         plan = choose_plan(
             segment_size=size,
             candidates=size if mask is None else int(np.count_nonzero(mask)),
@@ -253,11 +258,12 @@ class SegmentSet:
             full_scan_kb=request.full_scan_kb,
             config=request.planner,
             tenant=request.tenant,
+            payload_graph=None if graph is None else (graph[0], len(graph[1].rows)),
         )
         if request.force is not None and plan.strategy != "none":
             ef = request.params.ef or request.default_ef
             plan = force(plan, request.force, size, request.k, ef, request.planner)
-        rows, scores = self._execute(segment, request, plan, mask)
+        rows, scores = self._execute(segment, request, plan, mask, graph)
         PLAN_COUNTS.add(plan.strategy)
         plan.time_ms = (time.perf_counter() - started) * 1000
         if request.explain is not None:
@@ -267,7 +273,11 @@ class SegmentSet:
 
     @staticmethod
     def _execute(
-        segment: AnySegment, request: SegmentSearch, plan: Plan, mask: np.ndarray | None
+        segment: AnySegment,
+        request: SegmentSearch,
+        plan: Plan,
+        mask: np.ndarray | None,
+        graph: tuple[str, ValueGraph] | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         name, queries, k = request.name, request.queries, request.k
         if plan.strategy == "none":
@@ -277,15 +287,50 @@ class SegmentSet:
         if request.custom is not None:
             return _custom(segment, request, plan, mask)
         if plan.strategy == "exact":
+            ranged = _tenant_range(segment, request, plan, mask)
+            if ranged is not None:
+                return ranged
             return segment.search(name, queries, k, mask, replace(request.params, exact=True))
         if plan.strategy == "graph":
-            rows, scores = segment.search(
-                name, queries, k, mask, replace(request.params, ef=plan.ef)
-            )
+            if plan.payload_graph is not None and graph is not None:
+                assert isinstance(segment, SealedSegment) and isinstance(queries, np.ndarray)
+                assert plan.ef is not None
+                rows, scores = segment.search_value_graph(name, graph[1], queries, k, mask, plan.ef)
+            else:
+                rows, scores = segment.search(
+                    name, queries, k, mask, replace(request.params, ef=plan.ef)
+                )
             return _exact_where_short(segment, request, plan, mask, rows, scores)
         if mask is None:
             return segment.search(name, queries, k, None, replace(request.params, ef=plan.ef))
         return _post_filter(segment, request, plan, mask)
+
+
+def _value_graph(segment: AnySegment, request: SegmentSearch) -> tuple[str, ValueGraph] | None:
+    """The pinned value's own graph in a sealed segment, for a plain dense search."""
+    if not request.pinned or request.custom is not None or request.force is not None:
+        return None
+    if not isinstance(segment, SealedSegment) or not isinstance(request.queries, np.ndarray):
+        return None
+    return segment.value_graph(request.name, request.pinned)
+
+
+def _tenant_range(
+    segment: AnySegment, request: SegmentSearch, plan: Plan, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A tenant's exact plan over its co-located rows (``tenant_layout.py``): when the
+    rows passing are exactly one range, that range is scored as a slice (no gather)."""
+    queries = request.queries
+    if plan.tenant is None or mask is None or not isinstance(queries, np.ndarray):
+        return None
+    if not isinstance(segment, SealedSegment) or not segment.row_range(request.name):
+        return None
+    start = int(np.argmax(mask))
+    stop = start + plan.candidates
+    if not (mask[start:stop].all() and segment.vector_present(request.name)[start:stop].all()):
+        return None
+    plan.reason += f"; rows {start}:{stop} as one slice"
+    return segment.search_range(request.name, queries, request.k, start, stop)
 
 
 def _custom(

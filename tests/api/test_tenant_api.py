@@ -73,6 +73,7 @@ def test_a_small_tenant_is_scored_exactly_with_the_same_answers(api: Api) -> Non
             60,
         )
         assert "tenant holds" in plan["reason"]
+        assert "as one slice" in plan["reason"]  # the index, made after the points, re-laid them
         got = [(p["id"], p["score"]) for p in tenant["points"]]
         assert got == [(p["id"], p["score"]) for p in plain["points"]]
 

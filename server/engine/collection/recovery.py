@@ -27,6 +27,7 @@ from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import PointBatch, SealedParts
 from server.engine.segment_set import SegmentSet
 from server.engine.shared_graphs import load_index
+from server.engine.tenant_layout import VALUE_GRAPHS_BLOB, ValueGraphs
 from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
@@ -84,9 +85,11 @@ def restore_segment(
     claimed[rows[alive]] = True
     parts = SealedParts(batch.ids, batch.payloads, stored.versions_at(rows), indexes, batch.present)
     reader = store if config.on_disk_payload else None
+    graphs = blobs.get(VALUE_GRAPHS_BLOB)
     return SealedSegment(
         manifest.segment_id, parts, alive, spec, schema=config.payload_schema,
         payload_reader=reader,
+        value_graphs=None if graphs is None else ValueGraphs.from_bytes(graphs),
     )  # fmt: skip
 
 

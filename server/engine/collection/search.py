@@ -30,6 +30,7 @@ from server.engine.results import ScoredPoint
 from server.engine.score_threshold import passing, strictly_past
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.sparse_vector import SparseVector
+from server.engine.tenant_layout import pinned_values
 
 TOKENS_FOR_PLANNING = 64
 """Vectors per multi-vector point the planner assumes when it weighs an exact scan
@@ -122,6 +123,7 @@ class Searcher:
             explain=first.explain,
             custom=_customs(specs),
             tenant=pinned_tenant(first.filter, self.config.payload_schema),
+            pinned=pinned_values(first.filter),
         )
 
     def _queries(
