@@ -60,6 +60,7 @@ LOG_FOLDER = "oplog"
 """Under the group's folder, on the front's disk: ``oplog/<shard>/`` (replica folders
 are ``<shard>/<replica id>``, on each replica's node)."""
 FINISHED_KEPT = 32
+"""Ended transfers kept with their phases (``ReplicatedShardGroup.finished``)."""
 OPEN_TIMEOUT_S = 120.0
 """Longest a replica may take to start and open its engine."""
 
