@@ -158,6 +158,22 @@ def test_a_killed_node_is_replaced_while_writes_go_on(
     single.close()
 
 
+def test_a_lost_replica_is_not_replaced_on_the_node_it_was_lost_on(tmp_path: Path) -> None:
+    """Ray reports a replica dead before it drops the node: a replacement pinned to
+    that node could never start. Here node-0 would otherwise win the tie."""
+    config = make_config().model_copy(update={"shard_number": 1})
+    factory = LocalReplicaFactory("c", config, nodes=3)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal_interval_s=0.05)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(10)))
+    [lost] = [r for r in group.sets[0].replicas if r.node == "node-0"]
+    lost.handle.kill()  # type: ignore[attr-defined]  # the process dies, the node stays listed
+    group.sets[0].mark_dead(lost, "test")
+    wait_replicated(group)
+    assert sorted(r.node for r in group.sets[0].replicas) == ["node-1", "node-2"]
+    collection.close()
+
+
 def test_a_lagging_replica_catches_up_from_a_snapshot_past_the_log(tmp_path: Path) -> None:
     config = make_config()
     factory = LocalReplicaFactory("c", config, nodes=2)
