@@ -10,7 +10,15 @@ Python API (`ShardedCollection` over `ReplicatedShardGroup`, as the server holds
   100), reads spread over the replicas;
 * recovery at R = 2: a worker's raylet is killed (SIGKILL); seconds until every shard has
   two active replicas again, the points those re-created replicas received per second,
-  and the write rate (100-point upserts from one thread) meanwhile.
+  and the write rate (100-point upserts from one thread) meanwhile; split into phases:
+  until a lost replica is marked dead (Ray notices the node), until the transfers start,
+  and each transfer's steps (``Transfer.phases``: the new actor starting while the
+  source builds the snapshot, waiting for it + carrying + installing it, replaying the
+  logged writes), plus a snapshot of a healthy replica timed alone (build, size).
+
+Queries are timed once every replica has applied every write and finished its
+background index builds (with ``write_consistency_factor`` 1 an ingest is acknowledged
+before the second replica applied it, and both replicas build their indexes after it).
 
 Targets (issue 23): batch throughput at R = 2 >= 0.9x R = 1, ingest at R = 2 >= 0.5x R = 1,
 recovery >= 50k points/s. On a shared 2-core machine three raylets and up to nine replica
@@ -38,7 +46,7 @@ from harness.machine import machine_info
 
 from server.cluster.replica_set import ReplicaState
 from server.cluster.replicated import ReplicatedShardGroup
-from server.cluster.shards import ShardedCollection
+from server.cluster.shards import ShardedCollection, ShardServer, on_server
 from server.engine.config import CollectionConfig
 from server.engine.requests import SearchSpec
 
@@ -97,6 +105,17 @@ def ingest(collection: ShardedCollection, vectors: np.ndarray, first_id: int = 0
     return len(vectors) / (time.perf_counter() - started)
 
 
+def settle(collection: ShardedCollection) -> float:
+    """Wait until every replica applied every write and built its indexes; seconds."""
+    group = collection.group
+    assert isinstance(group, ReplicatedShardGroup)
+    started = time.perf_counter()
+    idle = on_server(ShardServer.wait_idle, 3600.0)
+    replies = [r.handle.read(idle) for s in group.sets for r in s.replicas]
+    assert all(reply.result() for reply in replies)
+    return round(time.perf_counter() - started, 1)
+
+
 def query_rates(collection: ShardedCollection, queries: np.ndarray) -> dict[str, float]:
     specs = [SearchSpec(vector=q, using="", limit=K) for q in queries]
     started = time.perf_counter()
@@ -112,7 +131,7 @@ def query_rates(collection: ShardedCollection, queries: np.ndarray) -> dict[str,
 
 def recovery(
     collection: ShardedCollection, workers: list[Any], vectors: np.ndarray
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Kill the worker holding most replicas; time until every shard is whole again."""
     from ray._private import ray_constants
 
@@ -137,9 +156,12 @@ def recovery(
 
     writer = threading.Thread(target=write)
     writer.start()
+    time.sleep(1.0)  # writes under way
+    before = {id(t) for t in group.finished}
     started = time.perf_counter()
     raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
     os.kill(raylet, signal.SIGKILL)
+    marks: dict[str, float] = {}
 
     def whole() -> bool:
         """No replica left on the dead node, and two active ones per shard."""
@@ -149,17 +171,41 @@ def recovery(
             for s in group.sets
         )
 
+    def note(name: str, seen: bool) -> None:
+        if seen and name not in marks:
+            marks[name] = round(time.perf_counter() - started, 2)
+
     while not whole():
-        time.sleep(0.05)
+        lost_states = [r.state for s in group.sets for r in s.replicas if r.node == victim.node_id]
+        note("dead_noticed_s", ReplicaState.ACTIVE not in lost_states)
+        note("transfers_started_s", bool(group.transfers))
+        time.sleep(0.02)
     elapsed = time.perf_counter() - started
     stop.set()
     writer.join()
+    ended = [t for t in group.finished if id(t) not in before]
     return {
         "recovery_s": round(elapsed, 2),
         "recovered_points": lost_points,
         "recovery_points_per_s": round(lost_points / elapsed, 1),
         "writes_per_s_meanwhile": round(writes / elapsed, 1),
+        **marks,
+        "transfer_phases_s": [{k: round(v, 2) for k, v in t.phases.items()} for t in ended],
+        **snapshot_alone(group),
     }
+
+
+def snapshot_alone(group: ReplicatedShardGroup) -> dict[str, float]:
+    """One healthy replica's snapshot, timed alone: seconds to build it, its size."""
+    import ray
+
+    actor = group.sets[0].active()[0].handle.actor  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    ref = actor.snapshot.remote()
+    ray.wait([ref])
+    built = time.perf_counter() - started
+    _, data = ray.get(ref)
+    return {"snapshot_build_s": round(built, 2), "snapshot_mb": round(len(data) / 2**20, 1)}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -180,7 +226,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Recovery at R = 2: {rec['recovery_s']} s for {rec['recovered_points']:,} points "
         f"({rec['recovery_points_per_s']:,} points/s); writes meanwhile "
-        f"{rec['writes_per_s_meanwhile']:,} points/s.",
+        f"{rec['writes_per_s_meanwhile']:,} points/s. Dead noticed after "
+        f"{rec.get('dead_noticed_s')} s, transfers started after "
+        f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}; "
+        f"a {rec['snapshot_mb']} MB shard snapshot alone builds in {rec['snapshot_build_s']} s.",
     ]
     return "\n".join(lines)
 
@@ -198,7 +247,7 @@ def main() -> int:
     import ray
 
     rows: list[dict[str, Any]] = []
-    rec: dict[str, float] = {}
+    rec: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for replicas in (1, 3, 2):  # R = 2 last: its recovery kills a node
@@ -207,6 +256,7 @@ def main() -> int:
                 row: dict[str, Any] = {"replicas": replicas}
                 row["ingest_pps"] = round(ingest(collection, vectors), 1)
                 if replicas <= 2:
+                    row["settle_s"] = settle(collection)
                     row |= query_rates(collection, queries)
                 log(f"  {row}")
                 rows.append(row)

@@ -122,7 +122,7 @@ class RayReplica:
 
     def is_lost(self) -> bool:
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
         if self._node != LOCAL_NODE and self._node not in self._factory.nodes():
             return True
@@ -130,7 +130,7 @@ class RayReplica:
             ray.get(self.actor.applied_seq.remote(), timeout=PING_S)
         except GetTimeoutError:
             return False  # busy, or its node is dying: asked again at the next round
-        except RayActorError:
+        except (RayActorError, ActorUnschedulableError):  # died, or its node is gone
             return True
         return False
 

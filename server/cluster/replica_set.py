@@ -9,9 +9,13 @@ there), as in Qdrant. A replica whose call fails for a reason other than a clien
 (its process or node died, or it saw a sequence gap) is marked ``Dead``: it gets no more
 writes and serves no reads until it has caught up.
 
-**Reads** go to one ``Active`` replica, the next in turn, or to as many as the request's
-``consistency`` asks (``engine/consistency.py``), keeping the points enough of them
-returned. A replica that fails a read is marked dead and the read asks another.
+**Reads** go to one ``Active`` replica, or to as many as the request's ``consistency``
+asks (``engine/consistency.py``), keeping the points enough of them returned: those
+with the fewest calls still unanswered, the next in turn among equals. A replica still
+working through a backlog of writes (``write_consistency_factor`` 1 acknowledges
+before every replica applied a write) would make a read wait behind them, as would a
+replica busy with a snapshot. A replica that fails a read is marked dead and the read
+asks another.
 
 **Catch-up.** A replica that is ``Dead`` (and alive) replays the logged writes after
 its own sequence number when the log still reaches back to it; a new one, or one the
@@ -31,6 +35,7 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
@@ -78,6 +83,8 @@ class Replica:
     replica_id: str
     handle: ReplicaHandle
     state: ReplicaState
+    pending: int = 0
+    """Calls sent to the replica and not answered yet (reads go where this is lowest)."""
 
     @property
     def node(self) -> str:
@@ -101,6 +108,7 @@ class ReplicaSet:
         self.on_dead: Callable[[], None] = lambda: None
         """Called when a replica is marked dead (wakes the healer)."""
         self._turn = itertools.count()
+        self._pending_lock = threading.Lock()
 
     def active(self) -> list[Replica]:
         return [r for r in self.replicas if r.state is ReplicaState.ACTIVE]
@@ -131,7 +139,7 @@ class ReplicaSet:
                     f"write_consistency_factor is {needed}"
                 )
             seq = self.log.append(call)
-            replies = [(r, r.handle.apply(seq, call)) for r in active]
+            replies = [(r, self._track(r, r.handle.apply(seq, call))) for r in active]
         ack: _Ack[T] = _Ack(needed, len(replies), self.shard)
         for replica, reply in replies:
             reply.add_done_callback(functools.partial(self._on_reply, replica, ack))
@@ -161,8 +169,24 @@ class ReplicaSet:
                     f"{max(wanted, 1)}"
                 )
             first = next(self._turn)
-            chosen = [active[(first + i) % len(active)] for i in range(wanted)]
-        return [(replica, replica.handle.read(call)) for replica in chosen]
+            order = sorted(
+                range(len(active)),
+                key=lambda i: (active[i].pending, (i - first) % len(active)),
+            )
+            chosen = [active[i] for i in order[:wanted]]
+        return [(replica, self._track(replica, replica.handle.read(call))) for replica in chosen]
+
+    def _track(self, replica: Replica, reply: Future[T]) -> Future[T]:
+        """Count ``reply`` as pending on ``replica`` until it is answered."""
+        with self._pending_lock:
+            replica.pending += 1
+
+        def answered(_: Future[T]) -> None:
+            with self._pending_lock:
+                replica.pending -= 1
+
+        reply.add_done_callback(answered)
+        return reply
 
     def finish_read(
         self,
@@ -196,7 +220,7 @@ class ReplicaSet:
                 raise ServiceUnavailable(f"no active replica of shard {self.shard} answered")
             replica = spare[0]
             tried.add(replica)
-            reply = replica.handle.read(call)
+            reply = self._track(replica, replica.handle.read(call))
 
     # -- catch-up --------------------------------------------------------
 
@@ -207,25 +231,40 @@ class ReplicaSet:
             raise ServiceUnavailable(f"shard {self.shard} has no active replica to copy")
         return sources[next(self._turn) % len(sources)]
 
-    def catch_up(self, target: Replica) -> None:
+    def request_snapshot(self, target: Replica) -> tuple[Replica, Any]:
+        """Ask an active replica other than ``target`` for a snapshot; it follows every
+        write already sent to that replica. Returns the source and the snapshot (the
+        transport's, which ``install`` takes)."""
+        source = self.source_for(target)
+        with self.lock:
+            return source, source.handle.snapshot()
+
+    def catch_up(
+        self, target: Replica, snapshot: Any = None, phases: dict[str, float] | None = None
+    ) -> None:
         """Bring ``target`` (``Partial``) to the shard's latest write and make it active.
-        Raises when the source or the target fails; the caller marks the target dead."""
+        ``snapshot``: one already asked for (a new replica's, asked while it starts).
+        ``phases`` gets the seconds each step took. Raises when the source or the
+        target fails; the caller marks the target dead."""
+        clock = PhaseClock(phases)
         while True:
             try:
-                self._catch_up_once(target)
+                self._catch_up_once(target, snapshot, clock)
                 return
             except CatchUpRestart:
+                snapshot = None
                 log.info("operation log overtaken, new snapshot", extra={"shard": self.shard})
 
-    def _catch_up_once(self, target: Replica) -> None:
+    def _catch_up_once(self, target: Replica, snapshot: Any, clock: PhaseClock) -> None:
         seq = target.handle.applied_seq().result(timeout=TRANSFER_TIMEOUT_S)
-        if seq == 0 or not self._reaches(seq):  # new, or past the log's reach
-            source = self.source_for(target)
-            with self.lock:  # the snapshot follows every write already sent to the source
-                snapshot = source.handle.snapshot()
+        if snapshot is None and (seq == 0 or not self._reaches(seq)):  # new, or past the log
+            snapshot = self.request_snapshot(target)[1]
+        if snapshot is not None:
             seq = target.handle.install(snapshot).result(timeout=TRANSFER_TIMEOUT_S)
+            clock("install")
         while len(ops := self._since(seq)) > TAIL:
             seq = replay(target, ops)
+        clock("replay")
         with self.lock:
             if target.state is not ReplicaState.PARTIAL:
                 raise ServiceUnavailable("transfer aborted")
@@ -233,6 +272,7 @@ class ReplicaSet:
             target.state = ReplicaState.ACTIVE
         for reply in tail:
             _wait_applied(reply)
+        clock("tail")
         log.info("replica caught up", extra={"shard": self.shard, "replica": target.replica_id})
 
     def _reaches(self, seq: int) -> bool:
@@ -245,6 +285,21 @@ class ReplicaSet:
         if ops is None:
             raise CatchUpRestart()
         return ops
+
+
+class PhaseClock:
+    """Adds the seconds since the previous mark to ``phases[name]`` (a no-op without
+    ``phases``): a transfer's steps, for the logs and bench/bench_replicas.py."""
+
+    def __init__(self, phases: dict[str, float] | None) -> None:
+        self.phases = phases
+        self._last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        if self.phases is not None:
+            self.phases[name] = self.phases.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def replay(target: Replica, ops: list[Operation]) -> int:

@@ -28,16 +28,23 @@ import logging
 import shutil
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from server.cluster.oplog import DEFAULT_CAPACITY, OpLog
-from server.cluster.replica_set import Replica, ReplicaSet, ReplicaState, peer_id, replay
+from server.cluster.replica_set import (
+    PhaseClock,
+    Replica,
+    ReplicaSet,
+    ReplicaState,
+    peer_id,
+    replay,
+)
 from server.cluster.replica_transport import ReplicaFactory
 from server.cluster.shards import ShardCall, ShardServer
 from server.engine.collection import Collection
@@ -52,6 +59,8 @@ HEAL_INTERVAL_S = 2.0
 LOG_FOLDER = "oplog"
 """Under the group's folder, on the front's disk: ``oplog/<shard>/`` (replica folders
 are ``<shard>/<replica id>``, on each replica's node)."""
+FINISHED_KEPT = 32
+"""Ended transfers kept with their phases (``ReplicatedShardGroup.finished``)."""
 OPEN_TIMEOUT_S = 120.0
 """Longest a replica may take to start and open its engine."""
 
@@ -89,6 +98,11 @@ class Transfer:
     adds: bool = False
     """Asked by ``replicate_shard``: an abort takes the shard's wanted count back down."""
     aborted: bool = False
+    fresh: bool = False
+    """The target is a new, empty replica: its snapshot is asked for while it starts."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per step: ``start`` (the target opening), ``install`` (waiting for the
+    snapshot, carrying it, installing it), ``replay`` and ``tail`` (the logged writes)."""
 
 
 class ReplicatedShardGroup:
@@ -112,6 +126,8 @@ class ReplicatedShardGroup:
         self.heal_interval_s = heal_interval_s
         self.on_membership: Callable[[], None] = lambda: None
         self.transfers: dict[int, Transfer] = {}
+        self.finished: deque[Transfer] = deque(maxlen=FINISHED_KEPT)
+        """The latest transfers that ended, with their phases (bench/bench_replicas.py)."""
         self._lock = threading.Lock()
         self._wake, self._stop = threading.Event(), threading.Event()
         if membership is None:
@@ -325,14 +341,21 @@ class ReplicatedShardGroup:
         if alive_dead:
             self._start(Transfer(replica_set.shard, alive_dead[0]))
         elif len(replica_set.replicas) < self.wanted[replica_set.shard]:
-            self._add_replica(replica_set, None)
+            self._add_replica(replica_set, None, avoid={r.node for r in lost})
 
     def _add_replica(
-        self, replica_set: ReplicaSet, node: str | None, transfer: Transfer | None = None
+        self,
+        replica_set: ReplicaSet,
+        node: str | None,
+        transfer: Transfer | None = None,
+        avoid: frozenset[str] | set[str] = frozenset(),
     ) -> Transfer | None:
-        """A new replica on ``node`` (else the best node), filled by a transfer."""
+        """A new replica on ``node`` (else the best node not in ``avoid``: those of
+        replicas just lost, whose node may be dying while Ray still lists it), filled
+        by a transfer."""
         if node is None:
-            nodes = self.factory.nodes()
+            every = self.factory.nodes()
+            nodes = [n for n in every if n not in avoid] or every
             if not nodes:
                 return None
             load = Counter(r.node for s in self.sets for r in s.replicas)
@@ -342,7 +365,7 @@ class ReplicatedShardGroup:
             replica_set.replicas.append(target)
         self._changed()
         transfer = transfer or Transfer(replica_set.shard, target)
-        transfer.target = target
+        transfer.target, transfer.fresh = target, True
         self._start(transfer)
         return transfer
 
@@ -364,14 +387,21 @@ class ReplicatedShardGroup:
 
     def _transfer(self, transfer: Transfer) -> None:
         replica_set, target = self.sets[transfer.shard], transfer.target
+        clock = PhaseClock(transfer.phases)
         try:
+            snapshot = None
+            if transfer.fresh:  # the source builds it while the target starts
+                source, snapshot = replica_set.request_snapshot(target)
+                transfer.source_node = source.node
             target.handle.applied_seq().result(timeout=OPEN_TIMEOUT_S)  # opened
+            clock("start")
             with replica_set.lock:
                 if transfer.aborted:
                     raise BadRequest("transfer aborted")
                 target.state = ReplicaState.PARTIAL
-            transfer.source_node = replica_set.source_for(target).node
-            replica_set.catch_up(target)
+            if transfer.source_node is None:
+                transfer.source_node = replica_set.source_for(target).node
+            replica_set.catch_up(target, snapshot, transfer.phases)
             if transfer.drop is not None:
                 self._remove(replica_set, transfer.drop)
         except Exception as error:
@@ -384,6 +414,9 @@ class ReplicatedShardGroup:
         finally:
             with self._lock:
                 self.transfers.pop(transfer.shard, None)
+                self.finished.append(transfer)
+            phases = {name: round(s, 3) for name, s in transfer.phases.items()}
+            log.info("transfer ended", extra={"shard": transfer.shard, "phases": phases})
             self._changed()
             self._wake.set()
 

@@ -142,6 +142,9 @@ def test_a_killed_node_is_replaced_while_writes_go_on(
     assert errors == []
     wait_replicated(group)
     assert all(r.node != victim for s in group.sets for r in s.replicas)
+    replaced = [t for t in group.finished if t.fresh]
+    assert replaced and all(t.target.node != victim for t in replaced)
+    assert all({"start", "install", "replay", "tail"} <= set(t.phases) for t in replaced)
     held = replica_ids(group)
     assert all(shard[0] == shard[1] for shard in held)
     assert set.union(*(shard[0] for shard in held)) == set(acked)
@@ -153,6 +156,22 @@ def test_a_killed_node_is_replaced_while_writes_go_on(
     expected = [(h.id, round(h.score, 5)) for h in single.search([spec])[0]]
     assert [(h.id, round(h.score, 5)) for h in collection.search([spec])[0]] == expected
     single.close()
+
+
+def test_a_lost_replica_is_not_replaced_on_the_node_it_was_lost_on(tmp_path: Path) -> None:
+    """Ray reports a replica dead before it drops the node: a replacement pinned to
+    that node could never start. Here node-0 would otherwise win the tie."""
+    config = make_config().model_copy(update={"shard_number": 1})
+    factory = LocalReplicaFactory("c", config, nodes=3)
+    group = ReplicatedShardGroup(tmp_path, config, factory, heal_interval_s=0.05)
+    collection = ShardedCollection("c", config, group)
+    upsert(collection, list(range(10)))
+    [lost] = [r for r in group.sets[0].replicas if r.node == "node-0"]
+    lost.handle.kill()  # type: ignore[attr-defined]  # the process dies, the node stays listed
+    group.sets[0].mark_dead(lost, "test")
+    wait_replicated(group)
+    assert sorted(r.node for r in group.sets[0].replicas) == ["node-1", "node-2"]
+    collection.close()
 
 
 def test_a_lagging_replica_catches_up_from_a_snapshot_past_the_log(tmp_path: Path) -> None:
@@ -240,6 +259,29 @@ def test_read_consistency_asks_that_many_replicas_and_keeps_what_they_agree_on(
     assert [r.id for r in merge_answers([[a, b], [b, c], [b]], 3)] == [2]
     assert [r.id for r in merge_answers([[a, b], [b, c], [a]], 2)] == [1, 2]
     assert merge_answers([[[a, b]], [[b]]], 2) == [[b]]
+
+
+def test_reads_skip_a_replica_still_applying_a_write_backlog(
+    cluster: tuple[ShardedCollection, LocalReplicaFactory],
+) -> None:
+    collection, _ = cluster
+    replica_set = group_of(collection).sets[0]
+    slow, fast = replica_set.replicas
+    gate = threading.Event()
+    slow.handle._pool.submit(gate.wait)  # type: ignore[attr-defined]  # its thread is busy
+    upsert(collection, list(range(10)))  # acknowledged by ``fast``; queued on ``slow``
+    assert slow.pending > 0
+    count = on_collection(Collection.count, None)
+    for _ in range(3):
+        [(chosen, reply)] = replica_set.start_read(count, None)
+        assert chosen is fast
+        assert reply.result(timeout=5) > 0
+    gate.set()
+    deadline = time.monotonic() + 5
+    while slow.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    chosen_ones = {replica_set.start_read(count, None)[0][0] for _ in range(2)}
+    assert chosen_ones == {slow, fast}  # equally idle: in turn again
 
 
 def test_consistency_values_follow_qdrant() -> None:
