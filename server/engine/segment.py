@@ -19,22 +19,24 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.base import SearchParams
 from index.datatypes import Datatype
-from index.flat import exact_search
+from index.flat import FlatIndex, FlatParams, exact_search
 from index.graph_walk import CustomScore, exact_custom
 from index.metrics import Distance
 from index.multivector import Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex, create_index, create_multi_index, create_sparse_index
+from index.registry import AnyIndex, create_multi_index, create_sparse_index
 from index.sparse import SparseIndex, SparseRows, SparseVector
 from server.engine.filters import Filter, HasId
 from server.engine.payload_column import PayloadColumn, PayloadReader, payload_column
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
+from server.storage.mapped_matrix import MappedMatrix
 
 PayloadSchema = Mapping[str, str | Mapping[str, Any]]
 
@@ -229,15 +231,30 @@ class VectorColumn:
     datatype (float16 / uint8 rows take 2 / 1 bytes a dimension; written rows already
     hold values of that type, so the narrower array keeps them exactly).
 
-    Rows past the live count are kept zeroed and not ``present``.
+    Rows past the live count are kept zeroed and not ``present``. Given a ``folder``
+    (an ``on_disk`` vector), the matrix lives in a memory-mapped scratch file there
+    (``MappedMatrix``), not in the heap.
     """
 
-    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        distance: Distance,
+        datatype: Datatype = "float32",
+        folder: Path | None = None,
+    ) -> None:
         self.dim = dim
         self.distance = distance
         self.dtype = np.dtype(datatype)
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
-        self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._folder = folder
+        self._file = None if folder is None else MappedMatrix(folder, dim, self.dtype, 0)
+        self.data = np.zeros((0, dim), dtype=self.dtype)
+        self.present = np.zeros(0, dtype=bool)
+        self.reserve(_INITIAL_CAPACITY)
+
+    @property
+    def mapped(self) -> bool:
+        return self._file is not None
 
     def floats(self, count: int) -> np.ndarray:
         """The first ``count`` rows as float32 (a copy for a narrower datatype)."""
@@ -247,9 +264,25 @@ class VectorColumn:
         if rows <= self.data.shape[0]:
             return
         capacity = max(rows, 2 * self.data.shape[0])
+        if self._file is not None:  # the file keeps its rows as it grows
+            self.data, self.present = self._file.resize(capacity), _grown(self.present, capacity)
+            return
         data = np.zeros((capacity, self.dim), dtype=self.dtype)
         data[: self.data.shape[0]] = self.data
         self.data, self.present = data, _grown(self.present, capacity)
+
+    def exact_index(self, count: int) -> FlatIndex:
+        """The first ``count`` rows as an exact index, for sealing: a mapped float32
+        column hands its file over (no copy; the tail then starts a new one), a mapped
+        narrower one is widened into a new scratch file."""
+        if self._folder is None:
+            flat = FlatIndex(self.dim, self.distance)
+            flat.add(self.floats(count))
+            return flat
+        rows = self.data[:count]
+        if self.dtype != np.float32:
+            rows = MappedMatrix.holding(self._folder, self.floats(count))
+        return FlatIndex.over(rows, self.distance, FlatParams(on_disk=True))
 
     def move(self, src: int, dst: int) -> None:
         """Row ``src`` overwrites row ``dst``; ``src`` is then cleared."""
@@ -402,11 +435,13 @@ class AppendableSegment(SegmentRows):
         sparse_names: Sequence[str] = (),
         payload_reader: PayloadReader | None = None,
         datatypes: Mapping[str, Datatype] | None = None,
+        mapped: Mapping[str, Path] | None = None,
     ) -> None:
+        """``mapped``: per ``on_disk`` dense vector, the folder its rows are mapped in."""
         super().__init__(schema, payload_reader)
-        types = datatypes or {}
+        types, folders = datatypes or {}, mapped or {}
         self.columns = {
-            name: VectorColumn(d, dist, types.get(name, "float32"))
+            name: VectorColumn(d, dist, types.get(name, "float32"), folders.get(name))
             for name, (d, dist) in vector_params.items()
         }
         self.token_columns = {
@@ -572,9 +607,11 @@ class AppendableSegment(SegmentRows):
         sort_keys = self._sort_kind.nbytes + self._sort_hi.nbytes + self._sort_lo.nbytes
         lists = sys.getsizeof(self._ids) + sys.getsizeof(self._row_of) + 64 * rows
         columns = self._all_columns()
-        dense = sum(column.data.nbytes for column in self.columns.values())
+        dense = sum(column.data.nbytes for column in self.columns.values() if not column.mapped)
+        mapped = sum(column.data.nbytes for column in self.columns.values() if column.mapped)
         tokens = sum(column.data.nbytes for column in self.token_columns.values())
-        return {
+        mapped_part = {"vectors_mapped": mapped} if mapped else {}
+        return mapped_part | {
             "vectors": dense + tokens,
             "ids": lists + sort_keys,
             "versions": sys.getsizeof(self._versions),
@@ -590,9 +627,7 @@ class AppendableSegment(SegmentRows):
         n = len(self._ids)
         indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
-            flat = create_index("flat", col.dim, col.distance)
-            flat.add(col.floats(n))
-            indexes[name] = flat
+            indexes[name] = col.exact_index(n)
         for name, tokens in self.token_columns.items():
             narrow = {"storage": tokens.dtype.name} if tokens.dtype != np.float32 else None
             exact = create_multi_index("maxsim", tokens.dim, tokens.distance, narrow)

@@ -216,3 +216,33 @@ def test_uint8_tokens_of_the_appendable_tail_take_one_byte(api: Api) -> None:
     assert answers(api, "narrow", SET_QUERIES) == answers(api, "wide", SET_QUERIES)
     got = api.result("POST", "/collections/narrow/points", {"ids": [3], "with_vector": True})
     assert got[0]["vector"] == SETS[3].tolist()
+
+
+def test_on_disk_tail_rows_are_mapped_across_a_restart(tmp_path: Path) -> None:
+    """Rows no index file holds yet (the appendable tail: indexing off here) live in a
+    memory-mapped scratch file for an ``on_disk`` vector, not the heap, and answer as
+    the same rows in memory do, before and after a restart (rebuilt from the log)."""
+    params = {"size": DIM, "distance": "Euclid"}
+    off = {"optimizers_config": {"indexing_threshold": 0}}
+
+    def tail(api: Api, name: str) -> dict[str, int]:
+        memory: dict[str, int] = wait_green(api, name)["memory"]["bytes"]
+        return memory
+
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        for name, disk in (("disk", True), ("ram", False)):
+            vectors = params | {"on_disk": disk}
+            api.result("PUT", f"/collections/{name}", {"vectors": vectors} | off)
+            api.result("PUT", f"/collections/{name}/points?wait=true", {"points": dense_points()})
+        before = answers(api, "disk", list(QUERIES))
+        assert before == answers(api, "ram", list(QUERIES))
+        disk, ram = tail(api, "disk"), tail(api, "ram")
+        assert disk["appendable_vectors_mapped"] >= N * DIM * 4 and disk["appendable_vectors"] == 0
+        assert "appendable_vectors_mapped" not in ram and ram["appendable_vectors"] >= N * DIM * 4
+        total = wait_green(api, "disk")["memory"]["total_bytes"]
+        assert total == sum(v for k, v in disk.items() if not k.endswith("_mapped"))
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        assert answers(api, "disk", list(QUERIES)) == before
+        assert tail(api, "disk")["appendable_vectors_mapped"] >= N * DIM * 4

@@ -20,6 +20,10 @@ from index.multivector import MaxSimIndex, MaxSimParams, Ragged
 from index.muvera_index import MuveraIndex, MuveraIndexParams
 from index.quantization import QUANTIZED_BACKENDS, QuantizedParams
 from index.sparse import SparseIndex, SparseParams, SparseRows, SparseVector
+from server.engine.collection.recovery import _index_of
+from server.engine.config import VectorParams
+from server.engine.segment import AppendableSegment, PointBatch
+from server.storage.mapped_matrix import is_mapped
 
 DIM = 8
 RNG = np.random.default_rng(17)
@@ -258,4 +262,48 @@ def test_muvera_graph_on_disk_maps_its_encodings_index(tmp_path: Path, inner: st
     plain = MuveraIndex.from_bytes(built.to_bytes())  # from bytes: all in the heap
     assert loaded.stats().memory_bytes + fde_mapped <= plain.stats().memory_bytes
     (ids, scores), (want_ids, want_scores) = loaded.search(queries, 5), built.search(queries, 5)
+    assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
+
+
+def dense_batch(rows: np.ndarray) -> PointBatch:
+    count = len(rows)
+    present = {"": np.ones(count, dtype=bool)}
+    return PointBatch(list(range(count)), {"": rows}, present, [{} for _ in range(count)])
+
+
+@pytest.mark.parametrize("datatype", ["float32", "float16"])
+def test_an_on_disk_tail_and_the_exact_segment_sealed_from_it_keep_rows_mapped(
+    tmp_path: Path, datatype: str
+) -> None:
+    rows = ROWS.astype(datatype).astype(np.float32)
+    types = {"": datatype}
+    disk = AppendableSegment({"": (DIM, Distance.EUCLID)}, mapped={"": tmp_path}, datatypes=types)  # type: ignore[dict-item]
+    ram = AppendableSegment({"": (DIM, Distance.EUCLID)}, datatypes=types)  # type: ignore[dict-item]
+    for segment in (disk, ram):
+        segment.upsert(dense_batch(rows), 1)
+        segment.delete(5)  # moves the last row into the hole, in the file too
+    assert is_mapped(disk.columns[""].data) and not is_mapped(ram.columns[""].data)
+    assert disk.bookkeeping_bytes()["vectors"] == 0 < disk.bookkeeping_bytes()["vectors_mapped"]
+    want_ids, want_scores = ram.search("", QUERIES, 10, None)
+    ids, scores = disk.search("", QUERIES, 10, None)
+    assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
+    sealed = disk.freeze().indexes[""]
+    assert isinstance(sealed, FlatIndex) and sealed.file_backed and is_mapped(sealed.vectors())
+    assert (sealed.stats().parts or {})["vectors_mapped"] == (len(rows) - 1) * DIM * 4
+    ids, scores = sealed.search(QUERIES, 10)
+    assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
+
+
+def test_an_exact_segment_restored_for_an_on_disk_vector_maps_its_rows(tmp_path: Path) -> None:
+    """After a restart an exact segment (no index file) is rebuilt from the point store:
+    for an ``on_disk`` vector into a mapped scratch file."""
+    params = VectorParams(size=DIM, distance=Distance.EUCLID, on_disk=True)
+    mapped_index, exact = _index_of(None, params, dense_batch(ROWS), "", tmp_path)
+    heap_index, _ = _index_of(None, params, dense_batch(ROWS), "")
+    assert exact and isinstance(mapped_index, FlatIndex) and mapped_index.file_backed
+    assert is_mapped(mapped_index.vectors()) and not is_mapped(heap_index.vectors())  # type: ignore[union-attr]
+    (ids, scores), (want_ids, want_scores) = (
+        mapped_index.search(QUERIES, 10),
+        heap_index.search(QUERIES, 10),  # type: ignore[union-attr]
+    )
     assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
