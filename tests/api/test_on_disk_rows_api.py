@@ -246,3 +246,35 @@ def test_on_disk_tail_rows_are_mapped_across_a_restart(tmp_path: Path) -> None:
         api = Api(client)
         assert answers(api, "disk", list(QUERIES)) == before
         assert tail(api, "disk")["appendable_vectors_mapped"] >= N * DIM * 4
+
+
+SCALAR = {"scalar": {"type": "int8"}}
+
+
+@pytest.mark.parametrize(
+    ("vector", "collection", "mapped", "heap"),
+    [
+        ({"on_disk": True}, {}, {"codes_mapped", "originals_mapped"}, {"graph"}),
+        ({"on_disk": True, "quantization_config": {"scalar": {"type": "int8", "always_ram": True}}},
+         {}, {"originals_mapped"}, {"codes", "graph"}),
+        ({}, {"hnsw_config": {"on_disk": True}}, {"graph_mapped", "originals_mapped"}, {"codes"}),
+        ({"on_disk": True, "hnsw_config": {"on_disk": True}}, {},
+         {"graph_mapped", "codes_mapped", "originals_mapped"}, set()),
+    ],
+    ids=["on_disk", "always_ram", "hnsw_on_disk", "both"],
+)  # fmt: skip
+def test_quantized_codes_and_graph_follow_on_disk_and_always_ram(
+    api: Api, vector: dict[str, Any], collection: dict[str, Any], mapped: set[str], heap: set[str]
+) -> None:
+    """Qdrant's rule: originals mapped (always, here), codes with the vector's
+    ``on_disk`` unless ``always_ram``, the graph's links with ``hnsw_config.on_disk``."""
+    params = {"size": DIM, "distance": "Euclid"}
+    quantized = {"quantization_config": SCALAR}
+    create(api, "disk", params | vector, dense_points(), **quantized, **collection)
+    create(api, "ram", params, dense_points(), **quantized)
+    disk = memory(api, "disk")
+    assert {k for k, v in disk.items() if k.endswith("_mapped") and v > 0} == mapped
+    for part in heap:
+        assert disk[part] > 0
+    assert disk.get("codes", 0) == 0 or "codes_mapped" not in mapped
+    assert answers(api, "disk", list(QUERIES)) == answers(api, "ram", list(QUERIES))
