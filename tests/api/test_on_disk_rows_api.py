@@ -278,3 +278,26 @@ def test_quantized_codes_and_graph_follow_on_disk_and_always_ram(
         assert disk[part] > 0
     assert disk.get("codes", 0) == 0 or "codes_mapped" not in mapped
     assert answers(api, "disk", list(QUERIES)) == answers(api, "ram", list(QUERIES))
+
+
+@pytest.mark.parametrize(
+    ("vector", "extra", "points", "queries", "mapped"),
+    [
+        ({"size": DIM, "distance": "Dot"} | MULTI, {"index": {"type": "muvera"}}, multi_points,
+         SET_QUERIES, {"fde_graph_mapped", "fde_codes_mapped"}),
+        ({"size": DIM, "distance": "Cosine", "on_disk": True}, {"index": {"type": "leanvec"}},
+         dense_points, list(QUERIES), {"codes_mapped", "graph_mapped", "originals_mapped"}),
+    ],
+    ids=["muvera", "leanvec"],
+)  # fmt: skip
+def test_hnsw_on_disk_maps_muvera_and_leanvec_graphs(
+    api: Api, vector: dict[str, Any], extra: dict[str, Any], points: Any, queries: Any,
+    mapped: set[str],
+) -> None:  # fmt: skip
+    """The collection's ``hnsw_config.on_disk`` reaches MUVERA's encodings graph and
+    LeanVec's graph (its codes too, with the vector's ``on_disk``)."""
+    create(api, "disk", vector, points(), hnsw_config={"on_disk": True}, **extra)
+    create(api, "ram", vector | {"on_disk": False}, points(), **extra)
+    disk = memory(api, "disk")
+    assert {k for k, v in disk.items() if k.endswith("_mapped") and v > 0} == mapped
+    assert answers(api, "disk", queries) == answers(api, "ram", queries)
