@@ -123,9 +123,9 @@ def built_index(store: str, base: np.ndarray) -> Any:
 def store_rows(store: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                folder: Path) -> list[dict[str, Any]]:  # fmt: skip
     index = built_index(store, base)
-    rows, reference = [], None
+    rows, reference, built_with = [], None, index.params
     for label, knobs in placements(store).items():
-        index.params = dataclasses.replace(index.params, **knobs)
+        index.params = dataclasses.replace(built_with, **knobs)
         view = mapped(folder, f"{store}-{len(rows)}", index.to_bytes())
         before = heap_in_use()
         loaded = type(index).from_bytes(view)
@@ -195,7 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=DATA) as folder:  # on disk, not a tmpfs
         for store in ("hnsw", "scalar int8", "leanvec"):
             rows += store_rows(store, base, queries, truth, Path(folder))
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps(rows[-len(placements(store)) :]), flush=True)
         rows += tail_rows(base, queries, truth, Path(folder))
     results = {
         "dataset": f"GloVe-50, first {N_BASE:,} base vectors, {N_QUERIES:,} queries, Cosine",
