@@ -29,8 +29,8 @@ from index.datatypes import Datatype
 from index.flat import FlatIndex, FlatParams, exact_search
 from index.graph_walk import CustomScore, exact_custom
 from index.metrics import Distance
-from index.multivector import Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex, create_multi_index, create_sparse_index
+from index.multivector import MaxSimIndex, MaxSimParams, Ragged, exact_maxsim, token_rows
+from index.registry import AnyIndex, create_sparse_index
 from index.sparse import SparseIndex, SparseRows, SparseVector
 from server.engine.filters import Filter, HasId
 from server.engine.payload_column import PayloadColumn, PayloadReader, payload_column
@@ -299,19 +299,34 @@ class TokenColumn:
     """One multi-vector name of every row: a growable token buffer of the vector's
     datatype (float16 / uint8 tokens already hold values of that type) plus each row's
     (start, length). Overwrites append and deletes move rows, leaving the buffer out of
-    row order; :meth:`view` repacks it (one gather) before the next search."""
+    row order; :meth:`view` repacks it (one gather) before the next search. Given a
+    ``folder`` (an ``on_disk`` vector), each token buffer is a memory-mapped scratch file
+    there (``MappedMatrix``), not heap memory."""
 
-    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        distance: Distance,
+        datatype: Datatype = "float32",
+        folder: Path | None = None,
+    ) -> None:
         self.dim = dim
         self.distance = distance
         self.dtype = np.dtype(datatype)
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
+        self.folder = folder
+        self.data = self._buffer(_INITIAL_CAPACITY)
         self.starts = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.lengths = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self.used = 0
         self.packed = True
         self._repack = threading.Lock()
+
+    def _buffer(self, tokens: int) -> np.ndarray:
+        """A new zeroed token buffer: in the heap, or in a new scratch file."""
+        if self.folder is None:
+            return np.zeros((tokens, self.dim), dtype=self.dtype)
+        return MappedMatrix(self.folder, self.dim, self.dtype, tokens).array
 
     def reserve(self, rows: int) -> None:
         if rows > self.starts.shape[0]:
@@ -326,7 +341,7 @@ class TokenColumn:
         """Store ``sets`` at ``rows``; rows below ``count`` existed before (overwrites)."""
         need = self.used + len(sets.tokens)
         if need > self.data.shape[0]:
-            data = np.zeros((max(need, 2 * self.data.shape[0]), self.dim), dtype=self.dtype)
+            data = self._buffer(max(need, 2 * self.data.shape[0]))
             data[: self.used] = self.data[: self.used]
             self.data = data
         self.data[self.used : need] = sets.tokens
@@ -357,7 +372,7 @@ class TokenColumn:
             if not self.packed:
                 lengths = self.lengths[:count]
                 gathered = self.data[token_rows(self.starts[:count], lengths)]
-                data = np.zeros_like(self.data)
+                data = self._buffer(len(self.data))
                 data[: len(gathered)] = gathered
                 starts = self.starts.copy()
                 starts[:count] = np.cumsum(lengths) - lengths
@@ -366,6 +381,16 @@ class TokenColumn:
         offsets = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         return Ragged(data[: offsets[-1]], offsets)
+
+    def exact_index(self, count: int) -> MaxSimIndex:
+        """The first ``count`` rows as exact MaxSim, for sealing: a mapped column hands
+        its (repacked) token file over and maps the offsets beside it."""
+        params = MaxSimParams(storage=self.dtype.name, on_disk=self.folder is not None)  # type: ignore[arg-type]
+        items = self.view(count)
+        if self.folder is not None:
+            offsets = MappedMatrix.holding(self.folder, items.offsets[:, None])
+            items = Ragged(items.tokens, offsets.reshape(-1))
+        return MaxSimIndex.over(items, self.distance, params)
 
     def row(self, row: int) -> np.ndarray:
         with self._repack:
@@ -437,7 +462,8 @@ class AppendableSegment(SegmentRows):
         datatypes: Mapping[str, Datatype] | None = None,
         mapped: Mapping[str, Path] | None = None,
     ) -> None:
-        """``mapped``: per ``on_disk`` dense vector, the folder its rows are mapped in."""
+        """``mapped``: per ``on_disk`` dense or multi-vector, the folder its rows or
+        tokens are mapped in."""
         super().__init__(schema, payload_reader)
         types, folders = datatypes or {}, mapped or {}
         self.columns = {
@@ -445,7 +471,7 @@ class AppendableSegment(SegmentRows):
             for name, (d, dist) in vector_params.items()
         }
         self.token_columns = {
-            name: TokenColumn(d, dist, types.get(name, "float32"))
+            name: TokenColumn(d, dist, types.get(name, "float32"), folders.get(name))
             for name, (d, dist) in (multi_params or {}).items()
         }
         self.sparse_columns = {name: SparseColumn() for name in sparse_names}
@@ -609,7 +635,8 @@ class AppendableSegment(SegmentRows):
         columns = self._all_columns()
         dense = sum(column.data.nbytes for column in self.columns.values() if not column.mapped)
         mapped = sum(column.data.nbytes for column in self.columns.values() if column.mapped)
-        tokens = sum(column.data.nbytes for column in self.token_columns.values())
+        tokens = sum(c.data.nbytes for c in self.token_columns.values() if c.folder is None)
+        mapped += sum(c.data.nbytes for c in self.token_columns.values() if c.folder is not None)
         mapped_part = {"vectors_mapped": mapped} if mapped else {}
         return mapped_part | {
             "vectors": dense + tokens,
@@ -629,10 +656,7 @@ class AppendableSegment(SegmentRows):
         for name, col in self.columns.items():
             indexes[name] = col.exact_index(n)
         for name, tokens in self.token_columns.items():
-            narrow = {"storage": tokens.dtype.name} if tokens.dtype != np.float32 else None
-            exact = create_multi_index("maxsim", tokens.dim, tokens.distance, narrow)
-            exact.add(tokens.view(n))
-            indexes[name] = exact
+            indexes[name] = tokens.exact_index(n)
         for name, sparse in self.sparse_columns.items():
             index = create_sparse_index()
             index.add(SparseRows.of(sparse.items[:n]))

@@ -74,13 +74,13 @@ def new_appendable(config: CollectionConfig, store: PointStore | None = None) ->
 
 
 def unindexed_mapped(config: CollectionConfig, store: PointStore | None) -> dict[str, Path]:
-    """The dense vectors whose rows, while no index file holds them (the appendable
-    tail, exact segments), live in memory-mapped scratch files (``MappedMatrix``) in
-    the collection's folder instead of the heap: Qdrant's ``on_disk`` vectors."""
+    """The dense and multi-vectors whose rows or tokens, while no index file holds them
+    (the appendable tail, exact segments), live in memory-mapped scratch files
+    (``MappedMatrix``) in the collection's folder instead of the heap: Qdrant's
+    ``on_disk`` vectors. (Sparse rows of the tail stay in the heap.)"""
     if store is None:
         return {}
-    on_disk = [name for name, p in config.vectors.items() if p.on_disk and not p.is_multi]
-    return dict.fromkeys(on_disk, store.path)
+    return dict.fromkeys([name for name, p in config.vectors.items() if p.on_disk], store.path)
 
 
 def learns_from_queries(config: CollectionConfig) -> bool:

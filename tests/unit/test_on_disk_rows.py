@@ -307,3 +307,30 @@ def test_an_exact_segment_restored_for_an_on_disk_vector_maps_its_rows(tmp_path:
         heap_index.search(QUERIES, 10),  # type: ignore[union-attr]
     )
     assert np.array_equal(ids, want_ids) and np.array_equal(scores, want_scores)
+
+
+def test_on_disk_tail_tokens_and_their_exact_segment_stay_mapped(tmp_path: Path) -> None:
+    items, queries = token_sets(11, 120), token_sets(12, 4, least=1)
+    ids = list(range(len(items)))
+    batch = PointBatch(ids, {}, {"m": items.lengths > 0}, [{} for _ in ids], {"m": items})
+    disk = AppendableSegment({}, multi_params={"m": (DIM, Distance.DOT)}, mapped={"m": tmp_path})
+    ram = AppendableSegment({}, multi_params={"m": (DIM, Distance.DOT)})
+    for segment in (disk, ram):
+        segment.upsert(batch, 1)
+        segment.delete(3)  # leaves the buffer out of row order: the next view repacks it
+    want_ids, want_scores = ram.search("m", queries, 5, None)
+    ids_found, scores = disk.search("m", queries, 5, None)
+    assert np.array_equal(ids_found, want_ids) and np.array_equal(scores, want_scores)
+    assert is_mapped(disk.token_columns["m"].data) and not is_mapped(ram.token_columns["m"].data)
+    assert disk.bookkeeping_bytes()["vectors"] == 0 < disk.bookkeeping_bytes()["vectors_mapped"]
+    sealed = disk.freeze().indexes["m"]
+    assert isinstance(sealed, MaxSimIndex) and sealed.file_backed
+    assert is_mapped(sealed.stored().tokens) and is_mapped(sealed.stored().offsets)
+    ids_found, scores = sealed.search(queries, 5)
+    assert np.array_equal(ids_found, want_ids) and np.array_equal(scores, want_scores)
+    params = VectorParams(size=DIM, distance=Distance.DOT, on_disk=True,
+                          multivector_config={"comparator": "max_sim"})  # fmt: skip
+    restored, exact = _index_of(None, params, batch, "m", tmp_path)
+    assert exact and isinstance(restored, MaxSimIndex) and is_mapped(restored.stored().tokens)
+    assert np.array_equal(restored.search(queries, 5)[0], MaxSimIndex.over(
+        items, Distance.DOT, MaxSimParams()).search(queries, 5)[0])  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from index.flat import FlatIndex, FlatParams
+from index.multivector import MaxSimIndex, MaxSimParams, Ragged
 from index.registry import (
     AnyIndex,
     create_index,
@@ -109,6 +110,12 @@ def _index_of(
     True when it is the exact one."""
     if blob is not None:
         return load_index(blob), False
+    if params.is_multi and folder is not None:
+        items = batch.tokens[name]
+        tokens = MappedMatrix.holding(folder, items.tokens)
+        offsets = MappedMatrix.holding(folder, items.offsets[:, None]).reshape(-1)
+        mapped = Ragged(tokens, offsets)
+        return MaxSimIndex.over(mapped, params.distance, MaxSimParams(on_disk=True)), True
     if params.is_multi:
         exact = create_multi_index("maxsim", params.size, params.distance)
         exact.add(batch.tokens[name])
