@@ -313,7 +313,7 @@ class TokenColumn:
         self.dim = dim
         self.distance = distance
         self.dtype = np.dtype(datatype)
-        self.folder = folder
+        self._folder = folder
         self.data = self._buffer(_INITIAL_CAPACITY)
         self.starts = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.lengths = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
@@ -324,9 +324,13 @@ class TokenColumn:
 
     def _buffer(self, tokens: int) -> np.ndarray:
         """A new zeroed token buffer: in the heap, or in a new scratch file."""
-        if self.folder is None:
+        if self._folder is None:
             return np.zeros((tokens, self.dim), dtype=self.dtype)
-        return MappedMatrix(self.folder, self.dim, self.dtype, tokens).array
+        return MappedMatrix(self._folder, self.dim, self.dtype, tokens).array
+
+    @property
+    def mapped(self) -> bool:
+        return self._folder is not None
 
     def reserve(self, rows: int) -> None:
         if rows > self.starts.shape[0]:
@@ -385,10 +389,10 @@ class TokenColumn:
     def exact_index(self, count: int) -> MaxSimIndex:
         """The first ``count`` rows as exact MaxSim, for sealing: a mapped column hands
         its (repacked) token file over and maps the offsets beside it."""
-        params = MaxSimParams(storage=self.dtype.name, on_disk=self.folder is not None)  # type: ignore[arg-type]
+        params = MaxSimParams(storage=self.dtype.name, on_disk=self.mapped)  # type: ignore[arg-type]
         items = self.view(count)
-        if self.folder is not None:
-            offsets = MappedMatrix.holding(self.folder, items.offsets[:, None])
+        if self._folder is not None:
+            offsets = MappedMatrix.holding(self._folder, items.offsets[:, None])
             items = Ragged(items.tokens, offsets.reshape(-1))
         return MaxSimIndex.over(items, self.distance, params)
 
@@ -633,13 +637,13 @@ class AppendableSegment(SegmentRows):
         sort_keys = self._sort_kind.nbytes + self._sort_hi.nbytes + self._sort_lo.nbytes
         lists = sys.getsizeof(self._ids) + sys.getsizeof(self._row_of) + 64 * rows
         columns = self._all_columns()
-        dense = sum(column.data.nbytes for column in self.columns.values() if not column.mapped)
-        mapped = sum(column.data.nbytes for column in self.columns.values() if column.mapped)
-        tokens = sum(c.data.nbytes for c in self.token_columns.values() if c.folder is None)
-        mapped += sum(c.data.nbytes for c in self.token_columns.values() if c.folder is not None)
+        held: list[VectorColumn | TokenColumn] = [*self.columns.values()]
+        held += self.token_columns.values()
+        in_heap = sum(column.data.nbytes for column in held if not column.mapped)
+        mapped = sum(column.data.nbytes for column in held if column.mapped)
         mapped_part = {"vectors_mapped": mapped} if mapped else {}
         return mapped_part | {
-            "vectors": dense + tokens,
+            "vectors": in_heap,
             "ids": lists + sort_keys,
             "versions": sys.getsizeof(self._versions),
             "live_and_present": sum(column.present.nbytes for column in columns),
