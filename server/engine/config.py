@@ -256,8 +256,8 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
             for name, params in config.vectors.items()
             if params.on_disk and not params.is_multi
         }
-    if config.index.type == "leanvec":
-        return overrides | _leanvec_overrides(config, spec)
+    if config.index.type in ("leanvec", "muvera"):
+        return overrides | _placed_dense(config, spec)
     if config.index.type != "hnsw":
         return overrides
     base = (spec.type, spec.backend_params())
@@ -301,10 +301,12 @@ def disk_knobs(config: CollectionConfig, params: VectorParams) -> dict[str, bool
     )
 
 
-def _leanvec_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
-    """A LeanVec collection's dense vectors placed on disk: its params plus the knobs."""
+def _placed_dense(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
+    """A LeanVec or MUVERA collection's dense vectors placed on disk: the collection's
+    backend and params plus the knobs (a ``muvera`` collection's dense vectors are built
+    with its inner backend, which takes them: ``segment_build._new_index``)."""
     return {
-        name: VectorOverride(type="leanvec", params=spec.backend_params() | disk)
+        name: VectorOverride(type=spec.type, params=spec.backend_params() | disk)
         for name, params in config.vectors.items()
         if not params.is_multi and (disk := disk_knobs(config, params))
     }

@@ -287,15 +287,18 @@ def test_quantized_codes_and_graph_follow_on_disk_and_always_ram(
          SET_QUERIES, {"fde_graph_mapped", "fde_codes_mapped"}),
         ({"size": DIM, "distance": "Cosine", "on_disk": True}, {"index": {"type": "leanvec"}},
          dense_points, list(QUERIES), {"codes_mapped", "graph_mapped", "originals_mapped"}),
+        ({"size": DIM, "distance": "Cosine", "on_disk": True}, {"index": {"type": "muvera"}},
+         dense_points, list(QUERIES), {"codes_mapped", "graph_mapped", "originals_mapped"}),
     ],
-    ids=["muvera", "leanvec"],
+    ids=["muvera", "leanvec", "muvera-dense"],
 )  # fmt: skip
 def test_hnsw_on_disk_maps_muvera_and_leanvec_graphs(
     api: Api, vector: dict[str, Any], extra: dict[str, Any], points: Any, queries: Any,
     mapped: set[str],
 ) -> None:  # fmt: skip
     """The collection's ``hnsw_config.on_disk`` reaches MUVERA's encodings graph and
-    LeanVec's graph (its codes too, with the vector's ``on_disk``)."""
+    LeanVec's graph (its codes too, with the vector's ``on_disk``), and a ``muvera``
+    collection's dense vectors (its inner 8-bit code graph)."""
     create(api, "disk", vector, points(), hnsw_config={"on_disk": True}, **extra)
     create(api, "ram", vector | {"on_disk": False}, points(), **extra)
     disk = memory(api, "disk")
