@@ -94,6 +94,18 @@ class FlatIndex(KeepsVectorsAsGiven):
         """Whether the rows live in a memory-mapped file, not process memory."""
         return self._mapped
 
+    @classmethod
+    def over(cls, rows: np.ndarray, distance: Distance, params: FlatParams) -> Self:
+        """An index reading ``rows`` in place (no copy). With ``on_disk`` the caller
+        hands over rows in a memory-mapped file, which then count as mapped."""
+        index = cls(rows.shape[1], distance, params)
+        if not params.on_disk:
+            index.add(rows)
+            return index
+        index._data, index._count, index._mapped = rows, len(rows), True
+        index._deleted = np.zeros(len(rows), dtype=bool)
+        return index
+
     def add(self, vectors: np.ndarray) -> None:
         needed = self._count + vectors.shape[0]
         if needed > self._data.shape[0] or self._mapped:
@@ -147,8 +159,7 @@ class FlatIndex(KeepsVectorsAsGiven):
         count = header["count"]
         rows = np.frombuffer(vectors, dtype=np.float32).reshape(count, index.dim)
         if params.on_disk and isinstance(vectors, memoryview) and count:
-            index._data, index._count, index._mapped = rows, count, True
-            index._deleted = np.zeros(count, dtype=bool)
+            index = cls.over(rows, index.distance, params)
         else:
             index.add(rows)
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[:count]

@@ -17,6 +17,7 @@ import numpy as np
 
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.datatypes import BYTES_PER_VALUE, Datatype, decode_codes, is_compact, sq_type
+from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
 from index.flat import exact_search
 from index.graph_walk import CustomScore, HnswGraph, exact_custom, walk
 from index.metrics import Distance, faiss_to_score
@@ -70,6 +71,8 @@ class HnswParams:
     on_disk: read back from a memory-mapped file, the rows and the graph's links stay
       in that file (faiss's ``IO_FLAG_MMAP_IFC``): the kernel pages them in on demand
       instead of the process holding a copy (Qdrant's ``on_disk`` vectors).
+    graph_on_disk: read back from a memory-mapped file, the graph's links stay in that
+      file (Qdrant's ``hnsw_config.on_disk``); the rows follow ``on_disk``.
     """
 
     m: int = 16
@@ -77,6 +80,7 @@ class HnswParams:
     ef_search: int = 64
     storage: Datatype = "float32"
     on_disk: bool = False
+    graph_on_disk: bool = False
 
 
 class HnswIndex(KeepsVectorsAsGiven):
@@ -106,7 +110,7 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     @property
     def rows_on_disk(self) -> bool:
-        return self.params.on_disk
+        return self.params.on_disk or self.params.graph_on_disk
 
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -220,9 +224,11 @@ class HnswIndex(KeepsVectorsAsGiven):
         then share one copy through the page cache (multi-process serving)."""
         header, (graph, deleted) = unpack(data)
         index = cls(header["dim"], Distance(header["distance"]), HnswParams(**header["params"]))
-        mapped = mapped or index.params.on_disk
-        index._index = _read_graph(graph, mapped=mapped)
-        if mapped and isinstance(graph, memoryview):
+        params = index.params
+        on_disk = mapped or params.on_disk  # rows and links, as shared graphs need
+        parts = Mapped(graph=on_disk or params.graph_on_disk, codes=on_disk)
+        index._index = read_hnsw(graph, parts)
+        if parts.any and isinstance(graph, memoryview):
             index._mapped = graph
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
         index._deleted = bits.astype(bool)
@@ -234,16 +240,19 @@ class HnswIndex(KeepsVectorsAsGiven):
         if not self.file_backed:
             parts = {"graph": graph, "vectors": vectors, "tombstones": self._deleted.nbytes}
             return IndexStats(count=self.count, memory_bytes=sum(parts.values()), parts=parts)
-        links = int(self._index.hnsw.neighbors.size()) * 4  # mapped too (faiss's MaybeOwned)
-        parts = {"graph": graph - links, "vectors": 0, "tombstones": self._deleted.nbytes}
+        where = mapped_parts(self._index)
+        links = int(self._index.hnsw.neighbors.size()) * 4 if where.graph else 0
+        rows = vectors if where.codes else 0
+        parts = {"graph": graph - links, "vectors": vectors - rows}
+        parts |= {"tombstones": self._deleted.nbytes}
         in_memory = sum(parts.values())
-        parts |= {"graph_mapped": links, "vectors_mapped": vectors}
+        parts |= {"graph_mapped": links, "vectors_mapped": rows}
         return IndexStats(count=self.count, memory_bytes=in_memory, parts=parts)
 
     @property
     def file_backed(self) -> bool:
-        """Whether the rows live in a memory-mapped file (``on_disk``, or loaded ``mapped``),
-        not process memory."""
+        """Whether the rows or the links live in a memory-mapped file (``on_disk``,
+        ``graph_on_disk``, or loaded ``mapped``), not process memory."""
         return self._mapped is not None
 
     @property
@@ -257,14 +266,3 @@ def _new_graph(dim: int, distance: Distance, params: HnswParams) -> Any:
     if is_compact(params.storage) and distance is not Distance.MANHATTAN:
         return _FAISS.IndexHNSWSQ(dim, sq_type(params.storage), m, distance.faiss_metric)
     return faiss.IndexHNSWFlat(dim, m, distance.faiss_metric)
-
-
-def _read_graph(blob: Buffer, *, mapped: bool) -> Any:
-    """A faiss index from its serialised bytes. From a memory-mapped file (a
-    ``memoryview``) with ``mapped``, its rows are left in the file, zero-copy: the
-    caller keeps ``blob`` alive as long as the index."""
-    data = np.frombuffer(blob, dtype=np.uint8)
-    if not (mapped and isinstance(blob, memoryview)):
-        return faiss.deserialize_index(data)
-    reader = _FAISS.ZeroCopyIOReader(faiss.swig_ptr(data), data.size)
-    return _FAISS.read_index(reader, _FAISS.IO_FLAG_MMAP_IFC)

@@ -28,11 +28,12 @@ from typing import Any, ClassVar, Literal, Self
 import faiss
 import numpy as np
 
+from index.faiss_mapping import Mapped
 from index.leanvec import LeanVecModel, Solver, Variant, train_id, train_ood
 from index.metrics import Distance
 from index.rerank import SECONDARY_FORMATS, SecondaryFormat
 from index.serialization import Buffer
-from index.two_stage import TwoStageIndex
+from index.two_stage import TwoStageIndex, primary_placement
 
 _FAISS: Any = faiss
 
@@ -68,6 +69,9 @@ class LeanVecParams:
       optimum, faster and lower held-out error, see index/leanvec.py) or the paper's
       "frank_wolfe".
     m, ef_construct, ef_search: the graph, as for HNSW.
+    on_disk: the vector's ``on_disk``: read back from a memory-mapped file, the primary
+      codes stay in it (LeanVec has no ``always_ram``; the secondaries are always mapped).
+    graph_on_disk: ``hnsw_config.on_disk``: the graph's links stay in the file.
     """
 
     dims: int | None = None
@@ -79,6 +83,8 @@ class LeanVecParams:
     m: int = 16
     ef_construct: int = 100
     ef_search: int = 128
+    on_disk: bool = False
+    graph_on_disk: bool = False
 
 
 class LeanVecIndex(TwoStageIndex):
@@ -106,6 +112,9 @@ class LeanVecIndex(TwoStageIndex):
 
     def _params_dict(self) -> dict[str, Any]:
         return asdict(self.params)
+
+    def _placement(self) -> Mapped:
+        return primary_placement(self.params.on_disk, self.params.graph_on_disk, None)
 
     def _default_ef(self) -> int:
         return self.params.ef_search

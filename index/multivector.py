@@ -284,6 +284,19 @@ class MaxSimIndex:
         """The stored sets as a zero-copy view (in the storage dtype)."""
         return Ragged(self._tokens[: self._offsets[self._count]], self._offsets[: self._count + 1])
 
+    @classmethod
+    def over(cls, items: Ragged, distance: Distance, params: MaxSimParams) -> Self:
+        """An index reading ``items`` in place (no copy) when ``on_disk``: the caller
+        hands over tokens and offsets in memory-mapped files, which then count as mapped
+        (tokens in the storage dtype). Otherwise a heap copy."""
+        index = cls(items.tokens.shape[1], distance, params)
+        if not (params.on_disk and len(items.tokens)):
+            index.add(items)
+            return index
+        index._tokens, index._offsets, index._count = items.tokens, items.offsets, len(items)
+        index._deleted, index._mapped = np.zeros(len(items), dtype=bool), True
+        return index
+
     def add(self, items: Ragged) -> None:
         if self._mapped:  # the views are read-only: appending needs heap arrays
             self._tokens, self._offsets = self._tokens.copy(), self._offsets.copy()
@@ -387,9 +400,8 @@ class MaxSimIndex:
         tokens = np.frombuffer(blobs[1], dtype=index._dtype).reshape(-1, dim)
         if len(offsets) != count + 1 or offsets[-1] != len(tokens):
             raise IndexFormatError("multi-vector index data is inconsistent")
-        if index.params.on_disk and isinstance(blobs[1], memoryview) and len(tokens):
-            index._tokens, index._offsets, index._count = tokens, offsets, count
-            index._deleted, index._mapped = np.zeros(count, dtype=bool), True
+        if index.params.on_disk and isinstance(blobs[1], memoryview):
+            index = cls.over(Ragged(tokens, offsets), index.distance, index.params)
         else:
             index.add(Ragged(tokens, offsets))
         bits = np.unpackbits(np.frombuffer(blobs[2], dtype=np.uint8))[:count]

@@ -37,11 +37,12 @@ from typing import Any, ClassVar, Literal, Self
 import faiss
 import numpy as np
 
+from index.faiss_mapping import Mapped
 from index.metrics import Distance
 from index.rerank import SecondaryFormat
 from index.serialization import Buffer
 from index.turbo import codebook, layout, padded_dim, rotation
-from index.two_stage import TwoStageIndex
+from index.two_stage import TwoStageIndex, primary_placement
 
 _FAISS: Any = faiss
 
@@ -63,7 +64,11 @@ class QuantizedParams:
       and needs more oversampling.
     oversampling: candidates fetched per result before re-ranking; None = the
       method's measured default.
-    always_ram: Qdrant's flag, recorded; codes and originals are both in RAM here.
+    always_ram: Qdrant's flag: true keeps the codes in RAM even when ``on_disk`` maps
+      the vector (``two_stage.primary_placement`` has the whole rule).
+    on_disk: the vector's ``on_disk``: read back from a memory-mapped file, the codes
+      stay in it unless ``always_ram``. (The originals are read from it whatever this says.)
+    graph_on_disk: ``hnsw_config.on_disk``: the graph's links stay in the file.
     rabitq_bits (rabitq): bits per dimension, 1..9; None = the most within 1/8 of float32.
     turbo_bits (turbo): bits per coordinate, 1, 1.5, 2, 4 or 8 (Qdrant's ``bits1`` ..
       ``bits8``); None = 4, Qdrant's default. Fewer bits need more oversampling.
@@ -82,6 +87,8 @@ class QuantizedParams:
     rabitq_bits: int | None = None
     turbo_bits: float | None = None
     storage: SecondaryFormat | None = None
+    on_disk: bool = False
+    graph_on_disk: bool = False
 
 
 class _QuantizedHnsw(TwoStageIndex):
@@ -101,6 +108,10 @@ class _QuantizedHnsw(TwoStageIndex):
 
     def _params_dict(self) -> dict[str, Any]:
         return asdict(self.params)
+
+    def _placement(self) -> Mapped:
+        params = self.params
+        return primary_placement(params.on_disk, params.graph_on_disk, params.always_ram)
 
     def _default_ef(self) -> int:
         return self.params.ef_search

@@ -25,6 +25,7 @@ import faiss
 import numpy as np
 
 from index.base import IndexStats, SearchParams
+from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
 from index.flat import exact_search
 from index.hnsw_faiss import hnsw_graph_bytes, live_mask, search_hnsw
 from index.metrics import Distance
@@ -32,6 +33,15 @@ from index.rerank import SecondaryFormat, SecondaryVectors, rerank
 from index.serialization import Buffer, IndexFormatError, pack, unpack
 
 _FAISS: Any = faiss
+
+
+def primary_placement(on_disk: bool, graph_on_disk: bool, always_ram: bool | None) -> Mapped:
+    """Which parts of the primary index stay in a memory-mapped segment file, by
+    Qdrant's rule: the graph's links with ``hnsw_config.on_disk``; the codes with the
+    vector's ``on_disk`` unless quantization's ``always_ram`` is true (codes in RAM,
+    originals mapped). The originals themselves are always read from the file
+    (``maps_originals``)."""
+    return Mapped(graph=graph_on_disk, codes=on_disk and not always_ram)
 
 
 class TwoStageIndex(ABC):
@@ -54,6 +64,8 @@ class TwoStageIndex(ABC):
         """While rows are added: an ``IndexHNSWFlat`` growing the float graph, moved
         into the primary (``_sync_graph``) before the index is searched or saved."""
         self._deleted = np.zeros(0, dtype=bool)
+        self._file: Buffer | None = None
+        """The mapped blob the primary's links or codes point into, kept open."""
 
     # -- hooks ---------------------------------------------------------------
 
@@ -81,6 +93,10 @@ class TwoStageIndex(ABC):
 
     @abstractmethod
     def _params_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _placement(self) -> Mapped:
+        """What of the primary a memory-mapped file keeps (``primary_placement``)."""
 
     def _extra_state(self) -> tuple[dict[str, Any], list[bytes]]:
         """Learned state beside the faiss index (a mean, a projection), for ``to_bytes``."""
@@ -199,7 +215,9 @@ class TwoStageIndex(ABC):
             "originals": 0,
             "originals_mapped": 0,
             "tombstones": self._deleted.nbytes,
-        }
+        } | self._mapped_primary()
+        parts["codes"] -= parts.get("codes_mapped", 0)
+        parts["graph"] -= parts.get("graph_mapped", 0)
         # a turbo4 vector's rows are codes themselves: no float originals exist
         held = "stored_codes" if self._secondary.format == "turbo4" else "originals"
         parts[held + ("_mapped" if self._secondary.mapped else "")] = self._secondary.nbytes
@@ -242,6 +260,17 @@ class TwoStageIndex(ABC):
             index._model_bytes = header["model_bytes"]
         return index
 
+    def _mapped_primary(self) -> dict[str, int]:
+        """``codes_mapped`` / ``graph_mapped`` bytes of a primary read in place."""
+        if self._primary is None or self._file is None:
+            return {}
+        where = mapped_parts(self._primary, binary=self._binary_primary())
+        links = int(self._primary.hnsw.neighbors.size()) * 4
+        return {
+            "codes_mapped": self.count * self._code_bytes() if where.codes else 0,
+            "graph_mapped": links if where.graph else 0,
+        }
+
     @classmethod
     @abstractmethod
     def _from_header(cls, header: dict[str, Any]) -> Self:
@@ -278,10 +307,12 @@ class TwoStageIndex(ABC):
         return bytes(_FAISS.serialize_index(self._primary).tobytes())
 
     def _deserialize_primary(self, blob: Buffer) -> Any:
-        raw = np.frombuffer(blob, dtype=np.uint8)
-        if self._binary_primary():
-            return _FAISS.deserialize_index_binary(raw)
-        return _FAISS.deserialize_index(raw)
+        """The primary, its links and codes left in a mapped ``blob`` as ``_placement``
+        says (a later ``add`` works on a copy: builds clone through ``bytes``)."""
+        placement = self._placement()
+        if placement.any and isinstance(blob, memoryview):
+            self._file = blob
+        return read_hnsw(blob, placement, binary=self._binary_primary())
 
     def _binary_primary(self) -> bool:
         return False

@@ -286,14 +286,16 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
             for name, params in config.vectors.items()
             if params.on_disk and not params.is_multi
         }
+    if config.index.type in ("leanvec", "muvera"):
+        return overrides | _placed_dense(config, spec)
     if config.index.type != "hnsw":
         return overrides
     base = (spec.type, spec.backend_params())
     for name, params in config.vectors.items():
         storage = compact_storage(params)
         turbo = params.datatype if params.datatype in TURBO_DATATYPES else None
-        disk = params.on_disk or None
-        own = (params.hnsw_config, params.quantization_config, storage, disk, turbo)
+        disk = disk_knobs(config, params)
+        own = (params.hnsw_config, params.quantization_config, storage, disk or None, turbo)
         if params.is_multi or own == (None, None, None, None, None):
             continue
         graph = GraphParams.model_validate(
@@ -306,14 +308,38 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if graph.m == 0:
             built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.on_disk))
         elif turbo is not None:  # the codes are the storage; no other quantizer (as Qdrant)
-            built = ("hnsw_turbo", graph.model_dump() | {"turbo_bits": 4.0, "storage": turbo})
+            turbo_params = {"turbo_bits": 4.0, "storage": turbo} | disk
+            built = ("hnsw_turbo", graph.model_dump() | turbo_params)
         elif quantization is None:
-            built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, params.on_disk))
+            built = ("hnsw", graph.model_dump() | _hnsw_rows(storage, None) | disk)
         else:
             built = (quantization.backend_kind, graph.model_dump() | quantization.backend_params())
+            built[1].update(disk)
         if built != base:
             overrides[name] = VectorOverride(type=built[0], params=built[1])
     return overrides
+
+
+def disk_knobs(config: CollectionConfig, params: VectorParams) -> dict[str, bool]:
+    """Qdrant's placement flags as backend knobs, only those set: ``on_disk`` (the
+    vector's: rows, and codes unless ``always_ram``) and ``graph_on_disk`` (the vector's
+    own ``hnsw_config.on_disk``, else the collection's: the graph's links). What each
+    backend then maps is its own rule (``index.two_stage.primary_placement``)."""
+    graph = (params.hnsw_config or {}).get("on_disk", config.hnsw_config.on_disk)
+    return ({"on_disk": True} if params.on_disk else {}) | (
+        {"graph_on_disk": True} if graph else {}
+    )
+
+
+def _placed_dense(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:
+    """A LeanVec or MUVERA collection's dense vectors placed on disk: the collection's
+    backend and params plus the knobs (a ``muvera`` collection's dense vectors are built
+    with its inner backend, which takes them: ``segment_build._new_index``)."""
+    return {
+        name: VectorOverride(type=spec.type, params=spec.backend_params() | disk)
+        for name, params in config.vectors.items()
+        if not params.is_multi and (disk := disk_knobs(config, params))
+    }
 
 
 def _hnsw_rows(storage: Datatype | None, on_disk: bool | None) -> dict[str, Any]:
@@ -349,7 +375,8 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
         base = ("muvera", spec.backend_params())
     overrides = {}
     for name, params in config.vectors.items():
-        own = (params.hnsw_config, params.quantization_config, params.on_disk or None)
+        disk = disk_knobs(config, params)
+        own = (params.hnsw_config, params.quantization_config, disk or None)
         if not params.is_multi or own == (None, None, None):
             continue
         kind, knobs = base[0], dict(base[1])
@@ -365,6 +392,8 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
         knobs |= _token_storage(params)
         if params.on_disk:
             knobs["on_disk"] = True
+        if kind == "muvera" and disk.get("graph_on_disk"):
+            knobs["graph_on_disk"] = True  # the encodings' graph and codes
         if (kind, knobs) != base:
             overrides[name] = VectorOverride(type=kind, params=knobs)
     return overrides

@@ -94,7 +94,8 @@ class CollectionMemory:
 
     @property
     def total_bytes(self) -> int:
-        return sum(self.bytes.values())
+        """Process memory: ``*_mapped`` parts are memory-mapped files, not counted."""
+        return sum(v for k, v in self.bytes.items() if not k.endswith("_mapped"))
 
     @property
     def bytes_per_point(self) -> float:

@@ -19,22 +19,24 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.base import SearchParams
 from index.datatypes import Datatype
-from index.flat import exact_search
+from index.flat import FlatIndex, FlatParams, exact_search
 from index.graph_walk import CustomScore, exact_custom
 from index.metrics import Distance
-from index.multivector import Ragged, exact_maxsim, token_rows
-from index.registry import AnyIndex, create_index, create_multi_index, create_sparse_index
+from index.multivector import MaxSimIndex, MaxSimParams, Ragged, exact_maxsim, token_rows
+from index.registry import AnyIndex, create_sparse_index
 from index.sparse import SparseIndex, SparseRows, SparseVector
 from server.engine.filters import Filter, HasId
 from server.engine.payload_column import PayloadColumn, PayloadReader, payload_column
 from server.engine.payload_index import PayloadIndexes, rows_mask
 from server.engine.point_ids import PointId
+from server.storage.mapped_matrix import MappedMatrix
 
 PayloadSchema = Mapping[str, str | Mapping[str, Any]]
 
@@ -229,15 +231,30 @@ class VectorColumn:
     datatype (float16 / uint8 rows take 2 / 1 bytes a dimension; written rows already
     hold values of that type, so the narrower array keeps them exactly).
 
-    Rows past the live count are kept zeroed and not ``present``.
+    Rows past the live count are kept zeroed and not ``present``. Given a ``folder``
+    (an ``on_disk`` vector), the matrix lives in a memory-mapped scratch file there
+    (``MappedMatrix``), not in the heap.
     """
 
-    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        distance: Distance,
+        datatype: Datatype = "float32",
+        folder: Path | None = None,
+    ) -> None:
         self.dim = dim
         self.distance = distance
         self.dtype = np.dtype(datatype)
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
-        self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
+        self._folder = folder
+        self._file = None if folder is None else MappedMatrix(folder, dim, self.dtype, 0)
+        self.data = np.zeros((0, dim), dtype=self.dtype)
+        self.present = np.zeros(0, dtype=bool)
+        self.reserve(_INITIAL_CAPACITY)
+
+    @property
+    def mapped(self) -> bool:
+        return self._file is not None
 
     def floats(self, count: int) -> np.ndarray:
         """The first ``count`` rows as float32 (a copy for a narrower datatype)."""
@@ -247,9 +264,25 @@ class VectorColumn:
         if rows <= self.data.shape[0]:
             return
         capacity = max(rows, 2 * self.data.shape[0])
+        if self._file is not None:  # the file keeps its rows as it grows
+            self.data, self.present = self._file.resize(capacity), _grown(self.present, capacity)
+            return
         data = np.zeros((capacity, self.dim), dtype=self.dtype)
         data[: self.data.shape[0]] = self.data
         self.data, self.present = data, _grown(self.present, capacity)
+
+    def exact_index(self, count: int) -> FlatIndex:
+        """The first ``count`` rows as an exact index, for sealing: a mapped float32
+        column hands its file over (no copy; the tail then starts a new one), a mapped
+        narrower one is widened into a new scratch file."""
+        if self._folder is None:
+            flat = FlatIndex(self.dim, self.distance)
+            flat.add(self.floats(count))
+            return flat
+        rows = self.data[:count]
+        if self.dtype != np.float32:
+            rows = MappedMatrix.holding(self._folder, self.floats(count))
+        return FlatIndex.over(rows, self.distance, FlatParams(on_disk=True))
 
     def move(self, src: int, dst: int) -> None:
         """Row ``src`` overwrites row ``dst``; ``src`` is then cleared."""
@@ -266,19 +299,38 @@ class TokenColumn:
     """One multi-vector name of every row: a growable token buffer of the vector's
     datatype (float16 / uint8 tokens already hold values of that type) plus each row's
     (start, length). Overwrites append and deletes move rows, leaving the buffer out of
-    row order; :meth:`view` repacks it (one gather) before the next search."""
+    row order; :meth:`view` repacks it (one gather) before the next search. Given a
+    ``folder`` (an ``on_disk`` vector), each token buffer is a memory-mapped scratch file
+    there (``MappedMatrix``), not heap memory."""
 
-    def __init__(self, dim: int, distance: Distance, datatype: Datatype = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        distance: Distance,
+        datatype: Datatype = "float32",
+        folder: Path | None = None,
+    ) -> None:
         self.dim = dim
         self.distance = distance
         self.dtype = np.dtype(datatype)
-        self.data = np.zeros((_INITIAL_CAPACITY, dim), dtype=self.dtype)
+        self._folder = folder
+        self.data = self._buffer(_INITIAL_CAPACITY)
         self.starts = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.lengths = np.zeros(_INITIAL_CAPACITY, dtype=np.int64)
         self.present = np.zeros(_INITIAL_CAPACITY, dtype=bool)
         self.used = 0
         self.packed = True
         self._repack = threading.Lock()
+
+    def _buffer(self, tokens: int) -> np.ndarray:
+        """A new zeroed token buffer: in the heap, or in a new scratch file."""
+        if self._folder is None:
+            return np.zeros((tokens, self.dim), dtype=self.dtype)
+        return MappedMatrix(self._folder, self.dim, self.dtype, tokens).array
+
+    @property
+    def mapped(self) -> bool:
+        return self._folder is not None
 
     def reserve(self, rows: int) -> None:
         if rows > self.starts.shape[0]:
@@ -293,7 +345,7 @@ class TokenColumn:
         """Store ``sets`` at ``rows``; rows below ``count`` existed before (overwrites)."""
         need = self.used + len(sets.tokens)
         if need > self.data.shape[0]:
-            data = np.zeros((max(need, 2 * self.data.shape[0]), self.dim), dtype=self.dtype)
+            data = self._buffer(max(need, 2 * self.data.shape[0]))
             data[: self.used] = self.data[: self.used]
             self.data = data
         self.data[self.used : need] = sets.tokens
@@ -324,7 +376,7 @@ class TokenColumn:
             if not self.packed:
                 lengths = self.lengths[:count]
                 gathered = self.data[token_rows(self.starts[:count], lengths)]
-                data = np.zeros_like(self.data)
+                data = self._buffer(len(self.data))
                 data[: len(gathered)] = gathered
                 starts = self.starts.copy()
                 starts[:count] = np.cumsum(lengths) - lengths
@@ -333,6 +385,16 @@ class TokenColumn:
         offsets = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         return Ragged(data[: offsets[-1]], offsets)
+
+    def exact_index(self, count: int) -> MaxSimIndex:
+        """The first ``count`` rows as exact MaxSim, for sealing: a mapped column hands
+        its (repacked) token file over and maps the offsets beside it."""
+        params = MaxSimParams(storage=self.dtype.name, on_disk=self.mapped)  # type: ignore[arg-type]
+        items = self.view(count)
+        if self._folder is not None:
+            offsets = MappedMatrix.holding(self._folder, items.offsets[:, None])
+            items = Ragged(items.tokens, offsets.reshape(-1))
+        return MaxSimIndex.over(items, self.distance, params)
 
     def row(self, row: int) -> np.ndarray:
         with self._repack:
@@ -402,15 +464,18 @@ class AppendableSegment(SegmentRows):
         sparse_names: Sequence[str] = (),
         payload_reader: PayloadReader | None = None,
         datatypes: Mapping[str, Datatype] | None = None,
+        mapped: Mapping[str, Path] | None = None,
     ) -> None:
+        """``mapped``: per ``on_disk`` dense or multi-vector, the folder its rows or
+        tokens are mapped in."""
         super().__init__(schema, payload_reader)
-        types = datatypes or {}
+        types, folders = datatypes or {}, mapped or {}
         self.columns = {
-            name: VectorColumn(d, dist, types.get(name, "float32"))
+            name: VectorColumn(d, dist, types.get(name, "float32"), folders.get(name))
             for name, (d, dist) in vector_params.items()
         }
         self.token_columns = {
-            name: TokenColumn(d, dist, types.get(name, "float32"))
+            name: TokenColumn(d, dist, types.get(name, "float32"), folders.get(name))
             for name, (d, dist) in (multi_params or {}).items()
         }
         self.sparse_columns = {name: SparseColumn() for name in sparse_names}
@@ -572,10 +637,13 @@ class AppendableSegment(SegmentRows):
         sort_keys = self._sort_kind.nbytes + self._sort_hi.nbytes + self._sort_lo.nbytes
         lists = sys.getsizeof(self._ids) + sys.getsizeof(self._row_of) + 64 * rows
         columns = self._all_columns()
-        dense = sum(column.data.nbytes for column in self.columns.values())
-        tokens = sum(column.data.nbytes for column in self.token_columns.values())
-        return {
-            "vectors": dense + tokens,
+        held: list[VectorColumn | TokenColumn] = [*self.columns.values()]
+        held += self.token_columns.values()
+        in_heap = sum(column.data.nbytes for column in held if not column.mapped)
+        mapped = sum(column.data.nbytes for column in held if column.mapped)
+        mapped_part = {"vectors_mapped": mapped} if mapped else {}
+        return mapped_part | {
+            "vectors": in_heap,
             "ids": lists + sort_keys,
             "versions": sys.getsizeof(self._versions),
             "live_and_present": sum(column.present.nbytes for column in columns),
@@ -590,14 +658,9 @@ class AppendableSegment(SegmentRows):
         n = len(self._ids)
         indexes: dict[str, AnyIndex] = {}
         for name, col in self.columns.items():
-            flat = create_index("flat", col.dim, col.distance)
-            flat.add(col.floats(n))
-            indexes[name] = flat
+            indexes[name] = col.exact_index(n)
         for name, tokens in self.token_columns.items():
-            narrow = {"storage": tokens.dtype.name} if tokens.dtype != np.float32 else None
-            exact = create_multi_index("maxsim", tokens.dim, tokens.distance, narrow)
-            exact.add(tokens.view(n))
-            indexes[name] = exact
+            indexes[name] = tokens.exact_index(n)
         for name, sparse in self.sparse_columns.items():
             index = create_sparse_index()
             index.add(SparseRows.of(sparse.items[:n]))

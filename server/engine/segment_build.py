@@ -275,6 +275,10 @@ def _value_graphs(job: RebuildInput, cancelled: Callable[[], bool]) -> ValueGrap
     return build_value_graphs(plan, values, job.vectors, job.metrics, job.present)
 
 
+PLACEMENT_KNOBS = ("on_disk", "graph_on_disk")
+"""``config.disk_knobs``' flags, passed on to a ``muvera`` collection's inner backend."""
+
+
 def _new_index(job: RebuildInput, name: str) -> AnyIndex:
     """The index a build extends: a copy of the merge base, or a new (trained) one.
     Multi-vectors get MUVERA under ``muvera`` and exact MaxSim under any other type;
@@ -298,9 +302,9 @@ def _new_index(job: RebuildInput, name: str) -> AnyIndex:
     dim, distance = job.vector_params[name]
     kind, params = spec.backend_of(name)
     if kind == "muvera":
-        kind = params["inner"]
-        params = {k: params[k] for k in ("m", "ef_construct")} if kind != "flat" else {}
-    elif kind == "flat":
+        kind, placed = params["inner"], {k: True for k in PLACEMENT_KNOBS if params.get(k)}
+        params = {k: params[k] for k in ("m", "ef_construct")} | placed
+    if kind == "flat":
         params = {"on_disk": True} if params.get("on_disk") else {}
     index = create_index(kind, dim, distance, params)
     matrix = job.vectors[name][job.base_rows :]

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,7 +29,6 @@ from index.multivector import Ragged
 from index.registry import AnyIndex
 from server.engine.config import CollectionConfig, stored_datatypes
 from server.engine.optimizer import Task, due_tasks
-from server.engine.payload_column import PayloadReader
 from server.engine.point_ids import point_id_to_text
 from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
@@ -58,11 +58,10 @@ class SegmentOwner(Protocol):
     def closed(self) -> bool: ...
 
 
-def new_appendable(
-    config: CollectionConfig, store: PayloadReader | None = None
-) -> AppendableSegment:
+def new_appendable(config: CollectionConfig, store: PointStore | None = None) -> AppendableSegment:
     """An empty appendable segment for ``config``'s vectors and payload schema; its
-    payloads are read from ``store`` when ``on_disk_payload`` is on."""
+    payloads are read from ``store`` when ``on_disk_payload`` is on, and the rows of
+    its ``on_disk`` dense vectors are mapped in the store's folder."""
     vectors = config.vectors
     return AppendableSegment(
         {name: (p.size, p.distance) for name, p in vectors.items() if not p.is_multi},
@@ -71,7 +70,18 @@ def new_appendable(
         list(config.sparse_vectors),
         payload_reader=store if config.on_disk_payload else None,
         datatypes=stored_datatypes(config),
+        mapped=unindexed_mapped(config, store),
     )
+
+
+def unindexed_mapped(config: CollectionConfig, store: PointStore | None) -> dict[str, Path]:
+    """The dense and multi-vectors whose rows or tokens, while no index file holds them
+    (the appendable tail, exact segments), live in memory-mapped scratch files
+    (``MappedMatrix``) in the collection's folder instead of the heap: Qdrant's
+    ``on_disk`` vectors. (Sparse rows of the tail stay in the heap.)"""
+    if store is None:
+        return {}
+    return dict.fromkeys([name for name, p in config.vectors.items() if p.on_disk], store.path)
 
 
 def learns_from_queries(config: CollectionConfig) -> bool:

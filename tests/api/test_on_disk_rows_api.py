@@ -216,3 +216,91 @@ def test_uint8_tokens_of_the_appendable_tail_take_one_byte(api: Api) -> None:
     assert answers(api, "narrow", SET_QUERIES) == answers(api, "wide", SET_QUERIES)
     got = api.result("POST", "/collections/narrow/points", {"ids": [3], "with_vector": True})
     assert got[0]["vector"] == SETS[3].tolist()
+
+
+def test_on_disk_tail_rows_are_mapped_across_a_restart(tmp_path: Path) -> None:
+    """Rows no index file holds yet (the appendable tail: indexing off here) live in a
+    memory-mapped scratch file for an ``on_disk`` vector, not the heap, and answer as
+    the same rows in memory do, before and after a restart (rebuilt from the log)."""
+    params = {"size": DIM, "distance": "Euclid"}
+    off = {"optimizers_config": {"indexing_threshold": 0}}
+
+    def tail(api: Api, name: str) -> dict[str, int]:
+        memory: dict[str, int] = wait_green(api, name)["memory"]["bytes"]
+        return memory
+
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        for name, disk in (("disk", True), ("ram", False)):
+            vectors = params | {"on_disk": disk}
+            api.result("PUT", f"/collections/{name}", {"vectors": vectors} | off)
+            api.result("PUT", f"/collections/{name}/points?wait=true", {"points": dense_points()})
+        before = answers(api, "disk", list(QUERIES))
+        assert before == answers(api, "ram", list(QUERIES))
+        disk, ram = tail(api, "disk"), tail(api, "ram")
+        assert disk["appendable_vectors_mapped"] >= N * DIM * 4 and disk["appendable_vectors"] == 0
+        assert "appendable_vectors_mapped" not in ram and ram["appendable_vectors"] >= N * DIM * 4
+        total = wait_green(api, "disk")["memory"]["total_bytes"]
+        assert total == sum(v for k, v in disk.items() if not k.endswith("_mapped"))
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        assert answers(api, "disk", list(QUERIES)) == before
+        assert tail(api, "disk")["appendable_vectors_mapped"] >= N * DIM * 4
+
+
+SCALAR = {"scalar": {"type": "int8"}}
+
+
+@pytest.mark.parametrize(
+    ("vector", "collection", "mapped", "heap"),
+    [
+        ({"on_disk": True}, {}, {"codes_mapped", "originals_mapped"}, {"graph"}),
+        ({"on_disk": True, "quantization_config": {"scalar": {"type": "int8", "always_ram": True}}},
+         {}, {"originals_mapped"}, {"codes", "graph"}),
+        ({}, {"hnsw_config": {"on_disk": True}}, {"graph_mapped", "originals_mapped"}, {"codes"}),
+        ({"on_disk": True, "hnsw_config": {"on_disk": True}}, {},
+         {"graph_mapped", "codes_mapped", "originals_mapped"}, set()),
+    ],
+    ids=["on_disk", "always_ram", "hnsw_on_disk", "both"],
+)  # fmt: skip
+def test_quantized_codes_and_graph_follow_on_disk_and_always_ram(
+    api: Api, vector: dict[str, Any], collection: dict[str, Any], mapped: set[str], heap: set[str]
+) -> None:
+    """Qdrant's rule: originals mapped (always, here), codes with the vector's
+    ``on_disk`` unless ``always_ram``, the graph's links with ``hnsw_config.on_disk``."""
+    params = {"size": DIM, "distance": "Euclid"}
+    quantized = {"quantization_config": SCALAR}
+    create(api, "disk", params | vector, dense_points(), **quantized, **collection)
+    create(api, "ram", params, dense_points(), **quantized)
+    disk = memory(api, "disk")
+    assert {k for k, v in disk.items() if k.endswith("_mapped") and v > 0} == mapped
+    for part in heap:
+        assert disk[part] > 0
+    assert disk.get("codes", 0) == 0 or "codes_mapped" not in mapped
+    assert answers(api, "disk", list(QUERIES)) == answers(api, "ram", list(QUERIES))
+
+
+@pytest.mark.parametrize(
+    ("vector", "extra", "points", "queries", "mapped"),
+    [
+        ({"size": DIM, "distance": "Dot"} | MULTI, {"index": {"type": "muvera"}}, multi_points,
+         SET_QUERIES, {"fde_graph_mapped", "fde_codes_mapped"}),
+        ({"size": DIM, "distance": "Cosine", "on_disk": True}, {"index": {"type": "leanvec"}},
+         dense_points, list(QUERIES), {"codes_mapped", "graph_mapped", "originals_mapped"}),
+        ({"size": DIM, "distance": "Cosine", "on_disk": True}, {"index": {"type": "muvera"}},
+         dense_points, list(QUERIES), {"codes_mapped", "graph_mapped", "originals_mapped"}),
+    ],
+    ids=["muvera", "leanvec", "muvera-dense"],
+)  # fmt: skip
+def test_hnsw_on_disk_maps_muvera_and_leanvec_graphs(
+    api: Api, vector: dict[str, Any], extra: dict[str, Any], points: Any, queries: Any,
+    mapped: set[str],
+) -> None:  # fmt: skip
+    """The collection's ``hnsw_config.on_disk`` reaches MUVERA's encodings graph and
+    LeanVec's graph (its codes too, with the vector's ``on_disk``), and a ``muvera``
+    collection's dense vectors (its inner 8-bit code graph)."""
+    create(api, "disk", vector, points(), hnsw_config={"on_disk": True}, **extra)
+    create(api, "ram", vector | {"on_disk": False}, points(), **extra)
+    disk = memory(api, "disk")
+    assert {k for k, v in disk.items() if k.endswith("_mapped") and v > 0} == mapped
+    assert answers(api, "disk", queries) == answers(api, "ram", queries)

@@ -89,3 +89,23 @@ def test_patching_on_disk_rebuilds_the_graph_with_mapped_rows(api: Api) -> None:
     memory = wait_green(api, "moved")["vectors_memory"][""]["bytes"]
     assert memory["vectors_mapped"] == N * DIM * 4 and memory["vectors"] == 0
     assert answers(api, "moved") == before
+
+
+def test_quantized_codes_and_graph_stay_mapped_across_a_restart(tmp_path: Path) -> None:
+    """A quantized ``on_disk`` vector with ``hnsw_config.on_disk`` (ADR 0019, amended):
+    codes and links are read from the segment file again after a restart."""
+    quantized = {"scalar": {"type": "int8"}}
+
+    def mapped(api: Api) -> dict[str, int]:
+        parts = wait_green(api, "q")["vectors_memory"][""]["bytes"]
+        return {k: v for k, v in parts.items() if k.endswith("_mapped")}
+
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        create(api, "q", on_disk=True, hnsw_config={"on_disk": True},
+               quantization_config=quantized)  # fmt: skip
+        before, placed = answers(api, "q"), mapped(api)
+    assert placed["codes_mapped"] == N * DIM and placed["graph_mapped"] > 0
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        assert mapped(api) == placed and answers(api, "q") == before

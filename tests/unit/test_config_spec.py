@@ -137,3 +137,33 @@ def test_each_knob_group_matches_its_backend_dataclass(group: type, backend: typ
     assert {n: f.default for n, f in group.model_fields.items()} == {
         n: defaults[n] for n in group.model_fields
     }
+
+
+PLACED: list[tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]] = [
+    # (vector params, collection changes, backend, the placement knobs it is built with)
+    ({"on_disk": True}, {"hnsw_config": {"on_disk": True}}, "hnsw", {"on_disk": True,
+     "graph_on_disk": True}),
+    ({"hnsw_config": {"on_disk": True}}, {}, "hnsw", {"graph_on_disk": True}),
+    ({"hnsw_config": {"on_disk": False}}, {"hnsw_config": {"on_disk": True}}, "hnsw", {}),
+    ({"on_disk": True}, {"quantization_config": {"scalar": {"type": "int8", "always_ram": True}}},
+     "hnsw_sq8", {"on_disk": True, "always_ram": True}),
+    ({"on_disk": True}, {"index": {"type": "leanvec"}, "hnsw_config": {"on_disk": True}},
+     "leanvec", {"on_disk": True, "graph_on_disk": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("vector", "changes", "kind", "knobs"), PLACED)
+def test_on_disk_flags_reach_the_backend_params(
+    vector: dict[str, Any], changes: dict[str, Any], kind: str, knobs: dict[str, Any]
+) -> None:
+    """Qdrant's ``on_disk`` / ``hnsw_config.on_disk`` (the vector's own first) become the
+    backend's ``on_disk`` / ``graph_on_disk``; only set flags are written, so a vector
+    with none keeps the manifest bytes written before."""
+    vectors = {"": {"size": 8, "distance": "Cosine"} | vector}
+    spec = CollectionConfig(vectors=vectors, named_vectors=False, **changes).index_spec()
+    built, params = spec.backend_of("")
+    assert built == kind
+    placement = {k: params.get(k) for k in knobs}
+    assert placement == knobs
+    assert not ({"on_disk", "graph_on_disk"} - set(knobs)) & set(params)
+    assert create_index(built, 8, Distance.COSINE, params) is not None

@@ -8,8 +8,12 @@ segment. Called by ``facade.Collection.open`` before the collection is shared.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from index.flat import FlatIndex, FlatParams
+from index.multivector import MaxSimIndex, MaxSimParams, Ragged
 from index.registry import (
     AnyIndex,
     create_index,
@@ -25,9 +29,11 @@ from server.engine.index_spec import read_spec
 from server.engine.native_memory import release_free_memory
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import PointBatch, SealedParts
+from server.engine.segment_lifecycle import unindexed_mapped
 from server.engine.segment_set import SegmentSet
 from server.engine.shared_graphs import load_index
 from server.engine.tenant_layout import VALUE_GRAPHS_BLOB, ValueGraphs
+from server.storage.mapped_matrix import MappedMatrix
 from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
@@ -74,8 +80,10 @@ def restore_segment(
     spec = read_spec(manifest.spec)
     alive = (rows >= 0) & ~claimed[rows]
     indexes: dict[str, AnyIndex] = {}
+    folders = unindexed_mapped(config, store)
     for name, params in config.vectors.items():
-        indexes[name], exact = _index_of(blobs.get(name), params, batch, name)
+        blob, folder = blobs.get(name), folders.get(name)
+        indexes[name], exact = _index_of(blob, params, batch, name, folder)
         spec = None if exact else spec
         alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
     for name in config.sparse_vectors:
@@ -94,16 +102,30 @@ def restore_segment(
 
 
 def _index_of(
-    blob: memoryview | None, params: VectorParams, batch: PointBatch, name: str
+    blob: memoryview | None,
+    params: VectorParams,
+    batch: PointBatch,
+    name: str,
+    folder: Path | None = None,
 ) -> tuple[AnyIndex, bool]:
     """The saved index, or (no file: an exact segment) an exact one built from the
-    batch; True when it is the exact one."""
+    batch, its rows mapped in a scratch file in ``folder`` when given (``on_disk``);
+    True when it is the exact one."""
     if blob is not None:
         return load_index(blob), False
+    if params.is_multi and folder is not None:
+        items = batch.tokens[name]
+        tokens = MappedMatrix.holding(folder, items.tokens)
+        offsets = MappedMatrix.holding(folder, items.offsets[:, None]).reshape(-1)
+        mapped = Ragged(tokens, offsets)
+        return MaxSimIndex.over(mapped, params.distance, MaxSimParams(on_disk=True)), True
     if params.is_multi:
         exact = create_multi_index("maxsim", params.size, params.distance)
         exact.add(batch.tokens[name])
         return exact, True
+    if folder is not None:
+        rows = MappedMatrix.holding(folder, batch.vectors[name])
+        return FlatIndex.over(rows, params.distance, FlatParams(on_disk=True)), True
     flat = create_index("flat", params.size, params.distance)
     flat.add(batch.vectors[name])
     return flat, True
