@@ -155,8 +155,8 @@ def run_wrk(
         "requests": requests,
         "cpu_ms_per_query": None if cpu_ms is None else round(cpu_ms, 3),
         "queries_per_s": round(rate, 1),
-        "p50_ms": _ms(_grab(r"50%\s+(\S+)", out)),
-        "p99_ms": _ms(_grab(r"99%\s+(\S+)", out)),
+        "p50_ms": _ms(_grab(r"^\s+50%\s+(\S+)", out)),
+        "p99_ms": _ms(_grab(r"^\s+99%\s+(\S+)", out)),
         "non_2xx": int(errors),
         "socket_errors": socket_errors.strip(),
     }
@@ -172,7 +172,7 @@ def process_cpu_s(pid: int) -> float:
 
 
 def _grab(pattern: str, text: str, default: str | None = None) -> str:
-    found = re.search(pattern, text)
+    found = re.search(pattern, text, re.MULTILINE)
     if found is None:
         if default is None:
             raise RuntimeError(f"wrk output without {pattern!r}:\n{text}")
