@@ -6,14 +6,20 @@ and ef 128 for batches of 100. One run measures, on the same machine:
 
 1. Quiver, `POST /points/query` with one vector per request, driven by `wrk` at 1, 8 and
    32 connections (a Lua script posting the held-out queries in turn): queries/s, p50, p99,
-   and recall@10 over HTTP from a separate pass of 1,000 queries;
+   and recall@10 over HTTP from a separate pass of 1,000 queries; once with one server
+   process (`QUIVER_WORKERS=1`), then restarted on the same data folder with the worker
+   count `quiver serve` picks by default (min(CPUs, 4), ADR 0013), once every worker
+   answers from its own view;
 2. qdrant-edge (Qdrant's Rust engine as a Python library), in process, 1 and 8 threads;
 3. raw faiss `IndexHNSWFlat`, one query at a time from one caller;
 4. batches of 100: `POST /points/query/batch` against faiss searching the same batches,
-   taking turns so both see the same background load.
+   taking turns so both see the same background load (for each worker count).
+
+The targets are checked against the default worker count (what `quiver serve` runs).
 
 The faiss index and the qdrant-edge shard are cached under `bench/data/` (git-ignored);
-Quiver builds its index from an HTTP upload in every run. Results go to
+Quiver builds its index from an HTTP upload (one Arrow body to `/points/bulk`) in every
+run; the in-process rows are measured after the servers stop. Results go to
 `bench/results/serving.{md,json}` (`bench/data/serving_quick.*` with `--quick`).
 
     nice -n 10 .venv/bin/python bench/bench_serving.py           # full: 390k, 15 s per wrk run
@@ -23,7 +29,6 @@ Quiver builds its index from an HTTP upload in every run. Results go to
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shutil
@@ -41,12 +46,15 @@ import glove
 import httpx
 import numpy as np
 import orjson
+from bench_bulk import bulk_load
 from harness.cli import DATA_DIR, SERVER_LOG, add_common_options, log, new_parser, run_and_finish
 from harness.http import expect_ok, wait_green
 from harness.machine import machine_info, machine_line
 from harness.metrics import latency_summary, recall_at_k
 from harness.results import Results, check, check_at_most, checks_table
 from harness.server import QuiverServer, headers
+
+from server.settings import default_workers
 
 COLLECTION = "glove"
 K = 10
@@ -92,11 +100,7 @@ def load_quiver(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, 
     }
     expect_ok(client.put(f"/collections/{COLLECTION}", content=orjson.dumps(create)), "create")
     started = time.perf_counter()
-    for start in range(0, dataset.n_base, INGEST_BATCH):
-        rows = range(start, min(start + INGEST_BATCH, dataset.n_base))
-        points = [{"id": i, "vector": dataset.base[i]} for i in rows]
-        body = orjson.dumps({"points": points}, option=orjson.OPT_SERIALIZE_NUMPY)
-        expect_ok(client.put(f"/collections/{COLLECTION}/points?wait=true", content=body), "upsert")
+    bulk_load(client, COLLECTION, dataset.base)  # one streamed Arrow body
     wait_green(client, 1800.0, "index build", COLLECTION)
     return {"searchable_s": round(time.perf_counter() - started, 1), "segments": _segments(client)}
 
@@ -151,21 +155,24 @@ def run_wrk(
         "requests": requests,
         "cpu_ms_per_query": None if cpu_ms is None else round(cpu_ms, 3),
         "queries_per_s": round(rate, 1),
-        "p50_ms": _ms(_grab(r"50%\s+(\S+)", out)),
-        "p99_ms": _ms(_grab(r"99%\s+(\S+)", out)),
+        "p50_ms": _ms(_grab(r"^\s+50%\s+(\S+)", out)),
+        "p99_ms": _ms(_grab(r"^\s+99%\s+(\S+)", out)),
         "non_2xx": int(errors),
         "socket_errors": socket_errors.strip(),
     }
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its threads (Linux ``/proc``)."""
+    """User + system CPU seconds of a process, its threads and its child processes (the
+    workers of a multi-process server; Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(process_cpu_s(int(child)) for child in children)
 
 
 def _grab(pattern: str, text: str, default: str | None = None) -> str:
-    found = re.search(pattern, text)
+    found = re.search(pattern, text, re.MULTILINE)
     if found is None:
         if default is None:
             raise RuntimeError(f"wrk output without {pattern!r}:\n{text}")
@@ -175,7 +182,11 @@ def _grab(pattern: str, text: str, default: str | None = None) -> str:
 
 def _ms(value: str) -> float:
     """wrk's `812.00us` / `1.28ms` / `1.02s` in milliseconds."""
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if found is None:  # e.g. no request finished in time to have a percentile
+        log(f"wrk latency {value!r} not understood; kept as NaN")
+        return float("nan")
+    number, unit = found.groups()
     return round(float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit], 3)
 
 
@@ -312,37 +323,89 @@ def _row(
 
 def run(args: argparse.Namespace) -> Results:
     dataset = glove.load(QUICK_BASE if args.quick else None)
-    seconds = wrk_seconds(args)
-    n_batch = 2000 if args.quick else args.batch_queries
-    log(f"data: {dataset.n_base:,} base vectors; faiss and qdrant-edge indexes (cached)")
-    index, shard = faiss_hnsw(dataset), edge_shard(dataset)
-    rows: dict[str, Any] = {"faiss_single": faiss_singles(index, dataset, args.singles)}
+    log(f"data: {dataset.n_base:,} base vectors; faiss index (cached)")
+    index = faiss_hnsw(dataset)
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        files = _wrk_files(Path(scratch), dataset)
+        if args.url:
+            rows["quiver_load"] = {"searchable_s": None, "segments": None}
+            rows["quiver"] = {"given": measure_quiver(args, args.url, None, dataset, index, files)}
+        else:
+            rows.update(run_quiver(args, dataset, index, files))
+    # in process once the servers are gone (the qdrant-edge shard, cached, is only
+    # opened now: its build is the longest step of a first run)
+    rows["faiss_single"] = faiss_singles(index, dataset, args.singles)
+    shard = edge_shard(dataset)
     for threads in EDGE_THREADS:
         rows[f"edge_{threads}_threads"] = edge_queries(shard, dataset, args.singles, threads)
     shard.close()
     log(f"faiss and qdrant-edge done: {rows}")
-    with contextlib.ExitStack() as stack:
-        server = (
-            None if args.url else stack.enter_context(QuiverServer(args.port, keep_log=SERVER_LOG))
-        )
-        url = args.url or server.url  # type: ignore[union-attr]
-        server_pid = None if server is None else server.pid
-        client = stack.enter_context(httpx.Client(base_url=url, headers=headers(), timeout=600.0))
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.url is None:
-            rows["quiver_load"] = load_quiver(client, dataset)
-        else:
-            rows["quiver_load"] = {"searchable_s": None, "segments": _segments(client)}
-        log(f"Quiver searchable: {rows['quiver_load']}")
-        rows["http_recall_at_10"] = round(http_recall(client, dataset, RECALL_QUERIES), 4)
-        queries_file, script = _wrk_files(scratch, dataset)
-        for connections in CONNECTIONS:
-            rows[f"http_{connections}_conn"] = run_wrk(
-                url, queries_file, script, connections, seconds, server_pid
-            )
-            log(f"wrk {connections}: {rows[f'http_{connections}_conn']}")
-        rows["batches"] = measure_batches(client, index, dataset, n_batch)
     return build_results(args, dataset, rows)
+
+
+def run_quiver(
+    args: argparse.Namespace, dataset: glove.GloveDataset, index: Any, files: tuple[Path, Path]
+) -> dict[str, Any]:
+    """Load one server process, measure it, then restart the same data folder with the
+    default worker count and measure again."""
+    workers = default_workers()
+    measured: dict[str, Any] = {}
+    single = {"QUIVER_WORKERS": "1"}
+    with QuiverServer(args.port, env=single, keep_log=SERVER_LOG, startup_timeout_s=300) as server:
+        with httpx.Client(base_url=server.url, headers=headers(), timeout=600.0) as client:
+            load = load_quiver(client, dataset)
+        log(f"Quiver searchable: {load}")
+        measured["1"] = measure_quiver(args, server.url, server.pid, dataset, index, files)
+        server.terminate()
+        server._extra_env["QUIVER_WORKERS"] = str(workers)
+        server.relaunch()
+        server._wait_healthy()
+        measured["answered_by"] = wait_for_workers(server.url, dataset, workers)
+        log(f"{workers} workers answering: {measured['answered_by']}")
+        measured[str(workers)] = measure_quiver(args, server.url, server.pid, dataset, index, files)
+    answered = measured.pop("answered_by")
+    return {"quiver_load": load, "quiver": measured, "default_workers": workers,
+            "answered_by": answered}  # fmt: skip
+
+
+def measure_quiver(
+    args: argparse.Namespace,
+    url: str,
+    pid: int | None,
+    dataset: glove.GloveDataset,
+    index: Any,
+    files: tuple[Path, Path],
+) -> dict[str, Any]:
+    """HTTP recall, `wrk` at each connection count and batches against one server."""
+    n_batch = 2000 if args.quick else args.batch_queries
+    row: dict[str, Any] = {}
+    with httpx.Client(base_url=url, headers=headers(), timeout=600.0) as client:
+        row["http_recall_at_10"] = round(http_recall(client, dataset, RECALL_QUERIES), 4)
+        for connections in CONNECTIONS:
+            row[f"http_{connections}_conn"] = run_wrk(url, *files, connections, wrk_seconds(args),
+                                                      pid)  # fmt: skip
+            log(f"wrk {connections}: {row[f'http_{connections}_conn']}")
+        row["batches"] = measure_batches(client, index, dataset, n_batch)
+    return row
+
+
+def wait_for_workers(url: str, dataset: glove.GloveDataset, workers: int) -> dict[str, int]:
+    """Queries over fresh connections (the kernel spreads them over the workers'
+    sockets) until every worker has answered one from its own view; who answered how
+    often. A reader forwards reads to the owner until its view is loaded."""
+    body = orjson.dumps(query_body(dataset.queries[0], EF_SINGLE), option=_NUMPY)
+    answered: dict[str, int] = {}
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    deadline = time.monotonic() + 600.0
+    with httpx.Client(base_url=url, headers=headers(), timeout=60, limits=fresh) as client:
+        while len(answered) < workers and time.monotonic() < deadline:
+            response = client.post(f"/collections/{COLLECTION}/points/query", content=body)
+            worker = response.headers.get("x-quiver-worker", "single")
+            answered[worker] = answered.get(worker, 0) + 1
+            if len(answered) < workers:
+                time.sleep(0.05)
+    return answered
 
 
 def _wrk_files(scratch: Path, dataset: glove.GloveDataset) -> tuple[Path, Path]:
@@ -384,21 +447,23 @@ def build_results(
     args: argparse.Namespace, dataset: glove.GloveDataset, rows: dict[str, Any]
 ) -> Results:
     edge8, faiss_single = rows["edge_8_threads"], rows["faiss_single"]
-    batches = rows["batches"]
+    judged = str(rows.get("default_workers", "given"))
+    quiver = rows["quiver"][judged]
+    batches = quiver["batches"]
     checks = [
         check(
-            "HTTP q/s at 8 connections / qdrant-edge q/s at 8 threads",
-            rows["http_8_conn"]["queries_per_s"] / edge8["queries_per_s"],
+            f"HTTP q/s at 8 connections ({judged} workers) / qdrant-edge q/s at 8 threads",
+            quiver["http_8_conn"]["queries_per_s"] / edge8["queries_per_s"],
             TARGET_EDGE_RATIO,
         ),
         check_at_most(
-            "HTTP p50 at 1 connection - faiss single-query p50",
-            rows["http_1_conn"]["p50_ms"] - faiss_single["p50_ms"],
+            f"HTTP p50 at 1 connection ({judged} workers) - faiss single-query p50",
+            quiver["http_1_conn"]["p50_ms"] - faiss_single["p50_ms"],
             TARGET_P50_OVER_FAISS_MS,
             "ms",
         ),
         check(
-            "HTTP batch q/s / faiss batch q/s",
+            f"HTTP batch q/s ({judged} workers) / faiss batch q/s",
             batches["http_queries_per_s"] / batches["faiss_queries_per_s"],
             TARGET_BATCH_RATIO,
         ),
@@ -414,7 +479,7 @@ def build_results(
             "k": K,
             "wrk_seconds": wrk_seconds(args),
             "singles": args.singles,
-            "quiver_workers": os.environ.get("QUIVER_WORKERS", "default"),
+            "quiver_workers": list(rows["quiver"]),
             "server": "given by --url" if args.url else "started by this run",
         },
         "machine": machine_info(load_average_at_end=os.getloadavg()),
@@ -429,29 +494,28 @@ def markdown_report(results: Results) -> str:
         "| system | how asked | queries/s | p50 ms | p99 ms | CPU ms/query | recall@10 |",
         "|---|---|--:|--:|--:|--:|--:|",
     ]
-    http_recall = rows["http_recall_at_10"]
-    for connections in CONNECTIONS:
-        row = rows[f"http_{connections}_conn"]
-        errors = row["non_2xx"] + (1 if row["socket_errors"] else 0)
-        how = f"`/points/query` one vector, `wrk` {connections} conn" + (
-            f" ({row['non_2xx']} non-2xx, {row['socket_errors']})" if errors else ""
-        )
-        table.append(_line("Quiver, HTTP", how, row, http_recall))
+    for workers, quiver in rows["quiver"].items():
+        table += _quiver_lines(workers, quiver)
     for threads in EDGE_THREADS:
         row = rows[f"edge_{threads}_threads"]
         table.append(_line("qdrant-edge, in process", f"{threads} thread(s)", row))
     table.append(_line("faiss HNSWFlat, in process", "one query at a time", rows["faiss_single"]))
-    b = rows["batches"]
-    table += [
-        f"| Quiver, HTTP | `/points/query/batch`, 100 per request, ef {EF_BATCH} | "
-        f"{b['http_queries_per_s']:,.0f} | - | - | - | {b['http_recall_at_10']:.4f} |",
-        f"| faiss HNSWFlat, in process | batches of 100, ef {EF_BATCH}, {b['faiss_threads']} "
-        f"OpenMP threads | {b['faiss_queries_per_s']:,.0f} | - | - | - | "
-        f"{b['faiss_recall_at_10']:.4f} |",
-    ]
+    for workers, quiver in rows["quiver"].items():
+        b = quiver["batches"]
+        table += [
+            f"| Quiver, HTTP, {workers} worker(s) | `/points/query/batch`, 100 per request, "
+            f"ef {EF_BATCH} | {b['http_queries_per_s']:,.0f} | - | - | - | "
+            f"{b['http_recall_at_10']:.4f} |",
+            f"| faiss HNSWFlat, in process (same turns) | batches of 100, ef {EF_BATCH}, "
+            f"{b['faiss_threads']} OpenMP threads | {b['faiss_queries_per_s']:,.0f} | - | - | - | "
+            f"{b['faiss_recall_at_10']:.4f} |",
+        ]
     load = rows["quiver_load"]
     searchable = (
-        f"Quiver searchable {load['searchable_s']} s after the upload began"
+        f"Quiver searchable {load['searchable_s']} s after the upload began (one process; "
+        f"segments: {load['segments']}); then restarted on the same folder with "
+        f"{rows['default_workers']} workers, measured once every worker answered from its "
+        f"own view (answers while waiting: {rows['answered_by']})"
         if load["searchable_s"] is not None
         else "Quiver server given by --url, its collection loaded beforehand"
     )
@@ -467,18 +531,31 @@ def markdown_report(results: Results) -> str:
                 "",
                 *checks_table(results["checks"]),
                 "",
-                f"- {searchable} (segments: {load['segments']}); `wrk` runs of "
-                f"{config['wrk_seconds']} s; "
+                f"- {searchable}; `wrk` runs of {config['wrk_seconds']} s; "
                 f"in-process rows over {config['singles']:,} queries.",
-                "- CPU ms/query: the server process's CPU time over the `wrk` run per request "
-                "(HTTP parsing, Python, search threads); in-process rows: this process's CPU "
-                "per query. Less disturbed than rates by other load on a shared machine.",
+                "- CPU ms/query: the server's CPU time (every worker process) over the `wrk` "
+                "run per request (HTTP parsing, Python, search threads); in-process rows: "
+                "this process's CPU per query. Less disturbed than rates by other load on a "
+                "shared machine.",
                 "- HTTP recall@10 is from a separate pass of "
                 f"{RECALL_QUERIES:,} single queries (wrk does not read the answers).",
             ]
         )
         + "\n"
     )
+
+
+def _quiver_lines(workers: str, quiver: dict[str, Any]) -> list[str]:
+    lines = []
+    for connections in CONNECTIONS:
+        row = quiver[f"http_{connections}_conn"]
+        errors = row["non_2xx"] + (1 if row["socket_errors"] else 0)
+        how = f"`/points/query` one vector, `wrk` {connections} conn" + (
+            f" ({row['non_2xx']} non-2xx, {row['socket_errors']})" if errors else ""
+        )
+        system = f"Quiver, HTTP, {workers} worker(s)"
+        lines.append(_line(system, how, row, quiver["http_recall_at_10"]))
+    return lines
 
 
 def _line(system: str, how: str, row: dict[str, Any], recall: float | None = None) -> str:
