@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from _pytest.nodeid import NodeId
 
 PROCESS_MARKERS = ("integration", "cluster", "container")
 
@@ -35,3 +36,41 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("cluster"):
             # one local Ray at a time: under pytest-xdist every Ray test runs on one worker
             item.add_marker(pytest.mark.xdist_group("ray"))
+        elif shares_a_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("loadgroup", default=False):  # an xdist worker under loadgroup
+        config.pluginmanager.register(XdistGroupIds(), "quiver-xdist-group-ids")
+
+
+class XdistGroupIds:
+    """pytest-xdist 3.8 hands a group to one worker by appending ``@group`` to each
+    nodeid, through ``item._nodeid``, which pytest 9 no longer reads (a nodeid is now
+    ``str(item._id)``): without this, ``xdist_group`` is silently ignored, Ray tests run
+    on both workers at once and every module-scoped fixture is set up on each."""
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own hook
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marks = list(item.iter_markers("xdist_group"))
+            if not marks or "@" in item.nodeid or not hasattr(item, "_id"):
+                continue
+            names = {str(mark.args[0] if mark.args else mark.kwargs["name"]) for mark in marks}
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(names))}")
+
+
+def shares_a_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a module- or session-scoped fixture of this suite (a server,
+    a trained index). ``--dist loadgroup`` hands out ungrouped tests one at a time, so a
+    module's tests would be split over both workers and each would set that fixture up
+    again; grouped, the module runs on one worker and sets it up once."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        fixture.scope != "function" and fixture.baseid.startswith("tests")
+        for fixtures in info.name2fixturedefs.values()
+        for fixture in fixtures
+    )
