@@ -43,3 +43,31 @@ def test_the_first_custom_score_loads_numba() -> None:
         "print(",
     )
     assert "numba" in _loaded_after(code)
+
+
+_GRPC_PROBE = """
+import json, sys
+import server.grpc.server
+before = sorted(name for name in sys.modules if name.startswith("qdrant_client"))
+from server.grpc import replies
+replies.rest.UpdateResult  # the first reply that converts
+after = sorted(name for name in sys.modules if name.startswith("qdrant_client"))
+from qdrant_client import QdrantClient  # the real package still works in this process
+print(json.dumps([before, after, QdrantClient.__name__]))
+"""
+
+
+def test_grpc_serves_qdrant_client_messages_without_its_rest_client() -> None:
+    """gRPC loads qdrant_client's ``*_pb2`` modules alone; its REST models (~28 MB) load
+    with the first conversion, and the package's own ``__init__`` only when asked for."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GRPC_PROBE], capture_output=True, text=True, check=True, timeout=120
+    )
+    before, after, client = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "qdrant_client.grpc.points_pb2" in before
+    assert not any(
+        name.startswith(("qdrant_client.http", "qdrant_client.qdrant_client")) for name in before
+    )
+    assert "qdrant_client.http.models" in after
+    assert "qdrant_client.qdrant_client" not in after
+    assert client == "QdrantClient"
