@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from server.deferred_packages import defer
+
+    defer("faiss")  # loads with the first index, not the app (deferred_packages.py)
     from server.engine.native_memory import limit_heap_retention
     from server.logs import configure_logging
     from server.settings import Settings

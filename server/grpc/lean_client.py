@@ -6,59 +6,23 @@ the whole client first: the REST API client, its pydantic models, local mode, ~3
 an idle server's memory. The converters (``GrpcToRest`` / ``RestToGrpc``, built on those
 models, ~28 MB) are needed only by the first call that converts a message.
 
-:func:`install` registers ``qdrant_client`` as a package whose ``__init__`` has not run
-yet: importing a submodule (``qdrant_client.grpc``) then loads that submodule alone, and
-the first read of any other package attribute (``QdrantClient``, in a test or a tool
-sharing the process) runs the real ``__init__`` then, so nothing else sees a difference.
-:class:`Deferred` stands in for a converter until its first use.
+:func:`install` defers the package's ``__init__`` (``server/deferred_packages.py``):
+importing ``qdrant_client.grpc`` loads that submodule alone, and a test or tool sharing
+the process that asks for ``QdrantClient`` gets the real package then. :class:`Deferred`
+stands in for a converter until its first use.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from importlib.machinery import ModuleSpec, PathFinder
-from types import ModuleType
 from typing import Any
 
-PACKAGE = "qdrant_client"
-
-
-class _UninitialisedPackage(ModuleType):
-    """A package with its search path set but its ``__init__`` not run (until needed)."""
-
-    def __init__(self, spec: ModuleSpec) -> None:
-        super().__init__(spec.name)
-        self.__spec__ = spec
-        self.__loader__ = spec.loader
-        self.__file__ = spec.origin
-        self.__package__ = spec.name
-        self.__path__ = list(spec.submodule_search_locations or ())
-
-    def __getattr__(self, name: str) -> Any:
-        """A submodule not loaded yet (``from qdrant_client import grpc`` asks before it
-        imports): that submodule alone. Any other name: run the real ``__init__``, once."""
-        if name.startswith("__"):  # import machinery probing: nothing the package defines
-            raise AttributeError(name)
-        if PathFinder.find_spec(name, self.__path__) is not None:
-            return importlib.import_module(f"{self.__name__}.{name}")
-        spec = self.__spec__
-        assert spec is not None and spec.loader is not None
-        self.__class__ = ModuleType  # type: ignore[assignment]  # a plain module from now on
-        spec.loader.exec_module(self)
-        return getattr(self, name)
+from server.deferred_packages import defer
 
 
 def install() -> None:
-    """Register the uninitialised package, unless ``qdrant_client`` is already imported
-    (or not installed)."""
-    if PACKAGE in sys.modules:
-        return
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-        return
-    sys.modules[PACKAGE] = _UninitialisedPackage(spec)
+    """Defer ``qdrant_client``'s ``__init__``, unless it is already imported."""
+    defer("qdrant_client")
 
 
 class Deferred:
