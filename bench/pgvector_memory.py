@@ -2,9 +2,8 @@
 
 A throwaway cluster (``initdb`` in a temporary folder, listening on 127.0.0.1 only) loads
 the vectors into a ``vector(D)`` table with ``COPY``, builds an HNSW index (m 16,
-ef_construction 200, cosine) and is measured the way Quiver is: the sum of every cluster
-process's PSS from ``/proc/PID/smaps_rollup`` (shared memory, hence the shared buffers
-the cluster touched, counted once), and beside it the shared buffers holding a page
+ef_construction 200, cosine) and is measured: the sum of every cluster process's PSS
+outside shared memory (``/proc/PID/smaps_rollup``) plus the shared buffers holding a page
 (``pg_buffercache``). Then the cluster restarts, ``pg_prewarm`` reads the table and its
 index back into shared buffers (Quiver holds its index in memory once open), and it is
 measured again.
@@ -97,14 +96,18 @@ class Cluster:
         return [postmaster, *map(int, children)]
 
     def pss_bytes(self) -> int:
+        """Every cluster process's PSS outside shared memory, plus the shared buffers
+        holding a page: a buffer read by a backend that has left (``pg_prewarm``'s) is
+        resident but in no live process's PSS."""
         total = 0
         for pid in self.pids():
             try:
                 lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
             except OSError:  # a backend that just left
                 continue
-            total += sum(int(line.split()[1]) * 1024 for line in lines if line.startswith("Pss:"))
-        return total
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in lines[1:]}
+            total += fields.get("Pss", 0) - fields.get("Pss_Shmem", 0)
+        return total + self.used_buffers_bytes()
 
     def used_buffers_bytes(self) -> int:
         used = self.sql("SELECT count(*) FROM pg_buffercache WHERE relfilenode IS NOT NULL")
