@@ -14,6 +14,10 @@ MiniLM-384, with scalar int8 quantization; originals stay on disk, memory-mapped
 
     nice -n 10 .venv/bin/python bench/bench_memory.py                # both, 390k / 100k
     nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --points 50000
+    nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --pgvector  # + PostgreSQL
+
+``--pgvector`` loads the same vectors into PostgreSQL + pgvector (pgvector_memory.py) right
+after each set's Quiver server has stopped, and reports the cluster's memory beside it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import glove
 import httpx
 import numpy as np
 import orjson
+import pgvector_memory
 from harness.server import QuiverServer, headers
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,9 +53,20 @@ def memory_of(pid: int) -> dict[str, int]:
 
 
 def glove_vectors(points: int) -> np.ndarray:
+    """GloVe's first ``points`` rows; above its 390k, the rows again with seeded noise
+    (renormalised), built once and cached in bench/data/glove_tiled_<points>.npy."""
     base: np.ndarray = glove._load_split(glove.DATA_DIR)[0]
     if points <= len(base):
         return base[:points]
+    cached = Path(glove.DATA_DIR) / f"glove_tiled_{points}.npy"
+    if cached.exists():
+        return np.load(cached)
+    tiled = _tiled(base, points)
+    np.save(cached, tiled)
+    return tiled
+
+
+def _tiled(base: np.ndarray, points: int) -> np.ndarray:
     rng = np.random.default_rng(7)
     copies = [base] + [
         base + rng.normal(scale=0.05, size=base.shape).astype(np.float32)
@@ -168,14 +184,34 @@ def table(rows: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def pgvector_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "\n| pgvector (same vectors) | points | empty PSS (MB) | after build: PSS MB "
+        "(growth B/pt) | buffers used MB | after restart + prewarm: PSS MB (growth B/pt) "
+        "| HNSW on disk B/pt |\n|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {r['of']} | {r['points']:,} | {r['empty_pss_mb']} "
+        f"| {r['loaded_pss_mb']} ({r['growth_b_per_point']}) | {r['loaded_buffers_mb']} "
+        f"| {r['restarted_pss_mb']} ({r['restart_growth_b_per_point']}) "
+        f"| {r['index_b_per_point']} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n" if rows else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="glove,int8-384")
+    parser.add_argument(
+        "--pgvector", action="store_true", help="also PostgreSQL + pgvector on each set"
+    )
     parser.add_argument("--points", type=int, default=390_000, help="GloVe points")
     parser.add_argument("--int8-points", type=int, default=100_000)
     parser.add_argument("--label", default="", help="suffix of the result files")
     args = parser.parse_args()
-    rows = []
+    rows, postgres = [], []
+    missing = pgvector_memory.available() if args.pgvector else None
     for name in args.sets.split(","):
         if name == "glove":
             vectors = glove_vectors(args.points)
@@ -183,11 +219,16 @@ def main() -> None:
             vectors = gaussian_unit(args.int8_points, 384)
         rows.append(verdict(measure(name, vectors)))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    text = table(rows)
+        if args.pgvector and missing is None:
+            postgres.append(pgvector_memory.measure(vectors) | {"of": name})
+            print(json.dumps(postgres[-1]), file=sys.stderr, flush=True)
+    text = table(rows) + pgvector_table(postgres)
+    if missing is not None:
+        text += f"\npgvector not measured: {missing}\n"
     print(text)
     stem = RESULTS / f"memory{('_' + args.label) if args.label else ''}"
     stem.with_suffix(".md").write_text(text)
-    stem.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(rows + postgres, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,10 +43,8 @@ beside the originals are ``quantization_config.turbo`` (``index/turbo.py``)."""
 BYTES_PER_VALUE: dict[Datatype, int] = {"float32": 4, "float16": 2, "uint8": 1}
 
 _FAISS: Any = faiss
-_SQ_TYPES: dict[Datatype, int] = {
-    "float16": int(_FAISS.ScalarQuantizer.QT_fp16),
-    "uint8": int(_FAISS.ScalarQuantizer.QT_8bit_direct),
-}
+_SQ_TYPE_NAMES: dict[Datatype, str] = {"float16": "QT_fp16", "uint8": "QT_8bit_direct"}
+"""Named, not read from faiss here: a server loads faiss at its first index, not here."""
 _CODE_DTYPES: dict[Datatype, type[np.generic]] = {"float16": np.float16, "uint8": np.uint8}
 
 
@@ -70,12 +68,12 @@ def to_turbo(rows: np.ndarray, datatype: str) -> np.ndarray:
 
 def is_compact(datatype: Datatype) -> bool:
     """Whether faiss holds ``datatype`` in fewer bytes than float32."""
-    return datatype in _SQ_TYPES
+    return datatype in _SQ_TYPE_NAMES
 
 
 def sq_type(datatype: Datatype) -> int:
     """faiss ``ScalarQuantizer`` type that holds ``datatype``'s values exactly."""
-    return _SQ_TYPES[datatype]
+    return int(getattr(_FAISS.ScalarQuantizer, _SQ_TYPE_NAMES[datatype]))
 
 
 def decode_codes(codes: np.ndarray, datatype: Datatype, dim: int) -> np.ndarray:

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
+    from server.deferred_packages import defer
     from server.engine.native_memory import limit_heap_retention
     from server.logs import configure_logging
     from server.settings import Settings
@@ -73,6 +74,9 @@ def _serve(args: argparse.Namespace) -> None:
 
         serve_workers(settings, _run)  # forks before the app (and its threads) exist
         return
+    # one process: faiss loads with the first index, not the app (deferred_packages.py);
+    # workers keep loading it before the fork, so they share its pages
+    defer("faiss")
     from server.main import create_app
 
     _run(settings, create_app(settings), None)

@@ -1,4 +1,4 @@
-"""A sealed segment's point ids as arrays: about 20 bytes a point, not ~140.
+"""A sealed segment's point ids as arrays: 8 to 20 bytes a point, not ~140.
 
 A Python list of ``int`` ids plus a ``dict`` from id to row costs some 140 bytes a
 point (an int object, a list slot, a dict entry and a boxed row number); at 10M points
@@ -8,7 +8,9 @@ that is 1.4 GB next to the index. Sealed rows never move, so their ids fit array
   ``uuid_hi`` / ``uuid_lo`` (the UUID's two 64-bit halves; ``is_uuid`` marks those rows);
 * ``order``: rows sorted by (kind, high, low), and those keys in that order
   (``sorted_lo``, ``sorted_hi``), so a lookup is a binary search (``searchsorted``);
-  scroll's sort keys come from the same arrays.
+  scroll's sort keys come from the same arrays. Integer ids already ascending by row
+  (a build of points uploaded in id order) need neither: ``values`` is the sorted key
+  and the order is the identity, 8 bytes a point in all.
 
 An id may sit on several rows (a merged segment keeps a tombstoned copy next to the
 live one): :meth:`rows_of` returns them all and the segment picks the live one.
@@ -35,12 +37,16 @@ class IdColumn(Sequence[PointId]):
             self.uuid_hi = self.uuid_lo = np.zeros(0, dtype=np.uint64)
         else:
             self._mixed(ids)
-        self.order = self._sorted_rows()
-        kind, hi, lo = self.sort_keys(self.order)
+        if self.is_uuid is None and bool(np.all(self.values[1:] >= self.values[:-1])):
+            self._order: np.ndarray | None = None  # rows already sorted: no second copy
+            self._ints, self.sorted_lo, self.sorted_hi = count, self.values, self.uuid_hi
+            return
+        self._order = self._sorted_rows()
+        kind, hi, lo = self.sort_keys(self._order)
         self._ints = int(np.count_nonzero(kind == 0))
         self.sorted_lo = lo
         """Keys in ``order``: the integer ids, then the UUIDs' low halves."""
-        self.sorted_hi = hi[self._ints :]
+        self.sorted_hi = hi[self._ints :].copy()  # a view would keep every row's zero
         """The UUIDs' high halves, in ``order``."""
 
     def _mixed(self, ids: Sequence[PointId]) -> None:
@@ -61,6 +67,19 @@ class IdColumn(Sequence[PointId]):
         else:
             order = np.lexsort((lo, hi, kind))
         return order.astype(np.int32 if len(order) < 2**31 else np.int64)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Rows by key (built on demand when the rows already are in key order)."""
+        if self._order is None:
+            return np.arange(len(self.values), dtype=np.int32)
+        return self._order
+
+    def _rows_at(self, start: int, end: int) -> np.ndarray:
+        """The rows at positions ``start:end`` of the key order."""
+        if self._order is None:
+            return np.arange(start, end, dtype=np.int64)
+        return self._order[start:end].astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -106,7 +125,7 @@ class IdColumn(Sequence[PointId]):
             keys = self.sorted_lo[:ints]
             start = int(np.searchsorted(keys, lo, side="left"))
             end = int(np.searchsorted(keys, lo, side="right"))
-            return self.order[start:end].astype(np.int64)
+            return self._rows_at(start, end)
         if self.is_uuid is None:
             return _NO_ROWS
         value = uuid.UUID(point_id).int
@@ -116,7 +135,7 @@ class IdColumn(Sequence[PointId]):
         window = self.sorted_lo[first:last]
         start = first + int(np.searchsorted(window, lo, side="left"))
         end = first + int(np.searchsorted(window, lo, side="right"))
-        return self.order[start:end].astype(np.int64)
+        return self._rows_at(start, end)
 
     def int_rows(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """For many non-negative integer ids at once (``rows_of`` in two vectorised
@@ -128,14 +147,16 @@ class IdColumn(Sequence[PointId]):
         wanted = np.array(ids, dtype=np.uint64)
         first = np.searchsorted(keys, wanted, side="left")
         counts = np.searchsorted(keys, wanted, side="right") - first
-        rows = self.order[np.minimum(first, len(keys) - 1)].astype(np.int64)
+        positions = np.minimum(first, len(keys) - 1).astype(np.int64)
+        rows = positions if self._order is None else self._order[positions].astype(np.int64)
         return rows, counts
 
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        arrays = [self.values, self.order, self.sorted_lo, self.sorted_hi]
-        arrays += [self.uuid_hi, self.uuid_lo]
+        arrays = [self.values, self.sorted_hi, self.uuid_hi, self.uuid_lo]
+        if self._order is not None:
+            arrays += [self._order, self.sorted_lo]
         if self.is_uuid is not None:
             arrays.append(self.is_uuid)
         return sum(a.nbytes for a in arrays)

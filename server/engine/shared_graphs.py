@@ -11,7 +11,6 @@ worker (restarted ones too) inherits it.
 
 from __future__ import annotations
 
-from index.hnsw_faiss import HnswIndex
 from index.registry import AnyIndex, index_from_bytes
 from index.serialization import Buffer
 
@@ -32,13 +31,3 @@ def graphs_shared() -> bool:
 def load_index(blob: Buffer) -> AnyIndex:
     """A saved index, its HNSW graph left in the file while graphs are shared."""
     return index_from_bytes(blob, map_graph=_Switch.on)
-
-
-def kept_in_file(index: AnyIndex) -> bool:
-    """Whether a freshly built ``index`` should be reopened from the file just written
-    instead of kept in process memory: it reads its full vectors from the file
-    (``maps_originals``), it keeps its rows or tokens there (``rows_on_disk``: an
-    ``on_disk`` vector), or it is an HNSW graph while workers share graphs."""
-    if index.maps_originals or index.rows_on_disk:
-        return True
-    return isinstance(index, HnswIndex) and _Switch.on

@@ -6,3 +6,7 @@
 translating messages; ``fastpath.py`` serves dense search, query and upsert straight
 from numpy.
 """
+
+from server.grpc import lean_client
+
+lean_client.install()  # before any ``from qdrant_client import grpc`` below this package

@@ -9,16 +9,23 @@ straight into numpy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from google.protobuf.message import Message
 from pydantic import BaseModel
 from qdrant_client import grpc
-from qdrant_client.conversions.conversion import GrpcToRest
+
+from server.grpc.lean_client import Deferred
+
+if TYPE_CHECKING:
+    from qdrant_client.conversions import conversion
+
+    G2R = conversion.GrpcToRest
+else:  # the REST models it builds on load at the first conversion (lean_client.py)
+    G2R = Deferred("qdrant_client.conversions.conversion", "GrpcToRest")
 
 Json = dict[str, Any]
-G2R = GrpcToRest
 
 FIELD_TYPES = {
     grpc.FieldType.FieldTypeKeyword: "keyword",

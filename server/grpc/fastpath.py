@@ -20,7 +20,6 @@ import anyio.to_thread
 import numpy as np
 from google.protobuf.message import Message
 from qdrant_client import grpc
-from qdrant_client.conversions.conversion import GrpcToRest
 
 from server.api import render
 from server.api.routes.common import point_ids
@@ -32,6 +31,7 @@ from server.engine.filters import parse_filter
 from server.engine.requests import Query, VectorColumns
 from server.engine.results import QueryResult
 from server.grpc import convert, replies
+from server.grpc.convert import G2R
 from server.grpc.rpc import Call, timeout_param
 from server.settings import Settings
 
@@ -236,9 +236,7 @@ async def upsert(call: Call, request: grpc.UpsertPoints) -> Message | None:
         return None
     ids = point_ids([convert.point_id(point.id) for point in request.points], _settings(call))
     payloads = [_payload(point) for point in request.points]
-    update_filter = parse_filter(
-        convert.optional(request, "update_filter", GrpcToRest.convert_filter)
-    )
+    update_filter = parse_filter(convert.optional(request, "update_filter", G2R.convert_filter))
     mode = convert.update_mode(request) or "upsert"
     collection = _engine(call).get(request.collection_name)
 
@@ -257,5 +255,5 @@ async def upsert(call: Call, request: grpc.UpsertPoints) -> Message | None:
 def _payload(point: grpc.PointStruct) -> dict[str, Any] | None:
     if not point.payload:
         return None
-    payload: dict[str, Any] = GrpcToRest.convert_payload(point.payload)
+    payload: dict[str, Any] = G2R.convert_payload(point.payload)
     return payload

@@ -8,13 +8,25 @@ client reads. Scored points, which a search returns by the thousand, are built d
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qdrant_client import grpc
-from qdrant_client.conversions.conversion import RestToGrpc, payload_to_grpc
-from qdrant_client.http import models as rest
 
-R2G = RestToGrpc
+from server.grpc.lean_client import Deferred
+
+if TYPE_CHECKING:
+    from qdrant_client.conversions.conversion import RestToGrpc as R2G
+    from qdrant_client.http import models as rest
+else:  # loaded by the first reply that converts (lean_client.py)
+    R2G = Deferred("qdrant_client.conversions.conversion", "RestToGrpc")
+    rest = Deferred("qdrant_client.http.models")
+
+
+def payload_to_grpc(payload: dict[str, Any]) -> dict[str, grpc.Value]:
+    """qdrant-client's payload conversion, imported at the first payload."""
+    from qdrant_client.conversions.conversion import payload_to_grpc as convert
+
+    return convert(payload)
 
 
 def point_id(value: int | str) -> grpc.PointId:

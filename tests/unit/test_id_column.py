@@ -43,3 +43,15 @@ def test_integer_ids_cost_about_twenty_bytes_a_row() -> None:
     column = IdColumn(list(range(10_000, 0, -1)))
     assert column.nbytes <= 20 * 10_000 + 64
     assert column.take([0, 9_999]) == [10_000, 1]
+
+
+def test_ids_already_ascending_cost_eight_bytes_a_row_and_still_look_up() -> None:
+    ids: list[PointId] = [0, 2, 2, 7, 9]
+    column = IdColumn(ids)
+    assert column.nbytes == 8 * len(ids)
+    assert column.order.tolist() == [0, 1, 2, 3, 4]
+    assert column.rows_of(2).tolist() == [1, 2]
+    assert column.rows_of(3).tolist() == []
+    rows, counts = column.int_rows([9, 2, 4])
+    assert rows.tolist()[:2] == [4, 1]
+    assert counts.tolist() == [1, 2, 0]
