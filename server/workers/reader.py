@@ -11,6 +11,7 @@ view is loaded, so a view is never credited with writes it may not hold.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from index.native_threads import single_threaded_numpy_blas
 from server.engine.limits import EngineLimits
+from server.engine.native_memory import release_free_memory
 from server.settings import Settings
 from server.workers.generation import Generation
 from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
@@ -123,6 +125,8 @@ class ReaderGate:
             return
         self._app.state.engine = view
         self.loaded = generation
+        gc.collect()  # the replaced view's collections are reference cycles: free them now
+        release_free_memory()  # and hand their heap back
 
 
 @asynccontextmanager
