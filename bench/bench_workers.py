@@ -259,7 +259,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| workers | connections | queries/s | p50 ms | p99 ms | non-2xx |",
         "|--:|--:|--:|--:|--:|--:|",
     ]
-    for workers in ("1", "2"):
+    for workers in (w for w in ("1", "2", "3") if f"workers_{w}" in results):
         for c, run_ in results[f"workers_{workers}"]["wrk"].items():
             lines.append(
                 f"| {workers} | {c} | {run_['queries_per_s']:,.0f} | {run_['p50_ms']:.2f} | "
@@ -272,6 +272,12 @@ def markdown(results: dict[str, Any]) -> str:
     for name, row in (("single process", one), ("2 workers: supervisor", sup),
                       ("2 workers: owner", owner), ("2 workers: reader", reader)):  # fmt: skip
         lines.append(f"| {name} | {row['rss']:,.0f} | {row['pss']:,.0f} | {row['uss']:,.0f} |")
+    if "workers_3" in results:
+        three = results["workers_3"]
+        named = [("3 workers: supervisor", three["supervisor"])]
+        named += [(f"3 workers: worker {i}", r) for i, r in enumerate(three["memory"])]
+        for name, row in named:
+            lines.append(f"| {name} | {row['rss']:,.0f} | {row['pss']:,.0f} | {row['uss']:,.0f} |")
     verdict = "met" if s["extra_pss_fraction"] <= TARGET_EXTRA_RSS else "NOT met"
     lines += [
         "",
