@@ -16,9 +16,10 @@ from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
 from server.engine.id_column import IdColumn
 from server.engine.limits import EngineLimits
+from server.engine.point_ids import PointId
 from server.engine.requests import PointsSelection, SearchSpec
 from server.engine.sealed_segment import SealedSegment
-from server.engine.segment_rows import ROWS_FILE
+from server.engine.segment_rows import ROWS_FILE, shared_rows
 from server.settings import MAX_DEFAULT_WORKERS, Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
@@ -282,3 +283,21 @@ def test_a_collection_with_a_read_rate_limit_is_left_to_the_owner(tmp_path: Path
     view = open_view(tmp_path, EngineLimits())
     assert not view.answers("limited")
     assert view.answers("off") and view.answers("plain")
+
+
+def test_a_rows_file_maps_back_the_same_lookups_for_integer_and_uuid_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", True)
+    ids: list[PointId] = [5, "6e2c1f0a-0d5e-4f4b-9f57-2b1c9a7e0c11", 3, 5]
+    ids.append("00000000-0000-0000-0000-00000000000a")
+    versions = [1, 2, 3, 4, 5]
+    assert shared_rows(tmp_path, ids, versions, owner=False) is None  # a reader writes none
+    written = shared_rows(tmp_path, ids, versions, owner=True)
+    mapped = shared_rows(tmp_path, ids, [1, 2, 9, 4, 5], owner=False)  # row 2: newer since
+    assert written is not None and mapped is not None
+    column, mapped_versions = mapped
+    computed = IdColumn(ids)
+    assert list(column) == ids and column.take([1, 4]) == computed.take([1, 4])
+    assert [column.rows_of(i).tolist() for i in ids] == [computed.rows_of(i).tolist() for i in ids]
+    assert mapped_versions.tolist() == [1, 2, 9, 4, 5] and written[1].tolist() == versions
