@@ -121,8 +121,6 @@ class ReaderGate:
             await asyncio.sleep(wait)
         self._last_reload = time.monotonic()
         generation = self._generation.read()
-        if generation == 0:  # the owner's first start has not opened its collections yet:
-            return  # it may still write their rows files; reads go to it until it bumps
         settings: Settings = self._app.state.settings
         try:
             view = await anyio.to_thread.run_sync(
