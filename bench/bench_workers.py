@@ -16,8 +16,10 @@ adds is the PSS sum of the two-worker server (supervisor, owner, reader) minus t
 process's PSS, and that is what the verdict compares with 15% of the single RSS. The
 RSS sum of reader and supervisor is printed too.
 
-Saves `bench/results/workers_glove50.{json,md}` (`bench/data/workers_glove50_quick.*` with
-`--quick`).
+With `--third` the folder is also served by 3 workers (owner + two readers): what the second
+reader adds is the cost of each extra worker past the first, whose supervisor and preloaded
+proxy are paid once. Saves `bench/results/<stem>.{json,md}` (`--stem`, default
+`workers_glove50`; `bench/data/<stem>_quick.*` with `--quick`).
 
     nice -n 10 .venv/bin/python bench/bench_workers.py            # 390k base vectors
     nice -n 10 .venv/bin/python bench/bench_workers.py --quick    # 50k
@@ -207,9 +209,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             double.stop()
         log(f"2 workers: {results['workers_2']}")
+        if args.third:
+            triple = Server(work / "data", 3, server_log)
+            try:
+                wait_for_reader(triple, first)
+                results["workers_3"] = measure(triple, script, args.seconds)
+                results["workers_3"]["supervisor"] = memory([triple.process.pid])[0]
+            finally:
+                triple.stop()
+            log(f"3 workers: {results['workers_3']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def _all_pss(run_: dict[str, Any]) -> float:
+    """PSS of every process of a multi-worker server, the supervisor included."""
+    return float(sum(r["pss"] for r in run_["memory"]) + run_["supervisor"]["pss"])
 
 
 def summary(results: dict[str, Any]) -> dict[str, float]:
@@ -220,7 +236,11 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
     extra_pss = (
         owner["pss"] + reader["pss"] + supervisor["pss"] - results["workers_1"]["memory"][0]["pss"]
     )
-    return {
+    marginal: dict[str, float] = {}
+    if "workers_3" in results:  # what a second reader adds (supervisor, proxy: paid already)
+        third = _all_pss(results["workers_3"]) - _all_pss(results["workers_2"])
+        marginal = {"third_worker_pss_mib": third, "third_worker_pss_fraction": third / single_rss}
+    return marginal | {
         "single_rss_mib": single_rss,
         "extra_rss_mib": extra_rss,
         "extra_rss_fraction": extra_rss / single_rss,
@@ -239,7 +259,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| workers | connections | queries/s | p50 ms | p99 ms | non-2xx |",
         "|--:|--:|--:|--:|--:|--:|",
     ]
-    for workers in ("1", "2"):
+    for workers in (w for w in ("1", "2", "3") if f"workers_{w}" in results):
         for c, run_ in results[f"workers_{workers}"]["wrk"].items():
             lines.append(
                 f"| {workers} | {c} | {run_['queries_per_s']:,.0f} | {run_['p50_ms']:.2f} | "
@@ -252,6 +272,12 @@ def markdown(results: dict[str, Any]) -> str:
     for name, row in (("single process", one), ("2 workers: supervisor", sup),
                       ("2 workers: owner", owner), ("2 workers: reader", reader)):  # fmt: skip
         lines.append(f"| {name} | {row['rss']:,.0f} | {row['pss']:,.0f} | {row['uss']:,.0f} |")
+    if "workers_3" in results:
+        three = results["workers_3"]
+        named = [("3 workers: supervisor", three["supervisor"])]
+        named += [(f"3 workers: worker {i}", r) for i, r in enumerate(three["memory"])]
+        for name, row in named:
+            lines.append(f"| {name} | {row['rss']:,.0f} | {row['pss']:,.0f} | {row['uss']:,.0f} |")
     verdict = "met" if s["extra_pss_fraction"] <= TARGET_EXTRA_RSS else "NOT met"
     lines += [
         "",
@@ -263,6 +289,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"{TARGET_EXTRA_RSS:.0%}: {verdict}. Summed RSS of reader + supervisor, which counts "
         f"shared pages in each: {s['extra_rss_mib']:,.0f} MiB = {s['extra_rss_fraction']:.0%}.",
     ]
+    if "third_worker_pss_mib" in s:
+        lines.append(
+            f"A third worker (a second reader) adds {s['third_worker_pss_mib']:,.0f} MiB of PSS "
+            f"= {s['third_worker_pss_fraction']:.0%} of the single process's RSS (the "
+            "supervisor and the preloaded proxy are paid once, with the first reader)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -270,13 +302,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="first 50,000 base vectors")
     parser.add_argument("--seconds", type=int, default=15, help="seconds per wrk run")
+    parser.add_argument("--third", action="store_true", help="also serve with 3 workers")
+    parser.add_argument("--stem", default="workers_glove50", help="result file name")
     args = parser.parse_args()
     results = run(args)
     report = markdown(results)
     print(report)
-    folder, stem = (
-        (DATA_DIR, "workers_glove50_quick") if args.quick else (RESULTS_DIR, "workers_glove50")
-    )
+    folder, stem = (DATA_DIR, f"{args.stem}_quick") if args.quick else (RESULTS_DIR, args.stem)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{stem}.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     (folder / f"{stem}.md").write_text(report)

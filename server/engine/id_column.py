@@ -49,6 +49,26 @@ class IdColumn(Sequence[PointId]):
         self.sorted_hi = hi[self._ints :].copy()  # a view would keep every row's zero
         """The UUIDs' high halves, in ``order``."""
 
+    ARRAYS = ("values", "order", "sorted_lo", "sorted_hi", "uuid_hi", "uuid_lo", "is_uuid")
+    """The arrays a column is made of (``is_uuid`` absent when every id is an integer):
+    what ``segment_rows.py`` writes to a segment's side file and maps back."""
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> IdColumn:
+        """A column made of ``arrays`` as they are (e.g. read-only mappings of a file
+        several processes share), not computed again from the ids."""
+        column = cls.__new__(cls)
+        for name in cls.ARRAYS:
+            # ``order`` is a property over ``_order`` (None: rows already in key order)
+            setattr(column, "_order" if name == "order" else name, arrays.get(name))
+        column._ints = len(column.sorted_lo) - len(column.sorted_hi)
+        return column
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of ``ARRAYS`` this column holds, by name."""
+        found = {name: getattr(self, name) for name in self.ARRAYS}
+        return {name: array for name, array in found.items() if array is not None}
+
     def _mixed(self, ids: Sequence[PointId]) -> None:
         is_uuid = np.fromiter((isinstance(i, str) for i in ids), dtype=bool, count=len(ids))
         uuids = [uuid.UUID(str(i)).int for i in ids if isinstance(i, str)]

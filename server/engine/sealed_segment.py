@@ -39,13 +39,16 @@ class SealedSegment(SegmentRows):
         payload_indexes: PayloadIndexes | None = None,
         payload_reader: PayloadReader | None = None,
         value_graphs: ValueGraphs | None = None,
+        rows: tuple[IdColumn, np.ndarray] | None = None,
     ) -> None:
         """``payload_indexes``, when given, already index exactly these rows (sealing
         hands over the appendable segment's, and ``parts.payloads`` holds what they
         were given); otherwise they are built from ``schema`` and the full payloads in
         ``parts``. With ``payload_reader`` (``on_disk_payload``) the payloads are read
-        from the point store when needed, not kept (``payload_column``).
-        ``value_graphs``: its per-value graphs (``tenant_layout.py``), if built."""
+        from the point store when needed, not kept (``payload_column``). ``rows``: the
+        id column and versions of ``parts`` already made (mapped from the file workers
+        share, ``segment_rows.py``). ``value_graphs``: its per-value graphs
+        (``tenant_layout.py``), if built."""
         super().__init__(payload_reader=payload_reader)
         self.value_graphs = value_graphs or ValueGraphs()
         self.segment_id = segment_id
@@ -61,8 +64,11 @@ class SealedSegment(SegmentRows):
         self.payload_indexes = payload_indexes
         # rows never move: ids, versions and the id lookup live in arrays, not one
         # Python object per point (id_column.py)
-        self._id_column = IdColumn(parts.ids)
-        self._version_array = np.array(parts.versions, dtype=np.int64).reshape(count)
+        if rows is None:
+            self._id_column = IdColumn(parts.ids)
+            self._version_array = np.array(parts.versions, dtype=np.int64).reshape(count)
+        else:
+            self._id_column, self._version_array = rows
         self._payloads = payload_column(payload_reader, self._id_column)
         self._payloads.keep_keys(payload_indexes.top_keys(), [])
         self._payloads.extend(parts.payloads)

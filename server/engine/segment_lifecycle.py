@@ -34,6 +34,7 @@ from server.engine.rwlock import ReadWriteLock
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import AppendableSegment, SealedParts
 from server.engine.segment_build import RebuildInput, build, snapshot
+from server.engine.segment_rows import shared_rows
 from server.engine.segment_set import SegmentSet
 from server.engine.shared_graphs import load_index
 from server.engine.tenant_layout import VALUE_GRAPHS_BLOB
@@ -308,10 +309,12 @@ class SegmentLifecycle:
             versions = [versions[i] for i in order]
         parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
         config = self._owner.config
+        folder = self._segment_store.folder(segment_id)
         self._segments.sealed[segment_id] = SealedSegment(
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
             value_graphs=job.value_graphs,
+            rows=shared_rows(folder, job.ids, versions, owner=True),  # workers map them
         )  # fmt: skip
 
 

@@ -140,6 +140,8 @@ class SegmentStore:
         """``clean``: remove leftover ``.tmp-*`` folders (the owner at start; a reader
         worker must not, they may be the owner's segment being written)."""
         self.root = root
+        self.owned = clean
+        """Whether this process owns the folder (may add side files to its segments)."""
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".tmp-*") if clean else ():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -229,6 +231,10 @@ class SegmentStore:
             return None
         view = memoryview(mapped)
         return view if _sha256(view) == sha256 else None
+
+    def folder(self, segment_id: int) -> Path:
+        """Where segment ``segment_id`` lives (its manifest, index files, side files)."""
+        return self._dir(segment_id)
 
     def _dir(self, segment_id: int) -> Path:
         return self.root / f"{segment_id:08d}"

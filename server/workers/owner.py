@@ -55,13 +55,17 @@ class OwnerGate:
 
 def bump_after_builds(app: FastAPI, generation: Generation) -> None:
     """Wrap the app's lifespan so a finished build job bumps the generation: readers
-    then load the new segment instead of searching its points exactly."""
+    then load the new segment instead of searching its points exactly. So does the
+    owner's start: opening the collections wrote the side files of segments that had
+    none (``engine/segment_rows.py``), and readers that loaded their view meanwhile
+    reload those collections to map them instead of holding their own copies."""
     original = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(inner: Any) -> AsyncIterator[None]:
         async with original(inner):
             app.state.engine.worker.on_finished.append(lambda _job: generation.bump())
+            generation.bump()
             yield
 
     app.router.lifespan_context = lifespan

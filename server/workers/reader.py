@@ -11,8 +11,10 @@ view is loaded, so a view is never credited with writes it may not hold.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,7 +25,9 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from index.native_threads import single_threaded_numpy_blas
+from server.engine.collection import Collection
 from server.engine.limits import EngineLimits
+from server.engine.native_memory import release_free_memory
 from server.settings import Settings
 from server.workers.generation import Generation
 from server.workers.owner import GENERATION_HEADER, WORKER_HEADER
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 MIN_RELOAD_GAP_S = 0.2
 """Under a stream of writes, a reader loads a new view at most this often; reads in
 between are forwarded (correct, only slower)."""
+
+FREE_TRIES = 10
+FREE_RETRY_S = 1.0
+"""A replaced view still in use by a request is freed on a later try (``_free``)."""
 
 
 class ReaderGate:
@@ -121,8 +129,29 @@ class ReaderGate:
         except Exception:
             log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
             return
+        replaced = _dropped(self._view(), view)
         self._app.state.engine = view
         self.loaded = generation
+        _free(replaced, FREE_TRIES)
+
+
+def _dropped(old: ReadView, new: ReadView) -> list[weakref.ref[Collection]]:
+    """The collections of ``old`` that ``new`` did not keep."""
+    return [
+        weakref.ref(old.get(name))
+        for name in old.names()
+        if not new.has(name) or new.get(name) is not old.get(name)
+    ]
+
+
+def _free(replaced: list[weakref.ref[Collection]], tries: int) -> None:
+    """Free the collections a new view replaced now: each is a reference cycle, which
+    would keep its private memory until a full collection happens to run. A request
+    still reading one keeps it alive; then try again a little later."""
+    gc.collect()
+    release_free_memory()  # and hand their heap back
+    if any(ref() is not None for ref in replaced) and tries > 1:
+        asyncio.get_running_loop().call_later(FREE_RETRY_S, _free, replaced, tries - 1)
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.models import PointStruct
 
+from server.engine.segment_rows import ROWS_FILE
 from tests.helpers.process import QuiverProcess, free_port, result, server_env
 
 pytestmark = pytest.mark.integration
@@ -138,7 +139,7 @@ def test_a_built_segment_reaches_the_reader(workers: QuiverProcess) -> None:
     raise AssertionError("the reader never answered with a view loaded after the build")
 
 
-def test_the_owner_and_the_reader_map_a_built_graph_from_its_segment_file(
+def test_the_owner_and_the_reader_map_a_built_graph_and_its_rows_from_the_segment_files(
     workers: QuiverProcess,
 ) -> None:
     """Shared through the page cache, not copied into each worker (ADR 0013)."""
@@ -152,10 +153,14 @@ def test_the_owner_and_the_reader_map_a_built_graph_from_its_segment_file(
         response = call(workers, "POST", "/collections/c/points/query", query)
         answered = response.headers["x-quiver-worker"]
     segments = str(workers.data_dir.resolve() / "collections" / "c" / "segments")
+    rows_files: list[set[tuple[str, str]]] = []
     for pid in children(workers.pid):
-        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
-        mapped = {line.split()[-1] for line in maps if segments in line}
+        maps = [line.split() for line in Path(f"/proc/{pid}/maps").read_text().splitlines()]
+        mapped = {line[-1] for line in maps if segments in line[-1]}
         assert any(path.endswith(".index") for path in mapped), f"worker {pid}: {mapped}"
+        # the ids and versions too: one file (same inode) the owner wrote, in both
+        rows_files.append({(line[4], line[-1]) for line in maps if line[-1].endswith(ROWS_FILE)})
+    assert len(rows_files) == 2 and len(rows_files[0]) == 1 and rows_files[0] == rows_files[1]
 
 
 def test_a_crashed_worker_restarts_and_kill_9_keeps_acknowledged_writes(

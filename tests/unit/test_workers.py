@@ -3,6 +3,7 @@ generation, and a reader's read-only view of the data folder (ADR 0013)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -13,8 +14,12 @@ import pytest
 from server.engine import shared_graphs
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig
+from server.engine.id_column import IdColumn
 from server.engine.limits import EngineLimits
-from server.engine.requests import PointsSelection
+from server.engine.point_ids import PointId
+from server.engine.requests import PointsSelection, SearchSpec
+from server.engine.sealed_segment import SealedSegment
+from server.engine.segment_rows import ROWS_FILE, shared_rows
 from server.settings import MAX_DEFAULT_WORKERS, Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
@@ -156,6 +161,77 @@ def test_with_shared_graphs_the_owner_and_a_view_map_a_built_graph_from_its_file
     owner.close()
 
 
+def _file_mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The memory map ``array``'s memory belongs to, if any."""
+    base = array.base
+    while isinstance(base, np.ndarray | memoryview):
+        base = base.base if isinstance(base, np.ndarray) else base.obj
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def _sealed(collection: Collection) -> SealedSegment:
+    (segment,) = collection._segments.sealed.values()
+    return segment
+
+
+def test_with_shared_graphs_ids_and_versions_are_mapped_from_one_file_and_answers_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    shared_graphs.share_graphs()
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)  # the owner writes the segment's rows file and maps it
+    owner.set_payload({"k": 1}, PointsSelection(ids=[7]), None)  # row 7: a newer version
+    view = open_view(tmp_path, EngineLimits()).get("docs")
+    rows_files = {f for f in _mapped_files(tmp_path) if f.endswith("/" + ROWS_FILE)}
+    assert len(rows_files) == 1  # owner and view map the same file: one page-cache copy
+    for collection in (owner, view):
+        column = _sealed(collection).ids
+        assert isinstance(column, IdColumn)
+        for array in (column.values, column.order, column.sorted_lo):
+            assert _file_mapping(array) is not None and not array.flags.writeable
+        versions = _sealed(collection).versions
+        assert _file_mapping(versions) is not None  # copy-on-write: private once written
+    versions = [
+        [_sealed(c).version(_sealed(c).row_of(i) or 0) for i in (7, 8)] for c in (owner, view)
+    ]
+    assert versions[0] == versions[1] and versions[0][0] > versions[0][1]
+    query = SearchSpec(using="", vector=np.ones(3, dtype=np.float32), limit=20)
+    assert view.search([query]) == owner.search([query])
+    alone = Collection.open("docs", tmp_path / "collections" / "docs", read_only=True)
+    shared_graphs.share_graphs(False)  # a single process: its own arrays, same answers
+    single = Collection.open("docs", tmp_path / "collections" / "docs", read_only=True)
+    assert _file_mapping(_sealed(single).ids.values) is None  # type: ignore[attr-defined]
+    assert single.search([query]) == alone.search([query]) == owner.search([query])
+    for collection in (owner, alone, single):
+        collection.close()
+
+
+def test_the_owner_writes_a_missing_or_damaged_rows_file_and_a_reader_never_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", False)
+    owner = _collection(tmp_path, "docs", optimizers_config={"indexing_threshold": 100})
+    _upsert(owner, list(range(300)))
+    _build(owner)  # one process: no rows file
+    owner.close()
+    (folder,) = (tmp_path / "collections" / "docs" / "segments").iterdir()
+    assert not (folder / ROWS_FILE).exists()
+    shared_graphs.share_graphs()
+    view = open_view(tmp_path, EngineLimits()).get("docs")
+    assert not (folder / ROWS_FILE).exists()  # a reader computes its own
+    assert _file_mapping(_sealed(view).ids.values) is None  # type: ignore[attr-defined]
+    Collection.open("docs", folder.parent.parent).close()  # the owner's restart writes it
+    written = (folder / ROWS_FILE).read_bytes()
+    (folder / ROWS_FILE).write_bytes(written[:-8] + bytes(8))  # a torn tail
+    reopened = Collection.open("docs", folder.parent.parent)  # damaged: written again
+    assert (folder / ROWS_FILE).read_bytes() == written
+    assert _file_mapping(_sealed(reopened).ids.values) is not None  # type: ignore[attr-defined]
+    assert reopened.count(None) == view.count(None) == 300
+    reopened.close()
+
+
 def test_without_shared_graphs_a_view_copies_a_graph_as_a_single_process_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,3 +283,21 @@ def test_a_collection_with_a_read_rate_limit_is_left_to_the_owner(tmp_path: Path
     view = open_view(tmp_path, EngineLimits())
     assert not view.answers("limited")
     assert view.answers("off") and view.answers("plain")
+
+
+def test_a_rows_file_maps_back_the_same_lookups_for_integer_and_uuid_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_graphs._Switch, "on", True)
+    ids: list[PointId] = [5, "6e2c1f0a-0d5e-4f4b-9f57-2b1c9a7e0c11", 3, 5]
+    ids.append("00000000-0000-0000-0000-00000000000a")
+    versions = [1, 2, 3, 4, 5]
+    assert shared_rows(tmp_path, ids, versions, owner=False) is None  # a reader writes none
+    written = shared_rows(tmp_path, ids, versions, owner=True)
+    mapped = shared_rows(tmp_path, ids, [1, 2, 9, 4, 5], owner=False)  # row 2: newer since
+    assert written is not None and mapped is not None
+    column, mapped_versions = mapped
+    computed = IdColumn(ids)
+    assert list(column) == ids and column.take([1, 4]) == computed.take([1, 4])
+    assert [column.rows_of(i).tolist() for i in ids] == [computed.rows_of(i).tolist() for i in ids]
+    assert mapped_versions.tolist() == [1, 2, 9, 4, 5] and written[1].tolist() == versions

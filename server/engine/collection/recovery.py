@@ -30,6 +30,7 @@ from server.engine.native_memory import release_free_memory
 from server.engine.sealed_segment import SealedSegment
 from server.engine.segment import PointBatch, SealedParts
 from server.engine.segment_lifecycle import unindexed_mapped
+from server.engine.segment_rows import shared_rows
 from server.engine.segment_set import SegmentSet
 from server.engine.shared_graphs import load_index
 from server.engine.tenant_layout import VALUE_GRAPHS_BLOB, ValueGraphs
@@ -53,7 +54,11 @@ def _fill(
     stored = StoredPoints(store, config)
     claimed = np.zeros(len(stored) + 1, dtype=bool)  # the last row: the empty one
     for loaded in segment_store.load_all():
-        segment = restore_segment(loaded.manifest, loaded.blobs, stored, claimed, config, store)
+        folder = segment_store.folder(loaded.manifest.segment_id)
+        segment = restore_segment(
+            loaded.manifest, loaded.blobs, stored, claimed, config, store,
+            rows_file=(folder, segment_store.owned),
+        )  # fmt: skip
         segments.sealed[segment.segment_id] = segment
     rest = np.flatnonzero(~claimed[: len(stored)])
     if len(rest):
@@ -71,10 +76,13 @@ def restore_segment(
     claimed: np.ndarray,
     config: CollectionConfig,
     store: PointStore | None = None,
+    rows_file: tuple[Path, bool] | None = None,
 ) -> SealedSegment:
     """A saved segment with its indexes, its rows alive only where the point store
     still holds the indexed vectors (and no earlier segment claimed the point);
-    ``claimed`` (per store row) gains the rows it keeps."""
+    ``claimed`` (per store row) gains the rows it keeps. ``rows_file``: the segment's
+    folder and whether this process owns it, for ids and versions mapped from the
+    side file all workers share (``segment_rows.py``)."""
     rows = stored.rows_of(manifest.point_ids)
     batch = stored.batch(manifest.point_ids, rows)
     spec = read_spec(manifest.spec)
@@ -91,12 +99,16 @@ def restore_segment(
         spec = None if exact else spec
         alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
     claimed[rows[alive]] = True
-    parts = SealedParts(batch.ids, batch.payloads, stored.versions_at(rows), indexes, batch.present)
+    versions = stored.versions_at(rows)
+    parts = SealedParts(batch.ids, batch.payloads, versions, indexes, batch.present)
     reader = store if config.on_disk_payload else None
     graphs = blobs.get(VALUE_GRAPHS_BLOB)
+    mapped = None
+    if rows_file is not None:
+        mapped = shared_rows(rows_file[0], batch.ids, versions, owner=rows_file[1])
     return SealedSegment(
         manifest.segment_id, parts, alive, spec, schema=config.payload_schema,
-        payload_reader=reader,
+        payload_reader=reader, rows=mapped,
         value_graphs=None if graphs is None else ValueGraphs.from_bytes(graphs),
     )  # fmt: skip
 
