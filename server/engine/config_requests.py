@@ -360,10 +360,10 @@ def check_datatype(label: str, params: VectorParams) -> None:
 
 
 def _check_turbo_storage(label: str, params: VectorParams) -> None:
-    """``turbo4`` is stored as codes for dense vectors; a multi-vector's tokens are each
-    cast to their code's value as dense rows are (Qdrant stores them as codes; Quiver's
-    MaxSim index keeps the decoded float32 tokens, ADR 0018). Manhattan is refused by
-    name (no TurboQuant walk)."""
+    """``turbo4`` is stored as codes: a dense vector's rows, and each token of a
+    multi-vector (cast on write as a dense row is; the MaxSim index holds its code and
+    norm, as Qdrant's multi turbo storage does, ADR 0018). Manhattan is refused by name
+    (no TurboQuant walk)."""
     if params.distance is Distance.MANHATTAN:
         raise UnsupportedFeature(f"{label}: datatype {params.datatype!r} with Manhattan distance")
 

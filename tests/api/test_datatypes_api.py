@@ -248,9 +248,16 @@ def token_sets(n: int = 120, tokens: int = 3) -> list[np.ndarray]:
     return [rng.normal(size=(tokens, DIM)).astype(np.float32) for _ in range(n)]
 
 
-def create_turbo4_multi(api: Api, sets: list[np.ndarray]) -> None:
+def create_turbo4_multi(api: Api, sets: list[np.ndarray], **extra: Any) -> None:
     """A turbo4 multi-vector collection ``multi`` holding ``sets`` (ids = positions)."""
-    create(api, "multi", "turbo4", "Dot", multivector_config={"comparator": "max_sim"})
+    config = {"comparator": "max_sim"}
+    body = {
+        "vectors": {"size": DIM, "distance": "Dot", "datatype": "turbo4"}
+        | {"multivector_config": config}
+        | extra.pop("vectors", {}),
+        "optimizers_config": {"indexing_threshold": 100},
+    }
+    api.result("PUT", "/collections/multi", body | extra)
     points = [{"id": i, "vector": s.tolist()} for i, s in enumerate(sets)]
     api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
 
@@ -266,13 +273,25 @@ def tokens_as_turbo4(tokens: np.ndarray) -> list[tuple[float, ...]]:
     return [wire_float32(to_turbo(token[None, :], "turbo4")[0].tolist()) for token in tokens]
 
 
-def test_turbo4_multivector_tokens_are_their_codes_and_maxsim_ranks_them(api: Api) -> None:
-    """Each token of a turbo4 multi-vector is cast as a dense turbo4 row is; MaxSim
-    scores the uncoded query against those decoded tokens in float32."""
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"vectors": {"on_disk": True}}, {"index": {"type": "muvera"}}],
+    ids=["maxsim", "on_disk", "muvera"],
+)
+def test_turbo4_multivector_tokens_are_their_codes_and_maxsim_ranks_them(
+    api: Api, extra: dict[str, Any]
+) -> None:
+    """Each token of a turbo4 multi-vector is cast as a dense turbo4 row is and held
+    as its code and norm; MaxSim scores the uncoded query against the decoded tokens
+    in float32."""
     sets = token_sets()
-    create_turbo4_multi(api, sets)
+    create_turbo4_multi(api, sets, **extra)
     assert stored_tokens(api, 7) == tokens_as_turbo4(sets[7])  # appendable tail
-    assert wait_green(api, "multi")["config"]["params"]["vectors"]["datatype"] == "turbo4"
+    info = wait_green(api, "multi")
+    assert info["config"]["params"]["vectors"]["datatype"] == "turbo4"
+    per_vector = info["vectors_memory"][""]["bytes_per_vector"]
+    held = per_vector.get("tokens", 0) + per_vector.get("tokens_mapped", 0)
+    assert held == 3 * (DIM // 2 + 4)  # codes and norms in the built segment, not floats
     assert stored_tokens(api, 7) == tokens_as_turbo4(sets[7])  # built segment
     query = np.random.default_rng(5).normal(size=(2, DIM)).astype(np.float32)
     decoded = [to_turbo(s, "turbo4") for s in sets]
