@@ -11,7 +11,9 @@ Sets are ragged, so every batch here is a :class:`Ragged`: ``tokens (total, dim)
 rows are never returned.
 
 :class:`MaxSimIndex` is the exact backend: it stores the sets contiguously (float32,
-float16 to halve memory, or uint8 for a ``uint8`` datatype's integer values) and answers
+float16 to halve memory, uint8 for a ``uint8`` datatype's integer values, or each
+token's TurboQuant 4-bit code and norm for a ``turbo4`` datatype, decoded a scan chunk
+at a time) and answers
 a batch of queries with one GEMM per chunk of documents for *all* query tokens at once,
 a per-document maximum (``maximum.reduceat``) and a per-query sum (``add.reduceat``),
 keeping a running top-k. ``muvera_index.py`` puts a Fixed Dimensional Encoding index in
@@ -21,7 +23,7 @@ front of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal, Protocol, Self
 
@@ -30,8 +32,11 @@ import numpy as np
 from index.base import IndexBackend, IndexStats, SearchParams
 from index.metrics import Distance
 from index.serialization import Buffer, IndexFormatError, pack, unpack
+from index.turbo import decode_storage, encode_storage, storage_width
 
-TokenStorage = Literal["float32", "float16", "uint8"]
+TokenStorage = Literal["float32", "float16", "uint8", "turbo4"]
+Decoder = Callable[[np.ndarray], np.ndarray]
+"""Stored token rows -> float32 tokens (a scan decodes one chunk at a time)."""
 _SCAN_SCORES = 1 << 23
 """Scores per GEMM in an exact scan (32 MB of float32): a chunk holds about
 ``_SCAN_SCORES / query tokens`` document tokens, so one query scans in a few large
@@ -103,10 +108,15 @@ def token_rows(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def exact_maxsim(
-    queries: Ragged, docs: Ragged, k: int, rows: np.ndarray | None = None
+    queries: Ragged,
+    docs: Ragged,
+    k: int,
+    rows: np.ndarray | None = None,
+    decode: Decoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact MaxSim top-``k`` of every query over ``docs`` (or only its ``rows``, which
-    must hold tokens), best first; ``ids (nq, k)`` padded with -1, scores with -inf."""
+    must hold tokens), best first; ``ids (nq, k)`` padded with -1, scores with -inf.
+    ``decode`` turns stored token rows into float32 (default: a cast)."""
     nq = len(queries)
     ids = np.full((nq, k), -1, dtype=np.int64)
     scores = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -118,12 +128,17 @@ def exact_maxsim(
     cuts = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), nq]
     for lo, hi in itertools.pairwise(cuts):
         part = queries if hi - lo == nq else queries.take(np.arange(lo, hi))
-        ids[lo:hi], scores[lo:hi] = _scan(part, docs, k, candidates)
+        ids[lo:hi], scores[lo:hi] = _scan(part, docs, k, candidates, decode or _as_float)
     return ids, scores
 
 
+def _as_float(tokens: np.ndarray) -> np.ndarray:
+    cast: np.ndarray = tokens.astype(np.float32, copy=False)
+    return cast
+
+
 def _scan(
-    queries: Ragged, docs: Ragged, k: int, candidates: np.ndarray
+    queries: Ragged, docs: Ragged, k: int, candidates: np.ndarray, decode: Decoder
 ) -> tuple[np.ndarray, np.ndarray]:
     nq = len(queries)
     ids = np.full((nq, k), -1, dtype=np.int64)
@@ -138,7 +153,7 @@ def _scan(
             tokens = docs.tokens[docs.offsets[chunk[0]] : docs.offsets[chunk[-1] + 1]]
         else:
             tokens = docs.tokens[token_rows(docs.offsets[chunk], lengths[lo:hi])]
-        sims = q_tokens @ tokens.astype(np.float32, copy=False).T
+        sims = q_tokens @ decode(tokens).T
         starts = np.zeros(hi - lo, dtype=np.int64)
         np.cumsum(lengths[lo : hi - 1], out=starts[1:])
         best = np.maximum.reduceat(sims, starts, axis=1)
@@ -147,9 +162,12 @@ def _scan(
     return ids, scores
 
 
-def maxsim_pairs(queries: Ragged, docs: Ragged, candidates: np.ndarray) -> np.ndarray:
+def maxsim_pairs(
+    queries: Ragged, docs: Ragged, candidates: np.ndarray, decode: Decoder | None = None
+) -> np.ndarray:
     """MaxSim of query ``q`` with each ``candidates[q, j]`` (-1 = none, scored -inf):
-    one GEMM per query over its candidates' gathered tokens."""
+    one GEMM per query over its candidates' gathered (and decoded) tokens."""
+    decode = decode or _as_float
     scores = np.full(candidates.shape, -np.inf, dtype=np.float32)
     for q in range(len(queries)):
         found = np.flatnonzero(candidates[q] >= 0)
@@ -158,7 +176,7 @@ def maxsim_pairs(queries: Ragged, docs: Ragged, candidates: np.ndarray) -> np.nd
         chosen = candidates[q, found]
         lengths = docs.lengths[chosen]
         tokens = docs.tokens[token_rows(docs.offsets[chosen], lengths)]
-        sims = queries.item(q).astype(np.float32) @ tokens.astype(np.float32, copy=False).T
+        sims = queries.item(q).astype(np.float32) @ decode(tokens).T
         starts = np.zeros(len(chosen), dtype=np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
         scores[q, found] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
@@ -235,7 +253,9 @@ class MaxSimParams:
     """storage: float32 keeps tokens exact; float16 halves their memory (MaxSim over
     unit-norm tokens moves by ~1e-3 relative, well below typical score gaps); uint8
     quarters it, for tokens already holding integers 0..255 (a ``uint8`` datatype,
-    kept exactly; other values would be truncated).
+    kept exactly; other values would be truncated); turbo4 keeps each token's TurboQuant
+    4-bit code and float32 norm (``dim / 2 + 4`` bytes), for a ``turbo4`` datatype whose
+    tokens already are decoded codes (they code back to the same codes).
     on_disk: read back from a memory-mapped file, the tokens and offsets stay in that
     file (zero-copy views) instead of the heap; a later ``add`` copies them back."""
 
@@ -256,8 +276,11 @@ class MaxSimIndex:
         self.dim = dim
         self.distance = distance
         self.params = params or MaxSimParams()
-        self._dtype = np.dtype(self.params.storage)
-        self._tokens = np.zeros((_INITIAL_TOKENS, dim), dtype=self._dtype)
+        turbo = self.params.storage == "turbo4"
+        self._dtype = np.dtype(np.uint8 if turbo else self.params.storage)
+        self._width = storage_width(dim, 4) + 4 if turbo else dim
+        """Stored values a token: its dimension, or code bytes and a norm's 4 bytes."""
+        self._tokens = np.zeros((_INITIAL_TOKENS, self._width), dtype=self._dtype)
         self._offsets = np.zeros(_INITIAL_ROWS + 1, dtype=np.int64)
         self._deleted = np.zeros(_INITIAL_ROWS, dtype=bool)
         self._count = 0
@@ -298,6 +321,10 @@ class MaxSimIndex:
         return index
 
     def add(self, items: Ragged) -> None:
+        self._append(Ragged(self._encode(items.tokens), items.offsets))
+
+    def _append(self, items: Ragged) -> None:
+        """Append sets whose token rows are already in the stored form."""
         if self._mapped:  # the views are read-only: appending needs heap arrays
             self._tokens, self._offsets = self._tokens.copy(), self._offsets.copy()
             self._mapped = False
@@ -334,18 +361,48 @@ class MaxSimIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         ok = self.searchable(allowed)
         rows = None if ok.all() else np.flatnonzero(ok)
-        return exact_maxsim(queries, self.stored(), k, rows)
+        return exact_maxsim(queries, self.stored(), k, rows, self._decode)
 
     def rescore(
         self, queries: Ragged, candidates: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` among ``candidates (nq, c)`` (-1 padded, no repeats)."""
-        return top_of(candidates, maxsim_pairs(queries, self.stored(), candidates), k)
+        scores = maxsim_pairs(queries, self.stored(), candidates, self._decode)
+        return top_of(candidates, scores, k)
 
     def items(self, rows: np.ndarray | None = None) -> Ragged:
         stored = self.stored()
         picked = stored if rows is None else stored.take(rows)
-        return Ragged(picked.tokens.astype(np.float32), picked.offsets)
+        return Ragged(self._decode(picked.tokens).astype(np.float32), picked.offsets)
+
+    def _encode(self, tokens: np.ndarray) -> np.ndarray:
+        """float32 tokens -> stored rows (turbo4: code bytes, then the norm's bytes)."""
+        if self.params.storage != "turbo4":
+            return tokens
+        codes, norms = encode_storage(np.asarray(tokens, dtype=np.float32), 4)
+        return np.hstack([codes, norms[:, None].view(np.uint8)])
+
+    def _decode(self, rows: np.ndarray) -> np.ndarray:
+        """Stored rows -> float32 tokens (turbo4: the codes decoded, vectorised)."""
+        if self.params.storage != "turbo4":
+            return _as_float(rows)
+        width = self._width - 4
+        norms = np.ascontiguousarray(rows[:, width:]).view(np.float32)[:, 0]
+        return decode_storage(rows[:, :width], norms, self.dim, 4)
+
+    def _same_tokens(self, stored: np.ndarray, given: np.ndarray) -> np.ndarray:
+        """Per token: does ``stored`` hold ``given`` as it would store it (turbo4: the
+        same codes and, to float rounding, the same norm)?"""
+        encoded = self._encode(given).astype(self._dtype)
+        if self.params.storage != "turbo4":
+            equal: np.ndarray = (stored == encoded).all(axis=1)
+            return equal
+        width = self._width - 4
+        norms = [np.ascontiguousarray(rows[:, width:]).view(np.float32)[:, 0]
+                 for rows in (stored, encoded)]  # fmt: skip
+        same_codes = (stored[:, :width] == encoded[:, :width]).all(axis=1)
+        close: np.ndarray = same_codes & np.isclose(norms[0], norms[1], rtol=1e-5, atol=0)
+        return close
 
     def same_rows(self, items: Ragged) -> np.ndarray:
         if len(items) != self._count:
@@ -355,12 +412,12 @@ class MaxSimIndex:
         if not same:
             equal_length: np.ndarray = stored.lengths == items.lengths
             rows_equal: np.ndarray = equal_length & np.array(
-                [np.array_equal(stored.item(i), items.item(i).astype(self._dtype))
+                [bool(self._same_tokens(stored.item(i), items.item(i)).all())
                  if equal_length[i] else False for i in range(self._count)],
                 dtype=bool,
             )  # fmt: skip
             return rows_equal
-        token_equal = (stored.tokens == items.tokens.astype(self._dtype)).all(axis=1)
+        token_equal = self._same_tokens(stored.tokens, items.tokens)
         bad_rows = np.searchsorted(stored.offsets, np.flatnonzero(~token_equal), "right") - 1
         out = np.ones(self._count, dtype=bool)
         out[bad_rows] = False
@@ -397,13 +454,13 @@ class MaxSimIndex:
         assert isinstance(params, dict)
         index = cls(dim, Distance(str(header["distance"])), MaxSimParams(**params))
         offsets = np.frombuffer(blobs[0], dtype=np.int64)
-        tokens = np.frombuffer(blobs[1], dtype=index._dtype).reshape(-1, dim)
+        tokens = np.frombuffer(blobs[1], dtype=index._dtype).reshape(-1, index._width)
         if len(offsets) != count + 1 or offsets[-1] != len(tokens):
             raise IndexFormatError("multi-vector index data is inconsistent")
         if index.params.on_disk and isinstance(blobs[1], memoryview):
             index = cls.over(Ragged(tokens, offsets), index.distance, index.params)
         else:
-            index.add(Ragged(tokens, offsets))
+            index._append(Ragged(tokens, offsets))
         bits = np.unpackbits(np.frombuffer(blobs[2], dtype=np.uint8))[:count]
         index._deleted[:count] = bits.astype(bool)
         return index
@@ -413,7 +470,7 @@ class MaxSimIndex:
         (``tokens_mapped``, ``offsets_mapped``) and not counted in ``memory_bytes``."""
         used = int(self._offsets[self._count])
         parts = {
-            "tokens": used * self.dim * self._dtype.itemsize,
+            "tokens": used * self._width * self._dtype.itemsize,
             "offsets": (self._count + 1) * 8,
             "tombstones": self._count,
         }

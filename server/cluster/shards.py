@@ -733,7 +733,9 @@ class ShardedCollection:
         """Queries are validated and prepared here, once, not by every shard."""
         params = self._config.vectors[name]
         if params.is_multi:
-            return prepare_sets(raws, params, self._config.multivector, "query multi-vector")
+            return prepare_sets(
+                raws, params, self._config.multivector, "query multi-vector", query=True
+            )
         return prepare_matrix(raws, params, "query vector", query=True)
 
     def query(self, queries: Sequence[Query]) -> list[QueryResult]:

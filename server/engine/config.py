@@ -349,8 +349,10 @@ def _hnsw_rows(storage: Datatype | None, on_disk: bool | None) -> dict[str, Any]
 
 
 def _token_storage(params: VectorParams) -> dict[str, Any]:
-    """MaxSim token storage of a float16 / uint8 multi-vector (its values exactly)."""
-    return {"storage": params.datatype} if params.datatype in NARROW_DATATYPES else {}
+    """MaxSim token storage of a float16 / uint8 multi-vector (its values exactly), or
+    of a turbo4 one (each token's code and norm)."""
+    typed = params.datatype in NARROW_DATATYPES or params.datatype in TURBO_DATATYPES
+    return {"storage": params.datatype} if typed else {}
 
 
 def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, VectorOverride]:

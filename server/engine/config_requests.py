@@ -338,7 +338,7 @@ def _check_vector_params(name: str, params: VectorParams, max_vector_size: int) 
 
 def check_datatype(label: str, params: VectorParams) -> None:
     """A dense or multi-vector ``datatype`` Quiver stores (``index/datatypes.py``; turbo4
-    for dense vectors only); turbo8 / turbo16 and uint8 under Cosine (Qdrant keeps the
+    except under Manhattan); turbo8 / turbo16 and uint8 under Cosine (Qdrant keeps the
     raw bytes and normalises at scoring time, which Quiver's normalise-at-ingest path
     cannot) are refused by name, an unknown name as Qdrant's parser refuses it."""
     datatype = params.datatype
@@ -360,11 +360,10 @@ def check_datatype(label: str, params: VectorParams) -> None:
 
 
 def _check_turbo_storage(label: str, params: VectorParams) -> None:
-    """``turbo4`` is stored as codes for plain dense vectors; Quiver refuses by name what
-    those codes cannot hold here: a multi-vector's tokens (Qdrant stores them as codes
-    too; Quiver's MaxSim kernels read float tokens) and Manhattan (no TurboQuant walk)."""
-    if params.is_multi:
-        raise UnsupportedFeature(f"{label}: datatype {params.datatype!r} for a multi-vector")
+    """``turbo4`` is stored as codes: a dense vector's rows, and each token of a
+    multi-vector (cast on write as a dense row is; the MaxSim index holds its code and
+    norm, as Qdrant's multi turbo storage does, ADR 0018). Manhattan is refused by name
+    (no TurboQuant walk)."""
     if params.distance is Distance.MANHATTAN:
         raise UnsupportedFeature(f"{label}: datatype {params.datatype!r} with Manhattan distance")
 

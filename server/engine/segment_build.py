@@ -131,7 +131,7 @@ def snapshot(
         token_storage={
             n: p.datatype
             for n, p in config.vectors.items()
-            if p.is_multi and p.datatype in ("float16", "uint8")
+            if p.is_multi and p.datatype in ("float16", "uint8", "turbo4")
         },
         sources=sources,
         ids=ids,

@@ -144,10 +144,16 @@ def _describe_ragged(rows: Any, params: VectorParams, what: str) -> InvalidVecto
 
 
 def prepare_sets(
-    raws: Sequence[Any], params: VectorParams, limits: MultiVectorConfig, what: str
+    raws: Sequence[Any],
+    params: VectorParams,
+    limits: MultiVectorConfig,
+    what: str,
+    *,
+    query: bool = False,
 ) -> list[np.ndarray]:
     """Multi-vector inputs (each a list of vectors) -> validated float32 ``(n_i, dim)``
-    arrays, rows normalised when the metric is Cosine."""
+    arrays, rows normalised when the metric is Cosine and typed as ``prepare_matrix``
+    types them (a ``query``'s tokens are not turbo-coded)."""
     out = []
     for i, raw in enumerate(raws):
         label = f"{what} #{i}" if len(raws) > 1 else what
@@ -163,7 +169,7 @@ def prepare_sets(
                 f"Wrong input: {label} has {len(raw)} vectors, more than the collection's "
                 f"limit of {limits.max_vectors_per_point} (`multivector.max_vectors_per_point`)"
             )
-        out.append(prepare_matrix(raw, params, label))
+        out.append(prepare_matrix(raw, params, label, query=query))
     return out
 
 

@@ -157,12 +157,6 @@ def test_float16_value_past_its_range_is_refused_and_nothing_written(api: Api) -
             "Not supported by Quiver yet: vector: datatype 'turbo16'",
         ),
         (
-            {"datatype": "turbo4", "multivector_config": {"comparator": "max_sim"}},
-            None,
-            400,
-            "datatype 'turbo4' for a multi-vector",
-        ),
-        (
             {"datatype": "turbo4", "distance": "Manhattan"},
             None,
             400,
@@ -230,19 +224,85 @@ def test_turbo4_vectors_are_their_codes_read_back_and_searched(api: Api, distanc
 
 
 def test_turbo4_values_and_answers_survive_a_restart(tmp_path: Path) -> None:
-    given = rows_for("float32")
+    given, sets = rows_for("float32"), token_sets()
     with make_client(tmp_path) as client:
         api = Api(client)
         create(api, "turbo", "turbo4", "Dot")
         upsert_vectors(api, "turbo", given, batch=N)
         wait_green(api, "turbo")
         before, values = answers(api, "turbo", given[0]), stored(api, "turbo", [0, 7])
+        create_turbo4_multi(api, sets)
+        multi_before = stored_tokens(api, 7)
     with make_client(tmp_path) as client:
         api = Api(client)
         wait_green(api, "turbo")
         assert stored(api, "turbo", [0, 7]) == values
         assert values == [wire_float32(turbo4_stored(given, "Dot")[i].tolist()) for i in (0, 7)]
         assert answers(api, "turbo", given[0]) == before
+        wait_green(api, "multi")
+        assert stored_tokens(api, 7) == multi_before == tokens_as_turbo4(sets[7])
+
+
+def token_sets(n: int = 120, tokens: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(4)
+    return [rng.normal(size=(tokens, DIM)).astype(np.float32) for _ in range(n)]
+
+
+def create_turbo4_multi(api: Api, sets: list[np.ndarray], **extra: Any) -> None:
+    """A turbo4 multi-vector collection ``multi`` holding ``sets`` (ids = positions)."""
+    config = {"comparator": "max_sim"}
+    body = {
+        "vectors": {"size": DIM, "distance": "Dot", "datatype": "turbo4"}
+        | {"multivector_config": config}
+        | extra.pop("vectors", {}),
+        "optimizers_config": {"indexing_threshold": 100},
+    }
+    api.result("PUT", "/collections/multi", body | extra)
+    points = [{"id": i, "vector": s.tolist()} for i, s in enumerate(sets)]
+    api.result("PUT", "/collections/multi/points?wait=true", {"points": points})
+
+
+def stored_tokens(api: Api, point: int) -> list[tuple[float, ...]]:
+    body = {"ids": [point], "with_vector": True}
+    record = api.result("POST", "/collections/multi/points", body)[0]
+    return [wire_float32(token) for token in record["vector"]]
+
+
+def tokens_as_turbo4(tokens: np.ndarray) -> list[tuple[float, ...]]:
+    """Each token coded alone with the dense turbo4 cast, as the wire renders it."""
+    return [wire_float32(to_turbo(token[None, :], "turbo4")[0].tolist()) for token in tokens]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"vectors": {"on_disk": True}}, {"index": {"type": "muvera"}}, {"shard_number": 2}],
+    ids=["maxsim", "on_disk", "muvera", "sharded"],
+)
+def test_turbo4_multivector_tokens_are_their_codes_and_maxsim_ranks_them(
+    api: Api, extra: dict[str, Any]
+) -> None:
+    """Each token of a turbo4 multi-vector is cast as a dense turbo4 row is and held
+    as its code and norm; MaxSim scores the uncoded query against the decoded tokens
+    in float32."""
+    sets = token_sets()
+    create_turbo4_multi(api, sets, **extra)
+    assert stored_tokens(api, 7) == tokens_as_turbo4(sets[7])  # appendable tail
+    info = wait_green(api, "multi")
+    assert info["config"]["params"]["vectors"]["datatype"] == "turbo4"
+    per_vector = info["vectors_memory"][""]["bytes_per_vector"]
+    held = per_vector.get("tokens", 0) + per_vector.get("tokens_mapped", 0)
+    if "shard_number" not in extra:  # a sharded collection's info has no vectors_memory
+        assert held == 3 * (DIM // 2 + 4)  # codes and norms in the built segment, not floats
+    assert stored_tokens(api, 7) == tokens_as_turbo4(sets[7])  # built segment
+    query = np.random.default_rng(5).normal(size=(2, DIM)).astype(np.float32)
+    decoded = [to_turbo(s, "turbo4") for s in sets]
+    maxsim = np.array([(query @ tokens.T).max(axis=1).sum() for tokens in decoded])
+    expected = np.argsort(-maxsim, kind="stable")[:10]
+    body = {"query": query.tolist(), "limit": 10}
+    found = api.result("POST", "/collections/multi/points/query", body)["points"]
+    assert [p["id"] for p in found] == expected.tolist()
+    scores = np.array([p["score"] for p in found])
+    np.testing.assert_allclose(scores, maxsim[expected], rtol=1e-5)
 
 
 def test_turbo4_vector_ignores_a_quantization_config_as_qdrant_does(api: Api) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import index.multivector as multivector
+from index.datatypes import to_turbo
 from index.metrics import Distance
 from index.multivector import (
     MaxSimIndex,
@@ -117,6 +118,34 @@ def test_float16_storage_is_close_and_not_lossless() -> None:
     np.testing.assert_allclose(half.search(queries, 4)[1], full.search(queries, 4)[1], rtol=2e-2)
     assert half.stats().parts["tokens"] * 2 == full.stats().parts["tokens"]
     assert half.same_rows(docs).all()
+
+
+def test_turbo4_storage_holds_codes_and_scores_the_decoded_tokens() -> None:
+    """turbo4 tokens take ``dim / 2 + 4`` bytes (codes and a norm) and score exactly as
+    float32 MaxSim over the tokens coded and decoded one by one (``to_turbo``); the
+    decoded tokens code back to the same codes, so ``same_rows`` holds for them."""
+    given = sets(20, (3, 4, 2, 5, 1))
+    decoded = [to_turbo(tokens, "turbo4") for tokens in given]
+    docs = Ragged.from_arrays(decoded, DIM)
+    queries = Ragged.from_arrays(sets(21, (2, 3)), DIM)
+    index = MaxSimIndex(DIM, Distance.DOT, MaxSimParams("turbo4"))
+    index.add(docs)
+    assert not index.lossless
+    assert index.stats().parts["tokens"] == len(docs.tokens) * (DIM // 2 + 4)  # type: ignore[index]
+    np.testing.assert_allclose(index.items().tokens, docs.tokens, rtol=1e-5, atol=1e-6)
+    ids, scores = index.search(queries, 4)
+    want_ids, want_scores = exact_maxsim(queries, docs, 4)
+    assert ids.tolist() == want_ids.tolist()
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    changed = [*decoded[:2], decoded[2] + 0.5, *decoded[3:]]
+    same = index.same_rows(Ragged.from_arrays(changed, DIM))
+    assert same.tolist() == [True, True, False, True, True]
+    restored = index_from_bytes(index.to_bytes())
+    assert isinstance(restored, MaxSimIndex) and restored.params == index.params
+    np.testing.assert_array_equal(restored.items().tokens, index.items().tokens)
+    candidates = np.array([[2, 0, -1], [4, 1, 3]])
+    rescored = restored.rescore(queries, candidates, 2)[0].tolist()
+    assert rescored == top_of(candidates, maxsim_pairs(queries, docs, candidates), 2)[0].tolist()
 
 
 def test_same_rows_finds_changed_and_resized_sets() -> None:

@@ -78,7 +78,7 @@ def test_a_flat_index_without_on_disk_or_from_bytes_holds_a_heap_copy(tmp_path: 
     assert not FlatIndex.from_bytes(disk.to_bytes()).file_backed
 
 
-@pytest.mark.parametrize("storage", ["float32", "float16", "uint8"])
+@pytest.mark.parametrize("storage", ["float32", "float16", "uint8", "turbo4"])
 def test_mapped_on_disk_tokens_answer_as_in_memory_ones(tmp_path: Path, storage: str) -> None:
     items = token_sets(1, 120, integers=storage == "uint8")
     queries = token_sets(2, 4, integers=storage == "uint8", least=1)
