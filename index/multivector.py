@@ -308,11 +308,15 @@ class MaxSimIndex:
         return Ragged(self._tokens[: self._offsets[self._count]], self._offsets[: self._count + 1])
 
     @classmethod
-    def over(cls, items: Ragged, distance: Distance, params: MaxSimParams) -> Self:
+    def over(
+        cls, items: Ragged, distance: Distance, params: MaxSimParams, dim: int | None = None
+    ) -> Self:
         """An index reading ``items`` in place (no copy) when ``on_disk``: the caller
         hands over tokens and offsets in memory-mapped files, which then count as mapped
-        (tokens in the storage dtype). Otherwise a heap copy."""
-        index = cls(items.tokens.shape[1], distance, params)
+        (tokens in the storage dtype). Otherwise a heap copy. ``dim``: the vectors'
+        dimension, needed when the stored rows are wider or narrower than it (turbo4
+        rows are codes plus a norm); default, the rows' width."""
+        index = cls(items.tokens.shape[1] if dim is None else dim, distance, params)
         if not (params.on_disk and len(items.tokens)):
             index.add(items)
             return index
@@ -458,7 +462,7 @@ class MaxSimIndex:
         if len(offsets) != count + 1 or offsets[-1] != len(tokens):
             raise IndexFormatError("multi-vector index data is inconsistent")
         if index.params.on_disk and isinstance(blobs[1], memoryview):
-            index = cls.over(Ragged(tokens, offsets), index.distance, index.params)
+            index = cls.over(Ragged(tokens, offsets), index.distance, index.params, dim)
         else:
             index._append(Ragged(tokens, offsets))
         bits = np.unpackbits(np.frombuffer(blobs[2], dtype=np.uint8))[:count]
