@@ -59,14 +59,9 @@ MEMORY_TIERS: tuple[MemoryTier, ...] = ("pinned", "cached", "cold")
 def resolved_on_disk(memory: str | None, on_disk: bool | None) -> bool:
     """Whether data is mapped from its file rather than held in process memory: Qdrant's
     rule, ``memory`` overrides ``on_disk`` when both are set (``pinned``: in RAM;
-    ``cold`` and ``cached``: mapped). The one place every placement reads it from."""
+    ``cold`` and ``cached``: mapped). The one place every placement reads it from.
+    ``cached`` is placed as ``cold``: Quiver does not pre-read its pages on open."""
     return bool(on_disk) if memory is None else memory != "pinned"
-
-
-def wants_preload(memory: str | None) -> bool:
-    """``cached``: mapped, and meant to be read into the page cache when opened. Quiver
-    does not pre-read yet, so ``cached`` is placed as ``cold`` (see the README)."""
-    return memory == "cached"
 
 
 class _Frozen(BaseModel):

@@ -128,3 +128,14 @@ def test_memory_tier_overrides_on_disk_and_is_echoed(api: Api) -> None:
     bad = {"vectors": {"size": DIM, "distance": "Dot", "memory": "warm"}}
     status, _ = api.put("/collections/bad", bad)
     assert 400 <= status < 500 and api.get("/collections/bad")[0] == 404
+
+
+def test_patching_memory_cold_maps_the_rows(api: Api) -> None:
+    create(api, "moved", on_disk=False)
+    status, _ = api.call("PATCH", "/collections/moved", {"vectors": {"": {"memory": "hot"}}})
+    assert status == 400
+    api.result("PATCH", "/collections/moved", {"vectors": {"": {"memory": "cold"}}})
+    memory = wait_green(api, "moved")["vectors_memory"][""]["bytes"]
+    assert memory["vectors_mapped"] == N * DIM * 4 and memory["vectors"] == 0
+    params = api.result("GET", "/collections/moved")["config"]["params"]["vectors"]
+    assert params["memory"] == "cold"
