@@ -60,7 +60,8 @@ def resolved_on_disk(memory: str | None, on_disk: bool | None) -> bool:
     """Whether data is mapped from its file rather than held in process memory: Qdrant's
     rule, ``memory`` overrides ``on_disk`` when both are set (``pinned``: in RAM;
     ``cold`` and ``cached``: mapped). The one place every placement reads it from.
-    ``cached`` is placed as ``cold``: Quiver does not pre-read its pages on open."""
+    ``cached`` is placed as ``cold``: no pre-read of its own (opening a segment reads
+    its index files once anyway, for their checksum)."""
     return bool(on_disk) if memory is None else memory != "pinned"
 
 
