@@ -178,7 +178,7 @@ def collection_config(config: CollectionConfig) -> Json:
         }
     return {
         "params": params,
-        "hnsw_config": dump["hnsw_config"],
+        "hnsw_config": _hnsw_config(dump["hnsw_config"]),
         "optimizer_config": dump["optimizers_config"],
         "wal_config": dump["wal_config"],
         "quantization_config": None if own else quantization,
@@ -187,6 +187,11 @@ def collection_config(config: CollectionConfig) -> Json:
         "index": dump["index"],
         "multivector": dump["multivector"],
     } | ({"quiver_quantization_config": quantization} if own else {})
+
+
+def _hnsw_config(values: Json) -> Json:
+    """Qdrant's ``HnswConfig``: ``memory`` only when it was set."""
+    return {k: v for k, v in values.items() if k != "memory" or v is not None}
 
 
 def _without_nones(values: Json) -> Json:

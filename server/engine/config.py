@@ -51,6 +51,19 @@ MAX_TOKENS = 65_536
 DEFAULT_VECTOR = ""
 """Name of the single unnamed vector (Qdrant's ``vector: [...]`` form)."""
 
+MemoryTier = Literal["pinned", "cached", "cold"]
+MEMORY_TIERS: tuple[MemoryTier, ...] = ("pinned", "cached", "cold")
+"""Qdrant 1.19's ``memory`` placement of vectors, graphs and payload indexes."""
+
+
+def resolved_on_disk(memory: str | None, on_disk: bool | None) -> bool:
+    """Whether data is mapped from its file rather than held in process memory: Qdrant's
+    rule, ``memory`` overrides ``on_disk`` when both are set (``pinned``: in RAM;
+    ``cold`` and ``cached``: mapped). The one place every placement reads it from.
+    ``cached`` is placed as ``cold``: no pre-read of its own (opening a segment reads
+    its index files once anyway, for their checksum)."""
+    return bool(on_disk) if memory is None else memory != "pinned"
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,10 +79,16 @@ class VectorParams(_Frozen):
     multivector_config: dict[str, Any] | None = None
     """Qdrant's ``{"comparator": "max_sim"}``: each point holds a set of vectors of
     ``size`` dimensions, scored by MaxSim (``index/multivector.py``)."""
+    memory: MemoryTier | None = None
 
     @property
     def is_multi(self) -> bool:
         return self.multivector_config is not None
+
+    @property
+    def mapped(self) -> bool:
+        """The effective ``on_disk`` (``memory`` overrides it): rows in a mapped file."""
+        return resolved_on_disk(self.memory, self.on_disk)
 
 
 class SparseIndexParams(_Frozen):
@@ -102,6 +121,8 @@ class HnswConfig(GraphParams):
     max_indexing_threads: Annotated[int, in_range(0, MAX_THREADS)] = 0
     on_disk: bool = False
     payload_m: Annotated[int | None, in_range(0, MAX_M)] = None
+    memory: MemoryTier | None = None
+    """Overrides ``on_disk`` when set (``resolved_on_disk``)."""
 
 
 class OptimizersConfig(_Frozen):
@@ -284,7 +305,7 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         return overrides | {
             name: VectorOverride(type="flat", params={"on_disk": True})
             for name, params in config.vectors.items()
-            if params.on_disk and not params.is_multi
+            if params.mapped and not params.is_multi
         }
     if config.index.type in ("leanvec", "muvera"):
         return overrides | _placed_dense(config, spec)
@@ -306,7 +327,7 @@ def vector_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vec
         if params.quantization_config is not None:
             quantization = parse_quantization(params.quantization_config)
         if graph.m == 0:
-            built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.on_disk))
+            built: tuple[str, dict[str, Any]] = ("flat", _hnsw_rows(None, params.mapped))
         elif turbo is not None:  # the codes are the storage; no other quantizer (as Qdrant)
             turbo_params = {"turbo_bits": 4.0, "storage": turbo} | disk
             built = ("hnsw_turbo", graph.model_dump() | turbo_params)
@@ -325,9 +346,10 @@ def disk_knobs(config: CollectionConfig, params: VectorParams) -> dict[str, bool
     vector's: rows, and codes unless ``always_ram``) and ``graph_on_disk`` (the vector's
     own ``hnsw_config.on_disk``, else the collection's: the graph's links). What each
     backend then maps is its own rule (``index.two_stage.primary_placement``)."""
-    graph = (params.hnsw_config or {}).get("on_disk", config.hnsw_config.on_disk)
-    return ({"on_disk": True} if params.on_disk else {}) | (
-        {"graph_on_disk": True} if graph else {}
+    graph = config.hnsw_config.model_dump() | (params.hnsw_config or {})
+    graph_mapped = resolved_on_disk(graph.get("memory"), graph.get("on_disk"))
+    return ({"on_disk": True} if params.mapped else {}) | (
+        {"graph_on_disk": True} if graph_mapped else {}
     )
 
 
@@ -370,7 +392,7 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
         return {
             name: VectorOverride(type="maxsim", params=_token_storage(params) | {"on_disk": True})
             for name, params in config.vectors.items()
-            if params.is_multi and params.on_disk
+            if params.is_multi and params.mapped
         }
     base: tuple[str, dict[str, Any]] = ("maxsim", {})
     if spec.type == "muvera":
@@ -392,7 +414,7 @@ def multi_overrides(config: CollectionConfig, spec: IndexSpec) -> dict[str, Vect
         if params.quantization_config is not None:
             knobs["storage"] = "float16"
         knobs |= _token_storage(params)
-        if params.on_disk:
+        if params.mapped:
             knobs["on_disk"] = True
         if kind == "muvera" and disk.get("graph_on_disk"):
             knobs["graph_on_disk"] = True  # the encodings' graph and codes

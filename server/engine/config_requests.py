@@ -21,9 +21,11 @@ from index.metrics import Distance
 from index.muvera_index import MuveraIndexParams
 from server.engine.config import (
     DEFAULT_VECTOR,
+    MEMORY_TIERS,
     CollectionConfig,
     HnswConfig,
     IndexConfig,
+    MemoryTier,
     MultiVectorConfig,
     OptimizersConfig,
     SparseVectorParams,
@@ -51,7 +53,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 """Config sections a request may send (partly: omitted knobs keep their value)."""
 
 _QDRANT_ONLY: dict[str, frozenset[str]] = {
-    "hnsw_config": frozenset({"inline_storage", "memory"}),
+    "hnsw_config": frozenset({"inline_storage"}),
     "optimizers_config": frozenset({"prevent_unoptimized"}),
     "wal_config": frozenset({"wal_retain_closed"}),
 }
@@ -267,8 +269,11 @@ def _vectors(raw: Any, max_vector_size: int) -> tuple[bool, dict[str, VectorPara
         raise BadRequest("Wrong input: `vectors` must name at least one vector")
     vectors = {}
     for name, params in given.items():
-        dumped = params.model_dump(exclude={"memory"}) if isinstance(params, BaseModel) else params
-        vectors[name] = VectorParams.model_validate(dumped)
+        dumped = params.model_dump() if isinstance(params, BaseModel) else params
+        try:
+            vectors[name] = VectorParams.model_validate(dumped)
+        except ValidationError as exc:
+            raise config_error(_label(name, "vectors.{}", "vectors"), exc) from None
         _check_vector_params(name, vectors[name], max_vector_size)
     return named, vectors
 
@@ -387,12 +392,14 @@ def _patched_vectors(config: CollectionConfig, raw: Any) -> dict[str, Any]:
         if not isinstance(diff, Mapping) or not set(diff) <= _VECTOR_DIFF:
             raise BadRequest(
                 f"Wrong input: vector {name!r}: a PATCH changes only "
-                f"{', '.join(sorted(_VECTOR_DIFF - {'memory'}))}"
+                f"{', '.join(sorted(_VECTOR_DIFF))}"
             )
         current = vectors[name]
         updates: dict[str, Any] = {}
         if diff.get("on_disk") is not None:
             updates["on_disk"] = bool(diff["on_disk"])
+        if diff.get("memory") is not None:
+            updates["memory"] = _memory_tier(name, diff["memory"])
         if diff.get("hnsw_config") is not None:
             given = diff["hnsw_config"]
             updates["hnsw_config"] = (current.hnsw_config or {}) | given if given else None
@@ -402,6 +409,15 @@ def _patched_vectors(config: CollectionConfig, raw: Any) -> dict[str, Any]:
         vectors[name] = current.model_copy(update=updates)
         _check_vector_overrides(config, name, vectors[name])
     return {name: params.model_dump() for name, params in vectors.items()}
+
+
+def _memory_tier(name: str, value: Any) -> MemoryTier:
+    """A PATCH's ``memory`` of a vector, checked (``model_copy`` does not validate)."""
+    if value not in MEMORY_TIERS:
+        raise BadRequest(
+            f"Wrong input: vector {name!r}: `memory` must be one of {', '.join(MEMORY_TIERS)}"
+        )
+    return value  # type: ignore[no-any-return]
 
 
 def _check_vector_overrides(config: CollectionConfig, name: str, params: VectorParams) -> None:

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from pyroaring import BitMap
 
+from server.engine.config import MEMORY_TIERS, resolved_on_disk
 from server.engine.field_matchers import (
     DatetimeRange,
     GeoBoundingBox,
@@ -923,7 +924,7 @@ def make_field_index(field: str, spec: str | Mapping[str, Any]) -> FieldIndex:
     ``FIELD_TYPES``) or the wire object with its options (``check_field_schema``)."""
     options: Mapping[str, Any] = {"type": spec} if isinstance(spec, str) else spec
     factory = _INDEX_CLASSES.get(options.get("type"))  # type: ignore[arg-type]
-    if factory is not None and options.get("on_disk") is True:
+    if factory is not None and resolved_on_disk(options.get("memory"), options.get("on_disk")):
         # imported here: the on-disk indexes build on this module's classes
         from server.engine.payload_index_disk import make_disk_index
 
@@ -946,7 +947,6 @@ _SCHEMA_KEYS: dict[str, frozenset[str]] = {
     "bool": _COMMON_KEYS,
     "geo": _COMMON_KEYS,
 }
-_MEMORY_TIERS = ("pinned", "cached", "cold")
 
 
 def check_field_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -965,8 +965,8 @@ def check_field_schema(schema: dict[str, Any]) -> dict[str, Any]:
             raise UnsupportedFeature(f"`{key}` in a payload index `field_schema`")
         if key not in allowed:
             raise BadRequest(f"Wrong input: unknown option `{key}` for a {kind} payload index")
-        if key == "memory" and value not in _MEMORY_TIERS:
-            raise BadRequest(f"Wrong input: `memory` must be one of {', '.join(_MEMORY_TIERS)}")
+        if key == "memory" and value not in MEMORY_TIERS:
+            raise BadRequest(f"Wrong input: `memory` must be one of {', '.join(MEMORY_TIERS)}")
         if key not in ("type", "memory") and value is not None and not isinstance(value, bool):
             raise BadRequest(f"Wrong input: `{key}` must be true or false, got {value!r}")
     if schema.get("lookup") is False and schema.get("range") is False:

@@ -82,7 +82,7 @@ def unindexed_mapped(config: CollectionConfig, store: PointStore | None) -> dict
     ``on_disk`` vectors. (Sparse rows of the tail stay in the heap.)"""
     if store is None:
         return {}
-    return dict.fromkeys([name for name, p in config.vectors.items() if p.on_disk], store.path)
+    return dict.fromkeys([name for name, p in config.vectors.items() if p.mapped], store.path)
 
 
 def learns_from_queries(config: CollectionConfig) -> bool:

@@ -47,9 +47,9 @@ from server.engine.text.tokenizer import Tokenizer
 from server.errors import InvalidTextOptions
 
 TEXT_INDEX_KEYS = TEXT_OPTION_KEYS | {"type", "phrase_matching", "on_disk", "memory", "enable_hnsw"}
-"""The keys of Qdrant's ``TextIndexParams`` Quiver reads (``on_disk`` keeps the token
-postings in file maps, ``payload_index_disk.DiskTextIndex``; ``memory`` and
-``enable_hnsw`` are accepted and only stored: see the README)."""
+"""The keys of Qdrant's ``TextIndexParams`` Quiver reads (``on_disk``, or ``memory``
+which overrides it, keeps the token postings in file maps,
+``payload_index_disk.DiskTextIndex``; ``enable_hnsw`` is accepted and only stored)."""
 
 _TEXT_TESTS = (MatchText, MatchTextAny, MatchPhrase)
 

@@ -75,3 +75,32 @@ def test_on_disk_payload_indexes_answer_as_in_memory_ones(tmp_path: Path) -> Non
         assert sum(f["city"].mapped_bytes() for f in fields) > 0  # type: ignore[attr-defined]
         info = api.result("GET", "/collections/disk")
         assert info["payload_schema"]["city"]["params"]["on_disk"] is True
+
+
+def test_memory_cold_uses_the_disk_index_and_pinned_overrides_on_disk(tmp_path: Path) -> None:
+    """A payload index's ``memory`` overrides its ``on_disk`` (Qdrant 1.19): ``cold``
+    gets the file-mapped index, ``pinned`` the in-memory one beside ``on_disk: true``."""
+    with make_client(tmp_path) as client:
+        api = Api(client)
+        api.result("PUT", "/collections/c", {"vectors": {"size": 4, "distance": "Dot"}})
+        schemas = {"city": {"type": "keyword", "memory": "cold"},
+                   "n": {"type": "integer", "memory": "pinned", "on_disk": True}}  # fmt: skip
+        for field, schema in schemas.items():
+            index = {"field_name": field, "field_schema": schema}
+            api.result("PUT", "/collections/c/index?wait=true", index)
+        points = [
+            {"id": i, "vector": [1.0, 0.0, 0.0, float(i)], "payload": {"city": "ab"[i % 2], "n": i}}
+            for i in range(20)
+        ]
+        api.result("PUT", "/collections/c/points?wait=true", {"points": points})
+        must = [{"key": "city", "match": {"value": "b"}}, {"key": "n", "range": {"gte": 10}}]
+        flt = {"must": must}
+        count = api.result("POST", "/collections/c/points/count", {"filter": flt, "exact": True})
+        assert count["count"] == 5
+        collection = client.app.state.engine.get("c")
+        assert isinstance(collection, Collection)
+        fields = [segment.payload_indexes.fields for segment in collection._segments]
+        assert all(isinstance(f["city"], DiskKeywordIndex) for f in fields)
+        assert not any(isinstance(f["n"], DiskIntegerIndex) for f in fields)
+        info = api.result("GET", "/collections/c")
+        assert info["payload_schema"]["city"]["params"]["memory"] == "cold"

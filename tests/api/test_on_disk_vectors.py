@@ -109,3 +109,33 @@ def test_quantized_codes_and_graph_stay_mapped_across_a_restart(tmp_path: Path) 
     with make_client(tmp_path) as client:
         api = Api(client)
         assert mapped(api) == placed and answers(api, "q") == before
+
+
+def test_memory_tier_overrides_on_disk_and_is_echoed(api: Api) -> None:
+    """Qdrant 1.19's ``memory``: ``cold`` maps the rows as ``on_disk: true`` does,
+    ``pinned`` keeps them in RAM even beside ``on_disk: true`` (it overrides it), and the
+    collection info echoes what was sent."""
+    create(api, "cold", memory="cold", hnsw_config={"memory": "cold"})
+    create(api, "pinned", memory="pinned", on_disk=True)
+    cold = wait_green(api, "cold")["vectors_memory"][""]["bytes"]
+    pinned = wait_green(api, "pinned")["vectors_memory"][""]["bytes"]
+    assert cold["vectors_mapped"] == N * DIM * 4 and cold["vectors"] == 0
+    assert cold["graph_mapped"] > 0
+    assert pinned["vectors"] == N * DIM * 4 and "vectors_mapped" not in pinned
+    params = api.result("GET", "/collections/pinned")["config"]["params"]["vectors"]
+    assert params["memory"] == "pinned" and params["on_disk"] is True
+    assert answers(api, "cold") == answers(api, "pinned")
+    bad = {"vectors": {"size": DIM, "distance": "Dot", "memory": "warm"}}
+    status, _ = api.put("/collections/bad", bad)
+    assert 400 <= status < 500 and api.get("/collections/bad")[0] == 404
+
+
+def test_patching_memory_cold_maps_the_rows(api: Api) -> None:
+    create(api, "moved", on_disk=False)
+    status, _ = api.call("PATCH", "/collections/moved", {"vectors": {"": {"memory": "hot"}}})
+    assert status == 400
+    api.result("PATCH", "/collections/moved", {"vectors": {"": {"memory": "cold"}}})
+    memory = wait_green(api, "moved")["vectors_memory"][""]["bytes"]
+    assert memory["vectors_mapped"] == N * DIM * 4 and memory["vectors"] == 0
+    params = api.result("GET", "/collections/moved")["config"]["params"]["vectors"]
+    assert params["memory"] == "cold"

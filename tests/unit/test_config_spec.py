@@ -149,6 +149,12 @@ PLACED: list[tuple[dict[str, Any], dict[str, Any], str, dict[str, Any]]] = [
      "hnsw_sq8", {"on_disk": True, "always_ram": True}),
     ({"on_disk": True}, {"index": {"type": "leanvec"}, "hnsw_config": {"on_disk": True}},
      "leanvec", {"on_disk": True, "graph_on_disk": True}),
+    # Qdrant 1.19's `memory` overrides `on_disk` (cached is placed as cold)
+    ({"memory": "cold"}, {"hnsw_config": {"memory": "cached"}}, "hnsw", {"on_disk": True,
+     "graph_on_disk": True}),
+    ({"memory": "pinned", "on_disk": True}, {"hnsw_config": {"on_disk": True,
+     "memory": "pinned"}}, "hnsw", {}),
+    ({"hnsw_config": {"memory": "pinned"}}, {"hnsw_config": {"on_disk": True}}, "hnsw", {}),
 ]  # fmt: skip
 
 
