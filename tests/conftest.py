@@ -26,13 +26,18 @@ os.environ.setdefault("QUIVER_WORKERS", "1")  # one process unless a test asks f
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that starts another process (a real server, a local Ray, a container) is
     ``slow`` too, so the inner loop, ``pytest -m "not slow"``, leaves every one of them
-    to the full run; the in-process tests that take seconds carry ``slow`` themselves."""
+    to the full run; the in-process tests that take seconds carry ``slow`` themselves.
+    Groups for pytest-xdist are added only where it is installed: the framework venvs
+    (tests/frameworks) have no xdist, and there ``xdist_group`` is an unknown marker."""
+    grouped = config.pluginmanager.has_plugin("xdist")
     for item in items:
         if any(item.get_closest_marker(name) for name in PROCESS_MARKERS):
             item.add_marker(pytest.mark.slow)
+        if not grouped:
+            continue
         if item.get_closest_marker("cluster"):
             # one local Ray at a time: under pytest-xdist every Ray test runs on one worker
             item.add_marker(pytest.mark.xdist_group("ray"))
