@@ -52,11 +52,13 @@ serve: $(STAMP)
 
 # numba compiles every kernel once into its cache (index/compiled.py) while ruff and mypy
 # run, before the test workers and the servers they start would each compile them.
+# --no-loadscope-reorder: work goes out in collection order, where tests/conftest.py puts
+# the serial Ray group first, so one worker runs it while the other takes the rest.
 test: $(STAMP)
 	$(VENV)/bin/python -c "from index.compiled import warm_up; warm_up()" & warm=$$!; \
 	$(VENV)/bin/ruff check server index client tests bench && $(VENV)/bin/mypy; checked=$$?; \
 	wait $$warm; warmed=$$?; test $$checked -eq 0 && test $$warmed -eq 0
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=25
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold
 # cache; it skips, saying why, where no Docker daemon can be started. .ci/run runs it as its

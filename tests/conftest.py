@@ -43,6 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("ray"))
         elif shares_a_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if grouped:  # the serial Ray group first: one worker runs it while the other runs the rest
+        items.sort(key=lambda item: not item.get_closest_marker("cluster"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
