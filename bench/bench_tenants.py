@@ -34,6 +34,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_tenant import Api  # the same in-process JSON client
 from glove import load
 
 from server.main import create_app
@@ -47,18 +48,6 @@ LAYOUTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "colocated": ({"m": 16}, {"type": "keyword", "is_tenant": True}),
     "payload_m": ({"m": 0, "payload_m": 16}, {"type": "keyword", "is_tenant": True}),
 }
-
-
-class Api:
-    """The in-process app's JSON results (no HTTP socket: every layout pays the same)."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def result(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.client.request(method, path, json=body)
-        assert response.status_code == 200, response.text
-        return response.json()["result"]
 
 
 def tenant_of_rows(n: int, tenants: int, seed: int) -> np.ndarray:
