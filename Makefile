@@ -50,14 +50,19 @@ $(TOKEN_DATA): $(TEXT_DATA) | $(EMBED_STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-# numba compiles every kernel once into its cache (index/compiled.py) while ruff and mypy
-# run, before the test workers and the servers they start would each compile them.
+# numba compiles every kernel once into its cache (index/compiled.py), its two halves in two
+# processes while ruff and mypy run, then loads both back from the cache (compiling again
+# only what a race on numba's cache index dropped), before the test workers and the servers
+# they start would each compile them.
 # --no-loadscope-reorder: work goes out in collection order, where tests/conftest.py puts
 # the serial Ray group first, so one worker runs it while the other takes the rest.
 test: $(STAMP)
-	$(VENV)/bin/python -c "from index.compiled import warm_up; warm_up()" & warm=$$!; \
+	$(VENV)/bin/python -m index.compiled writable & writable=$$!; \
+	$(VENV)/bin/python -m index.compiled read-only & readonly=$$!; \
 	$(VENV)/bin/ruff check server index client tests bench && $(VENV)/bin/mypy; checked=$$?; \
-	wait $$warm; warmed=$$?; test $$checked -eq 0 && test $$warmed -eq 0
+	wait $$writable; w=$$?; wait $$readonly; r=$$?; \
+	test $$checked -eq 0 && test $$w -eq 0 && test $$r -eq 0
+	$(VENV)/bin/python -m index.compiled
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 # The container smoke test (tests/deploy/test_container_smoke.py): root, ~3 min from a cold

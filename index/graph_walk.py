@@ -196,17 +196,19 @@ def _examples(custom: CustomScore) -> np.ndarray:
     return np.ascontiguousarray(custom.examples, dtype=np.float32)
 
 
-def warm_up() -> None:
+def warm_up(writabilities: tuple[bool, ...] = (True, False)) -> None:
     """Compile the kernels, or load them from numba's cache, on a tiny graph: a cold
     compile takes ~10 s here, which the first recommend request would otherwise wait for.
+    numba compiles each writability of the rows apart (a segment's rows read from its
+    mapped file are read-only), so ``make test`` compiles the two in two processes.
     The server's warm-up child and ``make test`` call it (``index/compiled.py``)."""
     rng = np.random.default_rng(0)
     xb = rng.normal(size=(16, 4)).astype(np.float32)
     index = faiss.IndexHNSWFlat(4, 4)
     index.add(xb)
     custom = CustomScore("best_score", xb[:2], split=1, generators=(0,))
-    mapped = xb.copy()
-    mapped.setflags(write=False)  # as a segment's rows read from its mapped file are
-    for rows in (xb, mapped):  # numba compiles each writability apart
+    for writable in writabilities:
+        rows = xb.copy()
+        rows.setflags(write=writable)
         walk(HnswGraph.of(index.hnsw), rows, Distance.DOT, [custom], k=2, ef=4, allowed=None)
         exact_custom(rows, Distance.EUCLID, [custom], k=2)

@@ -188,9 +188,11 @@ def test_a_build_job_reaches_100_percent(dash: Dashboard) -> None:
 
 
 def test_a_running_build_shows_its_progress_and_can_be_cancelled(dash: Dashboard) -> None:
-    """30,000 points of 64 dimensions: an HNSW build of ~10 s on two cores, in three chunks
-    (segment_build.BUILD_CHUNK), so an ETA shows from the first third on."""
-    rows, dim = 30_000, 64
+    """50,000 points of 64 dimensions: an HNSW build of ~15 s on two cores, in five chunks
+    (segment_build.BUILD_CHUNK), so an ETA shows from the first fifth on. A cancel is seen
+    only before a chunk starts, so the click has chunks two to four to land in: with three
+    chunks it had only the second, and a fast build sometimes finished first."""
+    rows, dim = 50_000, 64
     config = {"vectors": {"size": dim, "distance": "Cosine"}}
     dash.api(
         "PUT", "/collections/big", config | {"optimizers_config": {"indexing_threshold": rows}}
