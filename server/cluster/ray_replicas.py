@@ -10,6 +10,17 @@ affinity, so a reopened replica lands where its folder is; on a local Ray (one m
 ``single_machine``) node ids change with every start, so replicas are not pinned there
 and every replica's node is ``LOCAL_NODE``.
 
+**Warm spares.** Starting a replica's process and importing the engine takes seconds
+(3-9 s on a loaded machine), which a replacement replica would otherwise wait for while
+its shard is short of a copy. The factory keeps one spare actor per node it has placed
+a replica on: a ``ReplicaActor`` whose process is up with the engine imported and no
+folder. ``spawn`` gives the node's spare its folder (``ReplicaActor.open``), so a
+replacement starts in the time an empty engine takes to open. A spare reserves the CPUs
+of a replica (it becomes one); one on a node that dies dies with it, and a replacement
+goes to a surviving node, whose spare is used. Used spares are started again by
+``refill``, which the replica group calls once no transfer is running, so a new
+process's imports do not compete with a recovery for the cores.
+
 Snapshots travel as Ray objects: ``install`` of the target is given the reference
 that ``snapshot`` of the source returned, so the bytes go from node to node through
 Ray's object store, never through the front.
@@ -17,12 +28,14 @@ Ray's object store, never through the front.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.cluster.replica_server import ReplicaServer
+from server.cluster.replica_server import ReplicaServer, ReplicaSnapshot
 from server.cluster.replica_transport import LOCAL_NODE
 from server.cluster.shards import ShardCall
 from server.engine.config import CollectionConfig
@@ -34,6 +47,65 @@ PING_S = 5.0
 """How long ``is_lost`` waits for a replica that is on a live node."""
 NODES_TTL_S = 0.5
 """How long the list of live nodes is reused (``ray.nodes()`` asks the GCS)."""
+
+
+class ReplicaNotOpen(Exception):
+    """A call reached a replica actor before ``open`` (or after ``open`` failed)."""
+
+
+class ReplicaActor:
+    """A replica's Ray actor: started empty, as a warm spare (process up, engine
+    imported), and given its folder by ``open``; every other call goes to the
+    ``ReplicaServer`` opened there. Calls run one at a time in the order sent, so the
+    calls sent after ``open`` find the replica opened."""
+
+    def __init__(self) -> None:
+        self._server: ReplicaServer | None = None
+        self._failed: BaseException | None = None
+
+    def ready(self) -> bool:
+        return True
+
+    def open(self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float) -> None:
+
+        try:
+            self._server = ReplicaServer(folder, name, config, idle_seal_s)
+        except BaseException as error:
+            self._failed = error  # every later call raises it: the replica did not open
+            raise
+
+    def server(self) -> ReplicaServer:
+        if self._server is None:
+            raise self._failed or ReplicaNotOpen("the replica has no folder yet")
+        return self._server
+
+    def apply(self, seq: int, call: ShardCall[T]) -> T | None:
+        return self.server().apply(seq, call)
+
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> int:
+
+        return self.server().apply_batch(ops)
+
+    def call(self, call: ShardCall[T]) -> T:
+        return self.server().call(call)
+
+    def applied_seq(self) -> int:
+        return self.server().applied_seq()
+
+    def snapshot(self) -> ReplicaSnapshot:
+
+        return self.server().snapshot()
+
+    def install(self, snapshot: ReplicaSnapshot) -> int:
+
+        return self.server().install(snapshot)
+
+    def destroy(self) -> None:
+        self.server().destroy()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
 
 class RayReplicaFactory:
@@ -54,9 +126,15 @@ class RayReplicaFactory:
         self.idle_seal_s = idle_seal_s
         self.single_machine = single_machine
         self._actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
-            ReplicaServer
+            ReplicaActor
         )
         self._nodes: tuple[float, list[str]] = (0.0, [])
+        self._spares: dict[str, Any] = {}
+        self._unspared: set[str] = set()
+        """Nodes whose spare was used (or that never had one): ``refill`` starts one."""
+        self._spares_lock = threading.Lock()
+        self.spares_used = 0
+        """Replicas started on a warm spare (bench/bench_replicas.py reports it)."""
 
     def nodes(self) -> list[str]:
         if self.single_machine:
@@ -71,15 +149,40 @@ class RayReplicaFactory:
         return nodes
 
     def spawn(self, folder: Path, node: str) -> RayReplica:
+        """The node's warm spare opened on ``folder``, else a new actor."""
+        with self._spares_lock:
+            actor = self._spares.pop(node, None)
+            self._unspared.add(node)
+            self.spares_used += actor is not None
+        actor = actor or self._start_actor(node)
+        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s)
+        return RayReplica(actor, node, self)
+
+    def refill(self) -> None:
+        """A spare for every live node that has had a replica and has no spare now."""
+        alive = set(self.nodes())
+        with self._spares_lock:
+            for node in [n for n in self._spares if n not in alive]:
+                _kill(self._spares.pop(node))
+            for node in sorted(self._unspared & alive):
+                self._spares[node] = self._start_actor(node)
+            self._unspared.clear()
+
+    def close(self) -> None:
+        """End the spares (the replicas are released by their group)."""
+        with self._spares_lock:
+            for actor in self._spares.values():
+                _kill(actor)
+            self._spares.clear()
+            self._unspared.clear()
+
+    def _start_actor(self, node: str) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         options: dict[str, Any] = {}
         if node != LOCAL_NODE:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        actor = self._actor_class.options(**options).remote(
-            str(folder), self.name, self.config, self.idle_seal_s
-        )
-        return RayReplica(actor, node, self)
+        return self._actor_class.options(**options).remote()
 
 
 class RayReplica:
@@ -96,6 +199,9 @@ class RayReplica:
 
     def apply(self, seq: int, call: ShardCall[T]) -> Future[T | None]:
         return _future(self.actor.apply.remote(seq, call))
+
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> Future[int]:
+        return _future(self.actor.apply_batch.remote(ops))
 
     def read(self, call: ShardCall[T]) -> Future[T]:
         return _future(self.actor.call.remote(call))
@@ -133,6 +239,14 @@ class RayReplica:
         except (RayActorError, ActorUnschedulableError):  # died, or its node is gone
             return True
         return False
+
+
+def _kill(actor: Any) -> None:
+    """End a spare, which may have died with its node already."""
+    import ray
+
+    with suppress(Exception):
+        ray.kill(actor, no_restart=True)
 
 
 def _future(ref: Any) -> Future[Any]:
