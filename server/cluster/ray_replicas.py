@@ -12,14 +12,15 @@ and every replica's node is ``LOCAL_NODE``.
 
 **Warm spares.** Starting a replica's process and importing the engine takes seconds
 (3-9 s on a loaded machine), which a replacement replica would otherwise wait for while
-its shard is short of a copy. The factory keeps one spare actor per node it has placed
-a replica on: a ``ReplicaActor`` whose process is up with the engine imported and no
-folder. ``spawn`` gives the node's spare its folder (``ReplicaActor.open``), so a
-replacement starts in the time an empty engine takes to open. A spare reserves the CPUs
-of a replica (it becomes one); one on a node that dies dies with it, and a replacement
-goes to a surviving node, whose spare is used. Used spares are started again by
-``refill``, which the replica group calls once no transfer is running, so a new
-process's imports do not compete with a recovery for the cores.
+its shard is short of a copy. A ``SparePool``, shared by the front's replicated
+collections, keeps one spare actor per node that has had a replica: a ``ReplicaActor``
+whose process is up with the engine imported and no folder. ``spawn`` gives the node's
+spare its folder (``ReplicaActor.open``), so a replacement starts in the time an empty
+engine takes to open. A spare reserves the CPUs of a replica (it becomes one); one on a
+node that dies dies with it, and a replacement goes to a surviving node, whose spare is
+used. Used spares are started again by ``refill``, which a replica group calls once none
+of its transfers is running, so a new process's imports do not compete with its recovery
+for the cores.
 
 Snapshots travel as Ray objects: ``install`` of the target is given the reference
 that ``snapshot`` of the source returned, so the bytes go from node to node through
@@ -108,6 +109,72 @@ class ReplicaActor:
             self._server.close()
 
 
+class SparePool:
+    """Warm spare replica actors, at most one per node, shared by every replicated
+    collection of this front whose replicas reserve the same CPUs (a spare is opened
+    with its collection's name and config, so any collection can take it). Its
+    factories ``join`` it and ``leave`` it; the last to leave ends the spares."""
+
+    def __init__(self, cpus: float) -> None:
+        import ray
+
+        self.actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
+            ReplicaActor
+        )
+        self._spares: dict[str, Any] = {}
+        self._unspared: set[str] = set()
+        """Nodes whose spare was used (or that never had one): ``refill`` starts one."""
+        self._users = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def join(cpus: float) -> SparePool:
+        """The pool for replicas of ``cpus`` (a new one if none is in use)."""
+        with _POOLS_LOCK:
+            pool = _POOLS.get(cpus) or _POOLS.setdefault(cpus, SparePool(cpus))
+            pool._users += 1
+            return pool
+
+    def leave(self) -> None:
+        with _POOLS_LOCK, self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            for actor in self._spares.values():
+                _kill(actor)
+            self._spares.clear()
+            for cpus in [c for c, pool in _POOLS.items() if pool is self]:
+                del _POOLS[cpus]
+
+    def take(self, node: str) -> Any | None:
+        """The node's spare (None without one); the node gets a new one at ``refill``."""
+        with self._lock:
+            self._unspared.add(node)
+            return self._spares.pop(node, None)
+
+    def refill(self, alive: set[str]) -> None:
+        """A spare for every live node that has had a replica and has no spare now."""
+        with self._lock:
+            for node in [n for n in self._spares if n not in alive]:
+                _kill(self._spares.pop(node))
+            for node in sorted(self._unspared & alive):
+                self._spares[node] = self.start_actor(node)
+            self._unspared.clear()
+
+    def start_actor(self, node: str) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options: dict[str, Any] = {}
+        if node != LOCAL_NODE:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        return self.actor_class.options(**options).remote()
+
+
+_POOLS: dict[float, SparePool] = {}
+"""The spare pools in use, by the CPUs their actors reserve."""
+_POOLS_LOCK = threading.Lock()
+
+
 class RayReplicaFactory:
     """Replica actors reserving ``cpus`` each, for collection ``name``."""
 
@@ -119,20 +186,13 @@ class RayReplicaFactory:
         idle_seal_s: float = 0.0,
         single_machine: bool = False,
     ) -> None:
-        import ray
-
         self.name = name
         self.config = config.model_dump(mode="json")
         self.idle_seal_s = idle_seal_s
         self.single_machine = single_machine
-        self._actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
-            ReplicaActor
-        )
         self._nodes: tuple[float, list[str]] = (0.0, [])
-        self._spares: dict[str, Any] = {}
-        self._unspared: set[str] = set()
-        """Nodes whose spare was used (or that never had one): ``refill`` starts one."""
-        self._spares_lock = threading.Lock()
+        self._pool: SparePool | None = SparePool.join(cpus)
+        self._pool_lock = threading.Lock()
         self.spares_used = 0
         """Replicas started on a warm spare (bench/bench_replicas.py reports it)."""
 
@@ -150,39 +210,28 @@ class RayReplicaFactory:
 
     def spawn(self, folder: Path, node: str) -> RayReplica:
         """The node's warm spare opened on ``folder``, else a new actor."""
-        with self._spares_lock:
-            actor = self._spares.pop(node, None)
-            self._unspared.add(node)
-            self.spares_used += actor is not None
-        actor = actor or self._start_actor(node)
+        pool = self._live_pool()
+        actor = pool.take(node)
+        self.spares_used += actor is not None
+        actor = actor or pool.start_actor(node)
         actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s)
         return RayReplica(actor, node, self)
 
     def refill(self) -> None:
-        """A spare for every live node that has had a replica and has no spare now."""
-        alive = set(self.nodes())
-        with self._spares_lock:
-            for node in [n for n in self._spares if n not in alive]:
-                _kill(self._spares.pop(node))
-            for node in sorted(self._unspared & alive):
-                self._spares[node] = self._start_actor(node)
-            self._unspared.clear()
+        self._live_pool().refill(set(self.nodes()))
 
     def close(self) -> None:
-        """End the spares (the replicas are released by their group)."""
-        with self._spares_lock:
-            for actor in self._spares.values():
-                _kill(actor)
-            self._spares.clear()
-            self._unspared.clear()
+        """Leave the spare pool (the replicas are released by their group)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.leave()
 
-    def _start_actor(self, node: str) -> Any:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        options: dict[str, Any] = {}
-        if node != LOCAL_NODE:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        return self._actor_class.options(**options).remote()
+    def _live_pool(self) -> SparePool:
+        with self._pool_lock:
+            if self._pool is None:
+                raise ReplicaNotOpen(f"collection {self.name!r} was closed")
+            return self._pool
 
 
 class RayReplica:

@@ -133,10 +133,13 @@ class ReplicaServer(ShardServer):
         seq, files = snapshot
         collections = self.engine.root
         placed = place_files(collections, self.name, files)
+        self._applied(0)  # a swap cut short leaves no known state: the next catch-up re-installs
         idle_seal_s = self.engine.idle_seal_s
         self.engine.close()
-        swap_in(collections, self.name, placed)
-        self.engine = Engine(self.folder, idle_seal_s)
+        try:
+            swap_in(collections, self.name, placed)
+        finally:
+            self.engine = Engine(self.folder, idle_seal_s)  # the new folder, else the old one
         self._applied(seq)
         return seq
 

@@ -37,7 +37,7 @@ from server.engine.engine import Engine
 from server.engine.payload import PayloadSelector
 from server.engine.requests import PointsSelection, SearchSpec
 from server.engine.results import Record
-from server.errors import BadRequest, ServiceUnavailable
+from server.errors import BadRequest, InvalidSnapshot, ServiceUnavailable
 
 DIM = 4
 NONE = PayloadSelector.of("none")
@@ -481,6 +481,9 @@ def test_a_snapshot_is_the_shards_files_and_install_opens_them_without_upserting
     assert target.install((seq, files)) == 6 and target.applied_seq() == 6
     assert upserts == []
     assert stored(target) == stored(source) and len(stored(target)) == 300
+    with pytest.raises(InvalidSnapshot):  # a name outside a collection's layout
+        target.install((9, files | {"../escape": b""}))
+    assert target.applied_seq() == 6 and len(stored(target)) == 300  # nothing changed
     source.close()
     target.close()
 
