@@ -10,6 +10,18 @@ affinity, so a reopened replica lands where its folder is; on a local Ray (one m
 ``single_machine``) node ids change with every start, so replicas are not pinned there
 and every replica's node is ``LOCAL_NODE``.
 
+**Warm spares.** Starting a replica's process and importing the engine takes seconds
+(3-9 s on a loaded machine), which a replacement replica would otherwise wait for while
+its shard is short of a copy. A ``SparePool``, shared by the front's replicated
+collections, keeps one spare actor per node that has had a replica: a ``ReplicaActor``
+whose process is up with the engine imported and no folder. ``spawn`` gives the node's
+spare its folder (``ReplicaActor.open``), so a replacement starts in the time an empty
+engine takes to open. A spare reserves the CPUs of a replica (it becomes one); one on a
+node that dies dies with it, and a replacement goes to a surviving node, whose spare is
+used. Used spares are started again by ``refill``, which a replica group calls once none
+of its transfers is running, so a new process's imports do not compete with its recovery
+for the cores.
+
 Snapshots travel as Ray objects: ``install`` of the target is given the reference
 that ``snapshot`` of the source returned, so the bytes go from node to node through
 Ray's object store, never through the front.
@@ -17,12 +29,14 @@ Ray's object store, never through the front.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.cluster.replica_server import ReplicaServer
+from server.cluster.replica_server import ReplicaServer, ReplicaSnapshot
 from server.cluster.replica_transport import LOCAL_NODE
 from server.cluster.shards import ShardCall
 from server.engine.config import CollectionConfig
@@ -36,6 +50,131 @@ NODES_TTL_S = 0.5
 """How long the list of live nodes is reused (``ray.nodes()`` asks the GCS)."""
 
 
+class ReplicaNotOpen(Exception):
+    """A call reached a replica actor before ``open`` (or after ``open`` failed)."""
+
+
+class ReplicaActor:
+    """A replica's Ray actor: started empty, as a warm spare (process up, engine
+    imported), and given its folder by ``open``; every other call goes to the
+    ``ReplicaServer`` opened there. Calls run one at a time in the order sent, so the
+    calls sent after ``open`` find the replica opened."""
+
+    def __init__(self) -> None:
+        self._server: ReplicaServer | None = None
+        self._failed: BaseException | None = None
+
+    def ready(self) -> bool:
+        return True
+
+    def open(self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float) -> None:
+
+        try:
+            self._server = ReplicaServer(folder, name, config, idle_seal_s)
+        except BaseException as error:
+            self._failed = error  # every later call raises it: the replica did not open
+            raise
+
+    def server(self) -> ReplicaServer:
+        if self._server is None:
+            raise self._failed or ReplicaNotOpen("the replica has no folder yet")
+        return self._server
+
+    def apply(self, seq: int, call: ShardCall[T]) -> T | None:
+        return self.server().apply(seq, call)
+
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> int:
+
+        return self.server().apply_batch(ops)
+
+    def call(self, call: ShardCall[T]) -> T:
+        return self.server().call(call)
+
+    def applied_seq(self) -> int:
+        return self.server().applied_seq()
+
+    def snapshot(self) -> ReplicaSnapshot:
+
+        return self.server().snapshot()
+
+    def install(self, snapshot: ReplicaSnapshot) -> int:
+
+        return self.server().install(snapshot)
+
+    def destroy(self) -> None:
+        self.server().destroy()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+class SparePool:
+    """Warm spare replica actors, at most one per node, shared by every replicated
+    collection of this front whose replicas reserve the same CPUs (a spare is opened
+    with its collection's name and config, so any collection can take it). Its
+    factories ``join`` it and ``leave`` it; the last to leave ends the spares."""
+
+    def __init__(self, cpus: float) -> None:
+        import ray
+
+        self.actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
+            ReplicaActor
+        )
+        self._spares: dict[str, Any] = {}
+        self._unspared: set[str] = set()
+        """Nodes whose spare was used (or that never had one): ``refill`` starts one."""
+        self._users = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def join(cpus: float) -> SparePool:
+        """The pool for replicas of ``cpus`` (a new one if none is in use)."""
+        with _POOLS_LOCK:
+            pool = _POOLS.get(cpus) or _POOLS.setdefault(cpus, SparePool(cpus))
+            pool._users += 1
+            return pool
+
+    def leave(self) -> None:
+        with _POOLS_LOCK, self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            for actor in self._spares.values():
+                _kill(actor)
+            self._spares.clear()
+            for cpus in [c for c, pool in _POOLS.items() if pool is self]:
+                del _POOLS[cpus]
+
+    def take(self, node: str) -> Any | None:
+        """The node's spare (None without one); the node gets a new one at ``refill``."""
+        with self._lock:
+            self._unspared.add(node)
+            return self._spares.pop(node, None)
+
+    def refill(self, alive: set[str]) -> None:
+        """A spare for every live node that has had a replica and has no spare now."""
+        with self._lock:
+            for node in [n for n in self._spares if n not in alive]:
+                _kill(self._spares.pop(node))
+            for node in sorted(self._unspared & alive):
+                self._spares[node] = self.start_actor(node)
+            self._unspared.clear()
+
+    def start_actor(self, node: str) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options: dict[str, Any] = {}
+        if node != LOCAL_NODE:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        return self.actor_class.options(**options).remote()
+
+
+_POOLS: dict[float, SparePool] = {}
+"""The spare pools in use, by the CPUs their actors reserve."""
+_POOLS_LOCK = threading.Lock()
+
+
 class RayReplicaFactory:
     """Replica actors reserving ``cpus`` each, for collection ``name``."""
 
@@ -47,16 +186,15 @@ class RayReplicaFactory:
         idle_seal_s: float = 0.0,
         single_machine: bool = False,
     ) -> None:
-        import ray
-
         self.name = name
         self.config = config.model_dump(mode="json")
         self.idle_seal_s = idle_seal_s
         self.single_machine = single_machine
-        self._actor_class = ray.remote(max_restarts=0, max_task_retries=0, num_cpus=cpus)(
-            ReplicaServer
-        )
         self._nodes: tuple[float, list[str]] = (0.0, [])
+        self._pool: SparePool | None = SparePool.join(cpus)
+        self._pool_lock = threading.Lock()
+        self.spares_used = 0
+        """Replicas started on a warm spare (bench/bench_replicas.py reports it)."""
 
     def nodes(self) -> list[str]:
         if self.single_machine:
@@ -71,15 +209,29 @@ class RayReplicaFactory:
         return nodes
 
     def spawn(self, folder: Path, node: str) -> RayReplica:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        options: dict[str, Any] = {}
-        if node != LOCAL_NODE:
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        actor = self._actor_class.options(**options).remote(
-            str(folder), self.name, self.config, self.idle_seal_s
-        )
+        """The node's warm spare opened on ``folder``, else a new actor."""
+        pool = self._live_pool()
+        actor = pool.take(node)
+        self.spares_used += actor is not None
+        actor = actor or pool.start_actor(node)
+        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s)
         return RayReplica(actor, node, self)
+
+    def refill(self) -> None:
+        self._live_pool().refill(set(self.nodes()))
+
+    def close(self) -> None:
+        """Leave the spare pool (the replicas are released by their group)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.leave()
+
+    def _live_pool(self) -> SparePool:
+        with self._pool_lock:
+            if self._pool is None:
+                raise ReplicaNotOpen(f"collection {self.name!r} was closed")
+            return self._pool
 
 
 class RayReplica:
@@ -96,6 +248,9 @@ class RayReplica:
 
     def apply(self, seq: int, call: ShardCall[T]) -> Future[T | None]:
         return _future(self.actor.apply.remote(seq, call))
+
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> Future[int]:
+        return _future(self.actor.apply_batch.remote(ops))
 
     def read(self, call: ShardCall[T]) -> Future[T]:
         return _future(self.actor.call.remote(call))
@@ -133,6 +288,14 @@ class RayReplica:
         except (RayActorError, ActorUnschedulableError):  # died, or its node is gone
             return True
         return False
+
+
+def _kill(actor: Any) -> None:
+    """End a spare, which may have died with its node already."""
+    import ray
+
+    with suppress(Exception):
+        ray.kill(actor, no_restart=True)
 
 
 def _future(ref: Any) -> Future[Any]:

@@ -8,8 +8,10 @@ after a gap, so its data is always the shard's data as of its sequence number. A
 it already applied is skipped: writes are idempotent, and a replayed tail may overlap.
 
 A replica's folder is on its own node's disk and is read by no one else: another
-replica catches up from ``snapshot`` (the shard's archive as bytes, with its sequence
-number), which the transport carries node to node (Ray's object store) to ``install``.
+replica catches up from ``snapshot`` (the shard's files, ``shard_files.py``, with its
+sequence number), which the transport carries node to node (Ray's object store) to
+``install``, which opens them as a restart opens a replica's own folder. A catch-up
+replays the logged writes after the snapshot's number in batches (``apply_batch``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from server.cluster.shards import ShardCall, ShardServer
+import numpy as np
+
+from server.cluster.shard_files import ShardFiles, place_files, read_files, swap_in
+from server.cluster.shards import ShardCall, ShardServer, on_collection
+from server.engine.collection import Collection
+from server.engine.engine import Engine
+from server.engine.sparse_vector import SparseRows
 from server.errors import QuiverError
 
 T = TypeVar("T")
@@ -33,8 +41,8 @@ LOCK_FILE = ".replica.lock"
 LOCK_WAIT_S = 60.0
 """How long a replica waits for the process that had its folder to end."""
 
-ReplicaSnapshot = tuple[int, bytes]
-"""A shard snapshot archive as bytes, and the sequence number it holds the data of."""
+ReplicaSnapshot = tuple[int, ShardFiles]
+"""A shard's files (``shard_files.py``), and the sequence number they hold the data of."""
 
 
 class SequenceGap(Exception):
@@ -74,6 +82,37 @@ class ReplicaServer(ShardServer):
         self._applied(seq)  # any other failure leaves the number: the write is sent again
         return answer
 
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> int:
+        """Logged writes replayed in one call (a catch-up): runs of bulk upserts are
+        merged into one engine write (one store transaction), the sequence file is
+        written once. Returns the last number applied. A merged run that fails with a
+        client error is applied one write at a time, as it first was, so the data ends
+        the same; client errors are not raised (the first replica saw them already)."""
+        fresh = [(seq, call) for seq, call in ops if seq > self._seq]
+        if fresh and fresh[0][0] != self._seq + 1:
+            raise SequenceGap(f"write {fresh[0][0]} arrived after {self._seq}")
+        try:
+            for run in _runs(fresh):
+                self._apply_run([call for _, call in run])
+                self._seq = run[-1][0]
+        finally:
+            if fresh:
+                _write_seq(self.folder, self._seq)
+        return self._seq
+
+    def _apply_run(self, calls: list[ShardCall[Any]]) -> None:
+        merged = _merged_upserts(calls)
+        try:
+            if merged is None:
+                raise _NotMerged
+            self.call(merged)
+            return
+        except (QuiverError, _NotMerged):
+            pass  # an engine write changes nothing when it fails: apply them one by one
+        for call in calls:
+            with suppress(QuiverError):  # every replica raised it alike
+                self.call(call)
+
     def _applied(self, seq: int) -> None:
         self._seq = seq
         _write_seq(self.folder, seq)
@@ -82,29 +121,65 @@ class ReplicaServer(ShardServer):
         return self._seq
 
     def snapshot(self) -> ReplicaSnapshot:
-        """This shard's archive and sequence number (the actor runs one call at a time,
-        so no write lands between the two)."""
+        """This shard's files (``shard_files.py``) and sequence number (the actor runs
+        one call at a time, so no write lands between the two)."""
         work = self.folder / f".transfer-{uuid.uuid4().hex}"
-        try:
-            written = self.write_snapshot(str(work))
-            return self._seq, (work / written.name).read_bytes()
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        return self._seq, read_files(self.collection(), work)
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
-        """Replace this replica's data with ``snapshot`` (verified first by the engine's
-        recovery); returns the sequence number it now holds."""
-        seq, data = snapshot
-        work = self.folder / f".transfer-{uuid.uuid4().hex}"
-        work.mkdir(parents=True)
+        """Replace this replica's data with ``snapshot``'s files and open them as a
+        restart does (``Collection.open`` checks them); returns the sequence number it
+        now holds."""
+        seq, files = snapshot
+        collections = self.engine.root
+        placed = place_files(collections, self.name, files)
+        self._applied(0)  # a swap cut short leaves no known state: the next catch-up re-installs
+        idle_seal_s = self.engine.idle_seal_s
+        self.engine.close()
         try:
-            archive = work / "shard.snapshot"
-            archive.write_bytes(data)
-            self.engine.recover(self.name, archive, None)
+            swap_in(collections, self.name, placed)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            self.engine = Engine(self.folder, idle_seal_s)  # the new folder, else the old one
         self._applied(seq)
         return seq
+
+
+class _NotMerged(Exception):
+    """A run of writes that cannot be one engine write."""
+
+
+def _runs(ops: list[tuple[int, ShardCall[Any]]]) -> list[list[tuple[int, ShardCall[Any]]]]:
+    """Consecutive writes grouped: bulk upserts together, every other write alone."""
+    runs: list[list[tuple[int, ShardCall[Any]]]] = []
+    for op in ops:
+        if runs and _is_bulk(op[1]) and _is_bulk(runs[-1][-1][1]):
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs
+
+
+def _is_bulk(call: ShardCall[Any]) -> bool:
+    return call.method is Collection.bulk_upsert and not call.on_server and not call.kwargs
+
+
+def _merged_upserts(calls: list[ShardCall[Any]]) -> ShardCall[Any] | None:
+    """One bulk upsert doing what ``calls`` (bulk upserts) do in order: the later of two
+    rows with one id wins, as ``bulk_upsert`` keeps an id's last row. None when their
+    vectors are not all dense matrices under the same names."""
+    if len(calls) == 1:
+        return calls[0]
+    names = set(calls[0].args[1])
+    matrices = [call.args[1] for call in calls]
+    if any(set(m) != names or not all(isinstance(v, np.ndarray) for v in m.values())
+           for m in matrices):  # fmt: skip
+        return None
+    ids = [i for call in calls for i in call.args[0]]
+    joined: dict[str, np.ndarray | SparseRows] = {
+        name: np.concatenate([m[name] for m in matrices]) for name in names
+    }
+    payloads = [p for call in calls for p in call.args[2]]
+    return on_collection(Collection.bulk_upsert, ids, joined, payloads)
 
 
 def _lock_folder(folder: Path) -> BinaryIO:

@@ -40,7 +40,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -60,6 +59,8 @@ TRANSFER_TIMEOUT_S = 600.0
 """Longest a snapshot install or a replayed tail may take."""
 TAIL = 64
 """Logged writes a catch-up sends under the lock, with the switch to ``Active``."""
+REPLAY_BATCH = 64
+"""Logged writes a replay sends in one call (``ReplicaServer.apply_batch``)."""
 
 
 class ReplicaState(enum.StrEnum):
@@ -268,10 +269,9 @@ class ReplicaSet:
         with self.lock:
             if target.state is not ReplicaState.PARTIAL:
                 raise ServiceUnavailable("transfer aborted")
-            tail = [target.handle.apply(s, c) for s, c in self._since(seq)]
+            tail = target.handle.apply_batch(self._since(seq))
             target.state = ReplicaState.ACTIVE
-        for reply in tail:
-            _wait_applied(reply)
+        tail.result(timeout=TRANSFER_TIMEOUT_S)
         clock("tail")
         log.info("replica caught up", extra={"shard": self.shard, "replica": target.replica_id})
 
@@ -303,18 +303,17 @@ class PhaseClock:
 
 
 def replay(target: Replica, ops: list[Operation]) -> int:
-    """Send logged writes and wait for them; returns the last one's number."""
-    replies = [target.handle.apply(seq, call) for seq, call in ops]
+    """Send logged writes in batches of ``REPLAY_BATCH`` (one call each, its bulk
+    upserts one engine write: ``ReplicaServer.apply_batch``), every batch sent before
+    any is awaited; returns the last one's number. A replayed write that failed with a
+    client error failed alike on the replica that first applied it: the batch skips it."""
+    replies = [
+        target.handle.apply_batch(ops[start : start + REPLAY_BATCH])
+        for start in range(0, len(ops), REPLAY_BATCH)
+    ]
     for reply in replies:
-        _wait_applied(reply)
-    return ops[-1][0]
-
-
-def _wait_applied(reply: Future[Any]) -> None:
-    """A replayed write that failed with a client error failed alike on the replica
-    that first applied it: the replica still holds the same data."""
-    with suppress(QuiverError):
         reply.result(timeout=TRANSFER_TIMEOUT_S)
+    return ops[-1][0]
 
 
 class _Ack(Future[T]):

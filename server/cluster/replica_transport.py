@@ -39,6 +39,10 @@ class ReplicaHandle(Protocol):
 
     def apply(self, seq: int, call: ShardCall[T]) -> Future[T | None]: ...
 
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> Future[int]:
+        """Logged writes in order, in one call; answers the last number applied."""
+        ...
+
     def read(self, call: ShardCall[T]) -> Future[T]: ...
 
     def applied_seq(self) -> Future[int]:
@@ -74,6 +78,15 @@ class ReplicaFactory(Protocol):
         """A replica opening ``folder`` on ``node`` (created empty if it is new)."""
         ...
 
+    def refill(self) -> None:
+        """Start what makes the next ``spawn`` fast (the Ray transport's warm spares);
+        called when no transfer is running."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what ``refill`` started."""
+        ...
+
 
 class LocalReplica:
     """A replica in this process, with one thread of its own."""
@@ -92,6 +105,9 @@ class LocalReplica:
 
     def apply(self, seq: int, call: ShardCall[T]) -> Future[T | None]:
         return self._submit(lambda server: server.apply(seq, call))
+
+    def apply_batch(self, ops: list[tuple[int, ShardCall[Any]]]) -> Future[int]:
+        return self._submit(lambda server: server.apply_batch(ops))
 
     def read(self, call: ShardCall[T]) -> Future[T]:
         return self._submit(lambda server: server.call(call))
@@ -148,6 +164,12 @@ class LocalReplicaFactory:
         with self._lock:
             self.spawned.append(replica)
         return replica
+
+    def refill(self) -> None:
+        """In-process replicas start at once: nothing to keep warm."""
+
+    def close(self) -> None:
+        """Nothing kept warm."""
 
     def kill_node(self, node: str) -> None:
         """Tests: every replica on ``node`` dies and the node leaves the cluster."""

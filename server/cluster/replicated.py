@@ -186,6 +186,7 @@ class ReplicatedShardGroup:
     def close(self) -> None:
         """Stop healing and let every replica go (their folders stay)."""
         self._stop_healing()
+        _quietly(self.factory.close)
         for replica_set in self.sets:
             for replica in list(replica_set.replicas):
                 _quietly(replica.handle.release)
@@ -195,6 +196,7 @@ class ReplicatedShardGroup:
         """Every reachable replica removes its folder; a replica on a node that is down
         keeps its folder there (docs/adr/0014-replicated-shards.md: orphans)."""
         self._stop_healing()
+        _quietly(self.factory.close)
         replies = [r.handle.destroy() for s in self.sets for r in s.replicas]
         for reply in replies:
             _quietly(partial(reply.result, timeout=OPEN_TIMEOUT_S))
@@ -311,6 +313,8 @@ class ReplicatedShardGroup:
                     self._heal(replica_set)
                 except Exception:
                     log.exception("healing failed", extra={"shard": replica_set.shard})
+            if not self.transfers and not self._stop.is_set():
+                _quietly(self.factory.refill)  # spares start once no recovery needs the cores
 
     def _mark_replicas_of_gone_nodes(self) -> None:
         """An active replica whose node the cluster no longer lists is dead, even if no

@@ -9,7 +9,8 @@
   while one worker's raylet is killed with SIGKILL; the lost replicas are re-created on
   the node left, and then every acknowledged write is on every replica and searches
   answer as a single node does, and a drop removes every live replica's folder, each on
-  its own node. Each replica's actor runs on the node the front chose for it.
+  its own node. Each replica's actor runs on the node the front chose for it, and a
+  replacement starts on the surviving node's warm spare actor.
 
 The two tests share one cluster (the front test first: the other kills the worker),
 since each raylet costs seconds to start on the shared 2-core machine (spreading over
@@ -220,6 +221,7 @@ def test_a_killed_node_loses_no_acknowledged_write(
     assert reads > 0 and len(acked) == 450
 
     wait_full(group, timeout=90, gone=victim.node_id)
+    assert factory.spares_used >= 1  # a replacement started on the survivor's warm spare
     for shard, copies in enumerate(replica_ids(group)):
         owned = {i for i in acked if shard_of(i, 2) == shard}
         assert copies == [owned, owned]

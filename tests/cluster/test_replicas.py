@@ -19,17 +19,25 @@ import pytest
 
 from index.metrics import Distance
 from server.cluster.oplog import OpLog
+from server.cluster.replica_server import ReplicaServer, SequenceGap
 from server.cluster.replica_set import ReplicaState, merge_answers, peer_id
 from server.cluster.replica_transport import LocalReplica, LocalReplicaFactory
 from server.cluster.replicated import ReplicatedShardGroup
-from server.cluster.shards import ShardedCollection, on_collection
+from server.cluster.shards import (
+    ShardCall,
+    ShardedCollection,
+    ShardServer,
+    on_collection,
+    on_server,
+)
 from server.engine.collection import Collection
 from server.engine.config import CollectionConfig, VectorParams
 from server.engine.consistency import READ_CONSISTENCY, parse_consistency
+from server.engine.engine import Engine
 from server.engine.payload import PayloadSelector
-from server.engine.requests import SearchSpec
+from server.engine.requests import PointsSelection, SearchSpec
 from server.engine.results import Record
-from server.errors import BadRequest, ServiceUnavailable
+from server.errors import BadRequest, InvalidSnapshot, ServiceUnavailable
 
 DIM = 4
 NONE = PayloadSelector.of("none")
@@ -430,3 +438,81 @@ def test_a_collection_drops_while_a_replica_is_down(tmp_path: Path) -> None:
     for shard, replica_id, node in folders:
         # each live replica removed its own folder; the one on the dead node is left there
         assert (tmp_path / str(shard) / replica_id).exists() == (node == down.node)
+
+
+def bulk(ids: list[int]) -> ShardCall[Any]:
+    rows = np.asarray(vectors(ids), dtype=np.float32)
+    return on_collection(Collection.bulk_upsert, ids, {"": rows}, [{"n": i} for i in ids])
+
+
+def stored(server: ReplicaServer) -> dict[Any, Any]:
+    """Every point of a replica: id -> (vector, payload)."""
+    scroll = on_collection(Collection.scroll, None, 100_000, None, PayloadSelector.of("all"), True)
+    return {r.id: (np.round(r.vector, 5).tolist(), r.payload) for r in server.call(scroll).records}
+
+
+SEALING = {
+    "vectors": {"": {"size": DIM, "distance": "Cosine"}},
+    "named_vectors": False,
+    "optimizers_config": {"indexing_threshold": 100},
+}
+"""A replica's config whose segments seal (and get built) every 100 points."""
+
+
+def test_a_snapshot_is_the_shards_files_and_install_opens_them_without_upserting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ReplicaServer(str(tmp_path / "a"), "c", SEALING)
+    for seq, start in enumerate(range(0, 300, 50), start=1):
+        source.apply(seq, bulk(list(range(start, start + 50))))
+    assert source.call(on_server(ShardServer.wait_idle, 30.0))  # sealed segments built
+    seq, files = source.snapshot()
+    assert seq == 6 and "points.sqlite" in files
+    assert any(name.endswith(".index") for name in files)  # the built indexes travel
+    target = ReplicaServer(str(tmp_path / "b"), "c", SEALING)
+    upserts: list[str] = []
+    for method in ("upsert", "bulk_upsert", "_upsert"):
+        monkeypatch.setattr(Collection, method, lambda *a, m=method, **k: upserts.append(m))
+
+    def no_archive(*args: Any) -> None:
+        raise AssertionError("the files are opened, no archive is unpacked")
+
+    monkeypatch.setattr(Engine, "recover", no_archive)
+    assert target.install((seq, files)) == 6 and target.applied_seq() == 6
+    assert upserts == []
+    assert stored(target) == stored(source) and len(stored(target)) == 300
+    with pytest.raises(InvalidSnapshot):  # a name outside a collection's layout
+        target.install((9, files | {"../escape": b""}))
+    assert target.applied_seq() == 6 and len(stored(target)) == 300  # nothing changed
+    source.close()
+    target.close()
+
+
+def test_a_replayed_batch_is_one_engine_write_per_run_of_upserts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config().model_dump(mode="json")
+    one_by_one = ReplicaServer(str(tmp_path / "a"), "c", config)
+    batched = ReplicaServer(str(tmp_path / "b"), "c", config)
+    writes: list[int] = []
+    real = Collection.bulk_upsert
+
+    def counted(self: Collection, ids: Any, *args: Any) -> int:
+        writes.append(len(ids))
+        return real(self, ids, *args)
+
+    monkeypatch.setattr(Collection, "bulk_upsert", counted)
+    payload = on_collection(Collection.overwrite_payload, {"x": 1}, PointsSelection(ids=[3]))
+    ops: list[tuple[int, ShardCall[Any]]] = [(1, bulk([1, 2, 3])), (2, bulk([3, 4]))]
+    ops += [(3, payload), (4, bulk([5])), (5, bulk([1, 6])), (6, bulk([7]))]
+    for seq, call in ops:
+        one_by_one.apply(seq, call)
+    writes.clear()
+    assert batched.apply_batch(ops[:1]) == 1
+    assert batched.apply_batch(ops) == 6  # the first one again: skipped
+    assert writes == [3, 2, 4]  # 1; then 2 alone before the payload write; then 4-6 as one
+    assert stored(batched) == stored(one_by_one)  # point 1's later row won, 3 kept its payload
+    with pytest.raises(SequenceGap):
+        batched.apply_batch([(8, bulk([9]))])
+    one_by_one.close()
+    batched.close()
