@@ -31,6 +31,7 @@ from typing import Any
 
 import glove
 import httpx
+import minilm_memory
 import numpy as np
 import orjson
 import pgvector_memory
@@ -85,7 +86,7 @@ def gaussian_unit(points: int, dim: int) -> np.ndarray:
 
 def collection_body(name: str, dim: int) -> dict[str, Any]:
     body: dict[str, Any] = {"vectors": {"size": dim, "distance": "Cosine"}}
-    if name == "int8-384":
+    if name in ("int8-384", minilm_memory.SET_NAME):
         body["quantization_config"] = {"scalar": {"type": "int8", "always_ram": True}}
     return body
 
@@ -123,7 +124,9 @@ def measure(name: str, vectors: np.ndarray) -> dict[str, Any]:
         url = f"{server.url}/collections/bench"
         client.put(url, json=collection_body(name, vectors.shape[1])).raise_for_status()
         started = time.perf_counter()
-        upload(client, url, vectors)
+        (minilm_memory.bulk_upload if name == minilm_memory.SET_NAME else upload)(
+            client, url, vectors
+        )
         info = wait_green(client, url)
         built_s = time.perf_counter() - started
         loaded = memory_of(server.pid)
@@ -208,6 +211,7 @@ def main() -> None:
     )
     parser.add_argument("--points", type=int, default=390_000, help="GloVe points")
     parser.add_argument("--int8-points", type=int, default=100_000)
+    parser.add_argument("--minilm-points", type=int, default=390_000)  # minilm_memory.py
     parser.add_argument("--label", default="", help="suffix of the result files")
     args = parser.parse_args()
     rows, postgres = [], []
@@ -215,6 +219,8 @@ def main() -> None:
     for name in args.sets.split(","):
         if name == "glove":
             vectors = glove_vectors(args.points)
+        elif name == minilm_memory.SET_NAME:
+            vectors = minilm_memory.minilm_vectors(args.minilm_points)
         else:
             vectors = gaussian_unit(args.int8_points, 384)
         rows.append(verdict(measure(name, vectors)))
