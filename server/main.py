@@ -8,7 +8,6 @@ then closes the databases cleanly.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -57,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         single_threaded_numpy_blas()  # see index/native_threads.py
         set_group_commit(settings.group_commit)
-        sys.setswitchinterval(settings.gil_switch_ms / 1000)  # see Settings.gil_switch_ms
         app.state.engine = await anyio.to_thread.run_sync(
             partial(
                 open_engine,

@@ -120,14 +120,6 @@ class Settings(BaseSettings):
         "FastAPI's request machinery (api/fast_write.py); false: every write takes the full "
         "route (for comparison in bench/bench_mixed.py).",
     )
-    gil_switch_ms: float = Field(
-        default=0.5,
-        gt=0,
-        description="How long a thread may hold the GIL while another waits (Python's "
-        "default is 5 ms). A writer holding a collection's lock takes the GIL back after each "
-        "SQLite call; behind a busy event loop each take waited up to 5 ms, and every query "
-        "queued behind that lock (issue 20's mixed workload: p99 200 -> 137 ms).",
-    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,

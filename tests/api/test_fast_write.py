@@ -3,7 +3,6 @@ payload sets answer as the full routes do, and every other body still reaches th
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +117,3 @@ def test_lean_writes_can_be_switched_off(tmp_path: Path, lean_calls: list[str]) 
     with make_client(tmp_path, lean_writes=False) as client:
         create_items(Api(client))
     assert lean_calls == []
-
-
-def test_the_server_sets_its_gil_switch_interval(tmp_path: Path) -> None:
-    """A writer holding a collection's lock gets the GIL back within ``gil_switch_ms``."""
-    before = sys.getswitchinterval()
-    try:
-        with make_client(tmp_path, gil_switch_ms=0.25):
-            assert sys.getswitchinterval() == pytest.approx(0.00025)
-    finally:
-        sys.setswitchinterval(before)
