@@ -19,6 +19,7 @@ from index.native_threads import single_threaded_numpy_blas
 from server.api.credentials import Authenticator
 from server.api.errors import install_error_handlers
 from server.api.fast_search import FastSearch
+from server.api.fast_write import FastWrite
 from server.api.metrics import Metrics
 from server.api.middleware import QuiverMiddleware
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, cors_options
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(service.router)
     app.include_router(dashboard_data.router)
     app.include_router(dashboard_assets.router)
+    app.add_middleware(FastWrite)  # plain writes, as FastSearch (issue 20's mixed load)
     app.add_middleware(FastSearch)  # inside QuiverMiddleware: after auth and body limits
     app.add_middleware(
         QuiverMiddleware,

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="Concurrent writes to a collection share one fsync (each still answered "
         "only once it is on disk); false: one fsync per write, as SQLite's synchronous=FULL.",
     )
+    lean_writes: bool = Field(
+        default=True,
+        description="Plain single-point-style upserts, deletes by id and payload sets skip "
+        "FastAPI's request machinery (api/fast_write.py); false: every write takes the full "
+        "route (for comparison in bench/bench_mixed.py).",
+    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,

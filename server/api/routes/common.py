@@ -21,7 +21,12 @@ from server.settings import Settings
 def update_result(request: Request, op_id: int, wait: bool) -> Response:
     """Qdrant's ``UpdateResult``. Quiver always commits durably before answering,
     so ``wait=false`` only changes the reported status, never the guarantee."""
-    return ok(request, {"operation_id": op_id, "status": "completed" if wait else "acknowledged"})
+    return ok(request, update_status(op_id, wait))
+
+
+def update_status(op_id: int, wait: bool) -> dict[str, Any]:
+    """The ``result`` of ``UpdateResult`` (also rendered by ``api/fast_write.py``)."""
+    return {"operation_id": op_id, "status": "completed" if wait else "acknowledged"}
 
 
 def point_ids(raw: list[Any], settings: Settings) -> list[PointId]:

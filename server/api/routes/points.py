@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -35,8 +35,10 @@ from server.engine import strict_mode
 from server.engine.filters import parse_filter
 from server.engine.ordering import parse_order_by
 from server.engine.point_ids import parse_point_id
+from server.engine.protocols import CollectionHandle
 from server.engine.requests import VectorColumns
 from server.errors import BadRequest
+from server.settings import Settings
 
 router = APIRouter(tags=["points"], route_class=OrjsonRoute)
 
@@ -49,21 +51,9 @@ async def upsert_points(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    ids, vectors, payloads = upsert_columns(body, settings)
-    update_filter = parse_filter(body.update_filter)
-
-    def write() -> int:
-        embed_upsert(vectors, vector_names(collection.config))  # documents -> sparse vectors
-        strict_mode.check_upsert(collection, vectors)
-        return collection.upsert(
-            ids,
-            vectors,
-            payloads,
-            update_mode=body.update_mode or "upsert",
-            update_filter=update_filter,
-        )
-
-    return update_result(request, await run_cpu(request, write), wait)
+    return update_result(
+        request, await run_cpu(request, upsert_job(body, collection, settings)), wait
+    )
 
 
 @router.get("/collections/{name}/points/{point_id}")
@@ -93,9 +83,9 @@ async def delete_points(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    chosen = selection(body.points, body.filter, settings)
-    await run_cpu(request, strict_mode.check_write, collection, chosen)
-    return update_result(request, await run_cpu(request, collection.delete, chosen), wait)
+    return update_result(
+        request, await run_cpu(request, delete_job(body, collection, settings)), wait
+    )
 
 
 @router.post("/collections/{name}/points/payload")
@@ -106,10 +96,8 @@ async def set_payload(
     settings: SettingsDep,
     wait: bool = False,
 ) -> Response:
-    chosen = selection(body.points, body.filter, settings)
-    await run_cpu(request, strict_mode.check_write, collection, chosen, True)
-    op_id = await run_cpu(request, collection.set_payload, body.payload, chosen, body.key)
-    return update_result(request, op_id, wait)
+    job = set_payload_job(body, collection, settings)
+    return update_result(request, await run_cpu(request, job), wait)
 
 
 @router.put("/collections/{name}/points/payload")
@@ -188,6 +176,52 @@ async def count_points(
     exact = body is None or body.exact is not False  # Qdrant counts exactly by default
     strict_mode.check_read(collection, request.query_params, flt=flt, exact=exact)
     return ok(request, {"count": await run_cpu(request, collection.count, flt)})
+
+
+WriteJob = Callable[[], int]
+"""A write request's blocking part, run on a worker thread: strict-mode checks, then the
+engine call; returns the operation id. The full routes and the lean path
+(``api/fast_write.py``) build the same job, so they answer alike, in one thread hop."""
+
+
+def upsert_job(
+    body: PointsList | PointsBatch, collection: CollectionHandle, settings: Settings
+) -> WriteJob:
+    ids, vectors, payloads = upsert_columns(body, settings)
+    update_filter = parse_filter(body.update_filter)
+
+    def write() -> int:
+        embed_upsert(vectors, vector_names(collection.config))  # documents -> sparse vectors
+        strict_mode.check_upsert(collection, vectors)
+        return collection.upsert(
+            ids,
+            vectors,
+            payloads,
+            update_mode=body.update_mode or "upsert",
+            update_filter=update_filter,
+        )
+
+    return write
+
+
+def delete_job(body: PointsSelector, collection: CollectionHandle, settings: Settings) -> WriteJob:
+    chosen = selection(body.points, body.filter, settings)
+
+    def write() -> int:
+        strict_mode.check_write(collection, chosen)
+        return collection.delete(chosen)
+
+    return write
+
+
+def set_payload_job(body: SetPayload, collection: CollectionHandle, settings: Settings) -> WriteJob:
+    chosen = selection(body.points, body.filter, settings)
+
+    def write() -> int:
+        strict_mode.check_write(collection, chosen, True)
+        return collection.set_payload(body.payload, chosen, body.key)
+
+    return write
 
 
 def upsert_columns(

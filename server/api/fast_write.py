@@ -1,0 +1,204 @@
+"""A lean path for the plainest writes: upserts of points given as ``{"id", "vector",
+"payload"}``, deletes by id, and payload sets by id (issue 20's mixed workload).
+
+Profiled under ``bench/bench_mixed.py`` (32 clients, 55% writes, one process), the
+event loop was the bottleneck (busy ~70% of the time, the worker threads mostly idle),
+and a write spent about twice the event-loop time of a lean query: FastAPI's router,
+dependency solving and pydantic validation of the body, plus a second thread hop for the
+strict-mode check of deletes and payload sets. This pure-ASGI layer, beside
+``fast_search.py`` and built the same way, answers those bodies itself: it checks their
+plain shape by hand (only the keys and value types the wire models keep as they are),
+builds the wire models without re-validation (``model_construct``), and runs the routes'
+own write job (``routes/points.py``: parse, strict-mode checks, engine call, in one
+thread hop), so the answer and every error are the ones the full route gives. Group
+commit is unchanged: the job returns only once its write is on disk.
+
+Anything else (another key, a filter, ``update_mode``, a query parameter other than
+``wait=true|false``, JSON that does not parse) is replayed byte for byte to the full
+route. ``QUIVER_LEAN_WRITES=false`` sends every write there (the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from server.api.fast_search import (
+    RouteLabel,
+    _elapsed,
+    _error,
+    _headers,
+    _plain_json,
+    _read_body,
+    _replay,
+)
+from server.api.hand_off import HandOff
+from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from server.api.routes.common import update_status
+from server.api.routes.points import WriteJob, delete_job, set_payload_job, upsert_job
+from server.api.schemas import PointsList, PointsSelector, PointStruct, SetPayload
+from server.engine.protocols import CollectionHandle
+from server.settings import Settings
+
+POINT_KEYS = frozenset({"id", "vector", "payload"})
+PAYLOAD_KEYS = frozenset({"payload", "points", "key"})
+WAIT = {b"": False, b"wait=false": False, b"wait=true": True}
+"""The query strings the lean path takes, and the ``wait`` each means."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeanWrite:
+    """One write route of the lean path: its hand shape check (the wire model of a
+    plain body, or None) and the route's own job builder."""
+
+    shape: Callable[[dict[str, Any]], Any]
+    job: Callable[[Any, CollectionHandle, Settings], WriteJob]
+    label: RouteLabel
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request's method, path and query string name."""
+
+    write: LeanWrite
+    collection: str
+    wait: bool
+
+
+class FastWrite:
+    """Answers plain upserts, deletes and payload sets without FastAPI's request
+    machinery; everything else goes on to ``app`` unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._hand_off: HandOff | None = None
+
+    def _threads(self, scope: Scope) -> HandOff:
+        """Worker threads of their own (the app's ``search_threads``), so writes waiting
+        for the collection lock or the fsync never hold up queries' threads; the app's
+        CPU limiter still bounds both together."""
+        if self._hand_off is None:
+            self._hand_off = HandOff(scope["app"].state.settings.search_threads, "quiver-write")
+        return self._hand_off
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def ending(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
+                self._hand_off.close()
+                self._hand_off = None
+            await send(message)
+
+        await self.app(scope, receive, ending)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        target = _target(scope)
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away before its body ended
+            return
+        raw = _plain_json(scope, body)
+        shape = None if raw is None else target.write.shape(raw)
+        if shape is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = target.write.label  # the request metrics' label
+        try:
+            content = await self._answer(scope, target, shape)
+        except Exception as exc:  # answered by the app's own exception table
+            await _error(scope, send, exc)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
+        await send({"type": "http.response.body", "body": content})
+
+    async def _answer(self, scope: Scope, target: Target, shape: Any) -> bytes:
+        state = scope["app"].state
+        collection = state.engine.get(target.collection)  # first, as the route's dependency
+        job = target.write.job(shape, collection, state.settings)
+        async with state.cpu_limiter:
+            op_id = await self._threads(scope).run(job)
+        result = update_status(op_id, target.wait)
+        return orjson.dumps({"result": result, "status": "ok", "time": _elapsed(scope)})
+
+
+def _target(scope: Scope) -> Target | None:
+    """The lean write a request is, or None (not http, another route, other parameters,
+    or lean writes switched off)."""
+    if scope["type"] != "http" or scope["method"] not in ("PUT", "POST"):
+        return None
+    wait = WAIT.get(scope.get("query_string", b""))
+    parts = scope["path"].split("/")
+    if wait is None or len(parts) not in (4, 5) or parts[1] != "collections" or not parts[2]:
+        return None
+    if parts[3] != "points" or not scope["app"].state.settings.lean_writes:
+        return None
+    write = WRITES.get((scope["method"], "/".join(parts[4:])))
+    return None if write is None else Target(write, parts[2], wait)
+
+
+def _upsert_shape(raw: dict[str, Any]) -> PointsList | None:
+    points = raw.get("points")
+    if raw.keys() != {"points"} or type(points) is not list or not points:
+        return None
+    structs = []
+    for point in points:
+        if type(point) is not dict or not ({"id", "vector"} <= point.keys() <= POINT_KEYS):
+            return None
+        vector, payload = point["vector"], point.get("payload")
+        if not (_plain_id(point["id"]) and _dense(vector)):
+            return None
+        if payload is not None and type(payload) is not dict:
+            return None
+        structs.append(PointStruct.model_construct(id=point["id"], vector=vector, payload=payload))
+    return PointsList.model_construct(points=structs)
+
+
+def _delete_shape(raw: dict[str, Any]) -> PointsSelector | None:
+    points = raw.get("points")
+    if raw.keys() != {"points"} or not _plain_ids(points):
+        return None
+    return PointsSelector.model_construct(points=points)
+
+
+def _set_payload_shape(raw: dict[str, Any]) -> SetPayload | None:
+    payload, points, key = raw.get("payload"), raw.get("points"), raw.get("key")
+    if not ({"payload", "points"} <= raw.keys() <= PAYLOAD_KEYS):
+        return None
+    if type(payload) is not dict or not _plain_ids(points):
+        return None
+    if key is not None and type(key) is not str:
+        return None
+    return SetPayload.model_construct(payload=payload, points=points, key=key)
+
+
+def _plain_id(value: Any) -> bool:
+    """An id as the wire model keeps it (``parse_point_id`` checks its range / UUID)."""
+    return type(value) is int or type(value) is str
+
+
+def _plain_ids(value: Any) -> bool:
+    return type(value) is list and all(_plain_id(v) for v in value)
+
+
+def _dense(vector: Any) -> bool:
+    """One unnamed dense vector: a non-empty list of JSON numbers (not bools)."""
+    return type(vector) is list and bool(vector) and set(map(type, vector)) <= {int, float}
+
+
+def _label(kind: str) -> RouteLabel:
+    return RouteLabel(f"/collections/{{name}}/points{kind}")
+
+
+WRITES: dict[tuple[str, str], LeanWrite] = {
+    ("PUT", ""): LeanWrite(_upsert_shape, upsert_job, _label("")),
+    ("POST", "delete"): LeanWrite(_delete_shape, delete_job, _label("/delete")),
+    ("POST", "payload"): LeanWrite(_set_payload_shape, set_payload_job, _label("/payload")),
+}
+"""The lean writes, by method and path after ``/collections/{name}/points/``."""

@@ -1,0 +1,119 @@
+"""The lean path for plain writes (``api/fast_write.py``): upserts, deletes by id and
+payload sets answer as the full routes do, and every other body still reaches them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.api.fast_write import FastWrite, Target
+from tests.helpers.api import Api, create_items, make_client
+
+POINTS = "/collections/items/points"
+
+
+@pytest.fixture
+def lean_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the lean path answered, in order."""
+    calls: list[str] = []
+    answer = FastWrite._answer
+
+    async def counting(self: FastWrite, scope: Any, target: Target, shape: Any) -> bytes:
+        calls.append(scope["path"])
+        return await answer(self, scope, target, shape)
+
+    monkeypatch.setattr(FastWrite, "_answer", counting)
+    return calls
+
+
+def point(api: Api, point_id: int) -> Any:
+    code, answer = api.get(f"{POINTS}/{point_id}")
+    return answer["result"] if code == 200 else None
+
+
+def test_a_plain_upsert_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, lean_calls: list[str]
+) -> None:
+    lean = {"points": [{"id": 50, "vector": [1, 2.5, 0, 0], "payload": {"a": 1}}]}
+    full = {
+        "points": [{"id": 51, "vector": [1, 2.5, 0, 0], "payload": {"a": 1}}],
+        "shard_key": None,
+    }
+    answers = [api.result("PUT", f"{POINTS}?wait=true", body) for body in (lean, full)]
+    assert [a["status"] for a in answers] == ["completed", "completed"]
+    assert answers[1]["operation_id"] == answers[0]["operation_id"] + 1
+    assert {**point(api, 50), "id": 51} == point(api, 51)
+    assert lean_calls == [POINTS]
+    assert api.result("PUT", POINTS, lean)["status"] == "acknowledged"  # no wait
+
+
+def test_delete_and_payload_set_by_id_take_the_lean_path(
+    api: Api, collection: str, lean_calls: list[str]
+) -> None:
+    api.result("POST", f"{POINTS}/payload?wait=true", {"payload": {"n": 99}, "points": [3]})
+    api.result("POST", f"{POINTS}/payload", {"payload": {"x": 1}, "points": [3], "key": "sub"})
+    api.result("POST", f"{POINTS}/delete?wait=false", {"points": [4, 12345]})
+    assert point(api, 3)["payload"] == {"n": 99, "city": "Berlin", "tags": ["t0"], "sub": {"x": 1}}
+    assert point(api, 4) is None
+    assert lean_calls == [f"{POINTS}/payload", f"{POINTS}/payload", f"{POINTS}/delete"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", POINTS, {"points": [{"id": 60, "vector": [1, 0, 0, 0]}], "update_mode": "upsert"}),
+        ("PUT", POINTS, {"points": [{"id": True, "vector": [1, 0, 0, 0]}]}),
+        ("PUT", POINTS, {"points": [{"id": 60, "vectors": [1, 0, 0, 0]}]}),
+        ("PUT", POINTS, {"points": [{"id": 60, "vector": ["1", 0, 0, 0]}]}),
+        ("PUT", f"{POINTS}?wait=1", {"points": [{"id": 60, "vector": [1, 0, 0, 0]}]}),
+        ("PUT", f"{POINTS}?ordering=weak", {"points": [{"id": 60, "vector": [1, 0, 0, 0]}]}),
+        ("POST", f"{POINTS}/delete", {"filter": {"must": [{"key": "n", "match": {"value": 2}}]}}),
+        ("POST", f"{POINTS}/payload", {"payload": {"n": 1}, "points": [1], "filter": None}),
+        ("PUT", f"{POINTS}/payload", {"payload": {"n": 1}, "points": [1]}),
+    ],
+)
+def test_other_writes_take_the_full_route(
+    api: Api, collection: str, lean_calls: list[str], method: str, path: str, body: Any
+) -> None:
+    api.call(method, path, body)
+    assert lean_calls == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"points": [{"id": 70, "vector": [1.0, 0.0, 0.0]}]},  # wrong dimension
+        {"points": [{"id": -1, "vector": [1.0, 0.0, 0.0, 0.0]}]},  # not an id
+        {"points": [{"id": "not-a-uuid", "vector": [1.0, 0.0, 0.0, 0.0]}]},
+    ],
+)
+def test_bad_plain_upserts_get_the_full_routes_errors_and_change_nothing(
+    api: Api, collection: str, lean_calls: list[str], body: dict[str, Any]
+) -> None:
+    code, lean = api.put(POINTS, body)
+    full = api.put(POINTS, body | {"shard_key": None})[1]
+    assert code == 400 and lean["status"] == full["status"]
+    assert api.result("POST", "/collections/items/points/count", {})["count"] == 10
+
+
+def test_a_missing_collection_is_a_qdrant_shaped_404(api: Api, lean_calls: list[str]) -> None:
+    code, answer = api.post("/collections/nothing/points/delete", {"points": [1]})
+    assert code == 404 and "nothing" in answer["status"]["error"]
+    assert lean_calls == ["/collections/nothing/points/delete"]
+
+
+def test_a_lean_write_is_answered_after_its_fsync(
+    api: Api, collection: str, lean_calls: list[str]
+) -> None:
+    sync = api.client.app.state.engine.get("items").store._sync  # type: ignore[attr-defined]
+    before = sync.fsyncs
+    api.result("POST", f"{POINTS}/delete?wait=true", {"points": [5]})
+    assert sync.fsyncs > before and lean_calls
+
+
+def test_lean_writes_can_be_switched_off(tmp_path: Path, lean_calls: list[str]) -> None:
+    with make_client(tmp_path, lean_writes=False) as client:
+        create_items(Api(client))
+    assert lean_calls == []
