@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 import orjson
 import pgvector_memory
-from harness.server import QuiverServer, headers
+from harness.server import QuiverServer, free_port, headers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 1000
@@ -220,7 +220,8 @@ def main() -> None:
         rows.append(verdict(measure(name, vectors)))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         if args.pgvector and missing is None:
-            postgres.append(pgvector_memory.measure(vectors) | {"of": name})
+            # a free port: another run's throwaway cluster may hold the default one
+            postgres.append(pgvector_memory.measure(vectors, free_port()) | {"of": name})
             print(json.dumps(postgres[-1]), file=sys.stderr, flush=True)
     text = table(rows) + pgvector_table(postgres)
     if missing is not None:
