@@ -15,6 +15,7 @@ MiniLM-384, with scalar int8 quantization; originals stay on disk, memory-mapped
     nice -n 10 .venv/bin/python bench/bench_memory.py                # both, 390k / 100k
     nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --points 50000
     nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --pgvector  # + PostgreSQL
+    nice -n 10 .venv/bin/python bench/bench_memory.py --sets glove --points 2000000 --arrow
 
 ``--pgvector`` loads the same vectors into PostgreSQL + pgvector (pgvector_memory.py) right
 after each set's Quiver server has stopped, and reports the cluster's memory beside it.
