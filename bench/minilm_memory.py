@@ -11,9 +11,10 @@ depend on which vectors these are (codes, originals and links have fixed sizes a
 but the set is not 390k distinct texts: results must say how many rows are real. The tiled
 set is built once and cached as bench/data/minilm_tiled_<real>_<points>.npy.
 
-The points go in through the bulk endpoint (one streamed Arrow body, ids and vectors, no
-payload): at 384 dimensions JSON batches are mostly number parsing, which is not what
-this benchmark measures (bench_bulk.py compares the two ways in).
+bench_memory.py loads this set through the bulk endpoint (``upload_arrow``: one streamed
+Arrow body, ids and vectors, no payload): at 384 dimensions JSON batches are mostly
+number parsing, which is not what this benchmark measures (bench_bulk.py compares the
+two ways in).
 
     python bench/text_embeddings.py build --base 20000 --queries 200   # the real rows
     cd bench && PYTHONPATH=.. nice -n 10 python bench_memory.py --sets minilm-int8 \\
@@ -22,21 +23,15 @@ this benchmark measures (bench_bulk.py compares the two ways in).
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
-import pyarrow as pa
-import pyarrow.ipc
 import text_embeddings
 from harness.data import save_atomic
 
 SET_NAME = "minilm-int8"
 NOISE = 0.02
 SEED = 13
-ARROW_BATCH = 10_000
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -74,38 +69,3 @@ def tile(base: np.ndarray, points: int, seed: int = SEED) -> np.ndarray:
             part += rng.standard_normal(part.shape, dtype=np.float32) * np.float32(NOISE)
             part /= np.linalg.norm(part, axis=1, keepdims=True)
     return out
-
-
-def bulk_upload(client: httpx.Client, url: str, vectors: np.ndarray) -> None:
-    """All rows (ids 0..n-1, no payload) as one Arrow stream; fails unless all are taken."""
-    response = client.post(
-        f"{url}/points/bulk",
-        content=_arrow_stream(vectors),
-        headers={"content-type": "application/vnd.apache.arrow.stream"},
-    )
-    response.raise_for_status()
-    report = response.json()["result"]
-    if report["accepted"] != len(vectors):
-        raise RuntimeError(f"bulk load took {report['accepted']} of {len(vectors)}: {report}")
-
-
-def _arrow_stream(vectors: np.ndarray) -> Iterator[bytes]:
-    dim = vectors.shape[1]
-    schema = pa.schema([("id", pa.int64()), ("vector", pa.list_(pa.float32(), dim))])
-    sink = io.BytesIO()
-    writer = pyarrow.ipc.new_stream(sink, schema)
-    for start in range(0, len(vectors), ARROW_BATCH):
-        part = np.ascontiguousarray(vectors[start : start + ARROW_BATCH], dtype=np.float32)
-        ids = pa.array(np.arange(start, start + len(part)), type=pa.int64())
-        column = pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), dim)
-        writer.write_batch(pa.RecordBatch.from_arrays([ids, column], schema=schema))
-        yield _drain(sink)
-    writer.close()
-    yield _drain(sink)
-
-
-def _drain(sink: io.BytesIO) -> bytes:
-    data = sink.getvalue()
-    sink.seek(0)
-    sink.truncate()
-    return data

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from server.engine.point_ids import PointId
+from server.engine.point_ids import PointId, point_id_to_text
 
 
 class IdColumn(Sequence[PointId]):
@@ -37,6 +37,11 @@ class IdColumn(Sequence[PointId]):
             self.uuid_hi = self.uuid_lo = np.zeros(0, dtype=np.uint64)
         else:
             self._mixed(ids)
+        self._index()
+
+    def _index(self) -> None:
+        """The sorted lookup over ``values`` (and the UUID tables)."""
+        count = len(self.values)
         if self.is_uuid is None and bool(np.all(self.values[1:] >= self.values[:-1])):
             self._order: np.ndarray | None = None  # rows already sorted: no second copy
             self._ints, self.sorted_lo, self.sorted_hi = count, self.values, self.uuid_hi
@@ -63,6 +68,44 @@ class IdColumn(Sequence[PointId]):
             setattr(column, "_order" if name == "order" else name, arrays.get(name))
         column._ints = len(column.sorted_lo) - len(column.sorted_hi)
         return column
+
+    @classmethod
+    def from_keys(cls, kind: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> IdColumn:
+        """The column of the ids whose :meth:`sort_keys` are ``(kind, hi, lo)``, row by
+        row. A build gathers its rows' ids this way from its sources' columns, with no
+        Python object per point: a list of a million ints, made and dropped by every
+        build, left the small-object allocator's arenas pinned (issue 24)."""
+        column = cls.__new__(cls)
+        uuid_rows = kind.astype(bool)
+        values = lo.astype(np.uint64)  # a copy: the column owns its arrays
+        if uuid_rows.any():
+            column.is_uuid = uuid_rows
+            column.uuid_hi, column.uuid_lo = hi[uuid_rows], lo[uuid_rows]
+            values[uuid_rows] = np.arange(len(column.uuid_hi), dtype=np.uint64)
+        else:
+            column.is_uuid = None
+            column.uuid_hi = column.uuid_lo = np.zeros(0, dtype=np.uint64)
+        column.values = values
+        column._index()
+        return column
+
+    @classmethod
+    def joined(cls, keys: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> IdColumn:
+        """One column of several columns' ``sort_keys``, in order."""
+        if not keys:
+            return cls([])
+        kind, hi, lo = (np.concatenate(part) for part in zip(*keys, strict=True))
+        return cls.from_keys(kind, hi, lo)
+
+    def subset(self, rows: np.ndarray) -> IdColumn:
+        """The column of ``rows``, in that order."""
+        return IdColumn.from_keys(*self.sort_keys(rows))
+
+    def texts(self, chunk: int = 10_000) -> Iterator[str]:
+        """Every id as storage text (``point_id_to_text``), made ``chunk`` at a time."""
+        for start in range(0, len(self), chunk):
+            rows = np.arange(start, min(len(self), start + chunk))
+            yield from map(point_id_to_text, self.take(rows))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of ``ARRAYS`` this column holds, by name."""
@@ -180,6 +223,23 @@ class IdColumn(Sequence[PointId]):
         if self.is_uuid is not None:
             arrays.append(self.is_uuid)
         return sum(a.nbytes for a in arrays)
+
+
+class IdTexts(Sequence[str]):
+    """A column's ids as storage text, made as they are read (a new segment's manifest
+    is written from it without a list of every id as a string)."""
+
+    def __init__(self, column: IdColumn) -> None:
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __getitem__(self, row: int) -> str:  # type: ignore[override]
+        return point_id_to_text(self._column[row])
+
+    def __iter__(self) -> Iterator[str]:
+        return self._column.texts()
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)

@@ -677,9 +677,9 @@ class AppendableSegment(SegmentRows):
 class SealedParts:
     """Everything a sealed segment is made of, rows aligned across all fields."""
 
-    ids: list[PointId]
+    ids: Sequence[PointId]
     payloads: list[dict[str, Any]]
-    versions: list[int]
+    versions: Sequence[int] | np.ndarray
     indexes: dict[str, AnyIndex]
     present: dict[str, np.ndarray]
 

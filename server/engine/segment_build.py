@@ -28,9 +28,9 @@ from index.registry import (
 )
 from index.sparse import SparseRows
 from server.engine.config import CollectionConfig
+from server.engine.id_column import IdColumn
 from server.engine.index_spec import IndexSpec
 from server.engine.optimizer import Task
-from server.engine.point_ids import PointId
 from server.engine.sealed_segment import SealedSegment
 from server.engine.tenant_layout import (
     FieldValues,
@@ -55,7 +55,8 @@ class RebuildInput:
     """Dense names; multi-vector names are in ``multi_params``."""
     sources: list[tuple[int, np.ndarray]]
     """(segment id, rows of that segment) in the order the new segment lists them."""
-    ids: list[PointId]
+    ids: IdColumn
+    """The rows' point ids, as arrays (no Python object per point: issue 24)."""
     vectors: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
     multi_params: dict[str, tuple[int, Distance]] = field(default_factory=dict)
@@ -95,7 +96,7 @@ def snapshot(
     base_id = _merge_base(task, spec, sealed)
     order = sorted(task.segment_ids, key=lambda sid: sid != base_id)
     sources: list[tuple[int, np.ndarray]] = []
-    ids: list[PointId] = []
+    keys: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     vectors: dict[str, list[np.ndarray]] = {}
     tokens: dict[str, list[Ragged]] = {}
     sparse: dict[str, list[SparseRows]] = {name: [] for name in config.sparse_vectors}
@@ -109,7 +110,7 @@ def snapshot(
         else:
             rows = np.flatnonzero(segment.live_mask())
         sources.append((segment_id, rows))
-        ids.extend(segment.ids[r] for r in rows.tolist())
+        keys.append(segment.sort_keys(rows))
         for name in config.vectors:
             index = segment.indexes[name]
             if is_multi_vector(index):
@@ -134,7 +135,7 @@ def snapshot(
             if p.is_multi and p.datatype in ("float16", "uint8", "turbo4")
         },
         sources=sources,
-        ids=ids,
+        ids=IdColumn.joined(keys),
         vectors={n: np.concatenate(v) for n, v in vectors.items()},
         tokens={n: Ragged.concat(t, config.vectors[n].size) for n, t in tokens.items()},
         present={n: np.concatenate(p) for n, p in present.items()},
@@ -206,7 +207,7 @@ def build(
     order = _row_order(job)
     if order is not None:
         job.permutation = order
-        job.ids = [job.ids[i] for i in order.tolist()]
+        job.ids = job.ids.subset(order)
         job.vectors = {n: v[order] for n, v in job.vectors.items()}
         job.tokens = {n: t.take(order) for n, t in job.tokens.items()}
         job.sparse = {n: s.take(order) for n, s in job.sparse.items()}

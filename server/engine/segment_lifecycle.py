@@ -28,6 +28,7 @@ import numpy as np
 from index.multivector import Ragged
 from index.registry import AnyIndex
 from server.engine.config import CollectionConfig, stored_datatypes
+from server.engine.id_column import IdTexts
 from server.engine.optimizer import Task, due_tasks
 from server.engine.point_ids import point_id_to_text
 from server.engine.rwlock import ReadWriteLock
@@ -44,6 +45,10 @@ from server.storage.point_store import PointStore
 from server.storage.segment_store import SegmentManifest, SegmentStore
 
 log = logging.getLogger(__name__)
+
+_NO_PAYLOAD: dict[str, Any] = {}
+"""Every row's payload in a rebuilt segment whose payloads stay in the store and
+which indexes none: the segment only counts them."""
 
 
 class SegmentOwner(Protocol):
@@ -192,7 +197,7 @@ class SegmentLifecycle:
         segment_id = self._allocate_segment_id()
         manifest = SegmentManifest(
             segment_id=segment_id,
-            point_ids=[point_id_to_text(i) for i in job.ids],
+            point_ids=IdTexts(job.ids),
             indexes={name: None for name in indexes},
             spec=job.spec.to_manifest(),
             replaces=list(task.segment_ids),
@@ -293,29 +298,42 @@ class SegmentLifecycle:
     def _swap_in(self, segment_id: int, job: RebuildInput, indexes: dict[str, AnyIndex]) -> None:
         """Replace the job's source segments with the new one, carrying over every change
         made while it was built: deletes become tombstones, payloads are taken now."""
-        payloads: list[dict[str, Any]] = []
-        versions: list[int] = []
-        live: list[np.ndarray] = []
-        for source_id, rows in job.sources:
-            source = self._segments.sealed.pop(source_id)
-            live.append(source.live_mask()[rows])
-            payloads.extend(source.payloads_at(rows.tolist()))
-            versions.extend(source.version(r) for r in rows.tolist())
-        alive = np.concatenate(live) if live else np.zeros(0, dtype=bool)
-        if job.permutation is not None:
-            order = job.permutation.tolist()
-            alive = alive[job.permutation]
-            payloads = [payloads[i] for i in order]
-            versions = [versions[i] for i in order]
-        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
         config = self._owner.config
+        alive, versions, payloads = self._take_sources(job, config)
         folder = self._segment_store.folder(segment_id)
+        mapped = shared_rows(folder, job.ids, versions, owner=True)  # workers map them
+        parts = SealedParts(job.ids, payloads, versions, indexes, job.present)
         self._segments.sealed[segment_id] = SealedSegment(
             segment_id, parts, alive, job.spec, schema=config.payload_schema,
             payload_reader=self._store if config.on_disk_payload else None,
-            value_graphs=job.value_graphs,
-            rows=shared_rows(folder, job.ids, versions, owner=True),  # workers map them
+            value_graphs=job.value_graphs, rows=mapped or (job.ids, versions),
         )  # fmt: skip
+
+    def _take_sources(
+        self, job: RebuildInput, config: CollectionConfig
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Pop the job's source segments; their rows' live flags, versions and payloads
+        as they are now, in the new segment's row order. Versions stay an array, and
+        payloads kept in the store that no payload index reads are not read: Python
+        objects made per point by every build left the small-object allocator's
+        arenas pinned (issue 24)."""
+        unread = config.on_disk_payload and not config.payload_schema
+        payloads: list[dict[str, Any]] = []
+        versions, live = [], []
+        for source_id, rows in job.sources:
+            source = self._segments.sealed.pop(source_id)
+            live.append(source.live_mask()[rows])
+            versions.append(source.versions[rows])
+            if not unread:
+                payloads.extend(source.payloads_at(rows.tolist()))
+        alive, version_array = np.concatenate(live), np.concatenate(versions).astype(np.int64)
+        if unread:  # the new segment only counts them
+            payloads = [_NO_PAYLOAD] * len(alive)
+        if job.permutation is None:
+            return alive, version_array, payloads
+        if not unread:
+            payloads = [payloads[i] for i in job.permutation.tolist()]
+        return alive[job.permutation], version_array[job.permutation], payloads
 
 
 def _decoded(data: bytes, dim: int) -> np.ndarray:

@@ -48,7 +48,7 @@ _HEADER_LENGTH = 8  # after the magic: the JSON header's length, little-endian
 
 
 def shared_rows(
-    folder: Path, ids: Sequence[PointId], versions: Sequence[int], owner: bool
+    folder: Path, ids: Sequence[PointId], versions: Sequence[int] | np.ndarray, owner: bool
 ) -> tuple[IdColumn, np.ndarray] | None:
     """The id column and versions of the segment in ``folder`` (rows ``ids`` with
     ``versions``, as the point store has them now) mapped from its side file while
@@ -59,7 +59,8 @@ def shared_rows(
     found = _mapped(folder, len(ids))
     if found is None and owner:
         try:
-            _write(folder, IdColumn(ids), np.array(versions, dtype=np.int64))
+            column = ids if isinstance(ids, IdColumn) else IdColumn(ids)
+            _write(folder, column, np.array(versions, dtype=np.int64))
         except OSError:
             log.warning("segment rows file not written", extra={"folder": str(folder)})
             return None

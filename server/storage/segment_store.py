@@ -23,7 +23,9 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ class IndexFile:
 @dataclass(slots=True)
 class SegmentManifest:
     segment_id: int
-    point_ids: list[str]
+    point_ids: Sequence[str]
     indexes: dict[str, IndexFile | None]
     spec: dict[str, Any] | None = None
     """The index spec the files were built with; None for a sealed, not yet indexed segment."""
@@ -61,21 +63,23 @@ class SegmentManifest:
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:
+        """The manifest as JSON; the ids are encoded ``_IDS_CHUNK`` at a time, so that
+        ``point_ids`` may make its strings as they are read (``IdTexts``)."""
         indexes = {
             name: None if f is None else {"kind": f.kind, "file": f.file, "sha256": f.sha256}
             for name, f in self.indexes.items()
         }
-        return orjson.dumps(
+        rest = orjson.dumps(
             {
                 "format_version": FORMAT_VERSION,
                 "segment_id": self.segment_id,
-                "point_ids": self.point_ids,
                 "indexes": indexes,
                 "spec": self.spec,
                 "replaces": self.replaces,
                 "created": self.created,
             }
         )
+        return b'{"point_ids":' + _json_strings(self.point_ids) + b"," + rest[1:]
 
     @classmethod
     def from_json(cls, data: bytes, where: Path) -> SegmentManifest:
@@ -98,6 +102,17 @@ class SegmentManifest:
             replaces=[_segment_id(old, where) for old in raw.get("replaces", [])],
             created=float(raw.get("created", 0.0)),
         )
+
+
+_IDS_CHUNK = 10_000
+
+
+def _json_strings(texts: Iterable[str]) -> bytes:
+    """A JSON array of ``texts``, encoded a chunk at a time."""
+    items, parts = iter(texts), []
+    while chunk := list(islice(items, _IDS_CHUNK)):
+        parts.append(orjson.dumps(chunk)[1:-1])
+    return b"[" + b",".join(parts) + b"]"
 
 
 def _kind_of(spec: dict[str, Any], name: str) -> str:

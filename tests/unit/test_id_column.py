@@ -55,3 +55,20 @@ def test_ids_already_ascending_cost_eight_bytes_a_row_and_still_look_up() -> Non
     rows, counts = column.int_rows([9, 2, 4])
     assert rows.tolist()[:2] == [4, 1]
     assert counts.tolist() == [1, 2, 0]
+
+
+def test_a_column_gathered_from_sort_keys_is_the_column_of_those_ids() -> None:
+    """A build gathers its rows' ids from its sources' columns as arrays (issue 24)."""
+    first, second = IdColumn(MIXED), IdColumn([9, UUIDS[3], 1])
+    rows = np.array([8, 0, 4, 2])
+    joined = IdColumn.joined([first.sort_keys(rows), second.sort_keys(np.arange(3))])
+    expected = [MIXED[8], MIXED[0], MIXED[4], MIXED[2], 9, UUIDS[3], 1]
+    assert list(joined) == expected
+    for point_id in set(expected):
+        want = [row for row, held in enumerate(expected) if held == point_id]
+        assert joined.rows_of(point_id).tolist() == want
+    assert list(joined.subset(np.array([6, 1, 5, 0]))) == [1, 5, UUIDS[3], UUIDS[0]]
+    assert list(joined.texts(chunk=2)) == [str(i) for i in expected]
+    assert list(IdColumn.joined([])) == []
+    ascending = IdColumn.joined([IdColumn([1, 2]).sort_keys(np.arange(2))])
+    assert ascending.nbytes == 16  # integer ids in key order: no lookup arrays
