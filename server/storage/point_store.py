@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,15 +85,25 @@ class WriteBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class VectorColumn:
+    """The stored vectors of one name: ``pids`` the points that hold one, in store
+    order; ``data`` their bytes, concatenated into one string when the rows have a
+    fixed width (dense), else one bytes object per point."""
+
+    pids: list[str]
+    data: bytes | list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredColumns:
-    """Every stored point as columns, row ``i`` of each list the same point (a
-    restart reads hundreds of thousands: no object per point). ``vectors[name][i]``
-    is the point's float32 bytes under ``name``, None where it has none."""
+    """Every stored point as columns, row ``i`` of each the same point (a restart
+    reads hundreds of thousands: no object per point). ``payloads`` is one JSON
+    array of every payload, in row order; ``vectors`` each name's column."""
 
     pids: list[str]
     versions: list[int]
-    payloads: list[bytes]
-    vectors: dict[str, list[bytes | None]]
+    payloads: bytes
+    vectors: dict[str, VectorColumn]
 
 
 class PointStore:
@@ -204,21 +214,43 @@ class PointStore:
         """Group-commit fsyncs so far (0 without group commit)."""
         return 0 if self._sync is None else self._sync.fsyncs
 
-    def load_columns(self, names: Sequence[str]) -> StoredColumns:
-        """Every stored point with its vectors under ``names``, in one query whose
-        rows Python only regroups into columns (a restart reads every point: row by
-        row it cost a Python object and a dict per point, ~60% of opening)."""
-        picks = "".join(
-            ", (SELECT data FROM vectors v WHERE v.pid = p.pid AND v.name = ?)" for _ in names
+    def load_columns(
+        self, names: Sequence[str], widths: Mapping[str, int] | None = None
+    ) -> StoredColumns:
+        """Every stored point with its vectors under ``names``. Each column comes
+        from one aggregate over one scan (the ids as a JSON array, the payloads and
+        fixed-width vectors concatenated), so SQLite hands Python a few strings, not
+        a tuple per point (a restart reads every point; row by row that was most of
+        opening). Aggregates of one query consume the same rows in the same order,
+        which keeps the columns aligned. ``widths``: the byte width of a dense name's
+        rows; a stored row of another width is a damaged store (ValueError)."""
+        widths = widths or {}
+        points = (
+            "SELECT json_group_array(pid), json_group_array(version), "
+            "CAST('[' || group_concat(payload, ',') || ']' AS BLOB) FROM points"
         )
-        query = f"SELECT p.pid, p.version, p.payload{picks} FROM points p"
         with self._lock:
-            rows = self._db.execute(query, list(names)).fetchall()
-        columns: list[Any] = [list(c) for c in zip(*rows, strict=True)] if rows else []
-        if not columns:
-            columns = [[] for _ in range(3 + len(names))]
-        pids, versions, payloads, *vectors = columns
-        return StoredColumns(pids, versions, payloads, dict(zip(names, vectors, strict=True)))
+            self._db.execute("BEGIN")  # one read snapshot for every column
+            try:
+                pids, versions, payloads = self._db.execute(points).fetchone()
+                vectors = {name: self._vector_column(name, widths.get(name)) for name in names}
+            finally:
+                self._db.execute("COMMIT")
+        return StoredColumns(orjson.loads(pids), orjson.loads(versions), payloads or b"[]", vectors)
+
+    def _vector_column(self, name: str, width: int | None) -> VectorColumn:
+        if width is None:
+            rows = self._db.execute("SELECT pid, data FROM vectors WHERE name = ?", (name,))
+            found: list[Any] = [list(c) for c in zip(*rows.fetchall(), strict=True)] or [[], []]
+            return VectorColumn(found[0], found[1])
+        query = (
+            "SELECT json_group_array(pid), CAST(group_concat(data, x'') AS BLOB), "
+            "total(length(data) != ?) FROM vectors WHERE name = ?"
+        )
+        pids, data, wrong = self._db.execute(query, (width, name)).fetchone()
+        if wrong:
+            raise ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+        return VectorColumn(orjson.loads(pids), data or b"")
 
     def vectors_of(self, pids: Sequence[str], name: str) -> dict[str, bytes]:
         """The stored (exact) vectors of ``pids`` under ``name``; absent ones are missing."""
