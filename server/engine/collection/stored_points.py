@@ -42,7 +42,9 @@ class StoredPoints:
         count = len(columns.pids)
         self._row_of = dict(zip(columns.pids, range(count), strict=True))
         self._ids: list[PointId] = [int(p) if p.isdigit() else p for p in columns.pids]
+        self._ids.append(0)  # the empty row's, replaced by ``batch``
         self._payloads: list[dict[str, Any]] = orjson.loads(columns.payloads)
+        self._payloads.append({})
         self._versions = np.zeros(count + 1, dtype=np.int64)
         self._versions[:count] = columns.versions
         self._dense: dict[str, np.ndarray] = {}
@@ -94,9 +96,10 @@ class StoredPoints:
                 )
             else:
                 tokens[name] = _token_sets(picked, self._config.vectors[name].size)
-        payloads = [self._payloads[r] if r >= 0 else {} for r in wanted]
-        found = zip(wanted, pids, strict=True)
-        ids = [self._ids[r] if r >= 0 else point_id_from_text(p) for r, p in found]
+        payloads = list(map(self._payloads.__getitem__, wanted))
+        ids = list(map(self._ids.__getitem__, wanted))
+        for i in np.flatnonzero(rows < 0).tolist():  # the empty row: a point the store lacks
+            payloads[i], ids[i] = {}, point_id_from_text(pids[i])
         return PointBatch(ids, vectors, present, payloads, tokens, sparse)
 
 
