@@ -4,10 +4,11 @@ Opening a collection (a restart, a snapshot install, a replica catching up) rebu
 its segments from the point store, the truth: each saved segment is checked against
 the stored vectors and takes its payloads and versions from there. Read as one
 object and one dict per point, that cost more than half of opening
-(~11 µs a point); here one query fills columns (``PointStore.load_columns``), each
-dense vector name becomes one float32 matrix in a single ``frombuffer``, and a
-segment's rows are gathered with numpy fancy indexing. Only payloads are parsed per
-point, and only for the rows a segment or the appendable tail takes.
+(~11 µs a point); here each column comes as one string from one aggregate
+(``PointStore.load_columns``): the ids and the payloads as JSON arrays parsed in one
+call each, each dense vector name concatenated into one float32 matrix in a single
+``frombuffer``; a segment's rows are then gathered with numpy fancy indexing and
+``map`` over the columns, with no Python loop per point.
 
 Every array has one extra row past the last point, empty (zeros, not present,
 version 0): ``rows_of`` gives -1 for an id the store no longer holds, and -1 picks
