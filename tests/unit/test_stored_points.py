@@ -4,13 +4,16 @@ only some points hold a vector under a name, and an empty store reads as empty."
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from server.engine.collection.stored_points import StoredPoints
 from server.engine.config import CollectionConfig
+from server.storage import point_store
 from server.storage.point_store import PointRows, PointStore, WriteBatch
 
 CONFIG = CollectionConfig.model_validate(
@@ -65,4 +68,23 @@ def test_an_empty_store_reads_as_no_points(tmp_path: Path) -> None:
     assert len(stored) == 0
     batch = stored.batch(["3"], stored.rows_of(["3"]))
     assert (batch.ids, batch.payloads, batch.present["a"].tolist()) == ([3], [{}], [False])
+    store.close()
+
+
+def test_columns_read_in_chunks_equal_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aggregates stay under SQLite's string limit: vectors a few rows per chunk, and
+    payload chunks halved until they fit (the limit set tiny here)."""
+    points = {str(i): {"a": [i, -i], **({"b": [i, i]} if i % 3 else {})} for i in range(11)}
+    store = _store(tmp_path, points)
+    whole = store.load_columns(["a", "b"], {"a": 8, "b": 8})
+    monkeypatch.setattr(point_store, "_CHUNK_BYTES", 16)
+    store._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 48)
+    chunked = store.load_columns(["a", "b"], {"a": 8, "b": 8})
+    assert chunked == whole
+    assert len(whole.pids) == 11
+    assert whole.payloads == [{"p": pid} for pid in whole.pids]
+    vectors = np.frombuffer(whole.vectors["a"].data, dtype=np.float32).reshape(-1, 2)
+    assert vectors[:, 0].tolist() == [float(pid) for pid in whole.pids]
     store.close()

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 
 from index.multivector import Ragged
 from index.sparse import SparseRows, SparseVector
@@ -44,7 +43,7 @@ class StoredPoints:
         self._row_of = dict(zip(columns.pids, range(count), strict=True))
         self._ids: list[PointId] = [int(p) if p.isdigit() else p for p in columns.pids]
         self._ids.append(0)  # the empty row's, replaced by ``batch``
-        self._payloads: list[dict[str, Any]] = orjson.loads(columns.payloads)
+        self._payloads: list[dict[str, Any]] = columns.payloads
         self._payloads.append({})
         self._versions = np.zeros(count + 1, dtype=np.int64)
         self._versions[:count] = columns.versions
