@@ -145,6 +145,7 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", type=Path, default=None, help="other code to compare")
+    parser.add_argument("--stem", default="open_install", help="result file name (no suffix)")
     args = parser.parse_args()
     points = 6_000 if args.quick else args.points
     codes = {"this tree": TREE}
@@ -167,7 +168,7 @@ def main() -> int:
         "codes": summaries,
         "checks": [check("install points/s (this tree)", install, 50_000)],
     }
-    return finish(results, args, "open_install", markdown)
+    return finish(results, args, args.stem, markdown)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ FORMAT_VERSION = 1
 DB_FILE = "points.sqlite"
 
 _group_commit = True
+_CHUNK_BYTES = 1 << 27
+"""Vector bytes per aggregate at open: well under SQLite's 1 GB string limit."""
 
 
 def set_group_commit(enabled: bool) -> None:
@@ -85,15 +87,25 @@ class WriteBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class VectorColumn:
+    """The stored vectors of one name: ``pids`` the points that hold one, in store
+    order; ``data`` their bytes, concatenated into one string when the rows have a
+    fixed width (dense), else one bytes object per point."""
+
+    pids: list[str]
+    data: bytes | list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredColumns:
-    """Every stored point as columns, row ``i`` of each list the same point (a
-    restart reads hundreds of thousands: no object per point). ``vectors[name][i]``
-    is the point's float32 bytes under ``name``, None where it has none."""
+    """Every stored point as columns, row ``i`` of each the same point (a restart
+    reads hundreds of thousands: no tuple per point). ``payloads`` parsed;
+    ``vectors`` each name's column."""
 
     pids: list[str]
     versions: list[int]
-    payloads: list[bytes]
-    vectors: dict[str, list[bytes | None]]
+    payloads: list[dict[str, Any]]
+    vectors: dict[str, VectorColumn]
 
 
 class PointStore:
@@ -204,21 +216,79 @@ class PointStore:
         """Group-commit fsyncs so far (0 without group commit)."""
         return 0 if self._sync is None else self._sync.fsyncs
 
-    def load_columns(self, names: Sequence[str]) -> StoredColumns:
-        """Every stored point with its vectors under ``names``, in one query whose
-        rows Python only regroups into columns (a restart reads every point: row by
-        row it cost a Python object and a dict per point, ~60% of opening)."""
-        picks = "".join(
-            ", (SELECT data FROM vectors v WHERE v.pid = p.pid AND v.name = ?)" for _ in names
+    def load_columns(
+        self, names: Sequence[str], widths: Mapping[str, int] | None = None
+    ) -> StoredColumns:
+        """Every stored point with its vectors under ``names``. Each column comes
+        from aggregates over a scan in key order (the ids as a JSON array, the payloads
+        as one JSON array, fixed-width vectors concatenated), so SQLite hands Python a
+        few strings, not a tuple per point (a restart reads every point; row by row
+        that was most of opening). Aggregates of one query consume the same rows in
+        the same order, which keeps the columns aligned. ``widths``: the byte width of
+        a dense name's rows; a stored row of another width is a damaged store
+        (ValueError)."""
+        widths = widths or {}
+        aggregates = (
+            "json_group_array(pid), json_group_array(version), "
+            "CAST('[' || group_concat(payload, ',') || ']' AS BLOB)"
         )
-        query = f"SELECT p.pid, p.version, p.payload{picks} FROM points p"
+        columns = StoredColumns([], [], [], {})
         with self._lock:
-            rows = self._db.execute(query, list(names)).fetchall()
-        columns: list[Any] = [list(c) for c in zip(*rows, strict=True)] if rows else []
-        if not columns:
-            columns = [[] for _ in range(3 + len(names))]
-        pids, versions, payloads, *vectors = columns
-        return StoredColumns(pids, versions, payloads, dict(zip(names, vectors, strict=True)))
+            self._db.execute("BEGIN")  # one read snapshot for every column
+            try:
+                for pids, versions, payloads in self._chunks(aggregates, "points", (), 1 << 18):
+                    columns.pids.extend(orjson.loads(pids))
+                    columns.versions.extend(orjson.loads(versions))
+                    columns.payloads.extend(orjson.loads(payloads))
+                for name in names:
+                    columns.vectors[name] = self._vector_column(name, widths.get(name))
+            finally:
+                self._db.execute("COMMIT")
+        return columns
+
+    def _vector_column(self, name: str, width: int | None) -> VectorColumn:
+        if width is None:
+            cursor = self._db.execute("SELECT pid, data FROM vectors WHERE name = ?", (name,))
+            found: list[Any] = [list(c) for c in zip(*cursor.fetchall(), strict=True)] or [[], []]
+            return VectorColumn(found[0], found[1])
+        aggregates = (
+            "json_group_array(pid), CAST(group_concat(data, x'') AS BLOB), "
+            f"total(length(data) != {int(width)})"
+        )
+        pids: list[str] = []
+        parts: list[bytes] = []
+        rows = max(1, _CHUNK_BYTES // max(1, width))
+        for chunk_pids, data, wrong in self._chunks(aggregates, "vectors", (name,), rows):
+            if wrong:
+                raise ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+            pids.extend(orjson.loads(chunk_pids))
+            parts.append(data)
+        return VectorColumn(pids, parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def _chunks(
+        self, aggregates: str, table: str, names: tuple[str, ...], rows: int
+    ) -> Iterator[tuple[Any, ...]]:
+        """``aggregates`` over ``table`` (the rows of vector name ``names[0]`` when
+        given), ``rows`` rows at a time in key order, so no aggregate outgrows SQLite's
+        string limit (1 GB); a chunk that still does (large payloads) is halved."""
+        where = "name = ? AND pid > ?" if names else "pid > ?"
+        source = f"SELECT * FROM {table} WHERE {where} ORDER BY pid LIMIT ?"
+        query = f"SELECT max(pid), count(*), {aggregates} FROM ({source})"
+        last = ""
+        while True:
+            try:
+                found = self._db.execute(query, (*names, last, rows)).fetchone()
+            except sqlite3.DataError:
+                if rows == 1:
+                    raise
+                rows //= 2
+                continue
+            if not found[1]:
+                return
+            yield tuple(found[2:])
+            if found[1] < rows:
+                return
+            last = found[0]
 
     def vectors_of(self, pids: Sequence[str], name: str) -> dict[str, bytes]:
         """The stored (exact) vectors of ``pids`` under ``name``; absent ones are missing."""

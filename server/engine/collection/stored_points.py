@@ -4,10 +4,11 @@ Opening a collection (a restart, a snapshot install, a replica catching up) rebu
 its segments from the point store, the truth: each saved segment is checked against
 the stored vectors and takes its payloads and versions from there. Read as one
 object and one dict per point, that cost more than half of opening
-(~11 µs a point); here one query fills columns (``PointStore.load_columns``), each
-dense vector name becomes one float32 matrix in a single ``frombuffer``, and a
-segment's rows are gathered with numpy fancy indexing. Only payloads are parsed per
-point, and only for the rows a segment or the appendable tail takes.
+(~11 µs a point); here each column comes as one string from one aggregate
+(``PointStore.load_columns``): the ids and the payloads as JSON arrays parsed in one
+call each, each dense vector name concatenated into one float32 matrix in a single
+``frombuffer``; a segment's rows are then gathered with numpy fancy indexing and
+``map`` over the columns, with no Python loop per point.
 
 Every array has one extra row past the last point, empty (zeros, not present,
 version 0): ``rows_of`` gives -1 for an id the store no longer holds, and -1 picks
@@ -17,14 +18,14 @@ that row, so a segment row whose point was deleted needs no special case.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import orjson
 
 from index.multivector import Ragged
 from index.sparse import SparseRows, SparseVector
 from server.engine.config import CollectionConfig
-from server.engine.point_ids import point_id_from_text
+from server.engine.point_ids import PointId, point_id_from_text
 from server.engine.segment import PointBatch
 from server.storage.point_store import PointStore
 
@@ -35,27 +36,39 @@ class StoredPoints:
     def __init__(self, store: PointStore, config: CollectionConfig) -> None:
         self._config = config
         names = [*config.vectors, *config.sparse_vectors]
-        columns = store.load_columns(names)
+        widths = {n: 4 * p.size for n, p in config.vectors.items() if not p.is_multi}
+        columns = store.load_columns(names, widths)
         self.pids = columns.pids
-        self._row_of = dict(zip(columns.pids, range(len(columns.pids)), strict=True))
-        self._payloads = columns.payloads
         count = len(columns.pids)
+        self._row_of = dict(zip(columns.pids, range(count), strict=True))
+        self._ids: list[PointId] = [int(p) if p.isdigit() else p for p in columns.pids]
+        self._ids.append(0)  # the empty row's, replaced by ``batch``
+        self._payloads: list[dict[str, Any]] = columns.payloads
+        self._payloads.append({})
         self._versions = np.zeros(count + 1, dtype=np.int64)
         self._versions[:count] = columns.versions
         self._dense: dict[str, np.ndarray] = {}
         self._present: dict[str, np.ndarray] = {}
         self._blobs: dict[str, list[bytes | None]] = {}
         for name in names:
-            blobs = columns.vectors.pop(name)
-            self._present[name] = _present(blobs)
-            params = config.vectors.get(name)
-            if params is not None and not params.is_multi:
-                self._dense[name] = _matrix(name, blobs, self._present[name], params.size)
+            column = columns.vectors.pop(name)
+            rows = self._rows_holding(column.pids)
+            self._present[name] = np.zeros(count + 1, dtype=bool)
+            self._present[name][rows] = True
+            if isinstance(column.data, bytes):
+                self._dense[name] = _matrix(column.data, rows, count, widths[name] // 4)
             else:
-                self._blobs[name] = [*blobs, None]
+                self._blobs[name] = _spread(column.data, self.rows_of(column.pids), count)
 
     def __len__(self) -> int:
         return len(self.pids)
+
+    def _rows_holding(self, pids: list[str]) -> np.ndarray | slice:
+        """The rows of a vector column's ids: a slice when every point has one (both
+        lists are in the store's key order, so then they are equal)."""
+        if pids == self.pids:
+            return slice(0, len(pids))
+        return self.rows_of(pids)
 
     def rows_of(self, pids: Sequence[str]) -> np.ndarray:
         """The store row of each id, -1 (the empty row) where the store lacks it."""
@@ -68,7 +81,8 @@ class StoredPoints:
 
     def batch(self, pids: Sequence[str], rows: np.ndarray) -> PointBatch:
         """The points ``pids`` as a batch, their data from store rows ``rows`` (a point
-        the store lacks, row -1, becomes an empty zero row)."""
+        the store lacks, row -1, becomes an empty zero row). Payload dicts are shared
+        with the columns: segments replace a payload, never change one in place."""
         present = {name: mask[rows] for name, mask in self._present.items()}
         vectors = {name: matrix[rows] for name, matrix in self._dense.items()}
         wanted = rows.tolist()
@@ -82,28 +96,27 @@ class StoredPoints:
                 )
             else:
                 tokens[name] = _token_sets(picked, self._config.vectors[name].size)
-        payloads = [orjson.loads(self._payloads[r]) if r >= 0 else {} for r in wanted]
-        ids = [point_id_from_text(pid) for pid in pids]
+        payloads = list(map(self._payloads.__getitem__, wanted))
+        ids = list(map(self._ids.__getitem__, wanted))
+        for i in np.flatnonzero(rows < 0).tolist():  # the empty row: a point the store lacks
+            payloads[i], ids[i] = {}, point_id_from_text(pids[i])
         return PointBatch(ids, vectors, present, payloads, tokens, sparse)
 
 
-def _present(blobs: list[bytes | None]) -> np.ndarray:
-    present = np.zeros(len(blobs) + 1, dtype=bool)
-    present[: len(blobs)] = [b is not None for b in blobs]
-    return present
-
-
-def _matrix(name: str, blobs: list[bytes | None], present: np.ndarray, size: int) -> np.ndarray:
-    """The stored float32 rows of one dense name as a matrix (plus the empty row),
-    decoded in one ``frombuffer``; a row of the wrong length is a damaged store."""
-    given = [b for b in blobs if b is not None]
-    width = 4 * size
-    if any(length != width for length in set(map(len, given))):
-        raise ValueError(f"a stored vector {name!r} is not {size} float32 values")
-    matrix = np.zeros((len(blobs) + 1, size), dtype=np.float32)
-    if given:
-        matrix[present] = np.frombuffer(b"".join(given), dtype=np.float32).reshape(-1, size)
+def _matrix(data: bytes, rows: np.ndarray | slice, count: int, size: int) -> np.ndarray:
+    """One dense name's stored float32 rows as a matrix (plus the empty row), from
+    its concatenated bytes in one ``frombuffer``."""
+    matrix = np.zeros((count + 1, size), dtype=np.float32)
+    matrix[rows] = np.frombuffer(data, dtype=np.float32).reshape(-1, size)
     return matrix
+
+
+def _spread(blobs: list[bytes], rows: np.ndarray, count: int) -> list[bytes | None]:
+    """Per-point blobs placed at their store rows (None elsewhere, and the empty row)."""
+    spread: list[bytes | None] = [None] * (count + 1)
+    for row, blob in zip(rows.tolist(), blobs, strict=True):
+        spread[row] = blob
+    return spread
 
 
 def _token_sets(blobs: list[bytes | None], size: int) -> Ragged:
