@@ -13,9 +13,10 @@ own write job (``routes/points.py``: parse, strict-mode checks, engine call, in 
 thread hop), so the answer and every error are the ones the full route gives. Group
 commit is unchanged: the job returns only once its write is on disk.
 
-Anything else (another key, a filter, ``update_mode``, a query parameter other than
-``wait=true|false``, JSON that does not parse) is replayed byte for byte to the full
-route. ``QUIVER_LEAN_WRITES=false`` sends every write there (the benchmark's baseline).
+Anything else (more than ``LEAN_MAX_POINTS`` points, another key, a filter,
+``update_mode``, a query parameter other than ``wait=true|false``, JSON that does not
+parse) is replayed byte for byte to the full route. ``QUIVER_LEAN_WRITES=false`` sends
+every write there (the benchmark's baseline).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ from server.api.schemas import PointsList, PointsSelector, PointStruct, SetPaylo
 from server.engine.protocols import CollectionHandle
 from server.settings import Settings
 
+LEAN_MAX_POINTS = 64
+"""The most points an upsert may carry and still take the lean path. What the lean path
+saves is per request (~1 ms of the event loop), nothing per point for a big batch; and
+big batches through it left free memory pinned: a 390k GloVe load in batches of 1,000
+grew 460-467 B a point after its build against 407 with those batches on the full route
+(``bench_memory.py``, same code and machine, issue 24's target 452)."""
 POINT_KEYS = frozenset({"id", "vector", "payload"})
 PAYLOAD_KEYS = frozenset({"payload", "points", "key"})
 WAIT = {b"": False, b"wait=false": False, b"wait=true": True}
@@ -146,6 +153,8 @@ def _target(scope: Scope) -> Target | None:
 def _upsert_shape(raw: dict[str, Any]) -> PointsList | None:
     points = raw.get("points")
     if raw.keys() != {"points"} or type(points) is not list or not points:
+        return None
+    if len(points) > LEAN_MAX_POINTS:
         return None
     structs = []
     for point in points:

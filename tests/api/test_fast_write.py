@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.api.fast_write import FastWrite, Target
+from server.api.fast_write import LEAN_MAX_POINTS, FastWrite, Target
 from tests.helpers.api import Api, create_items, make_client
 
 POINTS = "/collections/items/points"
@@ -72,6 +72,11 @@ def test_delete_and_payload_set_by_id_take_the_lean_path(
         ("POST", f"{POINTS}/delete", {"filter": {"must": [{"key": "n", "match": {"value": 2}}]}}),
         ("POST", f"{POINTS}/payload", {"payload": {"n": 1}, "points": [1], "filter": None}),
         ("PUT", f"{POINTS}/payload", {"payload": {"n": 1}, "points": [1]}),
+        (
+            "PUT",
+            POINTS,
+            {"points": [{"id": i, "vector": [1, 0, 0, 0]} for i in range(LEAN_MAX_POINTS + 1)]},
+        ),
     ],
 )
 def test_other_writes_take_the_full_route(
