@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
@@ -54,7 +54,9 @@ def _points(rng: np.random.Generator) -> list[dict[str, Any]]:
     points = []
     for i in range(POINTS):
         terms = rng.choice(VOCABULARY, size=int(rng.integers(1, 5)), replace=False)
-        values = rng.uniform(0.1, 2.0, size=len(terms)).round(3)
+        # unrounded: decimal values tie sparse scores exactly, and tied hits have no
+        # defined order (rrf then fuses different ranks per engine)
+        values = rng.uniform(0.1, 2.0, size=len(terms))
         payload: dict[str, Any] = {
             "num": int(rng.integers(0, 6)) if i % 7 else [int(rng.integers(0, 6)), 2, 2],
             "flag": bool(i % 3),
@@ -121,6 +123,23 @@ def group_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
+TIED_SPARSE_RRF: dict[str, Any] = {
+    "prefetch": [
+        {"query": [-2.05, 1.25, -2.05, -2.05], "using": "d", "limit": POINTS},
+        {"query": {"indices": [3, 4, 9, 0], "values": [1.75, 1.05, 2.05, 1.15]}, "using": "s",
+         "limit": POINTS},
+    ],
+    "query": {"fusion": "rrf"},
+    "group_by": "meta.kind",
+    "group_size": 2,
+    "limit": 1,
+}  # fmt: skip
+"""Found by hypothesis when sparse values had 3 decimals: points 4 and 37 then tied
+exactly in the sparse prefetch (1.75 * 1.822 == 1.75 * 0.85 + 1.05 * 1.62), the tied
+pair's prefetch ranks (which no engine defines) differed by engine, and rrf turned
+that into different fused scores and a different second hit of group 'b'."""
+
+
 def _local_groups(local: QdrantClient, body: dict[str, Any]) -> list[tuple[Any, list[Any]]]:
     request = models.QueryGroupsRequest(**body)
     answer = local.query_points_groups(
@@ -149,6 +168,7 @@ def _assert_same_groups(ours: list[dict[str, Any]], theirs: list[tuple[Any, list
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=group_bodies())
+@example(body=TIED_SPARSE_RRF)
 def test_query_groups_equal_local_mode(
     both: tuple[Api, QdrantClient], body: dict[str, Any]
 ) -> None:
