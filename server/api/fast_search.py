@@ -13,7 +13,8 @@ are checked by hand, turned into the same wire models without re-validation
 call and renderer, so the answer is the one the full route would give. Each lean
 route (``LEAN``) is two steps: its hand shape check, and the preparation of its engine
 call (parse, strict-mode check) with the renderer of that call's result; reading the
-body, the worker threads, the envelope and the errors are shared.
+body, the worker threads and the errors are shared with ``fast_write.py``
+(``lean_layer.py``).
 
 Anything else (another shape, a body over the limit, JSON that does not parse) is
 replayed, byte for byte, to the full FastAPI route, which gives its usual answers and
@@ -23,7 +24,6 @@ table (``api/errors.py``), exactly as the route's would.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,15 +31,14 @@ from typing import Any
 
 import annotated_types
 import orjson
-from fastapi import Request
 from pydantic import BaseModel
 from starlette.datastructures import QueryParams
 
 from server.api import render
-from server.api.envelope import error_body
 from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroupsRequest
 from server.api.hand_off import HandOff
-from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from server.api.lean_layer import LeanLayer, RouteLabel, elapsed
+from server.api.middleware import Scope
 from server.api.routes.groups import group_request, groups_response
 from server.api.routes.query import parse_query, parse_search
 from server.api.schemas import QueryRequest, SearchParams, SearchRequest
@@ -50,7 +49,6 @@ from server.engine.protocols import CollectionHandle
 from server.settings import Settings
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-_HEADERS = [(b"content-type", b"application/json")]
 
 QUERY_KEYS = frozenset(
     {"query", "using", "limit", "offset", "params", "filter", "score_threshold"}
@@ -66,61 +64,23 @@ SEARCH_KEYS = frozenset(
 PARAMS_KEYS = frozenset({"hnsw_ef", "exact"})
 
 
-class FastSearch:
+class FastSearch(LeanLayer[tuple[str, str]]):
     """Answers plain single-vector queries and searches, grouped or not, without
     FastAPI's request machinery; everything else goes on to ``app`` unchanged."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._hand_off: HandOff | None = None
+    thread_name = "quiver-search"
 
-    def _threads(self, scope: Scope) -> HandOff:
-        """The worker threads, started with the first plain query (the app's
-        ``search_threads``) and ended with the app (``lifespan``)."""
-        if self._hand_off is None:
-            self._hand_off = HandOff(scope["app"].state.settings.search_threads)
-        return self._hand_off
+    def _match(self, scope: Scope) -> tuple[str, str] | None:
+        return _kind(scope)
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def ending(message: Message) -> None:
-            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
-                self._hand_off.close()
-                self._hand_off = None
-            await send(message)
+    def _shape(self, match: tuple[str, str], raw: dict[str, Any]) -> Any:
+        return LEAN[match[0]].shape(raw)
 
-        await self.app(scope, receive, ending)
+    def _label(self, match: tuple[str, str]) -> RouteLabel:
+        return ROUTES[match[0]]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
-        kind = _kind(scope)
-        if kind is None:
-            await self.app(scope, receive, send)
-            return
-        body = await _read_body(receive)
-        if body is None:  # the client went away before its body ended
-            return
-        raw = _plain_json(scope, body)
-        shape = None if raw is None else LEAN[kind[0]].shape(raw)
-        if shape is None:
-            await self.app(scope, _replay(body, receive), send)
-            return
-        scope["route"] = ROUTES[kind[0]]  # the request metrics' label
-        try:
-            content = await _answer(scope, kind, shape, self._threads(scope))
-        except Exception as exc:  # answered by the app's own exception table
-            await _error(scope, send, exc)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
-        await send({"type": "http.response.body", "body": content})
-
-
-@dataclass(frozen=True, slots=True)
-class RouteLabel:
-    """What the request metrics read of ``scope["route"]``: the path template."""
-
-    path: str
+    async def _answer(self, scope: Scope, match: tuple[str, str], shape: Any) -> bytes:
+        return await _answer(scope, match, shape, self._threads(scope))
 
 
 Job = tuple[Callable[[], Any], Callable[[Any], Any]]
@@ -143,7 +103,7 @@ async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: Hand
     work, rendered = LEAN[kind[0]].prepare(shape, state.settings, collection)
     async with state.cpu_limiter:
         result = await threads.run(work)
-    envelope = {"result": rendered(result), "status": "ok", "time": _elapsed(scope)}
+    envelope = {"result": rendered(result), "status": "ok", "time": elapsed(scope)}
     return orjson.dumps(envelope, option=_OPTIONS)
 
 
@@ -189,42 +149,6 @@ def _kind(scope: Scope) -> tuple[str, str] | None:
         return None
     kind = "/".join(parts[4:])
     return (kind, parts[2]) if parts[2] and kind in LEAN else None
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body already read, then whatever the connection says next (a disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
-
-
-def _plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None (cut at the limit, malformed, not an object)."""
-    if scope.get("state", {}).get("body_too_large") is not None:
-        return None
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return raw if isinstance(raw, dict) else None
 
 
 def _query_request(raw: dict[str, Any]) -> QueryRequest | None:
@@ -359,39 +283,6 @@ def _opt_str(value: Any) -> bool:
 
 def _no_lookup(name: str) -> Any:  # pragma: no cover - a plain query has no lookup_from
     raise AssertionError("a plain query reads no other collection")
-
-
-def _elapsed(scope: Scope) -> float:
-    started: float | None = scope.get("state", {}).get("started")
-    return 0.0 if started is None else time.perf_counter() - started
-
-
-def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
-    return [*_HEADERS, (b"content-length", str(len(content)).encode())]
-
-
-async def _error(scope: Scope, send: Send, exc: Exception) -> None:
-    """The answer the app's exception table gives ``exc`` (``api/errors.py``)."""
-    request = Request(scope)
-    handler = _handler(scope["app"].exception_handlers, exc)
-    if handler is None:  # pragma: no cover - api/errors.py maps Exception itself
-        response = orjson.dumps(error_body(f"Service internal error: {exc}", 0.0))
-        await send({"type": "http.response.start", "status": 500, "headers": _headers(response)})
-        await send({"type": "http.response.body", "body": response})
-        return
-    answer = await handler(request, exc)
-    await answer(scope, _no_receive, send)
-
-
-def _handler(handlers: dict[Any, Any], exc: Exception) -> Any:
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return None
-
-
-async def _no_receive() -> Message:  # pragma: no cover - responses never read
-    return {"type": "http.disconnect"}
 
 
 LEAN: dict[str, LeanRoute] = {

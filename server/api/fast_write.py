@@ -27,17 +27,8 @@ from typing import Any
 
 import orjson
 
-from server.api.fast_search import (
-    RouteLabel,
-    _elapsed,
-    _error,
-    _headers,
-    _plain_json,
-    _read_body,
-    _replay,
-)
-from server.api.hand_off import HandOff
-from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from server.api.lean_layer import LeanLayer, RouteLabel, elapsed
+from server.api.middleware import Scope
 from server.api.routes.common import update_status
 from server.api.routes.points import WriteJob, delete_job, set_payload_job, upsert_job
 from server.api.schemas import PointsList, PointsSelector, PointStruct, SetPayload
@@ -75,55 +66,22 @@ class Target:
     wait: bool
 
 
-class FastWrite:
+class FastWrite(LeanLayer[Target]):
     """Answers plain upserts, deletes and payload sets without FastAPI's request
-    machinery; everything else goes on to ``app`` unchanged."""
+    machinery; everything else goes on to ``app`` unchanged. Its worker threads are
+    its own, so writes waiting for the collection lock or the fsync never hold up
+    queries' threads; the app's CPU limiter still bounds both together."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._hand_off: HandOff | None = None
+    thread_name = "quiver-write"
 
-    def _threads(self, scope: Scope) -> HandOff:
-        """Worker threads of their own (the app's ``search_threads``), so writes waiting
-        for the collection lock or the fsync never hold up queries' threads; the app's
-        CPU limiter still bounds both together."""
-        if self._hand_off is None:
-            self._hand_off = HandOff(scope["app"].state.settings.search_threads, "quiver-write")
-        return self._hand_off
+    def _match(self, scope: Scope) -> Target | None:
+        return _target(scope)
 
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def ending(message: Message) -> None:
-            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
-                self._hand_off.close()
-                self._hand_off = None
-            await send(message)
+    def _shape(self, match: Target, raw: dict[str, Any]) -> Any:
+        return match.write.shape(raw)
 
-        await self.app(scope, receive, ending)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
-        target = _target(scope)
-        if target is None:
-            await self.app(scope, receive, send)
-            return
-        body = await _read_body(receive)
-        if body is None:  # the client went away before its body ended
-            return
-        raw = _plain_json(scope, body)
-        shape = None if raw is None else target.write.shape(raw)
-        if shape is None:
-            await self.app(scope, _replay(body, receive), send)
-            return
-        scope["route"] = target.write.label  # the request metrics' label
-        try:
-            content = await self._answer(scope, target, shape)
-        except Exception as exc:  # answered by the app's own exception table
-            await _error(scope, send, exc)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
-        await send({"type": "http.response.body", "body": content})
+    def _label(self, match: Target) -> RouteLabel:
+        return match.write.label
 
     async def _answer(self, scope: Scope, target: Target, shape: Any) -> bytes:
         state = scope["app"].state
@@ -132,7 +90,7 @@ class FastWrite:
         async with state.cpu_limiter:
             op_id = await self._threads(scope).run(job)
         result = update_status(op_id, target.wait)
-        return orjson.dumps({"result": result, "status": "ok", "time": _elapsed(scope)})
+        return orjson.dumps({"result": result, "status": "ok", "time": elapsed(scope)})
 
 
 def _target(scope: Scope) -> Target | None:

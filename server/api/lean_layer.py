@@ -1,0 +1,174 @@
+"""What the lean ASGI layers share (``fast_search.py`` for plain queries,
+``fast_write.py`` for plain writes): the request's walk and the plumbing around it.
+
+A lean layer sits just inside ``QuiverMiddleware`` (authentication, media type and body
+limits have run). For a request it recognises (``_match``) it reads the body, checks its
+plain shape by hand (``_shape``) and answers it itself (``_answer``), on worker threads
+of its own; any other request, or a body of another shape, goes on to the FastAPI app
+unchanged, the body replayed byte for byte. An error raised while answering goes through
+the app's own exception table (``api/errors.py``), as the full route's would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import orjson
+from fastapi import Request
+
+from server.api.envelope import error_body
+from server.api.hand_off import HandOff
+from server.api.middleware import ASGIApp, Message, Receive, Scope, Send
+
+_HEADERS = [(b"content-type", b"application/json")]
+
+M = TypeVar("M")
+"""What a layer's ``_match`` makes of a request it takes (its route, the collection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabel:
+    """What the request metrics read of ``scope["route"]``: the path template."""
+
+    path: str
+
+
+class LeanLayer(Generic[M]):
+    """The walk every lean layer takes; subclasses say which requests, which shapes,
+    and how to answer them."""
+
+    thread_name: ClassVar[str] = "quiver-lean"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._hand_off: HandOff | None = None
+
+    def _match(self, scope: Scope) -> M | None:
+        """What this layer would answer for the request, or None (the app's)."""
+        raise NotImplementedError
+
+    def _shape(self, match: M, raw: dict[str, Any]) -> Any:
+        """The body's wire model(s) when its shape is plain, else None."""
+        raise NotImplementedError
+
+    def _label(self, match: M) -> RouteLabel:
+        raise NotImplementedError
+
+    async def _answer(self, scope: Scope, match: M, shape: Any) -> bytes:
+        """The response body, as the full route would give it."""
+        raise NotImplementedError
+
+    def _threads(self, scope: Scope) -> HandOff:
+        """The worker threads, started with the first request taken (the app's
+        ``search_threads``) and ended with the app (``lifespan``)."""
+        if self._hand_off is None:
+            threads = scope["app"].state.settings.search_threads
+            self._hand_off = HandOff(threads, self.thread_name)
+        return self._hand_off
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def ending(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown") and self._hand_off is not None:
+                self._hand_off.close()
+                self._hand_off = None
+            await send(message)
+
+        await self.app(scope, receive, ending)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        match = self._match(scope)
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away before its body ended
+            return
+        raw = _plain_json(scope, body)
+        shape = None if raw is None else self._shape(match, raw)
+        if shape is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = self._label(match)  # the request metrics' label
+        try:
+            content = await self._answer(scope, match, shape)
+        except Exception as exc:  # answered by the app's own exception table
+            await _error(scope, send, exc)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
+        await send({"type": "http.response.body", "body": content})
+
+
+def elapsed(scope: Scope) -> float:
+    """Seconds since the request began (``QuiverMiddleware`` stamps it): the envelope's
+    ``time``."""
+    started: float | None = scope.get("state", {}).get("started")
+    return 0.0 if started is None else time.perf_counter() - started
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then whatever the connection says next (a disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+def _plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (cut at the limit, malformed, not an object)."""
+    if scope.get("state", {}).get("body_too_large") is not None:
+        return None
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
+    return [*_HEADERS, (b"content-length", str(len(content)).encode())]
+
+
+async def _error(scope: Scope, send: Send, exc: Exception) -> None:
+    """The answer the app's exception table gives ``exc`` (``api/errors.py``)."""
+    request = Request(scope)
+    handler = _handler(scope["app"].exception_handlers, exc)
+    if handler is None:  # pragma: no cover - api/errors.py maps Exception itself
+        response = orjson.dumps(error_body(f"Service internal error: {exc}", 0.0))
+        await send({"type": "http.response.start", "status": 500, "headers": _headers(response)})
+        await send({"type": "http.response.body", "body": response})
+        return
+    answer = await handler(request, exc)
+    await answer(scope, _no_receive, send)
+
+
+def _handler(handlers: dict[Any, Any], exc: Exception) -> Any:
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+async def _no_receive() -> Message:  # pragma: no cover - responses never read
+    return {"type": "http.disconnect"}
