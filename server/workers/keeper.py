@@ -5,7 +5,8 @@
 still die with it through ``PR_SET_PDEATHSIG``). Had the supervisor kept the imported app
 after forking, it would have held its own copy of every inherited page that both workers
 later wrote to (reference counts, the interpreter's inline caches): ~13 MB no request
-ever used. This module imports the standard library and ``server.logs`` only (~5 MB).
+ever used. This module imports a few standard modules only and runs without ``site``
+(``python -S``): ~6 MB.
 
 A worker that dies is started again, after doubling delays (up to 10 s) when it keeps
 dying right after its start, by ``exec``ing ``server.workers.spawn`` on the same
@@ -28,8 +29,6 @@ import signal
 import sys
 import time
 from typing import Any
-
-from server.logs import configure_logging
 
 log = logging.getLogger("server.workers.supervisor")
 
@@ -107,7 +106,28 @@ class Keeper:
             os._exit(1)
 
 
+class _JsonLines(logging.Formatter):
+    """``server.logs``' line shape for the keeper's few lines, without its imports."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k in ("worker", "status", "delay_s")}
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        entry = {"ts": f"{when}.{int(record.msecs):03d}Z", "level": record.levelname.lower(),
+                 "logger": record.name, "msg": record.getMessage()}  # fmt: skip
+        return json.dumps(entry | fields)
+
+
+def _configure_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(_JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(level.upper())
+
+
 if __name__ == "__main__":
     _plan = json.loads(sys.argv[1])
-    configure_logging(_plan["log_level"], _plan["log_json"])
+    _configure_logging(_plan["log_level"], _plan["log_json"])
     keep(_plan)

@@ -23,6 +23,7 @@ def main(plan: dict[str, Any]) -> None:
     from server.engine.native_memory import limit_heap_retention
     from server.engine.shared_graphs import share_graphs
     from server.logs import configure_logging
+    from server.main import create_app
     from server.settings import Settings
     from server.workers.generation import Generation
     from server.workers.supervisor import serve_slot
@@ -35,7 +36,8 @@ def main(plan: dict[str, Any]) -> None:
     unix = socket.socket(fileno=plan["unix"])
     generation = Generation(plan["generation"])
     owner_socket = str(Path(plan["folder"]) / "owner.sock")
-    serve_slot(settings, _run, plan["slot"], tcp, unix, generation, owner_socket)
+    app = create_app(settings)
+    serve_slot(settings, _run, app, plan["slot"], tcp, unix, generation, owner_socket)
 
 
 if __name__ == "__main__":

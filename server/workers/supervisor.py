@@ -45,22 +45,23 @@ _PR_SET_PDEATHSIG = 1
 def serve_workers(settings: Settings, run: Run) -> None:
     """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns only if forking
     fails (otherwise this process becomes the keeper and exits with it)."""
-    _import_app()
+    app = _import_app(settings)
     from server.engine.shared_graphs import share_graphs
 
     share_graphs()  # one copy of each graph in the page cache, not one per worker
     gc.freeze()  # see _import_app
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
-        Supervisor(settings, run, folder).serve()
+        Supervisor(settings, run, folder, app).serve()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, run: Run, folder: Path) -> None:
+    def __init__(self, settings: Settings, run: Run, folder: Path, app: Any) -> None:
         self._settings = settings
         self._run = run
+        self._app = app
         self._folder = folder
         self._owner_socket = folder / "owner.sock"
         self._generation = Generation()
@@ -76,7 +77,8 @@ class Supervisor:
         plan = json.dumps(self._plan(pids))
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "server.workers.keeper", plan], env)
+        keeper = [sys.executable, "-S", "-m", "server.workers.keeper", plan]  # -S: no site
+        os.execve(sys.executable, keeper, env)
 
     def _plan(self, pids: dict[int, int]) -> dict[str, Any]:
         """What the keeper needs to wait for the workers and start one again."""
@@ -100,7 +102,7 @@ class Supervisor:
         code = 0
         try:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            serve_slot(self._settings, self._run, slot, self._tcp, self._unix,
+            serve_slot(self._settings, self._run, self._app, slot, self._tcp, self._unix,
                        self._generation, str(self._owner_socket))  # fmt: skip
         except BaseException:
             log.exception("worker failed", extra={"worker": slot})
@@ -112,6 +114,7 @@ class Supervisor:
 def serve_slot(
     settings: Settings,
     run: Run,
+    app: Any,
     slot: int,
     tcp: list[socket.socket],
     unix: socket.socket,
@@ -119,45 +122,47 @@ def serve_slot(
     owner_socket: str,
 ) -> None:
     """In a worker (forked, or started again by the keeper): die with the supervisor,
-    then serve as the owner (slot 0) or a reader."""
+    then serve ``app`` (``create_app``'s, not started) as the owner (slot 0) or a reader."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if slot == 0:
-        run(settings, owner_app(settings, generation), [tcp[0], unix])
+        run(settings, owner_app(app, generation), [tcp[0], unix])
     else:
-        run(settings, reader_app(settings, generation, owner_socket, slot), [tcp[slot]])
+        run(settings, reader_app(app, generation, owner_socket, slot), [tcp[slot]])
 
 
-def owner_app(settings: Settings, generation: Generation) -> Any:
-    from server.main import create_app
+def owner_app(app: Any, generation: Generation) -> Any:
     from server.workers.owner import OwnerGate, bump_after_builds
 
-    app = create_app(settings)
     bump_after_builds(app, generation)
     # inside the app, so gRPC's calls of REST routes (server/grpc/bridge.py) bump it too
     app.add_middleware(OwnerGate, generation=generation)
     return app
 
 
-def reader_app(settings: Settings, generation: Generation, owner_socket: str, slot: int) -> Any:
-    from server.main import create_app
+def reader_app(app: Any, generation: Generation, owner_socket: str, slot: int) -> Any:
     from server.workers.proxy import OwnerProxy
     from server.workers.reader import ReaderGate
 
-    return ReaderGate(create_app(settings), generation, OwnerProxy(owner_socket), slot)
+    return ReaderGate(app, generation, OwnerProxy(owner_socket), slot)
 
 
-def _import_app() -> None:
-    """Import the app's modules once, before forking: the workers share those pages and
-    start in a fraction of the time (importing faiss, numpy and FastAPI is most of a
-    start). Importing starts no Python thread; OpenBLAS's idle pool is fork-safe.
+def _import_app(settings: Settings) -> Any:
+    """Import the app's modules and build the app once, before forking: the workers share
+    those pages and start in a fraction of the time (importing faiss, numpy and FastAPI
+    is most of a start). Neither starts a Python thread nor opens the data folder (the
+    app's lifespan does, in each worker); OpenBLAS's idle pool is fork-safe. Built here,
+    the routes, their models and FastAPI's caches are one copy for every worker (~3 MB
+    each worker used to build for itself).
     ``gc.freeze()`` afterwards moves those objects out of the collector's reach: a
     worker's first full collection would otherwise write to every one of them and copy
     ~60 MB of the shared pages into each worker."""
     import server.api.http_guard  # uvicorn's httptools protocol, the proxy's parser
-    import server.main
     import server.workers.reader  # noqa: F401  (imported for its pages)
+    from server.main import create_app
+
+    return create_app(settings)
 
 
 def _listen_tcp(host: str, port: int) -> socket.socket:
