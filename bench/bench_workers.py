@@ -287,7 +287,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"8 connections, 2 workers vs 1: {s['speedup_8']:.2f}x queries/s. "
         f"Answers while waiting for the reader: {results['answered_by']}.",
-        f"Memory the extra worker adds (PSS of supervisor + owner + reader minus the single "
+        f"Memory the extra worker adds (PSS of supervisor (keeper) + owner + reader minus the single "
         f"process's): {s['extra_pss_mib']:,.0f} MiB = {s['extra_pss_fraction']:.0%} of the "
         f"single process's RSS ({s['single_rss_mib']:,.0f} MiB); target <= "
         f"{TARGET_EXTRA_RSS:.0%}: {verdict}. Summed RSS of reader + supervisor, which counts "
@@ -297,7 +297,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"A third worker (a second reader) adds {s['third_worker_pss_mib']:,.0f} MiB of PSS "
             f"= {s['third_worker_pss_fraction']:.0%} of the single process's RSS (the "
-            "supervisor and the preloaded proxy are paid once, with the first reader)."
+            "supervisor is paid once, with the first reader)."
         )
     return "\n".join(lines) + "\n"
 

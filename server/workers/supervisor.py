@@ -140,7 +140,10 @@ def serve_slot(
     if slot == 0:
         run(settings, owner_app(app, generation), [tcp[0], unix])
     else:
-        run(settings, reader_app(app, generation, owner_socket, slot), [tcp[slot]])
+        # the owner's warm-up fills numba's on-disk cache for all; a reader's would be a
+        # second ~200 MB compiling child process doing the same work
+        reader_settings = settings.model_copy(update={"warm_up": False})
+        run(reader_settings, reader_app(app, generation, owner_socket, slot), [tcp[slot]])
 
 
 def owner_app(app: Any, generation: Generation) -> Any:
