@@ -287,8 +287,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"8 connections, 2 workers vs 1: {s['speedup_8']:.2f}x queries/s. "
         f"Answers while waiting for the reader: {results['answered_by']}.",
-        f"Memory the extra worker adds (PSS of supervisor (keeper) + owner + reader minus the single "
-        f"process's): {s['extra_pss_mib']:,.0f} MiB = {s['extra_pss_fraction']:.0%} of the "
+        f"Memory the extra worker adds (PSS of supervisor (keeper) + owner + reader minus the "
+        f"single process's): {s['extra_pss_mib']:,.0f} MiB = {s['extra_pss_fraction']:.0%} of the "
         f"single process's RSS ({s['single_rss_mib']:,.0f} MiB); target <= "
         f"{TARGET_EXTRA_RSS:.0%}: {verdict}. Summed RSS of reader + supervisor, which counts "
         f"shared pages in each: {s['extra_rss_mib']:,.0f} MiB = {s['extra_rss_fraction']:.0%}.",
