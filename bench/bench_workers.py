@@ -17,8 +17,10 @@ process's PSS, and that is what the verdict compares with 15% of the single RSS.
 RSS sum of reader and supervisor is printed too.
 
 With `--third` the folder is also served by 3 workers (owner + two readers): what the second
-reader adds is the cost of each extra worker past the first, whose supervisor and preloaded
-proxy are paid once. Saves `bench/results/<stem>.{json,md}` (`--stem`, default
+reader adds is the cost of each extra worker past the first, whose supervisor is paid once.
+`--data FOLDER` keeps the loaded folder: a later run serves it without loading, so two code
+versions compare on one folder (its first multi-worker start then finds the segments' rows
+files already written, ADR 0013). Saves `bench/results/<stem>.{json,md}` (`--stem`, default
 `workers_glove50`; `bench/data/<stem>_quick.*` with `--quick`).
 
     nice -n 10 .venv/bin/python bench/bench_workers.py            # 390k base vectors
@@ -185,22 +187,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = glove.load(QUICK_BASE if args.quick else None)
     work = Path(tempfile.mkdtemp(prefix="quiver-bench-workers-"))
     results: dict[str, Any] = {"n_base": data.n_base, "ef": EF, "seconds": args.seconds}
+    folder = args.data or work / "data"
     try:
         script = wrk_script(data.queries[:QUERY_BODIES], work / "query.lua")
         server_log = work / "server.log"
-        loader = Server(work / "data", 1, server_log)
-        try:
-            results["seconds_to_searchable"] = load(loader, data.base)
-        finally:
-            loader.stop()
-        log(f"loaded {data.n_base} points in {results['seconds_to_searchable']:.0f} s")
-        single = Server(work / "data", 1, server_log)  # restarted: no ingest leftovers in RSS
+        if not (folder / "collections" / COLLECTION).is_dir():
+            loader = Server(folder, 1, server_log)
+            try:
+                results["seconds_to_searchable"] = load(loader, data.base)
+            finally:
+                loader.stop()
+            log(f"loaded {data.n_base} points in {results['seconds_to_searchable']:.0f} s")
+        single = Server(folder, 1, server_log)  # restarted: no ingest leftovers in RSS
         try:
             results["workers_1"] = measure(single, script, args.seconds)
         finally:
             single.stop()
         log(f"1 worker: {results['workers_1']}")
-        double = Server(work / "data", 2, server_log)
+        double = Server(folder, 2, server_log)
         try:
             first = orjson.dumps({"query": data.queries[0].tolist(), "limit": K})
             results["answered_by"] = wait_for_reader(double, first)
@@ -210,7 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             double.stop()
         log(f"2 workers: {results['workers_2']}")
         if args.third:
-            triple = Server(work / "data", 3, server_log)
+            triple = Server(folder, 3, server_log)
             try:
                 wait_for_reader(triple, first)
                 results["workers_3"] = measure(triple, script, args.seconds)
@@ -283,8 +287,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"8 connections, 2 workers vs 1: {s['speedup_8']:.2f}x queries/s. "
         f"Answers while waiting for the reader: {results['answered_by']}.",
-        f"Memory the extra worker adds (PSS of supervisor + owner + reader minus the single "
-        f"process's): {s['extra_pss_mib']:,.0f} MiB = {s['extra_pss_fraction']:.0%} of the "
+        f"Memory the extra worker adds (PSS of supervisor (keeper) + owner + reader minus the "
+        f"single process's): {s['extra_pss_mib']:,.0f} MiB = {s['extra_pss_fraction']:.0%} of the "
         f"single process's RSS ({s['single_rss_mib']:,.0f} MiB); target <= "
         f"{TARGET_EXTRA_RSS:.0%}: {verdict}. Summed RSS of reader + supervisor, which counts "
         f"shared pages in each: {s['extra_rss_mib']:,.0f} MiB = {s['extra_rss_fraction']:.0%}.",
@@ -293,7 +297,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"A third worker (a second reader) adds {s['third_worker_pss_mib']:,.0f} MiB of PSS "
             f"= {s['third_worker_pss_fraction']:.0%} of the single process's RSS (the "
-            "supervisor and the preloaded proxy are paid once, with the first reader)."
+            "supervisor is paid once, with the first reader)."
         )
     return "\n".join(lines) + "\n"
 
@@ -304,6 +308,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--third", action="store_true", help="also serve with 3 workers")
     parser.add_argument("--stem", default="workers_glove50", help="result file name")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="data folder to load once and keep (a later run with the same set serves it as is)",
+    )
     args = parser.parse_args()
     results = run(args)
     report = markdown(results)

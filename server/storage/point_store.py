@@ -159,6 +159,12 @@ class PointStore:
         with self._lock:
             self._db.close()
 
+    def shrink_cache(self) -> None:
+        """Hand back the pages SQLite cached for this connection (up to ~2 MB): a reader
+        worker's after loading its view, which read every row once (ADR 0013)."""
+        with self._lock:
+            self._db.execute("PRAGMA shrink_memory")
+
     def reopen(self, path: Path) -> None:
         """Connect again, to the database in folder ``path``, after ``close`` and a move
         of the folder (its files must not be renamed under an open connection: SQLite

@@ -1,14 +1,16 @@
 """The owner's write generation, shared with every worker without a system call.
 
-An anonymous ``MAP_SHARED`` mapping made by the supervisor before it forks is the
-same memory in every worker (restarted ones too, since they are forked from the
-supervisor). Only the owner writes it; readers compare it with the generation their
-view was loaded at before each read.
+A ``MAP_SHARED`` mapping of a memory file (``memfd``) made by the supervisor before
+it forks is the same memory in every worker; a worker the keeper starts again after
+a crash (``keeper.py``, by ``exec``, which drops mappings) maps the same file from its
+inherited descriptor. Only the owner writes it; readers compare it with the
+generation their view was loaded at before each read.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import threading
 
@@ -18,8 +20,14 @@ _FORMAT = "<Q"
 class Generation:
     """A 64-bit counter in shared memory: the owner bumps it, readers read it."""
 
-    def __init__(self) -> None:
-        self._memory = mmap.mmap(-1, mmap.PAGESIZE)
+    def __init__(self, fd: int | None = None) -> None:
+        """A new counter at 0, or the one in the memory file ``fd`` (inherited)."""
+        if fd is None:
+            fd = os.memfd_create("quiver-generation", 0)  # no close-on-exec: see above
+            os.ftruncate(fd, mmap.PAGESIZE)
+            os.set_inheritable(fd, True)
+        self.fd = fd
+        self._memory = mmap.mmap(fd, mmap.PAGESIZE)
         self._lock = threading.Lock()
 
     def read(self) -> int:

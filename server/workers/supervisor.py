@@ -5,164 +5,181 @@ spreads new connections over them), one Unix socket on which the owner takes the
 requests readers forward, and the shared generation; then forks worker 0 (the
 owner) and workers 1..N-1 (readers). It opens no engine and starts no thread, so
 forking it is safe (it imports the app's modules first, so the workers share them);
-each worker builds its own app after the fork. A worker that
-dies is forked again; the sockets stay bound meanwhile, so connections wait in the
-backlog instead of being refused. SIGTERM / SIGINT stop every worker gracefully;
-each worker dies with the supervisor (``PR_SET_PDEATHSIG``), so a ``kill -9`` of
-the supervisor takes the whole server down as it would a single process.
+each worker builds its own app after the fork. Then it ``exec``s the keeper
+(``keeper.py``) in its own process, which drops the imported app: the keeper waits
+for the workers, starts one that died again (the sockets stay bound meanwhile, so
+connections wait in the backlog instead of being refused) and stops them all on
+SIGTERM / SIGINT. Each worker dies with the supervisor (``PR_SET_PDEATHSIG``), so a
+``kill -9`` of it takes the whole server down as it would a single process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
+import importlib
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from server.settings import Settings
 from server.workers.generation import Generation
+from server.workers.keeper import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
 Run = Callable[[Settings, Any, list[socket.socket]], None]
 """Runs an ASGI app on sockets until SIGTERM (cli.py's uvicorn runner)."""
 
-RESTART_DELAY_S = 0.5
-MAX_RESTART_DELAY_S = 10.0
-QUICK_DEATH_S = 10.0
 BACKLOG = 2048
+_STARTED_LATER = (
+    "anyio._backends._asyncio",  # anyio's event loop backend, the thread pool
+    "numpy.random",  # each collection's query samples (training_queries.py)
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.uvloop",
+    "uvicorn.protocols.websockets.auto",  # uvicorn looks for a websockets library
+)
+"""Modules every worker imported at its start, after the fork (~56 of them, uvloop's
+among them): imported in the supervisor, they are one shared copy instead of one per
+worker (~4.5 MB each)."""
 _PR_SET_PDEATHSIG = 1
 
 
 def serve_workers(settings: Settings, run: Run) -> None:
-    """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns after all exit."""
-    _import_app()
+    """Run ``settings.workers`` workers until SIGTERM / SIGINT; returns only if forking
+    fails (otherwise this process becomes the keeper and exits with it)."""
+    app = _import_app(settings)
     from server.engine.shared_graphs import share_graphs
 
     share_graphs()  # one copy of each graph in the page cache, not one per worker
     gc.freeze()  # see _import_app
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
-        Supervisor(settings, run, folder / "owner.sock").serve()
+        Supervisor(settings, run, folder, app).serve()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, run: Run, owner_socket: Path) -> None:
+    def __init__(self, settings: Settings, run: Run, folder: Path, app: Any) -> None:
         self._settings = settings
         self._run = run
-        self._owner_socket = owner_socket
+        self._app = app
+        self._folder = folder
+        self._owner_socket = folder / "owner.sock"
         self._generation = Generation()
         self._tcp = [_listen_tcp(settings.host, settings.port) for _ in range(settings.workers)]
-        self._unix = _listen_unix(owner_socket)
-        self._pids: dict[int, int] = {}
-        self._started = [0.0] * settings.workers
-        self._delays = [RESTART_DELAY_S / 2] * settings.workers
-        self._stopping = False
+        self._unix = _listen_unix(self._owner_socket)
 
     def serve(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        for slot in range(self._settings.workers):
-            self._start(slot)
+        """Fork every worker, then ``exec`` the keeper (``keeper.py``) in this process."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the keeper unblocks them
+        pids = {self._fork(slot): slot for slot in range(self._settings.workers)}
         log.info("quiver workers started", extra={"workers": self._settings.workers})
-        while self._pids:
-            pid, status = os.wait()
-            slot = self._pids.pop(pid, -1)
-            if slot < 0 or self._stopping:
-                continue
-            delay = self._restart_delay(slot)
-            log.error(
-                "worker died; starting it again",
-                extra={"worker": slot, "status": status, "delay_s": delay},
-            )
-            time.sleep(delay)
-            if not self._stopping:
-                self._start(slot)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        plan = json.dumps(self._plan(pids))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        keeper = [sys.executable, "-S", "-m", "server.workers.keeper", plan]  # -S: no site
+        os.execve(sys.executable, keeper, env)
 
-    def _restart_delay(self, slot: int) -> float:
-        """Twice the last delay when the worker died soon after its start (a data folder it
-        cannot open must not become a fork loop), else the shortest."""
-        quick = time.monotonic() - self._started[slot] < QUICK_DEATH_S
-        doubled = min(self._delays[slot] * 2, MAX_RESTART_DELAY_S)
-        self._delays[slot] = doubled if quick else RESTART_DELAY_S
-        return self._delays[slot]
+    def _plan(self, pids: dict[int, int]) -> dict[str, Any]:
+        """What the keeper needs to wait for the workers and start one again."""
+        settings = self._settings
+        overrides = {"host": settings.host, "port": settings.port}
+        return {
+            "pids": pids,
+            "folder": str(self._folder),
+            "tcp": [sock.fileno() for sock in self._tcp],
+            "unix": self._unix.fileno(),
+            "generation": self._generation.fd,
+            "overrides": overrides | {"data_dir": str(settings.data_dir)},
+            "log_json": settings.log_json,
+        }
 
-    def _stop(self, signum: int, _frame: object) -> None:
-        self._stopping = True
-        for pid in list(self._pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    def _start(self, slot: int) -> None:
-        self._started[slot] = time.monotonic()
+    def _fork(self, slot: int) -> int:
         pid = os.fork()
         if pid:
-            self._pids[pid] = slot
-            return
+            return pid
         code = 0
         try:
-            self._worker(slot)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            serve_slot(self._settings, self._run, self._app, slot, self._tcp, self._unix,
+                       self._generation, str(self._owner_socket))  # fmt: skip
         except BaseException:
             log.exception("worker failed", extra={"worker": slot})
             code = 1
         finally:
             os._exit(code)
 
-    def _worker(self, slot: int) -> None:
-        """In the forked child: die with the supervisor, then serve."""
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if slot == 0:
-            self._run(self._settings, owner_app(self._settings, self._generation),
-                      [self._tcp[0], self._unix])  # fmt: skip
-        else:
-            app = reader_app(self._settings, self._generation, str(self._owner_socket), slot)
-            self._run(self._settings, app, [self._tcp[slot]])
+
+def serve_slot(
+    settings: Settings,
+    run: Run,
+    app: Any,
+    slot: int,
+    tcp: list[socket.socket],
+    unix: socket.socket,
+    generation: Generation,
+    owner_socket: str,
+) -> None:
+    """In a worker (forked, or started again by the keeper): die with the supervisor,
+    then serve ``app`` (``create_app``'s, not started) as the owner (slot 0) or a reader."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if slot == 0:
+        run(settings, owner_app(app, generation), [tcp[0], unix])
+    else:
+        # the owner's warm-up fills numba's on-disk cache for all; a reader's would be a
+        # second ~200 MB compiling child process doing the same work
+        reader_settings = settings.model_copy(update={"warm_up": False})
+        run(reader_settings, reader_app(app, generation, owner_socket, slot), [tcp[slot]])
 
 
-def owner_app(settings: Settings, generation: Generation) -> Any:
-    from server.main import create_app
+def owner_app(app: Any, generation: Generation) -> Any:
     from server.workers.owner import OwnerGate, bump_after_builds
 
-    app = create_app(settings)
     bump_after_builds(app, generation)
     # inside the app, so gRPC's calls of REST routes (server/grpc/bridge.py) bump it too
     app.add_middleware(OwnerGate, generation=generation)
     return app
 
 
-def reader_app(settings: Settings, generation: Generation, owner_socket: str, slot: int) -> Any:
-    from server.main import create_app
+def reader_app(app: Any, generation: Generation, owner_socket: str, slot: int) -> Any:
     from server.workers.proxy import OwnerProxy
     from server.workers.reader import ReaderGate
 
-    return ReaderGate(create_app(settings), generation, OwnerProxy(owner_socket), slot)
+    return ReaderGate(app, generation, OwnerProxy(owner_socket), slot)
 
 
-def _import_app() -> None:
-    """Import the app's modules once, before forking: the workers share those pages and
-    start in a fraction of the time (importing faiss, numpy and FastAPI is most of a
-    start). Importing starts no Python thread; OpenBLAS's idle pool is fork-safe.
+def _import_app(settings: Settings) -> Any:
+    """Import the app's modules and build the app once, before forking: the workers share
+    those pages and start in a fraction of the time (importing faiss, numpy and FastAPI
+    is most of a start). Neither starts a Python thread nor opens the data folder (the
+    app's lifespan does, in each worker); OpenBLAS's idle pool is fork-safe. Built here,
+    the routes, their models and FastAPI's caches are one copy for every worker (~3 MB
+    each worker used to build for itself).
     ``gc.freeze()`` afterwards moves those objects out of the collector's reach: a
     worker's first full collection would otherwise write to every one of them and copy
     ~60 MB of the shared pages into each worker."""
-    import server.main
-    import server.workers.proxy
-    import server.workers.reader
+    import server.api.http_guard  # uvicorn's httptools protocol, the proxy's parser
+    import server.workers.reader  # noqa: F401  (imported for its pages)
 
-    server.workers.proxy.preload()
+    for module in _STARTED_LATER:
+        importlib.import_module(module)
+    from server.main import create_app
+
+    return create_app(settings)
 
 
 def _listen_tcp(host: str, port: int) -> socket.socket:

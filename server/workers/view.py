@@ -159,6 +159,7 @@ def open_consistent(path: Path) -> tuple[Collection, Stamp]:
             before = _stamp(path, probe)
             collection = Collection.open(path.name, path, read_only=True)
             if _stamp(path, probe) == before:
+                collection.store.shrink_cache()  # the load read every row once
                 return collection, before
             collection.close()
     finally:

@@ -1,0 +1,122 @@
+"""The supervisor after its workers are forked: a small process that only waits.
+
+``supervisor.py`` imports the app, binds the sockets, forks every worker and then
+``exec``s this module in its own process (same pid: the workers stay its children and
+still die with it through ``PR_SET_PDEATHSIG``). Had the supervisor kept the imported app
+after forking, it would have held its own copy of every inherited page that both workers
+later wrote to (reference counts, the interpreter's inline caches): ~13 MB no request
+ever used. This module imports a few standard modules only (not even ``logging``) and
+runs without ``site`` (``python -S``): ~5 MB.
+
+A worker that dies is started again, after doubling delays (up to 10 s) when it keeps
+dying right after its start, by ``exec``ing ``server.workers.spawn`` on the same
+sockets and generation (passed as inherited file descriptors): such a worker imports
+the app itself, so it shares no imported pages with the others (restarts are rare).
+SIGTERM / SIGINT stop every worker gracefully; the supervisor's temporary folder (the
+owner's Unix socket) is removed once all have exited.
+
+    python -m server.workers.keeper '<plan as JSON>'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from typing import Any
+
+LOGGER = "server.workers.supervisor"
+
+RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 10.0
+QUICK_DEATH_S = 10.0
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+"""Blocked by the supervisor before its ``exec`` (a signal mask survives it, and a signal
+sent meanwhile stays pending), unblocked here once the handlers are in place."""
+
+
+def keep(plan: dict[str, Any]) -> None:
+    """Supervise the workers ``plan["pids"]`` names (pid -> slot) until they have exited."""
+    keeper = Keeper(plan)
+    signal.signal(signal.SIGTERM, keeper.stop)
+    signal.signal(signal.SIGINT, keeper.stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    try:
+        keeper.wait()
+    finally:
+        shutil.rmtree(plan["folder"], ignore_errors=True)
+
+
+class Keeper:
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self._plan = plan
+        self._pids = {int(pid): slot for pid, slot in plan["pids"].items()}
+        started = time.monotonic()
+        self._started = dict.fromkeys(self._pids.values(), started)
+        self._delays = dict.fromkeys(self._pids.values(), RESTART_DELAY_S / 2)
+        self._stopping = False
+
+    def wait(self) -> None:
+        while self._pids:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                return
+            slot = self._pids.pop(pid, -1)
+            if slot < 0 or self._stopping:
+                continue
+            delay = self._restart_delay(slot)
+            _error(self._plan["log_json"], "worker died; starting it again",
+                   worker=slot, status=status, delay_s=delay)  # fmt: skip
+            time.sleep(delay)
+            if not self._stopping:
+                self._start(slot)
+
+    def stop(self, signum: int, _frame: object) -> None:
+        self._stopping = True
+        for pid in list(self._pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _restart_delay(self, slot: int) -> float:
+        """Twice the last delay when the worker died soon after its start (a data folder it
+        cannot open must not become a fork loop), else the shortest."""
+        quick = time.monotonic() - self._started[slot] < QUICK_DEATH_S
+        doubled = min(self._delays[slot] * 2, MAX_RESTART_DELAY_S)
+        self._delays[slot] = doubled if quick else RESTART_DELAY_S
+        return self._delays[slot]
+
+    def _start(self, slot: int) -> None:
+        self._started[slot] = time.monotonic()
+        worker = json.dumps(self._plan | {"slot": slot})
+        pid = os.fork()
+        if pid:
+            self._pids[pid] = slot
+            return
+        try:
+            os.execv(sys.executable, [sys.executable, "-m", "server.workers.spawn", worker])
+        finally:
+            os._exit(1)
+
+
+def _error(as_json: bool, message: str, **fields: object) -> None:
+    """One log line in ``server.logs``' shape (JSON or text, as configured), written
+    without the logging package (~1 MB for the keeper's one kind of line)."""
+    now = time.time()
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    if as_json:
+        entry = {"ts": when, "level": "error", "logger": LOGGER, "msg": message}
+        line = json.dumps(entry | fields)
+    else:
+        line = f"{when} ERROR {LOGGER} {message} {fields}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    _plan = json.loads(sys.argv[1])
+    keep(_plan)

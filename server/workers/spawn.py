@@ -1,0 +1,44 @@
+"""A worker started again by the keeper (``keeper.py``) after it died: a fresh process.
+
+The keeper holds no imported app to fork, so it ``exec``s this module with the plan
+the supervisor wrote (settings' overrides, the inherited sockets' and the shared
+generation's file descriptors, the slot). It sets the process up as ``quiver serve``
+and the supervisor did (logging, glibc's arena cap, shared graphs) and serves as the
+forked worker of that slot would.
+
+    python -m server.workers.spawn '<plan as JSON, with "slot">'
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(plan: dict[str, Any]) -> None:
+    from server.cli import _run
+    from server.engine.native_memory import limit_heap_retention
+    from server.engine.shared_graphs import share_graphs
+    from server.logs import configure_logging
+    from server.main import create_app
+    from server.settings import Settings
+    from server.workers.generation import Generation
+    from server.workers.supervisor import serve_slot
+
+    settings = Settings(**plan["overrides"])
+    configure_logging(settings.log_level, settings.log_json)
+    limit_heap_retention()
+    share_graphs()
+    tcp = [socket.socket(fileno=fd) for fd in plan["tcp"]]
+    unix = socket.socket(fileno=plan["unix"])
+    generation = Generation(plan["generation"])
+    owner_socket = str(Path(plan["folder"]) / "owner.sock")
+    app = create_app(settings)
+    serve_slot(settings, _run, app, plan["slot"], tcp, unix, generation, owner_socket)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
