@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from server.api import fast_search
+from server.api.fast_search import FastSearch
 from tests.helpers.api import Api, create_items, make_client
+from tests.helpers.wire import Client, count_asgi, request, wire
 
 QUERY = "/collections/items/points/query"
 SEARCH = "/collections/items/points/search"
@@ -19,14 +20,19 @@ SEARCH = "/collections/items/points/search"
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The collection names the lean path answered for, in order."""
     calls: list[str] = []
-    answer = fast_search._answer
+    prepare = FastSearch.prepare
 
-    async def counting(scope: Any, kind: tuple[str, str], shape: Any, threads: Any) -> bytes:
+    def counting(self: FastSearch, scope: Any, kind: tuple[str, str], shape: Any) -> Any:
         calls.append(kind[1])
-        return await answer(scope, kind, shape, threads)
+        return prepare(self, scope, kind, shape)
 
-    monkeypatch.setattr(fast_search, "_answer", counting)
+    monkeypatch.setattr(FastSearch, "prepare", counting)
     return calls
+
+
+@pytest.fixture
+def asgi_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return count_asgi(monkeypatch)
 
 
 def test_a_plain_query_is_answered_by_the_lean_path_as_the_full_route_answers(
@@ -158,3 +164,33 @@ def test_a_grouped_query_over_the_limit_gets_the_full_routes_error(
     full = api.post(QUERY + "/groups", body | {"lookup_from": None})[1]
     assert code == 400
     assert fast["status"] == full["status"]
+
+
+def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    with wire(tmp_path) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
+        bad = {"query": [1.0, 0.5], "limit": 3}
+        bodies = [plain, plain | {"lookup_from": None}, bad, bad | {"lookup_from": None}]
+        answers = connection.send(*(request("POST", QUERY, body) for body in bodies))
+        assert [a.status for a in answers] == [200, 200, 400, 400]
+        assert answers[0].body["result"] == answers[1].body["result"]
+        assert answers[2].body["status"] == answers[3].body["status"]
+        assert asgi_paths == [QUERY, QUERY]  # only the bodies with an extra key
+        again = connection.send(request("POST", QUERY, plain))  # kept alive
+        assert again[0].body["result"] == answers[0].body["result"]
+        closing = connection.send(request("POST", QUERY, plain, {"connection": "close"}))
+        assert closing[0].headers[b"connection"] == b"close"
+        assert connection.transport.closed
+
+
+def test_the_direct_lane_can_be_switched_off(tmp_path: Path, asgi_paths: list[str]) -> None:
+    with wire(tmp_path, direct_lane=False) as served:
+        api = Api(Client(served.connect()))  # type: ignore[arg-type]
+        create_items(api)
+        assert api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": 2})["points"]
+        assert asgi_paths[-1] == QUERY
