@@ -175,19 +175,24 @@ class LaneCall:
     def run(self) -> None:
         """With the whole body: answer it, or hand it to the ASGI app."""
         scope: Any = self.cycle.scope
-        limiter = self.lane.app.state.cpu_limiter
         shape = self._shape()
-        if shape is None or not _borrow(limiter, self):
+        if shape is None:
             self._fallback()  # the body is still in the cycle
             return
         scope["route"] = self.layer.label(self.match)
         try:
             work, self._render = self.layer.prepare(scope, self.match, shape)
         except Exception as exc:
-            limiter.release_on_behalf_of(self)
             self._fail(exc)
             return
-        self.layer.threads(scope).submit(work, self._done)
+        if _borrow(self.lane.app.state.cpu_limiter, self):
+            self.layer.threads(scope).submit(work, self._done)
+        else:  # the CPU limiter is full: wait in its queue as the ASGI path would
+            self._spawn(self._queued(work))
+
+    async def _queued(self, work: Callable[[], Any]) -> None:
+        await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)
+        self.layer.threads(cast(Scope, self.cycle.scope)).submit(work, self._done)
 
     def _shape(self) -> Any:
         """The body's wire model(s) when its shape is plain, else None (the ASGI path)."""
@@ -224,7 +229,11 @@ class LaneCall:
 
     def _fail(self, exc: Exception) -> None:
         """The app's exception table answers, in a task (rare: its handlers are async)."""
-        task = asyncio.get_running_loop().create_task(self._error(exc))
+        self._spawn(self._error(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A task of this request, awaited by uvicorn's graceful shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -248,7 +257,7 @@ class LaneCall:
 
 
 def _borrow(limiter: Any, borrower: object) -> bool:
-    """A token of the app's CPU limiter now, or False (full: the ASGI path waits for one)."""
+    """A token of the app's CPU limiter now, or False (full, or others wait for one)."""
     try:
         limiter.acquire_on_behalf_of_nowait(borrower)
     except WouldBlock:

@@ -10,7 +10,7 @@ import pytest
 
 from server.api.fast_search import FastSearch
 from tests.helpers.api import Api, create_items, make_client
-from tests.helpers.wire import Client, count_asgi, request, wire
+from tests.helpers.wire import Client, answers, count_asgi, request, wire
 
 QUERY = "/collections/items/points/query"
 SEARCH = "/collections/items/points/search"
@@ -194,3 +194,19 @@ def test_the_direct_lane_can_be_switched_off(tmp_path: Path, asgi_paths: list[st
         create_items(api)
         assert api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": 2})["points"]
         assert asgi_paths[-1] == QUERY
+
+
+def test_direct_lane_queries_beyond_the_cpu_limiter_wait_for_a_token(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    with wire(tmp_path, search_threads=1) as served:
+        create_items(Api(Client(served.connect())))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        connections = [served.connect() for _ in range(3)]
+        body = request("POST", QUERY, {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3})
+        for connection in connections:  # all three arrive before any is answered
+            served.loop.call_soon(connection.protocol.data_received, body)
+        served.run_until(lambda: all(answers(c.transport.data) for c in connections))
+        results = [answers(c.transport.data)[0].body["result"] for c in connections]
+        assert results[0]["points"] and results == [results[0]] * 3
+        assert asgi_paths == []
