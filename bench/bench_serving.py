@@ -71,6 +71,9 @@ RECALL_QUERIES = 1000
 TARGET_EDGE_RATIO = 1.0
 TARGET_P50_OVER_FAISS_MS = 0.5
 TARGET_BATCH_RATIO = 0.75
+LANE_OFF = "1, direct lane off"
+"""The one-process row measured again with ``QUIVER_DIRECT_LANE=false`` (the lean
+requests through the ASGI app, as before ``server/api/direct_lane.py``)."""
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -357,7 +360,13 @@ def run_quiver(
             load = load_quiver(client, dataset)
         log(f"Quiver searchable: {load}")
         measured["1"] = measure_quiver(args, server.url, server.pid, dataset, index, files)
+        server.terminate()  # the same process without the protocol-level lane (ADR 0016)
+        server._extra_env["QUIVER_DIRECT_LANE"] = "false"
+        server.relaunch()
+        server._wait_healthy()
+        measured[LANE_OFF] = measure_quiver(args, server.url, server.pid, dataset, index, files)
         server.terminate()
+        del server._extra_env["QUIVER_DIRECT_LANE"]
         server._extra_env["QUIVER_WORKERS"] = str(workers)
         server.relaunch()
         server._wait_healthy()
@@ -503,7 +512,7 @@ def markdown_report(results: Results) -> str:
     for workers, quiver in rows["quiver"].items():
         b = quiver["batches"]
         table += [
-            f"| Quiver, HTTP, {workers} worker(s) | `/points/query/batch`, 100 per request, "
+            f"| {_system(workers)} | `/points/query/batch`, 100 per request, "
             f"ef {EF_BATCH} | {b['http_queries_per_s']:,.0f} | - | - | - | "
             f"{b['http_recall_at_10']:.4f} |",
             f"| faiss HNSWFlat, in process (same turns) | batches of 100, ef {EF_BATCH}, "
@@ -553,9 +562,14 @@ def _quiver_lines(workers: str, quiver: dict[str, Any]) -> list[str]:
         how = f"`/points/query` one vector, `wrk` {connections} conn" + (
             f" ({row['non_2xx']} non-2xx, {row['socket_errors']})" if errors else ""
         )
-        system = f"Quiver, HTTP, {workers} worker(s)"
-        lines.append(_line(system, how, row, quiver["http_recall_at_10"]))
+        lines.append(_line(_system(workers), how, row, quiver["http_recall_at_10"]))
     return lines
+
+
+def _system(workers: str) -> str:
+    if workers == LANE_OFF:
+        return "Quiver, HTTP, 1 worker, direct lane off"
+    return f"Quiver, HTTP, {workers} worker(s)"
 
 
 def _line(system: str, how: str, row: dict[str, Any], recall: float | None = None) -> str:
