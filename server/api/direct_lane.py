@@ -17,8 +17,9 @@ ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work
 layer's threads under the app's CPU limiter, its renderer; the response goes out through
 uvicorn's own ``RequestResponseCycle.send`` (keep-alive, ``connection: close``, access
 log), the request metrics through ``QuiverMiddleware.record``, errors through the app's
-exception table. A request it does not take, a body of another shape, or a full CPU
-limiter goes to the ASGI app as before, its body already in the cycle. Pipelined requests
+exception table; a full CPU limiter is waited for in its queue. A request it does not
+take, or a body of another shape, goes to the ASGI app as before, its body already in the
+cycle. Pipelined requests
 keep their order: uvicorn starts a connection's next request only after the previous
 answer (``_start_asgi_task``), and that is where the lane is asked.
 ``QUIVER_DIRECT_LANE=false`` turns it off.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
@@ -50,6 +52,11 @@ PASSING = frozenset(
 proxy header is read by a lean route; their error handling sees only what escapes the
 lean layer's own). Any other layer in the stack keeps every request on the ASGI path."""
 REFUSED_HEADERS = (b"expect", b"transfer-encoding")
+INLINE_SLOW_S = 0.002
+INLINE_PAUSE_S = 10.0
+"""A search run on the event loop (no thread hop, when nothing else runs) that took
+longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) stops that
+for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""
 
 
 class DirectLane:
@@ -68,6 +75,8 @@ class DirectLane:
         self.layers = layers
         self.hosts = hosts
         self.origins = origins
+        self.inline_after = 0.0
+        """``time.monotonic()`` before which no work runs on the event loop."""
 
     def take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
         """At the request head: the lean layer and its match, or None (the ASGI path,
@@ -185,10 +194,32 @@ class LaneCall:
         except Exception as exc:
             self._fail(exc)
             return
-        if _borrow(self.lane.app.state.cpu_limiter, self):
-            self.layer.threads(scope).submit(work, self._done)
+        limiter = self.lane.app.state.cpu_limiter
+        if _borrow(limiter, self):
+            if self._inlined(limiter, shape):
+                self._inline(work)  # nothing else runs: no thread hop
+            else:
+                self.layer.threads(scope).submit(work, self._done)
         else:  # the CPU limiter is full: wait in its queue as the ASGI path would
             self._spawn(self._queued(work))
+
+    def _inlined(self, limiter: Any, shape: Any) -> bool:
+        """Run on the event loop: nothing else is running, the layer vouches for the
+        work, and no inline work was slow lately."""
+        if limiter.borrowed_tokens != 1 or time.monotonic() < self.lane.inline_after:
+            return False
+        return self.layer.inline(self.match, shape)
+
+    def _inline(self, work: Callable[[], Any]) -> None:
+        started = time.monotonic()
+        try:
+            result = work()
+        except BaseException as exc:  # answered as a worker thread's failure is
+            self._done(None, exc)
+        else:
+            self._done(result, None)
+        if time.monotonic() - started > INLINE_SLOW_S:  # a big flat segment, say
+            self.lane.inline_after = time.monotonic() + INLINE_PAUSE_S
 
     async def _queued(self, work: Callable[[], Any]) -> None:
         await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)

@@ -78,6 +78,12 @@ class FastSearch(LeanLayer[tuple[str, str]]):
     def label(self, match: tuple[str, str]) -> RouteLabel:
         return ROUTES[match[0]]
 
+    def inline(self, match: tuple[str, str], shape: Any) -> bool:
+        """A plain graph search, no filter (whose cost has no bound here), not exact."""
+        if match[0] not in ("query", "search") or shape.filter is not None:
+            return False
+        return shape.params is None or not shape.params.exact
+
     def prepare(self, scope: Scope, match: tuple[str, str], shape: Any) -> Prepared:
         """Parse and check as the full route does; render as it does."""
         state = scope["app"].state

@@ -68,6 +68,11 @@ class LeanLayer(Generic[M]):
         renderer of its result into the response body the full route would give."""
         raise NotImplementedError
 
+    def inline(self, match: M, shape: Any) -> bool:
+        """Whether the work is small and bounded enough to run on the event loop itself
+        when nothing else is running (``direct_lane.py``): no hand-off to a thread."""
+        return False
+
     def threads(self, scope: Scope) -> HandOff:
         """The worker threads, started with the first request taken (the app's
         ``search_threads``) and ended with the app (``lifespan``)."""

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from server.api import direct_lane
 from server.api.fast_search import FastSearch
+from server.api.hand_off import HandOff
 from tests.helpers.api import Api, create_items, make_client
 from tests.helpers.wire import Client, answers, count_asgi, request, wire
 
@@ -210,3 +212,21 @@ def test_direct_lane_queries_beyond_the_cpu_limiter_wait_for_a_token(
         results = [answers(c.transport.data)[0].body["result"] for c in connections]
         assert results[0]["points"] and results == [results[0]] * 3
         assert asgi_paths == []
+
+
+def test_a_query_runs_on_the_event_loop_until_one_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct_lane, "INLINE_SLOW_S", -1.0)  # every inline search is slow
+    handed: list[Any] = []
+    submit = HandOff.submit
+    monkeypatch.setattr(HandOff, "submit", lambda *args: (handed.append(args), submit(*args)))
+    with wire(tmp_path) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        handed.clear()
+        body = request("POST", QUERY, {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3})
+        first = connection.send(body)  # on the loop: nothing else was running
+        assert handed == []
+        second = connection.send(body)  # the first was "slow": a worker thread now
+        assert len(handed) == 1 and first[0].body["result"] == second[0].body["result"]
