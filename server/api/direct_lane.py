@@ -53,7 +53,7 @@ proxy header is read by a lean route; their error handling sees only what escape
 lean layer's own). Any other layer in the stack keeps every request on the ASGI path."""
 REFUSED_HEADERS = (b"expect", b"transfer-encoding")
 INLINE_SLOW_S = 0.002
-INLINE_PAUSE_S = 10.0
+INLINE_PAUSE_S = 1.0
 """A search run on the event loop (no thread hop, when nothing else runs) that took
 longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) stops that
 for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""

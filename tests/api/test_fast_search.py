@@ -208,7 +208,10 @@ def test_direct_lane_queries_beyond_the_cpu_limiter_wait_for_a_token(
         body = request("POST", QUERY, {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3})
         for connection in connections:  # all three arrive before any is answered
             served.loop.call_soon(connection.protocol.data_received, body)
-        served.run_until(lambda: all(answers(c.transport.data) for c in connections))
+        served.run_until(
+            lambda: all(answers(c.transport.data) for c in connections),
+            [c.transport for c in connections],
+        )
         results = [answers(c.transport.data)[0].body["result"] for c in connections]
         assert results[0]["points"] and results == [results[0]] * 3
         assert asgi_paths == []

@@ -42,9 +42,11 @@ class Transport(asyncio.Transport):
         super().__init__()
         self.data = bytearray()
         self.closed = False
+        self.written = asyncio.Event()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.data += data
+        self.written.set()
 
     def close(self) -> None:
         self.closed = True
@@ -82,10 +84,18 @@ class Wire:
         protocol.connection_made(transport)
         return Connection(self, protocol, transport)
 
-    def run_until(self, done: Any, timeout_s: float = 10.0) -> None:
+    def run_until(self, done: Any, transports: list[Transport], timeout_s: float = 10.0) -> None:
+        """Run the loop until ``done()``, looking again whenever one of ``transports``
+        is written to."""
+
         async def waiting() -> None:
             while not done():
-                await asyncio.sleep(0.001)
+                for transport in transports:
+                    transport.written.clear()
+                waits = [asyncio.ensure_future(t.written.wait()) for t in transports]
+                await asyncio.wait(waits, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+                for pending in waits:
+                    pending.cancel()
 
         self.loop.run_until_complete(asyncio.wait_for(waiting(), timeout_s))
 
@@ -99,7 +109,9 @@ class Connection:
     def send(self, *requests: bytes) -> list[Answer]:
         """``requests`` in one write (pipelined), and their answers in order."""
         self.wire.loop.call_soon(self.protocol.data_received, b"".join(requests))
-        self.wire.run_until(lambda: len(answers(self.transport.data)) >= len(requests))
+        self.wire.run_until(
+            lambda: len(answers(self.transport.data)) >= len(requests), [self.transport]
+        )
         found = answers(self.transport.data)
         self.transport.data.clear()
         return found
