@@ -337,7 +337,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         for name, row in phase["by_operation"].items():
             lines.append(f"| {label} | {name} | {row['count']:,} | {row.get('p50', 0):.1f} | "
                          f"{row.get('p99', 0):.1f} |")  # fmt: skip
-    lines += ["", f"Lean writes vs full routes: {results['speedup']:.2f}x requests/s.", ""]
+    lines += ["", f"{CONFIGS[-1][0]} vs {BASELINE}: {results['speedup']:.2f}x requests/s.", ""]
     lines += checks_table(results["checks"])
     return "\n".join(lines) + "\n"
 
