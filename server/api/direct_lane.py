@@ -32,6 +32,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, cast
 
 from anyio import WouldBlock
@@ -59,24 +60,18 @@ longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) st
 for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""
 
 
+@dataclass(slots=True)
 class DirectLane:
     """Which requests the protocol may answer itself, and the layers that answer them."""
 
-    def __init__(
-        self,
-        app: Starlette,
-        guard: QuiverMiddleware,
-        layers: tuple[LeanLayer[Any], ...],
-        hosts: HostAllowList | None,
-        origins: bool,
-    ) -> None:
-        self.app = app
-        self.guard = guard
-        self.layers = layers
-        self.hosts = hosts
-        self.origins = origins
-        self.inline_after = 0.0
-        """``time.monotonic()`` before which no work runs on the event loop."""
+    app: Starlette
+    guard: QuiverMiddleware
+    layers: tuple[LeanLayer[Any], ...]
+    hosts: HostAllowList | None
+    origins: bool
+    """A CORS or cross-origin layer is on: a request with an ``Origin`` takes ASGI."""
+    inline_after: float = 0.0
+    """``time.monotonic()`` before which no work runs on the event loop."""
 
     def take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
         """At the request head: the lean layer and its match, or None (the ASGI path,
