@@ -207,14 +207,14 @@ class LaneCall:
 
     def _inline(self, work: Callable[[], Any]) -> None:
         started = time.monotonic()
+        result, failure = None, None
         try:
             result = work()
         except BaseException as exc:  # answered as a worker thread's failure is
-            self._done(None, exc)
-        else:
-            self._done(result, None)
+            failure = exc
         if time.monotonic() - started > INLINE_SLOW_S:  # a big flat segment, say
             self.lane.inline_after = time.monotonic() + INLINE_PAUSE_S
+        self._done(result, failure)
 
     async def _queued(self, work: Callable[[], Any]) -> None:
         await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)
