@@ -350,8 +350,9 @@ def run(args: argparse.Namespace) -> Results:
 def run_quiver(
     args: argparse.Namespace, dataset: glove.GloveDataset, index: Any, files: tuple[Path, Path]
 ) -> dict[str, Any]:
-    """Load one server process, measure it, then restart the same data folder with the
-    default worker count and measure again."""
+    """Load one server process, then measure the same data folder restarted as one
+    process without the direct lane, as one process with it, and with the default worker
+    count."""
     workers = default_workers()
     measured: dict[str, Any] = {}
     single = {"QUIVER_WORKERS": "1"}
@@ -359,23 +360,26 @@ def run_quiver(
         with httpx.Client(base_url=server.url, headers=headers(), timeout=600.0) as client:
             load = load_quiver(client, dataset)
         log(f"Quiver searchable: {load}")
-        measured["1"] = measure_quiver(args, server.url, server.pid, dataset, index, files)
-        server.terminate()  # the same process without the protocol-level lane (ADR 0016)
-        server._extra_env["QUIVER_DIRECT_LANE"] = "false"
-        server.relaunch()
-        server._wait_healthy()
-        measured[LANE_OFF] = measure_quiver(args, server.url, server.pid, dataset, index, files)
-        server.terminate()
-        del server._extra_env["QUIVER_DIRECT_LANE"]
-        server._extra_env["QUIVER_WORKERS"] = str(workers)
-        server.relaunch()
-        server._wait_healthy()
+        # each row on a freshly started process: without the protocol-level lane
+        # (ADR 0021) first, then with it, then the default worker count
+        for label, env in ((LANE_OFF, {"QUIVER_DIRECT_LANE": "false"}), ("1", {})):
+            restart(server, single | env)
+            measured[label] = measure_quiver(args, server.url, server.pid, dataset, index, files)
+        restart(server, {"QUIVER_WORKERS": str(workers)})
         measured["answered_by"] = wait_for_workers(server.url, dataset, workers)
         log(f"{workers} workers answering: {measured['answered_by']}")
         measured[str(workers)] = measure_quiver(args, server.url, server.pid, dataset, index, files)
     answered = measured.pop("answered_by")
     return {"quiver_load": load, "quiver": measured, "default_workers": workers,
             "answered_by": answered}  # fmt: skip
+
+
+def restart(server: QuiverServer, env: dict[str, str]) -> None:
+    """The same data folder in a new process with exactly ``env`` as its settings."""
+    server.terminate()
+    server._extra_env = dict(env)
+    server.relaunch()
+    server._wait_healthy()
 
 
 def measure_quiver(
