@@ -5,7 +5,8 @@ Each client sends, one request at a time on a keep-alive connection, a seeded mi
 45% queries (half filtered, half plain; HNSW ef 96, limit 10). The same server data
 is measured under each of ``CONFIGS`` in one run: one fsync per write (before group
 commit), group commit with every write through the full FastAPI route (the state before
-the lean write path), and group commit with the lean write path. Each phase runs as
+the lean write path), group commit with the lean write path, and the same answered below
+ASGI by the protocol-level direct lane. Each phase runs as
 ``--rounds`` slices taken in turn, the server restarted between, so that the machine's
 changing load falls on every phase alike. After each slice every acknowledged write is
 checked: the points a client was told exist carry the payload it last set, the ones it
@@ -53,13 +54,22 @@ TARGET_SPEEDUP = 5.0
 ISSUE_REQUESTS_PER_S = 179.0
 """What issue 20 measured for this mix before group commit (390k, one process)."""
 TARGET_P99_MS = 50.0
+ASGI = {"QUIVER_DIRECT_LANE": "false"}
 CONFIGS: list[tuple[str, dict[str, str]]] = [
-    ("one fsync per write", {"QUIVER_GROUP_COMMIT": "false", "QUIVER_LEAN_WRITES": "false"}),
-    ("group commit", {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "false"}),
-    ("group commit + lean writes", {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true"}),
+    ("one fsync per write", {"QUIVER_GROUP_COMMIT": "false", "QUIVER_LEAN_WRITES": "false"} | ASGI),
+    ("group commit", {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "false"} | ASGI),
+    (
+        "group commit + lean writes",
+        {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true"} | ASGI,
+    ),
+    (
+        "group commit + lean writes + direct lane",
+        {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true", "QUIVER_DIRECT_LANE": "true"},
+    ),
 ]
-"""The phases: the behaviour before group commit, the last run's (full FastAPI routes for
-writes), and writes through the lean path (``server/api/fast_write.py``)."""
+"""The phases: the behaviour before group commit, full FastAPI routes for writes, writes
+through the lean ASGI layer (``server/api/fast_write.py``), and the lean requests answered
+by the HTTP protocol itself (``server/api/direct_lane.py``, the default)."""
 BASELINE = "group commit"
 MIX = [("upsert", 30), ("delete", 10), ("payload", 15), ("query", 23), ("filtered", 22)]
 
@@ -327,7 +337,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         for name, row in phase["by_operation"].items():
             lines.append(f"| {label} | {name} | {row['count']:,} | {row.get('p50', 0):.1f} | "
                          f"{row.get('p99', 0):.1f} |")  # fmt: skip
-    lines += ["", f"Lean writes vs full routes: {results['speedup']:.2f}x requests/s.", ""]
+    lines += ["", f"{CONFIGS[-1][0]} vs {BASELINE}: {results['speedup']:.2f}x requests/s.", ""]
     lines += checks_table(results["checks"])
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,9 @@ Drives Quiver's app (every middleware, the lean path of `server/api/fast_search.
 engine, the renderer) in this process on one uvloop loop, over a small collection (2,000
 random 50-d vectors, so search itself is cheap and the request machinery shows), and
 reports the process CPU time per request: for plain bodies (the lean path) and for the
-same bodies with one extra key the lean path leaves to the full FastAPI route. CPU time
+same bodies with one extra key the lean path leaves to the full FastAPI route; then plain
+bodies through the server's HTTP protocol on an in-memory transport, answered by the
+direct lane (``server/api/direct_lane.py``) and with it off. CPU time
 is far less disturbed by other load on a shared machine than a wall-clock rate.
 
     .venv/bin/python bench/bench_request_cpu.py [--requests 2000]
@@ -32,6 +34,7 @@ import uvloop
 
 from server.main import create_app
 from server.settings import Settings
+from tests.helpers.wire import request, wire
 
 N_POINTS = 2000
 DIM = 50
@@ -105,6 +108,31 @@ async def main(requests: int) -> None:
                 print(f"turn {turn + 1}: {name}: {micros:,.0f} us CPU per request", flush=True)
 
 
+def through_protocol(requests: int, lane: bool) -> float:
+    """Microseconds of process CPU per plain query sent through the server's HTTP protocol
+    (``GuardedHttpProtocol``: parsing, the direct lane or the ASGI app, the response
+    write) on an in-memory transport, one request at a time on one keep-alive connection
+    (after 50 untimed). Includes the harness's own wait for each answer, alike for both."""
+    with wire(Path(tempfile.mkdtemp()), direct_lane=lane) as served:
+        connection = served.connect()
+        create = {"vectors": {"size": DIM, "distance": "Cosine"}}
+        connection.send(request("PUT", "/collections/c", create))
+        x = np.random.default_rng(0).random((N_POINTS, DIM), dtype=np.float32)
+        points = orjson.dumps({"points": [{"id": i, "vector": x[i]} for i in range(N_POINTS)]},
+                              option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+        connection.send(request("PUT", "/collections/c/points?wait=true", points))
+        bodies = [request("POST", PATH, orjson.dumps({"query": v.tolist(), "limit": 10}))
+                  for v in x[:500]]  # fmt: skip
+        for body in bodies[:50]:
+            connection.send(body)
+        started = time.process_time()
+        for i in range(requests):
+            (answer,) = connection.send(bodies[i % len(bodies)])
+            if answer.status != 200:
+                raise RuntimeError(f"query answered {answer.status}")
+        return (time.process_time() - started) / requests * 1e6
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per turn")
@@ -112,4 +140,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(parse_args().requests))
+    args = parse_args()
+    uvloop.run(main(args.requests))
+    for turn in range(2):
+        for lane, name in ((True, "direct lane"), (False, "ASGI app (QUIVER_DIRECT_LANE=false)")):
+            micros = through_protocol(args.requests, lane)
+            print(f"turn {turn + 1}: through the protocol, {name}: {micros:,.0f} us CPU per "
+                  "request", flush=True)  # fmt: skip

@@ -71,6 +71,9 @@ RECALL_QUERIES = 1000
 TARGET_EDGE_RATIO = 1.0
 TARGET_P50_OVER_FAISS_MS = 0.5
 TARGET_BATCH_RATIO = 0.75
+LANE_OFF = "1, direct lane off"
+"""The one-process row measured again with ``QUIVER_DIRECT_LANE=false`` (the lean
+requests through the ASGI app, as before ``server/api/direct_lane.py``)."""
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -347,8 +350,9 @@ def run(args: argparse.Namespace) -> Results:
 def run_quiver(
     args: argparse.Namespace, dataset: glove.GloveDataset, index: Any, files: tuple[Path, Path]
 ) -> dict[str, Any]:
-    """Load one server process, measure it, then restart the same data folder with the
-    default worker count and measure again."""
+    """Load one server process, then measure the same data folder restarted as one
+    process without the direct lane, as one process with it, and with the default worker
+    count."""
     workers = default_workers()
     measured: dict[str, Any] = {}
     single = {"QUIVER_WORKERS": "1"}
@@ -356,17 +360,26 @@ def run_quiver(
         with httpx.Client(base_url=server.url, headers=headers(), timeout=600.0) as client:
             load = load_quiver(client, dataset)
         log(f"Quiver searchable: {load}")
-        measured["1"] = measure_quiver(args, server.url, server.pid, dataset, index, files)
-        server.terminate()
-        server._extra_env["QUIVER_WORKERS"] = str(workers)
-        server.relaunch()
-        server._wait_healthy()
+        # each row on a freshly started process: without the protocol-level lane
+        # (ADR 0021) first, then with it, then the default worker count
+        for label, env in ((LANE_OFF, {"QUIVER_DIRECT_LANE": "false"}), ("1", {})):
+            restart(server, single | env)
+            measured[label] = measure_quiver(args, server.url, server.pid, dataset, index, files)
+        restart(server, {"QUIVER_WORKERS": str(workers)})
         measured["answered_by"] = wait_for_workers(server.url, dataset, workers)
         log(f"{workers} workers answering: {measured['answered_by']}")
         measured[str(workers)] = measure_quiver(args, server.url, server.pid, dataset, index, files)
     answered = measured.pop("answered_by")
     return {"quiver_load": load, "quiver": measured, "default_workers": workers,
             "answered_by": answered}  # fmt: skip
+
+
+def restart(server: QuiverServer, env: dict[str, str]) -> None:
+    """The same data folder in a new process with exactly ``env`` as its settings."""
+    server.terminate()
+    server._extra_env = dict(env)
+    server.relaunch()
+    server._wait_healthy()
 
 
 def measure_quiver(
@@ -503,7 +516,7 @@ def markdown_report(results: Results) -> str:
     for workers, quiver in rows["quiver"].items():
         b = quiver["batches"]
         table += [
-            f"| Quiver, HTTP, {workers} worker(s) | `/points/query/batch`, 100 per request, "
+            f"| {_system(workers)} | `/points/query/batch`, 100 per request, "
             f"ef {EF_BATCH} | {b['http_queries_per_s']:,.0f} | - | - | - | "
             f"{b['http_recall_at_10']:.4f} |",
             f"| faiss HNSWFlat, in process (same turns) | batches of 100, ef {EF_BATCH}, "
@@ -553,9 +566,14 @@ def _quiver_lines(workers: str, quiver: dict[str, Any]) -> list[str]:
         how = f"`/points/query` one vector, `wrk` {connections} conn" + (
             f" ({row['non_2xx']} non-2xx, {row['socket_errors']})" if errors else ""
         )
-        system = f"Quiver, HTTP, {workers} worker(s)"
-        lines.append(_line(system, how, row, quiver["http_recall_at_10"]))
+        lines.append(_line(_system(workers), how, row, quiver["http_recall_at_10"]))
     return lines
+
+
+def _system(workers: str) -> str:
+    if workers == LANE_OFF:
+        return "Quiver, HTTP, 1 worker, direct lane off"
+    return f"Quiver, HTTP, {workers} worker(s)"
 
 
 def _line(system: str, how: str, row: dict[str, Any], recall: float | None = None) -> str:

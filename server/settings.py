@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "FastAPI's request machinery (api/fast_write.py); false: every write takes the full "
         "route (for comparison in bench/bench_mixed.py).",
     )
+    direct_lane: bool = Field(
+        default=True,
+        description="The lean paths' requests are answered by the HTTP protocol itself, below "
+        "ASGI (api/direct_lane.py), when every check of the layers above them passes as the "
+        "request stands; false: they go through the ASGI app (for comparison).",
+    )
     idle_seal_s: float = Field(
         default=10.0,
         ge=0,

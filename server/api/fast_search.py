@@ -36,8 +36,7 @@ from starlette.datastructures import QueryParams
 
 from server.api import render
 from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroupsRequest
-from server.api.hand_off import HandOff
-from server.api.lean_layer import LeanLayer, RouteLabel, elapsed
+from server.api.lean_layer import LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
 from server.api.routes.groups import group_request, groups_response
 from server.api.routes.query import parse_query, parse_search
@@ -70,17 +69,32 @@ class FastSearch(LeanLayer[tuple[str, str]]):
 
     thread_name = "quiver-search"
 
-    def _match(self, scope: Scope) -> tuple[str, str] | None:
+    def match(self, scope: Scope) -> tuple[str, str] | None:
         return _kind(scope)
 
-    def _shape(self, match: tuple[str, str], raw: dict[str, Any]) -> Any:
+    def shape(self, match: tuple[str, str], raw: dict[str, Any]) -> Any:
         return LEAN[match[0]].shape(raw)
 
-    def _label(self, match: tuple[str, str]) -> RouteLabel:
+    def label(self, match: tuple[str, str]) -> RouteLabel:
         return ROUTES[match[0]]
 
-    async def _answer(self, scope: Scope, match: tuple[str, str], shape: Any) -> bytes:
-        return await _answer(scope, match, shape, self._threads(scope))
+    def inline(self, match: tuple[str, str], shape: Any) -> bool:
+        """A plain graph search, no filter (whose cost has no bound here), not exact."""
+        if match[0] not in ("query", "search") or shape.filter is not None:
+            return False
+        return shape.params is None or not shape.params.exact
+
+    def prepare(self, scope: Scope, match: tuple[str, str], shape: Any) -> Prepared:
+        """Parse and check as the full route does; render as it does."""
+        state = scope["app"].state
+        collection = state.engine.get(match[1])  # first, as the route's dependency is
+        work, rendered = LEAN[match[0]].prepare(shape, state.settings, collection)
+
+        def render(result: Any) -> bytes:
+            envelope = {"result": rendered(result), "status": "ok", "time": elapsed(scope)}
+            return orjson.dumps(envelope, option=_OPTIONS)
+
+        return work, render
 
 
 Job = tuple[Callable[[], Any], Callable[[Any], Any]]
@@ -94,17 +108,6 @@ class LeanRoute:
 
     shape: Callable[[dict[str, Any]], Any]
     prepare: Callable[[Any, Settings, CollectionHandle], Job]
-
-
-async def _answer(scope: Scope, kind: tuple[str, str], shape: Any, threads: HandOff) -> bytes:
-    """Parse, check, run and render as the full route does: the response body."""
-    state = scope["app"].state
-    collection = state.engine.get(kind[1])  # first, as the route's dependency is
-    work, rendered = LEAN[kind[0]].prepare(shape, state.settings, collection)
-    async with state.cpu_limiter:
-        result = await threads.run(work)
-    envelope = {"result": rendered(result), "status": "ok", "time": elapsed(scope)}
-    return orjson.dumps(envelope, option=_OPTIONS)
 
 
 def _plain_query(shape: QueryRequest, settings: Settings, collection: CollectionHandle) -> Job:

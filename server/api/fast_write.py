@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from server.api.lean_layer import LeanLayer, RouteLabel, elapsed
+from server.api.lean_layer import LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
 from server.api.routes.common import update_status
 from server.api.routes.points import WriteJob, delete_job, set_payload_job, upsert_job
@@ -74,23 +74,26 @@ class FastWrite(LeanLayer[Target]):
 
     thread_name = "quiver-write"
 
-    def _match(self, scope: Scope) -> Target | None:
+    def match(self, scope: Scope) -> Target | None:
         return _target(scope)
 
-    def _shape(self, match: Target, raw: dict[str, Any]) -> Any:
+    def shape(self, match: Target, raw: dict[str, Any]) -> Any:
         return match.write.shape(raw)
 
-    def _label(self, match: Target) -> RouteLabel:
+    def label(self, match: Target) -> RouteLabel:
         return match.write.label
 
-    async def _answer(self, scope: Scope, target: Target, shape: Any) -> bytes:
+    def prepare(self, scope: Scope, target: Target, shape: Any) -> Prepared:
+        """The route's own write job, and its answer once the write is on disk."""
         state = scope["app"].state
         collection = state.engine.get(target.collection)  # first, as the route's dependency
         job = target.write.job(shape, collection, state.settings)
-        async with state.cpu_limiter:
-            op_id = await self._threads(scope).run(job)
-        result = update_status(op_id, target.wait)
-        return orjson.dumps({"result": result, "status": "ok", "time": elapsed(scope)})
+
+        def render(op_id: Any) -> bytes:
+            result = update_status(op_id, target.wait)
+            return orjson.dumps({"result": result, "status": "ok", "time": elapsed(scope)})
+
+        return job, render
 
 
 def _target(scope: Scope) -> Target | None:

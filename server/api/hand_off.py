@@ -15,11 +15,14 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+Done = Callable[[Any, BaseException | None], None]
+"""Called on the event loop with a call's result, or with the exception it raised."""
+Job = tuple[Callable[[], Any], Done, asyncio.AbstractEventLoop]
 
 
 class HandOff:
@@ -36,10 +39,14 @@ class HandOff:
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """``func(*args)`` on a worker thread; its result or its exception here."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((func, args, future, loop))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.submit(partial(func, *args), partial(_settle, future))
         return await future
+
+    def submit(self, func: Callable[[], Any], done: Done) -> None:
+        """``func()`` on a worker thread, then ``done(result, exception)`` on this event
+        loop: no future, for a caller that is not a coroutine (``direct_lane.py``)."""
+        self._jobs.put((func, done, asyncio.get_running_loop()))
 
     def close(self) -> None:
         """Let the threads end once the calls already handed over are done."""
@@ -48,23 +55,20 @@ class HandOff:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            func, args, future, loop = job
+            func, done, loop = job
             try:
-                result = func(*args)
-            except BaseException as exc:  # handed back to the awaiting coroutine
-                _settle_later(loop, future, None, exc)
+                result = func()
+            except BaseException as exc:  # handed back to the caller
+                _done_later(loop, done, None, exc)
             else:
-                _settle_later(loop, future, result, None)
+                _done_later(loop, done, result, None)
 
 
-def _settle_later(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: Any,
-    exc: BaseException | None,
+def _done_later(
+    loop: asyncio.AbstractEventLoop, done: Done, result: Any, exc: BaseException | None
 ) -> None:
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-        loop.call_soon_threadsafe(_settle, future, result, exc)
+        loop.call_soon_threadsafe(done, result, exc)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, cast
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from server.api.direct_lane import LaneCall, lane_for
 from server.api.envelope import error_body
 
 REASONS = {
@@ -65,6 +67,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._body_since: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._lane_call: LaneCall | None = None  # taken by the direct lane, body incomplete
         if len(self.connections) > self.limits.max_connections:
             self._evict_longest_waiting()
         if len(self.connections) > 2 * self.limits.max_connections:
@@ -101,6 +104,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
         if self.cycle is not None and self.cycle.response_complete:
             self._await_head()  # answered before its body ended: the next head starts now
+        call, self._lane_call = self._lane_call, None
+        if call is not None:
+            call.run()
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        if self._lane_call is not None:  # no ASGI receive() will resume reading for it
+            self.flow.resume_reading()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """uvicorn starts a request here, at its head or once the connection's previous
+        answer is out (pipelining): the direct lane may answer it instead."""
+        lane = lane_for(self.app) if app is self.app else None
+        taken = None if lane is None else lane.take(cast(dict[str, Any], cycle.scope))
+        if lane is None or taken is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        fallback = partial(super()._start_asgi_task, cycle, app)
+        call = LaneCall(lane, taken, cycle, fallback, self.tasks)
+        if cycle.more_body:
+            self._lane_call = call  # run at on_message_complete
+        else:
+            call.run()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

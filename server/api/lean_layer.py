@@ -2,8 +2,9 @@
 ``fast_write.py`` for plain writes): the request's walk and the plumbing around it.
 
 A lean layer sits just inside ``QuiverMiddleware`` (authentication, media type and body
-limits have run). For a request it recognises (``_match``) it reads the body, checks its
-plain shape by hand (``_shape``) and answers it itself (``_answer``), on worker threads
+limits have run). For a request it recognises (``match``) it reads the body, checks its
+plain shape by hand (``shape``) and answers it itself (``prepare``: the route's parse,
+checks and engine call, run on worker threads), on worker threads
 of its own; any other request, or a body of another shape, goes on to the FastAPI app
 unchanged, the body replayed byte for byte. An error raised while answering goes through
 the app's own exception table (``api/errors.py``), as the full route's would.
@@ -12,6 +13,7 @@ the app's own exception table (``api/errors.py``), as the full route's would.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -35,9 +37,14 @@ class RouteLabel:
     path: str
 
 
+Prepared = tuple[Callable[[], Any], Callable[[Any], bytes]]
+"""A request's blocking work (for a worker thread) and what makes its response body of
+the work's result."""
+
+
 class LeanLayer(Generic[M]):
     """The walk every lean layer takes; subclasses say which requests, which shapes,
-    and how to answer them."""
+    and how to answer them. ``direct_lane.py`` takes the same steps below ASGI."""
 
     thread_name: ClassVar[str] = "quiver-lean"
 
@@ -45,22 +52,28 @@ class LeanLayer(Generic[M]):
         self.app = app
         self._hand_off: HandOff | None = None
 
-    def _match(self, scope: Scope) -> M | None:
+    def match(self, scope: Scope) -> M | None:
         """What this layer would answer for the request, or None (the app's)."""
         raise NotImplementedError
 
-    def _shape(self, match: M, raw: dict[str, Any]) -> Any:
+    def shape(self, match: M, raw: dict[str, Any]) -> Any:
         """The body's wire model(s) when its shape is plain, else None."""
         raise NotImplementedError
 
-    def _label(self, match: M) -> RouteLabel:
+    def label(self, match: M) -> RouteLabel:
         raise NotImplementedError
 
-    async def _answer(self, scope: Scope, match: M, shape: Any) -> bytes:
-        """The response body, as the full route would give it."""
+    def prepare(self, scope: Scope, match: M, shape: Any) -> Prepared:
+        """Parse and check as the full route does (raising its errors): the work, and the
+        renderer of its result into the response body the full route would give."""
         raise NotImplementedError
 
-    def _threads(self, scope: Scope) -> HandOff:
+    def inline(self, match: M, shape: Any) -> bool:
+        """Whether the work is small and bounded enough to run on the event loop itself
+        when nothing else is running (``direct_lane.py``): no hand-off to a thread."""
+        return False
+
+    def threads(self, scope: Scope) -> HandOff:
         """The worker threads, started with the first request taken (the app's
         ``search_threads``) and ended with the app (``lifespan``)."""
         if self._hand_off is None:
@@ -81,25 +94,28 @@ class LeanLayer(Generic[M]):
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        match = self._match(scope)
+        match = self.match(scope)
         if match is None:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:  # the client went away before its body ended
             return
-        raw = _plain_json(scope, body)
-        shape = None if raw is None else self._shape(match, raw)
+        raw = plain_json(scope, body)
+        shape = None if raw is None else self.shape(match, raw)
         if shape is None:
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"] = self._label(match)  # the request metrics' label
+        scope["route"] = self.label(match)  # the request metrics' label
         try:
-            content = await self._answer(scope, match, shape)
+            work, render = self.prepare(scope, match, shape)
+            async with scope["app"].state.cpu_limiter:
+                result = await self.threads(scope).run(work)
+            content = render(result)
         except Exception as exc:  # answered by the app's own exception table
-            await _error(scope, send, exc)
+            await error(scope, send, exc)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(content)})
+        await send({"type": "http.response.start", "status": 200, "headers": headers_of(content)})
         await send({"type": "http.response.body", "body": content})
 
 
@@ -135,7 +151,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
+def plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None (cut at the limit, malformed, not an object)."""
     if scope.get("state", {}).get("body_too_large") is not None:
         return None
@@ -146,17 +162,17 @@ def _plain_json(scope: Scope, body: bytes) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
-def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
+def headers_of(content: bytes) -> list[tuple[bytes, bytes]]:
     return [*_HEADERS, (b"content-length", str(len(content)).encode())]
 
 
-async def _error(scope: Scope, send: Send, exc: Exception) -> None:
+async def error(scope: Scope, send: Send, exc: Exception) -> None:
     """The answer the app's exception table gives ``exc`` (``api/errors.py``)."""
     request = Request(scope)
     handler = _handler(scope["app"].exception_handlers, exc)
     if handler is None:  # pragma: no cover - api/errors.py maps Exception itself
         response = orjson.dumps(error_body(f"Service internal error: {exc}", 0.0))
-        await send({"type": "http.response.start", "status": 500, "headers": _headers(response)})
+        await send({"type": "http.response.start", "status": 500, "headers": headers_of(response)})
         await send({"type": "http.response.body", "body": response})
         return
     answer = await handler(request, exc)

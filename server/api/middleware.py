@@ -77,10 +77,31 @@ class QuiverMiddleware:
         try:
             await self._handle(scope, receive, recording, started)
         finally:
+            self.record(scope, status)
+
+    def record(self, scope: Scope, status: int) -> None:
+        """The request metrics of an answered request (its route label, status, time)."""
+        if self.metrics is not None:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe_request(
-                route, scope["method"], status, time.perf_counter() - started
-            )
+            seconds = time.perf_counter() - scope["state"]["started"]
+            self.metrics.observe_request(route, scope["method"], status, seconds)
+
+    def admits(self, scope: Scope) -> bool:
+        """Whether this layer would pass the request on untouched, its body declared and
+        within the limit: what ``direct_lane.py`` asks before answering it below ASGI
+        (anything else takes this layer's own path). Stamps the start and the grant."""
+        scope["state"]["started"] = time.perf_counter()
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        route = match_route(scope["method"], scope["path"])
+        if route is None or route.rule.body in STREAMING_BODIES:
+            return False
+        length = headers.get(b"content-length")
+        return (
+            length is not None
+            and length.isdigit()
+            and not self._over_limit(length)
+            and self._refusal(scope, headers, route) is None
+        )
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
@@ -92,11 +113,14 @@ class QuiverMiddleware:
         if route is not None and route.rule.body in STREAMING_BODIES:
             await self.app(scope, receive, send)
             return
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if self._over_limit(headers.get(b"content-length")):
             await reject(send, 413, self._too_large(), started)
             return
         await self.app(scope, self._limited(scope, receive), send)
+
+    def _over_limit(self, length: bytes | None) -> bool:
+        """A declared ``Content-Length`` over the limit (refused before any byte is read)."""
+        return length is not None and length.isdigit() and int(length) > self.max_body
 
     def _refusal(
         self, scope: Scope, headers: dict[bytes, bytes], route: RouteMatch | None

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from server.api import fast_search
+from server.api import direct_lane
+from server.api.fast_search import FastSearch
+from server.api.hand_off import HandOff
 from tests.helpers.api import Api, create_items, make_client
+from tests.helpers.wire import Client, answers, count_asgi, request, wire
 
 QUERY = "/collections/items/points/query"
 SEARCH = "/collections/items/points/search"
@@ -19,14 +22,19 @@ SEARCH = "/collections/items/points/search"
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The collection names the lean path answered for, in order."""
     calls: list[str] = []
-    answer = fast_search._answer
+    prepare = FastSearch.prepare
 
-    async def counting(scope: Any, kind: tuple[str, str], shape: Any, threads: Any) -> bytes:
+    def counting(self: FastSearch, scope: Any, kind: tuple[str, str], shape: Any) -> Any:
         calls.append(kind[1])
-        return await answer(scope, kind, shape, threads)
+        return prepare(self, scope, kind, shape)
 
-    monkeypatch.setattr(fast_search, "_answer", counting)
+    monkeypatch.setattr(FastSearch, "prepare", counting)
     return calls
+
+
+@pytest.fixture
+def asgi_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return count_asgi(monkeypatch)
 
 
 def test_a_plain_query_is_answered_by_the_lean_path_as_the_full_route_answers(
@@ -158,3 +166,70 @@ def test_a_grouped_query_over_the_limit_gets_the_full_routes_error(
     full = api.post(QUERY + "/groups", body | {"lookup_from": None})[1]
     assert code == 400
     assert fast["status"] == full["status"]
+
+
+def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    with wire(tmp_path) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
+        bad = {"query": [1.0, 0.5], "limit": 3}
+        bodies = [plain, plain | {"lookup_from": None}, bad, bad | {"lookup_from": None}]
+        answers = connection.send(*(request("POST", QUERY, body) for body in bodies))
+        assert [a.status for a in answers] == [200, 200, 400, 400]
+        assert answers[0].body["result"] == answers[1].body["result"]
+        assert answers[2].body["status"] == answers[3].body["status"]
+        assert asgi_paths == [QUERY, QUERY]  # only the bodies with an extra key
+        again = connection.send(request("POST", QUERY, plain))  # kept alive
+        assert again[0].body["result"] == answers[0].body["result"]
+        closing = connection.send(request("POST", QUERY, plain, {"connection": "close"}))
+        assert closing[0].headers[b"connection"] == b"close"
+        assert connection.transport.closed
+
+
+def test_the_direct_lane_can_be_switched_off(tmp_path: Path, asgi_paths: list[str]) -> None:
+    with wire(tmp_path, direct_lane=False) as served:
+        api = Api(Client(served.connect()))  # type: ignore[arg-type]
+        create_items(api)
+        assert api.result("POST", QUERY, {"query": [1.0, 0.0, 0.0, 0.0], "limit": 2})["points"]
+        assert asgi_paths[-1] == QUERY
+
+
+def test_direct_lane_queries_beyond_the_cpu_limiter_wait_for_a_token(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    with wire(tmp_path, search_threads=1) as served:
+        create_items(Api(Client(served.connect())))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        connections = [served.connect() for _ in range(3)]
+        body = request("POST", QUERY, {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3})
+        for connection in connections:  # all three arrive before any is answered
+            served.loop.call_soon(connection.protocol.data_received, body)
+        served.run_until(
+            lambda: all(answers(c.transport.data) for c in connections),
+            [c.transport for c in connections],
+        )
+        results = [answers(c.transport.data)[0].body["result"] for c in connections]
+        assert results[0]["points"] and results == [results[0]] * 3
+        assert asgi_paths == []
+
+
+def test_a_query_runs_on_the_event_loop_until_one_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct_lane, "INLINE_SLOW_S", -1.0)  # every inline search is slow
+    handed: list[Any] = []
+    submit = HandOff.submit
+    monkeypatch.setattr(HandOff, "submit", lambda *args: (handed.append(args), submit(*args)))
+    with wire(tmp_path) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        handed.clear()
+        body = request("POST", QUERY, {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3})
+        first = connection.send(body)  # on the loop: nothing else was running
+        assert handed == []
+        second = connection.send(body)  # the first was "slow": a worker thread now
+        assert len(handed) == 1 and first[0].body["result"] == second[0].body["result"]

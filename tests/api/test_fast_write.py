@@ -10,6 +10,7 @@ import pytest
 
 from server.api.fast_write import LEAN_MAX_POINTS, FastWrite, Target
 from tests.helpers.api import Api, create_items, make_client
+from tests.helpers.wire import Client, count_asgi, request, wire
 
 POINTS = "/collections/items/points"
 
@@ -18,13 +19,13 @@ POINTS = "/collections/items/points"
 def lean_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths the lean path answered, in order."""
     calls: list[str] = []
-    answer = FastWrite._answer
+    prepare = FastWrite.prepare
 
-    async def counting(self: FastWrite, scope: Any, target: Target, shape: Any) -> bytes:
+    def counting(self: FastWrite, scope: Any, target: Target, shape: Any) -> Any:
         calls.append(scope["path"])
-        return await answer(self, scope, target, shape)
+        return prepare(self, scope, target, shape)
 
-    monkeypatch.setattr(FastWrite, "_answer", counting)
+    monkeypatch.setattr(FastWrite, "prepare", counting)
     return calls
 
 
@@ -122,3 +123,30 @@ def test_lean_writes_can_be_switched_off(tmp_path: Path, lean_calls: list[str]) 
     with make_client(tmp_path, lean_writes=False) as client:
         create_items(Api(client))
     assert lean_calls == []
+
+
+def test_the_direct_lane_applies_pipelined_writes_in_order_under_the_same_access_rules(
+    tmp_path: Path, lean_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = {"api-key": "admin-key"}
+    with wire(tmp_path, api_key="admin-key", read_only_api_key="reader-key") as served:
+        connection = served.connect()
+        api = Api(Client(connection, admin))  # type: ignore[arg-type]
+        create_items(api)
+        lean_calls.clear()
+        asgi_paths = count_asgi(monkeypatch)
+        upsert = {"points": [{"id": 70, "vector": [1, 0, 0, 0], "payload": {"a": 1}}]}
+        answers = connection.send(
+            request("PUT", f"{POINTS}?wait=true", upsert, admin),
+            request("POST", f"{POINTS}/payload", {"payload": {"b": 2}, "points": [70]}, admin),
+            request("POST", f"{POINTS}/delete", {"points": [70]}, {"api-key": "reader-key"}),
+            request("POST", f"{POINTS}/delete", {"points": [70]}),
+            request("PUT", POINTS, {"points": [{"id": 71, "vector": [1, 0, 0]}]}, admin),
+        )
+        assert [a.status for a in answers] == [200, 200, 403, 401, 400]
+        first, second = (a.body["result"]["operation_id"] for a in answers[:2])
+        assert second == first + 1
+        assert asgi_paths == [f"{POINTS}/delete", f"{POINTS}/delete"]  # refused there
+        assert lean_calls == [POINTS, f"{POINTS}/payload", POINTS]
+        assert point(api, 70)["payload"] == {"a": 1, "b": 2}
+        assert point(api, 71) is None

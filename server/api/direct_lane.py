@@ -1,0 +1,302 @@
+"""The lean layers' requests answered by the HTTP protocol itself, below ASGI (issue 20).
+
+A plain query or small write through the ASGI stack costs the event loop more than its
+answer: the request's task, nine middleware calls each way (uvicorn's proxy headers,
+Starlette's error layers, the front door, ``QuiverMiddleware``, the lean layer), the
+receive and send messages, a future and the CPU limiter's cancel scope. Profiled under
+``wrk`` on single-vector queries, that walk was most of the loop's time per request
+that was not the socket write itself.
+
+``GuardedHttpProtocol`` asks :class:`DirectLane` at each request head whether it takes
+the request. It does when a lean layer (``fast_search.py``, ``fast_write.py``) matches
+it and every layer above would pass it on untouched: the Host allow-list admits it, no
+``Origin`` header (the CORS and cross-origin layers act only on those), no ``Expect`` or
+chunked body, and ``QuiverMiddleware.admits`` it (credentials, media type, a declared
+length within the limit). When its body has arrived, the layer's own steps run as in
+ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work on the
+layer's threads under the app's CPU limiter, its renderer; the response goes out through
+uvicorn's own ``RequestResponseCycle.send`` (keep-alive, ``connection: close``, access
+log), the request metrics through ``QuiverMiddleware.record``, errors through the app's
+exception table; a full CPU limiter is waited for in its queue. A request it does not
+take, or a body of another shape, goes to the ASGI app as before, its body already in the
+cycle. Pipelined requests
+keep their order: uvicorn starts a connection's next request only after the previous
+answer (``_start_asgi_task``), and that is where the lane is asked.
+``QUIVER_DIRECT_LANE=false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, cast
+
+from anyio import WouldBlock
+from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from server.api.lean_layer import LeanLayer, error, headers_of, plain_json
+from server.api.middleware import Message, QuiverMiddleware, Scope
+from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, header
+
+log = logging.getLogger(__name__)
+
+PASSING = frozenset(
+    {"ProxyHeadersMiddleware", "ServerErrorMiddleware", "ExceptionTelemetryMiddleware"}
+    | {"AppBodyLimitMiddleware"}
+)
+"""Layers above the lean ones that do nothing to a lean request that is answered (no
+proxy header is read by a lean route; their error handling sees only what escapes the
+lean layer's own). Any other layer in the stack keeps every request on the ASGI path."""
+REFUSED_HEADERS = (b"expect", b"transfer-encoding")
+INLINE_SLOW_S = 0.002
+INLINE_PAUSE_S = 1.0
+"""A search run on the event loop (no thread hop, when nothing else runs) that took
+longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) stops that
+for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""
+
+
+@dataclass(slots=True)
+class DirectLane:
+    """Which requests the protocol may answer itself, and the layers that answer them."""
+
+    app: Starlette
+    guard: QuiverMiddleware
+    layers: tuple[LeanLayer[Any], ...]
+    hosts: HostAllowList | None
+    origins: bool
+    """A CORS or cross-origin layer is on: a request with an ``Origin`` takes ASGI."""
+    inline_after: float = 0.0
+    """``time.monotonic()`` before which no work runs on the event loop."""
+
+    def take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
+        """At the request head: the lean layer and its match, or None (the ASGI path,
+        also for a request this check fails on: a parser callback must not raise)."""
+        try:
+            return self._take(scope)
+        except Exception:
+            log.exception("direct lane: request left to the ASGI app")
+            return None
+
+    def _take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
+        scope["app"] = self.app  # as Starlette sets it; the layers read their settings there
+        for layer in self.layers:
+            match = layer.match(scope)
+            if match is not None:
+                break
+        else:
+            return None
+        names = {name for name, _ in scope["headers"]}  # lower case (uvicorn)
+        if any(name in names for name in REFUSED_HEADERS):
+            return None
+        if self.origins and b"origin" in names:
+            return None
+        if self.hosts is not None and not self.hosts.allowed(header(scope, b"host")):
+            return None
+        return (layer, match) if self.guard.admits(scope) else None
+
+
+_LANES: weakref.WeakKeyDictionary[Any, DirectLane | None] = weakref.WeakKeyDictionary()
+
+
+def lane_for(app: Any) -> DirectLane | None:
+    """The lane for uvicorn's loaded app (found once the app has built its stack)."""
+    try:
+        return _LANES[app]
+    except KeyError:
+        pass
+    lane = find_lane(app)
+    if lane is not None or _built(app):
+        _LANES[app] = lane
+    return lane
+
+
+def _built(app: Any) -> bool:
+    while app is not None and not isinstance(app, Starlette):
+        app = getattr(app, "app", None)
+    return app is not None and app.middleware_stack is not None
+
+
+def find_lane(app: Any) -> DirectLane | None:
+    """The lane for uvicorn's loaded app, or None: switched off, or a layer in the stack
+    that the lane does not know to pass lean requests on untouched."""
+    layers: list[LeanLayer[Any]] = []
+    found: dict[type, Any] = {}
+    starlette: Starlette | None = None
+    while app is not None:
+        if isinstance(app, Starlette):
+            if not app.state.settings.direct_lane or _wraps_requests(app):
+                return None
+            starlette, app = app, app.middleware_stack
+            continue
+        if isinstance(app, LeanLayer):
+            layers.append(app)
+        elif isinstance(app, QuiverMiddleware | HostAllowList | CrossOriginGuard | CORSMiddleware):
+            found[type(app)] = app
+        elif type(app).__name__ == "ExceptionMiddleware":
+            break  # the router's side: below the lean layers
+        elif type(app).__name__ not in PASSING:
+            return None
+        app = getattr(app, "app", None)
+    guard = found.get(QuiverMiddleware)
+    if starlette is None or guard is None or not layers:
+        return None
+    origins = CORSMiddleware in found or CrossOriginGuard in found
+    return DirectLane(starlette, guard, tuple(layers), found.get(HostAllowList), origins)
+
+
+def _wraps_requests(app: Starlette) -> bool:
+    """The app itself changes requests (a root path) or wraps them (FastAPI's own
+    telemetry, when configured): every request then takes the ASGI path."""
+    native = getattr(app, "_native_telemetry", None)
+    return bool(getattr(app, "root_path", None)) or (native is not None and native.enabled())
+
+
+class LaneCall:
+    """One request the lane took: its body's check, its work, its answer."""
+
+    __slots__ = ("_fallback", "_render", "_tasks", "cycle", "lane", "layer", "match")
+
+    def __init__(
+        self,
+        lane: DirectLane,
+        taken: tuple[LeanLayer[Any], Any],
+        cycle: RequestResponseCycle,
+        fallback: Callable[[], None],
+        tasks: set[Any],
+    ) -> None:
+        self.lane = lane
+        self.layer, self.match = taken
+        self.cycle = cycle
+        self._fallback = fallback
+        self._tasks = tasks
+        self._render: Callable[[Any], bytes] | None = None
+
+    def run(self) -> None:
+        """With the whole body: answer it, or hand it to the ASGI app."""
+        scope: Any = self.cycle.scope
+        shape = self._shape()
+        if shape is None:
+            self._fallback()  # the body is still in the cycle
+            return
+        scope["route"] = self.layer.label(self.match)
+        try:
+            work, self._render = self.layer.prepare(scope, self.match, shape)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        limiter = self.lane.app.state.cpu_limiter
+        if _borrow(limiter, self):
+            if self._inlined(limiter, shape):
+                self._inline(work)  # nothing else runs: no thread hop
+            else:
+                self.layer.threads(scope).submit(work, self._done)
+        else:  # the CPU limiter is full: wait in its queue as the ASGI path would
+            self._spawn(self._queued(work))
+
+    def _inlined(self, limiter: Any, shape: Any) -> bool:
+        """Run on the event loop: nothing else is running, the layer vouches for the
+        work, and no inline work was slow lately."""
+        if limiter.borrowed_tokens != 1 or time.monotonic() < self.lane.inline_after:
+            return False
+        return self.layer.inline(self.match, shape)
+
+    def _inline(self, work: Callable[[], Any]) -> None:
+        started = time.monotonic()
+        result, failure = None, None
+        try:
+            result = work()
+        except BaseException as exc:  # answered as a worker thread's failure is
+            failure = exc
+        if time.monotonic() - started > INLINE_SLOW_S:  # a big flat segment, say
+            self.lane.inline_after = time.monotonic() + INLINE_PAUSE_S
+        self._done(result, failure)
+
+    async def _queued(self, work: Callable[[], Any]) -> None:
+        await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)
+        self.layer.threads(cast(Scope, self.cycle.scope)).submit(work, self._done)
+
+    def _shape(self) -> Any:
+        """The body's wire model(s) when its shape is plain, else None (the ASGI path)."""
+        try:
+            raw = plain_json(self.cycle.scope, bytes(self.cycle.body))  # type: ignore[arg-type]
+            return None if raw is None else self.layer.shape(self.match, raw)
+        except Exception:  # a parser callback must not raise: the full route answers
+            log.exception("direct lane: body left to the ASGI app")
+            return None
+
+    def _done(self, result: Any, exc: BaseException | None) -> None:
+        self.lane.app.state.cpu_limiter.release_on_behalf_of(self)
+        if self.cycle.disconnected:
+            return
+        if exc is None and self._render is not None:
+            try:
+                content = self._render(result)
+            except Exception as failure:
+                exc = failure
+        if isinstance(exc, Exception):
+            self._fail(exc)
+        elif exc is not None:  # not an error an answer is made for (as in ASGI)
+            log.error("direct lane request failed", exc_info=exc)
+            self.cycle.transport.close()
+        else:
+            drive(self._respond(content))
+
+    async def _respond(self, content: bytes) -> None:
+        await self.cycle.send(
+            {"type": "http.response.start", "status": 200, "headers": headers_of(content)}
+        )
+        await self.cycle.send({"type": "http.response.body", "body": content})
+        self.lane.guard.record(cast(Scope, self.cycle.scope), 200)
+
+    def _fail(self, exc: Exception) -> None:
+        """The app's exception table answers, in a task (rare: its handlers are async)."""
+        self._spawn(self._error(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A task of this request, awaited by uvicorn's graceful shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _error(self, exc: Exception) -> None:
+        status = 500
+
+        async def recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await self.cycle.send(message)  # type: ignore[arg-type]
+
+        scope: Any = self.cycle.scope
+        try:
+            await error(scope, recording, exc)
+        except Exception:
+            log.exception("direct lane error answer failed")
+            self.cycle.transport.close()
+        finally:
+            self.lane.guard.record(scope, status)
+
+
+def _borrow(limiter: Any, borrower: object) -> bool:
+    """A token of the app's CPU limiter now, or False (full, or others wait for one)."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(borrower)
+    except WouldBlock:
+        return False
+    return True
+
+
+def drive(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that almost never waits (a response write) without a task: to its
+    end now, or, when it awaits (the socket's buffer is full), on again each time what it
+    awaits is done."""
+    try:
+        waited = coro.send(None)
+    except StopIteration:
+        return
+    waited.add_done_callback(lambda _: drive(coro))
