@@ -62,6 +62,9 @@ QUERY_BATCH = 100
 SINGLE_QUERIES = 200
 K = 10
 REPLICA_CPUS = 0.25
+HEALTH_CHECK_MS = 100
+"""The GCS's node health check period (Ray's default 3,000 ms x 5 failures: ~15 s to
+notice a dead node; ADR 0014 says what to set in production)."""
 OBJECT_STORE_BYTES = 512 << 20
 """Per node. `ray.cluster_utils.Cluster` gives each node a test-sized store (~150 MB
 here): two 71 MB shard snapshots in flight would spill to disk."""
@@ -90,7 +93,9 @@ def start_cluster() -> tuple[Any, list[Any]]:
         "node_ip_address": "127.0.0.1",
         "object_store_memory": OBJECT_STORE_BYTES,
     }
-    fast_death = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+    # A killed raylet refuses the GCS's checks at once: it is dead after about period x
+    # threshold. The timeout (10 s by default) stays: a slow, loaded raylet is not failed.
+    fast_death = {"health_check_period_ms": HEALTH_CHECK_MS, "health_check_failure_threshold": 3}
     system = fast_death | {"worker_niceness": 0}  # Ray renices workers by 15 otherwise
     cluster = Cluster(
         initialize_head=True,

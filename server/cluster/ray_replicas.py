@@ -29,6 +29,7 @@ Ray's object store, never through the front.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import Future
@@ -63,12 +64,26 @@ class ReplicaActor:
     def __init__(self) -> None:
         self._server: ReplicaServer | None = None
         self._failed: BaseException | None = None
+        self._to_install: tuple[str, str, dict[str, Any], float] | None = None
+        """A new replica's folder, opened by its first ``install``."""
 
     def ready(self) -> bool:
         return True
 
-    def open(self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float) -> None:
-
+    def open(
+        self,
+        folder: str,
+        name: str,
+        config: dict[str, Any],
+        idle_seal_s: float,
+        to_install: bool = False,
+    ) -> None:
+        """``to_install``: a new replica, filled by a snapshot next. Its engine opens
+        once, on the installed files (``ReplicaServer``'s ``snapshot``), not empty
+        first: until then it holds sequence 0 and nothing else."""
+        if to_install:
+            self._to_install = (folder, name, config, idle_seal_s)
+            return
         try:
             self._server = ReplicaServer(folder, name, config, idle_seal_s)
         except BaseException as error:
@@ -91,6 +106,8 @@ class ReplicaActor:
         return self.server().call(call)
 
     def applied_seq(self) -> int:
+        if self._server is None and self._to_install is not None:
+            return 0
         return self.server().applied_seq()
 
     def snapshot(self) -> ReplicaSnapshot:
@@ -98,10 +115,18 @@ class ReplicaActor:
         return self.server().snapshot()
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
-
+        """Into the open replica, or (``to_install``) as its first open; a failed first
+        install leaves it waiting for the next one (its number is still 0)."""
+        if self._server is None and self._to_install is not None:
+            self._server = ReplicaServer(*self._to_install, snapshot=snapshot)
+            self._to_install = None
+            return snapshot[0]
         return self.server().install(snapshot)
 
     def destroy(self) -> None:
+        if self._server is None and self._to_install is not None:
+            shutil.rmtree(self._to_install[0], ignore_errors=True)
+            return
         self.server().destroy()
 
     def close(self) -> None:
@@ -208,13 +233,13 @@ class RayReplicaFactory:
             self._nodes = (time.monotonic(), nodes)
         return nodes
 
-    def spawn(self, folder: Path, node: str) -> RayReplica:
+    def spawn(self, folder: Path, node: str, to_install: bool = False) -> RayReplica:
         """The node's warm spare opened on ``folder``, else a new actor."""
         pool = self._live_pool()
         actor = pool.take(node)
         self.spares_used += actor is not None
         actor = actor or pool.start_actor(node)
-        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s)
+        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s, to_install)
         return RayReplica(actor, node, self)
 
     def refill(self) -> None:
