@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import time
-import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -145,8 +144,7 @@ class ReplicaServer(ShardServer):
     def snapshot(self) -> ReplicaSnapshot:
         """This shard's files (``shard_files.py``) and sequence number (the actor runs
         one call at a time, so no write lands between the two)."""
-        work = self.folder / f".transfer-{uuid.uuid4().hex}"
-        return self._seq, read_files(self.collection(), work)
+        return self._seq, read_files(self.collection())
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
         """Replace this replica's data with ``snapshot``'s files and open them as a

@@ -8,9 +8,11 @@ paths over a real multi-node Ray are in ``test_ray_replicas.py``."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -470,6 +472,14 @@ def test_a_snapshot_is_the_shards_files_and_install_opens_them_without_upserting
     seq, files = source.snapshot()
     assert seq == 6 and "points.sqlite" in files
     assert any(name.endswith(".index") for name in files)  # the built indexes travel
+    with closing(sqlite3.connect(":memory:")) as copy:  # the store's data, not its job history
+        copy.deserialize(files["points.sqlite"])
+        assert copy.execute("SELECT count(*), count(DISTINCT pid) FROM points").fetchone() == (
+            300,
+            300,
+        )
+        assert copy.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+    assert source.call(on_server(ShardServer.jobs))  # the source has some
     target = ReplicaServer(str(tmp_path / "b"), "c", SEALING)
     upserts: list[str] = []
     for method in ("upsert", "bulk_upsert", "_upsert"):
