@@ -225,8 +225,17 @@ def recovery(
         "spares_used": getattr(group.factory, "spares_used", 0) - spares_before,
         **marks,
         "transfer_phases_s": [{k: round(v, 2) for k, v in t.phases.items()} for t in ended],
+        "install_on_target_s": [install_seconds(t.target) for t in ended],
         **snapshot_alone(group),
     }
+
+
+def install_seconds(target: Any) -> float:
+    """The part of a transfer's ``install`` phase spent on the target, writing and
+    opening the files (the rest: the source's snapshot, and carrying it)."""
+    import ray
+
+    return round(float(ray.get(target.handle.actor.install_seconds.remote())), 2)
 
 
 def snapshot_alone(group: ReplicatedShardGroup) -> dict[str, float]:
@@ -266,7 +275,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"kill ({rec['spares_used']} started on a warm spare); writes meanwhile "
         f"{rec['writes_per_s_meanwhile']:,} points/s. Dead noticed after "
         f"{rec.get('dead_noticed_s')} s, transfers started after "
-        f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}; "
+        f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}, "
+        f"of whose install the target's own writing and opening took "
+        f"{rec.get('install_on_target_s')} s; "
         f"a {rec['snapshot_mb']} MB shard snapshot alone builds in {rec['snapshot_build_s']} s.",
     ]
     return "\n".join(lines)

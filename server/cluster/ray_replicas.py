@@ -66,6 +66,7 @@ class ReplicaActor:
         self._failed: BaseException | None = None
         self._to_install: tuple[str, str, dict[str, Any], float] | None = None
         """A new replica's folder, opened by its first ``install``."""
+        self._install_s = 0.0
 
     def ready(self) -> bool:
         return True
@@ -117,11 +118,20 @@ class ReplicaActor:
     def install(self, snapshot: ReplicaSnapshot) -> int:
         """Into the open replica, or (``to_install``) as its first open; a failed first
         install leaves it waiting for the next one (its number is still 0)."""
-        if self._server is None and self._to_install is not None:
-            self._server = ReplicaServer(*self._to_install, snapshot=snapshot)
-            self._to_install = None
-            return snapshot[0]
-        return self.server().install(snapshot)
+        started = time.monotonic()
+        try:
+            if self._server is None and self._to_install is not None:
+                self._server = ReplicaServer(*self._to_install, snapshot=snapshot)
+                self._to_install = None
+                return snapshot[0]
+            return self.server().install(snapshot)
+        finally:
+            self._install_s = time.monotonic() - started
+
+    def install_seconds(self) -> float:
+        """How long the last ``install`` took here, once the snapshot had arrived:
+        writing and opening the files (bench/bench_replicas.py splits its phase)."""
+        return self._install_s
 
     def destroy(self) -> None:
         if self._server is None and self._to_install is not None:
