@@ -202,7 +202,9 @@ class SparePool:
         options: dict[str, Any] = {}
         if node != LOCAL_NODE:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        return self.actor_class.options(**options).remote()
+        actor: Any = self.actor_class.options(**options).remote()
+        actor.ready.remote()  # this process finds and connects to the actor now, not at use
+        return actor
 
 
 _POOLS: dict[float, SparePool] = {}
