@@ -178,7 +178,7 @@ def recovery(
     writer.start()
     time.sleep(1.0)  # writes under way
     before = {id(t) for t in group.finished}
-    started = time.perf_counter()
+    started, killed_at = time.perf_counter(), time.time()
     raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
     os.kill(raylet, signal.SIGKILL)
     marks: dict[str, float] = {}
@@ -215,6 +215,7 @@ def recovery(
     stop.set()
     writer.join()
     ended = [t for t in group.finished if id(t) not in before]
+    sources = [source_timing(group, t, killed_at) for t in ended]
     return {
         "recovery_s": round(elapsed, 2),
         "recovered_points": lost_points,
@@ -226,6 +227,8 @@ def recovery(
         **marks,
         "transfer_phases_s": [{k: round(v, 2) for k, v in t.phases.items()} for t in ended],
         "install_on_target_s": [install_seconds(t.target) for t in ended],
+        "source_snapshot_began_s": [began for began, _ in sources],
+        "source_snapshot_took_s": [took for _, took in sources],
         **snapshot_alone(group),
     }
 
@@ -236,6 +239,18 @@ def install_seconds(target: Any) -> float:
     import ray
 
     return round(float(ray.get(target.handle.actor.install_seconds.remote())), 2)
+
+
+def source_timing(
+    group: ReplicatedShardGroup, transfer: Any, killed_at: float
+) -> tuple[float, float]:
+    """When the transfer's source began its snapshot (seconds after the kill: the writes
+    queued before it are the wait since the transfer started), and how long it took."""
+    import ray
+
+    sources = [r for r in group.sets[transfer.shard].replicas if r is not transfer.target]
+    began, took = ray.get(sources[0].handle.actor.snapshot_timing.remote())
+    return round(began - killed_at, 2), round(took, 2)
 
 
 def snapshot_alone(group: ReplicatedShardGroup) -> dict[str, float]:
@@ -277,7 +292,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{rec.get('dead_noticed_s')} s, transfers started after "
         f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}, "
         f"of whose install the target's own writing and opening took "
-        f"{rec.get('install_on_target_s')} s; "
+        f"{rec.get('install_on_target_s')} s, and the source's snapshot began "
+        f"{rec.get('source_snapshot_began_s')} s after the kill and took "
+        f"{rec.get('source_snapshot_took_s')} s; "
         f"a {rec['snapshot_mb']} MB shard snapshot alone builds in {rec['snapshot_build_s']} s.",
     ]
     return "\n".join(lines)

@@ -67,6 +67,7 @@ class ReplicaActor:
         self._to_install: tuple[str, str, dict[str, Any], float] | None = None
         """A new replica's folder, opened by its first ``install``."""
         self._install_s = 0.0
+        self._snapshot_at = (0.0, 0.0)
 
     def ready(self) -> bool:
         return True
@@ -112,8 +113,17 @@ class ReplicaActor:
         return self.server().applied_seq()
 
     def snapshot(self) -> ReplicaSnapshot:
+        started, clock = time.time(), time.monotonic()
+        try:
+            return self.server().snapshot()
+        finally:
+            self._snapshot_at = (started, time.monotonic() - clock)
 
-        return self.server().snapshot()
+    def snapshot_timing(self) -> tuple[float, float]:
+        """When the last ``snapshot`` began here (wall clock: a later start than the
+        caller's request is the writes queued before it) and how long it took
+        (bench/bench_replicas.py)."""
+        return self._snapshot_at
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
         """Into the open replica, or (``to_install``) as its first open; a failed first
