@@ -62,6 +62,9 @@ QUERY_BATCH = 100
 SINGLE_QUERIES = 200
 K = 10
 REPLICA_CPUS = 0.25
+HEALTH_CHECK_MS = 100
+"""The GCS's node health check period (Ray's default 3,000 ms x 5 failures: ~15 s to
+notice a dead node; ADR 0014 says what to set in production)."""
 OBJECT_STORE_BYTES = 512 << 20
 """Per node. `ray.cluster_utils.Cluster` gives each node a test-sized store (~150 MB
 here): two 71 MB shard snapshots in flight would spill to disk."""
@@ -90,7 +93,9 @@ def start_cluster() -> tuple[Any, list[Any]]:
         "node_ip_address": "127.0.0.1",
         "object_store_memory": OBJECT_STORE_BYTES,
     }
-    fast_death = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
+    # A killed raylet refuses the GCS's checks at once: it is dead after about period x
+    # threshold. The timeout (10 s by default) stays: a slow, loaded raylet is not failed.
+    fast_death = {"health_check_period_ms": HEALTH_CHECK_MS, "health_check_failure_threshold": 3}
     system = fast_death | {"worker_niceness": 0}  # Ray renices workers by 15 otherwise
     cluster = Cluster(
         initialize_head=True,
@@ -173,7 +178,7 @@ def recovery(
     writer.start()
     time.sleep(1.0)  # writes under way
     before = {id(t) for t in group.finished}
-    started = time.perf_counter()
+    started, killed_at = time.perf_counter(), time.time()
     raylet = victim.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
     os.kill(raylet, signal.SIGKILL)
     marks: dict[str, float] = {}
@@ -210,6 +215,7 @@ def recovery(
     stop.set()
     writer.join()
     ended = [t for t in group.finished if id(t) not in before]
+    sources = [source_timing(group, t, killed_at) for t in ended]
     return {
         "recovery_s": round(elapsed, 2),
         "recovered_points": lost_points,
@@ -220,8 +226,31 @@ def recovery(
         "spares_used": getattr(group.factory, "spares_used", 0) - spares_before,
         **marks,
         "transfer_phases_s": [{k: round(v, 2) for k, v in t.phases.items()} for t in ended],
+        "install_on_target_s": [install_seconds(t.target) for t in ended],
+        "source_snapshot_began_s": [began for began, _ in sources],
+        "source_snapshot_took_s": [took for _, took in sources],
         **snapshot_alone(group),
     }
+
+
+def install_seconds(target: Any) -> float:
+    """The part of a transfer's ``install`` phase spent on the target, writing and
+    opening the files (the rest: the source's snapshot, and carrying it)."""
+    import ray
+
+    return round(float(ray.get(target.handle.actor.install_seconds.remote())), 2)
+
+
+def source_timing(
+    group: ReplicatedShardGroup, transfer: Any, killed_at: float
+) -> tuple[float, float]:
+    """When the transfer's source began its snapshot (seconds after the kill: the writes
+    queued before it are the wait since the transfer started), and how long it took."""
+    import ray
+
+    sources = [r for r in group.sets[transfer.shard].replicas if r is not transfer.target]
+    began, took = ray.get(sources[0].handle.actor.snapshot_timing.remote())
+    return round(began - killed_at, 2), round(took, 2)
 
 
 def snapshot_alone(group: ReplicatedShardGroup) -> dict[str, float]:
@@ -261,7 +290,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"kill ({rec['spares_used']} started on a warm spare); writes meanwhile "
         f"{rec['writes_per_s_meanwhile']:,} points/s. Dead noticed after "
         f"{rec.get('dead_noticed_s')} s, transfers started after "
-        f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}; "
+        f"{rec.get('transfers_started_s')} s; transfer phases (s): {rec['transfer_phases_s']}, "
+        f"of whose install the target's own writing and opening took "
+        f"{rec.get('install_on_target_s')} s, and the source's snapshot began "
+        f"{rec.get('source_snapshot_began_s')} s after the kill and took "
+        f"{rec.get('source_snapshot_took_s')} s; "
         f"a {rec['snapshot_mb']} MB shard snapshot alone builds in {rec['snapshot_build_s']} s.",
     ]
     return "\n".join(lines)

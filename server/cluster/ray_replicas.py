@@ -29,6 +29,7 @@ Ray's object store, never through the front.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import Future
@@ -63,12 +64,28 @@ class ReplicaActor:
     def __init__(self) -> None:
         self._server: ReplicaServer | None = None
         self._failed: BaseException | None = None
+        self._to_install: tuple[str, str, dict[str, Any], float] | None = None
+        """A new replica's folder, opened by its first ``install``."""
+        self._install_s = 0.0
+        self._snapshot_at = (0.0, 0.0)
 
     def ready(self) -> bool:
         return True
 
-    def open(self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float) -> None:
-
+    def open(
+        self,
+        folder: str,
+        name: str,
+        config: dict[str, Any],
+        idle_seal_s: float,
+        to_install: bool = False,
+    ) -> None:
+        """``to_install``: a new replica, filled by a snapshot next. Its engine opens
+        once, on the installed files (``ReplicaServer``'s ``snapshot``), not empty
+        first: until then it holds sequence 0 and nothing else."""
+        if to_install:
+            self._to_install = (folder, name, config, idle_seal_s)
+            return
         try:
             self._server = ReplicaServer(folder, name, config, idle_seal_s)
         except BaseException as error:
@@ -91,17 +108,45 @@ class ReplicaActor:
         return self.server().call(call)
 
     def applied_seq(self) -> int:
+        if self._server is None and self._to_install is not None:
+            return 0
         return self.server().applied_seq()
 
     def snapshot(self) -> ReplicaSnapshot:
+        started, clock = time.time(), time.monotonic()
+        try:
+            return self.server().snapshot()
+        finally:
+            self._snapshot_at = (started, time.monotonic() - clock)
 
-        return self.server().snapshot()
+    def snapshot_timing(self) -> tuple[float, float]:
+        """When the last ``snapshot`` began here (wall clock: a later start than the
+        caller's request is the writes queued before it) and how long it took
+        (bench/bench_replicas.py)."""
+        return self._snapshot_at
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
+        """Into the open replica, or (``to_install``) as its first open; a failed first
+        install leaves it waiting for the next one (its number is still 0)."""
+        started = time.monotonic()
+        try:
+            if self._server is None and self._to_install is not None:
+                self._server = ReplicaServer(*self._to_install, snapshot=snapshot)
+                self._to_install = None
+                return snapshot[0]
+            return self.server().install(snapshot)
+        finally:
+            self._install_s = time.monotonic() - started
 
-        return self.server().install(snapshot)
+    def install_seconds(self) -> float:
+        """How long the last ``install`` took here, once the snapshot had arrived:
+        writing and opening the files (bench/bench_replicas.py splits its phase)."""
+        return self._install_s
 
     def destroy(self) -> None:
+        if self._server is None and self._to_install is not None:
+            shutil.rmtree(self._to_install[0], ignore_errors=True)
+            return
         self.server().destroy()
 
     def close(self) -> None:
@@ -167,7 +212,9 @@ class SparePool:
         options: dict[str, Any] = {}
         if node != LOCAL_NODE:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        return self.actor_class.options(**options).remote()
+        actor: Any = self.actor_class.options(**options).remote()
+        actor.ready.remote()  # this process finds and connects to the actor now, not at use
+        return actor
 
 
 _POOLS: dict[float, SparePool] = {}
@@ -208,13 +255,13 @@ class RayReplicaFactory:
             self._nodes = (time.monotonic(), nodes)
         return nodes
 
-    def spawn(self, folder: Path, node: str) -> RayReplica:
+    def spawn(self, folder: Path, node: str, to_install: bool = False) -> RayReplica:
         """The node's warm spare opened on ``folder``, else a new actor."""
         pool = self._live_pool()
         actor = pool.take(node)
         self.spares_used += actor is not None
         actor = actor or pool.start_actor(node)
-        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s)
+        actor.open.remote(str(folder), self.name, self.config, self.idle_seal_s, to_install)
         return RayReplica(actor, node, self)
 
     def refill(self) -> None:

@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import time
-import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -33,10 +32,13 @@ from server.engine.collection import Collection
 from server.engine.engine import Engine
 from server.engine.sparse_vector import SparseRows
 from server.errors import QuiverError
+from server.storage.segment_store import fsync_dir
 
 T = TypeVar("T")
 
 SEQ_FILE = "replica.json"
+COLLECTIONS = "collections"
+"""The engine's root under its data folder (``Engine.root``)."""
 LOCK_FILE = ".replica.lock"
 LOCK_WAIT_S = 60.0
 """How long a replica waits for the process that had its folder to end."""
@@ -58,11 +60,30 @@ class ReplicaServer(ShardServer):
     """A shard engine plus the sequence number of the last write it applied."""
 
     def __init__(
-        self, folder: str, name: str, config: dict[str, Any], idle_seal_s: float = 0.0
+        self,
+        folder: str,
+        name: str,
+        config: dict[str, Any],
+        idle_seal_s: float = 0.0,
+        snapshot: ReplicaSnapshot | None = None,
     ) -> None:
+        """``snapshot``: a new replica's data, placed in its folder before its engine
+        first opens (``ray_replicas.ReplicaActor.open``'s ``to_install``), so the engine
+        opens once, on the installed files, instead of empty and then again."""
         self._lock = _lock_folder(Path(folder))
-        super().__init__(folder, name, config, idle_seal_s)
+        try:
+            if snapshot is not None:
+                _write_seq(Path(folder), 0)  # cut short, the next catch-up re-installs
+                collections = Path(folder) / COLLECTIONS
+                swap_in(collections, name, place_files(collections, name, snapshot[1]))
+                fsync_dir(Path(folder))  # the new ``collections`` entry, before the number
+            super().__init__(folder, name, config, idle_seal_s)
+        except BaseException:
+            self._lock.close()
+            raise
         self._seq = _read_seq(self.folder)
+        if snapshot is not None:
+            self._applied(snapshot[0])
 
     def close(self) -> None:
         super().close()
@@ -123,8 +144,7 @@ class ReplicaServer(ShardServer):
     def snapshot(self) -> ReplicaSnapshot:
         """This shard's files (``shard_files.py``) and sequence number (the actor runs
         one call at a time, so no write lands between the two)."""
-        work = self.folder / f".transfer-{uuid.uuid4().hex}"
-        return self._seq, read_files(self.collection(), work)
+        return self._seq, read_files(self.collection())
 
     def install(self, snapshot: ReplicaSnapshot) -> int:
         """Replace this replica's data with ``snapshot``'s files and open them as a

@@ -257,9 +257,10 @@ class ReplicaSet:
                 log.info("operation log overtaken, new snapshot", extra={"shard": self.shard})
 
     def _catch_up_once(self, target: Replica, snapshot: Any, clock: PhaseClock) -> None:
-        seq = target.handle.applied_seq().result(timeout=TRANSFER_TIMEOUT_S)
-        if snapshot is None and (seq == 0 or not self._reaches(seq)):  # new, or past the log
-            snapshot = self.request_snapshot(target)[1]
+        if snapshot is None:  # with one, what the target holds is replaced: not asked
+            seq = target.handle.applied_seq().result(timeout=TRANSFER_TIMEOUT_S)
+            if seq == 0 or not self._reaches(seq):  # new, or past the log
+                snapshot = self.request_snapshot(target)[1]
         if snapshot is not None:
             seq = target.handle.install(snapshot).result(timeout=TRANSFER_TIMEOUT_S)
             clock("install")

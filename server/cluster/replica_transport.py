@@ -74,8 +74,10 @@ class ReplicaFactory(Protocol):
 
     def nodes(self) -> list[str]: ...
 
-    def spawn(self, folder: Path, node: str) -> ReplicaHandle:
-        """A replica opening ``folder`` on ``node`` (created empty if it is new)."""
+    def spawn(self, folder: Path, node: str, to_install: bool = False) -> ReplicaHandle:
+        """A replica opening ``folder`` on ``node`` (created empty if it is new);
+        ``to_install``: a new replica that a snapshot ``install`` fills next, whose
+        engine may open only then (once, on the installed files)."""
         ...
 
     def refill(self) -> None:
@@ -159,7 +161,8 @@ class LocalReplicaFactory:
     def nodes(self) -> list[str]:
         return list(self.alive)
 
-    def spawn(self, folder: Path, node: str) -> LocalReplica:
+    def spawn(self, folder: Path, node: str, to_install: bool = False) -> LocalReplica:
+        """Opened at once, ``to_install`` or not: the install replaces what it holds."""
         replica = LocalReplica(folder, node, self.name, self.config)
         with self._lock:
             self.spawned.append(replica)

@@ -294,9 +294,9 @@ class ReplicatedShardGroup:
     def _folder(self, shard: int, replica_id: str) -> Path:
         return self.base / str(shard) / replica_id
 
-    def _spawn(self, shard: int, node: str) -> Replica:
+    def _spawn(self, shard: int, node: str, to_install: bool = False) -> Replica:
         replica_id = uuid.uuid4().hex[:16]
-        handle = self.factory.spawn(self._folder(shard, replica_id), node)
+        handle = self.factory.spawn(self._folder(shard, replica_id), node, to_install)
         return Replica(replica_id, handle, ReplicaState.INITIALIZING)
 
     # -- healing ---------------------------------------------------------
@@ -364,7 +364,7 @@ class ReplicatedShardGroup:
                 return None
             load = Counter(r.node for s in self.sets for r in s.replicas)
             node = _best_node(nodes, replica_set.replicas, load)
-        target = self._spawn(replica_set.shard, node)
+        target = self._spawn(replica_set.shard, node, to_install=True)
         with replica_set.lock:
             replica_set.replicas.append(target)
         self._changed()

@@ -222,6 +222,8 @@ def test_a_killed_node_loses_no_acknowledged_write(
 
     wait_full(group, timeout=90, gone=victim.node_id)
     assert factory.spares_used >= 1  # a replacement started on the survivor's warm spare
+    replaced = [t.target for t in group.finished if t.fresh]
+    assert replaced and all(install_seconds(r) > 0 for r in replaced)  # filled by an install
     for shard, copies in enumerate(replica_ids(group)):
         owned = {i for i in acked if shard_of(i, 2) == shard}
         assert copies == [owned, owned]
@@ -241,6 +243,14 @@ def running_node(replica: Any) -> str:
         replica.handle.actor.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())
     )
     return node
+
+
+def install_seconds(replica: Any) -> float:
+    """How long the replica's last snapshot install took (0: it had none)."""
+    import ray
+
+    seconds: float = ray.get(replica.handle.actor.install_seconds.remote())
+    return seconds
 
 
 def search_ids(collection: Any) -> list[list[Any]]:

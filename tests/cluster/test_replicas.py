@@ -8,9 +8,11 @@ paths over a real multi-node Ray are in ``test_ray_replicas.py``."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 
 from index.metrics import Distance
 from server.cluster.oplog import OpLog
+from server.cluster.ray_replicas import ReplicaActor
 from server.cluster.replica_server import ReplicaServer, SequenceGap
 from server.cluster.replica_set import ReplicaState, merge_answers, peer_id
 from server.cluster.replica_transport import LocalReplica, LocalReplicaFactory
@@ -469,6 +472,14 @@ def test_a_snapshot_is_the_shards_files_and_install_opens_them_without_upserting
     seq, files = source.snapshot()
     assert seq == 6 and "points.sqlite" in files
     assert any(name.endswith(".index") for name in files)  # the built indexes travel
+    with closing(sqlite3.connect(":memory:")) as copy:  # the store's data, not its job history
+        copy.deserialize(files["points.sqlite"])
+        assert copy.execute("SELECT count(*), count(DISTINCT pid) FROM points").fetchone() == (
+            300,
+            300,
+        )
+        assert copy.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+    assert source.call(on_server(ShardServer.jobs))  # the source has some
     target = ReplicaServer(str(tmp_path / "b"), "c", SEALING)
     upserts: list[str] = []
     for method in ("upsert", "bulk_upsert", "_upsert"):
@@ -484,8 +495,18 @@ def test_a_snapshot_is_the_shards_files_and_install_opens_them_without_upserting
     with pytest.raises(InvalidSnapshot):  # a name outside a collection's layout
         target.install((9, files | {"../escape": b""}))
     assert target.applied_seq() == 6 and len(stored(target)) == 300  # nothing changed
-    source.close()
-    target.close()
+    fresh = ReplicaActor()  # a new replica: its engine opens once, on the installed files
+    fresh.open(str(tmp_path / "d"), "c", SEALING, 0.0, to_install=True)
+    assert fresh.applied_seq() == 0 and not (tmp_path / "d").exists()
+    with pytest.raises(InvalidSnapshot):
+        fresh.install((9, files | {"../escape": b""}))
+    assert fresh.applied_seq() == 0  # still waiting for an install
+    assert fresh.install((seq, files)) == 6 and fresh.applied_seq() == 6
+    assert upserts == [] and stored(fresh.server()) == stored(source)
+    placed = ReplicaServer(str(tmp_path / "e"), "c", SEALING, snapshot=(seq, files))
+    assert placed.applied_seq() == 6 and stored(placed) == stored(source)
+    for server in (source, target, fresh, placed):
+        server.close()
 
 
 def test_a_replayed_batch_is_one_engine_write_per_run_of_upserts(
