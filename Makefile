@@ -50,6 +50,13 @@ $(TOKEN_DATA): $(TEXT_DATA) | $(EMBED_STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/quiver serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
+# Bytecode is written and read back even where the environment sets PYTHONDONTWRITEBYTECODE
+# (this CI machine does, and uv installs without .pyc): otherwise every server a test
+# starts, every Ray worker and both test workers compile each module they import from
+# source again, ~2.3 s of CPU per server start; test_crash_recovery.py took 80 s of CPU
+# so and 34 s with bytecode. The first process to import a module writes its .pyc.
+test: export PYTHONDONTWRITEBYTECODE :=
+
 # numba compiles every kernel once into its cache (index/compiled.py), its two halves in two
 # processes while ruff and mypy run, then loads both back from the cache (compiling again
 # only what a race on numba's cache index dropped), before the test workers and the servers

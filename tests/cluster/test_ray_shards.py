@@ -66,18 +66,6 @@ def with_keyword_index(config: CollectionConfig) -> CollectionConfig:
     return config.with_updates(payload_schema={"color": {"type": "keyword"}})
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    """A Ray instance on loopback with 2 CPUs and no dashboard, for this module."""
-    ray = pytest.importorskip("ray", reason="cluster mode needs Ray: pip install '.[cluster]'")
-    from server.cluster.ray_shards import connect
-
-    connect("local", num_cpus=2)
-    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
-    yield ray
-    ray.shutdown()
-
-
 def ray_group(root: Path, name: str, config: CollectionConfig) -> Any:
     from server.cluster.ray_shards import RayShardGroup
 

@@ -25,17 +25,13 @@ from tests.helpers.sharded import COLORS, DIM, FILTERS, SHARDS
     scope="module", params=["in-process", pytest.param("ray", marks=pytest.mark.cluster)]
 )
 def server_settings(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """Settings for the server under test; for Ray, a loopback Ray for this module."""
+    """Settings for the server under test; for Ray, the package's loopback Ray (the
+    server's ``connect("local")`` finds it started)."""
     if request.param == "in-process":
         yield {}
         return
-    ray = pytest.importorskip("ray", reason="cluster mode needs Ray: pip install '.[cluster]'")
-    from server.cluster.ray_shards import connect
-
-    connect("local", num_cpus=2)
-    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    request.getfixturevalue("local_ray")
     yield {"ray_address": "local", "ray_shard_cpus": 0.25}
-    ray.shutdown()
 
 
 @pytest.fixture
