@@ -9,7 +9,8 @@ and ef 128 for batches of 100. One run measures, on the same machine:
    and recall@10 over HTTP from a separate pass of 1,000 queries; once with one server
    process (`QUIVER_WORKERS=1`), then restarted on the same data folder with the worker
    count `quiver serve` picks by default (min(CPUs, 4), ADR 0013), once every worker
-   answers from its own view;
+   answers from its own view; each worker count first with the direct lane off
+   (`QUIVER_DIRECT_LANE=false`, ADR 0021), then on;
 2. qdrant-edge (Qdrant's Rust engine as a Python library), in process, 1 and 8 threads;
 3. raw faiss `IndexHNSWFlat`, one query at a time from one caller;
 4. batches of 100: `POST /points/query/batch` against faiss searching the same batches,
@@ -71,9 +72,10 @@ RECALL_QUERIES = 1000
 TARGET_EDGE_RATIO = 1.0
 TARGET_P50_OVER_FAISS_MS = 0.5
 TARGET_BATCH_RATIO = 0.75
-LANE_OFF = "1, direct lane off"
-"""The one-process row measured again with ``QUIVER_DIRECT_LANE=false`` (the lean
-requests through the ASGI app, as before ``server/api/direct_lane.py``)."""
+LANE_OFF = ", direct lane off"
+"""The label's ending of a row measured with ``QUIVER_DIRECT_LANE=false`` (the lean
+requests through the ASGI app, as before ``server/api/direct_lane.py``), first for each
+worker count."""
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -351,25 +353,27 @@ def run_quiver(
     args: argparse.Namespace, dataset: glove.GloveDataset, index: Any, files: tuple[Path, Path]
 ) -> dict[str, Any]:
     """Load one server process, then measure the same data folder restarted as one
-    process without the direct lane, as one process with it, and with the default worker
-    count."""
+    process and with the default worker count, each without the direct lane and with it."""
     workers = default_workers()
     measured: dict[str, Any] = {}
+    answered: dict[str, Any] = {}
     single = {"QUIVER_WORKERS": "1"}
+    lane_off = {"QUIVER_DIRECT_LANE": "false"}
     with QuiverServer(args.port, env=single, keep_log=SERVER_LOG, startup_timeout_s=300) as server:
         with httpx.Client(base_url=server.url, headers=headers(), timeout=600.0) as client:
             load = load_quiver(client, dataset)
         log(f"Quiver searchable: {load}")
-        # each row on a freshly started process: without the protocol-level lane
-        # (ADR 0021) first, then with it, then the default worker count
-        for label, env in ((LANE_OFF, {"QUIVER_DIRECT_LANE": "false"}), ("1", {})):
-            restart(server, single | env)
+        # each row on freshly started processes: without the protocol-level lane
+        # (ADR 0021) first, then with it; one process, then the default worker count
+        for label, env in ((f"1{LANE_OFF}", single | lane_off), ("1", single)):
+            restart(server, env)
             measured[label] = measure_quiver(args, server.url, server.pid, dataset, index, files)
-        restart(server, {"QUIVER_WORKERS": str(workers)})
-        measured["answered_by"] = wait_for_workers(server.url, dataset, workers)
-        log(f"{workers} workers answering: {measured['answered_by']}")
-        measured[str(workers)] = measure_quiver(args, server.url, server.pid, dataset, index, files)
-    answered = measured.pop("answered_by")
+        several = {"QUIVER_WORKERS": str(workers)}
+        for label, env in ((f"{workers}{LANE_OFF}", several | lane_off), (str(workers), several)):
+            restart(server, env)
+            answered[label] = wait_for_workers(server.url, dataset, workers)
+            log(f"{label} workers answering: {answered[label]}")
+            measured[label] = measure_quiver(args, server.url, server.pid, dataset, index, files)
     return {"quiver_load": load, "quiver": measured, "default_workers": workers,
             "answered_by": answered}  # fmt: skip
 
@@ -570,10 +574,10 @@ def _quiver_lines(workers: str, quiver: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _system(workers: str) -> str:
-    if workers == LANE_OFF:
-        return "Quiver, HTTP, 1 worker, direct lane off"
-    return f"Quiver, HTTP, {workers} worker(s)"
+def _system(label: str) -> str:
+    return f"Quiver, HTTP, {label.removesuffix(LANE_OFF)} worker(s)" + (
+        LANE_OFF if label.endswith(LANE_OFF) else ""
+    )
 
 
 def _line(system: str, how: str, row: dict[str, Any], recall: float | None = None) -> str:

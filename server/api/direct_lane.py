@@ -12,7 +12,11 @@ the request. It does when a lean layer (``fast_search.py``, ``fast_write.py``) m
 it and every layer above would pass it on untouched: the Host allow-list admits it, no
 ``Origin`` header (the CORS and cross-origin layers act only on those), no ``Expect`` or
 chunked body, and ``QuiverMiddleware.admits`` it (credentials, media type, a declared
-length within the limit). When its body has arrived, the layer's own steps run as in
+length within the limit). A gate of the worker processes (``workers/owner.py``,
+``reader.py``, ADR 0013) is asked the same question (:class:`Gate`): a reader's lets
+through a point read its own view answers (else the owner does), and each adds its
+headers to the answer (the owner's also bumps the write generation) through the same
+wrapper of ``send`` it uses in ASGI. When its body has arrived, the layer's own steps run as in
 ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work on the
 layer's threads under the app's CPU limiter, its renderer; the response goes out through
 uvicorn's own ``RequestResponseCycle.send`` (keep-alive, ``connection: close``, access
@@ -33,14 +37,14 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from anyio import WouldBlock
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from server.api.lean_layer import LeanLayer, error, headers_of, plain_json
-from server.api.middleware import Message, QuiverMiddleware, Scope
+from server.api.middleware import Message, QuiverMiddleware, Scope, Send
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, header
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,28 @@ longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) st
 for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""
 
 
+Answering = Callable[[Send], Send]
+"""How a gate wraps a request's ``send``: the headers (and counters) it adds to the answer."""
+
+
+@runtime_checkable
+class Gate(Protocol):
+    """A layer that hands some requests on to ``app`` with only its answer wrapped (the
+    worker processes' gates, ADR 0013). Its rules live in ``admit``, which its own
+    ``__call__`` uses too, so the lane and the ASGI path cannot drift apart."""
+
+    app: Any
+
+    def admit(self, scope: Scope) -> Answering | None:
+        """The wrapper of ``send`` for a request this layer would hand to ``app``, or
+        None: it answers the request otherwise (forwards it, say)."""
+
+
+Taken = tuple[LeanLayer[Any], Any, tuple[Answering, ...]]
+"""A request the lane takes: its lean layer, the layer's match, the gates' wrappers
+(outermost first)."""
+
+
 @dataclass(slots=True)
 class DirectLane:
     """Which requests the protocol may answer itself, and the layers that answer them."""
@@ -70,19 +96,21 @@ class DirectLane:
     hosts: HostAllowList | None
     origins: bool
     """A CORS or cross-origin layer is on: a request with an ``Origin`` takes ASGI."""
+    gates: tuple[Gate, ...] = ()
     inline_after: float = 0.0
     """``time.monotonic()`` before which no work runs on the event loop."""
 
-    def take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
-        """At the request head: the lean layer and its match, or None (the ASGI path,
-        also for a request this check fails on: a parser callback must not raise)."""
+    def take(self, scope: dict[str, Any]) -> Taken | None:
+        """At the request head: the lean layer, its match and the gates' wrappers, or
+        None (the ASGI path, also for a request this check fails on: a parser callback
+        must not raise)."""
         try:
             return self._take(scope)
         except Exception:
             log.exception("direct lane: request left to the ASGI app")
             return None
 
-    def _take(self, scope: dict[str, Any]) -> tuple[LeanLayer[Any], Any] | None:
+    def _take(self, scope: dict[str, Any]) -> Taken | None:
         scope["app"] = self.app  # as Starlette sets it; the layers read their settings there
         for layer in self.layers:
             match = layer.match(scope)
@@ -97,7 +125,15 @@ class DirectLane:
             return None
         if self.hosts is not None and not self.hosts.allowed(header(scope, b"host")):
             return None
-        return (layer, match) if self.guard.admits(scope) else None
+        if not self.guard.admits(scope):
+            return None
+        answering = []
+        for gate in self.gates:  # last: a reader's check reads its view's point store
+            wrap = gate.admit(scope)
+            if wrap is None:
+                return None
+            answering.append(wrap)
+        return layer, match, tuple(answering)
 
 
 _LANES: weakref.WeakKeyDictionary[Any, DirectLane | None] = weakref.WeakKeyDictionary()
@@ -125,6 +161,7 @@ def find_lane(app: Any) -> DirectLane | None:
     """The lane for uvicorn's loaded app, or None: switched off, or a layer in the stack
     that the lane does not know to pass lean requests on untouched."""
     layers: list[LeanLayer[Any]] = []
+    gates: list[Gate] = []
     found: dict[type, Any] = {}
     starlette: Starlette | None = None
     while app is not None:
@@ -139,6 +176,8 @@ def find_lane(app: Any) -> DirectLane | None:
             found[type(app)] = app
         elif type(app).__name__ == "ExceptionMiddleware":
             break  # the router's side: below the lean layers
+        elif isinstance(app, Gate):
+            gates.append(app)
         elif type(app).__name__ not in PASSING:
             return None
         app = getattr(app, "app", None)
@@ -146,7 +185,8 @@ def find_lane(app: Any) -> DirectLane | None:
     if starlette is None or guard is None or not layers:
         return None
     origins = CORSMiddleware in found or CrossOriginGuard in found
-    return DirectLane(starlette, guard, tuple(layers), found.get(HostAllowList), origins)
+    hosts = found.get(HostAllowList)
+    return DirectLane(starlette, guard, tuple(layers), hosts, origins, tuple(gates))
 
 
 def _wraps_requests(app: Starlette) -> bool:
@@ -159,19 +199,22 @@ def _wraps_requests(app: Starlette) -> bool:
 class LaneCall:
     """One request the lane took: its body's check, its work, its answer."""
 
-    __slots__ = ("_fallback", "_render", "_tasks", "cycle", "lane", "layer", "match")
+    __slots__ = ("_fallback", "_render", "_tasks", "cycle", "lane", "layer", "match", "send")
 
     def __init__(
         self,
         lane: DirectLane,
-        taken: tuple[LeanLayer[Any], Any],
+        taken: Taken,
         cycle: RequestResponseCycle,
         fallback: Callable[[], None],
         tasks: set[Any],
     ) -> None:
         self.lane = lane
-        self.layer, self.match = taken
+        self.layer, self.match, answering = taken
         self.cycle = cycle
+        self.send = cast(Send, cycle.send)
+        for wrap in answering:  # the outermost gate's wrapper nearest the socket
+            self.send = wrap(self.send)
         self._fallback = fallback
         self._tasks = tasks
         self._render: Callable[[Any], bytes] | None = None
@@ -247,10 +290,10 @@ class LaneCall:
             drive(self._respond(content))
 
     async def _respond(self, content: bytes) -> None:
-        await self.cycle.send(
+        await self.send(
             {"type": "http.response.start", "status": 200, "headers": headers_of(content)}
         )
-        await self.cycle.send({"type": "http.response.body", "body": content})
+        await self.send({"type": "http.response.body", "body": content})
         self.lane.guard.record(cast(Scope, self.cycle.scope), 200)
 
     def _fail(self, exc: Exception) -> None:
@@ -270,7 +313,7 @@ class LaneCall:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            await self.cycle.send(message)  # type: ignore[arg-type]
+            await self.send(message)
 
         scope: Any = self.cycle.scope
         try:

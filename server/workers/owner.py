@@ -8,8 +8,9 @@ again when a build job finishes, so readers pick up the new segment.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,16 +29,22 @@ class OwnerGate:
     """ASGI wrapper of the owner's app: bumps ``generation`` as a write is answered."""
 
     def __init__(self, app: ASGIApp, generation: Generation, worker: int = 0) -> None:
-        self._app = app
+        self.app = app
         self._generation = generation
         self._worker = str(worker).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
-        writes = is_write(scope["method"], scope["path"])
+        await self.app(scope, receive, self.admit(scope)(send))
 
+    def admit(self, scope: Scope) -> Callable[[Send], Send]:
+        """Every request goes on to the app, its answer stamped (``_answering``); the
+        direct lane (``api/direct_lane.py``) wraps the answers it writes with it too."""
+        return partial(self._answering, is_write(scope["method"], scope["path"]))
+
+    def _answering(self, writes: bool, send: Send) -> Send:
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
                 current = self._generation.bump() if writes else self._generation.read()
@@ -50,7 +57,7 @@ class OwnerGate:
                 self._generation.bump()  # a streamed answer's last part: the work is done
             await send(message)
 
-        await self._app(scope, receive, answer)
+        return answer
 
 
 def bump_after_builds(app: FastAPI, generation: Generation) -> None:

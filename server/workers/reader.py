@@ -15,7 +15,7 @@ import gc
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -52,7 +52,7 @@ class ReaderGate:
     def __init__(
         self, app: FastAPI, generation: Generation, proxy: OwnerProxy, worker: int
     ) -> None:
-        self._app = app
+        self.app = app
         self._generation = generation
         self._proxy = proxy
         self._worker = str(worker).encode()
@@ -64,13 +64,22 @@ class ReaderGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
+        answering = self.admit(scope)
+        if answering is None:
+            await self._proxy.forward(scope, receive, send)
+            return
+        await self.app(scope, receive, answering(send))
+
+    def admit(self, scope: Scope) -> Callable[[Send], Send] | None:
+        """The tagging of the answer when this reader answers the request from its own
+        view, or None: the owner answers it. The direct lane (``api/direct_lane.py``)
+        asks this too, so its requests follow the same rule."""
         name = local_read(scope["method"], scope["path"])
-        if name is not None and self._local(name):
-            await self._app(scope, receive, self._tagged(send))
-            return
-        await self._proxy.forward(scope, receive, send)
+        if name is None or not self._local(name):
+            return None
+        return partial(self._tagged, str(self.loaded).encode())
 
     def _fresh(self) -> bool:
         if self._generation.read() == self.loaded:
@@ -90,12 +99,10 @@ class ReaderGate:
         return self._fresh() and self._current(name) and self._view().answers(name)
 
     def _view(self) -> ReadView:
-        view: ReadView = self._app.state.engine
+        view: ReadView = self.app.state.engine
         return view
 
-    def _tagged(self, send: Send) -> Send:
-        loaded = str(self.loaded).encode()
-
+    def _tagged(self, loaded: bytes, send: Send) -> Send:
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
@@ -121,7 +128,7 @@ class ReaderGate:
             await asyncio.sleep(wait)
         self._last_reload = time.monotonic()
         generation = self._generation.read()
-        settings: Settings = self._app.state.settings
+        settings: Settings = self.app.state.settings
         try:
             view = await anyio.to_thread.run_sync(
                 open_view, settings.data_dir, _limits(settings), self._view()
@@ -130,7 +137,7 @@ class ReaderGate:
             log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
             return
         replaced = _dropped(self._view(), view)
-        self._app.state.engine = view
+        self.app.state.engine = view
         self.loaded = generation
         _free(replaced, FREE_TRIES)
 

@@ -3,6 +3,7 @@ the full route answers, and every other body still reaches the full route."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from server.api import direct_lane
 from server.api.fast_search import FastSearch
 from server.api.hand_off import HandOff
+from server.workers.generation import Generation
+from server.workers.supervisor import owner_app
 from tests.helpers.api import Api, create_items, make_client
 from tests.helpers.wire import Client, answers, count_asgi, request, wire
 
@@ -233,3 +236,23 @@ def test_a_query_runs_on_the_event_loop_until_one_is_slow(
         assert handed == []
         second = connection.send(body)  # the first was "slow": a worker thread now
         assert len(handed) == 1 and first[0].body["result"] == second[0].body["result"]
+
+
+def test_behind_the_owner_workers_gate_the_lane_answers_as_the_full_route_or_is_off(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    generation = Generation()
+    plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
+    bodies = [request("POST", QUERY, body) for body in (plain, plain | {"lookup_from": None})]
+    for lane in (True, False):
+        serve = partial(owner_app, generation=generation)
+        with wire(tmp_path / str(lane), serve=serve, direct_lane=lane) as served:
+            connection = served.connect()
+            create_items(Api(Client(connection)))  # type: ignore[arg-type]
+            asgi_paths.clear()
+            fast, full = connection.send(*bodies)
+            assert fast.body["result"] == full.body["result"] and fast.body["result"]["points"]
+            for answer in (fast, full):
+                assert answer.headers[b"x-quiver-worker"] == b"0"
+                assert answer.headers[b"x-quiver-generation"] == str(generation.read()).encode()
+            assert asgi_paths == ([QUERY] if lane else [QUERY, QUERY])

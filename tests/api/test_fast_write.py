@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from server.api.fast_write import LEAN_MAX_POINTS, FastWrite, Target
+from server.workers.generation import Generation
+from server.workers.supervisor import owner_app
 from tests.helpers.api import Api, create_items, make_client
 from tests.helpers.wire import Client, count_asgi, request, wire
 
@@ -150,3 +152,26 @@ def test_the_direct_lane_applies_pipelined_writes_in_order_under_the_same_access
         assert lean_calls == [POINTS, f"{POINTS}/payload", POINTS]
         assert point(api, 70)["payload"] == {"a": 1, "b": 2}
         assert point(api, 71) is None
+
+
+def test_the_owner_workers_lane_bumps_the_generation_before_each_write_is_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0013's read-your-writes rule: a reader that still sees the old generation
+    forwards the client's next read; the lane's answers pass the owner's gate too."""
+    generation = Generation()
+    with wire(tmp_path, serve=lambda app: owner_app(app, generation)) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        asgi = count_asgi(monkeypatch)
+        good = {"points": [{"id": 20, "vector": [1.0, 0.0, 0.0, 0.0]}]}
+        bad = {"points": [{"id": 21, "vector": [1.0]}]}  # wrong size: 400, as the route's
+        for body, status in ((good, 200), (bad, 400)):
+            before = generation.read()
+            answer = connection.send(request("PUT", f"{POINTS}?wait=true", body))[0]
+            assert answer.status == status and answer.headers[b"x-quiver-worker"] == b"0"
+            assert int(answer.headers[b"x-quiver-generation"]) == before + 1
+            assert generation.read() == before + 2  # and once more as its answer ended
+        assert asgi == []  # both answered by the lane
+        answered = connection.send(request("GET", f"{POINTS}/20"))[0]
+        assert answered.body["result"]["id"] == 20

@@ -6,7 +6,7 @@ this process. What ``TestClient`` cannot reach: the protocol-level direct lane
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,10 +180,14 @@ def count_asgi(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @contextmanager
-def wire(data_dir: Path, **settings: Any) -> Iterator[Wire]:
-    """The app over ``data_dir``, its lifespan run, behind the guarded protocol."""
+def wire(
+    data_dir: Path, serve: Callable[[Any], Any] | None = None, **settings: Any
+) -> Iterator[Wire]:
+    """The app over ``data_dir``, its lifespan run, behind the guarded protocol; served
+    as ``serve`` makes it (a worker's gate, say) when given."""
     app = create_app(Settings(data_dir=data_dir, **settings))
-    config = uvicorn.Config(app, http=guarded_protocol(LIMITS), log_config=None)
+    served_app = app if serve is None else serve(app)
+    config = uvicorn.Config(served_app, http=guarded_protocol(LIMITS), log_config=None)
     config.load()
     lifespan = LifespanOn(config)
     served = Wire(config, lifespan)

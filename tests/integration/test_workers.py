@@ -56,6 +56,15 @@ def retrieve(server: QuiverProcess, ids: list[int]) -> tuple[set[int], str]:
     return {point["id"] for point in result(response)}, response.headers["x-quiver-worker"]
 
 
+def query_all(server: QuiverProcess, **full: object) -> tuple[list[object], str]:
+    """A plain query for every point (the direct lane's on either worker; with ``full``
+    keys, the full route's), its hits and the worker that answered."""
+    body = {"query": [1.0] * DIM, "limit": ROUNDS * 10} | full
+    response = call(server, "POST", "/collections/c/points/query", body)
+    hits = [(p["id"], p["score"]) for p in result(response)["points"]]
+    return hits, response.headers["x-quiver-worker"]
+
+
 def upsert(server: QuiverProcess, rng: np.random.Generator, ids: list[int]) -> None:
     points = [{"id": i, "vector": rng.random(DIM).tolist(), "payload": {"i": i}} for i in ids]
     result(call(server, "PUT", "/collections/c/points?wait=true", {"points": points}))
@@ -92,9 +101,26 @@ def test_every_acknowledged_upsert_and_delete_is_in_the_next_read(
         for _ in range(READS_PER_WRITE):
             found, worker = retrieve(workers, list(range(ROUNDS * 10)))
             assert found == alive, f"round {round_}, worker {worker}"
-            answered_by.add(worker)
+            hits, by = query_all(workers)  # the direct lane's read, positive scores: all
+            assert {hit[0] for hit in hits} == alive, f"round {round_}, query, worker {by}"
+            answered_by |= {worker, by}
     answered_by.add(_reader_answers(workers, alive))
     assert answered_by == {"0", "1"}
+    _reader_queries_as_the_full_route(workers)
+
+
+def _reader_queries_as_the_full_route(server: QuiverProcess) -> None:
+    """Queries until the reader answers one in the lane: the same hits as the full
+    route's (``lookup_from`` keeps a body off the lane)."""
+    expected, _ = query_all(server, lookup_from=None)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        hits, worker = query_all(server)
+        assert [hit[0] for hit in hits] == [hit[0] for hit in expected], f"worker {worker}"
+        assert [hit[1] for hit in hits] == pytest.approx([hit[1] for hit in expected])
+        if worker == "1":
+            return
+        assert time.monotonic() < deadline, "the reader never answered a query itself"
 
 
 def _reader_answers(server: QuiverProcess, alive: set[int]) -> str:

@@ -1,15 +1,19 @@
 """Multi-process serving pieces without a server: request routing, the shared
-generation, and a reader's read-only view of the data folder (ADR 0013)."""
+generation, a reader's read-only view of the data folder (ADR 0013), and the gates
+behind the server's own protocol with the direct lane (ADR 0021)."""
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from server.engine import shared_graphs
 from server.engine.collection import Collection
@@ -23,8 +27,12 @@ from server.engine.segment_rows import ROWS_FILE, shared_rows
 from server.settings import MAX_DEFAULT_WORKERS, Settings
 from server.storage.aliases import save_aliases
 from server.workers.generation import Generation
+from server.workers.proxy import OwnerProxy
+from server.workers.reader import ReaderGate
 from server.workers.routing import is_write, local_read
 from server.workers.view import open_view
+from tests.helpers.api import Api, create_items
+from tests.helpers.wire import Answer, Client, Connection, Wire, count_asgi, request, wire
 
 C = "/collections/docs"
 
@@ -301,3 +309,64 @@ def test_a_rows_file_maps_back_the_same_lookups_for_integer_and_uuid_ids(
     assert list(column) == ids and column.take([1, 4]) == computed.take([1, 4])
     assert [column.rows_of(i).tolist() for i in ids] == [computed.rows_of(i).tolist() for i in ids]
     assert mapped_versions.tolist() == [1, 2, 9, 4, 5] and written[1].tolist() == versions
+
+
+class RecordingProxy(OwnerProxy):
+    """In place of the owner's socket: what was forwarded, answered 200 ``forwarded``."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.paths: list[str] = []
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.paths.append(scope["path"])
+        while (await receive()).get("more_body", False):
+            pass
+        body = b'"forwarded"'
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"11")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+QUERY = "/collections/items/points/query"
+POINTS = "/collections/items/points"
+PLAIN = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
+
+
+def _answered_by_reader(served: Wire, connection: Connection, deadline_s: float = 10.0) -> Answer:
+    """A plain query, sent again until the reader answers it from its view (reloaded)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        answer = connection.send(request("POST", QUERY, PLAIN))[0]
+        if answer.body != "forwarded":
+            return answer
+        served.loop.run_until_complete(asyncio.sleep(0.05))
+    raise AssertionError("the reader never loaded a current view")
+
+
+def test_a_reader_answers_current_queries_in_the_direct_lane_and_forwards_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with wire(tmp_path) as single:
+        create_items(Api(Client(single.connect())))  # type: ignore[arg-type]
+    generation, proxy = Generation(), RecordingProxy()
+    asgi = count_asgi(monkeypatch)
+    with wire(tmp_path, serve=lambda app: ReaderGate(app, generation, proxy, 1)) as served:
+        connection = served.connect()
+        full = request("POST", QUERY, PLAIN | {"lookup_from": None})  # the full route's body
+        lane, routed = connection.send(request("POST", QUERY, PLAIN), full)
+        assert lane.status == routed.status == 200 and lane.body["result"]["points"]
+        assert lane.body["result"] == routed.body["result"]
+        assert lane.headers[b"x-quiver-worker"] == routed.headers[b"x-quiver-worker"] == b"1"
+        assert lane.headers[b"x-quiver-generation"] == b"0"
+        assert asgi == [QUERY] and proxy.paths == []  # only the body the lane cannot vouch for
+        generation.bump()  # the owner acknowledged a write this view may not hold
+        write = request("PUT", POINTS, {"points": [{"id": 1, "vector": [1.0] * 4}]})
+        stale, written = connection.send(request("POST", QUERY, PLAIN), write)
+        assert stale.body == written.body == "forwarded"  # a lean write, too, in a reader
+        assert proxy.paths == [QUERY, POINTS] and asgi == [QUERY, QUERY, POINTS]
+        _answered_by_reader(served, connection)  # its view reloaded in the background
+        taken = len(asgi)
+        again = connection.send(request("POST", QUERY, PLAIN))[0]
+        assert again.headers[b"x-quiver-generation"] == b"1" and len(asgi) == taken
+        assert again.body["result"] == lane.body["result"]
