@@ -14,7 +14,9 @@ def local_ray() -> Iterator[Any]:
     that puts shards on a local Ray (test_ray_shards.py, test_sharded_http.py): a start
     costs 10-20 s of both cores on the 2-core CI machine, and their tests share nothing
     through it (each makes its own collections, whose anonymous actors close kills).
-    test_ray_replicas.py runs its own two-node cluster and shuts this one down first."""
+    test_ray_replicas.py runs its own two-node cluster, and shuts it down, before this one
+    starts: collection order puts that file first. Naming the files the other way round on
+    the command line makes its ``ray.init`` find this instance and fail."""
     ray = pytest.importorskip("ray", reason="cluster mode needs Ray: pip install '.[cluster]'")
     from server.cluster.ray_shards import connect
 
