@@ -20,9 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import uuid
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +41,6 @@ ShardFiles = dict[str, FileData]
 SEGMENTS = "segments"
 _NAME = re.compile(r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|\d{1,9}\.index)")
 """The names a shard's files may have (a snapshot archive's members, less its header)."""
-_ROLLBACK_JOURNAL = b"\x01\x01"
-"""Bytes 18-19 of an SQLite file's header, its write and read format versions: 1 for a
-rollback journal, 2 for WAL (sqlite.org/fileformat.html)."""
 
 
 def read_files(collection: Collection) -> ShardFiles:
@@ -54,27 +49,8 @@ def read_files(collection: Collection) -> ShardFiles:
 
 
 def _store_bytes(store: PointStore) -> npt.NDArray[np.uint8]:
-    """A point-in-time copy of the point store, as a database file's bytes: SQLite's
-    online backup in one step (one read transaction, which WAL mode serves beside the
-    writer) into memory, less the job records (what ``PointStore.backup_to`` writes),
-    serialized. Nothing is written to the source's disk and read back: half the time.
-    Marked as a rollback-journal database, as ``backup_to``'s copy is (the store that
-    opens it switches to WAL)."""
-    uri = (store.path / DB_FILE).resolve().as_uri() + "?mode=ro"
-    try:
-        with (
-            closing(sqlite3.connect(uri, uri=True)) as source,
-            closing(sqlite3.connect(":memory:", isolation_level=None)) as copy,
-        ):
-            source.backup(copy)
-            copy.execute("DELETE FROM jobs")
-            image = np.frombuffer(bytearray(copy.serialize()), dtype=np.uint8)
-    except sqlite3.Error as exc:
-        raise StorageError(
-            f"Cannot copy the storage of collection `{store.path.name}`: {exc}"
-        ) from exc
-    image[18:20] = np.frombuffer(_ROLLBACK_JOURNAL, dtype=np.uint8)  # it said WAL, as the source
-    return image
+    """The point store's point-in-time image (``PointStore.image``), as an array."""
+    return np.frombuffer(store.image(), dtype=np.uint8)
 
 
 def _segment_files(root: Path) -> ShardFiles:

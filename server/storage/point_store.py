@@ -22,6 +22,7 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from server.storage.group_commit import GroupSync
 
 FORMAT_VERSION = 1
 DB_FILE = "points.sqlite"
+ROLLBACK_JOURNAL = b"\x01\x01"
+"""Bytes 18-19 of an SQLite file's header, its write and read format versions: 1 for a
+rollback journal, 2 for WAL (sqlite.org/fileformat.html)."""
 
 _group_commit = True
 _CHUNK_BYTES = 1 << 27
@@ -357,23 +361,38 @@ class PointStore:
 
     def backup_to(self, target: Path) -> None:
         """Write a point-in-time copy of the database to ``target``, one self-contained
-        file, while writes continue: SQLite's online backup reads through a read-only
-        connection of its own in a single step, one read transaction, which WAL mode
-        serves without blocking the writer (this store's lock is not taken). Job
-        records are left out: they are this collection's history, not its data."""
+        file, while writes continue (``_copy_into``)."""
+        with self._copying(), closing(sqlite3.connect(target, isolation_level=None)) as copy:
+            self._copy_into(copy)
+
+    def image(self) -> bytearray:
+        """A point-in-time copy of the database as a database file's bytes, built in
+        memory (``_copy_into``): nothing is written to this store's disk and read back.
+        Marked as a rollback-journal database, as ``backup_to``'s file is (an in-memory
+        database keeps its journal in memory whatever it is asked; the store that opens
+        the file switches it to WAL)."""
+        with self._copying(), closing(sqlite3.connect(":memory:", isolation_level=None)) as copy:
+            self._copy_into(copy)
+            image = bytearray(copy.serialize())
+        image[18:20] = ROLLBACK_JOURNAL
+        return image
+
+    def _copy_into(self, copy: sqlite3.Connection) -> None:
+        """SQLite's online backup through a read-only connection of its own in a single
+        step, one read transaction, which WAL mode serves without blocking the writer
+        (this store's lock is not taken); the copy is switched to a rollback journal
+        before it is changed. Job records are left out: they are this collection's
+        history, not its data."""
         source_uri = (self.path / DB_FILE).resolve().as_uri() + "?mode=ro"
+        with closing(sqlite3.connect(source_uri, uri=True)) as source:
+            source.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+        copy.execute("DELETE FROM jobs")
+
+    @contextmanager
+    def _copying(self) -> Iterator[None]:
         try:
-            source = sqlite3.connect(source_uri, uri=True)
-            try:
-                copy = sqlite3.connect(target, isolation_level=None)
-                try:
-                    source.backup(copy)
-                    copy.execute("PRAGMA journal_mode=DELETE")
-                    copy.execute("DELETE FROM jobs")
-                finally:
-                    copy.close()
-            finally:
-                source.close()
+            yield
         except sqlite3.Error as exc:
             raise StorageError(
                 f"Cannot copy the storage of collection `{self.path.name}`: {reason(exc)}"
