@@ -44,6 +44,8 @@ from server.engine.config import CollectionConfig
 from server.errors import QuiverError
 
 T = TypeVar("T")
+OpenArgs = tuple[str, str, dict[str, Any], float]
+"""A replica's folder, collection name, config and idle-seal seconds (``ReplicaServer``)."""
 
 PING_S = 5.0
 """How long ``is_lost`` waits for a replica that is on a live node."""
@@ -64,7 +66,7 @@ class ReplicaActor:
     def __init__(self) -> None:
         self._server: ReplicaServer | None = None
         self._failed: BaseException | None = None
-        self._to_install: tuple[str, str, dict[str, Any], float] | None = None
+        self._to_install: OpenArgs | None = None
         """A new replica's folder, opened by its first ``install``."""
         self._install_s = 0.0
         self._snapshot_at = (0.0, 0.0)
@@ -92,6 +94,10 @@ class ReplicaActor:
             self._failed = error  # every later call raises it: the replica did not open
             raise
 
+    def _pending_open(self) -> OpenArgs | None:
+        """A new replica's open arguments while it waits for its first ``install``."""
+        return self._to_install if self._server is None else None
+
     def server(self) -> ReplicaServer:
         if self._server is None:
             raise self._failed or ReplicaNotOpen("the replica has no folder yet")
@@ -108,7 +114,7 @@ class ReplicaActor:
         return self.server().call(call)
 
     def applied_seq(self) -> int:
-        if self._server is None and self._to_install is not None:
+        if self._pending_open() is not None:
             return 0
         return self.server().applied_seq()
 
@@ -130,8 +136,9 @@ class ReplicaActor:
         install leaves it waiting for the next one (its number is still 0)."""
         started = time.monotonic()
         try:
-            if self._server is None and self._to_install is not None:
-                self._server = ReplicaServer(*self._to_install, snapshot=snapshot)
+            pending = self._pending_open()
+            if pending is not None:
+                self._server = ReplicaServer(*pending, snapshot=snapshot)
                 self._to_install = None
                 return snapshot[0]
             return self.server().install(snapshot)
@@ -144,8 +151,9 @@ class ReplicaActor:
         return self._install_s
 
     def destroy(self) -> None:
-        if self._server is None and self._to_install is not None:
-            shutil.rmtree(self._to_install[0], ignore_errors=True)
+        pending = self._pending_open()
+        if pending is not None:
+            shutil.rmtree(pending[0], ignore_errors=True)
             return
         self.server().destroy()
 
