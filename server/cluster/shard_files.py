@@ -29,7 +29,7 @@ import numpy.typing as npt
 from server.engine.collection import Collection
 from server.errors import InvalidSnapshot, StorageError
 from server.storage.point_store import DB_FILE, PointStore
-from server.storage.segment_store import MANIFEST, SegmentManifest, fsync_dir
+from server.storage.segment_store import LIVE_VERSIONS, MANIFEST, SegmentManifest, fsync_dir
 
 FileData = bytes | npt.NDArray[np.uint8]
 """A file's content. Read as uint8 arrays: Ray carries an array as a buffer of its own,
@@ -39,13 +39,24 @@ ShardFiles = dict[str, FileData]
 """Path inside the collection folder -> content."""
 
 SEGMENTS = "segments"
-_NAME = re.compile(r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|\d{1,9}\.index)")
+_NAME = re.compile(
+    r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|live-versions|\d{1,9}\.index)"
+)
 """The names a shard's files may have (a snapshot archive's members, less its header)."""
 
 
 def read_files(collection: Collection) -> ShardFiles:
-    """The collection's point store and its current segments' files."""
-    return {DB_FILE: _store_bytes(collection.store)} | _segment_files(collection.path / SEGMENTS)
+    """The collection's point store, its current segments' files, and each segment's
+    live rows' versions (``LIVE_VERSIONS``), read after the store: a row live then at a
+    version the copied store also has is the point as stored, and the new replica's
+    engine keeps it without comparing its vectors (``collection/recovery.py``)."""
+    files = {DB_FILE: _store_bytes(collection.store)} | _segment_files(collection.path / SEGMENTS)
+    for segment_id, versions in collection.live_versions().items():
+        folder = f"{SEGMENTS}/{segment_id:08d}"
+        if f"{folder}/{MANIFEST}" in files:
+            data = versions.astype("<i8", copy=False)
+            files[f"{folder}/{LIVE_VERSIONS}"] = data.view(np.uint8)
+    return files
 
 
 def _store_bytes(store: PointStore) -> npt.NDArray[np.uint8]:

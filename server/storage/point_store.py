@@ -300,6 +300,15 @@ class PointStore:
                 return
             last = found[0]
 
+    def vector_pids(self, name: str) -> list[str]:
+        """The ids of the points holding a vector under ``name``, in store order, without
+        their data (an install's open reads only the vectors it needs: ``StoredPoints``)."""
+        pids: list[str] = []
+        with self._lock:
+            for (chunk,) in self._chunks("json_group_array(pid)", "vectors", (name,), 1 << 18):
+                pids.extend(orjson.loads(chunk))
+        return pids
+
     def vectors_of(self, pids: Sequence[str], name: str) -> dict[str, bytes]:
         """The stored (exact) vectors of ``pids`` under ``name``; absent ones are missing."""
         found: dict[str, bytes] = {}

@@ -41,6 +41,10 @@ INDEX_FILE = re.compile(r"\d{1,9}\.index")
 """The only index file names a manifest may hold: a plain name inside its segment folder.
 A manifest comes from disk or from an uploaded snapshot, so a path in it (absolute,
 ``..``) would let a later snapshot copy any host file into a downloadable archive."""
+LIVE_VERSIONS = "live-versions"
+"""Beside a segment installed from another replica's files: per row, as little-endian
+int64, the version its point had where the row was live on that replica, else -1
+(``server/cluster/shard_files.py``; how opening uses it: ``collection/recovery.py``)."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_SEGMENT_ID = 10**9
 
@@ -148,6 +152,8 @@ class LoadedSegment:
     manifest: SegmentManifest
     blobs: dict[str, memoryview | None]
     """Index bytes per vector name, memory-mapped; None where unbuilt, missing or corrupt."""
+    live_versions: bytes | None = None
+    """The segment's ``LIVE_VERSIONS`` file, if it has one."""
 
 
 class SegmentStore:
@@ -202,10 +208,16 @@ class SegmentStore:
             log.info("removing replaced segments", extra={"segments": sorted(obsolete)})
             self.remove(sorted(obsolete))
         return [
-            LoadedSegment(m, self._read_blobs(m))
+            LoadedSegment(m, self._read_blobs(m), self._live_versions(sid))
             for sid, m in sorted(manifests.items())
             if sid not in obsolete
         ]
+
+    def _live_versions(self, segment_id: int) -> bytes | None:
+        try:
+            return (self._dir(segment_id) / LIVE_VERSIONS).read_bytes()
+        except OSError:
+            return None
 
     def max_segment_id(self) -> int:
         ids = [int(p.name) for p in self.root.iterdir() if p.name.isdigit()]

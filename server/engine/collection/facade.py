@@ -330,6 +330,17 @@ class Collection:
         """How many uploaded ("given") and served ("seen") queries each vector has."""
         return {name: self.query_samples.counts(name) for name in names}
 
+    def live_versions(self) -> dict[int, np.ndarray]:
+        """Per sealed segment, each row's version where the row is live, else -1: a live
+        row's indexed vectors are its point's vectors at that version. Sent beside the
+        segment's files, it lets a new replica open them without reading and comparing
+        every vector (``recovery.py``, ``server/cluster/shard_files.py``)."""
+        with self._lock.read():
+            return {
+                segment_id: np.where(segment.live_mask(), segment.versions, -1)
+                for segment_id, segment in self._segments.sealed.items()
+            }
+
     # -- reads (records.py, search.py) -------------------------------------
 
     def count(self, flt: Filter | None) -> int:
@@ -573,7 +584,10 @@ class Collection:
 
     def _reload(self) -> None:
         """Rebuild the segments from the point store (``recovery.reload``)."""
-        points = recovery.reload(self._segments, self._store, self._segment_store, self._config)
+        points = recovery.reload(
+            self._segments, self._store, self._segment_store, self._config,
+            sole_writer=not self._read_only,
+        )  # fmt: skip
         if not self._read_only:
             self._maybe_seal()
         log.info(

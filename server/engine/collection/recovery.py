@@ -37,19 +37,26 @@ from server.engine.shared_graphs import load_index
 from server.engine.tenant_layout import VALUE_GRAPHS_BLOB, ValueGraphs
 from server.storage.mapped_matrix import MappedMatrix
 from server.storage.point_store import PointStore
-from server.storage.segment_store import SegmentManifest, SegmentStore
+from server.storage.segment_store import LoadedSegment, SegmentManifest, SegmentStore
 
 
 def reload(
-    segments: SegmentSet, store: PointStore, segment_store: SegmentStore, config: CollectionConfig
+    segments: SegmentSet,
+    store: PointStore,
+    segment_store: SegmentStore,
+    config: CollectionConfig,
+    *,
+    sole_writer: bool = False,
 ) -> int:
     """Fill ``segments`` (fresh) from disk; the number of points loaded. The cyclic
     collector is paused meanwhile: every stored point becomes a few long-lived objects
-    (an id, a payload dict), which it would otherwise scan again and again for nothing."""
+    (an id, a payload dict), which it would otherwise scan again and again for nothing.
+    ``sole_writer``: no one else writes the store meanwhile (a collection opening for
+    writes), so it may be read in more than one transaction."""
     paused = gc.isenabled()
     gc.disable()
     try:
-        count = _fill(segments, store, segment_store, config)
+        count = _fill(segments, store, segment_store, config, sole_writer)
     finally:
         if paused:
             gc.enable()
@@ -58,24 +65,53 @@ def reload(
 
 
 def _fill(
-    segments: SegmentSet, store: PointStore, segment_store: SegmentStore, config: CollectionConfig
+    segments: SegmentSet,
+    store: PointStore,
+    segment_store: SegmentStore,
+    config: CollectionConfig,
+    sole_writer: bool,
 ) -> int:
-    stored = StoredPoints(store, config)
+    loaded = segment_store.load_all()
+    # the rows kept by version read the store in two steps: only with no other writer
+    kept = _installed_live_versions(loaded, config) if sole_writer else None
+    stored = StoredPoints(store, config, dense_data=kept is None)
     claimed = np.zeros(len(stored) + 1, dtype=bool)  # the last row: the empty one
-    for loaded in segment_store.load_all():
-        folder = segment_store.folder(loaded.manifest.segment_id)
+    for i, segment_files in enumerate(loaded):
+        folder = segment_store.folder(segment_files.manifest.segment_id)
         segment = restore_segment(
-            loaded.manifest, loaded.blobs, stored, claimed, config, store,
+            segment_files.manifest, segment_files.blobs, stored, claimed, config, store,
             rows_file=(folder, segment_store.owned),
+            live_versions=None if kept is None else kept[i],
         )  # fmt: skip
         segments.sealed[segment.segment_id] = segment
     rest = np.flatnonzero(~claimed[: len(stored)])
     if len(rest):
+        if kept is not None:
+            stored.read_dense(rest)
         batch = stored.batch([stored.pids[r] for r in rest.tolist()], rest)
         segments.appendable.upsert(batch, 0)
         for i, version in enumerate(stored.versions_at(rest)):
             segments.appendable.set_payload(i, batch.payloads[i], version)
     return len(stored)
+
+
+def _installed_live_versions(
+    loaded: list[LoadedSegment], config: CollectionConfig
+) -> list[np.ndarray] | None:
+    """Each segment's ``LIVE_VERSIONS`` (installed from another replica's files) when
+    every segment has one of the right length and a built index for every vector, all
+    dense single vectors; else None, and every row is checked by its vectors."""
+    if not loaded or config.sparse_vectors or any(p.is_multi for p in config.vectors.values()):
+        return None
+    kept: list[np.ndarray] = []
+    for segment in loaded:
+        data = segment.live_versions
+        if data is None or len(data) != 8 * len(segment.manifest.point_ids):
+            return None
+        if any(segment.blobs.get(name) is None for name in config.vectors):
+            return None
+        kept.append(np.frombuffer(data, dtype="<i8"))
+    return kept
 
 
 def restore_segment(
@@ -86,23 +122,34 @@ def restore_segment(
     config: CollectionConfig,
     store: PointStore | None = None,
     rows_file: tuple[Path, bool] | None = None,
+    live_versions: np.ndarray | None = None,
 ) -> SealedSegment:
     """A saved segment with its indexes, its rows alive only where the point store
     still holds the indexed vectors (and no earlier segment claimed the point);
     ``claimed`` (per store row) gains the rows it keeps. ``rows_file``: the segment's
     folder and whether this process owns it, for ids and versions mapped from the
-    side file all workers share (``segment_rows.py``)."""
+    side file all workers share (``segment_rows.py``).
+
+    ``live_versions`` (an installed replica's, ``_installed_live_versions``): a row
+    stays alive where its point's stored version is the one it was live at on the
+    replica the files came from, with no vector read or compared. Versions are
+    operation ids, never reused in a store: an equal version is the same point, so
+    an indexed vector that is no longer stored is never kept; a row not kept sends its
+    point, read from the store, to the appendable segment."""
     rows = stored.rows_of(manifest.point_ids)
-    batch = stored.batch(manifest.point_ids, rows)
+    batch = stored.batch(manifest.point_ids, rows, dense=live_versions is None)
     spec = read_spec(manifest.spec)
     alive = (rows >= 0) & ~claimed[rows]
+    if live_versions is not None:
+        alive &= (live_versions >= 0) & (stored.version_array(rows) == live_versions)
     indexes: dict[str, AnyIndex] = {}
     folders = unindexed_mapped(config, store)
     for name, params in config.vectors.items():
         blob, folder = blobs.get(name), folders.get(name)
         indexes[name], exact = _index_of(blob, params, batch, name, folder)
         spec = None if exact else spec
-        alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
+        if live_versions is None:
+            alive &= _holds(indexes[name], batch, name) | ~batch.present[name]
     for name in config.sparse_vectors:
         indexes[name], exact = _sparse_index_of(blobs.get(name), batch, name)
         spec = None if exact else spec

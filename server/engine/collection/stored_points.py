@@ -27,17 +27,27 @@ from index.sparse import SparseRows, SparseVector
 from server.engine.config import CollectionConfig
 from server.engine.point_ids import PointId, point_id_from_text
 from server.engine.segment import PointBatch
-from server.storage.point_store import PointStore
+from server.storage.point_store import PointStore, VectorColumn
 
 
 class StoredPoints:
     """The point store's content, row-aligned: ``pids[i]`` has ``versions[i]`` etc."""
 
-    def __init__(self, store: PointStore, config: CollectionConfig) -> None:
+    def __init__(
+        self, store: PointStore, config: CollectionConfig, *, dense_data: bool = True
+    ) -> None:
+        """``dense_data`` False: the dense vectors are not read, only which points hold
+        one; ``read_dense`` then reads those of the rows that need them (an installed
+        snapshot's live rows are kept without their vectors, ``recovery.py``)."""
         self._config = config
+        self._store = store
         names = [*config.vectors, *config.sparse_vectors]
-        widths = {n: 4 * p.size for n, p in config.vectors.items() if not p.is_multi}
-        columns = store.load_columns(names, widths)
+        self._widths = {n: 4 * p.size for n, p in config.vectors.items() if not p.is_multi}
+        widths = self._widths
+        skipped = [] if dense_data else list(widths)
+        columns = store.load_columns([n for n in names if n not in skipped], widths)
+        for name in skipped:
+            columns.vectors[name] = VectorColumn(store.vector_pids(name), b"")
         self.pids = columns.pids
         count = len(columns.pids)
         self._row_of = dict(zip(columns.pids, range(count), strict=True))
@@ -55,7 +65,9 @@ class StoredPoints:
             rows = self._rows_holding(column.pids)
             self._present[name] = np.zeros(count + 1, dtype=bool)
             self._present[name][rows] = True
-            if isinstance(column.data, bytes):
+            if name in skipped:
+                self._dense[name] = np.zeros((count + 1, widths[name] // 4), dtype=np.float32)
+            elif isinstance(column.data, bytes):
                 self._dense[name] = _matrix(column.data, rows, count, widths[name] // 4)
             else:
                 self._blobs[name] = _spread(column.data, self.rows_of(column.pids), count)
@@ -75,16 +87,34 @@ class StoredPoints:
         found = map(self._row_of.get, pids, [-1] * len(pids))
         return np.fromiter(found, dtype=np.int64, count=len(pids))
 
+    def read_dense(self, rows: np.ndarray) -> None:
+        """Read the dense vectors of the points at ``rows`` (after ``dense_data`` False);
+        a stored vector of the wrong width is a damaged store (ValueError), as at open."""
+        for name, matrix in self._dense.items():
+            wanted = rows[self._present[name][rows]]
+            pids = list(map(self.pids.__getitem__, wanted.tolist()))
+            found = self._store.vectors_of(pids, name)
+            data = list(map(found.get, pids, [b""] * len(pids)))
+            width = self._widths[name]
+            if set(map(len, data)) - {width}:
+                raise ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+            matrix[wanted] = np.frombuffer(b"".join(data), dtype=np.float32).reshape(-1, width // 4)
+
+    def version_array(self, rows: np.ndarray) -> np.ndarray:
+        versions: np.ndarray = self._versions[rows]
+        return versions
+
     def versions_at(self, rows: np.ndarray) -> list[int]:
         versions: list[int] = self._versions[rows].tolist()
         return versions
 
-    def batch(self, pids: Sequence[str], rows: np.ndarray) -> PointBatch:
+    def batch(self, pids: Sequence[str], rows: np.ndarray, *, dense: bool = True) -> PointBatch:
         """The points ``pids`` as a batch, their data from store rows ``rows`` (a point
         the store lacks, row -1, becomes an empty zero row). Payload dicts are shared
-        with the columns: segments replace a payload, never change one in place."""
+        with the columns: segments replace a payload, never change one in place.
+        ``dense`` False: without the dense vectors (a segment kept whole, ``recovery``)."""
         present = {name: mask[rows] for name, mask in self._present.items()}
-        vectors = {name: matrix[rows] for name, matrix in self._dense.items()}
+        vectors = {name: matrix[rows] for name, matrix in self._dense.items()} if dense else {}
         wanted = rows.tolist()
         tokens: dict[str, Ragged] = {}
         sparse: dict[str, SparseRows] = {}
