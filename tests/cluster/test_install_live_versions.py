@@ -21,17 +21,9 @@ from server.cluster.replica_server import ReplicaServer
 from server.cluster.shard_files import read_files
 from server.cluster.shards import ShardCall, ShardServer, on_collection, on_server
 from server.engine.collection import Collection, recovery
-from server.engine.payload import PayloadSelector
 from server.engine.requests import PointsSelection, SearchSpec
 from server.storage.segment_store import LIVE_VERSIONS
-
-DIM = 4
-SEALING = {
-    "vectors": {"": {"size": DIM, "distance": "Cosine"}},
-    "named_vectors": False,
-    "optimizers_config": {"indexing_threshold": 100},
-}
-"""Segments seal (and get built) every 100 points."""
+from tests.cluster.test_replicas import DIM, SEALING, stored
 
 
 def rows(ids: list[int], seed: int = 0) -> np.ndarray:
@@ -44,12 +36,6 @@ def bulk(ids: list[int], seed: int = 0) -> ShardCall[Any]:
     return on_collection(
         Collection.bulk_upsert, ids, {"": rows(ids, seed)}, [{"n": i} for i in ids]
     )
-
-
-def stored(server: ReplicaServer) -> dict[Any, Any]:
-    """Every point: id -> (vector as the segments hold it, payload)."""
-    scroll = on_collection(Collection.scroll, None, 100_000, None, PayloadSelector.of("all"), True)
-    return {r.id: (np.round(r.vector, 5).tolist(), r.payload) for r in server.call(scroll).records}
 
 
 def nearest(server: ReplicaServer, queries: np.ndarray) -> list[list[Any]]:
