@@ -29,7 +29,13 @@ import numpy.typing as npt
 from server.engine.collection import Collection
 from server.errors import InvalidSnapshot, StorageError
 from server.storage.point_store import DB_FILE, PointStore
-from server.storage.segment_store import LIVE_VERSIONS, MANIFEST, SegmentManifest, fsync_dir
+from server.storage.segment_store import (
+    LIVE_VERSIONS,
+    MANIFEST,
+    SegmentManifest,
+    folder_name,
+    fsync_dir,
+)
 
 FileData = bytes | npt.NDArray[np.uint8]
 """A file's content. Read as uint8 arrays: Ray carries an array as a buffer of its own,
@@ -40,7 +46,7 @@ ShardFiles = dict[str, FileData]
 
 SEGMENTS = "segments"
 _NAME = re.compile(
-    r"points\.sqlite|segments/\d{1,20}/(?:manifest\.json|live-versions|\d{1,9}\.index)"
+    rf"points\.sqlite|segments/\d{{1,20}}/(?:manifest\.json|{re.escape(LIVE_VERSIONS)}|\d{{1,9}}\.index)"
 )
 """The names a shard's files may have (a snapshot archive's members, less its header)."""
 
@@ -52,7 +58,7 @@ def read_files(collection: Collection) -> ShardFiles:
     engine keeps it without comparing its vectors (``collection/recovery.py``)."""
     files = {DB_FILE: _store_bytes(collection.store)} | _segment_files(collection.path / SEGMENTS)
     for segment_id, versions in collection.live_versions().items():
-        folder = f"{SEGMENTS}/{segment_id:08d}"
+        folder = f"{SEGMENTS}/{folder_name(segment_id)}"
         if f"{folder}/{MANIFEST}" in files:
             data = versions.astype("<i8", copy=False)
             files[f"{folder}/{LIVE_VERSIONS}"] = data.view(np.uint8)

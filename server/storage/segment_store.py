@@ -264,7 +264,12 @@ class SegmentStore:
         return self._dir(segment_id)
 
     def _dir(self, segment_id: int) -> Path:
-        return self.root / f"{segment_id:08d}"
+        return self.root / folder_name(segment_id)
+
+
+def folder_name(segment_id: int) -> str:
+    """A segment's folder name under the segments root."""
+    return f"{segment_id:08d}"
 
 
 def _sha256(data: bytes | memoryview) -> str:
