@@ -105,7 +105,7 @@ class StoredPoints:
         return versions
 
     def versions_at(self, rows: np.ndarray) -> list[int]:
-        versions: list[int] = self._versions[rows].tolist()
+        versions: list[int] = self.version_array(rows).tolist()
         return versions
 
     def batch(self, pids: Sequence[str], rows: np.ndarray, *, dense: bool = True) -> PointBatch:
