@@ -44,7 +44,7 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from server.api.lean_layer import LeanLayer, error, headers_of, plain_json
-from server.api.middleware import Message, QuiverMiddleware, Scope, Send
+from server.api.middleware import Message, QuiverMiddleware, Scope, Send, header_map
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, header
 
 log = logging.getLogger(__name__)
@@ -118,14 +118,14 @@ class DirectLane:
                 break
         else:
             return None
-        names = {name for name, _ in scope["headers"]}  # lower case (uvicorn)
-        if any(name in names for name in REFUSED_HEADERS):
+        headers = header_map(scope)  # one walk for these checks and the guard's
+        if any(name in headers for name in REFUSED_HEADERS):
             return None
-        if self.origins and b"origin" in names:
+        if self.origins and b"origin" in headers:
             return None
         if self.hosts is not None and not self.hosts.allowed(header(scope, b"host")):
             return None
-        if not self.guard.admits(scope):
+        if not self.guard.admits(scope, headers):
             return None
         answering = []
         for gate in self.gates:  # last: a reader's check reads its view's point store

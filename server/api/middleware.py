@@ -43,6 +43,11 @@ STREAMING_BODIES = frozenset({Body.BULK, Body.MULTIPART})
 loads, snapshot uploads): no body limit."""
 
 
+def header_map(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name (the last of repeated ones)."""
+    return {k.lower(): v for k, v in scope.get("headers", [])}
+
+
 class QuiverMiddleware:
     def __init__(
         self,
@@ -86,12 +91,13 @@ class QuiverMiddleware:
             seconds = time.perf_counter() - scope["state"]["started"]
             self.metrics.observe_request(route, scope["method"], status, seconds)
 
-    def admits(self, scope: Scope) -> bool:
+    def admits(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
         """Whether this layer would pass the request on untouched, its body declared and
         within the limit: what ``direct_lane.py`` asks before answering it below ASGI
-        (anything else takes this layer's own path). Stamps the start and the grant."""
+        (anything else takes this layer's own path). ``headers``: the request's, by lower
+        case name (``header_map``), which the lane has built already. Stamps the start
+        and the grant."""
         scope["state"]["started"] = time.perf_counter()
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
         route = match_route(scope["method"], scope["path"])
         if route is None or route.rule.body in STREAMING_BODIES:
             return False
@@ -104,7 +110,7 @@ class QuiverMiddleware:
         )
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        headers = header_map(scope)
         route = match_route(scope["method"], scope["path"])
         refusal = self._refusal(scope, headers, route)
         if refusal is not None:
