@@ -10,6 +10,7 @@ the graph as waypoints (so connectivity is kept) and are masked out of results.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Self
 
 import faiss
@@ -46,14 +47,24 @@ def search_hnsw(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Any faiss HNSW index (float, code or binary) searched with beam ``ef``, the mask
     checked in C++ through an ``IDSelectorBitmap``; faiss's raw distances and ids."""
-    bits, selector = None, None
-    if mask is not None:
+    bits = None
+    if mask is None:
+        search_params = _unfiltered_params(ef)
+    else:
         bits = np.packbits(mask, bitorder="little")
         selector = _FAISS.IDSelectorBitmap(len(mask), _FAISS.swig_ptr(bits))
-    search_params = _FAISS.SearchParametersHNSW(efSearch=ef, sel=selector)
+        search_params = _FAISS.SearchParametersHNSW(efSearch=ef, sel=selector)
     raw, found = index.search(queries, k, params=search_params)
     del bits  # the selector points into it: keep it alive until search returns
     return np.asarray(raw), np.asarray(found, dtype=np.int64)
+
+
+@lru_cache(maxsize=256)
+def _unfiltered_params(ef: int) -> Any:
+    """faiss's search parameters for a beam of ``ef`` and no filter, made once: faiss
+    only reads them, so every thread may share one (a new SWIG object per single-query
+    search cost as much as the rest of this wrapper)."""
+    return _FAISS.SearchParametersHNSW(efSearch=ef)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +144,15 @@ class HnswIndex(KeepsVectorsAsGiven):
         if params.exact:
             rows = None if mask is None else np.flatnonzero(mask)
             return exact_search(self.vectors(), queries, k, self.distance, rows)
-        nq = queries.shape[0]
-        ids = np.full((nq, k), -1, dtype=np.int64)
-        scores = np.full((nq, k), self.distance.worst_score, dtype=np.float32)
+        worst = self.distance.worst_score
         if self.count == 0 or k == 0:
-            return ids, scores
+            shape = (queries.shape[0], k)
+            return np.full(shape, -1, dtype=np.int64), np.full(shape, worst, dtype=np.float32)
         ef = max(params.ef or self.params.ef_search, k)
         xq = np.ascontiguousarray(queries, dtype=np.float32)
         raw, found = search_hnsw(self._index, xq, k, ef, mask)
-        ids[:] = found
-        scores[:] = np.where(found >= 0, faiss_to_score(raw, self.distance), scores)
-        return ids, scores
+        scores = np.where(found >= 0, faiss_to_score(raw, self.distance), worst)
+        return found, scores.astype(np.float32, copy=False)
 
     def search_custom(
         self,

@@ -36,7 +36,7 @@ from starlette.datastructures import QueryParams
 
 from server.api import render
 from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroupsRequest
-from server.api.lean_layer import LeanLayer, Prepared, RouteLabel, elapsed
+from server.api.lean_layer import Construct, LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
 from server.api.routes.groups import group_request, groups_response
 from server.api.routes.query import parse_query, parse_search
@@ -61,6 +61,11 @@ SEARCH_KEYS = frozenset(
     | {"with_payload", "with_vector"}
 )
 PARAMS_KEYS = frozenset({"hnsw_ef", "exact"})
+NO_QUERY_PARAMS = QueryParams()
+"""A lean request has no query string (``_kind``); strict mode reads none."""
+_query_model = Construct(QueryRequest)
+_search_model = Construct(SearchRequest)
+_params_model = Construct(SearchParams)
 
 
 class FastSearch(LeanLayer[tuple[str, str]]):
@@ -112,13 +117,13 @@ class LeanRoute:
 
 def _plain_query(shape: QueryRequest, settings: Settings, collection: CollectionHandle) -> Job:
     queries = [parse_query(shape, settings, _no_lookup)]
-    strict_mode.check_queries(collection, queries, QueryParams())  # none: see _kind
+    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)  # none: see _kind
     return partial(collection.query, queries), lambda results: render.query_response(results[0])
 
 
 def _plain_search(shape: SearchRequest, settings: Settings, collection: CollectionHandle) -> Job:
     queries = [parse_search(shape, settings)]
-    strict_mode.check_queries(collection, queries, QueryParams())
+    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)
     return partial(collection.query, queries), lambda results: render.scored_points(
         results[0].points
     )
@@ -137,7 +142,7 @@ def _grouped(
     else:
         query = parse_search(plain, settings)
     group = group_request(grouping, query, settings)
-    strict_mode.check_groups(collection, group, QueryParams())
+    strict_mode.check_groups(collection, group, NO_QUERY_PARAMS)
     return partial(run_groups, collection, group), groups_response
 
 
@@ -159,7 +164,7 @@ def _query_request(raw: dict[str, Any]) -> QueryRequest | None:
         return None
     if not (_opt_str(raw.get("using")) and _common_fields(raw)):
         return None
-    return QueryRequest.model_construct(**_with_params(raw))
+    return _query_model(**_with_params(raw))
 
 
 def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
@@ -172,7 +177,7 @@ def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
         return None
     if not (set(map(type, vector)) <= {int, float} and _common_fields(raw)):
         return None
-    return SearchRequest.model_construct(**_with_params(raw))
+    return _search_model(**_with_params(raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +267,7 @@ def _with_params(raw: dict[str, Any]) -> dict[str, Any]:
     """The fields as the wire model holds them once validated."""
     params = raw.get("params")
     if params is not None:
-        raw["params"] = SearchParams.model_construct(**params)
+        raw["params"] = _params_model(**params)
     if raw.get("score_threshold") is not None:
         raw["score_threshold"] = float(raw["score_threshold"])
     return raw

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from server.api.lean_layer import LeanLayer, Prepared, RouteLabel, elapsed
+from server.api.lean_layer import Construct, LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
 from server.api.routes.common import update_status
 from server.api.routes.points import WriteJob, delete_job, set_payload_job, upsert_job
@@ -43,6 +43,7 @@ grew 460-467 B a point after its build against 407 with those batches on the ful
 (``bench_memory.py``, same code and machine, issue 24's target 452)."""
 POINT_KEYS = frozenset({"id", "vector", "payload"})
 PAYLOAD_KEYS = frozenset({"payload", "points", "key"})
+_point_model = Construct(PointStruct)
 WAIT = {b"": False, b"wait=false": False, b"wait=true": True}
 """The query strings the lean path takes, and the ``wait`` each means."""
 
@@ -126,7 +127,7 @@ def _upsert_shape(raw: dict[str, Any]) -> PointsList | None:
             return None
         if payload is not None and type(payload) is not dict:
             return None
-        structs.append(PointStruct.model_construct(id=point["id"], vector=vector, payload=payload))
+        structs.append(_point_model(id=point["id"], vector=vector, payload=payload))
     return PointsList.model_construct(points=structs)
 
 

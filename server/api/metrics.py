@@ -135,6 +135,9 @@ class Metrics:
             "quiver_request_duration_seconds", "HTTP request latency by route template",
             ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """Each (route, method, status)'s counter and histogram children: ``labels`` takes
+        a lock and builds its key on every call, once per request."""
         self.builds = Histogram(
             "quiver_index_build_duration_seconds", "Background job durations by kind and end state",
             ["kind", "state"], buckets=BUILD_BUCKETS, registry=self.registry,
@@ -143,8 +146,14 @@ class Metrics:
         self.registry.register(_QdrantCollector(app_state, self.rest))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:  # routes are templates: a bounded set of keys
+            series = (self.requests.labels(route, method, str(status)),
+                      self.latency.labels(route, method))  # fmt: skip
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
         self.rest.add(method, route, status, seconds)
 
     def observe_job(self, job: Job) -> None:
