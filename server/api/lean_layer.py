@@ -46,19 +46,19 @@ class Construct(Generic[ModelT]):
     a field or leaving a required field out, goes to ``model_construct`` itself, so the
     object is the one it would make either way."""
 
-    __slots__ = ("_fields", "_model", "_required", "_template")
+    __slots__ = ("_fields", "_model", "_plain", "_required", "_template")
 
     def __init__(self, model: type[ModelT]) -> None:
         self._model = model
         fields = model.model_fields
-        plain = (
+        self._plain = (
             not model.__pydantic_post_init__
             and not model.__pydantic_root_model__
             and model.model_config.get("extra") != "allow"
             and all(f.alias is None or f.alias == name for name, f in fields.items())
             and all(f.is_required() or f.get_default() is None for f in fields.values())
         )
-        self._fields = frozenset(fields) if plain else frozenset()
+        self._fields = frozenset(fields)
         self._required = frozenset(n for n, f in fields.items() if f.is_required())
         self._template: dict[str, Any] = {
             name: _REQUIRED if field.is_required() else None for name, field in fields.items()
@@ -66,7 +66,7 @@ class Construct(Generic[ModelT]):
 
     def __call__(self, **values: Any) -> ModelT:
         keys = values.keys()
-        if not (keys <= self._fields and self._required <= keys):
+        if not (self._plain and keys <= self._fields and self._required <= keys):
             return self._model.model_construct(**values)
         found = self._template.copy()  # the fields' order, as model_construct keeps it
         found.update(values)
