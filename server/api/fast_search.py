@@ -9,12 +9,12 @@ authentication, media type and body limits have already run) and answers the com
 shape itself: a JSON object holding only keys whose values are of the types the wire
 models take as they are (a list for the vector, ints, bools, a filter object). Those
 are checked by hand, turned into the same wire models without re-validation
-(``model_construct``), and handed to the routes' own parsers, strict-mode check, engine
-call and renderer, so the answer is the one the full route would give. Each lean
-route (``LEAN``) is two steps: its hand shape check, and the preparation of its engine
-call (parse, strict-mode check) with the renderer of that call's result; reading the
-body, the worker threads and the errors are shared with ``fast_write.py``
-(``lean_layer.py``).
+(``lean_layer.Construct``: what ``model_construct`` makes), and handed to the routes'
+own parsers, strict-mode check, engine call and renderer, so the answer is the one the
+full route would give. Each lean route (``LEAN``) is two steps: its hand shape check,
+and the preparation of its engine call (parse, strict-mode check) with the renderer of
+that call's result; reading the body, the worker threads and the errors are shared with
+``fast_write.py`` (``lean_layer.py``).
 
 Anything else (another shape, a body over the limit, JSON that does not parse) is
 replayed, byte for byte, to the full FastAPI route, which gives its usual answers and

@@ -8,8 +8,8 @@ dependency solving and pydantic validation of the body, plus a second thread hop
 strict-mode check of deletes and payload sets. This pure-ASGI layer, beside
 ``fast_search.py`` and built the same way, answers those bodies itself: it checks their
 plain shape by hand (only the keys and value types the wire models keep as they are),
-builds the wire models without re-validation (``model_construct``), and runs the routes'
-own write job (``routes/points.py``: parse, strict-mode checks, engine call, in one
+builds the wire models without re-validation (``lean_layer.Construct``), and runs the
+routes' own write job (``routes/points.py``: parse, strict-mode checks, engine call, in one
 thread hop), so the answer and every error are the ones the full route gives. Group
 commit is unchanged: the job returns only once its write is on disk.
 
@@ -44,6 +44,9 @@ grew 460-467 B a point after its build against 407 with those batches on the ful
 POINT_KEYS = frozenset({"id", "vector", "payload"})
 PAYLOAD_KEYS = frozenset({"payload", "points", "key"})
 _point_model = Construct(PointStruct)
+_points_model = Construct(PointsList)
+_selector_model = Construct(PointsSelector)
+_set_payload_model = Construct(SetPayload)
 WAIT = {b"": False, b"wait=false": False, b"wait=true": True}
 """The query strings the lean path takes, and the ``wait`` each means."""
 
@@ -128,14 +131,14 @@ def _upsert_shape(raw: dict[str, Any]) -> PointsList | None:
         if payload is not None and type(payload) is not dict:
             return None
         structs.append(_point_model(id=point["id"], vector=vector, payload=payload))
-    return PointsList.model_construct(points=structs)
+    return _points_model(points=structs)
 
 
 def _delete_shape(raw: dict[str, Any]) -> PointsSelector | None:
     points = raw.get("points")
     if raw.keys() != {"points"} or not _plain_ids(points):
         return None
-    return PointsSelector.model_construct(points=points)
+    return _selector_model(points=points)
 
 
 def _set_payload_shape(raw: dict[str, Any]) -> SetPayload | None:
@@ -146,7 +149,7 @@ def _set_payload_shape(raw: dict[str, Any]) -> SetPayload | None:
         return None
     if key is not None and type(key) is not str:
         return None
-    return SetPayload.model_construct(payload=payload, points=points, key=key)
+    return _set_payload_model(payload=payload, points=points, key=key)
 
 
 def _plain_id(value: Any) -> bool:
