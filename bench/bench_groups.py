@@ -13,10 +13,11 @@ with two payload fields: `cat`, a keyword drawn uniformly from 1,000 values (see
 
 Plain and grouped queries take turns in blocks of 25 (facet and count request by
 request), so a busy shared machine slows both sides of each ratio alike. Both are
-measured on the settled collection: after `green`, the run waits until the
-segment layout has not changed for `SETTLE_S` (longer than the server's 10 s idle seal),
-so the idle tail's seal and the merge that follows (a minute of graph building on 390k
-points) no longer run under the measured queries, as they did before.
+measured on the settled collection: after `green`, the run waits until the segment
+layout has not changed for `SETTLE_S` (`harness/http.py`'s `wait_settled`; longer than
+the server's 10 s idle seal), so the idle tail's seal and the merge that follows (a
+minute of graph building on 390k points) no longer run under the measured queries, as
+they did before.
 
 Targets: groups ≥ 0.5x the plain query's queries/s at the same recall; facet p50 ≤ 5x a
 filtered count's. Results: `bench/results/groups_facets_glove50.{md,json}`.
@@ -37,13 +38,12 @@ from typing import Any
 import glove
 import httpx
 import numpy as np
-from harness.http import expect_ok, wait_green
+from harness.http import expect_ok, wait_green, wait_settled
 from harness.server import QuiverServer, headers
 
 CATEGORIES = 1_000
 GROUP_SIZE, GROUPS = 3, 10
 EF = 128
-SETTLE_S = 15.0
 BLOCK = 25
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "glove"
@@ -72,23 +72,6 @@ def load(client: httpx.Client, base: np.ndarray, cats: np.ndarray, sel: np.ndarr
             "payloads": [{"cat": f"c{cats[i]}", "sel": int(sel[i])} for i in rows],
         }
         expect_ok(client.put(f"/collections/{NAME}/points?wait=true", json={"batch": batch}), "up")
-
-
-def wait_settled(client: httpx.Client, timeout_s: float = 900) -> None:
-    """Until the collection is green and its segments have stayed the same for
-    ``SETTLE_S`` (no seal or merge started meanwhile)."""
-    deadline = time.monotonic() + timeout_s
-    layout, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        status = expect_ok(client.get(f"/collections/{NAME}"), "info")["status"]
-        segments = expect_ok(client.get(f"/collections/{NAME}/segments"), "segments")
-        now = (status, [(s["segment_id"], s["kind"], s["points"]) for s in segments])
-        if now != layout:
-            layout, since = now, time.monotonic()
-        elif status == "green" and time.monotonic() - since >= SETTLE_S:
-            return
-        time.sleep(1.0)
-    raise RuntimeError(f"collection not settled after {timeout_s:.0f}s: {layout}")
 
 
 def exact_groups(scores: np.ndarray, cats: np.ndarray) -> dict[int, list[int]]:
@@ -239,7 +222,7 @@ def main() -> None:
                                                 timeout=120) as client:  # fmt: skip
         load(client, base, cats, sel)
         wait_green(client, 900, "build", NAME)
-        wait_settled(client)
+        wait_settled(client, collection=NAME)
         results: dict[str, Any] = measure(client, base, queries, cats)
         results |= facet_vs_count(client, 50)
     results |= {

@@ -49,7 +49,7 @@ import numpy as np
 import orjson
 from bench_bulk import bulk_load
 from harness.cli import DATA_DIR, SERVER_LOG, add_common_options, log, new_parser, run_and_finish
-from harness.http import expect_ok, wait_green
+from harness.http import SETTLE_S, expect_ok, wait_green, wait_settled
 from harness.machine import machine_info, machine_line
 from harness.metrics import latency_summary, recall_at_k
 from harness.results import Results, check, check_at_most, checks_table
@@ -110,25 +110,7 @@ def load_quiver(client: httpx.Client, dataset: glove.GloveDataset) -> dict[str, 
     searchable_s = round(time.perf_counter() - started, 1)
     segments = _segments(client)
     return {"searchable_s": searchable_s, "segments": segments,
-            "settled": wait_sealed(client, dataset.n_base)}  # fmt: skip
-
-
-def wait_sealed(client: httpx.Client, points: int, timeout_s: float = 900.0) -> dict[str, Any]:
-    """Wait until every point is in a sealed, indexed segment and no job runs: green
-    comes before the idle seal of the exact tail and the merge after it, which would
-    otherwise run during the first rows measured (the others, after restarts, see the
-    merged layout). Seconds waited and the layout reached."""
-    started = time.perf_counter()
-    while True:
-        segments = _segments(client)
-        sealed = sum(s["points"] or 0 for s in segments if s["kind"] == "sealed")
-        tail = sum(s["points"] or 0 for s in segments if s["kind"] != "sealed")
-        info = expect_ok(client.get(f"/collections/{COLLECTION}"), "info")
-        if (sealed == points and tail == 0 and info["status"] == "green") or (
-            time.perf_counter() - started > timeout_s
-        ):
-            return {"waited_s": round(time.perf_counter() - started, 1), "segments": segments}
-        time.sleep(0.5)
+            "settled": wait_settled(client, collection=COLLECTION)}  # fmt: skip
 
 
 def _segments(client: httpx.Client) -> list[dict[str, Any]]:
@@ -551,9 +533,10 @@ def markdown_report(results: Results) -> str:
     load = rows["quiver_load"]
     searchable = (
         f"Quiver searchable {load['searchable_s']} s after the upload began (one process; "
-        f"segments: {load['segments']}); every point sealed and merged "
-        f"{load['settled']['waited_s']} s later ({load['settled']['segments']}), before any "
-        "row was measured; then restarted on the same folder with "
+        f"segments: {load['segments']}); its segments settled (green, unchanged for "
+        f"{SETTLE_S:.0f} s) {load['settled']['waited_s']} s later "
+        f"({load['settled']['segments']}), before any row was measured; then restarted on "
+        "the same folder with "
         f"{rows['default_workers']} workers, measured once every worker answered from its "
         f"own view (answers while waiting: {rows['answered_by']})"
         if load["searchable_s"] is not None

@@ -29,6 +29,9 @@ QUIET_S = 1.0
 GREEN_CONFIRM_S = 2.0
 POLL_S = 0.25
 PROGRESS_EVERY_S = 15.0
+SETTLE_S = 15.0
+"""How long a segment layout must stay the same to count as settled: longer than the
+server's 10 s idle seal, so the seal of an exact tail and the merge after it have begun."""
 
 BatchAnswer = list[list[int]] | str
 """The ids found per search of a batch, or the error message of the whole batch."""
@@ -235,6 +238,28 @@ def wait_green(
             last_progress = now
             log(f"{what}: {status}; {describe_jobs(jobs(client, collection))}")
         time.sleep(POLL_S)
+
+
+def wait_settled(
+    client: httpx.Client, timeout_s: float = 900.0, collection: str = COLLECTION
+) -> dict[str, Any]:
+    """Until the collection is green and its segments have stayed the same for
+    ``SETTLE_S`` (no seal or merge started meanwhile): green comes before the idle seal of
+    an exact tail and the merge after it, which would otherwise run under what a benchmark
+    measures next. The seconds waited and the layout reached; RuntimeError on timeout."""
+    started = since = time.monotonic()
+    deadline = started + timeout_s
+    layout: tuple[str, list[Any]] | None = None
+    while time.monotonic() < deadline:
+        status = collection_info(client, collection)["status"]
+        found = segments(client, collection)
+        now = (status, [(s["segment_id"], s["kind"], s["points"]) for s in found])
+        if now != layout:
+            layout, since = now, time.monotonic()
+        elif status == "green" and time.monotonic() - since >= SETTLE_S:
+            return {"waited_s": round(time.monotonic() - started, 1), "segments": found}
+        time.sleep(1.0)
+    raise RuntimeError(f"collection not settled after {timeout_s:.0f}s: {layout}")
 
 
 def describe_jobs(job_list: list[dict[str, Any]]) -> str:
