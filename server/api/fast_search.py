@@ -1,6 +1,6 @@
 """A lean path for the hottest requests: one plain vector to ``/points/query`` or
-``/points/search``, or grouped by a payload key (``/points/query/groups``,
-``/points/search/groups``).
+``/points/search``, a batch of them (``/points/query/batch``, ``/points/search/batch``),
+or one grouped by a payload key (``/points/query/groups``, ``/points/search/groups``).
 
 Profiled under ``wrk`` (GloVe-50 390k, HNSW ef 96), a single query spent more of the
 event loop's time in FastAPI's router, dependency solving and pydantic validation than
@@ -39,7 +39,7 @@ from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroup
 from server.api.lean_layer import Construct, LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
 from server.api.routes.groups import group_request, groups_response
-from server.api.routes.query import parse_query, parse_search
+from server.api.routes.query import check_batch, parse_query, parse_search
 from server.api.schemas import QueryRequest, SearchParams, SearchRequest
 from server.engine import strict_mode
 from server.engine.groups import run_groups
@@ -61,6 +61,7 @@ SEARCH_KEYS = frozenset(
     | {"with_payload", "with_vector"}
 )
 PARAMS_KEYS = frozenset({"hnsw_ef", "exact"})
+BATCH_KEYS = frozenset({"searches"})
 NO_QUERY_PARAMS = QueryParams()
 """A lean request has no query string (``_kind``); strict mode reads none."""
 _query_model = Construct(QueryRequest)
@@ -129,6 +130,29 @@ def _plain_search(shape: SearchRequest, settings: Settings, collection: Collecti
     )
 
 
+def _query_batch(
+    shapes: list[QueryRequest], settings: Settings, collection: CollectionHandle
+) -> Job:
+    """``/points/query/batch`` as ``routes/query.py`` answers it: one engine call."""
+    check_batch(len(shapes), settings)
+    queries = [parse_query(shape, settings, _no_lookup) for shape in shapes]
+    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
+    return partial(collection.query, queries), lambda results: [
+        render.query_response(result) for result in results
+    ]
+
+
+def _search_batch(
+    shapes: list[SearchRequest], settings: Settings, collection: CollectionHandle
+) -> Job:
+    check_batch(len(shapes), settings)
+    queries = [parse_search(shape, settings) for shape in shapes]
+    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
+    return partial(collection.query, queries), lambda results: [
+        render.scored_points(result.points) for result in results
+    ]
+
+
 def _grouped(
     shape: tuple[QueryRequest | SearchRequest, Grouping],
     settings: Settings,
@@ -178,6 +202,28 @@ def _search_request(raw: dict[str, Any]) -> SearchRequest | None:
     if not (set(map(type, vector)) <= {int, float} and _common_fields(raw)):
         return None
     return _search_model(**_with_params(raw))
+
+
+def _batch_of(
+    plain: Callable[[dict[str, Any]], BaseModel | None],
+) -> Callable[[dict[str, Any]], list[Any] | None]:
+    """The hand check of a batch body: only ``searches``, a non-empty list whose every
+    item is a plain body of its single route (one item of another shape sends the whole
+    batch to the full route)."""
+
+    def shape(raw: dict[str, Any]) -> list[Any] | None:
+        searches = raw.get("searches")
+        if raw.keys() != BATCH_KEYS or type(searches) is not list or not searches:
+            return None
+        shapes = []
+        for item in searches:
+            one = plain(item) if type(item) is dict else None
+            if one is None:
+                return None
+            shapes.append(one)
+        return shapes
+
+    return shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +342,8 @@ def _no_lookup(name: str) -> Any:  # pragma: no cover - a plain query has no loo
 LEAN: dict[str, LeanRoute] = {
     "query": LeanRoute(_query_request, _plain_query),
     "search": LeanRoute(_search_request, _plain_search),
+    "query/batch": LeanRoute(_batch_of(_query_request), _query_batch),
+    "search/batch": LeanRoute(_batch_of(_search_request), _search_batch),
     "query/groups": LeanRoute(_query_groups_request, _grouped),
     "search/groups": LeanRoute(_search_groups_request, _grouped),
 }

@@ -171,6 +171,73 @@ def test_a_grouped_query_over_the_limit_gets_the_full_routes_error(
     assert fast["status"] == full["status"]
 
 
+BERLIN = {"key": "city", "match": {"value": "Berlin"}}
+BATCH_ITEMS = [
+    {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True},
+    {"query": [0.0, 1.0, 0.0, 0.0], "limit": 2, "filter": {"must": [BERLIN]}},
+    {"query": [1.0, 0.0, 0.0, 1.0], "offset": 2, "score_threshold": 1.5, "params": {"hnsw_ef": 8}},
+]  # fmt: skip
+
+
+def test_a_plain_query_batch_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    plain = {"searches": BATCH_ITEMS}
+    # one item with a key the lean path leaves to the full route sends the whole batch there
+    full = {"searches": [*BATCH_ITEMS[:2], BATCH_ITEMS[2] | {"lookup_from": None}]}
+    answer = api.result("POST", QUERY + "/batch", plain)
+    assert fast_calls == ["items"]
+    assert answer == api.result("POST", QUERY + "/batch", full)
+    assert fast_calls == ["items"]
+    assert [len(one["points"]) for one in answer] == [3, 2, len(answer[2]["points"])]
+    alone = [api.result("POST", QUERY, item) for item in BATCH_ITEMS]  # each by itself
+    assert answer == alone
+
+
+def test_a_plain_search_batch_is_answered_by_the_lean_path_as_the_full_route_answers(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    items = [{"vector": [1, 0.5, 0, 0], "limit": 4}, {"vector": [0, 1, 0, 0], "limit": 1}]
+    answer = api.result("POST", SEARCH + "/batch", {"searches": items})
+    assert fast_calls == ["items"]
+    full = {"searches": [items[0], items[1] | {"top": 1}]}  # `top`: the full route's alias
+    assert answer == api.result("POST", SEARCH + "/batch", full)
+    assert [len(hits) for hits in answer] == [4, 1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"searches": []},
+        {"searches": [BATCH_ITEMS[0]], "shard_key": None},
+        {"searches": [BATCH_ITEMS[0], "not an object"]},
+        {"searches": {"query": [1.0, 0.0, 0.0, 0.0]}},
+        {"searches": [BATCH_ITEMS[0], {"query": [1.0, 0.0, 0.0, 0.0], "limit": "2"}]},
+    ],
+)
+def test_batch_bodies_the_lean_path_cannot_vouch_for_take_the_full_route(
+    api: Api, collection: str, fast_calls: list[str], body: dict[str, Any]
+) -> None:
+    api.post(QUERY + "/batch", body)
+    assert fast_calls == []
+
+
+def test_a_batch_over_the_limit_gets_the_full_routes_error(tmp_path: Path) -> None:
+    with make_client(tmp_path, max_search_batch=2) as client:
+        api = Api(client)
+        create_items(api)
+        for route, item in (
+            (QUERY, BATCH_ITEMS[0]),
+            (SEARCH, {"vector": [1, 0, 0, 0], "limit": 1}),
+        ):
+            lean = api.post(route + "/batch", {"searches": [item] * 3})
+            full = api.post(route + "/batch", {"searches": [item] * 3, "shard_key": None})
+            assert lean[0] == full[0] == 400
+            assert lean[1]["status"] == full[1]["status"]
+            assert "limit of 2" in lean[1]["status"]["error"]
+            assert len(api.result("POST", route + "/batch", {"searches": [item] * 2})) == 2
+
+
 def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
     tmp_path: Path, asgi_paths: list[str]
 ) -> None:
@@ -191,6 +258,22 @@ def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
         closing = connection.send(request("POST", QUERY, plain, {"connection": "close"}))
         assert closing[0].headers[b"connection"] == b"close"
         assert connection.transport.closed
+
+
+def test_the_direct_lane_answers_a_plain_batch_as_the_full_route(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    with wire(tmp_path) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        full = {"searches": [*BATCH_ITEMS[:2], BATCH_ITEMS[2] | {"lookup_from": None}]}
+        bodies = [{"searches": BATCH_ITEMS}, full]
+        answers = connection.send(*(request("POST", QUERY + "/batch", body) for body in bodies))
+        assert [a.status for a in answers] == [200, 200]
+        assert answers[0].body["result"] == answers[1].body["result"]
+        assert len(answers[0].body["result"]) == 3
+        assert asgi_paths == [QUERY + "/batch"]  # only the body with an extra key
 
 
 def test_the_direct_lane_can_be_switched_off(tmp_path: Path, asgi_paths: list[str]) -> None:

@@ -8,7 +8,6 @@ cleanly) and answers unfiltered queries together in one native kernel call.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -140,21 +139,28 @@ def parse_query(request: QueryRequest, settings: Settings, resolve: Resolve) -> 
     (search by that point's vector), no query at all (page through points), or a
     multi-stage tree of prefetches fused, scored or re-ranked (``engine/multistage.py``),
     or examples to recommend from or discover with (``engine/recommend.py``)."""
-    stage = _stage(request, settings, 0, resolve)
-    return replace(
-        stage,
-        offset=check_limit("offset", request.offset or 0, settings),
-        with_payload=payload_selector(request.with_payload, False),
-        with_vector=vector_selector(request.with_vector, False),
-        force=request.strategy,
-        explain=bool(request.explain),
-    )
+    fields = _stage_fields(request, settings, 0, resolve)
+    # the top level's own fields, checked after the stage's as before; one Query built
+    # (not a stage then a dataclasses.replace of it: ~10 us a query, 1 ms a batch of 100)
+    fields["offset"] = check_limit("offset", request.offset or 0, settings)
+    fields["with_payload"] = payload_selector(request.with_payload, False)
+    fields["with_vector"] = vector_selector(request.with_vector, False)
+    fields["force"] = request.strategy
+    fields["explain"] = bool(request.explain)
+    return Query(**fields)
 
 
 def _stage(
     request: QueryRequest | Prefetch, settings: Settings, depth: int, resolve: Resolve
 ) -> Query:
-    """One stage of a query (the query itself at depth 0, else a prefetch)."""
+    """One prefetch stage of a query."""
+    return Query(**_stage_fields(request, settings, depth, resolve))
+
+
+def _stage_fields(
+    request: QueryRequest | Prefetch, settings: Settings, depth: int, resolve: Resolve
+) -> dict[str, Any]:
+    """The ``Query`` fields of one stage (the query itself at depth 0, else a prefetch)."""
     source = lookup(request.lookup_from, resolve)
     examples = None
     if isinstance(request.query, dict) and not is_sparse_object(request.query):
@@ -169,22 +175,22 @@ def _stage(
         # a point of another collection: its vector, as a one-example recommendation
         examples, point_id = Recommend((point_id,), (), "average_vector"), None
     prefetch = prefetch_items(request.prefetch, depth + 1)
-    return Query(
-        order_by=order_by,
-        sample=sample,
-        vector=vector,
-        point_id=point_id,
-        using=request.using,
-        limit=check_limit("limit", 10 if request.limit is None else request.limit, settings),
-        filter=parse_filter(request.filter),
-        score_threshold=request.score_threshold,
-        params=search_params(request.params),
-        prefetch=tuple(_stage(item, settings, depth + 1, resolve) for item in prefetch),
-        combine=combine,
-        mmr=mmr,
-        examples=examples,
-        lookup=source,
-    )
+    return {
+        "order_by": order_by,
+        "sample": sample,
+        "vector": vector,
+        "point_id": point_id,
+        "using": request.using,
+        "limit": check_limit("limit", 10 if request.limit is None else request.limit, settings),
+        "filter": parse_filter(request.filter),
+        "score_threshold": request.score_threshold,
+        "params": search_params(request.params),
+        "prefetch": tuple(_stage(item, settings, depth + 1, resolve) for item in prefetch),
+        "combine": combine,
+        "mmr": mmr,
+        "examples": examples,
+        "lookup": source,
+    }
 
 
 def _without_vector(query: Any) -> tuple[OrderBy | None, bool]:
