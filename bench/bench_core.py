@@ -175,8 +175,10 @@ def collection_state(client: httpx.Client) -> dict[str, Any]:
     return {key: info.get(key) for key in keys}
 
 
-def wait_settled(client: httpx.Client, timeout_s: float) -> tuple[dict[str, Any], float]:
-    """Poll collection info until status is green (background work done), up to `timeout_s`."""
+def poll_until_green(client: httpx.Client, timeout_s: float) -> tuple[dict[str, Any], float]:
+    """Poll collection info until status is green (background work done), up to `timeout_s`;
+    the state and seconds either way (`harness/http.py`: `wait_green` raises at the timeout,
+    `wait_settled` also waits for a still segment layout)."""
     started = time.perf_counter()
     state = collection_state(client)
     while state["status"] != "green" and time.perf_counter() - started < timeout_s:
@@ -480,7 +482,7 @@ def run_http(
         log(f"server up at {server.url} (log: {SERVER_LOG}); ingesting {dataset.n_base:,} points")
         ingest = measure_ingest(client, dataset, args.upload_threads)
         log(f"ingest: {ingest.rate:,.0f} points/s; waiting for the collection to settle")
-        state, settle_s = wait_settled(client, args.settle_timeout)
+        state, settle_s = poll_until_green(client, args.settle_timeout)
         extra["collection_after_ingest"] = {**state, "settle_seconds": round(settle_s, 2)}
         notes.extend(settle_notes(state, settle_s, dataset.n_base))
         log(f"collection {state} after {settle_s:.1f}s; single queries")

@@ -34,7 +34,7 @@ import glove
 import httpx
 import numpy as np
 import orjson
-from bench_core import ingest_bodies, wait_settled
+from bench_core import ingest_bodies, poll_until_green
 from harness.cli import add_common_options, finish, guarded, log, new_parser
 from harness.clients import run_client_processes
 from harness.http import expect_ok
@@ -245,7 +245,7 @@ def load(server: QuiverServer, dataset: glove.GloveDataset) -> dict[str, Any]:
                           ingest_bodies(dataset)))  # fmt: skip
         index = {"field_name": "tag", "field_schema": "integer"}
         expect_ok(client.put(f"/collections/{COLLECTION}/index?wait=true", json=index), "index")
-        state, settle_s = wait_settled(client, 900.0)
+        state, settle_s = poll_until_green(client, 900.0)
     return {"load_s": round(time.perf_counter() - started, 1), "settle_s": round(settle_s, 1),
             "state": state}  # fmt: skip
 
@@ -278,7 +278,7 @@ def restart(server: QuiverServer, env: dict[str, str]) -> None:
     server.relaunch()
     server._wait_healthy()
     with httpx.Client(base_url=server.url, headers=headers(), timeout=60) as client:
-        wait_settled(client, 900.0)
+        poll_until_green(client, 900.0)
 
 
 def build_results(
