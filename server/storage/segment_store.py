@@ -196,7 +196,10 @@ class SegmentStore:
         fsync_dir(self.root)
 
     def load_all(self) -> list[LoadedSegment]:
-        """Every current segment, oldest first; obsolete (replaced) ones are deleted."""
+        """Every current segment, oldest first. Obsolete (replaced) ones are deleted by
+        the folder's owner and skipped by a reader worker, which changes nothing on disk;
+        only the owner reads the ``LIVE_VERSIONS`` hints (``recovery.py`` uses them for
+        the store's sole writer alone)."""
         manifests: dict[int, SegmentManifest] = {}
         for folder in sorted(self.root.iterdir()):
             if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
@@ -204,11 +207,11 @@ class SegmentStore:
             manifest = SegmentManifest.from_json((folder / MANIFEST).read_bytes(), folder)
             manifests[manifest.segment_id] = manifest
         obsolete = {old for m in manifests.values() for old in m.replaces if old in manifests}
-        if obsolete:
+        if obsolete and self.owned:
             log.info("removing replaced segments", extra={"segments": sorted(obsolete)})
             self.remove(sorted(obsolete))
         return [
-            LoadedSegment(m, self._read_blobs(m), self._live_versions(sid))
+            LoadedSegment(m, self._read_blobs(m), self._live_versions(sid) if self.owned else None)
             for sid, m in sorted(manifests.items())
             if sid not in obsolete
         ]

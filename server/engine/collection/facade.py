@@ -584,10 +584,7 @@ class Collection:
 
     def _reload(self) -> None:
         """Rebuild the segments from the point store (``recovery.reload``)."""
-        points = recovery.reload(
-            self._segments, self._store, self._segment_store, self._config,
-            sole_writer=not self._read_only,
-        )  # fmt: skip
+        points = recovery.reload(self._segments, self._store, self._segment_store, self._config)
         if not self._read_only:
             self._maybe_seal()
         log.info(

@@ -45,18 +45,14 @@ def reload(
     store: PointStore,
     segment_store: SegmentStore,
     config: CollectionConfig,
-    *,
-    sole_writer: bool = False,
 ) -> int:
     """Fill ``segments`` (fresh) from disk; the number of points loaded. The cyclic
     collector is paused meanwhile: every stored point becomes a few long-lived objects
-    (an id, a payload dict), which it would otherwise scan again and again for nothing.
-    ``sole_writer``: no one else writes the store meanwhile (a collection opening for
-    writes), so it may be read in more than one transaction."""
+    (an id, a payload dict), which it would otherwise scan again and again for nothing."""
     paused = gc.isenabled()
     gc.disable()
     try:
-        count = _fill(segments, store, segment_store, config, sole_writer)
+        count = _fill(segments, store, segment_store, config)
     finally:
         if paused:
             gc.enable()
@@ -69,11 +65,12 @@ def _fill(
     store: PointStore,
     segment_store: SegmentStore,
     config: CollectionConfig,
-    sole_writer: bool,
 ) -> int:
     loaded = segment_store.load_all()
-    # the rows kept by version read the store in two steps: only with no other writer
-    kept = _installed_live_versions(loaded, config) if sole_writer else None
+    # the rows kept by version read the store in two steps: only with no other writer,
+    # which the folder's owner is (a collection opening for writes; a reader worker's
+    # store has one, and its segments come without their hints: ``load_all``)
+    kept = _installed_live_versions(loaded, config) if segment_store.owned else None
     stored = StoredPoints(store, config, dense_data=kept is None)
     claimed = np.zeros(len(stored) + 1, dtype=bool)  # the last row: the empty one
     for i, segment_files in enumerate(loaded):
