@@ -43,6 +43,12 @@ _CHUNK_BYTES = 1 << 27
 """Vector bytes per aggregate at open: well under SQLite's 1 GB string limit."""
 
 
+def wrong_width(name: str, width: int) -> ValueError:
+    """A stored vector ``name`` of another byte ``width`` than its column's: a damaged
+    store, found when the columns load at open or when an install reads vectors later."""
+    return ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+
+
 def set_group_commit(enabled: bool) -> None:
     """Choose, for stores opened from now on, between one shared fsync per group of
     concurrent writes (True) and SQLite's fsync per commit (``QUIVER_GROUP_COMMIT``)."""
@@ -270,7 +276,7 @@ class PointStore:
         rows = max(1, _CHUNK_BYTES // max(1, width))
         for chunk_pids, data, wrong in self._chunks(aggregates, "vectors", (name,), rows):
             if wrong:
-                raise ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+                raise wrong_width(name, width)
             pids.extend(orjson.loads(chunk_pids))
             parts.append(data)
         return VectorColumn(pids, parts[0] if len(parts) == 1 else b"".join(parts))

@@ -88,3 +88,21 @@ def test_columns_read_in_chunks_equal_one_read(
     vectors = np.frombuffer(whole.vectors["a"].data, dtype=np.float32).reshape(-1, 2)
     assert vectors[:, 0].tolist() == [float(pid) for pid in whole.pids]
     store.close()
+
+
+def test_dense_vectors_read_later_are_the_stored_ones_and_a_wrong_width_is_refused(
+    tmp_path: Path,
+) -> None:
+    """``read_dense`` (an install's open, after ``dense_data=False``) fills the rows it is
+    given and refuses a damaged vector as the open does (``point_store.wrong_width``)."""
+    store = _store(tmp_path, {"1": {"a": [1, 1]}, "2": {"a": [2, 2], "b": [-2, -2]}})
+    stored = StoredPoints(store, CONFIG, dense_data=False)
+    rows = stored.rows_of(["2", "1"])
+    stored.read_dense(rows)
+    batch = stored.batch(["2", "1"], rows)
+    assert batch.vectors["a"].tolist() == [[2, 2], [1, 1]]
+    assert batch.vectors["b"].tolist() == [[-2, -2], [0, 0]]
+    with sqlite3.connect(tmp_path / "points.sqlite") as db:
+        db.execute("UPDATE vectors SET data = x'00000000' WHERE pid = '2' AND name = 'b'")
+    with pytest.raises(ValueError, match="a stored vector 'b' is not 2 float32 values"):
+        StoredPoints(store, CONFIG, dense_data=False).read_dense(rows)

@@ -27,7 +27,7 @@ from index.sparse import SparseRows, SparseVector
 from server.engine.config import CollectionConfig
 from server.engine.point_ids import PointId, point_id_from_text
 from server.engine.segment import PointBatch
-from server.storage.point_store import PointStore, VectorColumn
+from server.storage.point_store import PointStore, VectorColumn, wrong_width
 
 
 class StoredPoints:
@@ -97,7 +97,7 @@ class StoredPoints:
             data = list(map(found.get, pids, [b""] * len(pids)))
             width = self._widths[name]
             if set(map(len, data)) - {width}:
-                raise ValueError(f"a stored vector {name!r} is not {width // 4} float32 values")
+                raise wrong_width(name, width)
             matrix[wanted] = np.frombuffer(b"".join(data), dtype=np.float32).reshape(-1, width // 4)
 
     def version_array(self, rows: np.ndarray) -> np.ndarray:
