@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -46,6 +47,13 @@ loads, snapshot uploads): no body limit."""
 def header_map(scope: Scope) -> dict[bytes, bytes]:
     """The request's headers by lower-case name (the last of repeated ones)."""
     return {k.lower(): v for k, v in scope.get("headers", [])}
+
+
+class Passed(Enum):
+    """How ``QuiverMiddleware`` passes a request it does not refuse on to the app."""
+
+    STREAMED = "streamed"  # a bulk or multipart body, read by its route as it comes
+    LIMITED = "limited"  # any other body, cut off at the size limit
 
 
 class QuiverMiddleware:
@@ -99,30 +107,35 @@ class QuiverMiddleware:
         and the grant."""
         scope["state"]["started"] = time.perf_counter()
         route = match_route(scope["method"], scope["path"])
-        if route is None or route.rule.body in STREAMING_BODIES:
-            return False
         length = headers.get(b"content-length")
-        return (
-            length is not None
-            and length.isdigit()
-            and not self._over_limit(length)
-            and self._refusal(scope, headers, route) is None
-        )
+        if route is None or length is None or not length.isdigit():
+            return False
+        return self._verdict(scope, headers, route) is Passed.LIMITED
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         headers = header_map(scope)
-        route = match_route(scope["method"], scope["path"])
+        verdict = self._verdict(scope, headers, match_route(scope["method"], scope["path"]))
+        if verdict is Passed.STREAMED:
+            await self.app(scope, receive, send)
+        elif verdict is Passed.LIMITED:
+            await self.app(scope, self._limited(scope, receive), send)
+        else:
+            await reject(send, *verdict, started)
+
+    def _verdict(
+        self, scope: Scope, headers: dict[bytes, bytes], route: RouteMatch | None
+    ) -> tuple[int, str] | Passed:
+        """What this layer does with a request, its checks in their one order: refused
+        (401 / 403 / 415, then 413 for a declared length over the limit), or passed on
+        (a streaming body as it comes, any other cut at the limit)."""
         refusal = self._refusal(scope, headers, route)
         if refusal is not None:
-            await reject(send, *refusal, started)
-            return
+            return refusal
         if route is not None and route.rule.body in STREAMING_BODIES:
-            await self.app(scope, receive, send)
-            return
+            return Passed.STREAMED
         if self._over_limit(headers.get(b"content-length")):
-            await reject(send, 413, self._too_large(), started)
-            return
-        await self.app(scope, self._limited(scope, receive), send)
+            return 413, self._too_large()
+        return Passed.LIMITED
 
     def _over_limit(self, length: bytes | None) -> bool:
         """A declared ``Content-Length`` over the limit (refused before any byte is read)."""

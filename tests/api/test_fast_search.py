@@ -276,6 +276,32 @@ def test_the_direct_lane_answers_a_plain_batch_as_the_full_route(
         assert asgi_paths == [QUERY + "/batch"]  # only the body with an extra key
 
 
+def test_the_lane_takes_only_what_the_middleware_passes_on_and_refuses_the_same(
+    tmp_path: Path, asgi_paths: list[str]
+) -> None:
+    """``QuiverMiddleware.admits`` and its ASGI path share one verdict (``_verdict``): a
+    request refused there (401, 415, 413) reaches ASGI and is refused as before; one it
+    passes on with a declared length is answered by the lane."""
+    key = {"api-key": "admin-key"}
+    with wire(tmp_path, api_key="admin-key", max_request_bytes=4096) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection, key)))  # type: ignore[arg-type]
+        asgi_paths.clear()
+        plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3}
+        big = plain | {"with_payload": ["x" * 5000]}
+        text = {"content-type": "text/plain"}
+        sent = [
+            request("POST", QUERY, plain, key),
+            request("POST", QUERY, plain),
+            request("POST", QUERY, plain, key | text),
+            request("POST", QUERY, big, key),
+        ]
+        answers = connection.send(*sent)
+        assert [a.status for a in answers] == [200, 401, 415, 413]
+        assert answers[0].body["result"]["points"]
+        assert asgi_paths == [QUERY, QUERY, QUERY]  # the three refused ones
+
+
 def test_the_direct_lane_can_be_switched_off(tmp_path: Path, asgi_paths: list[str]) -> None:
     with wire(tmp_path, direct_lane=False) as served:
         api = Api(Client(served.connect()))  # type: ignore[arg-type]
