@@ -50,12 +50,21 @@ def main(argv: list[str] | None = None) -> None:
     _serve(parser.parse_args(argv))
 
 
+def set_up_process(settings: Settings) -> None:
+    """What a server process does before anything else, ``quiver serve`` and a worker
+    the keeper starts again alike (``workers/spawn.py``): its logging, and glibc's arena
+    cap and thresholds, which must come before any thread (``native_memory.py``)."""
+    from server.engine.native_memory import limit_heap_retention
+    from server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    limit_heap_retention()
+
+
 def _serve(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
     from server.deferred_packages import defer
-    from server.engine.native_memory import limit_heap_retention
-    from server.logs import configure_logging
     from server.settings import Settings
 
     overrides = {
@@ -67,8 +76,7 @@ def _serve(args: argparse.Namespace) -> None:
         settings = Settings(**overrides)
     except ValidationError as exc:
         sys.exit(f"quiver serve: refusing to start, bad configuration:\n{exc}")
-    configure_logging(settings.log_level, settings.log_json)
-    limit_heap_retention()  # before any thread: see server/engine/native_memory.py
+    set_up_process(settings)
     if settings.workers > 1:  # multi-process serving (ADR 0013, server/workers/)
         from server.workers.supervisor import serve_workers
 

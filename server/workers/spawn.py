@@ -3,8 +3,8 @@
 The keeper holds no imported app to fork, so it ``exec``s this module with the plan
 the supervisor wrote (settings' overrides, the inherited sockets' and the shared
 generation's file descriptors, the slot). It sets the process up as ``quiver serve``
-and the supervisor did (logging, glibc's arena cap, shared graphs) and serves as the
-forked worker of that slot would.
+does (``cli.set_up_process``) and shares graphs as the supervisor did, then serves as
+the forked worker of that slot would.
 
     python -m server.workers.spawn '<plan as JSON, with "slot">'
 """
@@ -19,18 +19,15 @@ from typing import Any
 
 
 def main(plan: dict[str, Any]) -> None:
-    from server.cli import _run
-    from server.engine.native_memory import limit_heap_retention
+    from server.cli import _run, set_up_process
     from server.engine.shared_graphs import share_graphs
-    from server.logs import configure_logging
     from server.main import create_app
     from server.settings import Settings
     from server.workers.generation import Generation
     from server.workers.supervisor import serve_slot
 
     settings = Settings(**plan["overrides"])
-    configure_logging(settings.log_level, settings.log_json)
-    limit_heap_retention()
+    set_up_process(settings)
     share_graphs()
     tcp = [socket.socket(fileno=fd) for fd in plan["tcp"]]
     unix = socket.socket(fileno=plan["unix"])
