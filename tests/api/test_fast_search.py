@@ -3,6 +3,8 @@ the full route answers, and every other body still reaches the full route."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from server.api.hand_off import HandOff
 from server.workers.generation import Generation
 from server.workers.supervisor import owner_app
 from tests.helpers.api import Api, create_items, make_client
-from tests.helpers.wire import Client, answers, count_asgi, request, wire
+from tests.helpers.wire import Client, Connection, answers, count_asgi, request, wire
 
 QUERY = "/collections/items/points/query"
 SEARCH = "/collections/items/points/search"
@@ -38,6 +40,17 @@ def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.fixture
 def asgi_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return count_asgi(monkeypatch)
+
+
+@contextmanager
+def items_over_the_lane(
+    tmp_path: Path, headers: dict[str, str] | None = None, **settings: Any
+) -> Iterator[Connection]:
+    """A served app holding ``create_items``' collection, and a connection to it."""
+    with wire(tmp_path, **settings) as served:
+        connection = served.connect()
+        create_items(Api(Client(connection, headers)))  # type: ignore[arg-type]
+        yield connection
 
 
 def test_a_plain_query_is_answered_by_the_lean_path_as_the_full_route_answers(
@@ -241,9 +254,7 @@ def test_a_batch_over_the_limit_gets_the_full_routes_error(tmp_path: Path) -> No
 def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
     tmp_path: Path, asgi_paths: list[str]
 ) -> None:
-    with wire(tmp_path) as served:
-        connection = served.connect()
-        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+    with items_over_the_lane(tmp_path) as connection:
         asgi_paths.clear()
         plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3, "with_payload": True}
         bad = {"query": [1.0, 0.5], "limit": 3}
@@ -263,9 +274,7 @@ def test_the_direct_lane_answers_pipelined_queries_in_order_as_the_full_route(
 def test_the_direct_lane_answers_a_plain_batch_as_the_full_route(
     tmp_path: Path, asgi_paths: list[str]
 ) -> None:
-    with wire(tmp_path) as served:
-        connection = served.connect()
-        create_items(Api(Client(connection)))  # type: ignore[arg-type]
+    with items_over_the_lane(tmp_path) as connection:
         asgi_paths.clear()
         full = {"searches": [*BATCH_ITEMS[:2], BATCH_ITEMS[2] | {"lookup_from": None}]}
         bodies = [{"searches": BATCH_ITEMS}, full]
@@ -283,9 +292,9 @@ def test_the_lane_takes_only_what_the_middleware_passes_on_and_refuses_the_same(
     request refused there (401, 415, 413) reaches ASGI and is refused as before; one it
     passes on with a declared length is answered by the lane."""
     key = {"api-key": "admin-key"}
-    with wire(tmp_path, api_key="admin-key", max_request_bytes=4096) as served:
-        connection = served.connect()
-        create_items(Api(Client(connection, key)))  # type: ignore[arg-type]
+    with items_over_the_lane(tmp_path, key, api_key="admin-key", max_request_bytes=4096) as (
+        connection
+    ):
         asgi_paths.clear()
         plain = {"query": [1.0, 0.5, 0.0, 0.0], "limit": 3}
         big = plain | {"with_payload": ["x" * 5000]}
