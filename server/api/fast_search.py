@@ -45,6 +45,8 @@ from server.engine import strict_mode
 from server.engine.groups import run_groups
 from server.engine.knobs import MAX_HNSW_EF
 from server.engine.protocols import CollectionHandle
+from server.engine.requests import Query
+from server.engine.results import QueryResult
 from server.settings import Settings
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -116,41 +118,39 @@ class LeanRoute:
     prepare: Callable[[Any, Settings, CollectionHandle], Job]
 
 
-def _plain_query(shape: QueryRequest, settings: Settings, collection: CollectionHandle) -> Job:
-    queries = [parse_query(shape, settings, _no_lookup)]
-    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)  # none: see _kind
-    return partial(collection.query, queries), lambda results: render.query_response(results[0])
+@dataclass(frozen=True, slots=True)
+class PlainKind:
+    """How a plain body of a route is parsed (as its full route parses it) and how one
+    engine result is rendered; the single route and its ``/batch`` share both."""
+
+    parse: Callable[[Any, Settings], Query]
+    render: Callable[[QueryResult], Any]
+
+    def one(self, shape: Any, settings: Settings, collection: CollectionHandle) -> Job:
+        queries = [self.parse(shape, settings)]
+        strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)  # none: see _kind
+        return partial(collection.query, queries), lambda results: self.render(results[0])
+
+    def many(self, shapes: list[Any], settings: Settings, collection: CollectionHandle) -> Job:
+        """A batch as ``routes/query.py`` answers it: its limit, then one engine call."""
+        check_batch(len(shapes), settings)
+        queries = [self.parse(shape, settings) for shape in shapes]
+        strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
+        return partial(collection.query, queries), lambda results: [
+            self.render(result) for result in results
+        ]
 
 
-def _plain_search(shape: SearchRequest, settings: Settings, collection: CollectionHandle) -> Job:
-    queries = [parse_search(shape, settings)]
-    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)
-    return partial(collection.query, queries), lambda results: render.scored_points(
-        results[0].points
-    )
+def _parse_plain_query(shape: QueryRequest, settings: Settings) -> Query:
+    return parse_query(shape, settings, _no_lookup)
 
 
-def _query_batch(
-    shapes: list[QueryRequest], settings: Settings, collection: CollectionHandle
-) -> Job:
-    """``/points/query/batch`` as ``routes/query.py`` answers it: one engine call."""
-    check_batch(len(shapes), settings)
-    queries = [parse_query(shape, settings, _no_lookup) for shape in shapes]
-    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
-    return partial(collection.query, queries), lambda results: [
-        render.query_response(result) for result in results
-    ]
+def _search_points(result: QueryResult) -> Any:
+    return render.scored_points(result.points)
 
 
-def _search_batch(
-    shapes: list[SearchRequest], settings: Settings, collection: CollectionHandle
-) -> Job:
-    check_batch(len(shapes), settings)
-    queries = [parse_search(shape, settings) for shape in shapes]
-    strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
-    return partial(collection.query, queries), lambda results: [
-        render.scored_points(result.points) for result in results
-    ]
+QUERY = PlainKind(_parse_plain_query, render.query_response)
+SEARCH = PlainKind(parse_search, _search_points)
 
 
 def _grouped(
@@ -161,11 +161,8 @@ def _grouped(
     """``/points/query/groups`` and ``/points/search/groups`` as ``routes/groups.py``
     answers them (no ``with_lookup``: that body takes the full route)."""
     plain, grouping = shape
-    if isinstance(plain, QueryRequest):
-        query = parse_query(plain, settings, _no_lookup)
-    else:
-        query = parse_search(plain, settings)
-    group = group_request(grouping, query, settings)
+    kind = QUERY if isinstance(plain, QueryRequest) else SEARCH
+    group = group_request(grouping, kind.parse(plain, settings), settings)
     strict_mode.check_groups(collection, group, NO_QUERY_PARAMS)
     return partial(run_groups, collection, group), groups_response
 
@@ -340,10 +337,10 @@ def _no_lookup(name: str) -> Any:  # pragma: no cover - a plain query has no loo
 
 
 LEAN: dict[str, LeanRoute] = {
-    "query": LeanRoute(_query_request, _plain_query),
-    "search": LeanRoute(_search_request, _plain_search),
-    "query/batch": LeanRoute(_batch_of(_query_request), _query_batch),
-    "search/batch": LeanRoute(_batch_of(_search_request), _search_batch),
+    "query": LeanRoute(_query_request, QUERY.one),
+    "search": LeanRoute(_search_request, SEARCH.one),
+    "query/batch": LeanRoute(_batch_of(_query_request), QUERY.many),
+    "search/batch": LeanRoute(_batch_of(_search_request), SEARCH.many),
     "query/groups": LeanRoute(_query_groups_request, _grouped),
     "search/groups": LeanRoute(_search_groups_request, _grouped),
 }
