@@ -8,6 +8,7 @@ faiss convention, batch first: ``ids (nq, k)`` padded with -1 and ``scores
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Self
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.metrics import Distance, faiss_to_score
+from index.native_threads import one_native_thread
 from index.serialization import Buffer, pack, unpack
 
 _INITIAL_CAPACITY = 1024
@@ -41,12 +43,11 @@ def exact_search(
     if nb == 0 or nq == 0 or k == 0:
         return ids, scores
     kk = min(k, nb)
-    raw, found = faiss.knn(
-        np.ascontiguousarray(xq, dtype=np.float32),
-        np.ascontiguousarray(base, dtype=np.float32),
-        kk,
-        metric=distance.faiss_metric,
-    )
+    queries = np.ascontiguousarray(xq, dtype=np.float32)
+    rows_scanned = np.ascontiguousarray(base, dtype=np.float32)
+    # one query: waking the OpenMP team costs more than it saves (native_threads.py)
+    with one_native_thread() if nq == 1 else nullcontext():
+        raw, found = faiss.knn(queries, rows_scanned, kk, metric=distance.faiss_metric)
     if rows is not None:
         found = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
     ids[:, :kk] = found

@@ -8,10 +8,21 @@ spinning threads slowed the other: a 100 x 384 by 384 x 96 product took 0.04 ms 
 and ~5 ms right after a faiss search, and LeanVec ran at 6.8k queries/s with numpy's
 BLAS on 2 threads against 23.9k on 1 (HNSW 14k). numpy's products here are small, so
 one thread loses nothing; faiss keeps every core.
+
+Except for one query scanned exactly: faiss splits a single query's scan of the rows
+over its OpenMP team, and waking the team costs more than it saves. On 2 cores one
+query against 10,000 rows of 50 dimensions took 147 µs of wall time and 191 µs of CPU
+on 2 threads against 52 µs on 1 (50,000 rows: 426 against 237 µs); from two queries up
+the team breaks even or wins. An appendable segment answers every plain query by such a
+scan, so under a stream of writes every single query paid it twice over.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import faiss
 from threadpoolctl import ThreadpoolController
 
 
@@ -24,3 +35,21 @@ def single_threaded_numpy_blas() -> int:
             library.set_num_threads(1)
             limited += 1
     return limited
+
+
+@contextmanager
+def one_native_thread() -> Iterator[None]:
+    """Run faiss's OpenMP loops inside the block on the calling thread alone.
+
+    OpenMP keeps the thread count per calling thread (libgomp and LLVM's libomp alike
+    give every thread outside a team its own copy), so concurrent searches on other
+    threads, a batch among them, keep their whole team."""
+    before = faiss.omp_get_max_threads()
+    if before == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
