@@ -136,10 +136,13 @@ def due_tasks(
     sealed: dict[int, SealedSegment],
     busy: set[int],
     held: frozenset[int] | set[int] = frozenset(),
+    spec: IndexSpec | None = None,
 ) -> list[Task]:
     """Tasks worth running now, never touching a segment a running task holds (``busy``)
-    or one held back after a cancel (``held``)."""
-    plan = Planning(config, sealed, config.index_spec(), set(busy) | set(held), set(busy))
+    or one held back after a cancel (``held``). ``spec``: ``config.index_spec()``, when
+    the caller already has it."""
+    spec = config.index_spec() if spec is None else spec
+    plan = Planning(config, sealed, spec, set(busy) | set(held), set(busy))
     for segment_id, segment in sealed.items():
         if segment_id in plan.taken:
             continue
