@@ -15,12 +15,20 @@ query against 10,000 rows of 50 dimensions took 147 µs of wall time and 191 µs
 on 2 threads against 52 µs on 1 (50,000 rows: 426 against 237 µs); from two queries up
 the team breaks even or wins. An appendable segment answers every plain query by such a
 scan, so under a stream of writes every single query paid it twice over.
+
+Setting the count is three calls per query, so they must be cheap: faiss's own wrappers
+let go of the GIL on every call and then wait to take it back (~26 µs a call beside one
+busy Python thread, ~1 µs through ``ctypes.PyDLL``, which keeps it). So the count is read
+and set through faiss's OpenMP runtime itself, found by threadpoolctl.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ctypes
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
+from typing import Any
 
 import faiss
 from threadpoolctl import ThreadpoolController
@@ -44,12 +52,44 @@ def one_native_thread() -> Iterator[None]:
     OpenMP keeps the thread count per calling thread (libgomp and LLVM's libomp alike
     give every thread outside a team its own copy), so concurrent searches on other
     threads, a batch among them, keep their whole team."""
-    before = faiss.omp_get_max_threads()
+    get_count, set_count = openmp_count()
+    before = get_count()
     if before == 1:
         yield
         return
-    faiss.omp_set_num_threads(1)
+    set_count(1)
     try:
         yield
     finally:
-        faiss.omp_set_num_threads(before)
+        set_count(before)
+
+
+@cache
+def openmp_count() -> tuple[Callable[[], int], Callable[[int], None]]:
+    """The calling thread's OpenMP count in faiss's runtime: its getter and setter,
+    holding the GIL (see above); faiss's own wrappers where that runtime is not found
+    or does not answer as faiss does."""
+    fallback = (faiss.omp_get_max_threads, faiss.omp_set_num_threads)
+    runtime = _faiss_openmp()
+    if runtime is None:
+        return fallback
+    get_count, set_count = runtime.omp_get_max_threads, runtime.omp_set_num_threads
+    get_count.restype, get_count.argtypes = ctypes.c_int, []
+    set_count.restype, set_count.argtypes = None, [ctypes.c_int]
+    before = faiss.omp_get_max_threads()
+    set_count(before + 1)
+    agrees = faiss.omp_get_max_threads() == before + 1 == get_count()
+    faiss.omp_set_num_threads(before)
+    return (get_count, set_count) if agrees else fallback
+
+
+def _faiss_openmp() -> Any:
+    """faiss's OpenMP library, already loaded with faiss, opened again without
+    releasing the GIL on calls; None when threadpoolctl finds none that is faiss's."""
+    for library in ThreadpoolController().lib_controllers:
+        if library.user_api == "openmp" and "faiss" in library.filepath:
+            try:
+                return ctypes.PyDLL(library.filepath)
+            except OSError:
+                return None
+    return None

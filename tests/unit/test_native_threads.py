@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 
 from index.flat import exact_search
 from index.metrics import Distance
-from index.native_threads import one_native_thread
+from index.native_threads import one_native_thread, openmp_count
 
 
 @pytest.fixture
@@ -71,3 +72,13 @@ def test_one_query_scanned_alone_finds_what_a_batch_finds() -> None:
     truth = np.argsort(-(base @ queries[0]))[:10]
     np.testing.assert_array_equal(alone_ids[0], truth)
     assert faiss.omp_get_max_threads() == 3
+
+
+@pytest.mark.usefixtures("three_threads")
+def test_the_count_is_read_and_set_in_faiss_own_runtime() -> None:
+    get_count, set_count = openmp_count()
+    if sys.platform == "linux":  # faiss-cpu's wheels bring their libgomp: found, not the fallback
+        assert get_count is not faiss.omp_get_max_threads
+    assert get_count() == 3
+    set_count(2)
+    assert faiss.omp_get_max_threads() == 2
