@@ -12,8 +12,9 @@ one thread loses nothing; faiss keeps every core.
 Except for one query scanned exactly: faiss splits a single query's scan of the rows
 over its OpenMP team, and waking the team costs more than it saves. On 2 cores one
 query against 10,000 rows of 50 dimensions took 147 µs of wall time and 191 µs of CPU
-on 2 threads against 52 µs on 1 (50,000 rows: 426 against 237 µs); from two queries up
-the team breaks even or wins. An appendable segment answers every plain query by such a
+on 2 threads against 52 µs on 1 (50,000 rows: 426 against 237 µs); two queries come out
+about even (10,000 rows: 114 against 98 µs; 50,000: 297 against 466) and from four up the
+team wins (152 against 197 µs). An appendable segment answers every plain query by such a
 scan, so under a stream of writes every single query paid it twice over.
 
 Setting the count is three calls per query, so they must be cheap: faiss's own wrappers
