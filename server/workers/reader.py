@@ -6,6 +6,10 @@ acknowledged write and the read is answered here. Different: the read is forward
 to the owner (always current), and a new view is loaded in the background; once
 it is in place, reads are answered here again. The generation is read *before* a
 view is loaded, so a view is never credited with writes it may not hold.
+
+Loads are paced by what they cost (:func:`reload_gap`): under a steady stream of writes
+every view is stale about as soon as it is in place, and a large collection takes
+seconds of CPU to load again, which a reader loading back to back took from the owner.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -41,6 +46,9 @@ MIN_RELOAD_GAP_S = 0.2
 """Under a stream of writes, a reader loads a new view at most this often; reads in
 between are forwarded (correct, only slower)."""
 
+RELOAD_SHARE = 0.1
+"""The most of a reader's time that loading views may take (see :func:`reload_gap`)."""
+
 FREE_TRIES = 10
 FREE_RETRY_S = 1.0
 """A replaced view still in use by a request is freed on a later try (``_free``)."""
@@ -59,7 +67,8 @@ class ReaderGate:
         self.loaded = -1
         """The generation the current view was loaded at (-1: none yet)."""
         self._reloading: asyncio.Task[None] | None = None
-        self._last_reload = 0.0
+        self._next_reload = 0.0
+        """``time.monotonic()`` before which no new view is loaded (:func:`reload_gap`)."""
         app.router.lifespan_context = partial(_reader_lifespan, gate=self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,24 +131,46 @@ class ReaderGate:
     async def reload(self) -> None:
         """Load a new view (in a thread) and put it in place; a failure (a collection
         changing under the load, a segment replaced mid-read) keeps the old one and
-        leaves the next stale read to try again."""
-        wait = self._last_reload + MIN_RELOAD_GAP_S - time.monotonic()
+        leaves the next stale read to try again. Either way the next load waits for
+        :func:`reload_gap` of what this one cost."""
+        wait = self._next_reload - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        self._last_reload = time.monotonic()
         generation = self._generation.read()
         settings: Settings = self.app.state.settings
-        try:
-            view = await anyio.to_thread.run_sync(
-                open_view, settings.data_dir, _limits(settings), self._view()
-            )
-        except Exception:
-            log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
-            return
-        replaced = _dropped(self._view(), view)
-        self.app.state.engine = view
-        self.loaded = generation
-        _free(replaced, FREE_TRIES)
+        load = partial(_load_view, settings.data_dir, _limits(settings), self._view())
+        view, cost = await anyio.to_thread.run_sync(load)
+        if view is not None:
+            replaced = _dropped(self._view(), view)
+            self.app.state.engine = view
+            self.loaded = generation
+            started = time.thread_time()
+            _free(replaced, FREE_TRIES)
+            cost += time.thread_time() - started
+        self._next_reload = time.monotonic() + reload_gap(cost)
+
+
+def reload_gap(cost_s: float) -> float:
+    """Seconds from the end of one view load to the start of the next, for a load that
+    took ``cost_s`` of CPU: at least ``MIN_RELOAD_GAP_S``, and long enough that loading
+    takes at most ``RELOAD_SHARE`` of the reader's time. A load that failed counts too:
+    under a steady stream of writes every try is torn (``view.open_consistent`` loads
+    the collection up to three times), and a reader retrying every 0.2 s spent over half
+    a core on loads that never finished (20k GloVe-50 under the mixed workload)."""
+    return max(MIN_RELOAD_GAP_S, cost_s * (1 - RELOAD_SHARE) / RELOAD_SHARE)
+
+
+def _load_view(
+    data_dir: Path, limits: EngineLimits, previous: ReadView
+) -> tuple[ReadView | None, float]:
+    """A new view (None: it could not be loaded) and the CPU this thread spent on it."""
+    started = time.thread_time()
+    try:
+        view: ReadView | None = open_view(data_dir, limits, previous)
+    except Exception:
+        log.warning("reader view not reloaded; reads go to the owner", exc_info=True)
+        view = None
+    return view, time.thread_time() - started
 
 
 def _dropped(old: ReadView, new: ReadView) -> list[weakref.ref[Collection]]:
