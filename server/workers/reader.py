@@ -7,9 +7,10 @@ to the owner (always current), and a new view is loaded in the background; once
 it is in place, reads are answered here again. The generation is read *before* a
 view is loaded, so a view is never credited with writes it may not hold.
 
-Loads are paced by what they cost (:func:`reload_gap`): under a steady stream of writes
-every view is stale about as soon as it is in place, and a large collection takes
-seconds of CPU to load again, which a reader loading back to back took from the owner.
+Loads are paced by what they cost (:func:`reload_gap`) while writes keep coming: under a
+steady stream of them every view is stale about as soon as it is in place, and a large
+collection takes seconds of CPU to load again, which a reader loading back to back took
+from the owner. Once the writes stop, the next load starts without that wait.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ between are forwarded (correct, only slower)."""
 RELOAD_SHARE = 0.1
 """The most of a reader's time that loading views may take (see :func:`reload_gap`)."""
 
+QUIET_S = 0.5
+"""Writes that stopped this long ago (and for longer than the last load took) end the
+wait of :func:`reload_gap`: pacing is for a stream of writes, not for the reads after
+a burst of them."""
+QUIET_POLL_S = 0.1
+
 FREE_TRIES = 10
 FREE_RETRY_S = 1.0
 """A replaced view still in use by a request is freed on a later try (``_free``)."""
@@ -68,7 +75,12 @@ class ReaderGate:
         """The generation the current view was loaded at (-1: none yet)."""
         self._reloading: asyncio.Task[None] | None = None
         self._next_reload = 0.0
-        """``time.monotonic()`` before which no new view is loaded (:func:`reload_gap`)."""
+        """``time.monotonic()`` before which no new view is loaded (:func:`reload_gap`),
+        unless the writes have stopped (:meth:`_quiet`)."""
+        self._last_cost = 0.0
+        self._seen = -1
+        self._moved_at = time.monotonic()
+        """The last generation this reader saw, and when it saw it change."""
         app.router.lifespan_context = partial(_reader_lifespan, gate=self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,10 +103,23 @@ class ReaderGate:
         return partial(self._tagged, str(self.loaded).encode())
 
     def _fresh(self) -> bool:
-        if self._generation.read() == self.loaded:
+        if self._observe() == self.loaded:
             return True
         self._start_reload()
         return False
+
+    def _observe(self) -> int:
+        """The shared generation now, noting when it last moved."""
+        generation = self._generation.read()
+        if generation != self._seen:
+            self._seen, self._moved_at = generation, time.monotonic()
+        return generation
+
+    def _quiet(self) -> bool:
+        """No write acknowledged for ``QUIET_S`` and for longer than the last load took:
+        a load now is likely to hold, and to stay current."""
+        self._observe()
+        return time.monotonic() - self._moved_at >= max(QUIET_S, self._last_cost)
 
     def _current(self, name: str) -> bool:
         if self._view().current(name):
@@ -132,11 +157,10 @@ class ReaderGate:
         """Load a new view (in a thread) and put it in place; a failure (a collection
         changing under the load, a segment replaced mid-read) keeps the old one and
         leaves the next stale read to try again. Either way the next load waits for
-        :func:`reload_gap` of what this one cost."""
-        wait = self._next_reload - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        generation = self._generation.read()
+        :func:`reload_gap` of what this one cost, or until the writes stop."""
+        while (wait := self._next_reload - time.monotonic()) > 0 and not self._quiet():
+            await asyncio.sleep(min(wait, QUIET_POLL_S))
+        generation = self._observe()
         settings: Settings = self.app.state.settings
         load = partial(_load_view, settings.data_dir, _limits(settings), self._view())
         view, cost = await anyio.to_thread.run_sync(load)
@@ -147,13 +171,15 @@ class ReaderGate:
             started = time.thread_time()
             _free(replaced, FREE_TRIES)
             cost += time.thread_time() - started
+        self._last_cost = cost
         self._next_reload = time.monotonic() + reload_gap(cost)
 
 
 def reload_gap(cost_s: float) -> float:
-    """Seconds from the end of one view load to the start of the next, for a load that
-    took ``cost_s`` of CPU: at least ``MIN_RELOAD_GAP_S``, and long enough that loading
-    takes at most ``RELOAD_SHARE`` of the reader's time. A load that failed counts too:
+    """Seconds from the end of one view load to the start of the next while writes keep
+    coming, for a load that took ``cost_s`` of CPU: at least ``MIN_RELOAD_GAP_S``, and
+    long enough that loading takes at most ``RELOAD_SHARE`` of the reader's time (once the
+    writes stop, ``ReaderGate._quiet`` ends the wait early). A load that failed counts too:
     under a steady stream of writes every try is torn (``view.open_consistent`` loads
     the collection up to three times), and a reader retrying every 0.2 s spent over half
     a core on loads that never finished (20k GloVe-50 under the mixed workload)."""

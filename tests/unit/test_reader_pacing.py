@@ -17,7 +17,13 @@ from server.settings import Settings
 from server.workers import reader
 from server.workers.generation import Generation
 from server.workers.proxy import OwnerProxy
-from server.workers.reader import MIN_RELOAD_GAP_S, RELOAD_SHARE, ReaderGate, reload_gap
+from server.workers.reader import (
+    MIN_RELOAD_GAP_S,
+    QUIET_S,
+    RELOAD_SHARE,
+    ReaderGate,
+    reload_gap,
+)
 from server.workers.view import ReadView, TornView
 
 BURN_S = 0.05
@@ -31,37 +37,79 @@ def test_a_cheap_load_waits_the_minimum_and_a_costly_one_keeps_loading_to_its_sh
 
 
 @pytest.mark.parametrize("torn", [True, False], ids=["failed", "loaded"])
-def test_stale_reads_start_no_load_before_the_last_ones_cost_allows(
+def test_while_writes_keep_coming_no_load_starts_before_the_last_ones_cost_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torn: bool
 ) -> None:
-    """Stale reads ask for a load every 10 ms for 0.4 s; the first load costs 50 ms of
-    CPU, so the next may start only 0.45 s after it ended, whether it failed or not."""
+    """A write every 10 ms and a stale read after each, for 0.4 s; the first load costs
+    50 ms of CPU, so the next may start only 0.45 s after it ended, failed or not."""
     loads: list[float] = []
+    monkeypatch.setattr(reader, "open_view", _fake_load(loads, torn=torn))
+    generation = Generation()
+    gate = ReaderGate(_app(tmp_path), generation, OwnerProxy(""), 1)
+
+    async def writes_and_stale_reads() -> None:
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:
+            generation.bump()
+            gate._fresh()
+            await asyncio.sleep(0.01)
+        _stop(gate)
+
+    asyncio.run(writes_and_stale_reads())
+    assert len(loads) == 1
+    assert (gate.loaded >= 0) is not torn
+    assert gate._next_reload - loads[0] >= reload_gap(BURN_S)
+
+
+def test_once_writes_stop_the_next_load_does_not_wait_out_the_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last write of a burst lands during a load (its view is stale at once); the
+    gap after a 100 ms load is 0.9 s, but with no write since, the next load starts
+    after ``QUIET_S``."""
+    loads: list[float] = []
+    generation = Generation()
+    monkeypatch.setattr(
+        reader, "open_view", _fake_load(loads, torn=False, burn_s=0.1, during=generation.bump)
+    )
+    gate = ReaderGate(_app(tmp_path), generation, OwnerProxy(""), 1)
+
+    async def stale_reads() -> None:
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline and len(loads) < 2:
+            gate._fresh()
+            await asyncio.sleep(0.01)
+        _stop(gate)
+
+    asyncio.run(stale_reads())
+    assert len(loads) == 2
+    assert loads[1] - loads[0] >= QUIET_S
+    assert reload_gap(0.1) > 0.8
+
+
+def _fake_load(
+    loads: list[float], *, torn: bool, burn_s: float = BURN_S, during: Any = None
+) -> Any:
+    """In place of ``open_view``: notes its start, spends ``burn_s`` of CPU, calls
+    ``during`` on its first call (a write landing meanwhile), then fails or loads."""
 
     def load(data_dir: Path, limits: EngineLimits, previous: ReadView) -> ReadView:
         loads.append(time.monotonic())
-        end = time.thread_time() + BURN_S
+        if during is not None and len(loads) == 1:
+            during()
+        end = time.thread_time() + burn_s
         while time.thread_time() < end:
             pass
         if torn:
             raise TornView("the collection kept changing while it was read")
         return ReadView({}, {}, limits)
 
-    monkeypatch.setattr(reader, "open_view", load)
-    gate = ReaderGate(_app(tmp_path), Generation(), OwnerProxy(""), 1)
+    return load
 
-    async def stale_reads() -> None:
-        deadline = time.monotonic() + 0.4
-        while time.monotonic() < deadline:
-            gate._start_reload()
-            await asyncio.sleep(0.01)
-        assert gate._reloading is not None
+
+def _stop(gate: ReaderGate) -> None:
+    if gate._reloading is not None:
         gate._reloading.cancel()
-
-    asyncio.run(stale_reads())
-    assert len(loads) == 1
-    assert gate.loaded == (-1 if torn else 0)
-    assert gate._next_reload - loads[0] >= reload_gap(BURN_S)
 
 
 def _app(data_dir: Path) -> Any:
