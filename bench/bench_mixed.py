@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import glove
@@ -39,7 +38,7 @@ from bench_core import ingest_bodies, poll_until_green
 from harness.cli import add_common_options, finish, guarded, log, new_parser
 from harness.clients import run_client_processes
 from harness.http import expect_ok
-from harness.machine import machine_info, machine_line
+from harness.machine import machine_info, machine_line, process_cpu_s
 from harness.metrics import latency_summary, rate
 from harness.results import check, check_at_most, checks_table
 from harness.server import HOST, QuiverServer, headers
@@ -181,21 +180,6 @@ def _cpu_s() -> float:
     """CPU seconds (user + system) this process has used so far, all threads."""
     times = os.times()
     return times.user + times.system
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds process ``pid`` and its children have used (their threads; /proc,
-    Linux): with several workers, ``pid`` is the keeper and the workers its children."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return _own_cpu_s(pid) + sum(_own_cpu_s(int(child)) for child in children)
-
-
-def _own_cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # a child that exited meanwhile
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_slice(

@@ -50,7 +50,7 @@ import orjson
 from bench_bulk import bulk_load
 from harness.cli import DATA_DIR, SERVER_LOG, add_common_options, log, new_parser, run_and_finish
 from harness.http import SETTLE_S, expect_ok, segments, wait_green, wait_settled
-from harness.machine import machine_info, machine_line
+from harness.machine import machine_info, machine_line, process_cpu_s
 from harness.metrics import latency_summary, recall_at_k
 from harness.results import Results, check, check_at_most, checks_table
 from harness.server import QuiverServer, headers
@@ -168,15 +168,6 @@ def run_wrk(
         "non_2xx": int(errors),
         "socket_errors": socket_errors.strip(),
     }
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, its threads and its child processes (the
-    workers of a multi-process server; Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return own + sum(process_cpu_s(int(child)) for child in children)
 
 
 def _grab(pattern: str, text: str, default: str | None = None) -> str:

@@ -125,3 +125,16 @@ def machine_line(m: dict[str, Any]) -> str:
         f"{m['date']} · commit `{m['git_commit']}` · {m['cpu_model']}, {m['cores']} cores, "
         f"{m['memory_gib']} GiB · numpy {m['numpy']} · faiss {m['faiss']} · Python {m['python']}"
     )
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, its threads and its child processes (the
+    workers of a multi-process server, the keeper's children; Linux ``/proc``). A process
+    that exited meanwhile counts 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_s(int(child)) for child in children)
