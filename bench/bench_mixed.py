@@ -55,6 +55,8 @@ ISSUE_REQUESTS_PER_S = 179.0
 """What issue 20 measured for this mix before group commit (390k, one process)."""
 TARGET_P99_MS = 50.0
 ASGI = {"QUIVER_DIRECT_LANE": "false"}
+LANE = {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true", "QUIVER_DIRECT_LANE": "true"}
+"""The judged setup's settings (the defaults), also the 2-worker phase's."""
 CONFIGS: list[tuple[str, dict[str, str]]] = [
     ("one fsync per write", {"QUIVER_GROUP_COMMIT": "false", "QUIVER_LEAN_WRITES": "false"} | ASGI),
     ("group commit", {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "false"} | ASGI),
@@ -62,15 +64,8 @@ CONFIGS: list[tuple[str, dict[str, str]]] = [
         "group commit + lean writes",
         {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true"} | ASGI,
     ),
-    (
-        "group commit + lean writes + direct lane",
-        {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true", "QUIVER_DIRECT_LANE": "true"},
-    ),
-    (
-        "the same with 2 workers",
-        {"QUIVER_GROUP_COMMIT": "true", "QUIVER_LEAN_WRITES": "true", "QUIVER_DIRECT_LANE": "true"}
-        | {"QUIVER_WORKERS": "2"},
-    ),
+    ("group commit + lean writes + direct lane", LANE),
+    ("the same with 2 workers", LANE | {"QUIVER_WORKERS": "2"}),
 ]
 """The phases: the behaviour before group commit, full FastAPI routes for writes, writes
 through the lean ASGI layer (``server/api/fast_write.py``), the lean requests answered
