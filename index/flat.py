@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import faiss
 import numpy as np
@@ -21,6 +21,16 @@ from index.native_threads import one_native_thread
 from index.serialization import Buffer, pack, unpack
 
 _INITIAL_CAPACITY = 1024
+_FAISS: Any = faiss  # its bundled stubs miss the *_by_idx kernels
+
+SUBSET_MAX_QUERIES = 8
+"""Up to this many queries, a scan of the allowed rows reads them in place (faiss's
+``*_by_idx`` kernels) instead of gathering them into a copy first. Gathering copies
+every allowed row for each call: a tombstone made a single query against 40,000 rows of
+50 dimensions copy 8 MB (1.17 ms of CPU against 0.39 ms in place; a tenth of the rows
+allowed: 0.19 against 0.10; four queries, half the rows: 1.61 against 0.99). For
+batches faiss's blocked kernel over the copy wins or ties (100 queries, half the rows:
+17 against 24 ms; every row: 34 both)."""
 
 
 def exact_search(
@@ -28,31 +38,58 @@ def exact_search(
     xq: np.ndarray,
     k: int,
     distance: Distance,
-    rows: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of ``xq`` against ``xb`` (or only its ``rows``), best first.
+    """Top-``k`` of ``xq`` against the rows of ``xb`` (only those ``allowed``, a boolean
+    mask over them), best first.
 
     ``xb`` and ``xq`` must already be prepared for the metric (normalised for
-    Cosine). Returned ids index ``xb``, so a ``rows`` subset is mapped back.
+    Cosine). Returned ids index ``xb``.
     """
     nq = xq.shape[0]
     ids = np.full((nq, k), -1, dtype=np.int64)
     scores = np.full((nq, k), distance.worst_score, dtype=np.float32)
-    base = xb if rows is None else xb[rows]
-    nb = base.shape[0]
+    rows = None if allowed is None else np.flatnonzero(allowed)
+    nb = xb.shape[0] if rows is None else len(rows)
     if nb == 0 or nq == 0 or k == 0:
         return ids, scores
     kk = min(k, nb)
     queries = np.ascontiguousarray(xq, dtype=np.float32)
-    rows_scanned = np.ascontiguousarray(base, dtype=np.float32)
     # one query: waking the OpenMP team costs more than it saves (native_threads.py)
     with one_native_thread() if nq == 1 else nullcontext():
-        raw, found = faiss.knn(queries, rows_scanned, kk, metric=distance.faiss_metric)
-    if rows is not None:
-        found = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+        if rows is None:
+            raw, found = faiss.knn(queries, _rows(xb), kk, metric=distance.faiss_metric)
+        elif nq <= SUBSET_MAX_QUERIES and distance is not Distance.MANHATTAN:
+            raw, found = _knn_in_place(queries, _rows(xb), kk, distance, rows)
+        else:
+            raw, found = faiss.knn(queries, _rows(xb[rows]), kk, metric=distance.faiss_metric)
+            found = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
     ids[:, :kk] = found
     scores[:, :kk] = faiss_to_score(raw, distance)
     return ids, scores
+
+
+def _rows(xb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(xb, dtype=np.float32)
+
+
+def _knn_in_place(
+    xq: np.ndarray, xb: np.ndarray, k: int, distance: Distance, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """faiss's exact kernel over ``rows`` of ``xb`` read where they lie (every query the
+    same subset); the ids it returns are rows of ``xb``. faiss has no L1 kernel of this
+    kind (the caller gathers for Manhattan)."""
+    nq, dim = xq.shape
+    subset = np.ascontiguousarray(rows, dtype=np.int64)
+    raw = np.empty((nq, k), dtype=np.float32)
+    found = np.empty((nq, k), dtype=np.int64)
+    by_ip = distance.higher_is_better
+    kernel = _FAISS.knn_inner_products_by_idx if by_ip else _FAISS.knn_L2sqr_by_idx
+    kernel(
+        faiss.swig_ptr(xq), faiss.swig_ptr(xb), faiss.swig_ptr(subset), dim, nq, len(xb),
+        len(subset), k, faiss.swig_ptr(raw), faiss.swig_ptr(found), 0,
+    )  # fmt: skip
+    return raw, found
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +168,12 @@ class FlatIndex(KeepsVectorsAsGiven):
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         deleted = self._deleted[: self._count]
-        rows: np.ndarray | None = None
+        mask: np.ndarray | None = None
         if allowed is not None:
-            rows = np.flatnonzero(allowed & ~deleted)
+            mask = allowed & ~deleted
         elif deleted.any():
-            rows = np.flatnonzero(~deleted)
-        return exact_search(self.vectors(), queries, k, self.distance, rows)
+            mask = ~deleted
+        return exact_search(self.vectors(), queries, k, self.distance, mask)
 
     def vectors(self) -> np.ndarray:
         view = self._data[: self._count]

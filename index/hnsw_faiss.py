@@ -142,8 +142,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         params = params or SearchParams()
         mask = live_mask(self._deleted, allowed)
         if params.exact:
-            rows = None if mask is None else np.flatnonzero(mask)
-            return exact_search(self.vectors(), queries, k, self.distance, rows)
+            return exact_search(self.vectors(), queries, k, self.distance, mask)
         worst = self.distance.worst_score
         if self.count == 0 or k == 0:
             shape = (queries.shape[0], k)

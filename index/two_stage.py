@@ -165,8 +165,7 @@ class TwoStageIndex(ABC):
         mask = live_mask(self._deleted, allowed)
         self._sync_graph()
         if params.exact or params.ignore_quantization or self._primary is None:
-            rows = None if mask is None else np.flatnonzero(mask)
-            return exact_search(self._secondary.matrix(), queries, k, self.distance, rows)
+            return exact_search(self._secondary.matrix(), queries, k, self.distance, mask)
         nq = len(queries)
         if self.count == 0 or k == 0:
             empty = np.full((nq, k), -1, dtype=np.int64)

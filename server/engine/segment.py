@@ -548,14 +548,15 @@ class AppendableSegment(SegmentRows):
             assert isinstance(queries, list)
             allowed = present if mask is None else mask & present
             return column.index(n).search(queries, k, allowed=allowed)
-        rows: np.ndarray | None = None
+        subset: np.ndarray | None = None
         if mask is not None or not present.all():
-            rows = np.flatnonzero(present if mask is None else mask & present)
+            subset = present if mask is None else mask & present
         if isinstance(column, TokenColumn):
             assert isinstance(queries, Ragged)
+            rows = None if subset is None else np.flatnonzero(subset)
             return exact_maxsim(queries, column.view(n), k, rows)
         assert isinstance(queries, np.ndarray)
-        return exact_search(column.floats(n), queries, k, column.distance, rows)
+        return exact_search(column.floats(n), queries, k, column.distance, subset)
 
     def custom_search(
         self,
