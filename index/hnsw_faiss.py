@@ -19,7 +19,7 @@ import numpy as np
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.datatypes import BYTES_PER_VALUE, Datatype, decode_codes, is_compact, sq_type
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import exact_search
+from index.flat import exact_search, live_mask
 from index.graph_walk import CustomScore, HnswGraph, exact_custom, walk
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
@@ -32,14 +32,6 @@ def hnsw_graph_bytes(hnsw: Any) -> int:
     return (
         int(hnsw.neighbors.size()) * 4 + int(hnsw.levels.size()) * 4 + int(hnsw.offsets.size()) * 8
     )
-
-
-def live_mask(deleted: np.ndarray, allowed: np.ndarray | None) -> np.ndarray | None:
-    """The rows a search may return: allowed and not tombstoned; None = every row."""
-    if allowed is None:
-        return None if not deleted.any() else np.logical_not(deleted)
-    both: np.ndarray = allowed & ~deleted
-    return both
 
 
 def search_hnsw(

@@ -21,8 +21,8 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import FlatIndex, FlatParams
-from index.hnsw_faiss import HnswIndex, HnswParams, hnsw_graph_bytes, live_mask, search_hnsw
+from index.flat import FlatIndex, FlatParams, live_mask
+from index.hnsw_faiss import HnswIndex, HnswParams, hnsw_graph_bytes, search_hnsw
 from index.metrics import Distance
 from index.multivector import MaxSimIndex, MaxSimParams, Ragged, TokenStorage
 from index.muvera import MuveraEncoder, MuveraParams

@@ -26,8 +26,8 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import exact_search
-from index.hnsw_faiss import hnsw_graph_bytes, live_mask, search_hnsw
+from index.flat import exact_search, live_mask
+from index.hnsw_faiss import hnsw_graph_bytes, search_hnsw
 from index.metrics import Distance
 from index.rerank import SecondaryFormat, SecondaryVectors, rerank
 from index.serialization import Buffer, IndexFormatError, pack, unpack
