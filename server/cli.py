@@ -85,9 +85,12 @@ def _serve(args: argparse.Namespace) -> None:
     # one process: faiss loads with the first index, not the app (deferred_packages.py);
     # workers keep loading it before the fork, so they share its pages
     defer("faiss")
+    from server.collector import freeze_imported
     from server.main import create_app
 
-    _run(settings, create_app(settings), None)
+    app = create_app(settings)
+    freeze_imported()  # before the engine exists: its objects stay collectable
+    _run(settings, app, None)
 
 
 def _run(settings: Settings, app: Any, sockets: list[socket.socket] | None) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 def main(plan: dict[str, Any]) -> None:
     from server.cli import _run, set_up_process
+    from server.collector import freeze_imported
     from server.engine.shared_graphs import share_graphs
     from server.main import create_app
     from server.settings import Settings
@@ -34,6 +35,7 @@ def main(plan: dict[str, Any]) -> None:
     generation = Generation(plan["generation"])
     owner_socket = str(Path(plan["folder"]) / "owner.sock")
     app = create_app(settings)
+    freeze_imported()  # as the supervisor does before it forks (collector.py)
     serve_slot(settings, _run, app, plan["slot"], tcp, unix, generation, owner_socket)
 
 

@@ -16,7 +16,6 @@ SIGTERM / SIGINT. Each worker dies with the supervisor (``PR_SET_PDEATHSIG``), s
 from __future__ import annotations
 
 import ctypes
-import gc
 import importlib
 import json
 import logging
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from server.collector import freeze_imported
 from server.settings import Settings
 from server.workers.generation import Generation
 from server.workers.keeper import STOP_SIGNALS
@@ -61,7 +61,7 @@ def serve_workers(settings: Settings, run: Run) -> None:
     from server.engine.shared_graphs import share_graphs
 
     share_graphs()  # one copy of each graph in the page cache, not one per worker
-    gc.freeze()  # see _import_app
+    freeze_imported()  # see _import_app
     folder = Path(tempfile.mkdtemp(prefix="quiver-workers-"))
     try:
         Supervisor(settings, run, folder, app).serve()
@@ -169,7 +169,7 @@ def _import_app(settings: Settings) -> Any:
     app's lifespan does, in each worker); OpenBLAS's idle pool is fork-safe. Built here,
     the routes, their models and FastAPI's caches are one copy for every worker (~3 MB
     each worker used to build for itself).
-    ``gc.freeze()`` afterwards moves those objects out of the collector's reach: a
+    ``freeze_imported()`` afterwards moves those objects out of the collector's reach: a
     worker's first full collection would otherwise write to every one of them and copy
     ~60 MB of the shared pages into each worker."""
     import server.api.http_guard  # uvicorn's httptools protocol, the proxy's parser
