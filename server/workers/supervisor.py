@@ -31,6 +31,7 @@ from typing import Any
 
 from server.collector import freeze_imported
 from server.settings import Settings
+from server.workers import keeper as keeper_module
 from server.workers.generation import Generation
 from server.workers.keeper import STOP_SIGNALS
 
@@ -52,6 +53,7 @@ _STARTED_LATER = (
 among them): imported in the supervisor, they are one shared copy instead of one per
 worker (~4.5 MB each)."""
 _PR_SET_PDEATHSIG = 1
+KEEPER_SCRIPT = keeper_module.__file__
 
 
 def serve_workers(settings: Settings, run: Run) -> None:
@@ -89,7 +91,8 @@ class Supervisor:
         plan = json.dumps(self._plan(pids))
         sys.stdout.flush()
         sys.stderr.flush()
-        keeper = [sys.executable, "-S", "-m", "server.workers.keeper", plan]  # -S: no site
+        # -S: no site; -P: the script's folder is not put on sys.path (keeper.py)
+        keeper = [sys.executable, "-S", "-P", KEEPER_SCRIPT, plan]
         os.execve(sys.executable, keeper, env)
 
     def _plan(self, pids: dict[int, int]) -> dict[str, Any]:
