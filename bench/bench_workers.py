@@ -58,6 +58,7 @@ CONNECTIONS = (1, 8)
 TARGET_EXTRA_RSS = 0.15
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 900.0
+READER_TIMEOUT_S = 120.0
 
 
 class Server:
@@ -113,11 +114,15 @@ def load(server: Server, base: np.ndarray) -> float:
 
 
 def wait_for_reader(server: Server, body: bytes) -> dict[str, int]:
-    """Queries over fresh connections until the reader answers; who answered how often."""
+    """Queries over fresh connections until the reader answers (it forwards every read
+    until its first view is current, which at 390k can take its reload gap, ~15 s);
+    who answered how often."""
     answered: dict[str, int] = {}
     fresh = httpx.Limits(max_keepalive_connections=0)
+    deadline = time.monotonic() + READER_TIMEOUT_S
     with httpx.Client(base_url=server.url, timeout=30, limits=fresh) as client:
-        for _ in range(400):
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
             response = client.post(
                 f"/collections/{COLLECTION}/points/query",
                 content=body,
