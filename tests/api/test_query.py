@@ -89,6 +89,30 @@ def test_query_batch_answers_each_search(api: Api, collection: str) -> None:
     assert [[p["id"] for p in a["points"]] for a in answers] == [[10], [1], [4]]
 
 
+@pytest.mark.parametrize("payload_in_one", [False, True])
+def test_a_batch_pages_each_search_as_it_would_be_answered_alone(
+    api: Api, collection: str, payload_in_one: bool
+) -> None:
+    """Pages of different lengths (limit, offset, a threshold cutting one short, none
+    found) cut from one batch's hits; with a payload asked by one item, hit by hit."""
+    searches: list[dict[str, Any]] = [
+        {"query": [1, 0, 0, 0], "limit": 3},
+        {"query": [-1, 0, 0, 0], "limit": 2, "offset": 1},
+        {"query": [1, 0, 0, 0], "limit": 5, "score_threshold": 7.5},
+        {"query": [1, 0, 0, 0], "limit": 4, "score_threshold": 100},
+        {"query": [0.5, 0, 0, 0], "limit": 1, "offset": 2},
+    ]
+    if payload_in_one:
+        searches[1]["with_payload"] = True
+    answers = api.result(
+        "POST", f"/collections/{collection}/points/query/batch", {"searches": searches}
+    )
+    assert [a["points"] for a in answers] == [hits(api, collection, s) for s in searches]
+    assert [[p["id"] for p in a["points"]] for a in answers] == [
+        [10, 9, 8], [2, 3], [10, 9, 8], [], [8],
+    ]  # fmt: skip
+
+
 def test_legacy_search_and_search_batch(api: Api, collection: str) -> None:
     single = api.result(
         "POST", f"/collections/{collection}/points/search", {"vector": [1, 0, 0, 0], "limit": 2}

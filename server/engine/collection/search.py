@@ -9,6 +9,7 @@ exact, OpenMP for graphs); ``SegmentSet.search`` merges the segments' top-k.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -153,10 +154,13 @@ class Searcher:
         ids, versions = _gather_rows(ranked.segments, owner, rows)
         scores = ranked.scores[queries, ranks].tolist()
         bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
+        if all(_bare(spec) for spec in specs):  # a batch of plain searches: one pass
+            hits = _bare_hits(ids, versions, scores)
+            return [hits[start:stop] for start, stop in itertools.pairwise(bounds)]
         out: list[list[ScoredPoint]] = []
         for q, spec in enumerate(specs):
             page = slice(bounds[q], bounds[q + 1])
-            if spec.with_payload.mode == "none" and spec.with_vector is False:
+            if _bare(spec):
                 out.append(_bare_hits(ids[page], versions[page], scores[page]))
                 continue
             record = self.records.record
@@ -200,6 +204,11 @@ def _customs(specs: Sequence[SearchSpec]) -> list[CustomScore] | None:
 
 
 _new_hit = partial(tuple.__new__, ScoredPoint)
+
+
+def _bare(spec: SearchSpec) -> bool:
+    """Whether the search's hits carry neither payload nor vector."""
+    return spec.with_payload.mode == "none" and spec.with_vector is False
 
 
 def _bare_hits(ids: list[PointId], versions: list[int], scores: list[float]) -> list[ScoredPoint]:
