@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, TypeGuard
@@ -38,6 +38,13 @@ def _same_kind_equal(value: Any, operand: str | int | bool) -> bool:
 @dataclass(frozen=True)
 class MatchValue(ValueTest):
     value: str | int | bool
+    kind: type = field(init=False, repr=False)
+    """The operand's type, so that equal tests are equal filters: ``1 == True`` in Python,
+    and two searches of one batch matching ``1`` and ``true`` were grouped as one filter
+    (``collection/search.py`` groups searches by their filter) and both got ``1``'s."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", type(self.value))
 
     def check(self, value: Any) -> bool:
         return _same_kind_equal(value, self.value)

@@ -585,3 +585,15 @@ def test_conditions_are_immutable_values() -> None:
     assert condition.test == Range(gt=1)
     with pytest.raises(AttributeError):
         condition.key = "m"  # type: ignore[misc]
+
+
+def test_filters_matching_one_and_true_are_different_filters() -> None:
+    """Equal filters are grouped as one in a batch (``collection/search.py``): ``1 == True``
+    in Python must not make a filter for ``1`` equal one for ``true``."""
+    one, true = (
+        parse_filter({"must": [{"key": "flag", "match": {"value": value}}]}) for value in (1, True)
+    )
+    assert one != true and hash(one) != hash(true)
+    assert len({one, true}) == 2
+    again = parse_filter({"must": [{"key": "flag", "match": {"value": 1}}]})
+    assert one == again and hash(one) == hash(again)
