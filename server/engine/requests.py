@@ -8,7 +8,8 @@ prepared), which is what a collection and its shards search with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, overload
 
 import numpy as np
@@ -119,6 +120,18 @@ class Query:
     @property
     def is_multistage(self) -> bool:
         return bool(self.prefetch) or self.combine is not None or self.mmr is not None
+
+    def for_vector(self, vector: list[Any]) -> Query:
+        """This query with another literal vector (``dataclasses.replace`` re-reads every
+        field by name: twice the cost, paid by every item of an alike batch)."""
+        values = list(_query_fields(self))
+        values[_VECTOR_AT] = vector
+        return Query(*values)
+
+
+_QUERY_FIELD_NAMES = tuple(f.name for f in fields(Query))
+_query_fields = attrgetter(*_QUERY_FIELD_NAMES)
+_VECTOR_AT = _QUERY_FIELD_NAMES.index("vector")
 
 
 @dataclass(frozen=True, slots=True)

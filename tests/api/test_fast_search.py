@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from server.api import direct_lane
-from server.api.fast_search import FastSearch
+from server.api.fast_search import LEAN, Alike, FastSearch
 from server.api.hand_off import HandOff
 from server.workers.generation import Generation
 from server.workers.supervisor import owner_app
@@ -216,6 +216,71 @@ def test_a_plain_search_batch_is_answered_by_the_lean_path_as_the_full_route_ans
     full = {"searches": [items[0], items[1] | {"top": 1}]}  # `top`: the full route's alias
     assert answer == api.result("POST", SEARCH + "/batch", full)
     assert [len(hits) for hits in answer] == [4, 1]
+
+
+ALIKE = {"limit": 2, "filter": {"must": [BERLIN]}, "params": {"hnsw_ef": 8}, "with_payload": True}
+VECTORS = [[1.0, 0.5, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.2, 0.1, 0.9, 0.0], [1, 0, 0, 1]]
+
+
+@pytest.mark.parametrize(("route", "key"), [(QUERY, "query"), (SEARCH, "vector")])
+def test_a_batch_alike_but_for_its_vectors_is_answered_as_each_item_alone(
+    api: Api, collection: str, fast_calls: list[str], route: str, key: str
+) -> None:
+    """Parsed once and copied per vector (``Alike``): the answers are each item's own."""
+    items = [ALIKE | {key: vector} for vector in VECTORS]
+    answer = api.result("POST", route + "/batch", {"searches": items})
+    assert fast_calls == ["items"]
+    full = api.result("POST", route + "/batch", {"searches": items, "shard_key": None})
+    alone = [api.result("POST", route, item) for item in items]
+    body = {"searches": [ALIKE | {key: vector} for vector in VECTORS]}  # shape() edits it
+    assert isinstance(LEAN[route.rsplit("/", 1)[1] + "/batch"].shape(body), Alike)
+    points = answer if route == SEARCH else [one["points"] for one in answer]
+    assert answer == full
+    assert points == [a if route == SEARCH else a["points"] for a in alone]
+    assert len({tuple(p["id"] for p in hits) for hits in points}) > 1  # not one answer 4x
+
+
+def test_items_alike_in_python_but_not_in_json_are_each_answered_as_alone(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    """``1 == True`` in Python, but a filter matching ``1`` is not one matching ``true``:
+    such items are parsed one by one."""
+    points = [{"id": 101, "vector": [0.9, 0.1, 0.0, 0.0], "payload": {"flag": 1}},
+              {"id": 102, "vector": [0.9, 0.0, 0.1, 0.0], "payload": {"flag": True}}]  # fmt: skip
+    api.result("PUT", f"/collections/{collection}/points?wait=true", {"points": points})
+    items = [
+        {"query": [1.0, 0.0, 0.0, 0.0], "limit": 5,
+         "filter": {"must": [{"key": "flag", "match": {"value": value}}]}}
+        for value in (1, True)
+    ]  # fmt: skip
+    answer = api.result("POST", QUERY + "/batch", {"searches": items})
+    assert fast_calls == ["items"]
+    assert [[p["id"] for p in one["points"]] for one in answer] == [[101], [102]]
+    assert answer == [api.result("POST", QUERY, item) for item in items]
+
+
+@pytest.mark.parametrize("second", [{"query": "not a vector"}, {"query": 3}])  # 3: a point id
+def test_items_alike_but_for_a_vector_of_another_kind_take_the_full_route(
+    api: Api, collection: str, fast_calls: list[str], second: dict[str, Any]
+) -> None:
+    first = {"query": [1.0, 0.0, 0.0, 0.0]}
+    lean = api.post(QUERY + "/batch", {"searches": [first, second]})
+    full = api.post(QUERY + "/batch", {"searches": [first, second], "shard_key": None})
+    assert fast_calls == []
+    assert lean[0] == full[0]
+    assert lean[1].get("result") == full[1].get("result")
+    assert lean[1]["status"] == full[1]["status"]
+
+
+def test_an_alike_search_batch_with_a_word_in_a_vector_gets_the_full_routes_error(
+    api: Api, collection: str, fast_calls: list[str]
+) -> None:
+    items = [{"vector": [1, 0, 0, 0], "limit": 1}, {"vector": [1, "x", 0, 0], "limit": 1}]
+    lean = api.post(SEARCH + "/batch", {"searches": items})
+    full = api.post(SEARCH + "/batch", {"searches": items, "shard_key": None})
+    assert fast_calls == []
+    assert lean[0] == full[0] and 400 <= lean[0] < 500
+    assert lean[1]["status"] == full[1]["status"]
 
 
 @pytest.mark.parametrize(
