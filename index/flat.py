@@ -33,8 +33,12 @@ batches faiss's blocked kernel over the copy wins or ties (100 queries, half the
 17 against 24 ms; every row: 34 both)."""
 
 
-def live_mask(deleted: np.ndarray, allowed: np.ndarray | None) -> np.ndarray | None:
-    """The rows a search may return: allowed and not tombstoned; None = every row."""
+def live_mask(deleted: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray | None:
+    """The rows a search may return: allowed and not tombstoned; None = every row.
+    ``deleted`` None: the caller knows no row is tombstoned (finding that out scans
+    every row: ~15 µs a search at 390k)."""
+    if deleted is None:
+        return allowed
     if allowed is None:
         return None if not deleted.any() else np.logical_not(deleted)
     both: np.ndarray = allowed & ~deleted

@@ -103,6 +103,8 @@ class HnswIndex(KeepsVectorsAsGiven):
         self._index: Any = _new_graph(dim, distance, self.params)
         self._index.hnsw.efConstruction = self.params.ef_construct
         self._deleted = np.zeros(0, dtype=bool)
+        self._any_deleted = False
+        """Whether any row is tombstoned, kept so a search need not scan ``_deleted``."""
         self._graph: HnswGraph | None = None
         self._matrix: np.ndarray | None = None
         self._mapped: Buffer | None = None  # the file faiss's rows point into, kept open
@@ -122,6 +124,11 @@ class HnswIndex(KeepsVectorsAsGiven):
 
     def delete(self, rows: np.ndarray) -> None:
         self._deleted[rows] = True
+        self._any_deleted = self._any_deleted or len(rows) > 0
+
+    def _tombstones(self) -> np.ndarray | None:
+        """The tombstone flags, or None when there are none (``flat.live_mask``)."""
+        return self._deleted if self._any_deleted else None
 
     def search(
         self,
@@ -132,7 +139,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         params = params or SearchParams()
-        mask = live_mask(self._deleted, allowed)
+        mask = live_mask(self._tombstones(), allowed)
         if params.exact:
             return exact_search(self.vectors(), queries, k, self.distance, mask)
         worst = self.distance.worst_score
@@ -157,7 +164,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         walk of this graph with beam ``ef``: rows ``(nq, k)`` padded with -1, float64
         scores (bigger is better) padded with -inf. ``params.exact`` scores every row."""
         params = params or SearchParams()
-        mask = live_mask(self._deleted, allowed)
+        mask = live_mask(self._tombstones(), allowed)
         if params.exact:
             return exact_custom(self.vectors(), self.distance, customs, k, mask)
         if self._graph is None:  # links are fixed once built: read them out once
@@ -232,6 +239,7 @@ class HnswIndex(KeepsVectorsAsGiven):
             index._mapped = graph
         bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
         index._deleted = bits.astype(bool)
+        index._any_deleted = bool(index._deleted.any())
         return index
 
     def stats(self) -> IndexStats:

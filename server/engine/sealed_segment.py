@@ -56,6 +56,9 @@ class SealedSegment(SegmentRows):
         """The index spec its indexes were built with; None while still exact (flat)."""
         self.indexes: dict[str, AnyIndex] = dict(parts.indexes)
         self.present = parts.present
+        self._whole: dict[str, bool] = {}
+        """Per vector name: whether every row holds it. A sealed segment's rows never
+        change, and scanning 390k flags for it cost every search ~15 µs."""
         count = len(parts.ids)
         self._live = np.ones(count, dtype=bool) if live is None else live.copy()
         if payload_indexes is None:
@@ -142,7 +145,7 @@ class SealedSegment(SegmentRows):
     ) -> tuple[np.ndarray, np.ndarray]:
         present = self.present[name]
         allowed = mask
-        if not present.all():
+        if not self._every_row_holds(name):
             allowed = present if mask is None else mask & present
         index = self.indexes[name]
         if is_multi_vector(index):
@@ -153,6 +156,12 @@ class SealedSegment(SegmentRows):
             return index.search(queries, k, params=params, allowed=allowed)
         assert isinstance(queries, np.ndarray)
         return index.search(queries, k, params=params, allowed=allowed)
+
+    def _every_row_holds(self, name: str) -> bool:
+        whole = self._whole.get(name)
+        if whole is None:
+            whole = self._whole[name] = bool(self.present[name].all())
+        return whole
 
     def value_graph(
         self, name: str, pinned: list[tuple[str, Any]]
