@@ -35,14 +35,50 @@ batches faiss's blocked kernel over the copy wins or ties (100 queries, half the
 
 def live_mask(deleted: np.ndarray | None, allowed: np.ndarray | None) -> np.ndarray | None:
     """The rows a search may return: allowed and not tombstoned; None = every row.
-    ``deleted`` None: the caller knows no row is tombstoned (finding that out scans
-    every row: ~15 µs a search at 390k)."""
+    ``deleted`` None: the caller knows no row is tombstoned (``Tombstones``)."""
     if deleted is None:
         return allowed
     if allowed is None:
         return None if not deleted.any() else np.logical_not(deleted)
     both: np.ndarray = allowed & ~deleted
     return both
+
+
+class Tombstones:
+    """The deleted rows of an index that only appends (HNSW, two-stage, MUVERA's graph),
+    and whether there are any: every search asks, and scanning the flags to learn that
+    none is set cost ~15 µs a query at 390k rows."""
+
+    __slots__ = ("_any", "flags")
+
+    def __init__(self, flags: np.ndarray | None = None) -> None:
+        self.flags = np.zeros(0, dtype=bool) if flags is None else flags
+        self._any = bool(self.flags.any())
+
+    @classmethod
+    def from_bytes(cls, data: Buffer, count: int) -> Tombstones:
+        """What ``to_bytes`` wrote for ``count`` rows."""
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:count]
+        return cls(bits.astype(bool))
+
+    def to_bytes(self) -> bytes:
+        return np.packbits(self.flags).tobytes()
+
+    def grow(self, rows: int) -> None:
+        """``rows`` new rows, none deleted."""
+        self.flags = np.concatenate([self.flags, np.zeros(rows, dtype=bool)])
+
+    def delete(self, rows: np.ndarray) -> None:
+        self.flags[rows] = True
+        self._any = self._any or len(rows) > 0
+
+    def live(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """``live_mask`` of these flags, without scanning them when none is set."""
+        return live_mask(self.flags if self._any else None, allowed)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.flags.nbytes)
 
 
 def exact_search(

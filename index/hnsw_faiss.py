@@ -19,7 +19,7 @@ import numpy as np
 from index.base import IndexStats, KeepsVectorsAsGiven, SearchParams
 from index.datatypes import BYTES_PER_VALUE, Datatype, decode_codes, is_compact, sq_type
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import exact_search, live_mask
+from index.flat import Tombstones, exact_search
 from index.graph_walk import CustomScore, HnswGraph, exact_custom, walk
 from index.metrics import Distance, faiss_to_score
 from index.serialization import Buffer, pack, unpack
@@ -102,9 +102,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         # typed Any: faiss's bundled stubs miss much of the SWIG surface used here
         self._index: Any = _new_graph(dim, distance, self.params)
         self._index.hnsw.efConstruction = self.params.ef_construct
-        self._deleted = np.zeros(0, dtype=bool)
-        self._any_deleted = False
-        """Whether any row is tombstoned, kept so a search need not scan ``_deleted``."""
+        self._deleted = Tombstones()
         self._graph: HnswGraph | None = None
         self._matrix: np.ndarray | None = None
         self._mapped: Buffer | None = None  # the file faiss's rows point into, kept open
@@ -120,15 +118,10 @@ class HnswIndex(KeepsVectorsAsGiven):
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._graph, self._matrix = None, None  # the storage may have moved
-        self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
+        self._deleted.grow(len(vectors))
 
     def delete(self, rows: np.ndarray) -> None:
-        self._deleted[rows] = True
-        self._any_deleted = self._any_deleted or len(rows) > 0
-
-    def _tombstones(self) -> np.ndarray | None:
-        """The tombstone flags, or None when there are none (``flat.live_mask``)."""
-        return self._deleted if self._any_deleted else None
+        self._deleted.delete(rows)
 
     def search(
         self,
@@ -139,7 +132,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         params = params or SearchParams()
-        mask = live_mask(self._tombstones(), allowed)
+        mask = self._deleted.live(allowed)
         if params.exact:
             return exact_search(self.vectors(), queries, k, self.distance, mask)
         worst = self.distance.worst_score
@@ -164,7 +157,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         walk of this graph with beam ``ef``: rows ``(nq, k)`` padded with -1, float64
         scores (bigger is better) padded with -inf. ``params.exact`` scores every row."""
         params = params or SearchParams()
-        mask = live_mask(self._tombstones(), allowed)
+        mask = self._deleted.live(allowed)
         if params.exact:
             return exact_custom(self.vectors(), self.distance, customs, k, mask)
         if self._graph is None:  # links are fixed once built: read them out once
@@ -222,7 +215,7 @@ class HnswIndex(KeepsVectorsAsGiven):
             "count": self.count,
         }
         graph = faiss.serialize_index(self._index).tobytes()
-        return pack(header, [graph, np.packbits(self._deleted).tobytes()])
+        return pack(header, [graph, self._deleted.to_bytes()])
 
     @classmethod
     def from_bytes(cls, data: Buffer, *, mapped: bool = False) -> Self:
@@ -237,9 +230,7 @@ class HnswIndex(KeepsVectorsAsGiven):
         index._index = read_hnsw(graph, parts)
         if parts.any and isinstance(graph, memoryview):
             index._mapped = graph
-        bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
-        index._deleted = bits.astype(bool)
-        index._any_deleted = bool(index._deleted.any())
+        index._deleted = Tombstones.from_bytes(deleted, header["count"])
         return index
 
     def stats(self) -> IndexStats:

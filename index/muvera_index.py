@@ -21,7 +21,7 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import FlatIndex, FlatParams, live_mask
+from index.flat import FlatIndex, FlatParams, Tombstones
 from index.hnsw_faiss import HnswIndex, HnswParams, hnsw_graph_bytes, search_hnsw
 from index.metrics import Distance
 from index.multivector import MaxSimIndex, MaxSimParams, Ragged, TokenStorage
@@ -50,7 +50,7 @@ class CodeGraph:
         self.ef_construct = ef_construct
         self.on_disk = on_disk
         self._index: Any = None
-        self._deleted = np.zeros(0, dtype=bool)
+        self._deleted = Tombstones()
         self._file: Buffer | None = None
 
     @property
@@ -75,10 +75,10 @@ class CodeGraph:
             index.train(vectors)
             self._index = index
         self._index.add(vectors)
-        self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
+        self._deleted.grow(len(vectors))
 
     def delete(self, rows: np.ndarray) -> None:
-        self._deleted[rows] = True
+        self._deleted.delete(rows)
 
     def search(
         self,
@@ -93,7 +93,7 @@ class CodeGraph:
         if self._index is None or k == 0:
             return ids, scores
         ef = max((params.ef if params else None) or k, k)
-        mask = live_mask(self._deleted, allowed)
+        mask = self._deleted.live(allowed)
         raw, found = search_hnsw(self._index, np.ascontiguousarray(queries), k, ef, mask)
         ids[:] = found
         scores[:] = np.where(found >= 0, raw, -np.inf)
@@ -103,7 +103,7 @@ class CodeGraph:
         graph = b"" if self._index is None else faiss.serialize_index(self._index).tobytes()
         header = {"dim": self.dim, "m": self.m, "ef_construct": self.ef_construct}
         header["on_disk"] = self.on_disk
-        return pack(header | {"count": self.count}, [graph, np.packbits(self._deleted).tobytes()])
+        return pack(header | {"count": self.count}, [graph, self._deleted.to_bytes()])
 
     @classmethod
     def from_bytes(cls, data: Buffer) -> CodeGraph:
@@ -114,8 +114,7 @@ class CodeGraph:
         if len(graph):
             index._index = read_hnsw(graph, Mapped(graph=index.on_disk, codes=index.on_disk))
             index._file = graph if index.on_disk and isinstance(graph, memoryview) else None
-        bits = np.unpackbits(np.frombuffer(deleted, dtype=np.uint8))[: header["count"]]
-        index._deleted = bits.astype(bool)
+        index._deleted = Tombstones.from_bytes(deleted, header["count"])
         return index
 
     def stats(self) -> IndexStats:

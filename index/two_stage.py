@@ -26,7 +26,7 @@ import numpy as np
 
 from index.base import IndexStats, SearchParams
 from index.faiss_mapping import Mapped, mapped_parts, read_hnsw
-from index.flat import exact_search, live_mask
+from index.flat import Tombstones, exact_search
 from index.hnsw_faiss import hnsw_graph_bytes, search_hnsw
 from index.metrics import Distance
 from index.rerank import SecondaryFormat, SecondaryVectors, rerank
@@ -63,7 +63,7 @@ class TwoStageIndex(ABC):
         self._builder: Any = None
         """While rows are added: an ``IndexHNSWFlat`` growing the float graph, moved
         into the primary (``_sync_graph``) before the index is searched or saved."""
-        self._deleted = np.zeros(0, dtype=bool)
+        self._deleted = Tombstones()
         self._file: Buffer | None = None
         """The mapped blob the primary's links or codes point into, kept open."""
 
@@ -147,10 +147,10 @@ class TwoStageIndex(ABC):
         else:
             self._grow_float_graph(vectors, *graph)
         self._secondary.append(vectors)
-        self._deleted = np.concatenate([self._deleted, np.zeros(len(vectors), dtype=bool)])
+        self._deleted.grow(len(vectors))
 
     def delete(self, rows: np.ndarray) -> None:
-        self._deleted[rows] = True
+        self._deleted.delete(rows)
 
     def search(
         self,
@@ -162,7 +162,7 @@ class TwoStageIndex(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         params = params or SearchParams()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        mask = live_mask(self._deleted, allowed)
+        mask = self._deleted.live(allowed)
         self._sync_graph()
         if params.exact or params.ignore_quantization or self._primary is None:
             return exact_search(self._secondary.matrix(), queries, k, self.distance, mask)
@@ -238,7 +238,7 @@ class TwoStageIndex(ABC):
             "extra": extra_header,
         }
         primary = b"" if self._primary is None else self._serialize_primary()
-        blobs = [primary, *self._secondary.to_blobs(), np.packbits(self._deleted).tobytes()]
+        blobs = [primary, *self._secondary.to_blobs(), self._deleted.to_bytes()]
         return pack(header, blobs + extra_blobs)
 
     @classmethod
@@ -251,8 +251,7 @@ class TwoStageIndex(ABC):
         index._secondary = SecondaryVectors.from_blobs(
             header["dim"], header["secondary"], count, blobs[1:3]
         )
-        bits = np.unpackbits(np.frombuffer(blobs[3], dtype=np.uint8))[:count]
-        index._deleted = bits.astype(bool)
+        index._deleted = Tombstones.from_bytes(blobs[3], count)
         index._load_extra_state(header["extra"], blobs[4:])
         if header["trained"]:
             index._primary = index._deserialize_primary(blobs[0])
