@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from starlette.datastructures import QueryParams
 
 from server.api import render
+from server.api.envelope import to_json
 from server.api.groups_wire import GROUP_FIELDS, QueryGroupsRequest, SearchGroupsRequest
 from server.api.lean_layer import Construct, LeanLayer, Prepared, RouteLabel, elapsed
 from server.api.middleware import Scope
@@ -48,8 +49,6 @@ from server.engine.protocols import CollectionHandle
 from server.engine.requests import Query
 from server.engine.results import QueryResult
 from server.settings import Settings
-
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 QUERY_KEYS = frozenset(
     {"query", "using", "limit", "offset", "params", "filter", "score_threshold"}
@@ -100,7 +99,7 @@ class FastSearch(LeanLayer[tuple[str, str]]):
 
         def render(result: Any) -> bytes:
             envelope = {"result": rendered(result), "status": "ok", "time": elapsed(scope)}
-            return orjson.dumps(envelope, option=_OPTIONS)
+            return to_json(envelope)
 
         return work, render
 
