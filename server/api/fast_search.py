@@ -24,7 +24,7 @@ table (``api/errors.py``), exactly as the route's would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -46,7 +46,7 @@ from server.engine import strict_mode
 from server.engine.groups import run_groups
 from server.engine.knobs import MAX_HNSW_EF
 from server.engine.protocols import CollectionHandle
-from server.engine.requests import Query
+from server.engine.requests import AlikeQueries, Query
 from server.engine.results import QueryResult
 from server.settings import Settings
 
@@ -124,6 +124,7 @@ class PlainKind:
 
     parse: Callable[[Any, Settings], Query]
     render: Callable[[QueryResult], Any]
+    render_many: Callable[[list[QueryResult]], list[Any]]
 
     def one(self, shape: Any, settings: Settings, collection: CollectionHandle) -> Job:
         queries = [self.parse(shape, settings)]
@@ -134,19 +135,17 @@ class PlainKind:
         self, shapes: list[Any] | Alike, settings: Settings, collection: CollectionHandle
     ) -> Job:
         """A batch as ``routes/query.py`` answers it: its limit, then one engine call.
-        Items alike but for their vector are parsed once: the others are the first
-        query with their own vector (what parsing each would give)."""
+        Items alike but for their vector are parsed once (``AlikeQueries``): the
+        others are the first query with their own vector, what parsing each would give."""
+        queries: Sequence[Query]
         if isinstance(shapes, Alike):
             check_batch(len(shapes.vectors), settings)
-            first = self.parse(shapes.first, settings)
-            queries = [first, *(first.for_vector(v) for v in shapes.vectors[1:])]
+            queries = AlikeQueries(self.parse(shapes.first, settings), shapes.vectors)
         else:
             check_batch(len(shapes), settings)
             queries = [self.parse(shape, settings) for shape in shapes]
         strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS, batch=True)
-        return partial(collection.query, queries), lambda results: [
-            self.render(result) for result in results
-        ]
+        return partial(collection.query, queries), self.render_many
 
 
 def _parse_plain_query(shape: QueryRequest, settings: Settings) -> Query:
@@ -157,8 +156,12 @@ def _search_points(result: QueryResult) -> Any:
     return render.scored_points(result.points)
 
 
-QUERY = PlainKind(_parse_plain_query, render.query_response)
-SEARCH = PlainKind(parse_search, _search_points)
+def _search_point_lists(results: list[QueryResult]) -> list[Any]:
+    return render.scored_point_lists([result.points for result in results])
+
+
+QUERY = PlainKind(_parse_plain_query, render.query_response, render.query_responses)
+SEARCH = PlainKind(parse_search, _search_points, _search_point_lists)
 
 
 def _grouped(

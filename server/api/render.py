@@ -21,6 +21,8 @@ from server.engine.config import DEFAULT_VECTOR, CollectionConfig
 from server.engine.matrix import Matrix
 from server.engine.results import (
     CollectionInfo,
+    HitColumns,
+    HitPage,
     PayloadFieldInfo,
     QueryResult,
     Record,
@@ -62,6 +64,8 @@ def _one_vector(vector: Any) -> Any:
 
 def scored_points(hits: Sequence[ScoredPoint]) -> list[Json]:
     """Qdrant's ``ScoredPoint`` list (search, query); ``order_value`` for order_by."""
+    if isinstance(hits, HitPage):
+        return _column_points(hits.columns, hits.start, hits.stop)
     out = [
         {
             "id": i,
@@ -78,9 +82,40 @@ def scored_points(hits: Sequence[ScoredPoint]) -> list[Json]:
     return out
 
 
+def scored_point_lists(answers: Sequence[Sequence[ScoredPoint]]) -> list[list[Json]]:
+    """``scored_points`` of each answer of a batch. Pages of one batch's columns
+    (``HitPage``) are rendered in one pass and cut: per page, the slicing and calls
+    cost ~4 µs, more than its ten hits' dicts."""
+    pages = [answer for answer in answers if isinstance(answer, HitPage)]
+    if answers and len(pages) == len(answers) and len({id(p.columns) for p in pages}) == 1:
+        points = _column_points(pages[0].columns, 0, len(pages[0].columns.ids))
+        return [points[page.start : page.stop] for page in pages]
+    return [scored_points(answer) for answer in answers]
+
+
+def _column_points(columns: HitColumns, start: int, stop: int) -> list[Json]:
+    """Hits ``start:stop`` of a batch's columns (no payload, no vector)."""
+    rows = slice(start, stop)
+    scores = columns.scores[rows].astype(np.float32, copy=False)
+    return [
+        {"id": i, "version": version, "score": score, "payload": None, "vector": None}
+        for i, version, score in zip(columns.ids[rows], columns.versions[rows], scores, strict=True)
+    ]
+
+
 def query_response(result: QueryResult) -> Json:
     """Qdrant's ``QueryResponse``, plus ``explain`` (Quiver) when it was asked for."""
-    out: Json = {"points": scored_points(result.points)}
+    return _query_response(result, scored_points(result.points))
+
+
+def query_responses(results: Sequence[QueryResult]) -> list[Json]:
+    """``query_response`` of each result of a batch (their hits rendered together)."""
+    points = scored_point_lists([result.points for result in results])
+    return [_query_response(r, p) for r, p in zip(results, points, strict=True)]
+
+
+def _query_response(result: QueryResult, points: list[Json]) -> Json:
+    out: Json = {"points": points}
     if result.explain is not None:
         out["explain"] = result.explain
     return out

@@ -750,6 +750,12 @@ class ShardedCollection:
         counts = list(self._everywhere(on_collection(Collection.count, None)).values())
         check_result_budget(specs, counts, self.result_budget)
 
+    def search_alike(
+        self, spec: SearchSpec, vectors: np.ndarray | list[np.ndarray]
+    ) -> list[Sequence[ScoredPoint]]:
+        """A spec per vector, searched as any batch: every shard answers them together."""
+        return list(self.search([spec.for_vector(vector) for vector in vectors]))
+
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Every shard answers the batch for ``offset + limit`` hits per query; the page
         is cut after merging; ``explain`` gathers each shard's plans. For deep pages

@@ -213,7 +213,7 @@ class _GroupSearch:
             if result.explain:
                 entry["plans"] = result.explain
             self.trace.append(entry)
-        return result.points, len(result.points) < limit
+        return list(result.points), len(result.points) < limit
 
     def _aggregate(
         self, points: Sequence[ScoredPoint], filling: Sequence[GroupId] = ()

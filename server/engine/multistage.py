@@ -174,7 +174,7 @@ class _Tree:
         if depth > 0 and _is_leaf(node):
             answer = next(self.answers)
             self._note("search", node, depth, None, len(answer.points), 0.0, answer.explain)
-            return answer.points
+            return list(answer.points)
         merged = merge_filters(inherited, node.filter)
         sources = [self.stage(child, merged, depth + 1) for child in node.prefetch]
         started = time.perf_counter()
@@ -212,7 +212,8 @@ class _Tree:
                 return []
             flt = _only(ids, merged)
         if node.mmr is None:
-            return self.search([replace(node, filter=flt, prefetch=(), explain=False)])[0].points
+            plain = replace(node, filter=flt, prefetch=(), explain=False)
+            return list(self.search([plain])[0].points)
         return self._mmr(node, flt, top)
 
     def _mmr(self, node: Query, flt: Filter | None, top: bool) -> list[ScoredPoint]:

@@ -171,6 +171,13 @@ class CollectionHandle(Protocol):
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]: ...
 
+    def search_alike(
+        self, spec: SearchSpec, vectors: np.ndarray | list[np.ndarray]
+    ) -> list[Sequence[ScoredPoint]]:
+        """``search`` of ``spec`` with each of ``vectors`` (``prepare_queries``'s) in
+        turn as its vector: one answer per vector."""
+        ...
+
     def check_result_budget(self, specs: Sequence[SearchSpec]) -> None:
         """Refuse (400) a batch whose results would outgrow ``result_budget``; what each
         part (segment or shard) holds caps what it can return."""

@@ -19,7 +19,7 @@ import numpy as np
 from index.sparse import idf
 from server.engine.multistage import run_trees
 from server.engine.recommend import run_example_queries
-from server.engine.requests import Query, SearchSpec
+from server.engine.requests import AlikeQueries, Query, SearchSpec
 from server.engine.results import QueryResult, ScoredPoint
 from server.engine.sparse_vector import SparseVector
 
@@ -32,6 +32,8 @@ _PENDING = np.empty(0, dtype=np.float32)
 
 def run_queries(collection: CollectionHandle, queries: Sequence[Query]) -> list[QueryResult]:
     """Answer ``queries`` in order; searches of the batch run in one collection call."""
+    if isinstance(queries, AlikeQueries) and queries.one_search:
+        return _run_alike(collection, queries)
     trees = [i for i, query in enumerate(queries) if query.is_multistage]
     if not trees:
         return _run_plain(collection, queries)
@@ -94,6 +96,19 @@ def _run_flat(collection: CollectionHandle, queries: Sequence[Query]) -> list[Qu
     for i, spec, points in zip(positions, specs, collection.search(specs), strict=True):
         answers[i] = QueryResult(points, spec.explain)
     return [answer for answer in answers if answer is not None]
+
+
+def _run_alike(collection: CollectionHandle, batch: AlikeQueries) -> list[QueryResult]:
+    """A batch alike but for its literal vectors: the first query resolved once, every
+    vector prepared in one call, and one search of them all, which makes no object per
+    query before its answer (``CollectionHandle.search_alike``). What it checks, and
+    in what order, is what ``_run_flat`` checks for each of these queries."""
+    deferred: dict[str, list[tuple[int, list[Any]]]] = {}
+    spec = _resolve(collection, batch.template, deferred, 0)
+    assert spec is not None  # a literal vector: ``AlikeQueries.one_search``
+    vectors = collection.prepare_queries(spec.using, batch.vectors)
+    collection.check_result_budget([spec] * len(batch))
+    return [QueryResult(points) for points in collection.search_alike(spec, vectors)]
 
 
 def _resolve(

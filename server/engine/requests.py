@@ -8,7 +8,7 @@ prepared), which is what a collection and its shards search with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from typing import Any, overload
 
@@ -134,6 +134,49 @@ _query_fields = attrgetter(*_QUERY_FIELD_NAMES)
 _VECTOR_AT = _QUERY_FIELD_NAMES.index("vector")
 
 
+class AlikeQueries(Sequence[Query]):
+    """A batch of queries that differ only in their literal vector: the first query
+    (``template``) and every query's vector, in order. The engine answers a plain one
+    as one search over the vectors' matrix, with no object per query or per hit
+    (``query.py``); as a sequence it reads as the queries themselves, made on demand
+    (``Query.for_vector``), for every caller that handles queries one by one."""
+
+    def __init__(self, template: Query, vectors: list[list[Any]]) -> None:
+        self.template = template
+        self.vectors = vectors
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @overload
+    def __getitem__(self, i: int) -> Query: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Query]: ...
+
+    def __getitem__(self, i: int | slice) -> Query | Sequence[Query]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self.vectors)))]
+        return self.template.for_vector(self.vectors[i])
+
+    @property
+    def one_search(self) -> bool:
+        """Whether the batch is plain nearest-vector searches by literal vector, which
+        ``query.py`` answers together: no point id, stages, examples, ordering,
+        sampling, plan report or group fill, which each take the per-query path."""
+        t = self.template
+        return (
+            type(t.vector) is list
+            and t.point_id is None
+            and not t.is_multistage
+            and t.examples is None
+            and t.order_by is None
+            and not t.sample
+            and not t.explain
+            and t.group_fill is None
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Mmr:
     """``{"nearest": v, "mmr": {"diversity", "candidates_limit"}}``: 0 diversity is
@@ -181,3 +224,7 @@ class SearchSpec:
     ``recommend.py``) instead of the metric; ``vector`` is then only a placeholder."""
     group_fill: GroupFill | None = None
     """Grouped search only: the hits may be each group's best (``GroupFill``)."""
+
+    def for_vector(self, vector: np.ndarray) -> SearchSpec:
+        """This search with another prepared vector (one of an alike batch's)."""
+        return replace(self, vector=vector)

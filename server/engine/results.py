@@ -9,8 +9,11 @@ they are just as immutable and pickle smaller for the shard transports.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
+
+import numpy as np
 
 from server.engine.config import CollectionConfig
 from server.engine.point_ids import PointId
@@ -56,10 +59,54 @@ class ScrollPage:
 
 
 @dataclass(frozen=True, slots=True)
+class HitColumns:
+    """The hits of a batch of searches answered together that carry neither payload nor
+    vector, as columns: point ids, versions and scores (float32, as the index gave them)."""
+
+    ids: list[PointId]
+    versions: list[int]
+    scores: np.ndarray
+
+
+class HitPage(Sequence[ScoredPoint]):
+    """One search's hits, rows ``start:stop`` of its batch's ``HitColumns``. A batch of
+    100 searches makes ~1,000 hits; a hit object each, then a dict each to render it,
+    cost more Python than the rest of the batch around faiss, so the renderer reads the
+    columns (``render.py``) and a ``ScoredPoint`` is made only for a caller reading one."""
+
+    __slots__ = ("columns", "start", "stop")
+
+    def __init__(self, columns: HitColumns, start: int, stop: int) -> None:
+        self.columns, self.start, self.stop = columns, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @overload
+    def __getitem__(self, i: int) -> ScoredPoint: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ScoredPoint]: ...
+
+    def __getitem__(self, i: int | slice) -> ScoredPoint | list[ScoredPoint]:
+        rows = range(self.start, self.stop)[i]
+        if isinstance(rows, range):
+            return [self._hit(row) for row in rows]
+        return self._hit(rows)
+
+    def __iter__(self) -> Iterator[ScoredPoint]:
+        return map(self._hit, range(self.start, self.stop))
+
+    def _hit(self, row: int) -> ScoredPoint:
+        c = self.columns
+        return ScoredPoint(c.ids[row], c.versions[row], float(c.scores[row]), None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class QueryResult:
     """One query's answer; ``explain`` holds the per-segment plans when they were asked for."""
 
-    points: list[ScoredPoint]
+    points: Sequence[ScoredPoint]
     explain: list[dict[str, Any]] | None = None
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from server.api import direct_lane
+from server.api import direct_lane, render
 from server.api.fast_search import LEAN, Alike, FastSearch
 from server.api.hand_off import HandOff
+from server.engine.results import HitColumns
 from server.workers.generation import Generation
 from server.workers.supervisor import owner_app
 from tests.helpers.api import Api, create_items, make_client
@@ -238,6 +239,28 @@ def test_a_batch_alike_but_for_its_vectors_is_answered_as_each_item_alone(
     assert answer == full
     assert points == [a if route == SEARCH else a["points"] for a in alone]
     assert len({tuple(p["id"] for p in hits) for hits in points}) > 1  # not one answer 4x
+
+
+@pytest.mark.parametrize(("route", "key"), [(QUERY, "query"), (SEARCH, "vector")])
+def test_a_bare_alike_batch_is_rendered_in_one_pass_from_its_hit_columns(
+    api: Api, collection: str, monkeypatch: pytest.MonkeyPatch, route: str, key: str
+) -> None:
+    """No payload, no vector: the engine answers pages of one batch's columns
+    (``HitPage``) and the renderer writes every hit in one pass, as each item alone."""
+    passes: list[int] = []
+    column_points = render._column_points
+
+    def counted(columns: HitColumns, start: int, stop: int) -> Any:
+        passes.append(stop - start)
+        return column_points(columns, start, stop)
+
+    monkeypatch.setattr(render, "_column_points", counted)
+    items = [{"limit": 3, key: vector} for vector in VECTORS]
+    answer = api.result("POST", route + "/batch", {"searches": items})
+    assert passes == [3 * len(VECTORS)]
+    alone = [api.result("POST", route, item) for item in items]
+    assert answer == alone
+    assert len(passes) == 1  # a single query's list of hits is not a page of columns
 
 
 def test_items_alike_in_python_but_not_in_json_are_each_answered_as_alone(

@@ -113,6 +113,47 @@ def test_a_batch_pages_each_search_as_it_would_be_answered_alone(
     ]  # fmt: skip
 
 
+ALIKE_VECTORS = [[1, 0, 0, 0], [-1, 0, 0, 0], [0.5, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]]
+ALIKE_COMMON: list[dict[str, Any]] = [
+    {"limit": 3},
+    {"limit": 2, "offset": 1, "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]}},
+    {"limit": 4, "score_threshold": 1.5, "params": {"hnsw_ef": 4}},
+    {"limit": 2, "offset": 9},
+    {"limit": 3, "params": {"exact": True}, "with_payload": False, "with_vector": False},
+    {"limit": 2, "with_vector": True},
+    {"limit": 2, "with_payload": ["n"]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("common", ALIKE_COMMON)
+@pytest.mark.parametrize(("route", "key"), [("query", "query"), ("search", "vector")])
+def test_a_batch_alike_but_for_its_vectors_answers_each_as_alone(
+    api: Api, collection: str, common: dict[str, Any], route: str, key: str
+) -> None:
+    """Items that differ only in their vector are searched together on their matrix
+    (``AlikeQueries``); each answer is the item's own, pages cut short or empty included."""
+    items = [common | {key: vector} for vector in ALIKE_VECTORS]
+    url = f"/collections/{collection}/points/{route}"
+    answers = api.result("POST", url + "/batch", {"searches": items})
+    alone = [api.result("POST", url, item) for item in items]
+    assert answers == alone
+    found = [a if route == "search" else a["points"] for a in answers]
+    if common.get("offset") != 9:  # past every point: each page is empty
+        assert len({tuple(p["id"] for p in points) for points in found}) > 1
+
+
+def test_an_alike_batch_with_a_vector_of_the_wrong_size_is_refused_as_the_full_route(
+    api: Api, collection: str
+) -> None:
+    items = [{"query": [1, 0, 0, 0]}, {"query": [1, 0, 0]}, {"query": [0, 1, 0, 0]}]
+    url = f"/collections/{collection}/points/query/batch"
+    status, body = api.post(url, {"searches": items})
+    full_status, full = api.post(url, {"searches": items, "shard_key": None})
+    assert status == full_status == 400
+    assert body["status"] == full["status"]
+    assert "expected dim: 4, got 3" in body["status"]["error"]
+
+
 def test_legacy_search_and_search_batch(api: Api, collection: str) -> None:
     single = api.result(
         "POST", f"/collections/{collection}/points/search", {"vector": [1, 0, 0, 0], "limit": 2}

@@ -79,7 +79,7 @@ async def query_points_batch(
     queries = [parse_query(search, settings, engine.get) for search in body.searches]
     strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.query_response(result) for result in results])
+    return ok(request, render.query_responses(results))
 
 
 @router.post("/collections/{name}/points/search")
@@ -100,7 +100,7 @@ async def search_points_batch(
     queries = [parse_search(search, settings) for search in body.searches]
     strict_mode.check_queries(collection, queries, request.query_params, batch=True)
     results = await run_cpu(request, collection.query, queries)
-    return ok(request, [render.scored_points(result.points) for result in results])
+    return ok(request, render.scored_point_lists([result.points for result in results]))
 
 
 @router.post("/collections/{name}/points/search/matrix/pairs")

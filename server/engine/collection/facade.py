@@ -485,6 +485,21 @@ class Collection:
                     self.query_samples.offer(spec.using, spec.vector[None, :])
         return results
 
+    def search_alike(
+        self, spec: SearchSpec, vectors: np.ndarray | list[np.ndarray]
+    ) -> list[Sequence[ScoredPoint]]:
+        """``search`` of ``spec`` with each of ``vectors`` (``Searcher.search_alike``)."""
+        started = time.perf_counter()
+        with self._lock.read():
+            searcher = Searcher(self._segments, self._config, self.planner, self._reader())
+            results = searcher.search_alike(spec, vectors)
+        UNINDEXED_FIELDS.observe(
+            self.name, self._config.payload_schema, (spec.filter,), time.perf_counter() - started
+        )
+        if learns_from_queries(self._config) and isinstance(vectors, np.ndarray):
+            self.query_samples.offer(spec.using, vectors)
+        return results
+
     # -- stats (stats.py) --------------------------------------------------
 
     def info(self) -> CollectionInfo:

@@ -29,7 +29,7 @@ from server.engine.payload_index import pinned_tenant
 from server.engine.planner import PlannerConfig
 from server.engine.point_ids import PointId
 from server.engine.requests import SearchSpec
-from server.engine.results import ScoredPoint
+from server.engine.results import HitColumns, HitPage, ScoredPoint
 from server.engine.score_threshold import passing, strictly_past
 from server.engine.segment_set import AnySegment, Ranked, SegmentSearch, SegmentSet
 from server.engine.sparse_vector import SparseVector
@@ -79,6 +79,25 @@ class Searcher:
                 results[i] = answer
         return results
 
+    def search_alike(
+        self, spec: SearchSpec, vectors: np.ndarray | list[np.ndarray]
+    ) -> list[Sequence[ScoredPoint]]:
+        """``spec`` searched with each of ``vectors`` as its vector. Plain dense searches
+        whose hits carry nothing but score run as one group on the vectors' matrix as it
+        is, their hits pages of one batch's columns (``HitPage``); others go through
+        ``search``, one spec per vector."""
+        if not (isinstance(vectors, np.ndarray) and _plain(spec)):
+            return list(self.search([spec.for_vector(vector) for vector in vectors]))
+        specs = [spec] * len(vectors)
+        masks, estimates = (None, None) if spec.filter is None else self._masks_for(spec)
+        request = self._request(specs, masks, estimates, vectors)
+        ranked = self.segments.search(request)
+        keep = _page_mask(ranked, specs, request.distance.higher_is_better)
+        queries, ranks = np.nonzero(keep)
+        ids, versions, scores = _kept(ranked, queries, ranks)
+        columns = HitColumns(ids, versions, scores)
+        return [HitPage(columns, start, stop) for start, stop in _pages(keep)]
+
     def _fill_groups(self, spec: SearchSpec) -> list[ScoredPoint]:
         """A grouped search's fill from the postings (``group_fill.py``), or else the
         ordinary filtered search."""
@@ -104,12 +123,21 @@ class Searcher:
         return self._hits(ranked, specs, _page_mask(ranked, specs, higher_is_better))
 
     def _request(
-        self, specs: Sequence[SearchSpec], masks: Masks | None, estimates: dict[int, int] | None
+        self,
+        specs: Sequence[SearchSpec],
+        masks: Masks | None,
+        estimates: dict[int, int] | None,
+        matrix: np.ndarray | None = None,
     ) -> SegmentSearch:
-        """The group as one segment call; k is capped at the collection's point count,
-        so no buffer outgrows what can be found."""
+        """The group as one segment call (its dense query vectors already stacked in
+        ``matrix`` when given); k is capped at the collection's point count, so no
+        buffer outgrows what can be found."""
         first = specs[0]
-        queries, distance, dim = self._queries(specs)
+        if matrix is None:
+            queries, distance, dim = self._queries(specs)
+        else:
+            params = self.config.vectors[first.using]
+            queries, distance, dim = matrix, params.distance, params.size
         return SegmentSearch(
             name=first.using,
             queries=queries,
@@ -151,15 +179,15 @@ class Searcher:
         """The kept hits of each search, with payload and vectors where asked."""
         queries, ranks = np.nonzero(keep)
         owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
-        ids, versions = _gather_rows(ranked.segments, owner, rows)
-        scores = ranked.scores[queries, ranks].tolist()
-        bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
+        ids, versions, kept_scores = _kept(ranked, queries, ranks)
+        scores = kept_scores.tolist()
+        pages = _pages(keep)
         if all(_bare(spec) for spec in specs):  # a batch of plain searches: one pass
             hits = _bare_hits(ids, versions, scores)
-            return [hits[start:stop] for start, stop in itertools.pairwise(bounds)]
+            return [hits[start:stop] for start, stop in pages]
         out: list[list[ScoredPoint]] = []
-        for q, spec in enumerate(specs):
-            page = slice(bounds[q], bounds[q + 1])
+        for (start, stop), spec in zip(pages, specs, strict=True):
+            page = slice(start, stop)
             if _bare(spec):
                 out.append(_bare_hits(ids[page], versions[page], scores[page]))
                 continue
@@ -209,6 +237,34 @@ _new_hit = partial(tuple.__new__, ScoredPoint)
 def _bare(spec: SearchSpec) -> bool:
     """Whether the search's hits carry neither payload nor vector."""
     return spec.with_payload.mode == "none" and spec.with_vector is False
+
+
+def _plain(spec: SearchSpec) -> bool:
+    """Whether the search may run with others alike on their stacked vectors, its hits
+    mere columns: bare (``_bare``), no excluded ids, plan report, group fill or custom
+    score, each of which ``search`` handles per spec."""
+    return (
+        _bare(spec)
+        and not spec.exclude_ids
+        and spec.explain is None
+        and spec.group_fill is None
+        and spec.custom is None
+    )
+
+
+def _kept(
+    ranked: Ranked, queries: np.ndarray, ranks: np.ndarray
+) -> tuple[list[PointId], list[int], np.ndarray]:
+    """Point ids, versions and scores of the ranked hits at ``(queries, ranks)``."""
+    owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
+    ids, versions = _gather_rows(ranked.segments, owner, rows)
+    return ids, versions, ranked.scores[queries, ranks]
+
+
+def _pages(keep: np.ndarray) -> list[tuple[int, int]]:
+    """Each search's ``(start, stop)`` among the kept hits, in row order."""
+    bounds = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).tolist()
+    return list(itertools.pairwise(bounds))
 
 
 def _bare_hits(ids: list[PointId], versions: list[int], scores: list[float]) -> list[ScoredPoint]:
