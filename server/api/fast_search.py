@@ -127,7 +127,10 @@ class PlainKind:
     render_many: Callable[[list[QueryResult]], list[Any]]
 
     def one(self, shape: Any, settings: Settings, collection: CollectionHandle) -> Job:
-        queries = [self.parse(shape, settings)]
+        query = self.parse(shape, settings)
+        queries: Sequence[Query] = [query]
+        if type(query.vector) is list:  # a batch of one: its hits come back as columns
+            queries = AlikeQueries(query, [query.vector])
         strict_mode.check_queries(collection, queries, NO_QUERY_PARAMS)  # none: see _kind
         return partial(collection.query, queries), lambda results: self.render(results[0])
 

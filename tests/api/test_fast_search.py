@@ -260,7 +260,7 @@ def test_a_bare_alike_batch_is_rendered_in_one_pass_from_its_hit_columns(
     assert passes == [3 * len(VECTORS)]
     alone = [api.result("POST", route, item) for item in items]
     assert answer == alone
-    assert len(passes) == 1  # a single query's list of hits is not a page of columns
+    assert passes == [3 * len(VECTORS)] + [3] * len(VECTORS)  # a single query: a batch of one
 
 
 def test_items_alike_in_python_but_not_in_json_are_each_answered_as_alone(
