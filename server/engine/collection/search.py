@@ -93,9 +93,8 @@ class Searcher:
         request = self._request(specs, masks, estimates, vectors)
         ranked = self.segments.search(request)
         keep = _page_mask(ranked, specs, request.distance.higher_is_better)
-        queries, ranks = np.nonzero(keep)
-        ids, versions, scores = _kept(ranked, queries, ranks)
-        columns = HitColumns(ids, versions, scores)
+        owner, rows, scores = _kept(ranked, keep)
+        columns = HitColumns(*_gather_rows(ranked.segments, owner, rows), scores)
         return [HitPage(columns, start, stop) for start, stop in _pages(keep)]
 
     def _fill_groups(self, spec: SearchSpec) -> list[ScoredPoint]:
@@ -177,9 +176,8 @@ class Searcher:
         self, ranked: Ranked, specs: Sequence[SearchSpec], keep: np.ndarray
     ) -> list[list[ScoredPoint]]:
         """The kept hits of each search, with payload and vectors where asked."""
-        queries, ranks = np.nonzero(keep)
-        owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
-        ids, versions, kept_scores = _kept(ranked, queries, ranks)
+        owner, rows, kept_scores = _kept(ranked, keep)
+        ids, versions = _gather_rows(ranked.segments, owner, rows)
         scores = kept_scores.tolist()
         pages = _pages(keep)
         if all(_bare(spec) for spec in specs):  # a batch of plain searches: one pass
@@ -252,13 +250,10 @@ def _plain(spec: SearchSpec) -> bool:
     )
 
 
-def _kept(
-    ranked: Ranked, queries: np.ndarray, ranks: np.ndarray
-) -> tuple[list[PointId], list[int], np.ndarray]:
-    """Point ids, versions and scores of the ranked hits at ``(queries, ranks)``."""
-    owner, rows = ranked.owner[queries, ranks], ranked.rows[queries, ranks]
-    ids, versions = _gather_rows(ranked.segments, owner, rows)
-    return ids, versions, ranked.scores[queries, ranks]
+def _kept(ranked: Ranked, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Owning segment, row and score of each kept hit, search by search, best first."""
+    queries, ranks = np.nonzero(keep)
+    return ranked.owner[queries, ranks], ranked.rows[queries, ranks], ranked.scores[queries, ranks]
 
 
 def _pages(keep: np.ndarray) -> list[tuple[int, int]]:
