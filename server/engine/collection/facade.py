@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -74,6 +74,7 @@ from server.storage.segment_store import SegmentStore
 from server.storage.snapshots import SnapshotDescription, write_snapshot
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 StatusProvider = Callable[[], tuple[str, Any]]
 
@@ -469,14 +470,7 @@ class Collection:
         """Answer a batch of searches (``search.Searcher``); LeanVec OOD collections
         keep a sample of the dense queries they serve for training. A slow batch
         reports the keys it filtered on unindexed (``unindexed_fields``)."""
-        started = time.perf_counter()
-        with self._lock.read():
-            searcher = Searcher(self._segments, self._config, self.planner, self._reader())
-            results = searcher.search(specs)
-        UNINDEXED_FIELDS.observe(
-            self.name, self._config.payload_schema, (spec.filter for spec in specs),
-            time.perf_counter() - started,
-        )  # fmt: skip
+        results = self._searched(lambda s: s.search(specs), (spec.filter for spec in specs))
         if learns_from_queries(self._config):
             for spec in specs:
                 params = self._config.vectors.get(spec.using)
@@ -488,17 +482,23 @@ class Collection:
     def search_alike(
         self, spec: SearchSpec, vectors: np.ndarray | list[np.ndarray]
     ) -> list[Sequence[ScoredPoint]]:
-        """``search`` of ``spec`` with each of ``vectors`` (``Searcher.search_alike``)."""
-        started = time.perf_counter()
-        with self._lock.read():
-            searcher = Searcher(self._segments, self._config, self.planner, self._reader())
-            results = searcher.search_alike(spec, vectors)
-        UNINDEXED_FIELDS.observe(
-            self.name, self._config.payload_schema, (spec.filter,), time.perf_counter() - started
-        )
+        """``search`` of ``spec`` with each of ``vectors`` (``Searcher.search_alike``),
+        sampled and reported as ``search`` does."""
+        results = self._searched(lambda s: s.search_alike(spec, vectors), (spec.filter,))
         if learns_from_queries(self._config) and isinstance(vectors, np.ndarray):
             self.query_samples.offer(spec.using, vectors)
         return results
+
+    def _searched(self, run: Callable[[Searcher], _T], filters: Iterable[Filter | None]) -> _T:
+        """``run`` on a searcher of the segments under the read lock; a slow run reports
+        the keys of ``filters`` it filtered on unindexed (``unindexed_fields``)."""
+        started = time.perf_counter()
+        with self._lock.read():
+            found = run(Searcher(self._segments, self._config, self.planner, self._reader()))
+        UNINDEXED_FIELDS.observe(
+            self.name, self._config.payload_schema, filters, time.perf_counter() - started
+        )
+        return found
 
     # -- stats (stats.py) --------------------------------------------------
 
