@@ -174,12 +174,16 @@ class SegmentLifecycle:
     # -- optimisation ---------------------------------------------------------
 
     def due(self, busy: set[int], held: set[int]) -> list[Task]:
-        with self._lock.read():
-            if self._owner.closed:
-                return []
-            config = self._owner.config
-            sealed = self._segments.sealed
-            return due_tasks(config, sealed, busy, held, self._index_spec(config))
+        """The work due now, read from a copy of the sealed segments without the
+        collection's lock: every write asks this after it ends, and taking the read
+        lock there queued each write behind the next ones. A stale view is harmless:
+        ``run`` checks its segments under the lock, and the write that changed them
+        asks again once it ends."""
+        if self._owner.closed:
+            return []
+        config = self._owner.config
+        sealed = dict(self._segments.sealed)
+        return due_tasks(config, sealed, busy, held, self._index_spec(config))
 
     def _index_spec(self, config: CollectionConfig) -> IndexSpec:
         """``config.index_spec()``, computed once per config. Every write asks what is

@@ -98,6 +98,14 @@ class SegmentSet:
     def __len__(self) -> int:
         return sum(len(segment) for segment in self)
 
+    def sizes(self) -> list[int]:
+        """Each segment's size, safe without the collection's lock: the segments are
+        listed in one step (a C-level copy no other thread can interleave with), so a
+        seal or a build's swap cannot change the set while it is read; a write landing
+        meanwhile only moves the sizes by its points."""
+        segments: list[AnySegment] = [*self.sealed.values(), self.appendable]
+        return [len(segment) for segment in segments]
+
     def locate(self, point_id: PointId) -> tuple[AnySegment, int] | None:
         for segment in self:
             row = segment.row_of(point_id)

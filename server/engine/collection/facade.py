@@ -462,9 +462,9 @@ class Collection:
         return run_queries(self, queries)
 
     def check_result_budget(self, specs: Sequence[SearchSpec]) -> None:
-        with self._lock.read():
-            parts = [len(segment) for segment in self._segments]
-        check_result_budget(specs, parts, self.result_budget)
+        """Without the lock (every query asks, before its search takes it): the sizes
+        only cap the estimate (``SegmentSet.sizes``)."""
+        check_result_budget(specs, self._segments.sizes(), self.result_budget)
 
     def search(self, specs: Sequence[SearchSpec]) -> list[list[ScoredPoint]]:
         """Answer a batch of searches (``search.Searcher``); LeanVec OOD collections
