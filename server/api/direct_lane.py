@@ -46,6 +46,8 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from server.api.lean_layer import LeanLayer, error, headers_of, plain_json
 from server.api.middleware import Message, QuiverMiddleware, Scope, Send, header_map
 from server.api.origins import CORSMiddleware, CrossOriginGuard, HostAllowList, header
+from server.errors import StorageError
+from server.storage.group_commit import Owed, deferred_sync
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +239,7 @@ class LaneCall:
             if self._inlined(limiter, shape):
                 self._inline(work)  # nothing else runs: no thread hop
             else:
-                self.layer.threads(scope).submit(work, self._done)
+                self.layer.threads(scope).submit(self._deferring(work), self._done)
         else:  # the CPU limiter is full: wait in its queue as the ASGI path would
             self._spawn(self._queued(work))
 
@@ -261,7 +263,26 @@ class LaneCall:
 
     async def _queued(self, work: Callable[[], Any]) -> None:
         await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)
-        self.layer.threads(cast(Scope, self.cycle.scope)).submit(work, self._done)
+        self.layer.threads(cast(Scope, self.cycle.scope)).submit(self._deferring(work), self._done)
+
+    def _deferring(self, work: Callable[[], Any]) -> Callable[[], Any]:
+        """``work``, for a layer whose writes defer their fsync (``group_commit``), run
+        so that it returns before the fsync: its token is given back in ``_done`` and
+        the answer waits for the disk in :meth:`_owed`, with no token and no thread."""
+        if not self.layer.defers_durability:
+            return work
+
+        def deferred() -> Any:
+            with deferred_sync() as owed:
+                try:
+                    result = work()
+                except Exception as exc:
+                    if not owed:
+                        raise
+                    return _Owed(None, exc, owed)  # answered once what it wrote is durable
+            return _Owed(result, None, owed) if owed else result
+
+        return deferred
 
     def _shape(self) -> Any:
         """The body's wire model(s) when its shape is plain, else None (the ASGI path)."""
@@ -274,6 +295,30 @@ class LaneCall:
 
     def _done(self, result: Any, exc: BaseException | None) -> None:
         self.lane.app.state.cpu_limiter.release_on_behalf_of(self)
+        if isinstance(result, _Owed):
+            self._owed(result)
+            return
+        self._answer(result, exc)
+
+    def _owed(self, outcome: _Owed) -> None:
+        """Answer once every store the write committed to has it on disk (or failed)."""
+        loop = asyncio.get_running_loop()
+        left = [len(outcome.owed)]
+
+        def settled(error: StorageError | None) -> None:
+            if error is not None and outcome.exc is None:
+                outcome.exc = error
+            left[0] -= 1
+            if not left[0]:
+                self._answer(outcome.result, outcome.exc)
+
+        def durable(error: StorageError | None) -> None:  # on the flushing thread
+            loop.call_soon_threadsafe(settled, error)
+
+        for store, target in outcome.owed:
+            store.when_durable(target, durable)
+
+    def _answer(self, result: Any, exc: BaseException | None) -> None:
         if self.cycle.disconnected:
             return
         if exc is None and self._render is not None:
@@ -323,6 +368,15 @@ class LaneCall:
             self.cycle.transport.close()
         finally:
             self.lane.guard.record(scope, status)
+
+
+@dataclass(slots=True)
+class _Owed:
+    """A deferred write's outcome, and the fsyncs its answer waits for."""
+
+    result: Any
+    exc: Exception | None
+    owed: Owed
 
 
 def _borrow(limiter: Any, borrower: object) -> bool:

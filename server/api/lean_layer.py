@@ -121,6 +121,10 @@ class LeanLayer(Generic[M]):
         when nothing else is running (``direct_lane.py``): no hand-off to a thread."""
         return False
 
+    defers_durability: ClassVar[bool] = False
+    """The direct lane runs its work in ``group_commit.deferred_sync`` and answers once
+    the writes are on disk, holding no CPU token and no thread while the disk works."""
+
     def threads(self, scope: Scope) -> HandOff:
         """The worker threads, started with the first request taken (the app's
         ``search_threads``) and ended with the app (``lifespan``)."""

@@ -3,16 +3,18 @@ payload sets answer as the full routes do, and every other body still reaches th
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.api.fast_write import LEAN_MAX_POINTS, FastWrite, Target
+from server.storage.group_commit import GroupSync
 from server.workers.generation import Generation
 from server.workers.supervisor import owner_app
 from tests.helpers.api import Api, create_items, make_client
-from tests.helpers.wire import Client, count_asgi, request, wire
+from tests.helpers.wire import Client, answers, count_asgi, request, wire
 
 POINTS = "/collections/items/points"
 
@@ -175,3 +177,41 @@ def test_the_owner_workers_lane_bumps_the_generation_before_each_write_is_answer
         assert asgi == []  # both answered by the lane
         answered = connection.send(request("GET", f"{POINTS}/20"))[0]
         assert answered.body["result"]["id"] == 20
+
+
+def test_a_direct_lane_write_waits_for_its_fsync_without_holding_a_cpu_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one CPU token, a query is answered while a write waits for a slow disk, and
+    the write is answered only once its fsync is done. A write used to keep its token
+    (and its thread) through the fsync: under the mixed benchmark a 53-125 ms fsync had
+    every token held by waiting writers, and no request of any kind finished meanwhile."""
+    with wire(tmp_path, search_threads=1) as served:
+        writes, reads = served.connect(), served.connect()
+        create_items(Api(Client(writes)))  # type: ignore[arg-type]
+        disk = threading.Event()
+        entered = threading.Event()
+        fsync = GroupSync._fsync
+
+        def slow_disk(self: GroupSync) -> Any:
+            entered.set()
+            assert disk.wait(10)
+            return fsync(self)
+
+        monkeypatch.setattr(GroupSync, "_fsync", slow_disk)
+        upsert = {"points": [{"id": 80, "vector": [1, 0, 0, 0], "payload": {"a": 1}}]}
+        served.loop.call_soon(
+            writes.protocol.data_received, request("PUT", f"{POINTS}?wait=true", upsert)
+        )
+        served.run_until(entered.is_set, [writes.transport], timeout_s=5)
+        query = {"query": [1, 0, 0, 0], "limit": 1}
+        [found] = reads.send(request("POST", f"{POINTS}/query", query))
+        assert found.status == 200  # the one token was free
+        assert writes.transport.data == b""  # the write is not answered before its fsync
+        disk.set()
+        served.run_until(lambda: bool(answers(writes.transport.data)), [writes.transport])
+        [written] = answers(writes.transport.data)
+        assert written.status == 200 and written.body["result"]["status"] == "completed"
+        writes.transport.data.clear()
+        monkeypatch.undo()
+        assert point(Api(Client(reads)), 80)["payload"] == {"a": 1}  # type: ignore[arg-type]

@@ -7,12 +7,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.errors import StorageError
 from server.storage import point_store
-from server.storage.group_commit import GroupSync
+from server.storage.group_commit import GroupSync, deferred_sync
 from server.storage.point_store import PointRows, PointStore, WriteBatch
 
 WRITERS = 8
@@ -94,3 +95,98 @@ def test_wait_returns_at_once_when_nothing_was_committed(tmp_path: Path) -> None
     sync = GroupSync(tmp_path / "none.sqlite")
     sync.wait()
     assert sync.fsyncs == 0
+
+
+def _settled() -> tuple[list[StorageError | None], threading.Event, Any]:
+    outcomes: list[StorageError | None] = []
+    done = threading.Event()
+
+    def callback(error: StorageError | None) -> None:
+        outcomes.append(error)
+        done.set()
+
+    return outcomes, done, callback
+
+
+def test_a_deferred_write_returns_before_its_fsync_and_is_settled_after_one(
+    tmp_path: Path,
+) -> None:
+    """The direct lane's writes (``deferred_sync``): nothing waits in the writer's
+    thread; the flusher thread fsyncs, and only then the callback says durable."""
+    store = PointStore.create(tmp_path, {})
+    before = store.fsyncs
+    with deferred_sync() as owed:
+        store.commit(_batch("a"))
+    assert store.fsyncs == before  # returned without an fsync
+    [(sync, target)] = owed
+    outcomes, done, callback = _settled()
+    sync.when_durable(target, callback)
+    assert done.wait(10)
+    assert outcomes == [None] and store.fsyncs == before + 1
+    outcomes.clear()
+    sync.when_durable(target, callback)  # already durable: answered at once, no fsync
+    assert outcomes == [None] and store.fsyncs == before + 1
+    store.close()
+
+
+def test_deferred_writes_from_many_threads_each_get_an_fsync_begun_after_their_commit(
+    tmp_path: Path,
+) -> None:
+    store = PointStore.create(tmp_path, {})
+    assert store._sync is not None
+    sync = store._sync
+    started: list[int] = []  # the commit count at the start of every fsync
+    fsync = sync._fsync
+
+    def recorded() -> StorageError | None:
+        started.append(sync._committed)
+        return fsync()
+
+    sync._fsync = recorded  # type: ignore[method-assign]
+    settled: list[tuple[int, int]] = []  # (target, fsyncs begun when it was settled)
+    lock = threading.Lock()
+
+    def writer(number: int) -> None:
+        for i in range(WRITES_EACH):
+            with deferred_sync() as owed:
+                store.commit(_batch(f"{number}-{i}"))
+            [(_, target)] = owed
+            done = threading.Event()
+
+            def callback(
+                error: StorageError | None, target: int = target, done: threading.Event = done
+            ) -> None:
+                assert error is None
+                with lock:
+                    settled.append((target, len(started)))
+                done.set()
+
+            sync.when_durable(target, callback)
+            assert done.wait(10)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(settled) == WRITERS * WRITES_EACH
+    for target, begun in settled:  # some fsync begun before the callback covered it
+        assert any(count >= target for count in started[:begun])
+    assert len(started) < WRITERS * WRITES_EACH  # and they shared fsyncs
+    store.close()
+
+
+def test_a_deferred_write_hears_of_a_failed_fsync(tmp_path: Path) -> None:
+    store = PointStore.create(tmp_path, {})
+    assert store._sync is not None
+    store._sync._wal_file = tmp_path / "missing-dir" / "wal"
+    store._sync._db_file = tmp_path / "missing-dir" / "db"
+    with deferred_sync() as owed:
+        store.commit(_batch("a"))
+    outcomes, done, callback = _settled()
+    owed[0][0].when_durable(owed[0][1], callback)
+    assert done.wait(10)
+    assert isinstance(outcomes[0], StorageError)
+    with pytest.raises(StorageError, match="durable"):  # and the store refuses writes since
+        store.commit(_batch("b"))
+    store.close()
