@@ -32,6 +32,7 @@ answer (``_start_asgi_task``), and that is where the lane is asked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -313,7 +314,8 @@ class LaneCall:
                 self._answer(outcome.result, outcome.exc)
 
         def durable(error: StorageError | None) -> None:  # on the flushing thread
-            loop.call_soon_threadsafe(settled, error)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(settled, error)
 
         for store, target in outcome.owed:
             store.when_durable(target, durable)

@@ -21,6 +21,7 @@ is the same: the callback comes after an fsync that began after the commit.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -30,6 +31,8 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from server.errors import StorageError, reason
+
+log = logging.getLogger(__name__)
 
 Durable = Callable[[StorageError | None], None]
 """Called once a deferred write is on disk (None), or with the fsync's error."""
@@ -180,8 +183,13 @@ class GroupSync:
 
 
 def _call(due: Settled) -> None:
+    """Each callback in turn; one that fails is logged and the rest still run (the
+    flusher thread must outlive a caller's mistake)."""
     for callback, error in due:
-        callback(error)
+        try:
+            callback(error)
+        except Exception:
+            log.exception("durability callback failed")
 
 
 class _Flusher:
@@ -208,7 +216,11 @@ class _Flusher:
 
     def _run(self) -> None:
         while True:
-            self._stores.get()._flush_owed()
+            store = self._stores.get()
+            try:
+                store._flush_owed()
+            except Exception:  # the thread serves every store: it must go on
+                log.exception("deferred fsync failed")
 
 
 _FLUSHER = _Flusher()

@@ -190,3 +190,24 @@ def test_a_deferred_write_hears_of_a_failed_fsync(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="durable"):  # and the store refuses writes since
         store.commit(_batch("b"))
     store.close()
+
+
+def test_a_failing_callback_does_not_stop_the_flusher(tmp_path: Path) -> None:
+    """One thread flushes for every store: a caller's broken callback (say, a closed
+    event loop) must not leave later deferred writes waiting forever."""
+    store = PointStore.create(tmp_path, {})
+
+    def broken(error: StorageError | None) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    for name, callback in (("a", broken), ("b", None)):
+        with deferred_sync() as owed:
+            store.commit(_batch(name))
+        [(sync, target)] = owed
+        if callback is None:
+            outcomes, done, settle = _settled()
+            sync.when_durable(target, settle)
+            assert done.wait(10) and outcomes == [None]
+        else:
+            sync.when_durable(target, callback)
+    store.close()
