@@ -15,6 +15,7 @@ the GIL's busy time in the lock's ``Condition`` calls.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 class ReadWriteLock:
@@ -44,8 +45,8 @@ class ReadWriteLock:
         self._readers_waiting = 0
         self._writer = False
         self._writers_waiting = 0
-        self.read = _ReadSide(self)
-        self.write = _WriteSide(self)
+        self.read = _Side(self._enter_read, self._exit_read)
+        self.write = _Side(self._enter_write, self._exit_write)
 
     def _enter_read(self) -> None:
         with self._mutex:
@@ -80,37 +81,21 @@ class ReadWriteLock:
                 self._readable.notify_all()
 
 
-class _ReadSide:
-    """``lock.read``: a context manager with no per-use state, made once per lock."""
+class _Side:
+    """``lock.read`` / ``lock.write``: a context manager with no per-use state, made once
+    per lock (``with lock.read():`` calls it, and it returns itself)."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_enter", "_exit")
 
-    def __init__(self, lock: ReadWriteLock) -> None:
-        self._lock = lock
+    def __init__(self, enter: Callable[[], None], exit_: Callable[[], None]) -> None:
+        self._enter = enter
+        self._exit = exit_
 
-    def __call__(self) -> _ReadSide:
+    def __call__(self) -> _Side:
         return self
 
     def __enter__(self) -> None:
-        self._lock._enter_read()
+        self._enter()
 
     def __exit__(self, *exc: object) -> None:
-        self._lock._exit_read()
-
-
-class _WriteSide:
-    """``lock.write``: as ``_ReadSide``."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock: ReadWriteLock) -> None:
-        self._lock = lock
-
-    def __call__(self) -> _WriteSide:
-        return self
-
-    def __enter__(self) -> None:
-        self._lock._enter_write()
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock._exit_write()
+        self._exit()

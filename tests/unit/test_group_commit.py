@@ -79,11 +79,17 @@ def test_a_failing_write_leaves_its_neighbours_written(tmp_path: Path) -> None:
     store.close()
 
 
-def test_an_fsync_error_fails_every_later_write(tmp_path: Path) -> None:
+def _failing_disk(tmp_path: Path) -> PointStore:
+    """A store whose fsyncs fail (their files are in a folder that is not there)."""
     store = PointStore.create(tmp_path, {})
     assert store._sync is not None
     store._sync._wal_file = tmp_path / "missing-dir" / "wal"
     store._sync._db_file = tmp_path / "missing-dir" / "db"
+    return store
+
+
+def test_an_fsync_error_fails_every_later_write(tmp_path: Path) -> None:
+    store = _failing_disk(tmp_path)
     with pytest.raises(StorageError, match="durable"):
         store.commit(_batch("a"))
     with pytest.raises(StorageError, match="durable"):
@@ -177,10 +183,7 @@ def test_deferred_writes_from_many_threads_each_get_an_fsync_begun_after_their_c
 
 
 def test_a_deferred_write_hears_of_a_failed_fsync(tmp_path: Path) -> None:
-    store = PointStore.create(tmp_path, {})
-    assert store._sync is not None
-    store._sync._wal_file = tmp_path / "missing-dir" / "wal"
-    store._sync._db_file = tmp_path / "missing-dir" / "db"
+    store = _failing_disk(tmp_path)
     with deferred_sync() as owed:
         store.commit(_batch("a"))
     outcomes, done, callback = _settled()
