@@ -18,7 +18,9 @@ through a point read its own view answers (else the owner does), and each adds i
 headers to the answer (the owner's also bumps the write generation) through the same
 wrapper of ``send`` it uses in ASGI. When its body has arrived, the layer's own steps run as in
 ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work on the
-layer's threads under the app's CPU limiter, its renderer; the response goes out through
+layer's threads under the app's CPU limiter (a write gives its token and thread back
+before its fsync and is answered once ``GroupSync.when_durable`` calls back: ADR 0016's
+last amendment), its renderer; the response goes out through
 uvicorn's own ``RequestResponseCycle.send`` (keep-alive, ``connection: close``, access
 log), the request metrics through ``QuiverMiddleware.record``, errors through the app's
 exception table; a full CPU limiter is waited for in its queue. A request it does not
