@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,10 @@ def test_what_is_due_and_the_result_budget_are_read_without_the_lock(tmp_path: P
         assert reading.wait(10)
         threads.append(threading.Thread(target=writer, daemon=True))
         threads[1].start()
+        deadline = time.monotonic() + 10
         while not collection._lock._writers_waiting:  # the writer now waits for the reader
-            pass
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
         answers: list[object] = []
         asking = threading.Thread(
             target=lambda: answers.extend(
