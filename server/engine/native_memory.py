@@ -28,6 +28,15 @@ fixes the two (:func:`fix_heap_thresholds`): blocks from 32 MiB up are mapped (g
 own ceiling for the dynamic threshold, so faiss's visited tables still come from the
 heap), and a top over 8 MiB is given back. On GloVe-50 100k the growth after the build
 went from 659 to 521 B a point (after a restart: 537 and 545), one run each.
+
+A top under 8 MiB stays resident, though, and a one-off job in a thread leaves one: a
+reader worker (ADR 0013) that loaded its 390k view in a pool thread kept ~6 MiB of free
+top in that thread's arena in about half of its starts (private memory 38 or 44 MiB,
+measured with ``malloc_info`` through gdb). So :func:`release_free_memory` first gives
+back the top of the calling thread's arena: it lowers the trim threshold for a moment
+and frees a block carved from the top, which makes glibc trim that arena (its
+``heap_trim``; ``malloc_trim`` never does that for a thread's arena). Callers run it in
+the thread that did the job, so the arena they reach is the job's.
 """
 
 from __future__ import annotations
@@ -41,8 +50,17 @@ from typing import Any
 MAX_ARENAS = 2
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 8 << 20
+TOP_PROBE = MMAP_THRESHOLD - (1 << 20)
+"""Under the mmap threshold, so it comes from the arena, and larger than any free block
+a bin could hand out instead, so it comes from the top."""
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt's numbers (malloc.h)
 _THRESHOLD_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+
+
+class _Thresholds:
+    fixed = False
+    """Whether glibc took this module's thresholds: only then does a top trim know what
+    to set the trim threshold back to."""
 
 
 @cache
@@ -54,13 +72,38 @@ def _libc() -> Any:
         libc = ctypes.CDLL(name)
     except OSError:
         return None
-    return libc if hasattr(libc, "malloc_trim") else None
+    if not hasattr(libc, "malloc_trim"):
+        return None
+    libc.malloc.restype = ctypes.c_void_p  # not ctypes' default int: a pointer is 64 bits
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
 
 
 def release_free_memory() -> bool:
-    """Return the heap's free pages to the OS; True when glibc did so."""
+    """Return the calling thread's arena top (see above) and every arena's free pages to
+    the OS; True when glibc did either."""
     libc = _libc()
-    return libc is not None and bool(libc.malloc_trim(0))
+    if libc is None:
+        return False
+    trimmed_top = _release_arena_top(libc)
+    return bool(libc.malloc_trim(0)) or trimmed_top
+
+
+def _release_arena_top(libc: Any) -> bool:
+    """Make glibc trim the top of the calling thread's arena: with the trim threshold at
+    0 for a moment, a block freed into the top gives all of it back. Only while this
+    module's thresholds are in force (an operator's are left alone). Other threads that
+    free meanwhile trim their tops too, which costs them nothing but a later page fault."""
+    if not _Thresholds.fixed:
+        return False
+    libc.mallopt(_M_TRIM_THRESHOLD, 0)
+    try:
+        block = libc.malloc(TOP_PROBE)
+        libc.free(block)
+    finally:
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(block)
 
 
 def limit_heap_retention() -> bool:
@@ -84,4 +127,5 @@ def fix_heap_thresholds() -> bool:
     if any(name in os.environ for name in _THRESHOLD_VARIABLES):
         return False
     mapped = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    return mapped and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _Thresholds.fixed = mapped and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _Thresholds.fixed

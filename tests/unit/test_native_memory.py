@@ -3,6 +3,10 @@ the operator set them."""
 
 from __future__ import annotations
 
+import ctypes
+import threading
+from pathlib import Path
+
 import pytest
 
 from server.engine import native_memory
@@ -28,3 +32,43 @@ def test_the_heap_thresholds_are_fixed_unless_the_operator_set_one(
     assert native_memory.fix_heap_thresholds() is True
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert native_memory.fix_heap_thresholds() is False
+
+
+def _resident_kib_around(address: int) -> int:
+    """Resident KiB of the mapping that holds ``address`` (an arena's heap)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            inside = low <= address < high
+        elif inside and fields[0] == "Rss:":
+            return int(fields[1])
+    raise AssertionError("no mapping holds the address")
+
+
+@pytest.mark.skipif(native_memory._libc() is None, reason="not glibc: no arenas to trim")
+def test_a_threads_free_arena_top_is_given_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's buffers freed into its thread's arena top (under the 8 MiB trim threshold,
+    so glibc keeps them) stop being resident once the thread releases free memory:
+    ``malloc_trim`` alone leaves a thread arena's top as it is."""
+    for name in native_memory._THRESHOLD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert native_memory.fix_heap_thresholds() is True
+    libc = native_memory._libc()
+    size = 6 << 20
+    resident: dict[str, int] = {}
+
+    def job() -> None:
+        native_memory.release_free_memory()
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)  # the job's buffers: every page touched
+        libc.free(block)
+        resident["before"] = _resident_kib_around(block)
+        native_memory.release_free_memory()
+        resident["after"] = _resident_kib_around(block)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join()
+    assert resident["before"] - resident["after"] >= (size >> 10) * 3 // 4, resident
