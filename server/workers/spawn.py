@@ -1,17 +1,16 @@
 """A worker started again by the keeper (``keeper.py``) after it died: a fresh process.
 
 The keeper holds no imported app to fork, so it ``exec``s this module with the plan
-the supervisor wrote (settings' overrides, the inherited sockets' and the shared
-generation's file descriptors, the slot). It sets the process up as ``quiver serve``
-does (``cli.set_up_process``) and shares graphs as the supervisor did, then serves as
-the forked worker of that slot would.
+the supervisor wrote (``keeper.encode_plan``: settings' overrides, the inherited
+sockets' and the shared generation's file descriptors, the slot). It sets the process
+up as ``quiver serve`` does (``cli.set_up_process``) and shares graphs as the supervisor
+did, then serves as the forked worker of that slot would.
 
-    python -m server.workers.spawn '<plan as JSON, with "slot">'
+    python -m server.workers.spawn '<plan with "slot", keeper.encode_plan>'
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from pathlib import Path
@@ -40,4 +39,6 @@ def main(plan: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    from server.workers.keeper import decode_plan
+
+    main(decode_plan(sys.argv[1]))

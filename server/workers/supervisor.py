@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import json
 import logging
 import os
 import shutil
@@ -88,7 +87,7 @@ class Supervisor:
         pids = {self._fork(slot): slot for slot in range(self._settings.workers)}
         log.info("quiver workers started", extra={"workers": self._settings.workers})
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        plan = json.dumps(self._plan(pids))
+        plan = keeper_module.encode_plan(self._plan(pids))
         sys.stdout.flush()
         sys.stderr.flush()
         # -S: no site; -P: the script's folder is not put on sys.path (keeper.py)
