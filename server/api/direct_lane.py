@@ -17,10 +17,11 @@ length within the limit). A gate of the worker processes (``workers/owner.py``,
 through a point read its own view answers (else the owner does), and each adds its
 headers to the answer (the owner's also bumps the write generation) through the same
 wrapper of ``send`` it uses in ASGI. When its body has arrived, the layer's own steps run as in
-ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work on the
-layer's threads under the app's CPU limiter (a write gives its token and thread back
-before its fsync and is answered once ``GroupSync.when_durable`` calls back: ADR 0016's
-last amendment), its renderer; the response goes out through
+ASGI: the hand shape check, ``prepare`` (the route's parse and checks), the work (on the
+event loop itself when the layer vouches for it and no inline work was slow lately, else
+on the layer's threads under the app's CPU limiter; a write returns before its fsync and
+is answered once ``GroupSync.when_durable`` calls back: ADR 0016's last amendment), its
+renderer; the response goes out through
 uvicorn's own ``RequestResponseCycle.send`` (keep-alive, ``connection: close``, access
 log), the request metrics through ``QuiverMiddleware.record``, errors through the app's
 exception table; a full CPU limiter is waited for in its queue. A request it does not
@@ -62,11 +63,16 @@ PASSING = frozenset(
 proxy header is read by a lean route; their error handling sees only what escapes the
 lean layer's own). Any other layer in the stack keeps every request on the ASGI path."""
 REFUSED_HEADERS = (b"expect", b"transfer-encoding")
-INLINE_SLOW_S = 0.002
+INLINE_SLOW_S = 0.01
+INLINE_STALL_S = 0.05
 INLINE_PAUSE_S = 1.0
-"""A search run on the event loop (no thread hop, when nothing else runs) that took
-longer than ``INLINE_SLOW_S`` (an exact scan of a big unindexed segment, say) stops that
-for ``INLINE_PAUSE_S``: the loop is never held long more than once in a while."""
+"""Work run on the event loop (no thread hop) that took more than ``INLINE_SLOW_S`` of
+the loop thread's CPU (a filter on an unindexed key of a big collection, say), or held
+the loop more than ``INLINE_STALL_S`` (waiting for the disk or a lock), sends the
+lane's work to the threads for ``INLINE_PAUSE_S``: the loop is never held long more
+than once in a while. CPU time, not wall time, for the first: while the threads drain
+after a pause, inline work waits its turns at the GIL, and counted in wall time that
+wait kept tripping the guard, so the lane stayed on the threads under load."""
 
 
 Answering = Callable[[Send], Send]
@@ -237,32 +243,39 @@ class LaneCall:
         except Exception as exc:
             self._fail(exc)
             return
-        limiter = self.lane.app.state.cpu_limiter
-        if _borrow(limiter, self):
-            if self._inlined(limiter, shape):
-                self._inline(work)  # nothing else runs: no thread hop
-            else:
-                self.layer.threads(scope).submit(self._deferring(work), self._done)
+        if self._inlined(shape):
+            self._inline(work)  # no thread hop, no token: the loop is one worker more
+        elif _borrow(self.lane.app.state.cpu_limiter, self):
+            self.layer.threads(scope).submit(self._deferring(work), self._done)
         else:  # the CPU limiter is full: wait in its queue as the ASGI path would
             self._spawn(self._queued(work))
 
-    def _inlined(self, limiter: Any, shape: Any) -> bool:
-        """Run on the event loop: nothing else is running, the layer vouches for the
-        work, and no inline work was slow lately."""
-        if limiter.borrowed_tokens != 1 or time.monotonic() < self.lane.inline_after:
-            return False
-        return self.layer.inline(self.match, shape)
+    def _inlined(self, shape: Any) -> bool:
+        """Run on the event loop: the layer vouches for the work and no inline work was
+        slow lately. Whatever else is in flight, and without a CPU-limiter token (a
+        full limiter, with waiters queued behind its threads, would otherwise keep every
+        request on the threads for as long as the load lasts): with 32 clients mixing
+        small writes and queries (``bench_mixed.py --quick``, alternating 15 s slices,
+        session 41), all of it on the loop served 1.46-1.96x the requests/s of the rule
+        before (inline only while no other work held a token, so most of it hopped
+        threads), and a loop that hands only some work to threads did no better than
+        that rule: their turns at the GIL are what it costs."""
+        return time.monotonic() >= self.lane.inline_after and self.layer.inline(self.match, shape)
 
     def _inline(self, work: Callable[[], Any]) -> None:
-        started = time.monotonic()
+        """Run ``work`` on the event loop; a write returns before its fsync, as on a
+        thread (``_deferring``), so the loop never waits for the disk."""
+        work = self._deferring(work)
+        started, cpu = time.monotonic(), time.thread_time()
         result, failure = None, None
         try:
             result = work()
         except BaseException as exc:  # answered as a worker thread's failure is
             failure = exc
-        if time.monotonic() - started > INLINE_SLOW_S:  # a big flat segment, say
-            self.lane.inline_after = time.monotonic() + INLINE_PAUSE_S
-        self._done(result, failure)
+        ended = time.monotonic()
+        if time.thread_time() - cpu > INLINE_SLOW_S or ended - started > INLINE_STALL_S:
+            self.lane.inline_after = ended + INLINE_PAUSE_S
+        self._settle(result, failure)
 
     async def _queued(self, work: Callable[[], Any]) -> None:
         await self.lane.app.state.cpu_limiter.acquire_on_behalf_of(self)
@@ -297,7 +310,11 @@ class LaneCall:
             return None
 
     def _done(self, result: Any, exc: BaseException | None) -> None:
+        """A worker thread's work ended: its token goes back, then as inline work."""
         self.lane.app.state.cpu_limiter.release_on_behalf_of(self)
+        self._settle(result, exc)
+
+    def _settle(self, result: Any, exc: BaseException | None) -> None:
         if isinstance(result, _Owed):
             self._owed(result)
             return

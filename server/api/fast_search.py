@@ -86,8 +86,12 @@ class FastSearch(LeanLayer[tuple[str, str]]):
         return ROUTES[match[0]]
 
     def inline(self, match: tuple[str, str], shape: Any) -> bool:
-        """A plain graph search, no filter (whose cost has no bound here), not exact."""
-        if match[0] not in ("query", "search") or shape.filter is not None:
+        """A single search, filtered or not, unless it asks for an exact scan. A filter's
+        cost has no bound here (an unindexed key is scanned); the lane's slow guard
+        (``direct_lane.INLINE_SLOW_S``) sends work to the threads for a while after
+        one ran long. Filtered queries kept off the loop would make a mixed stream
+        hop threads again (``direct_lane.LaneCall._inlined``)."""
+        if match[0] not in ("query", "search"):
             return False
         return shape.params is None or not shape.params.exact
 

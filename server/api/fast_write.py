@@ -84,6 +84,11 @@ class FastWrite(LeanLayer[Target]):
     def match(self, scope: Scope) -> Target | None:
         return _target(scope)
 
+    def inline(self, match: Target, shape: Any) -> bool:
+        """Every lean write: at most ``LEAN_MAX_POINTS`` points or ids, and on the lane
+        its fsync is waited for off the loop (``direct_lane.LaneCall._inlined``)."""
+        return True
+
     def shape(self, match: Target, raw: dict[str, Any]) -> Any:
         return match.write.shape(raw)
 

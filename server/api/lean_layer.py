@@ -117,8 +117,8 @@ class LeanLayer(Generic[M]):
         raise NotImplementedError
 
     def inline(self, match: M, shape: Any) -> bool:
-        """Whether the work is small and bounded enough to run on the event loop itself
-        when nothing else is running (``direct_lane.py``): no hand-off to a thread."""
+        """Whether the work is small enough to run on the event loop itself
+        (``direct_lane.py``): no hand-off to a thread."""
         return False
 
     defers_durability: ClassVar[bool] = False
