@@ -283,8 +283,9 @@ class LaneCall:
 
     def _deferring(self, work: Callable[[], Any]) -> Callable[[], Any]:
         """``work``, for a layer whose writes defer their fsync (``group_commit``), run
-        so that it returns before the fsync: its token is given back in ``_done`` and
-        the answer waits for the disk in :meth:`_owed`, with no token and no thread."""
+        so that it returns before the fsync: the loop goes on at once (or, on a thread,
+        the token is given back in ``_done``), and the answer waits for the disk in
+        :meth:`_owed`, with no token and no thread."""
         if not self.layer.defers_durability:
             return work
 

@@ -74,9 +74,10 @@ class FastWrite(LeanLayer[Target]):
     """Answers plain upserts, deletes and payload sets without FastAPI's request
     machinery; everything else goes on to ``app`` unchanged. Its worker threads are
     its own, so writes waiting for the collection lock never hold up queries' threads;
-    the app's CPU limiter still bounds both together. On the direct lane a write gives
-    its token and its thread back before its fsync, and is answered once the fsync is
-    done (``defers_durability``, ADR 0016's last amendment)."""
+    the app's CPU limiter still bounds both together. On the direct lane a write runs
+    on the event loop (``inline``) unless inline work was slow lately; either way it
+    returns before its fsync, holding no token or thread, and is answered once the
+    fsync is done (``defers_durability``, ADR 0016's last amendment)."""
 
     thread_name = "quiver-write"
     defers_durability = True

@@ -8,10 +8,10 @@ later wrote to (reference counts, the interpreter's inline caches): ~13 MB no re
 ever used. This module imports only modules built into the interpreter (``os``,
 ``_signal``, ``time``, ``marshal``; not ``logging``, ``typing``, ``shutil``,
 ``contextlib``, ``signal``'s enum wrappers or ``json``, whose decoder brings ``re``:
-~2.2 MB together) and runs as a script
-without ``site`` (``python -S -P keeper.py``; ``-m`` would load ``runpy`` and its
-imports, ~0.9 MB): ~3 MB of private memory. The plan comes as ``marshal`` bytes in hex
-(:func:`encode_plan`), which the same interpreter reads back with no import.
+~2.2 MB together) and runs as a script without ``site`` (``python -S -P keeper.py``;
+``-m`` would load ``runpy`` and its imports, ~0.9 MB): ~3 MB of private memory. The plan
+comes as ``marshal`` bytes in hex (:func:`encode_plan`), which the same interpreter reads
+back with no import.
 
 A worker that dies is started again, after doubling delays (up to 10 s) when it keeps
 dying right after its start, by ``exec``ing ``server.workers.spawn`` on the same
