@@ -34,17 +34,18 @@ def test_the_heap_thresholds_are_fixed_unless_the_operator_set_one(
     assert native_memory.fix_heap_thresholds() is False
 
 
-def _resident_kib_around(address: int) -> int:
-    """Resident KiB of the mapping that holds ``address`` (an arena's heap)."""
-    inside = False
+def _resident_kib_over(start: int, end: int) -> int:
+    """Resident KiB of the mappings that overlap ``[start, end)`` (an arena's heap, which
+    glibc's growth and trimming may split into several mappings)."""
+    total, overlapping = 0, False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
         if "-" in fields[0] and not fields[0].endswith(":"):
             low, high = (int(bound, 16) for bound in fields[0].split("-"))
-            inside = low <= address < high
-        elif inside and fields[0] == "Rss:":
-            return int(fields[1])
-    raise AssertionError("no mapping holds the address")
+            overlapping = low < end and start < high
+        elif overlapping and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
 
 
 @pytest.mark.skipif(native_memory._libc() is None, reason="not glibc: no arenas to trim")
@@ -64,9 +65,9 @@ def test_a_threads_free_arena_top_is_given_back(monkeypatch: pytest.MonkeyPatch)
         block = libc.malloc(size)
         ctypes.memset(block, 1, size)  # the job's buffers: every page touched
         libc.free(block)
-        resident["before"] = _resident_kib_around(block)
+        resident["before"] = _resident_kib_over(block, block + size)
         native_memory.release_free_memory()
-        resident["after"] = _resident_kib_around(block)
+        resident["after"] = _resident_kib_over(block, block + size)
 
     worker = threading.Thread(target=job)
     worker.start()
